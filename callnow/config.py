@@ -1,0 +1,135 @@
+"""Settings: defaults, then a TOML file, then `CALLNOW_*` environment variables.
+
+Nested sections are addressed in the environment with a double underscore, for example
+`CALLNOW_WEB__PORT=8080` or `CALLNOW_TRUNK__PASSWORD=secret`. The TOML file is the one named by
+`CALLNOW_CONFIG` (or `--config` on the command line); without one, defaults apply.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class WebSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    # The address visitors use; printed URLs and the owner's share links are built from it.
+    public_base_url: str = "http://127.0.0.1:8000"
+    # Signs session cookies. Generated into the data directory on first start when empty.
+    secret_key: str = ""
+    max_body_bytes: int = Field(16_384, ge=1024, le=10_000_000)
+    max_query_bytes: int = Field(2_048, ge=256, le=65_536)
+    # Addresses of reverse proxies whose X-Forwarded-For may be believed; none by default.
+    trusted_proxies: list[str] = []
+
+
+class SipSettings(BaseModel):
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(5070, ge=1, le=65535)
+    # Where the owner's extension is reached; `{internal}` is the extension's internal number.
+    owner_uri_template: str = "sip:{internal}@127.0.0.1:5080"
+    owner_ring_timeout_s: int = Field(30, ge=5, le=300)
+    requester_ring_timeout_s: int = Field(45, ge=5, le=300)
+    max_call_duration_s: int = Field(3600, ge=10, le=86_400)
+
+    @field_validator("owner_uri_template")
+    @classmethod
+    def _owner_template_has_internal(cls, value: str) -> str:
+        if "{internal}" not in value:
+            raise ValueError("owner_uri_template must contain {internal}")
+        return value
+
+
+class TrunkSettings(BaseModel):
+    # `{e164}` (+61290375678), `{national}` (0290375678) or `{digits}` (61290375678).
+    uri_template: str = "sip:{e164}@127.0.0.1:5090"
+    username: str = ""
+    password: str = ""
+
+    @field_validator("uri_template")
+    @classmethod
+    def _trunk_template_has_number(cls, value: str) -> str:
+        if not any(p in value for p in ("{e164}", "{national}", "{digits}")):
+            raise ValueError("trunk uri_template must contain {e164}, {national} or {digits}")
+        return value
+
+
+class RtpengineSettings(BaseModel):
+    # `spawn`: `callnow serve` starts a private rtpengine; `external`: use the one at ng_address.
+    mode: Literal["spawn", "external", "off"] = "spawn"
+    ng_host: str = "127.0.0.1"
+    ng_port: int = Field(22230, ge=1, le=65535)
+    dtmf_log_port: int = Field(22299, ge=1, le=65535)
+    port_min: int = Field(35000, ge=1024, le=65535)
+    port_max: int = Field(35999, ge=1024, le=65535)
+    timeout_s: float = Field(1.0, gt=0, le=30)
+
+
+class RequestPolicySettings(BaseModel):
+    # How long the same number may not trigger another call after the owner declined.
+    decline_cooldown_s: int = Field(3600, ge=0)
+    welcome_message_max_chars: int = Field(500, ge=0, le=5000)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CALLNOW_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    data_dir: Path = Path("var")
+    # Empty means an SQLite file in data_dir. PostgreSQL: postgresql+psycopg://user@host/db
+    database_url: str = ""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["console", "json"] = "console"
+    default_region: str = Field("AU", min_length=2, max_length=2)
+    default_timezone: str = "Australia/Sydney"
+    # Create the demo tenant, owner and `john_doe` profile on first start.
+    demo_data: bool = True
+
+    web: WebSettings = WebSettings()
+    sip: SipSettings = SipSettings()
+    trunk: TrunkSettings = TrunkSettings()
+    rtpengine: RtpengineSettings = RtpengineSettings()
+    requests: RequestPolicySettings = RequestPolicySettings()
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'callnow.sqlite3').resolve()}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("CALLNOW_CONFIG")
+        if config_file:
+            path = Path(config_file)
+            if not path.is_file():
+                raise FileNotFoundError(f"CALLNOW_CONFIG names {path}, which is not a file")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
