@@ -1,0 +1,3 @@
+"""Shared fixtures. Peer fixtures (rtpengine, SIPp, Kamailio) live in tests/peers/."""
+
+pytest_plugins = ["tests.peers.rtpengine", "tests.peers.sipp"]

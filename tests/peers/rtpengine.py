@@ -1,0 +1,1 @@
+"""Fixtures that start a private rtpengine for a test."""

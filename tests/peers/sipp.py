@@ -1,0 +1,1 @@
+"""Fixtures that start SIPp peers for a test."""
