@@ -1,0 +1,34 @@
+"""CallNow IDs: the public handle in an owner's URL (`/callnow/john_doe`)."""
+
+from __future__ import annotations
+
+import re
+
+MIN_CHARS, MAX_CHARS = 3, 32
+_PATTERN = re.compile(r"[a-z0-9_.\-]+")
+# Words that would read as the service itself or collide with its routes.
+RESERVED = frozenset(
+    {
+        "admin", "administrator", "api", "callnow", "docs", "health", "help", "login", "logout",
+        "openapi", "portal", "requests", "root", "static", "support", "system", "www", "null",
+        "undefined", "abuse", "security", "billing", "webhook", "webhooks", "status", "owner",
+    }
+)
+
+
+class InvalidCallNowId(ValueError):
+    """The ID cannot be used; the message says why."""
+
+
+def normalise_callnow_id(typed: str) -> str:
+    """Lower-case and validate; IDs are unique case-insensitively, so the stored form is lower."""
+    value = typed.strip().lower()
+    if not MIN_CHARS <= len(value) <= MAX_CHARS:
+        raise InvalidCallNowId(f"A CallNow ID is {MIN_CHARS} to {MAX_CHARS} characters long.")
+    if not _PATTERN.fullmatch(value):
+        raise InvalidCallNowId("A CallNow ID may contain only a-z, 0-9, _ . and -.")
+    if value.strip("._-") != value:
+        raise InvalidCallNowId("A CallNow ID must start and end with a letter or digit.")
+    if value in RESERVED:
+        raise InvalidCallNowId(f"'{value}' is reserved; please choose another CallNow ID.")
+    return value

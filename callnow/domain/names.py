@@ -1,0 +1,25 @@
+"""Caller names: what a visitor may call themselves on a public page."""
+
+from __future__ import annotations
+
+import unicodedata
+
+MAX_NAME_CHARS = 60
+
+
+class InvalidName(ValueError):
+    """The name cannot be used; the message says why."""
+
+
+def clean_caller_name(typed: str | None) -> str | None:
+    """Trim and check a caller name; None when nothing was given."""
+    if typed is None:
+        return None
+    name = " ".join(typed.split())
+    if not name:
+        return None
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in typed):
+        raise InvalidName("The name contains control characters.")
+    if len(name) > MAX_NAME_CHARS:
+        raise InvalidName(f"A name is at most {MAX_NAME_CHARS} characters.")
+    return name

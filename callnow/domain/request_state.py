@@ -1,0 +1,74 @@
+"""The life of a callback request, as states and the moves allowed between them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RequestState(StrEnum):
+    RECEIVED = "received"
+    REJECTED = "rejected"
+    QUEUED = "queued"
+    CALLING_OWNER = "calling_owner"
+    OWNER_DECLINED = "owner_declined"
+    OWNER_UNREACHABLE = "owner_unreachable"
+    CALLING_REQUESTER = "calling_requester"
+    REQUESTER_UNREACHABLE = "requester_unreachable"
+    CONNECTED = "connected"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    # An engine died after a call may have been placed; never dialled again.
+    INTERRUPTED = "interrupted"
+
+
+S = RequestState
+TERMINAL = frozenset(
+    {
+        S.REJECTED, S.OWNER_DECLINED, S.OWNER_UNREACHABLE, S.REQUESTER_UNREACHABLE,
+        S.COMPLETED, S.FAILED, S.CANCELLED, S.INTERRUPTED,
+    }
+)
+_ALLOWED: dict[RequestState, frozenset[RequestState]] = {
+    S.RECEIVED: frozenset({S.REJECTED, S.QUEUED, S.FAILED}),
+    S.QUEUED: frozenset({S.CALLING_OWNER, S.CANCELLED, S.FAILED, S.REJECTED}),
+    S.CALLING_OWNER: frozenset(
+        {S.CALLING_REQUESTER, S.OWNER_DECLINED, S.OWNER_UNREACHABLE, S.CANCELLED, S.FAILED,
+         S.INTERRUPTED}
+    ),
+    S.CALLING_REQUESTER: frozenset(
+        {S.CONNECTED, S.REQUESTER_UNREACHABLE, S.COMPLETED, S.FAILED, S.INTERRUPTED}
+    ),
+    S.CONNECTED: frozenset({S.COMPLETED, S.FAILED, S.INTERRUPTED}),
+}
+
+
+class IllegalTransition(ValueError):
+    pass
+
+
+def is_terminal(state: RequestState) -> bool:
+    return state in TERMINAL
+
+
+def check_transition(current: RequestState, new: RequestState) -> None:
+    if new not in _ALLOWED.get(current, frozenset()):
+        raise IllegalTransition(f"a request cannot go from {current} to {new}")
+
+
+# What a visitor reads for each state: plain words, no jargon.
+VISITOR_TEXT: dict[RequestState, str] = {
+    S.RECEIVED: "We have your request.",
+    S.REJECTED: "Sorry, this call back cannot be arranged right now.",
+    S.QUEUED: "Your request is waiting; we will call the owner in a moment.",
+    S.CALLING_OWNER: "We are calling the owner now.",
+    S.OWNER_DECLINED: "The owner cannot take your call right now.",
+    S.OWNER_UNREACHABLE: "We could not reach the owner. Please try again later.",
+    S.CALLING_REQUESTER: "The owner accepted — we are calling you now.",
+    S.REQUESTER_UNREACHABLE: "We could not reach you on the number you gave.",
+    S.CONNECTED: "You are connected.",
+    S.COMPLETED: "The call has finished. Thank you.",
+    S.FAILED: "Something went wrong and the call could not be made.",
+    S.CANCELLED: "The request was cancelled.",
+    S.INTERRUPTED: "The call was interrupted.",
+}

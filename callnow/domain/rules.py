@@ -1,0 +1,104 @@
+"""Owner rules: accept, confirm or reject a request by the caller's number and/or name.
+
+Rules are tried in the owner's order; the first whose every condition matches decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from callnow.domain.phone import CallerNumber, NumberScope
+
+
+class RuleAction(StrEnum):
+    ACCEPT = "accept"  # call back without asking the owner
+    CONFIRM = "confirm"  # ask the owner first
+    REJECT = "reject"
+
+
+class NumberMatch(StrEnum):
+    EXACT = "exact"  # value is E.164 digits
+    PREFIX = "prefix"  # value is E.164 digits without +
+    SCOPE = "scope"  # value is "national" or "international"
+
+
+class NameMatch(StrEnum):
+    CONTAINS = "contains"
+    EXACT = "exact"
+
+
+class InvalidRule(ValueError):
+    """A rule that cannot be used; the message says why."""
+
+
+MAX_NAME_PATTERN = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    action: RuleAction
+    number_match: NumberMatch | None = None
+    number_value: str | None = None
+    name_match: NameMatch | None = None
+    name_value: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.number_match is None and self.name_match is None:
+            raise InvalidRule("A rule needs a number or a name condition.")
+        if self.number_match is not None:
+            value = self.number_value or ""
+            if self.number_match is NumberMatch.SCOPE:
+                if value not in (NumberScope.NATIONAL, NumberScope.INTERNATIONAL):
+                    raise InvalidRule("A number class is 'national' or 'international'.")
+            elif not (value.isdigit() and 1 <= len(value) <= 20):
+                raise InvalidRule("A number condition is 1 to 20 digits.")
+        if self.name_match is not None:
+            name = (self.name_value or "").strip()
+            if not name or len(name) > MAX_NAME_PATTERN:
+                raise InvalidRule(f"A name condition is 1 to {MAX_NAME_PATTERN} characters.")
+
+    def matches(self, number: CallerNumber, name: str | None) -> bool:
+        return self._number_matches(number) and self._name_matches(name)
+
+    def _number_matches(self, number: CallerNumber) -> bool:
+        match self.number_match:
+            case None:
+                return True
+            case NumberMatch.EXACT:
+                return number.digits == self.number_value
+            case NumberMatch.PREFIX:
+                return number.digits.startswith(self.number_value or "")
+            case NumberMatch.SCOPE:
+                return number.scope == self.number_value
+        return False
+
+    def _name_matches(self, name: str | None) -> bool:
+        if self.name_match is None:
+            return True
+        if not name:
+            return False
+        wanted = (self.name_value or "").strip().casefold()
+        given = name.casefold()
+        if self.name_match is NameMatch.EXACT:
+            return given == wanted
+        return wanted in given
+
+    def describe(self) -> str:
+        parts = []
+        if self.number_match is NumberMatch.EXACT:
+            parts.append(f"number is +{self.number_value}")
+        elif self.number_match is NumberMatch.PREFIX:
+            parts.append(f"number starts with +{self.number_value}")
+        elif self.number_match is NumberMatch.SCOPE:
+            parts.append(f"number is {self.number_value}")
+        if self.name_match is NameMatch.EXACT:
+            parts.append(f"name is “{self.name_value}”")
+        elif self.name_match is NameMatch.CONTAINS:
+            parts.append(f"name contains “{self.name_value}”")
+        return f"{self.action.value.capitalize()} when " + " and ".join(parts)
+
+
+def first_matching(rules: Iterable[Rule], number: CallerNumber, name: str | None) -> Rule | None:
+    return next((rule for rule in rules if rule.matches(number, name)), None)

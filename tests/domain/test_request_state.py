@@ -1,0 +1,51 @@
+import itertools
+
+import pytest
+
+from callnow.domain.request_state import (
+    TERMINAL,
+    VISITOR_TEXT,
+    IllegalTransition,
+    RequestState,
+    check_transition,
+)
+
+S = RequestState
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        [S.RECEIVED, S.QUEUED, S.CALLING_OWNER, S.CALLING_REQUESTER, S.CONNECTED, S.COMPLETED],
+        [S.RECEIVED, S.REJECTED],
+        [S.RECEIVED, S.QUEUED, S.CALLING_OWNER, S.OWNER_DECLINED],
+        [S.RECEIVED, S.QUEUED, S.CANCELLED],
+        [S.RECEIVED, S.QUEUED, S.CALLING_OWNER, S.CALLING_REQUESTER, S.REQUESTER_UNREACHABLE],
+        [S.RECEIVED, S.QUEUED, S.CALLING_OWNER, S.INTERRUPTED],
+    ],
+)
+def test_the_paths_a_request_may_take(path):
+    for current, new in itertools.pairwise(path):
+        check_transition(current, new)
+    assert path[-1] in TERMINAL
+
+
+@pytest.mark.parametrize("terminal", sorted(TERMINAL))
+def test_nothing_leaves_a_terminal_state(terminal):
+    for state in S:
+        with pytest.raises(IllegalTransition):
+            check_transition(terminal, state)
+
+
+def test_a_requester_is_never_called_before_the_owner():
+    with pytest.raises(IllegalTransition):
+        check_transition(S.QUEUED, S.CALLING_REQUESTER)
+
+
+def test_once_the_requester_may_have_been_called_the_request_cannot_be_cancelled():
+    with pytest.raises(IllegalTransition):
+        check_transition(S.CALLING_REQUESTER, S.CANCELLED)
+
+
+def test_every_state_has_words_for_the_visitor():
+    assert set(VISITOR_TEXT) == set(S)
