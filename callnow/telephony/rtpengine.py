@@ -1,0 +1,363 @@
+"""An asyncio client for rtpengine's ng control protocol (bencode over UDP).
+
+Each request is `<cookie> <bencoded dict>`; the reply carries the same cookie. rtpengine caches
+replies by cookie, so re-sending a request with the *same* cookie is safe: a retransmitted
+`offer` does not allocate new ports, it gets the first reply again. We write our own client
+because no maintained one exists on PyPI and the protocol is tiny.
+
+How a callback call is anchored (one rtpengine call, two monologues)
+--------------------------------------------------------------------
+CallNow is the UAC of both SIP legs (owner first, visitor later), so neither phone sends the
+first offer. We keep *both legs in one rtpengine call-id* with two tags, `OWNER_TAG`-like tags
+chosen by the engine (for example "owner" and "visitor"), because rtpengine only relays media
+between monologues of the same call that were paired by offer/answer. Each SIP leg as its own
+rtpengine call would give two islands: 10.5 has no `connect` (added in 13.x) to join them.
+
+1. `offer(call_id, from_tag=VISITOR, sdp=placeholder_sdp())` - the visitor side does not exist
+   yet, so a placeholder offer (PCMU/PCMA/telephone-event, a discard port on loopback) stands in
+   for it. The reply is the SDP, with rtpengine's owner-facing port, for the INVITE to the owner.
+2. Owner answers: `answer(call_id, VISITOR, OWNER, sdp=owner_sdp)`. The reply is SDP with the
+   visitor-facing port; keep it for the INVITE to the visitor.
+3. `play_media(call_id, OWNER, file=prompt.wav)` plays to the owner; the owner's RFC 4733 digits
+   arrive on the DTMF log (`callnow.telephony.dtmf_log`) with `source_tag == OWNER`.
+4. On "1": INVITE the visitor with the SDP from step 2. When the visitor answers, re-offer from
+   the visitor's tag with its real SDP and re-answer with the owner's SDP, both with the
+   `port latching` flag (see `bridge()`). Without that flag rtpengine 10.5 opens a *new local
+   port* when the remote port changes in a re-offer, and the phones would be talking to stale
+   ports. After this, RTP flows owner <-> rtpengine <-> visitor.
+5. `delete(call_id)` when either leg ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from callnow.config import RtpengineSettings
+from callnow.telephony.bencode import BencodeError, BValue, bdecode, bencode
+
+__all__ = [
+    "BencodeError",
+    "RtpengineClient",
+    "RtpengineError",
+    "RtpengineProtocolError",
+    "RtpengineUnavailable",
+    "bdecode",
+    "bencode",
+    "placeholder_sdp",
+]
+
+log = logging.getLogger(__name__)
+
+# rtpengine replies to a big `query` or `delete` with statistics; keep room for them.
+_MAX_DATAGRAM = 65_535
+
+
+class RtpengineUnavailable(ConnectionError):
+    """Nothing answered the request within its timeout (daemon down, wrong address, overload)."""
+
+
+class RtpengineError(RuntimeError):
+    """rtpengine answered with `result: error`."""
+
+    def __init__(self, command: str, result: str, reason: str) -> None:
+        super().__init__(f"rtpengine {command!r} failed: {reason} (result={result})")
+        self.command = command
+        self.result = result
+        self.reason = reason
+
+
+class RtpengineProtocolError(RuntimeError):
+    """rtpengine's reply could not be understood."""
+
+
+def placeholder_sdp(
+    *, address: str = "127.0.0.1", port: int = 9, session_id: int | None = None
+) -> str:
+    """SDP standing in for a party that has not been called yet (step 1 in the module doc).
+
+    Offers PCMU, PCMA and RFC 4733 events, sendrecv, at the discard port: rtpengine forwards the
+    owner's audio there until the real party replaces it by a re-offer.
+    """
+    sid = session_id if session_id is not None else secrets.randbelow(2**31)
+    return (
+        "v=0\r\n"
+        f"o=callnow {sid} 1 IN IP4 {address}\r\n"
+        "s=callnow\r\n"
+        f"c=IN IP4 {address}\r\n"
+        "t=0 0\r\n"
+        f"m=audio {port} RTP/AVP 0 8 101\r\n"
+        "a=rtpmap:0 PCMU/8000\r\n"
+        "a=rtpmap:8 PCMA/8000\r\n"
+        "a=rtpmap:101 telephone-event/8000\r\n"
+        "a=fmtp:101 0-16\r\n"
+        "a=ptime:20\r\n"
+        "a=sendrecv\r\n"
+    )
+
+
+def _ng_params(flags: Mapping[str, Any]) -> dict[str, BValue]:
+    """Python keyword names to ng keys: `transport_protocol` -> `transport-protocol`.
+
+    rtpengine 10.5 accepts the hyphenated spelling of every key that has spaces in the docs.
+    `None` values are dropped so callers can pass optionals through.
+    """
+    return {key.replace("_", "-"): value for key, value in flags.items() if value is not None}
+
+
+class _NgProtocol(asyncio.DatagramProtocol):
+    def __init__(self, client: RtpengineClient) -> None:
+        self._client = client
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self._client._on_datagram(data)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP "port unreachable" while the daemon is down; the request timeout reports it.
+        log.debug("rtpengine ng socket error: %s", exc)
+
+
+class RtpengineClient:
+    """One UDP socket to one rtpengine; any number of concurrent requests.
+
+    `timeout_s` is the whole budget of one request; it is sent again once, halfway through, if
+    no reply came (UDP may drop it). `RtpengineUnavailable` is raised when the budget is spent.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 22230,
+        *,
+        timeout_s: float = 1.0,
+        retries: int = 1,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self._transport: asyncio.DatagramTransport | None = None
+        self._pending: dict[bytes, asyncio.Future[dict[str, Any]]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: RtpengineSettings) -> RtpengineClient:
+        return cls(settings.ng_host, settings.ng_port, timeout_s=settings.timeout_s)
+
+    async def connect(self) -> None:
+        if self._transport is not None:
+            return
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _NgProtocol(self), remote_addr=(self.host, self.port)
+        )
+        self._transport = transport
+
+    async def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        for future in self._pending.values():
+            if not future.done():
+                future.cancel()
+        self._pending.clear()
+
+    async def __aenter__(self) -> RtpengineClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- transport -------------------------------------------------------------------------
+
+    def _on_datagram(self, data: bytes) -> None:
+        cookie, sep, body = data.partition(b" ")
+        future = self._pending.get(cookie)
+        if not sep or future is None or future.done():
+            # A late reply to a request we gave up on, or a duplicate after a retry.
+            log.debug("rtpengine reply with unknown cookie %r dropped", cookie[:40])
+            return
+        try:
+            reply = bdecode(body)
+        except BencodeError as exc:
+            future.set_exception(RtpengineProtocolError(f"undecodable reply: {exc}"))
+            return
+        if not isinstance(reply, dict):
+            future.set_exception(RtpengineProtocolError("reply is not a dictionary"))
+            return
+        future.set_result(reply)
+
+    async def request(self, command: str, **params: Any) -> dict[str, Any]:
+        """Send one ng command and return the reply dictionary.
+
+        Keyword names are converted with `_` -> `-`. Raises `RtpengineError` on
+        `result: error` and `RtpengineUnavailable` when nothing answers in time.
+        """
+        await self.connect()
+        assert self._transport is not None
+        message = {"command": command, **_ng_params(params)}
+        cookie = secrets.token_hex(8).encode("ascii")
+        packet = cookie + b" " + bencode(message)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[cookie] = future
+        attempts = 1 + max(0, self.retries)
+        try:
+            for attempt in range(attempts):
+                self._transport.sendto(packet)
+                try:
+                    # shield: a per-attempt timeout must not cancel the future we keep waiting on
+                    reply = await asyncio.wait_for(
+                        asyncio.shield(future), timeout=self.timeout_s / attempts
+                    )
+                    break
+                except TimeoutError:
+                    log.debug("rtpengine %s: no reply (attempt %d)", command, attempt + 1)
+            else:
+                raise RtpengineUnavailable(
+                    f"rtpengine at {self.host}:{self.port} did not answer {command!r} "
+                    f"within {self.timeout_s:g}s"
+                )
+        finally:
+            self._pending.pop(cookie, None)
+            if not future.done():
+                future.cancel()
+        result = reply.get("result")
+        if result == "error":
+            raise RtpengineError(command, "error", str(reply.get("error-reason", "")))
+        if result not in ("ok", "pong"):
+            raise RtpengineProtocolError(f"{command!r}: unexpected result {result!r}")
+        if "warning" in reply:
+            log.warning("rtpengine %s: %s", command, reply["warning"])
+        return reply
+
+    # -- commands --------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        reply = await self.request("ping")
+        if reply.get("result") != "pong":
+            raise RtpengineProtocolError(f"ping answered with {reply.get('result')!r}")
+
+    async def offer(
+        self, call_id: str, from_tag: str, sdp: str, *, flags: Iterable[str] = (), **params: Any
+    ) -> str:
+        """Offer SDP from `from_tag`; returns the SDP to send to the other party."""
+        reply = await self.request(
+            "offer", call_id=call_id, from_tag=from_tag, sdp=sdp, flags=list(flags), **params
+        )
+        return _sdp_of(reply, "offer")
+
+    async def answer(
+        self,
+        call_id: str,
+        from_tag: str,
+        to_tag: str,
+        sdp: str,
+        *,
+        flags: Iterable[str] = (),
+        **params: Any,
+    ) -> str:
+        """Answer SDP from `to_tag`; returns the SDP to send back to `from_tag`'s party."""
+        reply = await self.request(
+            "answer",
+            call_id=call_id,
+            from_tag=from_tag,
+            to_tag=to_tag,
+            sdp=sdp,
+            flags=list(flags),
+            **params,
+        )
+        return _sdp_of(reply, "answer")
+
+    async def delete(
+        self,
+        call_id: str,
+        from_tag: str | None = None,
+        to_tag: str | None = None,
+        *,
+        fatal: bool = False,
+        **params: Any,
+    ) -> dict[str, Any]:
+        """End the call (or one branch). With `fatal`, an unknown call is an `RtpengineError`."""
+        flags = ["fatal"] if fatal else []
+        return await self.request(
+            "delete", call_id=call_id, from_tag=from_tag, to_tag=to_tag, flags=flags, **params
+        )
+
+    async def query(self, call_id: str, from_tag: str | None = None) -> dict[str, Any]:
+        return await self.request("query", call_id=call_id, from_tag=from_tag)
+
+    async def play_media(
+        self,
+        call_id: str,
+        from_tag: str,
+        *,
+        file: str | Path,
+        repeat_times: int | None = None,
+    ) -> float | None:
+        """Play `file` *to* the party of `from_tag`; returns its duration in seconds if known.
+
+        The path is read by the rtpengine daemon, so it must be absolute (or relative to the
+        daemon's working directory) and readable by it.
+        """
+        reply = await self.request(
+            "play media",
+            call_id=call_id,
+            from_tag=from_tag,
+            file=str(file),
+            repeat_times=repeat_times,
+        )
+        duration_ms = reply.get("duration")
+        return duration_ms / 1000 if isinstance(duration_ms, int) and duration_ms >= 0 else None
+
+    async def stop_media(self, call_id: str, from_tag: str) -> None:
+        await self.request("stop media", call_id=call_id, from_tag=from_tag)
+
+    async def block_media(self, call_id: str, from_tag: str) -> None:
+        """Stop forwarding audio *sent by* `from_tag` (DTMF is still logged and relayed)."""
+        await self.request("block media", call_id=call_id, from_tag=from_tag, flags=["directional"])
+
+    async def unblock_media(self, call_id: str, from_tag: str) -> None:
+        await self.request(
+            "unblock media", call_id=call_id, from_tag=from_tag, flags=["directional"]
+        )
+
+    async def bridge(
+        self,
+        call_id: str,
+        offer_tag: str,
+        offer_sdp: str,
+        answer_tag: str,
+        answer_sdp: str,
+        **params: Any,
+    ) -> tuple[str, str]:
+        """Replace the placeholder side with the party that just answered (step 4).
+
+        `offer_tag`/`offer_sdp`: the party whose placeholder stood in the first offer (the
+        visitor) with the SDP it just answered with. `answer_tag`/`answer_sdp`: the party that
+        answered first (the owner) with its last SDP. Returns (SDP for `answer_tag`'s party,
+        SDP for `offer_tag`'s party); with `port latching` their ports equal the ones already
+        sent, so no re-INVITE is needed (the engine should still compare and re-INVITE if not).
+        """
+        flags = ["port latching"]
+        for_answerer = await self.offer(call_id, offer_tag, offer_sdp, flags=flags, **params)
+        for_offerer = await self.answer(
+            call_id, offer_tag, answer_tag, answer_sdp, flags=flags, **params
+        )
+        return for_answerer, for_offerer
+
+
+def _sdp_of(reply: Mapping[str, Any], command: str) -> str:
+    sdp = reply.get("sdp")
+    if not isinstance(sdp, str):
+        raise RtpengineProtocolError(f"{command!r} reply has no SDP")
+    return sdp
