@@ -1,0 +1,81 @@
+"""Say what a call will cost, for the owner's prompt and the web ("a mobile, 45 cents a minute").
+
+The phrase states the tariff, not an estimate of the call: the owner decides before anyone knows
+how long the call will last. Prices are the tariff's tax-exclusive prices; `mention_tax` adds
+"plus GST" where a page must say so.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from callnow.domain.destinations import DestinationClass
+from callnow.domain.rating import (
+    BillingPolicy,
+    FlatRate,
+    Quote,
+    RateEntry,
+    micros_to_decimal,
+)
+
+_CLASS_PHRASE = {
+    DestinationClass.LOCAL: "a local call",
+    DestinationClass.NATIONAL_FIXED: "a national call",
+    DestinationClass.MOBILE: "a mobile",
+    DestinationClass.INTERNATIONAL: "an international call",
+    DestinationClass.SPECIAL: "a special-rate number",
+    DestinationClass.PREMIUM: "a premium number",
+}
+_SYMBOLS = {"AUD": "$", "NZD": "$", "USD": "$", "CAD": "$", "GBP": "£", "EUR": "€"}
+_MINOR_UNIT_NAMES = {
+    "AUD": ("cent", "cents"),
+    "NZD": ("cent", "cents"),
+    "USD": ("cent", "cents"),
+    "CAD": ("cent", "cents"),
+    "EUR": ("cent", "cents"),
+    "GBP": ("penny", "pence"),
+}
+_TAX_NAMES = {"AUD": "GST", "NZD": "GST"}
+
+
+def describe_cost(quote: Quote, policy: BillingPolicy, *, mention_tax: bool = False) -> str:
+    parts = [_CLASS_PHRASE[quote.destination_class]]
+    tariff = quote.tariff
+    if isinstance(tariff, FlatRate):
+        parts.append(
+            _money(Decimal(tariff.amount_minor).scaleb(-policy.minor_unit_exponent), policy)
+        )
+    else:
+        parts.append(_per_minute(tariff, policy))
+    phrase = ", ".join(parts)
+    if mention_tax and policy.tax_rate > 0:
+        phrase += f" plus {_TAX_NAMES.get(policy.currency_code, 'tax')}"
+    return phrase
+
+
+def _per_minute(entry: RateEntry, policy: BillingPolicy) -> str:
+    connection, minimum = entry.connection_fee_micros, entry.minimum_charge_micros
+    if entry.price_per_minute_micros == 0:  # a flat price per answered call in deck form
+        return _money(micros_to_decimal(max(connection, minimum)), policy)
+    text = f"{_money(micros_to_decimal(entry.price_per_minute_micros), policy)} a minute"
+    if connection:
+        text += f" plus {_money(micros_to_decimal(connection), policy)} to connect"
+    if minimum > connection:
+        text += f", at least {_money(micros_to_decimal(minimum), policy)}"
+    return text
+
+
+def _money(amount: Decimal, policy: BillingPolicy) -> str:
+    """Cents below one dollar, as people say them; otherwise symbol and minor-unit decimals."""
+    if amount == 0:
+        return "free"
+    exponent = policy.minor_unit_exponent
+    minor_names = _MINOR_UNIT_NAMES.get(policy.currency_code)
+    if minor_names and exponent == 2 and amount < 1:
+        minor = f"{amount.scaleb(2).normalize():f}"
+        return f"{minor} {minor_names[0] if minor == '1' else minor_names[1]}"
+    quantum = Decimal(1).scaleb(-exponent)
+    exact_in_minor_units = amount == amount.quantize(quantum)
+    text = f"{amount.quantize(quantum):f}" if exact_in_minor_units else f"{amount.normalize():f}"
+    symbol = _SYMBOLS.get(policy.currency_code)
+    return f"{symbol}{text}" if symbol else f"{text} {policy.currency_code}"
