@@ -363,6 +363,14 @@ def test_no_limits_or_a_large_budget_leave_the_platform_maximum():
     )
 
 
+def test_a_maximum_between_increments_is_kept_when_the_budget_covers_it():
+    # 93 s bills 96 s: 0.72 net, 0.79 gross.
+    allowed = max_duration_for_budget(
+        Budget(prepaid_balance_minor=79), mobile_quote(), 93, BillingPolicy()
+    )
+    assert allowed == CallAllowed(93, limited_by_budget=False)
+
+
 def test_a_maximum_shorter_than_the_first_increment_is_kept():
     allowed = max_duration_for_budget(
         Budget(prepaid_balance_minor=25), mobile_quote(), 10, BillingPolicy()
