@@ -1,0 +1,191 @@
+"""`Leg`: the asyncio-facing handle of one outbound call leg.
+
+Events arrive on the asyncio loop (posted from the sippy thread), are recorded in
+`leg.record` for call records, queued for `next_event()` / `async for`, and passed to the
+optional `on_event` callback. Actions (`hangup`, `reinvite`) are handed to the sippy thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from callnow.telephony.sip.events import (
+    TERMINAL_EVENTS,
+    Answered,
+    Ended,
+    EndedBy,
+    Failed,
+    FailureCause,
+    LegEvent,
+    RemoteSdpChanged,
+    Ringing,
+)
+from callnow.telephony.sip.reactor import post_to_loop, reactor
+from callnow.telephony.sip.uac import UacDriver
+
+
+class LegState(StrEnum):
+    DIALING = "dialing"
+    RINGING = "ringing"
+    ANSWERED = "answered"
+    FAILED = "failed"
+    ENDED = "ended"
+
+
+@dataclass(slots=True)
+class LegRecord:
+    """Facts for the call record (UTC timestamps; SIP final response code of the INVITE)."""
+
+    call_id: str
+    dialed_at: datetime
+    ringing_at: datetime | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    final_code: int | None = None
+    final_reason: str | None = None
+    failure_cause: FailureCause | None = None
+    ended_by: EndedBy | None = None
+
+    @property
+    def talk_seconds(self) -> float:
+        """Answered duration (0 when never answered); what billing rates."""
+        if self.answered_at is None or self.ended_at is None:
+            return 0.0
+        return max(0.0, (self.ended_at - self.answered_at).total_seconds())
+
+
+EventCallback = Callable[["Leg", LegEvent], None]
+
+
+class Leg:
+    """One outbound leg. Created by `SipStack.dial()`; do not instantiate directly."""
+
+    def __init__(
+        self,
+        driver: UacDriver,
+        loop: asyncio.AbstractEventLoop,
+        record: LegRecord,
+        on_event: EventCallback | None = None,
+    ) -> None:
+        self._driver = driver
+        self._loop = loop
+        self._queue: asyncio.Queue[LegEvent] = asyncio.Queue()
+        self._on_event = on_event
+        self._terminal = asyncio.Event()
+        self.record = record
+        self.state = LegState.DIALING
+        self.remote_sdp: str | None = None
+        self.local_sdp: str = driver.spec.sdp
+
+    def __repr__(self) -> str:
+        return f"<Leg {self.call_id} {self.state}>"
+
+    @property
+    def call_id(self) -> str:
+        return self.record.call_id
+
+    @property
+    def done(self) -> bool:
+        """True once Failed or Ended was delivered."""
+        return self._terminal.is_set()
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _deliver(self, event: LegEvent) -> None:
+        """Called on the asyncio loop for every event, in order."""
+        if self.done:
+            return
+        self._apply(event)
+        self._queue.put_nowait(event)
+        if isinstance(event, TERMINAL_EVENTS):
+            self._terminal.set()
+        if self._on_event is not None:
+            self._on_event(self, event)
+
+    def _apply(self, event: LegEvent) -> None:
+        rec = self.record
+        if isinstance(event, Ringing):
+            self.state = LegState.RINGING
+            rec.ringing_at = rec.ringing_at or event.at
+        elif isinstance(event, Answered):
+            self.state = LegState.ANSWERED
+            self.remote_sdp = event.sdp
+            rec.answered_at = event.at
+            rec.final_code, rec.final_reason = 200, "OK"
+        elif isinstance(event, Failed):
+            self.state = LegState.FAILED
+            rec.ended_at = event.at
+            rec.final_code, rec.final_reason = event.code, event.reason
+            rec.failure_cause = event.cause
+        elif isinstance(event, Ended):
+            self.state = LegState.ENDED
+            rec.ended_at = event.at
+            rec.ended_by = event.by
+        elif isinstance(event, RemoteSdpChanged):
+            self.remote_sdp = event.sdp
+
+    def emit_from_sippy(self, event: LegEvent) -> None:
+        """The driver's `emit`: runs on the sippy thread, hands the event to the loop."""
+        post_to_loop(self._loop, self._deliver, event)
+
+    async def next_event(self, timeout: float | None = None) -> LegEvent:
+        """The next event; raises TimeoutError after `timeout` seconds without one."""
+        async with asyncio.timeout(timeout):
+            return await self._queue.get()
+
+    async def __aiter__(self) -> AsyncIterator[LegEvent]:
+        """Iterate events until (and including) the terminal Failed/Ended."""
+        while True:
+            event = await self._queue.get()
+            yield event
+            if isinstance(event, TERMINAL_EVENTS):
+                return
+
+    async def wait_done(self, timeout: float | None = None) -> LegRecord:
+        """Wait until the leg failed or ended; returns the record."""
+        async with asyncio.timeout(timeout):
+            await self._terminal.wait()
+        return self.record
+
+    # -- actions ----------------------------------------------------------------------------
+
+    async def hangup(self, reason: str = "") -> None:
+        """CANCEL an unanswered leg (Failed/CANCELLED) or BYE an answered one (Ended/LOCAL).
+
+        Idempotent; a no-op on a finished leg. The terminal event is delivered before this
+        returns.
+        """
+        if self.done:
+            return
+        await reactor.call(self._driver.hangup, reason)
+
+    async def reinvite(self, sdp: str, timeout: float = 10.0) -> str | None:
+        """Send a re-INVITE offering `sdp` (e.g. rtpengine moved our port); returns the
+        peer's answer SDP. Raises `ReinviteRejected` on a non-2xx (the call goes on) and
+        RuntimeError if the leg is not answered or another re-INVITE is in flight."""
+        future: asyncio.Future[str | None] = self._loop.create_future()
+
+        def done(remote_sdp: str | None, error: BaseException | None) -> None:
+            post_to_loop(self._loop, _resolve, future, remote_sdp, error)
+
+        await reactor.call(self._driver.reinvite, sdp, done)
+        remote = await asyncio.wait_for(future, timeout)
+        self.local_sdp = sdp
+        if remote is not None:
+            self.remote_sdp = remote
+        return remote
+
+
+def _resolve(
+    future: asyncio.Future[str | None], value: str | None, error: BaseException | None
+) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)

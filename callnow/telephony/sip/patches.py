@@ -1,0 +1,89 @@
+"""Small runtime patches for defects of sippy 2.5.0 (pinned). Never edit sippy on disk.
+
+Each patch is idempotent, applied by `apply()` before any sippy object is created, and has a
+regression test in tests/telephony/test_sip_patches.py. Remove a patch when the pin moves to
+a sippy release that fixes it (the test then tells you whether it still matters).
+
+1. `transport_case`: RFC 3261 URI parameters are case-insensitive, but sippy stores the value
+   of `;transport=` as received and `SipTransactionManager.newTransaction()` compares it with
+   'udp' case-sensitively. A peer whose Contact says `;transport=UDP` (SIPp does) makes every
+   in-dialog request (BYE, re-INVITE) raise `RuntimeError: BUG: newTransaction() to
+   unsupported transport: UDP`, so the call can never be hung up. Fix: lower-case the value
+   when a URI is parsed (`SipURL.setParams`).
+
+2. `exceptions_to_logging`: sippy reports exceptions it swallows (parse errors, errors in
+   callbacks) with `dump_exception()`, which prints tracebacks to stdout. Route them to the
+   `callnow.telephony.sip.sippy` logger instead: parse failures of hostile or broken input are
+   INFO without a traceback (so garbage on the port cannot flood the log with tracebacks),
+   anything else is an ERROR with its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+log = logging.getLogger("callnow.telephony.sip.sippy")
+
+_applied: set[str] = set()
+
+# Modules that bound `dump_exception` by name at import time.
+_DUMP_EXCEPTION_USERS = (
+    "sippy.Core.EventDispatcher",
+    "sippy.Network_server",
+    "sippy.Udp_server",
+    "sippy.SipTransactionManager",
+)
+
+
+
+def apply() -> None:
+    """Apply every patch once; safe to call many times."""
+    _patch_transport_case()
+    _patch_exceptions_to_logging()
+
+
+def _patch_transport_case() -> None:
+    if "transport_case" in _applied:
+        return
+    from sippy.SipURL import SipURL
+
+    original = SipURL.setParams
+
+    def setParams(self: Any, params: Any) -> None:
+        original(self, params)
+        if isinstance(self.transport, str):
+            self.transport = self.transport.lower()
+
+    setParams.__wrapped__ = original  # type: ignore[attr-defined]
+    SipURL.setParams = setParams
+    _applied.add("transport_case")
+
+
+def _dump_exception(msg: str, f: Any = None, extra: str | None = None) -> None:
+    exc = sys.exc_info()[1]
+    # Only errors that are certainly about the input are downgraded: a bug of ours raised in a
+    # callback travels through the same "processing incoming data" path and must stay loud.
+    if msg.startswith("can't parse") or isinstance(exc, UnicodeDecodeError):
+        log.info("sippy dropped input: %s: %r", msg, exc)
+    else:
+        log.error("sippy swallowed an exception: %s", msg, exc_info=True)
+    if extra is not None:
+        log.debug("offending data: %r", extra[:2000])
+
+
+def _patch_exceptions_to_logging() -> None:
+    if "exceptions_to_logging" in _applied:
+        return
+    import importlib
+
+    for name in _DUMP_EXCEPTION_USERS:
+        module = importlib.import_module(name)
+        module.dump_exception = _dump_exception  # type: ignore[attr-defined]
+    _applied.add("exceptions_to_logging")
+
+
+def applied() -> frozenset[str]:
+    """Names of the patches in effect (for diagnostics and tests)."""
+    return frozenset(_applied)

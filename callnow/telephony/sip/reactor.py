@@ -1,0 +1,137 @@
+"""The one thread that runs sippy's event loop, and the bridges to and from asyncio.
+
+sippy keeps all its state (timers, transactions, dialogs) in the process-wide singleton `ED2`
+and is not thread-safe: every sippy object must be touched from the thread running
+`ED2.loop()`. This module owns that thread. It is started lazily, once per process, and is
+kept alive across SIP stack start/stop cycles (ED2 cannot be re-created), which is what lets
+several tests in one pytest process start and stop their own stack.
+
+Work goes in with `submit()` / `call()` (both use `ED2.callFromThread`); results and events go
+back to asyncio with `loop.call_soon_threadsafe`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from callnow.telephony.sip import patches
+
+patches.apply()
+
+from sippy.Core.EventDispatcher import ED2  # noqa: E402  (patches first)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_START_TIMEOUT_S = 5.0
+
+
+class ReactorError(RuntimeError):
+    """The sippy thread could not be started or has died."""
+
+
+class SippyReactor:
+    """Owns the thread running `ED2.loop()`; use the module-level `reactor` instance."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stopping = False
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def in_reactor_thread(self) -> bool:
+        return self._thread is not None and threading.get_ident() == self._thread.ident
+
+    def ensure_running(self) -> None:
+        """Start the sippy thread if it is not running yet (idempotent, thread-safe)."""
+        with self._lock:
+            if self.running:
+                return
+            self._stopping = False
+            self._ready.clear()
+            self._thread = threading.Thread(target=self._run, name="sippy-ed2", daemon=True)
+            self._thread.start()
+            if not self._ready.wait(_START_TIMEOUT_S):
+                raise ReactorError("sippy event loop thread did not start")
+
+    def _run(self) -> None:
+        # Timers check that they are armed from the loop's own thread; claim the singleton.
+        ED2.my_ident = threading.get_ident()
+        self._ready.set()
+        while not self._stopping:
+            try:
+                ED2.loop()
+            except BaseException:
+                # ED2 re-raises SystemExit/KeyboardInterrupt raised in a callback; a SIP
+                # stack must not die from one bad callback, so log it and keep looping.
+                log.exception("sippy event loop raised; continuing")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the sippy thread (only needed at process exit; it is a daemon thread)."""
+        with self._lock:
+            thread = self._thread
+            if thread is None or not thread.is_alive():
+                return
+            self._stopping = True
+            ED2.callFromThread(ED2.breakLoop)
+            thread.join(timeout)
+            self._thread = None
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run `fn(*args)` on the sippy thread, fire and forget (exceptions are logged)."""
+        if not self.running:
+            raise ReactorError("sippy reactor is not running")
+        ED2.callFromThread(_logged, fn, args)
+
+    def call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run `fn(*args)` on the sippy thread; await the returned future for its result."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+
+        def run() -> None:
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # handed to the awaiting coroutine
+                post_to_loop(loop, _set_exception, future, exc)
+            else:
+                post_to_loop(loop, _set_result, future, result)
+
+        self.submit(run)
+        return future
+
+
+def _logged(fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("error in sippy-thread callback %r", fn)
+
+
+def _set_result(future: asyncio.Future[T], result: T) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _set_exception(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
+def post_to_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
+    """`loop.call_soon_threadsafe` that tolerates a loop closed under us (shutdown races)."""
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:
+        log.debug("event loop closed; dropped %r", fn)
+
+
+reactor = SippyReactor()

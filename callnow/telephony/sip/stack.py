@@ -1,0 +1,259 @@
+"""`SipStack`: start/stop sippy on a UDP address and dial outbound legs from asyncio.
+
+One stack per process (sippy's event loop and configuration are process-wide). It places
+calls only: incoming INVITEs outside a dialog are refused, OPTIONS are answered (so a proxy's
+health checks work), in-dialog requests go to their leg.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sippy.Core.EventDispatcher import ED2
+from sippy.SipCallId import SipCallId
+from sippy.SipConf import SipConf
+from sippy.SipTransactionManager import SipTransactionManager
+from sippy.Udp_server import Udp_server, Udp_server_opts
+
+from callnow.telephony.sip.headers import (
+    CallerId,
+    Credentials,
+    InvalidSipInput,
+    build_extra_headers,
+    parse_request_uri,
+)
+from callnow.telephony.sip.leg import EventCallback, Leg, LegRecord
+from callnow.telephony.sip.reactor import reactor
+from callnow.telephony.sip.uac import DialSpec, UacDriver
+
+log = logging.getLogger(__name__)
+wire_log = logging.getLogger("callnow.telephony.sip.wire")
+
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+
+
+class SipStackError(RuntimeError):
+    """The stack could not start (address in use, another stack running) or is stopped."""
+
+
+class _UdpOpts(Udp_server_opts):
+    # No SO_REUSEPORT: with it a second process could bind our port and steal half the
+    # datagrams. One worker: several receiver/sender threads may reorder messages.
+    flags = 0
+    nworkers = 1
+
+
+class _TransactionManager(SipTransactionManager):
+    model_udp_server = (Udp_server, _UdpOpts)
+
+
+class _WireLogger:
+    """sippy's `_sip_logger` interface, writing every SIP message to a DEBUG logger."""
+
+    def write(self, *parts: Any, **_: Any) -> None:
+        if wire_log.isEnabledFor(logging.DEBUG):
+            wire_log.debug("%s", "".join(str(p) for p in parts))
+
+
+class SipStack:
+    """The process's SIP user agent (UAC only), listening on UDP `host:port`.
+
+    Use as `async with SipStack(host, port) as stack:` or call `start()`/`stop()`. Port 0
+    picks a free port (see `address`), which is what tests use.
+    """
+
+    _active: ClassVar[SipStack | None] = None
+    _active_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 5070, *,
+                 user_agent: str = "CallNow") -> None:  # fmt: skip
+        self.host = host
+        self.port = port
+        self.user_agent = user_agent
+        self._config: dict[str, Any] | None = None
+        self._address: tuple[str, int] | None = None
+        self._legs: dict[str, tuple[UacDriver, Leg]] = {}
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._config is not None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound (host, port); only valid while running."""
+        if self._address is None:
+            raise SipStackError("SIP stack is not running")
+        return self._address
+
+    async def start(self) -> None:
+        """Bind the UDP port and start accepting work. Raises SipStackError on failure."""
+        with SipStack._active_lock:
+            if SipStack._active is not None:
+                raise SipStackError("a SIP stack is already running in this process")
+            SipStack._active = self
+        try:
+            reactor.ensure_running()
+            self._config, self._address = await reactor.call(self._start_in_sippy)
+        except BaseException as exc:
+            with SipStack._active_lock:
+                SipStack._active = None
+            if isinstance(exc, OSError):
+                raise SipStackError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
+            raise
+        log.info("SIP stack listening on udp:%s:%d", *self._address)
+
+    def _start_in_sippy(self) -> tuple[dict[str, Any], tuple[str, int]]:
+        SipConf.my_uaname = self.user_agent
+        config: dict[str, Any] = {
+            "_sip_address": self.host,
+            "_sip_port": self.port,
+            "_sip_logger": _WireLogger(),
+        }
+        tm = _TransactionManager(config, self._on_request)
+        config["_sip_tm"] = tm
+        server = next(iter(tm.l4r.cache_l2s.values()))
+        host, port = server.uopts.laddress[:2]
+        return config, (str(host), int(port))
+
+    async def stop(self) -> None:
+        """Hang up every live leg (CANCEL/BYE sent once), close the socket, drop timers."""
+        if self._config is None:
+            return
+        try:
+            await reactor.call(self._stop_in_sippy)
+        finally:
+            self._config = None
+            self._address = None
+            with SipStack._active_lock:
+                if SipStack._active is self:
+                    SipStack._active = None
+        log.info("SIP stack stopped")
+
+    def _stop_in_sippy(self) -> None:
+        for driver, _leg in list(self._legs.values()):
+            driver.hangup("SIP stack stopped")
+        self._legs.clear()
+        config = self._config
+        if config is not None:
+            config["_sip_tm"].shutdown()  # queued datagrams are flushed before the socket closes
+        # Timers of the dialogs just dropped (retransmissions, 32 s "go dead" timers) would
+        # fire into the shut-down transaction manager; the stack owns ED2, so clear them.
+        for timer in ED2.tlisteners:
+            timer.cleanup()
+        ED2.tlisteners = []
+        ED2.twasted = 0
+
+    async def __aenter__(self) -> SipStack:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- dialling ---------------------------------------------------------------------------
+
+    async def dial(
+        self,
+        request_uri: str,
+        *,
+        caller: CallerId,
+        sdp: str,
+        ring_timeout: float,
+        credentials: Credentials | None = None,
+        asserted_identity: CallerId | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        next_hop: tuple[str, int] | None = None,
+        from_domain: str | None = None,
+        on_event: EventCallback | None = None,
+    ) -> Leg:
+        """Send an INVITE and return its Leg at once; the outcome arrives as events.
+
+        - `request_uri`: complete SIP URI built by the caller (user part digits / leading +).
+        - `caller`: From display name and number (the caller ID the callee sees).
+        - `sdp`: our SDP offer (from rtpengine).
+        - `ring_timeout`: seconds until an unanswered leg is CANCELled (Failed, NO_ANSWER).
+        - `credentials`: digest username/password for 401/407; one attempt, never a loop.
+        - `asserted_identity`: adds P-Asserted-Identity.
+        - `next_hop`: where to send (an outbound proxy); default the URI's host and port.
+        - `from_domain`: host part of From/P-Asserted-Identity (default our address).
+
+        Raises InvalidSipInput (nothing is sent) and SipStackError (not running).
+        """
+        if self._config is None:
+            raise SipStackError("SIP stack is not running")
+        if ring_timeout <= 0:
+            raise InvalidSipInput("ring_timeout must be positive")
+        url = parse_request_uri(request_uri)
+        headers = build_extra_headers(extra_headers)
+        if from_domain is not None and not _HOST.fullmatch(from_domain):
+            raise InvalidSipInput(f"from_domain must be a host name or IPv4: {from_domain!r}")
+        if credentials is not None:
+            _check_credentials(credentials)
+        hop = next_hop or (str(url.host), int(url.getPort()))
+        call_id = str(SipCallId())
+        spec = DialSpec(
+            call_id=call_id,
+            request_uri=url,
+            next_hop=hop,
+            caller=caller,
+            sdp=sdp,
+            ring_timeout=float(ring_timeout),
+            credentials=credentials,
+            asserted_identity=asserted_identity,
+            from_domain=from_domain,
+            extra_headers=headers,
+        )
+        loop = asyncio.get_running_loop()
+        record = LegRecord(call_id=call_id, dialed_at=datetime.now(UTC))
+        leg_box: list[Leg] = []
+
+        def emit(event: Any) -> None:
+            leg_box[0].emit_from_sippy(event)
+
+        driver = UacDriver(self._config, spec, emit, self._forget)
+        leg = Leg(driver, loop, record, on_event)
+        leg_box.append(leg)
+        await reactor.call(self._start_leg, driver, leg)
+        return leg
+
+    def _start_leg(self, driver: UacDriver, leg: Leg) -> None:
+        # sippy thread: the registry is only touched here, so it needs no lock.
+        self._legs[driver.spec.call_id] = (driver, leg)
+        driver.start()
+
+    def _forget(self, driver: UacDriver) -> None:
+        # sippy thread: the UA reached its Dead state; nothing more can happen on this leg.
+        self._legs.pop(driver.spec.call_id, None)
+
+    @property
+    def live_legs(self) -> int:
+        """Legs whose sippy dialog is not dead yet (includes recently finished ones)."""
+        return len(self._legs)
+
+    # -- requests outside any dialog ----------------------------------------------------------
+
+    def _on_request(self, req: Any, _transaction: Any) -> tuple[Any, None, None]:
+        method = req.getMethod()
+        if req.getHFBody("to").getTag() is not None:
+            return (req.genResponse(481, "Call/Transaction Does Not Exist"), None, None)
+        if method == "OPTIONS":
+            return (req.genResponse(200, "OK"), None, None)
+        if method == "INVITE":
+            return (req.genResponse(403, "Incoming calls not accepted"), None, None)
+        return (req.genResponse(501, "Not Implemented"), None, None)
+
+
+def _check_credentials(credentials: Credentials) -> None:
+    for value in (credentials.username, credentials.password):
+        if any(ch in value for ch in '"\\\r\n\0'):
+            raise InvalidSipInput("credentials must not contain quotes, backslashes or newlines")
+    if not credentials.username:
+        raise InvalidSipInput("credentials need a username")

@@ -1,0 +1,334 @@
+"""The sippy side of one outbound leg. Everything here runs on the sippy thread only.
+
+`UacDriver` wraps a sippy `UA` in UAC role, translates sippy's CCEvents into our dataclass
+events and hands them to `emit` (which posts them to the asyncio loop). It also owns the ring
+timer: sippy's own `no_reply`/`expire` timers report through the same CCEventDisconnect as a
+remote hang-up, so a timer of our own keeps "no answer" unambiguous.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sippy.CCEvents import (
+    CCEventConnect,
+    CCEventDisconnect,
+    CCEventFail,
+    CCEventInfo,
+    CCEventRedirect,
+    CCEventRing,
+    CCEventTry,
+    CCEventUpdate,
+)
+from sippy.MsgBody import MsgBody
+from sippy.SipAddress import SipAddress
+from sippy.SipCallId import SipCallId
+from sippy.SipHeader import SipHeader
+from sippy.SipPAssertedIdentity import SipPAssertedIdentity
+from sippy.SipTo import SipTo
+from sippy.SipURL import SipURL
+from sippy.Time.Timeout import Timeout
+from sippy.UA import UA
+
+from callnow.telephony.sip.dtmf import digit_from_info
+from callnow.telephony.sip.events import (
+    Answered,
+    Digit,
+    Ended,
+    EndedBy,
+    Failed,
+    FailureCause,
+    LegEvent,
+    RemoteSdpChanged,
+    Ringing,
+    cause_for,
+)
+from callnow.telephony.sip.headers import CallerId, Credentials, QuotedNameAddress
+
+log = logging.getLogger(__name__)
+
+# Challenges answered per leg. One proxy (407) plus one registrar (401) is legitimate; a peer
+# alternating 401/407 forever would otherwise make sippy re-send the INVITE forever.
+MAX_AUTH_ATTEMPTS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class DialSpec:
+    """Everything needed to send the INVITE; validated by the caller (SipStack.dial)."""
+
+    call_id: str
+    request_uri: SipURL
+    next_hop: tuple[str, int]
+    caller: CallerId
+    sdp: str
+    ring_timeout: float
+    credentials: Credentials | None = None
+    asserted_identity: CallerId | None = None
+    from_domain: str | None = None
+    extra_headers: tuple[SipHeader, ...] = ()
+
+
+def _when(rtime: Any = None) -> datetime:
+    realt = getattr(rtime, "realt", None)
+    if realt is None:
+        return datetime.now(UTC)
+    return datetime.fromtimestamp(realt, UTC)
+
+
+def _sdp_text(body: Any) -> str | None:
+    if body is None:
+        return None
+    text = body.localStr() if hasattr(body, "localStr") else str(body)
+    return str(text)
+
+
+class _CallNowUA(UA):
+    """sippy's UA with a cap on digest attempts (see MAX_AUTH_ATTEMPTS)."""
+
+    auth_attempts = 0
+
+    def processChallenge(self, *args: Any, **kwargs: Any) -> bool:
+        if self.auth_attempts >= MAX_AUTH_ATTEMPTS:
+            return False
+        answered = bool(super().processChallenge(*args, **kwargs))
+        if answered:
+            self.auth_attempts += 1
+        return answered
+
+
+class _TryEvent(CCEventTry):
+    """CCEventTry that finishes the UA's setup the way sippy's defaults cannot.
+
+    sippy builds the request URI from the next hop and the called number only (URI parameters
+    are lost) and renders display names unquoted; `onUacSetupComplete` is its hook to adjust
+    the UA after setup and before the INVITE is generated.
+    """
+
+    spec: DialSpec
+
+    def onUacSetupComplete(self, uac: UA) -> None:
+        spec = self.spec
+        uac.rTarget = spec.request_uri.getCopy()
+        to_url = spec.request_uri.getCopy()
+        to_url.transport = None
+        uac.rUri = SipTo(address=SipAddress(url=to_url, hadbrace=True))
+        from_address = uac.lUri.getUri()
+        if spec.from_domain:
+            from_address.url.host = spec.from_domain
+            from_address.url.port = None
+        uac.lUri.address = QuotedNameAddress(
+            name=spec.caller.name,
+            url=from_address.url,
+            params=from_address.params,
+            params_order=from_address.params_order,
+        )
+        uac.lContact.getUri().name = None
+
+
+class UacDriver:
+    """One outbound INVITE dialog. Create, then `start()`; all methods on the sippy thread."""
+
+    def __init__(
+        self,
+        global_config: dict[str, Any],
+        spec: DialSpec,
+        emit: Callable[[LegEvent], None],
+        on_dead: Callable[[UacDriver], None],
+    ) -> None:
+        self.spec = spec
+        self._config = global_config
+        self._emit = emit
+        self._on_dead = on_dead
+        self._ua: UA | None = None
+        self._ring_timer: Any = None
+        self.answered = False
+        self.finished = False  # a terminal event (Failed/Ended) was emitted
+        self._reinvite_done: Callable[[str | None, BaseException | None], None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        spec = self.spec
+        creds = spec.credentials
+        ua = _CallNowUA(
+            self._config,
+            event_cb=self._on_sippy_event,
+            username=creds.username if creds else None,
+            password=creds.password if creds else None,
+            nh_address=spec.next_hop,
+            dead_cbs=(self._ua_dead,),
+        )
+        self._ua = ua
+        body = MsgBody(spec.sdp)
+        event = _TryEvent(
+            (SipCallId(spec.call_id), spec.caller.number, spec.request_uri.username, body, None,
+             spec.caller.name)
+        )  # fmt: skip
+        event.spec = spec
+        headers = list(spec.extra_headers)
+        if spec.asserted_identity is not None:
+            headers.append(self._pai_header(spec.asserted_identity))
+        # 2.5.0: extra headers are an attribute of the event, not a constructor argument.
+        event.extra_headers = tuple(headers) if headers else None
+        ua.recvEvent(event)
+        self._ring_timer = Timeout(self._ring_timeout, spec.ring_timeout)
+
+    def _pai_header(self, who: CallerId) -> SipHeader:
+        url = SipURL(username=who.number)
+        if self.spec.from_domain:
+            url = SipURL(username=who.number, host=self.spec.from_domain)
+        address = QuotedNameAddress(name=who.name, url=url)
+        return SipHeader(name="p-asserted-identity", body=SipPAssertedIdentity(address=address))
+
+    def _ua_dead(self, ua: UA) -> None:
+        self._ua = None
+        self._on_dead(self)
+
+    # -- actions from the engine ---------------------------------------------------------
+
+    def hangup(self, reason: str = "") -> None:
+        """CANCEL if not answered yet, BYE if answered; emits the terminal event itself."""
+        if self.finished:
+            return
+        self._cancel_ring_timer()
+        if self.answered:
+            self._finish(Ended(by=EndedBy.LOCAL, at=_when(), reason=reason or "local hangup"))
+        else:
+            self._finish(
+                Failed(code=487, reason=reason or "Cancelled", cause=FailureCause.CANCELLED,
+                       at=_when())
+            )  # fmt: skip
+        self._disconnect()
+
+    def reinvite(
+        self, sdp: str, done: Callable[[str | None, BaseException | None], None]
+    ) -> None:
+        """Send a re-INVITE with `sdp`; `done(remote_sdp, error)` is called with the outcome."""
+        if not self.answered or self.finished or self._ua is None:
+            raise RuntimeError("re-INVITE needs an answered, live leg")
+        if self._reinvite_done is not None:
+            raise RuntimeError("a re-INVITE is already in progress on this leg")
+        self._reinvite_done = done
+        self._ua.recvEvent(CCEventUpdate(MsgBody(sdp)))
+
+    # -- sippy events ---------------------------------------------------------------------
+
+    def _on_sippy_event(self, event: Any, ua: UA) -> None:
+        handler = _HANDLERS.get(type(event))
+        if handler is None:
+            log.debug("ignored sippy event %s on %s", event, self.spec.call_id)
+            return
+        handler(self, event)
+
+    def _on_ring(self, event: CCEventRing) -> None:
+        code, reason, body = event.getData()
+        if self.finished or self.answered or code <= 100:
+            return
+        self._emit(Ringing(code=code, reason=reason, at=_when(event.rtime),
+                           early_sdp=_sdp_text(body)))  # fmt: skip
+
+    def _on_connect(self, event: CCEventConnect) -> None:
+        body = event.getData()[2]
+        if self.finished:
+            return
+        if not self.answered:
+            self.answered = True
+            self._cancel_ring_timer()
+            self._emit(Answered(sdp=_sdp_text(body), at=_when(event.rtime)))
+        elif self._reinvite_done is not None:
+            done, self._reinvite_done = self._reinvite_done, None
+            done(_sdp_text(body), None)
+
+    def _on_fail(self, event: CCEventFail | CCEventRedirect) -> None:
+        code, reason = event.getData()[:2]
+        if self.finished:
+            return
+        if self.answered:
+            # A failed re-INVITE; sippy keeps the dialog unless it was 408/481, in which case
+            # a CCEventDisconnect follows and ends the leg.
+            if self._reinvite_done is not None:
+                done, self._reinvite_done = self._reinvite_done, None
+                done(None, ReinviteRejected(code, reason))
+            return
+        self._cancel_ring_timer()
+        self._finish(Failed(code=code, reason=reason, cause=cause_for(code),
+                            at=_when(event.rtime)))  # fmt: skip
+
+    def _on_disconnect(self, event: CCEventDisconnect) -> None:
+        if self.finished:
+            return
+        self._cancel_ring_timer()
+        if self.answered:
+            self._finish(Ended(by=EndedBy.REMOTE, at=_when(event.rtime), reason="remote hangup"))
+        else:
+            self._finish(Failed(code=487, reason="Disconnected", cause=FailureCause.CANCELLED,
+                                at=_when(event.rtime)))  # fmt: skip
+
+    def _on_info(self, event: CCEventInfo) -> None:
+        if self.finished:
+            return
+        found = digit_from_info(event.getData())
+        if found is None:
+            log.info("INFO without a usable DTMF body on %s", self.spec.call_id)
+            return
+        digit, duration_ms = found
+        self._emit(Digit(digit=digit, at=_when(event.rtime), duration_ms=duration_ms))
+
+    def _on_remote_update(self, event: CCEventUpdate) -> None:
+        """The peer re-INVITEd: answer with our current SDP and tell the engine."""
+        ua = self._ua
+        if self.finished or ua is None:
+            return
+        local = ua.lSDP.getCopy() if ua.lSDP is not None else MsgBody(self.spec.sdp)
+        ua.recvEvent(CCEventConnect((200, "OK", local)))
+        self._emit(RemoteSdpChanged(sdp=_sdp_text(event.getData()), at=_when(event.rtime)))
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _ring_timeout(self) -> None:
+        self._ring_timer = None
+        if self.finished or self.answered:
+            return
+        self._finish(Failed(code=408, reason="Ring timeout", cause=FailureCause.NO_ANSWER,
+                            at=_when()))  # fmt: skip
+        self._disconnect()  # sends CANCEL (deferred by sippy until a provisional response)
+
+    def _cancel_ring_timer(self) -> None:
+        if self._ring_timer is not None:
+            self._ring_timer.cancel()
+            self._ring_timer = None
+
+    def _disconnect(self) -> None:
+        if self._ua is not None and not self._ua.isDead():
+            self._ua.recvEvent(CCEventDisconnect())
+
+    def _finish(self, event: Failed | Ended) -> None:
+        self.finished = True
+        if self._reinvite_done is not None:
+            done, self._reinvite_done = self._reinvite_done, None
+            done(None, ReinviteRejected(481, "Leg ended"))
+        self._emit(event)
+
+
+class ReinviteRejected(RuntimeError):
+    """The peer answered our re-INVITE with a non-2xx response (the call goes on)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"re-INVITE rejected: {code} {reason}")
+        self.code = code
+        self.reason = reason
+
+
+_HANDLERS: dict[type, Callable[[UacDriver, Any], None]] = {
+    CCEventRing: UacDriver._on_ring,
+    CCEventConnect: UacDriver._on_connect,
+    CCEventFail: UacDriver._on_fail,
+    CCEventRedirect: UacDriver._on_fail,
+    CCEventDisconnect: UacDriver._on_disconnect,
+    CCEventInfo: UacDriver._on_info,
+    CCEventUpdate: UacDriver._on_remote_update,
+}
