@@ -1,0 +1,157 @@
+"""Render prompt text to telephone audio: espeak-ng, then sox to 8 kHz mono 16-bit PCM WAV.
+
+Files are cached in `cache_dir` under the sha256 of (text, language, voice, format version), so
+a prompt said often ("press 1 to call back") is rendered once. Writes are atomic (temporary
+file in the same directory, then `os.replace`), so a concurrent reader, including rtpengine's
+`play media`, never sees half a file. What the prompt says is the engine's business; this
+module only renders the text it is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+SAMPLE_RATE = 8000
+# Bump when the rendering pipeline changes, so old cache entries are not reused.
+_FORMAT_VERSION = 1
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+MAX_TEXT_CHARS = 5000
+
+
+class PromptRenderError(RuntimeError):
+    """espeak-ng or sox failed, timed out, or produced no audio."""
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedPrompt:
+    path: Path  # absolute: rtpengine opens it by name
+    duration_s: float
+    cached: bool  # True when served from the cache without rendering
+
+
+def cache_key(text: str, language: str, voice: str | None) -> str:
+    material = json.dumps([_FORMAT_VERSION, text, language, voice], ensure_ascii=False)
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def wav_duration(path: Path) -> float:
+    with wave.open(str(path), "rb") as wav:
+        return wav.getnframes() / wav.getframerate()
+
+
+class PromptRenderer:
+    """`await renderer.render("Call request from Mary", language="en")` -> RenderedPrompt.
+
+    `voice` is an espeak-ng variant (e.g. "f3", "m2"), combined as `-v en+f3`.
+    """
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        *,
+        espeak: str = "espeak-ng",
+        sox: str = "sox",
+        timeout_s: float = 15.0,
+        words_per_minute: int = 150,
+    ) -> None:
+        self.cache_dir = cache_dir.resolve()
+        self.espeak = espeak
+        self.sox = sox
+        self.timeout_s = timeout_s
+        self.words_per_minute = words_per_minute
+        # One render per key at a time; others wait and then hit the cache.
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def path_for(self, text: str, language: str = "en", voice: str | None = None) -> Path:
+        return self.cache_dir / f"{cache_key(text, language, voice)}.wav"
+
+    async def render(
+        self, text: str, language: str = "en", voice: str | None = None
+    ) -> RenderedPrompt:
+        if not text.strip():
+            raise ValueError("prompt text is empty")
+        if len(text) > MAX_TEXT_CHARS:
+            raise ValueError(f"prompt text is longer than {MAX_TEXT_CHARS} characters")
+        for name, value in (("language", language), ("voice", voice)):
+            if value is not None and not _NAME_RE.match(value):
+                raise ValueError(f"invalid {name} {value!r}")
+        target = self.path_for(text, language, voice)
+        lock = self._locks.setdefault(target.name, asyncio.Lock())
+        async with lock:
+            if target.exists():
+                return RenderedPrompt(target, wav_duration(target), cached=True)
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            await self._render_to(target, text, language, voice)
+        self._locks.pop(target.name, None)
+        return RenderedPrompt(target, wav_duration(target), cached=False)
+
+    async def _render_to(self, target: Path, text: str, language: str, voice: str | None) -> None:
+        espeak_voice = f"{language}+{voice}" if voice else language
+        with tempfile.TemporaryDirectory(dir=self.cache_dir, prefix=".render-") as tmp:
+            raw = Path(tmp) / "espeak.wav"
+            converted = Path(tmp) / "8k.wav"
+            # Text on stdin: no argv length limit, and text starting with "-" is not an option.
+            await self._run(
+                [
+                    self.espeak,
+                    "-b",
+                    "1",
+                    "-v",
+                    espeak_voice,
+                    "-s",
+                    str(self.words_per_minute),
+                    "-w",
+                    str(raw),
+                    "--stdin",
+                ],
+                stdin=text.encode("utf-8"),
+            )
+            await self._run(
+                [
+                    self.sox,
+                    str(raw),
+                    "-r",
+                    str(SAMPLE_RATE),
+                    "-c",
+                    "1",
+                    "-b",
+                    "16",
+                    "-e",
+                    "signed-integer",
+                    str(converted),
+                ],
+            )
+            if wav_duration(converted) <= 0:
+                raise PromptRenderError(f"espeak-ng rendered no audio for {text[:40]!r}")
+            # Same filesystem (tmp dir is inside cache_dir), so the rename is atomic.
+            os.replace(converted, target)
+
+    async def _run(self, argv: list[str], stdin: bytes | None = None) -> None:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except FileNotFoundError:
+            raise PromptRenderError(f"{argv[0]} is not installed") from None
+        try:
+            _, stderr = await asyncio.wait_for(proc.communicate(stdin), self.timeout_s)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise PromptRenderError(f"{argv[0]} timed out after {self.timeout_s:g}s") from None
+        if proc.returncode != 0:
+            message = stderr.decode("utf-8", "replace").strip()[-500:]
+            raise PromptRenderError(f"{argv[0]} exited with {proc.returncode}: {message}")
