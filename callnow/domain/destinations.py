@@ -166,8 +166,10 @@ def _area_code(number: PhoneNumber) -> str:
     return phonenumbers.national_significant_number(number)[:length]
 
 
+_TYPE_NAMES = {
+    value: name.lower() for name, value in vars(PhoneNumberType).items() if name.isupper()
+}
+
+
 def _type_name(number_type: int) -> str:
-    for name, value in vars(PhoneNumberType).items():
-        if name.isupper() and value == number_type:
-            return name.lower()
-    return "unknown"
+    return _TYPE_NAMES.get(number_type, "unknown")
