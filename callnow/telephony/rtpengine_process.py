@@ -33,11 +33,16 @@ class RtpengineStartError(RuntimeError):
     """The daemon is missing, exited, or did not answer `ping` in time."""
 
 
-def rtpengine_command(settings: RtpengineSettings, executable: str = "rtpengine") -> list[str]:
+def rtpengine_command(
+    settings: RtpengineSettings,
+    executable: str = "rtpengine",
+    media_interface: str | None = None,
+) -> list[str]:
+    """The daemon's command line; media is on `media_interface`, by default the ng host."""
     return [
         executable,
         "--config-file=none",
-        f"--interface={settings.ng_host}",
+        f"--interface={media_interface or settings.ng_host}",
         f"--listen-ng={settings.ng_host}:{settings.ng_port}",
         "--table=-1",
         "--foreground",
@@ -46,8 +51,6 @@ def rtpengine_command(settings: RtpengineSettings, executable: str = "rtpengine"
         f"--port-min={settings.port_min}",
         f"--port-max={settings.port_max}",
         "--no-fallback",
-        # A handful of calls per instance; the default (one per core) is wasted on small hosts.
-        "--num-threads=2",
     ]
 
 
@@ -60,10 +63,12 @@ class RtpengineProcess:
         *,
         executable: str = "rtpengine",
         start_timeout_s: float = 5.0,
+        media_interface: str | None = None,
         extra_args: list[str] | None = None,
     ) -> None:
         self.settings = settings
         self.executable = executable
+        self.media_interface = media_interface
         self.start_timeout_s = start_timeout_s
         self.extra_args = list(extra_args or [])
         self._proc: subprocess.Popen[bytes] | None = None
@@ -79,7 +84,10 @@ class RtpengineProcess:
         return "\n".join(self._stderr_tail)
 
     def command(self) -> list[str]:
-        return [*rtpengine_command(self.settings, self.executable), *self.extra_args]
+        return [
+            *rtpengine_command(self.settings, self.executable, self.media_interface),
+            *self.extra_args,
+        ]
 
     # -- start -----------------------------------------------------------------------------
 
