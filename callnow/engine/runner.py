@@ -1,0 +1,287 @@
+"""The thin shell around `CallbackFlow`: feeds it telephony events, executes its commands.
+
+One `CallbackRun` per callback. Events (from adapters, timers and the web) go through one
+queue and are handled strictly one at a time, each event's commands executed in order before
+the next event is read, so the flow sees the world in a single, consistent order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from callnow.domain.calls import FailureCause, LegRole
+from callnow.domain.flow import (
+    Abort,
+    Bridge,
+    CallbackFlow,
+    Cancel,
+    CancelTimer,
+    Command,
+    DialOwner,
+    DialRequester,
+    Event,
+    Finish,
+    FlowLimits,
+    HangupLeg,
+    LegFailed,
+    Outcome,
+    PlayPrompt,
+    RecordLeg,
+    RequestFacts,
+    RequestStateChanged,
+    Start,
+    StartTimer,
+    StopPrompt,
+    TimerFired,
+)
+from callnow.domain.request_state import RequestState, is_terminal
+from callnow.engine.leg_times import LegStopwatch
+from callnow.engine.ports import CallbackRecorder, CallChannel, Telephony
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CallbackHandle:
+    """What the caller of `start_callback` keeps: the live state, a way to cancel, the outcome."""
+
+    def __init__(self, run: CallbackRun) -> None:
+        self._run = run
+
+    @property
+    def request_ref(self) -> str:
+        return self._run.flow.facts.request_ref
+
+    @property
+    def request_state(self) -> RequestState:
+        return self._run.flow.request_state
+
+    @property
+    def outcome(self) -> asyncio.Future[Outcome]:
+        """Resolves once the flow finished and the telephony channel is closed."""
+        return self._run.outcome
+
+    def done(self) -> bool:
+        return self._run.outcome.done()
+
+    def cancel(self, reason: str) -> None:
+        """The visitor or the owner cancelled on the web; ignored once the callback finished."""
+        self._run.deliver(Cancel(reason))
+
+    def abort(self, reason: str) -> None:
+        """Hang up everything and fail the request (engine shutdown, lost lease)."""
+        self._run.deliver(Abort(reason))
+
+
+class CallbackEngine:
+    def __init__(
+        self,
+        telephony: Telephony,
+        recorder: CallbackRecorder,
+        *,
+        limits: FlowLimits | None = None,
+        clock: Clock = utc_now,
+        action_timeout_s: float = 10.0,
+    ) -> None:
+        self._telephony = telephony
+        self._recorder = recorder
+        self._limits = limits or FlowLimits()
+        self._clock = clock
+        # An adapter call that never returns would freeze the callback with its legs up.
+        self._action_timeout_s = action_timeout_s
+        self._active: dict[str, CallbackHandle] = {}
+
+    @property
+    def active(self) -> dict[str, CallbackHandle]:
+        """Callbacks in progress, by request ref."""
+        return dict(self._active)
+
+    async def start_callback(
+        self, facts: RequestFacts, limits: FlowLimits | None = None
+    ) -> CallbackHandle:
+        """Open the telephony channel and start dialling the owner; returns at once."""
+        if facts.request_ref in self._active:
+            raise ValueError(f"callback {facts.request_ref} is already running")
+        run = CallbackRun(
+            CallbackFlow(facts, limits or self._limits),
+            self._recorder,
+            clock=self._clock,
+            action_timeout_s=self._action_timeout_s,
+        )
+        await run.open(self._telephony)
+        handle = CallbackHandle(run)
+        self._active[facts.request_ref] = handle
+        run.outcome.add_done_callback(lambda _: self._active.pop(facts.request_ref, None))
+        run.begin()
+        return handle
+
+    async def shutdown(self, reason: str = "engine_shutdown") -> None:
+        """Abort every callback in progress and wait until each has hung up and recorded."""
+        handles = list(self._active.values())
+        for handle in handles:
+            handle.abort(reason)
+        await asyncio.gather(*(h.outcome for h in handles), return_exceptions=True)
+
+
+class CallbackRun:
+    def __init__(
+        self,
+        flow: CallbackFlow,
+        recorder: CallbackRecorder,
+        *,
+        clock: Clock,
+        action_timeout_s: float,
+    ) -> None:
+        self.flow = flow
+        self._recorder = recorder
+        self._clock = clock
+        self._action_timeout_s = action_timeout_s
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._legs = LegStopwatch(flow.facts.request_ref)
+        self._channel: CallChannel | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._recorded: set[LegRole] = set()
+        self._finished_with: Outcome | None = None
+        self.outcome: asyncio.Future[Outcome] = self._loop.create_future()
+
+    @property
+    def request_ref(self) -> str:
+        return self.flow.facts.request_ref
+
+    async def open(self, telephony: Telephony) -> None:
+        self._channel = await telephony.open_call(self.request_ref, self.deliver)
+
+    def begin(self) -> None:
+        self._queue.put_nowait(Start())
+        self._task = self._loop.create_task(self._drive(), name=f"callback:{self.request_ref}")
+
+    def deliver(self, event: Event) -> None:
+        """The event sink: callable from any thread; always queues on the engine's loop."""
+        if self._loop.is_closed():
+            return
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
+
+    async def _drive(self) -> None:
+        try:
+            while not self.flow.finished:
+                event = await self._queue.get()
+                self._legs.observe(event, self._clock())
+                for command in self.flow.handle(event):
+                    await self._execute(command)
+        except Exception as error:  # a bug in the flow or the engine; never leave a leg up
+            log.exception("callback %s crashed; hanging up", self.request_ref)
+            await self._emergency_stop(f"engine_error: {type(error).__name__}")
+        finally:
+            await self._close()
+
+    async def _execute(self, command: Command) -> None:
+        channel = self._channel
+        assert channel is not None
+        match command:
+            case DialOwner(number=number):
+                await self._dial(LegRole.OWNER, number, channel.dial_owner(number))
+            case DialRequester(number=number, caller_id=caller_id):
+                await self._dial(
+                    LegRole.REQUESTER, number, channel.dial_requester(number, caller_id)
+                )
+            case PlayPrompt(kind=kind, text=text):
+                await self._or_abort("play_prompt_failed", channel.play_prompt(kind, text))
+            case StopPrompt():
+                await self._or_log("stop_prompt", channel.stop_prompt())
+            case Bridge():
+                await self._or_abort("bridge_failed", channel.bridge())
+            case HangupLeg(role=role, reason=reason):
+                await self._hang_up(role, reason)
+            case StartTimer(name=name, seconds=seconds):
+                self._cancel_timer(name)
+                self._timers[name] = self._loop.call_later(
+                    seconds, self._queue.put_nowait, TimerFired(name)
+                )
+            case CancelTimer(name=name):
+                self._cancel_timer(name)
+            case RecordLeg(role=role, failure_cause=cause, sip_code=code):
+                await self._record(role, cause, code)
+            case RequestStateChanged(state=state, reason=reason):
+                await self._report(state, reason)
+            case Finish(outcome=outcome):
+                self._finished_with = outcome
+
+    async def _dial(self, role: LegRole, number: str, dial: Awaitable[None]) -> None:
+        self._legs.dialled(role, number, self._clock())
+        try:
+            async with asyncio.timeout(self._action_timeout_s):
+                await dial
+        except Exception:
+            log.exception("callback %s: dialling the %s failed", self.request_ref, role)
+            self._queue.put_nowait(LegFailed(role, FailureCause.FAILED))
+
+    async def _or_abort(self, reason: str, action: Awaitable[None]) -> None:
+        try:
+            async with asyncio.timeout(self._action_timeout_s):
+                await action
+        except Exception:
+            log.exception("callback %s: %s", self.request_ref, reason)
+            self._queue.put_nowait(Abort(reason))
+
+    async def _or_log(self, what: str, action: Awaitable[None]) -> None:
+        # A failed hang-up or stop changes nothing the flow could act on; the channel's close()
+        # cleans up. A failed write must not stop the hang-ups that follow it.
+        try:
+            async with asyncio.timeout(self._action_timeout_s):
+                await action
+        except Exception:
+            log.exception("callback %s: %s failed", self.request_ref, what)
+
+    async def _hang_up(self, role: LegRole, reason: str) -> None:
+        assert self._channel is not None
+        self._legs.ended(role, self._clock())
+        await self._or_log(f"hangup {role}", self._channel.hangup(role, reason))
+
+    async def _record(self, role: LegRole, cause: FailureCause | None, code: int | None) -> None:
+        record = self._legs.record(role, self._clock(), cause, code)
+        if record is None or role in self._recorded:
+            log.error("callback %s: unexpected record for the %s leg", self.request_ref, role)
+            return
+        self._recorded.add(role)
+        await self._or_log(f"record {role}", self._recorder.record_leg(record))
+
+    async def _report(self, state: RequestState, reason: str) -> None:
+        write = self._recorder.request_state_changed(self.request_ref, state, reason, self._clock())
+        await self._or_log(f"state {state}", write)
+
+    async def _emergency_stop(self, reason: str) -> None:
+        """What the flow would have done on Abort, without the flow: hang up and record every
+        leg still up, and fail the request unless it already reached an end."""
+        for role in self._legs.dialled_roles() - self._recorded:
+            if self._channel is not None:
+                await self._hang_up(role, reason)
+            await self._record(role, None, None)
+        if self._finished_with is None:
+            if not is_terminal(self.flow.request_state):
+                await self._report(RequestState.FAILED, reason)
+            self._finished_with = Outcome(RequestState.FAILED, reason)
+
+    async def _close(self) -> None:
+        for name in list(self._timers):
+            self._cancel_timer(name)
+        if self._channel is not None:
+            await self._or_log("close", self._channel.close())
+        # Resolved only now, so whoever awaits the outcome knows the telephony is released.
+        outcome = self._finished_with or Outcome(RequestState.FAILED, "engine_stopped")
+        if not self.outcome.done():
+            self.outcome.set_result(outcome)
+
+    def _cancel_timer(self, name: str) -> None:
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()

@@ -1,0 +1,303 @@
+"""The engine shell: telephony events in, telephony actions and records out, real timers.
+
+The fake channel notes each action; each test plays the phones by emitting the events a SIP
+adapter would. Timers are real asyncio timers with millisecond durations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from callnow.domain.calls import Disposition, FailureCause, LegRole
+from callnow.domain.flow import (
+    AcceptanceMode,
+    Digit,
+    FlowLimits,
+    LegAnswered,
+    LegEnded,
+    LegFailed,
+    LegRinging,
+    Outcome,
+    PromptKind,
+    RequestFacts,
+)
+from callnow.domain.request_state import RequestState
+from callnow.engine.runner import CallbackEngine, CallbackHandle
+from tests.engine.fakes import T0, FakeChannel, FakeClock, FakeRecorder, FakeTelephony
+
+OWNER = LegRole.OWNER
+REQUESTER = LegRole.REQUESTER
+
+FACTS = RequestFacts(
+    request_ref="req-1",
+    caller_e164="+61290375678",
+    caller_name="Mary",
+    owner_internal_number="201",
+    owner_external_e164="+61299990201",
+    acceptance=AcceptanceMode.CONFIRM,
+)
+# Long enough never to fire unless a test means it to.
+SLOW = FlowLimits(owner_ring_s=60, requester_ring_s=60, digit_wait_s=60, max_call_duration_s=600)
+
+
+class World:
+    def __init__(self, action_timeout_s: float = 1.0, **telephony_options: object) -> None:
+        self.telephony = FakeTelephony(**telephony_options)  # type: ignore[arg-type]
+        self.recorder = FakeRecorder()
+        self.clock = FakeClock()
+        self.engine = CallbackEngine(
+            self.telephony,
+            self.recorder,
+            limits=SLOW,
+            clock=self.clock,
+            action_timeout_s=action_timeout_s,
+        )
+
+    async def start(
+        self, facts: RequestFacts = FACTS, limits: FlowLimits | None = None
+    ) -> tuple[CallbackHandle, FakeChannel]:
+        handle = await self.engine.start_callback(facts, limits)
+        return handle, self.telephony.channels[-1]
+
+    def states(self) -> list[RequestState]:
+        return [state for state, _ in self.recorder.states]
+
+
+async def outcome_of(handle: CallbackHandle) -> Outcome:
+    async with asyncio.timeout(2):
+        return await handle.outcome
+
+
+async def test_a_confirmed_callback_from_first_ring_to_last_record() -> None:
+    world = World()
+    handle, phones = await world.start()
+
+    await phones.wait_for("dial_owner", "201")
+    world.clock.advance(1)
+    phones.emit(LegRinging(OWNER))
+    world.clock.advance(4)
+    phones.emit(LegAnswered(OWNER))
+    await phones.wait_for("play_prompt", PromptKind.CONFIRM)
+    world.clock.advance(7)
+    phones.emit(Digit("1"))
+    await phones.wait_for("dial_requester", "+61290375678", "+61299990201")
+    world.clock.advance(2)
+    phones.emit(LegRinging(REQUESTER))
+    world.clock.advance(5)
+    phones.emit(LegAnswered(REQUESTER))
+    await phones.wait_for("bridge")
+    world.clock.advance(62.5)
+    phones.emit(LegEnded(REQUESTER, by_remote=True))
+
+    assert await outcome_of(handle) == Outcome(RequestState.COMPLETED, "requester_hung_up")
+    assert phones.names() == [
+        "dial_owner",
+        "play_prompt",
+        "stop_prompt",
+        "dial_requester",
+        "bridge",
+        "hangup",
+        "close",
+    ]
+    assert world.states() == [
+        RequestState.CALLING_OWNER,
+        RequestState.CALLING_REQUESTER,
+        RequestState.CONNECTED,
+        RequestState.COMPLETED,
+    ]
+    requester = world.recorder.record_of(REQUESTER)
+    assert requester.disposition is Disposition.ANSWERED
+    assert requester.destination == "+61290375678"
+    assert requester.billable_seconds == 62
+    assert requester.started_at == T0.replace(second=12)
+    owner = world.recorder.record_of(OWNER)
+    assert owner.destination == "201"
+    assert owner.answered_at == T0.replace(second=5)
+    assert owner.billable_seconds == 76  # 7 s deciding + 7 s ringing out + 62.5 s talk, floored
+
+
+async def test_the_outcome_resolves_only_after_the_channel_is_closed() -> None:
+    world = World()
+    handle, phones = await world.start()
+    await phones.wait_for("dial_owner", "201")
+
+    phones.emit(LegFailed(OWNER, FailureCause.BUSY, 486))
+    await outcome_of(handle)
+
+    assert phones.closed
+    assert not world.engine.active
+
+
+async def test_an_owner_who_never_answers_is_hung_up_on_by_the_ring_timer() -> None:
+    world = World()
+    handle, phones = await world.start(limits=FlowLimits(owner_ring_s=0.02))
+    phones.emit(LegRinging(OWNER))
+
+    assert await outcome_of(handle) == Outcome(RequestState.OWNER_UNREACHABLE, "owner_no_answer")
+    assert ("hangup", OWNER, "owner_no_answer") in phones.calls
+    owner = world.recorder.record_of(OWNER)
+    assert owner.disposition is Disposition.NO_ANSWER
+    assert owner.ringing_at is not None
+
+
+async def test_a_silent_owner_hears_the_prompt_three_times_then_is_unreachable() -> None:
+    world = World(prompts_finish_at_once=True)
+    handle, phones = await world.start(limits=FlowLimits(digit_wait_s=0.01))
+    phones.emit(LegAnswered(OWNER))
+
+    assert await outcome_of(handle) == Outcome(RequestState.OWNER_UNREACHABLE, "prompt_unanswered")
+    assert phones.names().count("play_prompt") == 3
+    assert world.recorder.record_of(OWNER).disposition is Disposition.ANSWERED
+
+
+async def test_the_max_duration_timer_ends_a_bridged_call() -> None:
+    world = World()
+    facts = RequestFacts(**{**FACTS.__dict__, "acceptance": AcceptanceMode.AUTO})
+    handle, phones = await world.start(facts, FlowLimits(max_call_duration_s=0.02))
+    phones.emit(LegAnswered(OWNER))
+    await phones.wait_for("dial_requester", "+61290375678", "+61299990201")
+    phones.emit(LegAnswered(REQUESTER))
+
+    assert await outcome_of(handle) == Outcome(RequestState.COMPLETED, "max_duration_reached")
+    assert ("hangup", OWNER, "max_duration_reached") in phones.calls
+    assert ("hangup", REQUESTER, "max_duration_reached") in phones.calls
+    assert phones.names()[:3] == ["dial_owner", "play_prompt", "dial_requester"]  # whisper
+
+
+async def test_a_cancelled_timer_does_not_fire() -> None:
+    world = World()
+    handle, phones = await world.start(limits=FlowLimits(owner_ring_s=0.02))
+    phones.emit(LegAnswered(OWNER))
+    await phones.wait_for("play_prompt", PromptKind.CONFIRM)
+
+    await asyncio.sleep(0.06)
+
+    assert "hangup" not in phones.names()
+    assert not handle.done()
+    handle.cancel("test_over")
+    await outcome_of(handle)
+
+
+async def test_a_cancel_from_the_web_hangs_up_the_ringing_owner() -> None:
+    world = World()
+    handle, phones = await world.start()
+    await phones.wait_for("dial_owner", "201")
+
+    handle.cancel("visitor_cancelled")
+
+    assert await outcome_of(handle) == Outcome(RequestState.CANCELLED, "visitor_cancelled")
+    assert ("hangup", OWNER, "visitor_cancelled") in phones.calls
+    assert world.recorder.record_of(OWNER).disposition is Disposition.CANCELLED
+    assert handle.request_state is RequestState.CANCELLED
+
+
+async def test_a_dial_that_cannot_start_counts_as_a_failed_leg() -> None:
+    world = World(failures={"dial_owner": OSError("no route to the PBX")})
+    handle, _ = await world.start()
+
+    assert await outcome_of(handle) == Outcome(RequestState.OWNER_UNREACHABLE, "owner_failed")
+    assert world.recorder.record_of(OWNER).disposition is Disposition.FAILED
+
+
+async def test_an_adapter_that_never_returns_from_a_dial_fails_the_leg_in_time() -> None:
+    world = World(action_timeout_s=0.02, stalls={"dial_owner"})
+    handle, _ = await world.start()
+
+    assert await outcome_of(handle) == Outcome(RequestState.OWNER_UNREACHABLE, "owner_failed")
+
+
+async def test_a_bridge_that_fails_aborts_and_hangs_up_both_legs() -> None:
+    world = World(failures={"bridge": RuntimeError("rtpengine said no")})
+    handle, phones = await world.start()
+    phones.emit(LegAnswered(OWNER), Digit("1"))
+    await phones.wait_for("dial_requester", "+61290375678", "+61299990201")
+    phones.emit(LegAnswered(REQUESTER))
+
+    assert await outcome_of(handle) == Outcome(RequestState.FAILED, "bridge_failed")
+    assert ("hangup", OWNER, "bridge_failed") in phones.calls
+    assert ("hangup", REQUESTER, "bridge_failed") in phones.calls
+    assert {r.role for r in world.recorder.records} == {OWNER, REQUESTER}
+
+
+async def test_adapters_may_report_from_their_own_thread() -> None:
+    world = World()
+    handle, phones = await world.start()
+    await phones.wait_for("dial_owner", "201")
+
+    sip_thread = threading.Thread(target=phones.emit, args=(LegFailed(OWNER, FailureCause.BUSY),))
+    sip_thread.start()
+    sip_thread.join()
+
+    assert await outcome_of(handle) == Outcome(RequestState.OWNER_UNREACHABLE, "owner_busy")
+
+
+async def test_events_after_the_end_change_nothing() -> None:
+    world = World()
+    handle, phones = await world.start()
+    phones.emit(LegFailed(OWNER, FailureCause.NO_ANSWER, 480))
+    await outcome_of(handle)
+    calls_at_the_end = list(phones.calls)
+
+    phones.emit(LegAnswered(OWNER), Digit("1"))
+    await asyncio.sleep(0.01)
+
+    assert phones.calls == calls_at_the_end
+    assert len(world.recorder.records) == 1
+
+
+async def test_a_failing_store_does_not_keep_a_leg_up() -> None:
+    world = World()
+    world.recorder.fail_writes = True
+    handle, phones = await world.start()
+    phones.emit(LegAnswered(OWNER), Digit("2"))
+
+    assert await outcome_of(handle) == Outcome(RequestState.OWNER_DECLINED, "owner_pressed_2")
+    assert ("hangup", OWNER, "owner_pressed_2") in phones.calls
+
+
+async def test_a_crash_in_the_flow_still_hangs_up_and_records_every_leg(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = World()
+    handle, phones = await world.start()
+    phones.emit(LegAnswered(OWNER))
+    await phones.wait_for("play_prompt", PromptKind.CONFIRM)
+
+    def broken(event: object) -> list[object]:
+        raise KeyError("bug")
+
+    monkeypatch.setattr(handle._run.flow, "handle", broken)
+    phones.emit(Digit("1"))
+
+    outcome = await outcome_of(handle)
+    assert outcome == Outcome(RequestState.FAILED, "engine_error: KeyError")
+    assert ("hangup", OWNER, "engine_error: KeyError") in phones.calls
+    assert world.recorder.record_of(OWNER).disposition is Disposition.ANSWERED
+    assert world.states()[-1] is RequestState.FAILED
+    assert phones.closed
+
+
+async def test_shutdown_aborts_every_callback_in_progress() -> None:
+    world = World()
+    first, first_phones = await world.start()
+    second, _ = await world.start(RequestFacts(**{**FACTS.__dict__, "request_ref": "req-2"}))
+    first_phones.emit(LegAnswered(OWNER))
+
+    await world.engine.shutdown("engine_shutdown")
+
+    assert first.outcome.result() == Outcome(RequestState.FAILED, "engine_shutdown")
+    assert second.outcome.result() == Outcome(RequestState.FAILED, "engine_shutdown")
+    assert not world.engine.active
+
+
+async def test_the_same_request_cannot_run_twice_at_once() -> None:
+    world = World()
+    handle, _ = await world.start()
+
+    with pytest.raises(ValueError, match="already running"):
+        await world.start()
+    handle.cancel("test_over")
+    await outcome_of(handle)
