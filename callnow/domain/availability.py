@@ -46,6 +46,8 @@ class Window:
         return self.end_minute - self.start_minute
 
     def describe(self) -> str:
+        if self.start_minute == 0 and self.end_minute in (0, MINUTES_PER_DAY):
+            return f"{WEEKDAYS[self.weekday]} all day"
         end = _clock(self.end_minute % MINUTES_PER_DAY)
         suffix = " (next day)" if self.crosses_midnight and self.end_minute else ""
         return f"{WEEKDAYS[self.weekday]} {_clock(self.start_minute)}–{end}{suffix}"

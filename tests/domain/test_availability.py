@@ -100,3 +100,8 @@ def test_malformed_times_are_refused(start, end):
 def test_a_weekday_outside_the_week_is_refused():
     with pytest.raises(InvalidWindow):
         Window(7, 0, 60)
+
+
+def test_a_whole_day_window_reads_as_all_day():
+    assert Window.parse(MON, "00:00", "24:00").describe() == "Mon all day"
+    assert Window.parse(MON, "00:00", "00:00").describe() == "Mon all day"

@@ -1,0 +1,189 @@
+"""The `callnow` command."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy.orm import Session
+
+from callnow.config import Settings
+from callnow.store import provisioning
+from callnow.store.db import make_engine, make_session_factory, migrate, transaction
+
+app = typer.Typer(
+    help="CallNow: web callback requests for hosted PBX extensions.", no_args_is_help=True
+)
+admin_app = typer.Typer(
+    help="Provision tenants, users, extensions and CallNow pages.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+app.add_typer(db_app, name="db")
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML settings file", envvar="CALLNOW_CONFIG")
+]
+
+
+def load_settings(config: Path | None) -> Settings:
+    import os
+
+    if config is not None:
+        os.environ["CALLNOW_CONFIG"] = str(config)
+    try:
+        return Settings()
+    except Exception as exc:  # settings errors are the user's to fix: say what is wrong
+        typer.secho(f"Invalid configuration: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+
+
+@contextmanager
+def _session(config: Path | None) -> Iterator[Session]:
+    settings = load_settings(config)
+    migrate(settings.effective_database_url)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            yield session
+    except provisioning.ProvisioningError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def serve(config: ConfigOption = None) -> None:
+    """Run the service: web pages, portal, admin and the Call API in one process."""
+    import uvicorn
+
+    from callnow import logs
+    from callnow.bootstrap import prepare
+    from callnow.web.app import create_app
+
+    settings = load_settings(config)
+    logs.configure(settings.log_level, settings.log_format)
+    settings, _ = prepare(settings)
+    base = settings.web.public_base_url.rstrip("/")
+    if settings.demo_data:
+        typer.echo(
+            "\nCallNow is running.\n"
+            f"  Public page:   {base}/callnow/john_doe   (or {base}/callnow?id=john_doe)\n"
+            f"  Owner portal:  {base}/portal   ({provisioning.DEMO_OWNER_EMAIL} / "
+            f"{provisioning.DEMO_OWNER_PASSWORD})\n"
+            f"  Admin:         {base}/admin/   ({provisioning.DEMO_ADMIN_EMAIL} / "
+            f"{provisioning.DEMO_ADMIN_PASSWORD})\n"
+            f"  Call API:      {base}/docs\n"
+        )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.web.host,
+        port=settings.web.port,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None) -> None:
+    """Apply every migration to the configured database."""
+    settings = load_settings(config)
+    migrate(settings.effective_database_url)
+    typer.echo("Database is at the newest schema.")
+
+
+@admin_app.command("create-tenant")
+def create_tenant(
+    name: str,
+    region: Annotated[str, typer.Option(help="Country for national numbers")] = "AU",
+    timezone: str = "Australia/Sydney",
+    product_line: Annotated[str, typer.Option(help="pbx or home")] = "pbx",
+    call_api: Annotated[bool, typer.Option(help="Call API access (needed for CallNow)")] = True,
+    config: ConfigOption = None,
+) -> None:
+    with _session(config) as session:
+        tenant = provisioning.create_tenant(
+            session,
+            name,
+            product_line=product_line,
+            region=region,
+            timezone=timezone,
+            call_api_access=call_api,
+        )
+        typer.echo(f"Tenant {tenant.id} '{tenant.name}' created.")
+
+
+@admin_app.command("create-user")
+def create_user(
+    email: str,
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True, hide_input=True, confirmation_prompt=True, envvar="CALLNOW_PASSWORD"
+        ),
+    ],
+    tenant: Annotated[str | None, typer.Option(help="Tenant name")] = None,
+    role: Annotated[str, typer.Option(help="platform_admin, tenant_admin or owner")] = "owner",
+    name: str = "",
+    config: ConfigOption = None,
+) -> None:
+    with _session(config) as session:
+        found = provisioning.tenant_by_name(session, tenant) if tenant else None
+        if tenant and found is None:
+            raise provisioning.ProvisioningError(f"No tenant named '{tenant}'.")
+        user = provisioning.create_user(
+            session, email, password, role=role, tenant=found, display_name=name
+        )
+        typer.echo(f"User {user.id} {user.email} ({user.role}) created.")
+
+
+@admin_app.command("create-extension")
+def create_extension(
+    tenant: Annotated[str, typer.Option(help="Tenant name")],
+    internal: Annotated[str, typer.Option(help="Internal number, e.g. 001002")],
+    external: Annotated[str, typer.Option(help="External number, e.g. '02 9037 1234'")],
+    owner: Annotated[str | None, typer.Option(help="Owner's email")] = None,
+    name: str = "",
+    config: ConfigOption = None,
+) -> None:
+    from callnow.store import accounts
+
+    with _session(config) as session:
+        found = provisioning.tenant_by_name(session, tenant)
+        if found is None:
+            raise provisioning.ProvisioningError(f"No tenant named '{tenant}'.")
+        user = accounts.by_email(session, owner) if owner else None
+        if owner and user is None:
+            raise provisioning.ProvisioningError(f"No user with the email {owner}.")
+        extension = provisioning.create_extension(
+            session,
+            found,
+            internal_number=internal,
+            external_number=external,
+            display_name=name,
+            owner=user,
+        )
+        typer.echo(f"Extension {extension.internal_number} ({extension.external_number}) created.")
+
+
+@admin_app.command("enable-callnow")
+def enable_callnow(
+    internal: Annotated[str, typer.Option(help="The extension's internal number")],
+    callnow_id: Annotated[str, typer.Option("--id", help="The CallNow ID, e.g. john_doe")],
+    config: ConfigOption = None,
+) -> None:
+    with _session(config) as session:
+        extension = provisioning.extension_by_internal(session, internal)
+        if extension is None:
+            raise provisioning.ProvisioningError(f"No extension {internal}.")
+        profile = provisioning.enable_callnow(session, extension, callnow_id)
+        typer.echo(f"CallNow is on for {internal}: /callnow/{profile.callnow_id}")
+
+
+if __name__ == "__main__":
+    app()

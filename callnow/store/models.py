@@ -1,0 +1,236 @@
+"""Tables. SQLite by default, PostgreSQL in production; nothing outside `store/` writes SQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite forgets the zone otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    product_line: Mapped[str] = mapped_column(String(8), default="pbx")
+    region: Mapped[str] = mapped_column(String(2), default="AU")
+    timezone: Mapped[str] = mapped_column(String(64), default="Australia/Sydney")
+    call_api_access: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    extensions: Mapped[list[Extension]] = relationship(back_populates="tenant")
+
+    __table_args__ = (CheckConstraint("product_line IN ('pbx', 'home')", name="product_line"),)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20), default="owner")
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
+    display_name: Mapped[str] = mapped_column(String(80), default="")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    tenant: Mapped[Tenant | None] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("role IN ('platform_admin', 'tenant_admin', 'owner')", name="role"),
+    )
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class Extension(Base):
+    __tablename__ = "extensions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    owner_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    internal_number: Mapped[str] = mapped_column(String(20), unique=True)
+    external_number: Mapped[str] = mapped_column(String(20))  # E.164
+    display_name: Mapped[str] = mapped_column(String(80), default="")
+
+    tenant: Mapped[Tenant] = relationship(back_populates="extensions")
+    owner: Mapped[User | None] = relationship()
+    profile: Mapped[Profile | None] = relationship(back_populates="extension")
+
+    def __str__(self) -> str:
+        return f"{self.internal_number} {self.display_name}".strip()
+
+
+class Profile(Base):
+    """An extension's CallNow page and every preference of it."""
+
+    __tablename__ = "profiles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    extension_id: Mapped[int] = mapped_column(ForeignKey("extensions.id"), unique=True)
+    callnow_id: Mapped[str] = mapped_column(String(32), unique=True)  # stored lower-case
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    do_not_allow: Mapped[bool] = mapped_column(Boolean, default=False)
+    confirmation_required: Mapped[bool] = mapped_column(Boolean, default=True)
+    show_name: Mapped[bool] = mapped_column(Boolean, default=True)
+    require_caller_name: Mapped[bool] = mapped_column(Boolean, default=True)
+    image_validation: Mapped[bool] = mapped_column(Boolean, default=True)
+    one_step_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    welcome_message: Mapped[str] = mapped_column(Text, default="")
+    timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+    extension: Mapped[Extension] = relationship(back_populates="profile")
+    windows: Mapped[list[AvailabilityWindow]] = relationship(
+        cascade="all, delete-orphan", order_by="AvailabilityWindow.weekday"
+    )
+    rules: Mapped[list[Rule]] = relationship(cascade="all, delete-orphan", order_by="Rule.position")
+
+    def __str__(self) -> str:
+        return self.callnow_id
+
+
+class AvailabilityWindow(Base):
+    __tablename__ = "availability_windows"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id"), index=True)
+    weekday: Mapped[int] = mapped_column(Integer)
+    start_minute: Mapped[int] = mapped_column(Integer)
+    end_minute: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday"),
+        CheckConstraint("start_minute BETWEEN 0 AND 1439", name="start_minute"),
+        CheckConstraint("end_minute BETWEEN 0 AND 1440", name="end_minute"),
+    )
+
+
+class Rule(Base):
+    __tablename__ = "rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(10))
+    number_match: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    number_value: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    name_match: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    name_value: Mapped[str | None] = mapped_column(String(60), nullable=True)
+
+
+class CallRequest(Base):
+    __tablename__ = "call_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id"))
+    caller_name: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    number_typed: Mapped[str] = mapped_column(String(40))
+    number_e164: Mapped[str] = mapped_column(String(20))
+    source_address: Mapped[str] = mapped_column(String(45), default="")
+    user_agent: Mapped[str] = mapped_column(String(256), default="")
+    channel: Mapped[str] = mapped_column(String(10), default="web")  # web, one_step, api
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    state: Mapped[str] = mapped_column(String(24))
+    # The domain decision: reject / confirm / accept, and why.
+    decision: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str] = mapped_column(String(64), default="")
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(80), nullable=True)
+
+    profile: Mapped[Profile] = relationship()
+    events: Mapped[list[RequestEvent]] = relationship(
+        order_by="RequestEvent.id", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        Index("ix_call_requests_profile_created", "profile_id", "created_at"),
+        Index("ix_call_requests_state", "state"),
+        UniqueConstraint("api_key_id", "idempotency_key", name="uq_call_requests_idempotency"),
+    )
+
+
+class RequestEvent(Base):
+    """Append-only history of a request: each state it entered, when and why."""
+
+    __tablename__ = "request_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("call_requests.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    state: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    details: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class ApiKey(Base):
+    """An owner's Call API key. The secret is shown once; only its SHA-256 is kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    key_id: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(60), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    user: Mapped[User] = relationship()

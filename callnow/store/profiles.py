@@ -1,0 +1,109 @@
+"""Reading and changing CallNow profiles, their hours and their rules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+from callnow.domain import rules as domain_rules
+from callnow.domain.availability import Window
+from callnow.domain.decision import OwnerPreferences
+from callnow.store.models import AvailabilityWindow, Extension, Profile, Rule, Tenant
+
+
+def _with_everything():  # type: ignore[no-untyped-def]
+    return (
+        joinedload(Profile.extension).joinedload(Extension.tenant),
+        joinedload(Profile.extension).joinedload(Extension.owner),
+        selectinload(Profile.windows),
+        selectinload(Profile.rules),
+    )
+
+
+def by_callnow_id(session: Session, callnow_id: str) -> Profile | None:
+    query = select(Profile).where(Profile.callnow_id == callnow_id.strip().lower())
+    return session.scalars(query.options(*_with_everything())).first()
+
+
+def by_id(session: Session, profile_id: int) -> Profile | None:
+    query = select(Profile).where(Profile.id == profile_id).options(*_with_everything())
+    return session.scalars(query).first()
+
+
+def owned_by(session: Session, user_id: int) -> list[Profile]:
+    query = (
+        select(Profile)
+        .join(Profile.extension)
+        .where(Extension.owner_user_id == user_id)
+        .options(*_with_everything())
+        .order_by(Profile.callnow_id)
+    )
+    return list(session.scalars(query))
+
+
+def tenant_of(profile: Profile) -> Tenant:
+    return profile.extension.tenant
+
+
+def timezone_of(profile: Profile) -> ZoneInfo:
+    return ZoneInfo(profile.timezone or profile.extension.tenant.timezone)
+
+
+def windows_of(profile: Profile) -> list[Window]:
+    return [Window(w.weekday, w.start_minute, w.end_minute) for w in profile.windows]
+
+
+def rules_of(profile: Profile) -> list[domain_rules.Rule]:
+    return [
+        domain_rules.Rule(
+            action=domain_rules.RuleAction(r.action),
+            number_match=domain_rules.NumberMatch(r.number_match) if r.number_match else None,
+            number_value=r.number_value,
+            name_match=domain_rules.NameMatch(r.name_match) if r.name_match else None,
+            name_value=r.name_value,
+        )
+        for r in profile.rules
+    ]
+
+
+def preferences_of(profile: Profile) -> OwnerPreferences:
+    tenant = profile.extension.tenant
+    return OwnerPreferences(
+        # CallNow works only for tenants with Call API access.
+        enabled=profile.enabled and tenant.call_api_access,
+        do_not_allow=profile.do_not_allow,
+        confirmation_required=profile.confirmation_required,
+        windows=windows_of(profile),
+        timezone=timezone_of(profile),
+        rules=rules_of(profile),
+    )
+
+
+def replace_windows(session: Session, profile: Profile, windows: Sequence[Window]) -> None:
+    profile.windows.clear()
+    session.flush()
+    for w in windows:
+        profile.windows.append(
+            AvailabilityWindow(
+                weekday=w.weekday, start_minute=w.start_minute, end_minute=w.end_minute
+            )
+        )
+
+
+def replace_rules(session: Session, profile: Profile, rules: Sequence[domain_rules.Rule]) -> None:
+    profile.rules.clear()
+    session.flush()
+    for position, rule in enumerate(rules, start=1):
+        profile.rules.append(
+            Rule(
+                position=position,
+                action=rule.action.value,
+                number_match=rule.number_match.value if rule.number_match else None,
+                number_value=rule.number_value,
+                name_match=rule.name_match.value if rule.name_match else None,
+                name_value=rule.name_value,
+            )
+        )

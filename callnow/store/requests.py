@@ -1,0 +1,113 @@
+"""Callback requests and their append-only history."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from callnow.domain.request_state import RequestState, check_transition
+from callnow.store.models import CallRequest, Profile, RequestEvent, utcnow
+
+# 32 random bytes: 256 bits, far past guessing, URL-safe.
+TOKEN_BYTES = 32
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def record_new(
+    session: Session,
+    *,
+    profile: Profile,
+    caller_name: str | None,
+    number_typed: str,
+    number_e164: str,
+    source_address: str,
+    user_agent: str,
+    channel: str,
+    decision: str,
+    reason: str,
+    final_state: RequestState,
+    now: datetime | None = None,
+    api_key_id: int | None = None,
+    idempotency_key: str | None = None,
+) -> CallRequest:
+    """Store a request as received and move it at once to rejected or queued, with history."""
+    now = now or utcnow()
+    request = CallRequest(
+        token=new_token(),
+        profile_id=profile.id,
+        caller_name=caller_name,
+        number_typed=number_typed[:40],
+        number_e164=number_e164,
+        source_address=source_address[:45],
+        user_agent=user_agent[:256],
+        channel=channel,
+        created_at=now,
+        state=RequestState.RECEIVED.value,
+        decision=decision,
+        reason=reason,
+        api_key_id=api_key_id,
+        idempotency_key=idempotency_key,
+    )
+    request.events.append(RequestEvent(at=now, state=RequestState.RECEIVED.value, reason=channel))
+    session.add(request)
+    move(request, final_state, reason, now=now)
+    session.flush()
+    return request
+
+
+def move(
+    request: CallRequest,
+    new_state: RequestState,
+    reason: str = "",
+    *,
+    now: datetime | None = None,
+    details: dict | None = None,
+) -> None:
+    """Change state only along the domain's allowed moves, and remember it."""
+    check_transition(RequestState(request.state), new_state)
+    request.state = new_state.value
+    request.events.append(
+        RequestEvent(
+            at=now or utcnow(), state=new_state.value, reason=reason[:200], details=details
+        )
+    )
+
+
+def by_token(session: Session, token: str) -> CallRequest | None:
+    if not token or len(token) > 64:
+        return None
+    query = (
+        select(CallRequest)
+        .where(CallRequest.token == token)
+        .options(selectinload(CallRequest.events))
+    )
+    return session.scalars(query).first()
+
+
+def by_idempotency_key(session: Session, api_key_id: int, key: str) -> CallRequest | None:
+    query = select(CallRequest).where(
+        CallRequest.api_key_id == api_key_id, CallRequest.idempotency_key == key
+    )
+    return session.scalars(query).first()
+
+
+def recent_for_profiles(
+    session: Session, profile_ids: list[int], limit: int = 50, offset: int = 0
+) -> list[CallRequest]:
+    if not profile_ids:
+        return []
+    query = (
+        select(CallRequest)
+        .where(CallRequest.profile_id.in_(profile_ids))
+        .order_by(CallRequest.created_at.desc(), CallRequest.id.desc())
+        .limit(limit)
+        .offset(offset)
+        .options(selectinload(CallRequest.events))
+    )
+    return list(session.scalars(query))

@@ -1,0 +1,363 @@
+"""Call API v1: an owner's programmatic twin of the portal and the public form."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from callnow.domain.availability import InvalidWindow, Window
+from callnow.domain.callnow_id import InvalidCallNowId, normalise_callnow_id
+from callnow.domain.rules import InvalidRule
+from callnow.store import accounts, profiles
+from callnow.store import requests as request_store
+from callnow.store.models import CallRequest, Profile, User
+from callnow.web.context import client_address, db
+from callnow.web.intake import Submission, submit
+from callnow.web.portal import WELCOME_MAX_CHARS, rule_from_fields
+
+router = APIRouter(prefix="/api/v1", tags=["Call API v1"])
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class WindowModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    weekday: int = Field(ge=0, le=6, description="0 = Monday")
+    start: str = Field(pattern=r"^\d{2}:\d{2}$", examples=["09:00"])
+    end: str = Field(
+        pattern=r"^\d{2}:\d{2}$",
+        examples=["17:00"],
+        description="At or before start: runs past midnight",
+    )
+
+
+class ProfileOut(BaseModel):
+    callnow_id: str
+    enabled: bool
+    do_not_allow: bool
+    confirmation_required: bool
+    show_name: bool
+    require_caller_name: bool
+    image_validation: bool
+    one_step_allowed: bool
+    welcome_message: str
+    timezone: str
+    windows: list[WindowModel]
+    extension: str
+    external_number: str
+
+
+class ProfileUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    callnow_id: str | None = Field(None, min_length=3, max_length=32)
+    enabled: bool | None = None
+    do_not_allow: bool | None = None
+    confirmation_required: bool | None = None
+    show_name: bool | None = None
+    require_caller_name: bool | None = None
+    image_validation: bool | None = None
+    one_step_allowed: bool | None = None
+    welcome_message: str | None = Field(None, max_length=WELCOME_MAX_CHARS)
+    windows: list[WindowModel] | None = Field(None, max_length=21)
+
+
+class RuleModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["accept", "confirm", "reject"]
+    number_match: Literal["exact", "prefix", "scope"] | None = None
+    number_value: str | None = Field(
+        None,
+        max_length=40,
+        description="E.164 digits, +prefix or national prefix; or national/international for scope",
+    )
+    name_match: Literal["contains", "exact"] | None = None
+    name_value: str | None = Field(None, max_length=60)
+
+
+class RequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, max_length=200)
+    number: str = Field(max_length=100)
+
+
+class RequestEventOut(BaseModel):
+    at: datetime
+    state: str
+    reason: str
+
+
+class RequestOut(BaseModel):
+    token: str
+    callnow_id: str
+    caller_name: str | None
+    number: str
+    number_typed: str
+    channel: str
+    state: str
+    decision: str
+    reason: str
+    created_at: datetime
+    events: list[RequestEventOut]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    database: Literal["ok"]
+
+
+def api_user(
+    request: Request,
+    session: Annotated[Session, Depends(db)],
+    authorization: Annotated[str | None, Header(max_length=300)] = None,
+) -> User:
+    scheme, _, credential = (authorization or "").partition(" ")
+    key = accounts.api_key_owner(session, credential) if scheme.lower() == "bearer" else None
+    if key is None or not key.user.is_active:
+        raise HTTPException(
+            401,
+            "A valid API key is needed: Authorization: Bearer <key>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    request.state.api_key_id = key.id
+    return key.user
+
+
+UserDep = Annotated[User, Depends(api_user)]
+SessionDep = Annotated[Session, Depends(db)]
+NOT_FOUND = {404: {"model": Problem}, 401: {"model": Problem}}
+
+
+def _own(session: Session, user: User, callnow_id: str) -> Profile:
+    """The caller's own profile, or 404: another owner's profile looks the same as none."""
+    for profile in profiles.owned_by(session, user.id):
+        if profile.callnow_id == callnow_id.lower():
+            return profile
+    raise HTTPException(404, "No such profile among yours.")
+
+
+def _profile_out(profile: Profile) -> ProfileOut:
+    return ProfileOut(
+        callnow_id=profile.callnow_id,
+        enabled=profile.enabled,
+        do_not_allow=profile.do_not_allow,
+        confirmation_required=profile.confirmation_required,
+        show_name=profile.show_name,
+        require_caller_name=profile.require_caller_name,
+        image_validation=profile.image_validation,
+        one_step_allowed=profile.one_step_allowed,
+        welcome_message=profile.welcome_message,
+        timezone=str(profiles.timezone_of(profile)),
+        windows=[
+            WindowModel(
+                weekday=w.weekday,
+                start=f"{w.start_minute // 60:02d}:{w.start_minute % 60:02d}",
+                end=f"{w.end_minute // 60:02d}:{w.end_minute % 60:02d}",
+            )
+            for w in profile.windows
+        ],
+        extension=profile.extension.internal_number,
+        external_number=profile.extension.external_number,
+    )
+
+
+def _request_out(r: CallRequest) -> RequestOut:
+    return RequestOut(
+        token=r.token,
+        callnow_id=r.profile.callnow_id,
+        caller_name=r.caller_name,
+        number=r.number_e164,
+        number_typed=r.number_typed,
+        channel=r.channel,
+        state=r.state,
+        decision=r.decision,
+        reason=r.reason,
+        created_at=r.created_at,
+        events=[RequestEventOut(at=e.at, state=e.state, reason=e.reason) for e in r.events],
+    )
+
+
+@router.get("/health", response_model=Health, responses={503: {"model": Problem}})
+def health(session: SessionDep) -> Health:
+    try:
+        session.execute(text("SELECT 1"))
+    except Exception as exc:  # any database failure is "not healthy", said plainly
+        raise HTTPException(503, "database unavailable") from exc
+    return Health(status="ok", database="ok")
+
+
+@router.get("/profiles", response_model=list[ProfileOut], responses={401: {"model": Problem}})
+def list_profiles(user: UserDep, session: SessionDep) -> list[ProfileOut]:
+    return [_profile_out(p) for p in profiles.owned_by(session, user.id)]
+
+
+@router.get("/profiles/{callnow_id}", response_model=ProfileOut, responses=NOT_FOUND)
+def get_profile(
+    callnow_id: Annotated[str, Field(max_length=64)], user: UserDep, session: SessionDep
+) -> ProfileOut:
+    return _profile_out(_own(session, user, callnow_id))
+
+
+@router.patch(
+    "/profiles/{callnow_id}",
+    response_model=ProfileOut,
+    responses={**NOT_FOUND, 409: {"model": Problem}, 422: {"model": Problem}},
+)
+def update_profile(
+    callnow_id: str, changes: ProfileUpdate, user: UserDep, session: SessionDep
+) -> ProfileOut:
+    profile = _own(session, user, callnow_id)
+    values = changes.model_dump(exclude_unset=True)
+    if "callnow_id" in values:
+        try:
+            wanted = normalise_callnow_id(values.pop("callnow_id") or "")
+        except InvalidCallNowId as exc:
+            raise HTTPException(422, str(exc)) from exc
+        other = profiles.by_callnow_id(session, wanted)
+        if other is not None and other.id != profile.id:
+            raise HTTPException(409, f"The CallNow ID '{wanted}' is taken.")
+        profile.callnow_id = wanted
+    if "windows" in values:
+        try:
+            windows = [
+                Window.parse(w["weekday"], w["start"], w["end"])
+                for w in values.pop("windows") or []
+            ]
+        except InvalidWindow as exc:
+            raise HTTPException(422, str(exc)) from exc
+        profiles.replace_windows(session, profile, windows)
+    for name, value in values.items():
+        if value is None:
+            raise HTTPException(422, f"{name} may not be null")
+        setattr(profile, name, value.strip() if isinstance(value, str) else value)
+    session.flush()
+    session.refresh(profile)
+    return _profile_out(profile)
+
+
+@router.get("/profiles/{callnow_id}/rules", response_model=list[RuleModel], responses=NOT_FOUND)
+def get_rules(callnow_id: str, user: UserDep, session: SessionDep) -> list[RuleModel]:
+    profile = _own(session, user, callnow_id)
+    return [
+        RuleModel(
+            action=r.action,
+            number_match=r.number_match,
+            number_value=r.number_value,
+            name_match=r.name_match,
+            name_value=r.name_value,
+        )
+        for r in profile.rules
+    ]
+
+
+@router.put(
+    "/profiles/{callnow_id}/rules",
+    response_model=list[RuleModel],
+    responses={**NOT_FOUND, 422: {"model": Problem}},
+)
+def put_rules(
+    callnow_id: str,
+    rules: Annotated[list[RuleModel], Field(max_length=50)],
+    user: UserDep,
+    session: SessionDep,
+) -> list[RuleModel]:
+    profile = _own(session, user, callnow_id)
+    region = profiles.tenant_of(profile).region
+    try:
+        domain_rules = [
+            rule_from_fields(
+                r.action,
+                r.number_match or "",
+                r.number_value or "",
+                r.name_match or "",
+                r.name_value or "",
+                region,
+            )
+            for r in rules
+        ]
+    except InvalidRule as exc:
+        raise HTTPException(422, str(exc)) from exc
+    profiles.replace_rules(session, profile, domain_rules)
+    session.flush()
+    session.refresh(profile)
+    return get_rules(callnow_id, user, session)
+
+
+@router.get("/profiles/{callnow_id}/requests", response_model=list[RequestOut], responses=NOT_FOUND)
+def list_requests(
+    callnow_id: str,
+    user: UserDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[RequestOut]:
+    profile = _own(session, user, callnow_id)
+    items = request_store.recent_for_profiles(session, [profile.id], limit=limit, offset=offset)
+    return [_request_out(r) for r in items]
+
+
+@router.post(
+    "/profiles/{callnow_id}/requests",
+    response_model=RequestOut,
+    status_code=201,
+    responses={**NOT_FOUND, 200: {"model": RequestOut}, 422: {"model": Problem}},
+)
+def create_request(
+    request: Request,
+    response: Response,
+    callnow_id: str,
+    body: RequestIn,
+    user: UserDep,
+    session: SessionDep,
+    idempotency_key: Annotated[str | None, Header(max_length=80, pattern=r"^[\x21-\x7e]+$")] = None,
+) -> RequestOut | JSONResponse:
+    profile = _own(session, user, callnow_id)
+    api_key_id: int = request.state.api_key_id
+    if idempotency_key:
+        earlier = request_store.by_idempotency_key(session, api_key_id, idempotency_key)
+        if earlier is not None:
+            if earlier.profile_id != profile.id:
+                raise HTTPException(422, "That Idempotency-Key was used for another profile.")
+            response.status_code = 200
+            return _request_out(earlier)
+    submission = Submission(
+        name=body.name,
+        number=body.number,
+        source_address=client_address(request),
+        user_agent=request.headers.get("user-agent", "")[:256],
+        channel="api",
+    )
+    result = submit(
+        session,
+        profile,
+        submission,
+        datetime.now(UTC),
+        api_key_id=api_key_id,
+        idempotency_key=idempotency_key,
+    )
+    if result.errors:
+        return JSONResponse(
+            {"detail": "; ".join(result.errors.values()), "errors": result.errors}, status_code=422
+        )
+    assert result.request is not None
+    if result.existing:
+        response.status_code = 200
+    return _request_out(result.request)
+
+
+@router.get("/requests/{token}", response_model=RequestOut, responses=NOT_FOUND)
+def get_request(
+    token: Annotated[str, Field(max_length=64)], user: UserDep, session: SessionDep
+) -> RequestOut:
+    call_request = request_store.by_token(session, token)
+    owned = {p.id for p in profiles.owned_by(session, user.id)}
+    if call_request is None or call_request.profile_id not in owned:
+        raise HTTPException(404, "No such request among yours.")
+    return _request_out(call_request)

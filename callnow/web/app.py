@@ -1,0 +1,58 @@
+"""The ASGI application: public pages, owner portal, platform admin and the Call API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from callnow import __version__
+from callnow.config import Settings
+from callnow.store.db import make_engine, make_session_factory
+from callnow.web import api, portal, public
+from callnow.web.context import AppState
+from callnow.web.middleware import LimitsMiddleware, SecurityHeadersMiddleware
+
+SESSION_MAX_AGE_S = 12 * 3600
+
+
+def create_app(settings: Settings) -> FastAPI:
+    if not settings.web.secret_key:
+        raise ValueError("web.secret_key must be set (callnow serve generates one)")
+    engine = make_engine(settings.effective_database_url)
+    app = FastAPI(
+        title="CallNow Call API",
+        version=__version__,
+        description="Callback requests for hosted PBX extensions.",
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.callnow = AppState(settings=settings, sessions=make_session_factory(engine))
+    app.state.engine = engine
+    app.mount(
+        "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"
+    )
+    app.include_router(public.router)
+    app.include_router(portal.router)
+    app.include_router(api.router)
+    from callnow.web import admin
+
+    admin.mount(app, engine, settings)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.web.secret_key,
+        session_cookie="callnow_session",
+        max_age=SESSION_MAX_AGE_S,
+        same_site="lax",
+        https_only=settings.web.public_base_url.startswith("https://"),
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(
+        LimitsMiddleware,
+        max_body_bytes=settings.web.max_body_bytes,
+        max_query_bytes=settings.web.max_query_bytes,
+    )
+    return app

@@ -1,0 +1,54 @@
+"""What every route needs: the database, the settings, templates, the client's address."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session, sessionmaker
+
+from callnow.config import Settings
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    sessions: sessionmaker[Session]
+
+
+def app_state(request: Request) -> AppState:
+    return request.app.state.callnow
+
+
+def db(request: Request) -> Iterator[Session]:
+    """A session whose work is committed when the route returns without error."""
+    with app_state(request).sessions() as session, session.begin():
+        yield session
+
+
+def client_address(request: Request) -> str:
+    """The socket's peer, unless it is a configured trusted proxy (never trusted by default)."""
+    peer = request.client.host if request.client else ""
+    trusted = app_state(request).settings.web.trusted_proxies
+    if not trusted or not _in_networks(peer, trusted):
+        return peer
+    forwarded = request.headers.get("x-forwarded-for", "")
+    # Walk from the nearest hop back; the first address that is not a trusted proxy is the client.
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        if not _in_networks(hop, trusted):
+            return hop[:45]
+    return peer
+
+
+def _in_networks(address: str, networks: list[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(n, strict=False) for n in networks)

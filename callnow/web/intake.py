@@ -1,0 +1,94 @@
+"""Taking a callback request in: validate, ask the domain, store. Used by the page and the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from callnow.domain.decision import Outcome, decide
+from callnow.domain.names import InvalidName, clean_caller_name
+from callnow.domain.phone import InvalidNumber, parse_caller_number
+from callnow.domain.request_state import TERMINAL, RequestState
+from callnow.store import profiles
+from callnow.store import requests as request_store
+from callnow.store.models import CallRequest, Profile
+
+
+@dataclass
+class Submission:
+    name: str | None
+    number: str
+    source_address: str
+    user_agent: str
+    channel: str  # web, one_step, api
+
+
+@dataclass
+class IntakeResult:
+    request: CallRequest | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+    # True when an open request for the same number was returned instead of a new one.
+    existing: bool = False
+
+
+def submit(
+    session: Session,
+    profile: Profile,
+    submission: Submission,
+    now: datetime,
+    *,
+    api_key_id: int | None = None,
+    idempotency_key: str | None = None,
+) -> IntakeResult:
+    errors: dict[str, str] = {}
+    name: str | None = None
+    try:
+        name = clean_caller_name(submission.name)
+    except InvalidName as exc:
+        errors["name"] = str(exc)
+    if name is None and "name" not in errors and profile.require_caller_name:
+        errors["name"] = "Please tell the owner your name."
+    region = profiles.tenant_of(profile).region
+    try:
+        number = parse_caller_number(submission.number, region)
+    except InvalidNumber as exc:
+        errors["number"] = str(exc)
+    if errors:
+        return IntakeResult(errors=errors)
+
+    pending = _open_request_for(session, profile, number.e164)
+    if pending is not None:
+        return IntakeResult(request=pending, existing=True)
+
+    decision = decide(profiles.preferences_of(profile), number, name, now)
+    final = RequestState.REJECTED if decision.outcome is Outcome.REJECT else RequestState.QUEUED
+    request = request_store.record_new(
+        session,
+        profile=profile,
+        caller_name=name,
+        number_typed=submission.number,
+        number_e164=number.e164,
+        source_address=submission.source_address,
+        user_agent=submission.user_agent,
+        channel=submission.channel,
+        decision=decision.outcome.value,
+        reason=str(decision.reason),
+        final_state=final,
+        now=now,
+        api_key_id=api_key_id,
+        idempotency_key=idempotency_key,
+    )
+    return IntakeResult(request=request)
+
+
+def _open_request_for(session: Session, profile: Profile, e164: str) -> CallRequest | None:
+    """One number, one call: a request still in progress is returned, not repeated."""
+    query = select(CallRequest).where(
+        CallRequest.profile_id == profile.id,
+        CallRequest.number_e164 == e164,
+        CallRequest.state.not_in([s.value for s in TERMINAL]),
+    )
+    return session.scalars(query.order_by(CallRequest.id.desc())).first()

@@ -1,0 +1,409 @@
+"""The owner portal: log in, share the page, set preferences and rules, see requests, API keys."""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import segno
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+
+from callnow.domain.availability import WEEKDAYS, InvalidWindow, Window
+from callnow.domain.callnow_id import InvalidCallNowId, normalise_callnow_id
+from callnow.domain.phone import InvalidNumber, e164_prefix
+from callnow.domain.request_state import VISITOR_TEXT, RequestState
+from callnow.domain.rules import InvalidRule, NameMatch, NumberMatch, Rule, RuleAction
+from callnow.store import accounts, profiles
+from callnow.store import requests as request_store
+from callnow.store.models import Profile, User, utcnow
+from callnow.web import forms
+from callnow.web.context import app_state, db, templates
+
+router = APIRouter(prefix="/portal", include_in_schema=False)
+MAX_WINDOWS = 21
+WELCOME_MAX_CHARS = 500
+
+
+class LoginRequired(Exception):
+    pass
+
+
+def _tokens(request: Request) -> forms.FormTokens:
+    return forms.FormTokens(app_state(request).settings.web.secret_key)
+
+
+def _csrf_purpose(request: Request) -> str:
+    return f"portal:{request.session.get('user_id')}:{request.session.get('nonce')}"
+
+
+def current_user(request: Request, session: Session) -> User | None:
+    user_id = request.session.get("user_id")
+    if not isinstance(user_id, int):
+        return None
+    user = session.get(User, user_id)
+    return user if user is not None and user.is_active else None
+
+
+def _render(request: Request, name: str, user: User | None, **context: object) -> HTMLResponse:
+    status_code = int(context.pop("status_code", 200))  # type: ignore[call-overload]
+    context.update(user=user, csrf=_tokens(request).issue(_csrf_purpose(request)))
+    return templates.TemplateResponse(request, f"portal/{name}", context, status_code=status_code)
+
+
+def _to_login() -> RedirectResponse:
+    return RedirectResponse("/portal/login", status_code=303)
+
+
+async def _checked_form(request: Request) -> FormData | None:
+    form = await request.form(max_files=0, max_fields=200)
+    if not _tokens(request).valid(forms.field(form, "csrf", 300), _csrf_purpose(request)):
+        return None
+    return form
+
+
+def _own_profile(session: Session, user: User, callnow_id: str) -> Profile | None:
+    return next(
+        (p for p in profiles.owned_by(session, user.id) if p.callnow_id == callnow_id), None
+    )
+
+
+def share_urls(request: Request, profile: Profile) -> dict[str, str]:
+    base = app_state(request).settings.web.public_base_url.rstrip("/")
+    return {
+        "path": f"{base}/callnow/{quote(profile.callnow_id)}",
+        "query": f"{base}/callnow?id={quote(profile.callnow_id)}",
+        "one_step": f"{base}/callnow/{quote(profile.callnow_id)}?name=NAME&number=NUMBER",
+    }
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, session: Session = Depends(db)) -> Response:
+    request.session.setdefault("nonce", secrets.token_hex(8))
+    return _render(request, "login.html", None, error=None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request, session: Session = Depends(db)) -> Response:
+    form = await _checked_form(request)
+    if form is None:
+        return _render(request, "login.html", None, error="Please try again.", status_code=400)
+    user = accounts.authenticate(
+        session, forms.field(form, "email", 254), forms.field(form, "password", 256)
+    )
+    if user is None:
+        return _render(
+            request,
+            "login.html",
+            None,
+            status_code=401,
+            error="That email and password do not match an account.",
+        )
+    # A new session at login, so a session fixed before login is worth nothing after it.
+    request.session.clear()
+    request.session.update(user_id=user.id, nonce=secrets.token_hex(8))
+    return RedirectResponse("/portal", status_code=303)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    request.session.clear()
+    return _to_login()
+
+
+@router.get("", response_class=HTMLResponse)
+def home(request: Request, session: Session = Depends(db)) -> Response:
+    user = current_user(request, session)
+    if user is None:
+        return _to_login()
+    owned = profiles.owned_by(session, user.id)
+    pages = []
+    for profile in owned:
+        urls = share_urls(request, profile)
+        qr = segno.make(urls["path"], error="m").svg_inline(scale=4, title="QR code for the page")
+        pages.append({"profile": profile, "urls": urls, "qr": qr})
+    recent = request_store.recent_for_profiles(session, [p.id for p in owned], limit=10)
+    return _render(
+        request,
+        "home.html",
+        user,
+        pages=pages,
+        recent=recent,
+        texts=VISITOR_TEXT,
+        RequestState=RequestState,
+    )
+
+
+@router.get("/requests", response_class=HTMLResponse)
+def request_list(request: Request, page: int = 1, session: Session = Depends(db)) -> Response:
+    user = current_user(request, session)
+    if user is None:
+        return _to_login()
+    page = max(1, min(page, 10_000))
+    owned = profiles.owned_by(session, user.id)
+    items = request_store.recent_for_profiles(
+        session, [p.id for p in owned], limit=50, offset=(page - 1) * 50
+    )
+    return _render(request, "requests.html", user, items=items, page=page)
+
+
+@router.get("/profiles/{callnow_id}/preferences", response_class=HTMLResponse)
+def preferences_page(request: Request, callnow_id: str, session: Session = Depends(db)) -> Response:
+    user = current_user(request, session)
+    if user is None:
+        return _to_login()
+    profile = _own_profile(session, user, callnow_id)
+    if profile is None:
+        return _render(request, "missing.html", user, status_code=404)
+    return _preferences(request, user, profile, errors={}, saved=False)
+
+
+def _preferences(
+    request: Request,
+    user: User,
+    profile: Profile,
+    *,
+    errors: dict[str, str],
+    saved: bool,
+    status_code: int = 200,
+) -> HTMLResponse:
+    rows = [(w.weekday, w.start_minute, w.end_minute) for w in profile.windows]
+    return _render(
+        request,
+        "preferences.html",
+        user,
+        profile=profile,
+        windows=rows,
+        weekdays=WEEKDAYS,
+        blank_rows=max(3, MAX_WINDOWS - len(rows)) if len(rows) < 7 else 3,
+        errors=errors,
+        saved=saved,
+        urls=share_urls(request, profile),
+        tenant_timezone=profile.extension.tenant.timezone,
+        status_code=status_code,
+    )
+
+
+def _parse_windows(form: FormData) -> tuple[list[Window], str | None]:
+    windows: list[Window] = []
+    for i in range(MAX_WINDOWS + 7):
+        day = forms.field(form, f"win_day_{i}", 2)
+        start = forms.field(form, f"win_start_{i}", 5)
+        end = forms.field(form, f"win_end_{i}", 5)
+        if not (day and start and end):
+            continue
+        try:
+            windows.append(Window.parse(int(day), start, end))
+        except (InvalidWindow, ValueError) as exc:
+            return [], f"Hours row {i + 1}: {exc}"
+    if len(windows) > MAX_WINDOWS:
+        return [], f"At most {MAX_WINDOWS} time windows."
+    return windows, None
+
+
+@router.post("/profiles/{callnow_id}/preferences", response_class=HTMLResponse)
+async def save_preferences(
+    request: Request, callnow_id: str, session: Session = Depends(db)
+) -> Response:
+    user = current_user(request, session)
+    if user is None:
+        return _to_login()
+    profile = _own_profile(session, user, callnow_id)
+    if profile is None:
+        return _render(request, "missing.html", user, status_code=404)
+    form = await _checked_form(request)
+    if form is None:
+        return _preferences(
+            request,
+            user,
+            profile,
+            saved=False,
+            status_code=400,
+            errors={"form": "The form expired; please try again."},
+        )
+    errors: dict[str, str] = {}
+    new_id = forms.field(form, "callnow_id", 64)
+    try:
+        new_id = normalise_callnow_id(new_id)
+        other = profiles.by_callnow_id(session, new_id)
+        if other is not None and other.id != profile.id:
+            errors["callnow_id"] = f"The CallNow ID '{new_id}' is taken."
+    except InvalidCallNowId as exc:
+        errors["callnow_id"] = str(exc)
+    welcome = forms.field(form, "welcome_message", WELCOME_MAX_CHARS + 1).strip()
+    if len(welcome) > WELCOME_MAX_CHARS:
+        errors["welcome_message"] = (
+            f"The welcome message is at most {WELCOME_MAX_CHARS} characters."
+        )
+    timezone = forms.field(form, "timezone", 64).strip() or None
+    if timezone:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            errors["timezone"] = f"'{timezone}' is not a known time zone (e.g. Australia/Sydney)."
+    windows, window_error = _parse_windows(form)
+    if window_error:
+        errors["windows"] = window_error
+    if errors:
+        session.rollback()
+        return _preferences(request, user, profile, errors=errors, saved=False, status_code=422)
+    profile.callnow_id = new_id
+    profile.enabled = forms.checkbox(form, "enabled")
+    profile.do_not_allow = forms.checkbox(form, "do_not_allow")
+    profile.confirmation_required = forms.checkbox(form, "confirmation_required")
+    profile.show_name = forms.checkbox(form, "show_name")
+    profile.require_caller_name = forms.checkbox(form, "require_caller_name")
+    profile.image_validation = forms.checkbox(form, "image_validation")
+    profile.one_step_allowed = forms.checkbox(form, "one_step_allowed")
+    profile.welcome_message = welcome
+    profile.timezone = timezone
+    profiles.replace_windows(session, profile, windows)
+    session.flush()
+    session.refresh(profile)
+    return _preferences(request, user, profile, errors={}, saved=True)
+
+
+def rule_from_fields(
+    action: str,
+    number_match: str,
+    number_value: str,
+    name_match: str,
+    name_value: str,
+    region: str,
+) -> Rule:
+    """Build a domain rule from loose text fields (portal form or API), or raise InvalidRule."""
+    try:
+        rule_action = RuleAction(action)
+    except ValueError as exc:
+        raise InvalidRule("The action is accept, confirm or reject.") from exc
+    n_match = NumberMatch(number_match) if number_match in NumberMatch else None
+    value: str | None = None
+    if n_match in (NumberMatch.EXACT, NumberMatch.PREFIX):
+        try:
+            value = e164_prefix(number_value, region)
+        except InvalidNumber as exc:
+            raise InvalidRule(str(exc)) from exc
+    elif n_match is NumberMatch.SCOPE:
+        value = number_value.strip().lower()
+    m_match = NameMatch(name_match) if name_match in NameMatch else None
+    return Rule(
+        rule_action,
+        number_match=n_match,
+        number_value=value,
+        name_match=m_match,
+        name_value=name_value.strip() if m_match else None,
+    )
+
+
+@router.get("/profiles/{callnow_id}/rules", response_class=HTMLResponse)
+def rules_page(request: Request, callnow_id: str, session: Session = Depends(db)) -> Response:
+    user = current_user(request, session)
+    if user is None:
+        return _to_login()
+    profile = _own_profile(session, user, callnow_id)
+    if profile is None:
+        return _render(request, "missing.html", user, status_code=404)
+    return _rules(request, user, profile, error=None)
+
+
+def _rules(
+    request: Request, user: User, profile: Profile, *, error: str | None, status_code: int = 200
+) -> HTMLResponse:
+    return _render(
+        request,
+        "rules.html",
+        user,
+        profile=profile,
+        rules=profiles.rules_of(profile),
+        error=error,
+        status_code=status_code,
+    )
+
+
+@router.post("/profiles/{callnow_id}/rules", response_class=HTMLResponse)
+async def change_rules(
+    request: Request, callnow_id: str, session: Session = Depends(db)
+) -> Response:
+    user = current_user(request, session)
+    if user is None:
+        return _to_login()
+    profile = _own_profile(session, user, callnow_id)
+    if profile is None:
+        return _render(request, "missing.html", user, status_code=404)
+    form = await _checked_form(request)
+    if form is None:
+        return _rules(
+            request, user, profile, error="The form expired; please try again.", status_code=400
+        )
+    current = profiles.rules_of(profile)
+    operation = forms.field(form, "op", 10)
+    try:
+        index = int(forms.field(form, "index", 4) or -1)
+    except ValueError:
+        index = -1
+    if operation == "add":
+        if len(current) >= 50:
+            return _rules(request, user, profile, error="At most 50 rules.", status_code=422)
+        try:
+            rule = rule_from_fields(
+                forms.field(form, "action", 10),
+                forms.field(form, "number_match", 16),
+                forms.field(form, "number_value", 40),
+                forms.field(form, "name_match", 16),
+                forms.field(form, "name_value", 80),
+                profiles.tenant_of(profile).region,
+            )
+        except InvalidRule as exc:
+            return _rules(request, user, profile, error=str(exc), status_code=422)
+        current.append(rule)
+    elif operation == "delete" and 0 <= index < len(current):
+        current.pop(index)
+    elif operation == "up" and 0 < index < len(current):
+        current[index - 1], current[index] = current[index], current[index - 1]
+    elif operation == "down" and 0 <= index < len(current) - 1:
+        current[index + 1], current[index] = current[index], current[index + 1]
+    else:
+        return _rules(request, user, profile, error="Unknown change.", status_code=400)
+    profiles.replace_rules(session, profile, current)
+    session.flush()
+    session.refresh(profile)
+    return RedirectResponse(f"/portal/profiles/{profile.callnow_id}/rules", status_code=303)
+
+
+@router.get("/api-keys", response_class=HTMLResponse)
+def api_keys_page(request: Request, session: Session = Depends(db)) -> Response:
+    user = current_user(request, session)
+    if user is None:
+        return _to_login()
+    return _render(
+        request, "api_keys.html", user, keys=accounts.keys_of(session, user.id), new_secret=None
+    )
+
+
+@router.post("/api-keys", response_class=HTMLResponse)
+async def change_api_keys(request: Request, session: Session = Depends(db)) -> Response:
+    user = current_user(request, session)
+    if user is None:
+        return _to_login()
+    form = await _checked_form(request)
+    if form is None:
+        return RedirectResponse("/portal/api-keys", status_code=303)
+    new_secret = None
+    if forms.field(form, "op", 10) == "create":
+        new_secret = accounts.issue_api_key(session, user, forms.field(form, "label", 60)).secret
+    elif forms.field(form, "op", 10) == "revoke":
+        key_id = forms.field(form, "key_id", 16)
+        for key in accounts.keys_of(session, user.id):
+            if key.key_id == key_id and key.revoked_at is None:
+                key.revoked_at = utcnow()
+    session.flush()
+    return _render(
+        request,
+        "api_keys.html",
+        user,
+        keys=accounts.keys_of(session, user.id),
+        new_secret=new_secret,
+    )

@@ -1,0 +1,184 @@
+"""The visitor's side: the CallNow page, the request form, the one-step link, the status page."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from callnow.domain.availability import describe_hours, is_available, next_opening
+from callnow.domain.phone import parse_caller_number
+from callnow.domain.request_state import VISITOR_TEXT, RequestState, is_terminal
+from callnow.store import profiles
+from callnow.store import requests as request_store
+from callnow.store.models import CallRequest, Profile
+from callnow.web import forms
+from callnow.web.context import app_state, client_address, db, templates
+from callnow.web.intake import Submission, submit
+
+router = APIRouter()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _visible_profile(session: Session, callnow_id: str) -> Profile | None:
+    """A profile an outsider may see. Unknown, disabled and do-not-allow IDs all look alike."""
+    if not callnow_id or len(callnow_id) > 64:
+        return None
+    profile = profiles.by_callnow_id(session, callnow_id)
+    if profile is None or not profile.enabled or profile.do_not_allow:
+        return None
+    if not profiles.tenant_of(profile).call_api_access:
+        return None
+    return profile
+
+
+def _not_available(request: Request) -> HTMLResponse:
+    return templates.TemplateResponse(request, "public/not_available.html", {}, status_code=404)
+
+
+def _page(
+    request: Request,
+    profile: Profile,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    tz = profiles.timezone_of(profile)
+    windows = profiles.windows_of(profile)
+    now = _now()
+    tokens = forms.FormTokens(app_state(request).settings.web.secret_key)
+    opening = next_opening(windows, now, tz) if not is_available(windows, now, tz) else None
+    context = {
+        "profile": profile,
+        "owner_name": profile.extension.display_name if profile.show_name else None,
+        "available": is_available(windows, now, tz),
+        "next_opening": opening,
+        "hours": describe_hours(windows),
+        "timezone": str(tz),
+        "form_token": tokens.issue(f"public:{profile.id}"),
+        "values": values or {},
+        "errors": errors or {},
+    }
+    return templates.TemplateResponse(request, "public/page.html", context, status_code=status_code)
+
+
+def _status_url(profile: Profile, call_request: CallRequest) -> str:
+    return f"/callnow/{profile.callnow_id}/requests/{call_request.token}"
+
+
+def _submission(request: Request, name: str | None, number: str, channel: str) -> Submission:
+    return Submission(
+        name=name,
+        number=number,
+        source_address=client_address(request),
+        user_agent=request.headers.get("user-agent", "")[:256],
+        channel=channel,
+    )
+
+
+@router.get("/callnow", response_class=HTMLResponse)
+def page_by_query(
+    request: Request,
+    id: str = "",
+    name: str | None = None,
+    number: str | None = None,
+    session: Session = Depends(db),
+) -> Response:
+    return page(request, id, name, number, session)
+
+
+@router.get("/callnow/{callnow_id}", response_class=HTMLResponse)
+def page(
+    request: Request,
+    callnow_id: str,
+    name: str | None = None,
+    number: str | None = None,
+    session: Session = Depends(db),
+) -> Response:
+    profile = _visible_profile(session, callnow_id)
+    if profile is None:
+        return _not_available(request)
+    if number is None:
+        return _page(request, profile)
+    values = {"name": (name or "")[:60], "number": number[:40]}
+    # One step: the link itself places the request, so only where the owner allowed it and
+    # no CAPTCHA is asked for (the owner then pays for every call such a link causes).
+    if not profile.one_step_allowed or profile.image_validation:
+        return _page(request, profile, values=values)
+    result = submit(session, profile, _submission(request, name, number, "one_step"), _now())
+    if result.errors:
+        return _page(request, profile, values=values, errors=result.errors, status_code=422)
+    assert result.request is not None
+    return RedirectResponse(_status_url(profile, result.request), status_code=303)
+
+
+@router.post("/callnow/{callnow_id}", response_class=HTMLResponse)
+async def submit_form(
+    request: Request, callnow_id: str, session: Session = Depends(db)
+) -> Response:
+    form = await request.form(max_files=0, max_fields=20)
+    profile = _visible_profile(session, callnow_id)
+    if profile is None:
+        return _not_available(request)
+    values = {"name": forms.field(form, "name", 200), "number": forms.field(form, "number", 100)}
+    tokens = forms.FormTokens(app_state(request).settings.web.secret_key)
+    if forms.field(form, "website"):  # a honeypot field people never see or fill
+        return _page(
+            request, profile, values=values, errors={"form": "Please try again."}, status_code=400
+        )
+    if not tokens.valid(forms.field(form, "form_token", 300), f"public:{profile.id}"):
+        return _page(
+            request,
+            profile,
+            values=values,
+            status_code=400,
+            errors={"form": "This form has expired. Please check your details and send again."},
+        )
+    windows = profiles.windows_of(profile)
+    if not is_available(windows, _now(), profiles.timezone_of(profile)):
+        return _page(request, profile, values=values, status_code=409)
+    result = submit(
+        session, profile, _submission(request, values["name"], values["number"], "web"), _now()
+    )
+    if result.errors:
+        return _page(request, profile, values=values, errors=result.errors, status_code=422)
+    assert result.request is not None
+    return RedirectResponse(_status_url(profile, result.request), status_code=303)
+
+
+@router.get("/callnow/{callnow_id}/requests/{token}", response_class=HTMLResponse)
+def request_status(
+    request: Request, callnow_id: str, token: str, session: Session = Depends(db)
+) -> Response:
+    call_request = request_store.by_token(session, token)
+    if call_request is None or call_request.profile.callnow_id != callnow_id.lower():
+        return templates.TemplateResponse(request, "public/not_available.html", {}, status_code=404)
+    state = RequestState(call_request.state)
+    profile = call_request.profile
+    region = profiles.tenant_of(profile).region
+    context = {
+        "profile": profile,
+        "call_request": call_request,
+        "state": state,
+        "message": status_message(call_request, region),
+        "finished": is_terminal(state),
+        "caller_number": parse_caller_number(call_request.number_e164, region).display,
+    }
+    return templates.TemplateResponse(request, "public/status.html", context)
+
+
+def status_message(call_request: CallRequest, region: str) -> str:
+    state = RequestState(call_request.state)
+    if state is RequestState.CALLING_REQUESTER:
+        external = call_request.profile.extension.external_number
+        shown = parse_caller_number(external, region).display
+        return f"The owner accepted — we are calling you now from {shown}."
+    if state is RequestState.REJECTED and call_request.reason == "outside_hours":
+        return "The owner is not taking calls at this time. Please try again during their hours."
+    return VISITOR_TEXT[state]
