@@ -11,6 +11,8 @@ Paths:
 - auto-accepted (by rule or setting) or accepted on the web: ring the owner → the owner answers →
   a short whisper plays *while* the requester is dialled (see `AcceptanceMode`).
 - both legs answered → bridge, with a max-duration timer; either hang-up ends the other leg.
+- the requester cannot be reached → the owner, still on the line, hears a short notice
+  ("Sorry, we could not reach Mary.") before the flow hangs up; `notice_max_s` bounds it.
 
 Decisions where the brief was silent (also in the engineer's report):
 
@@ -37,7 +39,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from callnow.domain.calls import FailureCause, LegRole
-from callnow.domain.prompt_text import confirm_prompt, whisper_prompt
+from callnow.domain.prompt_text import confirm_prompt, unreachable_notice, whisper_prompt
 from callnow.domain.request_state import RequestState
 
 
@@ -53,6 +55,8 @@ class AcceptanceMode(StrEnum):
 class PromptKind(StrEnum):
     CONFIRM = "confirm"
     WHISPER = "whisper"
+    # Tells the owner the requester could not be reached, before hanging up.
+    NOTICE = "notice"
 
 
 class DigitSource(StrEnum):
@@ -65,6 +69,7 @@ class TimerName(StrEnum):
     REQUESTER_RING = "requester_ring"
     DIGIT_WAIT = "digit_wait"
     MAX_DURATION = "max_duration"
+    NOTICE_LIMIT = "notice_limit"
 
 
 class FlowState(StrEnum):
@@ -73,6 +78,7 @@ class FlowState(StrEnum):
     ASKING_OWNER = "asking_owner"
     CALLING_REQUESTER = "calling_requester"
     CONNECTED = "connected"
+    TELLING_OWNER = "telling_owner"
     FINISHED = "finished"
 
 
@@ -133,10 +139,13 @@ class FlowLimits:
     # From the owner's remaining budget (A2Billing-style max duration from credit), if limited.
     budget_max_duration_s: float | None = None
     max_prompt_plays: int = 3
+    # Longest the owner is kept on the line for the "could not reach" notice, should the
+    # adapter never report its end.
+    notice_max_s: float = 15
 
     def __post_init__(self) -> None:
         timeouts = (self.owner_ring_s, self.requester_ring_s, self.digit_wait_s)
-        if min(timeouts) <= 0 or self.max_call_duration_s <= 0:
+        if min(*timeouts, self.notice_max_s, self.max_call_duration_s) <= 0:
             raise ValueError("timeouts must be positive")
         if self.budget_max_duration_s is not None and self.budget_max_duration_s <= 0:
             raise ValueError("a request without budget must not reach the flow")
@@ -380,6 +389,8 @@ class CallbackFlow:
         self._timers: set[str] = set()
         self._prompt_playing = False
         self._prompt_plays = 0
+        # Decided, but the owner is still hearing the notice: applied when that ends.
+        self._pending: Outcome | None = None
 
     @property
     def state(self) -> FlowState:
@@ -420,6 +431,8 @@ class CallbackFlow:
                 self._on_timer(name, out)
             case Cancel(reason=reason):
                 self._on_cancel(reason, out)
+            case Abort(reason=reason) if self._pending is not None:
+                self._finish_pending(out)  # the outcome was decided before the trouble
             case Abort(reason=reason):
                 self._finish(RequestState.FAILED, reason, out)
             case LegRinging():
@@ -471,7 +484,7 @@ class CallbackFlow:
             state, reason = _OWNER_FAILURE[cause]
             self._finish(state, reason, out)
         else:
-            self._finish(RequestState.REQUESTER_UNREACHABLE, _REQUESTER_FAILURE[cause], out)
+            self._requester_unreachable(_REQUESTER_FAILURE[cause], out)
 
     def _on_ended(self, role: LegRole, by_remote: bool, out: list[Command]) -> None:
         if self._legs[role] is _Leg.DIALLING:
@@ -482,7 +495,9 @@ class CallbackFlow:
             return
         self._leg_gone(role, out)
         dropped = _DROPPED[role]
-        if self._state is FlowState.CONNECTED:
+        if self._pending is not None:
+            self._finish_pending(out)
+        elif self._state is FlowState.CONNECTED:
             self._finish(RequestState.COMPLETED, _HUNG_UP[role] if by_remote else dropped, out)
         elif not by_remote:
             self._finish(RequestState.FAILED, dropped, out)
@@ -508,6 +523,8 @@ class CallbackFlow:
         self._prompt_playing = False
         if self._state is FlowState.ASKING_OWNER:
             self._start_timer(TimerName.DIGIT_WAIT, self.limits.digit_wait_s, out)
+        elif self._state is FlowState.TELLING_OWNER:
+            self._finish_pending(out)
 
     def _on_timer(self, name: str, out: list[Command]) -> None:
         if name not in self._timers:
@@ -520,7 +537,7 @@ class CallbackFlow:
             self._hang_up(
                 LegRole.REQUESTER, Reason.REQUESTER_NO_ANSWER, out, FailureCause.NO_ANSWER
             )
-            self._finish(RequestState.REQUESTER_UNREACHABLE, Reason.REQUESTER_NO_ANSWER, out)
+            self._requester_unreachable(Reason.REQUESTER_NO_ANSWER, out)
         elif name == TimerName.DIGIT_WAIT:
             if self._prompt_plays < self.limits.max_prompt_plays:
                 self._play(PromptKind.CONFIRM, out)
@@ -529,9 +546,13 @@ class CallbackFlow:
                 self._finish(RequestState.OWNER_UNREACHABLE, Reason.PROMPT_UNANSWERED, out)
         elif name == TimerName.MAX_DURATION:
             self._finish(RequestState.COMPLETED, Reason.MAX_DURATION_REACHED, out)
+        elif name == TimerName.NOTICE_LIMIT:
+            self._finish_pending(out)
 
     def _on_cancel(self, reason: str, out: list[Command]) -> None:
-        if self._state in (FlowState.CALLING_REQUESTER, FlowState.CONNECTED):
+        if self._pending is not None:
+            self._finish_pending(out)  # already decided; the cancel only cuts the notice short
+        elif self._state in (FlowState.CALLING_REQUESTER, FlowState.CONNECTED):
             self._finish(RequestState.COMPLETED, reason, out)
         else:
             self._finish(RequestState.CANCELLED, reason, out)
@@ -546,6 +567,18 @@ class CallbackFlow:
         self._report(RequestState.CALLING_REQUESTER, _ACCEPT_REASON[self.facts.acceptance], out)
         self._start_timer(TimerName.REQUESTER_RING, self.limits.requester_ring_s, out)
         out.append(DialRequester(self.facts.caller_e164, self.facts.owner_external_e164))
+
+    def _requester_unreachable(self, reason: Reason, out: list[Command]) -> None:
+        """Tell the owner, who accepted and is waiting on the line, before hanging up."""
+        self._stop_prompt(out)  # the whisper may still be playing
+        self._pending = Outcome(RequestState.REQUESTER_UNREACHABLE, reason)
+        self._state = FlowState.TELLING_OWNER
+        self._play(PromptKind.NOTICE, out)
+        self._start_timer(TimerName.NOTICE_LIMIT, self.limits.notice_max_s, out)
+
+    def _finish_pending(self, out: list[Command]) -> None:
+        assert self._pending is not None
+        self._finish(self._pending.state, self._pending.reason, out)
 
     def _connect(self, out: list[Command]) -> None:
         self._stop_prompt(out)  # the whisper may still be playing to the owner
@@ -565,7 +598,8 @@ class CallbackFlow:
                 cost_phrase=self.facts.cost_phrase,
             )
         else:
-            text = whisper_prompt(
+            compose = whisper_prompt if kind is PromptKind.WHISPER else unreachable_notice
+            text = compose(
                 caller_number=self.facts.caller_e164,
                 region=self.facts.region,
                 caller_name=self.facts.caller_name,

@@ -67,6 +67,12 @@ def whisper_prompt(*, caller_number: str, region: str, caller_name: str | None =
     return f"CallNow call to {spoken_name(caller_name) or spoken_number(caller_number, region)}."
 
 
+def unreachable_notice(*, caller_number: str, region: str, caller_name: str | None = None) -> str:
+    """What an owner who accepted hears when the requester could not be reached."""
+    who = spoken_name(caller_name) or spoken_number(caller_number, region)
+    return f"Sorry, we could not reach {who}. Goodbye."
+
+
 def _who(number: str, region: str, name: str | None) -> str:
     digits = spoken_number(number, region)
     name_text = spoken_name(name)

@@ -357,28 +357,79 @@ def test_the_owner_hanging_up_while_the_requester_rings_cancels_the_requester_le
         (FailureCause.REJECTED, "requester_rejected"),
     ],
 )
-def test_an_unreachable_requester_ends_the_owner_leg_too(cause: FailureCause, reason: str) -> None:
+def test_an_unreachable_requester_is_announced_to_the_waiting_owner(
+    cause: FailureCause, reason: str
+) -> None:
     flow = requester_ringing()
 
     assert flow.handle(LegFailed(REQUESTER, cause, 404)) == [
         CancelTimer(TimerName.REQUESTER_RING),
         RecordLeg(REQUESTER, cause, 404),
+        PlayPrompt(PromptKind.NOTICE, "Sorry, we could not reach Mary. Goodbye."),
+        StartTimer(TimerName.NOTICE_LIMIT, 15),
+    ]
+    assert flow.state is FlowState.TELLING_OWNER
+
+    assert flow.handle(PromptFinished()) == [
+        CancelTimer(TimerName.NOTICE_LIMIT),
         HangupLeg(OWNER, reason),
         RecordLeg(OWNER),
         *finished(RequestState.REQUESTER_UNREACHABLE, reason),
     ]
 
 
-def test_a_requester_who_does_not_answer_in_time_is_unreachable() -> None:
+def test_a_requester_who_does_not_answer_in_time_is_hung_up_on_and_announced() -> None:
     flow = requester_ringing()
 
-    assert flow.handle(TimerFired(TimerName.REQUESTER_RING)) == [
+    assert flow.handle(TimerFired(TimerName.REQUESTER_RING))[:3] == [
         HangupLeg(REQUESTER, "requester_no_answer"),
         RecordLeg(REQUESTER, FailureCause.NO_ANSWER),
-        HangupLeg(OWNER, "requester_no_answer"),
-        RecordLeg(OWNER),
-        *finished(RequestState.REQUESTER_UNREACHABLE, "requester_no_answer"),
+        PlayPrompt(PromptKind.NOTICE, "Sorry, we could not reach Mary. Goodbye."),
     ]
+
+
+def test_a_failure_during_the_whisper_stops_it_for_the_notice() -> None:
+    flow = requester_ringing(AcceptanceMode.AUTO)
+
+    commands = flow.handle(LegFailed(REQUESTER, FailureCause.BUSY, 486))
+
+    assert commands[2:4] == [
+        StopPrompt(),
+        PlayPrompt(PromptKind.NOTICE, "Sorry, we could not reach Mary. Goodbye."),
+    ]
+
+
+def test_a_notice_that_never_ends_is_cut_by_its_limit() -> None:
+    flow = requester_ringing()
+    feed(flow, LegFailed(REQUESTER, FailureCause.BUSY))
+
+    assert flow.handle(TimerFired(TimerName.NOTICE_LIMIT)) == [
+        HangupLeg(OWNER, "requester_busy"),
+        RecordLeg(OWNER),
+        *finished(RequestState.REQUESTER_UNREACHABLE, "requester_busy"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "interruption", [LegEnded(OWNER), LegEnded(OWNER, by_remote=False), Cancel("x"), Abort("y")]
+)
+def test_whatever_cuts_the_notice_short_the_requester_stays_unreachable(
+    interruption: Event,
+) -> None:
+    flow = requester_ringing()
+    feed(flow, LegFailed(REQUESTER, FailureCause.NO_ANSWER))
+
+    assert flow.handle(interruption)[-1] == Finish(
+        Outcome(RequestState.REQUESTER_UNREACHABLE, "requester_no_answer")
+    )
+
+
+def test_keys_during_the_notice_are_ignored() -> None:
+    flow = requester_ringing()
+    feed(flow, LegFailed(REQUESTER, FailureCause.NO_ANSWER))
+
+    assert flow.handle(Digit("1")) == []
+    assert flow.handle(Digit("2")) == []
 
 
 # -- connected ----------------------------------------------------------------------------------

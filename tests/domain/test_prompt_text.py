@@ -5,6 +5,7 @@ from callnow.domain.prompt_text import (
     confirm_prompt,
     spoken_name,
     spoken_number,
+    unreachable_notice,
     whisper_prompt,
 )
 
@@ -73,4 +74,13 @@ def test_the_whisper_says_who_is_being_called_back() -> None:
     )
     assert whisper_prompt(caller_number="+61290375678", region="AU") == (
         "CallNow call to 0 2 9 0 3 7 5 6 7 8."
+    )
+
+
+def test_the_notice_tells_the_owner_who_could_not_be_reached() -> None:
+    assert unreachable_notice(caller_number="+61290375678", region="AU", caller_name="Mary") == (
+        "Sorry, we could not reach Mary. Goodbye."
+    )
+    assert unreachable_notice(caller_number="+61290375678", region="AU") == (
+        "Sorry, we could not reach 0 2 9 0 3 7 5 6 7 8. Goodbye."
     )

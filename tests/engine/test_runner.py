@@ -167,6 +167,19 @@ async def test_the_max_duration_timer_ends_a_bridged_call() -> None:
     assert phones.names()[:3] == ["dial_owner", "play_prompt", "dial_requester"]  # whisper
 
 
+async def test_an_unreachable_requester_is_announced_then_the_owner_hung_up_on() -> None:
+    world = World(prompts_finish_at_once=True)
+    handle, phones = await world.start(limits=FlowLimits(requester_ring_s=0.02))
+    phones.emit(LegAnswered(OWNER), Digit("1"))
+
+    assert await outcome_of(handle) == Outcome(
+        RequestState.REQUESTER_UNREACHABLE, "requester_no_answer"
+    )
+    assert phones.names()[-4:] == ["hangup", "play_prompt", "hangup", "close"]
+    assert ("play_prompt", PromptKind.NOTICE) in phones.calls
+    assert world.recorder.record_of(REQUESTER).disposition is Disposition.NO_ANSWER
+
+
 async def test_a_cancelled_timer_does_not_fire() -> None:
     world = World()
     handle, phones = await world.start(limits=FlowLimits(owner_ring_s=0.02))
