@@ -31,6 +31,11 @@ Decisions where the brief was silent (also in the engineer's report):
   before the bridge makes the request `failed`; once bridged, the call is `completed`.
 - A leg is considered ended as soon as the flow commands its hang-up; its `RecordLeg` follows
   immediately, and the adapter's later `LegEnded` for it is ignored.
+- Keys count while the prompt is still playing (barge-in): owners who know the prompt need not
+  sit through it. Keys other than 1 and 2 are ignored and do not restart the digit wait.
+- Finishing is always: cancel running timers, hang up and record every live leg, report the
+  terminal request state, `Finish`. So the store sees the records before the final state.
+- `Abort` (engine trouble) fails the request, unless the outcome was already decided.
 """
 
 from __future__ import annotations

@@ -41,7 +41,8 @@ class CallChannel(Protocol):
         playback with `PromptFinished`, unless stopped first."""
 
     async def stop_prompt(self) -> None:
-        """Stop the prompt now playing to the owner leg; no `PromptFinished` is needed."""
+        """Stop the prompt now playing to the owner leg. Never report `PromptFinished` for a
+        stopped prompt: the next prompt may already be playing and would be cut short."""
 
     async def bridge(self) -> None:
         """Join the owner's and the requester's media."""
