@@ -33,6 +33,7 @@ from sippy.SipTo import SipTo
 from sippy.SipURL import SipURL
 from sippy.Time.Timeout import Timeout
 from sippy.UA import UA
+from sippy.UacStateTrying import UacStateTrying
 
 from callnow.telephony.sip.dtmf import digit_from_info
 from callnow.telephony.sip.events import (
@@ -87,17 +88,39 @@ def _sdp_text(body: Any) -> str | None:
 
 
 class _CallNowUA(UA):
-    """sippy's UA with a cap on digest attempts (see MAX_AUTH_ATTEMPTS)."""
+    """sippy's UA with two changes to how it answers a 401/407 challenge.
+
+    - At most MAX_AUTH_ATTEMPTS challenges are answered per leg.
+    - The authenticated INVITE is sent on the next loop pass instead of from inside the
+      response callback. sippy's transaction layer sends the ACK of the 401/407 only after
+      that callback returns, so the new INVITE used to overtake the ACK; strict peers (and
+      SIPp scenarios) expect the ACK first.
+    """
 
     auth_attempts = 0
 
-    def processChallenge(self, *args: Any, **kwargs: Any) -> bool:
+    def processChallenge(
+        self, resp: Any, cseq: int, ch_hfname: str, auth_hfname: str, extra_headers: Any
+    ) -> bool:
+        # The same preconditions as UA.processChallenge, checked now so the response is
+        # either swallowed (we will retry) or reported as a failure right away.
         if self.auth_attempts >= MAX_AUTH_ATTEMPTS:
             return False
-        answered = bool(super().processChallenge(*args, **kwargs))
-        if answered:
-            self.auth_attempts += 1
-        return answered
+        if self.username is None or self.password is None:
+            return False
+        if self.reqs[cseq].countHFs(auth_hfname) != 0:
+            return False  # our credentials were rejected: fail, never loop
+        if not any(ch.supportedAlgorithm()[0] for ch in resp.getHFBodys(ch_hfname)):
+            return False
+        self.auth_attempts += 1
+        Timeout(self._send_authenticated, 0, 1, resp, cseq, ch_hfname, auth_hfname,
+                extra_headers)  # fmt: skip
+        return True
+
+    def _send_authenticated(self, *args: Any) -> None:
+        # Hung up (Cancelling) or dead meanwhile: the new INVITE must not go out.
+        if isinstance(self.state, UacStateTrying) and not self.state.dead:
+            super().processChallenge(*args)
 
 
 class _TryEvent(CCEventTry):
