@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from enum import StrEnum
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -247,8 +248,7 @@ async def save_preferences(
     windows, window_error = _parse_windows(form)
     if window_error:
         errors["windows"] = window_error
-    if errors:
-        session.rollback()
+    if errors:  # nothing was changed yet: the profile stays as it was
         return _preferences(request, user, profile, errors=errors, saved=False, status_code=422)
     profile.callnow_id = new_id
     profile.enabled = forms.checkbox(form, "enabled")
@@ -266,6 +266,10 @@ async def save_preferences(
     return _preferences(request, user, profile, errors={}, saved=True)
 
 
+def _values(kind: type[StrEnum]) -> set[str]:
+    return {member.value for member in kind}
+
+
 def rule_from_fields(
     action: str,
     number_match: str,
@@ -279,7 +283,7 @@ def rule_from_fields(
         rule_action = RuleAction(action)
     except ValueError as exc:
         raise InvalidRule("The action is accept, confirm or reject.") from exc
-    n_match = NumberMatch(number_match) if number_match in NumberMatch else None
+    n_match = NumberMatch(number_match) if number_match in _values(NumberMatch) else None
     value: str | None = None
     if n_match in (NumberMatch.EXACT, NumberMatch.PREFIX):
         try:
@@ -288,7 +292,7 @@ def rule_from_fields(
             raise InvalidRule(str(exc)) from exc
     elif n_match is NumberMatch.SCOPE:
         value = number_value.strip().lower()
-    m_match = NameMatch(name_match) if name_match in NameMatch else None
+    m_match = NameMatch(name_match) if name_match in _values(NameMatch) else None
     return Rule(
         rule_action,
         number_match=n_match,

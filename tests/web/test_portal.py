@@ -1,0 +1,216 @@
+"""The owner portal: log in, share links, preferences, rules, requests and API keys."""
+
+import re
+
+from tests.support.world import PASSWORD
+from tests.web.helpers import all_requests, form_token, post_form
+
+
+def log_in(world, email="alice@example.com", password=PASSWORD):
+    page = world.client.get("/portal/login")
+    return world.client.post(
+        "/portal/login",
+        data={"csrf": form_token(page.text, "csrf"), "email": email, "password": password},
+    )
+
+
+def test_the_portal_asks_for_a_login_first(world):
+    response = world.client.get("/portal")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/portal/login"
+
+
+def test_a_wrong_password_is_refused_without_saying_which_part_was_wrong(world):
+    response = log_in(world, password="wrong password!")
+    assert response.status_code == 401
+    assert "do not match an account" in response.text
+    unknown = log_in(world, email="nobody@example.com")
+    assert unknown.status_code == 401
+
+
+def test_login_without_the_form_token_is_refused(world):
+    response = world.client.post(
+        "/portal/login", data={"email": "alice@example.com", "password": PASSWORD}
+    )
+    assert response.status_code == 400
+
+
+def test_after_login_the_owner_sees_both_share_addresses_and_a_qr_code(world):
+    assert log_in(world).status_code == 303
+    home = world.client.get("/portal")
+    assert home.status_code == 200
+    assert "http://testserver/callnow/alice" in home.text
+    assert "http://testserver/callnow?id=alice" in home.text
+    assert "<svg" in home.text
+    assert "bob" not in home.text
+
+
+def test_the_session_cookie_is_httponly_and_samesite_lax(world):
+    response = log_in(world)
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie
+
+
+def test_logging_out_ends_the_session(world):
+    log_in(world)
+    world.client.post("/portal/logout")
+    assert world.client.get("/portal").status_code == 303
+
+
+def preferences_form(world, callnow_id="alice"):
+    page = world.client.get(f"/portal/profiles/{callnow_id}/preferences")
+    assert page.status_code == 200
+    return page, {
+        "csrf": form_token(page.text, "csrf"),
+        "callnow_id": callnow_id,
+        "enabled": "on",
+        "confirmation_required": "on",
+        "show_name": "on",
+        "require_caller_name": "on",
+        "welcome_message": "Call me!",
+    }
+
+
+def test_the_owner_changes_preferences_and_the_public_page_follows(world):
+    log_in(world)
+    _, data = preferences_form(world)
+    data.pop("show_name")
+    data.update(
+        win_day_0="0",
+        win_start_0="09:00",
+        win_end_0="17:00",
+        win_day_1="4",
+        win_start_1="22:00",
+        win_end_1="02:00",
+    )
+    saved = world.client.post("/portal/profiles/alice/preferences", data=data)
+    assert saved.status_code == 200
+    assert "Saved." in saved.text
+    public = world.client.get("/callnow/alice")
+    assert "Call me!" in public.text
+    assert "Alice Pty Owner" not in public.text
+    assert "Mon 09:00–17:00" in public.text
+    assert "Fri 22:00–02:00 (next day)" in public.text
+
+
+def test_the_owner_can_pick_a_new_callnow_id(world):
+    log_in(world)
+    _, data = preferences_form(world)
+    data["callnow_id"] = "Alice.Smith"
+    assert world.client.post("/portal/profiles/alice/preferences", data=data).status_code == 200
+    assert world.client.get("/callnow/alice.smith").status_code == 200
+    assert world.client.get("/callnow/alice").status_code == 404
+
+
+def test_a_taken_or_reserved_id_is_refused_and_nothing_is_saved(world):
+    log_in(world)
+    _, data = preferences_form(world)
+    data.update(callnow_id="bob", welcome_message="changed")
+    taken = world.client.post("/portal/profiles/alice/preferences", data=data)
+    assert taken.status_code == 422
+    assert "is taken" in taken.text
+    data["callnow_id"] = "admin"
+    assert "reserved" in world.client.post("/portal/profiles/alice/preferences", data=data).text
+    assert "changed" not in world.client.get("/callnow/alice").text
+
+
+def test_bad_hours_and_time_zones_are_refused_with_reasons(world):
+    log_in(world)
+    _, data = preferences_form(world)
+    data.update(win_day_0="0", win_start_0="25:00", win_end_0="17:00", timezone="Mars/Base")
+    response = world.client.post("/portal/profiles/alice/preferences", data=data)
+    assert response.status_code == 422
+    assert "Hours row 1" in response.text
+    assert "not a known time zone" in response.text
+
+
+def test_an_owner_cannot_open_or_change_another_owners_preferences(world):
+    log_in(world)
+    assert world.client.get("/portal/profiles/bob/preferences").status_code == 404
+    _, data = preferences_form(world)
+    data["callnow_id"] = "bob"
+    assert world.client.post("/portal/profiles/bob/preferences", data=data).status_code == 404
+
+
+def test_a_preferences_post_without_the_session_token_is_refused(world):
+    log_in(world)
+    _, data = preferences_form(world)
+    data["csrf"] = "forged"
+    data["welcome_message"] = "hijacked"
+    assert world.client.post("/portal/profiles/alice/preferences", data=data).status_code == 400
+    assert "hijacked" not in world.client.get("/callnow/alice").text
+
+
+def rules_action(world, **fields):
+    page = world.client.get("/portal/profiles/alice/rules")
+    return world.client.post(
+        "/portal/profiles/alice/rules", data={"csrf": form_token(page.text, "csrf"), **fields}
+    )
+
+
+def test_rules_are_added_ordered_and_deleted(world):
+    log_in(world)
+    rules_action(world, op="add", action="reject", number_match="prefix", number_value="04")
+    rules_action(world, op="add", action="accept", name_match="exact", name_value="Mum")
+    page = world.client.get("/portal/profiles/alice/rules").text
+    assert page.index("Reject when number starts with +614") < page.index("Accept when name is")
+    rules_action(world, op="up", index="1")
+    page = world.client.get("/portal/profiles/alice/rules").text
+    assert page.index("Accept when name is") < page.index("Reject when number starts")
+    rules_action(world, op="delete", index="0")
+    page = world.client.get("/portal/profiles/alice/rules").text
+    assert "Accept when name is" not in page
+
+
+def test_a_rule_changes_what_happens_to_a_request(world):
+    log_in(world)
+    rules_action(
+        world, op="add", action="accept", number_match="exact", number_value="02 9037 5678"
+    )
+    post_form(world, "alice", name="Mary", number="0290375678")
+    assert all_requests(world)[0].decision == "accept"
+
+
+def test_a_rule_without_conditions_is_refused(world):
+    log_in(world)
+    response = rules_action(world, op="add", action="reject")
+    assert response.status_code == 422
+    assert "needs a number or a name condition" in response.text
+
+
+def test_the_owner_sees_their_requests_and_not_others(world):
+    post_form(world, "alice", name="Mary", number="0290375678")
+    post_form(world, "bob", name="Eve", number="0412345678")
+    log_in(world)
+    page = world.client.get("/portal/requests").text
+    assert "Mary" in page and "+61290375678" in page
+    assert "Eve" not in page
+
+
+def test_an_api_key_is_shown_once_and_can_be_revoked(world):
+    log_in(world)
+    page = world.client.get("/portal/api-keys")
+    created = world.client.post(
+        "/portal/api-keys",
+        data={"csrf": form_token(page.text, "csrf"), "op": "create", "label": "CRM"},
+    )
+    secret = re.search(r'<code id="new-secret">([^<]+)</code>', created.text).group(1)
+    assert (
+        world.client.get(
+            "/api/v1/profiles", headers={"authorization": f"Bearer {secret}"}
+        ).status_code
+        == 200
+    )
+    listing = world.client.get("/portal/api-keys").text
+    assert secret not in listing
+    key_id = secret.split("_")[1]
+    world.client.post(
+        "/portal/api-keys",
+        data={"csrf": form_token(listing, "csrf"), "op": "revoke", "key_id": key_id},
+    )
+    assert (
+        world.client.get(
+            "/api/v1/profiles", headers={"authorization": f"Bearer {secret}"}
+        ).status_code
+        == 401
+    )
