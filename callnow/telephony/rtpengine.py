@@ -8,10 +8,11 @@ because no maintained one exists on PyPI and the protocol is tiny.
 How a callback call is anchored (one rtpengine call, two monologues)
 --------------------------------------------------------------------
 CallNow is the UAC of both SIP legs (owner first, visitor later), so neither phone sends the
-first offer. We keep *both legs in one rtpengine call-id* with two tags, `OWNER_TAG`-like tags
-chosen by the engine (for example "owner" and "visitor"), because rtpengine only relays media
-between monologues of the same call that were paired by offer/answer. Each SIP leg as its own
-rtpengine call would give two islands: 10.5 has no `connect` (added in 13.x) to join them.
+first offer. We keep *both legs in one rtpengine call-id* with two tags chosen by the engine
+(say OWNER and VISITOR), because rtpengine relays media only between monologues of one call
+that were paired by offer/answer. Each SIP leg as its own rtpengine call would give two
+islands: 10.5 has no `connect` to join them (it came in 2024, after 10.5), and relaying
+through our own process would put Python in the media path.
 
 1. `offer(call_id, from_tag=VISITOR, sdp=placeholder_sdp())` - the visitor side does not exist
    yet, so a placeholder offer (PCMU/PCMA/telephone-event, a discard port on loopback) stands in
@@ -26,6 +27,10 @@ rtpengine call would give two islands: 10.5 has no `connect` (added in 13.x) to 
    port* when the remote port changes in a re-offer, and the phones would be talking to stale
    ports. After this, RTP flows owner <-> rtpengine <-> visitor.
 5. `delete(call_id)` when either leg ends.
+
+The SDP returned in step 4 for the owner carries the *visitor's* `o=` line (rtpengine passes the
+origin through, `replace=["origin"]` only swaps the address). With `port latching` the owner
+needs no re-INVITE; if the engine ever sends one, it must keep the `o=` it first sent.
 """
 
 from __future__ import annotations
@@ -163,7 +168,7 @@ class RtpengineClient:
             self._transport = None
         for future in self._pending.values():
             if not future.done():
-                future.cancel()
+                future.set_exception(RtpengineUnavailable("rtpengine client closed"))
         self._pending.clear()
 
     async def __aenter__(self) -> RtpengineClient:

@@ -199,3 +199,42 @@ async def test_concurrent_requests_are_matched_to_their_replies_by_cookie(
         assert tag in info["tags"]
         assert not any(other in info["tags"] for _, other in calls if other != tag)
     await asyncio.gather(*(client.delete(call_id) for call_id, _ in calls))
+
+
+async def test_without_port_latching_a_re_offer_moves_the_port_the_owner_already_has(
+    rtpengine: Engine,
+) -> None:
+    """Why `bridge()` sends `port latching`: rtpengine 10.5's default would strand the owner."""
+    _, client = rtpengine
+    call_id = new_call_id()
+    async with RtpPeer() as owner, RtpPeer() as visitor:
+        sdp_for_owner = await client.offer(call_id, VISITOR, placeholder_sdp())
+        await client.answer(call_id, VISITOR, OWNER, owner.sdp())
+        re_offered = await client.offer(call_id, VISITOR, visitor.sdp())
+    assert media_address(re_offered) != media_address(sdp_for_owner)
+    await client.delete(call_id)
+
+
+async def test_block_media_silences_one_direction_until_unblocked(rtpengine: Engine) -> None:
+    _, client = rtpengine
+    call_id = new_call_id()
+    async with RtpPeer() as owner, RtpPeer() as visitor:
+        sdp_for_owner = await client.offer(call_id, VISITOR, placeholder_sdp())
+        sdp_for_visitor = await client.answer(call_id, VISITOR, OWNER, owner.sdp())
+        await client.bridge(call_id, VISITOR, visitor.sdp(), OWNER, owner.sdp())
+
+        await client.block_media(call_id, OWNER)
+        await owner.send_audio(media_address(sdp_for_owner), packets=10)
+        await visitor.send_audio(media_address(sdp_for_visitor), packets=10)
+        await owner.wait_for_packets(10, timeout_s=3)
+        # the other direction still flows, so anything from the owner would have arrived too
+        heard_while_blocked = len(visitor.received)
+
+        await client.unblock_media(call_id, OWNER)
+        await owner.send_audio(media_address(sdp_for_owner), packets=10)
+        await visitor.wait_for_packets(10, timeout_s=3)
+
+    assert heard_while_blocked == 0
+    assert len(owner.received) == 10
+    assert len(visitor.received) == 10
+    await client.delete(call_id)
