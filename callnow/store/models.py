@@ -234,3 +234,29 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
     user: Mapped[User] = relationship()
+
+
+class CallLeg(Base):
+    """One dialled leg of a callback. The row is written before the INVITE leaves, so a crash
+    can never lead to a second call for the same leg; the end fields follow when it ends."""
+
+    __tablename__ = "call_legs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("call_requests.id"), index=True)
+    role: Mapped[str] = mapped_column(String(10))  # owner, requester
+    destination: Mapped[str] = mapped_column(String(40))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ringing_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    sip_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    disposition: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    billable_seconds: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        # One owner leg and one requester leg per request, ever.
+        UniqueConstraint("request_id", "role", name="uq_call_legs_request_role"),
+        CheckConstraint("role IN ('owner', 'requester')", name="role"),
+        CheckConstraint("billable_seconds >= 0", name="billable_seconds"),
+    )

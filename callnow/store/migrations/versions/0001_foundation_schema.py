@@ -1,4 +1,4 @@
-"""foundation schema
+"""Foundation schema
 
 Revision ID: 0001
 Revises: 
