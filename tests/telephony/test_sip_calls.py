@@ -155,3 +155,25 @@ async def test_events_also_reach_the_on_event_callback(sip_stack: SipStack, sipp
 
     assert seen and all(who is leg for who, _ in seen)
     assert isinstance(seen[-1][1], Failed)
+
+
+async def test_reinvite_offers_a_new_sdp_and_returns_the_answer(
+    sip_stack: SipStack, sipp_peer
+) -> None:
+    peer = sipp_peer("answer_reinvite.xml")
+    leg = await sip_stack.dial(peer.uri("1001"), caller=VISITOR, sdp=OFFER_SDP,
+                               ring_timeout=RING_TIMEOUT)  # fmt: skip
+    while not isinstance(await leg.next_event(EVENT_TIMEOUT), Answered):
+        pass
+    moved = OFFER_SDP.replace("m=audio 35000", "m=audio 35002").replace("1 1 IN", "1 2 IN")
+
+    answer = await leg.reinvite(moved)
+
+    assert answer is not None and "m=audio 40002" in answer
+    assert leg.remote_sdp == answer and leg.local_sdp == moved
+    await leg.hangup()
+    assert peer.wait() == 0, peer.diagnostics()
+    first, second = peer.received("INVITE")
+    assert "m=audio 35002" in second.body
+    assert second.header("Call-ID") == first.header("Call-ID")
+    assert second.cseq[0] > first.cseq[0]

@@ -326,8 +326,14 @@ class UacDriver:
             self._ring_timer = None
 
     def _disconnect(self) -> None:
-        if self._ua is not None and not self._ua.isDead():
+        if self._ua is None or self._ua.isDead():
+            return
+        try:
             self._ua.recvEvent(CCEventDisconnect())
+        except Exception:
+            # The leg is already reported over; a sippy error here must not reach the engine
+            # as a failed hangup (the peer's own timers end the dialog).
+            log.exception("sippy failed to send CANCEL/BYE on %s", self.spec.call_id)
 
     def _finish(self, event: Failed | Ended) -> None:
         self.finished = True
