@@ -12,7 +12,11 @@ Paths:
   a short whisper plays *while* the requester is dialled (see `AcceptanceMode`).
 - both legs answered → bridge, with a max-duration timer; either hang-up ends the other leg.
 - the requester cannot be reached → the owner, still on the line, hears a short notice
-  ("Sorry, we could not reach Mary.") before the flow hangs up; `notice_max_s` bounds it.
+  ("Sorry, we could not reach Mary.") before the flow hangs up.
+
+The flow never waits without a timer running: an adapter that goes silent (a lost
+`PromptFinished`, a ring that never ends) cannot keep a callback, or an owner's line, up for
+ever. `prompt_max_s` bounds the prompts the flow waits on, as if they had finished.
 
 Decisions where the brief was silent (also in the engineer's report):
 
@@ -74,7 +78,8 @@ class TimerName(StrEnum):
     REQUESTER_RING = "requester_ring"
     DIGIT_WAIT = "digit_wait"
     MAX_DURATION = "max_duration"
-    NOTICE_LIMIT = "notice_limit"
+    # Stands in for a PromptFinished that never came.
+    PROMPT_LIMIT = "prompt_limit"
 
 
 class FlowState(StrEnum):
@@ -144,13 +149,12 @@ class FlowLimits:
     # From the owner's remaining budget (A2Billing-style max duration from credit), if limited.
     budget_max_duration_s: float | None = None
     max_prompt_plays: int = 3
-    # Longest the owner is kept on the line for the "could not reach" notice, should the
-    # adapter never report its end.
-    notice_max_s: float = 15
+    # Longest a confirm prompt or notice may play, should the adapter never report its end.
+    prompt_max_s: float = 30
 
     def __post_init__(self) -> None:
         timeouts = (self.owner_ring_s, self.requester_ring_s, self.digit_wait_s)
-        if min(*timeouts, self.notice_max_s, self.max_call_duration_s) <= 0:
+        if min(*timeouts, self.prompt_max_s, self.max_call_duration_s) <= 0:
             raise ValueError("timeouts must be positive")
         if self.budget_max_duration_s is not None and self.budget_max_duration_s <= 0:
             raise ValueError("a request without budget must not reach the flow")
@@ -526,6 +530,7 @@ class CallbackFlow:
         if not self._prompt_playing:
             return  # a late report for a prompt we already stopped
         self._prompt_playing = False
+        self._cancel_timer(TimerName.PROMPT_LIMIT, out)
         if self._state is FlowState.ASKING_OWNER:
             self._start_timer(TimerName.DIGIT_WAIT, self.limits.digit_wait_s, out)
         elif self._state is FlowState.TELLING_OWNER:
@@ -551,8 +556,8 @@ class CallbackFlow:
                 self._finish(RequestState.OWNER_UNREACHABLE, Reason.PROMPT_UNANSWERED, out)
         elif name == TimerName.MAX_DURATION:
             self._finish(RequestState.COMPLETED, Reason.MAX_DURATION_REACHED, out)
-        elif name == TimerName.NOTICE_LIMIT:
-            self._finish_pending(out)
+        elif name == TimerName.PROMPT_LIMIT:
+            self._on_prompt_finished(out)
 
     def _on_cancel(self, reason: str, out: list[Command]) -> None:
         if self._pending is not None:
@@ -579,7 +584,6 @@ class CallbackFlow:
         self._pending = Outcome(RequestState.REQUESTER_UNREACHABLE, reason)
         self._state = FlowState.TELLING_OWNER
         self._play(PromptKind.NOTICE, out)
-        self._start_timer(TimerName.NOTICE_LIMIT, self.limits.notice_max_s, out)
 
     def _finish_pending(self, out: list[Command]) -> None:
         assert self._pending is not None
@@ -610,11 +614,14 @@ class CallbackFlow:
                 caller_name=self.facts.caller_name,
             )
         out.append(PlayPrompt(kind, text))
+        if kind is not PromptKind.WHISPER:  # nothing waits for the whisper to end
+            self._start_timer(TimerName.PROMPT_LIMIT, self.limits.prompt_max_s, out)
 
     def _stop_prompt(self, out: list[Command]) -> None:
         if self._prompt_playing:
             self._prompt_playing = False
             out.append(StopPrompt())
+            self._cancel_timer(TimerName.PROMPT_LIMIT, out)
 
     def _hang_up(
         self,

@@ -176,6 +176,7 @@ def test_when_the_owner_answers_the_confirm_prompt_plays() -> None:
     assert flow.handle(LegAnswered(OWNER)) == [
         CancelTimer(TimerName.OWNER_RING),
         PlayPrompt(PromptKind.CONFIRM, CONFIRM_TEXT),
+        StartTimer(TimerName.PROMPT_LIMIT, 30),  # in case the end of the prompt is never reported
     ]
     assert flow.state is FlowState.ASKING_OWNER
     assert flow.request_state is RequestState.CALLING_OWNER
@@ -200,6 +201,7 @@ def test_pressing_1_stops_the_prompt_and_dials_the_requester_with_the_owners_num
 
     assert flow.handle(Digit("1")) == [
         StopPrompt(),
+        CancelTimer(TimerName.PROMPT_LIMIT),
         RequestStateChanged(RequestState.CALLING_REQUESTER, "owner_pressed_1"),
         StartTimer(TimerName.REQUESTER_RING, 45),
         DialRequester("+61290375678", caller_id="+61299990201"),
@@ -218,6 +220,7 @@ def test_pressing_2_declines_and_hangs_up_on_the_owner() -> None:
     flow = owner_asked()
 
     assert flow.handle(Digit("2")) == [
+        CancelTimer(TimerName.PROMPT_LIMIT),
         HangupLeg(OWNER, "owner_pressed_2"),
         RecordLeg(OWNER),
         *finished(RequestState.OWNER_DECLINED, "owner_pressed_2"),
@@ -235,12 +238,24 @@ def test_other_keys_are_ignored(key: str) -> None:
 def test_after_the_prompt_the_flow_waits_for_a_key() -> None:
     flow = owner_asked()
 
-    assert flow.handle(PromptFinished()) == [StartTimer(TimerName.DIGIT_WAIT, 6)]
+    assert flow.handle(PromptFinished()) == [
+        CancelTimer(TimerName.PROMPT_LIMIT),
+        StartTimer(TimerName.DIGIT_WAIT, 6),
+    ]
+
+
+def test_a_prompt_whose_end_is_never_reported_counts_as_finished_at_its_limit() -> None:
+    flow = owner_asked()
+
+    assert flow.handle(TimerFired(TimerName.PROMPT_LIMIT)) == [StartTimer(TimerName.DIGIT_WAIT, 6)]
 
 
 def test_silence_replays_the_prompt_up_to_three_plays_then_the_owner_is_unreachable() -> None:
     flow = owner_asked()  # first play
-    replay = [PlayPrompt(PromptKind.CONFIRM, CONFIRM_TEXT)]
+    replay = [
+        PlayPrompt(PromptKind.CONFIRM, CONFIRM_TEXT),
+        StartTimer(TimerName.PROMPT_LIMIT, 30),
+    ]
 
     assert feed(flow, PromptFinished(), TimerFired(TimerName.DIGIT_WAIT)) == replay  # second
     assert feed(flow, PromptFinished(), TimerFired(TimerName.DIGIT_WAIT)) == replay  # third
@@ -272,6 +287,7 @@ def test_the_owner_hanging_up_on_the_prompt_declines() -> None:
 
     assert flow.handle(LegEnded(OWNER, by_remote=True)) == [
         RecordLeg(OWNER),
+        CancelTimer(TimerName.PROMPT_LIMIT),
         *finished(RequestState.OWNER_DECLINED, "owner_hung_up_during_prompt"),
     ]
 
@@ -366,12 +382,12 @@ def test_an_unreachable_requester_is_announced_to_the_waiting_owner(
         CancelTimer(TimerName.REQUESTER_RING),
         RecordLeg(REQUESTER, cause, 404),
         PlayPrompt(PromptKind.NOTICE, "Sorry, we could not reach Mary. Goodbye."),
-        StartTimer(TimerName.NOTICE_LIMIT, 15),
+        StartTimer(TimerName.PROMPT_LIMIT, 30),
     ]
     assert flow.state is FlowState.TELLING_OWNER
 
     assert flow.handle(PromptFinished()) == [
-        CancelTimer(TimerName.NOTICE_LIMIT),
+        CancelTimer(TimerName.PROMPT_LIMIT),
         HangupLeg(OWNER, reason),
         RecordLeg(OWNER),
         *finished(RequestState.REQUESTER_UNREACHABLE, reason),
@@ -403,7 +419,7 @@ def test_a_notice_that_never_ends_is_cut_by_its_limit() -> None:
     flow = requester_ringing()
     feed(flow, LegFailed(REQUESTER, FailureCause.BUSY))
 
-    assert flow.handle(TimerFired(TimerName.NOTICE_LIMIT)) == [
+    assert flow.handle(TimerFired(TimerName.PROMPT_LIMIT)) == [
         HangupLeg(OWNER, "requester_busy"),
         RecordLeg(OWNER),
         *finished(RequestState.REQUESTER_UNREACHABLE, "requester_busy"),
@@ -731,3 +747,36 @@ def test_without_a_1_a_confirm_flow_never_dials_the_requester(sequence: list[Eve
     commands = [c for e in no_ones for c in flow.handle(e)]
 
     assert not any(isinstance(c, DialRequester) for c in commands)
+
+
+@settings(max_examples=300)
+@given(
+    mode=st.sampled_from(AcceptanceMode),
+    opening=openings,
+    sequence=st.lists(likely_events, max_size=25),
+)
+def test_when_telephony_falls_silent_the_timers_alone_finish_the_flow(
+    mode: AcceptanceMode, opening: list[Event], sequence: list[Event]
+) -> None:
+    flow = new_flow(mode)
+    running: list[str] = []
+
+    def feed_tracking(event: Event) -> None:
+        if isinstance(event, TimerFired) and event.name in running:
+            running.remove(event.name)
+        for command in flow.handle(event):
+            if isinstance(command, StartTimer | CancelTimer) and command.name in running:
+                running.remove(command.name)
+            if isinstance(command, StartTimer):
+                running.append(command.name)
+
+    for event in [Start(), *opening, *sequence]:
+        feed_tracking(event)
+    # From here on only timers fire, oldest first; a state waiting on no timer would stall.
+    for _ in range(20):
+        if flow.finished:
+            break
+        assert running, f"stuck in {flow.state} with no timer running"
+        feed_tracking(TimerFired(running[0]))
+
+    assert flow.finished
