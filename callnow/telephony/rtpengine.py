@@ -59,9 +59,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# rtpengine replies to a big `query` or `delete` with statistics; keep room for them.
-_MAX_DATAGRAM = 65_535
-
 
 class RtpengineUnavailable(ConnectionError):
     """Nothing answered the request within its timeout (daemon down, wrong address, overload)."""

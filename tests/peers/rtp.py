@@ -6,9 +6,10 @@
         await phone.send_digit(("127.0.0.1", port), "1")            # RFC 4733, paced
         await phone.wait_for_packets(10)
 
-Audio and events share one SSRC and sequence space, as from a real phone. Pacing follows the
-media clock (an absolute 20 ms schedule), because rtpengine ignores, e.g., a burst of RFC 4733
-end packets with timestamp 0.
+Audio and events share one SSRC and sequence space, as from a real phone. Sending follows an
+absolute 20 ms schedule and RFC 4733 timing (one event timestamp, growing durations, three end
+packets), because rtpengine ignores what a real phone would not send, such as a burst of end
+packets with timestamp 0.
 """
 
 from __future__ import annotations
@@ -44,13 +45,16 @@ class RtpPacket:
     @classmethod
     def parse(cls, data: bytes, source: Address, received_at: float) -> RtpPacket | None:
         if len(data) < 12 or data[0] >> 6 != 2:
-            return None  # not RTP version 2 (e.g. RTCP would have PT 200-204; also skipped)
+            return None  # not RTP version 2
         first, second, seq, ts, ssrc = struct.unpack("!BBHII", data[:12])
         if 200 <= second <= 204:
-            return None  # RTCP shares the version bits; keep it out of RTP counts
-        header = 12 + 4 * (first & 0x0F)
+            return None  # RTCP (when muxed) shares the version bits; keep it out of RTP counts
+        header = 12 + 4 * (first & 0x0F)  # CSRC list
+        if first & 0x10 and len(data) >= header + 4:  # header extension: 4 bytes + length words
+            header += 4 + 4 * struct.unpack("!H", data[header + 2 : header + 4])[0]
+        end = len(data) - (data[-1] if first & 0x20 else 0)  # padding
         return cls(
-            second & 0x7F, bool(second & 0x80), seq, ts, ssrc, data[header:], source, received_at
+            second & 0x7F, bool(second & 0x80), seq, ts, ssrc, data[header:end], source, received_at
         )
 
 
@@ -224,6 +228,22 @@ class RtpPeer:
             if p.payload_type != TELEPHONE_EVENT
             and (payload_type is None or p.payload_type == payload_type)
         ]
+
+    def telephone_events(self, payload_type: int = TELEPHONE_EVENT) -> list[TelephoneEvent]:
+        return [
+            TelephoneEvent.parse(p.payload)
+            for p in self.received
+            if p.payload_type == payload_type and len(p.payload) >= 4
+        ]
+
+    def digits(self, payload_type: int = TELEPHONE_EVENT) -> str:
+        """Keys received as RFC 4733 events, one per event (start timestamp), in order."""
+        keys = "0123456789*#ABCD"
+        seen: dict[tuple[int, int], int] = {}
+        for p in self.received:
+            if p.payload_type == payload_type and len(p.payload) >= 4:
+                seen.setdefault((p.ssrc, p.timestamp), p.payload[0])
+        return "".join(keys[e] if e < len(keys) else "?" for e in seen.values())
 
     async def wait_for_packets(self, count: int, timeout_s: float = 5.0) -> list[RtpPacket]:
         """Wait until at least `count` packets arrived; return them (may be fewer on timeout)."""

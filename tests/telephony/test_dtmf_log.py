@@ -130,6 +130,8 @@ async def test_paced_rfc4733_digits_from_each_leg_reach_the_dtmf_log(
         await visitor.send_digits(to_engine_from_visitor, "7")
 
         got = [await asyncio.wait_for(events.get(), timeout=3) for _ in range(3)]
+        await owner.wait_until_quiet(quiet_s=0.3)
+        await visitor.wait_until_quiet(quiet_s=0.3)
 
     assert [(e.call_id, e.source_tag, e.digit) for e in got] == [
         (call_id, "owner", "1"),
@@ -138,4 +140,7 @@ async def test_paced_rfc4733_digits_from_each_leg_reach_the_dtmf_log(
     ]
     assert all(e.duration_ms == 200 for e in got)
     assert events.empty()  # one event per digit, not one per packet
+    # bridged, the digits are also relayed to the other phone as RFC 4733 events
+    assert visitor.digits() == "1#"
+    assert owner.digits() == "7"
     await client.delete(call_id)
