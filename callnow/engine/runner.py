@@ -107,19 +107,28 @@ class CallbackEngine:
     async def start_callback(
         self, facts: RequestFacts, limits: FlowLimits | None = None
     ) -> CallbackHandle:
-        """Open the telephony channel and start dialling the owner; returns at once."""
-        if facts.request_ref in self._active:
-            raise ValueError(f"callback {facts.request_ref} is already running")
+        """Open the telephony channel and start dialling the owner; returns at once.
+
+        If the channel cannot be opened, the error propagates and nothing was dialled or
+        written: the request is still queued, for the caller to retry or fail.
+        """
+        ref = facts.request_ref
+        if ref in self._active:
+            raise ValueError(f"callback {ref} is already running")
         run = CallbackRun(
             CallbackFlow(facts, limits or self._limits),
             self._recorder,
             clock=self._clock,
             action_timeout_s=self._action_timeout_s,
         )
-        await run.open(self._telephony)
         handle = CallbackHandle(run)
-        self._active[facts.request_ref] = handle
-        run.outcome.add_done_callback(lambda _: self._active.pop(facts.request_ref, None))
+        self._active[ref] = handle  # before the await, so a concurrent start sees it
+        try:
+            await run.open(self._telephony)
+        except BaseException:
+            del self._active[ref]
+            raise
+        run.outcome.add_done_callback(lambda _: self._active.pop(ref, None))
         run.begin()
         return handle
 
@@ -149,6 +158,7 @@ class CallbackRun:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._legs = LegStopwatch(flow.facts.request_ref)
         self._channel: CallChannel | None = None
+        # Held so the running task is not garbage-collected.
         self._task: asyncio.Task[None] | None = None
         self._recorded: set[LegRole] = set()
         self._finished_with: Outcome | None = None

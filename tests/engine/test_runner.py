@@ -306,6 +306,20 @@ async def test_shutdown_aborts_every_callback_in_progress() -> None:
     assert not world.engine.active
 
 
+async def test_a_channel_that_cannot_open_leaves_nothing_behind() -> None:
+    world = World()
+
+    async def refuse(request_ref: str, events: object) -> None:
+        raise ConnectionRefusedError("rtpengine is down")
+
+    world.telephony.open_call = refuse  # type: ignore[method-assign,assignment]
+
+    with pytest.raises(ConnectionRefusedError):
+        await world.start()
+    assert not world.engine.active
+    assert world.recorder.states == []
+
+
 async def test_the_same_request_cannot_run_twice_at_once() -> None:
     world = World()
     handle, _ = await world.start()
