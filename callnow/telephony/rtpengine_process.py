@@ -94,6 +94,10 @@ class RtpengineProcess:
     def _spawn(self) -> None:
         if self._proc is not None:
             raise RuntimeError("rtpengine already started")
+        if self.settings.port_min > self.settings.port_max:
+            raise RtpengineStartError(
+                f"RTP port range {self.settings.port_min}-{self.settings.port_max} is empty"
+            )
         path = shutil.which(self.executable)
         if path is None:
             raise RtpengineStartError(
@@ -132,8 +136,9 @@ class RtpengineProcess:
         try:
             while True:
                 if self._proc.poll() is not None:
-                    # give the drain thread a moment to collect the last words
-                    await asyncio.sleep(0.1)
+                    # the drain thread ends at EOF; wait for it so the error has the last words
+                    if self._stderr_thread is not None:
+                        await asyncio.to_thread(self._stderr_thread.join, 1.0)
                     raise self._failure(f"rtpengine exited with status {self._proc.returncode}")
                 try:
                     await probe.ping()
@@ -151,7 +156,7 @@ class RtpengineProcess:
         try:
             await self._wait_ready()
         except BaseException:
-            self.stop()
+            await self.astop()
             raise
 
     def start_sync(self) -> None:
@@ -224,7 +229,11 @@ class RtpengineProcess:
 
 
 def _die_with_parent() -> None:
-    """Linux: SIGTERM the daemon if we die without stopping it (no orphans holding ports)."""
+    """Linux: SIGTERM the daemon if we die without stopping it (no orphans holding ports).
+
+    The kernel ties this to the *thread* that spawned the daemon, so start it from a thread
+    that lives as long as the service (the main thread / the event loop's thread).
+    """
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

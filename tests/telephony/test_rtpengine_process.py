@@ -90,3 +90,12 @@ async def test_a_daemon_that_never_answers_times_out_and_is_killed(
     with pytest.raises(RtpengineStartError, match=r"did not answer ping within 0\.5s"):
         await process.start()
     assert not process.running
+
+
+async def test_an_empty_port_range_is_refused_before_starting(
+    rtpengine_settings: RtpengineSettings,
+) -> None:
+    # rtpengine itself would start and then fail every offer
+    backwards = rtpengine_settings.model_copy(update={"port_min": 30000, "port_max": 29999})
+    with pytest.raises(RtpengineStartError, match="is empty"):
+        await RtpengineProcess(backwards).start()
