@@ -440,7 +440,7 @@ class CallbackFlow:
                 self._on_timer(name, out)
             case Cancel(reason=reason):
                 self._on_cancel(reason, out)
-            case Abort(reason=reason) if self._pending is not None:
+            case Abort() if self._pending is not None:
                 self._finish_pending(out)  # the outcome was decided before the trouble
             case Abort(reason=reason):
                 self._finish(RequestState.FAILED, reason, out)
