@@ -35,8 +35,15 @@ PEER_LIFETIME = "60s"
 # SIPp exit code for "fatal error binding a socket" (-2): another process took the port.
 _BIND_FAILED = 254
 
-_COMPACT = {"f": "from", "t": "to", "i": "call-id", "m": "contact", "v": "via",
-            "c": "content-type", "l": "content-length"}  # fmt: skip
+_COMPACT = {
+    "f": "from",
+    "t": "to",
+    "i": "call-id",
+    "m": "contact",
+    "v": "via",
+    "c": "content-type",
+    "l": "content-length",
+}
 _LOG_SEPARATOR = "-" * 47
 
 
@@ -214,20 +221,44 @@ def start_sipp(
     for _attempt in range(5):
         port, media_port, control_port = _free_udp_port(), _free_udp_port(), _free_udp_port()
         args = [
-            binary, "-sf", str(path), "-i", HOST, "-p", str(port), "-m", "1",
-            "-mi", HOST, "-mp", str(media_port), "-ci", HOST, "-cp", str(control_port),
-            "-nostdin", "-timeout", PEER_LIFETIME,
-            "-trace_msg", "-message_file", str(workdir / "messages.log"),
-            "-trace_err", "-error_file", str(workdir / "errors.log"),
-        ]  # fmt: skip
+            binary,
+            "-sf",
+            str(path),
+            "-i",
+            HOST,
+            "-p",
+            str(port),
+            "-m",
+            "1",
+            "-mi",
+            HOST,
+            "-mp",
+            str(media_port),
+            "-ci",
+            HOST,
+            "-cp",
+            str(control_port),
+            "-nostdin",
+            "-timeout",
+            PEER_LIFETIME,
+            "-trace_msg",
+            "-message_file",
+            str(workdir / "messages.log"),
+            "-trace_err",
+            "-error_file",
+            str(workdir / "errors.log"),
+        ]
         for key, value in keys.items():
             args += ["-key", key, value]
         args += list(extra_args)
         stderr = open(workdir / "stderr.txt", "wb")  # noqa: SIM115 (handed to the child)
         process = subprocess.Popen(
-            args, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            args,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
             stderr=stderr,
-        )  # fmt: skip
+        )
         stderr.close()
         peer = SippPeer(path, port, workdir, process, keys)
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -262,7 +293,6 @@ def sipp_peer(tmp_path: Path) -> Iterator[Callable[..., SippPeer]]:
     yield start
     for peer in peers:
         peer.stop()
-
 
 
 # A static SDP offer for tests (rtpengine provides the real one in the engine).

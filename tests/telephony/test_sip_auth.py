@@ -78,13 +78,15 @@ async def test_407_challenge_is_answered_with_a_correct_digest(
         assert invite.request_uri is not None and invite.request_uri.startswith("sip:+61411222333@")
 
 
-async def test_401_challenge_digest_is_verified_by_the_peer(
-    sip_stack: SipStack, sipp_peer
-) -> None:
+async def test_401_challenge_digest_is_verified_by_the_peer(sip_stack: SipStack, sipp_peer) -> None:
     trunk = sipp_peer("trunk_auth_401.xml", TRUNK_KEYS)
-    leg = await sip_stack.dial(trunk.uri("+61411222333"), caller=EXTENSION_NUMBER,
-                               sdp=OFFER_SDP, ring_timeout=2.0,
-                               credentials=Credentials("callnow", "s3cret-Pa55"))  # fmt: skip
+    leg = await sip_stack.dial(
+        trunk.uri("+61411222333"),
+        caller=EXTENSION_NUMBER,
+        sdp=OFFER_SDP,
+        ring_timeout=2.0,
+        credentials=Credentials("callnow", "s3cret-Pa55"),
+    )
 
     event = await leg.next_event(EVENT_TIMEOUT)
     while not isinstance(event, Answered):
@@ -98,9 +100,13 @@ async def test_401_challenge_digest_is_verified_by_the_peer(
 
 async def test_wrong_password_fails_the_leg(sip_stack: SipStack, sipp_peer) -> None:
     trunk = sipp_peer("trunk_auth_401.xml", TRUNK_KEYS)
-    leg = await sip_stack.dial(trunk.uri("+61411222333"), caller=EXTENSION_NUMBER,
-                               sdp=OFFER_SDP, ring_timeout=2.0,
-                               credentials=Credentials("callnow", "wrong"))  # fmt: skip
+    leg = await sip_stack.dial(
+        trunk.uri("+61411222333"),
+        caller=EXTENSION_NUMBER,
+        sdp=OFFER_SDP,
+        ring_timeout=2.0,
+        credentials=Credentials("callnow", "wrong"),
+    )
 
     record = await leg.wait_done(EVENT_TIMEOUT)
 
@@ -112,9 +118,13 @@ async def test_credentials_challenged_again_fail_once_without_a_retry_loop(
     sip_stack: SipStack, sipp_peer
 ) -> None:
     trunk = sipp_peer("trunk_auth_reject.xml")
-    leg = await sip_stack.dial(trunk.uri("+61411222333"), caller=EXTENSION_NUMBER,
-                               sdp=OFFER_SDP, ring_timeout=2.0,
-                               credentials=Credentials("callnow", "s3cret-Pa55"))  # fmt: skip
+    leg = await sip_stack.dial(
+        trunk.uri("+61411222333"),
+        caller=EXTENSION_NUMBER,
+        sdp=OFFER_SDP,
+        ring_timeout=2.0,
+        credentials=Credentials("callnow", "s3cret-Pa55"),
+    )
 
     events = [event async for event in leg]
 
@@ -131,8 +141,9 @@ async def test_challenge_without_credentials_fails_without_resending(
     sip_stack: SipStack, sipp_peer
 ) -> None:
     trunk = sipp_peer("trunk_auth_reject.xml")
-    leg = await sip_stack.dial(trunk.uri("+61411222333"), caller=EXTENSION_NUMBER,
-                               sdp=OFFER_SDP, ring_timeout=2.0)  # fmt: skip
+    leg = await sip_stack.dial(
+        trunk.uri("+61411222333"), caller=EXTENSION_NUMBER, sdp=OFFER_SDP, ring_timeout=2.0
+    )
 
     record = await leg.wait_done(EVENT_TIMEOUT)
 

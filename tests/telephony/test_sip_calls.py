@@ -31,8 +31,9 @@ RING_TIMEOUT = 2.0
 
 async def test_answered_leg_then_local_hangup_sends_bye(sip_stack: SipStack, sipp_peer) -> None:
     peer = sipp_peer("answer.xml")
-    leg = await sip_stack.dial(peer.uri("1001"), caller=VISITOR, sdp=OFFER_SDP,
-                               ring_timeout=RING_TIMEOUT)  # fmt: skip
+    leg = await sip_stack.dial(
+        peer.uri("1001"), caller=VISITOR, sdp=OFFER_SDP, ring_timeout=RING_TIMEOUT
+    )
 
     ringing = await leg.next_event(EVENT_TIMEOUT)
     assert isinstance(ringing, Ringing) and ringing.code == 180
@@ -62,8 +63,9 @@ async def test_answered_leg_then_local_hangup_sends_bye(sip_stack: SipStack, sip
 
 async def test_busy_phone_fails_the_leg_with_486(sip_stack: SipStack, sipp_peer) -> None:
     peer = sipp_peer("busy.xml")
-    leg = await sip_stack.dial(peer.uri("1001"), caller=VISITOR, sdp=OFFER_SDP,
-                               ring_timeout=RING_TIMEOUT)  # fmt: skip
+    leg = await sip_stack.dial(
+        peer.uri("1001"), caller=VISITOR, sdp=OFFER_SDP, ring_timeout=RING_TIMEOUT
+    )
 
     events = [event async for event in leg]
 
@@ -78,8 +80,9 @@ async def test_ring_timeout_sends_cancel_and_fails_as_no_answer(
     sip_stack: SipStack, sipp_peer
 ) -> None:
     peer = sipp_peer("ring_forever.xml")
-    leg = await sip_stack.dial(peer.uri("1001"), caller=VISITOR, sdp=OFFER_SDP,
-                               ring_timeout=RING_TIMEOUT)  # fmt: skip
+    leg = await sip_stack.dial(
+        peer.uri("1001"), caller=VISITOR, sdp=OFFER_SDP, ring_timeout=RING_TIMEOUT
+    )
 
     events = [event async for event in leg]
 
@@ -94,8 +97,12 @@ async def test_ring_timeout_sends_cancel_and_fails_as_no_answer(
 
 async def test_trunk_out_of_service_fails_with_503(sip_stack: SipStack, sipp_peer) -> None:
     peer = sipp_peer("trunk_503.xml")
-    leg = await sip_stack.dial(peer.uri("+61290375678"), caller=CallerId("", "+61299990000"),
-                               sdp=OFFER_SDP, ring_timeout=RING_TIMEOUT)  # fmt: skip
+    leg = await sip_stack.dial(
+        peer.uri("+61290375678"),
+        caller=CallerId("", "+61299990000"),
+        sdp=OFFER_SDP,
+        ring_timeout=RING_TIMEOUT,
+    )
 
     await leg.wait_done(EVENT_TIMEOUT)
 
@@ -106,8 +113,9 @@ async def test_trunk_out_of_service_fails_with_503(sip_stack: SipStack, sipp_pee
 
 async def test_remote_bye_ends_the_leg(sip_stack: SipStack, sipp_peer) -> None:
     peer = sipp_peer("answer_then_bye.xml")
-    leg = await sip_stack.dial(peer.uri("1001"), caller=VISITOR, sdp=OFFER_SDP,
-                               ring_timeout=RING_TIMEOUT)  # fmt: skip
+    leg = await sip_stack.dial(
+        peer.uri("1001"), caller=VISITOR, sdp=OFFER_SDP, ring_timeout=RING_TIMEOUT
+    )
 
     events = [event async for event in leg]
 
@@ -130,8 +138,9 @@ async def test_info_keypress_becomes_a_digit_event(
     sip_stack: SipStack, sipp_peer, scenario: str, digit: str
 ) -> None:
     peer = sipp_peer(scenario, {"digit": digit})
-    leg = await sip_stack.dial(peer.uri("1001"), caller=VISITOR, sdp=OFFER_SDP,
-                               ring_timeout=RING_TIMEOUT)  # fmt: skip
+    leg = await sip_stack.dial(
+        peer.uri("1001"), caller=VISITOR, sdp=OFFER_SDP, ring_timeout=RING_TIMEOUT
+    )
 
     event = await leg.next_event(EVENT_TIMEOUT)
     while not isinstance(event, Digit):
@@ -147,9 +156,13 @@ async def test_info_keypress_becomes_a_digit_event(
 async def test_events_also_reach_the_on_event_callback(sip_stack: SipStack, sipp_peer) -> None:
     peer = sipp_peer("busy.xml")
     seen = []
-    leg = await sip_stack.dial(peer.uri("1001"), caller=VISITOR, sdp=OFFER_SDP,
-                               ring_timeout=RING_TIMEOUT,
-                               on_event=lambda leg, event: seen.append((leg, event)))  # fmt: skip
+    leg = await sip_stack.dial(
+        peer.uri("1001"),
+        caller=VISITOR,
+        sdp=OFFER_SDP,
+        ring_timeout=RING_TIMEOUT,
+        on_event=lambda leg, event: seen.append((leg, event)),
+    )
 
     await leg.wait_done(EVENT_TIMEOUT)
 
@@ -161,8 +174,9 @@ async def test_reinvite_offers_a_new_sdp_and_returns_the_answer(
     sip_stack: SipStack, sipp_peer
 ) -> None:
     peer = sipp_peer("answer_reinvite.xml")
-    leg = await sip_stack.dial(peer.uri("1001"), caller=VISITOR, sdp=OFFER_SDP,
-                               ring_timeout=RING_TIMEOUT)  # fmt: skip
+    leg = await sip_stack.dial(
+        peer.uri("1001"), caller=VISITOR, sdp=OFFER_SDP, ring_timeout=RING_TIMEOUT
+    )
     while not isinstance(await leg.next_event(EVENT_TIMEOUT), Answered):
         pass
     moved = OFFER_SDP.replace("m=audio 35000", "m=audio 35002").replace("1 1 IN", "1 2 IN")

@@ -15,7 +15,7 @@ from tests.peers.sipp import OFFER_SDP
 
 
 def test_all_patches_are_applied_on_import() -> None:
-    assert patches.applied() == {"transport_case", "exceptions_to_logging"}
+    assert patches.applied() == {"transport_case", "exceptions_to_logging", "parse_error_response"}
 
 
 def test_uppercase_transport_parameter_is_normalised() -> None:
@@ -50,13 +50,32 @@ def test_swallowed_sippy_exceptions_reach_logging(caplog: pytest.LogCaptureFixtu
     assert garbage.levelno == logging.INFO and garbage.exc_info is None
 
 
+def test_parse_error_hands_out_its_prepared_400_without_a_request() -> None:
+    from sippy.Exceptions.SipParseError import SipParseError
+    from sippy.SipRequest import SipRequest
+
+    truncated = (
+        "INVITE sip:1001@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK1\r\n"
+        "From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:1001@127.0.0.1>\r\nCall-ID: x\r\n"
+        "CSeq: 1 INVITE\r\nContent-Length: 9999\r\n\r\nv=0\r\n"
+    )
+    with pytest.raises(SipParseError) as caught:
+        SipRequest(truncated)
+
+    # sippy's transaction manager calls getResponse() without arguments (a TypeError unpatched).
+    response = caught.value.getResponse()
+    assert response.getSCode()[0] == 400
+    assert SipParseError("no prepared response").getResponse() is None
+
+
 @pytest.mark.peers
 async def test_bye_reaches_a_peer_whose_contact_says_transport_UDP(
     sip_stack: SipStack, sipp_peer
 ) -> None:
     peer = sipp_peer("answer_transport_upper.xml")
-    leg = await sip_stack.dial(peer.uri("1001"), caller=CallerId("Mary", "0290375678"),
-                               sdp=OFFER_SDP, ring_timeout=2.0)  # fmt: skip
+    leg = await sip_stack.dial(
+        peer.uri("1001"), caller=CallerId("Mary", "0290375678"), sdp=OFFER_SDP, ring_timeout=2.0
+    )
     event = await leg.next_event(5)
     assert isinstance(event, Answered), event
 

@@ -27,11 +27,30 @@ _TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")
 # Headers the stack builds itself; an extra header must not duplicate or override them.
 _RESERVED_HEADERS = frozenset(
     {
-        "via", "v", "from", "f", "to", "t", "call-id", "i", "cseq", "contact", "m",
-        "content-length", "l", "content-type", "c", "max-forwards", "route", "record-route",
-        "authorization", "proxy-authorization", "p-asserted-identity", "expires",
+        "via",
+        "v",
+        "from",
+        "f",
+        "to",
+        "t",
+        "call-id",
+        "i",
+        "cseq",
+        "contact",
+        "m",
+        "content-length",
+        "l",
+        "content-type",
+        "c",
+        "max-forwards",
+        "route",
+        "record-route",
+        "authorization",
+        "proxy-authorization",
+        "p-asserted-identity",
+        "expires",
     }
-)  # fmt: skip
+)
 
 
 class InvalidSipInput(ValueError):

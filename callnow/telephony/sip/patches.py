@@ -16,6 +16,13 @@ a sippy release that fixes it (the test then tells you whether it still matters)
    `callnow.telephony.sip.sippy` logger instead: parse failures of hostile or broken input are
    INFO without a traceback (so garbage on the port cannot flood the log with tracebacks),
    anything else is an ERROR with its traceback.
+
+3. `parse_error_response`: when a request cannot be parsed (e.g. a body shorter than its
+   Content-Length), `SipTransactionManager.handleIncoming()` calls
+   `SipParseError.getResponse()` without the request argument it requires. The TypeError
+   replaces the 400 Bad Request that sippy had already prepared (`sip_response`), so the
+   sender never learns and an ERROR traceback is logged per datagram. Fix: make the argument
+   optional; return the prepared response, or None when there is nothing to answer.
 """
 
 from __future__ import annotations
@@ -37,11 +44,11 @@ _DUMP_EXCEPTION_USERS = (
 )
 
 
-
 def apply() -> None:
     """Apply every patch once; safe to call many times."""
     _patch_transport_case()
     _patch_exceptions_to_logging()
+    _patch_parse_error_response()
 
 
 def _patch_transport_case() -> None:
@@ -82,6 +89,25 @@ def _patch_exceptions_to_logging() -> None:
         module = importlib.import_module(name)
         module.dump_exception = _dump_exception  # type: ignore[attr-defined]
     _applied.add("exceptions_to_logging")
+
+
+def _patch_parse_error_response() -> None:
+    if "parse_error_response" in _applied:
+        return
+    from sippy.Exceptions.SipParseError import SipParseError
+
+    original = SipParseError.getResponse
+
+    def getResponse(self: Any, req: Any = None) -> Any:
+        if self.sip_response is not None:
+            return self.sip_response
+        if req is None:
+            return None
+        return original(self, req)
+
+    getResponse.__wrapped__ = original  # type: ignore[attr-defined]
+    SipParseError.getResponse = getResponse
+    _applied.add("parse_error_response")
 
 
 def applied() -> frozenset[str]:

@@ -71,8 +71,9 @@ class SipStack:
     _active: ClassVar[SipStack | None] = None
     _active_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 5070, *,
-                 user_agent: str = "CallNow") -> None:  # fmt: skip
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 5070, *, user_agent: str = "CallNow"
+    ) -> None:
         self.host = host
         self.port = port
         self.user_agent = user_agent

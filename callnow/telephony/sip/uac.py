@@ -113,8 +113,7 @@ class _CallNowUA(UA):
         if not any(ch.supportedAlgorithm()[0] for ch in resp.getHFBodys(ch_hfname)):
             return False
         self.auth_attempts += 1
-        Timeout(self._send_authenticated, 0, 1, resp, cseq, ch_hfname, auth_hfname,
-                extra_headers)  # fmt: skip
+        Timeout(self._send_authenticated, 0, 1, resp, cseq, ch_hfname, auth_hfname, extra_headers)
         return True
 
     def _send_authenticated(self, *args: Any) -> None:
@@ -188,9 +187,15 @@ class UacDriver:
         self._ua = ua
         body = MsgBody(spec.sdp)
         event = _TryEvent(
-            (SipCallId(spec.call_id), spec.caller.number, spec.request_uri.username, body, None,
-             spec.caller.name)
-        )  # fmt: skip
+            (
+                SipCallId(spec.call_id),
+                spec.caller.number,
+                spec.request_uri.username,
+                body,
+                None,
+                spec.caller.name,
+            )
+        )
         event.spec = spec
         headers = list(spec.extra_headers)
         if spec.asserted_identity is not None:
@@ -222,14 +227,13 @@ class UacDriver:
             self._finish(Ended(by=EndedBy.LOCAL, at=_when(), reason=reason or "local hangup"))
         else:
             self._finish(
-                Failed(code=487, reason=reason or "Cancelled", cause=FailureCause.CANCELLED,
-                       at=_when())
-            )  # fmt: skip
+                Failed(
+                    code=487, reason=reason or "Cancelled", cause=FailureCause.CANCELLED, at=_when()
+                )
+            )
         self._disconnect()
 
-    def reinvite(
-        self, sdp: str, done: Callable[[str | None, BaseException | None], None]
-    ) -> None:
+    def reinvite(self, sdp: str, done: Callable[[str | None, BaseException | None], None]) -> None:
         """Send a re-INVITE with `sdp`; `done(remote_sdp, error)` is called with the outcome."""
         if not self.answered or self.finished or self._ua is None:
             raise RuntimeError("re-INVITE needs an answered, live leg")
@@ -251,8 +255,9 @@ class UacDriver:
         code, reason, body = event.getData()
         if self.finished or self.answered or code <= 100:
             return
-        self._emit(Ringing(code=code, reason=reason, at=_when(event.rtime),
-                           early_sdp=_sdp_text(body)))  # fmt: skip
+        self._emit(
+            Ringing(code=code, reason=reason, at=_when(event.rtime), early_sdp=_sdp_text(body))
+        )
 
     def _on_connect(self, event: CCEventConnect) -> None:
         body = event.getData()[2]
@@ -278,8 +283,7 @@ class UacDriver:
                 done(None, ReinviteRejected(code, reason))
             return
         self._cancel_ring_timer()
-        self._finish(Failed(code=code, reason=reason, cause=cause_for(code),
-                            at=_when(event.rtime)))  # fmt: skip
+        self._finish(Failed(code=code, reason=reason, cause=cause_for(code), at=_when(event.rtime)))
 
     def _on_disconnect(self, event: CCEventDisconnect) -> None:
         if self.finished:
@@ -288,8 +292,14 @@ class UacDriver:
         if self.answered:
             self._finish(Ended(by=EndedBy.REMOTE, at=_when(event.rtime), reason="remote hangup"))
         else:
-            self._finish(Failed(code=487, reason="Disconnected", cause=FailureCause.CANCELLED,
-                                at=_when(event.rtime)))  # fmt: skip
+            self._finish(
+                Failed(
+                    code=487,
+                    reason="Disconnected",
+                    cause=FailureCause.CANCELLED,
+                    at=_when(event.rtime),
+                )
+            )
 
     def _on_info(self, event: CCEventInfo) -> None:
         if self.finished:
@@ -316,8 +326,9 @@ class UacDriver:
         self._ring_timer = None
         if self.finished or self.answered:
             return
-        self._finish(Failed(code=408, reason="Ring timeout", cause=FailureCause.NO_ANSWER,
-                            at=_when()))  # fmt: skip
+        self._finish(
+            Failed(code=408, reason="Ring timeout", cause=FailureCause.NO_ANSWER, at=_when())
+        )
         self._disconnect()  # sends CANCEL (deferred by sippy until a provisional response)
 
     def _cancel_ring_timer(self) -> None:
