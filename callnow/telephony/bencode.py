@@ -61,7 +61,10 @@ def _encode(value: Any, out: list[bytes]) -> None:
 
 def bdecode(data: bytes) -> Any:
     """Decode exactly one value; trailing bytes are an error."""
-    value, end = _decode(data, 0)
+    try:
+        value, end = _decode(data, 0)
+    except RecursionError:
+        raise BencodeError("nesting too deep") from None
     if end != len(data):
         raise BencodeError(f"trailing data at offset {end}")
     return value

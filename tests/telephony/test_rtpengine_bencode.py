@@ -57,7 +57,19 @@ def test_bool_is_refused_because_rtpengine_would_not_read_it_as_a_flag() -> None
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"i12", b"ie", b"i1x2e", b"5:abc", b"l", b"d3:key", b"di1ei2ee", b"x", b"i1ei2e"],
+    [
+        b"",
+        b"i12",
+        b"ie",
+        b"i1x2e",
+        b"5:abc",
+        b"l",
+        b"d3:key",
+        b"di1ei2ee",
+        b"x",
+        b"i1ei2e",
+        b"l" * 100_000,  # nesting deeper than Python's stack
+    ],
 )
 def test_malformed_input_raises_bencode_error(data: bytes) -> None:
     with pytest.raises(BencodeError):
