@@ -32,6 +32,7 @@ ConfigOption = Annotated[
 def load_settings(config: Path | None) -> Settings:
     import os
 
+    previous = os.environ.get("CALLNOW_CONFIG")
     if config is not None:
         os.environ["CALLNOW_CONFIG"] = str(config)
     try:
@@ -39,6 +40,11 @@ def load_settings(config: Path | None) -> Settings:
     except Exception as exc:  # settings errors are the user's to fix: say what is wrong
         typer.secho(f"Invalid configuration: {exc}", fg="red", err=True)
         raise typer.Exit(2) from exc
+    finally:
+        if previous is None:
+            os.environ.pop("CALLNOW_CONFIG", None)
+        else:
+            os.environ["CALLNOW_CONFIG"] = previous
 
 
 @contextmanager

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set everything up and run every test: domain, store (SQLite and PostgreSQL), web, browser,
+# and the real SIP/media peers. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+./scripts/ensure-postgres.sh
+.venv/bin/ruff check .
+exec .venv/bin/pytest -p no:cacheprovider "$@"

@@ -1,0 +1,106 @@
+"""The `callnow` command: a provider scripts provisioning with it."""
+
+import pytest
+from typer.testing import CliRunner
+
+from callnow.cli import app
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    monkeypatch.setenv("CALLNOW_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CALLNOW_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
+    runner = CliRunner()
+
+    def invoke(*args: str, env: dict[str, str] | None = None):
+        return runner.invoke(app, list(args), env=env)
+
+    return invoke
+
+
+def test_a_provider_provisions_a_tenant_owner_extension_and_page(run):
+    assert run("admin", "create-tenant", "Acme", "--region", "AU").exit_code == 0
+    created = run(
+        "admin",
+        "create-user",
+        "owner@acme.test",
+        "--tenant",
+        "Acme",
+        env={"CALLNOW_PASSWORD": "a long password"},
+    )
+    assert created.exit_code == 0, created.output
+    ext = run(
+        "admin",
+        "create-extension",
+        "--tenant",
+        "Acme",
+        "--internal",
+        "003001",
+        "--external",
+        "(02) 9037 4444",
+        "--owner",
+        "owner@acme.test",
+    )
+    assert ext.exit_code == 0, ext.output
+    assert "+61290374444" in ext.output
+    enabled = run("admin", "enable-callnow", "--internal", "003001", "--id", "Acme.Sales")
+    assert enabled.exit_code == 0
+    assert "/callnow/acme.sales" in enabled.output
+
+
+def test_provisioning_errors_are_plain_and_exit_non_zero(run):
+    run("admin", "create-tenant", "Acme")
+    duplicate = run("admin", "create-tenant", "Acme")
+    assert duplicate.exit_code == 1
+    assert "exists already" in duplicate.output
+    bad_number = run(
+        "admin",
+        "create-extension",
+        "--tenant",
+        "Acme",
+        "--internal",
+        "1",
+        "--external",
+        "0290374444",
+    )
+    assert bad_number.exit_code == 1
+    assert "2 to 20 digits" in bad_number.output
+    reserved = run("admin", "enable-callnow", "--internal", "999", "--id", "admin")
+    assert reserved.exit_code == 1
+
+
+def test_callnow_needs_a_tenant_with_call_api_access(run):
+    run("admin", "create-tenant", "NoApi", "--no-call-api")
+    run(
+        "admin",
+        "create-extension",
+        "--tenant",
+        "NoApi",
+        "--internal",
+        "004001",
+        "--external",
+        "0290375555",
+    )
+    result = run("admin", "enable-callnow", "--internal", "004001", "--id", "noapi")
+    assert result.exit_code == 1
+    assert "Call API access" in result.output
+
+
+def test_a_bad_configuration_value_is_reported_not_ignored(run):
+    result = run("db", "upgrade", env={"CALLNOW_WEB__PORT": "99999"})
+    assert result.exit_code == 2
+    assert "port" in result.output
+
+
+def test_a_config_file_that_does_not_exist_is_reported(run, tmp_path):
+    result = run("db", "upgrade", "--config", str(tmp_path / "missing.toml"))
+    assert result.exit_code == 2
+    assert "not a file" in result.output
+
+
+def test_settings_come_from_a_toml_file(run, tmp_path):
+    config = tmp_path / "callnow.toml"
+    config.write_text('[sip]\nowner_uri_template = "sip:nothing@host"\n')
+    result = run("db", "upgrade", "--config", str(config))
+    assert result.exit_code == 2
+    assert "{internal}" in result.output

@@ -1,0 +1,54 @@
+"""The platform admin: only platform admins get in; what they save passes the domain's checks."""
+
+from sqlalchemy import select
+
+from callnow.store import provisioning
+from callnow.store.models import Profile
+from tests.support.world import PASSWORD
+
+
+def admin_login(world, email, password=PASSWORD):
+    return world.client.post("/admin/login", data={"username": email, "password": password})
+
+
+def make_admin(world):
+    with world.sessions() as session, session.begin():
+        provisioning.create_user(session, "root@example.com", PASSWORD, role="platform_admin")
+
+
+def test_an_owner_cannot_log_in_to_the_admin(world):
+    response = admin_login(world, "alice@example.com")
+    assert response.status_code == 400
+    assert world.client.get("/admin/tenant/list").status_code in (302, 303)
+
+
+def test_a_platform_admin_sees_tenants(world):
+    make_admin(world)
+    assert admin_login(world, "root@example.com").status_code in (302, 303)
+    page = world.client.get("/admin/tenant/list")
+    assert page.status_code == 200
+    assert "Alice Pty" in page.text and "Bob Pty" in page.text
+
+
+def test_the_admin_normalises_a_callnow_id_and_refuses_a_reserved_one(world):
+    make_admin(world)
+    admin_login(world, "root@example.com")
+    with world.sessions() as session:
+        profile = session.scalars(select(Profile).where(Profile.callnow_id == "alice")).one()
+        profile_id, extension_id = profile.id, profile.extension_id
+    form = {
+        "extension": str(extension_id),
+        "callnow_id": "Alice.Two",
+        "enabled": "y",
+        "confirmation_required": "y",
+        "welcome_message": "",
+    }
+    saved = world.client.post(f"/admin/profile/edit/{profile_id}", data=form)
+    assert saved.status_code in (302, 303), saved.text[:500]
+    with world.sessions() as session:
+        assert session.get(Profile, profile_id).callnow_id == "alice.two"
+    form["callnow_id"] = "admin"
+    refused = world.client.post(f"/admin/profile/edit/{profile_id}", data=form)
+    assert refused.status_code == 400
+    with world.sessions() as session:
+        assert session.get(Profile, profile_id).callnow_id == "alice.two"
