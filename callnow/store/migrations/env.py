@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
+import callnow.store.billing_models  # noqa: F401
 from callnow.store.models import Base
 
 config = context.config
