@@ -30,7 +30,8 @@ through our own process would put Python in the media path.
 
 The SDP returned in step 4 for the owner carries the *visitor's* `o=` line (rtpengine passes the
 origin through, `replace=["origin"]` only swaps the address). With `port latching` the owner
-needs no re-INVITE; if the engine ever sends one, it must keep the `o=` it first sent.
+needs no re-INVITE; if one is ever needed, it must keep the `o=` first sent, with a higher
+version. `AnchoredCallback` wraps steps 1-5 and takes care of that.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -47,6 +49,7 @@ from callnow.config import RtpengineSettings
 from callnow.telephony.bencode import BencodeError, BValue, bdecode, bencode
 
 __all__ = [
+    "AnchoredCallback",
     "BencodeError",
     "RtpengineClient",
     "RtpengineError",
@@ -287,12 +290,25 @@ class RtpengineClient:
         to_tag: str | None = None,
         *,
         fatal: bool = False,
+        delete_delay: int | None = 0,
         **params: Any,
     ) -> dict[str, Any]:
-        """End the call (or one branch). With `fatal`, an unknown call is an `RtpengineError`."""
+        """End the call (or one branch) and return its statistics.
+
+        With `fatal`, an unknown call is an `RtpengineError` (otherwise a logged warning).
+        `delete_delay=0` (our default) frees the call at once; rtpengine's own default (30 s)
+        keeps relaying media and keeps the call-id alive after the delete. `None` leaves the
+        daemon's default.
+        """
         flags = ["fatal"] if fatal else []
         return await self.request(
-            "delete", call_id=call_id, from_tag=from_tag, to_tag=to_tag, flags=flags, **params
+            "delete",
+            call_id=call_id,
+            from_tag=from_tag,
+            to_tag=to_tag,
+            flags=flags,
+            delete_delay=delete_delay,
+            **params,
         )
 
     async def query(self, call_id: str, from_tag: str | None = None) -> dict[str, Any]:
@@ -363,3 +379,96 @@ def _sdp_of(reply: Mapping[str, Any], command: str) -> str:
     if not isinstance(sdp, str):
         raise RtpengineProtocolError(f"{command!r} reply has no SDP")
     return sdp
+
+
+def _media_port(sdp: str) -> int | None:
+    for line in sdp.splitlines():
+        if line.startswith("m=audio "):
+            port = line.split()[1]
+            return int(port) if port.isdigit() else None
+    return None
+
+
+def _continue_origin(sdp: str, previous: str) -> str:
+    """`sdp` with the o= line of `previous`, its session version incremented."""
+    old = next((ln for ln in previous.splitlines() if ln.startswith("o=")), None)
+    if old is None:
+        return sdp
+    parts = old.split(" ")
+    if len(parts) == 6 and parts[2].isdigit():
+        parts[2] = str(int(parts[2]) + 1)
+    origin = " ".join(parts)
+    return "\r\n".join(origin if line.startswith("o=") else line for line in sdp.split("\r\n"))
+
+
+@dataclass
+class AnchoredCallback:
+    """The module doc's steps 1-5 for one callback, with the tags kept in one place.
+
+        media = AnchoredCallback(client, call_id=request_id)
+        invite_owner_with = await media.offer_for_owner()
+        await media.owner_answered(owner_sdp)
+        await media.play_to_owner(prompt.path)      # digits: DTMF log, source_tag == "owner"
+        invite_visitor_with = media.sdp_for_visitor
+        reinvite_owner_with = await media.visitor_answered(visitor_sdp)  # None: nothing to do
+        await media.delete()
+
+    `call_id` must be unique per callback and plain (letters, digits, `-`, `_`), because
+    rtpengine copies it unescaped into the DTMF log's JSON.
+    """
+
+    client: RtpengineClient
+    call_id: str
+    owner_tag: str = "owner"
+    visitor_tag: str = "visitor"
+    _sdp_for_owner: str | None = field(default=None, init=False, repr=False)
+    _owner_sdp: str | None = field(default=None, init=False, repr=False)
+    _sdp_for_visitor: str | None = field(default=None, init=False, repr=False)
+
+    async def offer_for_owner(self, **params: Any) -> str:
+        """SDP for the INVITE to the owner (the visitor is a placeholder until it answers)."""
+        self._sdp_for_owner = await self.client.offer(
+            self.call_id, self.visitor_tag, placeholder_sdp(), **params
+        )
+        return self._sdp_for_owner
+
+    async def owner_answered(self, owner_sdp: str, **params: Any) -> None:
+        self._owner_sdp = owner_sdp
+        self._sdp_for_visitor = await self.client.answer(
+            self.call_id, self.visitor_tag, self.owner_tag, owner_sdp, **params
+        )
+
+    @property
+    def sdp_for_visitor(self) -> str:
+        """SDP for the INVITE to the visitor; available once the owner answered."""
+        if self._sdp_for_visitor is None:
+            raise RuntimeError("the owner has not answered yet")
+        return self._sdp_for_visitor
+
+    async def play_to_owner(self, file: str | Path) -> float | None:
+        return await self.client.play_media(self.call_id, self.owner_tag, file=file)
+
+    async def stop_prompt(self) -> None:
+        await self.client.stop_media(self.call_id, self.owner_tag)
+
+    async def visitor_answered(self, visitor_sdp: str, **params: Any) -> str | None:
+        """Bridge. Returns SDP to re-INVITE the owner with, or None when its port is unchanged.
+
+        None is the expected outcome (see `port latching` in the module doc).
+        """
+        if self._owner_sdp is None:
+            raise RuntimeError("the owner has not answered yet")
+        for_owner, _ = await self.client.bridge(
+            self.call_id, self.visitor_tag, visitor_sdp, self.owner_tag, self._owner_sdp, **params
+        )
+        previous = self._sdp_for_owner or ""
+        if _media_port(for_owner) == _media_port(previous):
+            return None
+        # A re-INVITE must keep the session's o= line with a higher version (RFC 3264 s. 8);
+        # rtpengine's SDP here carries the visitor's origin instead.
+        self._sdp_for_owner = _continue_origin(for_owner, previous)
+        return self._sdp_for_owner
+
+    async def delete(self) -> None:
+        """Release the ports; an already gone call is not an error (it may have timed out)."""
+        await self.client.delete(self.call_id)

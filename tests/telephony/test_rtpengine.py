@@ -15,6 +15,7 @@ import pytest
 from callnow.config import RtpengineSettings
 from callnow.telephony.prompts import PromptRenderer
 from callnow.telephony.rtpengine import (
+    AnchoredCallback,
     RtpengineClient,
     RtpengineError,
     RtpengineUnavailable,
@@ -103,6 +104,50 @@ async def test_two_callnow_legs_are_bridged_after_a_placeholder_offer(rtpengine:
     assert [p.payload[0] for p in owner.audio_packets()] == [0x44] * 20
     stats = await client.delete(call_id)
     assert stats["result"] == "ok"
+
+
+async def test_anchored_callback_wraps_the_flow_for_the_engine(
+    rtpengine: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    _, client = rtpengine
+    prompt = await PromptRenderer(tmp_path_factory.getbasetemp() / "prompts").render("Hello.")
+    media = AnchoredCallback(client, call_id=new_call_id())
+    async with RtpPeer() as owner, RtpPeer() as visitor:
+        sdp_for_owner = await media.offer_for_owner()
+        await media.owner_answered(owner.sdp())
+        assert await media.play_to_owner(prompt.path) == pytest.approx(prompt.duration_s, abs=0.05)
+        await owner.wait_until_quiet(quiet_s=0.4, timeout_s=prompt.duration_s + 5)
+        assert owner.received  # the owner heard the prompt
+        owner.clear()
+
+        assert await media.visitor_answered(visitor.sdp()) is None  # no re-INVITE needed
+        await asyncio.gather(
+            owner.send_audio(media_address(sdp_for_owner), packets=10),
+            visitor.send_audio(media_address(media.sdp_for_visitor), packets=10),
+        )
+        await owner.wait_for_packets(10, timeout_s=3)
+        await visitor.wait_for_packets(10, timeout_s=3)
+        await media.delete()
+
+    assert (len(owner.received), len(visitor.received)) == (10, 10)
+    with pytest.raises(RtpengineError):  # the call is gone from rtpengine
+        await client.query(media.call_id)
+
+
+async def test_delete_stops_the_relay_at_once(rtpengine: Engine) -> None:
+    """rtpengine's default delete-delay would keep relaying for 30 s; ours is immediate."""
+    _, client = rtpengine
+    call_id = new_call_id()
+    async with RtpPeer() as alice, RtpPeer() as bob:
+        await client.offer(call_id, "alice", alice.sdp())
+        sdp_for_alice = await client.answer(call_id, "alice", "bob", bob.sdp())
+        await client.delete(call_id)
+        # with the daemon's default delete-delay these packets would still reach bob
+        await alice.send_audio(media_address(sdp_for_alice), packets=5)
+        await bob.wait_for_packets(1, timeout_s=0.5)
+    assert bob.received == []
+    with pytest.raises(RtpengineError):
+        await client.query(call_id)
 
 
 async def test_query_reports_both_tags_of_the_call(rtpengine: Engine) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from callnow.telephony.bencode import bdecode, bencode
 from callnow.telephony.rtpengine import (
+    AnchoredCallback,
     RtpengineClient,
     RtpengineError,
     RtpengineProtocolError,
@@ -139,3 +140,31 @@ async def test_silence_is_unavailable_after_every_attempt(
     with pytest.raises(RtpengineUnavailable, match=r"did not answer 'ping' within 0\.6s"):
         await client.ping()
     assert len(server.requests) == 2  # the first try and one retry
+
+
+def sdp(origin: str, port: int) -> str:
+    return (
+        f"v=0\r\no={origin} IN IP4 127.0.0.1\r\nc=IN IP4 127.0.0.1\r\nm=audio {port} RTP/AVP 0\r\n"
+    )
+
+
+async def test_if_the_owners_port_moves_the_re_invite_sdp_keeps_the_owners_session(
+    fake: Fake,
+) -> None:
+    """rtpengine normally keeps the port (port latching); if not, the engine gets a valid SDP."""
+    replies = iter(
+        [
+            sdp("callnow 111 1", 30000),  # offer: for the owner's INVITE
+            sdp("phone 222 1", 30002),  # answer: for the visitor's INVITE
+            sdp("phone 333 2", 30004),  # re-offer: for the owner, and its port moved
+            sdp("phone 222 1", 30002),  # re-answer: for the visitor, unchanged
+        ]
+    )
+    _, client = await fake(
+        lambda cookie, req, seen: [reply(cookie, {"result": "ok", "sdp": next(replies)})]
+    )
+    media = AnchoredCallback(client, call_id="c1")
+    await media.offer_for_owner()
+    await media.owner_answered("v=0\r\n")
+    reinvite = await media.visitor_answered("v=0\r\n")
+    assert reinvite == sdp("callnow 111 2", 30004)
