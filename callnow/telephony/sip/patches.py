@@ -73,7 +73,8 @@ def _dump_exception(msg: str, f: Any = None, extra: str | None = None) -> None:
     # Only errors that are certainly about the input are downgraded: a bug of ours raised in a
     # callback travels through the same "processing incoming data" path and must stay loud.
     if msg.startswith("can't parse") or isinstance(exc, UnicodeDecodeError):
-        log.info("sippy dropped input: %s: %r", msg, exc)
+        # Short: a UnicodeDecodeError's repr carries the whole datagram.
+        log.info("sippy dropped input: %s: %s", msg, f"{type(exc).__name__}: {exc}"[:200])
     else:
         log.error("sippy swallowed an exception: %s", msg, exc_info=True)
     if extra is not None:
