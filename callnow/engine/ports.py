@@ -64,8 +64,16 @@ class Telephony(Protocol):
 class CallbackRecorder(Protocol):
     """Where the engine writes what happened; the store layer implements it."""
 
+    async def leg_dialling(
+        self, request_ref: str, role: LegRole, destination: str, at: datetime
+    ) -> None:
+        """Write ahead, just before the leg is dialled. Raise to forbid the dial (for example,
+        the (request, role) row already exists because an earlier engine dialled it): the
+        engine then reports the leg as failed without dialling."""
+
     async def record_leg(self, record: CallRecord) -> None:
-        """Persist the call record of one leg (exactly once per dialled leg)."""
+        """Complete the leg's row with its call record (exactly once per dialled leg, after
+        `leg_dialling` for the same request and role)."""
 
     async def request_state_changed(
         self, request_ref: str, state: RequestState, reason: str, at: datetime

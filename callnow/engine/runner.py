@@ -199,10 +199,10 @@ class CallbackRun:
         assert channel is not None
         match command:
             case DialOwner(number=number):
-                await self._dial(LegRole.OWNER, number, channel.dial_owner(number))
+                await self._dial(LegRole.OWNER, number, lambda: channel.dial_owner(number))
             case DialRequester(number=number, caller_id=caller_id):
                 await self._dial(
-                    LegRole.REQUESTER, number, channel.dial_requester(number, caller_id)
+                    LegRole.REQUESTER, number, lambda: channel.dial_requester(number, caller_id)
                 )
             case PlayPrompt(kind=kind, text=text):
                 await self._or_abort("play_prompt_failed", channel.play_prompt(kind, text))
@@ -226,11 +226,20 @@ class CallbackRun:
             case Finish(outcome=outcome):
                 self._finished_with = outcome
 
-    async def _dial(self, role: LegRole, number: str, dial: Awaitable[None]) -> None:
-        self._legs.dialled(role, number, self._clock())
+    async def _dial(self, role: LegRole, number: str, dial: Callable[[], Awaitable[None]]) -> None:
+        at = self._clock()
+        self._legs.dialled(role, number, at)
         try:
             async with asyncio.timeout(self._action_timeout_s):
-                await dial
+                await self._recorder.leg_dialling(self.request_ref, role, number, at)
+        except Exception:
+            # Without the write-ahead row a crash could dial this leg twice: do not dial.
+            log.exception("callback %s: could not note the %s leg", self.request_ref, role)
+            self._queue.put_nowait(LegFailed(role, FailureCause.FAILED))
+            return
+        try:
+            async with asyncio.timeout(self._action_timeout_s):
+                await dial()
         except Exception:
             log.exception("callback %s: dialling the %s failed", self.request_ref, role)
             self._queue.put_nowait(LegFailed(role, FailureCause.FAILED))

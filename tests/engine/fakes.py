@@ -113,9 +113,19 @@ class FakeTelephony:
 
 @dataclass
 class FakeRecorder:
+    dialling: list[tuple[LegRole, str]] = field(default_factory=list)
     records: list[CallRecord] = field(default_factory=list)
     states: list[tuple[RequestState, str]] = field(default_factory=list)
     fail_writes: bool = False
+    # Roles whose write-ahead row already exists (an earlier engine dialled them).
+    already_dialled: set[LegRole] = field(default_factory=set)
+
+    async def leg_dialling(
+        self, request_ref: str, role: LegRole, destination: str, at: datetime
+    ) -> None:
+        if self.fail_writes or role in self.already_dialled:
+            raise ConnectionError("cannot note the leg")
+        self.dialling.append((role, destination))
 
     async def record_leg(self, record: CallRecord) -> None:
         if self.fail_writes:

@@ -261,11 +261,32 @@ async def test_events_after_the_end_change_nothing() -> None:
     assert len(world.recorder.records) == 1
 
 
-async def test_a_failing_store_does_not_keep_a_leg_up() -> None:
+async def test_each_leg_is_noted_in_the_store_before_it_is_dialled() -> None:
     world = World()
-    world.recorder.fail_writes = True
     handle, phones = await world.start()
-    phones.emit(LegAnswered(OWNER), Digit("2"))
+    await phones.wait_for("dial_owner", "201")
+
+    assert world.recorder.dialling == [(OWNER, "201")]
+    handle.cancel("test_over")
+    await outcome_of(handle)
+
+
+async def test_a_leg_the_store_will_not_note_is_never_dialled() -> None:
+    world = World()
+    world.recorder.already_dialled = {OWNER}
+    handle, phones = await world.start()
+
+    assert await outcome_of(handle) == Outcome(RequestState.OWNER_UNREACHABLE, "owner_failed")
+    assert "dial_owner" not in phones.names()
+
+
+async def test_a_store_failing_mid_call_does_not_keep_a_leg_up() -> None:
+    world = World()
+    handle, phones = await world.start()
+    phones.emit(LegAnswered(OWNER))
+    await phones.wait_for("play_prompt", PromptKind.CONFIRM)
+    world.recorder.fail_writes = True
+    phones.emit(Digit("2"))
 
     assert await outcome_of(handle) == Outcome(RequestState.OWNER_DECLINED, "owner_pressed_2")
     assert ("hangup", OWNER, "owner_pressed_2") in phones.calls
