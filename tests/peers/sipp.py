@@ -167,6 +167,17 @@ class SippPeer:
         got = [m for m in self.messages() if m.direction == "received"]
         return got if method is None else [m for m in got if m.method == method]
 
+    def wait_for_request(self, method: str, timeout: float = 5.0) -> SipMessage:
+        """Wait until the peer has received a `method` request (polls its message log)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.received(method)
+            if found:
+                return found[0]
+            if time.monotonic() > deadline:
+                pytest.fail(f"SIPp {self.scenario.name} received no {method} within {timeout}s")
+            time.sleep(0.02)
+
     def sent(self) -> list[SipMessage]:
         return [m for m in self.messages() if m.direction == "sent"]
 

@@ -19,6 +19,7 @@ from callnow.telephony.sip import (
     LegState,
     Ringing,
     SipStack,
+    SipStackError,
 )
 from tests.peers.sipp import OFFER_SDP
 
@@ -191,3 +192,31 @@ async def test_reinvite_offers_a_new_sdp_and_returns_the_answer(
     assert "m=audio 35002" in second.body
     assert second.header("Call-ID") == first.header("Call-ID")
     assert second.cseq[0] > first.cseq[0]
+
+
+async def test_stopping_the_stack_hangs_up_live_legs(sip_stack: SipStack, sipp_peer) -> None:
+    answered_peer = sipp_peer("answer.xml")
+    ringing_peer = sipp_peer("ring_forever.xml")
+    answered = await sip_stack.dial(
+        answered_peer.uri("1001"), caller=VISITOR, sdp=OFFER_SDP, ring_timeout=RING_TIMEOUT
+    )
+    while not isinstance(await answered.next_event(EVENT_TIMEOUT), Answered):
+        pass
+    ringing = await sip_stack.dial(
+        ringing_peer.uri("1002"), caller=VISITOR, sdp=OFFER_SDP, ring_timeout=RING_TIMEOUT
+    )
+    assert isinstance(await ringing.next_event(EVENT_TIMEOUT), Ringing)
+
+    await sip_stack.stop()
+
+    assert (await answered.wait_done(EVENT_TIMEOUT)).ended_by is EndedBy.LOCAL
+    assert (await ringing.wait_done(EVENT_TIMEOUT)).failure_cause is FailureCause.CANCELLED
+    assert answered_peer.wait() == 0, answered_peer.diagnostics()  # it got our BYE
+    ringing_peer.wait_for_request("CANCEL")
+
+
+async def test_an_unresolvable_next_hop_is_an_error_not_a_stall(sip_stack: SipStack) -> None:
+    with pytest.raises(SipStackError, match="cannot resolve"):
+        await sip_stack.dial(
+            "sip:1001@pbx.invalid:5080", caller=VISITOR, sdp=OFFER_SDP, ring_timeout=RING_TIMEOUT
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -186,7 +187,8 @@ class SipStack:
         - `next_hop`: where to send (an outbound proxy); default the URI's host and port.
         - `from_domain`: host part of From/P-Asserted-Identity (default our address).
 
-        Raises InvalidSipInput (nothing is sent) and SipStackError (not running).
+        Raises InvalidSipInput (nothing is sent) and SipStackError (not running, or the next
+        hop's host name does not resolve).
         """
         if self._config is None:
             raise SipStackError("SIP stack is not running")
@@ -198,7 +200,7 @@ class SipStack:
             raise InvalidSipInput(f"from_domain must be a host name or IPv4: {from_domain!r}")
         if credentials is not None:
             _check_credentials(credentials)
-        hop = next_hop or (str(url.host), int(url.getPort()))
+        hop = await _resolve_next_hop(next_hop or (str(url.host), int(url.getPort())))
         call_id = str(SipCallId())
         spec = DialSpec(
             call_id=call_id,
@@ -228,7 +230,11 @@ class SipStack:
     def _start_leg(self, driver: UacDriver, leg: Leg) -> None:
         # sippy thread: the registry is only touched here, so it needs no lock.
         self._legs[driver.spec.call_id] = (driver, leg)
-        driver.start()
+        try:
+            driver.start()
+        except BaseException:
+            del self._legs[driver.spec.call_id]
+            raise
 
     def _forget(self, driver: UacDriver) -> None:
         # sippy thread: the UA reached its Dead state; nothing more can happen on this leg.
@@ -250,6 +256,25 @@ class SipStack:
         if method == "INVITE":
             return (req.genResponse(403, "Incoming calls not accepted"), None, None)
         return (req.genResponse(501, "Not Implemented"), None, None)
+
+
+async def _resolve_next_hop(hop: tuple[str, int]) -> tuple[str, int]:
+    """Resolve the next hop to an IPv4 address here, on asyncio.
+
+    sippy resolves the destination of every datagram in its (single) sender thread; a slow
+    DNS answer for a trunk host name would stall every call's signalling. An IP literal
+    costs nothing there.
+    """
+    host, port = hop
+    if not 0 < port < 65536:
+        raise InvalidSipInput(f"next hop port out of range: {port}")
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM
+        )
+    except OSError as exc:
+        raise SipStackError(f"cannot resolve SIP next hop {host!r}: {exc}") from exc
+    return (str(infos[0][4][0]), port)
 
 
 def _check_credentials(credentials: Credentials) -> None:
