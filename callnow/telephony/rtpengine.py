@@ -446,10 +446,20 @@ class AnchoredCallback:
         return self._sdp_for_visitor
 
     async def play_to_owner(self, file: str | Path) -> float | None:
+        """Start a prompt (replacing one still playing); returns its duration in seconds.
+
+        rtpengine 10.5 sends no event when playback ends: time `PromptFinished` from the
+        returned duration (or the WAV's own duration when None).
+        """
         return await self.client.play_media(self.call_id, self.owner_tag, file=file)
 
     async def stop_prompt(self) -> None:
-        await self.client.stop_media(self.call_id, self.owner_tag)
+        """Stop the prompt; a prompt that already ended is not an error."""
+        try:
+            await self.client.stop_media(self.call_id, self.owner_tag)
+        except RtpengineError as exc:
+            if "not currently playing" not in exc.reason.lower():
+                raise
 
     async def visitor_answered(self, visitor_sdp: str, **params: Any) -> str | None:
         """Bridge. Returns SDP to re-INVITE the owner with, or None when its port is unchanged.

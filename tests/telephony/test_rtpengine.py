@@ -203,6 +203,29 @@ async def test_stop_media_cuts_the_prompt_short(
     await client.delete(call_id)
 
 
+async def test_a_second_prompt_replaces_the_first_and_stop_prompt_never_complains(
+    rtpengine: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    _, client = rtpengine
+    prompt = await PromptRenderer(tmp_path_factory.getbasetemp() / "prompts").render("Hello.")
+    media = AnchoredCallback(client, call_id=new_call_id())
+    async with RtpPeer() as owner:
+        await media.offer_for_owner()
+        await media.owner_answered(owner.sdp())
+        # nothing played yet: rtpengine refuses `stop media`, the engine's stop_prompt shrugs
+        with pytest.raises(RtpengineError, match="Not currently playing"):
+            await client.stop_media(media.call_id, media.owner_tag)
+        await media.stop_prompt()
+
+        await media.play_to_owner(prompt.path)
+        await media.play_to_owner(prompt.path)
+        packets = await owner.wait_until_quiet(quiet_s=0.6, timeout_s=2 * prompt.duration_s + 5)
+        await media.stop_prompt()  # after the end
+    expected = prompt.duration_s / PACKET_INTERVAL_S  # one prompt's worth, not two
+    assert 0.8 * expected <= len(packets) <= 1.2 * expected + 2
+    await media.delete()
+
+
 async def test_unknown_call_is_an_rtpengine_error_when_fatal(rtpengine: Engine) -> None:
     _, client = rtpengine
     with pytest.raises(RtpengineError) as caught:
