@@ -68,8 +68,7 @@ class PromptRenderer:
         self.sox = sox
         self.timeout_s = timeout_s
         self.words_per_minute = words_per_minute
-        # One render per key at a time; others wait and then hit the cache.
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._inflight: dict[str, asyncio.Task[None]] = {}
 
     def path_for(self, text: str, language: str = "en", voice: str | None = None) -> Path:
         return self.cache_dir / f"{cache_key(text, language, voice)}.wav"
@@ -85,14 +84,24 @@ class PromptRenderer:
             if value is not None and not _NAME_RE.match(value):
                 raise ValueError(f"invalid {name} {value!r}")
         target = self.path_for(text, language, voice)
-        lock = self._locks.setdefault(target.name, asyncio.Lock())
-        async with lock:
-            if target.exists():
-                return RenderedPrompt(target, wav_duration(target), cached=True)
+        if target.exists():
+            return RenderedPrompt(target, wav_duration(target), cached=True)
+        # One render per file at a time; concurrent callers wait for it and share the result.
+        task = self._inflight.get(target.name)
+        cached = task is not None
+        if task is None:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
-            await self._render_to(target, text, language, voice)
-        self._locks.pop(target.name, None)
-        return RenderedPrompt(target, wav_duration(target), cached=False)
+            task = asyncio.create_task(self._render_to(target, text, language, voice))
+            self._inflight[target.name] = task
+            task.add_done_callback(lambda t: self._render_done(target.name, t))
+        # shield: one caller giving up must not cancel the render the others wait for
+        await asyncio.shield(task)
+        return RenderedPrompt(target, wav_duration(target), cached=cached)
+
+    def _render_done(self, name: str, task: asyncio.Task[None]) -> None:
+        self._inflight.pop(name, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here too, in case every caller was cancelled
 
     async def _render_to(self, target: Path, text: str, language: str, voice: str | None) -> None:
         espeak_voice = f"{language}+{voice}" if voice else language
