@@ -36,6 +36,7 @@ from callnow.telephony.sip.uac import DialSpec, UacDriver
 log = logging.getLogger(__name__)
 wire_log = logging.getLogger("callnow.telephony.sip.wire")
 
+_SEND_DRAIN_TIMEOUT_S = 2.0
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 
@@ -145,7 +146,15 @@ class SipStack:
         self._legs.clear()
         config = self._config
         if config is not None:
-            config["_sip_tm"].shutdown()  # queued datagrams are flushed before the socket closes
+            tm = config["_sip_tm"]
+            # Udp_server.shutdown() shuts the socket down before its sender thread has sent
+            # what is queued, so the CANCELs/BYEs just queued could be lost. Let the senders
+            # drain the queue and exit first (None is their stop marker).
+            for server in list(tm.l4r.cache_l2s.values()):
+                server.sendqueue.put(None)
+                for sender in server.asenders:
+                    sender.join(_SEND_DRAIN_TIMEOUT_S)
+            tm.shutdown()
         # Timers of the dialogs just dropped (retransmissions, 32 s "go dead" timers) would
         # fire into the shut-down transaction manager; the stack owns ED2, so clear them.
         for timer in ED2.tlisteners:
