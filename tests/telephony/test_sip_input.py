@@ -191,3 +191,13 @@ async def test_a_port_in_use_is_a_clear_error() -> None:
     # The failed start left nothing behind: another stack can start.
     async with SipStack("127.0.0.1", 0) as again:
         assert again.running
+
+
+async def test_the_stack_is_built_from_the_sip_settings_and_refuses_a_wildcard() -> None:
+    from callnow.config import SipSettings
+
+    stack = SipStack.from_settings(SipSettings(listen_host="127.0.0.1", listen_port=5099))
+    assert (stack.host, stack.port) == ("127.0.0.1", 5099)
+
+    with pytest.raises(SipStackError, match="wildcard"):
+        await SipStack("0.0.0.0", 0).start()

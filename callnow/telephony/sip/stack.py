@@ -22,6 +22,7 @@ from sippy.SipConf import SipConf
 from sippy.SipTransactionManager import SipTransactionManager
 from sippy.Udp_server import Udp_server, Udp_server_opts
 
+from callnow.config import SipSettings
 from callnow.telephony.sip.headers import (
     CallerId,
     Credentials,
@@ -83,6 +84,11 @@ class SipStack:
         self._address: tuple[str, int] | None = None
         self._legs: dict[str, tuple[UacDriver, Leg]] = {}
 
+    @classmethod
+    def from_settings(cls, settings: SipSettings) -> SipStack:
+        """A stack on `settings.listen_host:listen_port` (the `[sip]` config section)."""
+        return cls(settings.listen_host, settings.listen_port)
+
     # -- lifecycle --------------------------------------------------------------------------
 
     @property
@@ -98,6 +104,9 @@ class SipStack:
 
     async def start(self) -> None:
         """Bind the UDP port and start accepting work. Raises SipStackError on failure."""
+        if self.host in ("0.0.0.0", "::", ""):
+            # The bound address is also our Contact and Via; a wildcard would go out as is.
+            raise SipStackError("listen on a concrete address, not a wildcard")
         with SipStack._active_lock:
             if SipStack._active is not None:
                 raise SipStackError("a SIP stack is already running in this process")
