@@ -17,6 +17,7 @@ from callnow.telephony.sip import (
     Failed,
     FailureCause,
     LegState,
+    RemoteSdpChanged,
     Ringing,
     SipStack,
     SipStackError,
@@ -220,3 +221,25 @@ async def test_an_unresolvable_next_hop_is_an_error_not_a_stall(sip_stack: SipSt
         await sip_stack.dial(
             "sip:1001@pbx.invalid:5080", caller=VISITOR, sdp=OFFER_SDP, ring_timeout=RING_TIMEOUT
         )
+
+
+async def test_a_re_invite_from_the_peer_is_answered_and_reported(
+    sip_stack: SipStack, sipp_peer
+) -> None:
+    peer = sipp_peer("answer_then_reinvite.xml")
+    leg = await sip_stack.dial(
+        peer.uri("1001"), caller=VISITOR, sdp=OFFER_SDP, ring_timeout=RING_TIMEOUT
+    )
+
+    event = await leg.next_event(EVENT_TIMEOUT)
+    while not isinstance(event, RemoteSdpChanged):
+        assert not isinstance(event, Failed | Ended), event
+        event = await leg.next_event(EVENT_TIMEOUT)
+
+    assert "m=audio 40004" in (event.sdp or "")
+    assert leg.remote_sdp == event.sdp
+    await leg.hangup()
+    assert peer.wait() == 0, peer.diagnostics()
+    # It got our 200 to its re-INVITE, answering with our unchanged SDP.
+    answers = [m for m in peer.received() if m.status == 200 and m.cseq[1] == "INVITE"]
+    assert len(answers) == 1 and "m=audio 35000" in answers[0].body
