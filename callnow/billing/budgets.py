@@ -1,0 +1,169 @@
+"""What an extension may still spend: its own limits and its tenant's, whichever is tighter.
+
+Every limit is in gross minor units (what the owner pays, tax included) and is computed from the
+posted charges, never kept as a running total, so it cannot drift from the ledger:
+  - daily cap: the cap minus today's charges, "today" in the tenant's time zone;
+  - prepaid balance: the balance set at `balance_set_at` minus every charge posted since;
+  - credit limit: the limit minus this calendar month's charges (the statement period).
+A limit already overspent reads as 0 remaining, never below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from callnow.domain.rating import Budget
+from callnow.store.billing_models import BudgetRow, ChargeRow
+from callnow.store.models import Extension, Tenant
+
+
+class _Unchanged:
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED: Final = _Unchanged()
+LimitChange = int | None | _Unchanged
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """A half-open interval of UTC instants: start <= t < end."""
+
+    start: datetime
+    end: datetime
+
+
+def local_day(moment: datetime, zone: ZoneInfo) -> Period:
+    return local_days(moment.astimezone(zone).date(), 1, zone)
+
+
+def local_month(moment: datetime, zone: ZoneInfo) -> Period:
+    first = moment.astimezone(zone).date().replace(day=1)
+    return month_period(first, zone)
+
+
+def month_period(first_day: date, zone: ZoneInfo) -> Period:
+    following = (first_day.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return local_days(first_day, (following - first_day).days, zone)
+
+
+def local_days(first_day: date, days: int, zone: ZoneInfo) -> Period:
+    # Midnight to midnight on the wall clock, so a daylight-saving day is 23 or 25 hours long.
+    start = datetime.combine(first_day, time(), zone)
+    end = datetime.combine(first_day + timedelta(days=days), time(), zone)
+    return Period(start.astimezone(UTC), end.astimezone(UTC))
+
+
+def budget_for(session: Session, extension_id: int, now: datetime) -> Budget:
+    """The domain Budget of one extension at `now`: the tighter of its and its tenant's limits."""
+    extension = session.get(Extension, extension_id)
+    if extension is None:
+        raise LookupError(f"no extension {extension_id}")
+    tenant = session.get(Tenant, extension.tenant_id)
+    assert tenant is not None  # a foreign key guarantees it
+    zone = ZoneInfo(tenant.timezone)
+    day, month = local_day(now, zone), local_month(now, zone)
+    own = _row(session, extension_id=extension_id)
+    shared = _row(session, tenant_id=tenant.id)
+    scopes = [
+        (row, column_value)
+        for row, column_value in (
+            (own, (ChargeRow.extension_id, extension_id)),
+            (shared, (ChargeRow.tenant_id, tenant.id)),
+        )
+        if row is not None
+    ]
+    daily: list[int] = []
+    prepaid: list[int] = []
+    credit: list[int] = []
+    for row, (column, value) in scopes:
+        scope = column == value
+        if row.daily_cap_minor is not None:
+            spent = _spent(session, scope, ChargeRow.answered_at, day.start, day.end)
+            daily.append(row.daily_cap_minor - spent)
+        if row.prepaid_balance_minor is not None and row.balance_set_at is not None:
+            spent = _spent(session, scope, ChargeRow.posted_at, row.balance_set_at)
+            prepaid.append(row.prepaid_balance_minor - spent)
+        if row.credit_limit_minor is not None:
+            spent = _spent(session, scope, ChargeRow.answered_at, month.start, month.end)
+            credit.append(row.credit_limit_minor - spent)
+    return Budget(
+        daily_cap_remaining_minor=_tightest(daily),
+        prepaid_balance_minor=_tightest(prepaid),
+        credit_remaining_minor=_tightest(credit),
+    )
+
+
+def _tightest(remaining: list[int]) -> int | None:
+    return max(0, min(remaining)) if remaining else None
+
+
+def _spent(  # type: ignore[no-untyped-def]
+    session: Session, scope, column, start: datetime, end: datetime | None = None
+) -> int:
+    """Gross minor units charged in scope with start <= column (< end, when given)."""
+    query = select(func.coalesce(func.sum(ChargeRow.gross_minor), 0)).where(scope, column >= start)
+    if end is not None:
+        query = query.where(column < end)
+    return int(session.scalar(query) or 0)
+
+
+def _row(
+    session: Session, *, extension_id: int | None = None, tenant_id: int | None = None
+) -> BudgetRow | None:
+    if extension_id is not None:
+        query = select(BudgetRow).where(BudgetRow.extension_id == extension_id)
+    else:
+        query = select(BudgetRow).where(BudgetRow.tenant_id == tenant_id)
+    return session.scalars(query).first()
+
+
+def budget_row(
+    session: Session, *, extension_id: int | None = None, tenant_id: int | None = None
+) -> BudgetRow | None:
+    """The stored limits of one extension or one tenant, if any were ever set."""
+    if (extension_id is None) == (tenant_id is None):
+        raise ValueError("name exactly one of extension_id and tenant_id")
+    return _row(session, extension_id=extension_id, tenant_id=tenant_id)
+
+
+def set_budget(
+    session: Session,
+    now: datetime,
+    *,
+    extension_id: int | None = None,
+    tenant_id: int | None = None,
+    daily_cap_minor: LimitChange = UNCHANGED,
+    prepaid_balance_minor: LimitChange = UNCHANGED,
+    credit_limit_minor: LimitChange = UNCHANGED,
+) -> BudgetRow:
+    """Change some limits of one extension or tenant; None switches a limit off.
+
+    Setting the prepaid balance states what is left as of `now`; charges posted before `now`
+    no longer count against it.
+    """
+    if (extension_id is None) == (tenant_id is None):
+        raise ValueError("name exactly one of extension_id and tenant_id")
+    for value in (daily_cap_minor, prepaid_balance_minor, credit_limit_minor):
+        if isinstance(value, int) and value < 0:
+            raise ValueError("limits are never negative")
+    row = _row(session, extension_id=extension_id, tenant_id=tenant_id)
+    if row is None:
+        row = BudgetRow(extension_id=extension_id, tenant_id=tenant_id)
+        session.add(row)
+    if not isinstance(daily_cap_minor, _Unchanged):
+        row.daily_cap_minor = daily_cap_minor
+    if not isinstance(credit_limit_minor, _Unchanged):
+        row.credit_limit_minor = credit_limit_minor
+    if not isinstance(prepaid_balance_minor, _Unchanged):
+        row.prepaid_balance_minor = prepaid_balance_minor
+        row.balance_set_at = None if prepaid_balance_minor is None else now
+    session.flush()
+    return row

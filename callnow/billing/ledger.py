@@ -1,0 +1,261 @@
+"""The billing ledger: post one charge per answered requester leg, and check budgets before
+dialling. The store-facing half of billing; the arithmetic is callnow.domain.rating's.
+
+Posting is idempotent by construction: the charges table has a unique key on the leg, so the
+engine may post after every leg end, after a crash, or twice at once, and the owner still pays
+exactly once. `post_charge_with_retry` is the call the engine makes; it runs in its own
+transaction and retries what a busy database refuses.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from callnow.billing.budgets import budget_for, set_budget
+from callnow.billing.deck_store import (
+    export_deck,
+    import_deck,
+    list_decks,
+    load_rater,
+    rater_for_number,
+)
+from callnow.domain.calls import Disposition, LegRole
+from callnow.domain.cost_phrase import describe_cost
+from callnow.domain.destinations import Destination, NumberRefused, classify_destination
+from callnow.domain.rating import (
+    BillingPolicy,
+    BudgetRefused,
+    CallAllowed,
+    Quote,
+    RatingRefused,
+    max_duration_for_budget,
+)
+from callnow.store.billing_models import ChargeRow
+from callnow.store.db import transaction
+from callnow.store.models import CallLeg, CallRequest, Extension, Profile, Tenant, utcnow
+
+__all__ = [
+    "DEFAULT_MAX_CALL_DURATION_S",
+    "NotRateable",
+    "UnrateableLeg",
+    "budget_for",
+    "charge_of_leg",
+    "check_before_dialling",
+    "cost_phrase_for",
+    "export_deck",
+    "import_deck",
+    "list_decks",
+    "load_rater",
+    "post_charge_for_leg",
+    "post_charge_with_retry",
+    "quote_for_request",
+    "set_budget",
+]
+
+DEFAULT_MAX_CALL_DURATION_S = 3600  # the SIP settings' default; the engine passes its own
+
+
+@dataclass(frozen=True, slots=True)
+class NotRateable:
+    """No price applies to this number (premium, no deck, no rate): so it must not be dialled."""
+
+    number: str
+    detail: str
+
+
+class UnrateableLeg(RatingRefused):
+    """An answered leg that no deck prices. Nothing is posted; fix the deck and post again."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Parties:
+    request: CallRequest
+    extension: Extension
+    tenant: Tenant
+
+
+def _parties(session: Session, request_id: int) -> _Parties:
+    row = session.execute(
+        select(CallRequest, Extension, Tenant)
+        .join(Profile, Profile.id == CallRequest.profile_id)
+        .join(Extension, Extension.id == Profile.extension_id)
+        .join(Tenant, Tenant.id == Extension.tenant_id)
+        .where(CallRequest.id == request_id)
+    ).first()
+    if row is None:
+        raise LookupError(f"no call request {request_id}")
+    return _Parties(*row)
+
+
+def _classify(number: str, parties: _Parties) -> Destination | NumberRefused:
+    return classify_destination(number, parties.extension.external_number, parties.tenant.region)
+
+
+def quote_for_request(
+    session: Session, request_id: int, at: datetime, policy: BillingPolicy | None = None
+) -> Quote | NotRateable:
+    """The price that applies to the request's number if the call is answered at `at`."""
+    parties = _parties(session, request_id)
+    number = parties.request.number_e164
+    destination = _classify(number, parties)
+    if isinstance(destination, NumberRefused):
+        return NotRateable(number, destination.detail)
+    rater = rater_for_number(session, destination.digits, at, parties.tenant.id, policy)
+    try:
+        return rater.quote(number, destination.destination_class, at, str(parties.tenant.id))
+    except RatingRefused as exc:
+        return NotRateable(number, str(exc))
+
+
+def check_before_dialling(
+    session: Session,
+    request_id: int,
+    now: datetime,
+    *,
+    max_call_duration_s: int = DEFAULT_MAX_CALL_DURATION_S,
+    policy: BillingPolicy | None = None,
+) -> CallAllowed | BudgetRefused | NotRateable:
+    """Before the requester leg is placed: may we dial, and for how long at most?
+
+    The engine must not dial on BudgetRefused or NotRateable, and must hang up `max_duration_s`
+    after answer on CallAllowed. Prices are those in force at `now`.
+    """
+    policy = policy or BillingPolicy()
+    quote = quote_for_request(session, request_id, now, policy)
+    if isinstance(quote, NotRateable):
+        return quote
+    extension_id = _parties(session, request_id).extension.id
+    budget = budget_for(session, extension_id, now)
+    return max_duration_for_budget(budget, quote, max_call_duration_s, policy)
+
+
+def cost_phrase_for(
+    session: Session,
+    request_id: int,
+    now: datetime,
+    *,
+    policy: BillingPolicy | None = None,
+    mention_tax: bool = False,
+) -> str | None:
+    """What the call will cost, for the owner's prompt and the web; None when it cannot be
+    priced (and so will not be dialled)."""
+    policy = policy or BillingPolicy()
+    quote = quote_for_request(session, request_id, now, policy)
+    if isinstance(quote, NotRateable):
+        return None
+    return describe_cost(quote, policy, mention_tax=mention_tax)
+
+
+def charge_of_leg(session: Session, call_leg_id: int) -> ChargeRow | None:
+    return session.scalars(select(ChargeRow).where(ChargeRow.call_leg_id == call_leg_id)).first()
+
+
+def _is_billable(leg: CallLeg) -> bool:
+    """A requester leg that was answered and has ended. Owner legs are internal and free;
+    an unanswered leg costs nothing; a leg still up is posted when it ends."""
+    return (
+        leg.role == LegRole.REQUESTER.value
+        and leg.disposition == Disposition.ANSWERED.value
+        and leg.answered_at is not None
+        and leg.ended_at is not None
+    )
+
+
+def post_charge_for_leg(
+    session: Session,
+    call_leg_id: int,
+    *,
+    policy: BillingPolicy | None = None,
+    now: datetime | None = None,
+) -> ChargeRow | None:
+    """Post the leg's charge once; return it, or None for a leg that costs nothing.
+
+    Called again for the same leg it returns the charge already posted. Rated with the deck in
+    force when the leg was answered, for the tenant of the request's extension, "local" being
+    judged against that extension's external number. Raises UnrateableLeg when no price applies
+    (the pre-dial check should have stopped such a call) and LookupError for an unknown leg.
+    """
+    existing = charge_of_leg(session, call_leg_id)
+    if existing is not None:
+        return existing
+    leg = session.get(CallLeg, call_leg_id)
+    if leg is None:
+        raise LookupError(f"no call leg {call_leg_id}")
+    if not _is_billable(leg):
+        return None
+    assert leg.answered_at is not None
+    parties = _parties(session, leg.request_id)
+    destination = _classify(leg.destination, parties)
+    if isinstance(destination, NumberRefused):
+        raise UnrateableLeg(f"leg {leg.id} to {leg.destination}: {destination.detail}")
+    tenant_id = parties.tenant.id
+    rater = rater_for_number(session, destination.digits, leg.answered_at, tenant_id, policy)
+    try:
+        charge = rater.rate(
+            leg.destination,
+            destination.destination_class,
+            leg.answered_at,
+            leg.billable_seconds,
+            str(tenant_id),
+        )
+    except RatingRefused as exc:
+        raise UnrateableLeg(f"leg {leg.id}: {exc}") from exc
+    row = ChargeRow(
+        call_leg_id=leg.id,
+        request_id=leg.request_id,
+        extension_id=parties.extension.id,
+        tenant_id=tenant_id,
+        number=leg.destination,
+        destination_class=charge.destination_class.value,
+        deck_id=int(charge.deck_id) if charge.deck_id is not None else None,
+        prefix=charge.prefix,
+        duration_s=charge.duration_s,
+        billed_s=charge.billed_s,
+        net_minor=charge.net_minor,
+        tax_minor=charge.tax_minor,
+        gross_minor=charge.gross_minor,
+        currency=charge.currency_code,
+        answered_at=leg.answered_at,
+        posted_at=now or utcnow(),
+    )
+    try:
+        # A savepoint, so losing the race rolls back only this insert, not the caller's work.
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        # Another poster got there between our SELECT and INSERT: theirs is the charge.
+        existing = charge_of_leg(session, call_leg_id)
+        if existing is None:
+            raise
+        return existing
+    return row
+
+
+def post_charge_with_retry(
+    sessions: sessionmaker[Session],
+    call_leg_id: int,
+    *,
+    policy: BillingPolicy | None = None,
+    attempts: int = 5,
+) -> ChargeRow | None:
+    """post_charge_for_leg in a transaction of its own, retried when the database is busy.
+
+    SQLite refuses a writer whose snapshot went stale ("database is locked") instead of making
+    it wait; PostgreSQL can report a serialisation failure. Either way a fresh transaction sees
+    the winner's charge, so a retry ends in exactly one charge.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            with transaction(sessions) as session:
+                return post_charge_for_leg(session, call_leg_id, policy=policy)
+        except (OperationalError, IntegrityError):
+            if attempt == attempts:
+                raise
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")
