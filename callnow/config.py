@@ -76,6 +76,55 @@ class RtpengineSettings(BaseModel):
     timeout_s: float = Field(1.0, gt=0, le=30)
 
 
+class AbuseSettings(BaseModel):
+    """Limits are `limits` strings: several windows separated by `;`, e.g. "10/minute;50/hour".
+
+    Source limits count every attempt; the others count only requests that would ring an owner.
+    """
+
+    # `memory://` for one process; `redis://127.0.0.1:6379` when several processes share the load.
+    storage_url: str = "memory://"
+    per_source: str = "10/minute;60/hour"
+    per_network: str = "30/minute;300/hour"  # /24 for IPv4, /64 for IPv6
+    per_profile: str = "30/hour;200/day"
+    per_number: str = "3/day"  # owner calls per destination number, platform-wide
+    per_block: str = "10/hour;40/day"  # per 1,000-number block (all digits but the last three)
+    platform: str = "600/minute"
+    login_per_account: str = "5/minute;20/hour"
+    login_per_source: str = "20/minute;100/hour"
+    # Known fraud ranges (E.164 digits without +) the platform never calls, and exceptions.
+    blocked_prefixes: list[str] = []
+    allowed_prefixes: list[str] = []
+    captcha_ttl_s: int = Field(300, ge=30, le=3600)
+
+    @field_validator(
+        "per_source",
+        "per_network",
+        "per_profile",
+        "per_number",
+        "per_block",
+        "platform",
+        "login_per_account",
+        "login_per_source",
+    )
+    @classmethod
+    def _valid_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"'{value}' is not a rate limit like '10/minute;50/hour'") from exc
+        return value
+
+    @field_validator("blocked_prefixes", "allowed_prefixes")
+    @classmethod
+    def _valid_prefixes(cls, value: list[str]) -> list[str]:
+        from callnow.domain.destination_policy import normalise_prefix_list
+
+        return list(normalise_prefix_list(value))
+
+
 class RequestPolicySettings(BaseModel):
     # How long the same number may not trigger another call after the owner declined.
     decline_cooldown_s: int = Field(3600, ge=0)
@@ -104,6 +153,7 @@ class Settings(BaseSettings):
     trunk: TrunkSettings = TrunkSettings()
     rtpengine: RtpengineSettings = RtpengineSettings()
     requests: RequestPolicySettings = RequestPolicySettings()
+    abuse: AbuseSettings = AbuseSettings()
 
     @property
     def effective_database_url(self) -> str:

@@ -66,6 +66,10 @@ class Tenant(Base):
     region: Mapped[str] = mapped_column(String(2), default="AU")
     timezone: Mapped[str] = mapped_column(String(64), default="Australia/Sydney")
     call_api_access: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Destination policy: countries beyond the tenant's own region, and its own prefix lists.
+    extra_countries: Mapped[list[str]] = mapped_column(JSON, default=list)
+    blocked_prefixes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    allowed_prefixes: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     extensions: Mapped[list[Extension]] = relationship(back_populates="tenant")
@@ -260,3 +264,32 @@ class CallLeg(Base):
         CheckConstraint("role IN ('owner', 'requester')", name="role"),
         CheckConstraint("billable_seconds >= 0", name="billable_seconds"),
     )
+
+
+class CaptchaChallenge(Base):
+    """One image/audio challenge: single use, bound to a profile, expiring."""
+
+    __tablename__ = "captcha_challenges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id"), index=True)
+    answer_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class AuditEntry(Base):
+    """Who changed what: profiles, rules, decks, users. Append-only."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    actor: Mapped[str] = mapped_column(String(254), default="")  # email, "cli", "api key …"
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
+    action: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(80))
+    details: Mapped[dict | None] = mapped_column(JSON, nullable=True)

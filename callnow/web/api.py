@@ -17,7 +17,7 @@ from callnow.domain.rules import InvalidRule
 from callnow.store import accounts, profiles
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile, User
-from callnow.web.context import client_address, db
+from callnow.web.context import app_state, client_address, db
 from callnow.web.intake import Submission, submit
 from callnow.web.portal import WELCOME_MAX_CHARS, rule_from_fields
 
@@ -339,9 +339,16 @@ def create_request(
         profile,
         submission,
         datetime.now(UTC),
+        app_state(request).safeguards,
         api_key_id=api_key_id,
         idempotency_key=idempotency_key,
     )
+    if result.throttled:
+        return JSONResponse(
+            {"detail": "Too many requests; try again later."},
+            status_code=429,
+            headers={"Retry-After": "60"},
+        )
     if result.errors:
         return JSONResponse(
             {"detail": "; ".join(result.errors.values()), "errors": result.errors}, status_code=422

@@ -10,10 +10,13 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from callnow import __version__
 from callnow.config import Settings
+from callnow.domain.destination_policy import PrefixList
 from callnow.store.db import make_engine, make_session_factory
 from callnow.web import api, portal, public
 from callnow.web.context import AppState
+from callnow.web.intake import Safeguards
 from callnow.web.middleware import LimitsMiddleware, SecurityHeadersMiddleware
+from callnow.web.throttle import Throttle
 
 SESSION_MAX_AGE_S = 12 * 3600
 
@@ -30,7 +33,16 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
-    app.state.callnow = AppState(settings=settings, sessions=make_session_factory(engine))
+    safeguards = Safeguards(
+        throttle=Throttle(settings.abuse),
+        platform_prefixes=PrefixList(
+            blocked=tuple(settings.abuse.blocked_prefixes),
+            allowed=tuple(settings.abuse.allowed_prefixes),
+        ),
+    )
+    app.state.callnow = AppState(
+        settings=settings, sessions=make_session_factory(engine), safeguards=safeguards
+    )
     app.state.engine = engine
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"

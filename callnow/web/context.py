@@ -12,6 +12,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
 
 from callnow.config import Settings
+from callnow.web.intake import Safeguards
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -20,6 +21,7 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 class AppState:
     settings: Settings
     sessions: sessionmaker[Session]
+    safeguards: Safeguards
 
 
 def app_state(request: Request) -> AppState:

@@ -9,12 +9,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callnow.domain.decision import Outcome, decide
+from callnow.domain.destination_policy import (
+    VISITOR_MESSAGE,
+    DestinationPolicy,
+    PrefixList,
+    check_destination,
+)
 from callnow.domain.names import InvalidName, clean_caller_name
 from callnow.domain.phone import InvalidNumber, parse_caller_number
 from callnow.domain.request_state import TERMINAL, RequestState
 from callnow.store import profiles
 from callnow.store import requests as request_store
-from callnow.store.models import CallRequest, Profile
+from callnow.store.models import CallRequest, Profile, Tenant
+from callnow.web.throttle import Throttle
 
 
 @dataclass
@@ -32,6 +39,27 @@ class IntakeResult:
     errors: dict[str, str] = field(default_factory=dict)
     # True when an open request for the same number was returned instead of a new one.
     existing: bool = False
+    # True when a rate limit refused it; which one is deliberately not said.
+    throttled: bool = False
+
+
+@dataclass(frozen=True)
+class Safeguards:
+    """The platform-wide protections every intake path goes through."""
+
+    throttle: Throttle
+    platform_prefixes: PrefixList
+
+
+def destination_policy(tenant: Tenant, platform_prefixes: PrefixList) -> DestinationPolicy:
+    return DestinationPolicy(
+        allowed_regions=frozenset({tenant.region, *(tenant.extra_countries or [])}),
+        platform=platform_prefixes,
+        tenant=PrefixList(
+            blocked=tuple(tenant.blocked_prefixes or ()),
+            allowed=tuple(tenant.allowed_prefixes or ()),
+        ),
+    )
 
 
 def submit(
@@ -39,10 +67,15 @@ def submit(
     profile: Profile,
     submission: Submission,
     now: datetime,
+    safeguards: Safeguards,
     *,
     api_key_id: int | None = None,
     idempotency_key: str | None = None,
 ) -> IntakeResult:
+    # Every attempt from the web counts against its source, valid or not; API calls come from
+    # the owner's own systems and are limited by key and target instead.
+    if submission.channel != "api" and not safeguards.throttle.attempt(submission.source_address):
+        return IntakeResult(throttled=True)
     errors: dict[str, str] = {}
     name: str | None = None
     try:
@@ -51,13 +84,15 @@ def submit(
         errors["name"] = str(exc)
     if name is None and "name" not in errors and profile.require_caller_name:
         errors["name"] = "Please tell the owner your name."
-    region = profiles.tenant_of(profile).region
     try:
-        number = parse_caller_number(submission.number, region)
+        number = parse_caller_number(submission.number, profiles.tenant_of(profile).region)
     except InvalidNumber as exc:
         errors["number"] = str(exc)
     if errors:
         return IntakeResult(errors=errors)
+    tenant = profiles.tenant_of(profile)
+    if check_destination(number.e164, destination_policy(tenant, safeguards.platform_prefixes)):
+        return IntakeResult(errors={"number": VISITOR_MESSAGE})
 
     pending = _open_request_for(session, profile, number.e164)
     if pending is not None:
@@ -65,6 +100,8 @@ def submit(
 
     decision = decide(profiles.preferences_of(profile), number, name, now)
     final = RequestState.REJECTED if decision.outcome is Outcome.REJECT else RequestState.QUEUED
+    if final is RequestState.QUEUED and not safeguards.throttle.owner_call(profile.id, number.e164):
+        return IntakeResult(throttled=True)
     request = request_store.record_new(
         session,
         profile=profile,

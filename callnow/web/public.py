@@ -41,6 +41,13 @@ def _not_available(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "public/not_available.html", {}, status_code=404)
 
 
+def _throttled(request: Request) -> HTMLResponse:
+    """One plain answer for every limit, so a prober cannot tell which one fired."""
+    return templates.TemplateResponse(
+        request, "public/throttled.html", {}, status_code=429, headers={"Retry-After": "60"}
+    )
+
+
 def _page(
     request: Request,
     profile: Profile,
@@ -111,7 +118,15 @@ def page(
     # no CAPTCHA is asked for (the owner then pays for every call such a link causes).
     if not profile.one_step_allowed or profile.image_validation:
         return _page(request, profile, values=values)
-    result = submit(session, profile, _submission(request, name, number, "one_step"), _now())
+    result = submit(
+        session,
+        profile,
+        _submission(request, name, number, "one_step"),
+        _now(),
+        app_state(request).safeguards,
+    )
+    if result.throttled:
+        return _throttled(request)
     if result.errors:
         return _page(request, profile, values=values, errors=result.errors, status_code=422)
     assert result.request is not None
@@ -144,8 +159,14 @@ async def submit_form(
     if not is_available(windows, _now(), profiles.timezone_of(profile)):
         return _page(request, profile, values=values, status_code=409)
     result = submit(
-        session, profile, _submission(request, values["name"], values["number"], "web"), _now()
+        session,
+        profile,
+        _submission(request, values["name"], values["number"], "web"),
+        _now(),
+        app_state(request).safeguards,
     )
+    if result.throttled:
+        return _throttled(request)
     if result.errors:
         return _page(request, profile, values=values, errors=result.errors, status_code=422)
     assert result.request is not None

@@ -9,14 +9,14 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
 from callnow.store.db import alembic_config, migrate
-from callnow.store.models import Base
+from callnow.store.schema import metadata
 from tests.support.world import PG_SERVER
 
 
 def schema_drift(url: str) -> list:
     engine = create_engine(url)
     with engine.connect() as connection:
-        drift = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        drift = compare_metadata(MigrationContext.configure(connection), metadata)
     engine.dispose()
     return drift
 

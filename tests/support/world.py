@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 from callnow.config import Settings, WebSettings
 from callnow.store import provisioning
 from callnow.store.db import make_engine, make_session_factory, migrate, transaction
-from callnow.store.models import Base
+from callnow.store.schema import metadata
 
 PG_SERVER = os.environ.get("CALLNOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 PASSWORD = "correct horse battery"
@@ -55,7 +55,7 @@ def db_url(request: pytest.FixtureRequest) -> Iterator[str]:
     yield url
     engine = create_engine(url)
     with engine.begin() as connection:
-        for table in reversed(Base.metadata.sorted_tables):
+        for table in reversed(metadata.sorted_tables):
             connection.execute(table.delete())
     engine.dispose()
 

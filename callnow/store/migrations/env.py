@@ -3,8 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-import callnow.store.billing_models  # noqa: F401
-from callnow.store.models import Base
+from callnow.store.schema import metadata
 
 config = context.config
 
@@ -15,7 +14,7 @@ def run() -> None:
     with engine.connect() as connection:
         context.configure(
             connection=connection,
-            target_metadata=Base.metadata,
+            target_metadata=metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
         )

@@ -1,0 +1,6 @@
+"""Every table of CallNow in one metadata: what migrations, tests and tools compare against."""
+
+from callnow.store import billing_models, models
+
+TABLE_MODULES = (models, billing_models)
+metadata = models.Base.metadata

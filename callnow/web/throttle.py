@@ -1,0 +1,90 @@
+"""Rate limits, each counted separately (OWASP: separate counters per source and per target).
+
+Attempts are counted per source address and per source network, whatever they lead to. Requests
+that would ring an owner are also counted per profile, per destination number across the whole
+platform (call-bombing), per 1,000-number block and for the platform as a whole. A refusal does
+not say which limit fired.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse_many
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from callnow.config import AbuseSettings
+
+
+def source_network(address: str) -> str:
+    """The /24 of an IPv4 address or the /64 of an IPv6 one; the address itself otherwise."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    prefix = 24 if ip.version == 4 else 64
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def number_block(e164: str) -> str:
+    """The 1,000-number block of a number: every digit but the last three."""
+    return e164[:-3]
+
+
+@dataclass(frozen=True)
+class _Rule:
+    name: str
+    items: list[RateLimitItem]
+
+
+class Throttle:
+    def __init__(self, settings: AbuseSettings) -> None:
+        self._limiter = MovingWindowRateLimiter(storage_from_string(settings.storage_url))
+        self._rules = {
+            name: _Rule(name, parse_many(getattr(settings, name)))
+            for name in (
+                "per_source",
+                "per_network",
+                "per_profile",
+                "per_number",
+                "per_block",
+                "platform",
+                "login_per_account",
+                "login_per_source",
+            )
+        }
+
+    def _allow(self, checks: list[tuple[str, str]]) -> bool:
+        """Count one hit on each (rule, key) only if every one of them still has room."""
+        for rule_name, key in checks:
+            for item in self._rules[rule_name].items:
+                if not self._limiter.test(item, rule_name, key):
+                    return False
+        for rule_name, key in checks:
+            for item in self._rules[rule_name].items:
+                self._limiter.hit(item, rule_name, key)
+        return True
+
+    def attempt(self, source_address: str) -> bool:
+        """A request for a callback arrives from an address (valid or not, it counts)."""
+        return self._allow(
+            [("per_source", source_address), ("per_network", source_network(source_address))]
+        )
+
+    def owner_call(self, profile_id: int, e164: str) -> bool:
+        """A request would ring an owner: count it against every target-side limit."""
+        return self._allow(
+            [
+                ("per_number", e164),
+                ("per_block", number_block(e164)),
+                ("per_profile", str(profile_id)),
+                ("platform", "all"),
+            ]
+        )
+
+    def login(self, account: str, source_address: str) -> bool:
+        return self._allow(
+            [("login_per_account", account.strip().lower()), ("login_per_source", source_address)]
+        )

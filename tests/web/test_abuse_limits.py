@@ -1,0 +1,130 @@
+"""Rate limits and destination policy: what a public page that places paid calls must refuse."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from callnow.config import AbuseSettings
+from callnow.domain.destination_policy import PrefixList
+from callnow.store import profiles, provisioning
+from callnow.web.intake import Safeguards, Submission, submit
+from callnow.web.throttle import Throttle, number_block, source_network
+from tests.web.helpers import all_requests, form_token
+
+NOW = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
+
+
+def safeguards(**limits) -> Safeguards:
+    return Safeguards(
+        throttle=Throttle(AbuseSettings(**limits)),
+        platform_prefixes=PrefixList(blocked=("6149999",)),
+    )
+
+
+def intake(world, callnow_id, number, source="198.51.100.7", guard=None, name="Mary"):
+    guard = guard or safeguards()
+    with world.sessions() as session, session.begin():
+        profile = profiles.by_callnow_id(session, callnow_id)
+        result = submit(
+            session, profile, Submission(name, number, source, "test", "web"), NOW, guard
+        )
+        return result.throttled, result.errors, result.request is not None
+
+
+def test_networks_are_slash_24_and_slash_64():
+    assert source_network("203.0.113.77") == "203.0.113.0/24"
+    assert source_network("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
+    assert number_block("+61290375678") == "+61290375"
+
+
+def test_100_posts_from_one_address_accept_the_configured_number_and_429_the_rest(world):
+    page = world.client.get("/callnow/alice")
+    token = form_token(page.text)
+    statuses = [
+        world.client.post(
+            "/callnow/alice",
+            data={"form_token": token, "name": "Mary", "number": f"02 9037 {5000 + i}"},
+        ).status_code
+        for i in range(100)
+    ]
+    assert statuses.count(303) == 10  # per_source default: 10/minute
+    assert statuses.count(429) == 90
+    assert len(all_requests(world)) == 10
+
+
+def test_the_429_page_does_not_say_which_limit_fired(world):
+    guard = safeguards(per_source="1/minute")
+    world.client.app.state.callnow.safeguards = guard
+    token = form_token(world.client.get("/callnow/alice").text)
+    world.client.post(
+        "/callnow/alice", data={"form_token": token, "name": "M", "number": "0290375678"}
+    )
+    refused = world.client.post(
+        "/callnow/alice", data={"form_token": token, "name": "M", "number": "0290375679"}
+    )
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "60"
+    assert "source" not in refused.text.lower() and "address" not in refused.text.lower()
+
+
+def test_one_victim_number_from_1000_addresses_on_50_pages_rings_owners_at_most_3_times(world):
+    with world.sessions() as session, session.begin():
+        tenant = provisioning.create_tenant(session, "Many Pages")
+        for i in range(50):
+            ext = provisioning.create_extension(
+                session, tenant, internal_number=f"09{i:04d}", external_number="0290371111"
+            )
+            profile = provisioning.enable_callnow(session, ext, f"page{i}")
+            profile.confirmation_required = True
+    guard = safeguards()
+    outcomes = [
+        intake(
+            world, f"page{i % 50}", "0412 345 678", source=f"10.{i // 250}.{i % 250}.1", guard=guard
+        )
+        for i in range(1000)
+    ]
+    queued = [r for r in all_requests(world) if r.state == "queued"]
+    assert len(queued) == 3
+    assert all(r.decision == "confirm" for r in queued)  # none dials the victim unasked
+    # The three pages that rang their owner answer later posts with their open request; every
+    # post to the other 47 pages is refused.
+    assert sum(1 for throttled, _, _ in outcomes if throttled) == 1000 - 3 * 20
+
+
+def test_many_numbers_in_one_thousand_block_are_throttled_after_the_limit(world):
+    guard = safeguards()
+    results = [
+        intake(world, "alice", f"02 9037 5{i:03d}", source=f"192.0.2.{i}", guard=guard)
+        for i in range(50)
+    ]
+    assert [throttled for throttled, _, _ in results].index(True) == 10  # per_block 10/hour
+    assert len(all_requests(world)) == 10
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "+1 900 555 1234",  # US premium
+        "+44 909 123 4567",  # UK premium
+        "+44 70 1234 5678",  # UK personal numbering
+        "+881 6 1234 5678",  # satellite
+        "+1 809 555 1234",  # Dominican Republic, +1 but not the USA
+        "+53 5 123 4567",  # Cuba
+        "0499 999 999",  # a configured platform fraud prefix (+6149999)
+        "1900 123 456",  # AU premium
+    ],
+)
+def test_risky_destinations_are_refused_before_anything_is_stored(world, number):
+    throttled, errors, stored = intake(world, "alice", number)
+    assert not throttled
+    assert errors == {"number": "Sorry, this number cannot be called back from this page."}
+    assert not stored
+    assert all_requests(world) == []
+
+
+def test_a_tenant_may_allow_another_country(world):
+    with world.sessions() as session, session.begin():
+        profile = profiles.by_callnow_id(session, "alice")
+        profile.extension.tenant.extra_countries = ["GB"]
+    assert intake(world, "alice", "+44 20 7946 0958")[2]
+    assert intake(world, "alice", "+44 909 123 4567")[1]  # premium stays refused
