@@ -8,6 +8,7 @@ optional `on_event` callback. Actions (`hangup`, `reinvite`) are handed to the s
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,8 @@ from callnow.telephony.sip.events import (
 )
 from callnow.telephony.sip.reactor import post_to_loop, reactor
 from callnow.telephony.sip.uac import UacDriver
+
+log = logging.getLogger(__name__)
 
 
 class LegState(StrEnum):
@@ -104,7 +107,10 @@ class Leg:
         if isinstance(event, TERMINAL_EVENTS):
             self._terminal.set()
         if self._on_event is not None:
-            self._on_event(self, event)
+            try:
+                self._on_event(self, event)
+            except Exception:
+                log.exception("on_event callback failed for %s on %s", event, self.call_id)
 
     def _apply(self, event: LegEvent) -> None:
         rec = self.record

@@ -206,9 +206,9 @@ class UacDriver:
         self._ring_timer = Timeout(self._ring_timeout, spec.ring_timeout)
 
     def _pai_header(self, who: CallerId) -> SipHeader:
-        url = SipURL(username=who.number)
-        if self.spec.from_domain:
-            url = SipURL(username=who.number, host=self.spec.from_domain)
+        # Host defaults to our own address (rendered when sent); no port, like the From URI.
+        url = SipURL(username=who.number, host=self.spec.from_domain or None)
+        url.port = None
         address = QuotedNameAddress(name=who.name, url=url)
         return SipHeader(name="p-asserted-identity", body=SipPAssertedIdentity(address=address))
 
