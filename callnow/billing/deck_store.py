@@ -26,6 +26,7 @@ from callnow.billing.deck_csv import (
     DeckImportFailed,
     deck_to_csv,
     parse_deck_csv,
+    parse_deck_csv_bytes,
 )
 from callnow.domain.rating import (
     MAX_PREFIX_DIGITS,
@@ -55,7 +56,7 @@ class DeckSummary:
 
 def import_deck(
     session: Session,
-    csv_text: str,
+    csv_text: str | bytes,
     tenant_id: int | None,
     name: str,
     effective_from: datetime,
@@ -65,13 +66,17 @@ def import_deck(
     """Store the whole deck, or nothing and every error with its line number.
 
     Nothing is written until the whole file has parsed, so a bad file leaves the decks in force
-    exactly as they were. `tenant_id` None imports a platform deck.
+    exactly as they were. `tenant_id` None imports a platform deck. Bytes (an uploaded file)
+    must be UTF-8.
     """
     policy = policy or BillingPolicy()
     problem = _check_deck_header(session, tenant_id, name, effective_from)
     if problem:
         return DeckImportFailed((DeckCsvError(WHOLE_FILE, problem),))
-    parsed = parse_deck_csv(csv_text, deck_id="new", effective_from=effective_from)
+    if isinstance(csv_text, bytes):
+        parsed = parse_deck_csv_bytes(csv_text, deck_id="new", effective_from=effective_from)
+    else:
+        parsed = parse_deck_csv(csv_text, deck_id="new", effective_from=effective_from)
     if isinstance(parsed, DeckImportFailed):
         return parsed
     deck = RateDeckRow(

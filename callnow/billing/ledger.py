@@ -32,7 +32,9 @@ from callnow.domain.rating import (
     BillingPolicy,
     BudgetRefused,
     CallAllowed,
+    Charge,
     Quote,
+    Rater,
     RatingRefused,
     max_duration_for_budget,
 )
@@ -43,6 +45,7 @@ from callnow.store.models import CallLeg, CallRequest, Extension, Profile, Tenan
 __all__ = [
     "DEFAULT_MAX_CALL_DURATION_S",
     "NotRateable",
+    "Parties",
     "UnrateableLeg",
     "budget_for",
     "charge_of_leg",
@@ -52,9 +55,11 @@ __all__ = [
     "import_deck",
     "list_decks",
     "load_rater",
+    "parties_of",
     "post_charge_for_leg",
     "post_charge_with_retry",
     "quote_for_request",
+    "rate_leg",
     "set_budget",
 ]
 
@@ -74,13 +79,15 @@ class UnrateableLeg(RatingRefused):
 
 
 @dataclass(frozen=True, slots=True)
-class _Parties:
+class Parties:
+    """Who a call request belongs to: the owner's extension and its tenant."""
+
     request: CallRequest
     extension: Extension
     tenant: Tenant
 
 
-def _parties(session: Session, request_id: int) -> _Parties:
+def parties_of(session: Session, request_id: int) -> Parties:
     row = session.execute(
         select(CallRequest, Extension, Tenant)
         .join(Profile, Profile.id == CallRequest.profile_id)
@@ -90,10 +97,10 @@ def _parties(session: Session, request_id: int) -> _Parties:
     ).first()
     if row is None:
         raise LookupError(f"no call request {request_id}")
-    return _Parties(*row)
+    return Parties(*row)
 
 
-def _classify(number: str, parties: _Parties) -> Destination | NumberRefused:
+def _classify(number: str, parties: Parties) -> Destination | NumberRefused:
     return classify_destination(number, parties.extension.external_number, parties.tenant.region)
 
 
@@ -101,7 +108,7 @@ def quote_for_request(
     session: Session, request_id: int, at: datetime, policy: BillingPolicy | None = None
 ) -> Quote | NotRateable:
     """The price that applies to the request's number if the call is answered at `at`."""
-    parties = _parties(session, request_id)
+    parties = parties_of(session, request_id)
     number = parties.request.number_e164
     destination = _classify(number, parties)
     if isinstance(destination, NumberRefused):
@@ -130,7 +137,7 @@ def check_before_dialling(
     quote = quote_for_request(session, request_id, now, policy)
     if isinstance(quote, NotRateable):
         return quote
-    extension_id = _parties(session, request_id).extension.id
+    extension_id = parties_of(session, request_id).extension.id
     budget = budget_for(session, extension_id, now)
     return max_duration_for_budget(budget, quote, max_call_duration_s, policy)
 
@@ -167,6 +174,40 @@ def _is_billable(leg: CallLeg) -> bool:
     )
 
 
+def rate_leg(
+    session: Session,
+    leg: CallLeg,
+    *,
+    policy: BillingPolicy | None = None,
+    rater: Rater | None = None,
+) -> tuple[Parties, Charge]:
+    """Price an answered leg without posting it; raises UnrateableLeg.
+
+    `rater` defaults to one reading only the decks this leg needs; re-rating a period passes
+    one loaded whole.
+    """
+    if leg.answered_at is None:
+        raise ValueError(f"leg {leg.id} was not answered")
+    parties = parties_of(session, leg.request_id)
+    destination = _classify(leg.destination, parties)
+    if isinstance(destination, NumberRefused):
+        raise UnrateableLeg(f"leg {leg.id} to {leg.destination}: {destination.detail}")
+    tenant_id = parties.tenant.id
+    if rater is None:
+        rater = rater_for_number(session, destination.digits, leg.answered_at, tenant_id, policy)
+    try:
+        charge = rater.rate(
+            leg.destination,
+            destination.destination_class,
+            leg.answered_at,
+            leg.billable_seconds,
+            str(tenant_id),
+        )
+    except RatingRefused as exc:
+        raise UnrateableLeg(f"leg {leg.id}: {exc}") from exc
+    return parties, charge
+
+
 def post_charge_for_leg(
     session: Session,
     call_leg_id: int,
@@ -189,23 +230,9 @@ def post_charge_for_leg(
         raise LookupError(f"no call leg {call_leg_id}")
     if not _is_billable(leg):
         return None
+    parties, charge = rate_leg(session, leg, policy=policy)
     assert leg.answered_at is not None
-    parties = _parties(session, leg.request_id)
-    destination = _classify(leg.destination, parties)
-    if isinstance(destination, NumberRefused):
-        raise UnrateableLeg(f"leg {leg.id} to {leg.destination}: {destination.detail}")
     tenant_id = parties.tenant.id
-    rater = rater_for_number(session, destination.digits, leg.answered_at, tenant_id, policy)
-    try:
-        charge = rater.rate(
-            leg.destination,
-            destination.destination_class,
-            leg.answered_at,
-            leg.billable_seconds,
-            str(tenant_id),
-        )
-    except RatingRefused as exc:
-        raise UnrateableLeg(f"leg {leg.id}: {exc}") from exc
     row = ChargeRow(
         call_leg_id=leg.id,
         request_id=leg.request_id,
