@@ -1,0 +1,252 @@
+"""`LiveChannel`: one callback's two SIP legs (sippy) and its media session (rtpengine).
+
+It turns the engine's commands into SIP and ng requests, and the legs' and rtpengine's reports
+into flow events (through `callnow.engine.translate`), keeping the `CallChannel` contract:
+
+- every action returns once it is under way; progress comes back through the event sink;
+- a leg's events are handled strictly in order, one at a time, by one task per leg, so the
+  media step that must precede an event (the owner's SDP goes to rtpengine before the flow
+  hears `LegAnswered` and asks for a prompt) can never be overtaken by a later event
+  (a BYE right after the 200 OK);
+- rtpengine 10.5 never reports the end of a prompt, so `PromptFinished` is timed here from
+  the prompt's duration, and a generation counter makes sure a stopped or replaced prompt
+  is never reported as finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from callnow.domain.calls import LegRole
+from callnow.domain.flow import PromptFinished, PromptKind
+from callnow.engine.live.uris import check_e164, owner_uri, trunk_uri
+from callnow.engine.ports import EventSink
+from callnow.engine.translate import from_rtpengine_dtmf, from_sip
+from callnow.telephony.dtmf_log import DtmfEvent
+from callnow.telephony.prompts import PromptRenderer
+from callnow.telephony.rtpengine import AnchoredCallback
+from callnow.telephony.sip import (
+    Answered,
+    CallerId,
+    Credentials,
+    Leg,
+    LegEvent,
+    RemoteSdpChanged,
+    SipStack,
+)
+
+log = logging.getLogger(__name__)
+
+# How long close() lets the leg tasks drain their last events before cancelling them.
+_DRAIN_S = 1.0
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """What every channel of one `LiveTelephony` shares (built from the settings)."""
+
+    owner_uri_template: str
+    trunk_uri_template: str
+    trunk_credentials: Credentials | None
+    # Ring timeouts of the SIP legs themselves. The flow's own ring timers normally end an
+    # unanswered leg first; these only guard against a leg outliving a stuck engine.
+    owner_ring_timeout_s: float
+    requester_ring_timeout_s: float
+    region: str = "AU"
+    prompt_language: str = "en"
+    prompt_voice: str | None = None
+
+
+class LiveChannel:
+    """The `CallChannel` of one callback. Created by `LiveTelephony.open_call`."""
+
+    def __init__(
+        self,
+        *,
+        request_ref: str,
+        events: EventSink,
+        stack: SipStack,
+        media: AnchoredCallback,
+        renderer: PromptRenderer,
+        config: ChannelConfig,
+        visitor: CallerId,
+        on_closed: Callable[[LiveChannel], None] | None = None,
+    ) -> None:
+        self.request_ref = request_ref
+        self.media = media
+        self._events = events
+        self._stack = stack
+        self._renderer = renderer
+        self._config = config
+        self._visitor = visitor
+        self._on_closed = on_closed
+        self._loop = asyncio.get_running_loop()
+        self.legs: dict[LegRole, Leg] = {}
+        self._leg_tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self._requester_sdp: str | None = None
+        self._media_opened = False
+        self._prompt_started = False
+        self._prompt_generation = 0
+        self._prompt_timer: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    # -- dialling ----------------------------------------------------------------------------
+
+    async def dial_owner(self, number: str) -> None:
+        uri = owner_uri(self._config.owner_uri_template, number)
+        self._media_opened = True
+        sdp = await self.media.offer_for_owner()
+        leg = await self._stack.dial(
+            uri,
+            caller=self._visitor,  # the owner's phone shows who is asking
+            sdp=sdp,
+            ring_timeout=self._config.owner_ring_timeout_s,
+        )
+        self._adopt(LegRole.OWNER, leg)
+
+    async def dial_requester(self, number: str, caller_id: str) -> None:
+        uri = trunk_uri(self._config.trunk_uri_template, number, self._config.region)
+        presented = CallerId("", check_e164(caller_id, "caller ID"))
+        leg = await self._stack.dial(
+            uri,
+            caller=presented,
+            asserted_identity=presented,
+            credentials=self._config.trunk_credentials,
+            sdp=self.media.sdp_for_visitor,
+            ring_timeout=self._config.requester_ring_timeout_s,
+        )
+        self._adopt(LegRole.REQUESTER, leg)
+
+    def _adopt(self, role: LegRole, leg: Leg) -> None:
+        self.legs[role] = leg
+        task = self._loop.create_task(self._follow(role, leg), name=f"{self.request_ref}:{role}")
+        self._leg_tasks.append(task)
+
+    async def _follow(self, role: LegRole, leg: Leg) -> None:
+        """Hand the leg's events to the flow, in order, doing the media step each needs."""
+        async for event in leg:
+            try:
+                forward = await self._media_step(role, leg, event)
+            except Exception:
+                # Without media the call is useless: end the leg. Its terminal event follows
+                # through this loop and tells the flow.
+                log.exception("callback %s: media for the %s leg failed", self.request_ref, role)
+                await leg.hangup("media_failed")
+                continue
+            if forward:
+                flow_event = from_sip(role, event)
+                if flow_event is not None:
+                    self._events(flow_event)
+
+    async def _media_step(self, role: LegRole, leg: Leg, event: LegEvent) -> bool:
+        """Do what rtpengine must hear of `event` first; False to keep it from the flow."""
+        if isinstance(event, Answered):
+            if not event.sdp:
+                raise ValueError(f"the {role} answered without SDP")
+            if role is LegRole.OWNER:
+                await self.media.owner_answered(event.sdp)
+            else:
+                self._requester_sdp = event.sdp  # used by bridge(), which follows the answer
+        elif isinstance(event, RemoteSdpChanged):
+            # rtpengine latches onto where the media really comes from, so a phone that moves
+            # its port is still heard; a codec change would need a re-offer (not done yet).
+            log.info("callback %s: the %s re-INVITEd; media not re-offered", self.request_ref, role)
+        return True
+
+    # -- prompts -----------------------------------------------------------------------------
+
+    async def play_prompt(self, kind: PromptKind, text: str) -> None:
+        rendered = await self._renderer.render(
+            text, language=self._config.prompt_language, voice=self._config.prompt_voice
+        )
+        self._cancel_prompt_timer()
+        self._prompt_generation += 1
+        generation = self._prompt_generation
+        self._prompt_started = True
+        duration = await self.media.play_to_owner(rendered.path)
+        if duration is None or duration <= 0:
+            duration = rendered.duration_s
+        if generation == self._prompt_generation:  # not stopped while play_media was in flight
+            self._prompt_timer = self._loop.call_later(duration, self._prompt_ended, generation)
+
+    def _prompt_ended(self, generation: int) -> None:
+        self._prompt_timer = None
+        if generation == self._prompt_generation and not self._closed:
+            self._events(PromptFinished())
+
+    async def stop_prompt(self) -> None:
+        # Invalidate first: whatever happens to the ng request, this prompt is never reported.
+        self._prompt_generation += 1
+        self._cancel_prompt_timer()
+        if self._prompt_started:
+            await self.media.stop_prompt()
+
+    def _cancel_prompt_timer(self) -> None:
+        if self._prompt_timer is not None:
+            self._prompt_timer.cancel()
+            self._prompt_timer = None
+
+    # -- digits from rtpengine's DTMF log ----------------------------------------------------
+
+    def on_dtmf(self, event: DtmfEvent) -> None:
+        """Called by the telephony's DTMF log listener for this channel's rtpengine call."""
+        digit = from_rtpengine_dtmf(event, self.media.owner_tag)
+        if digit is not None and not self._closed:
+            self._events(digit)
+
+    # -- bridge and hang-up --------------------------------------------------------------------
+
+    async def bridge(self) -> None:
+        if self._requester_sdp is None:
+            raise RuntimeError("bridge before the requester answered with SDP")
+        reoffer = await self.media.visitor_answered(self._requester_sdp)
+        owner = self.legs.get(LegRole.OWNER)
+        if reoffer is not None and owner is not None:
+            # Only when rtpengine moved the owner's port (not expected with port latching);
+            # it waits for the phone's answer, so it must not hold the engine up.
+            self._spawn(self._reinvite(owner, reoffer))
+
+    async def _reinvite(self, leg: Leg, sdp: str) -> None:
+        try:
+            await leg.reinvite(sdp)
+        except Exception:
+            log.exception("callback %s: re-INVITE of the owner failed", self.request_ref)
+
+    async def hangup(self, role: LegRole, reason: str) -> None:
+        leg = self.legs.get(role)
+        if leg is not None:
+            await leg.hangup(reason)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._prompt_generation += 1
+        self._cancel_prompt_timer()
+        try:
+            for role, leg in self.legs.items():
+                try:
+                    await leg.hangup("callback_closed")
+                except Exception:
+                    log.exception("callback %s: hanging up the %s", self.request_ref, role)
+            if self._leg_tasks:
+                _, pending = await asyncio.wait(self._leg_tasks, timeout=_DRAIN_S)
+                for task in pending:
+                    task.cancel()
+            for task in list(self._background):
+                task.cancel()
+            if self._media_opened:
+                await self.media.delete()
+        finally:
+            if self._on_closed is not None:
+                self._on_closed(self)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self._loop.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

@@ -1,0 +1,210 @@
+"""`LiveTelephony`: the real `Telephony` — sippy for SIP, rtpengine for media, espeak-ng prompts.
+
+    telephony = await LiveTelephony.start(settings)     # SIP stack, DTMF log, rtpengine
+    engine = CallbackEngine(telephony, recorder, limits=flow_limits(settings.sip))
+    telephony.announce(facts)                          # who is asking, for the owner's display
+    handle = await engine.start_callback(facts)
+    ...
+    await engine.shutdown()
+    await telephony.stop()
+
+One per process (sippy's stack is process-wide). In `spawn` mode it runs a private rtpengine
+and stops it again; in `external` mode it talks to the one at `ng_host:ng_port`, which must
+send its DTMF log to `ng_host:dtmf_log_port` (where we listen).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from callnow.config import RtpengineSettings, Settings, SipSettings
+from callnow.domain.flow import FlowLimits, RequestFacts
+from callnow.engine.live.channel import ChannelConfig, LiveChannel
+from callnow.engine.live.uris import check_e164
+from callnow.engine.ports import EventSink
+from callnow.telephony.dtmf_log import DtmfEvent, DtmfLogListener
+from callnow.telephony.prompts import PromptRenderer
+from callnow.telephony.rtpengine import AnchoredCallback, RtpengineClient
+from callnow.telephony.rtpengine_process import RtpengineProcess
+from callnow.telephony.sip import CallerId, Credentials, SipStack
+
+log = logging.getLogger(__name__)
+
+# The SIP legs' own ring timeouts are this much longer than the flow's, so the flow's timer
+# (which records "no answer" and tells the owner) normally ends an unanswered leg first.
+RING_BACKSTOP_MARGIN_S = 5.0
+
+
+def flow_limits(sip: SipSettings, **overrides: Any) -> FlowLimits:
+    """The flow's timeouts from the `[sip]` settings (ring timeouts, maximum call duration)."""
+    limits = FlowLimits(
+        owner_ring_s=sip.owner_ring_timeout_s,
+        requester_ring_s=sip.requester_ring_timeout_s,
+        max_call_duration_s=sip.max_call_duration_s,
+    )
+    return replace(limits, **overrides) if overrides else limits
+
+
+class LiveTelephony:
+    """Create with `await LiveTelephony.start(settings)`; end with `await stop()`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        prompt_cache_dir: Path | None = None,
+        owner_ring_timeout_s: float | None = None,
+        requester_ring_timeout_s: float | None = None,
+        prompt_language: str = "en",
+        prompt_voice: str | None = None,
+    ) -> None:
+        sip, trunk = settings.sip, settings.trunk
+        self.settings = settings
+        credentials = Credentials(trunk.username, trunk.password) if trunk.username else None
+        self.config = ChannelConfig(
+            owner_uri_template=sip.owner_uri_template,
+            trunk_uri_template=trunk.uri_template,
+            trunk_credentials=credentials,
+            owner_ring_timeout_s=owner_ring_timeout_s
+            or sip.owner_ring_timeout_s + RING_BACKSTOP_MARGIN_S,
+            requester_ring_timeout_s=requester_ring_timeout_s
+            or sip.requester_ring_timeout_s + RING_BACKSTOP_MARGIN_S,
+            region=settings.default_region,
+            prompt_language=prompt_language,
+            prompt_voice=prompt_voice,
+        )
+        self.renderer = PromptRenderer(prompt_cache_dir or settings.data_dir / "prompts")
+        self.stack = SipStack.from_settings(sip)
+        self.rtpengine = RtpengineClient.from_settings(settings.rtpengine)
+        self.process: RtpengineProcess | None = None
+        self._dtmf: DtmfLogListener | None = None
+        self._channels: dict[str, LiveChannel] = {}
+        self._visitors: dict[str, CallerId] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @classmethod
+    async def start(
+        cls,
+        settings: Settings,
+        *,
+        prompt_cache_dir: Path | None = None,
+        owner_ring_timeout_s: float | None = None,
+        requester_ring_timeout_s: float | None = None,
+        prompt_language: str = "en",
+        prompt_voice: str | None = None,
+    ) -> LiveTelephony:
+        """Start rtpengine (mode `spawn`), the DTMF log listener and the SIP stack.
+
+        Raises (with everything already started stopped again) if any of them cannot start:
+        `RtpengineStartError`, `RtpengineUnavailable`, `OSError`, `SipStackError`.
+        """
+        telephony = cls(
+            settings,
+            prompt_cache_dir=prompt_cache_dir,
+            owner_ring_timeout_s=owner_ring_timeout_s,
+            requester_ring_timeout_s=requester_ring_timeout_s,
+            prompt_language=prompt_language,
+            prompt_voice=prompt_voice,
+        )
+        try:
+            await telephony._start()
+        except BaseException:
+            await telephony.stop()
+            raise
+        return telephony
+
+    async def _start(self) -> None:
+        media: RtpengineSettings = self.settings.rtpengine
+        if media.mode == "off":
+            raise ValueError("live telephony needs rtpengine (rtpengine.mode is 'off')")
+        if media.mode == "spawn":
+            self.process = RtpengineProcess(media)
+            await self.process.start()
+        await self.rtpengine.connect()
+        await self.rtpengine.ping()  # a clear error now rather than at the first call
+        self._dtmf = DtmfLogListener(media.ng_host, media.dtmf_log_port, self._on_dtmf)
+        await self._dtmf.start()
+        await self.stack.start()
+
+    async def stop(self) -> None:
+        """Hang up and release every callback still open, then stop what `start` started.
+
+        Idempotent. Callbacks should have been ended through the engine first
+        (`engine.shutdown()`), so their call records are written.
+        """
+        for channel in list(self._channels.values()):
+            try:
+                await channel.close()
+            except Exception:
+                log.exception("closing callback %s at shutdown", channel.request_ref)
+        if self.stack.running:
+            await self.stack.stop()
+        if self._dtmf is not None:
+            self._dtmf.close()
+            self._dtmf = None
+        await self.rtpengine.close()
+        if self.process is not None:
+            await self.process.astop()
+            self.process = None
+
+    async def __aenter__(self) -> LiveTelephony:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def sip_address(self) -> tuple[str, int]:
+        return self.stack.address
+
+    @property
+    def open_channels(self) -> int:
+        return len(self._channels)
+
+    # -- callbacks -------------------------------------------------------------------------
+
+    def announce(self, facts: RequestFacts) -> None:
+        """Tell the telephony who is asking before `engine.start_callback(facts)`.
+
+        `open_call` receives only the request ref, but the owner's phone must show the
+        visitor's name and number, so they are handed over here (checked now, so a bad number
+        fails the start rather than the dial).
+        """
+        number = check_e164(facts.caller_e164, "caller number")
+        self._visitors[facts.request_ref] = CallerId(facts.caller_name or "", number)
+
+    async def open_call(self, request_ref: str, events: EventSink) -> LiveChannel:
+        visitor = self._visitors.pop(request_ref, None)
+        if visitor is None:
+            raise LookupError(f"callback {request_ref}: announce(facts) it before starting it")
+        if not self.stack.running:
+            raise RuntimeError("live telephony is not started")
+        # rtpengine copies the call-id unescaped into its DTMF log JSON: keep it plain.
+        media_call_id = f"callnow-{uuid.uuid4().hex}"
+        channel = LiveChannel(
+            request_ref=request_ref,
+            events=events,
+            stack=self.stack,
+            media=AnchoredCallback(self.rtpengine, media_call_id),
+            renderer=self.renderer,
+            config=self.config,
+            visitor=visitor,
+            on_closed=self._forget,
+        )
+        self._channels[media_call_id] = channel
+        return channel
+
+    def _forget(self, channel: LiveChannel) -> None:
+        self._channels.pop(channel.media.call_id, None)
+
+    def _on_dtmf(self, event: DtmfEvent) -> None:
+        channel = self._channels.get(event.call_id)
+        if channel is None:
+            log.debug("DTMF for unknown rtpengine call %r dropped", event.call_id[:64])
+            return
+        channel.on_dtmf(event)
