@@ -96,6 +96,8 @@ class AbuseSettings(BaseModel):
     blocked_prefixes: list[str] = []
     allowed_prefixes: list[str] = []
     captcha_ttl_s: int = Field(300, ge=30, le=3600)
+    # Above this many form posts, a page asks for the image check even if its owner turned it off.
+    captcha_auto_on: str = "20/10 minutes"
 
     @field_validator(
         "per_source",

@@ -13,6 +13,7 @@ from callnow.config import Settings
 from callnow.domain.destination_policy import PrefixList
 from callnow.store.db import make_engine, make_session_factory
 from callnow.web import api, portal, public
+from callnow.web.captcha import CaptchaBook
 from callnow.web.context import AppState
 from callnow.web.intake import Safeguards
 from callnow.web.middleware import LimitsMiddleware, SecurityHeadersMiddleware
@@ -39,6 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
             blocked=tuple(settings.abuse.blocked_prefixes),
             allowed=tuple(settings.abuse.allowed_prefixes),
         ),
+        captcha=CaptchaBook(settings.web.secret_key, settings.abuse.captcha_ttl_s),
     )
     app.state.callnow = AppState(
         settings=settings, sessions=make_session_factory(engine), safeguards=safeguards

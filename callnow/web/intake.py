@@ -21,6 +21,7 @@ from callnow.domain.request_state import TERMINAL, RequestState
 from callnow.store import profiles
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile, Tenant
+from callnow.web.captcha import CaptchaBook
 from callnow.web.throttle import Throttle
 
 
@@ -45,10 +46,15 @@ class IntakeResult:
 
 @dataclass(frozen=True)
 class Safeguards:
-    """The platform-wide protections every intake path goes through."""
+    """The platform-wide protections every intake path goes through.
+
+    Source limits are counted by the public routes before anything else (a failed CAPTCHA is an
+    attempt too); API calls come from the owner's own systems and meet the target limits here.
+    """
 
     throttle: Throttle
     platform_prefixes: PrefixList
+    captcha: CaptchaBook
 
 
 def destination_policy(tenant: Tenant, platform_prefixes: PrefixList) -> DestinationPolicy:
@@ -72,10 +78,6 @@ def submit(
     api_key_id: int | None = None,
     idempotency_key: str | None = None,
 ) -> IntakeResult:
-    # Every attempt from the web counts against its source, valid or not; API calls come from
-    # the owner's own systems and are limited by key and target instead.
-    if submission.channel != "api" and not safeguards.throttle.attempt(submission.source_address):
-        return IntakeResult(throttled=True)
     errors: dict[str, str] = {}
     name: str | None = None
     try:

@@ -50,6 +50,7 @@ def _throttled(request: Request) -> HTMLResponse:
 
 def _page(
     request: Request,
+    session: Session,
     profile: Profile,
     *,
     values: dict[str, str] | None = None,
@@ -59,7 +60,11 @@ def _page(
     tz = profiles.timezone_of(profile)
     windows = profiles.windows_of(profile)
     now = _now()
-    tokens = forms.FormTokens(app_state(request).settings.web.secret_key)
+    state = app_state(request)
+    tokens = forms.FormTokens(state.settings.web.secret_key)
+    captcha_token = None
+    if captcha_required(request, profile):
+        captcha_token = state.safeguards.captcha.issue(session, profile.id, now)
     opening = next_opening(windows, now, tz) if not is_available(windows, now, tz) else None
     context = {
         "profile": profile,
@@ -71,8 +76,16 @@ def _page(
         "form_token": tokens.issue(f"public:{profile.id}"),
         "values": values or {},
         "errors": errors or {},
+        "captcha_token": captcha_token,
     }
     return templates.TemplateResponse(request, "public/page.html", context, status_code=status_code)
+
+
+def captcha_required(request: Request, profile: Profile) -> bool:
+    """The owner's choice, or on by itself while the page sees unusual volume."""
+    return profile.image_validation or app_state(request).safeguards.throttle.page_is_busy(
+        profile.id
+    )
 
 
 def _status_url(profile: Profile, call_request: CallRequest) -> str:
@@ -112,12 +125,16 @@ def page(
     if profile is None:
         return _not_available(request)
     if number is None:
-        return _page(request, profile)
+        return _page(request, session, profile)
     values = {"name": (name or "")[:60], "number": number[:40]}
     # One step: the link itself places the request, so only where the owner allowed it and
     # no CAPTCHA is asked for (the owner then pays for every call such a link causes).
-    if not profile.one_step_allowed or profile.image_validation:
-        return _page(request, profile, values=values)
+    if not profile.one_step_allowed or captcha_required(request, profile):
+        return _page(request, session, profile, values=values)
+    safeguards = app_state(request).safeguards
+    if not safeguards.throttle.attempt(client_address(request)):
+        return _throttled(request)
+    safeguards.throttle.page_post(profile.id)
     result = submit(
         session,
         profile,
@@ -128,7 +145,9 @@ def page(
     if result.throttled:
         return _throttled(request)
     if result.errors:
-        return _page(request, profile, values=values, errors=result.errors, status_code=422)
+        return _page(
+            request, session, profile, values=values, errors=result.errors, status_code=422
+        )
     assert result.request is not None
     return RedirectResponse(_status_url(profile, result.request), status_code=303)
 
@@ -145,19 +164,41 @@ async def submit_form(
     tokens = forms.FormTokens(app_state(request).settings.web.secret_key)
     if forms.field(form, "website"):  # a honeypot field people never see or fill
         return _page(
-            request, profile, values=values, errors={"form": "Please try again."}, status_code=400
+            request,
+            session,
+            profile,
+            values=values,
+            errors={"form": "Please try again."},
+            status_code=400,
         )
     if not tokens.valid(forms.field(form, "form_token", 300), f"public:{profile.id}"):
         return _page(
             request,
+            session,
             profile,
             values=values,
             status_code=400,
             errors={"form": "This form has expired. Please check your details and send again."},
         )
+    safeguards = app_state(request).safeguards
+    if not safeguards.throttle.attempt(client_address(request)):
+        return _throttled(request)
+    needs_captcha = captcha_required(request, profile)
+    safeguards.throttle.page_post(profile.id)
+    if needs_captcha and not safeguards.captcha.verify(
+        session,
+        forms.field(form, "captcha_token", 64),
+        forms.field(form, "captcha_answer", 20),
+        profile.id,
+        _now(),
+    ):
+        message = "The characters did not match the picture. Please try this new one."
+        return _page(
+            request, session, profile, values=values, errors={"captcha": message}, status_code=400
+        )
     windows = profiles.windows_of(profile)
     if not is_available(windows, _now(), profiles.timezone_of(profile)):
-        return _page(request, profile, values=values, status_code=409)
+        return _page(request, session, profile, values=values, status_code=409)
     result = submit(
         session,
         profile,
@@ -168,9 +209,38 @@ async def submit_form(
     if result.throttled:
         return _throttled(request)
     if result.errors:
-        return _page(request, profile, values=values, errors=result.errors, status_code=422)
+        return _page(
+            request, session, profile, values=values, errors=result.errors, status_code=422
+        )
     assert result.request is not None
     return RedirectResponse(_status_url(profile, result.request), status_code=303)
+
+
+def _captcha_media(
+    request: Request, session: Session, callnow_id: str, token: str, kind: str
+) -> Response:
+    profile = _visible_profile(session, callnow_id)
+    book = app_state(request).safeguards.captcha
+    render = book.image if kind == "png" else book.audio
+    data = render(session, token, profile.id, _now()) if profile else None
+    if data is None:
+        return Response("Not found", status_code=404, media_type="text/plain")
+    media_type = "image/png" if kind == "png" else "audio/wav"
+    return Response(data, media_type=media_type, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/callnow/{callnow_id}/captcha/{token}.png")
+def captcha_image(
+    request: Request, callnow_id: str, token: str, session: Session = Depends(db)
+) -> Response:
+    return _captcha_media(request, session, callnow_id, token, "png")
+
+
+@router.get("/callnow/{callnow_id}/captcha/{token}.wav")
+def captcha_audio(
+    request: Request, callnow_id: str, token: str, session: Session = Depends(db)
+) -> Response:
+    return _captcha_media(request, session, callnow_id, token, "wav")
 
 
 @router.get("/callnow/{callnow_id}/requests/{token}", response_class=HTMLResponse)

@@ -53,6 +53,7 @@ class Throttle:
                 "platform",
                 "login_per_account",
                 "login_per_source",
+                "captcha_auto_on",
             )
         }
 
@@ -82,6 +83,18 @@ class Throttle:
                 ("per_profile", str(profile_id)),
                 ("platform", "all"),
             ]
+        )
+
+    def page_post(self, profile_id: int) -> None:
+        """Note a form post to a page, for the adaptive image check."""
+        for item in self._rules["captcha_auto_on"].items:
+            self._limiter.hit(item, "captcha_auto_on", str(profile_id))
+
+    def page_is_busy(self, profile_id: int) -> bool:
+        """True while a page sees more posts than usual: the image check then switches on."""
+        return not all(
+            self._limiter.test(item, "captcha_auto_on", str(profile_id))
+            for item in self._rules["captcha_auto_on"].items
         )
 
     def login(self, account: str, source_address: str) -> bool:

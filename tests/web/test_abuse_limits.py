@@ -7,6 +7,7 @@ import pytest
 from callnow.config import AbuseSettings
 from callnow.domain.destination_policy import PrefixList
 from callnow.store import profiles, provisioning
+from callnow.web.captcha import CaptchaBook
 from callnow.web.intake import Safeguards, Submission, submit
 from callnow.web.throttle import Throttle, number_block, source_network
 from tests.web.helpers import all_requests, form_token
@@ -18,6 +19,7 @@ def safeguards(**limits) -> Safeguards:
     return Safeguards(
         throttle=Throttle(AbuseSettings(**limits)),
         platform_prefixes=PrefixList(blocked=("6149999",)),
+        captcha=CaptchaBook("test-secret", 300),
     )
 
 

@@ -1,0 +1,248 @@
+"""Owner portal pages for billing: each callback and what it cost, month totals, a chart of
+calls and spend per day, the statement as CSV; and, for platform admins, spend per tenant and
+the rate decks.
+
+Pages are server-rendered and script-free: the chart is inline SVG with a table of the same
+figures beside it (the portal's CSP forbids inline styles, so the SVG uses presentation
+attributes only).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile
+
+from callnow.billing import ledger
+from callnow.billing.budgets import month_period, parse_instant
+from callnow.billing.daily_chart import daily_chart
+from callnow.billing.deck_csv import DeckImportFailed
+from callnow.billing.money import format_minor
+from callnow.billing.statements import (
+    current_month,
+    daily_totals,
+    month_lines,
+    owner_scope,
+    parse_month,
+    spend_per_tenant,
+    statement_csv,
+    totals,
+)
+from callnow.domain.rating import BillingPolicy
+from callnow.store.models import Tenant, User, utcnow
+from callnow.web import forms
+from callnow.web.context import app_state, db
+from callnow.web.portal import _csrf_purpose, _render, _to_login, _tokens, current_user
+
+router = APIRouter(prefix="/portal/billing", include_in_schema=False)
+PLATFORM_ADMIN = "platform_admin"
+MAX_DECK_UPLOAD_BYTES = 10_000_000  # the web server's body limit is usually the tighter one
+
+
+def _policy() -> BillingPolicy:
+    return BillingPolicy()
+
+
+def _month_or_current(month: str | None, zone: ZoneInfo) -> tuple[date, str | None]:
+    """The month asked for, or the current one with an error to show."""
+    if month:
+        try:
+            return parse_month(month), None
+        except ValueError as exc:
+            return current_month(utcnow(), zone), str(exc)
+    return current_month(utcnow(), zone), None
+
+
+def _neighbours(first_day: date) -> tuple[str, str]:
+    previous = (first_day - timedelta(days=1)).replace(day=1)
+    following = (first_day + timedelta(days=32)).replace(day=1)
+    return f"{previous:%Y-%m}", f"{following:%Y-%m}"
+
+
+def _duration(seconds: int) -> str:
+    minutes, rest = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{rest:02d}" if hours else f"{minutes}:{rest:02d}"
+
+
+@router.get("", response_class=HTMLResponse)
+def billing_home(
+    request: Request, month: str | None = None, session: Session = Depends(db)
+) -> Response:
+    user = current_user(request, session)
+    if user is None:
+        return _to_login()
+    policy = _policy()
+    scope = owner_scope(session, user.id, app_state(request).settings.default_timezone)
+    first_day, month_error = _month_or_current(month, scope.zone)
+    lines = month_lines(
+        session, first_day, scope.zone, extension_ids=scope.extension_ids, newest_first=True
+    )
+    days = daily_totals(lines, first_day)
+    previous, following = _neighbours(first_day)
+    return _render(
+        request,
+        "billing.html",
+        user,
+        month=f"{first_day:%Y-%m}",
+        month_label=f"{first_day:%B %Y}",
+        month_error=month_error,
+        previous=previous,
+        following=following,
+        lines=lines,
+        totals=totals(lines),
+        days=days,
+        chart=daily_chart(days, policy.currency_code, policy.minor_unit_exponent),
+        zone=str(scope.zone),
+        currency=policy.currency_code,
+        money=lambda minor: format_minor(minor, policy.minor_unit_exponent),
+        duration=_duration,
+        status_code=422 if month_error else 200,
+    )
+
+
+@router.get("/statement.csv")
+def statement_download(request: Request, month: str, session: Session = Depends(db)) -> Response:
+    user = current_user(request, session)
+    if user is None:
+        return _to_login()
+    scope = owner_scope(session, user.id, app_state(request).settings.default_timezone)
+    try:
+        first_day = parse_month(month)
+    except ValueError as exc:
+        return Response(str(exc), status_code=422, media_type="text/plain")
+    lines = month_lines(session, first_day, scope.zone, extension_ids=scope.extension_ids)
+    return Response(
+        statement_csv(lines, _policy().minor_unit_exponent),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="callnow-{first_day:%Y-%m}.csv"'},
+    )
+
+
+# ---------------------------------------------------------------------------- platform admin
+
+
+def _platform_admin(request: Request, session: Session) -> User | Response:
+    user = current_user(request, session)
+    if user is None:
+        return _to_login()
+    if user.role != PLATFORM_ADMIN:
+        # As elsewhere in the portal, what you may not see looks like nothing at all.
+        return _render(request, "missing.html", user, status_code=404)
+    return user
+
+
+def _platform_page(
+    request: Request,
+    session: Session,
+    user: User,
+    month: str | None,
+    *,
+    import_errors: list[str] | None = None,
+    imported: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    policy = _policy()
+    zone = ZoneInfo(app_state(request).settings.default_timezone)
+    first_day, month_error = _month_or_current(month, zone)
+    spends = spend_per_tenant(session, month_period(first_day, zone))
+    previous, following = _neighbours(first_day)
+    return _render(
+        request,
+        "billing_platform.html",
+        user,
+        month=f"{first_day:%Y-%m}",
+        month_label=f"{first_day:%B %Y}",
+        month_error=month_error,
+        previous=previous,
+        following=following,
+        spends=spends,
+        total_minor=sum(spend.gross_minor for spend in spends),
+        total_calls=sum(spend.calls for spend in spends),
+        decks=ledger.list_decks(session),
+        tenants=session.scalars(select(Tenant).order_by(Tenant.name)).all(),
+        zone=str(zone),
+        currency=policy.currency_code,
+        money=lambda minor: format_minor(minor, policy.minor_unit_exponent),
+        import_errors=import_errors or [],
+        imported=imported,
+        status_code=422 if month_error and status_code == 200 else status_code,
+    )
+
+
+@router.get("/platform", response_class=HTMLResponse)
+def platform_home(
+    request: Request,
+    month: str | None = None,
+    imported: int | None = None,
+    session: Session = Depends(db),
+) -> Response:
+    user = _platform_admin(request, session)
+    if isinstance(user, Response):
+        return user
+    shown = str(imported) if imported is not None else None
+    return _platform_page(request, session, user, month, imported=shown)
+
+
+@router.post("/platform/decks", response_class=HTMLResponse)
+async def import_deck_form(request: Request, session: Session = Depends(db)) -> Response:
+    user = _platform_admin(request, session)
+    if isinstance(user, Response):
+        return user
+    form = await request.form(max_files=1, max_fields=20)
+    if not _tokens(request).valid(forms.field(form, "csrf", 300), _csrf_purpose(request)):
+        return _platform_page(
+            request, session, user, None, import_errors=["The form expired."], status_code=400
+        )
+    upload = form.get("file")
+    data: bytes | str = forms.field(form, "csv_text", MAX_DECK_UPLOAD_BYTES)
+    if isinstance(upload, UploadFile) and upload.filename:
+        data = await upload.read(MAX_DECK_UPLOAD_BYTES + 1)
+    errors, tenant_id = [], None
+    tenant_field = forms.field(form, "tenant_id", 12)
+    if tenant_field:
+        tenant = session.get(Tenant, int(tenant_field)) if tenant_field.isdigit() else None
+        if tenant is None:
+            errors.append("Choose the platform or an existing tenant.")
+        else:
+            tenant_id = tenant.id
+    zone_name = app_state(request).settings.default_timezone
+    if tenant_id is not None:
+        zone_name = session.get(Tenant, tenant_id).timezone  # type: ignore[union-attr]
+    try:
+        effective_from = parse_instant(forms.field(form, "effective_from", 40), ZoneInfo(zone_name))
+    except ValueError:
+        errors.append("The effective date looks like 2026-12-01.")
+    if not data:
+        errors.append("Choose a CSV file or paste the deck.")
+    if errors:
+        return _platform_page(request, session, user, None, import_errors=errors, status_code=422)
+    result = ledger.import_deck(
+        session, data, tenant_id, forms.field(form, "name", 200), effective_from
+    )
+    if isinstance(result, DeckImportFailed):
+        messages = [str(error) for error in result.errors]
+        if result.truncated:
+            messages.append("… and more errors.")
+        return _platform_page(request, session, user, None, import_errors=messages, status_code=422)
+    return RedirectResponse(f"/portal/billing/platform?imported={result.id}", status_code=303)
+
+
+@router.get("/platform/decks/{deck_id}.csv")
+def export_deck(request: Request, deck_id: int, session: Session = Depends(db)) -> Response:
+    user = _platform_admin(request, session)
+    if isinstance(user, Response):
+        return user
+    text = ledger.export_deck(session, deck_id)
+    if text is None:
+        return _render(request, "missing.html", user, status_code=404)
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="deck-{deck_id}.csv"'},
+    )
