@@ -17,7 +17,7 @@ from wtforms import PasswordField
 from callnow.config import Settings
 from callnow.domain.callnow_id import normalise_callnow_id
 from callnow.domain.phone import parse_owner_number
-from callnow.store import accounts
+from callnow.store import accounts, audit
 from callnow.store.db import make_session_factory
 from callnow.store.models import Extension, Profile, Tenant, User
 
@@ -56,7 +56,27 @@ class PlatformAdminAuth(AuthenticationBackend):
             return bool(user and user.is_active and user.role == "platform_admin")
 
 
-class TenantAdmin(ModelView, model=Tenant):
+class AuditedView(ModelView):
+    """Every save in the admin lands in the audit log with the admin's identity."""
+
+    async def after_model_change(
+        self, data: dict[str, Any], model: Any, is_created: bool, request: Request
+    ) -> None:
+        with self.session_maker() as session, session.begin():
+            actor = session.get(User, request.session.get("user_id") or 0)
+            shown = {k: str(v) for k, v in data.items() if k != "password_hash"}
+            audit.record(
+                session,
+                actor=actor,
+                action=f"{model.__tablename__}.{'create' if is_created else 'update'}",
+                subject=str(model)[:80],
+                tenant_id=getattr(model, "tenant_id", None),
+                details=shown,
+                via="admin",
+            )
+
+
+class TenantAdmin(AuditedView, model=Tenant):
     column_list = [
         Tenant.id,
         Tenant.name,
@@ -70,7 +90,7 @@ class TenantAdmin(ModelView, model=Tenant):
     can_delete = False
 
 
-class UserAdmin(ModelView, model=User):
+class UserAdmin(AuditedView, model=User):
     column_list = [User.id, User.email, User.role, User.tenant, User.is_active]
     column_searchable_list = [User.email]
     column_details_exclude_list = [User.password_hash]
@@ -92,7 +112,7 @@ class UserAdmin(ModelView, model=User):
             data.pop("password_hash", None)
 
 
-class ExtensionAdmin(ModelView, model=Extension):
+class ExtensionAdmin(AuditedView, model=Extension):
     column_list = [
         Extension.id,
         Extension.internal_number,
@@ -117,7 +137,7 @@ class ExtensionAdmin(ModelView, model=Extension):
         data["external_number"] = parse_owner_number(data.get("external_number") or "", region)
 
 
-class ProfileAdmin(ModelView, model=Profile):
+class ProfileAdmin(AuditedView, model=Profile):
     name = "CallNow profile"
     column_list = [
         Profile.id,

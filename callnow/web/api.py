@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from callnow.domain.availability import InvalidWindow, Window
 from callnow.domain.callnow_id import InvalidCallNowId, normalise_callnow_id
 from callnow.domain.rules import InvalidRule
-from callnow.store import accounts, profiles
+from callnow.store import accounts, audit, profiles
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile, User
 from callnow.web.context import app_state, client_address, db
@@ -237,6 +237,15 @@ def update_profile(
         if value is None:
             raise HTTPException(422, f"{name} may not be null")
         setattr(profile, name, value.strip() if isinstance(value, str) else value)
+    audit.record(
+        session,
+        actor=user,
+        action="profile.update",
+        subject=profile.callnow_id,
+        tenant_id=profile.extension.tenant_id,
+        via="api",
+        details=changes.model_dump(exclude_unset=True),
+    )
     session.flush()
     session.refresh(profile)
     return _profile_out(profile)
@@ -285,6 +294,15 @@ def put_rules(
     except InvalidRule as exc:
         raise HTTPException(422, str(exc)) from exc
     profiles.replace_rules(session, profile, domain_rules)
+    audit.record(
+        session,
+        actor=user,
+        action="rules.replace",
+        subject=profile.callnow_id,
+        tenant_id=profile.extension.tenant_id,
+        via="api",
+        details={"rules": [r.describe() for r in domain_rules]},
+    )
     session.flush()
     session.refresh(profile)
     return get_rules(callnow_id, user, session)

@@ -18,11 +18,11 @@ from callnow.domain.callnow_id import InvalidCallNowId, normalise_callnow_id
 from callnow.domain.phone import InvalidNumber, e164_prefix
 from callnow.domain.request_state import VISITOR_TEXT, RequestState
 from callnow.domain.rules import InvalidRule, NameMatch, NumberMatch, Rule, RuleAction
-from callnow.store import accounts, profiles
+from callnow.store import accounts, audit, profiles
 from callnow.store import requests as request_store
 from callnow.store.models import Profile, User, utcnow
 from callnow.web import forms
-from callnow.web.context import app_state, db, templates
+from callnow.web.context import app_state, client_address, db, templates
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 MAX_WINDOWS = 21
@@ -92,9 +92,16 @@ async def login(request: Request, session: Session = Depends(db)) -> Response:
     form = await _checked_form(request)
     if form is None:
         return _render(request, "login.html", None, error="Please try again.", status_code=400)
-    user = accounts.authenticate(
-        session, forms.field(form, "email", 254), forms.field(form, "password", 256)
-    )
+    email = forms.field(form, "email", 254)
+    if not app_state(request).safeguards.throttle.login(email, client_address(request)):
+        return _render(
+            request,
+            "login.html",
+            None,
+            status_code=429,
+            error="Too many attempts. Please wait a few minutes and try again.",
+        )
+    user = accounts.authenticate(session, email, forms.field(form, "password", 256))
     if user is None:
         return _render(
             request,
@@ -261,6 +268,15 @@ async def save_preferences(
     profile.welcome_message = welcome
     profile.timezone = timezone
     profiles.replace_windows(session, profile, windows)
+    audit.record(
+        session,
+        actor=user,
+        action="profile.update",
+        subject=profile.callnow_id,
+        tenant_id=profile.extension.tenant_id,
+        via="portal",
+        details={k: v for k, v in form.items() if k != "csrf"},
+    )
     session.flush()
     session.refresh(profile)
     return _preferences(request, user, profile, errors={}, saved=True)
@@ -372,6 +388,15 @@ async def change_rules(
     else:
         return _rules(request, user, profile, error="Unknown change.", status_code=400)
     profiles.replace_rules(session, profile, current)
+    audit.record(
+        session,
+        actor=user,
+        action=f"rules.{operation}",
+        subject=profile.callnow_id,
+        tenant_id=profile.extension.tenant_id,
+        via="portal",
+        details={"rules": [r.describe() for r in current]},
+    )
     session.flush()
     session.refresh(profile)
     return RedirectResponse(f"/portal/profiles/{profile.callnow_id}/rules", status_code=303)

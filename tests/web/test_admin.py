@@ -52,3 +52,23 @@ def test_the_admin_normalises_a_callnow_id_and_refuses_a_reserved_one(world):
     assert refused.status_code == 400
     with world.sessions() as session:
         assert session.get(Profile, profile_id).callnow_id == "alice.two"
+
+
+def test_admin_changes_are_written_to_the_audit_log(world):
+    from callnow.store import audit
+
+    make_admin(world)
+    admin_login(world, "root@example.com")
+    with world.sessions() as session:
+        profile = session.scalars(select(Profile).where(Profile.callnow_id == "bob")).one()
+    form = {
+        "extension": str(profile.extension_id),
+        "callnow_id": "bob.b",
+        "enabled": "y",
+        "welcome_message": "",
+    }
+    world.client.post(f"/admin/profile/edit/{profile.id}", data=form)
+    with world.sessions() as session:
+        [entry] = audit.recent(session)
+        assert (entry.action, entry.actor) == ("profiles.update", "root@example.com (admin)")
+        assert entry.details["callnow_id"] == "bob.b"

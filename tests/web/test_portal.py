@@ -214,3 +214,24 @@ def test_an_api_key_is_shown_once_and_can_be_revoked(world):
         ).status_code
         == 401
     )
+
+
+def test_preference_and_rule_changes_are_audited(world):
+    from callnow.store import audit
+
+    log_in(world)
+    _, data = preferences_form(world)
+    world.client.post("/portal/profiles/alice/preferences", data=data)
+    rules_action(world, op="add", action="reject", number_match="prefix", number_value="04")
+    with world.sessions() as session:
+        entries = audit.recent(session)
+        assert [e.action for e in entries] == ["rules.add", "profile.update"]
+        assert entries[0].actor == "alice@example.com (portal)"
+        assert entries[0].details == {"rules": ["Reject when number starts with +614"]}
+
+
+def test_logins_are_throttled_per_account(world):
+    statuses = [log_in(world, password=f"wrong password {i}").status_code for i in range(7)]
+    assert statuses[:5] == [401] * 5
+    assert statuses[5:] == [429, 429]
+    assert log_in(world).status_code == 429  # even the right password waits
