@@ -14,6 +14,7 @@ starts `LiveTelephony` (spawning a private rtpengine on the reserved ports) and 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -172,3 +173,22 @@ def uri_user(header: str | None) -> str:
     found = re.search(r"<sips?:([^@>]+)@", header)
     assert found, header
     return found.group(1)
+
+
+def digest_response(authorization: str, method: str, password: str) -> tuple[str, str]:
+    """(response sent, response expected) for a Digest Authorization/Proxy-Authorization
+    value with qop=auth (RFC 2617), so a test proves the credentials, not only the header."""
+    params = dict(
+        (key, value.strip('"'))
+        for key, value in re.findall(r'(\w+)=("[^"]*"|[^,\s]+)', authorization)
+    )
+
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode()).hexdigest()
+
+    ha1 = md5(f"{params['username']}:{params['realm']}:{password}")
+    ha2 = md5(f"{method}:{params['uri']}")
+    expected = md5(
+        f"{ha1}:{params['nonce']}:{params['nc']}:{params['cnonce']}:{params['qop']}:{ha2}"
+    )
+    return params["response"], expected

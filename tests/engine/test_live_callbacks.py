@@ -10,20 +10,27 @@ exchange audio once the legs are bridged.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from callnow.config import RtpengineSettings
 from callnow.domain.calls import Disposition, LegRole
+from callnow.domain.flow import AcceptanceMode
 from callnow.domain.prompt_text import confirm_prompt
 from callnow.domain.request_state import RequestState
 from callnow.telephony.prompts import wav_duration
 from tests.engine.live_helpers import (
     OWNER_EXTERNAL,
     OWNER_INTERNAL,
+    SHORT_CALLS,
+    TEST_LIMITS,
+    TRUNK_PASSWORD,
+    TRUNK_USER,
     VISITOR_NAME,
     VISITOR_NUMBER,
+    digest_response,
     facts,
     live_rig,
     media_address,
@@ -128,3 +135,279 @@ async def test_owner_accepts_by_rfc4733_hears_prompt_and_talks_until_requester_h
     assert rig.record(LegRole.OWNER).destination == OWNER_INTERNAL
     assert rig.record(LegRole.REQUESTER).destination == VISITOR_NUMBER
     assert rig.recorder.states[-1] == (RequestState.COMPLETED, "requester_hung_up")
+
+
+async def test_owner_accepts_by_sip_info_and_hangs_up_during_the_call(
+    sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
+) -> None:
+    async with RtpPeer() as owner_phone, RtpPeer() as visitor_phone:
+        owner = sipp_peer(
+            "media_answer_info_then_bye.xml", {"rtp_port": str(owner_phone.port), "digit": "1"}
+        )
+        trunk = sipp_peer("media_answer.xml", {"rtp_port": str(visitor_phone.port)})
+        async with live_rig(owner, trunk, rtpengine_settings, prompt_cache, tmp_path) as rig:
+            handle = await rig.start(facts())
+            owner_invite = await wait_for_request(owner, "INVITE")
+            trunk_invite = await wait_for_request(trunk, "INVITE")
+            await rig.wait_for_state(RequestState.CONNECTED)
+            await exchange_audio(
+                owner_phone,
+                media_address(owner_invite.body),
+                visitor_phone,
+                media_address(trunk_invite.body),
+            )
+            outcome = await rig.outcome(handle)
+
+    assert (outcome.state, outcome.reason) == (RequestState.COMPLETED, "owner_hung_up")
+    assert (RequestState.CALLING_REQUESTER, "owner_pressed_1") in rig.recorder.states
+    assert await wait_for_exit(owner) == 0, owner.diagnostics()
+    assert await wait_for_exit(trunk) == 0, trunk.diagnostics()
+    assert methods_received(owner) == ["INVITE", "ACK"]  # the owner sent INFO and BYE
+    assert methods_received(trunk) == ["INVITE", "ACK", "BYE"]  # the requester got our BYE
+    assert_owner_invite(owner_invite, owner.port)
+    assert_trunk_invite(trunk_invite, trunk.port)
+    for role in LegRole:
+        assert rig.record(role).disposition is Disposition.ANSWERED
+        assert rig.record(role).billable_seconds > 0
+
+
+async def test_owner_accepts_with_sipps_own_rfc4733_recording(
+    sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
+) -> None:
+    """The key comes from SIPp's dtmf_2833_1.pcap (a real phone's RFC 4733 packets), played
+    from the owner's SIPp to the media address we offered; nothing is sent as SIP INFO."""
+    pcap = Path("/usr/share/sip-tester/dtmf_2833_1.pcap")
+    assert pcap.is_file(), "Debian's sip-tester ships dtmf_2833_1.pcap; the scenario needs it"
+    owner = sipp_peer("answer_pcap_dtmf_1.xml")
+    trunk = sipp_peer("answer.xml")
+    async with live_rig(
+        owner, trunk, rtpengine_settings, prompt_cache, tmp_path, limits=SHORT_CALLS
+    ) as rig:
+        handle = await rig.start(facts())
+        outcome = await rig.outcome(handle)
+
+    assert (outcome.state, outcome.reason) == (RequestState.COMPLETED, "max_duration_reached")
+    assert (RequestState.CALLING_REQUESTER, "owner_pressed_1") in rig.recorder.states
+    assert await wait_for_exit(owner) == 0, owner.diagnostics()
+    assert await wait_for_exit(trunk) == 0, trunk.diagnostics()
+    assert methods_received(owner) == ["INVITE", "ACK", "BYE"]
+    assert methods_received(trunk) == ["INVITE", "ACK", "BYE"]
+    assert_trunk_invite(trunk.received("INVITE")[0], trunk.port)
+    assert rig.record(LegRole.REQUESTER).disposition is Disposition.ANSWERED
+
+
+# -- the owner says no, or cannot be reached ------------------------------------------------
+
+
+async def test_owner_declines_with_2_and_the_trunk_is_never_called(
+    sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
+) -> None:
+    owner = sipp_peer("answer_info_dtmf.xml", {"digit": "2"})
+    trunk = sipp_peer("answer.xml")
+    async with live_rig(owner, trunk, rtpengine_settings, prompt_cache, tmp_path) as rig:
+        outcome = await rig.outcome(await rig.start(facts()))
+
+    assert (outcome.state, outcome.reason) == (RequestState.OWNER_DECLINED, "owner_pressed_2")
+    assert await wait_for_exit(owner) == 0, owner.diagnostics()
+    assert methods_received(owner) == ["INVITE", "ACK", "BYE"]
+    assert trunk.received() == []  # no INVITE (nor anything else) reached the trunk
+    assert [r.role for r in rig.recorder.records] == [LegRole.OWNER]
+    assert rig.record(LegRole.OWNER).disposition is Disposition.ANSWERED
+    assert_owner_invite(owner.received("INVITE")[0], owner.port)
+
+
+async def test_owner_busy(
+    sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
+) -> None:
+    owner = sipp_peer("busy.xml")
+    trunk = sipp_peer("answer.xml")
+    async with live_rig(owner, trunk, rtpengine_settings, prompt_cache, tmp_path) as rig:
+        outcome = await rig.outcome(await rig.start(facts()))
+
+    assert (outcome.state, outcome.reason) == (RequestState.OWNER_UNREACHABLE, "owner_busy")
+    assert await wait_for_exit(owner) == 0, owner.diagnostics()
+    assert methods_received(owner) == ["INVITE", "ACK"]
+    assert trunk.received() == []
+    record = rig.record(LegRole.OWNER)
+    assert (record.disposition, record.sip_code, record.billable_seconds) == (
+        Disposition.BUSY,
+        486,
+        0,
+    )
+
+
+async def test_owner_never_answers(
+    sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
+) -> None:
+    owner = sipp_peer("ring_forever.xml")
+    trunk = sipp_peer("answer.xml")
+    async with live_rig(owner, trunk, rtpengine_settings, prompt_cache, tmp_path) as rig:
+        outcome = await rig.outcome(await rig.start(facts()))
+
+    assert (outcome.state, outcome.reason) == (RequestState.OWNER_UNREACHABLE, "owner_no_answer")
+    assert await wait_for_exit(owner) == 0, owner.diagnostics()
+    assert methods_received(owner) == ["INVITE", "CANCEL", "ACK"]  # the flow's ring timer
+    assert trunk.received() == []
+    record = rig.record(LegRole.OWNER)
+    assert record.disposition is Disposition.NO_ANSWER
+    assert record.ringing_at is not None and record.billable_seconds == 0
+
+
+async def test_owner_hangs_up_during_the_prompt(
+    sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
+) -> None:
+    owner = sipp_peer("answer_then_bye.xml")
+    trunk = sipp_peer("answer.xml")
+    async with live_rig(owner, trunk, rtpengine_settings, prompt_cache, tmp_path) as rig:
+        outcome = await rig.outcome(await rig.start(facts()))
+
+    assert (outcome.state, outcome.reason) == (
+        RequestState.OWNER_DECLINED,
+        "owner_hung_up_during_prompt",
+    )
+    assert await wait_for_exit(owner) == 0, owner.diagnostics()
+    assert methods_received(owner) == ["INVITE", "ACK"]  # it sent the BYE; we sent none
+    assert trunk.received() == []
+    assert rig.record(LegRole.OWNER).disposition is Disposition.ANSWERED
+    assert rig.telephony.open_channels == 0
+
+
+# -- the requester cannot be reached ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("trunk_scenario", "reason", "disposition", "sip_code", "trunk_saw"),
+    [
+        ("busy.xml", "requester_busy", Disposition.BUSY, 486, ["INVITE", "ACK"]),
+        (
+            "ring_forever.xml",
+            "requester_no_answer",
+            Disposition.NO_ANSWER,
+            None,
+            ["INVITE", "CANCEL", "ACK"],
+        ),
+        ("trunk_503.xml", "requester_failed", Disposition.FAILED, 503, ["INVITE", "ACK"]),
+    ],
+    ids=["busy", "no_answer", "trunk_503"],
+)
+async def test_requester_unreachable_owner_is_told_and_released(
+    sipp_peer,
+    rtpengine_settings: RtpengineSettings,
+    prompt_cache: Path,
+    tmp_path: Path,
+    trunk_scenario: str,
+    reason: str,
+    disposition: Disposition,
+    sip_code: int | None,
+    trunk_saw: list[str],
+) -> None:
+    owner = sipp_peer("answer_info_dtmf_relay.xml", {"digit": "1"})
+    trunk = sipp_peer(trunk_scenario)
+    async with live_rig(owner, trunk, rtpengine_settings, prompt_cache, tmp_path) as rig:
+        outcome = await rig.outcome(await rig.start(facts()))
+
+    assert (outcome.state, outcome.reason) == (RequestState.REQUESTER_UNREACHABLE, reason)
+    assert await wait_for_exit(trunk) == 0, trunk.diagnostics()
+    assert await wait_for_exit(owner) == 0, owner.diagnostics()
+    assert methods_received(trunk) == trunk_saw
+    assert methods_received(owner) == ["INVITE", "ACK", "BYE"]  # after the notice
+    assert_trunk_invite(trunk.received("INVITE")[0], trunk.port)
+    requester = rig.record(LegRole.REQUESTER)
+    assert (requester.disposition, requester.sip_code) == (disposition, sip_code)
+    assert requester.billable_seconds == 0
+    assert rig.record(LegRole.OWNER).disposition is Disposition.ANSWERED
+
+
+# -- trunk authentication ------------------------------------------------------------------
+
+
+async def test_trunk_asks_407_and_accepts_our_digest(
+    sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
+) -> None:
+    owner = sipp_peer("answer_info_dtmf_relay.xml", {"digit": "1"})
+    trunk = sipp_peer("trunk_auth.xml")
+    async with live_rig(
+        owner, trunk, rtpengine_settings, prompt_cache, tmp_path, limits=SHORT_CALLS
+    ) as rig:
+        outcome = await rig.outcome(await rig.start(facts()))
+
+    assert (outcome.state, outcome.reason) == (RequestState.COMPLETED, "max_duration_reached")
+    assert await wait_for_exit(trunk) == 0, trunk.diagnostics()
+    assert await wait_for_exit(owner) == 0, owner.diagnostics()
+    first, second = trunk.received("INVITE")
+    assert first.header("Proxy-Authorization") is None
+    authorization = second.header("Proxy-Authorization")
+    assert authorization is not None and f'username="{TRUNK_USER}"' in authorization
+    sent, expected = digest_response(authorization, "INVITE", TRUNK_PASSWORD)
+    assert sent == expected
+    for invite in (first, second):
+        assert_trunk_invite(invite, trunk.port)
+    assert methods_received(trunk) == ["INVITE", "ACK", "INVITE", "ACK", "BYE"]
+    assert rig.record(LegRole.REQUESTER).disposition is Disposition.ANSWERED
+    assert rig.record(LegRole.REQUESTER).billable_seconds >= 2
+
+
+async def test_trunk_rejects_our_credentials_without_a_retry_loop(
+    sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
+) -> None:
+    owner = sipp_peer("answer_info_dtmf_relay.xml", {"digit": "1"})
+    trunk = sipp_peer("trunk_auth_reject.xml")
+    async with live_rig(owner, trunk, rtpengine_settings, prompt_cache, tmp_path) as rig:
+        outcome = await rig.outcome(await rig.start(facts()))
+
+    assert (outcome.state, outcome.reason) == (
+        RequestState.REQUESTER_UNREACHABLE,
+        "requester_failed",
+    )
+    assert await wait_for_exit(trunk) == 0, trunk.diagnostics()  # a 3rd INVITE would fail it
+    assert len(trunk.received("INVITE")) == 2
+    assert trunk.received("INVITE")[1].header("Proxy-Authorization") is not None
+    requester = rig.record(LegRole.REQUESTER)
+    assert (requester.disposition, requester.sip_code) == (Disposition.FAILED, 407)
+
+
+# -- SIP details and limits ------------------------------------------------------------------
+
+
+async def test_owner_contact_with_uppercase_transport_still_gets_our_bye(
+    sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
+) -> None:
+    """Auto-accepted (whisper, then the trunk at once); the requester hangs up, and the BYE
+    to the owner is an in-dialog request to `Contact: <...;transport=UDP>`."""
+    owner = sipp_peer("answer_transport_upper.xml")
+    trunk = sipp_peer("answer_then_bye.xml")
+    async with live_rig(owner, trunk, rtpengine_settings, prompt_cache, tmp_path) as rig:
+        outcome = await rig.outcome(await rig.start(facts(AcceptanceMode.AUTO)))
+
+    assert (outcome.state, outcome.reason) == (RequestState.COMPLETED, "requester_hung_up")
+    assert (RequestState.CALLING_REQUESTER, "auto_accepted") in rig.recorder.states
+    assert await wait_for_exit(owner) == 0, owner.diagnostics()
+    assert await wait_for_exit(trunk) == 0, trunk.diagnostics()
+    assert methods_received(owner) == ["INVITE", "ACK", "BYE"]
+    assert_trunk_invite(trunk.received("INVITE")[0], trunk.port)
+    for role in LegRole:
+        assert rig.record(role).disposition is Disposition.ANSWERED
+
+
+async def test_maximum_call_duration_ends_a_bridged_call_cleanly(
+    sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
+) -> None:
+    owner = sipp_peer("answer_info_dtmf_relay.xml", {"digit": "1"})
+    trunk = sipp_peer("answer.xml")
+    limits = replace(TEST_LIMITS, max_call_duration_s=3)
+    async with live_rig(
+        owner, trunk, rtpengine_settings, prompt_cache, tmp_path, limits=limits
+    ) as rig:
+        outcome = await rig.outcome(await rig.start(facts()))
+
+    assert (outcome.state, outcome.reason) == (RequestState.COMPLETED, "max_duration_reached")
+    assert await wait_for_exit(owner) == 0, owner.diagnostics()
+    assert await wait_for_exit(trunk) == 0, trunk.diagnostics()
+    assert methods_received(owner) == ["INVITE", "ACK", "BYE"]
+    assert methods_received(trunk) == ["INVITE", "ACK", "BYE"]
+    requester = rig.record(LegRole.REQUESTER)
+    assert requester.answered_at is not None
+    talked = (requester.ended_at - requester.answered_at).total_seconds()
+    assert 3 <= talked < 4.5  # the timer starts at the bridge; a limit, not a speed claim
+    assert requester.billable_seconds in (3, 4)
+    assert rig.record(LegRole.OWNER).billable_seconds >= 3
