@@ -61,6 +61,16 @@ def local_days(first_day: date, days: int, zone: ZoneInfo) -> Period:
     return Period(start.astimezone(UTC), end.astimezone(UTC))
 
 
+def parse_instant(text: str, zone: ZoneInfo) -> datetime:
+    """A date ("2026-12-01", midnight in `zone`) or an ISO date-time (in `zone` unless it
+    carries an offset); ValueError otherwise."""
+    text = text.strip()
+    if len(text) == 10:
+        return datetime.combine(date.fromisoformat(text), time(), zone)
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+
+
 def budget_for(session: Session, extension_id: int, now: datetime) -> Budget:
     """The domain Budget of one extension at `now`: the tighter of its and its tenant's limits."""
     extension = session.get(Extension, extension_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, time
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -17,7 +17,7 @@ import typer
 from sqlalchemy.orm import Session
 
 from callnow.billing import ledger
-from callnow.billing.budgets import UNCHANGED, LimitChange, local_days
+from callnow.billing.budgets import UNCHANGED, LimitChange, local_days, parse_instant
 from callnow.billing.deck_csv import DeckImportFailed
 from callnow.billing.money import format_minor, parse_minor
 from callnow.billing.rerate import RerateReport, rerate
@@ -73,15 +73,11 @@ def _tenant(session: Session, name: str | None) -> Tenant | None:
     return tenant
 
 
-def parse_instant(text: str, zone: ZoneInfo) -> datetime:
-    """A date (midnight in `zone`) or an ISO date-time (in `zone` unless it has an offset)."""
+def _instant(text: str, zone: ZoneInfo) -> datetime:
     try:
-        if len(text.strip()) == 10:
-            return datetime.combine(date.fromisoformat(text.strip()), time(), zone)
-        moment = datetime.fromisoformat(text.strip())
+        return parse_instant(text, zone)
     except ValueError as exc:
         raise CommandError(f"'{text}' is not a date like 2026-12-01") from exc
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
 
 
 def _limit(text: str | None, exponent: int) -> LimitChange:
@@ -112,7 +108,7 @@ def import_deck(
         owner = _tenant(session, tenant)
         zone = ZoneInfo(owner.timezone if owner else settings.default_timezone)
         result = ledger.import_deck(
-            session, data, owner.id if owner else None, name, parse_instant(effective_from, zone)
+            session, data, owner.id if owner else None, name, _instant(effective_from, zone)
         )
         if isinstance(result, DeckImportFailed):
             for error in result.errors:

@@ -78,6 +78,14 @@ class DayTotal:
 
 
 @dataclass(frozen=True, slots=True)
+class OwnerScope:
+    """The extensions whose charges one user sees, and the calendar they are shown in."""
+
+    extension_ids: tuple[int, ...]
+    zone: ZoneInfo
+
+
+@dataclass(frozen=True, slots=True)
 class TenantSpend:
     tenant_id: int
     tenant_name: str
@@ -91,6 +99,18 @@ def parse_month(text: str) -> date:
     if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 2000:
         raise ValueError(f"{text!r} is not a month like 2026-11")
     return date(int(match.group(1)), int(match.group(2)), 1)
+
+
+def owner_scope(session: Session, user_id: int, default_zone: str = "UTC") -> OwnerScope:
+    """An owner sees the charges of the extensions they own, in their tenant's time zone."""
+    rows = session.execute(
+        select(Extension.id, Tenant.timezone)
+        .join(Tenant, Tenant.id == Extension.tenant_id)
+        .where(Extension.owner_user_id == user_id)
+        .order_by(Extension.id)
+    ).all()
+    zone = ZoneInfo(rows[0][1] if rows else default_zone)
+    return OwnerScope(tuple(extension_id for extension_id, _ in rows), zone)
 
 
 def current_month(now: datetime, zone: ZoneInfo) -> date:

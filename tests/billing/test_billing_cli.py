@@ -97,11 +97,27 @@ def test_a_bad_deck_prints_numbered_errors_exits_non_zero_and_keeps_the_old_deck
 
 def test_a_tenant_deck_needs_a_known_tenant(database, tmp_path):
     path = write(tmp_path, "alice.csv", deck_csv("61,Alice,0,0.05,60,60,0"))
-    ok = run("import-deck", str(path), "--name", "A", "--effective-from", "2026-01-01",
-             "--tenant", "Alice Pty")  # fmt: skip
+    ok = run(
+        "import-deck",
+        str(path),
+        "--name",
+        "A",
+        "--effective-from",
+        "2026-01-01",
+        "--tenant",
+        "Alice Pty",
+    )
     assert ok.exit_code == 0 and "imported for Alice Pty" in ok.stdout
-    unknown = run("import-deck", str(path), "--name", "A", "--effective-from", "2026-01-01",
-                  "--tenant", "Nobody")  # fmt: skip
+    unknown = run(
+        "import-deck",
+        str(path),
+        "--name",
+        "A",
+        "--effective-from",
+        "2026-01-01",
+        "--tenant",
+        "Nobody",
+    )
     assert unknown.exit_code == 1 and "No tenant named 'Nobody'" in unknown.stderr
 
 
@@ -140,8 +156,9 @@ def test_rerate_reports_differences_and_changes_nothing_on_a_dry_run(database, t
         ledger.post_charge_for_leg(session, posted)
         add_finished_call(session, "alice", LOCAL, answered_at=NOV_20_2PM_SYDNEY, seconds=60)
     # A corrected deck, back-dated to before the call: the mobile minute is now 0.30.
-    import_platform(tmp_path, deck_csv("614,mobile,0,0.30,60,60,0", "61,fixed,0,0.10,60,60,0"),
-                    "2026-11-01")  # fmt: skip
+    import_platform(
+        tmp_path, deck_csv("614,mobile,0,0.30,60,60,0", "61,fixed,0,0.10,60,60,0"), "2026-11-01"
+    )
 
     dry = run("rerate", "--from", "2026-11-20", "--to", "2026-11-20", "--dry-run")
     assert dry.exit_code == 0, dry.output

@@ -88,8 +88,11 @@ def test_the_owner_sees_each_callback_and_the_months_totals(billing):
     page = billing.client.get("/portal/billing?month=2026-11")
     assert page.status_code == 200
     rows = re.findall(r"<tr><td>(\d\d \w\w\w \d\d:\d\d)</td><td>([^<]*)</td>", page.text)
-    assert rows == [("20 Nov 14:00", "Mary Local"), ("20 Nov 14:00", "Mo Bile"),
-                    ("03 Nov 12:00", "Early Bird")]  # fmt: skip
+    assert rows == [
+        ("20 Nov 14:00", "Mary Local"),
+        ("20 Nov 14:00", "Mo Bile"),
+        ("03 Nov 12:00", "Early Bird"),
+    ]
     assert "mobile" in page.text and "local" in page.text and "1:35" in page.text
     totals = page.text[page.text.index('id="month-totals"') :]
     assert "<dt>Calls</dt><dd>3</dd>" in totals
@@ -189,7 +192,9 @@ def test_the_admin_imports_a_deck_from_the_form_and_exports_it(billing):
     assert "imported" in page and "December" in page
     assert "2026-11-30 13:00 UTC" in page  # midnight in Sydney
     with billing.sessions() as session:
-        deck_id = session.scalars(select(RateDeckRow.id).where(RateDeckRow.name == "December")).one()
+        deck_id = session.scalars(
+            select(RateDeckRow.id).where(RateDeckRow.name == "December")
+        ).one()
     exported = billing.client.get(f"/portal/billing/platform/decks/{deck_id}.csv")
     assert exported.status_code == 200 and "614,mobile,0.00,0.30,30,6,0.00" in exported.text
 
@@ -200,8 +205,12 @@ def test_a_deck_uploaded_as_a_file_for_a_tenant(billing):
     alice_id = re.search(r'<option value="(\d+)">Alice Pty</option>', page.text).group(1)
     response = billing.client.post(
         "/portal/billing/platform/decks",
-        data={"csrf": form_token(page.text, "csrf"), "name": "Alice own",
-              "tenant_id": alice_id, "effective_from": "2026-12-01"},  # fmt: skip
+        data={
+            "csrf": form_token(page.text, "csrf"),
+            "name": "Alice own",
+            "tenant_id": alice_id,
+            "effective_from": "2026-12-01",
+        },
         files={"file": ("alice.csv", deck_csv("61,Alice,0,0.05,60,60,0").encode(), "text/csv")},
     )
     assert response.status_code == 303
@@ -245,14 +254,19 @@ def test_the_api_needs_a_key(billing):
 
 
 def test_the_api_lists_only_the_callers_own_charges(billing):
-    alice = billing.client.get("/api/v1/billing/charges?month=2026-11", headers=api_key(billing, "alice@example.com"))
+    alice = billing.client.get(
+        "/api/v1/billing/charges?month=2026-11", headers=api_key(billing, "alice@example.com")
+    )
     assert alice.status_code == 200
     assert [c["caller_name"] for c in alice.json()] == ["Mary Local", "Mo Bile", "Early Bird"]
     assert alice.json()[1]["gross_minor"] == 79 and alice.json()[1]["billed_s"] == 96
     bob_key = api_key(billing, "bob@example.com")
     bob = billing.client.get("/api/v1/billing/charges?month=2026-11", headers=bob_key).json()
     assert [c["caller_name"] for c in bob] == ["Zed Bobcaller"]
-    page = billing.client.get("/api/v1/billing/charges?month=2026-11&limit=1&offset=1", headers=api_key(billing, "alice@example.com"))
+    page = billing.client.get(
+        "/api/v1/billing/charges?month=2026-11&limit=1&offset=1",
+        headers=api_key(billing, "alice@example.com"),
+    )
     assert [c["caller_name"] for c in page.json()] == ["Mo Bile"]
 
 
@@ -278,4 +292,7 @@ def test_the_api_statement_has_totals_days_and_charges(billing):
 @pytest.mark.parametrize("month", ["2026-13", "November", "1999-01"])
 def test_the_api_refuses_a_month_it_cannot_read(billing, month):
     key = api_key(billing, "alice@example.com")
-    assert billing.client.get(f"/api/v1/billing/statement?month={month}", headers=key).status_code == 422
+    assert (
+        billing.client.get(f"/api/v1/billing/statement?month={month}", headers=key).status_code
+        == 422
+    )
