@@ -20,6 +20,7 @@ from callnow.domain.rules import Rule, RuleAction, first_matching
 class Outcome(StrEnum):
     REJECT = "reject"
     CONFIRM = "confirm"  # ring the owner and wait for their key
+    CONFIRM_ON_WEB = "confirm_web"  # wait until the owner accepts in the portal
     ACCEPT = "accept"  # ring the owner with a short whisper, then call back at once
 
 
@@ -38,6 +39,7 @@ class OwnerPreferences:
     windows: Sequence[Window]
     timezone: ZoneInfo
     rules: Sequence[Rule]
+    confirm_on_web: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +62,7 @@ def decide(
         return Decision(Outcome.REJECT, RejectReason.RULE)
     if not is_available(prefs.windows, now, prefs.timezone):
         return Decision(Outcome.REJECT, RejectReason.OUTSIDE_HOURS)
+    confirm = Outcome.CONFIRM_ON_WEB if prefs.confirm_on_web else Outcome.CONFIRM
     if rule is not None:
-        outcome = Outcome.ACCEPT if rule.action is RuleAction.ACCEPT else Outcome.CONFIRM
-        return Decision(outcome, position)
-    outcome = Outcome.CONFIRM if prefs.confirmation_required else Outcome.ACCEPT
-    return Decision(outcome, position)
+        return Decision(Outcome.ACCEPT if rule.action is RuleAction.ACCEPT else confirm, position)
+    return Decision(confirm if prefs.confirmation_required else Outcome.ACCEPT, position)

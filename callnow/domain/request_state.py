@@ -25,16 +25,31 @@ class RequestState(StrEnum):
 S = RequestState
 TERMINAL = frozenset(
     {
-        S.REJECTED, S.OWNER_DECLINED, S.OWNER_UNREACHABLE, S.REQUESTER_UNREACHABLE,
-        S.COMPLETED, S.FAILED, S.CANCELLED, S.INTERRUPTED,
+        S.REJECTED,
+        S.OWNER_DECLINED,
+        S.OWNER_UNREACHABLE,
+        S.REQUESTER_UNREACHABLE,
+        S.COMPLETED,
+        S.FAILED,
+        S.CANCELLED,
+        S.INTERRUPTED,
     }
 )
 _ALLOWED: dict[RequestState, frozenset[RequestState]] = {
     S.RECEIVED: frozenset({S.REJECTED, S.QUEUED, S.FAILED}),
-    S.QUEUED: frozenset({S.CALLING_OWNER, S.CANCELLED, S.FAILED, S.REJECTED}),
+    # From queued straight to declined/unreachable: the owner answered (or not) on the web.
+    S.QUEUED: frozenset(
+        {S.CALLING_OWNER, S.CANCELLED, S.FAILED, S.REJECTED, S.OWNER_DECLINED, S.OWNER_UNREACHABLE}
+    ),
     S.CALLING_OWNER: frozenset(
-        {S.CALLING_REQUESTER, S.OWNER_DECLINED, S.OWNER_UNREACHABLE, S.CANCELLED, S.FAILED,
-         S.INTERRUPTED}
+        {
+            S.CALLING_REQUESTER,
+            S.OWNER_DECLINED,
+            S.OWNER_UNREACHABLE,
+            S.CANCELLED,
+            S.FAILED,
+            S.INTERRUPTED,
+        }
     ),
     S.CALLING_REQUESTER: frozenset(
         {S.CONNECTED, S.REQUESTER_UNREACHABLE, S.COMPLETED, S.FAILED, S.INTERRUPTED}

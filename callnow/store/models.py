@@ -135,6 +135,8 @@ class Profile(Base):
     require_caller_name: Mapped[bool] = mapped_column(Boolean, default=True)
     image_validation: Mapped[bool] = mapped_column(Boolean, default=True)
     one_step_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Confirm in the portal instead of by keypad: requests wait until the owner clicks.
+    confirm_on_web: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     welcome_message: Mapped[str] = mapped_column(Text, default="")
     timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
@@ -197,6 +199,10 @@ class CallRequest(Base):
     reason: Mapped[str] = mapped_column(String(64), default="")
     api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    # The engine working on it and until when its lease holds; an expired lease is taken over.
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    claim_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     profile: Mapped[Profile] = relationship()
     events: Mapped[list[RequestEvent]] = relationship(
@@ -293,3 +299,41 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(40))
     subject: Mapped[str] = mapped_column(String(80))
     details: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class WebhookEndpoint(Base):
+    """Where an owner (or a whole tenant) wants request state changes POSTed."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
+    url: Mapped[str] = mapped_column(String(500))
+    secret: Mapped[str] = mapped_column(String(100))  # HMAC-SHA256 key for the signature header
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One state change for one endpoint, retried with backoff until delivered or given up."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(String(40), unique=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id"), index=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("call_requests.id"), index=True)
+    request_event_id: Mapped[int] = mapped_column(ForeignKey("request_events.id"))
+    payload: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str] = mapped_column(String(300), default="")
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    gave_up_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "request_event_id", name="uq_webhook_deliveries_event"),
+    )

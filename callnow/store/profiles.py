@@ -79,6 +79,7 @@ def preferences_of(profile: Profile) -> OwnerPreferences:
         windows=windows_of(profile),
         timezone=timezone_of(profile),
         rules=rules_of(profile),
+        confirm_on_web=profile.confirm_on_web,
     )
 
 

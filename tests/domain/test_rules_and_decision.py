@@ -57,9 +57,7 @@ def test_the_first_matching_rule_decides_in_the_owner_order():
         Rule(RuleAction.ACCEPT, number_match=NumberMatch.EXACT, number_value="61290375678"),
         Rule(RuleAction.REJECT, number_match=NumberMatch.PREFIX, number_value="612"),
     ]
-    assert decide(prefs(rules=rules), MARY, None, MONDAY_10AM) == Decision(
-        Outcome.ACCEPT, "rule 1"
-    )
+    assert decide(prefs(rules=rules), MARY, None, MONDAY_10AM) == Decision(Outcome.ACCEPT, "rule 1")
     assert decide(prefs(rules=rules[::-1]), MARY, None, MONDAY_10AM) == Decision(
         Outcome.REJECT, RejectReason.RULE
     )
@@ -123,3 +121,13 @@ def test_malformed_rules_are_refused(kwargs):
 def test_rules_describe_themselves_for_the_portal():
     rule = Rule(RuleAction.REJECT, number_match=NumberMatch.PREFIX, number_value="614")
     assert rule.describe() == "Reject when number starts with +614"
+
+
+def test_an_owner_who_confirms_on_the_web_gets_requests_held_for_the_portal():
+    p = prefs(confirm_on_web=True)
+    assert decide(p, MARY, "Mary", MONDAY_10AM).outcome is Outcome.CONFIRM_ON_WEB
+    accept_mum = [Rule(RuleAction.ACCEPT, name_match=NameMatch.EXACT, name_value="Mum")]
+    assert (
+        decide(prefs(confirm_on_web=True, rules=accept_mum), MARY, "Mum", MONDAY_10AM).outcome
+        is Outcome.ACCEPT
+    )
