@@ -1,0 +1,198 @@
+"""`LiveChannel`'s own promises, against stand-ins for rtpengine and the prompt renderer:
+`PromptFinished` is timed from the prompt's duration and never reported for a prompt that was
+stopped or replaced; RFC 4733 digits count only from the owner's tag; a media failure on
+answer ends the leg instead of letting the flow go on without audio."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from callnow.domain.calls import LegRole
+from callnow.domain.flow import (
+    Digit,
+    DigitSource,
+    Event,
+    LegEnded,
+    LegRinging,
+    PromptFinished,
+    PromptKind,
+)
+from callnow.engine.live.channel import ChannelConfig, LiveChannel
+from callnow.telephony.dtmf_log import DtmfEvent
+from callnow.telephony.prompts import RenderedPrompt
+from callnow.telephony.sip import Answered, CallerId, Ended, EndedBy, Ringing
+
+PROMPT_S = 0.15
+NOW = datetime(2026, 11, 26, tzinfo=UTC)
+
+
+class FakeMedia:
+    owner_tag = "owner"
+    call_id = "callnow-test"
+
+    def __init__(self, duration: float | None = PROMPT_S, play_delay: float = 0.0) -> None:
+        self.duration = duration
+        self.play_delay = play_delay
+        self.calls: list[tuple[Any, ...]] = []
+
+    async def play_to_owner(self, path: Path) -> float | None:
+        self.calls.append(("play", path.name))
+        await asyncio.sleep(self.play_delay)
+        return self.duration
+
+    async def stop_prompt(self) -> None:
+        self.calls.append(("stop",))
+
+    async def delete(self) -> None:
+        self.calls.append(("delete",))
+
+
+class FakeRenderer:
+    async def render(
+        self, text: str, language: str = "en", voice: str | None = None
+    ) -> RenderedPrompt:
+        return RenderedPrompt(Path(f"/prompts/{text}.wav"), duration_s=PROMPT_S, cached=True)
+
+
+def channel(media: FakeMedia) -> tuple[LiveChannel, list[Event]]:
+    events: list[Event] = []
+    config = ChannelConfig(
+        owner_uri_template="sip:{internal}@127.0.0.1:5080",
+        trunk_uri_template="sip:{e164}@127.0.0.1:5090",
+        trunk_credentials=None,
+        owner_ring_timeout_s=30,
+        requester_ring_timeout_s=45,
+    )
+    live = LiveChannel(
+        request_ref="r1",
+        events=events.append,
+        stack=None,  # type: ignore[arg-type]  (no leg is dialled in these tests)
+        media=media,  # type: ignore[arg-type]
+        renderer=FakeRenderer(),  # type: ignore[arg-type]
+        config=config,
+        visitor=CallerId("Mary", "+61290375678"),
+    )
+    return live, events
+
+
+async def test_prompt_finished_is_reported_once_after_the_prompts_duration() -> None:
+    live, events = channel(FakeMedia())
+    await live.play_prompt(PromptKind.CONFIRM, "hello")
+    assert events == []  # not before the audio could have been heard
+    await asyncio.sleep(PROMPT_S * 3)
+    assert events == [PromptFinished()]
+
+
+async def test_wav_duration_is_used_when_rtpengine_reports_none() -> None:
+    live, events = channel(FakeMedia(duration=None))
+    await live.play_prompt(PromptKind.CONFIRM, "hello")
+    await asyncio.sleep(PROMPT_S * 3)
+    assert events == [PromptFinished()]
+
+
+async def test_a_stopped_prompt_is_never_reported_finished() -> None:
+    media = FakeMedia()
+    live, events = channel(media)
+    await live.play_prompt(PromptKind.CONFIRM, "hello")
+    await live.stop_prompt()
+    await asyncio.sleep(PROMPT_S * 3)
+    assert events == []
+    assert media.calls == [("play", "hello.wav"), ("stop",)]
+
+
+async def test_a_replaced_prompt_is_reported_once_for_the_new_one() -> None:
+    live, events = channel(FakeMedia())
+    await live.play_prompt(PromptKind.WHISPER, "first")
+    await asyncio.sleep(PROMPT_S / 2)
+    await live.play_prompt(PromptKind.NOTICE, "second")
+    await asyncio.sleep(PROMPT_S * 0.75)  # past the first prompt's end, before the second's
+    assert events == []
+    await asyncio.sleep(PROMPT_S * 2)
+    assert events == [PromptFinished()]
+
+
+async def test_a_prompt_stopped_while_rtpengine_starts_it_is_never_reported() -> None:
+    live, events = channel(FakeMedia(play_delay=PROMPT_S))
+    playing = asyncio.create_task(live.play_prompt(PromptKind.CONFIRM, "hello"))
+    await asyncio.sleep(PROMPT_S / 3)
+    await live.stop_prompt()
+    await playing
+    await asyncio.sleep(PROMPT_S * 3)
+    assert events == []
+
+
+async def test_close_silences_a_playing_prompt_and_deletes_nothing_never_offered() -> None:
+    media = FakeMedia()
+    live, events = channel(media)
+    await live.play_prompt(PromptKind.CONFIRM, "hello")
+    await live.close()
+    await asyncio.sleep(PROMPT_S * 3)
+    assert events == []
+    assert ("delete",) not in media.calls  # no offer was made, so no rtpengine call exists
+
+
+def dtmf(source_tag: str, event: int) -> DtmfEvent:
+    return DtmfEvent(
+        call_id="callnow-test", source_tag=source_tag, event=event, duration_ms=200, volume=10
+    )
+
+
+async def test_rfc4733_digits_count_only_from_the_owner() -> None:
+    live, events = channel(FakeMedia())
+    live.on_dtmf(dtmf("visitor", 2))
+    live.on_dtmf(dtmf("owner", 1))
+    live.on_dtmf(dtmf("owner", 16))  # flash: not a key
+    assert events == [Digit("1", DigitSource.RFC4733)]
+
+
+class FakeLeg:
+    """Plays a fixed list of SIP leg events; hangup() ends it locally, as `Leg` does."""
+
+    def __init__(self, *events: Any) -> None:
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        for event in events:
+            self._queue.put_nowait(event)
+        self.hung_up: list[str] = []
+        self.done = False
+
+    async def __aiter__(self) -> Any:
+        while True:
+            event = await self._queue.get()
+            yield event
+            if isinstance(event, Ended):
+                return
+
+    async def hangup(self, reason: str = "") -> None:
+        if not self.done:
+            self.done = True
+            self.hung_up.append(reason)
+            self._queue.put_nowait(Ended(by=EndedBy.LOCAL, at=NOW, reason=reason))
+
+
+class BrokenMedia(FakeMedia):
+    async def owner_answered(self, sdp: str) -> None:
+        raise ConnectionError("rtpengine is gone")
+
+
+async def test_media_failure_on_answer_ends_the_leg_and_the_flow_never_hears_answered() -> None:
+    live, events = channel(BrokenMedia())
+    leg = FakeLeg(Ringing(180, "Ringing", NOW), Answered(sdp="v=0\r\n", at=NOW))
+    live._adopt(LegRole.OWNER, leg)  # type: ignore[arg-type]
+    async with asyncio.timeout(2):
+        while len(events) < 2:
+            await asyncio.sleep(0.01)
+    assert events == [LegRinging(LegRole.OWNER), LegEnded(LegRole.OWNER, by_remote=False)]
+    assert leg.hung_up == ["media_failed"]
+
+
+async def test_an_answer_without_sdp_is_a_media_failure_too() -> None:
+    live, events = channel(FakeMedia())
+    leg = FakeLeg(Answered(sdp=None, at=NOW))
+    live._adopt(LegRole.REQUESTER, leg)  # type: ignore[arg-type]
+    async with asyncio.timeout(2):
+        while not events:
+            await asyncio.sleep(0.01)
+    assert events == [LegEnded(LegRole.REQUESTER, by_remote=False)]
