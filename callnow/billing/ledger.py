@@ -46,6 +46,7 @@ __all__ = [
     "DEFAULT_MAX_CALL_DURATION_S",
     "NotRateable",
     "Parties",
+    "SweepResult",
     "UnrateableLeg",
     "budget_for",
     "charge_of_leg",
@@ -58,9 +59,11 @@ __all__ = [
     "parties_of",
     "post_charge_for_leg",
     "post_charge_with_retry",
+    "post_missing_charges",
     "quote_for_request",
     "rate_leg",
     "set_budget",
+    "unposted_leg_ids",
 ]
 
 DEFAULT_MAX_CALL_DURATION_S = 3600  # the SIP settings' default; the engine passes its own
@@ -286,3 +289,56 @@ def post_charge_with_retry(
                 raise
             time.sleep(0.05 * attempt)
     raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    posted: tuple[int, ...]  # charge ids
+    unrateable: tuple[int, ...]  # leg ids no deck prices; they stay unposted until one does
+
+
+def unposted_leg_ids(session: Session, *, after_id: int = 0, limit: int = 500) -> list[int]:
+    """Answered, ended requester legs without a charge, in id order from `after_id`."""
+    query = (
+        select(CallLeg.id)
+        .outerjoin(ChargeRow, ChargeRow.call_leg_id == CallLeg.id)
+        .where(
+            ChargeRow.id.is_(None),
+            CallLeg.id > after_id,
+            CallLeg.role == LegRole.REQUESTER.value,
+            CallLeg.disposition == Disposition.ANSWERED.value,
+            CallLeg.answered_at.is_not(None),
+            CallLeg.ended_at.is_not(None),
+        )
+        .order_by(CallLeg.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def post_missing_charges(
+    sessions: sessionmaker[Session],
+    *,
+    policy: BillingPolicy | None = None,
+    batch: int = 500,
+) -> SweepResult:
+    """Post every answered leg that has no charge yet: what a crash between "leg recorded" and
+    "charge posted" left behind. Safe to run at every engine start and at any time alongside
+    live posting, since posting a leg twice still bills it once."""
+    posted: list[int] = []
+    unrateable: list[int] = []
+    after_id = 0
+    while True:
+        with sessions() as session:
+            leg_ids = unposted_leg_ids(session, after_id=after_id, limit=batch)
+        if not leg_ids:
+            return SweepResult(tuple(posted), tuple(unrateable))
+        for leg_id in leg_ids:
+            try:
+                charge = post_charge_with_retry(sessions, leg_id, policy=policy)
+            except UnrateableLeg:
+                unrateable.append(leg_id)
+                continue
+            if charge is not None:
+                posted.append(charge.id)
+        after_id = leg_ids[-1]

@@ -284,6 +284,31 @@ def test_concurrent_posters_of_one_leg_leave_exactly_one_charge(sessions):
         assert charge_count(session) == 1
 
 
+def test_the_sweep_posts_what_a_crash_left_unposted_and_only_that(sessions):
+    with transaction(sessions) as session:
+        import_platform_deck(session)
+        posted_before = add_finished_call(
+            session, "alice", LOCAL, answered_at=NOV_20_2PM_SYDNEY, seconds=5
+        )
+        ledger.post_charge_for_leg(session, posted_before)
+        # The engine recorded these legs, then died before posting their charges.
+        lost = [
+            add_finished_call(session, "alice", MOBILE, answered_at=NOV_20_2PM_SYDNEY, seconds=95),
+            add_finished_call(session, "bob", LOCAL, answered_at=NOV_20_2PM_SYDNEY, seconds=5),
+        ]
+        premium = add_finished_call(
+            session, "alice", PREMIUM, answered_at=NOV_20_2PM_SYDNEY, seconds=5
+        )
+        add_finished_call(session, "alice", MOBILE, answered_at=None)
+    result = ledger.post_missing_charges(sessions, batch=1)
+    assert len(result.posted) == 2 and result.unrateable == (premium,)
+    again = ledger.post_missing_charges(sessions)
+    assert again.posted == () and again.unrateable == (premium,)
+    with sessions() as session:
+        charged = set(session.scalars(select(ChargeRow.call_leg_id)))
+        assert charged == {posted_before, *lost}
+
+
 def test_unanswered_and_owner_legs_cost_nothing(session):
     busy = add_finished_call(session, "alice", MOBILE, answered_at=None)
     answered = add_finished_call(session, "alice", MOBILE, answered_at=NOV_20_2PM_SYDNEY, seconds=9)
