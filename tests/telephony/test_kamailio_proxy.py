@@ -10,6 +10,8 @@ top of ours).
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from callnow.telephony.sip import (
@@ -31,11 +33,18 @@ pytestmark = pytest.mark.peers
 CALLER = CallerId("Mary", "0290375678")
 
 
-async def _answered(leg: Leg) -> None:
+async def _answered(leg: Leg, phone: SippPeer) -> None:
+    """Wait for the answer and for the phone to get our ACK.
+
+    Hanging up within a millisecond of the 200 OK would race the ACK against the BYE: the
+    proxy's two workers may relay them in either order, and SIPp then fails the call on an
+    "unexpected BYE". No person hangs up that fast; the tests wait as a caller would.
+    """
     event = await leg.next_event(5)
     while not isinstance(event, Answered):
         assert not isinstance(event, Failed), event
         event = await leg.next_event(5)
+    await asyncio.to_thread(phone.wait_for_request, "ACK")
 
 
 def _requests(trace: list[TraceLine]) -> list[TraceLine]:
@@ -69,7 +78,7 @@ async def test_our_ack_and_bye_follow_the_record_route(
 
     # The request URI names the proxy, which forwards to its target (a PBX edge proxy).
     leg = await sip_stack.dial(proxy.uri("1001"), caller=CALLER, sdp=OFFER_SDP, ring_timeout=5)
-    await _answered(leg)
+    await _answered(leg, phone)
     await leg.hangup()
     assert isinstance(await leg.next_event(5), Ended)
     assert phone.wait() == 0, phone.diagnostics()
@@ -102,7 +111,7 @@ async def test_the_phones_bye_reaches_us_through_the_proxy(
     proxy = kamailio_proxy(target=phone.address)
 
     leg = await sip_stack.dial(proxy.uri("1001"), caller=CALLER, sdp=OFFER_SDP, ring_timeout=5)
-    await _answered(leg)
+    await _answered(leg, phone)
     ended = await leg.next_event(5)
     assert isinstance(ended, Ended) and ended.by is EndedBy.REMOTE
     assert phone.wait() == 0, phone.diagnostics()  # it got its 200 to the BYE
@@ -136,7 +145,7 @@ async def test_as_outbound_proxy_for_a_uri_elsewhere(
         ring_timeout=5,
         next_hop=proxy.address,
     )
-    await _answered(leg)
+    await _answered(leg, phone)
     await leg.hangup()
     assert phone.wait() == 0, phone.diagnostics()
 
@@ -180,7 +189,7 @@ async def test_a_trunk_behind_a_407_challenging_proxy(
         ring_timeout=5,
         credentials=Credentials("callnow", "s3cret"),
     )
-    await _answered(leg)
+    await _answered(leg, trunk)
     await leg.hangup()
     assert trunk.wait() == 0, trunk.diagnostics()
 
