@@ -86,8 +86,16 @@ class LiveRig:
         return self.recorder.record_of(role)
 
 
+def template_for(peer: SippPeer, placeholder: str) -> str:
+    """A URI template that reaches `peer` directly."""
+    return f"sip:{{{placeholder}}}@127.0.0.1:{peer.port}"
+
+
 def live_settings(
-    owner: SippPeer, trunk: SippPeer, rtpengine: RtpengineSettings, data_dir: Path
+    owner_uri_template: str,
+    trunk_uri_template: str,
+    rtpengine: RtpengineSettings,
+    data_dir: Path,
 ) -> Settings:
     return Settings(
         data_dir=data_dir,
@@ -95,10 +103,10 @@ def live_settings(
         sip=SipSettings(
             listen_host="127.0.0.1",
             listen_port=free_udp_port(),
-            owner_uri_template=f"sip:{{internal}}@127.0.0.1:{owner.port}",
+            owner_uri_template=owner_uri_template,
         ),
         trunk=TrunkSettings(
-            uri_template=f"sip:{{e164}}@127.0.0.1:{trunk.port}",
+            uri_template=trunk_uri_template,
             username=TRUNK_USER,
             password=TRUNK_PASSWORD,
         ),
@@ -115,8 +123,17 @@ async def live_rig(
     prompt_cache: Path,
     tmp_path: Path,
     limits: FlowLimits = TEST_LIMITS,
+    *,
+    owner_uri_template: str | None = None,
+    trunk_uri_template: str | None = None,
 ) -> AsyncIterator[LiveRig]:
-    settings = live_settings(owner, trunk, rtpengine, tmp_path)
+    """Templates default to the SIPp peers themselves; pass them to put a proxy between."""
+    settings = live_settings(
+        owner_uri_template or template_for(owner, "internal"),
+        trunk_uri_template or template_for(trunk, "e164"),
+        rtpengine,
+        tmp_path,
+    )
     telephony = await LiveTelephony.start(
         settings,
         prompt_cache_dir=prompt_cache,

@@ -59,6 +59,11 @@ class ChannelConfig:
     region: str = "AU"
     prompt_language: str = "en"
     prompt_voice: str | None = None
+    # Where both legs' INVITEs are sent (an edge proxy such as Kamailio); None: the URI's host.
+    outbound_proxy: tuple[str, int] | None = None
+    # Host part of the trunk leg's From and P-Asserted-Identity (trunks often want their own
+    # domain there); None: our SIP address.
+    trunk_from_domain: str | None = None
 
 
 class LiveChannel:
@@ -106,6 +111,7 @@ class LiveChannel:
             caller=self._visitor,  # the owner's phone shows who is asking
             sdp=sdp,
             ring_timeout=self._config.owner_ring_timeout_s,
+            next_hop=self._config.outbound_proxy,
         )
         self._adopt(LegRole.OWNER, leg)
 
@@ -119,6 +125,8 @@ class LiveChannel:
             credentials=self._config.trunk_credentials,
             sdp=self.media.sdp_for_visitor,
             ring_timeout=self._config.requester_ring_timeout_s,
+            next_hop=self._config.outbound_proxy,
+            from_domain=self._config.trunk_from_domain,
         )
         self._adopt(LegRole.REQUESTER, leg)
 

@@ -61,6 +61,9 @@ class LiveTelephony:
         requester_ring_timeout_s: float | None = None,
         prompt_language: str = "en",
         prompt_voice: str | None = None,
+        outbound_proxy: tuple[str, int] | None = None,
+        trunk_from_domain: str | None = None,
+        dtmf_listen_host: str | None = None,
     ) -> None:
         sip, trunk = settings.sip, settings.trunk
         self.settings = settings
@@ -76,7 +79,12 @@ class LiveTelephony:
             region=settings.default_region,
             prompt_language=prompt_language,
             prompt_voice=prompt_voice,
+            outbound_proxy=outbound_proxy,
+            trunk_from_domain=trunk_from_domain,
         )
+        # rtpengine sends its DTMF log to ng_host:dtmf_log_port unless told otherwise; an
+        # rtpengine on another host needs our address here (and in its --dtmf-log-dest).
+        self._dtmf_host = dtmf_listen_host or settings.rtpengine.ng_host
         self.renderer = PromptRenderer(prompt_cache_dir or settings.data_dir / "prompts")
         self.stack = SipStack.from_settings(sip)
         self.rtpengine = RtpengineClient.from_settings(settings.rtpengine)
@@ -88,29 +96,14 @@ class LiveTelephony:
     # -- lifecycle -------------------------------------------------------------------------
 
     @classmethod
-    async def start(
-        cls,
-        settings: Settings,
-        *,
-        prompt_cache_dir: Path | None = None,
-        owner_ring_timeout_s: float | None = None,
-        requester_ring_timeout_s: float | None = None,
-        prompt_language: str = "en",
-        prompt_voice: str | None = None,
-    ) -> LiveTelephony:
+    async def start(cls, settings: Settings, **options: Any) -> LiveTelephony:
         """Start rtpengine (mode `spawn`), the DTMF log listener and the SIP stack.
 
-        Raises (with everything already started stopped again) if any of them cannot start:
-        `RtpengineStartError`, `RtpengineUnavailable`, `OSError`, `SipStackError`.
+        `options` are the constructor's keyword arguments. Raises (with everything already
+        started stopped again) if any part cannot start: `RtpengineStartError`,
+        `RtpengineUnavailable`, `OSError`, `SipStackError`.
         """
-        telephony = cls(
-            settings,
-            prompt_cache_dir=prompt_cache_dir,
-            owner_ring_timeout_s=owner_ring_timeout_s,
-            requester_ring_timeout_s=requester_ring_timeout_s,
-            prompt_language=prompt_language,
-            prompt_voice=prompt_voice,
-        )
+        telephony = cls(settings, **options)
         try:
             await telephony._start()
         except BaseException:
@@ -127,7 +120,7 @@ class LiveTelephony:
             await self.process.start()
         await self.rtpengine.connect()
         await self.rtpengine.ping()  # a clear error now rather than at the first call
-        self._dtmf = DtmfLogListener(media.ng_host, media.dtmf_log_port, self._on_dtmf)
+        self._dtmf = DtmfLogListener(self._dtmf_host, media.dtmf_log_port, self._on_dtmf)
         await self._dtmf.start()
         await self.stack.start()
 
