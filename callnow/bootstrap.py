@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from callnow.billing.deck_store import import_deck
 from callnow.config import Settings
 from callnow.store import provisioning
+from callnow.store.billing_models import RateDeckRow
 from callnow.store.db import make_engine, make_session_factory, migrate, transaction
 
 
@@ -35,5 +41,24 @@ def prepare(settings: Settings) -> tuple[Settings, bool]:
         engine = make_engine(url)
         with transaction(make_session_factory(engine)) as session:
             seeded = provisioning.seed_demo(session)
+            seed_default_deck(session)
         engine.dispose()
     return settings, seeded
+
+
+DEFAULT_DECK = Path(__file__).parent / "billing" / "default_deck.csv"
+
+
+def seed_default_deck(session: Session) -> None:
+    """A sample platform rate deck, so the demo can price mobile and overseas calls."""
+    if session.scalars(select(RateDeckRow.id).where(RateDeckRow.tenant_id.is_(None))).first():
+        return
+    deck = import_deck(
+        session,
+        DEFAULT_DECK.read_text(),
+        None,
+        "Sample platform deck",
+        datetime(2020, 1, 1, tzinfo=UTC),
+    )
+    if not isinstance(deck, RateDeckRow):
+        raise RuntimeError(f"the bundled rate deck does not import: {deck}")

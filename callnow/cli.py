@@ -86,7 +86,7 @@ def serve(config: ConfigOption = None) -> None:
             f"  Call API:      {base}/docs\n"
         )
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, with_engine=settings.engine.enabled),
         host=settings.web.host,
         port=settings.web.port,
         log_config=None,

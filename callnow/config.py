@@ -41,7 +41,7 @@ class SipSettings(BaseModel):
     owner_uri_template: str = "sip:{internal}@127.0.0.1:5080"
     owner_ring_timeout_s: int = Field(30, ge=5, le=300)
     requester_ring_timeout_s: int = Field(45, ge=5, le=300)
-    max_call_duration_s: int = Field(3600, ge=10, le=86_400)
+    max_call_duration_s: int = Field(3600, ge=1, le=86_400)
 
     @field_validator("owner_uri_template")
     @classmethod
@@ -74,6 +74,21 @@ class RtpengineSettings(BaseModel):
     port_min: int = Field(35000, ge=1024, le=65535)
     port_max: int = Field(35999, ge=1024, le=65535)
     timeout_s: float = Field(1.0, gt=0, le=30)
+
+
+class EngineSettings(BaseModel):
+    # `callnow serve` runs the call engine beside the web; off for a web-only process.
+    enabled: bool = True
+    # Unique per engine process; empty means host name and process id.
+    engine_id: str = ""
+    # A dead engine's queued work is taken over after this long (leases renew every third).
+    lease_s: float = Field(30, ge=3, le=600)
+    # Fallback polling when no wake-up arrives (LISTEN/NOTIFY or in-process).
+    poll_interval_s: float = Field(0.5, gt=0, le=30)
+    max_concurrent_calls: int = Field(200, ge=1, le=10_000)
+    # Callbacks at once per extension and per tenant (call-flooding an owner is abuse too).
+    max_calls_per_extension: int = Field(1, ge=1, le=100)
+    max_calls_per_tenant: int = Field(20, ge=1, le=10_000)
 
 
 class AbuseSettings(BaseModel):
@@ -156,6 +171,7 @@ class Settings(BaseSettings):
     rtpengine: RtpengineSettings = RtpengineSettings()
     requests: RequestPolicySettings = RequestPolicySettings()
     abuse: AbuseSettings = AbuseSettings()
+    engine: EngineSettings = EngineSettings()
 
     @property
     def effective_database_url(self) -> str:

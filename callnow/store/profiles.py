@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from callnow.domain import rules as domain_rules
 from callnow.domain.availability import Window
 from callnow.domain.decision import OwnerPreferences
+from callnow.domain.destination_policy import DestinationPolicy, PrefixList
 from callnow.store.models import AvailabilityWindow, Extension, Profile, Rule, Tenant
 
 
@@ -108,3 +109,15 @@ def replace_rules(session: Session, profile: Profile, rules: Sequence[domain_rul
                 name_value=rule.name_value,
             )
         )
+
+
+def destination_policy(tenant: Tenant, platform_prefixes: PrefixList) -> DestinationPolicy:
+    """What this tenant's pages may call: its own region plus any extra countries it allows."""
+    return DestinationPolicy(
+        allowed_regions=frozenset({tenant.region, *(tenant.extra_countries or [])}),
+        platform=platform_prefixes,
+        tenant=PrefixList(
+            blocked=tuple(tenant.blocked_prefixes or ()),
+            allowed=tuple(tenant.allowed_prefixes or ()),
+        ),
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -12,7 +14,7 @@ from callnow import __version__
 from callnow.config import Settings
 from callnow.domain.destination_policy import PrefixList
 from callnow.store.db import make_engine, make_session_factory
-from callnow.web import api, portal, public
+from callnow.web import api, portal, public, queue_wakeup
 from callnow.web.captcha import CaptchaBook
 from callnow.web.context import AppState
 from callnow.web.intake import Safeguards
@@ -22,11 +24,31 @@ from callnow.web.throttle import Throttle
 SESSION_MAX_AGE_S = 12 * 3600
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, with_engine: bool = False) -> FastAPI:
+    """The web app; with `with_engine`, the call engine runs in the same process (embedded)."""
     if not settings.web.secret_key:
         raise ValueError("web.secret_key must be set (callnow serve generates one)")
     engine = make_engine(settings.effective_database_url)
+    sessions = make_session_factory(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not with_engine:
+            yield
+            return
+        from callnow.engine.runtime import EngineRuntime
+
+        runtime = await EngineRuntime.start(settings, sessions)
+        app.state.runtime = runtime
+        state.wake = runtime.dispatcher.wake
+        try:
+            yield
+        finally:
+            state.wake = queue_wakeup.nobody
+            await runtime.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="CallNow Call API",
         version=__version__,
         description="Callback requests for hosted PBX extensions.",
@@ -42,9 +64,9 @@ def create_app(settings: Settings) -> FastAPI:
         ),
         captcha=CaptchaBook(settings.web.secret_key, settings.abuse.captcha_ttl_s),
     )
-    app.state.callnow = AppState(
-        settings=settings, sessions=make_session_factory(engine), safeguards=safeguards
-    )
+    state = AppState(settings=settings, sessions=sessions, safeguards=safeguards)
+    app.state.callnow = state
+    queue_wakeup.install(sessions, lambda: state.wake)
     app.state.engine = engine
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"

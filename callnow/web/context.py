@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import Request
@@ -22,6 +22,8 @@ class AppState:
     settings: Settings
     sessions: sessionmaker[Session]
     safeguards: Safeguards
+    # Tells an in-process engine that work was queued (set when the engine runs here).
+    wake: Callable[[], None] = field(default=lambda: None)
 
 
 def app_state(request: Request) -> AppState:

@@ -9,18 +9,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callnow.domain.decision import Outcome, decide
-from callnow.domain.destination_policy import (
-    VISITOR_MESSAGE,
-    DestinationPolicy,
-    PrefixList,
-    check_destination,
-)
+from callnow.domain.destination_policy import VISITOR_MESSAGE, PrefixList, check_destination
 from callnow.domain.names import InvalidName, clean_caller_name
 from callnow.domain.phone import InvalidNumber, parse_caller_number
 from callnow.domain.request_state import TERMINAL, RequestState
 from callnow.store import profiles
 from callnow.store import requests as request_store
-from callnow.store.models import CallRequest, Profile, Tenant
+from callnow.store.models import CallRequest, Profile
+from callnow.store.profiles import destination_policy
+from callnow.web import queue_wakeup
 from callnow.web.captcha import CaptchaBook
 from callnow.web.throttle import Throttle
 
@@ -55,17 +52,6 @@ class Safeguards:
     throttle: Throttle
     platform_prefixes: PrefixList
     captcha: CaptchaBook
-
-
-def destination_policy(tenant: Tenant, platform_prefixes: PrefixList) -> DestinationPolicy:
-    return DestinationPolicy(
-        allowed_regions=frozenset({tenant.region, *(tenant.extra_countries or [])}),
-        platform=platform_prefixes,
-        tenant=PrefixList(
-            blocked=tuple(tenant.blocked_prefixes or ()),
-            allowed=tuple(tenant.allowed_prefixes or ()),
-        ),
-    )
 
 
 def submit(
@@ -120,6 +106,8 @@ def submit(
         api_key_id=api_key_id,
         idempotency_key=idempotency_key,
     )
+    if final is RequestState.QUEUED:
+        queue_wakeup.queued(session)
     return IntakeResult(request=request)
 
 

@@ -1,0 +1,266 @@
+"""The dispatcher: claims queued requests from the store and runs each as a callback.
+
+It is the one place where stored requests become calls. Before it dials anything it checks the
+number again against the destination policy and asks billing whether the owner's budget can pay
+for the call (and for how long), so a request forced past the web layer still cannot cost money.
+Leases are renewed while calls run; requests abandoned by a dead engine are ended as
+`interrupted`; charges are posted when a requester leg ends (and swept again at start, so a crash
+between "leg ended" and "charge posted" still ends with exactly one charge).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from callnow.billing.ledger import (
+    NotRateable,
+    check_before_dialling,
+    cost_phrase_for,
+    post_charge_with_retry,
+)
+from callnow.config import Settings
+from callnow.domain.destination_policy import PrefixList, check_destination
+from callnow.domain.flow import AcceptanceMode, FlowLimits, RequestFacts
+from callnow.domain.rating import BudgetRefused
+from callnow.domain.request_state import RequestState
+from callnow.engine.runner import CallbackEngine, CallbackHandle
+from callnow.store import queue
+from callnow.store.billing_models import ChargeRow
+from callnow.store.db import transaction
+from callnow.store.models import CallLeg, CallRequest
+from callnow.store.profiles import destination_policy
+from callnow.store.recorder import request_ref
+from callnow.store.requests import move
+
+log = logging.getLogger(__name__)
+
+ACCEPTANCE = {
+    "confirm": AcceptanceMode.CONFIRM,
+    "accept": AcceptanceMode.AUTO,
+    "web": AcceptanceMode.WEB,
+}
+# A request whose callback cannot even be started this many times is failed, not retried.
+MAX_START_ATTEMPTS = 3
+
+
+def default_engine_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Work:
+    request_id: int
+    facts: RequestFacts
+    limits: FlowLimits
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        engine: CallbackEngine,
+        settings: Settings,
+        *,
+        announce: Callable[[RequestFacts], None] | None = None,
+        limits: FlowLimits | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._sessions = sessions
+        self._engine = engine
+        self._settings = settings
+        self._announce = announce or (lambda facts: None)
+        self._limits = limits or FlowLimits(
+            owner_ring_s=settings.sip.owner_ring_timeout_s,
+            requester_ring_s=settings.sip.requester_ring_timeout_s,
+            max_call_duration_s=settings.sip.max_call_duration_s,
+        )
+        self._clock = clock
+        self.engine_id = settings.engine.engine_id or default_engine_id()
+        self._platform_prefixes = PrefixList(
+            blocked=tuple(settings.abuse.blocked_prefixes),
+            allowed=tuple(settings.abuse.allowed_prefixes),
+        )
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._running: dict[int, CallbackHandle] = {}
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._housekeeping_task: asyncio.Task[None] | None = None
+        self.housekeeping_hooks: list[Callable[[Session, datetime], object]] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._recover)
+        self._task = asyncio.create_task(self._claim_loop(), name="dispatcher")
+        self._housekeeping_task = asyncio.create_task(self._housekeeping(), name="leases")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        for task in (self._task, self._housekeeping_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self._engine.shutdown("engine_shutdown")
+        for request_id in list(self._running):
+            await asyncio.to_thread(self._release, request_id)
+
+    def wake(self) -> None:
+        """Something was queued: look now instead of at the next poll. Safe from any thread."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    # -- claiming ----------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        engine = self._settings.engine
+        while not self._stopping:
+            if len(self._running) < engine.max_concurrent_calls:
+                try:
+                    work = await asyncio.to_thread(self._claim)
+                except Exception:
+                    log.exception("claiming a request failed")
+                    work = None
+                if work is not None:
+                    await self._start(work)
+                    continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), engine.poll_interval_s)
+
+    def _claim(self) -> Work | None:
+        """Claim one request and check it may cost money; refused ones end here as failed."""
+        engine = self._settings.engine
+        now = self._clock()
+        with transaction(self._sessions) as session:
+            while True:
+                request = queue.claim_next(
+                    session,
+                    self.engine_id,
+                    engine.lease_s,
+                    now,
+                    max_per_extension=engine.max_calls_per_extension,
+                    max_per_tenant=engine.max_calls_per_tenant,
+                )
+                if request is None:
+                    return None
+                work = self._prepare(session, request, now)
+                if work is not None:
+                    return work
+
+    def _prepare(self, session: Session, request: CallRequest, now: datetime) -> Work | None:
+        profile = request.profile
+        extension = profile.extension
+        tenant = extension.tenant
+        if request.claim_count > MAX_START_ATTEMPTS:
+            return self._refuse(request, "the call could not be started", now)
+        policy = destination_policy(tenant, self._platform_prefixes)
+        refusal = check_destination(request.number_e164, policy)
+        if refusal is not None:
+            return self._refuse(request, f"destination refused: {refusal}", now)
+        allowed = check_before_dialling(
+            session, request.id, now, max_call_duration_s=self._settings.sip.max_call_duration_s
+        )
+        if isinstance(allowed, NotRateable):
+            return self._refuse(request, "no price applies to this number", now)
+        if isinstance(allowed, BudgetRefused):
+            return self._refuse(request, "the owner's call budget is used up", now)
+        facts = RequestFacts(
+            request_ref=request_ref(request.id),
+            caller_e164=request.number_e164,
+            owner_internal_number=extension.internal_number,
+            owner_external_e164=extension.external_number,
+            acceptance=ACCEPTANCE[request.decision],
+            caller_name=request.caller_name,
+            region=tenant.region,
+            cost_phrase=cost_phrase_for(session, request.id, now),
+        )
+        limits = replace(self._limits, budget_max_duration_s=allowed.max_duration_s)
+        return Work(request.id, facts, limits)
+
+    def _refuse(self, request: CallRequest, reason: str, now: datetime) -> None:
+        log.info("request %s not dialled: %s", request.id, reason)
+        move(request, RequestState.FAILED, reason, now=now)
+        request.lease_expires_at = None
+        return None
+
+    async def _start(self, work: Work) -> None:
+        try:
+            self._announce(work.facts)
+            handle = await self._engine.start_callback(work.facts, work.limits)
+        except Exception:
+            # Nothing was dialled: the lease runs out and the request is claimed again later.
+            log.exception("starting the callback for request %s failed", work.request_id)
+            return
+        self._running[work.request_id] = handle
+        handle.outcome.add_done_callback(lambda _: self._finished(work.request_id))
+
+    def _finished(self, request_id: int) -> None:
+        self._running.pop(request_id, None)
+        if self._loop is not None:
+            self._loop.create_task(asyncio.to_thread(self._release, request_id))
+        self._wake.set()  # an extension may have room again
+
+    def _release(self, request_id: int) -> None:
+        with transaction(self._sessions) as session:
+            queue.release(session, request_id, self.engine_id)
+
+    # -- leases, recovery, charges -----------------------------------------------------------
+
+    async def _housekeeping(self) -> None:
+        interval = max(1.0, self._settings.engine.lease_s / 3)
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self._renew_and_recover)
+            except Exception:
+                log.exception("lease housekeeping failed")
+
+    def _renew_and_recover(self) -> None:
+        now = self._clock()
+        with transaction(self._sessions) as session:
+            queue.renew(
+                session, list(self._running), self.engine_id, self._settings.engine.lease_s, now
+            )
+            queue.interrupt_abandoned(session, now)
+            for hook in self.housekeeping_hooks:
+                hook(session, now)
+
+    def _recover(self) -> None:
+        """At start: end what a dead engine left mid-call, and post charges it never posted."""
+        self._renew_and_recover()
+        with self._sessions() as session:
+            unposted = session.scalars(
+                select(CallLeg.id).where(
+                    CallLeg.role == "requester",
+                    CallLeg.disposition == "answered",
+                    CallLeg.ended_at.is_not(None),
+                    ~select(ChargeRow.id).where(ChargeRow.call_leg_id == CallLeg.id).exists(),
+                )
+            ).all()
+        for leg_id in unposted:
+            self.post_charge(leg_id)
+
+    def post_charge(self, leg_id: int) -> None:
+        try:
+            post_charge_with_retry(self._sessions, leg_id)
+        except Exception:
+            # Left for the sweep at the next start; never lost, never doubled.
+            log.exception("posting the charge of leg %s failed", leg_id)

@@ -1,0 +1,109 @@
+"""The engine as it runs inside `callnow serve`: telephony, callback engine, dispatcher, wake-ups.
+
+In embedded mode (SQLite, one process) the web wakes the dispatcher directly after a commit.
+With PostgreSQL the web also sends `NOTIFY callnow_queue`, and every engine process LISTENs, so
+web workers and engines may be separate processes on separate hosts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from callnow.config import Settings
+from callnow.domain.flow import FlowLimits
+from callnow.engine.dispatcher import Dispatcher
+from callnow.engine.live import LiveTelephony
+from callnow.engine.runner import CallbackEngine
+from callnow.store.recorder import StoreRecorder
+
+log = logging.getLogger(__name__)
+NOTIFY_CHANNEL = "callnow_queue"
+
+
+class QueueListener:
+    """LISTEN on PostgreSQL in a thread of its own and wake the dispatcher on each NOTIFY."""
+
+    def __init__(self, database_url: str, wake: Callable[[], None]) -> None:
+        url = make_url(database_url).set(drivername="postgresql")
+        self._dsn = url.render_as_string(hide_password=False)
+        self._wake = wake
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="queue-listener", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        import psycopg
+
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._dsn, autocommit=True) as connection:
+                    connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    while not self._stop.is_set():
+                        for _ in connection.notifies(timeout=1.0, stop_after=1):
+                            self._wake()
+            except Exception:
+                # Polling still finds the work; try to listen again shortly.
+                log.exception("queue listener lost its connection")
+                self._stop.wait(2.0)
+
+
+@dataclass
+class EngineRuntime:
+    telephony: LiveTelephony
+    engine: CallbackEngine
+    dispatcher: Dispatcher
+    listener: QueueListener | None
+
+    @classmethod
+    async def start(
+        cls,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        *,
+        limits: FlowLimits | None = None,
+    ) -> EngineRuntime:
+        telephony = await LiveTelephony.start(settings)
+        loop = asyncio.get_running_loop()
+        dispatcher_box: list[Dispatcher] = []
+
+        def post_charge(leg_id: int) -> None:
+            loop.run_in_executor(None, dispatcher_box[0].post_charge, leg_id)
+
+        recorder = StoreRecorder(sessions, on_leg_recorded=post_charge)
+        engine = CallbackEngine(telephony, recorder, limits=limits)
+        dispatcher = Dispatcher(
+            sessions, engine, settings, announce=telephony.announce, limits=limits
+        )
+        dispatcher_box.append(dispatcher)
+        listener = None
+        if settings.effective_database_url.startswith("postgresql"):
+            listener = QueueListener(settings.effective_database_url, dispatcher.wake)
+            listener.start()
+        try:
+            await dispatcher.start()
+        except BaseException:
+            if listener:
+                listener.stop()
+            await telephony.stop()
+            raise
+        log.info("engine %s running; SIP on %s:%s", dispatcher.engine_id, *telephony.sip_address)
+        return cls(telephony, engine, dispatcher, listener)
+
+    async def stop(self) -> None:
+        if self.listener is not None:
+            await asyncio.to_thread(self.listener.stop)
+        await self.dispatcher.stop()
+        await self.telephony.stop()

@@ -1,0 +1,151 @@
+"""The durable queue of callback requests: claims with leases, and recovery after a crash.
+
+A request waits as `queued`. An engine claims it by writing its id and a lease expiry; while
+the call runs the engine renews the lease. On PostgreSQL the claim is `SELECT … FOR UPDATE SKIP
+LOCKED`, so several engines share one database without taking the same request; on SQLite (one
+process) the same statements run without the locking clause.
+
+Crash rule: a leg row is written before every INVITE. A request whose lease expired is taken
+over only if no leg was ever written for it; otherwise a call may already have been placed and
+it ends as `interrupted`, never dialled again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, or_, select, update
+from sqlalchemy.orm import Session
+
+from callnow.domain.request_state import RequestState
+from callnow.store.models import CallLeg, CallRequest, Extension, Profile
+from callnow.store.requests import move
+
+# Decisions an engine may act on; `confirm_web` waits for the owner's click in the portal.
+CLAIMABLE_DECISIONS = ("confirm", "accept", "web")
+IN_CALL = (
+    RequestState.CALLING_OWNER.value,
+    RequestState.CALLING_REQUESTER.value,
+    RequestState.CONNECTED.value,
+)
+
+
+def _lease_free(now: datetime):  # type: ignore[no-untyped-def]
+    return or_(CallRequest.lease_expires_at.is_(None), CallRequest.lease_expires_at < now)
+
+
+def _busy(session: Session, now: datetime) -> tuple[Counter[int], Counter[int]]:
+    """Callbacks in progress (or claimed and about to start) per extension and per tenant."""
+    rows = session.execute(
+        select(Profile.extension_id, Extension.tenant_id)
+        .select_from(CallRequest)
+        .join(Profile, CallRequest.profile_id == Profile.id)
+        .join(Extension, Profile.extension_id == Extension.id)
+        .where(
+            or_(
+                CallRequest.state.in_(IN_CALL),
+                (CallRequest.state == RequestState.QUEUED.value)
+                & (CallRequest.lease_expires_at > now),
+            )
+        )
+    ).all()
+    return Counter(r[0] for r in rows), Counter(r[1] for r in rows)
+
+
+def claim_next(
+    session: Session,
+    engine_id: str,
+    lease_s: float,
+    now: datetime,
+    *,
+    max_per_extension: int = 1,
+    max_per_tenant: int = 1_000,
+) -> CallRequest | None:
+    """Take the oldest claimable request whose owner and tenant have room, or None."""
+    never_dialled = ~exists().where(CallLeg.request_id == CallRequest.id)
+    claimable = (
+        CallRequest.state == RequestState.QUEUED.value,
+        CallRequest.decision.in_(CLAIMABLE_DECISIONS),
+        _lease_free(now),
+        never_dialled,
+    )
+    candidates = session.execute(
+        select(CallRequest.id, Profile.extension_id, Extension.tenant_id)
+        .join(Profile, CallRequest.profile_id == Profile.id)
+        .join(Extension, Profile.extension_id == Extension.id)
+        .where(*claimable)
+        .order_by(CallRequest.id)
+        .limit(50)
+    ).all()
+    if not candidates:
+        return None
+    per_extension, per_tenant = _busy(session, now)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for request_id, extension_id, tenant_id in candidates:
+        if per_extension[extension_id] >= max_per_extension:
+            continue
+        if per_tenant[tenant_id] >= max_per_tenant:
+            continue
+        query = select(CallRequest).where(CallRequest.id == request_id, *claimable)
+        if postgres:
+            # Lock just this row; another engine skips it instead of waiting.
+            query = query.with_for_update(skip_locked=True, of=CallRequest)
+        request = session.scalars(query).first()
+        if request is None:
+            continue
+        request.claimed_by = engine_id
+        request.lease_expires_at = now + timedelta(seconds=lease_s)
+        request.claim_count = (request.claim_count or 0) + 1
+        session.flush()
+        return request
+    return None
+
+
+def renew(
+    session: Session, request_ids: list[int], engine_id: str, lease_s: float, now: datetime
+) -> int:
+    """Extend this engine's leases; returns how many were still ours."""
+    if not request_ids:
+        return 0
+    result = session.execute(
+        update(CallRequest)
+        .where(CallRequest.id.in_(request_ids), CallRequest.claimed_by == engine_id)
+        .values(lease_expires_at=now + timedelta(seconds=lease_s))
+    )
+    return result.rowcount or 0
+
+
+def release(session: Session, request_id: int, engine_id: str) -> None:
+    session.execute(
+        update(CallRequest)
+        .where(CallRequest.id == request_id, CallRequest.claimed_by == engine_id)
+        .values(lease_expires_at=None)
+    )
+
+
+def interrupt_abandoned(session: Session, now: datetime) -> list[int]:
+    """End requests whose engine died after a call may have been placed: never dial again."""
+    dialled = exists().where(CallLeg.request_id == CallRequest.id)
+    query = select(CallRequest).where(
+        CallRequest.lease_expires_at.is_not(None),
+        CallRequest.lease_expires_at < now,
+        or_(
+            CallRequest.state.in_(IN_CALL),
+            (CallRequest.state == RequestState.QUEUED.value) & dialled,
+        ),
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=CallRequest)
+    ended = []
+    for request in session.scalars(query):
+        move(request, RequestState.INTERRUPTED, "engine lost during the call", now=now)
+        request.lease_expires_at = None
+        ended.append(request.id)
+    session.flush()
+    return ended
+
+
+def unfinished_legs(session: Session, request_id: int) -> list[CallLeg]:
+    query = select(CallLeg).where(CallLeg.request_id == request_id, CallLeg.ended_at.is_(None))
+    return list(session.scalars(query))
