@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,8 +127,10 @@ async def live_rig(
     *,
     owner_uri_template: str | None = None,
     trunk_uri_template: str | None = None,
+    **telephony_options: Any,
 ) -> AsyncIterator[LiveRig]:
-    """Templates default to the SIPp peers themselves; pass them to put a proxy between."""
+    """Templates default to the SIPp peers themselves; pass them to put a proxy between.
+    `telephony_options` go to `LiveTelephony` (outbound_proxy, trunk_from_domain, ...)."""
     settings = live_settings(
         owner_uri_template or template_for(owner, "internal"),
         trunk_uri_template or template_for(trunk, "e164"),
@@ -139,6 +142,7 @@ async def live_rig(
         prompt_cache_dir=prompt_cache,
         owner_ring_timeout_s=limits.owner_ring_s + 5,
         requester_ring_timeout_s=limits.requester_ring_s + 5,
+        **telephony_options,
     )
     recorder = FakeRecorder()
     engine = CallbackEngine(telephony, recorder, limits=limits)

@@ -243,6 +243,7 @@ async def test_owner_never_answers(
     trunk = sipp_peer("answer.xml")
     async with live_rig(owner, trunk, rtpengine_settings, prompt_cache, tmp_path) as rig:
         outcome = await rig.outcome(await rig.start(facts()))
+        await wait_for_request(owner, "ACK")  # of the 487 to our CANCEL, before the stack stops
 
     assert (outcome.state, outcome.reason) == (RequestState.OWNER_UNREACHABLE, "owner_no_answer")
     assert await wait_for_exit(owner) == 0, owner.diagnostics()
@@ -270,6 +271,32 @@ async def test_owner_hangs_up_during_the_prompt(
     assert trunk.received() == []
     assert rig.record(LegRole.OWNER).disposition is Disposition.ANSWERED
     assert rig.telephony.open_channels == 0
+
+
+async def test_owner_hangs_up_while_the_requester_rings_cancels_the_requester(
+    sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
+) -> None:
+    owner = sipp_peer("answer_info_then_bye.xml", {"digit": "1"})
+    trunk = sipp_peer("ring_forever.xml")
+    limits = replace(TEST_LIMITS, requester_ring_s=10)  # only the owner's BYE may end it
+    async with live_rig(
+        owner, trunk, rtpengine_settings, prompt_cache, tmp_path, limits=limits
+    ) as rig:
+        outcome = await rig.outcome(await rig.start(facts()))
+        # The CANCEL went out as the flow finished; keep the stack up until its 487 is ACKed
+        # (SipStack.stop() right after a CANCEL would leave the 487 unacknowledged).
+        await wait_for_request(trunk, "ACK")
+
+    assert (outcome.state, outcome.reason) == (
+        RequestState.COMPLETED,
+        "owner_hung_up_before_connect",
+    )
+    assert await wait_for_exit(owner) == 0, owner.diagnostics()
+    assert await wait_for_exit(trunk) == 0, trunk.diagnostics()
+    assert methods_received(trunk) == ["INVITE", "CANCEL", "ACK"]
+    requester = rig.record(LegRole.REQUESTER)
+    assert (requester.disposition, requester.billable_seconds) == (Disposition.CANCELLED, 0)
+    assert rig.record(LegRole.OWNER).disposition is Disposition.ANSWERED
 
 
 # -- the requester cannot be reached ----------------------------------------------------------

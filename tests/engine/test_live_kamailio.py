@@ -99,3 +99,34 @@ async def test_callback_through_a_record_routing_proxy(
 
     for role in LegRole:
         assert rig.record(role).disposition is Disposition.ANSWERED
+
+
+async def test_outbound_proxy_carries_both_legs_and_the_trunk_from_domain_is_used(
+    sipp_peer, kamailio_proxy, rtpengine_settings: RtpengineSettings, tmp_path: Path
+) -> None:
+    """URIs name the phones themselves; every request still goes to the outbound proxy
+    (whose own target is a dead port, so only the request URI can route it)."""
+    owner = sipp_peer("rr_answer_info_dtmf.xml", {"digit": "1"})
+    trunk = sipp_peer("rr_answer_then_bye.xml")
+    proxy = kamailio_proxy(target=("127.0.0.1", 9))
+    async with live_rig(
+        owner,
+        trunk,
+        rtpengine_settings,
+        tmp_path / "prompts",
+        tmp_path,
+        outbound_proxy=proxy.address,
+        trunk_from_domain="trunk.example",
+    ) as rig:
+        outcome = await rig.outcome(await rig.start(facts()))
+
+    assert (outcome.state, outcome.reason) == (RequestState.COMPLETED, "requester_hung_up")
+    assert await wait_for_exit(owner) == 0, owner.diagnostics()
+    assert await wait_for_exit(trunk) == 0, trunk.diagnostics()
+    for phone in (owner, trunk):
+        assert relayed_by(proxy, phone, "INVITE") and relayed_by(proxy, phone, "ACK")
+    assert relayed_by(proxy, owner, "BYE")
+    invite = trunk.received("INVITE")[0]
+    assert invite.request_uri == f"sip:{VISITOR_NUMBER}@127.0.0.1:{trunk.port}"
+    assert f"<sip:{OWNER_EXTERNAL}@trunk.example>" in (invite.header("From") or "")
+    assert f"<sip:{OWNER_EXTERNAL}@trunk.example>" in (invite.header("P-Asserted-Identity") or "")
