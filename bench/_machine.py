@@ -1,0 +1,129 @@
+"""Shared helpers for the telephony benchmarks: the machine, process CPU/RSS, RTP port blocks.
+
+Figures mean little without the machine they came from, and this machine is shared (other
+engineers run tests on the same two cores), so the load average at the start is printed too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+# The same lock files as tests/peers/rtpengine.py: a benchmark and other people's test runs
+# on this machine never hand rtpengine the same RTP ports.
+RTP_BLOCK_SIZE = 200
+RTP_AREA = (20_000, 32_000)
+_LOCK_DIR = Path(tempfile.gettempdir()) / "callnow-test-rtp-ports"
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _version(command: list[str]) -> str:
+    if shutil.which(command[0]) is None:
+        return "missing"
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    text = (out.stdout or out.stderr).strip().splitlines()
+    return text[0].strip() if text else "unknown"
+
+
+def print_machine(title: str) -> None:
+    """The header every benchmark prints: what ran where."""
+    from importlib.metadata import version
+
+    load1, load5, _ = os.getloadavg()
+    print(f"== {title}")
+    print(f"machine : {platform.platform()}")
+    print(f"cpu     : {cpu_model()} x {os.cpu_count()} (load average {load1:.2f} / {load5:.2f})")
+    print(f"python  : {platform.python_implementation()} {platform.python_version()}")
+    print(f"sippy   : {version('sippy')}")
+    print(f"rtpengine: {_version(['rtpengine', '--version'])}")
+    print(f"sipp    : {_version(['sipp', '-v'])[:60]}")
+    print()
+
+
+@dataclass(frozen=True, slots=True)
+class ProcSample:
+    """CPU seconds (user + system) and resident memory of one process at one moment."""
+
+    at: float
+    cpu_s: float
+    rss_bytes: int
+
+
+def sample(pid: int | None = None) -> ProcSample:
+    """Read /proc/<pid>/stat and statm (pid None: this process)."""
+    who = "self" if pid is None else str(pid)
+    stat = Path(f"/proc/{who}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    cpu = (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime
+    rss = int(Path(f"/proc/{who}/statm").read_text().split()[1]) * _PAGE
+    return ProcSample(time.monotonic(), cpu, rss)
+
+
+def cpu_percent(first: ProcSample, last: ProcSample) -> float:
+    """Average CPU use between two samples, in percent of one core."""
+    wall = last.at - first.at
+    return 100.0 * (last.cpu_s - first.cpu_s) / wall if wall > 0 else 0.0
+
+
+def mib(n_bytes: float) -> float:
+    return n_bytes / (1024 * 1024)
+
+
+@contextlib.contextmanager
+def reserved_rtp_ports(blocks: int) -> Iterator[tuple[int, int]]:
+    """Lock `blocks` consecutive free 200-port blocks; yields (port_min, port_max).
+
+    Raises RuntimeError when no such run of free blocks exists (tests are holding them).
+    """
+    _LOCK_DIR.mkdir(exist_ok=True)
+    starts = list(range(RTP_AREA[0], RTP_AREA[1] - blocks * RTP_BLOCK_SIZE + 1, RTP_BLOCK_SIZE))
+    for first in reversed(starts):  # the tests pick at random; the top end is usually free
+        held: list[int] = []
+        try:
+            for i in range(blocks):
+                start = first + i * RTP_BLOCK_SIZE
+                fd = os.open(_LOCK_DIR / f"{start}.lock", os.O_CREAT | os.O_RDWR, 0o666)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    break
+                held.append(fd)
+            else:
+                yield first, first + blocks * RTP_BLOCK_SIZE - 1
+                return
+        finally:
+            for fd in held:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+    raise RuntimeError(f"no {blocks} consecutive free RTP port blocks in {RTP_AREA}")
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (no interpolation); NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]

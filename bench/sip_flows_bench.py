@@ -1,0 +1,572 @@
+"""Complete callback flows per second through the live engine, at rising rates.
+
+Run: .venv/bin/python bench/sip_flows_bench.py [--rates 10,25,50,100] [--window 10] [--bridged 5]
+
+One flow is the whole callback, as in production: the engine (CallbackEngine + LiveTelephony:
+sippy SIP stack, rtpengine media, espeak-ng prompts) rings the owner's phone, plays the
+confirmation prompt, the owner presses 1 by SIP INFO, the engine calls the requester through
+the trunk, bridges both in rtpengine, and after `--bridged` seconds the maximum call duration
+hangs both legs up. SIPp plays both phones (peers/sipp/answer_info_dtmf.xml for the owner,
+answer.xml for the trunk). Everything runs on 127.0.0.1; this process *is* the engine process
+(the recorder is in memory: the store's cost is not included).
+
+Each step starts flows at a fixed rate for `--window` seconds, then waits for them to end
+(bounded); the steps stop at the first one with a failed flow. Reported per step:
+
+- flows started, completed (both legs answered and bridged until the maximum duration) and
+  failed (any other outcome, or no outcome in time), and the start rate actually achieved;
+- call-setup latency: from `engine.start_callback()` being called to the owner's INVITE on the
+  wire. The wire time is the kernel's receive timestamp of the INVITE at the owner's SIPp,
+  taken by a packet sniffer subprocess (AF_PACKET on lo, needs root); without root the
+  engine's own write-ahead timestamp (just before the rtpengine offer and the INVITE) is used
+  and the table says so;
+- CPU (percent of one core) and peak RSS of the engine process, and of rtpengine.
+
+Prompts are cached by text. By default the visitors' numbers come from a pool of 20, so each
+prompt is rendered once (during the warm-up) and the steps measure SIP and media; with
+`--unique-numbers` every flow has a number of its own and espeak-ng renders a prompt per flow,
+as real traffic would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import logging
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _machine import (  # noqa: E402
+    cpu_percent,
+    mib,
+    percentile,
+    print_machine,
+    reserved_rtp_ports,
+    sample,
+)
+
+from callnow.config import RtpengineSettings, Settings, SipSettings, TrunkSettings  # noqa: E402
+from callnow.domain.calls import CallRecord, LegRole  # noqa: E402
+from callnow.domain.flow import AcceptanceMode, FlowLimits, RequestFacts  # noqa: E402
+from callnow.domain.request_state import RequestState  # noqa: E402
+from callnow.engine.live import LiveTelephony  # noqa: E402
+from callnow.engine.runner import CallbackEngine  # noqa: E402
+
+SCENARIOS = ROOT / "peers" / "sipp"
+HOST = "127.0.0.1"
+OWNER_EXTERNAL = "+61299990000"
+NUMBER_POOL = 20
+# A flow that has not ended this long after its bridged time is counted as failed.
+DRAIN_MARGIN_S = 15.0
+# Every step ends within window + bridged + margin; this caps the whole run as well.
+RTP_BLOCKS = 30  # 6,000 ports: ~1,500 calls in flight (4 ports per anchored call)
+
+
+# -- sniffer (runs as a subprocess: `--sniff-port N`) ----------------------------------------
+
+_SO_TIMESTAMPNS = 35
+_ETH_P_ALL = 0x0003
+_SO_ATTACH_FILTER = 26
+_PACKET_HOST = 0
+
+
+def _udp_dst_port_filter(port: int) -> bytes:
+    """Classic BPF for "IPv4, UDP, not a fragment, destination port `port`" on lo."""
+    drop, accept = 10, 9
+    program = [
+        (0x28, 0, 0, 12),  # ldh [12]            ethertype
+        (0x15, 0, drop - 2, 0x0800),  # jeq IPv4
+        (0x30, 0, 0, 23),  # ldb [23]            IP protocol
+        (0x15, 0, drop - 4, 17),  # jeq UDP
+        (0x28, 0, 0, 20),  # ldh [20]            fragment offset
+        (0x45, drop - 6, 0, 0x1FFF),  # jset -> drop
+        (0xB1, 0, 0, 14),  # ldxb 4*([14]&0xf)   IP header length
+        (0x48, 0, 0, 16),  # ldh [x+16]          UDP destination port
+        (0x15, accept - 9, drop - 9, port),  # jeq port
+        (0x06, 0, 0, 0x40000),  # accept
+        (0x06, 0, 0, 0),  # drop
+    ]
+    return b"".join(struct.pack("HBBI", *ins) for ins in program)
+
+
+def sniff(port: int) -> None:
+    """Print "<request-URI user> <kernel timestamp>" for each INVITE sent to `port`."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ALL))
+    code = _udp_dst_port_filter(port)
+    buf = ctypes.create_string_buffer(code)
+    prog = struct.pack("HL", len(code) // 8, ctypes.addressof(buf))
+    sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, prog)
+    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    sock.bind(("lo", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
+    print("ready", flush=True)
+    out = sys.stdout
+    while True:
+        data, ancillary, _flags, address = sock.recvmsg(65535, 64)
+        if address[2] != _PACKET_HOST:
+            continue  # lo shows each packet twice (outgoing and incoming); keep one
+        ihl = (data[14] & 0x0F) * 4
+        payload = data[14 + ihl + 8 :]
+        if not payload.startswith(b"INVITE sip:"):
+            continue
+        user = payload[11 : payload.find(b"@", 11)].decode("ascii", "replace")
+        stamp = time.time()
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
+                seconds, nanos = struct.unpack("qq", value[:16])
+                stamp = seconds + nanos / 1e9
+        out.write(f"{user} {stamp:.6f}\n")
+        out.flush()
+
+
+class WireTimes:
+    """Runs the sniffer subprocess; maps request-URI user -> first INVITE's wire time."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.times: dict[str, float] = {}
+        self.available = False
+        self.why_not = ""
+        self._proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, __file__, "--sniff-port", str(self.port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        first = self._proc.stdout.readline().strip()
+        if first != "ready":
+            self._proc.wait(5)
+            err = self._proc.stderr.read() if self._proc.stderr else ""
+            self.why_not = (err.strip().splitlines() or ["sniffer did not start"])[-1]
+            return
+        self.available = True
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for line in self._proc.stdout:
+            user, _, stamp = line.strip().partition(" ")
+            self.times.setdefault(user, float(stamp))
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(3)
+
+
+# -- peers ---------------------------------------------------------------------------------
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Sipp:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    workdir: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def start_sipp(scenario: str, workdir: Path, keys: dict[str, str]) -> Sipp:
+    """A SIPp UAS answering any number of calls (no -m), quiet, errors to a file."""
+    binary = shutil.which("sipp")
+    if binary is None:
+        raise SystemExit("sipp is not installed (Debian package sip-tester)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_udp_port()
+    args = [
+        binary,
+        "-sf",
+        str(SCENARIOS / scenario),
+        "-i",
+        HOST,
+        "-p",
+        str(port),
+        "-mi",
+        HOST,
+        "-mp",
+        str(free_udp_port()),
+        "-cp",
+        str(free_udp_port()),
+        "-nostdin",
+        "-timeout",
+        "900s",  # a forgotten SIPp never outlives the benchmark for long
+        "-trace_err",
+        "-error_file",
+        str(workdir / "errors.log"),
+        "-max_recv_loops",
+        "10000",
+        "-max_sched_loops",
+        "10000",
+    ]
+    for key, value in keys.items():
+        args += ["-key", key, value]
+    process = subprocess.Popen(
+        args,
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.3)
+    if process.poll() is not None:
+        raise SystemExit(f"SIPp {scenario} did not start (exit {process.returncode})")
+    return Sipp(scenario, port, process, workdir)
+
+
+# -- the engine's recorder (in memory) -----------------------------------------------------
+
+
+@dataclass
+class MemoryRecorder:
+    """The store stand-in: keeps the write-ahead time of each owner leg, counts records."""
+
+    owner_dialling_at: dict[str, datetime] = field(default_factory=dict)
+    records: Counter[str] = field(default_factory=Counter)
+
+    async def leg_dialling(
+        self, request_ref: str, role: LegRole, destination: str, at: datetime
+    ) -> None:
+        if role is LegRole.OWNER:
+            self.owner_dialling_at[request_ref] = at
+
+    async def record_leg(self, record: CallRecord) -> None:
+        self.records[f"{record.role}:{record.disposition}"] += 1
+
+    async def request_state_changed(
+        self, request_ref: str, state: RequestState, reason: str, at: datetime
+    ) -> None:
+        return None
+
+
+class CountWarnings(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.counts: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.counts[f"{record.levelname} {record.name}: {record.getMessage()[:80]}"] += 1
+
+
+# -- a step --------------------------------------------------------------------------------
+
+
+@dataclass
+class StepResult:
+    rate: float
+    started: int = 0
+    ok: int = 0
+    failed: Counter[str] = field(default_factory=Counter)
+    start_span_s: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    engine_cpu: float = 0.0
+    engine_cpu_s: float = 0.0
+    engine_rss_peak: int = 0
+    rtpengine_cpu: float = 0.0
+    rtpengine_rss_peak: int = 0
+    max_in_flight: int = 0
+
+    @property
+    def failures(self) -> int:
+        return sum(self.failed.values())
+
+    @property
+    def achieved_rate(self) -> float:
+        return (self.started - 1) / self.start_span_s if self.start_span_s > 0 else 0.0
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.counter = 0
+        self.pool = [f"+612903{7000 + i:04d}" for i in range(NUMBER_POOL)]
+
+    def facts(self, tag: str) -> tuple[RequestFacts, str]:
+        self.counter += 1
+        internal = str(10_000_000 + self.counter)  # unique: identifies the owner's INVITE
+        number = (
+            f"+61290{self.counter:06d}"
+            if self.args.unique_numbers
+            else self.pool[self.counter % NUMBER_POOL]
+        )
+        facts = RequestFacts(
+            request_ref=f"{tag}-{self.counter}",
+            caller_e164=number,
+            owner_internal_number=internal,
+            owner_external_e164=OWNER_EXTERNAL,
+            acceptance=AcceptanceMode.CONFIRM,
+            caller_name="Mary Jones",
+        )
+        return facts, internal
+
+    async def run_step(
+        self,
+        engine: CallbackEngine,
+        telephony: LiveTelephony,
+        recorder: MemoryRecorder,
+        wire: WireTimes,
+        rate: float,
+        window_s: float,
+    ) -> StepResult:
+        result = StepResult(rate)
+        loop = asyncio.get_running_loop()
+        handed: dict[str, tuple[float, str]] = {}  # internal number -> (wall time, ref)
+        tasks: list[asyncio.Task[None]] = []
+        bridged = self.args.bridged
+
+        async def one(facts: RequestFacts, internal: str) -> None:
+            handed[internal] = (time.time(), facts.request_ref)
+            try:
+                telephony.announce(facts)
+                handle = await engine.start_callback(facts)
+            except Exception as exc:
+                result.failed[f"start: {type(exc).__name__}"] += 1
+                return
+            try:
+                async with asyncio.timeout(bridged + DRAIN_MARGIN_S + window_s):
+                    outcome = await handle.outcome
+            except TimeoutError:
+                handle.abort("bench_timeout")
+                result.failed["no outcome in time"] += 1
+                return
+            if (outcome.state, outcome.reason) == (RequestState.COMPLETED, "max_duration_reached"):
+                result.ok += 1
+            else:
+                result.failed[f"{outcome.state}/{outcome.reason}"] += 1
+
+        engine_pid = None
+        rtp_pid = telephony.process.pid if telephony.process else None
+        first_engine, first_rtp = sample(engine_pid), sample(rtp_pid) if rtp_pid else None
+        peaks = [first_engine.rss_bytes, first_rtp.rss_bytes if first_rtp else 0]
+        sampling = True
+
+        async def sampler() -> None:
+            while sampling:
+                peaks[0] = max(peaks[0], sample(engine_pid).rss_bytes)
+                if rtp_pid:
+                    peaks[1] = max(peaks[1], sample(rtp_pid).rss_bytes)
+                result.max_in_flight = max(result.max_in_flight, len(engine.active))
+                await asyncio.sleep(0.25)
+
+        sampler_task = loop.create_task(sampler())
+        count = max(1, round(rate * window_s))
+        t_start = loop.time()
+        last_start = t_start
+        for i in range(count):
+            delay = t_start + i / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            facts, internal = self.facts(f"r{rate:g}")
+            tasks.append(loop.create_task(one(facts, internal)))
+            last_start = loop.time()
+        result.started = count
+        result.start_span_s = last_start - t_start
+        await asyncio.gather(*tasks)
+        sampling = False
+        await sampler_task
+        last_engine = sample(engine_pid)
+        result.engine_cpu = cpu_percent(first_engine, last_engine)
+        result.engine_cpu_s = last_engine.cpu_s - first_engine.cpu_s
+        result.engine_rss_peak = peaks[0]
+        if rtp_pid and first_rtp:
+            result.rtpengine_cpu = cpu_percent(first_rtp, sample(rtp_pid))
+            result.rtpengine_rss_peak = peaks[1]
+
+        await asyncio.sleep(0.3)  # let the sniffer catch up with the last INVITEs
+        for internal, (handed_at, ref) in handed.items():
+            if wire.available:
+                on_wire = wire.times.get(internal)
+            else:
+                noted = recorder.owner_dialling_at.get(ref)
+                on_wire = noted.timestamp() if noted else None
+            if on_wire is not None:
+                result.latencies_ms.append((on_wire - handed_at) * 1000)
+        return result
+
+
+def print_table(results: list[StepResult], latency_source: str) -> None:
+    print()
+    print(f"call-setup latency: start_callback() -> owner INVITE, measured {latency_source}")
+    head = (
+        f"{'rate/s':>7} {'started':>7} {'ok':>6} {'failed':>6} {'start/s':>8} {'in flight':>9} "
+        f"{'setup p50':>9} {'p99':>8} {'max':>8} {'engine CPU':>10} {'CPU/flow':>9} "
+        f"{'engine RSS':>10} "
+        f"{'rtpe CPU':>8} {'rtpe RSS':>8}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        lat = r.latencies_ms
+        print(
+            f"{r.rate:>7g} {r.started:>7} {r.ok:>6} {r.failures:>6} {r.achieved_rate:>8.1f} "
+            f"{r.max_in_flight:>9} {percentile(lat, 50):>7.1f}ms {percentile(lat, 99):>6.1f}ms "
+            f"{max(lat) if lat else float('nan'):>6.1f}ms {r.engine_cpu:>9.0f}% "
+            f"{1000 * r.engine_cpu_s / max(1, r.started):>7.1f}ms "
+            f"{mib(r.engine_rss_peak):>7.0f}MiB {r.rtpengine_cpu:>7.0f}% "
+            f"{mib(r.rtpengine_rss_peak):>5.0f}MiB"
+        )
+    clean = [r for r in results if r.failures == 0 and r.ok == r.started]
+    best = max((r.rate for r in clean), default=0)
+    print()
+    print(f"highest rate with zero failed flows: {best:g} flows/s")
+    for r in results:
+        if r.failures:
+            print(f"  at {r.rate:g}/s: {dict(r.failed)}")
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    rates = [float(x) for x in args.rates.split(",") if x.strip()]
+    work = Path(tempfile.mkdtemp(prefix="callnow-bench-"))
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    warnings = CountWarnings()
+    logging.getLogger().addHandler(warnings)
+
+    owner = start_sipp("answer_info_dtmf.xml", work / "owner", {"digit": "1"})
+    trunk = start_sipp("answer.xml", work / "trunk", {})
+    wire = WireTimes(owner.port)
+    wire.start()
+    latency_source = (
+        "at the owner's SIPp socket (kernel timestamp, AF_PACKET sniffer)"
+        if wire.available
+        else f"to the engine's write-ahead of the owner leg (no sniffer: {wire.why_not})"
+    )
+    results: list[StepResult] = []
+    try:
+        with reserved_rtp_ports(RTP_BLOCKS) as (port_min, port_max):
+            settings = Settings(
+                data_dir=work,
+                demo_data=False,
+                sip=SipSettings(
+                    listen_host=HOST,
+                    listen_port=free_udp_port(),
+                    owner_uri_template=f"sip:{{internal}}@{HOST}:{owner.port}",
+                ),
+                trunk=TrunkSettings(uri_template=f"sip:{{e164}}@{HOST}:{trunk.port}"),
+                rtpengine=RtpengineSettings(
+                    mode="spawn",
+                    ng_host=HOST,
+                    ng_port=free_udp_port(),
+                    dtmf_log_port=free_udp_port(),
+                    port_min=port_min,
+                    port_max=port_max,
+                    timeout_s=2.0,
+                ),
+            )
+            limits = FlowLimits(
+                owner_ring_s=15,
+                requester_ring_s=15,
+                digit_wait_s=10,
+                max_call_duration_s=args.bridged,
+            )
+            telephony = await LiveTelephony.start(settings, prompt_cache_dir=work / "prompts")
+            recorder = MemoryRecorder()
+            engine = CallbackEngine(telephony, recorder, limits=limits)
+            bench = Bench(args)
+            try:
+                rtp_pid = telephony.process.pid if telephony.process else "-"
+                print(
+                    f"SIPp owner udp:{owner.port}, trunk udp:{trunk.port}; "
+                    f"engine udp:{telephony.sip_address[1]}; rtpengine pid {rtp_pid} "
+                    f"ports {port_min}-{port_max}; bridged {args.bridged:g}s; "
+                    f"window {args.window:g}s"
+                )
+                t0 = time.monotonic()
+                warm = await bench.run_step(engine, telephony, recorder, wire, 5, NUMBER_POOL / 5)
+                print(
+                    f"warm-up: {warm.ok}/{warm.started} flows ok at 5/s in "
+                    f"{time.monotonic() - t0:.1f}s (renders the {NUMBER_POOL} prompts), "
+                    f"setup p50 {percentile(warm.latencies_ms, 50):.1f}ms"
+                )
+                if warm.failures:
+                    print(f"warm-up failed: {dict(warm.failed)}")
+                    return 1
+                for rate in rates:
+                    result = await bench.run_step(
+                        engine, telephony, recorder, wire, rate, args.window
+                    )
+                    results.append(result)
+                    print(
+                        f"step {rate:g}/s: {result.ok}/{result.started} ok, "
+                        f"{result.failures} failed, start rate {result.achieved_rate:.1f}/s, "
+                        f"setup p50 {percentile(result.latencies_ms, 50):.1f}ms "
+                        f"p99 {percentile(result.latencies_ms, 99):.1f}ms",
+                        flush=True,
+                    )
+                    if result.failures or result.ok < result.started:
+                        break
+            finally:
+                await engine.shutdown("bench_over")
+                await telephony.stop()
+    finally:
+        wire.stop()
+        owner.stop()
+        trunk.stop()
+    print_table(results, latency_source)
+    if warnings.counts:
+        print("\nwarnings/errors logged by the engine (count, first 10):")
+        for text, n in warnings.counts.most_common(10):
+            print(f"  {n:>5} x {text}")
+    with contextlib.suppress(OSError):
+        shutil.rmtree(work)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rates", default="10,25,50,100", help="flows/s per step, rising")
+    parser.add_argument("--window", type=float, default=10.0, help="seconds of arrivals per step")
+    parser.add_argument(
+        "--bridged", type=float, default=5.0, help="seconds each call stays bridged"
+    )
+    parser.add_argument(
+        "--unique-numbers",
+        action="store_true",
+        help="a new visitor number per flow (espeak-ng renders every prompt)",
+    )
+    parser.add_argument("--sniff-port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.sniff_port:
+        with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
+            sniff(args.sniff_port)
+        return 0
+    print_machine("CallNow: complete callback flows per second (live engine, SIPp phones)")
+    return asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
