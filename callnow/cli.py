@@ -95,6 +95,36 @@ def serve(config: ConfigOption = None) -> None:
     )
 
 
+@app.command()
+def engine(config: ConfigOption = None) -> None:
+    """Run only the call engine: claim queued requests and place the calls (no web)."""
+    import asyncio
+    import signal
+
+    from callnow import logs
+    from callnow.bootstrap import prepare
+    from callnow.engine.runtime import EngineRuntime
+    from callnow.store.db import make_engine, make_session_factory
+
+    settings = load_settings(config)
+    logs.configure(settings.log_level, settings.log_format)
+    settings, _ = prepare(settings)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        db_engine = make_engine(settings.effective_database_url)
+        runtime = await EngineRuntime.start(settings, make_session_factory(db_engine))
+        typer.echo(f"engine {runtime.dispatcher.engine_id} running", err=True)
+        await stop.wait()
+        await runtime.stop()
+        db_engine.dispose()
+
+    asyncio.run(run())
+
+
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOption = None) -> None:
     """Apply every migration to the configured database."""

@@ -1,0 +1,207 @@
+"""Crash safety: an engine process killed with SIGKILL at each phase of a callback.
+
+A second engine process is started afterwards. Every request must end in a terminal state
+within the lease time plus 10 s, no number may get more INVITEs than the rules allow (counted at
+the SIPp peers), and the call legs written before the crash are kept, never duplicated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from callnow.bootstrap import seed_default_deck
+from callnow.domain.request_state import TERMINAL, RequestState
+from callnow.store import profiles
+from callnow.store.db import make_engine, make_session_factory, transaction
+from callnow.store.models import CallLeg, CallRequest
+from callnow.store.requests import record_new
+from tests.peers.rtpengine import free_udp_port, reserved_rtp_block
+from tests.peers.sipp import SippPeer
+from tests.support.world import seed_owner
+
+pytestmark = pytest.mark.peers
+LEASE_S = 4
+CALLNOW = Path(sys.executable).with_name("callnow")
+
+
+@contextlib.contextmanager
+def engine_process(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with reserved_rtp_block() as (port_min, port_max):
+        env = {
+            **os.environ,
+            **env,
+            "CALLNOW_SIP__LISTEN_PORT": str(free_udp_port()),
+            "CALLNOW_RTPENGINE__MODE": "spawn",
+            "CALLNOW_RTPENGINE__NG_PORT": str(free_udp_port()),
+            "CALLNOW_RTPENGINE__DTMF_LOG_PORT": str(free_udp_port()),
+            "CALLNOW_RTPENGINE__PORT_MIN": str(port_min),
+            "CALLNOW_RTPENGINE__PORT_MAX": str(port_max),
+        }
+        with log.open("ab") as out:
+            process = subprocess.Popen([str(CALLNOW), "engine"], env=env, stdout=out, stderr=out)
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}; engine log:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def rig(db_url, sipp_peer, tmp_path):
+    engine = make_engine(db_url)
+    sessions = make_session_factory(engine)
+    with transaction(sessions) as session:
+        seed_owner(
+            session,
+            tenant="Alice Pty",
+            email="alice@example.com",
+            internal="001002",
+            external="02 9037 1234",
+            callnow_id="alice",
+        )
+        seed_default_deck(session)
+
+    def queue_request(number: str) -> int:
+        with transaction(sessions) as session:
+            request = record_new(
+                session,
+                profile=profiles.by_callnow_id(session, "alice"),
+                caller_name="Mary",
+                number_typed=number,
+                number_e164=number,
+                source_address="test",
+                user_agent="",
+                channel="web",
+                decision="confirm",
+                reason="default",
+                final_state=RequestState.QUEUED,
+                now=datetime.now(UTC),
+            )
+            return request.id
+
+    def env_for(owner: SippPeer, trunk: SippPeer) -> dict[str, str]:
+        return {
+            "CALLNOW_DATABASE_URL": db_url,
+            "CALLNOW_DATA_DIR": str(tmp_path),
+            "CALLNOW_DEMO_DATA": "false",
+            "CALLNOW_WEB__SECRET_KEY": "crash-" + "k" * 40,
+            "CALLNOW_SIP__OWNER_URI_TEMPLATE": f"sip:{{internal}}@127.0.0.1:{owner.port}",
+            "CALLNOW_SIP__OWNER_RING_TIMEOUT_S": "30",
+            "CALLNOW_SIP__REQUESTER_RING_TIMEOUT_S": "30",
+            "CALLNOW_SIP__MAX_CALL_DURATION_S": "3",
+            "CALLNOW_TRUNK__URI_TEMPLATE": f"sip:{{e164}}@127.0.0.1:{trunk.port}",
+            "CALLNOW_ENGINE__LEASE_S": str(LEASE_S),
+            "CALLNOW_ENGINE__POLL_INTERVAL_S": "0.2",
+        }
+
+    def state_of(request_id: int) -> str:
+        with sessions() as session:
+            return session.get(CallRequest, request_id).state
+
+    def legs_of(request_id: int) -> list[CallLeg]:
+        with sessions() as session:
+            return list(session.scalars(select(CallLeg).where(CallLeg.request_id == request_id)))
+
+    yield sessions, queue_request, env_for, state_of, legs_of
+    engine.dispose()
+
+
+# Phase → (owner scenario, trunk scenario, the moment to kill, the state the request ends in).
+PHASES = {
+    "owner_ringing": ("ring_forever.xml", "answer.xml", "owner_invited", "interrupted"),
+    "prompt_playing": ("answer.xml", "answer.xml", "owner_answered", "interrupted"),
+    "requester_ringing": (
+        "answer_info_dtmf_relay.xml",
+        "ring_forever.xml",
+        "calling_requester",
+        "interrupted",
+    ),
+    "bridged": ("answer_info_dtmf_relay.xml", "answer.xml", "connected", "interrupted"),
+}
+
+
+@pytest.mark.parametrize("phase", list(PHASES))
+def test_an_engine_killed_mid_call_never_dials_again(rig, sipp_peer, tmp_path, phase):
+    _sessions, queue_request, env_for, state_of, legs_of = rig
+    owner_scenario, trunk_scenario, kill_at, final = PHASES[phase]
+    owner = sipp_peer(owner_scenario, {"digit": "1"})
+    trunk = sipp_peer(trunk_scenario)
+    request_id = queue_request("+61290375678")
+    log = tmp_path / "engine.log"
+    moments = {
+        "owner_invited": lambda: len(owner.received("INVITE")) >= 1,
+        "owner_answered": lambda: len(owner.received("ACK")) >= 1,
+        "calling_requester": lambda: len(trunk.received("INVITE")) >= 1,
+        "connected": lambda: state_of(request_id) == "connected",
+    }
+    with engine_process(env_for(owner, trunk), log) as first:
+        wait_for(moments[kill_at], 30, phase, log)
+        first.kill()  # SIGKILL: no cleanup of any kind
+        first.wait()
+    legs_before = {(leg.role, leg.started_at) for leg in legs_of(request_id)}
+    killed_at = time.monotonic()
+    with engine_process(env_for(owner, trunk), log):
+        wait_for(
+            lambda: RequestState(state_of(request_id)) in TERMINAL,
+            LEASE_S + 10,
+            "a terminal state after the crash",
+            log,
+        )
+    assert time.monotonic() - killed_at <= LEASE_S + 10 + 5  # the second engine's start-up
+    assert state_of(request_id) == final
+    assert len(owner.received("INVITE")) == 1
+    assert len(trunk.received("INVITE")) == (1 if phase in ("requester_ringing", "bridged") else 0)
+    assert {(leg.role, leg.started_at) for leg in legs_of(request_id)} == legs_before
+
+
+def test_a_request_claimed_by_an_engine_that_died_before_dialling_is_called_once(
+    rig, sipp_peer, tmp_path
+):
+    sessions, queue_request, env_for, state_of, _legs_of = rig
+    owner = sipp_peer("answer_info_dtmf.xml", {"digit": "2"})
+    trunk = sipp_peer("answer.xml")
+    request_id = queue_request("+61290375678")
+    # An engine claimed it and died before writing any leg: its lease simply runs out.
+    with transaction(sessions) as session:
+        request = session.get(CallRequest, request_id)
+        request.claimed_by = "dead-engine"
+        request.lease_expires_at = datetime.now(UTC)
+        request.claim_count = 1
+    log = tmp_path / "engine.log"
+    with engine_process(env_for(owner, trunk), log):
+        wait_for(
+            lambda: RequestState(state_of(request_id)) in TERMINAL,
+            LEASE_S + 10,
+            "the declined call",
+            log,
+        )
+    assert state_of(request_id) == "owner_declined"
+    assert len(owner.received("INVITE")) == 1
+    assert trunk.received("INVITE") == []
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(CallLeg)) == 1
