@@ -438,3 +438,53 @@ async def test_maximum_call_duration_ends_a_bridged_call_cleanly(
     assert 3 <= talked < 4.5  # the timer starts at the bridge; a limit, not a speed claim
     assert requester.billable_seconds in (3, 4)
     assert rig.record(LegRole.OWNER).billable_seconds >= 3
+
+
+# -- several callbacks at once ------------------------------------------------------------------
+
+
+async def test_two_callbacks_at_once_keep_their_keys_apart(
+    sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
+) -> None:
+    """One owner phone (SIPp, two calls, one RTP socket) gets two callbacks at once and
+    presses 1 on one and 2 on the other: each RFC 4733 key reaches only its own callback,
+    routed by rtpengine call-id and the owner's tag."""
+    async with RtpPeer() as owner_phone:
+        owner = sipp_peer("media_answer.xml", {"rtp_port": str(owner_phone.port)}, "-m", "2")
+        trunk = sipp_peer("answer_then_bye.xml")
+        async with live_rig(owner, trunk, rtpengine_settings, prompt_cache, tmp_path) as rig:
+            alice = await rig.start(replace(facts(ref="req-alice"), caller_name="Alice"))
+            bob = await rig.start(replace(facts(ref="req-bob"), caller_name="Bob"))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while len(owner.received("ACK")) < 2 and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            invites = {
+                invite.header("From").split('"')[1]: media_address(invite.body)
+                for invite in owner.received("INVITE")
+            }
+            assert set(invites) == {"Alice", "Bob"}
+            # Keys only count once the flow asks; the prompt arriving from both proves it.
+            deadline = loop.time() + 10
+            while {p.source for p in owner_phone.received} < set(invites.values()):
+                assert loop.time() < deadline, "no prompt from one of the two callbacks"
+                await asyncio.sleep(0.05)
+            await asyncio.gather(
+                owner_phone.send_digit(invites["Alice"], "1"),
+                owner_phone.send_digit(invites["Bob"], "2"),
+            )
+            alice_outcome = await rig.outcome(alice)
+            bob_outcome = await rig.outcome(bob)
+
+    assert (bob_outcome.state, bob_outcome.reason) == (
+        RequestState.OWNER_DECLINED,
+        "owner_pressed_2",
+    )
+    assert (alice_outcome.state, alice_outcome.reason) == (
+        RequestState.COMPLETED,
+        "requester_hung_up",
+    )
+    assert await wait_for_exit(owner) == 0, owner.diagnostics()
+    assert await wait_for_exit(trunk) == 0, trunk.diagnostics()
+    assert len(trunk.received("INVITE")) == 1  # only Alice's request reached the trunk
+    assert sorted(methods_received(owner)) == sorted(["INVITE", "ACK", "BYE"] * 2)
