@@ -254,6 +254,28 @@ async def test_owner_never_answers(
     assert record.ringing_at is not None and record.billable_seconds == 0
 
 
+async def test_a_web_cancel_while_the_owner_rings_cancels_the_invite(
+    sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
+) -> None:
+    owner = sipp_peer("ring_forever.xml")
+    trunk = sipp_peer("answer.xml")
+    limits = replace(TEST_LIMITS, owner_ring_s=10)  # only the cancel may end it
+    async with live_rig(
+        owner, trunk, rtpengine_settings, prompt_cache, tmp_path, limits=limits
+    ) as rig:
+        handle = await rig.start(facts())
+        await wait_for_request(owner, "INVITE")
+        handle.cancel("visitor_cancelled")
+        outcome = await rig.outcome(handle)
+        await wait_for_request(owner, "ACK")  # of the 487, before the stack stops
+
+    assert (outcome.state, outcome.reason) == (RequestState.CANCELLED, "visitor_cancelled")
+    assert await wait_for_exit(owner) == 0, owner.diagnostics()
+    assert methods_received(owner) == ["INVITE", "CANCEL", "ACK"]
+    assert trunk.received() == []
+    assert rig.record(LegRole.OWNER).disposition is Disposition.CANCELLED
+
+
 async def test_owner_hangs_up_during_the_prompt(
     sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
 ) -> None:
