@@ -1,0 +1,135 @@
+"""The visitor's live status: an event stream of the request's state, and cancelling it.
+
+The status page itself is `public.request_status`; `static/status.js` listens to the stream
+below and updates the page's `#status` line (an `aria-live` region) without a reload. Without
+scripts the page falls back to its `<noscript>` meta refresh.
+
+Cancelling is allowed only while the request is `queued` and no engine holds it. The domain also
+allows `calling_owner → cancelled`, but then the engine is in the middle of the owner's call and
+would not know to hang up or to stop before dialling the visitor, so the web does not offer it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import or_
+from sqlalchemy.orm import Session, sessionmaker
+
+from callnow.domain.request_state import RequestState, is_terminal
+from callnow.store import profiles
+from callnow.store import requests as request_store
+from callnow.store.guarded import move_if
+from callnow.store.models import CallRequest, utcnow
+from callnow.web import forms, sse
+from callnow.web.context import app_state, db, templates
+from callnow.web.public import request_status, status_message
+
+router = APIRouter(include_in_schema=False)
+# Module-level so tests can use shorter times; read on every request.
+TIMING = sse.StreamTiming()
+CANCELLED_REASON = "cancelled by the visitor"
+
+
+def _purpose(token: str) -> str:
+    return f"status:{token}"
+
+
+def cancel_form_token(request: Request, token: str) -> str:
+    """A signed token for the status page's cancel form (bound to this request's token)."""
+    return forms.FormTokens(app_state(request).settings.web.secret_key).issue(_purpose(token))
+
+
+# The status page is rendered by `public.request_status`, which does not know about cancelling:
+# a template global lets status.html ask for the form token without touching that route.
+templates.env.globals["cancel_form_token"] = cancel_form_token
+
+
+def _not_held(now: datetime) -> Any:
+    """No engine holds the request (never claimed, or its lease ran out)."""
+    return or_(
+        CallRequest.claimed_by.is_(None),
+        CallRequest.lease_expires_at.is_(None),
+        CallRequest.lease_expires_at < now,
+    )
+
+
+def cancellable(call_request: CallRequest, now: datetime) -> bool:
+    if call_request.state != RequestState.QUEUED.value:
+        return False
+    lease = call_request.lease_expires_at
+    return call_request.claimed_by is None or lease is None or lease < now
+
+
+def _find(session: Session, callnow_id: str, token: str) -> CallRequest | None:
+    call_request = request_store.by_token(session, token)
+    if call_request is None or call_request.profile.callnow_id != callnow_id.lower():
+        return None
+    return call_request
+
+
+def _snapshot(
+    sessions: sessionmaker[Session], request_id: int, region: str
+) -> dict[str, Any] | None:
+    with sessions() as session:  # read only; closed (and its transaction ended) at once
+        call_request = session.get(CallRequest, request_id)
+        if call_request is None:
+            return None
+        state = RequestState(call_request.state)
+        return {
+            "state": state.value,
+            "message": status_message(call_request, region),
+            "terminal": is_terminal(state),
+            "cancellable": cancellable(call_request, utcnow()),
+        }
+
+
+@router.get("/callnow/{callnow_id}/requests/{token}/events")
+def status_events(request: Request, callnow_id: str, token: str) -> Response:
+    sessions = app_state(request).sessions
+    with sessions() as session:
+        call_request = _find(session, callnow_id, token)
+        if call_request is None:
+            return PlainTextResponse("Not found", status_code=404)
+        request_id = call_request.id
+        region = profiles.tenant_of(call_request.profile).region
+    stream = sse.watch(
+        lambda: _snapshot(sessions, request_id, region),
+        event="status",
+        timing=TIMING,
+        final=lambda snap: bool(snap["terminal"]),
+        event_id=lambda snap: str(snap["state"]),
+    )
+    return StreamingResponse(stream, media_type="text/event-stream", headers=sse.HEADERS)
+
+
+@router.post("/callnow/{callnow_id}/requests/{token}/cancel")
+async def cancel(
+    request: Request, callnow_id: str, token: str, session: Session = Depends(db)
+) -> Response:
+    form = await request.form(max_files=0, max_fields=5)
+    call_request = _find(session, callnow_id, token)
+    if call_request is None:
+        return templates.TemplateResponse(request, "public/not_available.html", {}, status_code=404)
+    tokens = forms.FormTokens(app_state(request).settings.web.secret_key)
+    status_code = 400
+    if tokens.valid(forms.field(form, "form_token", 300), _purpose(token)):
+        now = utcnow()
+        if cancellable(call_request, now) and move_if(
+            session,
+            call_request,
+            RequestState.CANCELLED,
+            CANCELLED_REASON,
+            only_if=(_not_held(now),),
+            now=now,
+        ):
+            return RedirectResponse(
+                f"/callnow/{call_request.profile.callnow_id}/requests/{token}", status_code=303
+            )
+        status_code = 409  # too late: the engine took it, or it already ended
+    page = request_status(request, callnow_id, token, session)
+    page.status_code = status_code
+    return page

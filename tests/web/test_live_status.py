@@ -1,0 +1,196 @@
+"""The visitor's live status: an event stream that follows the request, and cancelling it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from callnow.domain.request_state import RequestState
+from callnow.store import requests as request_store
+from callnow.store.models import utcnow
+from callnow.web import live
+from callnow.web.sse import StreamTiming
+from tests.web.helpers import all_requests, form_token, post_form
+
+S = RequestState
+
+
+@pytest.fixture(autouse=True)
+def quick_streams(monkeypatch):
+    # Short polls keep the tests brisk; the 30 s bound only stops a broken test from hanging.
+    monkeypatch.setattr(live, "TIMING", StreamTiming(poll_s=0.02, heartbeat_s=15, max_s=30))
+
+
+def new_request(world, callnow_id="alice") -> str:
+    response = post_form(world, callnow_id, name="Mary", number="0290375678")
+    assert response.status_code == 303
+    return response.headers["location"]
+
+
+def move(world, status_url: str, *states: RequestState) -> None:
+    token = status_url.rsplit("/", 1)[1]
+    with world.sessions() as session, session.begin():
+        request = request_store.by_token(session, token)
+        for state in states:
+            request_store.move(request, state, "test")
+
+
+def sse_messages(lines: Iterator[str]) -> Iterator[dict]:
+    """Parse an event stream into messages: {"event", "data", "id", "retry", "comments"}."""
+    message: dict = {"comments": []}
+    for line in lines:
+        if line == "":
+            if message != {"comments": []}:
+                yield message
+            message = {"comments": []}
+        elif line.startswith(":"):
+            message["comments"].append(line[1:].strip())
+        else:
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            message[name] = json.loads(value) if name == "data" else value
+    if message != {"comments": []}:
+        yield message
+
+
+def status_events(messages: Iterator[dict]) -> Iterator[dict]:
+    return (m for m in messages if m.get("event") == "status")
+
+
+def test_the_stream_follows_the_request_until_it_ends(world):
+    url = new_request(world)
+    with world.client.stream("GET", url + "/events") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["cache-control"] == "no-store"
+        messages = sse_messages(response.iter_lines())
+        first = next(messages)
+        assert first["retry"] == "3000"
+        events = status_events(messages)
+        queued = next(events)
+        assert queued["data"] == {
+            "state": "queued",
+            "message": "Your request is waiting; we will call the owner in a moment.",
+            "terminal": False,
+            "cancellable": True,
+        }
+        assert queued["id"] == "queued"
+
+        move(world, url, S.CALLING_OWNER)
+        calling = next(events)["data"]
+        assert (calling["state"], calling["cancellable"]) == ("calling_owner", False)
+
+        move(world, url, S.CALLING_REQUESTER)
+        assert next(events)["data"]["message"] == (
+            "The owner accepted — we are calling you now from (02) 9037 1234."
+        )
+        move(world, url, S.CONNECTED)
+        assert next(events)["data"]["message"] == "You are connected."
+        move(world, url, S.COMPLETED)
+        done = next(events)["data"]
+        assert done == {
+            "state": "completed",
+            "message": "The call has finished. Thank you.",
+            "terminal": True,
+            "cancellable": False,
+        }
+        # The server closes the stream at a terminal state.
+        assert list(events) == []
+
+
+def test_a_finished_request_streams_its_outcome_once_and_closes(world):
+    url = new_request(world)
+    move(world, url, S.OWNER_DECLINED)
+    with world.client.stream("GET", url + "/events") as response:
+        events = list(status_events(sse_messages(response.iter_lines())))
+    assert [e["data"]["state"] for e in events] == ["owner_declined"]
+    assert events[0]["data"]["message"] == "The owner cannot take your call right now."
+
+
+def test_an_idle_stream_sends_heartbeats_and_ends_after_its_time(world, monkeypatch):
+    url = new_request(world)
+    monkeypatch.setattr(live, "TIMING", StreamTiming(poll_s=0.01, heartbeat_s=0, max_s=0.2))
+    with world.client.stream("GET", url + "/events") as response:
+        messages = list(sse_messages(response.iter_lines()))
+    states = [m["data"]["state"] for m in messages if m.get("event") == "status"]
+    assert states == ["queued"]  # sent once, not on every poll
+    assert any("heartbeat" in m["comments"] for m in messages)
+    # The stream ended although the request is still queued: EventSource reconnects by itself.
+    assert all_requests(world)[0].state == "queued"
+
+
+def test_unknown_tokens_and_other_pages_get_404(world):
+    url = new_request(world)
+    token = url.rsplit("/", 1)[1]
+    assert world.client.get(f"/callnow/alice/requests/{'x' * 43}/events").status_code == 404
+    assert world.client.get(f"/callnow/bob/requests/{token}/events").status_code == 404
+    assert world.client.get(f"/callnow/nobody/requests/{token}/events").status_code == 404
+
+
+def test_the_status_page_loads_the_script_and_offers_cancelling_while_queued(world):
+    url = new_request(world)
+    page = world.client.get(url)
+    assert '<script src="/static/status.js" defer></script>' in page.text
+    assert f'data-events="{url}/events"' in page.text
+    assert 'id="status" role="status" aria-live="polite"' in page.text
+    assert '<noscript><meta http-equiv="refresh" content="3"></noscript>' in page.text
+    assert f'action="{url}/cancel"' in page.text
+    assert "<script>" not in page.text  # the CSP allows no inline script
+    script = world.client.get("/static/status.js")
+    assert script.status_code == 200
+    assert "EventSource" in script.text
+
+
+def test_the_visitor_cancels_a_queued_request_once(world):
+    url = new_request(world)
+    token = form_token(world.client.get(url).text)
+    response = world.client.post(url + "/cancel", data={"form_token": token})
+    assert response.status_code == 303
+    assert response.headers["location"] == url
+    [request] = all_requests(world)
+    assert request.state == "cancelled"
+    with world.sessions() as session:
+        events = request_store.by_token(session, request.token).events
+        assert (events[-1].state, events[-1].reason) == ("cancelled", "cancelled by the visitor")
+    page = world.client.get(url)
+    assert "The request was cancelled." in page.text
+    assert "/cancel" not in page.text and "status.js" not in page.text
+    again = world.client.post(url + "/cancel", data={"form_token": token})
+    assert again.status_code == 409
+    assert all_requests(world)[0].state == "cancelled"
+
+
+def test_cancelling_is_refused_once_the_owner_is_being_called(world):
+    url = new_request(world)
+    token = form_token(world.client.get(url).text)
+    move(world, url, S.CALLING_OWNER)
+    response = world.client.post(url + "/cancel", data={"form_token": token})
+    assert response.status_code == 409
+    assert "We are calling the owner now." in response.text
+    assert all_requests(world)[0].state == "calling_owner"
+
+
+def test_cancelling_is_refused_while_an_engine_holds_the_request(world):
+    url = new_request(world)
+    token = form_token(world.client.get(url).text)
+    with world.sessions() as session, session.begin():
+        request = request_store.by_token(session, url.rsplit("/", 1)[1])
+        request.claimed_by = "engine-1"
+        request.lease_expires_at = utcnow() + timedelta(seconds=30)
+    assert world.client.post(url + "/cancel", data={"form_token": token}).status_code == 409
+    assert all_requests(world)[0].state == "queued"
+
+
+def test_cancelling_needs_this_pages_form_token(world):
+    url = new_request(world)
+    other = new_request(world, "bob")
+    other_token = form_token(world.client.get(other).text)
+    assert world.client.post(url + "/cancel", data={}).status_code == 400
+    assert world.client.post(url + "/cancel", data={"form_token": other_token}).status_code == 400
+    assert world.client.post(url + "/cancel", data={"form_token": "forged"}).status_code == 400
+    assert all_requests(world)[0].state == "queued"
+    token = url.rsplit("/", 1)[1]
+    assert world.client.post(f"/callnow/bob/requests/{token}/cancel").status_code == 404
