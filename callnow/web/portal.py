@@ -265,6 +265,7 @@ async def save_preferences(
     profile.require_caller_name = forms.checkbox(form, "require_caller_name")
     profile.image_validation = forms.checkbox(form, "image_validation")
     profile.one_step_allowed = forms.checkbox(form, "one_step_allowed")
+    profile.confirm_on_web = forms.checkbox(form, "confirm_on_web")
     profile.welcome_message = welcome
     profile.timezone = timezone
     profiles.replace_windows(session, profile, windows)

@@ -1,0 +1,128 @@
+"""Owner confirmation on the web: the pending list (live), Accept and Decline.
+
+A request whose decision is `confirm_web` waits queued until the owner answers here. Accept sets
+the decision to `web` and leaves the request queued, so the engine's dispatcher claims it like any
+other and rings the owner with a short whisper before calling the visitor (no keypad step).
+Decline ends it as `owner_declined`. A request that waited longer than the web confirmation
+timeout can no longer be accepted; the dispatcher's periodic `expire_web_confirmations()` ends it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy.orm import Session, sessionmaker
+
+from callnow.domain import web_confirmation as rules
+from callnow.domain.phone import parse_caller_number
+from callnow.store import profiles
+from callnow.store import web_confirmation as held
+from callnow.store.models import CallRequest, User, utcnow
+from callnow.web import queue_wakeup, sse
+from callnow.web.context import app_state, db
+from callnow.web.portal import _checked_form, _render, _to_login, current_user
+
+router = APIRouter(prefix="/portal", include_in_schema=False)
+TIMING = sse.StreamTiming()
+
+
+def _item(call_request: CallRequest) -> dict[str, Any]:
+    region = profiles.tenant_of(call_request.profile).region
+    return {
+        "token": call_request.token,
+        "callnow_id": call_request.profile.callnow_id,
+        "name": call_request.caller_name or "",
+        "number": parse_caller_number(call_request.number_e164, region).display,
+        "requested": call_request.created_at.strftime("%H:%M UTC"),
+        "expires": rules.deadline(call_request.created_at).strftime("%H:%M UTC"),
+    }
+
+
+def pending_items(session: Session, user_id: int) -> list[dict[str, Any]]:
+    """What the owner can still answer: held requests that have not run out of time."""
+    now = utcnow()
+    return [
+        _item(r)
+        for r in held.pending_for_owner(session, user_id)
+        if not rules.has_expired(r.created_at, now)
+    ]
+
+
+def _page(
+    request: Request,
+    session: Session,
+    user: User,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    return _render(
+        request,
+        "pending.html",
+        user,
+        items=pending_items(session, user.id),
+        error=error,
+        timeout_minutes=int(rules.DEFAULT_TIMEOUT.total_seconds() // 60),
+        status_code=status_code,
+    )
+
+
+@router.get("/pending")
+def pending_page(request: Request, session: Session = Depends(db)) -> Response:
+    user = current_user(request, session)
+    if user is None:
+        return _to_login()
+    return _page(request, session, user)
+
+
+def _snapshot(sessions: sessionmaker[Session], user_id: int) -> dict[str, Any] | None:
+    with sessions() as session:
+        user = session.get(User, user_id)
+        if user is None or not user.is_active:
+            return None  # logged out by an admin: end the stream
+        return {"items": pending_items(session, user_id)}
+
+
+@router.get("/pending/events")
+def pending_events(request: Request) -> Response:
+    sessions = app_state(request).sessions
+    with sessions() as session:
+        user = current_user(request, session)
+        if user is None:
+            return PlainTextResponse("Please log in.", status_code=401)
+        user_id = user.id
+    stream = sse.watch(lambda: _snapshot(sessions, user_id), event="pending", timing=TIMING)
+    return StreamingResponse(stream, media_type="text/event-stream", headers=sse.HEADERS)
+
+
+async def _answer(request: Request, token: str, session: Session, accept: bool) -> Response:
+    user = current_user(request, session)
+    if user is None:
+        return _to_login()
+    form = await _checked_form(request)
+    if form is None:
+        return _page(
+            request, session, user, error="The form expired; please try again.", status_code=400
+        )
+    call_request = held.owned_request(session, user.id, token)
+    if call_request is None:
+        return _render(request, "missing.html", user, status_code=404)
+    done = held.accept(session, call_request) if accept else held.decline(session, call_request)
+    if done and accept:
+        queue_wakeup.queued(session)  # an engine takes it after the commit, not at its next poll
+    if not done:
+        message = "That request is no longer waiting for you (answered, cancelled or expired)."
+        return _page(request, session, user, error=message, status_code=409)
+    return RedirectResponse("/portal/pending", status_code=303)
+
+
+@router.post("/requests/{token}/accept")
+async def accept(request: Request, token: str, session: Session = Depends(db)) -> Response:
+    return await _answer(request, token, session, accept=True)
+
+
+@router.post("/requests/{token}/decline")
+async def decline(request: Request, token: str, session: Session = Depends(db)) -> Response:
+    return await _answer(request, token, session, accept=False)

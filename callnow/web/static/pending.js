@@ -1,0 +1,80 @@
+// The owner's pending list, kept current from /portal/pending/events without a reload.
+// Items are built with DOM methods and textContent only: names come from visitors.
+(function () {
+  "use strict";
+  var list = document.getElementById("pending-list");
+  if (!list || !window.EventSource) {
+    return;
+  }
+  var csrf = list.getAttribute("data-csrf");
+  var count = document.getElementById("pending-count");
+  var empty = document.getElementById("pending-empty");
+
+  function answerForm(token, action, label, className) {
+    var form = document.createElement("form");
+    form.method = "post";
+    form.action = "/portal/requests/" + encodeURIComponent(token) + "/" + action;
+    var input = document.createElement("input");
+    input.type = "hidden";
+    input.name = "csrf";
+    input.value = csrf;
+    var button = document.createElement("button");
+    button.type = "submit";
+    button.textContent = label;
+    if (className) {
+      button.className = className;
+    }
+    form.appendChild(input);
+    form.appendChild(button);
+    return form;
+  }
+
+  function row(item) {
+    var li = document.createElement("li");
+    li.setAttribute("data-token", item.token);
+    var p = document.createElement("p");
+    var strong = document.createElement("strong");
+    strong.textContent = item.name || "Anonymous";
+    p.appendChild(strong);
+    p.appendChild(document.createTextNode(", " + item.number + " "));
+    var muted = document.createElement("span");
+    muted.className = "muted";
+    muted.textContent = "(page " + item.callnow_id + ", asked at " + item.requested +
+      ", waits until " + item.expires + ")";
+    p.appendChild(muted);
+    var buttons = document.createElement("div");
+    buttons.className = "inline";
+    buttons.appendChild(answerForm(item.token, "accept", "Accept", ""));
+    buttons.appendChild(answerForm(item.token, "decline", "Decline", "danger"));
+    li.appendChild(p);
+    li.appendChild(buttons);
+    return li;
+  }
+
+  var source = new EventSource(list.getAttribute("data-events"));
+  source.addEventListener("pending", function (event) {
+    var data;
+    try {
+      data = JSON.parse(event.data);
+    } catch (err) {
+      return;
+    }
+    var shown = Array.prototype.map.call(list.children, function (li) {
+      return li.getAttribute("data-token");
+    });
+    var fresh = data.items.map(function (item) { return item.token; });
+    if (shown.join(" ") === fresh.join(" ")) {
+      return; // unchanged: keep focus and do not re-announce
+    }
+    while (list.firstChild) {
+      list.removeChild(list.firstChild);
+    }
+    data.items.forEach(function (item) { list.appendChild(row(item)); });
+    if (count) {
+      count.textContent = data.items.length + " waiting";
+    }
+    if (empty) {
+      empty.hidden = data.items.length > 0;
+    }
+  });
+})();
