@@ -1,4 +1,5 @@
-"""Shared helpers for the telephony benchmarks: the machine, process CPU/RSS, RTP port blocks.
+"""Shared helpers for the telephony benchmarks: the machine, process CPU/RSS, RTP port blocks,
+SIPp phones and an in-memory call recorder.
 
 Figures mean little without the machine they came from, and this machine is shared (other
 engineers run tests on the same two cores), so the load average at the start is printed too.
@@ -10,13 +11,24 @@ import contextlib
 import fcntl
 import os
 import platform
+import re
 import shutil
+import signal
+import socket
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+
+from callnow.domain.calls import CallRecord, LegRole
+from callnow.domain.request_state import RequestState
+
+HOST = "127.0.0.1"
+SCENARIOS = Path(__file__).resolve().parent.parent / "peers" / "sipp"
 
 # The same lock files as tests/peers/rtpengine.py: a benchmark and other people's test runs
 # on this machine never hand rtpengine the same RTP ports.
@@ -127,3 +139,123 @@ def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
     return ordered[rank]
+
+
+# -- SIPp phones -------------------------------------------------------------------------------
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Sipp:
+    name: str
+    port: int
+    media_port: int
+    process: subprocess.Popen[bytes]
+    workdir: Path
+
+    def error_kinds(self) -> Counter[str]:
+        """SIPp's logged events (its -trace_err file), by kind, call-ids and times removed."""
+        path = self.workdir / "errors.log"
+        if not path.exists():
+            return Counter()
+        kinds: Counter[str] = Counter()
+        for line in path.read_text(errors="replace").splitlines():
+            line = line.lstrip("'")
+            if not re.match(r"\d{4}-\d\d-\d\d\t", line):
+                continue  # the message dump that follows an event
+            text = line.split(": ", 1)[-1]
+            text = re.sub(r"[0-9a-f]{12,}\S*", "X", text)
+            kinds[re.sub(r"'(\S+) .*", r"'\1 ...'", text)[:100]] += 1
+        return kinds
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def start_sipp(
+    scenario: str, workdir: Path, keys: dict[str, str], extra: list[str] | None = None
+) -> Sipp:
+    """A SIPp UAS answering any number of calls (no -m), quiet, errors to a file."""
+    binary = shutil.which("sipp")
+    if binary is None:
+        raise SystemExit("sipp is not installed (Debian package sip-tester)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port, media_port = free_udp_port(), free_udp_port()
+    args = [
+        binary,
+        "-sf",
+        str(SCENARIOS / scenario),
+        "-i",
+        HOST,
+        "-p",
+        str(port),
+        "-mi",
+        HOST,
+        "-mp",
+        str(media_port),
+        "-cp",
+        str(free_udp_port()),
+        "-nostdin",
+        "-timeout",
+        "900s",  # a forgotten SIPp never outlives the benchmark for long
+        "-trace_err",
+        "-error_file",
+        str(workdir / "errors.log"),
+        # Defaults of 1000 make SIPp share its loop between reading and scheduling badly
+        # when a thousand calls are in flight.
+        "-max_recv_loops",
+        "10000",
+        "-max_sched_loops",
+        "10000",
+        *(extra or []),
+    ]
+    for key, value in keys.items():
+        args += ["-key", key, value]
+    process = subprocess.Popen(
+        args,
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.3)
+    if process.poll() is not None:
+        raise SystemExit(f"SIPp {scenario} did not start (exit {process.returncode})")
+    return Sipp(scenario, port, media_port, process, workdir)
+
+
+# -- the engine's recorder (in memory) ---------------------------------------------------------
+
+
+@dataclass
+class MemoryRecorder:
+    """The store's stand-in: notes the owner leg's write-ahead time and each request's state."""
+
+    owner_dialling_at: dict[str, datetime] = field(default_factory=dict)
+    states: dict[str, RequestState] = field(default_factory=dict)
+    records: Counter[str] = field(default_factory=Counter)
+
+    async def leg_dialling(
+        self, request_ref: str, role: LegRole, destination: str, at: datetime
+    ) -> None:
+        if role is LegRole.OWNER:
+            self.owner_dialling_at[request_ref] = at
+
+    async def record_leg(self, record: CallRecord) -> None:
+        self.records[f"{record.role}:{record.disposition}"] += 1
+
+    async def request_state_changed(
+        self, request_ref: str, state: RequestState, reason: str, at: datetime
+    ) -> None:
+        self.states[request_ref] = state

@@ -36,7 +36,6 @@ import contextlib
 import ctypes
 import logging
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -46,7 +45,6 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,23 +52,24 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _machine import (  # noqa: E402
+    HOST,
+    MemoryRecorder,
     cpu_percent,
+    free_udp_port,
     mib,
     percentile,
     print_machine,
     reserved_rtp_ports,
     sample,
+    start_sipp,
 )
 
 from callnow.config import RtpengineSettings, Settings, SipSettings, TrunkSettings  # noqa: E402
-from callnow.domain.calls import CallRecord, LegRole  # noqa: E402
 from callnow.domain.flow import AcceptanceMode, FlowLimits, RequestFacts  # noqa: E402
 from callnow.domain.request_state import RequestState  # noqa: E402
 from callnow.engine.live import LiveTelephony  # noqa: E402
 from callnow.engine.runner import CallbackEngine  # noqa: E402
 
-SCENARIOS = ROOT / "peers" / "sipp"
-HOST = "127.0.0.1"
 OWNER_EXTERNAL = "+61299990000"
 NUMBER_POOL = 20
 # A flow that has not ended this long after its bridged time is counted as failed.
@@ -174,104 +173,6 @@ class WireTimes:
             self._proc.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(3)
-
-
-# -- peers ---------------------------------------------------------------------------------
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Sipp:
-    name: str
-    port: int
-    process: subprocess.Popen[bytes]
-    workdir: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-
-
-def start_sipp(scenario: str, workdir: Path, keys: dict[str, str]) -> Sipp:
-    """A SIPp UAS answering any number of calls (no -m), quiet, errors to a file."""
-    binary = shutil.which("sipp")
-    if binary is None:
-        raise SystemExit("sipp is not installed (Debian package sip-tester)")
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_udp_port()
-    args = [
-        binary,
-        "-sf",
-        str(SCENARIOS / scenario),
-        "-i",
-        HOST,
-        "-p",
-        str(port),
-        "-mi",
-        HOST,
-        "-mp",
-        str(free_udp_port()),
-        "-cp",
-        str(free_udp_port()),
-        "-nostdin",
-        "-timeout",
-        "900s",  # a forgotten SIPp never outlives the benchmark for long
-        "-trace_err",
-        "-error_file",
-        str(workdir / "errors.log"),
-        "-max_recv_loops",
-        "10000",
-        "-max_sched_loops",
-        "10000",
-    ]
-    for key, value in keys.items():
-        args += ["-key", key, value]
-    process = subprocess.Popen(
-        args,
-        cwd=workdir,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(0.3)
-    if process.poll() is not None:
-        raise SystemExit(f"SIPp {scenario} did not start (exit {process.returncode})")
-    return Sipp(scenario, port, process, workdir)
-
-
-# -- the engine's recorder (in memory) -----------------------------------------------------
-
-
-@dataclass
-class MemoryRecorder:
-    """The store stand-in: keeps the write-ahead time of each owner leg, counts records."""
-
-    owner_dialling_at: dict[str, datetime] = field(default_factory=dict)
-    records: Counter[str] = field(default_factory=Counter)
-
-    async def leg_dialling(
-        self, request_ref: str, role: LegRole, destination: str, at: datetime
-    ) -> None:
-        if role is LegRole.OWNER:
-            self.owner_dialling_at[request_ref] = at
-
-    async def record_leg(self, record: CallRecord) -> None:
-        self.records[f"{record.role}:{record.disposition}"] += 1
-
-    async def request_state_changed(
-        self, request_ref: str, state: RequestState, reason: str, at: datetime
-    ) -> None:
-        return None
 
 
 class CountWarnings(logging.Handler):
@@ -537,6 +438,9 @@ async def main_async(args: argparse.Namespace) -> int:
         owner.stop()
         trunk.stop()
     print_table(results, latency_source)
+    for sipp in (owner, trunk):
+        for kind, n in sipp.error_kinds().most_common(5):
+            print(f"SIPp {sipp.name} logged {n} x {kind}")
     if warnings.counts:
         print("\nwarnings/errors logged by the engine (count, first 10):")
         for text, n in warnings.counts.most_common(10):
@@ -548,7 +452,7 @@ async def main_async(args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rates", default="10,25,50,100", help="flows/s per step, rising")
+    parser.add_argument("--rates", default="10,25,50,100,150,200", help="flows/s per step, rising")
     parser.add_argument("--window", type=float, default=10.0, help="seconds of arrivals per step")
     parser.add_argument(
         "--bridged", type=float, default=5.0, help="seconds each call stays bridged"
