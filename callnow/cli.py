@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
+from callnow.billing.cli import billing_app
 from callnow.config import Settings
 from callnow.store import provisioning
 from callnow.store.db import make_engine, make_session_factory, migrate, transaction
@@ -23,6 +24,7 @@ admin_app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 app.add_typer(db_app, name="db")
+app.add_typer(billing_app, name="billing")
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML settings file", envvar="CALLNOW_CONFIG")

@@ -87,7 +87,7 @@ class EngineSettings(BaseModel):
     poll_interval_s: float = Field(0.5, gt=0, le=30)
     max_concurrent_calls: int = Field(200, ge=1, le=10_000)
     # Callbacks at once per extension and per tenant (call-flooding an owner is abuse too).
-    max_calls_per_extension: int = Field(1, ge=1, le=100)
+    max_calls_per_extension: int = Field(1, ge=1, le=10_000)
     max_calls_per_tenant: int = Field(20, ge=1, le=10_000)
 
 
