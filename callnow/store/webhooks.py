@@ -1,0 +1,344 @@
+"""Webhook endpoints and their deliveries: enqueued with each request event, sent by a worker.
+
+Enqueueing is an outbox: the delivery rows are written in the same transaction as the
+`request_events` row they report, so a state change and its webhook are committed (or lost)
+together, and sending happens later, outside any call path.
+
+Every inserted `RequestEvent` enqueues by itself: importing this module registers a mapper
+`after_insert` listener on RequestEvent. That catches every writer of history (`requests.move()`,
+`record_new()`, the web confirmation) without each one having to remember a call, in every process
+that imports this module (the web app does through `callnow.web.webhook_portal`; the engine
+process must import it too). One delivery per history row: that includes the "accepted on the
+web" entry, which keeps the state `queued` but tells the owner's systems what happened.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, event, exists, insert, or_, select, update
+from sqlalchemy.orm import Mapper, Session, aliased
+
+from callnow.domain.webhook_url import check_webhook_url
+from callnow.store.models import (
+    CallRequest,
+    Extension,
+    Profile,
+    RequestEvent,
+    User,
+    WebhookDelivery,
+    WebhookEndpoint,
+    utcnow,
+)
+
+EVENT_NAME = "request.state_changed"
+SECRET_BYTES = 32
+
+
+def new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(SECRET_BYTES)
+
+
+def new_delivery_id() -> str:
+    return uuid.uuid4().hex  # 32 characters, fits String(40)
+
+
+# ---------------------------------------------------------------- endpoints (the portal)
+
+
+def owner_endpoint(session: Session, user_id: int) -> WebhookEndpoint | None:
+    query = select(WebhookEndpoint).where(
+        WebhookEndpoint.owner_user_id == user_id, WebhookEndpoint.active.is_(True)
+    )
+    return session.scalars(query.order_by(WebhookEndpoint.id.desc())).first()
+
+
+def tenant_endpoint(session: Session, tenant_id: int) -> WebhookEndpoint | None:
+    query = select(WebhookEndpoint).where(
+        WebhookEndpoint.tenant_id == tenant_id,
+        WebhookEndpoint.owner_user_id.is_(None),
+        WebhookEndpoint.active.is_(True),
+    )
+    return session.scalars(query.order_by(WebhookEndpoint.id.desc())).first()
+
+
+def _replace(session: Session, old: WebhookEndpoint | None, new: WebhookEndpoint) -> str:
+    # The old row is kept (inactive) because its deliveries refer to it and stay visible.
+    if old is not None:
+        old.active = False
+    session.add(new)
+    session.flush()
+    return new.secret
+
+
+def set_owner_url(session: Session, user: User, url: str) -> tuple[WebhookEndpoint, str]:
+    """Point the owner's webhook at `url` with a fresh secret (returned to be shown once)."""
+    endpoint = WebhookEndpoint(
+        owner_user_id=user.id, url=check_webhook_url(url), secret=new_secret(), active=True
+    )
+    return endpoint, _replace(session, owner_endpoint(session, user.id), endpoint)
+
+
+def set_tenant_url(session: Session, tenant_id: int, url: str) -> tuple[WebhookEndpoint, str]:
+    endpoint = WebhookEndpoint(
+        tenant_id=tenant_id, url=check_webhook_url(url), secret=new_secret(), active=True
+    )
+    return endpoint, _replace(session, tenant_endpoint(session, tenant_id), endpoint)
+
+
+def clear(endpoint: WebhookEndpoint | None) -> None:
+    """Stop sending; deliveries still pending for it are given up by the sender."""
+    if endpoint is not None:
+        endpoint.active = False
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    delivery: WebhookDelivery
+    url: str
+    state: str
+    token: str
+
+
+def recent_deliveries(
+    session: Session,
+    *,
+    owner_user_id: int | None = None,
+    tenant_id: int | None = None,
+    limit: int = 50,
+) -> list[DeliveryRow]:
+    """Deliveries to the owner's (or the tenant's) endpoints, newest first."""
+    scope = (
+        WebhookEndpoint.owner_user_id == owner_user_id
+        if owner_user_id is not None
+        else and_(WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.owner_user_id.is_(None))
+    )
+    query = (
+        select(WebhookDelivery, WebhookEndpoint.url, RequestEvent.state, CallRequest.token)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .join(RequestEvent, RequestEvent.id == WebhookDelivery.request_event_id)
+        .join(CallRequest, CallRequest.id == WebhookDelivery.request_id)
+        .where(scope)
+        .order_by(WebhookDelivery.id.desc())
+        .limit(limit)
+    )
+    return [DeliveryRow(d, url, state, token) for d, url, state, token in session.execute(query)]
+
+
+# ---------------------------------------------------------------- enqueueing
+
+
+def _payload(delivery_id: str, request: dict[str, Any], event_row: dict[str, Any]) -> dict:
+    at = event_row["at"]
+    return {
+        "delivery_id": delivery_id,
+        "event": EVENT_NAME,
+        "request": {
+            "token": request["token"],
+            "callnow_id": request["callnow_id"],
+            "state": event_row["state"],
+            "reason": event_row["reason"] or "",
+            "at": at.isoformat() if isinstance(at, datetime) else str(at),
+            "number": request["number_e164"],
+            "caller_name": request["caller_name"],
+        },
+    }
+
+
+def _enqueue(connection: Connection, event_row: dict[str, Any]) -> int:
+    """Write one delivery per active endpoint of the request's owner and tenant (plain Core on
+    the flush's own connection, so it joins the same transaction)."""
+    request = (
+        connection.execute(
+            select(
+                CallRequest.token,
+                CallRequest.number_e164,
+                CallRequest.caller_name,
+                Profile.callnow_id,
+                Extension.owner_user_id,
+                Extension.tenant_id,
+            )
+            .join(Profile, Profile.id == CallRequest.profile_id)
+            .join(Extension, Extension.id == Profile.extension_id)
+            .where(CallRequest.id == event_row["request_id"])
+        )
+        .mappings()
+        .first()
+    )
+    if request is None:
+        return 0
+    owner = request["owner_user_id"]
+    endpoints = (
+        connection.execute(
+            select(WebhookEndpoint.id).where(
+                WebhookEndpoint.active.is_(True),
+                or_(
+                    and_(
+                        WebhookEndpoint.owner_user_id.is_not(None),
+                        WebhookEndpoint.owner_user_id == owner,
+                    ),
+                    and_(
+                        WebhookEndpoint.owner_user_id.is_(None),
+                        WebhookEndpoint.tenant_id == request["tenant_id"],
+                    ),
+                ),
+            )
+        )
+        .scalars()
+        .all()
+    )
+    already = set(
+        connection.execute(
+            select(WebhookDelivery.endpoint_id).where(
+                WebhookDelivery.request_event_id == event_row["id"]
+            )
+        ).scalars()
+    )
+    rows = []
+    for endpoint_id in endpoints:
+        if endpoint_id in already:  # an explicit enqueue_for_event() after the listener did it
+            continue
+        delivery_id = new_delivery_id()
+        rows.append(
+            {
+                "delivery_id": delivery_id,
+                "endpoint_id": endpoint_id,
+                "request_id": event_row["request_id"],
+                "request_event_id": event_row["id"],
+                "payload": _payload(delivery_id, dict(request), event_row),
+                "created_at": utcnow(),
+                "attempts": 0,
+                "next_attempt_at": utcnow(),
+                "last_error": "",
+            }
+        )
+    if rows:
+        connection.execute(insert(WebhookDelivery), rows)
+    return len(rows)
+
+
+def _event_row(target: RequestEvent) -> dict[str, Any]:
+    return {
+        "id": target.id,
+        "request_id": target.request_id,
+        "state": target.state,
+        "reason": target.reason,
+        "at": target.at,
+    }
+
+
+def enqueue_for_event(session: Session, request: CallRequest, event_row: RequestEvent) -> int:
+    """Enqueue deliveries for one history row (flushed first so it has an id). Not needed where
+    the listener below is registered, and harmless there: an endpoint is never enqueued twice."""
+    session.flush()
+    assert event_row.request_id == request.id
+    return _enqueue(session.connection(), _event_row(event_row))
+
+
+@event.listens_for(RequestEvent, "after_insert")
+def _on_request_event(_mapper: Mapper[Any], connection: Connection, target: RequestEvent) -> None:
+    _enqueue(connection, _event_row(target))
+
+
+# ---------------------------------------------------------------- the sender's side
+
+
+@dataclass(frozen=True)
+class Due:
+    id: int
+    delivery_id: str
+    url: str
+    secret: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: datetime
+    endpoint_active: bool
+
+
+def _pending() -> Any:
+    return and_(WebhookDelivery.delivered_at.is_(None), WebhookDelivery.gave_up_at.is_(None))
+
+
+def due(session: Session, now: datetime, limit: int = 50) -> list[Due]:
+    """Deliveries whose time has come and that are first in line for their request and endpoint:
+    event N+1 waits while event N is neither delivered nor given up."""
+    earlier = aliased(WebhookDelivery)
+    blocked = exists().where(
+        earlier.endpoint_id == WebhookDelivery.endpoint_id,
+        earlier.request_id == WebhookDelivery.request_id,
+        earlier.id < WebhookDelivery.id,
+        earlier.delivered_at.is_(None),
+        earlier.gave_up_at.is_(None),
+    )
+    query = (
+        select(WebhookDelivery, WebhookEndpoint)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(_pending(), WebhookDelivery.next_attempt_at <= now, ~blocked)
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+        .limit(limit)
+    )
+    return [
+        Due(
+            id=d.id,
+            delivery_id=d.delivery_id,
+            url=e.url,
+            secret=e.secret,
+            payload=d.payload,
+            attempts=d.attempts,
+            created_at=d.created_at,
+            endpoint_active=e.active,
+        )
+        for d, e in session.execute(query)
+    ]
+
+
+def claim(session: Session, item: Due, now: datetime, lease: timedelta) -> bool:
+    """Take one delivery for `lease` by pushing its next attempt out, only if it is still due, so
+    two senders never POST the same delivery at once. A sender that dies leaves it due again."""
+    result = session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == item.id, _pending(), WebhookDelivery.next_attempt_at <= now)
+        .values(next_attempt_at=now + lease)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def record_delivered(session: Session, item: Due, status: int, now: datetime) -> None:
+    session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == item.id)
+        .values(attempts=item.attempts + 1, last_status=status, last_error="", delivered_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def record_failed(
+    session: Session,
+    item: Due,
+    *,
+    status: int | None,
+    error: str,
+    now: datetime,
+    retry_at: datetime | None,
+) -> None:
+    """One more failed attempt; `retry_at` None means we give up on this delivery."""
+    values: dict[str, Any] = {
+        "attempts": item.attempts + 1,
+        "last_status": status,
+        "last_error": error[:300],
+    }
+    if retry_at is None:
+        values["gave_up_at"] = now
+    else:
+        values["next_attempt_at"] = retry_at
+    session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == item.id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,1 @@
+"""Status webhooks: signing, retry timing and the sender worker."""
