@@ -14,7 +14,17 @@ from callnow import __version__
 from callnow.config import Settings
 from callnow.domain.destination_policy import PrefixList
 from callnow.store.db import make_engine, make_session_factory
-from callnow.web import api, portal, public, queue_wakeup
+from callnow.web import (
+    api,
+    billing_api,
+    billing_portal,
+    live,
+    owner_live,
+    portal,
+    public,
+    queue_wakeup,
+    webhook_portal,
+)
 from callnow.web.captcha import CaptchaBook
 from callnow.web.context import AppState
 from callnow.web.intake import Safeguards
@@ -74,6 +84,11 @@ def create_app(settings: Settings, *, with_engine: bool = False) -> FastAPI:
     app.include_router(public.router)
     app.include_router(portal.router)
     app.include_router(api.router)
+    app.include_router(billing_portal.router)
+    app.include_router(billing_api.router)
+    app.include_router(live.router)
+    app.include_router(owner_live.router)
+    app.include_router(webhook_portal.router)
     from callnow.web import admin
 
     admin.mount(app, engine, settings)
