@@ -92,6 +92,26 @@ def sample(pid: int | None = None) -> ProcSample:
     return ProcSample(time.monotonic(), cpu, rss)
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds used so far by each live Python thread of this process, by thread name
+    (threads of the same name are summed): shows where an engine's CPU goes, e.g. the asyncio
+    loop (MainThread) versus sippy's event loop and its UDP reader/writer threads."""
+    import threading
+
+    used: dict[str, float] = {}
+    for thread in threading.enumerate():
+        tid = thread.native_id
+        try:
+            stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        # Thread-12 and Thread-13 (sippy's UDP reader and writer) are one row.
+        name = re.sub(r"^(Thread|asyncio)[-_]\d+", r"\1", thread.name)
+        used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    return used
+
+
 def cpu_percent(first: ProcSample, last: ProcSample) -> float:
     """Average CPU use between two samples, in percent of one core."""
     wall = last.at - first.at

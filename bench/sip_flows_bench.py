@@ -62,6 +62,7 @@ from _machine import (  # noqa: E402
     reserved_rtp_ports,
     sample,
     start_sipp,
+    thread_cpu,
 )
 
 from callnow.config import RtpengineSettings, Settings, SipSettings, TrunkSettings  # noqa: E402
@@ -197,6 +198,9 @@ class StepResult:
     latencies_ms: list[float] = field(default_factory=list)
     engine_cpu: float = 0.0
     engine_cpu_s: float = 0.0
+    # Percent of one core while flows were arriving (the drain afterwards is quieter).
+    engine_cpu_arrivals: float = 0.0
+    threads_cpu_s: dict[str, float] = field(default_factory=dict)
     engine_rss_peak: int = 0
     rtpengine_cpu: float = 0.0
     rtpengine_rss_peak: int = 0
@@ -284,6 +288,7 @@ class Bench:
                 result.max_in_flight = max(result.max_in_flight, len(engine.active))
                 await asyncio.sleep(0.25)
 
+        threads_before = thread_cpu()
         sampler_task = loop.create_task(sampler())
         count = max(1, round(rate * window_s))
         t_start = loop.time()
@@ -297,12 +302,17 @@ class Bench:
             last_start = loop.time()
         result.started = count
         result.start_span_s = last_start - t_start
+        result.engine_cpu_arrivals = cpu_percent(first_engine, sample(engine_pid))
         await asyncio.gather(*tasks)
         sampling = False
         await sampler_task
         last_engine = sample(engine_pid)
         result.engine_cpu = cpu_percent(first_engine, last_engine)
         result.engine_cpu_s = last_engine.cpu_s - first_engine.cpu_s
+        threads_after = thread_cpu()
+        result.threads_cpu_s = {
+            name: used - threads_before.get(name, 0.0) for name, used in threads_after.items()
+        }
         result.engine_rss_peak = peaks[0]
         if rtp_pid and first_rtp:
             result.rtpengine_cpu = cpu_percent(first_rtp, sample(rtp_pid))
@@ -325,7 +335,7 @@ def print_table(results: list[StepResult], latency_source: str) -> None:
     print(f"call-setup latency: start_callback() -> owner INVITE, measured {latency_source}")
     head = (
         f"{'rate/s':>7} {'started':>7} {'ok':>6} {'failed':>6} {'start/s':>8} {'in flight':>9} "
-        f"{'setup p50':>9} {'p99':>8} {'max':>8} {'engine CPU':>10} {'CPU/flow':>9} "
+        f"{'setup p50':>9} {'p99':>8} {'max':>8} {'CPU arrive':>10} {'step':>5} {'CPU/flow':>9} "
         f"{'engine RSS':>10} "
         f"{'rtpe CPU':>8} {'rtpe RSS':>8}"
     )
@@ -336,11 +346,23 @@ def print_table(results: list[StepResult], latency_source: str) -> None:
         print(
             f"{r.rate:>7g} {r.started:>7} {r.ok:>6} {r.failures:>6} {r.achieved_rate:>8.1f} "
             f"{r.max_in_flight:>9} {percentile(lat, 50):>7.1f}ms {percentile(lat, 99):>6.1f}ms "
-            f"{max(lat) if lat else float('nan'):>6.1f}ms {r.engine_cpu:>9.0f}% "
+            f"{max(lat) if lat else float('nan'):>6.1f}ms {r.engine_cpu_arrivals:>9.0f}% "
+            f"{r.engine_cpu:>4.0f}% "
             f"{1000 * r.engine_cpu_s / max(1, r.started):>7.1f}ms "
             f"{mib(r.engine_rss_peak):>7.0f}MiB {r.rtpengine_cpu:>7.0f}% "
             f"{mib(r.rtpengine_rss_peak):>5.0f}MiB"
         )
+    print(
+        "(engine CPU in percent of one core: while flows arrive, and over the whole step; "
+        "CPU/flow = the step's engine CPU time / flows)"
+    )
+    print("engine CPU per flow by thread:")
+    for r in results:
+        split = sorted(r.threads_cpu_s.items(), key=lambda kv: -kv[1])
+        text = ", ".join(
+            f"{name} {1000 * used / max(1, r.started):.1f}ms" for name, used in split if used > 0
+        )
+        print(f"  {r.rate:>5g}/s: {text}")
     clean = [r for r in results if r.failures == 0 and r.ok == r.started]
     best = max((r.rate for r in clean), default=0)
     print()
