@@ -11,6 +11,7 @@ top of ours).
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -25,7 +26,7 @@ from callnow.telephony.sip import (
     Leg,
     SipStack,
 )
-from tests.peers.kamailio import KamailioProxy, TraceLine
+from tests.peers.kamailio import KamailioProxy, TraceLine, start_kamailio
 from tests.peers.sipp import OFFER_SDP, SippPeer
 
 pytestmark = pytest.mark.peers
@@ -209,3 +210,16 @@ async def test_a_trunk_behind_a_407_challenging_proxy(
         "ACK",
         "BYE",
     ]
+
+
+def test_a_proxy_that_cannot_start_fails_the_test_with_its_log(tmp_path: Path) -> None:
+    """A broken config must FAIL the test (never skip it), showing Kamailio's own words."""
+    broken = tmp_path / "broken.cfg"
+    broken.write_text('#!KAMAILIO\nloadmodule "tm.so"\nrequest_route { no_such_function(); }\n')
+
+    with pytest.raises(pytest.fail.Exception) as failure:
+        start_kamailio(tmp_path / "run", ("127.0.0.1", 9), config=broken)
+
+    message = str(failure.value)
+    assert "Kamailio did not start" in message
+    assert "no_such_function" in message  # the log tail names what is wrong
