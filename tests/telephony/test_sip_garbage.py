@@ -11,6 +11,7 @@ test_sip_robustness.py floods the idle stack with broken datagrams. This module 
   make up a DTMF digit.
 
 Every forged message carries a Via naming the test's own socket, so answers come back to us.
+The last test sends the garbage to the live engine's port and then runs a whole callback.
 After each test the sippy thread is alive and a normal leg to a SIPp phone completes.
 """
 
@@ -23,11 +24,20 @@ import re
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from callnow.config import RtpengineSettings, Settings, SipSettings, TrunkSettings
+from callnow.domain.calls import Disposition, LegRole
+from callnow.domain.flow import AcceptanceMode, FlowLimits, RequestFacts
+from callnow.domain.request_state import RequestState
+from callnow.engine.live import LiveTelephony
+from callnow.engine.runner import CallbackEngine
 from callnow.telephony.sip import Answered, CallerId, Digit, Ended, Leg, LegState, SipStack
 from callnow.telephony.sip.reactor import reactor
+from tests.engine.fakes import FakeRecorder
+from tests.peers.rtpengine import free_udp_port
 from tests.peers.sipp import OFFER_SDP, SippPeer
 
 pytestmark = pytest.mark.peers
@@ -428,4 +438,61 @@ async def test_garbage_inside_a_live_dialog_neither_ends_it_nor_makes_up_a_digit
     await leg.hangup()
     assert phone.wait() == 0, phone.diagnostics()
     assert len(phone.received("BYE")) == 1
+    _assert_sippy_thread_alive()
+
+
+# -- the whole engine, right after the garbage -------------------------------------------------
+
+
+async def test_the_engine_completes_a_callback_right_after_garbage(
+    sipp_peer, rtpengine_settings: RtpengineSettings, tmp_path: Path
+) -> None:
+    """Issue 3's wording: garbage on the engine's SIP port, then a normal flow completes."""
+    owner = sipp_peer("answer_info_dtmf_relay.xml", {"digit": "1"})
+    trunk = sipp_peer("answer.xml")
+    settings = Settings(
+        data_dir=tmp_path,
+        demo_data=False,
+        sip=SipSettings(
+            listen_host="127.0.0.1",
+            listen_port=free_udp_port(),
+            owner_uri_template=f"sip:{{internal}}@127.0.0.1:{owner.port}",
+        ),
+        trunk=TrunkSettings(uri_template=f"sip:{{e164}}@127.0.0.1:{trunk.port}"),
+        rtpengine=rtpengine_settings.model_copy(update={"mode": "spawn"}),
+    )
+    facts = RequestFacts(
+        request_ref="req-after-garbage",
+        caller_e164="+61290375678",
+        owner_internal_number="1001",
+        owner_external_e164="+61299990000",
+        acceptance=AcceptanceMode.CONFIRM,
+        caller_name="Mary Jones",
+    )
+    limits = FlowLimits(owner_ring_s=5, requester_ring_s=5, digit_wait_s=5, max_call_duration_s=2)
+    recorder = FakeRecorder()
+    telephony = await LiveTelephony.start(settings, prompt_cache_dir=tmp_path / "prompts")
+    engine = CallbackEngine(telephony, recorder, limits=limits)
+    attacker = Attacker(telephony.sip_address)
+    try:
+        for _name, _cid, datagram, _expected in valid_torture(attacker):
+            attacker.send(datagram)
+        for datagram in broken_messages(attacker.port):
+            attacker.send(datagram)
+        await _options_answered(attacker)
+
+        telephony.announce(facts)
+        handle = await engine.start_callback(facts)
+        async with asyncio.timeout(30):
+            outcome = await handle.outcome
+    finally:
+        attacker.close()
+        await engine.shutdown("test_over")
+        await telephony.stop()
+
+    assert (outcome.state, outcome.reason) == (RequestState.COMPLETED, "max_duration_reached")
+    assert await asyncio.to_thread(owner.wait) == 0, owner.diagnostics()
+    assert await asyncio.to_thread(trunk.wait) == 0, trunk.diagnostics()
+    for role in LegRole:
+        assert recorder.record_of(role).disposition is Disposition.ANSWERED
     _assert_sippy_thread_alive()
