@@ -196,3 +196,48 @@ async def test_an_answer_without_sdp_is_a_media_failure_too() -> None:
         while not events:
             await asyncio.sleep(0.01)
     assert events == [LegEnded(LegRole.REQUESTER, by_remote=False)]
+
+
+class BridgingMedia(FakeMedia):
+    def __init__(self, reoffer: str | None) -> None:
+        super().__init__()
+        self.reoffer = reoffer
+
+    async def visitor_answered(self, sdp: str) -> str | None:
+        self.calls.append(("visitor_answered", sdp))
+        return self.reoffer
+
+
+class ReinvitableLeg(FakeLeg):
+    def __init__(self, *events: Any) -> None:
+        super().__init__(*events)
+        self.reinvites: list[str] = []
+
+    async def reinvite(self, sdp: str, timeout: float = 10.0) -> str | None:
+        self.reinvites.append(sdp)
+        return "v=0 answer"
+
+
+async def bridged(reoffer: str | None) -> tuple[BridgingMedia, ReinvitableLeg]:
+    media = BridgingMedia(reoffer)
+    live, events = channel(media)
+    owner = ReinvitableLeg()
+    live.legs[LegRole.OWNER] = owner  # type: ignore[assignment]
+    live._adopt(LegRole.REQUESTER, FakeLeg(Answered(sdp="v=0 visitor", at=NOW)))  # type: ignore[arg-type]
+    async with asyncio.timeout(2):
+        while not events:
+            await asyncio.sleep(0.01)
+    await live.bridge()
+    await asyncio.sleep(0.05)  # the re-INVITE runs in the background
+    return media, owner
+
+
+async def test_bridge_hands_the_requesters_sdp_to_rtpengine() -> None:
+    media, owner = await bridged(reoffer=None)
+    assert ("visitor_answered", "v=0 visitor") in media.calls
+    assert owner.reinvites == []  # rtpengine kept the owner's port: nothing to tell the phone
+
+
+async def test_bridge_reinvites_the_owner_when_rtpengine_moved_its_port() -> None:
+    _, owner = await bridged(reoffer="v=0 moved")
+    assert owner.reinvites == ["v=0 moved"]
