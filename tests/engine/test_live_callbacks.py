@@ -191,6 +191,7 @@ async def test_owner_accepts_with_sipps_own_rfc4733_recording(
     assert await wait_for_exit(owner) == 0, owner.diagnostics()
     assert await wait_for_exit(trunk) == 0, trunk.diagnostics()
     assert methods_received(owner) == ["INVITE", "ACK", "BYE"]
+    assert [m.method for m in owner.sent() if m.method] == []  # no INFO: the key was RTP
     assert methods_received(trunk) == ["INVITE", "ACK", "BYE"]
     assert_trunk_invite(trunk.received("INVITE")[0], trunk.port)
     assert rig.record(LegRole.REQUESTER).disposition is Disposition.ANSWERED
