@@ -70,6 +70,7 @@ from callnow.domain.flow import AcceptanceMode, FlowLimits, RequestFacts  # noqa
 from callnow.domain.request_state import RequestState  # noqa: E402
 from callnow.engine.live import LiveTelephony  # noqa: E402
 from callnow.engine.runner import CallbackEngine  # noqa: E402
+from callnow.telephony.rtpengine import RtpengineUnavailable  # noqa: E402
 
 OWNER_EXTERNAL = "+61299990000"
 NUMBER_POOL = 20
@@ -203,8 +204,15 @@ class StepResult:
     threads_cpu_s: dict[str, float] = field(default_factory=dict)
     engine_rss_peak: int = 0
     rtpengine_cpu: float = 0.0
+    rtpengine_cpu_arrivals: float = 0.0
     rtpengine_rss_peak: int = 0
     max_in_flight: int = 0
+    # Round trips of ng requests as the engine saw them, and how late the asyncio loop ran
+    # a 20 ms timer: together they tell a slow rtpengine from a busy engine.
+    ng_rtt_ms: list[float] = field(default_factory=list)
+    ng_rtt_by_command: dict[str, list[float]] = field(default_factory=dict)
+    ng_timeouts: int = 0
+    loop_lag_ms: list[float] = field(default_factory=list)
 
     @property
     def failures(self) -> int:
@@ -290,6 +298,30 @@ class Bench:
 
         threads_before = thread_cpu()
         sampler_task = loop.create_task(sampler())
+
+        async def lag_probe() -> None:
+            while sampling:
+                before = loop.time()
+                await asyncio.sleep(0.02)
+                result.loop_lag_ms.append((loop.time() - before - 0.02) * 1000)
+
+        lag_task = loop.create_task(lag_probe())
+        client = telephony.rtpengine
+        plain_request = client.request
+
+        async def timed_request(command: str, **params: object) -> dict[str, object]:
+            started = loop.time()
+            try:
+                return await plain_request(command, **params)
+            except RtpengineUnavailable:
+                result.ng_timeouts += 1
+                raise
+            finally:
+                rtt = (loop.time() - started) * 1000
+                result.ng_rtt_ms.append(rtt)
+                result.ng_rtt_by_command.setdefault(command, []).append(rtt)
+
+        client.request = timed_request  # type: ignore[method-assign]
         count = max(1, round(rate * window_s))
         t_start = loop.time()
         last_start = t_start
@@ -303,9 +335,13 @@ class Bench:
         result.started = count
         result.start_span_s = last_start - t_start
         result.engine_cpu_arrivals = cpu_percent(first_engine, sample(engine_pid))
+        if rtp_pid and first_rtp:
+            result.rtpengine_cpu_arrivals = cpu_percent(first_rtp, sample(rtp_pid))
         await asyncio.gather(*tasks)
         sampling = False
         await sampler_task
+        await lag_task
+        client.request = plain_request  # type: ignore[method-assign]
         last_engine = sample(engine_pid)
         result.engine_cpu = cpu_percent(first_engine, last_engine)
         result.engine_cpu_s = last_engine.cpu_s - first_engine.cpu_s
@@ -336,8 +372,8 @@ def print_table(results: list[StepResult], latency_source: str) -> None:
     head = (
         f"{'rate/s':>7} {'started':>7} {'ok':>6} {'failed':>6} {'start/s':>8} {'in flight':>9} "
         f"{'setup p50':>9} {'p99':>8} {'max':>8} {'CPU arrive':>10} {'step':>5} {'CPU/flow':>9} "
-        f"{'engine RSS':>10} "
-        f"{'rtpe CPU':>8} {'rtpe RSS':>8}"
+        f"{'engine RSS':>10} {'rtpe CPU':>8} {'step':>5} "
+        f"{'rtpe RSS':>8}"
     )
     print(head)
     print("-" * len(head))
@@ -349,13 +385,25 @@ def print_table(results: list[StepResult], latency_source: str) -> None:
             f"{max(lat) if lat else float('nan'):>6.1f}ms {r.engine_cpu_arrivals:>9.0f}% "
             f"{r.engine_cpu:>4.0f}% "
             f"{1000 * r.engine_cpu_s / max(1, r.started):>7.1f}ms "
-            f"{mib(r.engine_rss_peak):>7.0f}MiB {r.rtpengine_cpu:>7.0f}% "
+            f"{mib(r.engine_rss_peak):>7.0f}MiB {r.rtpengine_cpu_arrivals:>7.0f}% "
+            f"{r.rtpengine_cpu:>4.0f}% "
             f"{mib(r.rtpengine_rss_peak):>5.0f}MiB"
         )
     print(
         "(engine CPU in percent of one core: while flows arrive, and over the whole step; "
         "CPU/flow = the step's engine CPU time / flows)"
     )
+    print("ng round trip seen by the engine, and the asyncio loop's lateness on a 20 ms timer:")
+    for r in results:
+        rtt, lag = r.ng_rtt_ms, r.loop_lag_ms
+        print(
+            f"  {r.rate:>5g}/s: ng p50 {percentile(rtt, 50):.1f}ms p99 {percentile(rtt, 99):.1f}ms"
+            f" ({len(rtt)} requests, {r.ng_timeouts} timed out); loop late p50 "
+            f"{percentile(lag, 50):.1f}ms p99 {percentile(lag, 99):.1f}ms max "
+            f"{max(lag, default=float('nan')):.0f}ms"
+        )
+        by_command = sorted(r.ng_rtt_by_command.items())
+        print("         " + ", ".join(f"{c} p50 {percentile(v, 50):.1f}ms" for c, v in by_command))
     print("engine CPU per flow by thread:")
     for r in results:
         split = sorted(r.threads_cpu_s.items(), key=lambda kv: -kv[1])
