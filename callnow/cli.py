@@ -66,14 +66,17 @@ def _session(config: Path | None) -> Iterator[Session]:
 
 @app.command()
 def serve(config: ConfigOption = None) -> None:
-    """Run the service: web pages, portal, admin and the Call API in one process."""
+    """Run the service: web pages, portal, admin, Call API and the call engine in one process."""
+    _serve(load_settings(config))
+
+
+def _serve(settings: Settings) -> None:
     import uvicorn
 
     from callnow import logs
     from callnow.bootstrap import prepare
     from callnow.web.app import create_app
 
-    settings = load_settings(config)
     logs.configure(settings.log_level, settings.log_format)
     settings, _ = prepare(settings)
     base = settings.web.public_base_url.rstrip("/")
@@ -95,6 +98,34 @@ def serve(config: ConfigOption = None) -> None:
         proxy_headers=False,
         server_header=False,
     )
+
+
+@app.command()
+def demo(config: ConfigOption = None) -> None:
+    """Run the service with SIPp playing the owner's phone and the visitor's phone."""
+    from callnow.demo import DemoError, start_phones
+
+    settings = load_settings(config)
+    try:
+        owner, callee = start_phones(settings.data_dir / "demo-phones")
+    except DemoError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from exc
+    sip = settings.sip.model_copy(
+        update={"owner_uri_template": f"sip:{{internal}}@127.0.0.1:{owner.port}"}
+    )
+    trunk = settings.trunk.model_copy(
+        update={"uri_template": f"sip:{{e164}}@127.0.0.1:{callee.port}"}
+    )
+    typer.echo(
+        f"Demo phones: the owner's extension answers on 127.0.0.1:{owner.port} and presses 1;"
+        f" the visitor's phone answers on 127.0.0.1:{callee.port} and talks for 10 s."
+    )
+    try:
+        _serve(settings.model_copy(update={"sip": sip, "trunk": trunk, "demo_data": True}))
+    finally:
+        owner.stop()
+        callee.stop()
 
 
 @app.command()

@@ -68,7 +68,7 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, log: Pa
         if condition():
             return
         time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}; engine log:\n{log.read_text()[-3000:]}")
+    pytest.fail(f"timed out waiting for {what}; engine log:\n{log.read_text()[-6000:]}")
 
 
 @pytest.fixture
@@ -205,3 +205,48 @@ def test_a_request_claimed_by_an_engine_that_died_before_dialling_is_called_once
     assert trunk.received("INVITE") == []
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(CallLeg)) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_two_engines_share_200_queued_requests_and_dial_each_once(rig, sipp_peer, tmp_path):
+    sessions, queue_request, env_for, state_of, _ = rig
+    # One SIPp owner phone takes all 200 calls (-m 200) and declines each at once.
+    owner = sipp_peer("answer_info_dtmf.xml", {"digit": "2"}, "-m", "200")
+    trunk = sipp_peer("answer.xml")
+    numbers = [f"+6129037{4000 + i:04d}" for i in range(200)]
+    ids = [queue_request(number) for number in numbers]
+    # Five calls at a time per engine keeps two cores answering the peers promptly.
+    env = {
+        **env_for(owner, trunk),
+        "CALLNOW_ENGINE__MAX_CALLS_PER_EXTENSION": "20",
+        "CALLNOW_ENGINE__MAX_CONCURRENT_CALLS": "5",
+        # Two engines, two rtpengines, SIPp and PostgreSQL share two cores here.
+        "CALLNOW_RTPENGINE__TIMEOUT_S": "5",
+    }
+    log_a, log_b = tmp_path / "engine-a.log", tmp_path / "engine-b.log"
+    with (
+        engine_process({**env, "CALLNOW_ENGINE__ENGINE_ID": "engine-a"}, log_a),
+        engine_process({**env, "CALLNOW_ENGINE__ENGINE_ID": "engine-b"}, log_b),
+    ):
+        def all_finished() -> bool:
+            with sessions() as session:
+                open_ones = session.scalar(
+                    select(func.count()).where(
+                        CallRequest.id.in_(ids), CallRequest.state.not_in(list(TERMINAL))
+                    )
+                )
+            return open_ones == 0
+
+        wait_for(all_finished, 240, "all 200 requests to finish", log_a)
+    with sessions() as session:
+        requests = list(session.scalars(select(CallRequest).where(CallRequest.id.in_(ids))))
+    # Declined by the owner, or (on a starved machine) given up on after the owner rang out:
+    # either way a terminal state reached by one call.
+    assert {r.state for r in requests} <= {"owner_declined", "owner_unreachable"}
+    by_engine = {r.claimed_by for r in requests}
+    assert by_engine == {"engine-a", "engine-b"}
+    invited = [m.header("From") for m in owner.received("INVITE")]
+    for number in numbers:
+        assert sum(number[1:] in from_ for from_ in invited) == 1, number
+    assert trunk.received("INVITE") == []
