@@ -210,7 +210,7 @@ def test_a_request_claimed_by_an_engine_that_died_before_dialling_is_called_once
 @pytest.mark.postgres
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_two_engines_share_200_queued_requests_and_dial_each_once(rig, sipp_peer, tmp_path):
-    sessions, queue_request, env_for, state_of, _ = rig
+    sessions, queue_request, env_for, _state_of, _ = rig
     # One SIPp owner phone takes all 200 calls (-m 200) and declines each at once.
     owner = sipp_peer("answer_info_dtmf.xml", {"digit": "2"}, "-m", "200")
     trunk = sipp_peer("answer.xml")
@@ -229,6 +229,7 @@ def test_two_engines_share_200_queued_requests_and_dial_each_once(rig, sipp_peer
         engine_process({**env, "CALLNOW_ENGINE__ENGINE_ID": "engine-a"}, log_a),
         engine_process({**env, "CALLNOW_ENGINE__ENGINE_ID": "engine-b"}, log_b),
     ):
+
         def all_finished() -> bool:
             with sessions() as session:
                 open_ones = session.scalar(
@@ -250,3 +251,53 @@ def test_two_engines_share_200_queued_requests_and_dial_each_once(rig, sipp_peer
     for number in numbers:
         assert sum(number[1:] in from_ for from_ in invited) == 1, number
     assert trunk.received("INVITE") == []
+
+
+def test_a_charge_never_posted_before_a_crash_is_posted_once_by_the_next_engine(
+    rig, sipp_peer, tmp_path
+):
+    """The engine died between "requester leg ended" and "charge posted"."""
+    from datetime import timedelta
+
+    from callnow.store.billing_models import ChargeRow
+
+    sessions, queue_request, env_for, _, _ = rig
+    owner, trunk = sipp_peer("answer.xml"), sipp_peer("answer.xml")
+    request_id = queue_request("+61412345678")
+    answered = datetime.now(UTC) - timedelta(minutes=5)
+    with transaction(sessions) as session:
+        request = session.get(CallRequest, request_id)
+        for state in ("calling_owner", "calling_requester", "connected", "completed"):
+            from callnow.store.requests import move
+
+            move(request, RequestState(state), "before the crash")
+        for role, destination in (("owner", "001002"), ("requester", "+61412345678")):
+            session.add(
+                CallLeg(
+                    request_id=request_id,
+                    role=role,
+                    destination=destination,
+                    started_at=answered - timedelta(seconds=5),
+                    answered_at=answered,
+                    ended_at=answered + timedelta(seconds=61),
+                    disposition="answered",
+                    billable_seconds=61,
+                    sip_code=200,
+                )
+            )
+
+    def charges() -> int:
+        with sessions() as session:
+            return session.scalar(select(func.count()).select_from(ChargeRow))
+
+    log = tmp_path / "engine.log"
+    for _ in range(2):  # the second engine start finds the charge already posted
+        with engine_process(env_for(owner, trunk), log):
+            wait_for(lambda: charges() >= 1, 20, "the swept charge", log)
+            time.sleep(0.5)
+    assert charges() == 1
+    with sessions() as session:
+        charge = session.scalars(select(ChargeRow)).one()
+    # 61 s of a mobile: 30 s + 6 × 6 s = 66 s at 45c a minute = 49.5c → 50c net, 5c GST.
+    assert (charge.billed_s, charge.net_minor, charge.gross_minor) == (66, 50, 55)
+    assert owner.received("INVITE") == [] and trunk.received("INVITE") == []
