@@ -71,6 +71,7 @@ from callnow.domain.request_state import RequestState  # noqa: E402
 from callnow.engine.live import LiveTelephony  # noqa: E402
 from callnow.engine.runner import CallbackEngine  # noqa: E402
 from callnow.telephony.rtpengine import RtpengineUnavailable  # noqa: E402
+from callnow.telephony.rtpengine_process import RtpengineProcess  # noqa: E402
 
 OWNER_EXTERNAL = "+61299990000"
 NUMBER_POOL = 20
@@ -228,6 +229,7 @@ class Bench:
         self.args = args
         self.counter = 0
         self.pool = [f"+612903{7000 + i:04d}" for i in range(NUMBER_POOL)]
+        self.rtp_pid: int | None = None
 
     def facts(self, tag: str) -> tuple[RequestFacts, str]:
         self.counter += 1
@@ -283,7 +285,7 @@ class Bench:
                 result.failed[f"{outcome.state}/{outcome.reason}"] += 1
 
         engine_pid = None
-        rtp_pid = telephony.process.pid if telephony.process else None
+        rtp_pid = self.rtp_pid
         first_engine, first_rtp = sample(engine_pid), sample(rtp_pid) if rtp_pid else None
         peaks = [first_engine.rss_bytes, first_rtp.rss_bytes if first_rtp else 0]
         sampling = True
@@ -449,7 +451,8 @@ async def main_async(args: argparse.Namespace) -> int:
                 ),
                 trunk=TrunkSettings(uri_template=f"sip:{{e164}}@{HOST}:{trunk.port}"),
                 rtpengine=RtpengineSettings(
-                    mode="spawn",
+                    # With --rtpengine-arg the bench starts rtpengine itself, with those args.
+                    mode="external" if args.rtpengine_arg else "spawn",
                     ng_host=HOST,
                     ng_port=free_udp_port(),
                     dtmf_log_port=free_udp_port(),
@@ -464,12 +467,18 @@ async def main_async(args: argparse.Namespace) -> int:
                 digit_wait_s=10,
                 max_call_duration_s=args.bridged,
             )
+            bench = Bench(args)
+            own_rtpengine = None
+            if args.rtpengine_arg:
+                own_rtpengine = RtpengineProcess(settings.rtpengine, extra_args=args.rtpengine_arg)
+                await own_rtpengine.start()
             telephony = await LiveTelephony.start(settings, prompt_cache_dir=work / "prompts")
+            spawned = own_rtpengine or telephony.process
+            bench.rtp_pid = spawned.pid if spawned else None
             recorder = MemoryRecorder()
             engine = CallbackEngine(telephony, recorder, limits=limits)
-            bench = Bench(args)
             try:
-                rtp_pid = telephony.process.pid if telephony.process else "-"
+                rtp_pid = bench.rtp_pid
                 print(
                     f"SIPp owner udp:{owner.port}, trunk udp:{trunk.port}; "
                     f"engine udp:{telephony.sip_address[1]}; rtpengine pid {rtp_pid} "
@@ -503,6 +512,8 @@ async def main_async(args: argparse.Namespace) -> int:
             finally:
                 await engine.shutdown("bench_over")
                 await telephony.stop()
+                if own_rtpengine is not None:
+                    own_rtpengine.stop()
     finally:
         wire.stop()
         owner.stop()
@@ -522,7 +533,7 @@ async def main_async(args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rates", default="10,25,50,100,150,200", help="flows/s per step, rising")
+    parser.add_argument("--rates", default="10,25,50,75,100,150", help="flows/s per step, rising")
     parser.add_argument("--window", type=float, default=10.0, help="seconds of arrivals per step")
     parser.add_argument(
         "--bridged", type=float, default=5.0, help="seconds each call stays bridged"
@@ -531,6 +542,12 @@ def main() -> int:
         "--unique-numbers",
         action="store_true",
         help="a new visitor number per flow (espeak-ng renders every prompt)",
+    )
+    parser.add_argument(
+        "--rtpengine-arg",
+        action="append",
+        default=[],
+        help="extra rtpengine option (repeatable), e.g. --rtpengine-arg=--num-threads=4",
     )
     parser.add_argument("--sniff-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
