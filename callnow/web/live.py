@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import or_
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,8 +25,9 @@ from callnow.store import requests as request_store
 from callnow.store.guarded import move_if
 from callnow.store.models import CallRequest, utcnow
 from callnow.web import forms, sse
-from callnow.web.context import app_state, db, templates
+from callnow.web.context import app_state, templates
 from callnow.web.public import request_status, status_message
+from callnow.web.unit_of_work import CommittedSession
 
 router = APIRouter(include_in_schema=False)
 # Module-level so tests can use shorter times; read on every request.
@@ -108,7 +109,7 @@ def status_events(request: Request, callnow_id: str, token: str) -> Response:
 
 @router.post("/callnow/{callnow_id}/requests/{token}/cancel")
 async def cancel(
-    request: Request, callnow_id: str, token: str, session: Session = Depends(db)
+    request: Request, callnow_id: str, token: str, session: CommittedSession
 ) -> Response:
     form = await request.form(max_files=0, max_fields=5)
     call_request = _find(session, callnow_id, token)

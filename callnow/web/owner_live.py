@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,8 +21,9 @@ from callnow.store import profiles
 from callnow.store import web_confirmation as held
 from callnow.store.models import CallRequest, User, utcnow
 from callnow.web import queue_wakeup, sse
-from callnow.web.context import app_state, db
+from callnow.web.context import app_state
 from callnow.web.portal import _checked_form, _render, _to_login, current_user
+from callnow.web.unit_of_work import CommittedSession
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 TIMING = sse.StreamTiming()
@@ -70,7 +71,7 @@ def _page(
 
 
 @router.get("/pending")
-def pending_page(request: Request, session: Session = Depends(db)) -> Response:
+def pending_page(request: Request, session: CommittedSession) -> Response:
     user = current_user(request, session)
     if user is None:
         return _to_login()
@@ -119,10 +120,10 @@ async def _answer(request: Request, token: str, session: Session, accept: bool) 
 
 
 @router.post("/requests/{token}/accept")
-async def accept(request: Request, token: str, session: Session = Depends(db)) -> Response:
+async def accept(request: Request, token: str, session: CommittedSession) -> Response:
     return await _answer(request, token, session, accept=True)
 
 
 @router.post("/requests/{token}/decline")
-async def decline(request: Request, token: str, session: Session = Depends(db)) -> Response:
+async def decline(request: Request, token: str, session: CommittedSession) -> Response:
     return await _answer(request, token, session, accept=False)

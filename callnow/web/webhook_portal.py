@@ -6,7 +6,7 @@ request of the tenant. A new URL always gets a new secret, shown once (like an A
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -15,8 +15,8 @@ from callnow.store import audit
 from callnow.store import webhooks as store  # also registers the enqueue listener
 from callnow.store.models import User, WebhookEndpoint
 from callnow.web import forms
-from callnow.web.context import db
 from callnow.web.portal import _checked_form, _render, _to_login, current_user
+from callnow.web.unit_of_work import CommittedSession
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 
@@ -62,7 +62,7 @@ def _page(
 
 
 @router.get("/webhooks")
-def webhooks_page(request: Request, session: Session = Depends(db)) -> Response:
+def webhooks_page(request: Request, session: CommittedSession) -> Response:
     user = current_user(request, session)
     if user is None:
         return _to_login()
@@ -70,7 +70,7 @@ def webhooks_page(request: Request, session: Session = Depends(db)) -> Response:
 
 
 @router.post("/webhooks")
-async def change_webhook(request: Request, session: Session = Depends(db)) -> Response:
+async def change_webhook(request: Request, session: CommittedSession) -> Response:
     user = current_user(request, session)
     if user is None:
         return _to_login()
