@@ -254,5 +254,37 @@ def enable_callnow(
         typer.echo(f"CallNow is on for {internal}: /callnow/{profile.callnow_id}")
 
 
+@admin_app.command("do-not-call")
+def do_not_call_list(
+    action: Annotated[str, typer.Argument(help="add, remove or list")],
+    number: Annotated[str | None, typer.Argument(help="The number, e.g. 0412 345 678")] = None,
+    reason: str = "",
+    config: ConfigOption = None,
+) -> None:
+    """Keep numbers that must never be called by any CallNow page."""
+    from callnow.domain.phone import InvalidNumber, parse_caller_number
+    from callnow.store import do_not_call
+
+    with _session(config) as session:
+        if action == "list":
+            for entry in do_not_call.listed(session):
+                typer.echo(f"{entry.e164}\t{entry.added_at:%Y-%m-%d}\t{entry.reason}")
+            return
+        if action not in ("add", "remove") or not number:
+            raise provisioning.ProvisioningError("Use: do-not-call add|remove NUMBER, or list.")
+        try:
+            e164 = parse_caller_number(number, load_settings(config).default_region).e164
+        except InvalidNumber as exc:
+            raise provisioning.ProvisioningError(str(exc)) from exc
+        if action == "add":
+            added = do_not_call.add(session, e164, reason)
+            typer.echo(f"{e164} {'added to' if added else 'was already on'} the do-not-call list.")
+        else:
+            removed = do_not_call.remove(session, e164)
+            typer.echo(
+                f"{e164} {'removed from' if removed else 'was not on'} the do-not-call list."
+            )
+
+
 if __name__ == "__main__":
     app()

@@ -113,6 +113,9 @@ class AbuseSettings(BaseModel):
     captcha_ttl_s: int = Field(300, ge=30, le=3600)
     # Above this many form posts, a page asks for the image check even if its owner turned it off.
     captcha_auto_on: str = "20/10 minutes"
+    # Far above normal: the page pauses itself (answers like an unknown page) and the owner is told.
+    spike_pause: str = "100/10 minutes"
+    pause_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
 
     @field_validator(
         "per_source",

@@ -104,3 +104,12 @@ def test_settings_come_from_a_toml_file(run, tmp_path):
     result = run("db", "upgrade", "--config", str(config))
     assert result.exit_code == 2
     assert "{internal}" in result.output
+
+
+def test_numbers_are_kept_on_the_do_not_call_list(run):
+    added = run("admin", "do-not-call", "add", "0412 345 678", "--reason", "asked")
+    assert added.exit_code == 0, added.output
+    assert "+61412345678 added" in added.output
+    assert "+61412345678" in run("admin", "do-not-call", "list").output
+    assert "removed" in run("admin", "do-not-call", "remove", "+61412345678").output
+    assert run("admin", "do-not-call", "add", "not a number").exit_code == 1

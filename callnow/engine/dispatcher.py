@@ -34,7 +34,7 @@ from callnow.domain.flow import AcceptanceMode, FlowLimits, RequestFacts
 from callnow.domain.rating import BudgetRefused
 from callnow.domain.request_state import RequestState
 from callnow.engine.runner import CallbackEngine, CallbackHandle
-from callnow.store import queue
+from callnow.store import do_not_call, queue
 from callnow.store.billing_models import ChargeRow
 from callnow.store.db import transaction
 from callnow.store.models import CallLeg, CallRequest
@@ -175,6 +175,8 @@ class Dispatcher:
         refusal = check_destination(request.number_e164, policy)
         if refusal is not None:
             return self._refuse(request, f"destination refused: {refusal}", now)
+        if do_not_call.is_listed(session, request.number_e164):
+            return self._refuse(request, "the number is on the do-not-call list", now)
         allowed = check_before_dialling(
             session, request.id, now, max_call_duration_s=self._settings.sip.max_call_duration_s
         )

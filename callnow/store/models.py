@@ -137,6 +137,8 @@ class Profile(Base):
     one_step_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
     # Confirm in the portal instead of by keypad: requests wait until the owner clicks.
     confirm_on_web: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Set by the spike detector: the page answers like an unknown one until then.
+    paused_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     welcome_message: Mapped[str] = mapped_column(Text, default="")
     timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
@@ -337,3 +339,14 @@ class WebhookDelivery(Base):
     __table_args__ = (
         UniqueConstraint("endpoint_id", "request_event_id", name="uq_webhook_deliveries_event"),
     )
+
+
+class DoNotCall(Base):
+    """Numbers whose owners asked never to be called by any CallNow page."""
+
+    __tablename__ = "do_not_call"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    e164: Mapped[str] = mapped_column(String(20), unique=True)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -13,7 +13,7 @@ from callnow.domain.destination_policy import VISITOR_MESSAGE, PrefixList, check
 from callnow.domain.names import InvalidName, clean_caller_name
 from callnow.domain.phone import InvalidNumber, parse_caller_number
 from callnow.domain.request_state import TERMINAL, RequestState
-from callnow.store import profiles
+from callnow.store import do_not_call, profiles
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile
 from callnow.store.profiles import destination_policy
@@ -79,7 +79,8 @@ def submit(
     if errors:
         return IntakeResult(errors=errors)
     tenant = profiles.tenant_of(profile)
-    if check_destination(number.e164, destination_policy(tenant, safeguards.platform_prefixes)):
+    policy = destination_policy(tenant, safeguards.platform_prefixes)
+    if check_destination(number.e164, policy) or do_not_call.is_listed(session, number.e164):
         return IntakeResult(errors={"number": VISITOR_MESSAGE})
 
     pending = _open_request_for(session, profile, number.e164)

@@ -132,7 +132,8 @@ def home(request: Request, session: Session = Depends(db)) -> Response:
     for profile in owned:
         urls = share_urls(request, profile)
         qr = segno.make(urls["path"], error="m").svg_inline(scale=4, title="QR code for the page")
-        pages.append({"profile": profile, "urls": urls, "qr": qr})
+        paused = profile.paused_until is not None and profile.paused_until > utcnow()
+        pages.append({"profile": profile, "urls": urls, "qr": qr, "paused": paused})
     recent = request_store.recent_for_profiles(session, [p.id for p in owned], limit=10)
     return _render(
         request,
@@ -143,6 +144,30 @@ def home(request: Request, session: Session = Depends(db)) -> Response:
         texts=VISITOR_TEXT,
         RequestState=RequestState,
     )
+
+
+@router.post("/profiles/{callnow_id}/resume")
+async def resume_page(
+    request: Request, callnow_id: str, session: Session = Depends(db)
+) -> Response:
+    """The owner lifts a pause the spike detector set."""
+    user = current_user(request, session)
+    if user is None:
+        return _to_login()
+    profile = _own_profile(session, user, callnow_id)
+    if profile is None:
+        return _render(request, "missing.html", user, status_code=404)
+    if await _checked_form(request) is not None and profile.paused_until is not None:
+        profile.paused_until = None
+        audit.record(
+            session,
+            actor=user,
+            action="profile.resumed",
+            subject=profile.callnow_id,
+            tenant_id=profile.extension.tenant_id,
+            via="portal",
+        )
+    return RedirectResponse("/portal", status_code=303)
 
 
 @router.get("/requests", response_class=HTMLResponse)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from callnow.domain.availability import describe_hours, is_available, next_opening
 from callnow.domain.phone import parse_caller_number
 from callnow.domain.request_state import VISITOR_TEXT, RequestState, is_terminal
-from callnow.store import profiles
+from callnow.store import audit, profiles
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile
 from callnow.web import forms
@@ -31,6 +31,8 @@ def _visible_profile(session: Session, callnow_id: str) -> Profile | None:
         return None
     profile = profiles.by_callnow_id(session, callnow_id)
     if profile is None or not profile.enabled or profile.do_not_allow:
+        return None
+    if profile.paused_until is not None and profile.paused_until > _now():
         return None
     if not profiles.tenant_of(profile).call_api_access:
         return None
@@ -79,6 +81,21 @@ def _page(
         "captcha_token": captcha_token,
     }
     return templates.TemplateResponse(request, "public/page.html", context, status_code=status_code)
+
+
+def pause_page(request: Request, session: Session, profile: Profile) -> None:
+    """Requests jumped far above normal: pause the page and tell the owner (portal banner)."""
+    minutes = app_state(request).settings.abuse.pause_minutes
+    profile.paused_until = _now() + timedelta(minutes=minutes)
+    audit.record(
+        session,
+        actor=None,
+        action="profile.paused",
+        subject=profile.callnow_id,
+        tenant_id=profile.extension.tenant_id,
+        via="spike detector",
+        details={"minutes": minutes, "reason": "unusual volume of requests"},
+    )
 
 
 def captcha_required(request: Request, profile: Profile) -> bool:
@@ -134,7 +151,9 @@ def page(
     safeguards = app_state(request).safeguards
     if not safeguards.throttle.attempt(client_address(request)):
         return _throttled(request)
-    safeguards.throttle.page_post(profile.id)
+    if not safeguards.throttle.page_post(profile.id):
+        pause_page(request, session, profile)
+        return _not_available(request)
     result = submit(
         session,
         profile,
@@ -184,7 +203,9 @@ async def submit_form(
     if not safeguards.throttle.attempt(client_address(request)):
         return _throttled(request)
     needs_captcha = captcha_required(request, profile)
-    safeguards.throttle.page_post(profile.id)
+    if not safeguards.throttle.page_post(profile.id):
+        pause_page(request, session, profile)
+        return _not_available(request)
     if needs_captcha and not safeguards.captcha.verify(
         session,
         forms.field(form, "captcha_token", 64),

@@ -54,6 +54,7 @@ class Throttle:
                 "login_per_account",
                 "login_per_source",
                 "captcha_auto_on",
+                "spike_pause",
             )
         }
 
@@ -85,10 +86,17 @@ class Throttle:
             ]
         )
 
-    def page_post(self, profile_id: int) -> None:
-        """Note a form post to a page, for the adaptive image check."""
+    def page_post(self, profile_id: int) -> bool:
+        """Note a form post to a page; False when it is one too many and the page should pause.
+
+        The same posts feed the adaptive image check (`page_is_busy`).
+        """
         for item in self._rules["captcha_auto_on"].items:
             self._limiter.hit(item, "captcha_auto_on", str(profile_id))
+        return all(
+            self._limiter.hit(item, "spike_pause", str(profile_id))
+            for item in self._rules["spike_pause"].items
+        )
 
     def page_is_busy(self, profile_id: int) -> bool:
         """True while a page sees more posts than usual: the image check then switches on."""
