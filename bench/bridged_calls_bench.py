@@ -406,6 +406,10 @@ async def main_async(args: argparse.Namespace) -> int:
                 teardown_s = time.monotonic() - t_down
                 await live.stop()
                 rtpengine.stop()
+    except BaseException:
+        if not args.keep_logs:
+            shutil.rmtree(work, ignore_errors=True)  # a failed run leaves no logs behind
+        raise
     finally:
         owner.stop()
         trunk.stop()

@@ -514,6 +514,9 @@ async def main_async(args: argparse.Namespace) -> int:
                 await telephony.stop()
                 if own_rtpengine is not None:
                     own_rtpengine.stop()
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)  # a failed run leaves no SIPp logs behind
+        raise
     finally:
         wire.stop()
         owner.stop()
