@@ -18,7 +18,8 @@ from callnow.web import forms
 from callnow.web.context import app_state, client_address, db, templates
 from callnow.web.intake import Submission, submit
 
-router = APIRouter()
+# HTML pages for visitors, not part of the Call API: kept out of its OpenAPI document.
+router = APIRouter(include_in_schema=False)
 
 
 def _now() -> datetime:
