@@ -149,70 +149,68 @@ def _payload(delivery_id: str, request: dict[str, Any], event_row: dict[str, Any
     }
 
 
-def _enqueue(connection: Connection, event_row: dict[str, Any]) -> int:
-    """Write one delivery per active endpoint of the request's owner and tenant (plain Core on
-    the flush's own connection, so it joins the same transaction)."""
-    request = (
+def _enqueue(connection: Connection, event_row: dict[str, Any], *, check_existing: bool) -> int:
+    """Write one delivery per active endpoint of the request's owner and of its tenant.
+
+    Plain Core on the flush's own connection, so it joins the same transaction. One SELECT finds
+    the request and its endpoints together, and returns nothing in the common case of no
+    webhook at all: this runs on every state change, including the engine's."""
+    owner_matches = and_(
+        WebhookEndpoint.owner_user_id.is_not(None),
+        WebhookEndpoint.owner_user_id == Extension.owner_user_id,
+    )
+    tenant_matches = and_(
+        WebhookEndpoint.owner_user_id.is_(None), WebhookEndpoint.tenant_id == Extension.tenant_id
+    )
+    found = (
         connection.execute(
             select(
+                WebhookEndpoint.id.label("endpoint_id"),
                 CallRequest.token,
                 CallRequest.number_e164,
                 CallRequest.caller_name,
                 Profile.callnow_id,
-                Extension.owner_user_id,
-                Extension.tenant_id,
             )
+            .select_from(CallRequest)
             .join(Profile, Profile.id == CallRequest.profile_id)
             .join(Extension, Extension.id == Profile.extension_id)
+            .join(
+                WebhookEndpoint,
+                and_(WebhookEndpoint.active.is_(True), or_(owner_matches, tenant_matches)),
+            )
             .where(CallRequest.id == event_row["request_id"])
+            .order_by(WebhookEndpoint.id)
         )
         .mappings()
-        .first()
-    )
-    if request is None:
-        return 0
-    owner = request["owner_user_id"]
-    endpoints = (
-        connection.execute(
-            select(WebhookEndpoint.id).where(
-                WebhookEndpoint.active.is_(True),
-                or_(
-                    and_(
-                        WebhookEndpoint.owner_user_id.is_not(None),
-                        WebhookEndpoint.owner_user_id == owner,
-                    ),
-                    and_(
-                        WebhookEndpoint.owner_user_id.is_(None),
-                        WebhookEndpoint.tenant_id == request["tenant_id"],
-                    ),
-                ),
-            )
-        )
-        .scalars()
         .all()
     )
-    already = set(
-        connection.execute(
-            select(WebhookDelivery.endpoint_id).where(
-                WebhookDelivery.request_event_id == event_row["id"]
-            )
-        ).scalars()
-    )
+    if not found:
+        return 0
+    already: set[int] = set()
+    if check_existing:  # an explicit enqueue_for_event() after the listener already did it
+        already = set(
+            connection.execute(
+                select(WebhookDelivery.endpoint_id).where(
+                    WebhookDelivery.request_event_id == event_row["id"]
+                )
+            ).scalars()
+        )
+    now = utcnow()
     rows = []
-    for endpoint_id in endpoints:
-        if endpoint_id in already:  # an explicit enqueue_for_event() after the listener did it
+    for match in found:
+        if match["endpoint_id"] in already:
             continue
         delivery_id = new_delivery_id()
         rows.append(
             {
                 "delivery_id": delivery_id,
-                "endpoint_id": endpoint_id,
+                "endpoint_id": match["endpoint_id"],
                 "request_id": event_row["request_id"],
                 "request_event_id": event_row["id"],
-                "payload": _payload(delivery_id, dict(request), event_row),
-                "created_at": utcnow(),
+                "payload": _payload(delivery_id, dict(match), event_row),
+                "created_at": now,
                 "attempts": 0,
-                "next_attempt_at": utcnow(),
+                "next_attempt_at": now,
                 "last_error": "",
             }
         )
@@ -236,12 +234,12 @@ def enqueue_for_event(session: Session, request: CallRequest, event_row: Request
     the listener below is registered, and harmless there: an endpoint is never enqueued twice."""
     session.flush()
     assert event_row.request_id == request.id
-    return _enqueue(session.connection(), _event_row(event_row))
+    return _enqueue(session.connection(), _event_row(event_row), check_existing=True)
 
 
 @event.listens_for(RequestEvent, "after_insert")
 def _on_request_event(_mapper: Mapper[Any], connection: Connection, target: RequestEvent) -> None:
-    _enqueue(connection, _event_row(target))
+    _enqueue(connection, _event_row(target), check_existing=False)
 
 
 # ---------------------------------------------------------------- the sender's side
