@@ -61,7 +61,7 @@ def live(tmp_path) -> Iterator[Live]:
     engine.dispose()
 
 
-def queued_request(live: Live) -> str:
+def queued_request(live: Live, decision: str = "confirm") -> str:
     """A request as the public form stores it (the form itself is test_public_form's subject;
     going through the store keeps this test about the live updates alone)."""
     with live.sessions() as session, session.begin():
@@ -74,7 +74,7 @@ def queued_request(live: Live) -> str:
             source_address="127.0.0.1",
             user_agent="browser test",
             channel="web",
-            decision="confirm",
+            decision=decision,
             reason="default",
             final_state=S.QUEUED,
         )
@@ -126,3 +126,32 @@ def test_the_visitor_cancels_from_the_status_page(live, browser):  # noqa: F811
     page.get_by_role("button", name="Cancel my request").click()
     expect(page.locator("#status")).to_have_attribute("data-state", "cancelled")
     expect(page.locator("#status")).to_have_text("The request was cancelled.")
+
+
+@pytest.mark.browser
+def test_the_owner_sees_a_held_request_arrive_and_accepts_it(live, browser):  # noqa: F811
+    from callnow.store.provisioning import DEMO_OWNER_EMAIL, DEMO_OWNER_PASSWORD
+
+    page = browser.new_page()
+    page.goto(f"{live.base}/portal/login")
+    page.get_by_label("Email").fill(DEMO_OWNER_EMAIL)
+    page.get_by_label("Password").fill(DEMO_OWNER_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live.base}/portal")
+    page.goto(f"{live.base}/portal/pending")
+    expect(page.locator("#pending-count")).to_have_text("0 waiting")
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+
+    token = queued_request(live, decision="confirm_web")
+    expect(page.locator("#pending-count")).to_have_text("1 waiting")
+    item = page.locator(f'li[data-token="{token}"]')
+    expect(item).to_contain_text("Mary, (02) 9037 5678")
+    assert navigations == []  # it arrived over the event stream
+
+    item.get_by_role("button", name="Accept").click()
+    page.wait_for_url(f"{live.base}/portal/pending")
+    expect(page.locator("#pending-count")).to_have_text("0 waiting")
+    with live.sessions() as session:
+        request = request_store.by_token(session, token)
+        assert (request.state, request.decision) == ("queued", "web")
