@@ -363,3 +363,32 @@ def test_retry_delays_grow_are_capped_and_end_after_a_day():
     for seed in range(20):
         at = jittery.next_attempt(start, 1, start, random.Random(seed))
         assert timedelta(seconds=5) <= at - start <= timedelta(seconds=10)
+
+
+def test_a_tenant_admin_sets_the_tenant_webhook_beside_their_own(world, receiver):
+    from callnow.store.models import User
+
+    with world.sessions() as session, session.begin():
+        alice = session.scalars(select(User).where(User.email == "alice@example.com")).one()
+        alice.role = "tenant_admin"
+    log_in(world)
+    page = world.client.get("/portal/webhooks")
+    assert "For every request of my tenant" in page.text
+    response = world.client.post(
+        "/portal/webhooks",
+        data={
+            "csrf": form_token(page.text, "csrf"),
+            "op": "set",
+            "scope": "tenant",
+            "url": receiver.url + "?who=tenant",
+        },
+    )
+    assert response.status_code == 200
+    assert 'id="new-secret"' in response.text
+    request = new_request(world)
+    rows = deliveries(world)
+    assert len(rows) == 2 and {d.request_id for d in rows} == {request.id}
+    with world.sessions() as session:
+        tenant_id = session.scalars(select(Tenant.id).where(Tenant.name == "Alice Pty")).one()
+        assert store.tenant_endpoint(session, tenant_id).url == receiver.url + "?who=tenant"
+        assert store.owner_endpoint(session, alice.id) is None
