@@ -28,6 +28,20 @@ class Problem(BaseModel):
     detail: str
 
 
+class FieldIssue(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Invalid(BaseModel):
+    """422: our own checks say why in a sentence (and, for a request, per field in `errors`);
+    FastAPI's validation of the request's shape answers a list of field issues instead."""
+
+    detail: str | list[FieldIssue]
+    errors: dict[str, str] | None = None
+
+
 class WindowModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
     weekday: int = Field(ge=0, le=6, description="0 = Monday")
@@ -208,7 +222,7 @@ def get_profile(
 @router.patch(
     "/profiles/{callnow_id}",
     response_model=ProfileOut,
-    responses={**NOT_FOUND, 409: {"model": Problem}, 422: {"model": Problem}},
+    responses={**NOT_FOUND, 409: {"model": Problem}, 422: {"model": Invalid}},
 )
 def update_profile(
     callnow_id: str, changes: ProfileUpdate, user: UserDep, session: SessionDep
@@ -269,7 +283,7 @@ def get_rules(callnow_id: str, user: UserDep, session: SessionDep) -> list[RuleM
 @router.put(
     "/profiles/{callnow_id}/rules",
     response_model=list[RuleModel],
-    responses={**NOT_FOUND, 422: {"model": Problem}},
+    responses={**NOT_FOUND, 422: {"model": Invalid}},
 )
 def put_rules(
     callnow_id: str,
@@ -325,7 +339,7 @@ def list_requests(
     "/profiles/{callnow_id}/requests",
     response_model=RequestOut,
     status_code=201,
-    responses={**NOT_FOUND, 200: {"model": RequestOut}, 422: {"model": Problem}},
+    responses={**NOT_FOUND, 200: {"model": RequestOut}, 422: {"model": Invalid}},
 )
 def create_request(
     request: Request,
