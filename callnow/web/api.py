@@ -21,7 +21,13 @@ from callnow.web.context import app_state, client_address, db
 from callnow.web.intake import Submission, submit
 from callnow.web.portal import WELCOME_MAX_CHARS, rule_from_fields
 
-router = APIRouter(prefix="/api/v1", tags=["Call API v1"])
+# The size limits in front of every route (LimitsMiddleware) answer these, as plain text.
+_PLAIN_TEXT = {"text/plain": {"schema": {"type": "string"}}}
+SIZE_LIMITS: dict[int | str, dict[str, object]] = {
+    413: {"description": "The request body is too large", "content": _PLAIN_TEXT},
+    414: {"description": "The address (its query string) is too long", "content": _PLAIN_TEXT},
+}
+router = APIRouter(prefix="/api/v1", tags=["Call API v1"], responses=SIZE_LIMITS)
 
 
 class Problem(BaseModel):
@@ -147,6 +153,7 @@ def api_user(
 UserDep = Annotated[User, Depends(api_user)]
 SessionDep = Annotated[Session, Depends(db)]
 NOT_FOUND = {404: {"model": Problem}, 401: {"model": Problem}}
+BAD_BODY = {400: {"model": Problem, "description": "The body is not valid JSON"}}
 
 
 def _own(session: Session, user: User, callnow_id: str) -> Profile:
@@ -222,7 +229,7 @@ def get_profile(
 @router.patch(
     "/profiles/{callnow_id}",
     response_model=ProfileOut,
-    responses={**NOT_FOUND, 409: {"model": Problem}, 422: {"model": Invalid}},
+    responses={**NOT_FOUND, **BAD_BODY, 409: {"model": Problem}, 422: {"model": Invalid}},
 )
 def update_profile(
     callnow_id: str, changes: ProfileUpdate, user: UserDep, session: SessionDep
@@ -283,7 +290,7 @@ def get_rules(callnow_id: str, user: UserDep, session: SessionDep) -> list[RuleM
 @router.put(
     "/profiles/{callnow_id}/rules",
     response_model=list[RuleModel],
-    responses={**NOT_FOUND, 422: {"model": Invalid}},
+    responses={**NOT_FOUND, **BAD_BODY, 422: {"model": Invalid}},
 )
 def put_rules(
     callnow_id: str,
@@ -339,7 +346,13 @@ def list_requests(
     "/profiles/{callnow_id}/requests",
     response_model=RequestOut,
     status_code=201,
-    responses={**NOT_FOUND, 200: {"model": RequestOut}, 422: {"model": Invalid}},
+    responses={
+        **NOT_FOUND,
+        **BAD_BODY,
+        200: {"model": RequestOut},
+        422: {"model": Invalid},
+        429: {"model": Problem},
+    },
 )
 def create_request(
     request: Request,

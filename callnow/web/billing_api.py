@@ -27,10 +27,10 @@ from callnow.billing.statements import (
 )
 from callnow.domain.rating import BillingPolicy
 from callnow.store.models import User
-from callnow.web.api import Invalid, Problem, api_user
+from callnow.web.api import SIZE_LIMITS, Invalid, Problem, api_user
 from callnow.web.context import db
 
-router = APIRouter(prefix="/api/v1/billing", tags=["Billing"])
+router = APIRouter(prefix="/api/v1/billing", tags=["Billing"], responses=SIZE_LIMITS)
 
 UserDep = Annotated[User, Depends(api_user)]
 SessionDep = Annotated[Session, Depends(db)]
