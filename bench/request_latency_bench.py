@@ -405,9 +405,10 @@ def summarise(database: str, step: Step, phone: OwnerPhone) -> Row:
     drain_per_s = float("nan")
     if len(after) >= 20:
         drain_per_s = len(after) / (after[-1] - last_answer)
-    # Throughput over the time the requests were actually being sent and answered.
-    if accepted:
-        span = max(r.answered for r in accepted) - min(r.sent for r in step.results)
+    # Throughput over the time requests were being sent and answered (or timed out), so a
+    # step where most requests failed is not credited with the pace of its few successes.
+    if step.results:
+        span = max(r.answered for r in step.results) - min(r.sent for r in step.results)
     else:
         span = step.wall_s
     return Row(
