@@ -21,7 +21,10 @@ from callnow.domain.flow import FlowLimits
 from callnow.engine.dispatcher import Dispatcher
 from callnow.engine.live import LiveTelephony
 from callnow.engine.runner import CallbackEngine
+from callnow.store import webhooks as _webhook_outbox  # noqa: F401  (registers the outbox)
 from callnow.store.recorder import StoreRecorder
+from callnow.store.web_confirmation import expire_web_confirmations
+from callnow.webhooks.sender import WebhookSender
 
 log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "callnow_queue"
@@ -66,6 +69,8 @@ class EngineRuntime:
     engine: CallbackEngine
     dispatcher: Dispatcher
     listener: QueueListener | None
+    webhooks: asyncio.Task[None]
+    webhooks_stop: asyncio.Event
 
     @classmethod
     async def start(
@@ -88,6 +93,8 @@ class EngineRuntime:
             sessions, engine, settings, announce=telephony.announce, limits=limits
         )
         dispatcher_box.append(dispatcher)
+        # Requests held for the owner's click in the portal end after the timeout.
+        dispatcher.housekeeping_hooks.append(expire_web_confirmations)
         listener = None
         if settings.effective_database_url.startswith("postgresql"):
             listener = QueueListener(settings.effective_database_url, dispatcher.wake)
@@ -99,10 +106,15 @@ class EngineRuntime:
                 listener.stop()
             await telephony.stop()
             raise
+        # Status webhooks go out from their own task: a slow receiver never holds up a call.
+        webhooks_stop = asyncio.Event()
+        webhooks = asyncio.create_task(WebhookSender(sessions).run(webhooks_stop), name="webhooks")
         log.info("engine %s running; SIP on %s:%s", dispatcher.engine_id, *telephony.sip_address)
-        return cls(telephony, engine, dispatcher, listener)
+        return cls(telephony, engine, dispatcher, listener, webhooks, webhooks_stop)
 
     async def stop(self) -> None:
+        self.webhooks_stop.set()
+        await self.webhooks
         if self.listener is not None:
             await asyncio.to_thread(self.listener.stop)
         await self.dispatcher.stop()

@@ -197,7 +197,7 @@ class CallRequest(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     state: Mapped[str] = mapped_column(String(24))
     # The domain decision: reject / confirm / accept, and why.
-    decision: Mapped[str] = mapped_column(String(10))
+    decision: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(64), default="")
     api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(80), nullable=True)

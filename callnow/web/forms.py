@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
+from typing import Annotated
 
+from fastapi import Depends, Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.datastructures import FormData
 
@@ -39,3 +41,16 @@ def field(form: FormData, name: str, max_chars: int = MAX_FIELD_CHARS) -> str:
 
 def checkbox(form: FormData, name: str) -> bool:
     return form.get(name) in ("on", "true", "1", "yes")
+
+
+async def posted_form(request: Request) -> FormData:
+    """The posted form, read on the event loop so the route itself can be a plain `def`.
+
+    Routes that touch the database are plain functions: FastAPI runs them in a worker thread,
+    so a database that makes a writer wait (SQLite's lock) never stalls the event loop, the
+    engine and every other request with it.
+    """
+    return await request.form(max_files=0, max_fields=200)
+
+
+PostedForm = Annotated[FormData, Depends(posted_form)]

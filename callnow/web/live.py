@@ -108,10 +108,13 @@ def status_events(request: Request, callnow_id: str, token: str) -> Response:
 
 
 @router.post("/callnow/{callnow_id}/requests/{token}/cancel")
-async def cancel(
-    request: Request, callnow_id: str, token: str, session: CommittedSession
+def cancel(
+    request: Request,
+    callnow_id: str,
+    token: str,
+    form: forms.PostedForm,
+    session: CommittedSession,
 ) -> Response:
-    form = await request.form(max_files=0, max_fields=5)
     call_request = _find(session, callnow_id, token)
     if call_request is None:
         return templates.TemplateResponse(request, "public/not_available.html", {}, status_code=404)

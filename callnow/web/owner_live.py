@@ -14,13 +14,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.datastructures import FormData
 
 from callnow.domain import web_confirmation as rules
 from callnow.domain.phone import parse_caller_number
 from callnow.store import profiles
 from callnow.store import web_confirmation as held
 from callnow.store.models import CallRequest, User, utcnow
-from callnow.web import queue_wakeup, sse
+from callnow.web import forms, queue_wakeup, sse
 from callnow.web.context import app_state
 from callnow.web.portal import _checked_form, _render, _to_login, current_user
 from callnow.web.unit_of_work import CommittedSession
@@ -98,11 +99,13 @@ def pending_events(request: Request) -> Response:
     return StreamingResponse(stream, media_type="text/event-stream", headers=sse.HEADERS)
 
 
-async def _answer(request: Request, token: str, session: Session, accept: bool) -> Response:
+def _answer(
+    request: Request, token: str, posted: FormData, session: Session, accept: bool
+) -> Response:
     user = current_user(request, session)
     if user is None:
         return _to_login()
-    form = await _checked_form(request)
+    form = _checked_form(request, posted)
     if form is None:
         return _page(
             request, session, user, error="The form expired; please try again.", status_code=400
@@ -120,10 +123,14 @@ async def _answer(request: Request, token: str, session: Session, accept: bool) 
 
 
 @router.post("/requests/{token}/accept")
-async def accept(request: Request, token: str, session: CommittedSession) -> Response:
-    return await _answer(request, token, session, accept=True)
+def accept(
+    request: Request, token: str, posted: forms.PostedForm, session: CommittedSession
+) -> Response:
+    return _answer(request, token, posted, session, accept=True)
 
 
 @router.post("/requests/{token}/decline")
-async def decline(request: Request, token: str, session: CommittedSession) -> Response:
-    return await _answer(request, token, session, accept=False)
+def decline(
+    request: Request, token: str, posted: forms.PostedForm, session: CommittedSession
+) -> Response:
+    return _answer(request, token, posted, session, accept=False)

@@ -23,6 +23,7 @@ from callnow.store import requests as request_store
 from callnow.store.models import Profile, User, utcnow
 from callnow.web import forms
 from callnow.web.context import app_state, client_address, db, templates
+from callnow.web.unit_of_work import CommittedSession
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 MAX_WINDOWS = 21
@@ -59,8 +60,8 @@ def _to_login() -> RedirectResponse:
     return RedirectResponse("/portal/login", status_code=303)
 
 
-async def _checked_form(request: Request) -> FormData | None:
-    form = await request.form(max_files=0, max_fields=200)
+def _checked_form(request: Request, form: FormData) -> FormData | None:
+    """The form, if it carries this session's CSRF token; None otherwise."""
     if not _tokens(request).valid(forms.field(form, "csrf", 300), _csrf_purpose(request)):
         return None
     return form
@@ -88,8 +89,8 @@ def login_page(request: Request, session: Session = Depends(db)) -> Response:
 
 
 @router.post("/login", response_class=HTMLResponse)
-async def login(request: Request, session: Session = Depends(db)) -> Response:
-    form = await _checked_form(request)
+def login(request: Request, posted: forms.PostedForm, session: CommittedSession) -> Response:
+    form = _checked_form(request, posted)
     if form is None:
         return _render(request, "login.html", None, error="Please try again.", status_code=400)
     email = forms.field(form, "email", 254)
@@ -147,8 +148,8 @@ def home(request: Request, session: Session = Depends(db)) -> Response:
 
 
 @router.post("/profiles/{callnow_id}/resume")
-async def resume_page(
-    request: Request, callnow_id: str, session: Session = Depends(db)
+def resume_page(
+    request: Request, callnow_id: str, posted: forms.PostedForm, session: CommittedSession
 ) -> Response:
     """The owner lifts a pause the spike detector set."""
     user = current_user(request, session)
@@ -157,7 +158,7 @@ async def resume_page(
     profile = _own_profile(session, user, callnow_id)
     if profile is None:
         return _render(request, "missing.html", user, status_code=404)
-    if await _checked_form(request) is not None and profile.paused_until is not None:
+    if _checked_form(request, posted) is not None and profile.paused_until is not None:
         profile.paused_until = None
         audit.record(
             session,
@@ -238,8 +239,8 @@ def _parse_windows(form: FormData) -> tuple[list[Window], str | None]:
 
 
 @router.post("/profiles/{callnow_id}/preferences", response_class=HTMLResponse)
-async def save_preferences(
-    request: Request, callnow_id: str, session: Session = Depends(db)
+def save_preferences(
+    request: Request, callnow_id: str, posted: forms.PostedForm, session: CommittedSession
 ) -> Response:
     user = current_user(request, session)
     if user is None:
@@ -247,7 +248,7 @@ async def save_preferences(
     profile = _own_profile(session, user, callnow_id)
     if profile is None:
         return _render(request, "missing.html", user, status_code=404)
-    form = await _checked_form(request)
+    form = _checked_form(request, posted)
     if form is None:
         return _preferences(
             request,
@@ -370,8 +371,8 @@ def _rules(
 
 
 @router.post("/profiles/{callnow_id}/rules", response_class=HTMLResponse)
-async def change_rules(
-    request: Request, callnow_id: str, session: Session = Depends(db)
+def change_rules(
+    request: Request, callnow_id: str, posted: forms.PostedForm, session: CommittedSession
 ) -> Response:
     user = current_user(request, session)
     if user is None:
@@ -379,7 +380,7 @@ async def change_rules(
     profile = _own_profile(session, user, callnow_id)
     if profile is None:
         return _render(request, "missing.html", user, status_code=404)
-    form = await _checked_form(request)
+    form = _checked_form(request, posted)
     if form is None:
         return _rules(
             request, user, profile, error="The form expired; please try again.", status_code=400
@@ -439,11 +440,13 @@ def api_keys_page(request: Request, session: Session = Depends(db)) -> Response:
 
 
 @router.post("/api-keys", response_class=HTMLResponse)
-async def change_api_keys(request: Request, session: Session = Depends(db)) -> Response:
+def change_api_keys(
+    request: Request, posted: forms.PostedForm, session: CommittedSession
+) -> Response:
     user = current_user(request, session)
     if user is None:
         return _to_login()
-    form = await _checked_form(request)
+    form = _checked_form(request, posted)
     if form is None:
         return RedirectResponse("/portal/api-keys", status_code=303)
     new_secret = None

@@ -17,6 +17,7 @@ from callnow.store.models import CallRequest, Profile
 from callnow.web import forms
 from callnow.web.context import app_state, client_address, db, templates
 from callnow.web.intake import Submission, submit
+from callnow.web.unit_of_work import CommittedSession
 
 # HTML pages for visitors, not part of the Call API: kept out of its OpenAPI document.
 router = APIRouter(include_in_schema=False)
@@ -173,10 +174,9 @@ def page(
 
 
 @router.post("/callnow/{callnow_id}", response_class=HTMLResponse)
-async def submit_form(
-    request: Request, callnow_id: str, session: Session = Depends(db)
+def submit_form(
+    request: Request, callnow_id: str, form: forms.PostedForm, session: CommittedSession
 ) -> Response:
-    form = await request.form(max_files=0, max_fields=20)
     profile = _visible_profile(session, callnow_id)
     if profile is None:
         return _not_available(request)

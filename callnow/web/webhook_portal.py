@@ -70,11 +70,13 @@ def webhooks_page(request: Request, session: CommittedSession) -> Response:
 
 
 @router.post("/webhooks")
-async def change_webhook(request: Request, session: CommittedSession) -> Response:
+def change_webhook(
+    request: Request, posted: forms.PostedForm, session: CommittedSession
+) -> Response:
     user = current_user(request, session)
     if user is None:
         return _to_login()
-    form = await _checked_form(request)
+    form = _checked_form(request, posted)
     if form is None:
         return _page(
             request, session, user, error="The form expired; please try again.", status_code=400

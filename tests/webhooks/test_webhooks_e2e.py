@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
@@ -32,7 +34,11 @@ async def test_the_engine_s_state_changes_reach_the_webhook_in_order(
         with sessions() as session:
             request = session.scalars(select(CallRequest)).one()
         assert wait_until_finished(sessions, request.id) == "completed"
-    assert await drain(WebhookSender(sessions, clock=Clock())) == 6
+        # The service's own sender delivers them, beside the calls, not in their path.
+        deadline = time.monotonic() + 20
+        while len(receiver.states()) < 6 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert await drain(WebhookSender(sessions, clock=Clock())) == 0  # nothing left behind
     assert receiver.states() == [
         "received",
         "queued",
