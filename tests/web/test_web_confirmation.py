@@ -9,10 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from callnow.domain import web_confirmation as rules
-from callnow.domain.decision import Outcome
 from callnow.domain.request_state import RequestState
 from callnow.store import requests as request_store
-from callnow.store.models import CallRequest, utcnow
+from callnow.store.models import utcnow
 from callnow.store.web_confirmation import expire_web_confirmations
 from callnow.web import owner_live
 from callnow.web.sse import StreamTiming
@@ -21,17 +20,7 @@ from tests.web.test_portal import log_in, preferences_form
 
 
 @pytest.fixture
-def storable(db_url):
-    """`call_requests.decision` is String(10) but "confirm_web" has 11 characters: PostgreSQL
-    refuses such a request (SQLite does not check lengths). Until a migration widens the column
-    these tests are expected to fail there; they run for real as soon as it fits."""
-    width = CallRequest.__table__.c.decision.type.length
-    if db_url.startswith("postgresql") and width < len(Outcome.CONFIRM_ON_WEB.value):
-        pytest.xfail(f"call_requests.decision is String({width}): 'confirm_web' does not fit")
-
-
-@pytest.fixture
-def held(world, storable) -> str:
+def held(world) -> str:
     """A request on alice's page waiting for her click; returns its token."""
     set_profile(world, "alice", confirm_on_web=True)
     assert post_form(world, "alice", name="Mary", number="0290375678").status_code == 303
@@ -179,7 +168,7 @@ def test_the_timeout_rule():
         rules.has_expired(start, start, timedelta(0))
 
 
-def test_the_owner_turns_web_confirmation_on_in_preferences(world, storable):
+def test_the_owner_turns_web_confirmation_on_in_preferences(world):
     log_in(world)
     page, data = preferences_form(world)
     assert 'name="confirm_on_web"' in page.text
