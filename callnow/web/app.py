@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -73,6 +74,7 @@ def create_app(settings: Settings, *, with_engine: bool = False) -> FastAPI:
             allowed=tuple(settings.abuse.allowed_prefixes),
         ),
         captcha=CaptchaBook(settings.web.secret_key, settings.abuse.captcha_ttl_s),
+        decline_cooldown=timedelta(seconds=settings.requests.decline_cooldown_s),
     )
     state = AppState(settings=settings, sessions=sessions, safeguards=safeguards)
     app.state.callnow = state

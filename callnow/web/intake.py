@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,7 +15,7 @@ from callnow.domain.phone import InvalidNumber, parse_caller_number
 from callnow.domain.request_state import TERMINAL, RequestState
 from callnow.store import do_not_call, profiles
 from callnow.store import requests as request_store
-from callnow.store.models import CallRequest, Profile
+from callnow.store.models import CallRequest, Profile, RequestEvent
 from callnow.store.profiles import destination_policy
 from callnow.web import queue_wakeup
 from callnow.web.captcha import CaptchaBook
@@ -52,6 +52,8 @@ class Safeguards:
     throttle: Throttle
     platform_prefixes: PrefixList
     captcha: CaptchaBook
+    # After an owner declines, the same number cannot ring that owner again for this long.
+    decline_cooldown: timedelta = timedelta(hours=1)
 
 
 def submit(
@@ -89,6 +91,11 @@ def submit(
 
     decision = decide(profiles.preferences_of(profile), number, name, now)
     final = RequestState.REJECTED if decision.outcome is Outcome.REJECT else RequestState.QUEUED
+    reason = str(decision.reason)
+    if final is RequestState.QUEUED and _declined_since(
+        session, profile, number.e164, now - safeguards.decline_cooldown
+    ):
+        final, reason = RequestState.REJECTED, "declined_recently"
     if final is RequestState.QUEUED and not safeguards.throttle.owner_call(profile.id, number.e164):
         return IntakeResult(throttled=True)
     request = request_store.record_new(
@@ -101,7 +108,7 @@ def submit(
         user_agent=submission.user_agent,
         channel=submission.channel,
         decision=decision.outcome.value,
-        reason=str(decision.reason),
+        reason=reason,
         final_state=final,
         now=now,
         api_key_id=api_key_id,
@@ -110,6 +117,20 @@ def submit(
     if final is RequestState.QUEUED:
         queue_wakeup.queued(session)
     return IntakeResult(request=request)
+
+
+def _declined_since(session: Session, profile: Profile, e164: str, since: datetime) -> bool:
+    query = (
+        select(RequestEvent.id)
+        .join(CallRequest, RequestEvent.request_id == CallRequest.id)
+        .where(
+            CallRequest.profile_id == profile.id,
+            CallRequest.number_e164 == e164,
+            RequestEvent.state == RequestState.OWNER_DECLINED.value,
+            RequestEvent.at >= since,
+        )
+    )
+    return session.scalars(query.limit(1)).first() is not None
 
 
 def _open_request_for(session: Session, profile: Profile, e164: str) -> CallRequest | None:

@@ -218,3 +218,35 @@ def test_pages_carry_security_headers(world):
     assert headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in headers["content-security-policy"]
     assert headers["x-content-type-options"] == "nosniff"
+
+
+def test_after_the_owner_declines_the_same_number_cannot_ring_again_for_an_hour(world):
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from callnow.domain.request_state import RequestState
+    from callnow.store.models import CallRequest, RequestEvent
+    from callnow.store.requests import move
+
+    post_form(world, "alice", name="Mary", number="0290375678")
+    with world.sessions() as session, session.begin():
+        request = session.query(CallRequest).one()
+        move(request, RequestState.CALLING_OWNER, "dialled")
+        move(request, RequestState.OWNER_DECLINED, "pressed 2")
+    again = post_form(world, "alice", name="Mary", number="02 9037 5678")
+    assert "cannot be arranged" in world.client.get(again.headers["location"]).text
+    latest = all_requests(world)[-1]
+    assert (latest.state, latest.reason) == ("rejected", "declined_recently")
+    # Another number is not affected, and an hour later the same one may ask again.
+    assert all_requests(world)[-1].number_e164 == "+61290375678"
+    post_form(world, "alice", name="Joe", number="0290375679")
+    assert all_requests(world)[-1].state == "queued"
+    with world.sessions() as session, session.begin():
+        session.execute(
+            update(RequestEvent)
+            .where(RequestEvent.state == "owner_declined")
+            .values(at=datetime.now(UTC) - timedelta(hours=1, seconds=1))
+        )
+    post_form(world, "alice", name="Mary", number="0290375678")
+    assert all_requests(world)[-1].state == "queued"
