@@ -145,6 +145,16 @@ class AbuseSettings(BaseModel):
         return list(normalise_prefix_list(value))
 
 
+class BillingSettings(BaseModel):
+    currency_code: str = Field("AUD", pattern=r"^[A-Z]{3}$")
+    # Digits after the decimal point of the currency (2 for cents).
+    minor_unit_exponent: int = Field(2, ge=0, le=4)
+    # GST in Australia; a decimal string so it is exact ("0.10", "0.15", "0").
+    tax_rate: str = Field("0.10", pattern=r"^(0(\.\d{1,6})?|1(\.0{1,6})?)$")
+    # A local call's flat price in minor units, before tax.
+    local_flat_minor: int = Field(12, ge=0, le=100_000)
+
+
 class RequestPolicySettings(BaseModel):
     # How long the same number may not trigger another call after the owner declined.
     decline_cooldown_s: int = Field(3600, ge=0)
@@ -175,6 +185,7 @@ class Settings(BaseSettings):
     requests: RequestPolicySettings = RequestPolicySettings()
     abuse: AbuseSettings = AbuseSettings()
     engine: EngineSettings = EngineSettings()
+    billing: BillingSettings = BillingSettings()
 
     @property
     def effective_database_url(self) -> str:

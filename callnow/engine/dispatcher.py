@@ -28,6 +28,7 @@ from callnow.billing.ledger import (
     cost_phrase_for,
     post_charge_with_retry,
 )
+from callnow.billing.policy import policy_from
 from callnow.config import Settings
 from callnow.domain.destination_policy import PrefixList, check_destination
 from callnow.domain.flow import AcceptanceMode, FlowLimits, RequestFacts
@@ -86,6 +87,7 @@ class Dispatcher:
         )
         self._clock = clock
         self.engine_id = settings.engine.engine_id or default_engine_id()
+        self._policy = policy_from(settings.billing)
         self._platform_prefixes = PrefixList(
             blocked=tuple(settings.abuse.blocked_prefixes),
             allowed=tuple(settings.abuse.allowed_prefixes),
@@ -178,7 +180,11 @@ class Dispatcher:
         if do_not_call.is_listed(session, request.number_e164):
             return self._refuse(request, "the number is on the do-not-call list", now)
         allowed = check_before_dialling(
-            session, request.id, now, max_call_duration_s=self._settings.sip.max_call_duration_s
+            session,
+            request.id,
+            now,
+            max_call_duration_s=self._settings.sip.max_call_duration_s,
+            policy=self._policy,
         )
         if isinstance(allowed, NotRateable):
             return self._refuse(request, "no price applies to this number", now)
@@ -192,7 +198,7 @@ class Dispatcher:
             acceptance=ACCEPTANCE[request.decision],
             caller_name=request.caller_name,
             region=tenant.region,
-            cost_phrase=cost_phrase_for(session, request.id, now),
+            cost_phrase=cost_phrase_for(session, request.id, now, policy=self._policy),
         )
         limits = replace(self._limits, budget_max_duration_s=allowed.max_duration_s)
         return Work(request.id, facts, limits)
@@ -262,7 +268,7 @@ class Dispatcher:
 
     def post_charge(self, leg_id: int) -> None:
         try:
-            post_charge_with_retry(self._sessions, leg_id)
+            post_charge_with_retry(self._sessions, leg_id, policy=self._policy)
         except Exception:
             # Left for the sweep at the next start; never lost, never doubled.
             log.exception("posting the charge of leg %s failed", leg_id)

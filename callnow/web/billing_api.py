@@ -9,12 +9,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from callnow.billing.budgets import month_period
+from callnow.billing.policy import policy_from
 from callnow.billing.statements import (
     ChargeLine,
     charge_lines,
@@ -25,10 +26,9 @@ from callnow.billing.statements import (
     statement_csv,
     totals,
 )
-from callnow.domain.rating import BillingPolicy
 from callnow.store.models import User
 from callnow.web.api import SIZE_LIMITS, Invalid, Problem, api_user
-from callnow.web.context import db
+from callnow.web.context import app_state, db
 
 router = APIRouter(prefix="/api/v1/billing", tags=["Billing"], responses=SIZE_LIMITS)
 
@@ -128,9 +128,11 @@ def list_charges(
 
 
 @router.get("/statement", response_model=StatementOut, responses=ERRORS)
-def statement(user: UserDep, session: SessionDep, month: MonthQuery) -> StatementOut:
+def statement(
+    request: Request, user: UserDep, session: SessionDep, month: MonthQuery
+) -> StatementOut:
     """One month: totals, calls and spend per day, and every charge in time order."""
-    policy = BillingPolicy()
+    policy = policy_from(app_state(request).settings.billing)
     scope = owner_scope(session, user.id)
     first_day = _month(month)
     lines = month_lines(session, first_day, scope.zone, extension_ids=scope.extension_ids)
@@ -160,13 +162,15 @@ def statement(user: UserDep, session: SessionDep, month: MonthQuery) -> Statemen
     response_class=Response,
     responses={**ERRORS, 200: {"content": {"text/csv": {}}}},
 )
-def statement_as_csv(user: UserDep, session: SessionDep, month: MonthQuery) -> Response:
+def statement_as_csv(
+    request: Request, user: UserDep, session: SessionDep, month: MonthQuery
+) -> Response:
     """The same month as CSV, amounts in major units ("0.13")."""
     scope = owner_scope(session, user.id)
     first_day = _month(month)
     lines = month_lines(session, first_day, scope.zone, extension_ids=scope.extension_ids)
     return Response(
-        statement_csv(lines, BillingPolicy().minor_unit_exponent),
+        statement_csv(lines, app_state(request).settings.billing.minor_unit_exponent),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="callnow-{first_day:%Y-%m}.csv"'},
     )

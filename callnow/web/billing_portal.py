@@ -23,6 +23,7 @@ from callnow.billing.budgets import month_period, parse_instant
 from callnow.billing.daily_chart import daily_chart
 from callnow.billing.deck_csv import DeckImportFailed
 from callnow.billing.money import format_minor
+from callnow.billing.policy import policy_from
 from callnow.billing.statements import (
     current_month,
     daily_totals,
@@ -44,8 +45,8 @@ PLATFORM_ADMIN = "platform_admin"
 MAX_DECK_UPLOAD_BYTES = 10_000_000  # the web server's body limit is usually the tighter one
 
 
-def _policy() -> BillingPolicy:
-    return BillingPolicy()
+def _policy(request: Request) -> BillingPolicy:
+    return policy_from(app_state(request).settings.billing)
 
 
 def _month_or_current(month: str | None, zone: ZoneInfo) -> tuple[date, str | None]:
@@ -77,7 +78,7 @@ def billing_home(
     user = current_user(request, session)
     if user is None:
         return _to_login()
-    policy = _policy()
+    policy = _policy(request)
     scope = owner_scope(session, user.id, app_state(request).settings.default_timezone)
     first_day, month_error = _month_or_current(month, scope.zone)
     lines = month_lines(
@@ -118,7 +119,7 @@ def statement_download(request: Request, month: str, session: Session = Depends(
         return Response(str(exc), status_code=422, media_type="text/plain")
     lines = month_lines(session, first_day, scope.zone, extension_ids=scope.extension_ids)
     return Response(
-        statement_csv(lines, _policy().minor_unit_exponent),
+        statement_csv(lines, _policy(request).minor_unit_exponent),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="callnow-{first_day:%Y-%m}.csv"'},
     )
@@ -147,7 +148,7 @@ def _platform_page(
     imported: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    policy = _policy()
+    policy = _policy(request)
     zone = ZoneInfo(app_state(request).settings.default_timezone)
     first_day, month_error = _month_or_current(month, zone)
     spends = spend_per_tenant(session, month_period(first_day, zone))

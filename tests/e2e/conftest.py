@@ -41,6 +41,7 @@ def callback_service(db_url, sipp_peer, rtpengine_settings, tmp_path):
         owner_keys: dict[str, str],
         trunk_scenario: str = "answer.xml",
         max_call_s: int = 2,
+        **overrides: object,
     ):
         owner = sipp_peer(owner_scenario, owner_keys)
         trunk = sipp_peer(trunk_scenario)
@@ -59,7 +60,7 @@ def callback_service(db_url, sipp_peer, rtpengine_settings, tmp_path):
             trunk=TrunkSettings(uri_template=f"sip:{{e164}}@127.0.0.1:{trunk.port}"),
             rtpengine=rtpengine_settings.model_copy(update={"mode": "spawn"}),
             engine=EngineSettings(lease_s=10, poll_interval_s=0.2),
-        )
+        ).model_copy(update=overrides)
         engine = make_engine(db_url)
         sessions = make_session_factory(engine)
         with transaction(sessions) as session:

@@ -93,3 +93,20 @@ def test_a_budget_for_90_seconds_of_a_mobile_call_ends_the_bridged_call_at_90_se
     assert charge.gross_minor <= 75
     assert remaining.prepaid_balance_minor is not None and remaining.prepaid_balance_minor >= 0
     assert len(trunk.received("BYE")) == 1  # CallNow ended the call when the budget ran out
+
+
+def test_the_provider_sets_the_local_price_tax_and_currency(callback_service):
+    from callnow.config import BillingSettings
+
+    settings, sessions, _, _ = callback_service(
+        "answer_info_dtmf_relay.xml",
+        {"digit": "1"},
+        billing=BillingSettings(currency_code="NZD", tax_rate="0.15", local_flat_minor=20),
+    )
+    with TestClient(create_app(settings, with_engine=True), follow_redirects=False) as client:
+        submit(client, number="02 9037 5678")
+        assert wait_until_finished(sessions, only_request_id(sessions)) == "completed"
+    with sessions() as session:
+        [charge] = session.scalars(select(ChargeRow)).all()
+    assert (charge.destination_class, charge.currency) == ("local", "NZD")
+    assert (charge.net_minor, charge.tax_minor, charge.gross_minor) == (20, 3, 23)
