@@ -178,3 +178,20 @@ def test_a_spiking_page_pauses_itself_and_the_owner_sees_why(world):
     assert "Your page is paused" in home.text
     world.client.post("/portal/profiles/alice/resume", data={"csrf": form_token(home.text, "csrf")})
     assert world.client.get("/callnow/alice").status_code == 200
+
+
+def test_limits_are_shared_through_redis_when_several_processes_serve(world):
+    """Two throttles on one Redis (two web workers) count the same victim number together."""
+    import random
+
+    from limits.storage import storage_from_string
+
+    url = "redis://127.0.0.1:6379"
+    victim = f"+614{random.randrange(10**8):08d}"  # a number no earlier run has counted
+    if not storage_from_string(url).check():
+        pytest.fail("Redis is needed on 127.0.0.1:6379 for this test")
+    worker_a = Throttle(AbuseSettings(storage_url=url))
+    worker_b = Throttle(AbuseSettings(storage_url=url))
+    page = random.randrange(10**9)  # and a page no earlier run has counted
+    calls = [worker.owner_call(page, victim) for worker in (worker_a, worker_b) * 3]
+    assert calls == [True, True, True, False, False, False]
