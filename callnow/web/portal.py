@@ -73,6 +73,19 @@ def _own_profile(session: Session, user: User, callnow_id: str) -> Profile | Non
     )
 
 
+def _owner_and_profile(
+    request: Request, session: Session, callnow_id: str
+) -> tuple[User, Profile] | Response:
+    """The logged-in owner and their page `callnow_id`, or the response to send instead."""
+    user = current_user(request, session)
+    if user is None:
+        return _to_login()
+    profile = _own_profile(session, user, callnow_id)
+    if profile is None:
+        return _render(request, "missing.html", user, status_code=404)
+    return user, profile
+
+
 def share_urls(request: Request, profile: Profile) -> dict[str, str]:
     base = app_state(request).settings.web.public_base_url.rstrip("/")
     return {
@@ -152,12 +165,10 @@ def resume_page(
     request: Request, callnow_id: str, posted: forms.PostedForm, session: CommittedSession
 ) -> Response:
     """The owner lifts a pause the spike detector set."""
-    user = current_user(request, session)
-    if user is None:
-        return _to_login()
-    profile = _own_profile(session, user, callnow_id)
-    if profile is None:
-        return _render(request, "missing.html", user, status_code=404)
+    found = _owner_and_profile(request, session, callnow_id)
+    if isinstance(found, Response):
+        return found
+    user, profile = found
     if _checked_form(request, posted) is not None and profile.paused_until is not None:
         profile.paused_until = None
         audit.record(
@@ -186,12 +197,10 @@ def request_list(request: Request, page: int = 1, session: Session = Depends(db)
 
 @router.get("/profiles/{callnow_id}/preferences", response_class=HTMLResponse)
 def preferences_page(request: Request, callnow_id: str, session: Session = Depends(db)) -> Response:
-    user = current_user(request, session)
-    if user is None:
-        return _to_login()
-    profile = _own_profile(session, user, callnow_id)
-    if profile is None:
-        return _render(request, "missing.html", user, status_code=404)
+    found = _owner_and_profile(request, session, callnow_id)
+    if isinstance(found, Response):
+        return found
+    user, profile = found
     return _preferences(request, user, profile, errors={}, saved=False)
 
 
@@ -242,12 +251,10 @@ def _parse_windows(form: FormData) -> tuple[list[Window], str | None]:
 def save_preferences(
     request: Request, callnow_id: str, posted: forms.PostedForm, session: CommittedSession
 ) -> Response:
-    user = current_user(request, session)
-    if user is None:
-        return _to_login()
-    profile = _own_profile(session, user, callnow_id)
-    if profile is None:
-        return _render(request, "missing.html", user, status_code=404)
+    found = _owner_and_profile(request, session, callnow_id)
+    if isinstance(found, Response):
+        return found
+    user, profile = found
     form = _checked_form(request, posted)
     if form is None:
         return _preferences(
@@ -347,12 +354,10 @@ def rule_from_fields(
 
 @router.get("/profiles/{callnow_id}/rules", response_class=HTMLResponse)
 def rules_page(request: Request, callnow_id: str, session: Session = Depends(db)) -> Response:
-    user = current_user(request, session)
-    if user is None:
-        return _to_login()
-    profile = _own_profile(session, user, callnow_id)
-    if profile is None:
-        return _render(request, "missing.html", user, status_code=404)
+    found = _owner_and_profile(request, session, callnow_id)
+    if isinstance(found, Response):
+        return found
+    user, profile = found
     return _rules(request, user, profile, error=None)
 
 
@@ -374,12 +379,10 @@ def _rules(
 def change_rules(
     request: Request, callnow_id: str, posted: forms.PostedForm, session: CommittedSession
 ) -> Response:
-    user = current_user(request, session)
-    if user is None:
-        return _to_login()
-    profile = _own_profile(session, user, callnow_id)
-    if profile is None:
-        return _render(request, "missing.html", user, status_code=404)
+    found = _owner_and_profile(request, session, callnow_id)
+    if isinstance(found, Response):
+        return found
+    user, profile = found
     form = _checked_form(request, posted)
     if form is None:
         return _rules(
