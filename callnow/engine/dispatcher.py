@@ -98,6 +98,8 @@ class Dispatcher:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._housekeeping_task: asyncio.Task[None] | None = None
+        self._cancel_task: asyncio.Task[None] | None = None
+        self._cancelled: set[int] = set()
         self.housekeeping_hooks: list[Callable[[Session, datetime], object]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -106,12 +108,13 @@ class Dispatcher:
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._recover)
         self._task = asyncio.create_task(self._claim_loop(), name="dispatcher")
+        self._cancel_task = asyncio.create_task(self._watch_cancels(), name="cancels")
         self._housekeeping_task = asyncio.create_task(self._housekeeping(), name="leases")
 
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
-        for task in (self._task, self._housekeeping_task):
+        for task in (self._task, self._housekeeping_task, self._cancel_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -171,6 +174,10 @@ class Dispatcher:
         profile = request.profile
         extension = profile.extension
         tenant = extension.tenant
+        if request.cancel_requested_at is not None:
+            move(request, RequestState.CANCELLED, "visitor_cancelled", now=now)
+            request.lease_expires_at = None
+            return None
         if request.claim_count > MAX_START_ATTEMPTS:
             return self._refuse(request, "the call could not be started", now)
         policy = destination_policy(tenant, self._platform_prefixes)
@@ -222,6 +229,7 @@ class Dispatcher:
 
     def _finished(self, request_id: int) -> None:
         self._running.pop(request_id, None)
+        self._cancelled.discard(request_id)
         if self._loop is not None:
             self._loop.create_task(asyncio.to_thread(self._release, request_id))
         self._wake.set()  # an extension may have room again
@@ -229,6 +237,37 @@ class Dispatcher:
     def _release(self, request_id: int) -> None:
         with transaction(self._sessions) as session:
             queue.release(session, request_id, self.engine_id)
+
+    # -- visitors cancelling a call in progress -----------------------------------------------
+
+    async def _watch_cancels(self) -> None:
+        """A visitor's cancel reaches a running callback within a poll interval."""
+        while not self._stopping:
+            await asyncio.sleep(min(0.5, self._settings.engine.poll_interval_s))
+            running = [i for i in self._running if i not in self._cancelled]
+            if not running:
+                continue
+            try:
+                wanted = await asyncio.to_thread(self._cancel_requested, running)
+            except Exception:
+                log.exception("reading cancel requests failed")
+                continue
+            for request_id in wanted:
+                handle = self._running.get(request_id)
+                if handle is not None:
+                    self._cancelled.add(request_id)
+                    handle.cancel("visitor_cancelled")
+
+    def _cancel_requested(self, request_ids: list[int]) -> list[int]:
+        with self._sessions() as session:
+            return list(
+                session.scalars(
+                    select(CallRequest.id).where(
+                        CallRequest.id.in_(request_ids),
+                        CallRequest.cancel_requested_at.is_not(None),
+                    )
+                )
+            )
 
     # -- leases, recovery, charges -----------------------------------------------------------
 

@@ -205,6 +205,8 @@ class CallRequest(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     claim_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The visitor asked to cancel while an engine held it; the engine stops the call.
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
     profile: Mapped[Profile] = relationship()
     events: Mapped[list[RequestEvent]] = relationship(

@@ -23,7 +23,7 @@ from callnow.domain.request_state import RequestState, is_terminal
 from callnow.store import profiles
 from callnow.store import requests as request_store
 from callnow.store.guarded import move_if
-from callnow.store.models import CallRequest, utcnow
+from callnow.store.models import CallRequest, RequestEvent, utcnow
 from callnow.web import forms, sse
 from callnow.web.context import app_state, templates
 from callnow.web.public import request_status, status_message
@@ -59,10 +59,18 @@ def _not_held(now: datetime) -> Any:
 
 
 def cancellable(call_request: CallRequest, now: datetime) -> bool:
-    if call_request.state != RequestState.QUEUED.value:
-        return False
-    lease = call_request.lease_expires_at
-    return call_request.claimed_by is None or lease is None or lease < now
+    """Until we start calling the visitor: waiting, or while the owner's phone rings."""
+    return call_request.state in (RequestState.QUEUED.value, RequestState.CALLING_OWNER.value)
+
+
+def _ask_engine_to_cancel(session: Session, call_request: CallRequest, now: datetime) -> bool:
+    """An engine holds the request: record the wish; the engine ends the call within a second."""
+    if call_request.cancel_requested_at is None:
+        call_request.cancel_requested_at = now
+        call_request.events.append(
+            RequestEvent(at=now, state=call_request.state, reason="the visitor asked to cancel")
+        )
+    return True
 
 
 def _find(session: Session, callnow_id: str, token: str) -> CallRequest | None:
@@ -122,17 +130,21 @@ def cancel(
     status_code = 400
     if tokens.valid(forms.field(form, "form_token", 300), _purpose(token)):
         now = utcnow()
-        if cancellable(call_request, now) and move_if(
-            session,
-            call_request,
-            RequestState.CANCELLED,
-            CANCELLED_REASON,
-            only_if=(_not_held(now),),
-            now=now,
-        ):
-            return RedirectResponse(
-                f"/callnow/{call_request.profile.callnow_id}/requests/{token}", status_code=303
+        if cancellable(call_request, now):
+            # Nobody holds a queued request: cancel it here. Otherwise the engine ends the call.
+            cancelled_here = call_request.state == RequestState.QUEUED.value and move_if(
+                session,
+                call_request,
+                RequestState.CANCELLED,
+                CANCELLED_REASON,
+                only_if=(_not_held(now),),
+                now=now,
             )
+            if cancelled_here or _ask_engine_to_cancel(session, call_request, now):
+                return RedirectResponse(
+                    f"/callnow/{call_request.profile.callnow_id}/requests/{token}",
+                    status_code=303,
+                )
         status_code = 409  # too late: the engine took it, or it already ended
     page = request_status(request, callnow_id, token, session)
     page.status_code = status_code

@@ -28,6 +28,7 @@ def wait_until_finished(sessions, request_id: int, timeout_s: float = 40) -> str
             "owner_unreachable",
             "requester_unreachable",
             "interrupted",
+            "cancelled",
         ):
             return state
         time.sleep(0.1)

@@ -7,6 +7,7 @@ ended by a short maximum call duration.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -18,6 +19,7 @@ from callnow.store.db import transaction
 from callnow.store.models import CallLeg, CallRequest, RequestEvent
 from callnow.web.app import create_app
 from tests.e2e.conftest import submit, wait_until_finished
+from tests.web.helpers import form_token
 
 pytestmark = pytest.mark.peers
 
@@ -116,3 +118,26 @@ def test_a_number_past_the_web_layer_is_still_refused_before_the_trunk(callback_
     assert owner.received("INVITE") == [] and trunk.received("INVITE") == []
     with sessions() as session:
         assert "destination refused" in session.get(CallRequest, request_id).events[-1].reason
+
+
+def test_a_visitor_cancels_while_the_owners_phone_rings(callback_service):
+    settings, sessions, owner, trunk = callback_service("ring_forever.xml", {})
+    with TestClient(create_app(settings, with_engine=True), follow_redirects=False) as client:
+        status_url = submit(client)
+        with sessions() as session:
+            request_id = session.scalars(select(CallRequest.id)).one()
+        deadline = time.monotonic() + 10
+        while not owner.received("INVITE") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        page = client.get(status_url)
+        assert "Cancel my request" in page.text
+        cancelled = client.post(f"{status_url}/cancel", data={"form_token": form_token(page.text)})
+        assert cancelled.status_code == 303
+        assert wait_until_finished(sessions, request_id) == "cancelled"
+    assert len(owner.received("CANCEL")) == 1  # the owner's phone stops ringing
+    assert trunk.received("INVITE") == []
+    with sessions() as session:
+        [leg] = session.scalars(select(CallLeg)).all()
+        reasons = [e.reason for e in session.get(CallRequest, request_id).events]
+    assert (leg.role, leg.disposition) == ("owner", "cancelled")
+    assert "the visitor asked to cancel" in reasons

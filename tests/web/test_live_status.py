@@ -81,7 +81,8 @@ def test_the_stream_follows_the_request_until_it_ends(world):
 
         move(world, url, S.CALLING_OWNER)
         calling = next(events)["data"]
-        assert (calling["state"], calling["cancellable"]) == ("calling_owner", False)
+        # Still cancellable while the owner's phone rings: the engine stops the call.
+        assert (calling["state"], calling["cancellable"]) == ("calling_owner", True)
 
         move(world, url, S.CALLING_REQUESTER)
         assert next(events)["data"]["message"] == (
@@ -163,25 +164,44 @@ def test_the_visitor_cancels_a_queued_request_once(world):
     assert all_requests(world)[0].state == "cancelled"
 
 
-def test_cancelling_is_refused_once_the_owner_is_being_called(world):
+def test_cancelling_while_the_owner_is_called_asks_the_engine_to_stop(world):
     url = new_request(world)
     token = form_token(world.client.get(url).text)
     move(world, url, S.CALLING_OWNER)
     response = world.client.post(url + "/cancel", data={"form_token": token})
+    assert response.status_code == 303
+    [request] = all_requests(world)
+    # The engine holding the call sees the wish and ends it; the state moves when it has.
+    assert request.state == "calling_owner"
+    assert request.cancel_requested_at is not None
+    with world.sessions() as session:
+        events = request_store.by_token(session, request.token).events
+        assert (events[-1].state, events[-1].reason) == (
+            "calling_owner",
+            "the visitor asked to cancel",
+        )
+
+
+def test_cancelling_is_refused_once_we_are_calling_the_visitor(world):
+    url = new_request(world)
+    token = form_token(world.client.get(url).text)
+    move(world, url, S.CALLING_OWNER)
+    move(world, url, S.CALLING_REQUESTER)
+    response = world.client.post(url + "/cancel", data={"form_token": token})
     assert response.status_code == 409
-    assert "We are calling the owner now." in response.text
-    assert all_requests(world)[0].state == "calling_owner"
+    assert all_requests(world)[0].cancel_requested_at is None
 
 
-def test_cancelling_is_refused_while_an_engine_holds_the_request(world):
+def test_a_queued_request_held_by_an_engine_is_cancelled_through_the_engine(world):
     url = new_request(world)
     token = form_token(world.client.get(url).text)
     with world.sessions() as session, session.begin():
         request = request_store.by_token(session, url.rsplit("/", 1)[1])
         request.claimed_by = "engine-1"
         request.lease_expires_at = utcnow() + timedelta(seconds=30)
-    assert world.client.post(url + "/cancel", data={"form_token": token}).status_code == 409
-    assert all_requests(world)[0].state == "queued"
+    assert world.client.post(url + "/cancel", data={"form_token": token}).status_code == 303
+    [request] = all_requests(world)
+    assert request.state == "queued" and request.cancel_requested_at is not None
 
 
 def test_cancelling_needs_this_pages_form_token(world):
