@@ -33,6 +33,18 @@ class WebSettings(BaseModel):
     # Addresses of reverse proxies whose X-Forwarded-For may be believed; none by default.
     trusted_proxies: list[str] = []
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"'{network}' is not an IP address or network") from exc
+        return value
+
 
 class SipSettings(BaseModel):
     listen_host: str = "127.0.0.1"

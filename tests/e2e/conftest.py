@@ -42,9 +42,10 @@ def callback_service(db_url, sipp_peer, rtpengine_settings, tmp_path):
         owner_keys: dict[str, str],
         trunk_scenario: str = "answer.xml",
         max_call_s: int = 2,
+        owner_args: tuple[str, ...] = (),
         **overrides: object,
     ):
-        owner = sipp_peer(owner_scenario, owner_keys)
+        owner = sipp_peer(owner_scenario, owner_keys, *owner_args)
         trunk = sipp_peer(trunk_scenario)
         settings = Settings(
             data_dir=tmp_path,
