@@ -10,13 +10,14 @@ attributes only).
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Annotated, NamedTuple
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from callnow.billing import ledger
 from callnow.billing.budgets import month_period, parse_instant
@@ -39,6 +40,7 @@ from callnow.store.models import Tenant, User, utcnow
 from callnow.web import forms
 from callnow.web.context import app_state, db
 from callnow.web.portal import _csrf_purpose, _render, _to_login, _tokens, current_user
+from callnow.web.unit_of_work import CommittedSession
 
 router = APIRouter(prefix="/portal/billing", include_in_schema=False)
 PLATFORM_ADMIN = "platform_admin"
@@ -190,20 +192,35 @@ def platform_home(
     return _platform_page(request, session, user, month, imported=shown)
 
 
+class DeckUpload(NamedTuple):
+    form: FormData
+    file: bytes | None
+
+
+async def _deck_upload(request: Request) -> DeckUpload:
+    """The form and the uploaded file's bytes, read on the event loop (the route is a `def`)."""
+    form = await request.form(max_files=1, max_fields=20)
+    upload = form.get("file")
+    if isinstance(upload, UploadFile) and upload.filename:
+        return DeckUpload(form, await upload.read(MAX_DECK_UPLOAD_BYTES + 1))
+    return DeckUpload(form, None)
+
+
 @router.post("/platform/decks", response_class=HTMLResponse)
-async def import_deck_form(request: Request, session: Session = Depends(db)) -> Response:
+def import_deck_form(
+    request: Request,
+    posted: Annotated[DeckUpload, Depends(_deck_upload)],
+    session: CommittedSession,
+) -> Response:
     user = _platform_admin(request, session)
     if isinstance(user, Response):
         return user
-    form = await request.form(max_files=1, max_fields=20)
+    form, uploaded = posted
     if not _tokens(request).valid(forms.field(form, "csrf", 300), _csrf_purpose(request)):
         return _platform_page(
             request, session, user, None, import_errors=["The form expired."], status_code=400
         )
-    upload = form.get("file")
-    data: bytes | str = forms.field(form, "csv_text", MAX_DECK_UPLOAD_BYTES)
-    if isinstance(upload, UploadFile) and upload.filename:
-        data = await upload.read(MAX_DECK_UPLOAD_BYTES + 1)
+    data: bytes | str = uploaded or forms.field(form, "csv_text", MAX_DECK_UPLOAD_BYTES)
     errors, tenant_id = [], None
     tenant_field = forms.field(form, "tenant_id", 12)
     if tenant_field:
