@@ -86,6 +86,10 @@ class RtpengineSettings(BaseModel):
     port_min: int = Field(35000, ge=1024, le=65535)
     port_max: int = Field(35999, ge=1024, le=65535)
     timeout_s: float = Field(1.0, gt=0, le=30)
+    # Worker threads of a spawned rtpengine (control and media). Its defaults starve the control
+    # socket under load: prompts (`play media`) queue behind media work and calls time out.
+    num_threads: int = Field(4, ge=1, le=64)
+    media_num_threads: int = Field(4, ge=1, le=64)
 
 
 class EngineSettings(BaseModel):

@@ -51,6 +51,8 @@ def rtpengine_command(
         f"--port-min={settings.port_min}",
         f"--port-max={settings.port_max}",
         "--no-fallback",
+        f"--num-threads={settings.num_threads}",
+        f"--media-num-threads={settings.media_num_threads}",
     ]
 
 

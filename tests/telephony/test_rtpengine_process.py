@@ -32,6 +32,8 @@ def test_command_line_is_the_documented_one_without_debians_config_file() -> Non
         "--port-min=20000",
         "--port-max=20199",
         "--no-fallback",
+        "--num-threads=4",
+        "--media-num-threads=4",
     ]
 
 
