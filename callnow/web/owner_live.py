@@ -9,6 +9,7 @@ timeout can no longer be accepted; the dispatcher's periodic `expire_web_confirm
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,8 +17,11 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response, Str
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import FormData
 
+from callnow.billing.ledger import cost_phrase_for
+from callnow.billing.policy import policy_from
 from callnow.domain import web_confirmation as rules
 from callnow.domain.phone import parse_caller_number
+from callnow.domain.rating import BillingPolicy
 from callnow.store import profiles
 from callnow.store import web_confirmation as held
 from callnow.store.models import CallRequest, User, utcnow
@@ -27,11 +31,21 @@ from callnow.web.portal import _checked_form, _render, _to_login, current_user
 from callnow.web.unit_of_work import CommittedSession
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
+
+
+def _policy(request: Request) -> BillingPolicy:
+    return policy_from(app_state(request).settings.billing)
+
+
 TIMING = sse.StreamTiming()
 
 
-def _item(call_request: CallRequest) -> dict[str, Any]:
+def _item(
+    session: Session, call_request: CallRequest, now: datetime, policy: BillingPolicy
+) -> dict[str, Any]:
     region = profiles.tenant_of(call_request.profile).region
+    # The same words the phone prompt uses, so the owner knows what accepting will cost.
+    cost = cost_phrase_for(session, call_request.id, now, policy=policy)
     return {
         "token": call_request.token,
         "callnow_id": call_request.profile.callnow_id,
@@ -39,14 +53,15 @@ def _item(call_request: CallRequest) -> dict[str, Any]:
         "number": parse_caller_number(call_request.number_e164, region).display,
         "requested": call_request.created_at.strftime("%H:%M UTC"),
         "expires": rules.deadline(call_request.created_at).strftime("%H:%M UTC"),
+        "cost": cost or "",
     }
 
 
-def pending_items(session: Session, user_id: int) -> list[dict[str, Any]]:
+def pending_items(session: Session, user_id: int, policy: BillingPolicy) -> list[dict[str, Any]]:
     """What the owner can still answer: held requests that have not run out of time."""
     now = utcnow()
     return [
-        _item(r)
+        _item(session, r, now, policy)
         for r in held.pending_for_owner(session, user_id)
         if not rules.has_expired(r.created_at, now)
     ]
@@ -64,7 +79,7 @@ def _page(
         request,
         "pending.html",
         user,
-        items=pending_items(session, user.id),
+        items=pending_items(session, user.id, _policy(request)),
         error=error,
         timeout_minutes=int(rules.DEFAULT_TIMEOUT.total_seconds() // 60),
         status_code=status_code,
@@ -79,12 +94,14 @@ def pending_page(request: Request, session: CommittedSession) -> Response:
     return _page(request, session, user)
 
 
-def _snapshot(sessions: sessionmaker[Session], user_id: int) -> dict[str, Any] | None:
+def _snapshot(
+    sessions: sessionmaker[Session], user_id: int, policy: BillingPolicy
+) -> dict[str, Any] | None:
     with sessions() as session:
         user = session.get(User, user_id)
         if user is None or not user.is_active:
             return None  # logged out by an admin: end the stream
-        return {"items": pending_items(session, user_id)}
+        return {"items": pending_items(session, user_id, policy)}
 
 
 @router.get("/pending/events")
@@ -95,7 +112,8 @@ def pending_events(request: Request) -> Response:
         if user is None:
             return PlainTextResponse("Please log in.", status_code=401)
         user_id = user.id
-    stream = sse.watch(lambda: _snapshot(sessions, user_id), event="pending", timing=TIMING)
+    policy = _policy(request)
+    stream = sse.watch(lambda: _snapshot(sessions, user_id, policy), event="pending", timing=TIMING)
     return StreamingResponse(stream, media_type="text/event-stream", headers=sse.HEADERS)
 
 

@@ -210,6 +210,7 @@ def test_the_pending_stream_follows_new_and_answered_requests(world, held, monke
                 "number": "(02) 9037 5679",
                 "requested": items[0]["requested"],
                 "expires": items[0]["expires"],
+                "cost": "a local call, 12 cents",
             }
         ]
 
@@ -217,3 +218,13 @@ def test_the_pending_stream_follows_new_and_answered_requests(world, held, monke
 def test_the_pending_stream_needs_a_login(world):
     assert world.client.get("/portal/pending/events").status_code == 401
     assert world.client.get("/portal/pending").status_code == 303
+
+
+def test_the_pending_list_says_what_calling_back_will_cost(world, held):
+    from callnow.bootstrap import seed_default_deck
+
+    with world.sessions() as session, session.begin():
+        seed_default_deck(session)
+    log_in(world)
+    page = world.client.get("/portal/pending")
+    assert "Calling back: a local call, 12 cents" in page.text

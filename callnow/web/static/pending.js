@@ -41,6 +41,13 @@
     muted.className = "muted";
     muted.textContent = "(page " + item.callnow_id + ", asked at " + item.requested +
       ", waits until " + item.expires + ")";
+    if (item.cost) {
+      var cost = document.createElement("span");
+      cost.className = "cost";
+      cost.textContent = "Calling back: " + item.cost;
+      muted.appendChild(document.createElement("br"));
+      muted.appendChild(cost);
+    }
     p.appendChild(muted);
     var buttons = document.createElement("div");
     buttons.className = "inline";
