@@ -15,12 +15,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from callnow.domain.rating import Budget
 from callnow.store.billing_models import BudgetRow, ChargeRow
-from callnow.store.models import Extension, Tenant
+from callnow.store.models import CallLeg, CallRequest, Extension, Profile, Tenant
 
 
 class _Unchanged:
@@ -95,20 +95,60 @@ def budget_for(session: Session, extension_id: int, now: datetime) -> Budget:
     credit: list[int] = []
     for row, (column, value) in scopes:
         scope = column == value
+        # Calls already dispatched hold what they may still cost until their charge is posted.
+        held = _reserved(
+            session,
+            extension_id if column is ChargeRow.extension_id else None,
+            tenant.id if column is ChargeRow.tenant_id else None,
+            now,
+        )
         if row.daily_cap_minor is not None:
             spent = _spent(session, scope, ChargeRow.answered_at, day.start, day.end)
-            daily.append(row.daily_cap_minor - spent)
+            daily.append(row.daily_cap_minor - spent - held)
         if row.prepaid_balance_minor is not None and row.balance_set_at is not None:
             spent = _spent(session, scope, ChargeRow.posted_at, row.balance_set_at)
-            prepaid.append(row.prepaid_balance_minor - spent)
+            prepaid.append(row.prepaid_balance_minor - spent - held)
         if row.credit_limit_minor is not None:
             spent = _spent(session, scope, ChargeRow.answered_at, month.start, month.end)
-            credit.append(row.credit_limit_minor - spent)
+            credit.append(row.credit_limit_minor - spent - held)
     return Budget(
         daily_cap_remaining_minor=_tightest(daily),
         prepaid_balance_minor=_tightest(prepaid),
         credit_remaining_minor=_tightest(credit),
     )
+
+
+_UNFINISHED = ("queued", "calling_owner", "calling_requester", "connected")
+
+
+def _reserved(
+    session: Session, extension_id: int | None, tenant_id: int | None, now: datetime
+) -> int:
+    """Reservations still held: calls under way, and ended calls whose charge is not posted."""
+    requester_leg_uncharged = (
+        select(CallLeg.id)
+        .where(
+            CallLeg.request_id == CallRequest.id,
+            CallLeg.role == "requester",
+            CallLeg.disposition == "answered",
+            ~select(ChargeRow.id).where(ChargeRow.call_leg_id == CallLeg.id).exists(),
+        )
+        .exists()
+    )
+    query = (
+        select(func.coalesce(func.sum(CallRequest.reserved_minor), 0))
+        .join(Profile, CallRequest.profile_id == Profile.id)
+        .join(Extension, Profile.extension_id == Extension.id)
+        .where(
+            CallRequest.reserved_minor.is_not(None),
+            or_(CallRequest.state.in_(_UNFINISHED), requester_leg_uncharged),
+        )
+    )
+    if extension_id is not None:
+        query = query.where(Extension.id == extension_id)
+    if tenant_id is not None:
+        query = query.where(Extension.tenant_id == tenant_id)
+    return int(session.scalar(query) or 0)
 
 
 def _tightest(remaining: list[int]) -> int | None:

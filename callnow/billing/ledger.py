@@ -33,6 +33,7 @@ from callnow.domain.rating import (
     BudgetRefused,
     CallAllowed,
     Charge,
+    DeckSet,
     Quote,
     Rater,
     RatingRefused,
@@ -143,6 +144,22 @@ def check_before_dialling(
     extension_id = parties_of(session, request_id).extension.id
     budget = budget_for(session, extension_id, now)
     return max_duration_for_budget(budget, quote, max_call_duration_s, policy)
+
+
+def reservation_for(
+    session: Session,
+    request_id: int,
+    now: datetime,
+    max_duration_s: int,
+    *,
+    policy: BillingPolicy | None = None,
+) -> int | None:
+    """The most the call can cost (gross minor units) if it lasts its whole allowed length."""
+    policy = policy or BillingPolicy()
+    quote = quote_for_request(session, request_id, now, policy)
+    if isinstance(quote, NotRateable):
+        return None
+    return Rater(DeckSet(), policy).charge(quote, max_duration_s).gross_minor
 
 
 def cost_phrase_for(

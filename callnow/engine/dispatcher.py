@@ -27,6 +27,7 @@ from callnow.billing.ledger import (
     check_before_dialling,
     cost_phrase_for,
     post_charge_with_retry,
+    reservation_for,
 )
 from callnow.billing.policy import policy_from
 from callnow.config import Settings
@@ -186,6 +187,9 @@ class Dispatcher:
             return self._refuse(request, f"destination refused: {refusal}", now)
         if do_not_call.is_listed(session, request.number_e164):
             return self._refuse(request, "the number is on the do-not-call list", now)
+        # A stale reservation of this very request (an earlier claim) must not count against it.
+        request.reserved_minor = None
+        session.flush()
         allowed = check_before_dialling(
             session,
             request.id,
@@ -206,6 +210,9 @@ class Dispatcher:
             caller_name=request.caller_name,
             region=tenant.region,
             cost_phrase=cost_phrase_for(session, request.id, now, policy=self._policy),
+        )
+        request.reserved_minor = reservation_for(
+            session, request.id, now, allowed.max_duration_s, policy=self._policy
         )
         limits = replace(self._limits, budget_max_duration_s=allowed.max_duration_s)
         return Work(request.id, facts, limits)

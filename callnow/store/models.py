@@ -207,6 +207,9 @@ class CallRequest(Base):
     claim_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The visitor asked to cancel while an engine held it; the engine stops the call.
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # What the call may cost at most (gross minor units), held against the owner's budget from
+    # dispatch until its charge is posted, so calls running at once cannot overrun it together.
+    reserved_minor: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     profile: Mapped[Profile] = relationship()
     events: Mapped[list[RequestEvent]] = relationship(
