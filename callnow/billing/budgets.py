@@ -19,6 +19,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from callnow.domain.rating import Budget
+from callnow.domain.request_state import IN_CALL, RequestState
 from callnow.store.billing_models import BudgetRow, ChargeRow
 from callnow.store.models import CallLeg, CallRequest, Extension, Profile, Tenant
 
@@ -118,7 +119,8 @@ def budget_for(session: Session, extension_id: int, now: datetime) -> Budget:
     )
 
 
-_UNFINISHED = ("queued", "calling_owner", "calling_requester", "connected")
+# Claimed (queued with a reservation) or under way: the reservation still holds.
+_UNFINISHED = tuple(s.value for s in (RequestState.QUEUED, *IN_CALL))
 
 
 def _reserved(

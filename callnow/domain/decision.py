@@ -29,6 +29,8 @@ class RejectReason(StrEnum):
     NOT_ACCEPTING = "not_accepting"  # the owner's "do not allow people to contact me"
     OUTSIDE_HOURS = "outside_hours"
     RULE = "rule"
+    # The owner declined this number a short while ago; it may not ring them again yet.
+    DECLINED_RECENTLY = "declined_recently"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +51,12 @@ class Decision:
 
 
 def decide(
-    prefs: OwnerPreferences, number: CallerNumber, name: str | None, now: datetime
+    prefs: OwnerPreferences,
+    number: CallerNumber,
+    name: str | None,
+    now: datetime,
+    *,
+    recently_declined: bool = False,
 ) -> Decision:
     if not prefs.enabled:
         return Decision(Outcome.REJECT, RejectReason.DISABLED)
@@ -62,6 +69,8 @@ def decide(
         return Decision(Outcome.REJECT, RejectReason.RULE)
     if not is_available(prefs.windows, now, prefs.timezone):
         return Decision(Outcome.REJECT, RejectReason.OUTSIDE_HOURS)
+    if recently_declined:
+        return Decision(Outcome.REJECT, RejectReason.DECLINED_RECENTLY)
     confirm = Outcome.CONFIRM_ON_WEB if prefs.confirm_on_web else Outcome.CONFIRM
     if rule is not None:
         return Decision(Outcome.ACCEPT if rule.action is RuleAction.ACCEPT else confirm, position)

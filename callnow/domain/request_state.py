@@ -35,6 +35,10 @@ TERMINAL = frozenset(
         S.INTERRUPTED,
     }
 )
+# An engine holds the request and a call may be under way.
+IN_CALL = frozenset({S.CALLING_OWNER, S.CALLING_REQUESTER, S.CONNECTED})
+# The visitor may cancel until we start calling them back.
+VISITOR_CANCELLABLE = frozenset({S.QUEUED, S.CALLING_OWNER})
 _ALLOWED: dict[RequestState, frozenset[RequestState]] = {
     S.RECEIVED: frozenset({S.REJECTED, S.QUEUED, S.FAILED}),
     # From queued straight to declined/unreachable: the owner answered (or not) on the web.

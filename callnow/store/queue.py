@@ -18,17 +18,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session
 
+from callnow.domain import request_state
 from callnow.domain.request_state import RequestState
 from callnow.store.models import CallLeg, CallRequest, Extension, Profile
 from callnow.store.requests import move
 
 # Decisions an engine may act on; `confirm_web` waits for the owner's click in the portal.
 CLAIMABLE_DECISIONS = ("confirm", "accept", "web")
-IN_CALL = (
-    RequestState.CALLING_OWNER.value,
-    RequestState.CALLING_REQUESTER.value,
-    RequestState.CONNECTED.value,
-)
+IN_CALL = tuple(state.value for state in request_state.IN_CALL)
 
 
 def _lease_free(now: datetime):  # type: ignore[no-untyped-def]

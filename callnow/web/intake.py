@@ -89,13 +89,11 @@ def submit(
     if pending is not None:
         return IntakeResult(request=pending, existing=True)
 
-    decision = decide(profiles.preferences_of(profile), number, name, now)
+    declined = _declined_since(session, profile, number.e164, now - safeguards.decline_cooldown)
+    decision = decide(
+        profiles.preferences_of(profile), number, name, now, recently_declined=declined
+    )
     final = RequestState.REJECTED if decision.outcome is Outcome.REJECT else RequestState.QUEUED
-    reason = str(decision.reason)
-    if final is RequestState.QUEUED and _declined_since(
-        session, profile, number.e164, now - safeguards.decline_cooldown
-    ):
-        final, reason = RequestState.REJECTED, "declined_recently"
     if final is RequestState.QUEUED and not safeguards.throttle.owner_call(profile.id, number.e164):
         return IntakeResult(throttled=True)
     request = request_store.record_new(
@@ -108,7 +106,7 @@ def submit(
         user_agent=submission.user_agent,
         channel=submission.channel,
         decision=decision.outcome.value,
-        reason=reason,
+        reason=str(decision.reason),
         final_state=final,
         now=now,
         api_key_id=api_key_id,

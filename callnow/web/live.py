@@ -19,7 +19,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response, Str
 from sqlalchemy import or_
 from sqlalchemy.orm import Session, sessionmaker
 
-from callnow.domain.request_state import RequestState, is_terminal
+from callnow.domain.request_state import VISITOR_CANCELLABLE, RequestState, is_terminal
 from callnow.store import profiles
 from callnow.store import requests as request_store
 from callnow.store.guarded import move_if
@@ -60,7 +60,7 @@ def _not_held(now: datetime) -> Any:
 
 def cancellable(call_request: CallRequest, now: datetime) -> bool:
     """Until we start calling the visitor: waiting, or while the owner's phone rings."""
-    return call_request.state in (RequestState.QUEUED.value, RequestState.CALLING_OWNER.value)
+    return RequestState(call_request.state) in VISITOR_CANCELLABLE
 
 
 def _ask_engine_to_cancel(session: Session, call_request: CallRequest, now: datetime) -> bool:

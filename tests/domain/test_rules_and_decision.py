@@ -131,3 +131,13 @@ def test_an_owner_who_confirms_on_the_web_gets_requests_held_for_the_portal():
         decide(prefs(confirm_on_web=True, rules=accept_mum), MARY, "Mum", MONDAY_10AM).outcome
         is Outcome.ACCEPT
     )
+
+
+def test_a_number_the_owner_just_declined_is_rejected_even_by_an_accept_rule():
+    accept_all = [Rule(RuleAction.ACCEPT, number_match=NumberMatch.PREFIX, number_value="61")]
+    decision = decide(prefs(rules=accept_all), MARY, "Mary", MONDAY_10AM, recently_declined=True)
+    assert decision == Decision(Outcome.REJECT, RejectReason.DECLINED_RECENTLY)
+    # Other refusals keep their own reason: the caller learns nothing about the decline.
+    assert decide(prefs(), MARY, None, SATURDAY_10AM, recently_declined=True).reason == (
+        RejectReason.OUTSIDE_HOURS
+    )
