@@ -45,6 +45,7 @@ from callnow.store.models import CallLeg, CallRequest, Extension, Profile, Tenan
 
 __all__ = [
     "DEFAULT_MAX_CALL_DURATION_S",
+    "CallPlan",
     "NotRateable",
     "Parties",
     "SweepResult",
@@ -58,6 +59,7 @@ __all__ = [
     "list_decks",
     "load_rater",
     "parties_of",
+    "plan_call",
     "post_charge_for_leg",
     "post_charge_with_retry",
     "post_missing_charges",
@@ -108,10 +110,17 @@ def _classify(number: str, parties: Parties) -> Destination | NumberRefused:
     return classify_destination(number, parties.extension.external_number, parties.tenant.region)
 
 
-def quote_for_request(
-    session: Session, request_id: int, at: datetime, policy: BillingPolicy | None = None
-) -> Quote | NotRateable:
-    """The price that applies to the request's number if the call is answered at `at`."""
+@dataclass(frozen=True, slots=True)
+class _Priced:
+    """One pricing pass over a request: who pays, and the tariff of its number."""
+
+    parties: Parties
+    quote: Quote
+
+
+def _price(
+    session: Session, request_id: int, at: datetime, policy: BillingPolicy
+) -> _Priced | NotRateable:
     parties = parties_of(session, request_id)
     number = parties.request.number_e164
     destination = _classify(number, parties)
@@ -119,9 +128,67 @@ def quote_for_request(
         return NotRateable(number, destination.detail)
     rater = rater_for_number(session, destination.digits, at, parties.tenant.id, policy)
     try:
-        return rater.quote(number, destination.destination_class, at, str(parties.tenant.id))
+        quote = rater.quote(number, destination.destination_class, at, str(parties.tenant.id))
     except RatingRefused as exc:
         return NotRateable(number, str(exc))
+    return _Priced(parties, quote)
+
+
+def quote_for_request(
+    session: Session, request_id: int, at: datetime, policy: BillingPolicy | None = None
+) -> Quote | NotRateable:
+    """The price that applies to the request's number if the call is answered at `at`."""
+    priced = _price(session, request_id, at, policy or BillingPolicy())
+    return priced if isinstance(priced, NotRateable) else priced.quote
+
+
+@dataclass(frozen=True, slots=True)
+class CallPlan:
+    """Everything billing says before a call is dialled, from one pricing pass.
+
+    The engine hangs up `max_duration_s` after the requester answers; `reserved_minor` (gross)
+    is the most the call can then cost, held against the owner's budget until it is charged;
+    `cost_phrase` is what the owner hears before accepting.
+    """
+
+    max_duration_s: int
+    limited_by_budget: bool
+    reserved_minor: int
+    cost_phrase: str
+
+    @property
+    def allowed(self) -> CallAllowed:
+        return CallAllowed(self.max_duration_s, self.limited_by_budget)
+
+
+def plan_call(
+    session: Session,
+    request_id: int,
+    now: datetime,
+    *,
+    max_call_duration_s: int = DEFAULT_MAX_CALL_DURATION_S,
+    policy: BillingPolicy | None = None,
+) -> CallPlan | BudgetRefused | NotRateable:
+    """Before the requester leg is placed: may we dial, for how long at most, what must be
+    held against the budget, and what to tell the owner. Prices are those in force at `now`.
+
+    The engine must not dial on BudgetRefused or NotRateable.
+    """
+    policy = policy or BillingPolicy()
+    priced = _price(session, request_id, now, policy)
+    if isinstance(priced, NotRateable):
+        return priced
+    budget = budget_for(session, priced.parties.extension.id, now)
+    allowed = max_duration_for_budget(budget, priced.quote, max_call_duration_s, policy)
+    if isinstance(allowed, BudgetRefused):
+        return allowed
+    reserved = Rater(DeckSet(), policy).charge(priced.quote, allowed.max_duration_s).gross_minor
+    return CallPlan(
+        max_duration_s=allowed.max_duration_s,
+        limited_by_budget=allowed.limited_by_budget,
+        reserved_minor=reserved,
+        cost_phrase=describe_cost(priced.quote, policy),
+    )
 
 
 def check_before_dialling(
@@ -132,34 +199,11 @@ def check_before_dialling(
     max_call_duration_s: int = DEFAULT_MAX_CALL_DURATION_S,
     policy: BillingPolicy | None = None,
 ) -> CallAllowed | BudgetRefused | NotRateable:
-    """Before the requester leg is placed: may we dial, and for how long at most?
-
-    The engine must not dial on BudgetRefused or NotRateable, and must hang up `max_duration_s`
-    after answer on CallAllowed. Prices are those in force at `now`.
-    """
-    policy = policy or BillingPolicy()
-    quote = quote_for_request(session, request_id, now, policy)
-    if isinstance(quote, NotRateable):
-        return quote
-    extension_id = parties_of(session, request_id).extension.id
-    budget = budget_for(session, extension_id, now)
-    return max_duration_for_budget(budget, quote, max_call_duration_s, policy)
-
-
-def reservation_for(
-    session: Session,
-    request_id: int,
-    now: datetime,
-    max_duration_s: int,
-    *,
-    policy: BillingPolicy | None = None,
-) -> int | None:
-    """The most the call can cost (gross minor units) if it lasts its whole allowed length."""
-    policy = policy or BillingPolicy()
-    quote = quote_for_request(session, request_id, now, policy)
-    if isinstance(quote, NotRateable):
-        return None
-    return Rater(DeckSet(), policy).charge(quote, max_duration_s).gross_minor
+    """plan_call's verdict alone: may we dial, and for how long at most?"""
+    plan = plan_call(
+        session, request_id, now, max_call_duration_s=max_call_duration_s, policy=policy
+    )
+    return plan.allowed if isinstance(plan, CallPlan) else plan
 
 
 def cost_phrase_for(
@@ -171,12 +215,12 @@ def cost_phrase_for(
     mention_tax: bool = False,
 ) -> str | None:
     """What the call will cost, for the owner's prompt and the web; None when it cannot be
-    priced (and so will not be dialled)."""
+    priced (and so will not be dialled). No budget is read: the web shows it while waiting."""
     policy = policy or BillingPolicy()
-    quote = quote_for_request(session, request_id, now, policy)
-    if isinstance(quote, NotRateable):
+    priced = _price(session, request_id, now, policy)
+    if isinstance(priced, NotRateable):
         return None
-    return describe_cost(quote, policy, mention_tax=mention_tax)
+    return describe_cost(priced.quote, policy, mention_tax=mention_tax)
 
 
 def charge_of_leg(session: Session, call_leg_id: int) -> ChargeRow | None:

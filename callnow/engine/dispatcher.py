@@ -22,13 +22,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from callnow.billing.ledger import (
-    NotRateable,
-    check_before_dialling,
-    cost_phrase_for,
-    post_charge_with_retry,
-    reservation_for,
-)
+from callnow.billing.ledger import NotRateable, plan_call, post_charge_with_retry
 from callnow.billing.policy import policy_from
 from callnow.config import Settings
 from callnow.domain.destination_policy import PrefixList, check_destination
@@ -190,16 +184,16 @@ class Dispatcher:
         # A stale reservation of this very request (an earlier claim) must not count against it.
         request.reserved_minor = None
         session.flush()
-        allowed = check_before_dialling(
+        plan = plan_call(
             session,
             request.id,
             now,
             max_call_duration_s=self._settings.sip.max_call_duration_s,
             policy=self._policy,
         )
-        if isinstance(allowed, NotRateable):
+        if isinstance(plan, NotRateable):
             return self._refuse(request, "no price applies to this number", now)
-        if isinstance(allowed, BudgetRefused):
+        if isinstance(plan, BudgetRefused):
             return self._refuse(request, "the owner's call budget is used up", now)
         facts = RequestFacts(
             request_ref=request_ref(request.id),
@@ -209,12 +203,10 @@ class Dispatcher:
             acceptance=ACCEPTANCE[request.decision],
             caller_name=request.caller_name,
             region=tenant.region,
-            cost_phrase=cost_phrase_for(session, request.id, now, policy=self._policy),
+            cost_phrase=plan.cost_phrase,
         )
-        request.reserved_minor = reservation_for(
-            session, request.id, now, allowed.max_duration_s, policy=self._policy
-        )
-        limits = replace(self._limits, budget_max_duration_s=allowed.max_duration_s)
+        request.reserved_minor = plan.reserved_minor
+        limits = replace(self._limits, budget_max_duration_s=plan.max_duration_s)
         return Work(request.id, facts, limits)
 
     def _refuse(self, request: CallRequest, reason: str, now: datetime) -> None:

@@ -45,10 +45,10 @@ def test_a_second_call_cannot_spend_what_a_running_call_holds(world):
             session, NOW - timedelta(minutes=1), tenant_id=tenant.id, prepaid_balance_minor=75
         )
         first = queued_mobile_request(session, "alice", "+61412345678")
-        allowed = ledger.check_before_dialling(session, first.id, NOW)
-        assert isinstance(allowed, CallAllowed) and allowed.max_duration_s == 90
-        first.reserved_minor = ledger.reservation_for(session, first.id, NOW, 90)
-        assert first.reserved_minor == 75
+        plan = ledger.plan_call(session, first.id, NOW)
+        assert isinstance(plan, ledger.CallPlan) and plan.max_duration_s == 90
+        assert plan.reserved_minor == 75
+        first.reserved_minor = plan.reserved_minor
         move(first, RequestState.CALLING_OWNER)
         move(first, RequestState.CALLING_REQUESTER)
         other = queued_mobile_request(session, "alice2", "+61412345679")
