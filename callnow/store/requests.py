@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, selectinload
 
 from callnow.domain.request_state import RequestState, check_transition
@@ -72,11 +72,26 @@ def move(
     """Change state only along the domain's allowed moves, and remember it."""
     check_transition(RequestState(request.state), new_state)
     request.state = new_state.value
-    request.events.append(
+    append_event(
+        request,
         RequestEvent(
             at=now or utcnow(), state=new_state.value, reason=reason[:200], details=details
-        )
+        ),
     )
+
+
+def append_event(request: CallRequest, event: RequestEvent) -> None:
+    """Add a history row without loading the request's whole history first.
+
+    Appending to an unloaded `events` collection would SELECT every earlier event; the engine
+    moves each request through several states, each in its own short transaction.
+    """
+    state = inspect(request)
+    if state.session is not None and state.has_identity and "events" in state.unloaded:
+        event.request_id = request.id
+        state.session.add(event)
+    else:
+        request.events.append(event)
 
 
 def by_token(session: Session, token: str) -> CallRequest | None:

@@ -12,6 +12,7 @@ from callnow.domain.decision import Outcome
 from callnow.domain.request_state import RequestState
 from callnow.store.guarded import move_if, update_if
 from callnow.store.models import CallRequest, Extension, Profile, RequestEvent, utcnow
+from callnow.store.requests import append_event
 
 # What the dispatcher claims once the owner accepted on the web: ring with a whisper, no keypad.
 WEB_ACCEPTED = "web"
@@ -66,8 +67,8 @@ def accept(
         only_if=(*_HELD, CallRequest.created_at > rules.cutoff(now, timeout)),
     )
     if changed:
-        request.events.append(
-            RequestEvent(at=now, state=RequestState.QUEUED.value, reason=ACCEPTED_REASON)
+        append_event(
+            request, RequestEvent(at=now, state=RequestState.QUEUED.value, reason=ACCEPTED_REASON)
         )
         session.flush()
     return changed

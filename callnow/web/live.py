@@ -67,8 +67,9 @@ def _ask_engine_to_cancel(session: Session, call_request: CallRequest, now: date
     """An engine holds the request: record the wish; the engine ends the call within a second."""
     if call_request.cancel_requested_at is None:
         call_request.cancel_requested_at = now
-        call_request.events.append(
-            RequestEvent(at=now, state=call_request.state, reason="the visitor asked to cancel")
+        request_store.append_event(
+            call_request,
+            RequestEvent(at=now, state=call_request.state, reason="the visitor asked to cancel"),
         )
     return True
 
