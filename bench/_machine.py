@@ -19,12 +19,18 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from callnow.domain.calls import CallRecord, LegRole
+from callnow.domain.calls import (
+    LegDialling,
+    LegRecorded,
+    LegRole,
+    StateChanged,
+    StoreWrite,
+)
 from callnow.domain.request_state import RequestState
 
 HOST = "127.0.0.1"
@@ -271,16 +277,12 @@ class MemoryRecorder:
     states: dict[str, RequestState] = field(default_factory=dict)
     records: Counter[str] = field(default_factory=Counter)
 
-    async def leg_dialling(
-        self, request_ref: str, role: LegRole, destination: str, at: datetime
-    ) -> None:
-        if role is LegRole.OWNER:
-            self.owner_dialling_at[request_ref] = at
-
-    async def record_leg(self, record: CallRecord) -> None:
-        self.records[f"{record.role}:{record.disposition}"] += 1
-
-    async def request_state_changed(
-        self, request_ref: str, state: RequestState, reason: str, at: datetime
-    ) -> None:
-        self.states[request_ref] = state
+    async def write(self, request_ref: str, writes: Sequence[StoreWrite]) -> None:
+        for write in writes:
+            match write:
+                case LegDialling(role=LegRole.OWNER, at=at):
+                    self.owner_dialling_at[request_ref] = at
+                case LegRecorded(record=record):
+                    self.records[f"{record.role}:{record.disposition}"] += 1
+                case StateChanged(state=state):
+                    self.states[request_ref] = state

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from callnow.domain.request_state import RequestState
+
 
 class LegRole(StrEnum):
     OWNER = "owner"
@@ -147,3 +149,34 @@ def build_call_record(
         ),
         billable_seconds=billable_seconds(answered_at, ended_at),
     )
+
+
+# -- what the engine writes down about a callback, in order, as it happens --
+
+
+@dataclass(frozen=True, slots=True)
+class LegDialling:
+    """Write-ahead: the leg is about to be dialled (a crash after this never dials it again)."""
+
+    role: LegRole
+    destination: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LegRecorded:
+    """The leg's call record, once it ended (exactly once per dialled leg)."""
+
+    record: CallRecord
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    """The request moved to `state`; moves follow `request_state.check_transition`."""
+
+    state: RequestState
+    reason: str
+    at: datetime
+
+
+StoreWrite = LegDialling | LegRecorded | StateChanged

@@ -42,8 +42,17 @@ VISITOR_CANCELLABLE = frozenset({S.QUEUED, S.CALLING_OWNER})
 _ALLOWED: dict[RequestState, frozenset[RequestState]] = {
     S.RECEIVED: frozenset({S.REJECTED, S.QUEUED, S.FAILED}),
     # From queued straight to declined/unreachable: the owner answered (or not) on the web.
+    # Interrupted: an engine died after writing a leg row but before the request moved on.
     S.QUEUED: frozenset(
-        {S.CALLING_OWNER, S.CANCELLED, S.FAILED, S.REJECTED, S.OWNER_DECLINED, S.OWNER_UNREACHABLE}
+        {
+            S.CALLING_OWNER,
+            S.CANCELLED,
+            S.FAILED,
+            S.REJECTED,
+            S.OWNER_DECLINED,
+            S.OWNER_UNREACHABLE,
+            S.INTERRUPTED,
+        }
     ),
     S.CALLING_OWNER: frozenset(
         {

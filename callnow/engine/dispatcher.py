@@ -26,9 +26,9 @@ from callnow.billing.ledger import NotRateable, plan_call, post_charge_with_retr
 from callnow.billing.policy import policy_from
 from callnow.config import Settings
 from callnow.domain.destination_policy import PrefixList, check_destination
-from callnow.domain.flow import AcceptanceMode, FlowLimits, RequestFacts
+from callnow.domain.flow import AcceptanceMode, FlowLimits, Outcome, RequestFacts
 from callnow.domain.rating import BudgetRefused
-from callnow.domain.request_state import RequestState
+from callnow.domain.request_state import RequestState, is_terminal
 from callnow.engine.runner import CallbackEngine, CallbackHandle
 from callnow.store import do_not_call, queue
 from callnow.store.billing_models import ChargeRow
@@ -224,12 +224,15 @@ class Dispatcher:
             log.exception("starting the callback for request %s failed", work.request_id)
             return
         self._running[work.request_id] = handle
-        handle.outcome.add_done_callback(lambda _: self._finished(work.request_id))
+        handle.outcome.add_done_callback(lambda done: self._finished(work.request_id, done))
 
-    def _finished(self, request_id: int) -> None:
+    def _finished(self, request_id: int, outcome: asyncio.Future[Outcome]) -> None:
         self._running.pop(request_id, None)
         self._cancelled.discard(request_id)
-        if self._loop is not None:
+        # The recorder freed the lease with the final state; one that did not reach the store
+        # keeps its lease, so a live engine ends it as interrupted once the lease runs out.
+        ended = not outcome.cancelled() and is_terminal(outcome.result().state)
+        if self._loop is not None and not ended:
             self._loop.create_task(asyncio.to_thread(self._release, request_id))
         self._wake.set()  # an extension may have room again
 

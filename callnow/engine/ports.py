@@ -6,13 +6,11 @@ The SIP (sippy) and media (rtpengine) adapters implement `Telephony`; the store 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from callnow.domain.calls import CallRecord, LegRole
+from callnow.domain.calls import LegRole, StoreWrite
 from callnow.domain.flow import Event, PromptKind
-from callnow.domain.request_state import RequestState
 
 # Adapters report progress by calling this with the flow's own events: LegRinging, LegAnswered,
 # LegFailed, LegEnded, Digit, PromptFinished. Safe to call from any thread (the sippy thread
@@ -64,18 +62,12 @@ class Telephony(Protocol):
 class CallbackRecorder(Protocol):
     """Where the engine writes what happened; the store layer implements it."""
 
-    async def leg_dialling(
-        self, request_ref: str, role: LegRole, destination: str, at: datetime
-    ) -> None:
-        """Write ahead, just before the leg is dialled. Raise to forbid the dial (for example,
-        the (request, role) row already exists because an earlier engine dialled it): the
-        engine then reports the leg as failed without dialling."""
+    async def write(self, request_ref: str, writes: Sequence[StoreWrite]) -> None:
+        """Apply `writes` in order as one unit: all of them or, when this raises, none.
 
-    async def record_leg(self, record: CallRecord) -> None:
-        """Complete the leg's row with its call record (exactly once per dialled leg, after
-        `leg_dialling` for the same request and role)."""
-
-    async def request_state_changed(
-        self, request_ref: str, state: RequestState, reason: str, at: datetime
-    ) -> None:
-        """Move the request to `state`; the moves follow `request_state.check_transition`."""
+        The engine gathers what one event produced (a state change and the write-ahead row of
+        the leg it dials next, or a leg's record and the request's final state) into one call,
+        so each step of a callback costs one transaction. Raise to forbid a dial: for example,
+        the (request, role) leg row already exists because an earlier engine dialled it; the
+        engine then reports that leg as failed without dialling.
+        """

@@ -3,6 +3,11 @@
 One `CallbackRun` per callback. Events (from adapters, timers and the web) go through one
 queue and are handled strictly one at a time, each event's commands executed in order before
 the next event is read, so the flow sees the world in a single, consistent order.
+
+Store writes (state changes, write-ahead leg rows, call records) are gathered and written as one
+unit before the next dial and at the end of each event: a dial's write-ahead row and the state
+change before it cost one transaction, not two, and a finished call's records and final state
+one more.
 """
 
 from __future__ import annotations
@@ -12,7 +17,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from callnow.domain.calls import FailureCause, LegRole
+from callnow.domain.calls import (
+    FailureCause,
+    LegDialling,
+    LegRecorded,
+    LegRole,
+    StateChanged,
+    StoreWrite,
+)
 from callnow.domain.flow import (
     Abort,
     Bridge,
@@ -161,6 +173,7 @@ class CallbackRun:
         # Held so the running task is not garbage-collected.
         self._task: asyncio.Task[None] | None = None
         self._recorded: set[LegRole] = set()
+        self._unwritten: list[StoreWrite] = []
         self._finished_with: Outcome | None = None
         self.outcome: asyncio.Future[Outcome] = self._loop.create_future()
 
@@ -188,6 +201,7 @@ class CallbackRun:
                 self._legs.observe(event, self._clock())
                 for command in self.flow.handle(event):
                     await self._execute(command)
+                await self._write()
         except Exception as error:  # a bug in the flow or the engine; never leave a leg up
             log.exception("callback %s crashed; hanging up", self.request_ref)
             await self._emergency_stop(f"engine_error: {type(error).__name__}")
@@ -220,21 +234,18 @@ class CallbackRun:
             case CancelTimer(name=name):
                 self._cancel_timer(name)
             case RecordLeg(role=role, failure_cause=cause, sip_code=code):
-                await self._record(role, cause, code)
+                self._record(role, cause, code)
             case RequestStateChanged(state=state, reason=reason):
-                await self._report(state, reason)
+                self._report(state, reason)
             case Finish(outcome=outcome):
                 self._finished_with = outcome
 
     async def _dial(self, role: LegRole, number: str, dial: Callable[[], Awaitable[None]]) -> None:
         at = self._clock()
         self._legs.dialled(role, number, at)
-        try:
-            async with asyncio.timeout(self._action_timeout_s):
-                await self._recorder.leg_dialling(self.request_ref, role, number, at)
-        except Exception:
+        self._unwritten.append(LegDialling(role, number, at))
+        if not await self._write():
             # Without the write-ahead row a crash could dial this leg twice: do not dial.
-            log.exception("callback %s: could not note the %s leg", self.request_ref, role)
             self._queue.put_nowait(LegFailed(role, FailureCause.FAILED))
             return
         try:
@@ -266,17 +277,39 @@ class CallbackRun:
         self._legs.ended(role, self._clock())
         await self._or_log(f"hangup {role}", self._channel.hangup(role, reason))
 
-    async def _record(self, role: LegRole, cause: FailureCause | None, code: int | None) -> None:
+    def _record(self, role: LegRole, cause: FailureCause | None, code: int | None) -> None:
         record = self._legs.record(role, self._clock(), cause, code)
         if record is None or role in self._recorded:
             log.error("callback %s: unexpected record for the %s leg", self.request_ref, role)
             return
         self._recorded.add(role)
-        await self._or_log(f"record {role}", self._recorder.record_leg(record))
+        self._unwritten.append(LegRecorded(record))
 
-    async def _report(self, state: RequestState, reason: str) -> None:
-        write = self._recorder.request_state_changed(self.request_ref, state, reason, self._clock())
-        await self._or_log(f"state {state}", write)
+    def _report(self, state: RequestState, reason: str) -> None:
+        self._unwritten.append(StateChanged(state, reason, self._clock()))
+
+    async def _write(self) -> bool:
+        """Store what is gathered as one unit; False if it could not be stored."""
+        if not self._unwritten:
+            return True
+        writes, self._unwritten = self._unwritten, []
+        if await self._try_write(writes):
+            return True
+        # A refused write-ahead row must not take the facts gathered with it down too.
+        facts = [write for write in writes if not isinstance(write, LegDialling)]
+        if facts and len(facts) < len(writes):
+            await self._try_write(facts)
+        return False
+
+    async def _try_write(self, writes: list[StoreWrite]) -> bool:
+        try:
+            async with asyncio.timeout(self._action_timeout_s):
+                await self._recorder.write(self.request_ref, writes)
+        except Exception:
+            what = ", ".join(type(write).__name__ for write in writes)
+            log.exception("callback %s: could not store %s", self.request_ref, what)
+            return False
+        return True
 
     async def _emergency_stop(self, reason: str) -> None:
         """What the flow would have done on Abort, without the flow: hang up and record every
@@ -284,11 +317,12 @@ class CallbackRun:
         for role in self._legs.dialled_roles() - self._recorded:
             if self._channel is not None:
                 await self._hang_up(role, reason)
-            await self._record(role, None, None)
+            self._record(role, None, None)
         if self._finished_with is None:
             if not is_terminal(self.flow.request_state):
-                await self._report(RequestState.FAILED, reason)
+                self._report(RequestState.FAILED, reason)
             self._finished_with = Outcome(RequestState.FAILED, reason)
+        await self._write()
 
     async def _close(self) -> None:
         for name in list(self._timers):

@@ -87,7 +87,7 @@ class EngineRuntime:
         def post_charge(leg_id: int) -> None:
             loop.run_in_executor(None, dispatcher_box[0].post_charge, leg_id)
 
-        recorder = StoreRecorder(sessions, on_leg_recorded=post_charge)
+        recorder = StoreRecorder(sessions, on_answered_leg_recorded=post_charge)
         engine = CallbackEngine(telephony, recorder, limits=limits)
         dispatcher = Dispatcher(
             sessions, engine, settings, announce=telephony.announce, limits=limits

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy.orm import Session, joinedload
 
 from callnow.domain import request_state
 from callnow.domain.request_state import RequestState
@@ -32,22 +32,32 @@ def _lease_free(now: datetime):  # type: ignore[no-untyped-def]
     return or_(CallRequest.lease_expires_at.is_(None), CallRequest.lease_expires_at < now)
 
 
-def _busy(session: Session, now: datetime) -> tuple[Counter[int], Counter[int]]:
-    """Callbacks in progress (or claimed and about to start) per extension and per tenant."""
+def _busy(
+    session: Session, now: datetime, tenant_ids: set[int]
+) -> tuple[Counter[int], Counter[int]]:
+    """Callbacks in progress (or claimed and about to start) per extension and per tenant, for
+    the tenants that have requests waiting: counted by the database, not row by row."""
     rows = session.execute(
-        select(Profile.extension_id, Extension.tenant_id)
+        select(Profile.extension_id, Extension.tenant_id, func.count())
         .select_from(CallRequest)
         .join(Profile, CallRequest.profile_id == Profile.id)
         .join(Extension, Profile.extension_id == Extension.id)
         .where(
+            Extension.tenant_id.in_(tenant_ids),
             or_(
                 CallRequest.state.in_(IN_CALL),
                 (CallRequest.state == RequestState.QUEUED.value)
                 & (CallRequest.lease_expires_at > now),
-            )
+            ),
         )
+        .group_by(Profile.extension_id, Extension.tenant_id)
     ).all()
-    return Counter(r[0] for r in rows), Counter(r[1] for r in rows)
+    per_extension: Counter[int] = Counter()
+    per_tenant: Counter[int] = Counter()
+    for extension_id, tenant_id, count in rows:
+        per_extension[extension_id] += count
+        per_tenant[tenant_id] += count
+    return per_extension, per_tenant
 
 
 def claim_next(
@@ -77,14 +87,23 @@ def claim_next(
     ).all()
     if not candidates:
         return None
-    per_extension, per_tenant = _busy(session, now)
+    per_extension, per_tenant = _busy(session, now, {tenant_id for _, _, tenant_id in candidates})
     postgres = session.get_bind().dialect.name == "postgresql"
     for request_id, extension_id, tenant_id in candidates:
         if per_extension[extension_id] >= max_per_extension:
             continue
         if per_tenant[tenant_id] >= max_per_tenant:
             continue
-        query = select(CallRequest).where(CallRequest.id == request_id, *claimable)
+        query = (
+            select(CallRequest)
+            .where(CallRequest.id == request_id, *claimable)
+            # The dispatcher reads the owner's extension and tenant next: one query, not four.
+            .options(
+                joinedload(CallRequest.profile, innerjoin=True)
+                .joinedload(Profile.extension, innerjoin=True)
+                .joinedload(Extension.tenant, innerjoin=True)
+            )
+        )
         if postgres:
             # Lock just this row; another engine skips it instead of waiting.
             query = query.with_for_update(skip_locked=True, of=CallRequest)

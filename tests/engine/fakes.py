@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from callnow.domain.calls import CallRecord, LegRole
+from callnow.domain.calls import (
+    CallRecord,
+    LegDialling,
+    LegRecorded,
+    LegRole,
+    StateChanged,
+    StoreWrite,
+)
 from callnow.domain.flow import Event, PromptFinished, PromptKind
 from callnow.domain.request_state import RequestState
 from callnow.engine.ports import EventSink
@@ -119,25 +127,24 @@ class FakeRecorder:
     fail_writes: bool = False
     # Roles whose write-ahead row already exists (an earlier engine dialled them).
     already_dialled: set[LegRole] = field(default_factory=set)
+    # Each unit written, in order, as the engine handed it over.
+    batches: list[list[StoreWrite]] = field(default_factory=list)
 
-    async def leg_dialling(
-        self, request_ref: str, role: LegRole, destination: str, at: datetime
-    ) -> None:
-        if self.fail_writes or role in self.already_dialled:
+    async def write(self, request_ref: str, writes: Sequence[StoreWrite]) -> None:
+        # All or nothing, as the store's transaction.
+        if self.fail_writes:
+            raise ConnectionError("database is gone")
+        if any(isinstance(w, LegDialling) and w.role in self.already_dialled for w in writes):
             raise ConnectionError("cannot note the leg")
-        self.dialling.append((role, destination))
-
-    async def record_leg(self, record: CallRecord) -> None:
-        if self.fail_writes:
-            raise ConnectionError("database is gone")
-        self.records.append(record)
-
-    async def request_state_changed(
-        self, request_ref: str, state: RequestState, reason: str, at: datetime
-    ) -> None:
-        if self.fail_writes:
-            raise ConnectionError("database is gone")
-        self.states.append((state, reason))
+        self.batches.append(list(writes))
+        for write in writes:
+            match write:
+                case LegDialling(role=role, destination=destination):
+                    self.dialling.append((role, destination))
+                case LegRecorded(record=record):
+                    self.records.append(record)
+                case StateChanged(state=state, reason=reason):
+                    self.states.append((state, reason))
 
     def record_of(self, role: LegRole) -> CallRecord:
         (record,) = [r for r in self.records if r.role is role]

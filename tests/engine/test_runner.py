@@ -349,3 +349,43 @@ async def test_the_same_request_cannot_run_twice_at_once() -> None:
         await world.start()
     handle.cancel("test_over")
     await outcome_of(handle)
+
+
+# -- how the engine hands its facts to the store -----------------------------------------------
+
+
+def kinds(batch: list[object]) -> list[str]:
+    return [type(write).__name__ for write in batch]
+
+
+async def test_the_state_change_and_the_write_ahead_row_of_a_dial_are_one_unit() -> None:
+    world = World()
+    handle, phones = await world.start()
+    await phones.wait_for("dial_owner", "201")
+
+    assert [kinds(batch) for batch in world.recorder.batches] == [
+        ["StateChanged", "LegDialling"]
+    ]
+    handle.cancel("test_over")
+    await outcome_of(handle)
+
+
+async def test_a_finished_leg_and_the_final_state_are_one_unit() -> None:
+    world = World()
+    handle, phones = await world.start()
+    await phones.wait_for("dial_owner", "201")
+    phones.emit(LegFailed(OWNER, FailureCause.BUSY, 486))
+
+    assert await outcome_of(handle) == Outcome(RequestState.OWNER_UNREACHABLE, "owner_busy")
+    assert kinds(world.recorder.batches[-1]) == ["LegRecorded", "StateChanged"]
+    assert len(world.recorder.batches) == 2
+
+
+async def test_a_refused_write_ahead_row_does_not_take_the_state_change_with_it() -> None:
+    world = World()
+    world.recorder.already_dialled = {OWNER}
+    handle, _ = await world.start()
+
+    await outcome_of(handle)
+    assert world.states() == [RequestState.CALLING_OWNER, RequestState.OWNER_UNREACHABLE]
+    assert world.recorder.dialling == []

@@ -1,0 +1,273 @@
+"""The durable queue and the engine's recorder, on SQLite and PostgreSQL.
+
+A request is claimed with a lease, only while its owner has room; what the engine writes about
+a callback lands as one unit or not at all; a finished callback frees its lease with its final
+state; an engine that died mid-call leaves a request that is ended, never dialled again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from callnow.domain.calls import (
+    CallRecord,
+    Disposition,
+    LegDialling,
+    LegRecorded,
+    LegRole,
+    StateChanged,
+)
+from callnow.domain.request_state import RequestState
+from callnow.store import profiles, provisioning, queue
+from callnow.store.models import CallLeg, CallRequest, RequestEvent
+from callnow.store.recorder import StoreRecorder, request_ref
+from callnow.store.requests import record_new
+
+NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
+LEASE_S = 30.0
+
+
+def queued(session, callnow_id: str = "alice", number: str = "+61290375678", decision="confirm"):
+    return record_new(
+        session,
+        profile=profiles.by_callnow_id(session, callnow_id),
+        caller_name="Mary",
+        number_typed=number,
+        number_e164=number,
+        source_address="192.0.2.1",
+        user_agent="test",
+        channel="web",
+        decision=decision,
+        reason="default",
+        final_state=RequestState.QUEUED,
+        now=NOW,
+    )
+
+
+def claim(session, *, now: datetime = NOW, engine: str = "engine-a", **limits):
+    return queue.claim_next(session, engine, LEASE_S, now, **limits)
+
+
+# -- claims --------------------------------------------------------------------------------------
+
+
+def test_the_oldest_queued_request_is_claimed_with_a_lease(world) -> None:
+    with world.sessions() as session, session.begin():
+        first, second = queued(session), queued(session, "bob", "+61390001234")
+        claimed = claim(session)
+
+        assert claimed is not None and claimed.id == first.id
+        assert claimed.claimed_by == "engine-a"
+        assert claimed.lease_expires_at == NOW + timedelta(seconds=LEASE_S)
+        assert claimed.claim_count == 1
+        assert claim(session).id == second.id
+        assert claim(session) is None
+
+
+def test_the_claimed_request_comes_with_its_owner_loaded(world) -> None:
+    with world.sessions() as session, session.begin():
+        queued(session)
+        claimed = claim(session)
+        assert claimed.profile.extension.tenant.name == "Alice Pty"
+
+
+def test_a_request_waiting_for_the_owner_on_the_web_is_not_claimed(world) -> None:
+    with world.sessions() as session, session.begin():
+        queued(session, decision="confirm_web")
+        assert claim(session) is None
+
+
+def test_an_owner_with_a_call_under_way_waits_for_it_to_end(world) -> None:
+    with world.sessions() as session, session.begin():
+        first = queued(session)
+        queued(session, number="+61290375679")
+        bob = queued(session, "bob", "+61390001234")
+        assert claim(session, max_per_extension=1).id == first.id
+        # Alice's second request waits; Bob's, behind it, goes first.
+        assert claim(session, max_per_extension=1).id == bob.id
+        assert claim(session, max_per_extension=1) is None
+
+
+def test_a_tenant_limit_counts_every_extension_of_the_tenant(world) -> None:
+    with world.sessions() as session, session.begin():
+        alice = profiles.by_callnow_id(session, "alice")
+        second = provisioning.create_extension(
+            session, alice.extension.tenant, internal_number="001003", external_number="0290371235"
+        )
+        provisioning.enable_callnow(session, second, "alice2")
+        queued(session)
+        queued(session, "alice2", "+61290375679")
+        assert claim(session, max_per_tenant=1) is not None
+        assert claim(session, max_per_tenant=1) is None
+        assert claim(session, max_per_tenant=2) is not None
+
+
+def test_an_expired_lease_of_a_request_never_dialled_is_claimed_again(world) -> None:
+    with world.sessions() as session, session.begin():
+        request = queued(session)
+        assert claim(session, engine="dead").id == request.id
+        later = NOW + timedelta(seconds=LEASE_S + 1)
+        retaken = claim(session, now=later, engine="alive")
+        assert retaken.id == request.id and retaken.claim_count == 2
+
+
+def test_a_request_with_a_leg_row_is_never_claimed_again_but_ended(world) -> None:
+    with world.sessions() as session, session.begin():
+        request = queued(session)
+        claim(session, engine="dead")
+        session.add(
+            CallLeg(request_id=request.id, role="owner", destination="001002", started_at=NOW)
+        )
+        session.flush()
+        later = NOW + timedelta(seconds=LEASE_S + 1)
+
+        assert claim(session, now=later) is None
+        assert queue.interrupt_abandoned(session, later) == [request.id]
+        assert request.state == RequestState.INTERRUPTED.value
+
+
+# -- the recorder --------------------------------------------------------------------------------
+
+
+def recorder_for(world) -> tuple[StoreRecorder, list[int]]:
+    answered: list[int] = []
+    return StoreRecorder(world.sessions, on_answered_leg_recorded=answered.append), answered
+
+
+def claimed_request_id(world) -> int:
+    with world.sessions() as session, session.begin():
+        queued(session)
+        return claim(session).id
+
+
+def test_a_state_change_and_the_write_ahead_row_land_together(world) -> None:
+    request_id = claimed_request_id(world)
+    recorder, _ = recorder_for(world)
+
+    asyncio.run(
+        recorder.write(
+            request_ref(request_id),
+            [
+                StateChanged(RequestState.CALLING_OWNER, "dialling_owner", NOW),
+                LegDialling(LegRole.OWNER, "001002", NOW),
+            ],
+        )
+    )
+
+    with world.sessions() as session:
+        request = session.get(CallRequest, request_id)
+        assert request.state == RequestState.CALLING_OWNER.value
+        assert [leg.role for leg in session.scalars(select(CallLeg))] == ["owner"]
+        assert [e.state for e in request.events] == ["received", "queued", "calling_owner"]
+
+
+def test_a_leg_dialled_before_refuses_the_whole_unit(world) -> None:
+    request_id = claimed_request_id(world)
+    recorder, _ = recorder_for(world)
+    ref = request_ref(request_id)
+    asyncio.run(recorder.write(ref, [LegDialling(LegRole.OWNER, "001002", NOW)]))
+
+    with pytest.raises(IntegrityError):
+        asyncio.run(
+            recorder.write(
+                ref,
+                [
+                    StateChanged(RequestState.CALLING_OWNER, "dialling_owner", NOW),
+                    LegDialling(LegRole.OWNER, "001002", NOW),
+                ],
+            )
+        )
+
+    with world.sessions() as session:
+        assert session.get(CallRequest, request_id).state == RequestState.QUEUED.value
+        assert session.scalar(select(func.count(CallLeg.id))) == 1
+
+
+def record(request_id: int, role: LegRole, *, answered: bool) -> CallRecord:
+    return CallRecord(
+        request_ref=request_ref(request_id),
+        role=role,
+        destination="001002",
+        started_at=NOW,
+        ringing_at=NOW,
+        answered_at=NOW + timedelta(seconds=2) if answered else None,
+        ended_at=NOW + timedelta(seconds=10),
+        sip_code=200 if answered else 486,
+        disposition=Disposition.ANSWERED if answered else Disposition.BUSY,
+        billable_seconds=8 if answered else 0,
+    )
+
+
+def test_the_final_state_frees_the_lease_with_the_last_record(world) -> None:
+    request_id = claimed_request_id(world)
+    recorder, answered = recorder_for(world)
+    ref = request_ref(request_id)
+    asyncio.run(
+        recorder.write(
+            ref,
+            [
+                StateChanged(RequestState.CALLING_OWNER, "dialling_owner", NOW),
+                LegDialling(LegRole.OWNER, "001002", NOW),
+            ],
+        )
+    )
+
+    asyncio.run(
+        recorder.write(
+            ref,
+            [
+                LegRecorded(record(request_id, LegRole.OWNER, answered=False)),
+                StateChanged(RequestState.OWNER_UNREACHABLE, "owner_busy", NOW),
+            ],
+        )
+    )
+
+    with world.sessions() as session:
+        request = session.get(CallRequest, request_id)
+        assert request.state == RequestState.OWNER_UNREACHABLE.value
+        assert request.lease_expires_at is None
+        (leg,) = session.scalars(select(CallLeg))
+        assert (leg.disposition, leg.sip_code) == ("busy", 486)
+    assert answered == []  # an unanswered leg costs nothing: billing is not asked
+
+
+def test_billing_hears_of_each_answered_leg_once_it_is_stored(world) -> None:
+    request_id = claimed_request_id(world)
+    recorder, answered = recorder_for(world)
+    ref = request_ref(request_id)
+    asyncio.run(recorder.write(ref, [LegDialling(LegRole.OWNER, "001002", NOW)]))
+
+    asyncio.run(
+        recorder.write(ref, [LegRecorded(record(request_id, LegRole.OWNER, answered=True))])
+    )
+
+    with world.sessions() as session:
+        (leg,) = session.scalars(select(CallLeg))
+        assert answered == [leg.id]
+
+
+def test_history_is_appended_without_reading_it(world) -> None:
+    request_id = claimed_request_id(world)
+    recorder, _ = recorder_for(world)
+    ref = request_ref(request_id)
+    moves = [
+        (RequestState.CALLING_OWNER, "dialling_owner"),
+        (RequestState.CALLING_REQUESTER, "owner_pressed_1"),
+        (RequestState.CONNECTED, "requester_answered"),
+        (RequestState.COMPLETED, "requester_hung_up"),
+    ]
+    for state, reason in moves:
+        asyncio.run(recorder.write(ref, [StateChanged(state, reason, NOW)]))
+
+    with world.sessions() as session:
+        states = session.scalars(
+            select(RequestEvent.state)
+            .where(RequestEvent.request_id == request_id)
+            .order_by(RequestEvent.id)
+        ).all()
+        assert states == ["received", "queued", *[state.value for state, _ in moves]]
