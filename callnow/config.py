@@ -169,6 +169,10 @@ class BillingSettings(BaseModel):
     tax_rate: str = Field("0.10", pattern=r"^(0(\.\d{1,6})?|1(\.0{1,6})?)$")
     # A local call's flat price in minor units, before tax.
     local_flat_minor: int = Field(12, ge=0, le=100_000)
+    # The owner's own leg (CallNow ringing their extension), in minor units before tax: a price
+    # per answered leg and one per started minute of its answered time. Both 0: free, no charge.
+    owner_leg_flat_minor: int = Field(0, ge=0, le=100_000)
+    owner_leg_per_minute_minor: int = Field(0, ge=0, le=100_000)
 
 
 class RequestPolicySettings(BaseModel):

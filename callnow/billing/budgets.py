@@ -15,12 +15,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from callnow.domain.rating import Budget
 from callnow.domain.request_state import IN_CALL, RequestState
-from callnow.store.billing_models import BudgetRow, ChargeRow
+from callnow.store.billing_models import BudgetRow, ChargeRow, OwnerLegPriceRow
 from callnow.store.models import CallLeg, CallRequest, Extension, Profile, Tenant
 
 
@@ -126,12 +126,21 @@ _UNFINISHED = tuple(s.value for s in (RequestState.QUEUED, *IN_CALL))
 def _reserved(
     session: Session, extension_id: int | None, tenant_id: int | None, now: datetime
 ) -> int:
-    """Reservations still held: calls under way, and ended calls whose charge is not posted."""
-    requester_leg_uncharged = (
+    """Reservations still held: calls under way, and ended calls with an answered leg whose
+    charge is not posted yet (the requester's, and the owner's when that call priced it)."""
+    owner_leg_priced = (
+        select(OwnerLegPriceRow.request_id)
+        .where(OwnerLegPriceRow.request_id == CallRequest.id)
+        .exists()
+    )
+    leg_uncharged = (
         select(CallLeg.id)
         .where(
             CallLeg.request_id == CallRequest.id,
-            CallLeg.role == "requester",
+            or_(
+                CallLeg.role == "requester",
+                and_(CallLeg.role == "owner", owner_leg_priced),
+            ),
             CallLeg.disposition == "answered",
             ~select(ChargeRow.id).where(ChargeRow.call_leg_id == CallLeg.id).exists(),
         )
@@ -143,7 +152,7 @@ def _reserved(
         .join(Extension, Profile.extension_id == Extension.id)
         .where(
             CallRequest.reserved_minor.is_not(None),
-            or_(CallRequest.state.in_(_UNFINISHED), requester_leg_uncharged),
+            or_(CallRequest.state.in_(_UNFINISHED), leg_uncharged),
         )
     )
     if extension_id is not None:

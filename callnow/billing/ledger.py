@@ -1,5 +1,6 @@
-"""The billing ledger: post one charge per answered requester leg, and check budgets before
-dialling. The store-facing half of billing; the arithmetic is callnow.domain.rating's.
+"""The billing ledger: post one charge per answered requester leg (and per answered owner leg
+where the owner's leg is priced), and check budgets before dialling. The store-facing half of
+billing; the arithmetic is callnow.domain.rating's.
 
 Posting is idempotent by construction: the charges table has a unique key on the leg, so the
 engine may post after every leg end, after a crash, or twice at once, and the owner still pays
@@ -9,11 +10,12 @@ transaction and retries what a busy database refuses.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,19 +29,27 @@ from callnow.billing.deck_store import (
 )
 from callnow.domain.calls import Disposition, LegRole
 from callnow.domain.cost_phrase import describe_cost
-from callnow.domain.destinations import Destination, NumberRefused, classify_destination
+from callnow.domain.destinations import (
+    Destination,
+    DestinationClass,
+    NumberRefused,
+    classify_destination,
+)
+from callnow.domain.flow import FlowLimits
 from callnow.domain.rating import (
     BillingPolicy,
     BudgetRefused,
     CallAllowed,
     Charge,
     DeckSet,
+    OwnerLegRate,
     Quote,
     Rater,
     RatingRefused,
     max_duration_for_budget,
+    most_a_call_costs,
 )
-from callnow.store.billing_models import ChargeRow
+from callnow.store.billing_models import ChargeRow, OwnerLegPriceRow
 from callnow.store.db import transaction
 from callnow.store.models import CallLeg, CallRequest, Extension, Profile, Tenant, utcnow
 
@@ -58,6 +68,8 @@ __all__ = [
     "import_deck",
     "list_decks",
     "load_rater",
+    "owner_leg_overhead_s",
+    "owner_leg_price",
     "parties_of",
     "plan_call",
     "post_charge_for_leg",
@@ -65,6 +77,7 @@ __all__ = [
     "post_missing_charges",
     "quote_for_request",
     "rate_leg",
+    "reserve",
     "set_budget",
     "unposted_leg_ids",
 ]
@@ -147,18 +160,28 @@ class CallPlan:
     """Everything billing says before a call is dialled, from one pricing pass.
 
     The engine hangs up `max_duration_s` after the requester answers; `reserved_minor` (gross)
-    is the most the call can then cost, held against the owner's budget until it is charged;
-    `cost_phrase` is what the owner hears before accepting.
+    is the most the call can then cost, the owner's leg included when it is priced, held
+    against the owner's budget until it is charged; `cost_phrase` is what the owner hears
+    before accepting; `owner_leg` is the owner leg's price, None while that leg is free.
     """
 
     max_duration_s: int
     limited_by_budget: bool
     reserved_minor: int
     cost_phrase: str
+    owner_leg: OwnerLegRate | None = None
 
     @property
     def allowed(self) -> CallAllowed:
         return CallAllowed(self.max_duration_s, self.limited_by_budget)
+
+
+def owner_leg_overhead_s(limits: FlowLimits, *, confirm: bool) -> int:
+    """The longest the owner's leg can be up besides the bridged call, by the flow's timers:
+    every confirm prompt and digit wait (when the owner must press 1), ringing the visitor,
+    and the notice played when the visitor does not answer."""
+    asking = limits.max_prompt_plays * (limits.prompt_max_s + limits.digit_wait_s)
+    return math.ceil((asking if confirm else 0) + limits.requester_ring_s + limits.prompt_max_s)
 
 
 def plan_call(
@@ -168,27 +191,60 @@ def plan_call(
     *,
     max_call_duration_s: int = DEFAULT_MAX_CALL_DURATION_S,
     policy: BillingPolicy | None = None,
+    flow_limits: FlowLimits | None = None,
 ) -> CallPlan | BudgetRefused | NotRateable:
     """Before the requester leg is placed: may we dial, for how long at most, what must be
     held against the budget, and what to tell the owner. Prices are those in force at `now`.
 
-    The engine must not dial on BudgetRefused or NotRateable.
+    The engine must not dial on BudgetRefused or NotRateable. When the owner's leg is priced,
+    its most possible cost (bounded by `flow_limits`' timers) counts against the budget too.
     """
     policy = policy or BillingPolicy()
     priced = _price(session, request_id, now, policy)
     if isinstance(priced, NotRateable):
         return priced
+    owner_leg = None if policy.owner_leg.is_free else policy.owner_leg
+    overhead_s = 0
+    if owner_leg is not None:
+        confirm = priced.parties.request.decision == "confirm"
+        overhead_s = owner_leg_overhead_s(flow_limits or FlowLimits(), confirm=confirm)
     budget = budget_for(session, priced.parties.extension.id, now)
-    allowed = max_duration_for_budget(budget, priced.quote, max_call_duration_s, policy)
+    allowed = max_duration_for_budget(
+        budget, priced.quote, max_call_duration_s, policy, owner_leg_overhead_s=overhead_s
+    )
     if isinstance(allowed, BudgetRefused):
         return allowed
-    reserved = Rater(DeckSet(), policy).charge(priced.quote, allowed.max_duration_s).gross_minor
+    reserved = most_a_call_costs(
+        priced.quote, allowed.max_duration_s, policy, owner_leg_overhead_s=overhead_s
+    )
     return CallPlan(
         max_duration_s=allowed.max_duration_s,
         limited_by_budget=allowed.limited_by_budget,
         reserved_minor=reserved,
         cost_phrase=describe_cost(priced.quote, policy),
+        owner_leg=owner_leg,
     )
+
+
+def reserve(session: Session, request: CallRequest, plan: CallPlan) -> None:
+    """Hold the plan's reservation for a claimed request, and fix its owner-leg price.
+
+    The price is stored only when the owner's leg is priced, so with the default (free) nothing
+    is written. A request claimed again (it was never dialled) is planned afresh.
+    """
+    request.reserved_minor = plan.reserved_minor
+    earlier = None
+    if plan.owner_leg is not None or request.claim_count > 1:
+        earlier = session.get(OwnerLegPriceRow, request.id)
+    if plan.owner_leg is None:
+        if earlier is not None:
+            session.delete(earlier)
+        return
+    if earlier is None:
+        earlier = OwnerLegPriceRow(request_id=request.id)
+        session.add(earlier)
+    earlier.flat_minor = plan.owner_leg.flat_minor
+    earlier.per_minute_minor = plan.owner_leg.per_minute_minor
 
 
 def check_before_dialling(
@@ -227,15 +283,25 @@ def charge_of_leg(session: Session, call_leg_id: int) -> ChargeRow | None:
     return session.scalars(select(ChargeRow).where(ChargeRow.call_leg_id == call_leg_id)).first()
 
 
-def _is_billable(leg: CallLeg) -> bool:
-    """A requester leg that was answered and has ended. Owner legs are internal and free;
-    an unanswered leg costs nothing; a leg still up is posted when it ends."""
-    return (
-        leg.role == LegRole.REQUESTER.value
-        and leg.disposition == Disposition.ANSWERED.value
+def owner_leg_price(session: Session, request_id: int) -> OwnerLegRate | None:
+    """The owner-leg price the request's call was planned with; None: that leg is free."""
+    row = session.get(OwnerLegPriceRow, request_id)
+    return None if row is None else OwnerLegRate(row.flat_minor, row.per_minute_minor)
+
+
+def _is_billable(session: Session, leg: CallLeg) -> bool:
+    """A leg that was answered and has ended: the requester's, or the owner's when its call was
+    planned with an owner-leg price. An unanswered leg costs nothing; a leg still up is posted
+    when it ends."""
+    if not (
+        leg.disposition == Disposition.ANSWERED.value
         and leg.answered_at is not None
         and leg.ended_at is not None
-    )
+    ):
+        return False
+    if leg.role == LegRole.OWNER.value:
+        return owner_leg_price(session, leg.request_id) is not None
+    return leg.role == LegRole.REQUESTER.value
 
 
 def rate_leg(
@@ -248,11 +314,18 @@ def rate_leg(
     """Price an answered leg without posting it; raises UnrateableLeg.
 
     `rater` defaults to one reading only the decks this leg needs; re-rating a period passes
-    one loaded whole.
+    one loaded whole. An owner leg is priced as its call was planned (see `reserve`).
     """
     if leg.answered_at is None:
         raise ValueError(f"leg {leg.id} was not answered")
     parties = parties_of(session, leg.request_id)
+    if leg.role == LegRole.OWNER.value:
+        owner_leg = owner_leg_price(session, leg.request_id)
+        if owner_leg is None:
+            raise ValueError(f"leg {leg.id} is the owner's, and its call did not price it")
+        quote = Quote(DestinationClass.INTERNAL, owner_leg, None)
+        rater = rater or Rater(DeckSet(), policy)
+        return parties, rater.charge(quote, leg.billable_seconds)
     destination = _classify(leg.destination, parties)
     if isinstance(destination, NumberRefused):
         raise UnrateableLeg(f"leg {leg.id} to {leg.destination}: {destination.detail}")
@@ -292,7 +365,7 @@ def post_charge_for_leg(
     leg = session.get(CallLeg, call_leg_id)
     if leg is None:
         raise LookupError(f"no call leg {call_leg_id}")
-    if not _is_billable(leg):
+    if not _is_billable(session, leg):
         return None
     parties, charge = rate_leg(session, leg, policy=policy)
     assert leg.answered_at is not None
@@ -358,15 +431,24 @@ class SweepResult:
     unrateable: tuple[int, ...]  # leg ids no deck prices; they stay unposted until one does
 
 
-def unposted_leg_ids(session: Session, *, after_id: int = 0, limit: int = 500) -> list[int]:
-    """Answered, ended requester legs without a charge, in id order from `after_id`."""
+def unposted_leg_ids(session: Session, *, after_id: int = 0, limit: int | None = 500) -> list[int]:
+    """Answered, ended legs that bill but have no charge, in id order from `after_id`: requester
+    legs, and owner legs of calls planned with an owner-leg price."""
+    owner_leg_priced = (
+        select(OwnerLegPriceRow.request_id)
+        .where(OwnerLegPriceRow.request_id == CallLeg.request_id)
+        .exists()
+    )
     query = (
         select(CallLeg.id)
         .outerjoin(ChargeRow, ChargeRow.call_leg_id == CallLeg.id)
         .where(
             ChargeRow.id.is_(None),
             CallLeg.id > after_id,
-            CallLeg.role == LegRole.REQUESTER.value,
+            or_(
+                CallLeg.role == LegRole.REQUESTER.value,
+                and_(CallLeg.role == LegRole.OWNER.value, owner_leg_priced),
+            ),
             CallLeg.disposition == Disposition.ANSWERED.value,
             CallLeg.answered_at.is_not(None),
             CallLeg.ended_at.is_not(None),

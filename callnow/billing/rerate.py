@@ -4,6 +4,10 @@ Every answered, ended requester leg of the period is priced again with all decks
 so a difference means the decks changed after posting (a back-dated import, a corrected deck)
 or a leg was never posted at all. A posted charge keeps the destination class it was posted
 with: the class is decided when the call is made, and re-rating checks prices, not history.
+
+Owner legs of calls that priced them are checked too, against the owner-leg price that call was
+planned with (and today's tax rate, as for every charge), so a price switched on later never
+bills the legs of calls made while they were free.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from callnow.billing.budgets import Period
@@ -20,7 +24,7 @@ from callnow.billing.ledger import post_charge_for_leg, rate_leg
 from callnow.domain.calls import Disposition, LegRole
 from callnow.domain.destinations import DestinationClass
 from callnow.domain.rating import BillingPolicy, Charge, RatingRefused
-from callnow.store.billing_models import ChargeRow
+from callnow.store.billing_models import ChargeRow, OwnerLegPriceRow
 from callnow.store.models import CallLeg
 
 
@@ -31,7 +35,7 @@ class RerateDifference:
     number: str
     old_gross_minor: int | None  # None: never posted
     new_gross_minor: int | None  # None: cannot be priced now
-    old_deck: str  # "deck 3 prefix 614", "flat" or ""
+    old_deck: str  # "deck 3 prefix 614", "flat", "owner leg" or ""
     new_deck: str
     note: str
 
@@ -56,11 +60,19 @@ def rerate(
     transaction, so all corrections land together or none do)."""
     policy = policy or BillingPolicy()
     rater = load_rater(session, policy)
+    owner_leg_priced = (
+        select(OwnerLegPriceRow.request_id)
+        .where(OwnerLegPriceRow.request_id == CallLeg.request_id)
+        .exists()
+    )
     legs = session.execute(
         select(CallLeg, ChargeRow)
         .outerjoin(ChargeRow, ChargeRow.call_leg_id == CallLeg.id)
         .where(
-            CallLeg.role == LegRole.REQUESTER.value,
+            or_(
+                CallLeg.role == LegRole.REQUESTER.value,
+                and_(CallLeg.role == LegRole.OWNER.value, owner_leg_priced),
+            ),
             CallLeg.disposition == Disposition.ANSWERED.value,
             CallLeg.ended_at.is_not(None),
             CallLeg.answered_at >= period.start,
@@ -72,7 +84,7 @@ def rerate(
     for leg, posted in legs:
         assert leg.answered_at is not None
         try:
-            if posted is None:
+            if posted is None or leg.role == LegRole.OWNER.value:
                 _, fresh = rate_leg(session, leg, policy=policy, rater=rater)
             else:
                 fresh = rater.rate(
@@ -139,11 +151,13 @@ def _difference(
         number=leg.destination,
         old_gross_minor=posted.gross_minor if posted else None,
         new_gross_minor=fresh.gross_minor if fresh else None,
-        old_deck=_source(posted.deck_id, posted.prefix) if posted else "",
-        new_deck=_source(_deck_id(fresh), fresh.prefix) if fresh else "",
+        old_deck=_source(leg, posted.deck_id, posted.prefix) if posted else "",
+        new_deck=_source(leg, _deck_id(fresh), fresh.prefix) if fresh else "",
         note=note,
     )
 
 
-def _source(deck_id: int | None, prefix: str | None) -> str:
+def _source(leg: CallLeg, deck_id: int | None, prefix: str | None) -> str:
+    if leg.role == LegRole.OWNER.value:
+        return "owner leg"
     return "flat" if deck_id is None else f"deck {deck_id} prefix {prefix}"

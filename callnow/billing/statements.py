@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from callnow.billing.budgets import Period, month_period
 from callnow.billing.money import format_minor
+from callnow.domain.destinations import DestinationClass
 from callnow.store.billing_models import ChargeRow
 from callnow.store.models import CallRequest, Extension, Profile, Tenant
 
@@ -41,10 +42,22 @@ STATEMENT_HEADER = (
 )
 
 
+OWNER_LEG_LABEL = "your extension's leg"
+
+
+def class_label(destination_class: str) -> str:
+    """What people read for a charge class ("national fixed"); the CSV and the API keep the
+    class itself. The owner's own leg gets words of its own."""
+    if destination_class == DestinationClass.INTERNAL.value:
+        return OWNER_LEG_LABEL
+    return destination_class.replace("_", " ")
+
+
 @dataclass(frozen=True, slots=True)
 class ChargeLine:
     charge_id: int
     call_leg_id: int
+    request_id: int
     answered_at: datetime  # in the tenant's time zone
     extension: str
     callnow_id: str
@@ -60,11 +73,19 @@ class ChargeLine:
     deck_id: int | None
     prefix: str | None
 
+    @property
+    def is_owner_leg(self) -> bool:
+        return self.destination_class == DestinationClass.INTERNAL.value
+
+    @property
+    def label(self) -> str:
+        return class_label(self.destination_class)
+
 
 @dataclass(frozen=True, slots=True)
 class Totals:
-    calls: int
-    duration_s: int
+    calls: int  # charged callbacks: a priced owner leg and its requester leg are one call
+    duration_s: int  # talk time: requester legs only, which the owner's leg overlaps
     net_minor: int
     tax_minor: int
     gross_minor: int
@@ -153,6 +174,7 @@ def charge_lines(
         ChargeLine(
             charge_id=charge.id,
             call_leg_id=charge.call_leg_id,
+            request_id=charge.request_id,
             answered_at=charge.answered_at.astimezone(zone),
             extension=internal,
             callnow_id=callnow_id,
@@ -193,27 +215,29 @@ def month_lines(
 
 
 def totals(lines: Iterable[ChargeLine]) -> Totals:
-    calls = duration = net = tax = gross = 0
+    requests: set[int] = set()
+    duration = net = tax = gross = 0
     for line in lines:
-        calls += 1
-        duration += line.duration_s
+        requests.add(line.request_id)
+        if not line.is_owner_leg:
+            duration += line.duration_s
         net += line.net_minor
         tax += line.tax_minor
         gross += line.gross_minor
-    return Totals(calls, duration, net, tax, gross)
+    return Totals(len(requests), duration, net, tax, gross)
 
 
 def daily_totals(lines: Iterable[ChargeLine], first_day: date) -> list[DayTotal]:
     """One entry for every day of the month starting `first_day`, days without calls included."""
     count = days_in_month(first_day)
-    calls = [0] * count
+    calls: list[set[int]] = [set() for _ in range(count)]
     gross = [0] * count
     for line in lines:
         index = (line.answered_at.date() - first_day).days
         if 0 <= index < count:
-            calls[index] += 1
+            calls[index].add(line.request_id)
             gross[index] += line.gross_minor
-    return [DayTotal(first_day + timedelta(days=i), calls[i], gross[i]) for i in range(count)]
+    return [DayTotal(first_day + timedelta(days=i), len(calls[i]), gross[i]) for i in range(count)]
 
 
 def statement_csv(lines: Iterable[ChargeLine], exponent: int = 2) -> str:
@@ -254,7 +278,7 @@ def spend_per_tenant(session: Session, period: Period) -> list[TenantSpend]:
         select(
             Tenant.id,
             Tenant.name,
-            func.count(ChargeRow.id),
+            func.count(ChargeRow.request_id.distinct()),  # an owner leg is not another call
             func.coalesce(func.sum(ChargeRow.gross_minor), 0),
         )
         .outerjoin(

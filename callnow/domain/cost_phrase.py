@@ -13,6 +13,7 @@ from callnow.domain.destinations import DestinationClass
 from callnow.domain.rating import (
     BillingPolicy,
     FlatRate,
+    OwnerLegRate,
     Quote,
     RateEntry,
     micros_to_decimal,
@@ -25,6 +26,7 @@ _CLASS_PHRASE = {
     DestinationClass.INTERNATIONAL: "an international call",
     DestinationClass.SPECIAL: "a special-rate number",
     DestinationClass.PREMIUM: "a premium number",
+    DestinationClass.INTERNAL: "your extension's leg",
 }
 _SYMBOLS = {"AUD": "$", "NZD": "$", "USD": "$", "CAD": "$", "GBP": "£", "EUR": "€"}
 _MINOR_UNIT_NAMES = {
@@ -42,9 +44,9 @@ def describe_cost(quote: Quote, policy: BillingPolicy, *, mention_tax: bool = Fa
     parts = [_CLASS_PHRASE[quote.destination_class]]
     tariff = quote.tariff
     if isinstance(tariff, FlatRate):
-        parts.append(
-            _money(Decimal(tariff.amount_minor).scaleb(-policy.minor_unit_exponent), policy)
-        )
+        parts.append(_minor(tariff.amount_minor, policy))
+    elif isinstance(tariff, OwnerLegRate):
+        parts.append(_owner_leg(tariff, policy))
     else:
         parts.append(_per_minute(tariff, policy))
     phrase = ", ".join(parts)
@@ -63,6 +65,19 @@ def _per_minute(entry: RateEntry, policy: BillingPolicy) -> str:
     if minimum > connection:
         text += f", at least {_money(micros_to_decimal(minimum), policy)}"
     return text
+
+
+def _owner_leg(rate: OwnerLegRate, policy: BillingPolicy) -> str:
+    if rate.per_minute_minor == 0:
+        return _minor(rate.flat_minor, policy)
+    text = f"{_minor(rate.per_minute_minor, policy)} a minute"
+    if rate.flat_minor:
+        text += f" plus {_minor(rate.flat_minor, policy)} when answered"
+    return text
+
+
+def _minor(amount_minor: int, policy: BillingPolicy) -> str:
+    return _money(Decimal(amount_minor).scaleb(-policy.minor_unit_exponent), policy)
 
 
 def _money(amount: Decimal, policy: BillingPolicy) -> str:

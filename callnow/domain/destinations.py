@@ -35,6 +35,9 @@ class DestinationClass(StrEnum):
     INTERNATIONAL = "international"
     SPECIAL = "special"
     PREMIUM = "premium"
+    # The owner's own leg: CallNow ringing their extension. Never the class of a dialled number;
+    # it only names that leg's tariff and charges.
+    INTERNAL = "internal"
 
 
 class RefusalReason(StrEnum):

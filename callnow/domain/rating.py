@@ -21,6 +21,13 @@ Increments (A2Billing semantics)
     Connection fee and minimum charge are owed by every answered call, including one of 0 s: the
     carrier bills the answer, not the seconds. Unanswered calls are never rated.
 
+The owner's leg
+    CallNow rings the owner's extension first. That internal leg is free unless the provider
+    prices it (`OwnerLegRate`, class "internal"): a flat net price per answered leg plus a net
+    price per started minute of its answered time, taxed like any charge. Its budget share is
+    counted with the call's: the owner's leg is up for the bridged time plus at most a bounded
+    overhead (prompts, ringing the visitor), so `max_duration_for_budget` covers both legs.
+
 Decks
     A deck is a complete price list with an effective-from instant. A call is rated with the deck
     in force when it was answered: the tenant's own deck if the tenant has one in force then,
@@ -31,7 +38,7 @@ Decks
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -251,17 +258,50 @@ class PerMinute:
 
 
 PER_MINUTE = PerMinute()
-Tariff = FlatRate | PerMinute
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerLegRate:
+    """The owner's own leg: `flat_minor` per answered leg plus `per_minute_minor` per started
+    minute of its answered time, both net minor units. Both 0 (the default) is free: no charge
+    is posted for the leg at all."""
+
+    flat_minor: int = 0
+    per_minute_minor: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("flat_minor", "per_minute_minor"):
+            if not _is_int(getattr(self, name)) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a non-negative integer of minor units")
+
+    @property
+    def is_free(self) -> bool:
+        return self.flat_minor == 0 and self.per_minute_minor == 0
+
+    def billed_seconds(self, duration_s: int) -> int:
+        """Whole started minutes, in seconds: 0 s -> 0, 1..60 s -> 60, 61 s -> 120."""
+        if duration_s < 0:
+            raise ValueError(f"negative duration: {duration_s}")
+        return -(-duration_s // 60) * 60
+
+    def net_minor(self, duration_s: int) -> int:
+        return self.flat_minor + self.per_minute_minor * (self.billed_seconds(duration_s) // 60)
+
+
+FREE_OWNER_LEG = OwnerLegRate()
+Tariff = FlatRate | PerMinute | OwnerLegRate
 
 
 def default_tariffs() -> Mapping[DestinationClass, Tariff]:
-    """12c flat for a local call; every other dialable class from the deck."""
+    """12c flat for a local call; every other dialable class from the deck; the owner's leg
+    free."""
     return {
         DestinationClass.LOCAL: FlatRate(12),
         DestinationClass.NATIONAL_FIXED: PER_MINUTE,
         DestinationClass.MOBILE: PER_MINUTE,
         DestinationClass.INTERNATIONAL: PER_MINUTE,
         DestinationClass.SPECIAL: PER_MINUTE,
+        DestinationClass.INTERNAL: FREE_OWNER_LEG,
     }
 
 
@@ -281,7 +321,17 @@ class BillingPolicy:
             raise ValueError("tax_rate must be a Decimal between 0 and 1")
         if DestinationClass.PREMIUM in self.tariffs:
             raise ValueError("premium destinations are never rated")
+        for destination_class, tariff in self.tariffs.items():
+            if (destination_class is DestinationClass.INTERNAL) != isinstance(tariff, OwnerLegRate):
+                raise ValueError("the internal class, and only it, is priced by an OwnerLegRate")
         object.__setattr__(self, "tariffs", MappingProxyType(dict(self.tariffs)))
+
+    @property
+    def owner_leg(self) -> OwnerLegRate:
+        """The owner's leg's tariff; free when none is configured."""
+        tariff = self.tariffs.get(DestinationClass.INTERNAL, FREE_OWNER_LEG)
+        assert isinstance(tariff, OwnerLegRate)  # __post_init__ guarantees it
+        return tariff
 
     def tax_minor(self, net_minor: int) -> int:
         numerator, denominator = self.tax_rate.as_integer_ratio()
@@ -323,8 +373,8 @@ class Quote:
     """The price that applies to one number at one instant: what the owner is told and billed."""
 
     destination_class: DestinationClass
-    tariff: FlatRate | RateEntry
-    deck_id: str | None  # None for a flat rate
+    tariff: FlatRate | RateEntry | OwnerLegRate
+    deck_id: str | None  # None for a flat rate and the owner's leg
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,17 +385,22 @@ class Charge:
     gross_minor: int
     currency_code: str
     duration_s: int
-    billed_s: int  # seconds after increments; equal to the duration for a flat rate
+    # Seconds after increments: the duration for a flat rate, started minutes for the owner's leg.
+    billed_s: int
     deck_id: str | None
     prefix: str | None
 
 
-def net_minor(tariff: FlatRate | RateEntry, duration_s: int, micros_per_minor: int) -> int:
+def net_minor(
+    tariff: FlatRate | RateEntry | OwnerLegRate, duration_s: int, micros_per_minor: int
+) -> int:
     """Net charge, rounded once half-up, for an answered call of `duration_s` seconds."""
     if isinstance(tariff, FlatRate):
         if duration_s < 0:
             raise ValueError(f"negative duration: {duration_s}")
         return tariff.amount_minor
+    if isinstance(tariff, OwnerLegRate):
+        return tariff.net_minor(duration_s)
     seconds = billed_seconds(duration_s, tariff.initial_increment_s, tariff.subsequent_increment_s)
     return _per_minute_net(tariff, seconds, 60 * micros_per_minor)
 
@@ -379,7 +434,13 @@ class Rater:
         at: datetime,
         tenant_id: str | None = None,
     ) -> Quote:
-        """The tariff for `number` (E.164) at `at`; raises RatingRefused when there is none."""
+        """The tariff for `number` (E.164) at `at`; raises RatingRefused when there is none.
+
+        For the owner's leg (INTERNAL) `number` is the extension and the policy's owner-leg
+        tariff applies, free when none is configured.
+        """
+        if destination_class is DestinationClass.INTERNAL:
+            return Quote(destination_class, self.policy.owner_leg, None)
         if destination_class is DestinationClass.PREMIUM:
             raise PremiumRefused(f"{number} is a premium destination")
         tariff = self._tariffs.get(destination_class)
@@ -416,6 +477,9 @@ class Rater:
             if duration_s < 0:
                 raise ValueError(f"negative duration: {duration_s}")
             net, seconds, prefix = tariff.amount_minor, duration_s, None
+        elif isinstance(tariff, OwnerLegRate):
+            seconds = tariff.billed_seconds(duration_s)
+            net, prefix = tariff.net_minor(duration_s), None
         else:
             seconds = billed_seconds(
                 duration_s, tariff.initial_increment_s, tariff.subsequent_increment_s
@@ -482,31 +546,60 @@ class CallAllowed:
     limited_by_budget: bool
 
 
+def gross_minor(quote: Quote, duration_s: int, policy: BillingPolicy) -> int:
+    """What one answered leg of `duration_s` seconds costs, tax included."""
+    net = net_minor(quote.tariff, duration_s, policy.micros_per_minor)
+    return net + policy.tax_minor(net)
+
+
+def most_a_call_costs(
+    quote: Quote, bridged_s: int, policy: BillingPolicy, *, owner_leg_overhead_s: int = 0
+) -> int:
+    """Gross cost of a callback whose requester leg lasts `bridged_s` seconds, plus the owner's
+    leg when it is priced: that leg is up for the bridged time and at most
+    `owner_leg_overhead_s` more (the prompt, ringing the visitor). Each leg is its own charge,
+    taxed and rounded on its own, exactly as they will be posted."""
+    total = gross_minor(quote, bridged_s, policy)
+    owner = policy.owner_leg
+    if not owner.is_free:
+        owner_quote = Quote(DestinationClass.INTERNAL, owner, None)
+        total += gross_minor(owner_quote, owner_leg_overhead_s + bridged_s, policy)
+    return total
+
+
 def max_duration_for_budget(
     budget: Budget,
     quote: Quote,
     max_call_duration_s: int,
     policy: BillingPolicy,
+    *,
+    owner_leg_overhead_s: int = 0,
 ) -> CallAllowed | BudgetRefused:
-    """The longest call (whole seconds, at most `max_call_duration_s`) whose gross charge fits.
+    """The longest call (whole seconds, at most `max_call_duration_s`) whose gross charge fits,
+    the owner's leg included when it is priced (see `most_a_call_costs`).
 
     The engine must hang up no later than `max_duration_s` after answer and report at most that
     many seconds; any longer report would bill one more increment than the budget allows.
     """
     if max_call_duration_s < 1:
         raise ValueError("max_call_duration_s must be at least 1")
+    if owner_leg_overhead_s < 0:
+        raise ValueError("owner_leg_overhead_s must not be negative")
     available = budget.available_minor
     if available is None:
         return CallAllowed(max_call_duration_s, limited_by_budget=False)
 
     def gross(duration_s: int) -> int:
-        net = net_minor(quote.tariff, duration_s, policy.micros_per_minor)
-        return net + policy.tax_minor(net)
+        return most_a_call_costs(
+            quote, duration_s, policy, owner_leg_overhead_s=owner_leg_overhead_s
+        )
 
     if gross(0) > available:
         return BudgetRefused(BudgetRefusalReason.CANNOT_PAY_CONNECTION, available, gross(0))
     if gross(1) > available:
         return BudgetRefused(BudgetRefusalReason.CANNOT_PAY_FIRST_INCREMENT, available, gross(1))
+    if not policy.owner_leg.is_free:
+        return _longest_affordable(gross, available, max_call_duration_s)
     tariff = quote.tariff
     if isinstance(tariff, FlatRate) or max_call_duration_s <= tariff.initial_increment_s:
         return CallAllowed(max_call_duration_s, limited_by_budget=False)
@@ -524,3 +617,20 @@ def max_duration_for_budget(
     if low == last_k:
         return CallAllowed(max_call_duration_s, limited_by_budget=False)
     return CallAllowed(initial + low * step, limited_by_budget=True)
+
+
+def _longest_affordable(
+    gross: Callable[[int], int], available: int, max_call_duration_s: int
+) -> CallAllowed:
+    """Two legs' charges step at different boundaries, so search whole seconds: the total never
+    falls as the call grows, and a second costs what the increment it starts costs."""
+    if gross(max_call_duration_s) <= available:
+        return CallAllowed(max_call_duration_s, limited_by_budget=False)
+    low, high = 1, max_call_duration_s  # gross(low) fits, gross(high) does not
+    while high - low > 1:
+        middle = (low + high) // 2
+        if gross(middle) <= available:
+            low = middle
+        else:
+            high = middle
+    return CallAllowed(low, limited_by_budget=True)

@@ -22,7 +22,13 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from callnow.billing.ledger import NotRateable, plan_call, post_charge_with_retry
+from callnow.billing.ledger import (
+    NotRateable,
+    plan_call,
+    post_charge_with_retry,
+    reserve,
+    unposted_leg_ids,
+)
 from callnow.billing.policy import policy_from
 from callnow.config import Settings
 from callnow.domain.destination_policy import PrefixList, check_destination
@@ -31,9 +37,8 @@ from callnow.domain.rating import BudgetRefused
 from callnow.domain.request_state import RequestState, is_terminal
 from callnow.engine.runner import CallbackEngine, CallbackHandle
 from callnow.store import do_not_call, queue
-from callnow.store.billing_models import ChargeRow
 from callnow.store.db import transaction
-from callnow.store.models import CallLeg, CallRequest
+from callnow.store.models import CallRequest
 from callnow.store.profiles import destination_policy
 from callnow.store.recorder import request_ref
 from callnow.store.requests import move
@@ -190,6 +195,7 @@ class Dispatcher:
             now,
             max_call_duration_s=self._settings.sip.max_call_duration_s,
             policy=self._policy,
+            flow_limits=self._limits,
         )
         if isinstance(plan, NotRateable):
             return self._refuse(request, "no price applies to this number", now)
@@ -205,7 +211,7 @@ class Dispatcher:
             region=tenant.region,
             cost_phrase=plan.cost_phrase,
         )
-        request.reserved_minor = plan.reserved_minor
+        reserve(session, request, plan)
         limits = replace(self._limits, budget_max_duration_s=plan.max_duration_s)
         return Work(request.id, facts, limits)
 
@@ -296,14 +302,7 @@ class Dispatcher:
         """At start: end what a dead engine left mid-call, and post charges it never posted."""
         self._renew_and_recover()
         with self._sessions() as session:
-            unposted = session.scalars(
-                select(CallLeg.id).where(
-                    CallLeg.role == "requester",
-                    CallLeg.disposition == "answered",
-                    CallLeg.ended_at.is_not(None),
-                    ~select(ChargeRow.id).where(ChargeRow.call_leg_id == CallLeg.id).exists(),
-                )
-            ).all()
+            unposted = unposted_leg_ids(session, limit=None)
         for leg_id in unposted:
             self.post_charge(leg_id)
 

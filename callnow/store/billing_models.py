@@ -74,8 +74,9 @@ class RateDeckEntryRow(Base):
 
 
 class ChargeRow(Base):
-    """What an answered requester leg cost the owner. The unique leg id is the guarantee that a
-    retried or crashed posting can never bill a call twice."""
+    """What an answered leg cost the owner: the requester leg, and the owner's own leg when its
+    price is configured (class "internal"). The unique leg id is the guarantee that a retried or
+    crashed posting can never bill a leg twice."""
 
     __tablename__ = "charges"
 
@@ -84,7 +85,8 @@ class ChargeRow(Base):
     request_id: Mapped[int] = mapped_column(ForeignKey("call_requests.id"))
     extension_id: Mapped[int] = mapped_column(ForeignKey("extensions.id"))
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
-    number: Mapped[str] = mapped_column(String(20))  # E.164, as dialled
+    # E.164 as dialled; for the owner's leg, the extension's internal number.
+    number: Mapped[str] = mapped_column(String(20))
     destination_class: Mapped[str] = mapped_column(String(16))
     deck_id: Mapped[int | None] = mapped_column(ForeignKey("rate_decks.id"), nullable=True)
     prefix: Mapped[str | None] = mapped_column(String(15), nullable=True)
@@ -106,6 +108,25 @@ class ChargeRow(Base):
             name="amounts",
         ),
         CheckConstraint("duration_s >= 0 AND billed_s >= 0", name="seconds"),
+    )
+
+
+class OwnerLegPriceRow(Base):
+    """The owner-leg price a dispatched call was planned (and its budget reserved) with.
+
+    Written in the claim transaction only when the owner's leg is priced, so a call is billed
+    as it was planned even if the setting changes while it runs, and switching a price on never
+    bills the owner legs of calls made while they were free.
+    """
+
+    __tablename__ = "owner_leg_prices"
+
+    request_id: Mapped[int] = mapped_column(ForeignKey("call_requests.id"), primary_key=True)
+    flat_minor: Mapped[int] = mapped_column(BigInteger)
+    per_minute_minor: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        CheckConstraint("flat_minor >= 0 AND per_minute_minor >= 0", name="prices_not_negative"),
     )
 
 

@@ -46,8 +46,12 @@ class ChargeOut(BaseModel):
     extension: str
     callnow_id: str
     caller_name: str | None
-    number: str
-    destination_class: str
+    number: str = Field(description="E.164; for your extension's leg, its internal number")
+    destination_class: str = Field(
+        description="local, national_fixed, mobile, international, special, or internal: "
+        "your own extension's leg, charged only where the provider prices it"
+    )
+    label: str = Field(description="The class in words, as the portal shows it")
     duration_s: int
     billed_s: int = Field(description="Seconds charged after billing increments")
     net_minor: int = Field(description="Before tax, in minor units (cents)")
@@ -57,8 +61,8 @@ class ChargeOut(BaseModel):
 
 
 class TotalsOut(BaseModel):
-    calls: int
-    duration_s: int
+    calls: int = Field(description="Charged callbacks; your extension's leg is not another call")
+    duration_s: int = Field(description="Talk time with your visitors")
     net_minor: int
     tax_minor: int
     gross_minor: int
@@ -89,6 +93,7 @@ def _charge_out(line: ChargeLine) -> ChargeOut:
         caller_name=line.caller_name,
         number=line.number,
         destination_class=line.destination_class,
+        label=line.label,
         duration_s=line.duration_s,
         billed_s=line.billed_s,
         net_minor=line.net_minor,

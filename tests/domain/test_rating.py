@@ -17,14 +17,17 @@ from callnow.domain.rating import (
     NoDeckInForce,
     NoRateForNumber,
     NoTariffForClass,
+    OwnerLegRate,
     PremiumRefused,
     Quote,
     RateDeck,
     RateEntry,
     Rater,
     billed_seconds,
+    default_tariffs,
     max_duration_for_budget,
     money_to_micros,
+    most_a_call_costs,
     round_half_up,
 )
 
@@ -436,3 +439,104 @@ def test_minor_units_are_named_per_currency():
         assert describe_cost(quote, policy) == f"an international call, {expected} a minute"
     one_cent = rater(deck).quote("+81312345678", C.INTERNATIONAL, JUL)
     assert describe_cost(one_cent, BillingPolicy()) == "an international call, 1 cent a minute"
+
+
+# ---------------------------------------------------------------- the owner's own leg
+
+
+def owner_priced(flat: int, per_minute: int) -> BillingPolicy:
+    tariffs = {**default_tariffs(), C.INTERNAL: OwnerLegRate(flat, per_minute)}
+    return BillingPolicy(tariffs=tariffs)
+
+
+def owner_leg_charge(policy: BillingPolicy, seconds: int):
+    return rater(policy=policy).rate("001002", C.INTERNAL, JUL, seconds)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "billed_s", "net_minor"),
+    [
+        (0, 0, 5),  # answered and hung up at once: the flat price only
+        (1, 60, 7),  # one started minute
+        (60, 60, 7),  # exactly a minute
+        (61, 120, 9),  # a minute and a second: two started minutes
+    ],
+)
+def test_the_owner_leg_costs_its_flat_price_plus_each_started_minute(seconds, billed_s, net_minor):
+    charge = owner_leg_charge(owner_priced(5, 2), seconds)
+    assert (charge.destination_class, charge.billed_s, charge.net_minor) == (
+        C.INTERNAL,
+        billed_s,
+        net_minor,
+    )
+    assert (charge.deck_id, charge.prefix, charge.duration_s) == (None, None, seconds)
+
+
+def test_the_owner_leg_may_be_priced_flat_only_or_per_minute_only():
+    assert [owner_leg_charge(owner_priced(8, 0), s).net_minor for s in (0, 1, 61)] == [8, 8, 8]
+    assert [owner_leg_charge(owner_priced(0, 3), s).net_minor for s in (0, 1, 61)] == [0, 3, 6]
+
+
+def test_the_owner_leg_is_taxed_once_from_its_net_like_any_charge():
+    charge = owner_leg_charge(owner_priced(10, 5), 30)  # 15c net, GST 1.5c -> 2c half-up
+    assert (charge.net_minor, charge.tax_minor, charge.gross_minor) == (15, 2, 17)
+
+
+def test_the_owner_leg_is_free_unless_configured():
+    assert BillingPolicy().owner_leg.is_free
+    assert BillingPolicy(tariffs={C.LOCAL: FlatRate(12)}).owner_leg.is_free
+    assert owner_priced(0, 0).owner_leg.is_free
+    assert owner_leg_charge(BillingPolicy(), 600).gross_minor == 0
+    assert not owner_priced(1, 0).owner_leg.is_free
+
+
+def test_owner_leg_prices_are_whole_non_negative_minor_units_for_the_internal_class_only():
+    with pytest.raises(ValueError, match="non-negative"):
+        OwnerLegRate(-1, 0)
+    with pytest.raises(ValueError, match="non-negative"):
+        OwnerLegRate(0, 1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="internal class"):
+        BillingPolicy(tariffs={C.INTERNAL: FlatRate(5)})
+    with pytest.raises(ValueError, match="internal class"):
+        BillingPolicy(tariffs={C.LOCAL: OwnerLegRate(5, 0)})
+
+
+def test_a_priced_owner_leg_shares_the_budget_for_its_whole_possible_length():
+    # A local call is 13c gross. The owner leg, 5c + 2c a started minute, may be up 100 s
+    # longer than the bridged call: 120 s is 2 minutes (9c + 1c GST = 10c), 121-180 s is
+    # 3 minutes (11c + 1c = 12c), 181 s is 4 minutes (13c + 1c = 14c).
+    policy = owner_priced(5, 2)
+    quote = rater(policy=policy).quote(SYDNEY, C.LOCAL, JUL)
+    assert most_a_call_costs(quote, 20, policy, owner_leg_overhead_s=100) == 13 + 10
+    assert most_a_call_costs(quote, 21, policy, owner_leg_overhead_s=100) == 13 + 12
+    assert most_a_call_costs(quote, 80, policy, owner_leg_overhead_s=100) == 13 + 12
+    assert most_a_call_costs(quote, 81, policy, owner_leg_overhead_s=100) == 13 + 14
+
+    def allowed(budget_minor: int):
+        budget = Budget(prepaid_balance_minor=budget_minor)
+        return max_duration_for_budget(budget, quote, 3600, policy, owner_leg_overhead_s=100)
+
+    assert allowed(25) == CallAllowed(80, limited_by_budget=True)
+    assert allowed(24) == CallAllowed(20, limited_by_budget=True)
+    assert allowed(22) == BudgetRefused(BudgetRefusalReason.CANNOT_PAY_CONNECTION, 22, 23)
+    assert allowed(10_000) == CallAllowed(3600, limited_by_budget=False)
+
+
+def test_a_free_owner_leg_leaves_the_budget_to_the_requester_leg():
+    quote = mobile_quote()
+    assert most_a_call_costs(quote, 90, BillingPolicy(), owner_leg_overhead_s=500) == 75
+    allowed = max_duration_for_budget(
+        Budget(prepaid_balance_minor=75), quote, 3600, BillingPolicy(), owner_leg_overhead_s=500
+    )
+    assert allowed == CallAllowed(90, limited_by_budget=True)
+
+
+def test_the_owner_leg_has_a_plain_cost_phrase():
+    def say(flat: int, per_minute: int) -> str:
+        policy = owner_priced(flat, per_minute)
+        return describe_cost(rater(policy=policy).quote("001002", C.INTERNAL, JUL), policy)
+
+    assert say(5, 0) == "your extension's leg, 5 cents"
+    assert say(0, 2) == "your extension's leg, 2 cents a minute"
+    assert say(5, 2) == "your extension's leg, 2 cents a minute plus 5 cents when answered"
+    assert say(0, 0) == "your extension's leg, free"

@@ -6,6 +6,7 @@ local calls are 12c flat; GST is 10%, rounded half-up once.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -110,3 +111,40 @@ def test_the_provider_sets_the_local_price_tax_and_currency(callback_service):
         [charge] = session.scalars(select(ChargeRow)).all()
     assert (charge.destination_class, charge.currency) == ("local", "NZD")
     assert (charge.net_minor, charge.tax_minor, charge.gross_minor) == (20, 3, 23)
+
+
+def test_a_priced_owner_leg_is_charged_beside_the_callback_it_rang_for(callback_service):
+    from callnow.config import BillingSettings
+
+    # 5c per answered owner leg plus 2c per started minute; the local call is 12c flat.
+    settings, sessions, _, _ = callback_service(
+        "answer_info_dtmf_relay.xml",
+        {"digit": "1"},
+        billing=BillingSettings(owner_leg_flat_minor=5, owner_leg_per_minute_minor=2),
+    )
+    with TestClient(create_app(settings, with_engine=True), follow_redirects=False) as client:
+        submit(client, number="02 9037 5678")
+        assert wait_until_finished(sessions, only_request_id(sessions)) == "completed"
+        charges = wait_for_charges(sessions, 2)
+    legs = {charge.destination_class: charge for charge in charges}
+    assert sorted(legs) == ["internal", "local"]
+    owner, requester = legs["internal"], legs["local"]
+    with sessions() as session:
+        owner_leg = session.get(CallLeg, owner.call_leg_id)
+        assert owner_leg is not None and owner_leg.role == "owner"
+    # The owner's leg lasted under a minute: one started minute, 7c net + 1c GST (0.7c).
+    assert 1 <= owner.duration_s < 60 and owner.billed_s == 60
+    assert (owner.net_minor, owner.tax_minor, owner.gross_minor) == (7, 1, 8)
+    assert (owner.number, owner.request_id) == ("001002", requester.request_id)
+    assert (requester.net_minor, requester.tax_minor, requester.gross_minor) == (12, 1, 13)
+
+
+def wait_for_charges(sessions, count: int, timeout_s: float = 10) -> list[ChargeRow]:
+    """Charges are posted just after each leg is recorded, beside the request's last move."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with sessions() as session:
+            charges = list(session.scalars(select(ChargeRow).order_by(ChargeRow.id)))
+        if len(charges) >= count or time.monotonic() > deadline:
+            return charges
+        time.sleep(0.1)
