@@ -3,12 +3,15 @@
     .venv/bin/python bench/request_latency_bench.py            # SQLite and PostgreSQL, ~4 min
     .venv/bin/python bench/request_latency_bench.py --quick    # a short run of both
     .venv/bin/python bench/request_latency_bench.py --db sqlite --rates 10,50
+    .venv/bin/python bench/request_latency_bench.py --db postgresql --split   # web | engine
 
 What runs (all on 127.0.0.1): `callnow serve` as a subprocess (web + engine in one process, as
 shipped; it spawns its own rtpengine) on a temporary data directory with SQLite, or on a
 throwaway PostgreSQL database created for the run and dropped after it. The owner's extension
 is `bench/_owner_phone.py` in this process: it notes the kernel's receive time of each INVITE
-and answers 486 Busy Here at once, so every callback ends after one SIP round trip.
+and answers 486 Busy Here at once, so every callback ends after one SIP round trip. With
+`--split`, `callnow serve` runs the web alone and `callnow engine` runs beside it in a process
+of its own, as a provider would run them on PostgreSQL.
 
 The load: each request posts the `john_doe` form with its own caller number, which comes back
 in the INVITE's From, so each INVITE is matched to its request. Steps offer rising rates
@@ -104,19 +107,24 @@ class Service:
     base_url: str
     database_url: str
     log_path: Path
+    # --split: `callnow engine` in a process of its own; `callnow serve` runs the web only.
+    engine_process: subprocess.Popen[bytes] | None = None
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        for process in (self.process, self.engine_process):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(5)
 
 
 @contextlib.contextmanager
-def running_service(database: str, owner_port: int, workdir: Path) -> Iterator[Service]:
+def running_service(
+    database: str, owner_port: int, workdir: Path, *, split: bool = False
+) -> Iterator[Service]:
     """`callnow serve` with free ports, a temp data dir and every rate limit out of the way."""
     with contextlib.ExitStack() as stack:
         if database == "postgresql":
@@ -164,7 +172,7 @@ def running_service(database: str, owner_port: int, workdir: Path) -> Iterator[S
         process = subprocess.Popen(
             [str(CALLNOW), "serve"],
             cwd=workdir,
-            env=env,
+            env={**env, "CALLNOW_ENGINE__ENABLED": "false"} if split else env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -172,8 +180,33 @@ def running_service(database: str, owner_port: int, workdir: Path) -> Iterator[S
         )
         service = Service(process, f"http://{HOST}:{web_port}", database_url, log_path)
         stack.callback(service.stop)
-        _wait_ready(service)
+        _wait_ready(service)  # the web migrated the database; the engine may start on it
+        if split:
+            engine_log_path = workdir / "engine.log"
+            engine_log = stack.enter_context(engine_log_path.open("wb"))
+            service.engine_process = subprocess.Popen(
+                [str(CALLNOW), "engine"],
+                cwd=workdir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=engine_log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            _wait_for_line(service.engine_process, engine_log_path, " running")
         yield service
+
+
+def _wait_for_line(process: subprocess.Popen[bytes], log_path: Path, text: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise SystemExit(f"callnow engine exited ({process.returncode}):\n{tail}")
+        if text in log_path.read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"callnow engine not ready after 60 s; see {log_path}")
 
 
 def _wait_ready(service: Service, timeout_s: float = 90.0) -> None:
@@ -212,6 +245,7 @@ class Step:
     not_sent: int = 0
     wall_s: float = 0.0
     server_cpu_pct: float = 0.0
+    engine_cpu_pct: float = float("nan")  # --split only
 
 
 class Numbers:
@@ -382,6 +416,7 @@ class Row:
     # own pace working off a backlog (NaN when there was no backlog to speak of).
     drain_per_s: float
     server_cpu_pct: float
+    engine_cpu_pct: float
 
 
 def summarise(database: str, step: Step, phone: OwnerPhone) -> Row:
@@ -429,6 +464,7 @@ def summarise(database: str, step: Step, phone: OwnerPhone) -> Row:
         dialled_per_s=dialled_per_s,
         drain_per_s=drain_per_s,
         server_cpu_pct=step.server_cpu_pct,
+        engine_cpu_pct=step.engine_cpu_pct,
     )
 
 
@@ -447,13 +483,14 @@ def print_table(rows: list[Row]) -> None:
             f"{r.http_p99:>6.1f} {r.lag_p99:>7.1f} │ {percentile(r.latencies, 50):>11.1f} "
             f"{percentile(r.latencies, 99):>7.1f} {max(r.latencies, default=float('nan')):>7.1f} "
             f"{r.missing:>4} {r.dialled_per_s:>6.1f} │ {r.server_cpu_pct:>6.0f}%"
+            + ("" if r.engine_cpu_pct != r.engine_cpu_pct else f" {r.engine_cpu_pct:>6.0f}%")
         )
     print(
         "times in ms; '→INVITE' = 303 read by the client → owner's INVITE at the socket "
         "(kernel time stamp); acc/s = 303s per second of the step; lag = how late the client "
         "sent against the schedule; dial/s = INVITEs per second from the step's start to its last "
         "INVITE; miss = accepted, no INVITE within the drain time; srv CPU = callnow serve, "
-        "% of one core"
+        "% of one core (with --split, then `callnow engine`'s)"
     )
 
 
@@ -537,7 +574,7 @@ def run_database(database: str, args: argparse.Namespace, rows: list[Row]) -> No
     ] + [Step("max", None, args.step_s, clients=args.max_clients)]
     workdir = Path(tempfile.mkdtemp(prefix=f"callnow-bench-{database}-"))
     try:
-        with running_service(database, phone.port, workdir) as service:
+        with running_service(database, phone.port, workdir, split=args.split) as service:
             print(f"{database}: callnow serve pid {service.process.pid} ready, {service.base_url}")
             # A first request warms up every code path (imports, prompt cache, connections).
             warm = Step("warm-up", 5.0, 1.0, clients=1)
@@ -551,9 +588,15 @@ def run_database(database: str, args: argparse.Namespace, rows: list[Row]) -> No
                     break
                 if stalled > 1.0:
                     print(f"  (the service answered again only after {stalled:.1f} s)")
-                before = sample(service.process.pid)
+                pids = [service.process.pid]
+                if service.engine_process is not None:
+                    pids.append(service.engine_process.pid)
+                before = [sample(pid) for pid in pids]
                 asyncio.run(run_step(step, service.base_url, numbers, args.max_requests))
-                step.server_cpu_pct = cpu_percent(before, sample(service.process.pid))
+                after = [sample(pid) for pid in pids]
+                step.server_cpu_pct = cpu_percent(before[0], after[0])
+                if len(pids) > 1:
+                    step.engine_cpu_pct = cpu_percent(before[1], after[1])
                 wait_for_invites(phone, step, args.drain_s)
                 row = summarise(database, step, phone)
                 rows.append(row)
@@ -605,6 +648,11 @@ def main() -> None:
         "--drain-s", type=float, default=15.0, help="wait this long for a step's INVITEs"
     )
     parser.add_argument("--keep", action="store_true", help="keep the data dir and serve.log")
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="run `callnow engine` as a process of its own beside a web-only `callnow serve`",
+    )
     args = parser.parse_args()
     if args.rates:
         args.rates = [float(r) for r in args.rates.split(",")]
