@@ -72,8 +72,17 @@ def parse_instant(text: str, zone: ZoneInfo) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
 
 
-def budget_for(session: Session, extension_id: int, now: datetime) -> Budget:
-    """The domain Budget of one extension at `now`: the tighter of its and its tenant's limits."""
+def budget_for(
+    session: Session, extension_id: int, now: datetime, *, for_reservation: bool = False
+) -> Budget:
+    """The domain Budget of one extension at `now`: the tighter of its and its tenant's limits.
+
+    `for_reservation`: the caller is about to reserve from this budget in the same transaction.
+    On PostgreSQL the extension's and the tenant's budget rows are then locked until it ends,
+    so two engines cannot both reserve what remains: the second reads the budget only after
+    the first committed its reservation. (SQLite has one writer at a time anyway and ignores
+    the lock.) Rows are locked in id order, so two claims can never wait on each other.
+    """
     extension = session.get(Extension, extension_id)
     if extension is None:
         raise LookupError(f"no extension {extension_id}")
@@ -81,8 +90,17 @@ def budget_for(session: Session, extension_id: int, now: datetime) -> Budget:
     assert tenant is not None  # a foreign key guarantees it
     zone = ZoneInfo(tenant.timezone)
     day, month = local_day(now, zone), local_month(now, zone)
-    own = _row(session, extension_id=extension_id)
-    shared = _row(session, tenant_id=tenant.id)
+    rows = select(BudgetRow).where(
+        or_(BudgetRow.extension_id == extension_id, BudgetRow.tenant_id == tenant.id)
+    )
+    if for_reservation:
+        rows = rows.with_for_update()
+    own = shared = None
+    for row in session.scalars(rows.order_by(BudgetRow.id)):
+        if row.extension_id == extension_id:
+            own = row
+        else:
+            shared = row
     scopes = [
         (row, column_value)
         for row, column_value in (

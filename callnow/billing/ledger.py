@@ -208,7 +208,9 @@ def plan_call(
     if owner_leg is not None:
         confirm = priced.parties.request.decision == "confirm"
         overhead_s = owner_leg_overhead_s(flow_limits or FlowLimits(), confirm=confirm)
-    budget = budget_for(session, priced.parties.extension.id, now)
+    # Locked until the caller's transaction ends, so the reservation made from this reading is
+    # the only one made from it (two engines on one PostgreSQL database).
+    budget = budget_for(session, priced.parties.extension.id, now, for_reservation=True)
     allowed = max_duration_for_budget(
         budget, priced.quote, max_call_duration_s, policy, owner_leg_overhead_s=overhead_s
     )
