@@ -52,6 +52,8 @@ ACCEPTANCE = {
 }
 # A request whose callback cannot even be started this many times is failed, not retried.
 MAX_START_ATTEMPTS = 3
+# A backlog is claimed this many at a time: one transaction for the lot, each started at once.
+CLAIM_BATCH = 10
 
 
 def default_engine_id() -> str:
@@ -137,38 +139,43 @@ class Dispatcher:
     async def _claim_loop(self) -> None:
         engine = self._settings.engine
         while not self._stopping:
-            if len(self._running) < engine.max_concurrent_calls:
+            room = engine.max_concurrent_calls - len(self._running)
+            if room > 0:
                 try:
-                    work = await asyncio.to_thread(self._claim)
+                    works = await asyncio.to_thread(self._claim, min(room, CLAIM_BATCH))
                 except Exception:
-                    log.exception("claiming a request failed")
-                    work = None
-                if work is not None:
+                    log.exception("claiming requests failed")
+                    works = []
+                for work in works:
                     await self._start(work)
+                if works:
                     continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), engine.poll_interval_s)
 
-    def _claim(self) -> Work | None:
-        """Claim one request and check it may cost money; refused ones end here as failed."""
+    def _claim(self, limit: int) -> list[Work]:
+        """Claim up to `limit` requests and check each may cost money; refused ones end here
+        as failed, in the same transaction."""
         engine = self._settings.engine
         now = self._clock()
         with transaction(self._sessions) as session:
             while True:
-                request = queue.claim_next(
+                requests = queue.claim_batch(
                     session,
                     self.engine_id,
                     engine.lease_s,
                     now,
+                    limit=limit,
                     max_per_extension=engine.max_calls_per_extension,
                     max_per_tenant=engine.max_calls_per_tenant,
                 )
-                if request is None:
-                    return None
-                work = self._prepare(session, request, now)
-                if work is not None:
-                    return work
+                if not requests:
+                    return []
+                works = [self._prepare(session, request, now) for request in requests]
+                dialable = [work for work in works if work is not None]
+                if dialable:
+                    return dialable
 
     def _prepare(self, session: Session, request: CallRequest, now: datetime) -> Work | None:
         profile = request.profile

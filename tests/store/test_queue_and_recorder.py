@@ -24,9 +24,12 @@ from callnow.domain.calls import (
 )
 from callnow.domain.request_state import RequestState
 from callnow.store import profiles, provisioning, queue
+from callnow.store.db import make_engine, make_session_factory, transaction
 from callnow.store.models import CallLeg, CallRequest, RequestEvent
 from callnow.store.recorder import StoreRecorder, request_ref
 from callnow.store.requests import record_new
+from callnow.store.schema import metadata
+from tests.support.world import seed_owner
 
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
 LEASE_S = 30.0
@@ -129,6 +132,60 @@ def test_a_request_with_a_leg_row_is_never_claimed_again_but_ended(world) -> Non
         assert claim(session, now=later) is None
         assert queue.interrupt_abandoned(session, later) == [request.id]
         assert request.state == RequestState.INTERRUPTED.value
+
+
+def test_a_backlog_is_claimed_a_batch_at_a_time_within_each_owners_room(world) -> None:
+    with world.sessions() as session, session.begin():
+        alice_1 = queued(session)
+        queued(session, number="+61290375679")
+        bob_1 = queued(session, "bob", "+61390001234")
+        queued(session, "bob", "+61390001235")
+
+        batch = queue.claim_batch(session, "engine-a", LEASE_S, NOW, limit=10, max_per_extension=1)
+
+        assert [r.id for r in batch] == [alice_1.id, bob_1.id]
+        assert all(r.claimed_by == "engine-a" for r in batch)
+
+
+def test_a_batch_takes_the_oldest_first_and_no_more_than_asked(world) -> None:
+    with world.sessions() as session, session.begin():
+        ids = [queued(session, number=f"+6129037567{n}").id for n in range(4)]
+
+        batch = queue.claim_batch(session, "engine-a", LEASE_S, NOW, limit=3, max_per_extension=10)
+
+        assert [r.id for r in batch] == ids[:3]
+
+
+@pytest.mark.postgres
+def test_two_engines_claiming_at_once_take_different_requests(postgresql_url) -> None:
+    engine = make_engine(postgresql_url)
+    sessions = make_session_factory(engine)
+    try:
+        with transaction(sessions) as session:
+            seed_owner(
+                session,
+                tenant="Carol Pty",
+                email="carol@example.com",
+                internal="003001",
+                external="02 9037 3000",
+                callnow_id="carol",
+            )
+            ids = [queued(session, "carol", f"+6129037567{n}").id for n in range(4)]
+        with sessions() as first, sessions() as second:
+            first.begin()
+            second.begin()
+            mine = queue.claim_batch(first, "a", LEASE_S, NOW, limit=2, max_per_extension=10)
+            # The first engine has not committed: its rows are locked, and skipped, not waited on.
+            theirs = queue.claim_batch(second, "b", LEASE_S, NOW, limit=10, max_per_extension=10)
+            first.commit()
+            second.commit()
+        assert [r.id for r in mine] == ids[:2]
+        assert [r.id for r in theirs] == ids[2:]
+    finally:
+        with engine.begin() as connection:
+            for table in reversed(metadata.sorted_tables):
+                connection.execute(table.delete())
+        engine.dispose()
 
 
 # -- the recorder --------------------------------------------------------------------------------
