@@ -15,6 +15,7 @@ from callnow.domain.flow import (
     Digit,
     DigitSource,
     Event,
+    LegAnswered,
     LegEnded,
     LegRinging,
     PromptFinished,
@@ -51,9 +52,13 @@ class FakeMedia:
 
 
 class FakeRenderer:
+    def __init__(self) -> None:
+        self.codecs: list[str] = []
+
     async def render(
-        self, text: str, language: str = "en", voice: str | None = None
+        self, text: str, language: str = "en", voice: str | None = None, *, codec: str = "PCMU"
     ) -> RenderedPrompt:
+        self.codecs.append(codec)
         return RenderedPrompt(Path(f"/prompts/{text}.wav"), duration_s=PROMPT_S, cached=True)
 
 
@@ -101,6 +106,16 @@ async def test_a_stopped_prompt_is_never_reported_finished() -> None:
     await asyncio.sleep(PROMPT_S * 3)
     assert events == []
     assert media.calls == [("play", "hello.wav"), ("stop",)]
+
+
+async def test_a_prompt_that_already_ended_costs_no_stop_request() -> None:
+    media = FakeMedia()
+    live, events = channel(media)
+    await live.play_prompt(PromptKind.CONFIRM, "hello")
+    await asyncio.sleep(PROMPT_S * 3)
+    assert events == [PromptFinished()]
+    await live.stop_prompt()  # the flow stops it anyway when its PromptFinished is still queued
+    assert media.calls == [("play", "hello.wav")]  # nothing left to stop in rtpengine
 
 
 async def test_a_replaced_prompt_is_reported_once_for_the_new_one() -> None:
@@ -186,6 +201,25 @@ async def test_media_failure_on_answer_ends_the_leg_and_the_flow_never_hears_ans
             await asyncio.sleep(0.01)
     assert events == [LegRinging(LegRole.OWNER), LegEnded(LegRole.OWNER, by_remote=False)]
     assert leg.hung_up == ["media_failed"]
+
+
+class AnsweringMedia(FakeMedia):
+    async def owner_answered(self, sdp: str) -> None:
+        self.calls.append(("owner_answered",))
+
+
+async def test_prompts_are_rendered_in_the_g711_law_the_owner_answered_with() -> None:
+    live, events = channel(AnsweringMedia())
+    renderer = live._renderer
+    assert isinstance(renderer, FakeRenderer)
+    await live.play_prompt(PromptKind.CONFIRM, "before the answer")  # not expected; default
+    pcma_first = "v=0\r\nm=audio 4000 RTP/AVP 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+    live._adopt(LegRole.OWNER, FakeLeg(Answered(sdp=pcma_first, at=NOW)))  # type: ignore[arg-type]
+    async with asyncio.timeout(2):
+        while not any(isinstance(event, LegAnswered) for event in events):
+            await asyncio.sleep(0.01)
+    await live.play_prompt(PromptKind.CONFIRM, "hello")
+    assert renderer.codecs == ["PCMU", "PCMA"]
 
 
 async def test_an_answer_without_sdp_is_a_media_failure_too() -> None:

@@ -3,24 +3,94 @@
 from __future__ import annotations
 
 import asyncio
-import wave
+import struct
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from callnow.telephony.prompts import PromptRenderer, PromptRenderError, cache_key
+from callnow.telephony.prompts import (
+    PromptRenderer,
+    PromptRenderError,
+    cache_key,
+    prompt_codec_for,
+    wav_duration,
+)
+
+WAVE_FORMAT_ALAW, WAVE_FORMAT_MULAW = 6, 7
 
 
-async def test_renders_8khz_mono_16bit_wav_with_its_duration(tmp_path: Path) -> None:
+def wav_format(path: Path) -> tuple[int, int, int, int]:
+    """(format tag, channels, sample rate, bits per sample) from the fmt chunk."""
+    data = path.read_bytes()
+    at = data.index(b"fmt ") + 8
+    tag, channels, rate, _byte_rate, _align, bits = struct.unpack_from("<HHIIHH", data, at)
+    return tag, channels, rate, bits
+
+
+def sox_duration(path: Path) -> float:
+    """The duration as sox sees it: a second opinion on our RIFF reading."""
+    out = subprocess.run(["soxi", "-D", str(path)], capture_output=True, text=True, check=True)
+    return float(out.stdout)
+
+
+async def test_renders_8khz_mono_g711_ulaw_wav_with_its_duration(tmp_path: Path) -> None:
     renderer = PromptRenderer(tmp_path / "cache")
     prompt = await renderer.render("Call request from Mary, 0 2 9 0 3.", language="en")
 
     assert prompt.path.is_absolute() and prompt.path.parent == tmp_path / "cache"
     assert not prompt.cached
-    with wave.open(str(prompt.path), "rb") as wav:
-        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
-        assert prompt.duration_s == wav.getnframes() / 8000
+    # Already in the phone's codec: rtpengine's `play media` then costs ~1 ms, not ~14 ms.
+    assert wav_format(prompt.path) == (WAVE_FORMAT_MULAW, 1, 8000, 8)
+    assert prompt.duration_s == pytest.approx(sox_duration(prompt.path), abs=0.001)
     assert prompt.duration_s > 1.0  # a dozen words do not fit in a second
+
+
+async def test_pcma_is_rendered_as_a_separate_alaw_file(tmp_path: Path) -> None:
+    renderer = PromptRenderer(tmp_path)
+    ulaw = await renderer.render("Press 1 to call back.")
+    alaw = await renderer.render("Press 1 to call back.", codec="PCMA")
+    assert ulaw.path != alaw.path
+    assert wav_format(alaw.path) == (WAVE_FORMAT_ALAW, 1, 8000, 8)
+    assert alaw.duration_s == pytest.approx(ulaw.duration_s, abs=0.001)
+    with pytest.raises(ValueError, match="PCMU or PCMA"):
+        await renderer.render("Press 1 to call back.", codec="G722")
+
+
+def test_wav_duration_reads_pcm_and_refuses_what_is_not_a_wav(tmp_path: Path) -> None:
+    pcm = tmp_path / "pcm.wav"
+    subprocess.run(
+        ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(pcm), "trim", "0", "1.5"],
+        check=True,
+    )
+    assert wav_duration(pcm) == pytest.approx(1.5)
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"not a wav at all")
+    with pytest.raises(ValueError):
+        wav_duration(junk)
+
+
+def sdp(formats: str, *rtpmaps: str) -> str:
+    lines = ["v=0", "c=IN IP4 127.0.0.1", f"m=audio 4000 RTP/AVP {formats}"]
+    return "\r\n".join([*lines, *(f"a=rtpmap:{m}" for m in rtpmaps)]) + "\r\n"
+
+
+@pytest.mark.parametrize(
+    ("answer", "codec"),
+    [
+        (sdp("0 8 101", "0 PCMU/8000", "8 PCMA/8000", "101 telephone-event/8000"), "PCMU"),
+        (sdp("8 0 101", "101 telephone-event/8000"), "PCMA"),  # static types need no rtpmap
+        (sdp("101 8", "101 telephone-event/8000"), "PCMA"),  # events are not what is played
+        (sdp("9 8", "9 G722/8000"), "PCMU"),  # rtpengine transcodes anything else
+        (sdp("96", "96 pcma/8000"), "PCMA"),  # a dynamic type, names are case-insensitive
+        ("", "PCMU"),
+        (None, "PCMU"),
+    ],
+)
+def test_prompt_codec_follows_the_first_audio_codec_of_the_answer(
+    answer: str | None, codec: str
+) -> None:
+    assert prompt_codec_for(answer) == codec
 
 
 async def test_second_render_is_a_cache_hit(tmp_path: Path) -> None:

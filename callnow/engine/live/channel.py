@@ -10,7 +10,9 @@ into flow events (through `callnow.engine.translate`), keeping the `CallChannel`
   (a BYE right after the 200 OK);
 - rtpengine 10.5 never reports the end of a prompt, so `PromptFinished` is timed here from
   the prompt's duration, and a generation counter makes sure a stopped or replaced prompt
-  is never reported as finished.
+  is never reported as finished. The same timer tells `stop_prompt` that nothing is playing
+  any more, so a prompt that already ended costs no `stop media` request (rtpengine would
+  only answer "not currently playing").
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from callnow.engine.live.uris import check_e164, owner_uri, trunk_uri
 from callnow.engine.ports import EventSink
 from callnow.engine.translate import from_rtpengine_dtmf, from_sip
 from callnow.telephony.dtmf_log import DtmfEvent
-from callnow.telephony.prompts import PromptRenderer
+from callnow.telephony.prompts import DEFAULT_CODEC, PromptRenderer, prompt_codec_for
 from callnow.telephony.rtpengine import AnchoredCallback
 from callnow.telephony.sip import (
     Answered,
@@ -94,8 +96,11 @@ class LiveChannel:
         self._leg_tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._requester_sdp: str | None = None
+        # Prompts are rendered in the G.711 law the owner's phone answered with.
+        self._prompt_codec = DEFAULT_CODEC
         self._media_opened = False
-        self._prompt_started = False
+        # A prompt may still be playing: started (or starting) and its timer has not fired.
+        self._prompt_playing = False
         self._prompt_generation = 0
         self._prompt_timer: asyncio.TimerHandle | None = None
         self._closed = False
@@ -157,6 +162,7 @@ class LiveChannel:
             if not event.sdp:
                 raise ValueError(f"the {role} answered without SDP")
             if role is LegRole.OWNER:
+                self._prompt_codec = prompt_codec_for(event.sdp)
                 await self.media.owner_answered(event.sdp)
             else:
                 self._requester_sdp = event.sdp  # used by bridge(), which follows the answer
@@ -170,12 +176,15 @@ class LiveChannel:
 
     async def play_prompt(self, kind: PromptKind, text: str) -> None:
         rendered = await self._renderer.render(
-            text, language=self._config.prompt_language, voice=self._config.prompt_voice
+            text,
+            language=self._config.prompt_language,
+            voice=self._config.prompt_voice,
+            codec=self._prompt_codec,
         )
         self._cancel_prompt_timer()
         self._prompt_generation += 1
         generation = self._prompt_generation
-        self._prompt_started = True
+        self._prompt_playing = True
         duration = await self.media.play_to_owner(rendered.path)
         if duration is None or duration <= 0:
             duration = rendered.duration_s
@@ -184,14 +193,17 @@ class LiveChannel:
 
     def _prompt_ended(self, generation: int) -> None:
         self._prompt_timer = None
-        if generation == self._prompt_generation and not self._closed:
-            self._events(PromptFinished())
+        if generation == self._prompt_generation:
+            self._prompt_playing = False
+            if not self._closed:
+                self._events(PromptFinished())
 
     async def stop_prompt(self) -> None:
         # Invalidate first: whatever happens to the ng request, this prompt is never reported.
         self._prompt_generation += 1
         self._cancel_prompt_timer()
-        if self._prompt_started:
+        if self._prompt_playing:
+            self._prompt_playing = False
             await self.media.stop_prompt()
 
     def _cancel_prompt_timer(self) -> None:
