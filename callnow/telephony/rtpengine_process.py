@@ -4,6 +4,12 @@ Used by `callnow serve` in `spawn` mode and by the test fixtures. The daemon is 
 `--config-file=none`: without it rtpengine also reads Debian's /etc/rtpengine/rtpengine.conf,
 whose `listen-cli`/`listen-http` on fixed ports (2224/2225) collide between instances.
 
+It logs at NOTICE (`--log-level=5`), not rtpengine's default INFO: INFO is about 29 lines per
+callback (every ng request and reply, the packet statistics of every deleted call), which the
+daemon formats and this process reads from the pipe only to keep a tail for start-up errors.
+At 100 callbacks/s that was 3,000 lines a second for nobody. Warnings and errors still come
+through; for INFO, run rtpengine yourself and use `external` mode.
+
 Works from asyncio (`async with RtpengineProcess(settings)`) and from sync code
 (`with RtpengineProcess(settings)`, or `start_sync()`/`stop()`), e.g. in pytest fixtures.
 """
@@ -47,6 +53,7 @@ def rtpengine_command(
         "--table=-1",
         "--foreground",
         "--log-stderr",
+        "--log-level=5",
         f"--dtmf-log-dest={settings.ng_host}:{settings.dtmf_log_port}",
         f"--port-min={settings.port_min}",
         f"--port-max={settings.port_max}",

@@ -28,6 +28,7 @@ def test_command_line_is_the_documented_one_without_debians_config_file() -> Non
         "--table=-1",
         "--foreground",
         "--log-stderr",
+        "--log-level=5",
         "--dtmf-log-dest=127.0.0.1:4001",
         "--port-min=20000",
         "--port-max=20199",
@@ -40,7 +41,9 @@ def test_command_line_is_the_documented_one_without_debians_config_file() -> Non
 async def test_async_context_manager_starts_a_daemon_that_answers_and_stops_it(
     rtpengine_settings: RtpengineSettings,
 ) -> None:
-    async with RtpengineProcess(rtpengine_settings) as process:
+    # INFO, which the default NOTICE level leaves out, says it shut down (a later option wins)
+    info = ["--log-level=6"]
+    async with RtpengineProcess(rtpengine_settings, extra_args=info) as process:
         assert process.running
         async with RtpengineClient.from_settings(rtpengine_settings) as client:
             await client.ping()
