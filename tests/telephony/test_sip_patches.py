@@ -15,7 +15,13 @@ from tests.peers.sipp import OFFER_SDP
 
 
 def test_all_patches_are_applied_on_import() -> None:
-    assert patches.applied() == {"transport_case", "exceptions_to_logging", "parse_error_response"}
+    assert patches.applied() == {
+        "transport_case",
+        "exceptions_to_logging",
+        "parse_error_response",
+        "clock_without_ctypes",
+        "my_attribute_check",
+    }
 
 
 def test_uppercase_transport_parameter_is_normalised() -> None:
@@ -66,6 +72,54 @@ def test_parse_error_hands_out_its_prepared_400_without_a_request() -> None:
     response = caught.value.getResponse()
     assert response.getSCode()[0] == 400
     assert SipParseError("no prepared response").getResponse() is None
+
+
+@pytest.mark.parametrize("clock", ["CLOCK_MONOTONIC", "CLOCK_REALTIME"])
+def test_sippy_clock_reads_the_same_clock_without_ctypes(clock: str) -> None:
+    from sippy.Time import clock_dtime
+
+    clock_id = getattr(clock_dtime, clock)
+    ctypes_read = clock_dtime.clock_getitime.__wrapped__
+    assert clock_dtime.clock_getitime is not ctypes_read
+
+    def ns(pair: tuple[int, int]) -> int:
+        return pair[0] * 1_000_000_000 + pair[1]
+
+    before = ns(ctypes_read(clock_id))
+    ours = clock_dtime.clock_getitime(clock_id)
+    after = ns(ctypes_read(clock_id))
+    assert before <= ns(ours) <= after  # the same clock, read in between
+    assert 0 <= ours[1] < 1_000_000_000 and all(isinstance(part, int) for part in ours)
+
+
+def test_my_placeholder_check_answers_like_dir_and_renders_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import builtins
+
+    from sippy import SipConf as sipconf_module
+    from sippy import SipURL as sipurl_module
+    from sippy import SipVia as sipvia_module
+    from sippy.SipConf import MyAddress, MyPort, MyTransport
+    from sippy.SipVia import SipVia
+
+    for value in (MyAddress(), MyPort(5060), MyTransport("udp"), "127.0.0.1", 5060, None, "udp"):
+        assert ("my" in sipurl_module.dir(value)) == ("my" in builtins.dir(value)), value
+    assert list(sipurl_module.dir("x")) == builtins.dir("x")
+
+    def rendered() -> list[str]:
+        local = (("10.0.0.7", 5070), "udp")
+        mine = SipURL(username="1001", host=MyAddress(), port=MyPort(5060))
+        mine.transport = MyTransport("udp")
+        theirs = SipURL("sip:1002@127.0.0.1:5080;transport=udp;lr")
+        via = SipVia()  # our own Via: My* host, port and transport
+        return [mine.localStr(local), theirs.localStr(local), via.localStr(local)]
+
+    patched = rendered()
+    for module in (sipurl_module, sipvia_module, sipconf_module):
+        monkeypatch.delattr(module, "dir")  # back to the builtin
+    assert rendered() == patched
+    assert patched[0] == "sip:1001@10.0.0.7:5070"
 
 
 @pytest.mark.peers

@@ -6,15 +6,23 @@ and is not thread-safe: every sippy object must be touched from the thread runni
 kept alive across SIP stack start/stop cycles (ED2 cannot be re-created), which is what lets
 several tests in one pytest process start and stop their own stack.
 
-Work goes in with `submit()` / `call()` (both use `ED2.callFromThread`); results and events go
-back to asyncio with `loop.call_soon_threadsafe`.
+Work goes in with `submit()` / `call()`; results and events go back to asyncio with
+`post_to_loop()`. Both directions are batched: work waits in a queue, and the other thread is
+woken only when no wake-up is pending already, so one wake-up carries everything queued
+meanwhile. Each wake-up is a system call (`ED2.callFromThread` is a ctypes call that signals the
+sippy thread; `loop.call_soon_threadsafe` writes to the loop's self-pipe), and each system call
+lets go of the GIL and then waits for it to come back, up to the other thread's 5 ms switch
+interval when that thread is busy. Under load many events arrive within one sippy tick (10 ms),
+so most of those waits are saved. Order is kept: one FIFO queue per direction, one consumer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -43,6 +51,11 @@ class SippyReactor:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._stopping = False
+        # Work for the sippy thread, and whether a drain of it is already on its way there.
+        self._inbox: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = (
+            collections.deque()
+        )
+        self._drain_pending = False
 
     @property
     def running(self) -> bool:
@@ -62,6 +75,10 @@ class SippyReactor:
             self._thread.start()
             if not self._ready.wait(_START_TIMEOUT_S):
                 raise ReactorError("sippy event loop thread did not start")
+            # A drain queued just before a stop may never have run: queue one again.
+            self._drain_pending = bool(self._inbox)
+            if self._drain_pending:
+                ED2.callFromThread(self._drain)
 
     def _run(self) -> None:
         # Timers check that they are armed from the loop's own thread; claim the singleton.
@@ -90,7 +107,20 @@ class SippyReactor:
         """Run `fn(*args)` on the sippy thread, fire and forget (exceptions are logged)."""
         if not self.running:
             raise ReactorError("sippy reactor is not running")
-        ED2.callFromThread(_logged, fn, args)
+        self._inbox.append((fn, args))
+        if not self._drain_pending:
+            # Set before the wake-up, so a drain that runs at once cannot leave it set for
+            # work it has already taken. A race costs at most one empty drain, never a lost item.
+            self._drain_pending = True
+            ED2.callFromThread(self._drain)
+
+    def _drain(self) -> None:
+        """sippy thread: run everything submitted so far, in order."""
+        self._drain_pending = False
+        inbox = self._inbox
+        while inbox:
+            fn, args = inbox.popleft()
+            _logged(fn, args)
 
     def call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run `fn(*args)` on the sippy thread; await the returned future for its result."""
@@ -126,12 +156,65 @@ def _set_exception(future: asyncio.Future[Any], exc: BaseException) -> None:
         future.set_exception(exc)
 
 
+class _LoopInbox:
+    """Calls posted to one asyncio loop from other threads, run in order by one drain."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = weakref.ref(loop)
+        self._calls: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = (
+            collections.deque()
+        )
+        self._drain_pending = False
+
+    def post(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self._calls.append((fn, args))
+        if self._drain_pending:
+            return
+        loop = self._loop()
+        if loop is None:
+            return
+        self._drain_pending = True  # see SippyReactor.submit
+        try:
+            loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # closed under us (shutdown races): nothing will run there
+            self._calls.clear()
+            self._drain_pending = False
+            log.debug("event loop closed; dropped %r", fn)
+
+    def _drain(self) -> None:
+        self._drain_pending = False
+        calls = self._calls
+        while calls:
+            fn, args = calls.popleft()
+            try:
+                fn(*args)
+            except Exception as exc:  # what the loop does for a failing callback
+                loop = self._loop()
+                if loop is not None:
+                    loop.call_exception_handler(
+                        {"message": f"Exception in callback {fn!r}", "exception": exc}
+                    )
+
+
+_inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopInbox] = (
+    weakref.WeakKeyDictionary()
+)
+_inboxes_lock = threading.Lock()
+
+
 def post_to_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
-    """`loop.call_soon_threadsafe` that tolerates a loop closed under us (shutdown races)."""
-    try:
-        loop.call_soon_threadsafe(fn, *args)
-    except RuntimeError:
-        log.debug("event loop closed; dropped %r", fn)
+    """Run `fn(*args)` on `loop` soon, from any thread, in the order posted.
+
+    Like `loop.call_soon_threadsafe`, but batched (see the module doc), and a loop closed under
+    us (shutdown races) only drops the call.
+    """
+    inbox = _inboxes.get(loop)
+    if inbox is None:
+        with _inboxes_lock:
+            inbox = _inboxes.get(loop)
+            if inbox is None:
+                inbox = _inboxes[loop] = _LoopInbox(loop)
+    inbox.post(fn, args)
 
 
 reactor = SippyReactor()

@@ -8,6 +8,7 @@ health checks work), in-dialog requests go to their leg.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import re
 import socket
@@ -286,6 +287,12 @@ async def _resolve_next_hop(hop: tuple[str, int]) -> tuple[str, int]:
     host, port = hop
     if not 0 < port < 65536:
         raise InvalidSipInput(f"next hop port out of range: {port}")
+    try:
+        # The usual case (a PBX or trunk by address) needs no resolver, and skipping it saves
+        # a round trip through the loop's thread pool per dial.
+        return (str(ipaddress.IPv4Address(host)), port)
+    except ValueError:
+        pass
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(
             host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM
