@@ -37,8 +37,11 @@ version. `AnchoredCallback` wraps steps 1-5 and takes care of that.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import random
 import secrets
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,7 +92,8 @@ def placeholder_sdp(
     Offers PCMU, PCMA and RFC 4733 events, sendrecv, at the discard port: rtpengine forwards the
     owner's audio there until the real party replaces it by a re-offer.
     """
-    sid = session_id if session_id is not None else secrets.randbelow(2**31)
+    # Unique enough for an o= line; `random`, not `secrets`: no OS call per callback.
+    sid = session_id if session_id is not None else random.getrandbits(31)
     return (
         "v=0\r\n"
         f"o=callnow {sid} 1 IN IP4 {address}\r\n"
@@ -115,16 +119,29 @@ def _ng_params(flags: Mapping[str, Any]) -> dict[str, BValue]:
     return {key.replace("_", "-"): value for key, value in flags.items() if value is not None}
 
 
-class _NgProtocol(asyncio.DatagramProtocol):
-    def __init__(self, client: RtpengineClient) -> None:
-        self._client = client
+# Replies read per wake-up of the socket, at most, so one busy socket cannot starve the loop.
+_MAX_REPLIES_PER_WAKEUP = 64
 
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self._client._on_datagram(data)
 
-    def error_received(self, exc: Exception) -> None:
-        # ICMP "port unreachable" while the daemon is down; the request timeout reports it.
-        log.debug("rtpengine ng socket error: %s", exc)
+class _Request:
+    """One request in flight: its reply future, its datagram, and its retry timer."""
+
+    __slots__ = ("attempt_s", "attempts_left", "command", "future", "packet", "timer")
+
+    def __init__(
+        self,
+        future: asyncio.Future[dict[str, Any]],
+        command: str,
+        packet: bytes,
+        attempts: int,
+        attempt_s: float,
+    ) -> None:
+        self.future = future
+        self.command = command
+        self.packet = packet
+        self.attempts_left = attempts
+        self.attempt_s = attempt_s
+        self.timer: asyncio.TimerHandle | None = None
 
 
 class RtpengineClient:
@@ -132,6 +149,14 @@ class RtpengineClient:
 
     `timeout_s` is the whole budget of one request; it is sent again once, halfway through, if
     no reply came (UDP may drop it). `RtpengineUnavailable` is raised when the budget is spent.
+
+    The socket is a plain non-blocking UDP socket watched with `loop.add_reader`, not an
+    asyncio datagram transport: the transport reads one datagram per pass of the event loop,
+    so under load replies queued up in the socket behind everything else the loop had to do
+    (and their round trips grew with the load); here every reply waiting is read at once.
+    Cookies are a random per-client prefix and a counter: unique for rtpengine's reply cache
+    (which answers a repeated cookie with the cached reply) without a call to the OS's random
+    source per request.
     """
 
     def __init__(
@@ -146,29 +171,46 @@ class RtpengineClient:
         self.port = port
         self.timeout_s = timeout_s
         self.retries = retries
-        self._transport: asyncio.DatagramTransport | None = None
-        self._pending: dict[bytes, asyncio.Future[dict[str, Any]]] = {}
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: dict[bytes, _Request] = {}
+        self._cookie_prefix = secrets.token_hex(6)
+        self._cookies = itertools.count(1)
 
     @classmethod
     def from_settings(cls, settings: RtpengineSettings) -> RtpengineClient:
         return cls(settings.ng_host, settings.ng_port, timeout_s=settings.timeout_s)
 
     async def connect(self) -> None:
-        if self._transport is not None:
+        if self._sock is not None:
             return
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _NgProtocol(self), remote_addr=(self.host, self.port)
-        )
-        self._transport = transport
+        infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)
+        if self._sock is not None:
+            return  # another request connected while we resolved
+        family, _, _, _, address = infos[0]
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.connect(address)  # connected: only the daemon's datagrams are received
+            loop.add_reader(sock.fileno(), self._read_ready)
+        except BaseException:
+            sock.close()
+            raise
+        self._sock, self._loop = sock, loop
 
     async def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(RtpengineUnavailable("rtpengine client closed"))
+        sock, loop = self._sock, self._loop
+        self._sock = self._loop = None
+        if sock is not None:
+            if loop is not None and not loop.is_closed():
+                loop.remove_reader(sock.fileno())
+            sock.close()
+        for request in self._pending.values():
+            if request.timer is not None:
+                request.timer.cancel()
+            if not request.future.done():
+                request.future.set_exception(RtpengineUnavailable("rtpengine client closed"))
         self._pending.clear()
 
     async def __aenter__(self) -> RtpengineClient:
@@ -185,13 +227,44 @@ class RtpengineClient:
 
     # -- transport -------------------------------------------------------------------------
 
+    def _read_ready(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        for _ in range(_MAX_REPLIES_PER_WAKEUP):
+            try:
+                data = sock.recv(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # ICMP "port unreachable" while the daemon is down; the request timeout reports
+                # it. The error is consumed by this call: keep reading.
+                log.debug("rtpengine ng socket error: %s", exc)
+                continue
+            self._on_datagram(data)
+
+    def _send(self, packet: bytes) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        for _ in range(2):  # a pending ICMP error fails one send, and is consumed by it
+            try:
+                sock.send(packet)
+                return
+            except (BlockingIOError, InterruptedError):
+                log.debug("rtpengine ng socket full; the retry timer re-sends")
+                return
+            except OSError as exc:
+                log.debug("rtpengine ng socket error: %s", exc)
+
     def _on_datagram(self, data: bytes) -> None:
         cookie, sep, body = data.partition(b" ")
-        future = self._pending.get(cookie)
-        if not sep or future is None or future.done():
+        request = self._pending.get(cookie)
+        if not sep or request is None or request.future.done():
             # A late reply to a request we gave up on, or a duplicate after a retry.
             log.debug("rtpengine reply with unknown cookie %r dropped", cookie[:40])
             return
+        future = request.future
         try:
             reply = bdecode(body)
         except BencodeError as exc:
@@ -202,6 +275,28 @@ class RtpengineClient:
             return
         future.set_result(reply)
 
+    def _attempt_over(self, cookie: bytes) -> None:
+        request = self._pending.get(cookie)
+        if request is None or request.future.done():
+            return
+        request.timer = None
+        if request.attempts_left > 0:
+            log.debug("rtpengine %s: no reply, sending again", request.command)
+            self._arm(cookie, request)
+            return
+        request.future.set_exception(
+            RtpengineUnavailable(
+                f"rtpengine at {self.host}:{self.port} did not answer {request.command!r} "
+                f"within {self.timeout_s:g}s"
+            )
+        )
+
+    def _arm(self, cookie: bytes, request: _Request) -> None:
+        assert self._loop is not None
+        request.attempts_left -= 1
+        self._send(request.packet)
+        request.timer = self._loop.call_later(request.attempt_s, self._attempt_over, cookie)
+
     async def request(self, command: str, **params: Any) -> dict[str, Any]:
         """Send one ng command and return the reply dictionary.
 
@@ -209,33 +304,25 @@ class RtpengineClient:
         `result: error` and `RtpengineUnavailable` when nothing answers in time.
         """
         await self.connect()
-        assert self._transport is not None
+        assert self._loop is not None
         message = {"command": command, **_ng_params(params)}
-        cookie = secrets.token_hex(8).encode("ascii")
-        packet = cookie + b" " + bencode(message)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[cookie] = future
+        cookie = f"{self._cookie_prefix}{next(self._cookies):x}".encode("ascii")
         attempts = 1 + max(0, self.retries)
+        request = _Request(
+            self._loop.create_future(),
+            command,
+            cookie + b" " + bencode(message),
+            attempts,
+            self.timeout_s / attempts,
+        )
+        self._pending[cookie] = request
         try:
-            for attempt in range(attempts):
-                self._transport.sendto(packet)
-                try:
-                    # shield: a per-attempt timeout must not cancel the future we keep waiting on
-                    reply = await asyncio.wait_for(
-                        asyncio.shield(future), timeout=self.timeout_s / attempts
-                    )
-                    break
-                except TimeoutError:
-                    log.debug("rtpengine %s: no reply (attempt %d)", command, attempt + 1)
-            else:
-                raise RtpengineUnavailable(
-                    f"rtpengine at {self.host}:{self.port} did not answer {command!r} "
-                    f"within {self.timeout_s:g}s"
-                )
+            self._arm(cookie, request)
+            reply = await request.future
         finally:
             self._pending.pop(cookie, None)
-            if not future.done():
-                future.cancel()
+            if request.timer is not None:
+                request.timer.cancel()
         result = reply.get("result")
         if result == "error":
             raise RtpengineError(command, "error", str(reply.get("error-reason", "")))

@@ -168,3 +168,18 @@ async def test_if_the_owners_port_moves_the_re_invite_sdp_keeps_the_owners_sessi
     await media.owner_answered("v=0\r\n")
     reinvite = await media.visitor_answered("v=0\r\n")
     assert reinvite == sdp("callnow 111 2", 30004)
+
+
+async def test_many_requests_at_once_each_get_their_own_reply(fake: Fake) -> None:
+    # The replies arrive while the loop is busy sending: all are read, none is confused.
+    server, client = await fake(
+        lambda cookie, req, seen: [reply(cookie, {"result": "ok", "echo": req["call-id"]})]
+    )
+    replies = await asyncio.gather(*(client.query(f"c{i}") for i in range(200)))
+    assert [r["echo"] for r in replies] == [f"c{i}" for i in range(200)]
+    cookies = [cookie for cookie, _ in server.requests]
+    assert len(set(cookies)) == 200
+    # another client (another process, after a restart) does not reuse them
+    _, other = await fake(lambda cookie, req, seen: [reply(cookie, {"result": "pong"})])
+    await other.ping()
+    assert other._cookie_prefix != client._cookie_prefix
