@@ -27,6 +27,44 @@ def bencode(value: BValue) -> bytes:
 
 
 def _encode(value: Any, out: list[bytes]) -> None:
+    # Exact types first: every ng request is a dict of str, int and lists of str, and the
+    # isinstance checks against ABCs below cost more than the encoding itself.
+    kind = type(value)
+    if kind is str:
+        raw = value.encode("utf-8")
+        out.append(b"%d:" % len(raw))
+        out.append(raw)
+    elif kind is int:
+        out.append(b"i%de" % value)
+    elif kind is dict:
+        out.append(b"d")
+        items = []
+        for key, item in value.items():
+            if type(key) is str:
+                key = key.encode("utf-8")
+            elif not isinstance(key, bytes):
+                raise BencodeError(f"dictionary key must be str or bytes, not {type(key).__name__}")
+            items.append((key, item))
+        items.sort(key=_first)
+        for key, item in items:
+            out.append(b"%d:" % len(key))
+            out.append(key)
+            _encode(item, out)
+        out.append(b"e")
+    elif kind is list:
+        out.append(b"l")
+        for item in value:
+            _encode(item, out)
+        out.append(b"e")
+    else:
+        _encode_other(value, out)
+
+
+def _first(pair: tuple[bytes, Any]) -> bytes:
+    return pair[0]
+
+
+def _encode_other(value: Any, out: list[bytes]) -> None:
     # bool is an int subclass; `True` would silently become `i1e`, which rtpengine does not read
     # as a flag. Make the caller say what they mean ("yes", a list entry in `flags`, ...).
     if isinstance(value, bool):
@@ -34,27 +72,15 @@ def _encode(value: Any, out: list[bytes]) -> None:
     if isinstance(value, int):
         out.append(b"i%de" % value)
     elif isinstance(value, str):
-        _encode(value.encode("utf-8"), out)
+        _encode(str(value), out)
     elif isinstance(value, bytes | bytearray | memoryview):
         raw = bytes(value)
         out.append(b"%d:" % len(raw))
         out.append(raw)
     elif isinstance(value, Mapping):
-        out.append(b"d")
-        items = []
-        for key, item in value.items():
-            if not isinstance(key, str | bytes):
-                raise BencodeError(f"dictionary key must be str or bytes, not {type(key).__name__}")
-            items.append((key.encode("utf-8") if isinstance(key, str) else key, item))
-        for key, item in sorted(items, key=lambda pair: pair[0]):
-            _encode(key, out)
-            _encode(item, out)
-        out.append(b"e")
+        _encode(dict(value), out)
     elif isinstance(value, list | tuple):
-        out.append(b"l")
-        for item in value:
-            _encode(item, out)
-        out.append(b"e")
+        _encode(list(value), out)
     else:
         raise BencodeError(f"cannot bencode {type(value).__name__}")
 
