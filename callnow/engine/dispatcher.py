@@ -1,11 +1,12 @@
 """The dispatcher: claims queued requests from the store and runs each as a callback.
 
-It is the one place where stored requests become calls. Before it dials anything it checks the
-number again against the destination policy and asks billing whether the owner's budget can pay
-for the call (and for how long), so a request forced past the web layer still cannot cost money.
-Leases are renewed while calls run; requests abandoned by a dead engine are ended as
-`interrupted`; charges are posted when a requester leg ends (and swept again at start, so a crash
-between "leg ended" and "charge posted" still ends with exactly one charge).
+It is the one place where stored requests become calls. It claims a backlog a batch at a time.
+Before it dials anything it checks the number again against the destination policy and asks
+billing whether the owner's budget can pay for the call (and for how long), so a request forced
+past the web layer still cannot cost money. Leases are renewed while calls run; requests
+abandoned by a dead engine are ended as `interrupted`; charges are posted when an answered leg
+ends (and swept again at start, so a crash between "leg ended" and "charge posted" still ends
+with exactly one charge).
 """
 
 from __future__ import annotations
