@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from callnow.billing.deck_csv import (
@@ -204,12 +204,7 @@ def rater_for_number(
 ) -> Rater:
     """A Rater that prices `digits` (E.164 without '+') at `at` exactly as load_rater would."""
     policy = policy or BillingPolicy()
-    owners: list[int | None] = [None] if tenant_id is None else [None, tenant_id]
-    decks = [
-        deck
-        for owner in owners
-        if (deck := _deck_in_force(session, owner, at, policy.currency_code)) is not None
-    ]
+    decks = _decks_in_force(session, tenant_id, at, policy.currency_code)
     candidates = [digits[:length] for length in range(1, min(len(digits), MAX_PREFIX_DIGITS) + 1)]
     entries: dict[int, list[RateEntry]] = defaultdict(list)
     if decks and candidates:
@@ -224,25 +219,27 @@ def rater_for_number(
     return Rater(_deck_set(decks, entries), policy)
 
 
-def _deck_in_force(
+def _decks_in_force(
     session: Session, tenant_id: int | None, at: datetime, currency: str
-) -> RateDeckRow | None:
-    query = (
-        select(RateDeckRow)
-        .where(
-            _owned_by(tenant_id),
-            RateDeckRow.currency == currency,
-            RateDeckRow.effective_from <= at,
-        )
+) -> list[RateDeckRow]:
+    """The platform's deck in force at `at` and, for a tenant, its own: one query for both."""
+    owners: list[int | None] = [None] if tenant_id is None else [None, tenant_id]
+    latest = [
+        select(RateDeckRow.id)
+        .where(_owned_by(owner), RateDeckRow.currency == currency, RateDeckRow.effective_from <= at)
         .order_by(RateDeckRow.effective_from.desc(), RateDeckRow.id.desc())
         .limit(1)
+        .scalar_subquery()
+        for owner in owners
+    ]
+    return list(
+        session.scalars(select(RateDeckRow).where(or_(*(RateDeckRow.id == i for i in latest))))
     )
-    return session.scalars(query).first()
 
 
 def _deck_set(decks: list[RateDeckRow], entries: dict[int, list[RateEntry]]) -> DeckSet:
     # Import refuses a second deck at the same instant; should one slip in (two imports racing),
-    # the later import wins here and in _deck_in_force alike instead of breaking all rating.
+    # the later import wins here and in _decks_in_force alike instead of breaking all rating.
     latest: dict[tuple[int | None, datetime], RateDeckRow] = {}
     for deck in sorted(decks, key=lambda d: d.id):
         latest[(deck.tenant_id, deck.effective_from)] = deck

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from callnow.billing.budgets import budget_for, set_budget
 from callnow.billing.deck_store import (
@@ -107,16 +107,20 @@ class Parties:
 
 
 def parties_of(session: Session, request_id: int) -> Parties:
-    row = session.execute(
-        select(CallRequest, Extension, Tenant)
-        .join(Profile, Profile.id == CallRequest.profile_id)
-        .join(Extension, Extension.id == Profile.extension_id)
-        .join(Tenant, Tenant.id == Extension.tenant_id)
-        .where(CallRequest.id == request_id)
-    ).first()
-    if row is None:
+    # One query with its owner; none when the caller (the dispatcher's claim) already holds it.
+    request = session.get(
+        CallRequest,
+        request_id,
+        options=[
+            joinedload(CallRequest.profile, innerjoin=True)
+            .joinedload(Profile.extension, innerjoin=True)
+            .joinedload(Extension.tenant, innerjoin=True)
+        ],
+    )
+    if request is None:
         raise LookupError(f"no call request {request_id}")
-    return Parties(*row)
+    extension = request.profile.extension
+    return Parties(request, extension, extension.tenant)
 
 
 def _classify(number: str, parties: Parties) -> Destination | NumberRefused:
