@@ -3,6 +3,7 @@ callback whose number is refused before anything reaches SIP."""
 
 from __future__ import annotations
 
+import gc
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,10 +13,27 @@ from callnow.config import RtpengineSettings, Settings, SipSettings
 from callnow.domain.calls import Disposition, LegRole
 from callnow.domain.request_state import RequestState
 from callnow.engine.live import LiveTelephony, UnsafeNumber, flow_limits, owner_uri, trunk_uri
+from callnow.engine.live.telephony import GC_YOUNG_THRESHOLD, tune_garbage_collector
 from callnow.telephony.rtpengine import RtpengineUnavailable
 from callnow.telephony.sip import SipStack
 from tests.engine.live_helpers import facts, live_rig
 from tests.peers.rtpengine import free_udp_port
+
+# -- process settings --------------------------------------------------------------------------
+
+
+def test_garbage_collector_young_threshold_is_only_ever_raised() -> None:
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)  # CPython's defaults
+        tune_garbage_collector()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, 10, 10)
+        gc.set_threshold(GC_YOUNG_THRESHOLD * 3, 5, 5)  # an operator's own, higher choice
+        tune_garbage_collector()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD * 3, 5, 5)
+    finally:
+        gc.set_threshold(*saved)
+
 
 # -- URIs --------------------------------------------------------------------------------------
 

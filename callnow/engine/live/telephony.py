@@ -15,6 +15,7 @@ send its DTMF log to `ng_host:dtmf_log_port` (where we listen).
 
 from __future__ import annotations
 
+import gc
 import logging
 import uuid
 from dataclasses import replace
@@ -37,6 +38,25 @@ log = logging.getLogger(__name__)
 # The SIP legs' own ring timeouts are this much longer than the flow's, so the flow's timer
 # (which records "no answer" and tells the owner) normally ends an unanswered leg first.
 RING_BACKSTOP_MARGIN_S = 5.0
+
+# Young-generation threshold of the cyclic garbage collector in a process running calls.
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def tune_garbage_collector() -> None:
+    """Collect the young generation every 20,000 net allocations instead of CPython's 700.
+
+    An engine holds hundreds of calls' worth of sippy and asyncio objects, each alive for
+    seconds. With the default thresholds the bench at 75 callbacks/s ran about 400 young and
+    4 full collections per 750 callbacks: 2.1 s of collector time, with full collections
+    stopping every thread for up to 370 ms (SIP retransmits an INVITE after 500 ms without an
+    answer; SIPp phones then abort the call). At 20,000: 10 young collections, none older, 0.3 s
+    in all, at most 46 ms each. Only ever raises the threshold, process-wide (one engine per
+    process, as sippy's stack is); the older generations keep their settings.
+    """
+    young, middle, old = gc.get_threshold()
+    if young < GC_YOUNG_THRESHOLD:
+        gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def flow_limits(sip: SipSettings, **overrides: Any) -> FlowLimits:
@@ -123,6 +143,7 @@ class LiveTelephony:
         self._dtmf = DtmfLogListener(self._dtmf_host, media.dtmf_log_port, self._on_dtmf)
         await self._dtmf.start()
         await self.stack.start()
+        tune_garbage_collector()
 
     async def stop(self) -> None:
         """Hang up and release every callback still open, then stop what `start` started.
