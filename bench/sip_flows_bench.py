@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import gc
 import logging
 import shutil
 import socket
@@ -207,6 +208,10 @@ class StepResult:
     rtpengine_cpu: float = 0.0
     rtpengine_cpu_arrivals: float = 0.0
     rtpengine_rss_peak: int = 0
+    # CPU seconds of every process a flow runs through over the step: the machine's cores are
+    # shared by all of them, so their sum per flow is what decides the highest rate.
+    rtpengine_cpu_s: float = 0.0
+    sipp_cpu_s: float = 0.0
     max_in_flight: int = 0
     # Round trips of ng requests as the engine saw them, and how late the asyncio loop ran
     # a 20 ms timer: together they tell a slow rtpengine from a busy engine.
@@ -214,6 +219,8 @@ class StepResult:
     ng_rtt_by_command: dict[str, list[float]] = field(default_factory=dict)
     ng_timeouts: int = 0
     loop_lag_ms: list[float] = field(default_factory=list)
+    # Pauses of Python's cyclic garbage collector by generation (ms): they stop every thread.
+    gc_pauses_ms: dict[int, list[float]] = field(default_factory=dict)
 
     @property
     def failures(self) -> int:
@@ -230,6 +237,7 @@ class Bench:
         self.counter = 0
         self.pool = [f"+612903{7000 + i:04d}" for i in range(NUMBER_POOL)]
         self.rtp_pid: int | None = None
+        self.sipp_pids: list[int] = []
 
     def facts(self, tag: str) -> tuple[RequestFacts, str]:
         self.counter += 1
@@ -287,6 +295,7 @@ class Bench:
         engine_pid = None
         rtp_pid = self.rtp_pid
         first_engine, first_rtp = sample(engine_pid), sample(rtp_pid) if rtp_pid else None
+        first_sipp = [sample(pid) for pid in self.sipp_pids]
         peaks = [first_engine.rss_bytes, first_rtp.rss_bytes if first_rtp else 0]
         sampling = True
 
@@ -300,6 +309,16 @@ class Bench:
 
         threads_before = thread_cpu()
         sampler_task = loop.create_task(sampler())
+        gc_started: list[float] = [0.0]
+
+        def gc_watch(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                gc_started[0] = time.perf_counter()
+            else:
+                pause = (time.perf_counter() - gc_started[0]) * 1000
+                result.gc_pauses_ms.setdefault(info["generation"], []).append(pause)
+
+        gc.callbacks.append(gc_watch)
 
         async def lag_probe() -> None:
             while sampling:
@@ -340,6 +359,7 @@ class Bench:
         if rtp_pid and first_rtp:
             result.rtpengine_cpu_arrivals = cpu_percent(first_rtp, sample(rtp_pid))
         await asyncio.gather(*tasks)
+        gc.callbacks.remove(gc_watch)
         sampling = False
         await sampler_task
         await lag_task
@@ -353,8 +373,14 @@ class Bench:
         }
         result.engine_rss_peak = peaks[0]
         if rtp_pid and first_rtp:
-            result.rtpengine_cpu = cpu_percent(first_rtp, sample(rtp_pid))
+            last_rtp = sample(rtp_pid)
+            result.rtpengine_cpu = cpu_percent(first_rtp, last_rtp)
+            result.rtpengine_cpu_s = last_rtp.cpu_s - first_rtp.cpu_s
             result.rtpengine_rss_peak = peaks[1]
+        result.sipp_cpu_s = sum(
+            sample(pid).cpu_s - first.cpu_s
+            for pid, first in zip(self.sipp_pids, first_sipp, strict=True)
+        )
 
         await asyncio.sleep(0.3)  # let the sniffer catch up with the last INVITEs
         for internal, (handed_at, ref) in handed.items():
@@ -406,6 +432,21 @@ def print_table(results: list[StepResult], latency_source: str) -> None:
         )
         by_command = sorted(r.ng_rtt_by_command.items())
         print("         " + ", ".join(f"{c} p50 {percentile(v, 50):.1f}ms" for c, v in by_command))
+    print("garbage collector pauses (they stop every thread), by generation:")
+    for r in results:
+        text = ", ".join(
+            f"gen{gen} {len(p)}x total {sum(p):.0f}ms max {max(p):.0f}ms"
+            for gen, p in sorted(r.gc_pauses_ms.items())
+        )
+        print(f"  {r.rate:>5g}/s: {text or 'none'}")
+    print("CPU per flow by process (what the step's flows cost the machine's cores):")
+    for r in results:
+        per = 1000 / max(1, r.started)
+        engine, rtpe, sipp = r.engine_cpu_s * per, r.rtpengine_cpu_s * per, r.sipp_cpu_s * per
+        print(
+            f"  {r.rate:>5g}/s: engine {engine:.1f}ms + rtpengine {rtpe:.1f}ms + "
+            f"SIPp x2 {sipp:.1f}ms = {engine + rtpe + sipp:.1f}ms"
+        )
     print("engine CPU per flow by thread:")
     for r in results:
         split = sorted(r.threads_cpu_s.items(), key=lambda kv: -kv[1])
@@ -473,8 +514,11 @@ async def main_async(args: argparse.Namespace) -> int:
                 own_rtpengine = RtpengineProcess(settings.rtpengine, extra_args=args.rtpengine_arg)
                 await own_rtpengine.start()
             telephony = await LiveTelephony.start(settings, prompt_cache_dir=work / "prompts")
+            if args.gc_threshold:
+                gc.set_threshold(*(int(x) for x in args.gc_threshold.split(",")))
             spawned = own_rtpengine or telephony.process
             bench.rtp_pid = spawned.pid if spawned else None
+            bench.sipp_pids = [owner.process.pid, trunk.process.pid]
             recorder = MemoryRecorder()
             engine = CallbackEngine(telephony, recorder, limits=limits)
             try:
@@ -483,7 +527,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     f"SIPp owner udp:{owner.port}, trunk udp:{trunk.port}; "
                     f"engine udp:{telephony.sip_address[1]}; rtpengine pid {rtp_pid} "
                     f"ports {port_min}-{port_max}; bridged {args.bridged:g}s; "
-                    f"window {args.window:g}s"
+                    f"window {args.window:g}s; gc thresholds {gc.get_threshold()}"
                 )
                 t0 = time.monotonic()
                 warm = await bench.run_step(engine, telephony, recorder, wire, 5, NUMBER_POOL / 5)
@@ -529,8 +573,11 @@ async def main_async(args: argparse.Namespace) -> int:
         print("\nwarnings/errors logged by the engine (count, first 10):")
         for text, n in warnings.counts.most_common(10):
             print(f"  {n:>5} x {text}")
-    with contextlib.suppress(OSError):
-        shutil.rmtree(work)
+    if args.keep:
+        print(f"\nSIPp logs kept in {work}")
+    else:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(work)
     return 0
 
 
@@ -551,6 +598,14 @@ def main() -> int:
         action="append",
         default=[],
         help="extra rtpengine option (repeatable), e.g. --rtpengine-arg=--num-threads=4",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the work directory (SIPp error logs)"
+    )
+    parser.add_argument(
+        "--gc-threshold",
+        default="",
+        help="override the engine's garbage-collector thresholds, e.g. 700,10,10 (CPython's)",
     )
     parser.add_argument("--sniff-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
