@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import Select, bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from callnow.domain import request_state
 from callnow.domain.request_state import RequestState
-from callnow.store.models import CallLeg, CallRequest, Extension, Profile
+from callnow.store.models import CallLeg, CallRequest, Extension, Profile, UtcDateTime
 from callnow.store.requests import move
 
 # Decisions an engine may act on; `confirm_web` waits for the owner's click in the portal.
@@ -28,8 +30,70 @@ CLAIMABLE_DECISIONS = ("confirm", "accept", "web")
 IN_CALL = tuple(state.value for state in request_state.IN_CALL)
 
 
-def _lease_free(now: datetime):  # type: ignore[no-untyped-def]
-    return or_(CallRequest.lease_expires_at.is_(None), CallRequest.lease_expires_at < now)
+# The claim's statements are built once, with the time and ids as parameters: building and
+# keying a statement each time cost more CPU than running it.
+_NOW = bindparam("now", type_=UtcDateTime)
+
+
+def _claimable() -> tuple[Any, ...]:
+    never_dialled = ~exists().where(CallLeg.request_id == CallRequest.id)
+    return (
+        CallRequest.state == RequestState.QUEUED.value,
+        CallRequest.decision.in_(CLAIMABLE_DECISIONS),
+        or_(CallRequest.lease_expires_at.is_(None), CallRequest.lease_expires_at < _NOW),
+        never_dialled,
+    )
+
+
+@cache
+def _candidates(how_many: int) -> Select[Any]:
+    return (
+        select(CallRequest.id, Profile.extension_id, Extension.tenant_id)
+        .join(Profile, CallRequest.profile_id == Profile.id)
+        .join(Extension, Profile.extension_id == Extension.id)
+        .where(*_claimable())
+        .order_by(CallRequest.id)
+        .limit(how_many)
+    )
+
+
+@cache
+def _busy_query() -> Select[Any]:
+    return (
+        select(Profile.extension_id, Extension.tenant_id, func.count())
+        .select_from(CallRequest)
+        .join(Profile, CallRequest.profile_id == Profile.id)
+        .join(Extension, Profile.extension_id == Extension.id)
+        .where(
+            Extension.tenant_id.in_(bindparam("tenants", expanding=True)),
+            or_(
+                CallRequest.state.in_(IN_CALL),
+                (CallRequest.state == RequestState.QUEUED.value)
+                & (CallRequest.lease_expires_at > _NOW),
+            ),
+        )
+        .group_by(Profile.extension_id, Extension.tenant_id)
+    )
+
+
+@cache
+def _take(postgres: bool) -> Select[Any]:
+    query = (
+        select(CallRequest)
+        .where(CallRequest.id.in_(bindparam("ids", expanding=True)), *_claimable())
+        .order_by(CallRequest.id)
+        # The dispatcher reads the owner's extension and tenant next: one query, not four.
+        .options(
+            joinedload(CallRequest.profile, innerjoin=True)
+            .joinedload(Profile.extension, innerjoin=True)
+            .joinedload(Extension.tenant, innerjoin=True)
+        )
+    )
+    if postgres:
+        # Lock just these rows; another engine skips them instead of waiting (and a row it
+        # holds is skipped here: that owner's room is then simply not used this round).
+        query = query.with_for_update(skip_locked=True, of=CallRequest)
+    return query
 
 
 def _busy(
@@ -37,21 +101,7 @@ def _busy(
 ) -> tuple[Counter[int], Counter[int]]:
     """Callbacks in progress (or claimed and about to start) per extension and per tenant, for
     the tenants that have requests waiting: counted by the database, not row by row."""
-    rows = session.execute(
-        select(Profile.extension_id, Extension.tenant_id, func.count())
-        .select_from(CallRequest)
-        .join(Profile, CallRequest.profile_id == Profile.id)
-        .join(Extension, Profile.extension_id == Extension.id)
-        .where(
-            Extension.tenant_id.in_(tenant_ids),
-            or_(
-                CallRequest.state.in_(IN_CALL),
-                (CallRequest.state == RequestState.QUEUED.value)
-                & (CallRequest.lease_expires_at > now),
-            ),
-        )
-        .group_by(Profile.extension_id, Extension.tenant_id)
-    ).all()
+    rows = session.execute(_busy_query(), {"now": now, "tenants": sorted(tenant_ids)}).all()
     per_extension: Counter[int] = Counter()
     per_tenant: Counter[int] = Counter()
     for extension_id, tenant_id, count in rows:
@@ -97,22 +147,10 @@ def claim_batch(
     A backlog is claimed a batch at a time: one round of queries and one commit for many
     requests instead of one each. Each comes with its owner's extension and tenant loaded.
     """
-    never_dialled = ~exists().where(CallLeg.request_id == CallRequest.id)
-    claimable = (
-        CallRequest.state == RequestState.QUEUED.value,
-        CallRequest.decision.in_(CLAIMABLE_DECISIONS),
-        _lease_free(now),
-        never_dialled,
-    )
-    candidates = session.execute(
-        select(CallRequest.id, Profile.extension_id, Extension.tenant_id)
-        .join(Profile, CallRequest.profile_id == Profile.id)
-        .join(Extension, Profile.extension_id == Extension.id)
-        .where(*claimable)
-        .order_by(CallRequest.id)
-        .limit(max(50, 2 * limit))
-    ).all()
-    if not candidates or limit < 1:
+    if limit < 1:
+        return []
+    candidates = session.execute(_candidates(max(50, 2 * limit)), {"now": now}).all()
+    if not candidates:
         return []
     per_extension, per_tenant = _busy(session, now, {tenant_id for _, _, tenant_id in candidates})
     chosen: list[int] = []
@@ -128,22 +166,8 @@ def claim_batch(
         chosen.append(request_id)
     if not chosen:
         return []
-    query = (
-        select(CallRequest)
-        .where(CallRequest.id.in_(chosen), *claimable)
-        .order_by(CallRequest.id)
-        # The dispatcher reads the owner's extension and tenant next: one query, not four.
-        .options(
-            joinedload(CallRequest.profile, innerjoin=True)
-            .joinedload(Profile.extension, innerjoin=True)
-            .joinedload(Extension.tenant, innerjoin=True)
-        )
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        # Lock just these rows; another engine skips them instead of waiting (and a row it
-        # holds is skipped here: that owner's room is then simply not used this round).
-        query = query.with_for_update(skip_locked=True, of=CallRequest)
-    claimed = list(session.scalars(query).unique())
+    postgres = session.get_bind().dialect.name == "postgresql"
+    claimed = list(session.scalars(_take(postgres), {"now": now, "ids": chosen}).unique())
     for request in claimed:
         request.claimed_by = engine_id
         request.lease_expires_at = now + timedelta(seconds=lease_s)
