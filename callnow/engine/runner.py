@@ -62,6 +62,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class CallbackHandle:
     """What the caller of `start_callback` keeps: the live state, a way to cancel, the outcome."""
 
@@ -192,7 +199,11 @@ class CallbackRun:
         """The event sink: callable from any thread; always queues on the engine's loop."""
         if self._loop.is_closed():
             return
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
+        if _running_loop() is self._loop:
+            # Already on the loop (the adapters hand events over in batches): no wake-up needed.
+            self._queue.put_nowait(event)
+        else:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
 
     async def _drive(self) -> None:
         try:
