@@ -16,28 +16,15 @@ from callnow.domain.request_state import RequestState
 from callnow.store import profiles, provisioning
 from callnow.store.db import make_engine, make_session_factory, transaction
 from callnow.store.models import CallLeg, CallRequest
-from callnow.store.requests import move, record_new
+from callnow.store.requests import move
 from callnow.store.schema import metadata
-from tests.support.world import seed_owner
+from tests.support.world import queued_request, seed_owner
 
 NOW = datetime.now(UTC)
 
 
 def queued_mobile_request(session, callnow_id: str, number: str):
-    return record_new(
-        session,
-        profile=profiles.by_callnow_id(session, callnow_id),
-        caller_name="M",
-        number_typed=number,
-        number_e164=number,
-        source_address="t",
-        user_agent="",
-        channel="web",
-        decision="accept",
-        reason="default",
-        final_state=RequestState.QUEUED,
-        now=NOW,
-    )
+    return queued_request(session, callnow_id, number, now=NOW)
 
 
 def test_a_second_call_cannot_spend_what_a_running_call_holds(world):

@@ -27,29 +27,15 @@ from callnow.store import profiles, provisioning, queue
 from callnow.store.db import make_engine, make_session_factory, transaction
 from callnow.store.models import CallLeg, CallRequest, RequestEvent
 from callnow.store.recorder import StoreRecorder, request_ref
-from callnow.store.requests import record_new
 from callnow.store.schema import metadata
-from tests.support.world import seed_owner
+from tests.support.world import queued_request, seed_owner
 
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
 LEASE_S = 30.0
 
 
 def queued(session, callnow_id: str = "alice", number: str = "+61290375678", decision="confirm"):
-    return record_new(
-        session,
-        profile=profiles.by_callnow_id(session, callnow_id),
-        caller_name="Mary",
-        number_typed=number,
-        number_e164=number,
-        source_address="192.0.2.1",
-        user_agent="test",
-        channel="web",
-        decision=decision,
-        reason="default",
-        final_state=RequestState.QUEUED,
-        now=NOW,
-    )
+    return queued_request(session, callnow_id, number, decision=decision, now=NOW)
 
 
 def claim(session, *, now: datetime = NOW, engine: str = "engine-a", **limits):

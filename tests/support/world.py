@@ -10,6 +10,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -17,8 +18,11 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from callnow.config import Settings, WebSettings
-from callnow.store import provisioning
+from callnow.domain.request_state import RequestState
+from callnow.store import profiles, provisioning
 from callnow.store.db import make_engine, make_session_factory, migrate, transaction
+from callnow.store.models import CallRequest
+from callnow.store.requests import record_new
 from callnow.store.schema import metadata
 
 PG_SERVER = os.environ.get("CALLNOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
@@ -87,6 +91,31 @@ def seed_owner(
     )
     profile = provisioning.enable_callnow(session, ext, callnow_id)
     profile.image_validation = False
+
+
+def queued_request(
+    session: Session,
+    callnow_id: str,
+    number: str,
+    *,
+    decision: str = "accept",
+    now: datetime | None = None,
+) -> CallRequest:
+    """A request as the public form stores it once accepted: queued for an engine."""
+    return record_new(
+        session,
+        profile=profiles.by_callnow_id(session, callnow_id),
+        caller_name="Mary",
+        number_typed=number,
+        number_e164=number,
+        source_address="192.0.2.1",
+        user_agent="test",
+        channel="web",
+        decision=decision,
+        reason="default",
+        final_state=RequestState.QUEUED,
+        now=now or datetime.now(UTC),
+    )
 
 
 @pytest.fixture
