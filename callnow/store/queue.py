@@ -110,28 +110,6 @@ def _busy(
     return per_extension, per_tenant
 
 
-def claim_next(
-    session: Session,
-    engine_id: str,
-    lease_s: float,
-    now: datetime,
-    *,
-    max_per_extension: int = 1,
-    max_per_tenant: int = 1_000,
-) -> CallRequest | None:
-    """Take the oldest claimable request whose owner and tenant have room, or None."""
-    claimed = claim_batch(
-        session,
-        engine_id,
-        lease_s,
-        now,
-        limit=1,
-        max_per_extension=max_per_extension,
-        max_per_tenant=max_per_tenant,
-    )
-    return claimed[0] if claimed else None
-
-
 def claim_batch(
     session: Session,
     engine_id: str,

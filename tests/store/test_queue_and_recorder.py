@@ -39,7 +39,9 @@ def queued(session, callnow_id: str = "alice", number: str = "+61290375678", dec
 
 
 def claim(session, *, now: datetime = NOW, engine: str = "engine-a", **limits):
-    return queue.claim_next(session, engine, LEASE_S, now, **limits)
+    """Claim one request, as an engine with room for one more call does."""
+    claimed = queue.claim_batch(session, engine, LEASE_S, now, limit=1, **limits)
+    return claimed[0] if claimed else None
 
 
 # -- claims --------------------------------------------------------------------------------------
