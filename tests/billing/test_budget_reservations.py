@@ -1,7 +1,6 @@
 """Calls running at once hold what they may cost, so together they cannot overrun a budget."""
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,11 +13,10 @@ from callnow.bootstrap import seed_default_deck
 from callnow.domain.rating import BudgetRefused, CallAllowed
 from callnow.domain.request_state import RequestState
 from callnow.store import profiles, provisioning
-from callnow.store.db import make_engine, make_session_factory, transaction
+from callnow.store.db import transaction
 from callnow.store.models import CallLeg, CallRequest
 from callnow.store.requests import move
-from callnow.store.schema import metadata
-from tests.support.world import queued_request, seed_owner
+from tests.support.world import queued_request
 
 NOW = datetime.now(UTC)
 
@@ -83,20 +81,9 @@ def test_a_second_call_cannot_spend_what_a_running_call_holds(world):
 
 
 @pytest.fixture
-def pg_sessions(postgresql_url: str) -> Iterator[sessionmaker[Session]]:
-    """A PostgreSQL database with Alice's tenant, two of its extensions, and the default deck;
-    emptied again afterwards."""
-    engine = make_engine(postgresql_url)
-    sessions = make_session_factory(engine)
-    with transaction(sessions) as session:
-        seed_owner(
-            session,
-            tenant="Alice Pty",
-            email="alice@example.com",
-            internal="001002",
-            external="02 9037 1234",
-            callnow_id="alice",
-        )
+def pg_sessions(postgresql_sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """PostgreSQL with Alice's tenant holding two extensions, and the default deck."""
+    with transaction(postgresql_sessions) as session:
         seed_default_deck(session)
         second = provisioning.create_extension(
             session,
@@ -105,11 +92,7 @@ def pg_sessions(postgresql_url: str) -> Iterator[sessionmaker[Session]]:
             external_number="0290371235",
         )
         provisioning.enable_callnow(session, second, "alice2")
-    yield sessions
-    with engine.begin() as connection:
-        for table in reversed(metadata.sorted_tables):
-            connection.execute(table.delete())
-    engine.dispose()
+    return postgresql_sessions
 
 
 def backends_waiting_on_a_lock(sessions: sessionmaker[Session]) -> int:

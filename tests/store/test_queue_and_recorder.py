@@ -24,11 +24,10 @@ from callnow.domain.calls import (
 )
 from callnow.domain.request_state import RequestState
 from callnow.store import profiles, provisioning, queue
-from callnow.store.db import make_engine, make_session_factory, transaction
+from callnow.store.db import transaction
 from callnow.store.models import CallLeg, CallRequest, RequestEvent
 from callnow.store.recorder import StoreRecorder, request_ref
-from callnow.store.schema import metadata
-from tests.support.world import queued_request, seed_owner
+from tests.support.world import queued_request
 
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
 LEASE_S = 30.0
@@ -145,35 +144,19 @@ def test_a_batch_takes_the_oldest_first_and_no_more_than_asked(world) -> None:
 
 
 @pytest.mark.postgres
-def test_two_engines_claiming_at_once_take_different_requests(postgresql_url) -> None:
-    engine = make_engine(postgresql_url)
-    sessions = make_session_factory(engine)
-    try:
-        with transaction(sessions) as session:
-            seed_owner(
-                session,
-                tenant="Carol Pty",
-                email="carol@example.com",
-                internal="003001",
-                external="02 9037 3000",
-                callnow_id="carol",
-            )
-            ids = [queued(session, "carol", f"+6129037567{n}").id for n in range(4)]
-        with sessions() as first, sessions() as second:
-            first.begin()
-            second.begin()
-            mine = queue.claim_batch(first, "a", LEASE_S, NOW, limit=2, max_per_extension=10)
-            # The first engine has not committed: its rows are locked, and skipped, not waited on.
-            theirs = queue.claim_batch(second, "b", LEASE_S, NOW, limit=10, max_per_extension=10)
-            first.commit()
-            second.commit()
-        assert [r.id for r in mine] == ids[:2]
-        assert [r.id for r in theirs] == ids[2:]
-    finally:
-        with engine.begin() as connection:
-            for table in reversed(metadata.sorted_tables):
-                connection.execute(table.delete())
-        engine.dispose()
+def test_two_engines_claiming_at_once_take_different_requests(postgresql_sessions) -> None:
+    with transaction(postgresql_sessions) as session:
+        ids = [queued(session, number=f"+6129037567{n}").id for n in range(4)]
+    with postgresql_sessions() as first, postgresql_sessions() as second:
+        first.begin()
+        second.begin()
+        mine = queue.claim_batch(first, "a", LEASE_S, NOW, limit=2, max_per_extension=10)
+        # The first engine has not committed: its rows are locked, and skipped, not waited on.
+        theirs = queue.claim_batch(second, "b", LEASE_S, NOW, limit=10, max_per_extension=10)
+        first.commit()
+        second.commit()
+    assert [r.id for r in mine] == ids[:2]
+    assert [r.id for r in theirs] == ids[2:]
 
 
 # -- the recorder --------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 
 from callnow.config import Settings, WebSettings
@@ -57,6 +57,10 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 def db_url(request: pytest.FixtureRequest) -> Iterator[str]:
     url = request.getfixturevalue(f"{request.param}_url")
     yield url
+    empty_database(url)
+
+
+def empty_database(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as connection:
         for table in reversed(metadata.sorted_tables):
@@ -91,6 +95,39 @@ def seed_owner(
     )
     profile = provisioning.enable_callnow(session, ext, callnow_id)
     profile.image_validation = False
+
+
+def seed_two_owners(session: Session) -> None:
+    """Alice (alice, extension 001002) and Bob (bob, extension 002001), each a tenant of one."""
+    seed_owner(
+        session,
+        tenant="Alice Pty",
+        email="alice@example.com",
+        internal="001002",
+        external="02 9037 1234",
+        callnow_id="alice",
+    )
+    seed_owner(
+        session,
+        tenant="Bob Pty",
+        email="bob@example.com",
+        internal="002001",
+        external="03 9000 1111",
+        callnow_id="bob",
+    )
+
+
+@pytest.fixture
+def postgresql_sessions(postgresql_url: str) -> Iterator[sessionmaker[Session]]:
+    """PostgreSQL alone, with Alice and Bob: for tests of several engines at once, which need
+    row locks SQLite does not have. Emptied again afterwards."""
+    engine = make_engine(postgresql_url)
+    sessions = make_session_factory(engine)
+    with transaction(sessions) as session:
+        seed_two_owners(session)
+    yield sessions
+    engine.dispose()
+    empty_database(postgresql_url)
 
 
 def queued_request(
@@ -131,22 +168,7 @@ def world(db_url: str, tmp_path) -> Iterator[World]:
     engine = make_engine(db_url)
     sessions = make_session_factory(engine)
     with transaction(sessions) as session:
-        seed_owner(
-            session,
-            tenant="Alice Pty",
-            email="alice@example.com",
-            internal="001002",
-            external="02 9037 1234",
-            callnow_id="alice",
-        )
-        seed_owner(
-            session,
-            tenant="Bob Pty",
-            email="bob@example.com",
-            internal="002001",
-            external="03 9000 1111",
-            callnow_id="bob",
-        )
+        seed_two_owners(session)
     app = create_app(settings)
     with TestClient(app, base_url="http://testserver", follow_redirects=False) as client:
         yield World(settings=settings, client=client, sessions=sessions)
