@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +30,22 @@ def ensure_secret_key(settings: Settings) -> Settings:
             handle.write(secrets.token_urlsafe(48))
     web = settings.web.model_copy(update={"secret_key": path.read_text().strip()})
     return settings.model_copy(update={"web": web})
+
+
+# How long a thread may hold the GIL while another waits for it (CPython's default is 5 ms).
+THREAD_SWITCH_INTERVAL_S = 0.001
+
+
+def tune_thread_switching() -> None:
+    """Hand the GIL over after 1 ms instead of 5 ms.
+
+    A service process runs the event loop (web and engine), database work in worker threads and
+    sippy's thread. A worker gives the GIL up at every SQLite statement and then waits for it
+    again; while the loop is busy, each wait lasted up to the full interval, so a claim of nine
+    statements could queue for 40 ms. In the request-latency bench at 50 requests/s on SQLite
+    this took the p99 from form to INVITE from 83 ms to 21 ms, for the same CPU.
+    """
+    sys.setswitchinterval(THREAD_SWITCH_INTERVAL_S)
 
 
 def prepare(settings: Settings) -> tuple[Settings, bool]:

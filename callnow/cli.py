@@ -74,11 +74,12 @@ def _serve(settings: Settings) -> None:
     import uvicorn
 
     from callnow import logs
-    from callnow.bootstrap import prepare
+    from callnow.bootstrap import prepare, tune_thread_switching
     from callnow.web.app import create_app
 
     logs.configure(settings.log_level, settings.log_format)
     settings, _ = prepare(settings)
+    tune_thread_switching()
     base = settings.web.public_base_url.rstrip("/")
     if settings.demo_data:
         typer.echo(
@@ -135,13 +136,14 @@ def engine(config: ConfigOption = None) -> None:
     import signal
 
     from callnow import logs
-    from callnow.bootstrap import prepare
+    from callnow.bootstrap import prepare, tune_thread_switching
     from callnow.engine.runtime import EngineRuntime
     from callnow.store.db import make_engine, make_session_factory
 
     settings = load_settings(config)
     logs.configure(settings.log_level, settings.log_format)
     settings, _ = prepare(settings)
+    tune_thread_switching()
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -113,3 +113,22 @@ def test_numbers_are_kept_on_the_do_not_call_list(run):
     assert "+61412345678" in run("admin", "do-not-call", "list").output
     assert "removed" in run("admin", "do-not-call", "remove", "+61412345678").output
     assert run("admin", "do-not-call", "add", "not a number").exit_code == 1
+
+
+def test_serve_hands_the_gil_over_quickly_before_it_starts_serving(run, monkeypatch):
+    import sys
+
+    import uvicorn
+
+    from callnow.bootstrap import THREAD_SWITCH_INTERVAL_S
+
+    seen: list[float] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.append(sys.getswitchinterval()))
+    default = sys.getswitchinterval()
+    try:
+        result = run("serve", env={"CALLNOW_ENGINE__ENABLED": "false"})
+    finally:
+        sys.setswitchinterval(default)
+    assert result.exit_code == 0, result.output
+    assert seen == [THREAD_SWITCH_INTERVAL_S]
+    assert THREAD_SWITCH_INTERVAL_S < default
