@@ -6,6 +6,8 @@ Each patch has a unit test of the defect and, where it shows on the wire, a SIPp
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
 
 import pytest
 from sippy.SipURL import SipURL
@@ -21,6 +23,7 @@ def test_all_patches_are_applied_on_import() -> None:
         "parse_error_response",
         "clock_without_ctypes",
         "my_attribute_check",
+        "prompt_thread_wakeups",
     }
 
 
@@ -139,3 +142,61 @@ async def test_bye_reaches_a_peer_whose_contact_says_transport_UDP(
     assert peer.wait() == 0, peer.diagnostics()
     assert len(peer.received("BYE")) == 1
     assert peer.received("BYE")[0].request_uri.endswith(";transport=udp")
+
+
+@pytest.fixture
+def hourly_ticker() -> Iterator[patches.WakeableTicker]:
+    """A ticker whose next tick is an hour away, run by a thread of its own as ED2's is."""
+    ticker = patches.WakeableTicker(freq=1 / 3600)
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            ticker.procrastinate()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    yield ticker
+    stop.set()
+    ticker.call_from_thread(lambda: None)
+    thread.join(5)
+
+
+def test_a_call_from_another_thread_wakes_the_ticker_before_its_next_tick(
+    hourly_ticker: patches.WakeableTicker,
+) -> None:
+    ran = threading.Event()
+
+    hourly_ticker.call_from_thread(ran.set)
+
+    assert ran.wait(10), "the call waited for the tick an hour away"
+
+
+def test_calls_from_other_threads_run_in_the_order_they_were_handed_over(
+    hourly_ticker: patches.WakeableTicker,
+) -> None:
+    seen: list[int] = []
+    done = threading.Event()
+
+    for number in range(100):
+        hourly_ticker.call_from_thread(seen.append, number)
+    hourly_ticker.call_from_thread(done.set)
+
+    assert done.wait(10)
+    assert seen == list(range(100))
+
+
+def test_the_ticker_still_returns_at_each_tick_with_nothing_to_do() -> None:
+    ticker = patches.WakeableTicker(freq=1000)
+    ticks = threading.Thread(target=lambda: [ticker.procrastinate() for _ in range(20)])
+
+    ticks.start()
+    ticks.join(10)
+
+    assert not ticks.is_alive()
+
+
+def test_sippy_event_loop_runs_on_the_wakeable_ticker() -> None:
+    from sippy.Core.EventDispatcher import ED2
+
+    assert isinstance(ED2.elp, patches.WakeableTicker)

@@ -9,11 +9,12 @@ several tests in one pytest process start and stop their own stack.
 Work goes in with `submit()` / `call()`; results and events go back to asyncio with
 `post_to_loop()`. Both directions are batched: work waits in a queue, and the other thread is
 woken only when no wake-up is pending already, so one wake-up carries everything queued
-meanwhile. Each wake-up is a system call (`ED2.callFromThread` is a ctypes call that signals the
-sippy thread; `loop.call_soon_threadsafe` writes to the loop's self-pipe), and each system call
-lets go of the GIL and then waits for it to come back, up to the other thread's 5 ms switch
-interval when that thread is busy. Under load many events arrive within one sippy tick (10 ms),
-so most of those waits are saved. Order is kept: one FIFO queue per direction, one consumer.
+meanwhile. Each wake-up costs a system call (`ED2.callFromThread` sets an event the sippy thread
+sleeps on, see patch 6 in `patches`; `loop.call_soon_threadsafe` writes to the loop's self-pipe),
+and each system call lets go of the GIL and then waits for it to come back, up to the other
+thread's switch interval when that thread is busy. Under load many events arrive while the
+other thread is still busy with the last batch, so most of those waits are saved. Order is
+kept: one FIFO queue per direction, one consumer.
 """
 
 from __future__ import annotations
