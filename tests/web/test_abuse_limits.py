@@ -1,5 +1,6 @@
 """Rate limits and destination policy: what a public page that places paid calls must refuse."""
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -9,7 +10,13 @@ from callnow.domain.destination_policy import PrefixList
 from callnow.store import profiles, provisioning
 from callnow.web.captcha import CaptchaBook
 from callnow.web.intake import Safeguards, Submission, submit
-from callnow.web.throttle import Throttle, number_block, source_network
+from callnow.web.throttle import (
+    SWEEP_INTERVAL_S,
+    SweptMemoryStorage,
+    Throttle,
+    number_block,
+    source_network,
+)
 from tests.web.helpers import all_requests, form_token
 
 NOW = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
@@ -195,3 +202,27 @@ def test_limits_are_shared_through_redis_when_several_processes_serve(world):
     page = random.randrange(10**9)  # and a page no earlier run has counted
     calls = [worker.owner_call(page, victim) for worker in (worker_a, worker_b) * 3]
     assert calls == [True, True, True, False, False, False]
+
+
+def test_in_process_counters_sweep_expired_entries_every_ten_seconds_not_after_each_hit():
+    throttle = Throttle(AbuseSettings(storage_url="memory://"))
+    counters = throttle._limiter.storage
+    counters.timer.cancel()  # as if the last sweep had just run
+    counters.timer.join()
+
+    assert throttle.attempt("198.51.100.7")
+
+    assert isinstance(counters, SweptMemoryStorage)
+    assert counters.timer.interval == SWEEP_INTERVAL_S
+    assert counters.timer.daemon  # a pending sweep never holds up the process's exit
+
+
+def test_a_window_that_has_passed_allows_again_before_any_sweep_ran():
+    throttle = Throttle(AbuseSettings(storage_url="memory://", per_source="1/second"))
+
+    assert throttle.attempt("198.51.100.7")
+    assert not throttle.attempt("198.51.100.7")
+    time.sleep(1.05)
+
+    assert throttle.attempt("198.51.100.7")
+    assert throttle._limiter.storage.timer.is_alive()  # the first sweep is still 10 s away
