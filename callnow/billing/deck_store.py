@@ -16,8 +16,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from typing import Any
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import Select, bindparam, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from callnow.billing.deck_csv import (
@@ -209,32 +211,51 @@ def rater_for_number(
     entries: dict[int, list[RateEntry]] = defaultdict(list)
     if decks and candidates:
         rows = session.scalars(
-            select(RateDeckEntryRow).where(
-                RateDeckEntryRow.deck_id.in_([deck.id for deck in decks]),
-                RateDeckEntryRow.prefix.in_(candidates),
-            )
+            _entries_query(), {"decks": [deck.id for deck in decks], "prefixes": candidates}
         )
         for row in rows:
             entries[row.deck_id].append(_entry(row))
     return Rater(_deck_set(decks, entries), policy)
 
 
-def _decks_in_force(
-    session: Session, tenant_id: int | None, at: datetime, currency: str
-) -> list[RateDeckRow]:
-    """The platform's deck in force at `at` and, for a tenant, its own: one query for both."""
-    owners: list[int | None] = [None] if tenant_id is None else [None, tenant_id]
+# Built once, with the values as parameters: rating runs for every call the engine dials, and
+# building and keying these statements cost more CPU than running them.
+@cache
+def _entries_query() -> Select[Any]:
+    return select(RateDeckEntryRow).where(
+        RateDeckEntryRow.deck_id.in_(bindparam("decks", expanding=True)),
+        RateDeckEntryRow.prefix.in_(bindparam("prefixes", expanding=True)),
+    )
+
+
+@cache
+def _decks_query(with_tenant: bool) -> Select[Any]:
+    owners = [RateDeckRow.tenant_id.is_(None)]
+    if with_tenant:
+        owners.append(RateDeckRow.tenant_id == bindparam("tenant_id"))
+    in_force = (
+        RateDeckRow.currency == bindparam("currency"),
+        RateDeckRow.effective_from <= bindparam("at", type_=RateDeckRow.effective_from.type),
+    )
     latest = [
         select(RateDeckRow.id)
-        .where(_owned_by(owner), RateDeckRow.currency == currency, RateDeckRow.effective_from <= at)
+        .where(owner, *in_force)
         .order_by(RateDeckRow.effective_from.desc(), RateDeckRow.id.desc())
         .limit(1)
         .scalar_subquery()
         for owner in owners
     ]
-    return list(
-        session.scalars(select(RateDeckRow).where(or_(*(RateDeckRow.id == i for i in latest))))
-    )
+    return select(RateDeckRow).where(or_(*(RateDeckRow.id == i for i in latest)))
+
+
+def _decks_in_force(
+    session: Session, tenant_id: int | None, at: datetime, currency: str
+) -> list[RateDeckRow]:
+    """The platform's deck in force at `at` and, for a tenant, its own: one query for both."""
+    values: dict[str, Any] = {"at": at, "currency": currency}
+    if tenant_id is not None:
+        values["tenant_id"] = tenant_id
+    return list(session.scalars(_decks_query(tenant_id is not None), values))
 
 
 def _deck_set(decks: list[RateDeckRow], entries: dict[int, list[RateEntry]]) -> DeckSet:

@@ -18,9 +18,21 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, event, exists, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    event,
+    exists,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapper, Session, aliased
 
 from callnow.domain.webhook_url import check_webhook_url
@@ -149,12 +161,11 @@ def _payload(delivery_id: str, request: dict[str, Any], event_row: dict[str, Any
     }
 
 
-def _enqueue(connection: Connection, event_row: dict[str, Any], *, check_existing: bool) -> int:
-    """Write one delivery per active endpoint of the request's owner and of its tenant.
+@cache
+def _endpoints_of_request() -> Select[Any]:
+    """The request's fields for the payload, once per active endpoint of its owner or tenant.
 
-    Plain Core on the flush's own connection, so it joins the same transaction. One SELECT finds
-    the request and its endpoints together, and returns nothing in the common case of no
-    webhook at all: this runs on every state change, including the engine's."""
+    Built once with the request id as a parameter: it runs on every state change."""
     owner_matches = and_(
         WebhookEndpoint.owner_user_id.is_not(None),
         WebhookEndpoint.owner_user_id == Extension.owner_user_id,
@@ -162,25 +173,34 @@ def _enqueue(connection: Connection, event_row: dict[str, Any], *, check_existin
     tenant_matches = and_(
         WebhookEndpoint.owner_user_id.is_(None), WebhookEndpoint.tenant_id == Extension.tenant_id
     )
-    found = (
-        connection.execute(
-            select(
-                WebhookEndpoint.id.label("endpoint_id"),
-                CallRequest.token,
-                CallRequest.number_e164,
-                CallRequest.caller_name,
-                Profile.callnow_id,
-            )
-            .select_from(CallRequest)
-            .join(Profile, Profile.id == CallRequest.profile_id)
-            .join(Extension, Extension.id == Profile.extension_id)
-            .join(
-                WebhookEndpoint,
-                and_(WebhookEndpoint.active.is_(True), or_(owner_matches, tenant_matches)),
-            )
-            .where(CallRequest.id == event_row["request_id"])
-            .order_by(WebhookEndpoint.id)
+    return (
+        select(
+            WebhookEndpoint.id.label("endpoint_id"),
+            CallRequest.token,
+            CallRequest.number_e164,
+            CallRequest.caller_name,
+            Profile.callnow_id,
         )
+        .select_from(CallRequest)
+        .join(Profile, Profile.id == CallRequest.profile_id)
+        .join(Extension, Extension.id == Profile.extension_id)
+        .join(
+            WebhookEndpoint,
+            and_(WebhookEndpoint.active.is_(True), or_(owner_matches, tenant_matches)),
+        )
+        .where(CallRequest.id == bindparam("request_id"))
+        .order_by(WebhookEndpoint.id)
+    )
+
+
+def _enqueue(connection: Connection, event_row: dict[str, Any], *, check_existing: bool) -> int:
+    """Write one delivery per active endpoint of the request's owner and of its tenant.
+
+    Plain Core on the flush's own connection, so it joins the same transaction. One SELECT finds
+    the request and its endpoints together, and returns nothing in the common case of no
+    webhook at all: this runs on every state change, including the engine's."""
+    found = (
+        connection.execute(_endpoints_of_request(), {"request_id": event_row["request_id"]})
         .mappings()
         .all()
     )
