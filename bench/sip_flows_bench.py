@@ -66,6 +66,7 @@ from _machine import (  # noqa: E402
     thread_cpu,
 )
 
+from callnow.bootstrap import tune_thread_switching  # noqa: E402
 from callnow.config import RtpengineSettings, Settings, SipSettings, TrunkSettings  # noqa: E402
 from callnow.domain.flow import AcceptanceMode, FlowLimits, RequestFacts  # noqa: E402
 from callnow.domain.request_state import RequestState  # noqa: E402
@@ -614,6 +615,9 @@ def main() -> int:
             sniff(args.sniff_port)
         return 0
     print_machine("CallNow: complete callback flows per second (live engine, SIPp phones)")
+    # As `callnow engine` and `callnow serve` run: the GIL handed over after 1 ms.
+    tune_thread_switching()
+    print(f"switch interval: {sys.getswitchinterval() * 1000:g} ms")
     return asyncio.run(main_async(args))
 
 
