@@ -84,6 +84,11 @@ def check_transition(current: RequestState, new: RequestState) -> None:
         raise IllegalTransition(f"a request cannot go from {current} to {new}")
 
 
+def states_before(new: RequestState) -> frozenset[RequestState]:
+    """Every state a request may move to `new` from."""
+    return frozenset(current for current, nexts in _ALLOWED.items() if new in nexts)
+
+
 # What a visitor reads for each state: plain words, no jargon.
 VISITOR_TEXT: dict[RequestState, str] = {
     S.RECEIVED: "We have your request.",

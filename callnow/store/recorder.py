@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import Insert, Update, bindparam, insert, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from callnow.domain.calls import (
@@ -23,8 +24,8 @@ from callnow.domain.calls import (
 )
 from callnow.domain.request_state import is_terminal
 from callnow.store.db import transaction
-from callnow.store.models import CallLeg, CallRequest
-from callnow.store.requests import move
+from callnow.store.models import CallLeg
+from callnow.store.requests import move_by_id
 
 log = logging.getLogger(__name__)
 REF_PREFIX = "req-"
@@ -63,42 +64,61 @@ class StoreRecorder:
             for write in writes:
                 match write:
                     case LegDialling(role=role, destination=destination, at=at):
-                        session.add(
-                            CallLeg(
-                                request_id=request_id,
-                                role=role.value,
-                                destination=destination,
-                                started_at=at,
-                            )
-                        )
                         # The unique (request, role) pair raises here if this leg was ever
                         # dialled before, and the whole unit is rolled back.
-                        session.flush()
+                        session.connection().execute(
+                            _dialling(),
+                            {
+                                "request_id": request_id,
+                                "role": role.value,
+                                "destination": destination,
+                                "started_at": at,
+                            },
+                        )
                     case LegRecorded(record=record):
                         leg_id = _complete_leg(session, request_id, record)
                         if leg_id is not None and record.disposition is Disposition.ANSWERED:
                             answered.append(leg_id)
                     case StateChanged(state=state, reason=reason, at=at):
-                        request = session.get(CallRequest, request_id)
-                        if request is None:
-                            raise LookupError(f"no request {request_id}")
-                        move(request, state, reason, now=at)
-                        if is_terminal(state):
-                            request.lease_expires_at = None  # done: nothing left to take over
+                        # A final state frees the lease: nothing left for another engine.
+                        done = is_terminal(state)
+                        move_by_id(session, request_id, state, reason, now=at, free_lease=done)
         return answered
 
 
+# Plain Core statements, built once: the engine writes these for every call it places.
+@cache
+def _dialling() -> Insert:
+    return insert(CallLeg.__table__).values(billable_seconds=0)
+
+
+@cache
+def _leg_ended() -> Update:
+    legs = CallLeg.__table__
+    ended = ("ringing_at", "answered_at", "ended_at", "sip_code", "disposition", "billable_seconds")
+    return (
+        update(legs)
+        .where(legs.c.request_id == bindparam("leg_request"), legs.c.role == bindparam("leg_role"))
+        # A bound name may not be a column's own name in an UPDATE's SET.
+        .values({column: bindparam(f"new_{column}") for column in ended})
+        .returning(legs.c.id)
+    )
+
+
 def _complete_leg(session: Session, request_id: int, record: CallRecord) -> int | None:
-    leg = session.scalars(
-        select(CallLeg).where(CallLeg.request_id == request_id, CallLeg.role == record.role.value)
-    ).first()
-    if leg is None:
+    leg_id = session.connection().execute(
+        _leg_ended(),
+        {
+            "leg_request": request_id,
+            "leg_role": record.role.value,
+            "new_ringing_at": record.ringing_at,
+            "new_answered_at": record.answered_at,
+            "new_ended_at": record.ended_at,
+            "new_sip_code": record.sip_code,
+            "new_disposition": record.disposition.value,
+            "new_billable_seconds": record.billable_seconds,
+        },
+    ).scalar()
+    if leg_id is None:
         log.error("call record for %s %s without its leg row", record.request_ref, record.role)
-        return None
-    leg.ringing_at = record.ringing_at
-    leg.answered_at = record.answered_at
-    leg.ended_at = record.ended_at
-    leg.sip_code = record.sip_code
-    leg.disposition = record.disposition.value
-    leg.billable_seconds = record.billable_seconds
-    return leg.id
+    return leg_id

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from functools import cache
+from typing import Any
 
-from sqlalchemy import inspect, select
+from sqlalchemy import Update, bindparam, inspect, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from callnow.domain.request_state import RequestState, check_transition
+from callnow.domain.request_state import RequestState, check_transition, states_before
 from callnow.store.models import CallRequest, Profile, RequestEvent, utcnow
 
 # 32 random bytes: 256 bits, far past guessing, URL-safe.
@@ -77,6 +79,57 @@ def move(
         RequestEvent(
             at=now or utcnow(), state=new_state.value, reason=reason[:200], details=details
         ),
+    )
+
+
+@cache
+def _move_statement(free_lease: bool) -> Update:
+    requests = CallRequest.__table__
+    values: dict[str, Any] = {"state": bindparam("new_state")}
+    if free_lease:
+        values["lease_expires_at"] = None
+    return (
+        update(requests)
+        .where(
+            requests.c.id == bindparam("request_id"),
+            requests.c.state.in_(bindparam("from_states", expanding=True)),
+        )
+        .values(values)
+    )
+
+
+def move_by_id(
+    session: Session,
+    request_id: int,
+    new_state: RequestState,
+    reason: str = "",
+    *,
+    now: datetime,
+    free_lease: bool = False,
+) -> None:
+    """`move` for a request that is not loaded: one conditional UPDATE and the history row.
+
+    The engine moves each request through several states, each in a short transaction of its
+    own; reading the row first cost a query and the ORM's loading on every step. The UPDATE
+    only matches a row whose state may move to `new_state`, so a move that the domain forbids
+    (or a request changed meanwhile by someone else) raises as `move` would, and writes nothing.
+    """
+    result = session.connection().execute(
+        _move_statement(free_lease),
+        {
+            "request_id": request_id,
+            "new_state": new_state.value,
+            "from_states": sorted(state.value for state in states_before(new_state)),
+        },
+    )
+    if result.rowcount != 1:
+        current = session.scalar(select(CallRequest.state).where(CallRequest.id == request_id))
+        if current is None:
+            raise LookupError(f"no request {request_id}")
+        check_transition(RequestState(current), new_state)
+        raise AssertionError(f"request {request_id} could not move to {new_state}")
+    session.add(
+        RequestEvent(request_id=request_id, at=now, state=new_state.value, reason=reason[:200])
     )
 
 

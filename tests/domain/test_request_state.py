@@ -8,6 +8,7 @@ from callnow.domain.request_state import (
     IllegalTransition,
     RequestState,
     check_transition,
+    states_before,
 )
 
 S = RequestState
@@ -49,3 +50,13 @@ def test_once_the_requester_may_have_been_called_the_request_cannot_be_cancelled
 
 def test_every_state_has_words_for_the_visitor():
     assert set(VISITOR_TEXT) == set(S)
+
+
+@pytest.mark.parametrize("new", list(S))
+def test_the_states_before_a_state_are_exactly_those_that_may_move_to_it(new):
+    for current in S:
+        if current in states_before(new):
+            check_transition(current, new)
+        else:
+            with pytest.raises(IllegalTransition):
+                check_transition(current, new)

@@ -22,7 +22,7 @@ from callnow.domain.calls import (
     LegRole,
     StateChanged,
 )
-from callnow.domain.request_state import RequestState
+from callnow.domain.request_state import IllegalTransition, RequestState
 from callnow.store import profiles, provisioning, queue
 from callnow.store.db import transaction
 from callnow.store.models import CallLeg, CallRequest, RequestEvent
@@ -214,6 +214,43 @@ def test_a_leg_dialled_before_refuses_the_whole_unit(world) -> None:
     with world.sessions() as session:
         assert session.get(CallRequest, request_id).state == RequestState.QUEUED.value
         assert session.scalar(select(func.count(CallLeg.id))) == 1
+
+
+def test_a_move_the_domain_forbids_writes_nothing_of_its_unit(world) -> None:
+    request_id = claimed_request_id(world)
+    recorder, _ = recorder_for(world)
+    with world.sessions() as session:
+        events_before = session.scalar(select(func.count(RequestEvent.id)))
+
+    with pytest.raises(IllegalTransition):  # queued cannot jump to connected
+        asyncio.run(
+            recorder.write(
+                request_ref(request_id),
+                [
+                    LegDialling(LegRole.OWNER, "001002", NOW),
+                    StateChanged(RequestState.CONNECTED, "impossible", NOW),
+                ],
+            )
+        )
+
+    with world.sessions() as session:
+        request = session.get(CallRequest, request_id)
+        assert request.state == RequestState.QUEUED.value
+        assert request.lease_expires_at is not None
+        assert session.scalar(select(func.count(RequestEvent.id))) == events_before
+        assert session.scalar(select(func.count(CallLeg.id))) == 0
+
+
+def test_a_state_change_for_a_request_that_does_not_exist_is_refused(world) -> None:
+    recorder, _ = recorder_for(world)
+
+    with pytest.raises(LookupError):
+        asyncio.run(
+            recorder.write(
+                request_ref(999_999),
+                [StateChanged(RequestState.CALLING_OWNER, "dialling_owner", NOW)],
+            )
+        )
 
 
 def record(request_id: int, role: LegRole, *, answered: bool) -> CallRecord:
