@@ -140,24 +140,27 @@ class Dispatcher:
     async def _claim_loop(self) -> None:
         engine = self._settings.engine
         while not self._stopping:
+            # Cleared before the claim, so a request queued while it runs still wakes us.
+            self._wake.clear()
+            more = False
             room = engine.max_concurrent_calls - len(self._running)
             if room > 0:
                 try:
-                    works = await asyncio.to_thread(self._claim, min(room, CLAIM_BATCH))
+                    works, more = await asyncio.to_thread(self._claim, min(room, CLAIM_BATCH))
                 except Exception:
                     log.exception("claiming requests failed")
                     works = []
                 for work in works:
                     await self._start(work)
-                if works:
-                    continue
-            self._wake.clear()
+            if more:
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), engine.poll_interval_s)
 
-    def _claim(self, limit: int) -> list[Work]:
+    def _claim(self, limit: int) -> tuple[list[Work], bool]:
         """Claim up to `limit` requests and check each may cost money; refused ones end here
-        as failed, in the same transaction."""
+        as failed, in the same transaction. Also says whether more may be waiting (the batch
+        was full): only then is it worth claiming again before the next wake-up."""
         engine = self._settings.engine
         now = self._clock()
         with transaction(self._sessions) as session:
@@ -172,11 +175,11 @@ class Dispatcher:
                     max_per_tenant=engine.max_calls_per_tenant,
                 )
                 if not requests:
-                    return []
+                    return [], False
                 works = [self._prepare(session, request, now) for request in requests]
                 dialable = [work for work in works if work is not None]
                 if dialable:
-                    return dialable
+                    return dialable, len(requests) == limit
 
     def _prepare(self, session: Session, request: CallRequest, now: datetime) -> Work | None:
         profile = request.profile

@@ -1,0 +1,112 @@
+"""The dispatcher's claim loop, on SQLite and PostgreSQL, with an engine that dials nothing.
+
+It claims when woken and not otherwise: a request queued while a claim is running is claimed
+at once, not at the next poll, and a claim that emptied the queue is not followed by another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+
+from callnow.bootstrap import seed_default_deck
+from callnow.config import EngineSettings
+from callnow.domain.flow import FlowLimits, RequestFacts
+from callnow.engine.dispatcher import Dispatcher
+from callnow.store import queue
+from callnow.store.db import transaction
+from callnow.store.recorder import request_ref
+from tests.support.world import queued_request
+
+# Far longer than any test waits: a request claimed in time was claimed because of a wake-up.
+POLL_S = 30.0
+
+
+class StartsNothing:
+    """A CallbackEngine that notes which callbacks it was asked to start and runs none."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.changed = asyncio.Event()
+
+    async def start_callback(self, facts: RequestFacts, limits: FlowLimits) -> SimpleNamespace:
+        self.started.append(facts.request_ref)
+        self.changed.set()
+        outcome = asyncio.get_running_loop().create_future()
+        return SimpleNamespace(outcome=outcome, cancel=lambda reason: None)
+
+    async def shutdown(self, reason: str = "") -> None:
+        return None
+
+    async def wait_for_starts(self, count: int) -> None:
+        async with asyncio.timeout(10):
+            while len(self.started) < count:
+                self.changed.clear()
+                await self.changed.wait()
+
+
+@pytest.fixture
+def dispatcher_world(world):
+    with transaction(world.sessions) as session:
+        seed_default_deck(session)
+    settings = world.settings.model_copy(update={"engine": EngineSettings(poll_interval_s=POLL_S)})
+    engine = StartsNothing()
+    return world, Dispatcher(world.sessions, engine, settings), engine
+
+
+def count_claims(monkeypatch, during_claim=lambda call: None) -> list[int]:
+    calls: list[int] = []
+    claim_batch = queue.claim_batch
+
+    def counted(*args, **kwargs):
+        calls.append(len(calls) + 1)
+        claimed = claim_batch(*args, **kwargs)
+        during_claim(len(calls))
+        return claimed
+
+    monkeypatch.setattr(queue, "claim_batch", counted)
+    return calls
+
+
+async def test_a_request_queued_while_a_claim_runs_is_claimed_without_waiting_for_the_poll(
+    dispatcher_world, monkeypatch
+) -> None:
+    world, dispatcher, engine = dispatcher_world
+    arrived: list[int] = []
+
+    def a_visitor_posts_meanwhile(call: int) -> None:
+        if call == 1:  # the dispatcher's first look finds nothing; a request lands meanwhile
+            with transaction(world.sessions) as session:
+                arrived.append(queued_request(session, "alice", "+61290375678").id)
+            dispatcher.wake()
+
+    count_claims(monkeypatch, a_visitor_posts_meanwhile)
+
+    await dispatcher.start()
+    try:
+        await engine.wait_for_starts(1)
+    finally:
+        await dispatcher.stop()
+
+    assert engine.started == [request_ref(arrived[0])]
+
+
+async def test_a_claim_that_emptied_the_queue_is_not_followed_by_another(
+    dispatcher_world, monkeypatch
+) -> None:
+    world, dispatcher, engine = dispatcher_world
+    with transaction(world.sessions) as session:
+        queued_request(session, "alice", "+61290375678")
+        queued_request(session, "bob", "+61290375679")
+    claims = count_claims(monkeypatch)
+
+    await dispatcher.start()
+    try:
+        await engine.wait_for_starts(2)
+        await asyncio.sleep(0.3)  # room for a needless second claim to show up
+    finally:
+        await dispatcher.stop()
+
+    assert claims == [1]  # both in one batch, and the batch was not full: nothing more to look for
