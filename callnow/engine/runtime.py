@@ -31,12 +31,19 @@ NOTIFY_CHANNEL = "callnow_queue"
 
 
 class QueueListener:
-    """LISTEN on PostgreSQL in a thread of its own and wake the dispatcher on each NOTIFY."""
+    """LISTEN on PostgreSQL in a thread of its own and wake the dispatcher on each NOTIFY.
 
-    def __init__(self, database_url: str, wake: Callable[[], None]) -> None:
+    A NOTIFY whose payload is `ignore_sender` came from this very process, whose web already
+    woke the dispatcher directly: waking it again would only cost an empty claim.
+    """
+
+    def __init__(
+        self, database_url: str, wake: Callable[[], None], *, ignore_sender: str | None = None
+    ) -> None:
         url = make_url(database_url).set(drivername="postgresql")
         self._dsn = url.render_as_string(hide_password=False)
         self._wake = wake
+        self._ignore_sender = ignore_sender
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="queue-listener", daemon=True)
 
@@ -55,8 +62,9 @@ class QueueListener:
                 with psycopg.connect(self._dsn, autocommit=True) as connection:
                     connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     while not self._stop.is_set():
-                        for _ in connection.notifies(timeout=1.0, stop_after=1):
-                            self._wake()
+                        for note in connection.notifies(timeout=1.0, stop_after=1):
+                            if note.payload != self._ignore_sender:
+                                self._wake()
             except Exception:
                 # Polling still finds the work; try to listen again shortly.
                 log.exception("queue listener lost its connection")
@@ -79,7 +87,10 @@ class EngineRuntime:
         sessions: sessionmaker[Session],
         *,
         limits: FlowLimits | None = None,
+        woken_in_process_by: str | None = None,
     ) -> EngineRuntime:
+        """`woken_in_process_by`: the NOTIFY payload of a web in this process that wakes the
+        dispatcher itself after each commit (see `web.queue_wakeup`)."""
         telephony = await LiveTelephony.start(settings)
         loop = asyncio.get_running_loop()
         dispatcher_box: list[Dispatcher] = []
@@ -97,7 +108,11 @@ class EngineRuntime:
         dispatcher.housekeeping_hooks.append(expire_web_confirmations)
         listener = None
         if settings.effective_database_url.startswith("postgresql"):
-            listener = QueueListener(settings.effective_database_url, dispatcher.wake)
+            listener = QueueListener(
+                settings.effective_database_url,
+                dispatcher.wake,
+                ignore_sender=woken_in_process_by,
+            )
             listener.start()
         try:
             await dispatcher.start()

@@ -49,7 +49,10 @@ def create_app(settings: Settings, *, with_engine: bool = False) -> FastAPI:
             return
         from callnow.engine.runtime import EngineRuntime
 
-        runtime = await EngineRuntime.start(settings, sessions)
+        # This process's own web wakes the dispatcher directly (installed below).
+        runtime = await EngineRuntime.start(
+            settings, sessions, woken_in_process_by=queue_wakeup.sender()
+        )
         app.state.runtime = runtime
         state.wake = runtime.dispatcher.wake
         try:

@@ -2,11 +2,14 @@
 
 Intake marks the session; after the commit an in-process engine is woken at once, and on
 PostgreSQL a `NOTIFY` sent inside the same transaction reaches engines in other processes (the
-server delivers it at commit, never for a rolled-back request).
+server delivers it at commit, never for a rolled-back request). Its payload names the sending
+process, so an engine in the same process can ignore what it was already woken for.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 
 from sqlalchemy import event, text
@@ -14,6 +17,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 NOTIFY_CHANNEL = "callnow_queue"
 _MARK = "callnow_queued"
+
+
+_HOST = socket.gethostname()
+
+
+def sender() -> str:
+    """This process, as named in the payload of its NOTIFY (the pid is read at each call:
+    a forked worker is a sender of its own)."""
+    return f"{_HOST}-{os.getpid()}"
 
 
 def nobody() -> None:
@@ -24,7 +36,10 @@ def queued(session: Session) -> None:
     """Call when this session stored work an engine should pick up."""
     session.info[_MARK] = True
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+        session.execute(
+            text("SELECT pg_notify(:channel, :sender)"),
+            {"channel": NOTIFY_CHANNEL, "sender": sender()},
+        )
 
 
 def install(sessions: sessionmaker[Session], wake: Callable[[], Callable[[], None]]) -> None:
