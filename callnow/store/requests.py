@@ -10,7 +10,12 @@ from typing import Any
 from sqlalchemy import Update, bindparam, inspect, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from callnow.domain.request_state import RequestState, check_transition, states_before
+from callnow.domain.request_state import (
+    IllegalTransition,
+    RequestState,
+    check_transition,
+    states_before,
+)
 from callnow.store.models import CallRequest, Profile, RequestEvent, utcnow
 
 # 32 random bytes: 256 bits, far past guessing, URL-safe.
@@ -127,7 +132,8 @@ def move_by_id(
         if current is None:
             raise LookupError(f"no request {request_id}")
         check_transition(RequestState(current), new_state)
-        raise AssertionError(f"request {request_id} could not move to {new_state}")
+        # Allowed from what is stored now: it changed between our UPDATE and this read.
+        raise IllegalTransition(f"request {request_id} changed while moving to {new_state}")
     session.add(
         RequestEvent(request_id=request_id, at=now, state=new_state.value, reason=reason[:200])
     )
