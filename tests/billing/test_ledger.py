@@ -28,7 +28,7 @@ from callnow.domain.rating import (
 from callnow.store.billing_models import ChargeRow, RateDeckRow
 from callnow.store.db import make_engine, make_session_factory, transaction
 from callnow.store.models import CallLeg, CallRequest, Extension, Profile, Tenant
-from tests.support.world import seed_owner
+from tests.support.world import seed_two_owners
 
 JAN_1 = datetime(2026, 1, 1, tzinfo=UTC)
 NOV_20_2PM_SYDNEY = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)  # 14:00 AEDT
@@ -52,26 +52,6 @@ def deck_csv(*rows: str) -> str:
 
 
 # ---------------------------------------------------------------------------- shared helpers
-
-
-def seed_two_owners(session: Session) -> None:
-    """The same two owners as the `world` fixture: Alice (Sydney) and Bob (Melbourne)."""
-    seed_owner(
-        session,
-        tenant="Alice Pty",
-        email="alice@example.com",
-        internal="001002",
-        external="02 9037 1234",
-        callnow_id="alice",
-    )
-    seed_owner(
-        session,
-        tenant="Bob Pty",
-        email="bob@example.com",
-        internal="002001",
-        external="03 9000 1111",
-        callnow_id="bob",
-    )
 
 
 def extension_id(session: Session, internal: str) -> int:

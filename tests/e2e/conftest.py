@@ -12,7 +12,7 @@ from callnow.config import EngineSettings, Settings, SipSettings, TrunkSettings,
 from callnow.store.db import make_engine, make_session_factory, transaction
 from callnow.store.models import CallRequest
 from tests.peers.rtpengine import free_udp_port
-from tests.support.world import seed_owner
+from tests.support.world import seed_alice
 from tests.web.helpers import form_token
 
 
@@ -66,14 +66,7 @@ def callback_service(db_url, sipp_peer, rtpengine_settings, tmp_path):
         engine = make_engine(db_url)
         sessions = make_session_factory(engine)
         with transaction(sessions) as session:
-            seed_owner(
-                session,
-                tenant="Alice Pty",
-                email="alice@example.com",
-                internal="001002",
-                external="02 9037 1234",
-                callnow_id="alice",
-            )
+            seed_alice(session)
             seed_default_deck(session)
         return settings, sessions, owner, trunk
 

@@ -28,7 +28,7 @@ from callnow.store.models import CallLeg, CallRequest
 from callnow.store.requests import record_new
 from tests.peers.rtpengine import free_udp_port, reserved_rtp_block
 from tests.peers.sipp import SippPeer
-from tests.support.world import seed_owner
+from tests.support.world import seed_alice
 
 pytestmark = pytest.mark.peers
 LEASE_S = 4
@@ -76,14 +76,7 @@ def rig(db_url, sipp_peer, tmp_path):
     engine = make_engine(db_url)
     sessions = make_session_factory(engine)
     with transaction(sessions) as session:
-        seed_owner(
-            session,
-            tenant="Alice Pty",
-            email="alice@example.com",
-            internal="001002",
-            external="02 9037 1234",
-            callnow_id="alice",
-        )
+        seed_alice(session)
         seed_default_deck(session)
 
     def queue_request(number: str) -> int:

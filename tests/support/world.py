@@ -97,8 +97,8 @@ def seed_owner(
     profile.image_validation = False
 
 
-def seed_two_owners(session: Session) -> None:
-    """Alice (alice, extension 001002) and Bob (bob, extension 002001), each a tenant of one."""
+def seed_alice(session: Session) -> None:
+    """Alice (alice, extension 001002, external 02 9037 1234), a tenant of one."""
     seed_owner(
         session,
         tenant="Alice Pty",
@@ -107,6 +107,11 @@ def seed_two_owners(session: Session) -> None:
         external="02 9037 1234",
         callnow_id="alice",
     )
+
+
+def seed_two_owners(session: Session) -> None:
+    """Alice (alice, extension 001002) and Bob (bob, extension 002001), each a tenant of one."""
+    seed_alice(session)
     seed_owner(
         session,
         tenant="Bob Pty",
