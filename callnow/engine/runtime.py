@@ -22,12 +22,12 @@ from callnow.engine.dispatcher import Dispatcher
 from callnow.engine.live import LiveTelephony
 from callnow.engine.runner import CallbackEngine
 from callnow.store import webhooks as _webhook_outbox  # noqa: F401  (registers the outbox)
+from callnow.store.queue import NOTIFY_CHANNEL
 from callnow.store.recorder import StoreRecorder
 from callnow.store.web_confirmation import expire_web_confirmations
 from callnow.webhooks.sender import WebhookSender
 
 log = logging.getLogger(__name__)
-NOTIFY_CHANNEL = "callnow_queue"
 
 
 class QueueListener:

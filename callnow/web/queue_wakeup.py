@@ -15,7 +15,8 @@ from collections.abc import Callable
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session, sessionmaker
 
-NOTIFY_CHANNEL = "callnow_queue"
+from callnow.store.queue import NOTIFY_CHANNEL
+
 _MARK = "callnow_queued"
 
 
