@@ -5,17 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callnow.domain.decision import Outcome, decide
 from callnow.domain.destination_policy import VISITOR_MESSAGE, PrefixList, check_destination
 from callnow.domain.names import InvalidName, clean_caller_name
 from callnow.domain.phone import InvalidNumber, parse_caller_number
-from callnow.domain.request_state import TERMINAL, RequestState
-from callnow.store import do_not_call, profiles
+from callnow.domain.request_state import RequestState
+from callnow.store import profiles
 from callnow.store import requests as request_store
-from callnow.store.models import CallRequest, Profile, RequestEvent
+from callnow.store.models import CallRequest, Profile
 from callnow.store.profiles import destination_policy
 from callnow.web import queue_wakeup
 from callnow.web.captcha import CaptchaBook
@@ -82,16 +81,24 @@ def submit(
         return IntakeResult(errors=errors)
     tenant = profiles.tenant_of(profile)
     policy = destination_policy(tenant, safeguards.platform_prefixes)
-    if check_destination(number.e164, policy) or do_not_call.is_listed(session, number.e164):
+    if check_destination(number.e164, policy):
         return IntakeResult(errors={"number": VISITOR_MESSAGE})
-
-    pending = _open_request_for(session, profile, number.e164)
-    if pending is not None:
+    standing = request_store.standing_of(
+        session, profile.id, number.e164, since=now - safeguards.decline_cooldown
+    )
+    if standing.do_not_call:
+        return IntakeResult(errors={"number": VISITOR_MESSAGE})
+    # One number, one call: a request still in progress is returned, not repeated.
+    if standing.open_request_id is not None:
+        pending = session.get(CallRequest, standing.open_request_id)
         return IntakeResult(request=pending, existing=True)
 
-    declined = _declined_since(session, profile, number.e164, now - safeguards.decline_cooldown)
     decision = decide(
-        profiles.preferences_of(profile), number, name, now, recently_declined=declined
+        profiles.preferences_of(profile),
+        number,
+        name,
+        now,
+        recently_declined=standing.declined_since,
     )
     final = RequestState.REJECTED if decision.outcome is Outcome.REJECT else RequestState.QUEUED
     if final is RequestState.QUEUED and not safeguards.throttle.owner_call(profile.id, number.e164):
@@ -116,26 +123,3 @@ def submit(
         queue_wakeup.queued(session)
     return IntakeResult(request=request)
 
-
-def _declined_since(session: Session, profile: Profile, e164: str, since: datetime) -> bool:
-    query = (
-        select(RequestEvent.id)
-        .join(CallRequest, RequestEvent.request_id == CallRequest.id)
-        .where(
-            CallRequest.profile_id == profile.id,
-            CallRequest.number_e164 == e164,
-            RequestEvent.state == RequestState.OWNER_DECLINED.value,
-            RequestEvent.at >= since,
-        )
-    )
-    return session.scalars(query.limit(1)).first() is not None
-
-
-def _open_request_for(session: Session, profile: Profile, e164: str) -> CallRequest | None:
-    """One number, one call: a request still in progress is returned, not repeated."""
-    query = select(CallRequest).where(
-        CallRequest.profile_id == profile.id,
-        CallRequest.number_e164 == e164,
-        CallRequest.state.not_in([s.value for s in TERMINAL]),
-    )
-    return session.scalars(query.order_by(CallRequest.id.desc())).first()
