@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -23,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    RowMapping,
     Select,
     and_,
     bindparam,
@@ -193,17 +195,33 @@ def _endpoints_of_request() -> Select[Any]:
     )
 
 
+_FOUND_IN_TRANSACTION = "callnow_webhook_endpoints"
+
+
+def _endpoints_in_transaction(connection: Connection, request_id: int) -> Sequence[RowMapping]:
+    """`_endpoints_of_request`, asked once per request and transaction: a new request writes
+    two history rows in one flush, and each asked the same question of the database."""
+    transaction = connection.get_transaction()
+    known = connection.info.get(_FOUND_IN_TRANSACTION)
+    if known is None or known[0] is not transaction:
+        known = connection.info[_FOUND_IN_TRANSACTION] = (transaction, {})
+    found = known[1].get(request_id)
+    if found is None:
+        found = known[1][request_id] = (
+            connection.execute(_endpoints_of_request(), {"request_id": request_id})
+            .mappings()
+            .all()
+        )
+    return found
+
+
 def _enqueue(connection: Connection, event_row: dict[str, Any], *, check_existing: bool) -> int:
     """Write one delivery per active endpoint of the request's owner and of its tenant.
 
     Plain Core on the flush's own connection, so it joins the same transaction. One SELECT finds
     the request and its endpoints together, and returns nothing in the common case of no
     webhook at all: this runs on every state change, including the engine's."""
-    found = (
-        connection.execute(_endpoints_of_request(), {"request_id": event_row["request_id"]})
-        .mappings()
-        .all()
-    )
+    found = _endpoints_in_transaction(connection, event_row["request_id"])
     if not found:
         return 0
     already: set[int] = set()

@@ -22,6 +22,7 @@ from callnow.store.models import Tenant, WebhookDelivery, utcnow
 from callnow.webhooks.retry import RetryPolicy
 from callnow.webhooks.sender import WebhookSender
 from callnow.webhooks.signing import verify
+from tests.support.world import queued_request
 from tests.web.helpers import all_requests, form_token, post_form
 from tests.web.test_portal import log_in
 
@@ -279,6 +280,23 @@ def test_owner_and_tenant_endpoints_each_get_every_event_of_their_requests(world
         # An explicit enqueue after the listener did it adds nothing.
         loaded = request_store.by_token(session, request.token)
         assert store.enqueue_for_event(session, loaded, loaded.events[-1]) == 0
+
+
+def test_an_endpoint_set_after_a_request_came_gets_its_later_events(world, receiver):
+    # All on one connection: what was looked up for the request before must not be reused.
+    with world.sessions() as session, session.begin():
+        request = queued_request(session, "alice", "+61290375678")
+    assert deliveries(world) == []
+    with world.sessions() as session, session.begin():
+        alice_tenant = session.scalars(select(Tenant).where(Tenant.name == "Alice Pty")).one()
+        store.set_tenant_url(session, alice_tenant.id, receiver.url)
+
+    move(world, request.token, S.CALLING_OWNER)
+
+    rows = deliveries(world)
+    assert [(d.request_id, d.payload["request"]["state"]) for d in rows] == [
+        (request.id, S.CALLING_OWNER.value)
+    ]
 
 
 async def test_a_cleared_webhook_stops_new_deliveries_and_gives_up_pending_ones(world, receiver):
