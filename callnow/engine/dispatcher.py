@@ -37,7 +37,7 @@ from callnow.domain.flow import AcceptanceMode, FlowLimits, Outcome, RequestFact
 from callnow.domain.rating import BudgetRefused
 from callnow.domain.request_state import RequestState, is_terminal
 from callnow.engine.runner import CallbackEngine, CallbackHandle
-from callnow.store import do_not_call, queue
+from callnow.store import queue
 from callnow.store.db import transaction
 from callnow.store.models import CallRequest
 from callnow.store.profiles import destination_policy
@@ -195,7 +195,7 @@ class Dispatcher:
         refusal = check_destination(request.number_e164, policy)
         if refusal is not None:
             return self._refuse(request, f"destination refused: {refusal}", now)
-        if do_not_call.is_listed(session, request.number_e164):
+        if request.number_on_do_not_call:
             return self._refuse(request, "the number is on the do-not-call list", now)
         # A stale reservation of this very request (an earlier claim) must not count against it.
         request.reserved_minor = None

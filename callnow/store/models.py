@@ -17,8 +17,9 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    exists,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 
 
 def utcnow() -> datetime:
@@ -182,6 +183,17 @@ class Rule(Base):
     name_value: Mapped[str | None] = mapped_column(String(60), nullable=True)
 
 
+class DoNotCall(Base):
+    """Numbers whose owners asked never to be called by any CallNow page."""
+
+    __tablename__ = "do_not_call"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    e164: Mapped[str] = mapped_column(String(20), unique=True)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
 class CallRequest(Base):
     __tablename__ = "call_requests"
 
@@ -210,6 +222,11 @@ class CallRequest(Base):
     # What the call may cost at most (gross minor units), held against the owner's budget from
     # dispatch until its charge is posted, so calls running at once cannot overrun it together.
     reserved_minor: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Whether the number is on the do-not-call list now. Deferred: the engine's claim asks for
+    # it with the row, so checking before it dials costs no query of its own.
+    number_on_do_not_call: Mapped[bool] = column_property(
+        exists().where(DoNotCall.e164 == number_e164), deferred=True
+    )
 
     profile: Mapped[Profile] = relationship()
     events: Mapped[list[RequestEvent]] = relationship(
@@ -344,14 +361,3 @@ class WebhookDelivery(Base):
     __table_args__ = (
         UniqueConstraint("endpoint_id", "request_event_id", name="uq_webhook_deliveries_event"),
     )
-
-
-class DoNotCall(Base):
-    """Numbers whose owners asked never to be called by any CallNow page."""
-
-    __tablename__ = "do_not_call"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    e164: Mapped[str] = mapped_column(String(20), unique=True)
-    reason: Mapped[str] = mapped_column(String(200), default="")
-    added_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -18,7 +18,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Select, bindparam, exists, func, or_, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, undefer
 
 from callnow.domain import request_state
 from callnow.domain.request_state import RequestState
@@ -84,8 +84,10 @@ def _take(postgres: bool) -> Select[Any]:
         select(CallRequest)
         .where(CallRequest.id.in_(bindparam("ids", expanding=True)), *_claimable())
         .order_by(CallRequest.id)
-        # The dispatcher reads the owner's extension and tenant next: one query, not four.
+        # The dispatcher reads the owner's extension and tenant next, and whether the number is
+        # on the do-not-call list: one query, not five.
         .options(
+            undefer(CallRequest.number_on_do_not_call),
             joinedload(CallRequest.profile, innerjoin=True)
             .joinedload(Profile.extension, innerjoin=True)
             .joinedload(Extension.tenant, innerjoin=True)

@@ -14,8 +14,10 @@ import pytest
 from callnow.bootstrap import seed_default_deck
 from callnow.config import EngineSettings
 from callnow.domain.flow import FlowLimits, RequestFacts
+from callnow.domain.request_state import RequestState
 from callnow.engine.dispatcher import Dispatcher
-from callnow.store import queue
+from callnow.store import do_not_call, queue
+from callnow.store import requests as request_store
 from callnow.store.db import transaction
 from callnow.store.recorder import request_ref
 from tests.support.world import queued_request
@@ -110,3 +112,21 @@ async def test_a_claim_that_emptied_the_queue_is_not_followed_by_another(
         await dispatcher.stop()
 
     assert claims == [1]  # both in one batch, and the batch was not full: nothing more to look for
+
+
+def test_a_number_put_on_the_do_not_call_list_after_it_was_queued_is_never_dialled(
+    dispatcher_world,
+) -> None:
+    world, dispatcher, _engine = dispatcher_world
+    with transaction(world.sessions) as session:
+        listed = queued_request(session, "alice", "+61290375678")
+        allowed = queued_request(session, "bob", "+61290375679")
+        do_not_call.add(session, "+61290375678", "asked us never to call")
+
+    works, _more = dispatcher._claim(10)
+
+    assert [work.request_id for work in works] == [allowed.id]
+    with world.sessions() as session:
+        refused = request_store.by_token(session, listed.token)
+        assert refused.state == RequestState.FAILED.value
+        assert refused.events[-1].reason == "the number is on the do-not-call list"
