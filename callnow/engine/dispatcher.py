@@ -68,6 +68,16 @@ class Work:
     limits: FlowLimits
 
 
+@dataclass(frozen=True)
+class ClaimRound:
+    works: list[Work]
+    # The batch was full: more may be waiting, so claim again before the next wake-up.
+    more: bool
+    # A request waits for room (its owner, its tenant or this engine is at the limit): claim
+    # again when a call ends. Otherwise a call's end is no reason to look.
+    held_back: bool
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -103,6 +113,8 @@ class Dispatcher:
         self._housekeeping_task: asyncio.Task[None] | None = None
         self._cancel_task: asyncio.Task[None] | None = None
         self._cancelled: set[int] = set()
+        self._held_back = False
+        self._calls_ended = 0
         self.housekeeping_hooks: list[Callable[[Session, datetime], object]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -142,30 +154,31 @@ class Dispatcher:
         while not self._stopping:
             # Cleared before the claim, so a request queued while it runs still wakes us.
             self._wake.clear()
-            more = False
+            ended_before = self._calls_ended
+            claimed = ClaimRound([], more=False, held_back=True)
             room = engine.max_concurrent_calls - len(self._running)
             if room > 0:
                 try:
-                    works, more = await asyncio.to_thread(self._claim, min(room, CLAIM_BATCH))
+                    claimed = await asyncio.to_thread(self._claim, min(room, CLAIM_BATCH))
                 except Exception:
                     log.exception("claiming requests failed")
-                    works = []
-                for work in works:
+                for work in claimed.works:
                     await self._start(work)
-            if more:
+            self._held_back = claimed.held_back
+            # A call that ended while the claim ran may have made the room it lacked.
+            if claimed.more or (claimed.held_back and self._calls_ended != ended_before):
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), engine.poll_interval_s)
 
-    def _claim(self, limit: int) -> tuple[list[Work], bool]:
+    def _claim(self, limit: int) -> ClaimRound:
         """Claim up to `limit` requests and check each may cost money; refused ones end here
-        as failed, in the same transaction. Also says whether more may be waiting (the batch
-        was full): only then is it worth claiming again before the next wake-up."""
+        as failed, in the same transaction."""
         engine = self._settings.engine
         now = self._clock()
         with transaction(self._sessions) as session:
             while True:
-                requests = queue.claim_batch(
+                requests, held_back = queue.claim_batch(
                     session,
                     self.engine_id,
                     engine.lease_s,
@@ -175,11 +188,11 @@ class Dispatcher:
                     max_per_tenant=engine.max_calls_per_tenant,
                 )
                 if not requests:
-                    return [], False
+                    return ClaimRound([], more=False, held_back=held_back)
                 works = [self._prepare(session, request, now) for request in requests]
                 dialable = [work for work in works if work is not None]
                 if dialable:
-                    return dialable, len(requests) == limit
+                    return ClaimRound(dialable, len(requests) == limit, held_back)
 
     def _prepare(self, session: Session, request: CallRequest, now: datetime) -> Work | None:
         profile = request.profile
@@ -251,7 +264,9 @@ class Dispatcher:
         ended = not outcome.cancelled() and is_terminal(outcome.result().state)
         if self._loop is not None and not ended:
             self._loop.create_task(asyncio.to_thread(self._release, request_id))
-        self._wake.set()  # an extension may have room again
+        self._calls_ended += 1
+        if self._held_back:  # the owner or tenant whose call ended may have room again
+            self._wake.set()
 
     def _release(self, request_id: int) -> None:
         with transaction(self._sessions) as session:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload, undefer
@@ -114,6 +114,13 @@ def _busy(
     return per_extension, per_tenant
 
 
+class Claimed(NamedTuple):
+    requests: list[CallRequest]
+    # Some request waits only for its owner or tenant to have room: when a call of theirs ends,
+    # claim again.
+    held_back: bool
+
+
 def claim_batch(
     session: Session,
     engine_id: str,
@@ -123,31 +130,34 @@ def claim_batch(
     limit: int,
     max_per_extension: int = 1,
     max_per_tenant: int = 1_000,
-) -> list[CallRequest]:
+) -> Claimed:
     """Take up to `limit` of the oldest claimable requests whose owners and tenants have room.
 
     A backlog is claimed a batch at a time: one round of queries and one commit for many
     requests instead of one each. Each comes with its owner's extension and tenant loaded.
     """
     if limit < 1:
-        return []
+        return Claimed([], held_back=False)
     candidates = session.execute(_candidates(max(50, 2 * limit)), {"now": now}).all()
     if not candidates:
-        return []
+        return Claimed([], held_back=False)
     per_extension, per_tenant = _busy(session, now, {tenant_id for _, _, tenant_id in candidates})
     chosen: list[int] = []
+    held_back = False
     for request_id, extension_id, tenant_id in candidates:
         if len(chosen) == limit:
             break
-        if per_extension[extension_id] >= max_per_extension:
-            continue
-        if per_tenant[tenant_id] >= max_per_tenant:
+        if (
+            per_extension[extension_id] >= max_per_extension
+            or per_tenant[tenant_id] >= max_per_tenant
+        ):
+            held_back = True
             continue
         per_extension[extension_id] += 1
         per_tenant[tenant_id] += 1
         chosen.append(request_id)
     if not chosen:
-        return []
+        return Claimed([], held_back)
     postgres = session.get_bind().dialect.name == "postgresql"
     claimed = list(session.scalars(_take(postgres), {"now": now, "ids": chosen}).unique())
     for request in claimed:
@@ -155,7 +165,7 @@ def claim_batch(
         request.lease_expires_at = now + timedelta(seconds=lease_s)
         request.claim_count = (request.claim_count or 0) + 1
     session.flush()
-    return claimed
+    return Claimed(claimed, held_back)
 
 
 def renew(

@@ -19,6 +19,7 @@ from callnow.engine.dispatcher import Dispatcher
 from callnow.store import do_not_call, queue
 from callnow.store import requests as request_store
 from callnow.store.db import transaction
+from callnow.store.models import utcnow
 from callnow.store.recorder import request_ref
 from tests.support.world import queued_request
 
@@ -31,13 +32,25 @@ class StartsNothing:
 
     def __init__(self) -> None:
         self.started: list[str] = []
+        self.outcomes: dict[str, asyncio.Future] = {}
         self.changed = asyncio.Event()
 
     async def start_callback(self, facts: RequestFacts, limits: FlowLimits) -> SimpleNamespace:
         self.started.append(facts.request_ref)
         self.changed.set()
         outcome = asyncio.get_running_loop().create_future()
+        self.outcomes[facts.request_ref] = outcome
         return SimpleNamespace(outcome=outcome, cancel=lambda reason: None)
+
+    def end(self, sessions, request_id: int) -> None:
+        """The callback ends as failed: stored as the recorder stores it, then reported."""
+        with transaction(sessions) as session:
+            request_store.move_by_id(
+                session, request_id, RequestState.FAILED, "test", now=utcnow(), free_lease=True
+            )
+        self.outcomes[request_ref(request_id)].set_result(
+            SimpleNamespace(state=RequestState.FAILED)
+        )
 
     async def shutdown(self, reason: str = "") -> None:
         return None
@@ -123,10 +136,50 @@ def test_a_number_put_on_the_do_not_call_list_after_it_was_queued_is_never_diall
         allowed = queued_request(session, "bob", "+61290375679")
         do_not_call.add(session, "+61290375678", "asked us never to call")
 
-    works, _more = dispatcher._claim(10)
+    claimed = dispatcher._claim(10)
 
-    assert [work.request_id for work in works] == [allowed.id]
+    assert [work.request_id for work in claimed.works] == [allowed.id]
     with world.sessions() as session:
         refused = request_store.by_token(session, listed.token)
         assert refused.state == RequestState.FAILED.value
         assert refused.events[-1].reason == "the number is on the do-not-call list"
+
+
+async def test_a_call_s_end_lets_the_owner_s_next_request_start_at_once(
+    dispatcher_world, monkeypatch
+) -> None:
+    world, dispatcher, engine = dispatcher_world  # one call per extension at a time
+    with transaction(world.sessions) as session:
+        first = queued_request(session, "alice", "+61290375678")
+        second = queued_request(session, "alice", "+61290375679")
+    claims = count_claims(monkeypatch)
+
+    await dispatcher.start()
+    try:
+        await engine.wait_for_starts(1)
+        engine.end(world.sessions, first.id)
+        await engine.wait_for_starts(2)
+    finally:
+        await dispatcher.stop()
+
+    assert engine.started == [request_ref(first.id), request_ref(second.id)]
+    assert claims == [1, 2]
+
+
+async def test_a_call_s_end_is_no_reason_to_claim_when_nothing_waits_for_room(
+    dispatcher_world, monkeypatch
+) -> None:
+    world, dispatcher, engine = dispatcher_world
+    with transaction(world.sessions) as session:
+        only = queued_request(session, "alice", "+61290375678")
+    claims = count_claims(monkeypatch)
+
+    await dispatcher.start()
+    try:
+        await engine.wait_for_starts(1)
+        engine.end(world.sessions, only.id)
+        await asyncio.sleep(0.3)  # room for a needless claim to show up
+    finally:
+        await dispatcher.stop()
+
+    assert claims == [1]

@@ -39,7 +39,7 @@ def queued(session, callnow_id: str = "alice", number: str = "+61290375678", dec
 
 def claim(session, *, now: datetime = NOW, engine: str = "engine-a", **limits):
     """Claim one request, as an engine with room for one more call does."""
-    claimed = queue.claim_batch(session, engine, LEASE_S, now, limit=1, **limits)
+    claimed = queue.claim_batch(session, engine, LEASE_S, now, limit=1, **limits).requests
     return claimed[0] if claimed else None
 
 
@@ -128,19 +128,25 @@ def test_a_backlog_is_claimed_a_batch_at_a_time_within_each_owners_room(world) -
         bob_1 = queued(session, "bob", "+61390001234")
         queued(session, "bob", "+61390001235")
 
-        batch = queue.claim_batch(session, "engine-a", LEASE_S, NOW, limit=10, max_per_extension=1)
+        batch, held_back = queue.claim_batch(
+            session, "engine-a", LEASE_S, NOW, limit=10, max_per_extension=1
+        )
 
         assert [r.id for r in batch] == [alice_1.id, bob_1.id]
         assert all(r.claimed_by == "engine-a" for r in batch)
+        assert held_back  # each owner's second request waits for their first call to end
 
 
 def test_a_batch_takes_the_oldest_first_and_no_more_than_asked(world) -> None:
     with world.sessions() as session, session.begin():
         ids = [queued(session, number=f"+6129037567{n}").id for n in range(4)]
 
-        batch = queue.claim_batch(session, "engine-a", LEASE_S, NOW, limit=3, max_per_extension=10)
+        batch, held_back = queue.claim_batch(
+            session, "engine-a", LEASE_S, NOW, limit=3, max_per_extension=10
+        )
 
         assert [r.id for r in batch] == ids[:3]
+        assert not held_back  # the fourth waits for the next batch, not for room
 
 
 @pytest.mark.postgres
@@ -150,9 +156,9 @@ def test_two_engines_claiming_at_once_take_different_requests(postgresql_session
     with postgresql_sessions() as first, postgresql_sessions() as second:
         first.begin()
         second.begin()
-        mine = queue.claim_batch(first, "a", LEASE_S, NOW, limit=2, max_per_extension=10)
+        mine, _ = queue.claim_batch(first, "a", LEASE_S, NOW, limit=2, max_per_extension=10)
         # The first engine has not committed: its rows are locked, and skipped, not waited on.
-        theirs = queue.claim_batch(second, "b", LEASE_S, NOW, limit=10, max_per_extension=10)
+        theirs, _ = queue.claim_batch(second, "b", LEASE_S, NOW, limit=10, max_per_extension=10)
         first.commit()
         second.commit()
     assert [r.id for r in mine] == ids[:2]
