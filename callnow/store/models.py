@@ -223,9 +223,10 @@ class CallRequest(Base):
     # dispatch until its charge is posted, so calls running at once cannot overrun it together.
     reserved_minor: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # Whether the number is on the do-not-call list now. Deferred: the engine's claim asks for
-    # it with the row, so checking before it dials costs no query of its own.
+    # it with the row, so checking before it dials costs no query of its own. Kept through the
+    # claim's own flush, which changes nothing it depends on.
     number_on_do_not_call: Mapped[bool] = column_property(
-        exists().where(DoNotCall.e164 == number_e164), deferred=True
+        exists().where(DoNotCall.e164 == number_e164), deferred=True, expire_on_flush=False
     )
 
     profile: Mapped[Profile] = relationship()

@@ -8,10 +8,12 @@ state; an engine that died mid-call leaves a request that is ended, never dialle
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 
 from callnow.domain.calls import (
@@ -23,7 +25,7 @@ from callnow.domain.calls import (
     StateChanged,
 )
 from callnow.domain.request_state import IllegalTransition, RequestState
-from callnow.store import profiles, provisioning, queue
+from callnow.store import do_not_call, profiles, provisioning, queue
 from callnow.store.db import transaction
 from callnow.store.models import CallLeg, CallRequest, RequestEvent
 from callnow.store.recorder import StoreRecorder, request_ref
@@ -147,6 +149,36 @@ def test_a_batch_takes_the_oldest_first_and_no_more_than_asked(world) -> None:
 
         assert [r.id for r in batch] == ids[:3]
         assert not held_back  # the fourth waits for the next batch, not for room
+
+
+def test_a_claimed_request_knows_if_its_number_is_on_the_do_not_call_list_without_a_query(
+    world,
+) -> None:
+    with world.sessions() as session, session.begin():
+        listed, free = queued(session), queued(session, "bob", "+61390001234")
+        do_not_call.add(session, listed.number_e164)
+    with world.sessions() as session, session.begin():
+        batch, _ = queue.claim_batch(session, "engine-a", LEASE_S, NOW, limit=2)
+
+        with statements_sent(session.get_bind()) as sent:
+            answers = {request.id: request.number_on_do_not_call for request in batch}
+
+    assert answers == {listed.id: True, free.id: False}
+    assert sent == []
+
+
+@contextmanager
+def statements_sent(engine) -> Iterator[list[str]]:
+    sent: list[str] = []
+
+    def note(_connection, _cursor, statement, *_rest) -> None:
+        sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
 
 
 @pytest.mark.postgres
