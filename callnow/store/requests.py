@@ -8,7 +8,18 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, Update, bindparam, exists, func, inspect, select, update
+from sqlalchemy import (
+    Insert,
+    Select,
+    Update,
+    bindparam,
+    exists,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, selectinload
 
 from callnow.domain.request_state import (
@@ -18,6 +29,7 @@ from callnow.domain.request_state import (
     check_transition,
     states_before,
 )
+from callnow.store import webhooks
 from callnow.store.models import (
     CallRequest,
     DoNotCall,
@@ -124,12 +136,14 @@ def move_by_id(
     now: datetime,
     free_lease: bool = False,
 ) -> None:
-    """`move` for a request that is not loaded: one conditional UPDATE and the history row.
+    """`move` for a request that is not loaded: one conditional UPDATE and the history row, in
+    plain Core, with the row's webhook deliveries.
 
     The engine moves each request through several states, each in a short transaction of its
-    own; reading the row first cost a query and the ORM's loading on every step. The UPDATE
-    only matches a row whose state may move to `new_state`, so a move that the domain forbids
-    (or a request changed meanwhile by someone else) raises as `move` would, and writes nothing.
+    own; reading the row first cost a query and the ORM's loading on every step, and the ORM's
+    flush of the history row cost more than its INSERT. The UPDATE only matches a row whose
+    state may move to `new_state`, so a move that the domain forbids (or a request changed
+    meanwhile by someone else) raises as `move` would, and writes nothing.
     """
     result = session.connection().execute(
         _move_statement(free_lease),
@@ -146,9 +160,15 @@ def move_by_id(
         check_transition(RequestState(current), new_state)
         # Allowed from what is stored now: it changed between our UPDATE and this read.
         raise IllegalTransition(f"request {request_id} changed while moving to {new_state}")
-    session.add(
-        RequestEvent(request_id=request_id, at=now, state=new_state.value, reason=reason[:200])
-    )
+    connection = session.connection()
+    event = {"request_id": request_id, "at": now, "state": new_state.value, "reason": reason[:200]}
+    event["id"] = connection.execute(_history_insert(), event).scalar_one()
+    webhooks.enqueue_inserted(connection, event)
+
+
+@cache
+def _history_insert() -> Insert:
+    return insert(RequestEvent.__table__).returning(RequestEvent.__table__.c.id)
 
 
 def append_event(request: CallRequest, event: RequestEvent) -> None:

@@ -280,6 +280,12 @@ def _on_request_event(_mapper: Mapper[Any], connection: Connection, target: Requ
     _enqueue(connection, _event_row(target), check_existing=False)
 
 
+def enqueue_inserted(connection: Connection, event_row: dict[str, Any]) -> int:
+    """Enqueue for a history row inserted with plain Core, which the listener above never sees:
+    `event_row` has the row's id, request_id, state, reason and at."""
+    return _enqueue(connection, event_row, check_existing=False)
+
+
 # ---------------------------------------------------------------- the sender's side
 
 
