@@ -19,7 +19,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, insert, or_, select
+from sqlalchemy import Select, and_, bindparam, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from callnow.billing.deck_csv import (
@@ -206,30 +206,29 @@ def rater_for_number(
 ) -> Rater:
     """A Rater that prices `digits` (E.164 without '+') at `at` exactly as load_rater would."""
     policy = policy or BillingPolicy()
-    decks = _decks_in_force(session, tenant_id, at, policy.currency_code)
-    candidates = [digits[:length] for length in range(1, min(len(digits), MAX_PREFIX_DIGITS) + 1)]
+    longest = min(len(digits), MAX_PREFIX_DIGITS)
+    values: dict[str, Any] = {
+        "at": at,
+        "currency": policy.currency_code,
+        "prefixes": [digits[:length] for length in range(1, longest + 1)],
+    }
+    if tenant_id is not None:
+        values["tenant_id"] = tenant_id
+    decks: dict[int, RateDeckRow] = {}
     entries: dict[int, list[RateEntry]] = defaultdict(list)
-    if decks and candidates:
-        rows = session.scalars(
-            _entries_query(), {"decks": [deck.id for deck in decks], "prefixes": candidates}
-        )
-        for row in rows:
-            entries[row.deck_id].append(_entry(row))
-    return Rater(_deck_set(decks, entries), policy)
+    for deck, entry in session.execute(_decks_in_force_query(tenant_id is not None), values):
+        decks[deck.id] = deck
+        if entry is not None:
+            entries[deck.id].append(_entry(entry))
+    return Rater(_deck_set(list(decks.values()), entries), policy)
 
 
 # Built once, with the values as parameters: rating runs for every call the engine dials, and
-# building and keying these statements cost more CPU than running them.
+# building and keying this statement cost more CPU than running it.
 @cache
-def _entries_query() -> Select[Any]:
-    return select(RateDeckEntryRow).where(
-        RateDeckEntryRow.deck_id.in_(bindparam("decks", expanding=True)),
-        RateDeckEntryRow.prefix.in_(bindparam("prefixes", expanding=True)),
-    )
-
-
-@cache
-def _decks_query(with_tenant: bool) -> Select[Any]:
+def _decks_in_force_query(with_tenant: bool) -> Select[Any]:
+    """The platform's deck in force at `at` and, for a tenant, its own, each with its rows
+    whose prefix is one of `prefixes`: one round trip for what pricing a number needs."""
     owners = [RateDeckRow.tenant_id.is_(None)]
     if with_tenant:
         owners.append(RateDeckRow.tenant_id == bindparam("tenant_id"))
@@ -245,17 +244,15 @@ def _decks_query(with_tenant: bool) -> Select[Any]:
         .scalar_subquery()
         for owner in owners
     ]
-    return select(RateDeckRow).where(or_(*(RateDeckRow.id == i for i in latest)))
-
-
-def _decks_in_force(
-    session: Session, tenant_id: int | None, at: datetime, currency: str
-) -> list[RateDeckRow]:
-    """The platform's deck in force at `at` and, for a tenant, its own: one query for both."""
-    values: dict[str, Any] = {"at": at, "currency": currency}
-    if tenant_id is not None:
-        values["tenant_id"] = tenant_id
-    return list(session.scalars(_decks_query(tenant_id is not None), values))
+    prefix_rows = and_(
+        RateDeckEntryRow.deck_id == RateDeckRow.id,
+        RateDeckEntryRow.prefix.in_(bindparam("prefixes", expanding=True)),
+    )
+    return (
+        select(RateDeckRow, RateDeckEntryRow)
+        .outerjoin(RateDeckEntryRow, prefix_rows)
+        .where(or_(*(RateDeckRow.id == i for i in latest)))
+    )
 
 
 def _deck_set(decks: list[RateDeckRow], entries: dict[int, list[RateEntry]]) -> DeckSet:
