@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from callnow.domain.rating import Budget
@@ -90,13 +91,9 @@ def budget_for(
     assert tenant is not None  # a foreign key guarantees it
     zone = ZoneInfo(tenant.timezone)
     day, month = local_day(now, zone), local_month(now, zone)
-    rows = select(BudgetRow).where(
-        or_(BudgetRow.extension_id == extension_id, BudgetRow.tenant_id == tenant.id)
-    )
-    if for_reservation:
-        rows = rows.with_for_update()
     own = shared = None
-    for row in session.scalars(rows.order_by(BudgetRow.id)):
+    rows = _budget_rows(for_reservation)
+    for row in session.scalars(rows, {"extension_id": extension_id, "tenant_id": tenant.id}):
         if row.extension_id == extension_id:
             own = row
         else:
@@ -135,6 +132,22 @@ def budget_for(
         prepaid_balance_minor=_tightest(prepaid),
         credit_remaining_minor=_tightest(credit),
     )
+
+
+# Built once, with the ids as parameters: every claim asks for its owner's budget.
+@cache
+def _budget_rows(for_reservation: bool) -> Select[tuple[BudgetRow]]:
+    rows = (
+        select(BudgetRow)
+        .where(
+            or_(
+                BudgetRow.extension_id == bindparam("extension_id"),
+                BudgetRow.tenant_id == bindparam("tenant_id"),
+            )
+        )
+        .order_by(BudgetRow.id)
+    )
+    return rows.with_for_update() if for_reservation else rows
 
 
 # Claimed (queued with a reservation) or under way: the reservation still holds.
