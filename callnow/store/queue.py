@@ -17,7 +17,18 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, bindparam, exists, func, or_, select, update
+from sqlalchemy import (
+    CompoundSelect,
+    Select,
+    bindparam,
+    exists,
+    func,
+    null,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session, joinedload, undefer
 
 from callnow.domain import request_state
@@ -48,26 +59,26 @@ def _claimable() -> tuple[Any, ...]:
 
 
 @cache
-def _candidates(how_many: int) -> Select[Any]:
-    return (
+def _candidates_and_busy(how_many: int) -> CompoundSelect:
+    """The oldest claimable requests (rows with an id), and the callbacks in progress or claimed
+    and about to start per extension of their tenants (rows with a count): one round trip, as a
+    claim lies on every request's way from the form to the owner's phone."""
+    candidates = (
         select(CallRequest.id, Profile.extension_id, Extension.tenant_id)
         .join(Profile, CallRequest.profile_id == Profile.id)
         .join(Extension, Profile.extension_id == Extension.id)
         .where(*_claimable())
         .order_by(CallRequest.id)
         .limit(how_many)
+        .cte("candidates")
     )
-
-
-@cache
-def _busy_query() -> Select[Any]:
-    return (
-        select(Profile.extension_id, Extension.tenant_id, func.count())
+    busy = (
+        select(null(), Profile.extension_id, Extension.tenant_id, func.count())
         .select_from(CallRequest)
         .join(Profile, CallRequest.profile_id == Profile.id)
         .join(Extension, Profile.extension_id == Extension.id)
         .where(
-            Extension.tenant_id.in_(bindparam("tenants", expanding=True)),
+            Extension.tenant_id.in_(select(candidates.c.tenant_id)),
             or_(
                 CallRequest.state.in_(IN_CALL),
                 (CallRequest.state == RequestState.QUEUED.value)
@@ -76,6 +87,7 @@ def _busy_query() -> Select[Any]:
         )
         .group_by(Profile.extension_id, Extension.tenant_id)
     )
+    return union_all(select(candidates, null()), busy)
 
 
 @cache
@@ -98,20 +110,6 @@ def _take(postgres: bool) -> Select[Any]:
         # holds is skipped here: that owner's room is then simply not used this round).
         query = query.with_for_update(skip_locked=True, of=CallRequest)
     return query
-
-
-def _busy(
-    session: Session, now: datetime, tenant_ids: set[int]
-) -> tuple[Counter[int], Counter[int]]:
-    """Callbacks in progress (or claimed and about to start) per extension and per tenant, for
-    the tenants that have requests waiting: counted by the database, not row by row."""
-    rows = session.execute(_busy_query(), {"now": now, "tenants": sorted(tenant_ids)}).all()
-    per_extension: Counter[int] = Counter()
-    per_tenant: Counter[int] = Counter()
-    for extension_id, tenant_id, count in rows:
-        per_extension[extension_id] += count
-        per_tenant[tenant_id] += count
-    return per_extension, per_tenant
 
 
 class Claimed(NamedTuple):
@@ -138,10 +136,20 @@ def claim_batch(
     """
     if limit < 1:
         return Claimed([], held_back=False)
-    candidates = session.execute(_candidates(max(50, 2 * limit)), {"now": now}).all()
+    candidates: list[tuple[int, int, int]] = []
+    # Counted by the database, not row by row.
+    per_extension: Counter[int] = Counter()
+    per_tenant: Counter[int] = Counter()
+    query, values = _candidates_and_busy(max(50, 2 * limit)), {"now": now}
+    for request_id, extension_id, tenant_id, busy in session.execute(query, values):
+        if request_id is not None:
+            candidates.append((request_id, extension_id, tenant_id))
+        else:
+            per_extension[extension_id] += busy
+            per_tenant[tenant_id] += busy
     if not candidates:
         return Claimed([], held_back=False)
-    per_extension, per_tenant = _busy(session, now, {tenant_id for _, _, tenant_id in candidates})
+    candidates.sort()  # oldest first: a UNION keeps no order
     chosen: list[int] = []
     held_back = False
     for request_id, extension_id, tenant_id in candidates:
