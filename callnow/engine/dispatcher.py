@@ -189,7 +189,13 @@ class Dispatcher:
                 )
                 if not requests:
                     return ClaimRound([], more=False, held_back=held_back)
-                works = [self._prepare(session, request, now) for request in requests]
+                works = []
+                for position, request in enumerate(requests):
+                    if position > 0:  # what this batch reserved so far counts against budgets
+                        session.flush()
+                    # Each request's claim and its reservation go in one UPDATE.
+                    with session.no_autoflush:
+                        works.append(self._prepare(session, request, now))
                 dialable = [work for work in works if work is not None]
                 if dialable:
                     return ClaimRound(dialable, len(requests) == limit, held_back)
@@ -210,9 +216,10 @@ class Dispatcher:
             return self._refuse(request, f"destination refused: {refusal}", now)
         if request.number_on_do_not_call:
             return self._refuse(request, "the number is on the do-not-call list", now)
-        # A stale reservation of this very request (an earlier claim) must not count against it.
-        request.reserved_minor = None
-        session.flush()
+        if request.reserved_minor is not None:
+            # A stale reservation of this very request (an earlier claim) must not count.
+            request.reserved_minor = None
+            session.flush()
         plan = plan_call(
             session,
             request.id,

@@ -172,7 +172,8 @@ def claim_batch(
         request.claimed_by = engine_id
         request.lease_expires_at = now + timedelta(seconds=lease_s)
         request.claim_count = (request.claim_count or 0) + 1
-    session.flush()
+    # Not flushed here: the rows are locked (PostgreSQL) or this is the only writer (SQLite), and
+    # the caller may write more to them before its next query, in the same UPDATE.
     return Claimed(claimed, held_back)
 
 

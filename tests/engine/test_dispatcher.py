@@ -19,8 +19,9 @@ from callnow.engine.dispatcher import Dispatcher
 from callnow.store import do_not_call, queue
 from callnow.store import requests as request_store
 from callnow.store.db import transaction
-from callnow.store.models import utcnow
+from callnow.store.models import CallRequest, utcnow
 from callnow.store.recorder import request_ref
+from tests.support.statements import statements_sent
 from tests.support.world import queued_request
 
 # Far longer than any test waits: a request claimed in time was claimed because of a wake-up.
@@ -183,3 +184,19 @@ async def test_a_call_s_end_is_no_reason_to_claim_when_nothing_waits_for_room(
         await dispatcher.stop()
 
     assert claims == [1]
+
+
+def test_a_claim_writes_the_lease_and_the_reservation_in_one_update(dispatcher_world) -> None:
+    world, dispatcher, _engine = dispatcher_world
+    with transaction(world.sessions) as session:
+        request = queued_request(session, "alice", "+61290375678")
+
+    with statements_sent(world.sessions.kw["bind"]) as sent:
+        claimed = dispatcher._claim(10)
+
+    assert [work.request_id for work in claimed.works] == [request.id]
+    assert sum(statement.startswith("UPDATE call_requests") for statement in sent) == 1
+    with world.sessions() as session:
+        stored = session.get(CallRequest, request.id)
+        assert stored.claimed_by == dispatcher.engine_id
+        assert stored.reserved_minor is not None and stored.reserved_minor > 0

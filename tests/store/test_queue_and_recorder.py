@@ -8,12 +8,10 @@ state; an engine that died mid-call leaves a request that is ended, never dialle
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from callnow.domain.calls import (
@@ -29,6 +27,7 @@ from callnow.store import do_not_call, profiles, provisioning, queue
 from callnow.store.db import transaction
 from callnow.store.models import CallLeg, CallRequest, RequestEvent
 from callnow.store.recorder import StoreRecorder, request_ref
+from tests.support.statements import statements_sent
 from tests.support.world import queued_request
 
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
@@ -165,20 +164,6 @@ def test_a_claimed_request_knows_if_its_number_is_on_the_do_not_call_list_withou
 
     assert answers == {listed.id: True, free.id: False}
     assert sent == []
-
-
-@contextmanager
-def statements_sent(engine) -> Iterator[list[str]]:
-    sent: list[str] = []
-
-    def note(_connection, _cursor, statement, *_rest) -> None:
-        sent.append(statement)
-
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
 
 
 @pytest.mark.postgres
