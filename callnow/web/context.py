@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from callnow.config import Settings
 from callnow.web.intake import Safeguards
@@ -30,10 +31,28 @@ def app_state(request: Request) -> AppState:
     return request.app.state.callnow
 
 
-def db(request: Request) -> Iterator[Session]:
-    """A session whose work is committed when the route returns without error."""
-    with app_state(request).sessions() as session, session.begin():
+async def db(request: Request) -> AsyncIterator[Session]:
+    """A session whose work is committed when the route returns without error.
+
+    Opening it does no I/O (the connection is taken at the first statement), so it opens on the
+    event loop; the commit or rollback runs in a worker thread. A sync generator would cost a
+    hand-over to a worker thread for its start as well, on every request.
+    """
+    session = app_state(request).sessions()
+    transaction = session.begin()
+    try:
         yield session
+    except Exception:  # as FastAPI ends a sync generator: a cancelled request is left to GC
+        await run_in_threadpool(_end, session, transaction.rollback)
+        raise
+    await run_in_threadpool(_end, session, transaction.commit)
+
+
+def _end(session: Session, how: Callable[[], None]) -> None:
+    try:
+        how()
+    finally:
+        session.close()
 
 
 def client_address(request: Request) -> str:
