@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from functools import cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, inspect, select
 from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from callnow.domain import rules as domain_rules
 from callnow.domain.availability import Window
@@ -26,24 +27,57 @@ def _with_everything():  # type: ignore[no-untyped-def]
 
 
 # Built once, with the value as a parameter: every visitor's page and form post loads a profile
-# with everything, and building and keying the statement with its loader options cost more
-# CPU than the first of its queries.
+# with everything. Building and keying the statement with its loader options, and the
+# select-in loaders' own statements, cost more CPU than the queries themselves.
 @cache
-def _with_everything_where(column: str) -> Select[tuple[Profile]]:
+def _profile_where(column: str) -> Select[tuple[Profile]]:
     return (
         select(Profile)
         .where(getattr(Profile, column) == bindparam("value"))
-        .options(*_with_everything())
+        .options(
+            joinedload(Profile.extension).joinedload(Extension.tenant),
+            joinedload(Profile.extension).joinedload(Extension.owner),
+        )
     )
 
 
+@cache
+def _windows_of() -> Select[tuple[AvailabilityWindow]]:
+    return (
+        select(AvailabilityWindow)
+        .where(AvailabilityWindow.profile_id == bindparam("profile_id"))
+        .order_by(*Profile.windows.property.order_by)
+    )
+
+
+@cache
+def _rules_of() -> Select[tuple[Rule]]:
+    return (
+        select(Rule)
+        .where(Rule.profile_id == bindparam("profile_id"))
+        .order_by(*Profile.rules.property.order_by)
+    )
+
+
+def _with_everything_where(session: Session, column: str, value: object) -> Profile | None:
+    profile = session.scalars(_profile_where(column), {"value": value}).first()
+    if profile is None:
+        return None
+    # A collection already loaded in this session (perhaps changed, not yet flushed) is kept.
+    unloaded = inspect(profile).unloaded
+    for name, query in (("windows", _windows_of()), ("rules", _rules_of())):
+        if name in unloaded:
+            rows = session.scalars(query, {"profile_id": profile.id}).all()
+            set_committed_value(profile, name, rows)
+    return profile
+
+
 def by_callnow_id(session: Session, callnow_id: str) -> Profile | None:
-    value = callnow_id.strip().lower()
-    return session.scalars(_with_everything_where("callnow_id"), {"value": value}).first()
+    return _with_everything_where(session, "callnow_id", callnow_id.strip().lower())
 
 
 def by_id(session: Session, profile_id: int) -> Profile | None:
-    return session.scalars(_with_everything_where("id"), {"value": profile_id}).first()
+    return _with_everything_where(session, "id", profile_id)
 
 
 def owned_by(session: Session, user_id: int) -> list[Profile]:
