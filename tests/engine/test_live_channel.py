@@ -275,3 +275,55 @@ async def test_bridge_hands_the_requesters_sdp_to_rtpengine() -> None:
 async def test_bridge_reinvites_the_owner_when_rtpengine_moved_its_port() -> None:
     _, owner = await bridged(reoffer="v=0 moved")
     assert owner.reinvites == ["v=0 moved"]
+
+
+class OfferingMedia(FakeMedia):
+    """An rtpengine whose offer takes `delay` seconds."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__()
+        self.delay = delay
+
+    async def offer_for_owner(self) -> str:
+        self.calls.append(("offer",))
+        await asyncio.sleep(self.delay)
+        self.calls.append(("offered",))
+        return "v=0 owner-offer"
+
+
+class DialRecorder:
+    """A SIP stack that notes each INVITE's SDP and hands back a leg that stays up."""
+
+    def __init__(self) -> None:
+        self.sdps: list[str] = []
+
+    async def dial(self, uri: str, *, sdp: str, **_details: Any) -> FakeLeg:
+        self.sdps.append(sdp)
+        return FakeLeg()
+
+
+async def test_the_owner_s_media_prepared_early_is_offered_once_and_used_by_the_dial() -> None:
+    media = OfferingMedia()
+    live, _events = channel(media)
+    stack = DialRecorder()
+    live._stack = stack  # type: ignore[assignment]
+
+    live.prepare_owner_media()  # as the callback opens, while its leg row is being written
+    live.prepare_owner_media()
+    await live.dial_owner("001002")
+
+    assert media.calls == [("offer",), ("offered",)]
+    assert stack.sdps == ["v=0 owner-offer"]
+    await live.close()
+
+
+async def test_a_callback_closed_before_dialling_frees_the_media_once_the_offer_landed() -> None:
+    media = OfferingMedia(delay=PROMPT_S)
+    live, _events = channel(media)
+
+    live.prepare_owner_media()
+    await asyncio.sleep(0)  # the offer is on its way to rtpengine
+    await live.close()
+
+    # Deleted after the offer, not before it: rtpengine is left no call that nobody ends.
+    assert media.calls == [("offer",), ("offered",), ("delete",)]

@@ -99,6 +99,7 @@ class LiveChannel:
         # Prompts are rendered in the G.711 law the owner's phone answered with.
         self._prompt_codec = DEFAULT_CODEC
         self._media_opened = False
+        self._owner_offer: asyncio.Task[str] | None = None
         # A prompt may still be playing: started (or starting) and its timer has not fired.
         self._prompt_playing = False
         self._prompt_generation = 0
@@ -107,10 +108,20 @@ class LiveChannel:
 
     # -- dialling ----------------------------------------------------------------------------
 
+    def prepare_owner_media(self) -> None:
+        """Ask rtpengine for the owner leg's media now, so the engine's write-ahead row of that
+        leg (a database transaction) and this ng round trip run at the same time. It places no
+        call: only `dial_owner` sends the INVITE, after that row is written. Every callback
+        dials its owner first; `close()` frees the media if it never does."""
+        if self._owner_offer is None:
+            self._media_opened = True
+            self._owner_offer = self._loop.create_task(self.media.offer_for_owner())
+
     async def dial_owner(self, number: str) -> None:
         uri = owner_uri(self._config.owner_uri_template, number)
-        self._media_opened = True
-        sdp = await self.media.offer_for_owner()
+        self.prepare_owner_media()
+        assert self._owner_offer is not None
+        sdp = await self._owner_offer
         leg = await self._stack.dial(
             uri,
             caller=self._visitor,  # the owner's phone shows who is asking
@@ -260,6 +271,11 @@ class LiveChannel:
                     task.cancel()
             for task in list(self._background):
                 task.cancel()
+            if self._owner_offer is not None:
+                # Deleting before the offer lands would leave rtpengine a call nobody ends.
+                await asyncio.wait([self._owner_offer], timeout=_DRAIN_S)
+                if self._owner_offer.done() and not self._owner_offer.cancelled():
+                    self._owner_offer.exception()  # seen (dial_owner reported any failure)
             if self._media_opened:
                 await self.media.delete()
         finally:

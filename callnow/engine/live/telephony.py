@@ -211,6 +211,7 @@ class LiveTelephony:
             on_closed=self._forget,
         )
         self._channels[media_call_id] = channel
+        channel.prepare_owner_media()
         return channel
 
     def _forget(self, channel: LiveChannel) -> None:
