@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, bindparam, inspect, select
@@ -42,20 +43,14 @@ def _profile_where(column: str) -> Select[tuple[Profile]]:
 
 
 @cache
-def _windows_of() -> Select[tuple[AvailabilityWindow]]:
+def _collection_of_profile(name: str) -> Select[Any]:
+    """The rows of one of a profile's collections (hours or rules), in the relationship's order."""
+    relationship = getattr(Profile, name).property
+    rows = relationship.mapper.class_
     return (
-        select(AvailabilityWindow)
-        .where(AvailabilityWindow.profile_id == bindparam("profile_id"))
-        .order_by(*Profile.windows.property.order_by)
-    )
-
-
-@cache
-def _rules_of() -> Select[tuple[Rule]]:
-    return (
-        select(Rule)
-        .where(Rule.profile_id == bindparam("profile_id"))
-        .order_by(*Profile.rules.property.order_by)
+        select(rows)
+        .where(rows.profile_id == bindparam("profile_id"))
+        .order_by(*relationship.order_by)
     )
 
 
@@ -65,8 +60,9 @@ def _with_everything_where(session: Session, column: str, value: object) -> Prof
         return None
     # A collection already loaded in this session (perhaps changed, not yet flushed) is kept.
     unloaded = inspect(profile).unloaded
-    for name, query in (("windows", _windows_of()), ("rules", _rules_of())):
+    for name in ("windows", "rules"):
         if name in unloaded:
+            query = _collection_of_profile(name)
             rows = session.scalars(query, {"profile_id": profile.id}).all()
             set_committed_value(profile, name, rows)
     return profile
