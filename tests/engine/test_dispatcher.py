@@ -7,6 +7,8 @@ at once, not at the next poll, and a claim that emptied the queue is not followe
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
 import pytest
@@ -72,6 +74,15 @@ def dispatcher_world(world):
     return world, Dispatcher(world.sessions, engine, settings), engine
 
 
+@contextlib.asynccontextmanager
+async def running(dispatcher: Dispatcher) -> AsyncIterator[None]:
+    await dispatcher.start()
+    try:
+        yield
+    finally:
+        await dispatcher.stop()
+
+
 def count_claims(monkeypatch, during_claim=lambda call: None) -> list[int]:
     calls: list[int] = []
     claim_batch = queue.claim_batch
@@ -100,11 +111,8 @@ async def test_a_request_queued_while_a_claim_runs_is_claimed_without_waiting_fo
 
     count_claims(monkeypatch, a_visitor_posts_meanwhile)
 
-    await dispatcher.start()
-    try:
+    async with running(dispatcher):
         await engine.wait_for_starts(1)
-    finally:
-        await dispatcher.stop()
 
     assert engine.started == [request_ref(arrived[0])]
 
@@ -118,12 +126,9 @@ async def test_a_claim_that_emptied_the_queue_is_not_followed_by_another(
         queued_request(session, "bob", "+61290375679")
     claims = count_claims(monkeypatch)
 
-    await dispatcher.start()
-    try:
+    async with running(dispatcher):
         await engine.wait_for_starts(2)
         await asyncio.sleep(0.3)  # room for a needless second claim to show up
-    finally:
-        await dispatcher.stop()
 
     assert claims == [1]  # both in one batch, and the batch was not full: nothing more to look for
 
@@ -155,13 +160,10 @@ async def test_a_call_s_end_lets_the_owner_s_next_request_start_at_once(
         second = queued_request(session, "alice", "+61290375679")
     claims = count_claims(monkeypatch)
 
-    await dispatcher.start()
-    try:
+    async with running(dispatcher):
         await engine.wait_for_starts(1)
         engine.end(world.sessions, first.id)
         await engine.wait_for_starts(2)
-    finally:
-        await dispatcher.stop()
 
     assert engine.started == [request_ref(first.id), request_ref(second.id)]
     assert claims == [1, 2]
@@ -175,13 +177,10 @@ async def test_a_call_s_end_is_no_reason_to_claim_when_nothing_waits_for_room(
         only = queued_request(session, "alice", "+61290375678")
     claims = count_claims(monkeypatch)
 
-    await dispatcher.start()
-    try:
+    async with running(dispatcher):
         await engine.wait_for_starts(1)
         engine.end(world.sessions, only.id)
         await asyncio.sleep(0.3)  # room for a needless claim to show up
-    finally:
-        await dispatcher.stop()
 
     assert claims == [1]
 
