@@ -133,6 +133,8 @@ def claim_batch(
 
     A backlog is claimed a batch at a time: one round of queries and one commit for many
     requests instead of one each. Each comes with its owner's extension and tenant loaded.
+    The leases are set on the objects, not flushed: the session's next flush or commit writes
+    them, together with whatever else the caller changes in those rows.
     """
     if limit < 1:
         return Claimed([], held_back=False)
