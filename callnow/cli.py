@@ -66,7 +66,11 @@ def _session(config: Path | None) -> Iterator[Session]:
 
 @app.command()
 def serve(config: ConfigOption = None) -> None:
-    """Run the service: web pages, portal, admin, Call API and the call engine in one process."""
+    """Run the service: web pages, portal, admin, Call API and the call engine.
+
+    On SQLite all in one process; on PostgreSQL the engine runs in a child process of its own
+    (setting `engine.process`).
+    """
     _serve(load_settings(config))
 
 
@@ -130,19 +134,30 @@ def demo(config: ConfigOption = None) -> None:
 
 
 @app.command()
-def engine(config: ConfigOption = None) -> None:
+def engine(
+    config: ConfigOption = None,
+    settings_on_stdin: Annotated[bool, typer.Option(hidden=True)] = False,
+    ready_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
+) -> None:
     """Run only the call engine: claim queued requests and place the calls (no web)."""
     import asyncio
     import signal
+    import sys
 
     from callnow import logs
     from callnow.bootstrap import prepare, tune_thread_switching
+    from callnow.engine import child
     from callnow.engine.runtime import EngineRuntime
     from callnow.store.db import make_engine, make_session_factory
 
-    settings = load_settings(config)
-    logs.configure(settings.log_level, settings.log_format)
-    settings, _ = prepare(settings)
+    # As the child of `callnow serve` (engine/child.py), which has prepared the database.
+    if settings_on_stdin:
+        settings = child.read_settings(sys.stdin.buffer)
+        logs.configure(settings.log_level, settings.log_format)
+    else:
+        settings = load_settings(config)
+        logs.configure(settings.log_level, settings.log_format)
+        settings, _ = prepare(settings)
     tune_thread_switching()
 
     async def run() -> None:
@@ -150,9 +165,13 @@ def engine(config: ConfigOption = None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if settings_on_stdin:
+            child.when_closed(sys.stdin.buffer, lambda: loop.call_soon_threadsafe(stop.set))
         db_engine = make_engine(settings.effective_database_url)
         runtime = await EngineRuntime.start(settings, make_session_factory(db_engine))
         typer.echo(f"engine {runtime.dispatcher.engine_id} running", err=True)
+        if ready_fd is not None:
+            child.report_ready(ready_fd)
         await stop.wait()
         await runtime.stop()
         db_engine.dispose()

@@ -95,6 +95,10 @@ class RtpengineSettings(BaseModel):
 class EngineSettings(BaseModel):
     # `callnow serve` runs the call engine beside the web; off for a web-only process.
     enabled: bool = True
+    # Where `callnow serve` runs the engine: `shared` in the web's process, `own` in a child
+    # process it starts, watches and restarts. `auto`: shared on SQLite (the embedded default,
+    # one process), own on PostgreSQL, where the two would otherwise queue for one GIL.
+    process: Literal["auto", "shared", "own"] = "auto"
     # Unique per engine process; empty means host name and process id.
     engine_id: str = ""
     # A dead engine's queued work is taken over after this long (leases renew every third).
@@ -212,6 +216,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'callnow.sqlite3').resolve()}"
+
+    @property
+    def engine_in_own_process(self) -> bool:
+        if self.engine.process == "auto":
+            return self.effective_database_url.startswith("postgresql")
+        return self.engine.process == "own"
 
     @classmethod
     def settings_customise_sources(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
 from callnow import __version__
@@ -35,8 +37,44 @@ from callnow.web.throttle import Throttle
 SESSION_MAX_AGE_S = 12 * 3600
 
 
+@asynccontextmanager
+async def engine_in_this_process(
+    settings: Settings, sessions: sessionmaker[Session], state: AppState
+) -> AsyncIterator[None]:
+    from callnow.engine.runtime import EngineRuntime
+
+    # This process's own web wakes the dispatcher directly.
+    runtime = await EngineRuntime.start(
+        settings, sessions, woken_in_process_by=queue_wakeup.sender()
+    )
+    state.wake = runtime.dispatcher.wake
+    try:
+        yield
+    finally:
+        state.wake = queue_wakeup.nobody
+        await runtime.stop()
+
+
+@asynccontextmanager
+async def engine_in_child_process(settings: Settings) -> AsyncIterator[None]:
+    """The web serves once the engine takes calls; it stops the engine before it exits.
+
+    Requests reach the engine through the database (and NOTIFY on PostgreSQL). While a crashed
+    engine is started again, the web goes on taking requests: they wait, queued.
+    """
+    from callnow.engine.child import EngineChild
+
+    child = EngineChild(settings)
+    await asyncio.to_thread(child.start)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(child.stop)
+
+
 def create_app(settings: Settings, *, with_engine: bool = False) -> FastAPI:
-    """The web app; with `with_engine`, the call engine runs in the same process (embedded)."""
+    """The web app; with `with_engine`, it also runs the call engine while it serves: in this
+    process (the embedded default), or in a child process (`settings.engine_in_own_process`)."""
     if not settings.web.secret_key:
         raise ValueError("web.secret_key must be set (callnow serve generates one)")
     engine = make_engine(settings.effective_database_url)
@@ -46,20 +84,12 @@ def create_app(settings: Settings, *, with_engine: bool = False) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not with_engine:
             yield
-            return
-        from callnow.engine.runtime import EngineRuntime
-
-        # This process's own web wakes the dispatcher directly (installed below).
-        runtime = await EngineRuntime.start(
-            settings, sessions, woken_in_process_by=queue_wakeup.sender()
-        )
-        app.state.runtime = runtime
-        state.wake = runtime.dispatcher.wake
-        try:
-            yield
-        finally:
-            state.wake = queue_wakeup.nobody
-            await runtime.stop()
+        elif settings.engine_in_own_process:
+            async with engine_in_child_process(settings):
+                yield
+        else:
+            async with engine_in_this_process(settings, sessions, state):
+                yield
 
     app = FastAPI(
         lifespan=lifespan,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 import pytest
 from starlette.testclient import TestClient
@@ -11,9 +13,24 @@ from callnow.bootstrap import seed_default_deck
 from callnow.config import EngineSettings, Settings, SipSettings, TrunkSettings, WebSettings
 from callnow.store.db import make_engine, make_session_factory, transaction
 from callnow.store.models import CallRequest
-from tests.peers.rtpengine import free_udp_port
+from tests.peers.rtpengine import free_udp_port, reserved_rtp_block
 from tests.support.world import seed_alice
 from tests.web.helpers import form_token
+
+
+@contextlib.contextmanager
+def engine_ports_env() -> Iterator[dict[str, str]]:
+    """Environment for a `callnow` process with an engine: its own SIP port and private
+    rtpengine (control, DTMF log and a block of RTP ports), free while the block is held."""
+    with reserved_rtp_block() as (port_min, port_max):
+        yield {
+            "CALLNOW_SIP__LISTEN_PORT": str(free_udp_port()),
+            "CALLNOW_RTPENGINE__MODE": "spawn",
+            "CALLNOW_RTPENGINE__NG_PORT": str(free_udp_port()),
+            "CALLNOW_RTPENGINE__DTMF_LOG_PORT": str(free_udp_port()),
+            "CALLNOW_RTPENGINE__PORT_MIN": str(port_min),
+            "CALLNOW_RTPENGINE__PORT_MAX": str(port_max),
+        }
 
 
 def wait_until_finished(sessions, request_id: int, timeout_s: float = 40) -> str:

@@ -26,7 +26,7 @@ from callnow.store import profiles
 from callnow.store.db import make_engine, make_session_factory, transaction
 from callnow.store.models import CallLeg, CallRequest
 from callnow.store.requests import record_new
-from tests.peers.rtpengine import free_udp_port, reserved_rtp_block
+from tests.e2e.conftest import engine_ports_env
 from tests.peers.sipp import SippPeer
 from tests.support.world import seed_alice
 
@@ -37,17 +37,8 @@ CALLNOW = Path(sys.executable).with_name("callnow")
 
 @contextlib.contextmanager
 def engine_process(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with reserved_rtp_block() as (port_min, port_max):
-        env = {
-            **os.environ,
-            **env,
-            "CALLNOW_SIP__LISTEN_PORT": str(free_udp_port()),
-            "CALLNOW_RTPENGINE__MODE": "spawn",
-            "CALLNOW_RTPENGINE__NG_PORT": str(free_udp_port()),
-            "CALLNOW_RTPENGINE__DTMF_LOG_PORT": str(free_udp_port()),
-            "CALLNOW_RTPENGINE__PORT_MIN": str(port_min),
-            "CALLNOW_RTPENGINE__PORT_MAX": str(port_max),
-        }
+    with engine_ports_env() as ports:
+        env = {**os.environ, **env, **ports}
         with log.open("ab") as out:
             process = subprocess.Popen([str(CALLNOW), "engine"], env=env, stdout=out, stderr=out)
         try:

@@ -1,0 +1,5 @@
+"""`python -m callnow`: the same command as `callnow` (how `serve` starts its engine child)."""
+
+from callnow.cli import app
+
+app(prog_name="callnow")

@@ -1,0 +1,239 @@
+"""The call engine as a child process of `callnow serve`: started, watched, restarted, stopped.
+
+On PostgreSQL `callnow serve` gives the engine a process of its own, so a burst of form posts
+never holds a call's next database write or SIP message behind the web's Python work: each
+process has its own GIL. The child is `callnow engine --settings-on-stdin --ready-fd N`:
+
+- it reads the parent's settings from stdin, as one line of JSON (the parent has already
+  migrated the database and generated the secret key, so the child runs with exactly those);
+- it writes `ready` to file descriptor N once it takes calls, and closes it;
+- it stops, as on SIGTERM, when its stdin reaches end of file. That happens when the parent
+  closes it to stop the child, and also when the parent dies, even by SIGKILL.
+
+The child runs in a session of its own, so a Ctrl-C at the terminal reaches only the parent,
+which then stops the child: an engine that stopped by itself is never mistaken for a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+from callnow.config import Settings
+
+log = logging.getLogger(__name__)
+
+READY = b"ready\n"
+# The JSON of a Settings is a few kilobytes; a line longer than this is not one.
+MAX_SETTINGS_BYTES = 1_000_000
+
+
+class EngineDidNotStart(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class RestartDelays:
+    """How long to wait before starting a crashed engine again: doubling, within bounds.
+
+    An engine that ran for `settled_after_s` before it died starts again after `first_s`;
+    one that keeps dying at start-up is tried less and less often, up to every `longest_s`.
+    """
+
+    first_s: float = 1.0
+    longest_s: float = 30.0
+    settled_after_s: float = 60.0
+
+    def after(self, previous_delay_s: float | None, ran_for_s: float) -> float:
+        if previous_delay_s is None or ran_for_s >= self.settled_after_s:
+            return self.first_s
+        return min(previous_delay_s * 2, self.longest_s)
+
+
+def engine_command() -> list[str]:
+    return [sys.executable, "-m", "callnow", "engine"]
+
+
+class EngineChild:
+    """Runs `callnow engine` beside this process until `stop`, starting it again if it dies."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        command: Sequence[str] | None = None,
+        start_timeout_s: float = 60.0,
+        stop_timeout_s: float = 30.0,
+        delays: RestartDelays = RestartDelays(),
+        on_restart: Callable[[int], None] | None = None,
+    ) -> None:
+        self._settings_line = settings.model_dump_json().encode() + b"\n"
+        self._command = list(command or engine_command())
+        self._start_timeout_s = start_timeout_s
+        self._stop_timeout_s = stop_timeout_s
+        self._delays = delays
+        self._on_restart = on_restart
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._watcher = threading.Thread(target=self._watch, name="engine-child", daemon=True)
+        self.restarts = 0
+
+    @property
+    def pid(self) -> int | None:
+        with self._lock:
+            return self._process.pid if self._process else None
+
+    def start(self) -> None:
+        """Start the engine and return once it takes calls; `EngineDidNotStart` if it cannot."""
+        process = self._spawn_until_ready()
+        if process is None:
+            raise EngineDidNotStart("stopped while the call engine was starting")
+        self._process = process
+        self._watcher.start()
+
+    def stop(self) -> int | None:
+        """Close the engine's stdin, kill it if it takes too long to stop; its exit code."""
+        self._stopping.set()
+        with self._lock:
+            process = self._process
+        code = _close_and_wait(process, self._stop_timeout_s) if process else None
+        if self._watcher.is_alive():
+            self._watcher.join(timeout=self._stop_timeout_s)
+        return code
+
+    # -- watching -----------------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        delay: float | None = None
+        started = time.monotonic()
+        while not self._stopping.is_set():
+            with self._lock:
+                process = self._process
+            if process is not None:
+                code = process.wait()
+                if self._stopping.is_set():
+                    return
+                delay = self._delays.after(delay, time.monotonic() - started)
+                log.error(
+                    "the call engine (pid %s) exited with code %s; starting it again in %.0f s",
+                    process.pid,
+                    code,
+                    delay,
+                )
+            if self._stopping.wait(delay or 0):
+                return
+            started = time.monotonic()
+            try:
+                replacement = self._spawn_until_ready()
+            except EngineDidNotStart as exc:
+                log.error("%s", exc)
+                replacement = None
+                delay = self._delays.after(delay, 0.0)
+            with self._lock:
+                self._process = replacement
+            if replacement is not None:
+                self.restarts += 1
+                log.warning("the call engine runs again (pid %s)", replacement.pid)
+                if self._on_restart is not None:
+                    self._on_restart(replacement.pid)
+
+    # -- starting -----------------------------------------------------------------------------
+
+    def _spawn_until_ready(self) -> subprocess.Popen[bytes] | None:
+        ready_read, ready_write = os.pipe()
+        try:
+            process = subprocess.Popen(
+                [*self._command, "--settings-on-stdin", "--ready-fd", str(ready_write)],
+                stdin=subprocess.PIPE,
+                pass_fds=(ready_write,),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            os.close(ready_read)
+            raise EngineDidNotStart(f"the call engine could not be started: {exc}") from exc
+        finally:
+            os.close(ready_write)
+        try:
+            assert process.stdin is not None
+            process.stdin.write(self._settings_line)
+            process.stdin.flush()
+            if self._wait_for_ready(ready_read):
+                return process
+        except BrokenPipeError:
+            pass  # it died at once; its exit code says more below
+        finally:
+            os.close(ready_read)
+        code = _close_and_wait(process, self._stop_timeout_s)
+        if self._stopping.is_set():
+            return None
+        raise EngineDidNotStart(
+            f"the call engine did not start (exit code {code}); its log is above"
+        )
+
+    def _wait_for_ready(self, ready_read: int) -> bool:
+        deadline = time.monotonic() + self._start_timeout_s
+        received = b""
+        while not self._stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.error("the call engine was not ready after %.0f s", self._start_timeout_s)
+                return False
+            readable, _, _ = select.select([ready_read], [], [], min(left, 0.2))
+            if readable:
+                chunk = os.read(ready_read, len(READY))
+                if not chunk:
+                    return False  # the write end closed: it exited before it was ready
+                received += chunk
+                if received == READY:
+                    return True
+        return False
+
+
+def _close_and_wait(process: subprocess.Popen[bytes], timeout_s: float) -> int:
+    if process.stdin is not None and not process.stdin.closed:
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.close()
+    try:
+        return process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        log.error("the call engine (pid %s) did not stop in %.0f s; killed", process.pid, timeout_s)
+        process.kill()
+        return process.wait()
+
+
+# -- the child's side ---------------------------------------------------------------------------
+
+
+def read_settings(stream: IO[bytes]) -> Settings:
+    line = stream.readline(MAX_SETTINGS_BYTES + 1)
+    if not line.endswith(b"\n"):
+        raise ValueError("expected the settings as one line of JSON on stdin")
+    return Settings.model_validate_json(line)
+
+
+def report_ready(ready_fd: int) -> None:
+    with os.fdopen(ready_fd, "wb") as ready:
+        ready.write(READY)
+
+
+def when_closed(stream: IO[bytes], then: Callable[[], None]) -> threading.Thread:
+    """Call `then` once `stream` (the parent's end of our stdin) reaches end of file."""
+
+    def wait() -> None:
+        while stream.read(4096):
+            pass
+        then()
+
+    thread = threading.Thread(target=wait, name="parent-watch", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,174 @@
+"""`callnow serve` on PostgreSQL: the web in its own process, the call engine in a child it
+starts, watches and stops. The real command, a real SIPp phone for the owner, real rtpengine.
+
+The engine names itself after its process (host-pid), and each request records the engine that
+claimed it: so the tests can tell which process dialled.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from callnow.bootstrap import seed_default_deck
+from callnow.domain.request_state import TERMINAL, RequestState
+from callnow.store.db import make_engine, make_session_factory, transaction
+from callnow.store.models import CallRequest
+from tests.browser.test_public_form import free_port
+from tests.e2e.conftest import engine_ports_env
+from tests.peers.sipp import SippPeer
+from tests.support.world import empty_database, seed_alice
+from tests.web.helpers import form_token
+
+pytestmark = [pytest.mark.peers, pytest.mark.postgres]
+CALLNOW = Path(sys.executable).with_name("callnow")
+
+
+@dataclass
+class Served:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    owner: SippPeer
+    log: Path
+    request_state: Callable[[str], tuple[str, str | None]]
+
+    def engine_children(self) -> list[int]:
+        return children_of(self.process.pid)
+
+    def ask_for_a_call(self, number: str) -> str:
+        """Post the public form; the request's status token."""
+        with httpx.Client(base_url=self.base_url) as client:
+            page = client.get("/callnow/alice")
+            answer = client.post(
+                "/callnow/alice",
+                data={"form_token": form_token(page.text), "name": "Mary", "number": number},
+            )
+        assert answer.status_code == 303, answer.text
+        return answer.headers["location"].rsplit("/", 1)[1]
+
+    def wait(self, condition: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out waiting for {what}; log:\n{self.log.read_text()[-6000:]}")
+            time.sleep(0.05)
+
+    def wait_until_finished(self, token: str) -> str:
+        self.wait(lambda: RequestState(self.request_state(token)[0]) in TERMINAL, "the end")
+        return self.request_state(token)[0]
+
+
+def children_of(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(child) for child in found.stdout.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+@pytest.fixture
+def served(postgresql_url, sipp_peer, tmp_path) -> Iterator[Served]:
+    db = make_engine(postgresql_url)
+    sessions = make_session_factory(db)
+    with transaction(sessions) as session:
+        seed_alice(session)
+        seed_default_deck(session)
+
+    def request_state(token: str) -> tuple[str, str | None]:
+        with sessions() as session:
+            request = session.scalars(select(CallRequest).filter_by(token=token)).one()
+            return request.state, request.claimed_by
+
+    owner = sipp_peer("busy.xml")
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with engine_ports_env() as ports, log.open("ab") as out:
+        env = {
+            **os.environ,
+            **ports,
+            "CALLNOW_DATABASE_URL": postgresql_url,
+            "CALLNOW_DATA_DIR": str(tmp_path),
+            "CALLNOW_DEMO_DATA": "false",
+            "CALLNOW_WEB__PORT": str(port),
+            "CALLNOW_WEB__PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+            "CALLNOW_SIP__OWNER_URI_TEMPLATE": f"sip:{{internal}}@127.0.0.1:{owner.port}",
+            "CALLNOW_ENGINE__POLL_INTERVAL_S": "0.2",
+        }
+        process = subprocess.Popen([str(CALLNOW), "serve"], env=env, stdout=out, stderr=out)
+        served = Served(f"http://127.0.0.1:{port}", process, owner, log, request_state)
+        try:
+            served.wait(lambda: healthy(served.base_url), "the web to answer")
+            yield served
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            db.dispose()
+            empty_database(postgresql_url)
+
+
+def healthy(base_url: str) -> bool:
+    try:
+        return httpx.get(f"{base_url}/api/v1/health").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_the_engine_runs_in_a_child_process_and_dials_what_the_web_accepted(served):
+    [engine_pid] = served.engine_children()
+    token = served.ask_for_a_call("02 9037 5678")
+    served.wait_until_finished(token)
+    assert len(served.owner.received("INVITE")) == 1
+    _, claimed_by = served.request_state(token)
+    assert claimed_by is not None and claimed_by.endswith(f"-{engine_pid}")
+
+
+def test_an_engine_that_crashed_is_started_again_and_the_web_kept_serving(served):
+    [first] = served.engine_children()
+    os.kill(first, signal.SIGKILL)
+    # Meanwhile the web takes requests; they wait, queued, for the next engine.
+    token = served.ask_for_a_call("02 9037 5679")
+    served.wait(lambda: served.engine_children() not in ([], [first]), "a new engine")
+    [second] = served.engine_children()
+    assert served.wait_until_finished(token) != "interrupted"
+    _, claimed_by = served.request_state(token)
+    assert claimed_by is not None and claimed_by.endswith(f"-{second}")
+    assert len(served.owner.received("INVITE")) == 1
+    assert "exited with code -9" in served.log.read_text()
+
+
+def test_stopping_serve_stops_its_engine(served):
+    [engine_pid] = served.engine_children()
+    served.process.send_signal(signal.SIGTERM)
+    # uvicorn ends by raising the signal again, once it has shut down.
+    assert served.process.wait(timeout=30) in (0, -signal.SIGTERM)
+    assert not alive(engine_pid)  # stopped while the web shut down, not after
+
+
+def test_an_engine_whose_serve_was_killed_stops_by_itself(served):
+    [engine_pid] = served.engine_children()
+    served.process.kill()
+    served.process.wait()
+    deadline = time.monotonic() + 30
+    while alive(engine_pid):
+        assert time.monotonic() < deadline, "the orphaned engine kept running"
+        time.sleep(0.05)
