@@ -3,15 +3,18 @@
     .venv/bin/python bench/request_latency_bench.py            # SQLite and PostgreSQL, ~4 min
     .venv/bin/python bench/request_latency_bench.py --quick    # a short run of both
     .venv/bin/python bench/request_latency_bench.py --db sqlite --rates 10,50
+    .venv/bin/python bench/request_latency_bench.py --db postgresql --engine-process shared
     .venv/bin/python bench/request_latency_bench.py --db postgresql --split   # web | engine
 
-What runs (all on 127.0.0.1): `callnow serve` as a subprocess (web + engine in one process, as
-shipped; it spawns its own rtpengine) on a temporary data directory with SQLite, or on a
-throwaway PostgreSQL database created for the run and dropped after it. The owner's extension
+What runs (all on 127.0.0.1): `callnow serve` as a subprocess, as shipped, on a temporary data
+directory with SQLite, or on a throwaway PostgreSQL database created for the run and dropped
+after it. On SQLite it runs the web and the engine in one process; on PostgreSQL the engine
+runs in a child process that serve starts (`--engine-process` chooses; the engine spawns its
+own rtpengine). The owner's extension
 is `bench/_owner_phone.py` in this process: it notes the kernel's receive time of each INVITE
 and answers 486 Busy Here at once, so every callback ends after one SIP round trip. With
-`--split`, `callnow serve` runs the web alone and `callnow engine` runs beside it in a process
-of its own, as a provider would run them on PostgreSQL.
+`--split`, `callnow serve` runs the web alone and a separate `callnow engine` command runs
+beside it, as a provider with engines on other hosts would run them.
 
 The load: each request posts the `john_doe` form with its own caller number, which comes back
 in the INVITE's From, so each INVITE is matched to its request. Steps offer rising rates
@@ -110,6 +113,17 @@ class Service:
     # --split: `callnow engine` in a process of its own; `callnow serve` runs the web only.
     engine_process: subprocess.Popen[bytes] | None = None
 
+    def engine_pid(self) -> int | None:
+        """The engine's process if it has one: --split's, or serve's engine child."""
+        if self.engine_process is not None:
+            return self.engine_process.pid
+        found = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid), "-f", "callnow engine"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        return int(found[0]) if found else None
+
     def stop(self) -> None:
         for process in (self.process, self.engine_process):
             if process is not None and process.poll() is None:
@@ -123,7 +137,12 @@ class Service:
 
 @contextlib.contextmanager
 def running_service(
-    database: str, owner_port: int, workdir: Path, *, split: bool = False
+    database: str,
+    owner_port: int,
+    workdir: Path,
+    *,
+    split: bool = False,
+    engine_process: str = "auto",
 ) -> Iterator[Service]:
     """`callnow serve` with free ports, a temp data dir and every rate limit out of the way."""
     with contextlib.ExitStack() as stack:
@@ -154,6 +173,7 @@ def running_service(
             "CALLNOW_ENGINE__MAX_CALLS_PER_EXTENSION": "10000",
             "CALLNOW_ENGINE__MAX_CALLS_PER_TENANT": "10000",
             "CALLNOW_ENGINE__MAX_CONCURRENT_CALLS": "10000",
+            "CALLNOW_ENGINE__PROCESS": engine_process,
         }
         for limit in (
             "PER_SOURCE",
@@ -245,7 +265,7 @@ class Step:
     not_sent: int = 0
     wall_s: float = 0.0
     server_cpu_pct: float = 0.0
-    engine_cpu_pct: float = float("nan")  # --split only
+    engine_cpu_pct: float = float("nan")  # an engine in its own process only
 
 
 class Numbers:
@@ -490,7 +510,7 @@ def print_table(rows: list[Row]) -> None:
         "(kernel time stamp); acc/s = 303s per second of the step; lag = how late the client "
         "sent against the schedule; dial/s = INVITEs per second from the step's start to its last "
         "INVITE; miss = accepted, no INVITE within the drain time; srv CPU = callnow serve, "
-        "% of one core (with --split, then `callnow engine`'s)"
+        "% of one core, then the engine process's where it has its own"
     )
 
 
@@ -574,8 +594,14 @@ def run_database(database: str, args: argparse.Namespace, rows: list[Row]) -> No
     ] + [Step("max", None, args.step_s, clients=args.max_clients)]
     workdir = Path(tempfile.mkdtemp(prefix=f"callnow-bench-{database}-"))
     try:
-        with running_service(database, phone.port, workdir, split=args.split) as service:
-            print(f"{database}: callnow serve pid {service.process.pid} ready, {service.base_url}")
+        with running_service(
+            database, phone.port, workdir, split=args.split, engine_process=args.engine_process
+        ) as service:
+            engine_pid = service.engine_pid()
+            print(
+                f"{database}: callnow serve pid {service.process.pid} ready, {service.base_url}; "
+                + (f"engine pid {engine_pid}" if engine_pid else "engine in the same process")
+            )
             # A first request warms up every code path (imports, prompt cache, connections).
             warm = Step("warm-up", 5.0, 1.0, clients=1)
             asyncio.run(run_step(warm, service.base_url, numbers, 5))
@@ -588,9 +614,7 @@ def run_database(database: str, args: argparse.Namespace, rows: list[Row]) -> No
                     break
                 if stalled > 1.0:
                     print(f"  (the service answered again only after {stalled:.1f} s)")
-                pids = [service.process.pid]
-                if service.engine_process is not None:
-                    pids.append(service.engine_process.pid)
+                pids = [service.process.pid] + ([engine_pid] if engine_pid else [])
                 before = [sample(pid) for pid in pids]
                 asyncio.run(run_step(step, service.base_url, numbers, args.max_requests))
                 after = [sample(pid) for pid in pids]
@@ -648,6 +672,12 @@ def main() -> None:
         "--drain-s", type=float, default=15.0, help="wait this long for a step's INVITEs"
     )
     parser.add_argument("--keep", action="store_true", help="keep the data dir and serve.log")
+    parser.add_argument(
+        "--engine-process",
+        choices=["auto", "shared", "own"],
+        default="auto",
+        help="serve's engine.process: auto (own on PostgreSQL), shared or own",
+    )
     parser.add_argument(
         "--split",
         action="store_true",
