@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Literal
 
 from callnow.config import Settings
 
@@ -92,6 +92,13 @@ class EngineChild:
     def pid(self) -> int | None:
         with self._lock:
             return self._process.pid if self._process else None
+
+    @property
+    def status(self) -> Literal["running", "restarting"]:
+        """`restarting` from the moment it is found dead until a new one is ready."""
+        with self._lock:
+            running = self._process is not None and self._process.poll() is None
+        return "running" if running else "restarting"
 
     def start(self) -> None:
         """Start the engine and return once it takes calls; `EngineDidNotStart` if it cannot."""

@@ -17,7 +17,7 @@ from callnow.domain.rules import InvalidRule
 from callnow.store import accounts, audit, profiles
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile, User
-from callnow.web.context import app_state, client_address, db
+from callnow.web.context import AppState, EngineStatus, app_state, client_address, db
 from callnow.web.intake import Submission, submit
 from callnow.web.portal import WELCOME_MAX_CHARS, rule_from_fields
 
@@ -131,6 +131,9 @@ class RequestOut(BaseModel):
 class Health(BaseModel):
     status: Literal["ok"]
     database: Literal["ok"]
+    # The call engine this service runs: `running`; `restarting` after it died (requests wait,
+    # queued); `elsewhere` when this process runs the web only (`engine.enabled = false`).
+    engine: EngineStatus
 
 
 def api_user(
@@ -152,6 +155,7 @@ def api_user(
 
 UserDep = Annotated[User, Depends(api_user)]
 SessionDep = Annotated[Session, Depends(db)]
+StateDep = Annotated[AppState, Depends(app_state)]
 NOT_FOUND = {404: {"model": Problem}, 401: {"model": Problem}}
 BAD_BODY = {400: {"model": Problem, "description": "The body is not valid JSON"}}
 
@@ -206,12 +210,12 @@ def _request_out(r: CallRequest) -> RequestOut:
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": Problem}})
-def health(session: SessionDep) -> Health:
+def health(session: SessionDep, state: StateDep) -> Health:
     try:
         session.execute(text("SELECT 1"))
     except Exception as exc:  # any database failure is "not healthy", said plainly
         raise HTTPException(503, "database unavailable") from exc
-    return Health(status="ok", database="ok")
+    return Health(status="ok", database="ok", engine=state.engine_status())
 
 
 @router.get("/profiles", response_model=list[ProfileOut], responses={401: {"model": Problem}})

@@ -48,6 +48,7 @@ async def engine_in_this_process(
         settings, sessions, woken_in_process_by=queue_wakeup.sender()
     )
     state.wake = runtime.dispatcher.wake
+    state.engine_status = lambda: "running"
     try:
         yield
     finally:
@@ -56,7 +57,7 @@ async def engine_in_this_process(
 
 
 @asynccontextmanager
-async def engine_in_child_process(settings: Settings) -> AsyncIterator[None]:
+async def engine_in_child_process(settings: Settings, state: AppState) -> AsyncIterator[None]:
     """The web serves once the engine takes calls; it stops the engine before it exits.
 
     Requests reach the engine through the database (and NOTIFY on PostgreSQL). While a crashed
@@ -66,6 +67,7 @@ async def engine_in_child_process(settings: Settings) -> AsyncIterator[None]:
 
     child = EngineChild(settings)
     await asyncio.to_thread(child.start)
+    state.engine_status = lambda: child.status
     try:
         yield
     finally:
@@ -85,7 +87,7 @@ def create_app(settings: Settings, *, with_engine: bool = False) -> FastAPI:
         if not with_engine:
             yield
         elif settings.engine_in_own_process:
-            async with engine_in_child_process(settings):
+            async with engine_in_child_process(settings, state):
                 yield
         else:
             async with engine_in_this_process(settings, sessions, state):

@@ -6,6 +6,7 @@ import ipaddress
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
@@ -18,6 +19,9 @@ from callnow.web.intake import Safeguards
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
+EngineStatus = Literal["running", "restarting", "elsewhere"]
+
+
 @dataclass
 class AppState:
     settings: Settings
@@ -25,6 +29,8 @@ class AppState:
     safeguards: Safeguards
     # Tells an in-process engine that work was queued (set when the engine runs here).
     wake: Callable[[], None] = field(default=lambda: None)
+    # What the health check says of the engine; set while this service runs one.
+    engine_status: Callable[[], EngineStatus] = field(default=lambda: "elsewhere")
 
 
 def app_state(request: Request) -> AppState:

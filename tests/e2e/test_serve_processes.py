@@ -133,6 +133,10 @@ def healthy(base_url: str) -> bool:
         return False
 
 
+def engine_health(base_url: str) -> str:
+    return httpx.get(f"{base_url}/api/v1/health").json()["engine"]
+
+
 def test_the_engine_runs_in_a_child_process_and_dials_what_the_web_accepted(served):
     [engine_pid] = served.engine_children()
     token = served.ask_for_a_call("02 9037 5678")
@@ -144,11 +148,14 @@ def test_the_engine_runs_in_a_child_process_and_dials_what_the_web_accepted(serv
 
 def test_an_engine_that_crashed_is_started_again_and_the_web_kept_serving(served):
     [first] = served.engine_children()
+    assert engine_health(served.base_url) == "running"
     os.kill(first, signal.SIGKILL)
+    served.wait(lambda: engine_health(served.base_url) == "restarting", "health: restarting")
     # Meanwhile the web takes requests; they wait, queued, for the next engine.
     token = served.ask_for_a_call("02 9037 5679")
     served.wait(lambda: served.engine_children() not in ([], [first]), "a new engine")
     [second] = served.engine_children()
+    served.wait(lambda: engine_health(served.base_url) == "running", "health: running")
     assert served.wait_until_finished(token) != "interrupted"
     _, claimed_by = served.request_state(token)
     assert claimed_by is not None and claimed_by.endswith(f"-{second}")

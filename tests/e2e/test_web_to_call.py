@@ -29,6 +29,8 @@ def test_a_web_request_becomes_a_bridged_call_with_records_and_one_charge(callba
         "answer_info_dtmf_relay.xml", {"digit": "1"}
     )
     with TestClient(create_app(settings, with_engine=True), follow_redirects=False) as client:
+        # In this process on SQLite, in a child process on PostgreSQL: running either way.
+        assert client.get("/api/v1/health").json()["engine"] == "running"
         status_url = submit(client)
         with sessions() as session:
             request_id = session.scalars(select(CallRequest.id)).one()

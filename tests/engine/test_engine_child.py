@@ -132,9 +132,12 @@ def test_a_crashed_engine_is_started_again(fake_engine, children):
     children.append(engine)
     engine.start()
     first = engine.pid
+    assert engine.status == "running"
     os.kill(first, signal.SIGKILL)
+    wait_until(lambda: engine.status == "restarting")
     wait_until(lambda: len(restarted) == 1)
     assert engine.pid == restarted[0] != first
+    assert engine.status == "running"
     assert [pid for pid, _ in starts(record)] == [first, restarted[0]]
     assert alive(engine.pid)
     assert engine.restarts == 1
