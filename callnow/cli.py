@@ -153,7 +153,7 @@ def engine(
     # As the child of `callnow serve` (engine/child.py), which has prepared the database.
     if settings_on_stdin:
         settings = child.read_settings(sys.stdin.buffer)
-        logs.configure(settings.log_level, settings.log_format)
+        logs.configure(settings.log_level, settings.log_format, process="engine")
     else:
         settings = load_settings(config)
         logs.configure(settings.log_level, settings.log_format)

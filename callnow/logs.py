@@ -7,7 +7,9 @@ import logging
 import structlog
 
 
-def configure(level: str = "info", fmt: str = "console") -> None:
+def configure(level: str = "info", fmt: str = "console", *, process: str | None = None) -> None:
+    """`process` names this process on each line, where several write to one stream (the
+    engine child of `callnow serve` logs `process=engine`)."""
     renderer = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -18,6 +20,8 @@ def configure(level: str = "info", fmt: str = "console") -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    if process is not None:
+        shared.append(_named(process))
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -30,3 +34,11 @@ def configure(level: str = "info", fmt: str = "console") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+def _named(process: str) -> structlog.types.Processor:
+    def add_process(_logger: object, _method: str, event: structlog.types.EventDict) -> object:
+        event.setdefault("process", process)
+        return event
+
+    return add_process
