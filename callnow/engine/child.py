@@ -148,6 +148,11 @@ class EngineChild:
                 delay = self._delays.after(delay, 0.0)
             with self._lock:
                 self._process = replacement
+                # `stop` may have taken the dead one just before: then this one is ours to stop.
+                stopped_meanwhile = self._stopping.is_set()
+            if replacement is not None and stopped_meanwhile:
+                _close_and_wait(replacement, self._stop_timeout_s)
+                return
             if replacement is not None:
                 self.restarts += 1
                 log.warning("the call engine runs again (pid %s)", replacement.pid)
