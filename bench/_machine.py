@@ -64,6 +64,23 @@ def _version(command: list[str]) -> str:
     return text[0].strip() if text else "unknown"
 
 
+def python_speed(steps: int = 3_000_000) -> float:
+    """Millions of `total += i` loop steps per second, timed now, best of three.
+
+    These machines' speed drifts by 2-4x from hour to hour (other tenants share the host). This
+    figure, printed with every run, says how fast the machine was while the run was made, so
+    runs on different days can be set side by side.
+    """
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(steps):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return steps / best / 1e6
+
+
 def print_machine(title: str) -> None:
     """The header every benchmark prints: what ran where."""
     from importlib.metadata import version
@@ -73,6 +90,7 @@ def print_machine(title: str) -> None:
     print(f"machine : {platform.platform()}")
     print(f"cpu     : {cpu_model()} x {os.cpu_count()} (load average {load1:.2f} / {load5:.2f})")
     print(f"python  : {platform.python_implementation()} {platform.python_version()}")
+    print(f"speed   : {python_speed():.1f} M loop steps/s on one core, now (see python_speed)")
     print(f"sippy   : {version('sippy')}")
     print(f"rtpengine: {_version(['rtpengine', '--version'])}")
     print(f"sipp    : {_version(['sipp', '-v'])[:60]}")
