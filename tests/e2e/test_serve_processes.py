@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -98,17 +99,7 @@ def served(postgresql_url, sipp_peer, tmp_path) -> Iterator[Served]:
     port = free_port()
     log = tmp_path / "serve.log"
     with engine_ports_env() as ports, log.open("ab") as out:
-        env = {
-            **os.environ,
-            **ports,
-            "CALLNOW_DATABASE_URL": postgresql_url,
-            "CALLNOW_DATA_DIR": str(tmp_path),
-            "CALLNOW_DEMO_DATA": "false",
-            "CALLNOW_WEB__PORT": str(port),
-            "CALLNOW_WEB__PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-            "CALLNOW_SIP__OWNER_URI_TEMPLATE": f"sip:{{internal}}@127.0.0.1:{owner.port}",
-            "CALLNOW_ENGINE__POLL_INTERVAL_S": "0.2",
-        }
+        env = serve_env(postgresql_url, tmp_path, port, owner.port, ports)
         process = subprocess.Popen([str(CALLNOW), "serve"], env=env, stdout=out, stderr=out)
         served = Served(f"http://127.0.0.1:{port}", process, owner, log, request_state)
         try:
@@ -124,6 +115,22 @@ def served(postgresql_url, sipp_peer, tmp_path) -> Iterator[Served]:
                     process.wait()
             db.dispose()
             empty_database(postgresql_url)
+
+
+def serve_env(
+    database_url: str, data_dir: Path, web_port: int, owner_port: int, ports: dict[str, str]
+) -> dict[str, str]:
+    return {
+        **os.environ,
+        **ports,
+        "CALLNOW_DATABASE_URL": database_url,
+        "CALLNOW_DATA_DIR": str(data_dir),
+        "CALLNOW_DEMO_DATA": "false",
+        "CALLNOW_WEB__PORT": str(web_port),
+        "CALLNOW_WEB__PUBLIC_BASE_URL": f"http://127.0.0.1:{web_port}",
+        "CALLNOW_SIP__OWNER_URI_TEMPLATE": f"sip:{{internal}}@127.0.0.1:{owner_port}",
+        "CALLNOW_ENGINE__POLL_INTERVAL_S": "0.2",
+    }
 
 
 def healthy(base_url: str) -> bool:
@@ -183,3 +190,18 @@ def test_an_engine_whose_serve_was_killed_stops_by_itself(served):
     while alive(engine_pid):
         assert time.monotonic() < deadline, "the orphaned engine kept running"
         time.sleep(0.05)
+
+
+def test_serve_does_not_start_when_its_engine_cannot(postgresql_url, tmp_path):
+    web_port = free_port()
+    with (
+        engine_ports_env() as ports,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken,
+    ):
+        taken.bind(("127.0.0.1", int(ports["CALLNOW_SIP__LISTEN_PORT"])))  # the engine's SIP port
+        env = serve_env(postgresql_url, tmp_path, web_port, free_port(), ports)
+        result = subprocess.run([str(CALLNOW), "serve"], env=env, capture_output=True, timeout=120)
+    output = result.stdout.decode() + result.stderr.decode()
+    assert result.returncode != 0, output[-3000:]
+    assert "the call engine did not start" in output
+    assert "Uvicorn running" not in output  # the web never took a request without an engine
