@@ -86,7 +86,6 @@ class EngineChild:
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._watcher = threading.Thread(target=self._watch, name="engine-child", daemon=True)
-        self.restarts = 0
 
     @property
     def pid(self) -> int | None:
@@ -154,7 +153,6 @@ class EngineChild:
                 _close_and_wait(replacement, self._stop_timeout_s)
                 return
             if replacement is not None:
-                self.restarts += 1
                 log.warning("the call engine runs again (pid %s)", replacement.pid)
                 if self._on_restart is not None:
                     self._on_restart(replacement.pid)

@@ -28,6 +28,7 @@ from callnow.store.models import CallRequest
 from tests.browser.test_public_form import free_port
 from tests.e2e.conftest import engine_ports_env
 from tests.peers.sipp import SippPeer
+from tests.support.processes import alive
 from tests.support.world import empty_database, seed_alice
 from tests.web.helpers import form_token
 
@@ -72,14 +73,6 @@ class Served:
 def children_of(pid: int) -> list[int]:
     found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
     return [int(child) for child in found.stdout.split()]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 @pytest.fixture

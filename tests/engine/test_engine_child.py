@@ -21,6 +21,7 @@ import pytest
 
 from callnow.config import EngineSettings, Settings
 from callnow.engine.child import EngineChild, EngineDidNotStart, RestartDelays, read_settings
+from tests.support.processes import alive
 
 FAKE_ENGINE = textwrap.dedent(
     """
@@ -88,15 +89,6 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 10) -> None:
         time.sleep(0.02)
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead too: it only waits for its parent to read its exit code.
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-
-
 def test_start_returns_once_the_engine_says_it_is_ready_with_the_parents_settings(
     fake_engine, children
 ):
@@ -140,7 +132,6 @@ def test_a_crashed_engine_is_started_again(fake_engine, children):
     assert engine.status == "running"
     assert [pid for pid, _ in starts(record)] == [first, restarted[0]]
     assert alive(engine.pid)
-    assert engine.restarts == 1
 
 
 def test_stop_closes_the_engines_stdin_and_it_exits_by_itself(fake_engine):
