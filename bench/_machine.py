@@ -68,8 +68,9 @@ def python_speed(steps: int = 3_000_000) -> float:
     """Millions of `total += i` loop steps per second, timed now, best of three.
 
     These machines' speed drifts by 2-4x from hour to hour (other tenants share the host). This
-    figure, printed with every run, says how fast the machine was while the run was made, so
-    runs on different days can be set side by side.
+    figure, printed with every run, catches a slow clock or a starved core. It misses slowness
+    in caches and memory: on 2026-11-26 it read normal while the service needed 2.5x its usual
+    CPU per request. Compare runs by alternating them in one window, not by this figure alone.
     """
     best = float("inf")
     for _ in range(3):
