@@ -340,6 +340,9 @@ class CallbackRun:
             self._cancel_timer(name)
         if self._channel is not None:
             await self._or_log("close", self._channel.close())
+            # The channel holds our `deliver`: without this the two form a cycle, and each
+            # callback's objects wait for the cyclic collector, which then pauses the engine.
+            self._channel = None
         # Resolved only now, so whoever awaits the outcome knows the telephony is released.
         outcome = self._finished_with or Outcome(RequestState.FAILED, "engine_stopped")
         if not self.outcome.done():

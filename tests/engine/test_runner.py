@@ -7,7 +7,9 @@ adapter would. Timers are real asyncio timers with millisecond durations.
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import weakref
 
 import pytest
 
@@ -129,6 +131,26 @@ async def test_the_outcome_resolves_only_after_the_channel_is_closed() -> None:
 
     assert phones.closed
     assert not world.engine.active
+
+
+async def test_a_finished_callback_is_freed_without_the_cyclic_garbage_collector() -> None:
+    # An engine runs hundreds of callbacks: what a finished one leaves in a reference cycle
+    # waits for the collector, whose pauses then hold up every other call.
+    world = World()
+    handle, phones = await world.start()
+    await phones.wait_for("dial_owner", "201")
+    phones.emit(LegFailed(OWNER, FailureCause.BUSY, 486))
+    await outcome_of(handle)
+    await asyncio.sleep(0)  # the run's task ends after resolving the outcome
+    run = weakref.ref(handle._run)
+
+    gc.disable()
+    try:
+        del handle, phones
+        world.telephony.channels.clear()  # the fake keeps every channel it opened
+        assert run() is None
+    finally:
+        gc.enable()
 
 
 async def test_an_owner_who_never_answers_is_hung_up_on_by_the_ring_timer() -> None:
