@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import secrets
 import sys
@@ -46,6 +47,19 @@ def tune_thread_switching() -> None:
     this took the p99 from form to INVITE from 83 ms to 21 ms, for the same CPU.
     """
     sys.setswitchinterval(THREAD_SWITCH_INTERVAL_S)
+
+
+def freeze_startup_objects() -> None:
+    """Leave what start-up built (modules, mappers, the app, the engine's stack) out of the
+    cyclic garbage collector's work from now on.
+
+    Those objects live as long as the process. Every full collection walked them all again:
+    in the request-latency bench on PostgreSQL, full collections stopped the web for up to
+    180 ms and the engine for up to 350 ms, in the middle of a run. Called once a process is
+    ready to serve, after a collection, so no start-up garbage is kept for good.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def prepare(settings: Settings) -> tuple[Settings, bool]:

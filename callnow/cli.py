@@ -78,7 +78,7 @@ def _serve(settings: Settings) -> None:
     import uvicorn
 
     from callnow import logs
-    from callnow.bootstrap import prepare, tune_thread_switching
+    from callnow.bootstrap import freeze_startup_objects, prepare, tune_thread_switching
     from callnow.web.app import create_app
 
     logs.configure(settings.log_level, settings.log_format)
@@ -95,8 +95,10 @@ def _serve(settings: Settings) -> None:
             f"{provisioning.DEMO_ADMIN_PASSWORD})\n"
             f"  Call API:      {base}/docs\n"
         )
+    app = create_app(settings, with_engine=settings.engine.enabled)
+    freeze_startup_objects()
     uvicorn.run(
-        create_app(settings, with_engine=settings.engine.enabled),
+        app,
         host=settings.web.host,
         port=settings.web.port,
         log_config=None,
@@ -145,7 +147,7 @@ def engine(
     import sys
 
     from callnow import logs
-    from callnow.bootstrap import prepare, tune_thread_switching
+    from callnow.bootstrap import freeze_startup_objects, prepare, tune_thread_switching
     from callnow.engine import child
     from callnow.engine.runtime import EngineRuntime
     from callnow.store.db import make_engine, make_session_factory
@@ -170,6 +172,7 @@ def engine(
         db_engine = make_engine(settings.effective_database_url)
         runtime = await EngineRuntime.start(settings, make_session_factory(db_engine))
         typer.echo(f"engine {runtime.dispatcher.engine_id} running", err=True)
+        freeze_startup_objects()
         if ready_fd is not None:
             child.report_ready(ready_fd)
         await stop.wait()

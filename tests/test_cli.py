@@ -1,5 +1,7 @@
 """The `callnow` command: a provider scripts provisioning with it."""
 
+import gc
+
 import pytest
 from typer.testing import CliRunner
 
@@ -15,7 +17,8 @@ def run(tmp_path, monkeypatch):
     def invoke(*args: str, env: dict[str, str] | None = None):
         return runner.invoke(app, list(args), env=env)
 
-    return invoke
+    yield invoke
+    gc.unfreeze()  # `serve` freezes what exists; the test process goes on collecting it
 
 
 def test_a_provider_provisions_a_tenant_owner_extension_and_page(run):
@@ -132,3 +135,14 @@ def test_serve_hands_the_gil_over_quickly_before_it_starts_serving(run, monkeypa
     assert result.exit_code == 0, result.output
     assert seen == [THREAD_SWITCH_INTERVAL_S]
     assert default > THREAD_SWITCH_INTERVAL_S
+
+
+def test_serve_leaves_its_start_up_objects_out_of_garbage_collection(run, monkeypatch):
+    import uvicorn
+
+    frozen: list[int] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: frozen.append(gc.get_freeze_count()))
+    assert gc.get_freeze_count() == 0
+    result = run("serve", env={"CALLNOW_ENGINE__ENABLED": "false"})
+    assert result.exit_code == 0, result.output
+    assert frozen and frozen[0] > 0
