@@ -66,7 +66,7 @@ from _machine import (  # noqa: E402
     thread_cpu,
 )
 
-from callnow.bootstrap import tune_thread_switching  # noqa: E402
+from callnow.bootstrap import freeze_startup_objects, tune_thread_switching  # noqa: E402
 from callnow.config import RtpengineSettings, Settings, SipSettings, TrunkSettings  # noqa: E402
 from callnow.domain.flow import AcceptanceMode, FlowLimits, RequestFacts  # noqa: E402
 from callnow.domain.request_state import RequestState  # noqa: E402
@@ -522,6 +522,7 @@ async def main_async(args: argparse.Namespace) -> int:
             bench.sipp_pids = [owner.process.pid, trunk.process.pid]
             recorder = MemoryRecorder()
             engine = CallbackEngine(telephony, recorder, limits=limits)
+            freeze_startup_objects()  # as `callnow engine` does once it is ready
             try:
                 rtp_pid = bench.rtp_pid
                 print(
