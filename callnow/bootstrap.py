@@ -54,9 +54,9 @@ def freeze_startup_objects() -> None:
     cyclic garbage collector's work from now on.
 
     Those objects live as long as the process. Every full collection walked them all again:
-    in the request-latency bench on PostgreSQL, full collections stopped the web for up to
-    180 ms and the engine for up to 350 ms, in the middle of a run. Called once a process is
-    ready to serve, after a collection, so no start-up garbage is kept for good.
+    in the request-latency bench on PostgreSQL one stopped the web for 180 ms in the middle of
+    a run, and the engine's took up to 350 ms. Called once a process is ready to serve, after
+    a collection, so no start-up garbage is kept for good.
     """
     gc.collect()
     gc.freeze()
