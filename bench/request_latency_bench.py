@@ -27,8 +27,8 @@ Latency = INVITE arrival (kernel time stamp, CLOCK_REALTIME) - the client's time
 the figure is a slight underestimate; "send lag" shows how far the client fell behind schedule.
 
 After the run, the rows the service wrote are read to split the latency into stages (server
-clock, same machine): request row inserted -> 303 at the client -> `calling_owner` event (commit,
-wake-up, claim, callback start) -> owner leg row (write-ahead) -> INVITE on the wire (rtpengine
+clock, same machine): request row inserted -> 303 at the client -> owner leg's write-ahead row
+(commit, wake-up, the claim that writes it) -> INVITE on the wire (callback start, rtpengine
 offer, SIP stack).
 
 Requests get CLIENT_TIMEOUT_S to be answered, and a step starts only once the page answers again:
@@ -518,22 +518,15 @@ def stage_breakdown(database: str, database_url: str, steps: list[Step], phone: 
     """Split each request's latency with the times the service itself stored."""
     from sqlalchemy import create_engine, select
 
-    from callnow.store.models import CallLeg, CallRequest, RequestEvent
+    from callnow.store.models import CallLeg, CallRequest
 
     engine = create_engine(database_url)
-    stamps: dict[str, tuple[float, float | None, float | None]] = {}
+    stamps: dict[str, tuple[float, float | None]] = {}
     try:
         with engine.connect() as connection:
             requests = connection.execute(
                 select(CallRequest.id, CallRequest.number_e164, CallRequest.created_at)
             ).all()
-            calling = dict(
-                connection.execute(
-                    select(RequestEvent.request_id, RequestEvent.at).where(
-                        RequestEvent.state == "calling_owner"
-                    )
-                ).all()
-            )
             legs = dict(
                 connection.execute(
                     select(CallLeg.request_id, CallLeg.started_at).where(CallLeg.role == "owner")
@@ -552,34 +545,32 @@ def stage_breakdown(database: str, database_url: str, steps: list[Step], phone: 
         assert created_at is not None
         stamps[e164.lstrip("+")] = (
             created_at,
-            epoch(calling.get(request_id)),
             epoch(legs.get(request_id)),
         )
     invites = phone.snapshot()
     print(f"\n{database}: where the time goes, median / p99 in ms (server clock = client clock)")
     print(
-        f"  {'step':>9} │ {'row→303 read':>13} │ {'303→calling_owner':>17} │ "
-        f"{'→owner leg row':>14} │ {'leg row→INVITE':>14}"
+        f"  {'step':>9} │ {'row→303 read':>13} │ {'303→owner leg row':>17} │ "
+        f"{'leg row→INVITE':>14}"
     )
     for step in steps:
         if not step.results:
             continue
-        parts: list[list[float]] = [[], [], [], []]
+        parts: list[list[float]] = [[], [], []]
         for r in step.results:
             got = stamps.get(r.digits)
             invite = invites.get(r.digits)
             if r.status != 303 or got is None or invite is None:
                 continue
-            created_at, calling_at, leg_at = got
-            if calling_at is None or leg_at is None:
+            created_at, leg_at = got
+            if leg_at is None:
                 continue
             parts[0].append((r.answered - created_at) * 1000)
-            parts[1].append((calling_at - r.answered) * 1000)
-            parts[2].append((leg_at - calling_at) * 1000)
-            parts[3].append((invite.wire_at - leg_at) * 1000)
+            parts[1].append((leg_at - r.answered) * 1000)
+            parts[2].append((invite.wire_at - leg_at) * 1000)
         cells = [f"{percentile(p, 50):6.1f} / {percentile(p, 99):6.1f}" for p in parts]
         offered = "max" if step.rate is None else f"{step.rate:g}/s"
-        print(f"  {offered:>9} │ {cells[0]:>13} │ {cells[1]:>17} │ {cells[2]:>14} │ {cells[3]:>14}")
+        print(f"  {offered:>9} │ {cells[0]:>13} │ {cells[1]:>17} │ {cells[2]:>14}")
 
 
 # -- main --------------------------------------------------------------------------------------

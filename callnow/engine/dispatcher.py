@@ -3,10 +3,12 @@
 It is the one place where stored requests become calls. It claims a backlog a batch at a time.
 Before it dials anything it checks the number again against the destination policy and asks
 billing whether the owner's budget can pay for the call (and for how long), so a request forced
-past the web layer still cannot cost money. Leases are renewed while calls run; requests
-abandoned by a dead engine are ended as `interrupted`; charges are posted when an answered leg
-ends (and swept again at start, so a crash between "leg ended" and "charge posted" still ends
-with exactly one charge).
+past the web layer still cannot cost money. The owner leg's write-ahead row goes into the claim's
+transaction, so the owner's INVITE leaves without another round of writes; a callback that then
+does not start takes the row back, and the request is claimed again. Leases are renewed while
+calls run; requests abandoned by a dead engine are ended as `interrupted`; charges are posted
+when an answered leg ends (and swept again at start, so a crash between "leg ended" and "charge
+posted" still ends with exactly one charge).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from callnow.billing.ledger import (
 )
 from callnow.billing.policy import policy_from
 from callnow.config import Settings
+from callnow.domain.calls import LegDialling, LegRole
 from callnow.domain.destination_policy import PrefixList, check_destination
 from callnow.domain.flow import AcceptanceMode, FlowLimits, Outcome, RequestFacts
 from callnow.domain.rating import BudgetRefused
@@ -41,7 +44,7 @@ from callnow.store import queue
 from callnow.store.db import transaction
 from callnow.store.models import CallRequest
 from callnow.store.profiles import destination_policy
-from callnow.store.recorder import request_ref
+from callnow.store.recorder import request_ref, take_back, write_ahead
 from callnow.store.requests import move
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,8 @@ ACCEPTANCE = {
 MAX_START_ATTEMPTS = 3
 # A backlog is claimed this many at a time: one transaction for the lot, each started at once.
 CLAIM_BATCH = 10
+# On stopping, a claim under way is given this long to finish (SQLite may wait for its lock).
+STOP_CLAIMING_WITHIN_S = 10.0
 
 
 def default_engine_id() -> str:
@@ -66,6 +71,8 @@ class Work:
     request_id: int
     facts: RequestFacts
     limits: FlowLimits
+    # Stored with the claim: the owner is dialled without writing first.
+    owner_leg: LegDialling
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,11 @@ class Dispatcher:
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
+        if self._task is not None:
+            # The claim loop ends its round rather than being cut off: a request it claimed
+            # must be started or handed back, not left with its owner leg's row.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), STOP_CLAIMING_WITHIN_S)
         for task in (self._task, self._housekeeping_task, self._cancel_task):
             if task is not None:
                 task.cancel()
@@ -163,7 +175,10 @@ class Dispatcher:
                 except Exception:
                     log.exception("claiming requests failed")
                 for work in claimed.works:
-                    await self._start(work)
+                    if self._stopping:  # claimed as the engine stops: for the next engine
+                        await self._hand_back(work, free_lease=True)
+                    else:
+                        await self._start(work)
             self._held_back = claimed.held_back
             # A call that ended while the claim ran may have made the room it lacked.
             if claimed.more or (claimed.held_back and self._calls_ended != ended_before):
@@ -243,8 +258,11 @@ class Dispatcher:
             cost_phrase=plan.cost_phrase,
         )
         reserve(session, request, plan)
+        # Its own time, not the claim's: the leg starts once the claim's queries are done.
+        owner_leg = LegDialling(LegRole.OWNER, extension.internal_number, self._clock())
+        write_ahead(session, request.id, owner_leg)
         limits = replace(self._limits, budget_max_duration_s=plan.max_duration_s)
-        return Work(request.id, facts, limits)
+        return Work(request.id, facts, limits, owner_leg)
 
     def _refuse(self, request: CallRequest, reason: str, now: datetime) -> None:
         log.info("request %s not dialled: %s", request.id, reason)
@@ -255,10 +273,14 @@ class Dispatcher:
     async def _start(self, work: Work) -> None:
         try:
             self._announce(work.facts)
-            handle = await self._engine.start_callback(work.facts, work.limits)
+            handle = await self._engine.start_callback(
+                work.facts, work.limits, written_ahead=work.owner_leg
+            )
         except Exception:
-            # Nothing was dialled: the lease runs out and the request is claimed again later.
+            # Nothing was dialled: once its row is taken back and the lease runs out, the
+            # request is claimed again.
             log.exception("starting the callback for request %s failed", work.request_id)
+            await self._hand_back(work, free_lease=False)
             return
         self._running[work.request_id] = handle
         handle.outcome.add_done_callback(lambda done: self._finished(work.request_id, done))
@@ -278,6 +300,22 @@ class Dispatcher:
     def _release(self, request_id: int) -> None:
         with transaction(self._sessions) as session:
             queue.release(session, request_id, self.engine_id)
+
+    async def _hand_back(self, work: Work, *, free_lease: bool) -> None:
+        """A claimed request that was never dialled goes back to the queue: without its owner
+        leg's row, or a live engine would end it as interrupted."""
+
+        def undo() -> None:
+            with transaction(self._sessions) as session:
+                take_back(session, work.request_id, work.owner_leg)
+                if free_lease:
+                    queue.release(session, work.request_id, self.engine_id)
+
+        try:
+            await asyncio.to_thread(undo)
+        except Exception:
+            # Left as it is, the request ends as interrupted: never dialled twice.
+            log.exception("handing request %s back to the queue failed", work.request_id)
 
     # -- visitors cancelling a call in progress -----------------------------------------------
 

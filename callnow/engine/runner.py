@@ -7,7 +7,9 @@ the next event is read, so the flow sees the world in a single, consistent order
 Store writes (state changes, write-ahead leg rows, call records) are gathered and written as one
 unit before the next dial and at the end of each event: a dial's write-ahead row and the state
 change before it cost one transaction, not two, and a finished call's records and final state
-one more.
+one more. A leg whose write-ahead row the caller already stored (the dispatcher does so for the
+owner's leg, in the claim's transaction) is dialled at once; what was gathered before it is
+written after the INVITE left.
 """
 
 from __future__ import annotations
@@ -124,12 +126,18 @@ class CallbackEngine:
         return dict(self._active)
 
     async def start_callback(
-        self, facts: RequestFacts, limits: FlowLimits | None = None
+        self,
+        facts: RequestFacts,
+        limits: FlowLimits | None = None,
+        *,
+        written_ahead: LegDialling | None = None,
     ) -> CallbackHandle:
         """Open the telephony channel and start dialling the owner; returns at once.
 
-        If the channel cannot be opened, the error propagates and nothing was dialled or
-        written: the request is still queued, for the caller to retry or fail.
+        `written_ahead` is a leg's write-ahead row the caller has already stored: that leg is
+        dialled without writing first. If the channel cannot be opened, the error propagates
+        and nothing was dialled or written: the request is still queued, for the caller to
+        retry or fail (and to take back a row it wrote ahead).
         """
         ref = facts.request_ref
         if ref in self._active:
@@ -139,6 +147,7 @@ class CallbackEngine:
             self._recorder,
             clock=self._clock,
             action_timeout_s=self._action_timeout_s,
+            written_ahead=written_ahead,
         )
         handle = CallbackHandle(run)
         self._active[ref] = handle  # before the await, so a concurrent start sees it
@@ -167,6 +176,7 @@ class CallbackRun:
         *,
         clock: Clock,
         action_timeout_s: float,
+        written_ahead: LegDialling | None = None,
     ) -> None:
         self.flow = flow
         self._recorder = recorder
@@ -181,6 +191,7 @@ class CallbackRun:
         self._task: asyncio.Task[None] | None = None
         self._recorded: set[LegRole] = set()
         self._unwritten: list[StoreWrite] = []
+        self._written_ahead = written_ahead
         self._finished_with: Outcome | None = None
         self.outcome: asyncio.Future[Outcome] = self._loop.create_future()
 
@@ -254,11 +265,15 @@ class CallbackRun:
     async def _dial(self, role: LegRole, number: str, dial: Callable[[], Awaitable[None]]) -> None:
         at = self._clock()
         self._legs.dialled(role, number, at)
-        self._unwritten.append(LegDialling(role, number, at))
-        if not await self._write():
-            # Without the write-ahead row a crash could dial this leg twice: do not dial.
-            self._queue.put_nowait(LegFailed(role, FailureCause.FAILED))
-            return
+        ahead, self._written_ahead = self._written_ahead, None
+        if ahead is None or (ahead.role, ahead.destination) != (role, number):
+            self._unwritten.append(LegDialling(role, number, at))
+            if not await self._write():
+                # Without the write-ahead row a crash could dial this leg twice: do not dial.
+                self._queue.put_nowait(LegFailed(role, FailureCause.FAILED))
+                return
+        # Else its row is stored already: dial now, and write what was gathered before it (the
+        # state change) at the end of this event, after the INVITE.
         try:
             async with asyncio.timeout(self._action_timeout_s):
                 await dial()

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from functools import cache
 
-from sqlalchemy import Insert, Update, bindparam, insert, update
+from sqlalchemy import Insert, Update, bindparam, delete, insert, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from callnow.domain.calls import (
@@ -63,18 +63,8 @@ class StoreRecorder:
         with transaction(self._sessions) as session:
             for write in writes:
                 match write:
-                    case LegDialling(role=role, destination=destination, at=at):
-                        # The unique (request, role) pair raises here if this leg was ever
-                        # dialled before, and the whole unit is rolled back.
-                        session.connection().execute(
-                            _dialling(),
-                            {
-                                "request_id": request_id,
-                                "role": role.value,
-                                "destination": destination,
-                                "started_at": at,
-                            },
-                        )
+                    case LegDialling():
+                        write_ahead(session, request_id, write)
                     case LegRecorded(record=record):
                         leg_id = _complete_leg(session, request_id, record)
                         if leg_id is not None and record.disposition is Disposition.ANSWERED:
@@ -84,6 +74,33 @@ class StoreRecorder:
                         done = is_terminal(state)
                         move_by_id(session, request_id, state, reason, now=at, free_lease=done)
         return answered
+
+
+def write_ahead(session: Session, request_id: int, dialling: LegDialling) -> None:
+    """The leg's row, before it is dialled. The unique (request, role) pair raises here if this
+    leg was ever dialled before, and the caller's whole transaction is rolled back."""
+    session.connection().execute(
+        _dialling(),
+        {
+            "request_id": request_id,
+            "role": dialling.role.value,
+            "destination": dialling.destination,
+            "started_at": dialling.at,
+        },
+    )
+
+
+def take_back(session: Session, request_id: int, dialling: LegDialling) -> None:
+    """Remove a write-ahead row whose leg was provably never dialled (the callback never
+    started), so the request may be claimed again instead of ending as interrupted."""
+    legs = CallLeg.__table__
+    session.connection().execute(
+        delete(legs).where(
+            legs.c.request_id == request_id,
+            legs.c.role == dialling.role.value,
+            legs.c.ended_at.is_(None),
+        )
+    )
 
 
 # Plain Core statements, built once: the engine writes these for every call it places.

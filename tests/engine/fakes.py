@@ -129,8 +129,12 @@ class FakeRecorder:
     already_dialled: set[LegRole] = field(default_factory=set)
     # Each unit written, in order, as the engine handed it over.
     batches: list[list[StoreWrite]] = field(default_factory=list)
+    # When given, each write waits for it: a slow database.
+    held_until: asyncio.Event | None = None
 
     async def write(self, request_ref: str, writes: Sequence[StoreWrite]) -> None:
+        if self.held_until is not None:
+            await self.held_until.wait()
         # All or nothing, as the store's transaction.
         if self.fail_writes:
             raise ConnectionError("database is gone")

@@ -2,26 +2,32 @@
 
 It claims when woken and not otherwise: a request queued while a claim is running is claimed
 at once, not at the next poll, and a claim that emptied the queue is not followed by another.
+The owner leg's write-ahead row is stored with the claim; a request that is then never dialled
+(its callback cannot start, or the engine stops) gets it back and is claimed again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
+from sqlalchemy import select
 
 from callnow.bootstrap import seed_default_deck
 from callnow.config import EngineSettings
+from callnow.domain.calls import LegDialling, LegRole
 from callnow.domain.flow import FlowLimits, RequestFacts
 from callnow.domain.request_state import RequestState
 from callnow.engine.dispatcher import Dispatcher
 from callnow.store import do_not_call, queue
 from callnow.store import requests as request_store
 from callnow.store.db import transaction
-from callnow.store.models import CallRequest, utcnow
+from callnow.store.models import CallLeg, CallRequest, utcnow
 from callnow.store.recorder import request_ref
 from tests.support.statements import statements_sent
 from tests.support.world import queued_request
@@ -35,11 +41,15 @@ class StartsNothing:
 
     def __init__(self) -> None:
         self.started: list[str] = []
+        self.written_ahead: list[LegDialling | None] = []
         self.outcomes: dict[str, asyncio.Future] = {}
         self.changed = asyncio.Event()
 
-    async def start_callback(self, facts: RequestFacts, limits: FlowLimits) -> SimpleNamespace:
+    async def start_callback(
+        self, facts: RequestFacts, limits: FlowLimits, *, written_ahead: LegDialling | None = None
+    ) -> SimpleNamespace:
         self.started.append(facts.request_ref)
+        self.written_ahead.append(written_ahead)
         self.changed.set()
         outcome = asyncio.get_running_loop().create_future()
         self.outcomes[facts.request_ref] = outcome
@@ -199,3 +209,95 @@ def test_a_claim_writes_the_lease_and_the_reservation_in_one_update(dispatcher_w
         stored = session.get(CallRequest, request.id)
         assert stored.claimed_by == dispatcher.engine_id
         assert stored.reserved_minor is not None and stored.reserved_minor > 0
+
+
+def owner_legs_of(sessions, request_id: int) -> list[CallLeg]:
+    with sessions() as session:
+        return list(session.scalars(select(CallLeg).where(CallLeg.request_id == request_id)))
+
+
+async def test_the_owner_leg_s_row_is_written_with_the_claim_and_handed_to_the_callback(
+    dispatcher_world,
+) -> None:
+    world, dispatcher, engine = dispatcher_world
+    with transaction(world.sessions) as session:
+        request = queued_request(session, "alice", "+61290375678")
+        alice_internal = request.profile.extension.internal_number
+
+    async with running(dispatcher):
+        await engine.wait_for_starts(1)
+
+    [leg] = owner_legs_of(world.sessions, request.id)
+    assert (leg.role, leg.destination, leg.ended_at) == ("owner", alice_internal, None)
+    assert engine.written_ahead == [
+        LegDialling(LegRole.OWNER, alice_internal, leg.started_at)
+    ]
+
+
+class CannotStart(StartsNothing):
+    """The telephony cannot open the callback's channel: nothing is ever dialled."""
+
+    async def start_callback(self, facts, limits, *, written_ahead=None):
+        self.started.append(facts.request_ref)
+        self.changed.set()
+        raise RuntimeError("live telephony is not started")
+
+
+async def test_a_callback_that_cannot_start_gives_its_leg_row_back_and_is_claimed_again(
+    dispatcher_world,
+) -> None:
+    world, _dispatcher, _engine = dispatcher_world
+    engine = CannotStart()
+    dispatcher = Dispatcher(world.sessions, engine, _dispatcher._settings)
+    with transaction(world.sessions) as session:
+        request = queued_request(session, "alice", "+61290375678")
+
+    async with running(dispatcher):
+        await engine.wait_for_starts(1)
+        # The row is taken back in a worker thread after the failed start.
+        async with asyncio.timeout(10):
+            while owner_legs_of(world.sessions, request.id):
+                await asyncio.sleep(0.02)
+
+    # Once the lease has run out, a live engine claims it again rather than ending it.
+    later = utcnow() + timedelta(seconds=dispatcher._settings.engine.lease_s + 1)
+    with transaction(world.sessions) as session:
+        assert queue.interrupt_abandoned(session, later) == []
+        again, _held_back = queue.claim_batch(session, "another-engine", 30, later, limit=1)
+        assert [(r.id, r.state, r.claim_count) for r in again] == [(request.id, "queued", 2)]
+
+
+async def test_requests_claimed_as_the_engine_stops_go_back_to_the_queue_undialled(
+    dispatcher_world, monkeypatch
+) -> None:
+    world, dispatcher, engine = dispatcher_world
+    with transaction(world.sessions) as session:
+        request = queued_request(session, "alice", "+61290375678")
+    loop = asyncio.get_running_loop()
+    claiming = asyncio.Event()
+    stop_asked, claim_done = threading.Event(), threading.Event()
+    claim = dispatcher._claim
+
+    def a_claim_during_which_the_engine_is_told_to_stop(limit: int):
+        loop.call_soon_threadsafe(claiming.set)
+        stop_asked.wait(10)
+        try:
+            return claim(limit)
+        finally:
+            claim_done.set()
+
+    monkeypatch.setattr(dispatcher, "_claim", a_claim_during_which_the_engine_is_told_to_stop)
+    await dispatcher.start()
+    await claiming.wait()
+    stopping = asyncio.create_task(dispatcher.stop())
+    await asyncio.sleep(0.05)  # stop() is under way: the claim must not be cut off
+    stop_asked.set()
+    await stopping
+    assert await asyncio.to_thread(claim_done.wait, 10)
+
+    assert engine.started == []
+    assert owner_legs_of(world.sessions, request.id) == []
+    with world.sessions() as session:
+        stored = session.get(CallRequest, request.id)
+        # Free at once for the next engine, not after the lease.
+        assert (stored.state, stored.lease_expires_at) == ("queued", None)

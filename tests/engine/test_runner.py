@@ -13,7 +13,7 @@ import weakref
 
 import pytest
 
-from callnow.domain.calls import Disposition, FailureCause, LegRole
+from callnow.domain.calls import Disposition, FailureCause, LegDialling, LegRole
 from callnow.domain.flow import (
     AcceptanceMode,
     Digit,
@@ -59,9 +59,12 @@ class World:
         )
 
     async def start(
-        self, facts: RequestFacts = FACTS, limits: FlowLimits | None = None
+        self,
+        facts: RequestFacts = FACTS,
+        limits: FlowLimits | None = None,
+        written_ahead: LegDialling | None = None,
     ) -> tuple[CallbackHandle, FakeChannel]:
-        handle = await self.engine.start_callback(facts, limits)
+        handle = await self.engine.start_callback(facts, limits, written_ahead=written_ahead)
         return handle, self.telephony.channels[-1]
 
     def states(self) -> list[RequestState]:
@@ -388,6 +391,35 @@ async def test_the_state_change_and_the_write_ahead_row_of_a_dial_are_one_unit()
     assert [kinds(batch) for batch in world.recorder.batches] == [
         ["StateChanged", "LegDialling"]
     ]
+    handle.cancel("test_over")
+    await outcome_of(handle)
+
+
+async def test_an_owner_leg_written_ahead_by_the_caller_is_dialled_before_any_write() -> None:
+    world = World()
+    world.recorder.held_until = asyncio.Event()  # the database is slow today
+    handle, phones = await world.start(written_ahead=LegDialling(OWNER, "201", T0))
+
+    await phones.wait_for("dial_owner", "201")
+    assert world.recorder.batches == []  # the INVITE did not wait for the state change
+    world.recorder.held_until.set()
+    async with asyncio.timeout(2):
+        while not world.recorder.batches:
+            await asyncio.sleep(0.001)
+    assert [kinds(batch) for batch in world.recorder.batches] == [["StateChanged"]]
+    handle.cancel("test_over")
+    await outcome_of(handle)
+
+
+async def test_a_row_written_ahead_for_another_number_does_not_stand_for_the_dial() -> None:
+    world = World()
+    handle, phones = await world.start(written_ahead=LegDialling(OWNER, "999", T0))
+    await phones.wait_for("dial_owner", "201")
+
+    assert [kinds(batch) for batch in world.recorder.batches] == [
+        ["StateChanged", "LegDialling"]
+    ]
+    assert world.recorder.dialling == [(OWNER, "201")]
     handle.cancel("test_over")
     await outcome_of(handle)
 
