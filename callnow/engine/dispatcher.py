@@ -139,8 +139,12 @@ class Dispatcher:
         if self._task is not None:
             # The claim loop ends its round rather than being cut off: a request it claimed
             # must be started or handed back, not left with its owner leg's row.
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(asyncio.shield(self._task), STOP_CLAIMING_WITHIN_S)
+            except TimeoutError:
+                log.warning("a claim under way did not end within %s s", STOP_CLAIMING_WITHIN_S)
+            except Exception:
+                log.exception("the claim loop had failed")
         for task in (self._task, self._housekeeping_task, self._cancel_task):
             if task is not None:
                 task.cancel()
