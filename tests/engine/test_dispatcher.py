@@ -75,13 +75,17 @@ class StartsNothing:
                 await self.changed.wait()
 
 
+def dispatcher_for(world, engine) -> Dispatcher:
+    settings = world.settings.model_copy(update={"engine": EngineSettings(poll_interval_s=POLL_S)})
+    return Dispatcher(world.sessions, engine, settings)
+
+
 @pytest.fixture
 def dispatcher_world(world):
     with transaction(world.sessions) as session:
         seed_default_deck(session)
-    settings = world.settings.model_copy(update={"engine": EngineSettings(poll_interval_s=POLL_S)})
     engine = StartsNothing()
-    return world, Dispatcher(world.sessions, engine, settings), engine
+    return world, dispatcher_for(world, engine), engine
 
 
 @contextlib.asynccontextmanager
@@ -246,9 +250,9 @@ class CannotStart(StartsNothing):
 async def test_a_callback_that_cannot_start_gives_its_leg_row_back_and_is_claimed_again(
     dispatcher_world,
 ) -> None:
-    world, _dispatcher, _engine = dispatcher_world
+    world, _, _ = dispatcher_world
     engine = CannotStart()
-    dispatcher = Dispatcher(world.sessions, engine, _dispatcher._settings)
+    dispatcher = dispatcher_for(world, engine)
     with transaction(world.sessions) as session:
         request = queued_request(session, "alice", "+61290375678")
 
@@ -260,7 +264,7 @@ async def test_a_callback_that_cannot_start_gives_its_leg_row_back_and_is_claime
                 await asyncio.sleep(0.02)
 
     # Once the lease has run out, a live engine claims it again rather than ending it.
-    later = utcnow() + timedelta(seconds=dispatcher._settings.engine.lease_s + 1)
+    later = utcnow() + timedelta(seconds=EngineSettings().lease_s + 1)
     with transaction(world.sessions) as session:
         assert queue.interrupt_abandoned(session, later) == []
         again, _held_back = queue.claim_batch(session, "another-engine", 30, later, limit=1)
