@@ -201,6 +201,17 @@ def release(session: Session, request_id: int, engine_id: str) -> None:
     )
 
 
+def unclaim(session: Session, request_id: int, engine_id: str) -> None:
+    """Give a claim back before its call started (the engine is stopping): free at once for
+    another engine, with nothing held on the owner's budget. It still counts as a claim, so the
+    next one re-prices the call from scratch (see `billing.ledger.reserve`)."""
+    session.execute(
+        update(CallRequest)
+        .where(CallRequest.id == request_id, CallRequest.claimed_by == engine_id)
+        .values(claimed_by=None, lease_expires_at=None, reserved_minor=None)
+    )
+
+
 def interrupt_abandoned(session: Session, now: datetime) -> list[int]:
     """End requests whose engine died after a call may have been placed: never dial again."""
     dialled = exists().where(CallLeg.request_id == CallRequest.id)

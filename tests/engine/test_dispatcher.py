@@ -303,5 +303,6 @@ async def test_requests_claimed_as_the_engine_stops_go_back_to_the_queue_undiall
     assert owner_legs_of(world.sessions, request.id) == []
     with world.sessions() as session:
         stored = session.get(CallRequest, request.id)
-        # Free at once for the next engine, not after the lease.
-        assert (stored.state, stored.lease_expires_at) == ("queued", None)
+        # Free at once for the next engine, not after the lease, with nothing held on the budget.
+        assert (stored.state, stored.lease_expires_at, stored.claimed_by) == ("queued", None, None)
+        assert stored.reserved_minor is None
