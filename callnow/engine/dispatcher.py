@@ -180,7 +180,7 @@ class Dispatcher:
                     log.exception("claiming requests failed")
                 for work in claimed.works:
                     if self._stopping:  # claimed as the engine stops: for the next engine
-                        await self._hand_back(work, unclaim=True)
+                        await self._hand_back(work, at_once=True)
                     else:
                         await self._start(work)
             self._held_back = claimed.held_back
@@ -284,7 +284,7 @@ class Dispatcher:
             # Nothing was dialled: once its row is taken back and the lease runs out, the
             # request is claimed again.
             log.exception("starting the callback for request %s failed", work.request_id)
-            await self._hand_back(work, unclaim=False)
+            await self._hand_back(work, at_once=False)
             return
         self._running[work.request_id] = handle
         handle.outcome.add_done_callback(lambda done: self._finished(work.request_id, done))
@@ -305,16 +305,16 @@ class Dispatcher:
         with transaction(self._sessions) as session:
             queue.release(session, request_id, self.engine_id)
 
-    async def _hand_back(self, work: Work, *, unclaim: bool) -> None:
+    async def _hand_back(self, work: Work, *, at_once: bool) -> None:
         """A claimed request that was never dialled goes back to the queue: without its owner
-        leg's row, or a live engine would end it as interrupted. `unclaim` frees it at once;
-        otherwise another engine takes it once the lease runs out."""
+        leg's row, or a live engine would end it as interrupted, and without its budget
+        reservation. `at_once` frees it for another engine now; otherwise it is claimed again
+        once the lease runs out."""
 
         def undo() -> None:
             with transaction(self._sessions) as session:
                 take_back(session, work.request_id, work.owner_leg)
-                if unclaim:
-                    queue.unclaim(session, work.request_id, self.engine_id)
+                queue.unclaim(session, work.request_id, self.engine_id, keep_lease=not at_once)
 
         try:
             await asyncio.to_thread(undo)

@@ -201,14 +201,20 @@ def release(session: Session, request_id: int, engine_id: str) -> None:
     )
 
 
-def unclaim(session: Session, request_id: int, engine_id: str) -> None:
-    """Give a claim back before its call started (the engine is stopping): free at once for
-    another engine, with nothing held on the owner's budget. It still counts as a claim, so the
-    next one re-prices the call from scratch (see `billing.ledger.reserve`)."""
+def unclaim(session: Session, request_id: int, engine_id: str, *, keep_lease: bool) -> None:
+    """Give a claim back before its call started, with nothing held on the owner's budget.
+
+    With `keep_lease` (its callback could not start) it is claimed again once the lease runs
+    out, so a request that cannot start is not retried in a tight loop; otherwise (the engine
+    is stopping) another engine may take it at once. It still counts as a claim, so the next
+    one re-prices the call from scratch (see `billing.ledger.reserve`)."""
+    freed: dict[str, None] = {"reserved_minor": None}
+    if not keep_lease:
+        freed |= {"claimed_by": None, "lease_expires_at": None}
     session.execute(
         update(CallRequest)
         .where(CallRequest.id == request_id, CallRequest.claimed_by == engine_id)
-        .values(claimed_by=None, lease_expires_at=None, reserved_minor=None)
+        .values(freed)
     )
 
 

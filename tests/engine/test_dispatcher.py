@@ -3,7 +3,8 @@
 It claims when woken and not otherwise: a request queued while a claim is running is claimed
 at once, not at the next poll, and a claim that emptied the queue is not followed by another.
 The owner leg's write-ahead row is stored with the claim; a request that is then never dialled
-(its callback cannot start, or the engine stops) gets it back and is claimed again.
+(its callback cannot start, or the engine stops) gets it back, with its budget reservation freed,
+and is claimed again.
 """
 
 from __future__ import annotations
@@ -263,6 +264,12 @@ async def test_a_callback_that_cannot_start_gives_its_leg_row_back_and_is_claime
             while owner_legs_of(world.sessions, request.id):
                 await asyncio.sleep(0.02)
 
+    with world.sessions() as session:
+        stored = session.get(CallRequest, request.id)
+        # Nothing was dialled, so nothing stays held on the owner's budget; the lease stays,
+        # so a request that cannot start is not claimed again at once.
+        assert stored.reserved_minor is None
+        assert stored.lease_expires_at is not None
     # Once the lease has run out, a live engine claims it again rather than ending it.
     later = utcnow() + timedelta(seconds=EngineSettings().lease_s + 1)
     with transaction(world.sessions) as session:
