@@ -41,18 +41,30 @@ _TAX_NAMES = {"AUD": "GST", "NZD": "GST"}
 
 
 def describe_cost(quote: Quote, policy: BillingPolicy, *, mention_tax: bool = False) -> str:
-    parts = [_CLASS_PHRASE[quote.destination_class]]
-    tariff = quote.tariff
-    if isinstance(tariff, FlatRate):
-        parts.append(_minor(tariff.amount_minor, policy))
-    elif isinstance(tariff, OwnerLegRate):
-        parts.append(_owner_leg(tariff, policy))
-    else:
-        parts.append(_per_minute(tariff, policy))
-    phrase = ", ".join(parts)
+    """The quote's tariff and, where the provider prices the owner's own leg, that price too:
+    the owner pays both when they accept ("a local call, 12 cents; your extension's leg, 5
+    cents")."""
+    phrase = _tariff_phrase(quote.destination_class, quote.tariff, policy)
+    if quote.destination_class is not DestinationClass.INTERNAL and not policy.owner_leg.is_free:
+        owner_leg = _tariff_phrase(DestinationClass.INTERNAL, policy.owner_leg, policy)
+        phrase = f"{phrase}; {owner_leg}"
     if mention_tax and policy.tax_rate > 0:
         phrase += f" plus {_TAX_NAMES.get(policy.currency_code, 'tax')}"
     return phrase
+
+
+def _tariff_phrase(
+    destination_class: DestinationClass,
+    tariff: FlatRate | OwnerLegRate | RateEntry,
+    policy: BillingPolicy,
+) -> str:
+    if isinstance(tariff, FlatRate):
+        price = _minor(tariff.amount_minor, policy)
+    elif isinstance(tariff, OwnerLegRate):
+        price = _owner_leg(tariff, policy)
+    else:
+        price = _per_minute(tariff, policy)
+    return f"{_CLASS_PHRASE[destination_class]}, {price}"
 
 
 def _per_minute(entry: RateEntry, policy: BillingPolicy) -> str:

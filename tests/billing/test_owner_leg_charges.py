@@ -245,6 +245,22 @@ def test_the_budget_pays_for_both_legs_before_anything_is_dialled(session):
     assert (allowed.max_duration_s, allowed.reserved_minor) == (105, 25)
 
 
+def test_the_owner_is_told_the_price_of_their_own_leg_before_accepting(session):
+    request_id = add_request(session, "alice", LOCAL)
+
+    def told(policy: BillingPolicy) -> tuple[str, str | None]:
+        plan = ledger.plan_call(session, request_id, DIALLED_AT, policy=policy)
+        assert isinstance(plan, ledger.CallPlan)
+        # The prompt on the phone, and the pending request in the portal.
+        in_portal = ledger.cost_phrase_for(session, request_id, DIALLED_AT, policy=policy)
+        return plan.cost_phrase, in_portal
+
+    owner_leg = "your extension's leg, 2 cents a minute plus 5 cents when answered"
+    priced = f"a local call, 12 cents; {owner_leg}"
+    assert told(PRICED) == (priced, priced)
+    assert told(FREE) == ("a local call, 12 cents", "a local call, 12 cents")
+
+
 def test_the_reservation_holds_until_the_owner_leg_is_charged_too(session):
     alice = extension_id(session, "001002")
     set_budget(session, DIALLED_AT, extension_id=alice, prepaid_balance_minor=1_000)

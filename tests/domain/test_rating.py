@@ -540,3 +540,16 @@ def test_the_owner_leg_has_a_plain_cost_phrase():
     assert say(0, 2) == "your extension's leg, 2 cents a minute"
     assert say(5, 2) == "your extension's leg, 2 cents a minute plus 5 cents when answered"
     assert say(0, 0) == "your extension's leg, free"
+
+
+def test_where_the_owner_leg_is_priced_the_owner_hears_both_prices():
+    def say(number: str, destination_class: DestinationClass, **kwargs) -> str:
+        policy = owner_priced(5, 2)
+        quote = rater(policy=policy).quote(number, destination_class, JUL)
+        return describe_cost(quote, policy, **kwargs)
+
+    owner_leg = "your extension's leg, 2 cents a minute plus 5 cents when answered"
+    both = f"a local call, 12 cents; {owner_leg}"
+    assert say(SYDNEY, C.LOCAL) == both
+    assert say(MOBILE, C.MOBILE) == f"a mobile, 45 cents a minute; {owner_leg}"
+    assert say(SYDNEY, C.LOCAL, mention_tax=True) == f"{both} plus GST"
