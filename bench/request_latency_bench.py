@@ -143,8 +143,10 @@ def running_service(
     *,
     split: bool = False,
     engine_process: str = "auto",
+    with_engine: bool = True,
 ) -> Iterator[Service]:
-    """`callnow serve` with free ports, a temp data dir and every rate limit out of the way."""
+    """`callnow serve` with free ports, a temp data dir and every rate limit out of the way;
+    without `with_engine`, no engine runs anywhere and requests stay queued."""
     with contextlib.ExitStack() as stack:
         if database == "postgresql":
             database_url = stack.enter_context(postgres_database())
@@ -192,7 +194,7 @@ def running_service(
         process = subprocess.Popen(
             [str(CALLNOW), "serve"],
             cwd=workdir,
-            env={**env, "CALLNOW_ENGINE__ENABLED": "false"} if split else env,
+            env={**env, "CALLNOW_ENGINE__ENABLED": "false"} if split or not with_engine else env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
