@@ -84,14 +84,17 @@ def create_app(settings: Settings, *, with_engine: bool = False) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if not with_engine:
-            yield
-        elif settings.engine_in_own_process:
-            async with engine_in_child_process(settings, state):
+        try:
+            if not with_engine:
                 yield
-        else:
-            async with engine_in_this_process(settings, sessions, state):
-                yield
+            elif settings.engine_in_own_process:
+                async with engine_in_child_process(settings, state):
+                    yield
+            else:
+                async with engine_in_this_process(settings, sessions, state):
+                    yield
+        finally:
+            await state.status_board.close()
 
     app = FastAPI(
         lifespan=lifespan,

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from callnow.config import Settings
 from callnow.web.intake import Safeguards
+from callnow.web.status_board import StatusBoard
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -31,6 +32,11 @@ class AppState:
     wake: Callable[[], None] = field(default=lambda: None)
     # What the health check says of the engine; set while this service runs one.
     engine_status: Callable[[], EngineStatus] = field(default=lambda: "elsewhere")
+    # What the visitors' status streams follow: one query per poll for all of them.
+    status_board: StatusBoard = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.status_board = StatusBoard(self.sessions)
 
 
 def app_state(request: Request) -> AppState:

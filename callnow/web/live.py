@@ -11,13 +11,14 @@ would not know to hang up or to stop before dialling the visitor, so the web doe
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import or_
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from callnow.domain.request_state import VISITOR_CANCELLABLE, RequestState, is_terminal
 from callnow.store import profiles
@@ -26,7 +27,8 @@ from callnow.store.guarded import move_if
 from callnow.store.models import CallRequest, RequestEvent, utcnow
 from callnow.web import forms, sse
 from callnow.web.context import app_state, templates
-from callnow.web.public import request_status, status_message
+from callnow.web.public import calling_from_display, request_status, visitor_message
+from callnow.web.status_board import Seen, StatusBoard
 from callnow.web.unit_of_work import CommittedSession
 
 router = APIRouter(include_in_schema=False)
@@ -58,9 +60,9 @@ def _not_held(now: datetime) -> Any:
     )
 
 
-def cancellable(call_request: CallRequest, now: datetime) -> bool:
+def cancellable(state: RequestState) -> bool:
     """Until we start calling the visitor: waiting, or while the owner's phone rings."""
-    return RequestState(call_request.state) in VISITOR_CANCELLABLE
+    return state in VISITOR_CANCELLABLE
 
 
 def _ask_engine_to_cancel(session: Session, call_request: CallRequest, now: datetime) -> bool:
@@ -81,39 +83,50 @@ def _find(session: Session, callnow_id: str, token: str) -> CallRequest | None:
     return call_request
 
 
-def _snapshot(
-    sessions: sessionmaker[Session], request_id: int, region: str
-) -> dict[str, Any] | None:
-    with sessions() as session:  # read only; closed (and its transaction ended) at once
-        call_request = session.get(CallRequest, request_id)
-        if call_request is None:
-            return None
-        state = RequestState(call_request.state)
-        return {
-            "state": state.value,
-            "message": status_message(call_request, region),
-            "terminal": is_terminal(state),
-            "cancellable": cancellable(call_request, utcnow()),
-        }
+def _snapshot(seen: Seen | None, calling_from: str) -> dict[str, Any] | None:
+    if seen is None:
+        return None  # the request is gone: end the stream
+    state = RequestState(seen.state)
+    return {
+        "state": state.value,
+        "message": visitor_message(state, seen.reason, calling_from),
+        "terminal": is_terminal(state),
+        "cancellable": cancellable(state),
+    }
 
 
 @router.get("/callnow/{callnow_id}/requests/{token}/events")
 def status_events(request: Request, callnow_id: str, token: str) -> Response:
-    sessions = app_state(request).sessions
-    with sessions() as session:
+    state = app_state(request)
+    with state.sessions() as session:
         call_request = _find(session, callnow_id, token)
         if call_request is None:
             return PlainTextResponse("Not found", status_code=404)
         request_id = call_request.id
+        seen = Seen(call_request.state, call_request.reason)
         region = profiles.tenant_of(call_request.profile).region
-    stream = sse.watch(
-        lambda: _snapshot(sessions, request_id, region),
-        event="status",
-        timing=TIMING,
-        final=lambda snap: bool(snap["terminal"]),
-        event_id=lambda snap: str(snap["state"]),
-    )
+        calling_from = calling_from_display(call_request, region)
+    stream = _status_stream(state.status_board, request_id, seen, calling_from)
     return StreamingResponse(stream, media_type="text/event-stream", headers=sse.HEADERS)
+
+
+async def _status_stream(
+    board: StatusBoard, request_id: int, seen: Seen, calling_from: str
+) -> AsyncIterator[bytes]:
+    timing = TIMING
+    async with board.watching(request_id, seen, poll_s=timing.poll_s) as watch:
+
+        async def next_snapshot() -> dict[str, Any] | None:
+            return _snapshot(await watch.next(timing.poll_s), calling_from)
+
+        async for chunk in sse.watch(
+            next_snapshot,
+            event="status",
+            timing=timing,
+            final=lambda snap: bool(snap["terminal"]),
+            event_id=lambda snap: str(snap["state"]),
+        ):
+            yield chunk
 
 
 @router.post("/callnow/{callnow_id}/requests/{token}/cancel")
@@ -131,7 +144,7 @@ def cancel(
     status_code = 400
     if tokens.valid(forms.field(form, "form_token", 300), _purpose(token)):
         now = utcnow()
-        if cancellable(call_request, now):
+        if cancellable(RequestState(call_request.state)):
             # Nobody holds a queued request: cancel it here. Otherwise the engine ends the call.
             cancelled_here = call_request.state == RequestState.QUEUED.value and move_if(
                 session,

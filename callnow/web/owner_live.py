@@ -113,7 +113,9 @@ def pending_events(request: Request) -> Response:
             return PlainTextResponse("Please log in.", status_code=401)
         user_id = user.id
     policy = _policy(request)
-    stream = sse.watch(lambda: _snapshot(sessions, user_id, policy), event="pending", timing=TIMING)
+    timing = TIMING
+    read = sse.polled(lambda: _snapshot(sessions, user_id, policy), timing.poll_s)
+    stream = sse.watch(read, event="pending", timing=timing)
     return StreamingResponse(stream, media_type="text/event-stream", headers=sse.HEADERS)
 
 

@@ -288,10 +288,22 @@ def request_status(
 
 def status_message(call_request: CallRequest, region: str) -> str:
     state = RequestState(call_request.state)
+    calling_from = (
+        calling_from_display(call_request, region)
+        if state is RequestState.CALLING_REQUESTER
+        else ""
+    )
+    return visitor_message(state, call_request.reason, calling_from)
+
+
+def calling_from_display(call_request: CallRequest, region: str) -> str:
+    """The number the visitor's phone will show, as they would write it."""
+    return parse_caller_number(call_request.profile.extension.external_number, region).display
+
+
+def visitor_message(state: RequestState, reason: str, calling_from: str) -> str:
     if state is RequestState.CALLING_REQUESTER:
-        external = call_request.profile.extension.external_number
-        shown = parse_caller_number(external, region).display
-        return f"The owner accepted — we are calling you now from {shown}."
-    if state is RequestState.REJECTED and call_request.reason == "outside_hours":
+        return f"The owner accepted — we are calling you now from {calling_from}."
+    if state is RequestState.REJECTED and reason == "outside_hours":
         return "The owner is not taking calls at this time. Please try again during their hours."
     return VISITOR_TEXT[state]
