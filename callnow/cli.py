@@ -15,6 +15,9 @@ from callnow.config import Settings
 from callnow.store import provisioning
 from callnow.store.db import make_engine, make_session_factory, migrate, transaction
 
+# Seconds `callnow serve` lets open responses finish once told to stop.
+SHUTDOWN_GRACE_S = 5
+
 app = typer.Typer(
     help="CallNow: web callback requests for hosted PBX extensions.", no_args_is_help=True
 )
@@ -104,6 +107,9 @@ def _serve(settings: Settings) -> None:
         log_config=None,
         proxy_headers=False,
         server_header=False,
+        # Open status streams would hold a restart for up to their ten minutes; after this
+        # grace they are closed, and browsers reconnect. Then the engine stops (lifespan).
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
 
 
