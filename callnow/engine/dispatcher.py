@@ -136,7 +136,7 @@ class Dispatcher:
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
+        if self._task is not None and not self._task.done():
             # The claim loop ends its round rather than being cut off: a request it claimed
             # must be started or handed back, not left with its owner leg's row.
             try:
@@ -145,10 +145,13 @@ class Dispatcher:
                 log.warning("a claim under way did not end within %s s", STOP_CLAIMING_WITHIN_S)
             except Exception:
                 log.exception("the claim loop had failed")
+        elif self._task is not None and not self._task.cancelled() and self._task.exception():
+            log.error("the claim loop had failed", exc_info=self._task.exception())
         for task in (self._task, self._housekeeping_task, self._cancel_task):
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                # A task that ended by itself was reported above; the engine must still stop.
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         await self._engine.shutdown("engine_shutdown")
         for request_id in list(self._running):
@@ -162,6 +165,11 @@ class Dispatcher:
     @property
     def running(self) -> int:
         return len(self._running)
+
+    @property
+    def claiming(self) -> bool:
+        """The claim loop is alive: what is queued will be dialled."""
+        return self._task is not None and not self._task.done()
 
     # -- claiming ----------------------------------------------------------------------------
 

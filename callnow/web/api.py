@@ -132,7 +132,8 @@ class Health(BaseModel):
     status: Literal["ok"]
     database: Literal["ok"]
     # The call engine this service runs: `running`; `restarting` after it died (requests wait,
-    # queued); `elsewhere` when this process runs the web only (`engine.enabled = false`).
+    # queued); `elsewhere` when this process runs the web only (`engine.enabled = false`). An
+    # engine in this process that stopped claiming answers 503 instead: nothing restarts it.
     engine: EngineStatus
 
 
@@ -215,7 +216,11 @@ def health(session: SessionDep, state: StateDep) -> Health:
         session.execute(text("SELECT 1"))
     except Exception as exc:  # any database failure is "not healthy", said plainly
         raise HTTPException(503, "database unavailable") from exc
-    return Health(status="ok", database="ok", engine=state.engine_status())
+    engine = state.engine_status()
+    if engine == "stopped":
+        # Requests would still be accepted, and wait for nobody: the service needs a restart.
+        raise HTTPException(503, "the call engine has stopped; restart the service")
+    return Health(status="ok", database="ok", engine=engine)
 
 
 @router.get("/profiles", response_model=list[ProfileOut], responses={401: {"model": Problem}})

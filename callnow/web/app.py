@@ -48,7 +48,7 @@ async def engine_in_this_process(
         settings, sessions, woken_in_process_by=queue_wakeup.sender()
     )
     state.wake = runtime.dispatcher.wake
-    state.engine_status = lambda: "running"
+    state.engine_status = lambda: "running" if runtime.dispatcher.claiming else "stopped"
     try:
         yield
     finally:

@@ -20,7 +20,7 @@ from callnow.web.status_board import StatusBoard
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
-EngineStatus = Literal["running", "restarting", "elsewhere"]
+EngineStatus = Literal["running", "restarting", "stopped", "elsewhere"]
 
 
 @dataclass

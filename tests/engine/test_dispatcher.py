@@ -45,6 +45,7 @@ class StartsNothing:
         self.written_ahead: list[LegDialling | None] = []
         self.outcomes: dict[str, asyncio.Future] = {}
         self.changed = asyncio.Event()
+        self.shut_down = False
 
     async def start_callback(
         self, facts: RequestFacts, limits: FlowLimits, *, written_ahead: LegDialling | None = None
@@ -67,7 +68,7 @@ class StartsNothing:
         )
 
     async def shutdown(self, reason: str = "") -> None:
-        return None
+        self.shut_down = True
 
     async def wait_for_starts(self, count: int) -> None:
         async with asyncio.timeout(10):
@@ -110,6 +111,26 @@ def count_claims(monkeypatch, during_claim=lambda call: None) -> list[int]:
 
     monkeypatch.setattr(queue, "claim_batch", counted)
     return calls
+
+
+async def test_a_claim_loop_that_died_is_reported_and_the_engine_still_stops(
+    dispatcher_world, caplog
+) -> None:
+    _, dispatcher, engine = dispatcher_world
+
+    class BrokenWake(asyncio.Event):
+        def clear(self) -> None:
+            raise RuntimeError("a bug in the claim loop")
+
+    assert not dispatcher.claiming
+    dispatcher._wake = BrokenWake()
+    await dispatcher.start()
+    async with asyncio.timeout(10):
+        while dispatcher.claiming:  # what the health check reads
+            await asyncio.sleep(0.01)
+    await dispatcher.stop()
+    assert engine.shut_down
+    assert "the claim loop had failed" in caplog.text
 
 
 async def test_a_request_queued_while_a_claim_runs_is_claimed_without_waiting_for_the_poll(

@@ -26,6 +26,13 @@ def test_health_needs_no_key(world):
     }
 
 
+def test_health_fails_when_the_engine_of_this_process_has_stopped(world):
+    world.client.app.state.callnow.engine_status = lambda: "stopped"
+    answer = world.client.get("/api/v1/health")
+    assert answer.status_code == 503
+    assert answer.json()["detail"] == "the call engine has stopped; restart the service"
+
+
 def test_the_openapi_document_is_served(world):
     spec = world.client.get("/api/v1/openapi.json").json()
     assert "/api/v1/profiles/{callnow_id}/requests" in spec["paths"]
