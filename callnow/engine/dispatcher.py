@@ -129,9 +129,11 @@ class Dispatcher:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._recover)
-        self._task = asyncio.create_task(self._claim_loop(), name="dispatcher")
-        self._cancel_task = asyncio.create_task(self._watch_cancels(), name="cancels")
-        self._housekeeping_task = asyncio.create_task(self._housekeeping(), name="leases")
+        self._task = asyncio.create_task(self._claim_loop(), name="claim loop")
+        self._cancel_task = asyncio.create_task(self._watch_cancels(), name="cancel watcher")
+        self._housekeeping_task = asyncio.create_task(
+            self._housekeeping(), name="lease housekeeping"
+        )
 
     async def stop(self) -> None:
         self._stopping = True
@@ -144,15 +146,18 @@ class Dispatcher:
             except TimeoutError:
                 log.warning("a claim under way did not end within %s s", STOP_CLAIMING_WITHIN_S)
             except Exception:
-                log.exception("the claim loop had failed")
-        elif self._task is not None and not self._task.cancelled() and self._task.exception():
-            log.error("the claim loop had failed", exc_info=self._task.exception())
+                pass  # reported below, with any other task that ended by itself
         for task in (self._task, self._housekeeping_task, self._cancel_task):
-            if task is not None:
-                task.cancel()
-                # A task that ended by itself was reported above; the engine must still stop.
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            if task is None:
+                continue
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                # A bug ended it early; the engine must still stop.
+                log.exception("the %s had failed", task.get_name())
         await self._engine.shutdown("engine_shutdown")
         for request_id in list(self._running):
             await asyncio.to_thread(self._release, request_id)
