@@ -32,6 +32,13 @@ class WebSettings(BaseModel):
     max_query_bytes: int = Field(2_048, ge=256, le=65_536)
     # Addresses of reverse proxies whose X-Forwarded-For may be believed; none by default.
     trusted_proxies: list[str] = []
+    # Threads that run blocking route work (database sessions); each holds at most one pooled
+    # connection, and the web's pool is sized from this so a thread never waits for a connection.
+    worker_threads: int = Field(32, ge=4, le=512)
+    # Public-page requests (`/callnow...`) served at once; more wait up to `public_queue_wait_s`
+    # and are then answered 503 with Retry-After, so a flood cannot starve health and the portal.
+    public_max_in_flight: int = Field(12, ge=1, le=1024)
+    public_queue_wait_s: float = Field(2.0, ge=0.0, le=30.0)
 
     @field_validator("trusted_proxies")
     @classmethod
