@@ -20,9 +20,22 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 # A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.
 PING_AFTER_IDLE_S = 1.0
+# How long a thread waits for a pooled connection before its request fails. Pools are sized so
+# that this only happens when something else is wrong; a bounded wait turns it into an error
+# instead of a freeze.
+POOL_TIMEOUT_S = 10.0
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, connections: int = 15, urgent: bool = False) -> Engine:
+    """An engine with a fixed pool of `connections` (no overflow, bounded wait).
+
+    `urgent` marks the call engine's own pool: on SQLite its writers go before the web's.
+    """
+    pooling: dict[str, Any] = {
+        "pool_size": connections,
+        "max_overflow": 0,
+        "pool_timeout": POOL_TIMEOUT_S,
+    }
     if url.startswith("sqlite"):
         database = make_url(url).database or ""
         path = str(Path(database).resolve()) if database and database != ":memory:" else database
@@ -31,8 +44,9 @@ def make_engine(url: str) -> Engine:
             connect_args={
                 "check_same_thread": False,
                 "timeout": SQLITE_BUSY_TIMEOUT_S,
-                "factory": one_writer_connection(path, SQLITE_BUSY_TIMEOUT_S),
+                "factory": one_writer_connection(path, SQLITE_BUSY_TIMEOUT_S, urgent=urgent),
             },
+            **(pooling if path != ":memory:" and path else {}),
         )
 
         @event.listens_for(engine, "connect")
@@ -45,7 +59,7 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    engine = create_engine(url, pool_size=10, max_overflow=20)
+    engine = create_engine(url, **pooling)
     ping_when_idle(engine, PING_AFTER_IDLE_S)
     return engine
 

@@ -7,6 +7,10 @@ of milliseconds for a lock that had long been free. Here each connection takes a
 lock just before the first write of its transaction (where Python's sqlite3 opens it, with an
 implicit BEGIN) and gives it back at commit or rollback, so the next writer starts at once.
 Readers are not held up (WAL). Another process on the same file still meets the busy handler.
+
+Writers take turns by urgency: the call engine's connections are urgent (a leg's answer time or
+state must land while the call is live), the web's are not. When both wait, the engine goes first,
+so a flood of form posts can delay, but never starve, the engine's records.
 """
 
 from __future__ import annotations
@@ -16,13 +20,50 @@ import threading
 from typing import Any
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
 
 
-def _lock_for(database: str) -> threading.Lock:
-    with _locks_guard:
-        return _locks.setdefault(database, threading.Lock())
+class WriterTurns:
+    """A lock for one database file that hands itself to urgent waiters before the others."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition(threading.Lock())
+        self._held = False
+        self._urgent_waiting = 0
+        self._waiting = 0
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    def acquire(self, *, urgent: bool, timeout: float) -> bool:
+        with self._changed:
+            self._waiting += 1
+            self._urgent_waiting += urgent
+            try:
+                if not self._changed.wait_for(
+                    lambda: not self._held and (urgent or not self._urgent_waiting), timeout
+                ):
+                    return False
+                self._held = True
+                return True
+            finally:
+                self._waiting -= 1
+                self._urgent_waiting -= urgent
+
+    def release(self) -> None:
+        with self._changed:
+            self._held = False
+            self._changed.notify_all()
+
+
+_turns: dict[str, WriterTurns] = {}
+_turns_guard = threading.Lock()
+
+
+def turns_for(database: str) -> WriterTurns:
+    """The one `WriterTurns` of this database file in this process."""
+    with _turns_guard:
+        return _turns.setdefault(database, WriterTurns())
 
 
 def _writes(sql: str) -> bool:
@@ -39,13 +80,16 @@ class _Cursor(sqlite3.Cursor):
         return super().executemany(sql, seq_of_parameters)  # type: ignore[return-value]
 
 
-def one_writer_connection(database: str, wait_s: float) -> type[sqlite3.Connection]:
+def one_writer_connection(
+    database: str, wait_s: float, *, urgent: bool = False
+) -> type[sqlite3.Connection]:
     """A `sqlite3.Connection` class (for `connect(factory=...)`) whose writers take turns.
 
     `wait_s` bounds the wait for the lock, as SQLite's own busy timeout would; past it the
-    write goes ahead and SQLite decides (normally "database is locked").
+    write goes ahead and SQLite decides (normally "database is locked"). `urgent` connections
+    are served before the others.
     """
-    lock = _lock_for(database)
+    turns = turns_for(database)
 
     class OneWriterConnection(sqlite3.Connection):
         _holds_lock = False
@@ -55,12 +99,12 @@ def one_writer_connection(database: str, wait_s: float) -> type[sqlite3.Connecti
 
         def _before(self, sql: str) -> None:
             if not self._holds_lock and _writes(sql):
-                self._holds_lock = lock.acquire(timeout=wait_s)
+                self._holds_lock = turns.acquire(urgent=urgent, timeout=wait_s)
 
         def _release(self) -> None:
             if self._holds_lock:
                 self._holds_lock = False
-                lock.release()
+                turns.release()
 
         def commit(self) -> None:
             try:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from callnow.store.sqlite_writer import one_writer_connection
+from callnow.store.sqlite_writer import WriterTurns, one_writer_connection
 
 
 @pytest.fixture
@@ -111,3 +113,42 @@ def test_a_writer_that_waited_too_long_goes_ahead_and_sqlite_refuses_it(database
     second.cursor().execute("INSERT INTO t VALUES (3)")  # the turn was not kept by the failure
     second.commit()
     assert rows(database) == [1, 3]
+
+
+def _wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.001)
+
+
+def test_an_urgent_writer_goes_before_writers_that_waited_longer() -> None:
+    """The call engine's writes must not queue behind a flood of web writes."""
+    turns = WriterTurns()
+    assert turns.acquire(urgent=False, timeout=1)
+    order: list[str] = []
+
+    def writer(name: str, urgent: bool) -> None:
+        assert turns.acquire(urgent=urgent, timeout=5)
+        order.append(name)
+        turns.release()
+
+    web = [threading.Thread(target=writer, args=(f"web-{i}", False)) for i in range(5)]
+    for thread in web:
+        thread.start()
+    _wait_until(lambda: turns.waiting == 5)
+    engine = threading.Thread(target=writer, args=("engine", True))
+    engine.start()
+    _wait_until(lambda: turns.waiting == 6)
+    turns.release()
+    for thread in [*web, engine]:
+        thread.join(5)
+    assert order[0] == "engine"
+    assert sorted(order[1:]) == [f"web-{i}" for i in range(5)]
+
+
+def test_a_writer_that_cannot_get_its_turn_gives_up_after_its_wait() -> None:
+    turns = WriterTurns()
+    assert turns.acquire(urgent=True, timeout=1)
+    assert not turns.acquire(urgent=True, timeout=0.05)
+    assert turns.waiting == 0
