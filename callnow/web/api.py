@@ -17,7 +17,7 @@ from callnow.domain.rules import InvalidRule
 from callnow.store import accounts, audit, profiles
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile, User
-from callnow.web.context import AppState, EngineStatus, app_state, client_address, db
+from callnow.web.context import AppState, EngineStatus, UnitOfWork, app_state, client_address
 from callnow.web.intake import Submission, submit
 from callnow.web.portal import WELCOME_MAX_CHARS, rule_from_fields
 
@@ -139,7 +139,7 @@ class Health(BaseModel):
 
 def api_user(
     request: Request,
-    session: Annotated[Session, Depends(db)],
+    session: UnitOfWork,
     authorization: Annotated[str | None, Header(max_length=300)] = None,
 ) -> User:
     scheme, _, credential = (authorization or "").partition(" ")
@@ -155,7 +155,7 @@ def api_user(
 
 
 UserDep = Annotated[User, Depends(api_user)]
-SessionDep = Annotated[Session, Depends(db)]
+SessionDep = UnitOfWork
 StateDep = Annotated[AppState, Depends(app_state)]
 NOT_FOUND = {404: {"model": Problem}, 401: {"model": Problem}}
 BAD_BODY = {400: {"model": Problem, "description": "The body is not valid JSON"}}

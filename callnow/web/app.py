@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,12 +30,14 @@ from callnow.web import (
     webhook_portal,
 )
 from callnow.web.captcha import CaptchaBook
-from callnow.web.context import AppState
+from callnow.web.context import SESSION_ENDERS, AppState
 from callnow.web.intake import Safeguards
 from callnow.web.middleware import LimitsMiddleware, SecurityHeadersMiddleware
 from callnow.web.throttle import Throttle
 
 SESSION_MAX_AGE_S = 12 * 3600
+# The in-process engine's own pool: dispatcher, recorder, housekeeping and webhook sender.
+ENGINE_CONNECTIONS = 10
 
 
 @asynccontextmanager
@@ -43,9 +46,13 @@ async def engine_in_this_process(
 ) -> AsyncIterator[None]:
     from callnow.engine.runtime import EngineRuntime
 
-    # This process's own web wakes the dispatcher directly.
+    # The engine writes through a pool of its own, urgent on SQLite: its records never wait for
+    # a free web connection nor behind the web's writers. This process's web wakes it directly.
+    engine_pool = make_engine(
+        settings.effective_database_url, connections=ENGINE_CONNECTIONS, urgent=True
+    )
     runtime = await EngineRuntime.start(
-        settings, sessions, woken_in_process_by=queue_wakeup.sender()
+        settings, make_session_factory(engine_pool), woken_in_process_by=queue_wakeup.sender()
     )
     state.wake = runtime.dispatcher.wake
     state.engine_status = lambda: "running" if runtime.dispatcher.claiming else "stopped"
@@ -54,6 +61,7 @@ async def engine_in_this_process(
     finally:
         state.wake = queue_wakeup.nobody
         await runtime.stop()
+        engine_pool.dispose()
 
 
 @asynccontextmanager
@@ -79,11 +87,20 @@ def create_app(settings: Settings, *, with_engine: bool = False) -> FastAPI:
     process (the embedded default), or in a child process (`settings.engine_in_own_process`)."""
     if not settings.web.secret_key:
         raise ValueError("web.secret_key must be set (callnow serve generates one)")
-    engine = make_engine(settings.effective_database_url)
+    # Every route thread and every session waiting for its commit can hold a connection at once,
+    # so no thread ever waits for the pool (see `context._unit_of_work`).
+    engine = make_engine(
+        settings.effective_database_url,
+        connections=settings.web.worker_threads + SESSION_ENDERS,
+    )
     sessions = make_session_factory(engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Sync routes and dependencies run on anyio's default threads; bound them with the pool.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = (
+            settings.web.worker_threads
+        )
         try:
             if not with_engine:
                 yield

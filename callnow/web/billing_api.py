@@ -12,7 +12,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
 
 from callnow.billing.budgets import month_period
 from callnow.billing.policy import policy_from
@@ -28,12 +27,12 @@ from callnow.billing.statements import (
 )
 from callnow.store.models import User
 from callnow.web.api import SIZE_LIMITS, Invalid, Problem, api_user
-from callnow.web.context import app_state, db
+from callnow.web.context import UnitOfWork, app_state
 
 router = APIRouter(prefix="/api/v1/billing", tags=["Billing"], responses=SIZE_LIMITS)
 
 UserDep = Annotated[User, Depends(api_user)]
-SessionDep = Annotated[Session, Depends(db)]
+SessionDep = UnitOfWork
 MonthQuery = Annotated[
     str, Query(pattern=r"^\d{4}-\d{2}$", examples=["2026-11"], description="In your time zone")
 ]

@@ -38,9 +38,8 @@ from callnow.billing.statements import (
 from callnow.domain.rating import BillingPolicy
 from callnow.store.models import Tenant, User, utcnow
 from callnow.web import forms
-from callnow.web.context import app_state, db
+from callnow.web.context import UnitOfWork, app_state
 from callnow.web.portal import _csrf_purpose, _render, _to_login, _tokens, current_user
-from callnow.web.unit_of_work import CommittedSession
 
 router = APIRouter(prefix="/portal/billing", include_in_schema=False)
 PLATFORM_ADMIN = "platform_admin"
@@ -74,9 +73,7 @@ def _duration(seconds: int) -> str:
 
 
 @router.get("", response_class=HTMLResponse)
-def billing_home(
-    request: Request, month: str | None = None, session: Session = Depends(db)
-) -> Response:
+def billing_home(request: Request, session: UnitOfWork, month: str | None = None) -> Response:
     user = current_user(request, session)
     if user is None:
         return _to_login()
@@ -110,7 +107,7 @@ def billing_home(
 
 
 @router.get("/statement.csv")
-def statement_download(request: Request, month: str, session: Session = Depends(db)) -> Response:
+def statement_download(request: Request, month: str, session: UnitOfWork) -> Response:
     user = current_user(request, session)
     if user is None:
         return _to_login()
@@ -181,9 +178,9 @@ def _platform_page(
 @router.get("/platform", response_class=HTMLResponse)
 def platform_home(
     request: Request,
+    session: UnitOfWork,
     month: str | None = None,
     imported: int | None = None,
-    session: Session = Depends(db),
 ) -> Response:
     user = _platform_admin(request, session)
     if isinstance(user, Response):
@@ -209,8 +206,8 @@ async def _deck_upload(request: Request) -> DeckUpload:
 @router.post("/platform/decks", response_class=HTMLResponse)
 def import_deck_form(
     request: Request,
+    session: UnitOfWork,
     posted: Annotated[DeckUpload, Depends(_deck_upload)],
-    session: CommittedSession,
 ) -> Response:
     user = _platform_admin(request, session)
     if isinstance(user, Response):
@@ -252,7 +249,7 @@ def import_deck_form(
 
 
 @router.get("/platform/decks/{deck_id}.csv")
-def export_deck(request: Request, deck_id: int, session: Session = Depends(db)) -> Response:
+def export_deck(request: Request, deck_id: int, session: UnitOfWork) -> Response:
     user = _platform_admin(request, session)
     if isinstance(user, Response):
         return user

@@ -5,13 +5,15 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import Request
+import anyio.to_thread
+from anyio import CapacityLimiter
+from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.concurrency import run_in_threadpool
 
 from callnow.config import Settings
 from callnow.web.intake import Safeguards
@@ -34,30 +36,56 @@ class AppState:
     engine_status: Callable[[], EngineStatus] = field(default=lambda: "elsewhere")
     # What the visitors' status streams follow: one query per poll for all of them.
     status_board: StatusBoard = field(init=False)
+    # Threads that only end sessions (commit or roll back); see `_unit_of_work`.
+    _enders: CapacityLimiter | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.status_board = StatusBoard(self.sessions)
+
+    def read_only(self) -> Session:
+        """A session for long-lived readers (status streams): never committed, so use it only
+        to read, and close it (`with state.read_only() as session:`)."""
+        return self.sessions()
+
+    @property
+    def enders(self) -> CapacityLimiter:
+        if self._enders is None:  # made on first use: a limiter belongs to the running loop
+            self._enders = CapacityLimiter(SESSION_ENDERS)
+        return self._enders
 
 
 def app_state(request: Request) -> AppState:
     return request.app.state.callnow
 
 
-async def db(request: Request) -> AsyncIterator[Session]:
-    """A session whose work is committed when the route returns without error.
+# Threads reserved for commits and rollbacks, apart from the threads routes run on.
+SESSION_ENDERS = 8
 
-    Opening it does no I/O (the connection is taken at the first statement), so it opens on the
-    event loop; the commit or rollback runs in a worker thread. A sync generator would cost a
-    hand-over to a worker thread for its start as well, on every request.
+
+async def _unit_of_work(request: Request) -> AsyncIterator[Session]:
+    """A session whose work is committed when the route returns, before the response leaves.
+
+    Used with dependency scope "function" (see `UnitOfWork`): with FastAPI's default scope the
+    commit would run after the response was sent, and a client following a 303 or reading a
+    201's row could see it missing. Opening the session does no I/O (the connection is taken at
+    the first statement), so it opens on the event loop. The commit runs on threads of its own:
+    a finished route still holds its pooled connection, and if its commit queued for the same
+    threads as routes waiting for connections, a burst of requests would deadlock the two.
     """
-    session = app_state(request).sessions()
+    state = app_state(request)
+    session = state.sessions()
     transaction = session.begin()
+    ender = partial(anyio.to_thread.run_sync, limiter=state.enders, abandon_on_cancel=False)
     try:
         yield session
-    except Exception:  # as FastAPI ends a sync generator: a cancelled request is left to GC
-        await run_in_threadpool(_end, session, transaction.rollback)
+    except BaseException:
+        await ender(_end, session, transaction.rollback)
         raise
-    await run_in_threadpool(_end, session, transaction.commit)
+    await ender(_end, session, transaction.commit)
+
+
+UnitOfWork = Annotated[Session, Depends(_unit_of_work, scope="function")]
+"""The database session of a route: committed before its answer leaves, rolled back on error."""
 
 
 def _end(session: Session, how: Callable[[], None]) -> None:

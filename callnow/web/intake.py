@@ -122,4 +122,3 @@ def submit(
     if final is RequestState.QUEUED:
         queue_wakeup.queued(session)
     return IntakeResult(request=request)
-

@@ -26,10 +26,9 @@ from callnow.store import requests as request_store
 from callnow.store.guarded import move_if
 from callnow.store.models import CallRequest, RequestEvent, utcnow
 from callnow.web import forms, sse
-from callnow.web.context import app_state, templates
+from callnow.web.context import UnitOfWork, app_state, templates
 from callnow.web.public import calling_from_display, request_status, visitor_message
 from callnow.web.status_board import Seen, StatusBoard
-from callnow.web.unit_of_work import CommittedSession
 
 router = APIRouter(include_in_schema=False)
 # Module-level so tests can use shorter times; read on every request.
@@ -98,7 +97,7 @@ def _snapshot(seen: Seen | None, calling_from: str) -> dict[str, Any] | None:
 @router.get("/callnow/{callnow_id}/requests/{token}/events")
 def status_events(request: Request, callnow_id: str, token: str) -> Response:
     state = app_state(request)
-    with state.sessions() as session:
+    with state.read_only() as session:
         call_request = _find(session, callnow_id, token)
         if call_request is None:
             return PlainTextResponse("Not found", status_code=404)
@@ -135,7 +134,7 @@ def cancel(
     callnow_id: str,
     token: str,
     form: forms.PostedForm,
-    session: CommittedSession,
+    session: UnitOfWork,
 ) -> Response:
     call_request = _find(session, callnow_id, token)
     if call_request is None:

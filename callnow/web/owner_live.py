@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from callnow.billing.ledger import cost_phrase_for
@@ -26,9 +26,8 @@ from callnow.store import profiles
 from callnow.store import web_confirmation as held
 from callnow.store.models import CallRequest, User, utcnow
 from callnow.web import forms, queue_wakeup, sse
-from callnow.web.context import app_state
+from callnow.web.context import AppState, UnitOfWork, app_state
 from callnow.web.portal import _checked_form, _render, _to_login, current_user
-from callnow.web.unit_of_work import CommittedSession
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 
@@ -87,17 +86,15 @@ def _page(
 
 
 @router.get("/pending")
-def pending_page(request: Request, session: CommittedSession) -> Response:
+def pending_page(request: Request, session: UnitOfWork) -> Response:
     user = current_user(request, session)
     if user is None:
         return _to_login()
     return _page(request, session, user)
 
 
-def _snapshot(
-    sessions: sessionmaker[Session], user_id: int, policy: BillingPolicy
-) -> dict[str, Any] | None:
-    with sessions() as session:
+def _snapshot(state: AppState, user_id: int, policy: BillingPolicy) -> dict[str, Any] | None:
+    with state.read_only() as session:
         user = session.get(User, user_id)
         if user is None or not user.is_active:
             return None  # logged out by an admin: end the stream
@@ -106,15 +103,15 @@ def _snapshot(
 
 @router.get("/pending/events")
 def pending_events(request: Request) -> Response:
-    sessions = app_state(request).sessions
-    with sessions() as session:
+    state = app_state(request)
+    with state.read_only() as session:
         user = current_user(request, session)
         if user is None:
             return PlainTextResponse("Please log in.", status_code=401)
         user_id = user.id
     policy = _policy(request)
     timing = TIMING
-    read = sse.polled(lambda: _snapshot(sessions, user_id, policy), timing.poll_s)
+    read = sse.polled(lambda: _snapshot(state, user_id, policy), timing.poll_s)
     stream = sse.watch(read, event="pending", timing=timing)
     return StreamingResponse(stream, media_type="text/event-stream", headers=sse.HEADERS)
 
@@ -143,14 +140,12 @@ def _answer(
 
 
 @router.post("/requests/{token}/accept")
-def accept(
-    request: Request, token: str, posted: forms.PostedForm, session: CommittedSession
-) -> Response:
+def accept(request: Request, token: str, posted: forms.PostedForm, session: UnitOfWork) -> Response:
     return _answer(request, token, posted, session, accept=True)
 
 
 @router.post("/requests/{token}/decline")
 def decline(
-    request: Request, token: str, posted: forms.PostedForm, session: CommittedSession
+    request: Request, token: str, posted: forms.PostedForm, session: UnitOfWork
 ) -> Response:
     return _answer(request, token, posted, session, accept=False)

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import segno
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -22,8 +22,7 @@ from callnow.store import accounts, audit, profiles
 from callnow.store import requests as request_store
 from callnow.store.models import Profile, User, utcnow
 from callnow.web import forms
-from callnow.web.context import app_state, client_address, db, templates
-from callnow.web.unit_of_work import CommittedSession
+from callnow.web.context import UnitOfWork, app_state, client_address, templates
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 MAX_WINDOWS = 21
@@ -96,13 +95,13 @@ def share_urls(request: Request, profile: Profile) -> dict[str, str]:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, session: Session = Depends(db)) -> Response:
+def login_page(request: Request, session: UnitOfWork) -> Response:
     request.session.setdefault("nonce", secrets.token_hex(8))
     return _render(request, "login.html", None, error=None)
 
 
 @router.post("/login", response_class=HTMLResponse)
-def login(request: Request, posted: forms.PostedForm, session: CommittedSession) -> Response:
+def login(request: Request, posted: forms.PostedForm, session: UnitOfWork) -> Response:
     form = _checked_form(request, posted)
     if form is None:
         return _render(request, "login.html", None, error="Please try again.", status_code=400)
@@ -137,7 +136,7 @@ async def logout(request: Request) -> Response:
 
 
 @router.get("", response_class=HTMLResponse)
-def home(request: Request, session: Session = Depends(db)) -> Response:
+def home(request: Request, session: UnitOfWork) -> Response:
     user = current_user(request, session)
     if user is None:
         return _to_login()
@@ -162,7 +161,7 @@ def home(request: Request, session: Session = Depends(db)) -> Response:
 
 @router.post("/profiles/{callnow_id}/resume")
 def resume_page(
-    request: Request, callnow_id: str, posted: forms.PostedForm, session: CommittedSession
+    request: Request, callnow_id: str, posted: forms.PostedForm, session: UnitOfWork
 ) -> Response:
     """The owner lifts a pause the spike detector set."""
     found = _owner_and_profile(request, session, callnow_id)
@@ -183,7 +182,7 @@ def resume_page(
 
 
 @router.get("/requests", response_class=HTMLResponse)
-def request_list(request: Request, page: int = 1, session: Session = Depends(db)) -> Response:
+def request_list(request: Request, session: UnitOfWork, page: int = 1) -> Response:
     user = current_user(request, session)
     if user is None:
         return _to_login()
@@ -196,7 +195,7 @@ def request_list(request: Request, page: int = 1, session: Session = Depends(db)
 
 
 @router.get("/profiles/{callnow_id}/preferences", response_class=HTMLResponse)
-def preferences_page(request: Request, callnow_id: str, session: Session = Depends(db)) -> Response:
+def preferences_page(request: Request, callnow_id: str, session: UnitOfWork) -> Response:
     found = _owner_and_profile(request, session, callnow_id)
     if isinstance(found, Response):
         return found
@@ -249,7 +248,7 @@ def _parse_windows(form: FormData) -> tuple[list[Window], str | None]:
 
 @router.post("/profiles/{callnow_id}/preferences", response_class=HTMLResponse)
 def save_preferences(
-    request: Request, callnow_id: str, posted: forms.PostedForm, session: CommittedSession
+    request: Request, callnow_id: str, posted: forms.PostedForm, session: UnitOfWork
 ) -> Response:
     found = _owner_and_profile(request, session, callnow_id)
     if isinstance(found, Response):
@@ -353,7 +352,7 @@ def rule_from_fields(
 
 
 @router.get("/profiles/{callnow_id}/rules", response_class=HTMLResponse)
-def rules_page(request: Request, callnow_id: str, session: Session = Depends(db)) -> Response:
+def rules_page(request: Request, callnow_id: str, session: UnitOfWork) -> Response:
     found = _owner_and_profile(request, session, callnow_id)
     if isinstance(found, Response):
         return found
@@ -377,7 +376,7 @@ def _rules(
 
 @router.post("/profiles/{callnow_id}/rules", response_class=HTMLResponse)
 def change_rules(
-    request: Request, callnow_id: str, posted: forms.PostedForm, session: CommittedSession
+    request: Request, callnow_id: str, posted: forms.PostedForm, session: UnitOfWork
 ) -> Response:
     found = _owner_and_profile(request, session, callnow_id)
     if isinstance(found, Response):
@@ -433,7 +432,7 @@ def change_rules(
 
 
 @router.get("/api-keys", response_class=HTMLResponse)
-def api_keys_page(request: Request, session: Session = Depends(db)) -> Response:
+def api_keys_page(request: Request, session: UnitOfWork) -> Response:
     user = current_user(request, session)
     if user is None:
         return _to_login()
@@ -443,9 +442,7 @@ def api_keys_page(request: Request, session: Session = Depends(db)) -> Response:
 
 
 @router.post("/api-keys", response_class=HTMLResponse)
-def change_api_keys(
-    request: Request, posted: forms.PostedForm, session: CommittedSession
-) -> Response:
+def change_api_keys(request: Request, posted: forms.PostedForm, session: UnitOfWork) -> Response:
     user = current_user(request, session)
     if user is None:
         return _to_login()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -15,9 +15,8 @@ from callnow.store import audit, profiles
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile
 from callnow.web import forms
-from callnow.web.context import app_state, client_address, db, templates
+from callnow.web.context import UnitOfWork, app_state, client_address, templates
 from callnow.web.intake import Submission, submit
-from callnow.web.unit_of_work import CommittedSession
 
 # HTML pages for visitors, not part of the Call API: kept out of its OpenAPI document.
 router = APIRouter(include_in_schema=False)
@@ -124,21 +123,21 @@ def _submission(request: Request, name: str | None, number: str, channel: str) -
 @router.get("/callnow", response_class=HTMLResponse)
 def page_by_query(
     request: Request,
+    session: UnitOfWork,
     id: str = "",
     name: str | None = None,
     number: str | None = None,
-    session: Session = Depends(db),
 ) -> Response:
-    return page(request, id, name, number, session)
+    return page(request, session, id, name, number)
 
 
 @router.get("/callnow/{callnow_id}", response_class=HTMLResponse)
 def page(
     request: Request,
+    session: UnitOfWork,
     callnow_id: str,
     name: str | None = None,
     number: str | None = None,
-    session: Session = Depends(db),
 ) -> Response:
     profile = _visible_profile(session, callnow_id)
     if profile is None:
@@ -175,7 +174,7 @@ def page(
 
 @router.post("/callnow/{callnow_id}", response_class=HTMLResponse)
 def submit_form(
-    request: Request, callnow_id: str, form: forms.PostedForm, session: CommittedSession
+    request: Request, callnow_id: str, form: forms.PostedForm, session: UnitOfWork
 ) -> Response:
     profile = _visible_profile(session, callnow_id)
     if profile is None:
@@ -252,23 +251,17 @@ def _captcha_media(
 
 
 @router.get("/callnow/{callnow_id}/captcha/{token}.png")
-def captcha_image(
-    request: Request, callnow_id: str, token: str, session: Session = Depends(db)
-) -> Response:
+def captcha_image(request: Request, callnow_id: str, token: str, session: UnitOfWork) -> Response:
     return _captcha_media(request, session, callnow_id, token, "png")
 
 
 @router.get("/callnow/{callnow_id}/captcha/{token}.wav")
-def captcha_audio(
-    request: Request, callnow_id: str, token: str, session: Session = Depends(db)
-) -> Response:
+def captcha_audio(request: Request, callnow_id: str, token: str, session: UnitOfWork) -> Response:
     return _captcha_media(request, session, callnow_id, token, "wav")
 
 
 @router.get("/callnow/{callnow_id}/requests/{token}", response_class=HTMLResponse)
-def request_status(
-    request: Request, callnow_id: str, token: str, session: Session = Depends(db)
-) -> Response:
+def request_status(request: Request, callnow_id: str, token: str, session: UnitOfWork) -> Response:
     call_request = request_store.by_token(session, token)
     if call_request is None or call_request.profile.callnow_id != callnow_id.lower():
         return templates.TemplateResponse(request, "public/not_available.html", {}, status_code=404)

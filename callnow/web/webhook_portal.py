@@ -15,8 +15,8 @@ from callnow.store import audit
 from callnow.store import webhooks as store  # also registers the enqueue listener
 from callnow.store.models import User, WebhookEndpoint
 from callnow.web import forms
+from callnow.web.context import UnitOfWork
 from callnow.web.portal import _checked_form, _render, _to_login, current_user
-from callnow.web.unit_of_work import CommittedSession
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 
@@ -62,7 +62,7 @@ def _page(
 
 
 @router.get("/webhooks")
-def webhooks_page(request: Request, session: CommittedSession) -> Response:
+def webhooks_page(request: Request, session: UnitOfWork) -> Response:
     user = current_user(request, session)
     if user is None:
         return _to_login()
@@ -70,9 +70,7 @@ def webhooks_page(request: Request, session: CommittedSession) -> Response:
 
 
 @router.post("/webhooks")
-def change_webhook(
-    request: Request, posted: forms.PostedForm, session: CommittedSession
-) -> Response:
+def change_webhook(request: Request, posted: forms.PostedForm, session: UnitOfWork) -> Response:
     user = current_user(request, session)
     if user is None:
         return _to_login()
