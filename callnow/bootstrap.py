@@ -43,8 +43,7 @@ def tune_thread_switching() -> None:
     A service process runs the event loop (web and engine), database work in worker threads and
     sippy's thread. A worker gives the GIL up at every SQLite statement and then waits for it
     again; while the loop is busy, each wait lasted up to the full interval, so a claim of nine
-    statements could queue for 40 ms. In the request-latency bench at 50 requests/s on SQLite
-    this took the p99 from form to INVITE from 83 ms to 21 ms, for the same CPU.
+    statements could queue for 40 ms. Measured effect: docs/decisions/0006-gil-gc-tuning.md.
     """
     sys.setswitchinterval(THREAD_SWITCH_INTERVAL_S)
 
@@ -53,10 +52,9 @@ def freeze_startup_objects() -> None:
     """Leave what start-up built (modules, mappers, the app, the engine's stack) out of the
     cyclic garbage collector's work from now on.
 
-    Those objects live as long as the process. Every full collection walked them all again:
-    in the request-latency bench on PostgreSQL one stopped the web for 180 ms in the middle of
-    a run, and the engine's took up to 350 ms. Called once a process is ready to serve, after
-    a collection, so no start-up garbage is kept for good.
+    Those objects live as long as the process. Every full collection walked them all again,
+    stopping every thread meanwhile (docs/decisions/0006-gil-gc-tuning.md). Called once a
+    process is ready to serve, after a collection, so no start-up garbage is kept for good.
     """
     gc.collect()
     gc.freeze()

@@ -67,10 +67,10 @@ def make_engine(url: str, *, connections: int = 15, urgent: bool = False) -> Eng
 def ping_when_idle(engine: Engine, idle_s: float) -> None:
     """Ping a pooled connection before use only if it sat idle for `idle_s` or more.
 
-    `pool_pre_ping` pings at every checkout: on PostgreSQL a round trip per transaction, a
-    tenth of a request's round trips. A connection returned moments ago is alive unless the
-    server went away in between; then the transaction fails, SQLAlchemy sees the disconnect
-    and replaces the whole pool, as it would for a server lost mid-transaction.
+    `pool_pre_ping` pings at every checkout: on PostgreSQL a round trip per transaction
+    (docs/decisions/0011-ping-only-idle-connections.md). A connection returned moments ago is
+    alive unless the server went away in between; then the transaction fails, SQLAlchemy sees
+    the disconnect and replaces the whole pool, as it would for a server lost mid-transaction.
     """
 
     @event.listens_for(engine, "connect")

@@ -1,11 +1,9 @@
 """Render prompt text to telephone audio: espeak-ng, then sox to an 8 kHz mono G.711 WAV.
 
 The file is already in the codec the owner's phone hears (`PCMU` or `PCMA`, see
-`prompt_codec_for`), because rtpengine 10.5's `play media` costs far more CPU on anything else:
-measured on the bench machine, a 10 s 16-bit PCM WAV cost rtpengine about 14 ms of CPU per
-`play media` (growing with the file's length, spent before the reply is sent), and the same
-prompt as G.711 about 1 ms. At 100 callbacks/s that is the difference between one and a half
-of the machine's two cores and a tenth of one.
+`prompt_codec_for`), because rtpengine 10.5's `play media` costs far more CPU on anything else,
+growing with the file's length and spent before the reply is sent
+(docs/decisions/0008-g711-prompts.md).
 
 Files are cached in `cache_dir` under the sha256 of (text, language, voice, codec, format
 version), so a prompt said often ("press 1 to call back") is rendered once. Writes are atomic

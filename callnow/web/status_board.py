@@ -1,8 +1,8 @@
 """The state of every request a visitor is watching, read for all of them in one query.
 
 Each open status stream used to read its own request from the database twice a second. With a
-few hundred visitors waiting for their calls, that was most of the web's work (500 streams took
-most of a core) for pages that change a few times a minute. A board per web process now reads
+few hundred visitors waiting for their calls, that was most of the web's work for pages that
+change a few times a minute (docs/decisions/0007-status-board.md). A board per web process now reads
 the state of every watched request in one query per poll, and wakes only the streams whose
 request changed. Streams read the board, never the database.
 """

@@ -42,10 +42,10 @@ class SweptMemoryStorage(MemoryStorage):
     """limits' in-process storage, sweeping out expired entries every 10 s.
 
     `MemoryStorage` sweeps every key 10 ms after each hit. Windows here last up to a day and
-    every source, network, number and block has keys of its own: after 20,000 requests there
-    were 78,000 keys and each sweep took 84 ms of CPU, holding the GIL, once per request. The
-    limits stay exact without sweeps (a hit compares time stamps itself); the sweep only frees
-    memory, which may as well wait a few seconds.
+    every source, network, number and block has keys of its own, so each sweep grew with the
+    traffic and held the GIL once per request (docs/decisions/0009-swept-rate-limit-counters.md).
+    The limits stay exact without sweeps (a hit compares time stamps itself); the sweep only
+    frees memory, which may as well wait a few seconds.
     """
 
     def __init__(self, sweep_interval_s: float = SWEEP_INTERVAL_S) -> None:

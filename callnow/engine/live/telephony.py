@@ -47,12 +47,11 @@ def tune_garbage_collector() -> None:
     """Collect the young generation every 20,000 net allocations instead of CPython's 700.
 
     An engine holds hundreds of calls' worth of sippy and asyncio objects, each alive for
-    seconds. With the default thresholds the bench at 75 callbacks/s ran about 400 young and
-    4 full collections per 750 callbacks: 2.1 s of collector time, with full collections
-    stopping every thread for up to 370 ms (SIP retransmits an INVITE after 500 ms without an
-    answer; SIPp phones then abort the call). At 20,000: 10 young collections, none older, 0.3 s
-    in all, at most 46 ms each. Only ever raises the threshold, process-wide (one engine per
-    process, as sippy's stack is); the older generations keep their settings.
+    seconds. With the default thresholds collections ran often, and the full ones stopped every
+    thread for long enough that SIP retransmitted INVITEs (after 500 ms without an answer) and
+    phones aborted calls; see docs/decisions/0006-gil-gc-tuning.md for the figures. Only ever
+    raises the threshold, process-wide (one engine per process, as sippy's stack is); the
+    older generations keep their settings.
     """
     young, middle, old = gc.get_threshold()
     if young < GC_YOUNG_THRESHOLD:
