@@ -1,7 +1,11 @@
 """Small runtime patches for defects of sippy 2.5.0 (pinned). Never edit sippy on disk.
 
-Each patch is idempotent, applied by `apply()` before any sippy object is created, and has a
-regression test in tests/telephony/test_sip_patches.py. Remove a patch when the pin moves to
+`apply()` is called by `SipStack.start()`, before the stack creates any sippy object or
+starts sippy's thread; importing this package changes nothing in sippy. It refuses any
+sippy but the version the patches were written against (`UnsupportedSippyVersion`): each
+patch replaces a sippy function whose code it knows. Each patch is idempotent, has a
+regression test in tests/telephony/test_sip_patches.py, and is written up as a fix to send
+upstream in docs/sippy-patches/ (with how to drop it). Remove a patch when the pin moves to
 a sippy release that fixes it (the test then tells you whether it still matters).
 
 1. `transport_case`: RFC 3261 URI parameters are case-insensitive, but sippy stores the value
@@ -15,7 +19,8 @@ a sippy release that fixes it (the test then tells you whether it still matters)
    callbacks) with `dump_exception()`, which prints tracebacks to stdout. Route them to the
    `callnow.telephony.sip.sippy` logger instead: parse failures of hostile or broken input are
    INFO without a traceback (so garbage on the port cannot flood the log with tracebacks),
-   anything else is an ERROR with its traceback.
+   anything else is an ERROR with its traceback. Both are rate-limited per kind
+   (`input_log`): a flood costs one line per kind per interval on the sippy thread.
 
 3. `parse_error_response`: when a request cannot be parsed (e.g. a body shorter than its
    Content-Length), `SipTransactionManager.handleIncoming()` calls
@@ -56,6 +61,7 @@ from __future__ import annotations
 
 import builtins
 import collections
+import importlib.metadata
 import logging
 import sys
 import threading
@@ -63,9 +69,20 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from callnow.telephony.sip.input_log import sippy_log
+
 log = logging.getLogger("callnow.telephony.sip.sippy")
 
+# The only sippy release whose code these patches were checked against.
+SUPPORTED_SIPPY_VERSION = "2.5.0"
+
 _applied: set[str] = set()
+_apply_lock = threading.Lock()
+
+
+class UnsupportedSippyVersion(RuntimeError):
+    """The installed sippy is not the one the patches were written for."""
+
 
 # Modules that bound `dump_exception` by name at import time.
 _DUMP_EXCEPTION_USERS = (
@@ -80,14 +97,30 @@ _DUMP_EXCEPTION_USERS = (
 _MY_CHECK_USERS = ("sippy.SipURL", "sippy.SipVia", "sippy.SipConf", "sippy.SdpOrigin")
 
 
+def installed_sippy_version() -> str:
+    return importlib.metadata.version("sippy")
+
+
 def apply() -> None:
-    """Apply every patch once; safe to call many times."""
-    _patch_transport_case()
-    _patch_exceptions_to_logging()
-    _patch_parse_error_response()
-    _patch_clock_without_ctypes()
-    _patch_my_attribute_check()
-    _patch_prompt_thread_wakeups()
+    """Apply every patch once; safe to call many times, from any thread.
+
+    Raises UnsupportedSippyVersion (and patches nothing) unless sippy is exactly
+    SUPPORTED_SIPPY_VERSION.
+    """
+    installed = installed_sippy_version()
+    if installed != SUPPORTED_SIPPY_VERSION:
+        raise UnsupportedSippyVersion(
+            f"sippy {installed} is installed, but CallNow's sippy patches are written for "
+            f"sippy {SUPPORTED_SIPPY_VERSION} only; install sippy=={SUPPORTED_SIPPY_VERSION} "
+            "or review callnow/telephony/sip/patches.py and docs/sippy-patches/ for the new one"
+        )
+    with _apply_lock:
+        _patch_transport_case()
+        _patch_exceptions_to_logging()
+        _patch_parse_error_response()
+        _patch_clock_without_ctypes()
+        _patch_my_attribute_check()
+        _patch_prompt_thread_wakeups()
 
 
 def _patch_transport_case() -> None:
@@ -109,14 +142,22 @@ def _patch_transport_case() -> None:
 
 def _dump_exception(msg: str, f: Any = None, extra: str | None = None) -> None:
     exc = sys.exc_info()[1]
+    # sippy's messages end in " from <address>"; the kind of a problem is what comes before.
+    kind = f"{msg.split(' from ', 1)[0]}: {type(exc).__name__}"
     # Only errors that are certainly about the input are downgraded: a bug of ours raised in a
     # callback travels through the same "processing incoming data" path and must stay loud.
     if msg.startswith("can't parse") or isinstance(exc, UnicodeDecodeError):
         # Short: a UnicodeDecodeError's repr carries the whole datagram.
-        log.info("sippy dropped input: %s: %s", msg, f"{type(exc).__name__}: {exc}"[:200])
+        sippy_log.log(
+            logging.INFO,
+            kind,
+            "sippy dropped input: %s: %s",
+            msg,
+            f"{type(exc).__name__}: {exc}"[:200],
+        )
     else:
-        log.error("sippy swallowed an exception: %s", msg, exc_info=True)
-    if extra is not None:
+        sippy_log.log(logging.ERROR, kind, "sippy swallowed an exception: %s", msg, exc_info=True)
+    if extra is not None and log.isEnabledFor(logging.DEBUG):
         log.debug("offending data: %r", extra[:2000])
 
 

@@ -18,12 +18,16 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sippy.Core.EventDispatcher import ED2
+from sippy.Exceptions.RtpProxyError import RtpProxyError
+from sippy.Exceptions.SdpParseError import SdpParseError
+from sippy.Exceptions.SipParseError import SipParseError
 from sippy.SipCallId import SipCallId
 from sippy.SipConf import SipConf
-from sippy.SipTransactionManager import SipTransactionManager
+from sippy.SipTransactionManager import SipTMRetransmitO, SipTransactionManager
 from sippy.Udp_server import Udp_server, Udp_server_opts
 
 from callnow.config import SipSettings
+from callnow.telephony.sip import input_log, patches
 from callnow.telephony.sip.headers import (
     CallerId,
     Credentials,
@@ -31,6 +35,7 @@ from callnow.telephony.sip.headers import (
     build_extra_headers,
     parse_request_uri,
 )
+from callnow.telephony.sip.input_policy import MalformedHeader, find_malformed_header
 from callnow.telephony.sip.leg import EventCallback, Leg, LegRecord
 from callnow.telephony.sip.reactor import reactor
 from callnow.telephony.sip.uac import DialSpec, UacDriver
@@ -53,8 +58,59 @@ class _UdpOpts(Udp_server_opts):
     nworkers = 1
 
 
+# sippy answers these itself (a 400 or 488) when they escape from handling a request.
+_ANSWERED_BY_SIPPY = (SipParseError, SdpParseError, RtpProxyError)
+
+
 class _TransactionManager(SipTransactionManager):
     model_udp_server = (Udp_server, _UdpOpts)
+
+    def incomingRequest(self, msg: Any, checksum: bytes, tids: Any, server: Any) -> None:
+        """Refuse a request with an unreadable header before any transaction exists; never
+        let an exception from handling a request reach sippy's receive loop (it would cost a
+        traceback per datagram and leave the transaction behind)."""
+        malformed = find_malformed_header(msg)
+        if malformed is not None:
+            self._refuse_malformed(msg, malformed, checksum, server)
+            return
+        try:
+            super().incomingRequest(msg, checksum, tids, server)
+        except _ANSWERED_BY_SIPPY:
+            raise
+        except Exception as exc:
+            self.l1rcache[checksum] = SipTMRetransmitO()  # a retransmission costs nothing
+            input_log.sippy_log.log(
+                logging.ERROR,
+                f"request handling failed: {type(exc).__name__}",
+                "handling a %s request failed: %s",
+                msg.getMethod(),
+                f"{type(exc).__name__}: {exc}"[:200],
+                exc_info=True,
+            )
+
+    def _refuse_malformed(
+        self, msg: Any, malformed: MalformedHeader, checksum: bytes, server: Any
+    ) -> None:
+        method = msg.getMethod()
+        host, port = msg.getSource()
+        input_log.input_log.log(
+            logging.INFO,
+            f"bad {malformed.header}",
+            "malformed %s request from %s:%s: bad %s header (%s)",
+            method,
+            host,
+            port,
+            malformed.header,
+            malformed.detail,
+        )
+        if method == "ACK":  # an ACK is never answered (RFC 3261 17.2.1)
+            self.l1rcache[checksum] = SipTMRetransmitO()
+            return
+        # The response copies To, From, Call-ID and CSeq unparsed (as received), and is not
+        # given a To tag: reading the To to add one is what failed. Sent outside any
+        # transaction; the checksum caches it, so a retransmission gets the same 400.
+        response = msg.genResponse(400, malformed.reason)
+        self.transmitMsg(server, response, msg.getHFBody("via").getTAddr(), checksum)
 
 
 class _WireLogger:
@@ -104,14 +160,23 @@ class SipStack:
         return self._address
 
     async def start(self) -> None:
-        """Bind the UDP port and start accepting work. Raises SipStackError on failure."""
+        """Bind the UDP port and start accepting work. Raises SipStackError on failure.
+
+        Applies the sippy patches first (once per process; see `patches`), which refuses a
+        sippy other than the version they were written for.
+        """
         if self.host in ("0.0.0.0", "::", ""):
             # The bound address is also our Contact and Via; a wildcard would go out as is.
             raise SipStackError("listen on a concrete address, not a wildcard")
+        try:
+            patches.apply()
+        except patches.UnsupportedSippyVersion as exc:
+            raise SipStackError(str(exc)) from exc
         with SipStack._active_lock:
             if SipStack._active is not None:
                 raise SipStackError("a SIP stack is already running in this process")
             SipStack._active = self
+        input_log.reset_all()
         try:
             reactor.ensure_running()
             self._config, self._address = await reactor.call(self._start_in_sippy)
