@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 DEFAULT_INTERVAL_S = 10.0
@@ -29,9 +30,15 @@ class _KindState:
 class RateLimitedLog:
     """Log through `logger`, at most one line per kind per `interval_s`."""
 
-    def __init__(self, logger: logging.Logger, interval_s: float = DEFAULT_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.logger = logger
         self.interval_s = interval_s
+        self._clock = clock
         self._kinds: dict[str, _KindState] = {}
         self._lock = threading.Lock()
 
@@ -45,7 +52,7 @@ class RateLimitedLog:
         """
         if not self.logger.isEnabledFor(level):
             return False
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             state = self._kinds.get(kind)
             if state is not None and now - state.last_logged < self.interval_s:
