@@ -299,3 +299,67 @@ async def test_a_flood_of_malformed_requests_does_not_delay_options(
     assert not [r for r in input_records if r.exc_info or r.levelno >= logging.ERROR]
     assert 1 <= len(input_records) <= 4, [r.getMessage() for r in input_records]
     assert all("\n" not in r.getMessage() for r in input_records)
+
+
+# -- trusted sources -----------------------------------------------------------------------------
+
+
+def _options(port: int, call_id: str) -> str:
+    return (
+        f"OPTIONS sip:1001@127.0.0.1 SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{os.urandom(5).hex()}\r\n"
+        f"Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p1\r\n"
+        f"To: <sip:1001@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\n"
+        "Content-Length: 0\r\n\r\n"
+    )
+
+
+def test_trusted_sources_come_from_the_sip_settings() -> None:
+    from callnow.config import SipSettings
+
+    assert SipStack.from_settings(SipSettings()).trusted_sources is None
+    stack = SipStack.from_settings(SipSettings(trusted_sources=["10.1.2.3", "192.0.2.0/24"]))
+    assert [str(net) for net in stack.trusted_sources or ()] == ["10.1.2.3/32", "192.0.2.0/24"]
+    with pytest.raises(ValueError, match="not an IP address"):
+        SipSettings(trusted_sources=["pbx.example.com"])
+
+
+@pytest.mark.peers
+async def test_untrusted_sources_get_nothing_outside_our_calls_but_reach_a_call(
+    sipp_peer, caplog: pytest.LogCaptureFixture
+) -> None:
+    from callnow.telephony.sip import Answered, CallerId, Ended
+    from tests.peers.sipp import OFFER_SDP
+
+    caplog.set_level(logging.INFO, logger="callnow.telephony.sip.input")
+    phone = sipp_peer("answer.xml")
+    # Only a network no test socket is on is trusted: 127.0.0.1 is untrusted here.
+    async with SipStack("127.0.0.1", 0, trusted_sources=["192.0.2.0/24"]) as stack:
+        stranger = Peer(stack.address)
+        stranger.start_reading()
+        try:
+            leg = await stack.dial(
+                phone.uri("1001"),
+                caller=CallerId("Mary", "0290375678"),
+                sdp=OFFER_SDP,
+                ring_timeout=5,
+            )
+            while not isinstance(await leg.next_event(5), Answered):
+                pass
+            stranger.send(_options(stranger.port, "unsolicited-options"))
+            stranger.send(quotbal(stranger.port, call_id="unsolicited-quotbal"))
+            # Inside our call (its Call-ID), from the same untrusted address: handled. A
+            # request to a dialog of ours with a To we cannot read is still refused with 400.
+            stranger.send(quotbal(stranger.port, call_id=leg.call_id, method="BYE"))
+            await _settle(stranger, 1)
+            await asyncio.sleep(0.2)
+
+            assert [_status_line(r) for _, r in stranger.replies] == [b"SIP/2.0 400 Bad To Header"]
+            assert stranger.replies_for(leg.call_id)
+            await leg.hangup()
+            assert isinstance(await leg.next_event(5), Ended)
+            assert phone.wait() == 0, phone.diagnostics()
+        finally:
+            await stranger.close()
+    dropped = [r.getMessage() for r in caplog.records if "untrusted" in r.getMessage()]
+    assert len(dropped) == 1 and "OPTIONS" in dropped[0]  # one line for the two, rate-limited

@@ -13,7 +13,7 @@ import logging
 import re
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -62,13 +62,22 @@ class _UdpOpts(Udp_server_opts):
 _ANSWERED_BY_SIPPY = (SipParseError, SdpParseError, RtpProxyError)
 
 
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
 class _TransactionManager(SipTransactionManager):
     model_udp_server = (Udp_server, _UdpOpts)
+    # Who may send requests outside our dialogs; None: anyone (see SipSettings).
+    trusted_sources: tuple[_Network, ...] | None = None
 
     def incomingRequest(self, msg: Any, checksum: bytes, tids: Any, server: Any) -> None:
-        """Refuse a request with an unreadable header before any transaction exists; never
-        let an exception from handling a request reach sippy's receive loop (it would cost a
-        traceback per datagram and leave the transaction behind)."""
+        """Drop unsolicited requests from untrusted sources and refuse a request with an
+        unreadable header before any transaction exists; never let an exception from
+        handling a request reach sippy's receive loop (it would cost a traceback per
+        datagram and leave the transaction behind)."""
+        if self.trusted_sources is not None and not self._solicited_or_trusted(msg, tids):
+            self.l1rcache[checksum] = SipTMRetransmitO()  # a retransmission costs nothing
+            return
         malformed = find_malformed_header(msg)
         if malformed is not None:
             self._refuse_malformed(msg, malformed, checksum, server)
@@ -87,6 +96,26 @@ class _TransactionManager(SipTransactionManager):
                 f"{type(exc).__name__}: {exc}"[:200],
                 exc_info=True,
             )
+
+    def _solicited_or_trusted(self, msg: Any, tids: Any) -> bool:
+        if tids[0][0] in self.req_consumers:  # the Call-ID of a dialog of ours
+            return True
+        host, port = msg.getSource()
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            address = None
+        if address is not None and any(address in net for net in self.trusted_sources or ()):
+            return True
+        input_log.input_log.log(
+            logging.INFO,
+            "untrusted source",
+            "dropped an unsolicited %s request from untrusted %s:%s",
+            msg.getMethod(),
+            host,
+            port,
+        )
+        return False
 
     def _refuse_malformed(
         self, msg: Any, malformed: MalformedHeader, checksum: bytes, server: Any
@@ -132,11 +161,23 @@ class SipStack:
     _active_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 5070, *, user_agent: str = "CallNow"
+        self,
+        host: str = "127.0.0.1",
+        port: int = 5070,
+        *,
+        user_agent: str = "CallNow",
+        trusted_sources: Iterable[str] | None = None,
     ) -> None:
+        """`trusted_sources`: IP addresses or networks whose requests outside our calls are
+        answered; None answers everyone (see `SipSettings.trusted_sources`)."""
         self.host = host
         self.port = port
         self.user_agent = user_agent
+        self.trusted_sources: tuple[_Network, ...] | None = (
+            None
+            if trusted_sources is None
+            else tuple(ipaddress.ip_network(net, strict=False) for net in trusted_sources)
+        )
         self._config: dict[str, Any] | None = None
         self._address: tuple[str, int] | None = None
         self._legs: dict[str, tuple[UacDriver, Leg]] = {}
@@ -144,7 +185,11 @@ class SipStack:
     @classmethod
     def from_settings(cls, settings: SipSettings) -> SipStack:
         """A stack on `settings.listen_host:listen_port` (the `[sip]` config section)."""
-        return cls(settings.listen_host, settings.listen_port)
+        return cls(
+            settings.listen_host,
+            settings.listen_port,
+            trusted_sources=settings.trusted_sources or None,
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -196,6 +241,7 @@ class SipStack:
             "_sip_logger": _WireLogger(),
         }
         tm = _TransactionManager(config, self._on_request)
+        tm.trusted_sources = self.trusted_sources
         config["_sip_tm"] = tm
         server = next(iter(tm.l4r.cache_l2s.values()))
         host, port = server.uopts.laddress[:2]
