@@ -148,7 +148,7 @@ def _dump_exception(msg: str, f: Any = None, extra: str | None = None) -> None:
     # callback travels through the same "processing incoming data" path and must stay loud.
     if msg.startswith("can't parse") or isinstance(exc, UnicodeDecodeError):
         # Short: a UnicodeDecodeError's repr carries the whole datagram.
-        sippy_log.log(
+        written = sippy_log.log(
             logging.INFO,
             kind,
             "sippy dropped input: %s: %s",
@@ -156,8 +156,11 @@ def _dump_exception(msg: str, f: Any = None, extra: str | None = None) -> None:
             f"{type(exc).__name__}: {exc}"[:200],
         )
     else:
-        sippy_log.log(logging.ERROR, kind, "sippy swallowed an exception: %s", msg, exc_info=True)
-    if extra is not None and log.isEnabledFor(logging.DEBUG):
+        written = sippy_log.log(
+            logging.ERROR, kind, "sippy swallowed an exception: %s", msg, exc_info=True
+        )
+    # The datagram itself only with a line that was written, so DEBUG is rate-limited too.
+    if written and extra is not None and log.isEnabledFor(logging.DEBUG):
         log.debug("offending data: %r", extra[:2000])
 
 

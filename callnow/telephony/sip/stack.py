@@ -2,7 +2,10 @@
 
 One stack per process (sippy's event loop and configuration are process-wide). It places
 calls only: incoming INVITEs outside a dialog are refused, OPTIONS are answered (so a proxy's
-health checks work), in-dialog requests go to their leg.
+health checks work), in-dialog requests go to their leg. A request with a header that cannot
+be read is answered 400 before anything else reads it (`input_policy`); with
+`trusted_sources` set, requests outside our calls from any other address are dropped. Bad
+input is logged once per kind per interval (`input_log`), never with a traceback.
 """
 
 from __future__ import annotations
@@ -378,6 +381,7 @@ class SipStack:
     # -- requests outside any dialog ----------------------------------------------------------
 
     def _on_request(self, req: Any, _transaction: Any) -> tuple[Any, None, None]:
+        # Every header read here was checked readable by `find_malformed_header`.
         method = req.getMethod()
         if req.getHFBody("to").getTag() is not None:
             return (req.genResponse(481, "Call/Transaction Does Not Exist"), None, None)
