@@ -363,3 +363,35 @@ async def test_untrusted_sources_get_nothing_outside_our_calls_but_reach_a_call(
             await stranger.close()
     dropped = [r.getMessage() for r in caplog.records if "untrusted" in r.getMessage()]
     assert len(dropped) == 1 and "OPTIONS" in dropped[0]  # one line for the two, rate-limited
+
+
+@pytest.mark.parametrize(
+    ("broken", "replacement"),
+    [
+        ("From: sip:caller@127.0.0.1;tag=93334", 'From: "Mr. J. User <sip:caller@127.0.0.1>'),
+        ("CSeq: 8 INVITE", "CSeq: eight INVITE"),
+    ],
+)
+async def test_headers_sippy_needs_to_find_a_transaction_drop_the_request_quietly(
+    sip_stack: SipStack,
+    peers: tuple[Peer, Peer],
+    caplog: pytest.LogCaptureFixture,
+    broken: str,
+    replacement: str,
+) -> None:
+    """sippy reads From, Call-ID and CSeq before any hook of ours, and drops the request when
+    one fails (docs/sippy-patches/README.md): no answer, one line, no traceback."""
+    caplog.set_level(logging.INFO, logger="callnow.telephony.sip")
+    attacker, prober = peers
+    datagram = _request(port=attacker.port, call_id="broken.one")
+    assert broken in datagram
+
+    attacker.send(datagram.replace(broken, replacement))
+    prober.send(_options(prober.port, "after-broken"))
+    await _settle(prober, 1)
+
+    assert prober.replies_for("after-broken")
+    assert not attacker.replies
+    dropped = [r for r in caplog.records if r.name == "callnow.telephony.sip.sippy"]
+    assert len(dropped) == 1 and "can't parse SIP request" in dropped[0].getMessage()
+    assert dropped[0].levelno == logging.INFO and dropped[0].exc_info is None
