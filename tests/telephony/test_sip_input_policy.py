@@ -395,3 +395,33 @@ async def test_headers_sippy_needs_to_find_a_transaction_drop_the_request_quietl
     dropped = [r for r in caplog.records if r.name == "callnow.telephony.sip.sippy"]
     assert len(dropped) == 1 and "can't parse SIP request" in dropped[0].getMessage()
     assert dropped[0].levelno == logging.INFO and dropped[0].exc_info is None
+
+
+async def test_a_bug_in_request_handling_is_logged_once_and_never_reaches_sippy(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    handled: list[str] = []
+
+    def broken_handler(self: SipStack, req: object, _transaction: object) -> None:
+        handled.append(str(req.getHFBody("call-id")))  # type: ignore[attr-defined]
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr(SipStack, "_on_request", broken_handler)
+    caplog.set_level(logging.INFO, logger="callnow.telephony.sip")
+    async with SipStack("127.0.0.1", 0) as stack:
+        prober = Peer(stack.address)
+        try:
+            for n in range(3):
+                prober.send(_options(prober.port, f"bug-{n}"))
+            async with asyncio.timeout(5):
+                while len(handled) < 3:
+                    await asyncio.sleep(0.01)
+        finally:
+            await prober.close()
+
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == [
+        "handling a OPTIONS request failed: RuntimeError: a bug of ours"
+    ]
+    assert errors[0].exc_info is not None  # a bug keeps its traceback, once per interval
+    assert not [r for r in caplog.records if "sippy swallowed" in r.getMessage()]

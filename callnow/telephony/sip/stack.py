@@ -90,7 +90,8 @@ class _TransactionManager(SipTransactionManager):
         except _ANSWERED_BY_SIPPY:
             raise
         except Exception as exc:
-            self.l1rcache[checksum] = SipTMRetransmitO()  # a retransmission costs nothing
+            # A retransmission costs nothing (unless an answer went out and is cached).
+            self.l1rcache.setdefault(checksum, SipTMRetransmitO())
             input_log.sippy_log.log(
                 logging.ERROR,
                 f"request handling failed: {type(exc).__name__}",
