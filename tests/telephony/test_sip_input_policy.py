@@ -366,21 +366,28 @@ async def test_untrusted_sources_get_nothing_outside_our_calls_but_reach_a_call(
 
 
 @pytest.mark.parametrize(
-    ("broken", "replacement"),
+    ("broken", "replacement", "answer"),
     [
-        ("From: sip:caller@127.0.0.1;tag=93334", 'From: "Mr. J. User <sip:caller@127.0.0.1>'),
-        ("CSeq: 8 INVITE", "CSeq: eight INVITE"),
+        (
+            "From: sip:caller@127.0.0.1;tag=93334",
+            'From: "Mr. J. User <sip:caller@127.0.0.1>',
+            b"SIP/2.0 400 Bad From Header",
+        ),
+        ("CSeq: 8 INVITE", "CSeq: eight INVITE", b"SIP/2.0 400 Bad CSeq Header"),
+        # The top Via names no one to answer: silence.
+        ("Via: SIP/2.0/UDP 127.0.0.1:", "Via: SIP  /   2.0 /UDP 127.0.0.1:", None),
     ],
 )
-async def test_headers_sippy_needs_to_find_a_transaction_drop_the_request_quietly(
+async def test_headers_sippy_reads_to_find_a_transaction_get_a_400_too(
     sip_stack: SipStack,
     peers: tuple[Peer, Peer],
     caplog: pytest.LogCaptureFixture,
     broken: str,
     replacement: str,
+    answer: bytes | None,
 ) -> None:
-    """sippy reads From, Call-ID and CSeq before any hook of ours, and drops the request when
-    one fails (docs/sippy-patches/README.md): no answer, one line, no traceback."""
+    """From, Call-ID, CSeq and Via are read by sippy before our policy runs (patch 7 turns
+    their parse errors into a 400): an answer, one INFO line, no traceback."""
     caplog.set_level(logging.INFO, logger="callnow.telephony.sip")
     attacker, prober = peers
     datagram = _request(port=attacker.port, call_id="broken.one")
@@ -389,9 +396,11 @@ async def test_headers_sippy_needs_to_find_a_transaction_drop_the_request_quietl
     attacker.send(datagram.replace(broken, replacement))
     prober.send(_options(prober.port, "after-broken"))
     await _settle(prober, 1)
+    await asyncio.sleep(0.1)
 
     assert prober.replies_for("after-broken")
-    assert not attacker.replies
+    assert [_status_line(r) for _, r in attacker.replies] == ([answer] if answer else [])
+    assert not _server_transactions(sip_stack)
     dropped = [r for r in caplog.records if r.name == "callnow.telephony.sip.sippy"]
     assert len(dropped) == 1 and "can't parse SIP request" in dropped[0].getMessage()
     assert dropped[0].levelno == logging.INFO and dropped[0].exc_info is None

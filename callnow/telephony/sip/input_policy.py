@@ -9,10 +9,11 @@ it adds a To tag. No answer goes out, the transaction is left behind and a trace
 logged per datagram. Reading every header that is read later, once, up front, turns all of
 those into one decision: answer 400 naming the header, or (for an ACK) stay silent.
 
-sippy itself has already read Via, From, Call-ID and CSeq (it needs them to find the
-transaction) before a request gets here; a request whose Via cannot be read cannot be
-answered at all and sippy drops it. They are checked here again anyway (a no-op for a
-parsed header) so this module states the whole list on its own.
+sippy itself reads Via, From, Call-ID and CSeq (it needs them to find the transaction)
+before a request gets to the stack; when one of those fails, patch 7 in `patches` asks this
+module which one and answers the same 400 (or nothing, for a Via: there is no one to answer).
+They are checked here again anyway (a no-op for a parsed header) so this module states the
+whole list on its own.
 """
 
 from __future__ import annotations

@@ -55,6 +55,15 @@ on bench/sip_flows_bench.py, where sippy's thread used about half the engine's C
    leg row to the INVITE on the wire. Fix: ED2's ticker is replaced by one that sleeps on a
    `threading.Event` until the next tick, and a call from another thread sets the event.
    Measured by a test: a hand-off now takes tens of microseconds.
+
+7. `header_parse_error_response`: sippy reads From, Call-ID, CSeq and every Via
+   (`SipRequest.getTIds()`) to find a request's transaction, before any hook of ours runs.
+   When one of those headers cannot be parsed (a From with an unterminated quote, a CSeq
+   whose number is not a number) the parser's exception is not a `SipParseError`, so
+   `handleIncoming()` drops the request unanswered. Fix: turn such an exception into a
+   `SipParseError` carrying a prepared "400 Bad <Header> Header" (built from the request's
+   headers as received), which `handleIncoming()` sends; nothing when the top Via is the
+   unreadable one (there is no one to answer) or a mandatory header is missing.
 """
 
 from __future__ import annotations
@@ -121,6 +130,7 @@ def apply() -> None:
         _patch_clock_without_ctypes()
         _patch_my_attribute_check()
         _patch_prompt_thread_wakeups()
+        _patch_header_parse_error_response()
 
 
 def _patch_transport_case() -> None:
@@ -293,6 +303,37 @@ def _patch_prompt_thread_wakeups() -> None:
     _replaced_tickers.append(ED2.elp)
     ED2.elp = WakeableTicker(ED2.bands[0][0])
     _applied.add("prompt_thread_wakeups")
+
+
+def _patch_header_parse_error_response() -> None:
+    if "header_parse_error_response" in _applied:
+        return
+    from sippy.Exceptions.SipParseError import SipParseError
+    from sippy.SipRequest import SipRequest
+
+    from callnow.telephony.sip.input_policy import find_malformed_header
+
+    original = SipRequest.getTIds  # SipMsg's; responses keep it unpatched
+
+    def getTIds(self: Any) -> Any:
+        try:
+            return original(self)
+        except SipParseError:
+            raise
+        except Exception as exc:
+            malformed = find_malformed_header(self)
+            response = None
+            if malformed is not None and malformed.header != "Via":
+                try:
+                    response = self.genResponse(400, malformed.reason)
+                except Exception:  # a mandatory header is missing: nothing to answer with
+                    response = None
+            reason = malformed.reason if malformed is not None else "Bad Request"
+            raise SipParseError(f"{reason}: {type(exc).__name__}", response) from exc
+
+    getTIds.__wrapped__ = original  # type: ignore[attr-defined]
+    SipRequest.getTIds = getTIds
+    _applied.add("header_parse_error_response")
 
 
 def applied() -> frozenset[str]:
