@@ -61,12 +61,29 @@ class SipSettings(BaseModel):
     owner_ring_timeout_s: int = Field(30, ge=5, le=300)
     requester_ring_timeout_s: int = Field(45, ge=5, le=300)
     max_call_duration_s: int = Field(3600, ge=1, le=86_400)
+    # IP addresses or networks allowed to send requests outside the calls we placed (a
+    # proxy's OPTIONS, a stray INVITE). Requests from anywhere else get no answer at all, so
+    # a scanner learns nothing and hostile input costs nothing; requests inside our calls are
+    # always handled. Empty (the default) answers everyone.
+    trusted_sources: list[str] = []
 
     @field_validator("owner_uri_template")
     @classmethod
     def _owner_template_has_internal(cls, value: str) -> str:
         if "{internal}" not in value:
             raise ValueError("owner_uri_template must contain {internal}")
+        return value
+
+    @field_validator("trusted_sources")
+    @classmethod
+    def _source_networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"'{network}' is not an IP address or network") from exc
         return value
 
 

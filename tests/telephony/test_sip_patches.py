@@ -5,26 +5,104 @@ Each patch has a unit test of the defect and, where it shows on the wire, a SIPp
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sippy.SipURL import SipURL
 
-from callnow.telephony.sip import Answered, CallerId, Ended, SipStack, patches
+from callnow.telephony.sip import Answered, CallerId, Ended, SipStack, SipStackError, patches
 from tests.peers.sipp import OFFER_SDP
 
+ALL_PATCHES = {
+    "transport_case",
+    "exceptions_to_logging",
+    "parse_error_response",
+    "clock_without_ctypes",
+    "my_attribute_check",
+    "prompt_thread_wakeups",
+    "header_parse_error_response",
+}
 
-def test_all_patches_are_applied_on_import() -> None:
-    assert patches.applied() == {
-        "transport_case",
-        "exceptions_to_logging",
-        "parse_error_response",
-        "clock_without_ctypes",
-        "my_attribute_check",
-        "prompt_thread_wakeups",
-    }
+
+@pytest.fixture(autouse=True)
+def _sippy_patched() -> None:
+    """The unit tests below use sippy objects without a stack; patch as a stack would."""
+    patches.apply()
+
+
+# A fresh interpreter: in this one, some earlier test has started a stack already.
+_IMPORT_THEN_START = """
+import asyncio, json
+from sippy.SipURL import SipURL
+original_set_params = SipURL.setParams
+import callnow.telephony.sip as sip
+from callnow.telephony.sip import patches
+after_import = sorted(patches.applied())
+untouched = SipURL.setParams is original_set_params
+
+async def start_and_stop():
+    async with sip.SipStack("127.0.0.1", 0):
+        pass
+
+asyncio.run(start_and_stop())
+print(json.dumps({"after_import": after_import, "untouched": untouched,
+                  "after_start": sorted(patches.applied()),
+                  "patched": SipURL.setParams is not original_set_params}))
+"""
+
+
+def test_importing_the_package_patches_nothing_and_starting_a_stack_patches_all() -> None:
+    repo = Path(__file__).parents[2]
+    path = os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORT_THEN_START],
+        env={**os.environ, "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["after_import"] == [] and seen["untouched"]
+    assert set(seen["after_start"]) == ALL_PATCHES and seen["patched"]
+
+
+def test_all_patches_are_in_effect_once_applied() -> None:
+    assert patches.applied() == ALL_PATCHES
+
+
+def test_each_patch_is_written_up_for_upstream() -> None:
+    docs = Path(__file__).parents[2] / "docs" / "sippy-patches"  # NN-name-of-patch.md
+    written_up = {path.stem.split("-", 1)[1].replace("-", "_") for path in docs.glob("[0-9]*.md")}
+
+    assert written_up == ALL_PATCHES
+
+
+async def test_a_stack_refuses_to_start_on_another_sippy_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(patches, "installed_sippy_version", lambda: "2.6.1")
+    stack = SipStack("127.0.0.1", 0)
+
+    with pytest.raises(SipStackError, match=r"sippy 2\.6\.1 is installed.*sippy 2\.5\.0 only"):
+        await stack.start()
+    assert not stack.running
+    with pytest.raises(patches.UnsupportedSippyVersion):
+        patches.apply()
+
+
+def test_the_installed_sippy_is_the_supported_one() -> None:
+    # If the pin moves, this fails first: review every patch against the new sippy.
+    assert patches.installed_sippy_version() == patches.SUPPORTED_SIPPY_VERSION == "2.5.0"
 
 
 def test_uppercase_transport_parameter_is_normalised() -> None:
@@ -75,6 +153,50 @@ def test_parse_error_hands_out_its_prepared_400_without_a_request() -> None:
     response = caught.value.getResponse()
     assert response.getSCode()[0] == 400
     assert SipParseError("no prepared response").getResponse() is None
+
+
+_FROM_WITHOUT_CLOSING_QUOTE = (
+    "INVITE sip:1001@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK1\r\n"
+    'From: "Mr. J. User <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:1001@127.0.0.1>\r\n'
+    "Call-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+)
+
+
+def test_an_unreadable_from_becomes_a_parse_error_with_a_prepared_400() -> None:
+    from sippy.Exceptions.SipParseError import SipParseError
+    from sippy.SipRequest import SipRequest
+
+    request = SipRequest(_FROM_WITHOUT_CLOSING_QUOTE)
+    with pytest.raises(SipParseError) as caught:
+        request.getTIds()
+
+    response = caught.value.getResponse()
+    assert response.getSCode() == (400, "Bad From Header")
+    assert '\r\nFrom: "Mr. J. User <sip:a@127.0.0.1>;tag=1\r\n' in str(response)
+
+
+def test_unpatched_sippy_raises_no_parse_error_so_the_patch_still_matters() -> None:
+    # If a new sippy answers such a request itself this fails: drop the patch then.
+    from sippy.SipRequest import SipRequest
+
+    request = SipRequest(_FROM_WITHOUT_CLOSING_QUOTE)
+    with pytest.raises(UnboundLocalError):
+        SipRequest.getTIds.__wrapped__(request)
+
+
+def test_an_unreadable_top_via_gets_no_prepared_response() -> None:
+    from sippy.Exceptions.SipParseError import SipParseError
+    from sippy.SipRequest import SipRequest
+
+    request = SipRequest(
+        _FROM_WITHOUT_CLOSING_QUOTE.replace('"Mr. J. User ', "").replace(
+            "SIP/2.0/UDP 127.0.0.1", "SIP  /   2.0 /UDP 127.0.0.1"
+        )
+    )
+    with pytest.raises(SipParseError) as caught:
+        request.getTIds()
+
+    assert caught.value.getResponse() is None
 
 
 @pytest.mark.parametrize("clock", ["CLOCK_MONOTONIC", "CLOCK_REALTIME"])

@@ -6,14 +6,11 @@
         async for event in leg:   # Ringing, Answered, Digit, ..., Failed or Ended
             ...
 
-The sippy defects we work around are patched (at import, before sippy is used) in `patches`.
+The sippy defects we work around are patched in `patches`, by `SipStack.start()`: importing
+this package changes nothing in sippy.
 """
 
-from callnow.telephony.sip import patches
-
-patches.apply()
-
-from callnow.telephony.sip.events import (  # noqa: E402
+from callnow.telephony.sip.events import (
     Answered,
     Digit,
     Ended,
@@ -24,10 +21,10 @@ from callnow.telephony.sip.events import (  # noqa: E402
     RemoteSdpChanged,
     Ringing,
 )
-from callnow.telephony.sip.headers import CallerId, Credentials, InvalidSipInput  # noqa: E402
-from callnow.telephony.sip.leg import Leg, LegRecord, LegState  # noqa: E402
-from callnow.telephony.sip.stack import SipStack, SipStackError  # noqa: E402
-from callnow.telephony.sip.uac import ReinviteRejected  # noqa: E402
+from callnow.telephony.sip.headers import CallerId, Credentials, InvalidSipInput
+from callnow.telephony.sip.leg import Leg, LegRecord, LegState
+from callnow.telephony.sip.stack import SipStack, SipStackError
+from callnow.telephony.sip.uac import ReinviteRejected
 
 __all__ = [
     "Answered",

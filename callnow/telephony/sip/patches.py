@@ -1,7 +1,11 @@
 """Small runtime patches for defects of sippy 2.5.0 (pinned). Never edit sippy on disk.
 
-Each patch is idempotent, applied by `apply()` before any sippy object is created, and has a
-regression test in tests/telephony/test_sip_patches.py. Remove a patch when the pin moves to
+`apply()` is called by `SipStack.start()`, before the stack creates any sippy object or
+starts sippy's thread; importing this package changes nothing in sippy. It refuses any
+sippy but the version the patches were written against (`UnsupportedSippyVersion`): each
+patch replaces a sippy function whose code it knows. Each patch is idempotent, has a
+regression test in tests/telephony/test_sip_patches.py, and is written up as a fix to send
+upstream in docs/sippy-patches/ (with how to drop it). Remove a patch when the pin moves to
 a sippy release that fixes it (the test then tells you whether it still matters).
 
 1. `transport_case`: RFC 3261 URI parameters are case-insensitive, but sippy stores the value
@@ -15,7 +19,8 @@ a sippy release that fixes it (the test then tells you whether it still matters)
    callbacks) with `dump_exception()`, which prints tracebacks to stdout. Route them to the
    `callnow.telephony.sip.sippy` logger instead: parse failures of hostile or broken input are
    INFO without a traceback (so garbage on the port cannot flood the log with tracebacks),
-   anything else is an ERROR with its traceback.
+   anything else is an ERROR with its traceback. Both are rate-limited per kind
+   (`input_log`): a flood costs one line per kind per interval on the sippy thread.
 
 3. `parse_error_response`: when a request cannot be parsed (e.g. a body shorter than its
    Content-Length), `SipTransactionManager.handleIncoming()` calls
@@ -50,12 +55,22 @@ on bench/sip_flows_bench.py, where sippy's thread used about half the engine's C
    leg row to the INVITE on the wire. Fix: ED2's ticker is replaced by one that sleeps on a
    `threading.Event` until the next tick, and a call from another thread sets the event.
    Measured by a test: a hand-off now takes tens of microseconds.
+
+7. `header_parse_error_response`: sippy reads From, Call-ID, CSeq and every Via
+   (`SipRequest.getTIds()`) to find a request's transaction, before any hook of ours runs.
+   When one of those headers cannot be parsed (a From with an unterminated quote, a CSeq
+   whose number is not a number) the parser's exception is not a `SipParseError`, so
+   `handleIncoming()` drops the request unanswered. Fix: turn such an exception into a
+   `SipParseError` carrying a prepared "400 Bad <Header> Header" (built from the request's
+   headers as received), which `handleIncoming()` sends; nothing when the top Via is the
+   unreadable one (there is no one to answer) or a mandatory header is missing.
 """
 
 from __future__ import annotations
 
 import builtins
 import collections
+import importlib.metadata
 import logging
 import sys
 import threading
@@ -63,9 +78,20 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from callnow.telephony.sip.input_log import sippy_log
+
 log = logging.getLogger("callnow.telephony.sip.sippy")
 
+# The only sippy release whose code these patches were checked against.
+SUPPORTED_SIPPY_VERSION = "2.5.0"
+
 _applied: set[str] = set()
+_apply_lock = threading.Lock()
+
+
+class UnsupportedSippyVersion(RuntimeError):
+    """The installed sippy is not the one the patches were written for."""
+
 
 # Modules that bound `dump_exception` by name at import time.
 _DUMP_EXCEPTION_USERS = (
@@ -80,14 +106,31 @@ _DUMP_EXCEPTION_USERS = (
 _MY_CHECK_USERS = ("sippy.SipURL", "sippy.SipVia", "sippy.SipConf", "sippy.SdpOrigin")
 
 
+def installed_sippy_version() -> str:
+    return importlib.metadata.version("sippy")
+
+
 def apply() -> None:
-    """Apply every patch once; safe to call many times."""
-    _patch_transport_case()
-    _patch_exceptions_to_logging()
-    _patch_parse_error_response()
-    _patch_clock_without_ctypes()
-    _patch_my_attribute_check()
-    _patch_prompt_thread_wakeups()
+    """Apply every patch once; safe to call many times, from any thread.
+
+    Raises UnsupportedSippyVersion (and patches nothing) unless sippy is exactly
+    SUPPORTED_SIPPY_VERSION.
+    """
+    installed = installed_sippy_version()
+    if installed != SUPPORTED_SIPPY_VERSION:
+        raise UnsupportedSippyVersion(
+            f"sippy {installed} is installed, but CallNow's sippy patches are written for "
+            f"sippy {SUPPORTED_SIPPY_VERSION} only; install sippy=={SUPPORTED_SIPPY_VERSION} "
+            "or review callnow/telephony/sip/patches.py and docs/sippy-patches/ for the new one"
+        )
+    with _apply_lock:
+        _patch_transport_case()
+        _patch_exceptions_to_logging()
+        _patch_parse_error_response()
+        _patch_clock_without_ctypes()
+        _patch_my_attribute_check()
+        _patch_prompt_thread_wakeups()
+        _patch_header_parse_error_response()
 
 
 def _patch_transport_case() -> None:
@@ -109,14 +152,25 @@ def _patch_transport_case() -> None:
 
 def _dump_exception(msg: str, f: Any = None, extra: str | None = None) -> None:
     exc = sys.exc_info()[1]
+    # sippy's messages end in " from <address>"; the kind of a problem is what comes before.
+    kind = f"{msg.split(' from ', 1)[0]}: {type(exc).__name__}"
     # Only errors that are certainly about the input are downgraded: a bug of ours raised in a
     # callback travels through the same "processing incoming data" path and must stay loud.
     if msg.startswith("can't parse") or isinstance(exc, UnicodeDecodeError):
         # Short: a UnicodeDecodeError's repr carries the whole datagram.
-        log.info("sippy dropped input: %s: %s", msg, f"{type(exc).__name__}: {exc}"[:200])
+        written = sippy_log.log(
+            logging.INFO,
+            kind,
+            "sippy dropped input: %s: %s",
+            msg,
+            f"{type(exc).__name__}: {exc}"[:200],
+        )
     else:
-        log.error("sippy swallowed an exception: %s", msg, exc_info=True)
-    if extra is not None:
+        written = sippy_log.log(
+            logging.ERROR, kind, "sippy swallowed an exception: %s", msg, exc_info=True
+        )
+    # The datagram itself only with a line that was written, so DEBUG is rate-limited too.
+    if written and extra is not None and log.isEnabledFor(logging.DEBUG):
         log.debug("offending data: %r", extra[:2000])
 
 
@@ -249,6 +303,37 @@ def _patch_prompt_thread_wakeups() -> None:
     _replaced_tickers.append(ED2.elp)
     ED2.elp = WakeableTicker(ED2.bands[0][0])
     _applied.add("prompt_thread_wakeups")
+
+
+def _patch_header_parse_error_response() -> None:
+    if "header_parse_error_response" in _applied:
+        return
+    from sippy.Exceptions.SipParseError import SipParseError
+    from sippy.SipRequest import SipRequest
+
+    from callnow.telephony.sip.input_policy import find_malformed_header
+
+    original = SipRequest.getTIds  # SipMsg's; responses keep it unpatched
+
+    def getTIds(self: Any) -> Any:
+        try:
+            return original(self)
+        except SipParseError:
+            raise
+        except Exception as exc:
+            malformed = find_malformed_header(self)
+            response = None
+            if malformed is not None and malformed.header != "Via":
+                try:
+                    response = self.genResponse(400, malformed.reason)
+                except Exception:  # a mandatory header is missing: nothing to answer with
+                    response = None
+            reason = malformed.reason if malformed is not None else "Bad Request"
+            raise SipParseError(f"{reason}: {type(exc).__name__}", response) from exc
+
+    getTIds.__wrapped__ = original  # type: ignore[attr-defined]
+    SipRequest.getTIds = getTIds
+    _applied.add("header_parse_error_response")
 
 
 def applied() -> frozenset[str]:

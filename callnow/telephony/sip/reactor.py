@@ -27,11 +27,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from callnow.telephony.sip import patches
-
-patches.apply()
-
-from sippy.Core.EventDispatcher import ED2  # noqa: E402  (patches first)
+from sippy.Core.EventDispatcher import ED2
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +62,11 @@ class SippyReactor:
         return self._thread is not None and threading.get_ident() == self._thread.ident
 
     def ensure_running(self) -> None:
-        """Start the sippy thread if it is not running yet (idempotent, thread-safe)."""
+        """Start the sippy thread if it is not running yet (idempotent, thread-safe).
+
+        `SipStack.start()` applies the sippy patches before calling this: one of them replaces
+        the ticker `ED2.loop()` sleeps on, which must happen before the loop first runs.
+        """
         with self._lock:
             if self.running:
                 return

@@ -2,7 +2,10 @@
 
 One stack per process (sippy's event loop and configuration are process-wide). It places
 calls only: incoming INVITEs outside a dialog are refused, OPTIONS are answered (so a proxy's
-health checks work), in-dialog requests go to their leg.
+health checks work), in-dialog requests go to their leg. A request with a header that cannot
+be read is answered 400 before anything else reads it (`input_policy`); with
+`trusted_sources` set, requests outside our calls from any other address are dropped. Bad
+input is logged once per kind per interval (`input_log`), never with a traceback.
 """
 
 from __future__ import annotations
@@ -13,17 +16,21 @@ import logging
 import re
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sippy.Core.EventDispatcher import ED2
+from sippy.Exceptions.RtpProxyError import RtpProxyError
+from sippy.Exceptions.SdpParseError import SdpParseError
+from sippy.Exceptions.SipParseError import SipParseError
 from sippy.SipCallId import SipCallId
 from sippy.SipConf import SipConf
-from sippy.SipTransactionManager import SipTransactionManager
+from sippy.SipTransactionManager import SipTMRetransmitO, SipTransactionManager
 from sippy.Udp_server import Udp_server, Udp_server_opts
 
 from callnow.config import SipSettings
+from callnow.telephony.sip import input_log, patches
 from callnow.telephony.sip.headers import (
     CallerId,
     Credentials,
@@ -31,6 +38,7 @@ from callnow.telephony.sip.headers import (
     build_extra_headers,
     parse_request_uri,
 )
+from callnow.telephony.sip.input_policy import MalformedHeader, find_malformed_header
 from callnow.telephony.sip.leg import EventCallback, Leg, LegRecord
 from callnow.telephony.sip.reactor import reactor
 from callnow.telephony.sip.uac import DialSpec, UacDriver
@@ -53,8 +61,89 @@ class _UdpOpts(Udp_server_opts):
     nworkers = 1
 
 
+# sippy answers these itself (a 400 or 488) when they escape from handling a request.
+_ANSWERED_BY_SIPPY = (SipParseError, SdpParseError, RtpProxyError)
+
+
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
 class _TransactionManager(SipTransactionManager):
     model_udp_server = (Udp_server, _UdpOpts)
+    # Who may send requests outside our dialogs; None: anyone (see SipSettings).
+    trusted_sources: tuple[_Network, ...] | None = None
+
+    def incomingRequest(self, msg: Any, checksum: bytes, tids: Any, server: Any) -> None:
+        """Drop unsolicited requests from untrusted sources and refuse a request with an
+        unreadable header before any transaction exists; never let an exception from
+        handling a request reach sippy's receive loop (it would cost a traceback per
+        datagram and leave the transaction behind)."""
+        if self.trusted_sources is not None and not self._solicited_or_trusted(msg, tids):
+            self.l1rcache[checksum] = SipTMRetransmitO()  # a retransmission costs nothing
+            return
+        malformed = find_malformed_header(msg)
+        if malformed is not None:
+            self._refuse_malformed(msg, malformed, checksum, server)
+            return
+        try:
+            super().incomingRequest(msg, checksum, tids, server)
+        except _ANSWERED_BY_SIPPY:
+            raise
+        except Exception as exc:
+            # A retransmission costs nothing (unless an answer went out and is cached).
+            self.l1rcache.setdefault(checksum, SipTMRetransmitO())
+            input_log.sippy_log.log(
+                logging.ERROR,
+                f"request handling failed: {type(exc).__name__}",
+                "handling a %s request failed: %s",
+                msg.getMethod(),
+                f"{type(exc).__name__}: {exc}"[:200],
+                exc_info=True,
+            )
+
+    def _solicited_or_trusted(self, msg: Any, tids: Any) -> bool:
+        if tids[0][0] in self.req_consumers:  # the Call-ID of a dialog of ours
+            return True
+        host, port = msg.getSource()
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            address = None
+        if address is not None and any(address in net for net in self.trusted_sources or ()):
+            return True
+        input_log.input_log.log(
+            logging.INFO,
+            "untrusted source",
+            "dropped an unsolicited %s request from untrusted %s:%s",
+            msg.getMethod(),
+            host,
+            port,
+        )
+        return False
+
+    def _refuse_malformed(
+        self, msg: Any, malformed: MalformedHeader, checksum: bytes, server: Any
+    ) -> None:
+        method = msg.getMethod()
+        host, port = msg.getSource()
+        input_log.input_log.log(
+            logging.INFO,
+            f"bad {malformed.header}",
+            "malformed %s request from %s:%s: bad %s header (%s)",
+            method,
+            host,
+            port,
+            malformed.header,
+            malformed.detail,
+        )
+        if method == "ACK":  # an ACK is never answered (RFC 3261 17.2.1)
+            self.l1rcache[checksum] = SipTMRetransmitO()
+            return
+        # The response copies To, From, Call-ID and CSeq unparsed (as received), and is not
+        # given a To tag: reading the To to add one is what failed. Sent outside any
+        # transaction; the checksum caches it, so a retransmission gets the same 400.
+        response = msg.genResponse(400, malformed.reason)
+        self.transmitMsg(server, response, msg.getHFBody("via").getTAddr(), checksum)
 
 
 class _WireLogger:
@@ -76,11 +165,23 @@ class SipStack:
     _active_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 5070, *, user_agent: str = "CallNow"
+        self,
+        host: str = "127.0.0.1",
+        port: int = 5070,
+        *,
+        user_agent: str = "CallNow",
+        trusted_sources: Iterable[str] | None = None,
     ) -> None:
+        """`trusted_sources`: IP addresses or networks whose requests outside our calls are
+        answered; None answers everyone (see `SipSettings.trusted_sources`)."""
         self.host = host
         self.port = port
         self.user_agent = user_agent
+        self.trusted_sources: tuple[_Network, ...] | None = (
+            None
+            if trusted_sources is None
+            else tuple(ipaddress.ip_network(net, strict=False) for net in trusted_sources)
+        )
         self._config: dict[str, Any] | None = None
         self._address: tuple[str, int] | None = None
         self._legs: dict[str, tuple[UacDriver, Leg]] = {}
@@ -88,7 +189,11 @@ class SipStack:
     @classmethod
     def from_settings(cls, settings: SipSettings) -> SipStack:
         """A stack on `settings.listen_host:listen_port` (the `[sip]` config section)."""
-        return cls(settings.listen_host, settings.listen_port)
+        return cls(
+            settings.listen_host,
+            settings.listen_port,
+            trusted_sources=settings.trusted_sources or None,
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -104,14 +209,23 @@ class SipStack:
         return self._address
 
     async def start(self) -> None:
-        """Bind the UDP port and start accepting work. Raises SipStackError on failure."""
+        """Bind the UDP port and start accepting work. Raises SipStackError on failure.
+
+        Applies the sippy patches first (once per process; see `patches`), which refuses a
+        sippy other than the version they were written for.
+        """
         if self.host in ("0.0.0.0", "::", ""):
             # The bound address is also our Contact and Via; a wildcard would go out as is.
             raise SipStackError("listen on a concrete address, not a wildcard")
+        try:
+            patches.apply()
+        except patches.UnsupportedSippyVersion as exc:
+            raise SipStackError(str(exc)) from exc
         with SipStack._active_lock:
             if SipStack._active is not None:
                 raise SipStackError("a SIP stack is already running in this process")
             SipStack._active = self
+        input_log.reset_all()
         try:
             reactor.ensure_running()
             self._config, self._address = await reactor.call(self._start_in_sippy)
@@ -131,6 +245,7 @@ class SipStack:
             "_sip_logger": _WireLogger(),
         }
         tm = _TransactionManager(config, self._on_request)
+        tm.trusted_sources = self.trusted_sources
         config["_sip_tm"] = tm
         server = next(iter(tm.l4r.cache_l2s.values()))
         host, port = server.uopts.laddress[:2]
@@ -267,6 +382,7 @@ class SipStack:
     # -- requests outside any dialog ----------------------------------------------------------
 
     def _on_request(self, req: Any, _transaction: Any) -> tuple[Any, None, None]:
+        # Every header read here was checked readable by `find_malformed_header`.
         method = req.getMethod()
         if req.getHFBody("to").getTag() is not None:
             return (req.genResponse(481, "Call/Transaction Does Not Exist"), None, None)
