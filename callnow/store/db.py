@@ -36,7 +36,7 @@ def make_engine(url: str) -> Engine:
         )
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:
             cursor = dbapi_connection.cursor()
             # WAL lets the web read while the engine writes; foreign keys are off by default.
             cursor.execute("PRAGMA journal_mode=WAL")

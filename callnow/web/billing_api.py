@@ -27,7 +27,7 @@ from callnow.billing.statements import (
     totals,
 )
 from callnow.store.models import User
-from callnow.web.api import SIZE_LIMITS, Invalid, Problem, api_user
+from callnow.web.api import SIZE_LIMITS, Invalid, Problem, Responses, api_user
 from callnow.web.context import app_state, db
 
 router = APIRouter(prefix="/api/v1/billing", tags=["Billing"], responses=SIZE_LIMITS)
@@ -37,7 +37,7 @@ SessionDep = Annotated[Session, Depends(db)]
 MonthQuery = Annotated[
     str, Query(pattern=r"^\d{4}-\d{2}$", examples=["2026-11"], description="In your time zone")
 ]
-ERRORS = {401: {"model": Problem}, 422: {"model": Invalid}}
+ERRORS: Responses = {401: {"model": Problem}, 422: {"model": Invalid}}
 
 
 class ChargeOut(BaseModel):
