@@ -25,6 +25,7 @@ from callnow.engine.live.channel import ChannelConfig, LiveChannel
 from callnow.telephony.dtmf_log import DtmfEvent
 from callnow.telephony.prompts import RenderedPrompt
 from callnow.telephony.sip import Answered, CallerId, Ended, EndedBy, Ringing
+from tests.support.waiting import until
 
 PROMPT_S = 0.15
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
@@ -196,9 +197,7 @@ async def test_media_failure_on_answer_ends_the_leg_and_the_flow_never_hears_ans
     live, events = channel(BrokenMedia())
     leg = FakeLeg(Ringing(180, "Ringing", NOW), Answered(sdp="v=0\r\n", at=NOW))
     live._adopt(LegRole.OWNER, leg)  # type: ignore[arg-type]
-    async with asyncio.timeout(2):
-        while len(events) < 2:
-            await asyncio.sleep(0.01)
+    await until(lambda: len(events) >= 2, within_s=2)
     assert events == [LegRinging(LegRole.OWNER), LegEnded(LegRole.OWNER, by_remote=False)]
     assert leg.hung_up == ["media_failed"]
 
@@ -215,9 +214,7 @@ async def test_prompts_are_rendered_in_the_g711_law_the_owner_answered_with() ->
     await live.play_prompt(PromptKind.CONFIRM, "before the answer")  # not expected; default
     pcma_first = "v=0\r\nm=audio 4000 RTP/AVP 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"
     live._adopt(LegRole.OWNER, FakeLeg(Answered(sdp=pcma_first, at=NOW)))  # type: ignore[arg-type]
-    async with asyncio.timeout(2):
-        while not any(isinstance(event, LegAnswered) for event in events):
-            await asyncio.sleep(0.01)
+    await until(lambda: any(isinstance(event, LegAnswered) for event in events), within_s=2)
     await live.play_prompt(PromptKind.CONFIRM, "hello")
     assert renderer.codecs == ["PCMU", "PCMA"]
 
@@ -226,9 +223,7 @@ async def test_an_answer_without_sdp_is_a_media_failure_too() -> None:
     live, events = channel(FakeMedia())
     leg = FakeLeg(Answered(sdp=None, at=NOW))
     live._adopt(LegRole.REQUESTER, leg)  # type: ignore[arg-type]
-    async with asyncio.timeout(2):
-        while not events:
-            await asyncio.sleep(0.01)
+    await until(lambda: events, within_s=2)
     assert events == [LegEnded(LegRole.REQUESTER, by_remote=False)]
 
 
@@ -258,11 +253,10 @@ async def bridged(reoffer: str | None) -> tuple[BridgingMedia, ReinvitableLeg]:
     owner = ReinvitableLeg()
     live.legs[LegRole.OWNER] = owner  # type: ignore[assignment]
     live._adopt(LegRole.REQUESTER, FakeLeg(Answered(sdp="v=0 visitor", at=NOW)))  # type: ignore[arg-type]
-    async with asyncio.timeout(2):
-        while not events:
-            await asyncio.sleep(0.01)
+    await until(lambda: events, within_s=2)
     await live.bridge()
-    await asyncio.sleep(0.05)  # the re-INVITE runs in the background
+    if live._background:  # the re-INVITE runs in the background
+        await asyncio.wait(set(live._background), timeout=2)
     return media, owner
 
 
@@ -322,7 +316,7 @@ async def test_a_callback_closed_before_dialling_frees_the_media_once_the_offer_
     live, _events = channel(media)
 
     live.prepare_owner_media()
-    await asyncio.sleep(0)  # the offer is on its way to rtpengine
+    await until(lambda: ("offer",) in media.calls)  # the offer is on its way to rtpengine
     await live.close()
 
     # Deleted after the offer, not before it: rtpengine is left no call that nobody ends.
