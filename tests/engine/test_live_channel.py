@@ -75,9 +75,10 @@ def channel(media: FakeMedia) -> tuple[LiveChannel, list[Event]]:
     live = LiveChannel(
         request_ref="r1",
         events=events.append,
-        stack=None,  # type: ignore[arg-type]  (no leg is dialled in these tests)
-        media=media,  # type: ignore[arg-type]
-        renderer=FakeRenderer(),  # type: ignore[arg-type]
+        # Stand-ins for the SIP stack (no leg is dialled here), rtpengine and the renderer.
+        stack=None,  # type: ignore[arg-type]  # see above
+        media=media,  # type: ignore[arg-type]  # see above
+        renderer=FakeRenderer(),  # type: ignore[arg-type]  # see above
         config=config,
         visitor=CallerId("Mary", "+61290375678"),
     )
@@ -196,7 +197,7 @@ class BrokenMedia(FakeMedia):
 async def test_media_failure_on_answer_ends_the_leg_and_the_flow_never_hears_answered() -> None:
     live, events = channel(BrokenMedia())
     leg = FakeLeg(Ringing(180, "Ringing", NOW), Answered(sdp="v=0\r\n", at=NOW))
-    live._adopt(LegRole.OWNER, leg)  # type: ignore[arg-type]
+    live._adopt(LegRole.OWNER, leg)  # type: ignore[arg-type]  # a FakeLeg stands in for a Leg
     await until(lambda: len(events) >= 2, within_s=2)
     assert events == [LegRinging(LegRole.OWNER), LegEnded(LegRole.OWNER, by_remote=False)]
     assert leg.hung_up == ["media_failed"]
@@ -213,6 +214,7 @@ async def test_prompts_are_rendered_in_the_g711_law_the_owner_answered_with() ->
     assert isinstance(renderer, FakeRenderer)
     await live.play_prompt(PromptKind.CONFIRM, "before the answer")  # not expected; default
     pcma_first = "v=0\r\nm=audio 4000 RTP/AVP 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+    # A FakeLeg stands in for a Leg.
     live._adopt(LegRole.OWNER, FakeLeg(Answered(sdp=pcma_first, at=NOW)))  # type: ignore[arg-type]
     await until(lambda: any(isinstance(event, LegAnswered) for event in events), within_s=2)
     await live.play_prompt(PromptKind.CONFIRM, "hello")
@@ -222,7 +224,7 @@ async def test_prompts_are_rendered_in_the_g711_law_the_owner_answered_with() ->
 async def test_an_answer_without_sdp_is_a_media_failure_too() -> None:
     live, events = channel(FakeMedia())
     leg = FakeLeg(Answered(sdp=None, at=NOW))
-    live._adopt(LegRole.REQUESTER, leg)  # type: ignore[arg-type]
+    live._adopt(LegRole.REQUESTER, leg)  # type: ignore[arg-type]  # a FakeLeg for a Leg
     await until(lambda: events, within_s=2)
     assert events == [LegEnded(LegRole.REQUESTER, by_remote=False)]
 
@@ -251,7 +253,8 @@ async def bridged(reoffer: str | None) -> tuple[BridgingMedia, ReinvitableLeg]:
     media = BridgingMedia(reoffer)
     live, events = channel(media)
     owner = ReinvitableLeg()
-    live.legs[LegRole.OWNER] = owner  # type: ignore[assignment]
+    # Fake legs stand in for Legs.
+    live.legs[LegRole.OWNER] = owner  # type: ignore[assignment]  # see above
     live._adopt(LegRole.REQUESTER, FakeLeg(Answered(sdp="v=0 visitor", at=NOW)))  # type: ignore[arg-type]
     await until(lambda: events, within_s=2)
     await live.bridge()
@@ -300,7 +303,7 @@ async def test_the_owner_s_media_prepared_early_is_offered_once_and_used_by_the_
     media = OfferingMedia()
     live, _events = channel(media)
     stack = DialRecorder()
-    live._stack = stack  # type: ignore[assignment]
+    live._stack = stack  # type: ignore[assignment]  # a recorder stands in for the SIP stack
 
     live.prepare_owner_media()  # as the callback opens, while its leg row is being written
     live.prepare_owner_media()

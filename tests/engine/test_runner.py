@@ -48,7 +48,7 @@ SLOW = FlowLimits(owner_ring_s=60, requester_ring_s=60, digit_wait_s=60, max_cal
 
 class World:
     def __init__(self, action_timeout_s: float = 1.0, **telephony_options: object) -> None:
-        self.telephony = FakeTelephony(**telephony_options)  # type: ignore[arg-type]
+        self.telephony = FakeTelephony(**telephony_options)  # type: ignore[arg-type]  # its fields
         self.recorder = FakeRecorder()
         self.clock = FakeClock()
         self.engine = CallbackEngine(
@@ -359,7 +359,7 @@ async def test_a_channel_that_cannot_open_leaves_nothing_behind() -> None:
     async def refuse(request_ref: str, events: object) -> None:
         raise ConnectionRefusedError("rtpengine is down")
 
-    world.telephony.open_call = refuse  # type: ignore[method-assign,assignment]
+    world.telephony.open_call = refuse  # type: ignore[method-assign,assignment]  # fails to open
 
     with pytest.raises(ConnectionRefusedError):
         await world.start()
