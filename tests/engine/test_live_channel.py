@@ -122,10 +122,14 @@ async def test_a_prompt_that_already_ended_costs_no_stop_request() -> None:
 
 async def test_a_replaced_prompt_is_reported_once_for_the_new_one() -> None:
     live, events = channel(FakeMedia())
+    loop = asyncio.get_running_loop()
     await live.play_prompt(PromptKind.WHISPER, "first")
     await asyncio.sleep(PROMPT_S / 2)
+    second_at = loop.time()
     await live.play_prompt(PromptKind.NOTICE, "second")
-    await asyncio.sleep(PROMPT_S * 0.75)  # past the first prompt's end, before the second's
+    # Past the first prompt's end, before the second's: timed from the second's start, so the
+    # time starting it took on a busy machine cannot carry the check past its end.
+    await asyncio.sleep(second_at + PROMPT_S * 0.75 - loop.time())
     assert events == []
     await asyncio.sleep(PROMPT_S * 2)
     assert events == [PromptFinished()]
