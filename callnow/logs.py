@@ -15,7 +15,7 @@ def configure(level: str = "info", fmt: str = "console", *, process: str | None 
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
-    shared = [
+    shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -37,7 +37,9 @@ def configure(level: str = "info", fmt: str = "console", *, process: str | None 
 
 
 def _named(process: str) -> structlog.types.Processor:
-    def add_process(_logger: object, _method: str, event: structlog.types.EventDict) -> object:
+    def add_process(
+        _logger: object, _method: str, event: structlog.types.EventDict
+    ) -> structlog.types.EventDict:
         event.setdefault("process", process)
         return event
 

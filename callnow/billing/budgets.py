@@ -136,7 +136,7 @@ def budget_for(
 
 # Built once, with the ids as parameters: every claim asks for its owner's budget.
 @cache
-def _budget_rows(for_reservation: bool) -> Select[tuple[BudgetRow]]:
+def _budget_rows(for_reservation: bool) -> Select[BudgetRow]:
     rows = (
         select(BudgetRow)
         .where(
@@ -197,7 +197,7 @@ def _tightest(remaining: list[int]) -> int | None:
     return max(0, min(remaining)) if remaining else None
 
 
-def _spent(  # type: ignore[no-untyped-def]
+def _spent(
     session: Session, scope, column, start: datetime, end: datetime | None = None
 ) -> int:
     """Gross minor units charged in scope with start <= column (< end, when given)."""

@@ -242,12 +242,13 @@ def set_budget(
             found = provisioning.extension_by_internal(session, extension)
             if found is None:
                 raise CommandError(f"No extension {extension}.")
+            # `changes` holds only the budget's `int | None` limits.
             row = ledger.set_budget(session, now, extension_id=found.id, **changes)  # type: ignore[arg-type]
             subject = f"Extension {found.internal_number}"
         else:
             owner = _tenant(session, tenant)
             assert owner is not None
-            row = ledger.set_budget(session, now, tenant_id=owner.id, **changes)  # type: ignore[arg-type]
+            row = ledger.set_budget(session, now, tenant_id=owner.id, **changes)  # type: ignore[arg-type]  # as above
             subject = f"Tenant '{owner.name}'"
 
         def shown(amount: int | None) -> str:

@@ -85,7 +85,7 @@ def daily_chart(days: Sequence[DayTotal], currency: str, exponent: int = 2) -> D
     return DailyChart(WIDTH, 2 * panel_span, LEFT, WIDTH - RIGHT, (calls, spend), ticks)
 
 
-def _panel(title, offset, days, slot, *, value, text, describe) -> Panel:  # type: ignore[no-untyped-def]
+def _panel(title, offset, days, slot, *, value, text, describe) -> Panel:
     values = [value(day) for day in days]
     top = offset + TOP
     baseline = top + PANEL_HEIGHT

@@ -19,7 +19,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, insert, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from callnow.billing.deck_csv import (
@@ -130,7 +130,7 @@ def _check_deck_header(
     return None
 
 
-def _owned_by(tenant_id: int | None):  # type: ignore[no-untyped-def]
+def _owned_by(tenant_id: int | None):
     if tenant_id is None:
         return RateDeckRow.tenant_id.is_(None)
     return RateDeckRow.tenant_id == tenant_id
@@ -226,10 +226,10 @@ def rater_for_number(
 # Built once, with the values as parameters: rating runs for every call the engine dials, and
 # building and keying this statement cost more CPU than running it.
 @cache
-def _decks_in_force_query(with_tenant: bool) -> Select[Any]:
+def _decks_in_force_query(with_tenant: bool) -> Select[RateDeckRow, RateDeckEntryRow]:
     """The platform's deck in force at `at` and, for a tenant, its own, each with its rows
     whose prefix is one of `prefixes`: one round trip for what pricing a number needs."""
-    owners = [RateDeckRow.tenant_id.is_(None)]
+    owners: list[ColumnElement[bool]] = [RateDeckRow.tenant_id.is_(None)]
     if with_tenant:
         owners.append(RateDeckRow.tenant_id == bindparam("tenant_id"))
     in_force = (

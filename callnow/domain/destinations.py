@@ -130,7 +130,7 @@ def classify_destination(
     return Destination(
         e164=number,
         destination_class=destination_class,
-        country_code=parsed.country_code,
+        country_code=parsed.country_code,  # type: ignore[arg-type]  # set on any parsed number
         region_code=phonenumbers.region_code_for_number(parsed) or "",
         number_type=type_name,
     )

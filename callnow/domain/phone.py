@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
+from phonenumbers import NumberParseException, PhoneNumberFormat
 
 MAX_INPUT_CHARS = 40
 MAX_DIGITS = 20
@@ -35,7 +35,7 @@ class CallerNumber:
     e164: str  # "+61290375678"
     region: str | None  # the number's own region, e.g. "AU", "DO" for +1 809
     scope: NumberScope  # relative to the tenant's region
-    number_type: PhoneNumberType
+    number_type: int  # a PhoneNumberType constant: phonenumbers types them as int
 
     @property
     def digits(self) -> str:

@@ -339,7 +339,9 @@ class BillingPolicy:
 
     @property
     def micros_per_minor(self) -> int:
-        return 10 ** (MICRO_DIGITS - self.minor_unit_exponent)
+        # int ** int is typed Any (a negative exponent gives a float); this one is never negative.
+        factor: int = 10 ** (MICRO_DIGITS - self.minor_unit_exponent)
+        return factor
 
 
 # ---------------------------------------------------------------------------- refusals
@@ -600,7 +602,8 @@ def max_duration_for_budget(
         return BudgetRefused(BudgetRefusalReason.CANNOT_PAY_FIRST_INCREMENT, available, gross(1))
     if not policy.owner_leg.is_free:
         return _longest_affordable(gross, available, max_call_duration_s)
-    tariff = quote.tariff
+    # The visitor's quote: only the owner's own leg is priced by an OwnerLegRate.
+    tariff: FlatRate | RateEntry = quote.tariff  # type: ignore[assignment]  # see above
     if isinstance(tariff, FlatRate) or max_call_duration_s <= tariff.initial_increment_s:
         return CallAllowed(max_call_duration_s, limited_by_budget=False)
 

@@ -236,7 +236,7 @@ def report_ready(ready_fd: int) -> None:
         ready.write(READY)
 
 
-def when_closed(stream: IO[bytes], then: Callable[[], None]) -> threading.Thread:
+def when_closed(stream: IO[bytes], then: Callable[[], object]) -> threading.Thread:
     """Call `then` once `stream` (the parent's end of our stdin) reaches end of file."""
 
     def wait() -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from callnow.domain.calls import (
@@ -327,7 +327,7 @@ class CallbackRun:
             await self._try_write(facts)
         return False
 
-    async def _try_write(self, writes: list[StoreWrite]) -> bool:
+    async def _try_write(self, writes: Sequence[StoreWrite]) -> bool:
         try:
             async with asyncio.timeout(self._action_timeout_s):
                 await self._recorder.write(self.request_ref, writes)

@@ -50,7 +50,7 @@ def make_engine(url: str, *, connections: int = 15, urgent: bool = False) -> Eng
         )
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:
             cursor = dbapi_connection.cursor()
             # WAL lets the web read while the engine writes; foreign keys are off by default.
             cursor.execute("PRAGMA journal_mode=WAL")

@@ -22,7 +22,8 @@ def add(session: Session, e164: str, reason: str = "") -> bool:
 
 
 def remove(session: Session, e164: str) -> bool:
-    return bool(session.execute(delete(DoNotCall).where(DoNotCall.e164 == e164)).rowcount)
+    result = session.execute(delete(DoNotCall).where(DoNotCall.e164 == e164))
+    return bool(result.rowcount)  # type: ignore[attr-defined]  # a DELETE gives a CursorResult
 
 
 def listed(session: Session) -> list[DoNotCall]:

@@ -34,7 +34,7 @@ def move_if(
     """Move `request` to `new_state` if it is still in the state we read and `only_if` holds."""
     seen = RequestState(request.state)
     check_transition(seen, new_state)  # an illegal move is a bug, not a lost race
-    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]  # UPDATE: a cursor
         update(CallRequest)
         .where(CallRequest.id == request.id, CallRequest.state == seen.value, *only_if)
         .values(state=new_state.value)
@@ -56,7 +56,7 @@ def update_if(
     only_if: Iterable[ColumnElement[bool]] = (),
 ) -> bool:
     """Change columns other than the state, if the request is still in the state we read."""
-    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]  # UPDATE: a cursor
         update(CallRequest)
         .where(CallRequest.id == request.id, CallRequest.state == request.state, *only_if)
         .values(**values)

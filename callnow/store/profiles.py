@@ -18,7 +18,7 @@ from callnow.domain.destination_policy import DestinationPolicy, PrefixList
 from callnow.store.models import AvailabilityWindow, Extension, Profile, Rule, Tenant
 
 
-def _with_everything():  # type: ignore[no-untyped-def]
+def _with_everything():
     return (
         joinedload(Profile.extension).joinedload(Extension.tenant),
         joinedload(Profile.extension).joinedload(Extension.owner),
@@ -31,7 +31,7 @@ def _with_everything():  # type: ignore[no-untyped-def]
 # with everything. Building and keying the statement with its loader options, and the
 # select-in loaders' own statements, cost more CPU than the queries themselves.
 @cache
-def _profile_where(column: str) -> Select[tuple[Profile]]:
+def _profile_where(column: str) -> Select[Profile]:
     return (
         select(Profile)
         .where(getattr(Profile, column) == bindparam("value"))

@@ -190,7 +190,7 @@ def renew(
         .where(CallRequest.id.in_(request_ids), CallRequest.claimed_by == engine_id)
         .values(lease_expires_at=now + timedelta(seconds=lease_s))
     )
-    return result.rowcount or 0
+    return result.rowcount or 0  # type: ignore[attr-defined]  # an UPDATE gives a CursorResult
 
 
 def release(session: Session, request_id: int, engine_id: str) -> None:

@@ -10,8 +10,9 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from functools import cache
+from typing import cast
 
-from sqlalchemy import Insert, Update, bindparam, delete, insert, update
+from sqlalchemy import Insert, Table, Update, bindparam, delete, insert, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from callnow.domain.calls import (
@@ -93,7 +94,7 @@ def write_ahead(session: Session, request_id: int, dialling: LegDialling) -> Non
 def take_back(session: Session, request_id: int, dialling: LegDialling) -> None:
     """Remove a write-ahead row whose leg was provably never dialled (the callback never
     started), so the request may be claimed again instead of ending as interrupted."""
-    legs = CallLeg.__table__
+    legs = cast(Table, CallLeg.__table__)
     session.connection().execute(
         delete(legs).where(
             legs.c.request_id == request_id,
@@ -106,12 +107,12 @@ def take_back(session: Session, request_id: int, dialling: LegDialling) -> None:
 # Plain Core statements, built once: the engine writes these for every call it places.
 @cache
 def _dialling() -> Insert:
-    return insert(CallLeg.__table__).values(billable_seconds=0)
+    return insert(cast(Table, CallLeg.__table__)).values(billable_seconds=0)
 
 
 @cache
 def _leg_ended() -> Update:
-    legs = CallLeg.__table__
+    legs = cast(Table, CallLeg.__table__)
     ended = ("ringing_at", "answered_at", "ended_at", "sip_code", "disposition", "billable_seconds")
     return (
         update(legs)

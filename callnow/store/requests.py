@@ -6,11 +6,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
+    BindParameter,
     Insert,
     Select,
+    Table,
     Update,
     bindparam,
     exists,
@@ -122,7 +124,7 @@ def move(
 
 @cache
 def _move_statement(free_lease: bool) -> Update:
-    requests = CallRequest.__table__
+    requests = cast(Table, CallRequest.__table__)
     values: dict[str, Any] = {"state": bindparam("new_state")}
     if free_lease:
         values["lease_expires_at"] = None
@@ -190,7 +192,7 @@ def _write_history(session: Session, rows: list[dict[str, Any]], *, request_id: 
 
 @cache
 def _history_insert() -> Insert:
-    events = RequestEvent.__table__
+    events = cast(Table, RequestEvent.__table__)
     return insert(events).returning(events.c.id, sort_by_parameter_order=True)
 
 
@@ -232,6 +234,8 @@ class NumberStanding:
 
 @cache
 def _standing_query() -> Select[Any]:
+    e164: BindParameter[Any]
+    profile_id: BindParameter[Any]
     e164, profile_id = bindparam("e164"), bindparam("profile_id")
     since = bindparam("since", type_=UtcDateTime)
     listed = exists().where(DoNotCall.e164 == e164)

@@ -72,12 +72,12 @@ def _writes(sql: str) -> bool:
 
 class _Cursor(sqlite3.Cursor):
     def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
-        self.connection._before(sql)  # type: ignore[attr-defined]
-        return super().execute(sql, parameters)  # type: ignore[return-value]
+        self.connection._before(sql)  # type: ignore[attr-defined]  # a OneWriterConnection's cursor
+        return super().execute(sql, parameters)
 
     def executemany(self, sql: str, seq_of_parameters: Any, /) -> _Cursor:
-        self.connection._before(sql)  # type: ignore[attr-defined]
-        return super().executemany(sql, seq_of_parameters)  # type: ignore[return-value]
+        self.connection._before(sql)  # type: ignore[attr-defined]  # a OneWriterConnection's cursor
+        return super().executemany(sql, seq_of_parameters)
 
 
 def one_writer_connection(
@@ -94,6 +94,7 @@ def one_writer_connection(
     class OneWriterConnection(sqlite3.Connection):
         _holds_lock = False
 
+        # typeshed overloads cursor() on the factory; one signature serves both here.
         def cursor(self, factory: Any = None) -> sqlite3.Cursor:  # type: ignore[override]
             return super().cursor(factory or _Cursor)
 

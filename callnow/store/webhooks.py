@@ -166,7 +166,7 @@ def _payload(delivery_id: str, request: dict[str, Any], event_row: dict[str, Any
 
 
 @cache
-def _endpoints_of_request() -> Select[Any]:
+def _endpoints_of_request() -> Select[int, str, str, str | None, str]:
     """The request's fields for the payload, once per active endpoint of its owner or tenant.
 
     Built once with the request id as a parameter: it runs on every state change."""
@@ -204,9 +204,10 @@ def _endpoints_in_transaction(connection: Connection, request_id: int) -> Sequen
     """`_endpoints_of_request`, asked once per request and transaction: a new request writes
     two history rows in one flush, and each asked the same question of the database."""
     transaction = connection.get_transaction()
+    known: tuple[object, dict[int, Sequence[RowMapping]]] | None
     known = connection.info.get(_FOUND_IN_TRANSACTION)
     if known is None or known[0] is not transaction:
-        known = connection.info[_FOUND_IN_TRANSACTION] = (transaction, {})
+        connection.info[_FOUND_IN_TRANSACTION] = known = (transaction, {})
     found = known[1].get(request_id)
     if found is None:
         found = known[1][request_id] = (
@@ -308,7 +309,7 @@ def _pending() -> Any:
 
 
 @cache
-def _due_query() -> Select[Any]:
+def _due_query() -> Select[WebhookDelivery, WebhookEndpoint]:
     # Built once: the sender asks every second, and building it (with its alias) each time
     # left a few hundred objects a second for the cyclic garbage collector.
     earlier = aliased(WebhookDelivery)
@@ -359,7 +360,7 @@ def claim(session: Session, item: Due, now: datetime, lease: timedelta) -> bool:
         .values(next_attempt_at=now + lease)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return result.rowcount == 1  # type: ignore[attr-defined]  # an UPDATE gives a CursorResult
 
 
 def record_delivered(session: Session, item: Due, status: int, now: datetime) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -23,7 +23,9 @@ from callnow.web.portal import WELCOME_MAX_CHARS, rule_from_fields
 
 # The size limits in front of every route (LimitsMiddleware) answer these, as plain text.
 _PLAIN_TEXT = {"text/plain": {"schema": {"type": "string"}}}
-SIZE_LIMITS: dict[int | str, dict[str, object]] = {
+# FastAPI's type for a route's extra OpenAPI responses.
+Responses = dict[int | str, dict[str, Any]]
+SIZE_LIMITS: Responses = {
     413: {"description": "The request body is too large", "content": _PLAIN_TEXT},
     414: {"description": "The address (its query string) is too long", "content": _PLAIN_TEXT},
 }
@@ -157,8 +159,8 @@ def api_user(
 UserDep = Annotated[User, Depends(api_user)]
 SessionDep = UnitOfWork
 StateDep = Annotated[AppState, Depends(app_state)]
-NOT_FOUND = {404: {"model": Problem}, 401: {"model": Problem}}
-BAD_BODY = {400: {"model": Problem, "description": "The body is not valid JSON"}}
+NOT_FOUND: Responses = {404: {"model": Problem}, 401: {"model": Problem}}
+BAD_BODY: Responses = {400: {"model": Problem, "description": "The body is not valid JSON"}}
 
 
 def _own(session: Session, user: User, callnow_id: str) -> Profile:

@@ -26,7 +26,7 @@ from callnow.billing.statements import (
     totals,
 )
 from callnow.store.models import User
-from callnow.web.api import SIZE_LIMITS, Invalid, Problem, api_user
+from callnow.web.api import SIZE_LIMITS, Invalid, Problem, Responses, api_user
 from callnow.web.context import UnitOfWork, app_state
 
 router = APIRouter(prefix="/api/v1/billing", tags=["Billing"], responses=SIZE_LIMITS)
@@ -36,7 +36,7 @@ SessionDep = UnitOfWork
 MonthQuery = Annotated[
     str, Query(pattern=r"^\d{4}-\d{2}$", examples=["2026-11"], description="In your time zone")
 ]
-ERRORS = {401: {"model": Problem}, 422: {"model": Invalid}}
+ERRORS: Responses = {401: {"model": Problem}, 422: {"model": Invalid}}
 
 
 class ChargeOut(BaseModel):

@@ -228,7 +228,7 @@ def import_deck_form(
             tenant_id = tenant.id
     zone_name = app_state(request).settings.default_timezone
     if tenant_id is not None:
-        zone_name = session.get(Tenant, tenant_id).timezone  # type: ignore[union-attr]
+        zone_name = session.get(Tenant, tenant_id).timezone  # type: ignore[union-attr]  # id of a row
     try:
         effective_from = parse_instant(forms.field(form, "effective_from", 40), ZoneInfo(zone_name))
     except ValueError:

@@ -50,7 +50,7 @@ def current_user(request: Request, session: Session) -> User | None:
 
 
 def _render(request: Request, name: str, user: User | None, **context: object) -> HTMLResponse:
-    status_code = int(context.pop("status_code", 200))  # type: ignore[call-overload]
+    status_code = int(context.pop("status_code", 200))  # type: ignore[call-overload]  # an int
     context.update(user=user, csrf=_tokens(request).issue(_csrf_purpose(request)))
     return templates.TemplateResponse(request, f"portal/{name}", context, status_code=status_code)
 

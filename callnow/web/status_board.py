@@ -15,7 +15,6 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
 
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -144,7 +143,7 @@ class StatusBoard:
 
 
 @cache
-def _states() -> Select[Any]:
+def _states() -> Select[int, str, str]:
     return select(CallRequest.id, CallRequest.state, CallRequest.reason).where(
         CallRequest.id.in_(bindparam("ids", expanding=True))
     )

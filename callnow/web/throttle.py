@@ -61,7 +61,7 @@ class SweptMemoryStorage(MemoryStorage):
             self._start_sweep_timer()
 
     def _start_sweep_timer(self) -> None:
-        sweep = self._MemoryStorage__expire_events  # type: ignore[attr-defined]
+        sweep = self._MemoryStorage__expire_events  # type: ignore[attr-defined]  # name-mangled
         self.timer = threading.Timer(self._sweep_interval_s, sweep)
         self.timer.daemon = True  # a pending sweep must not hold up the process's exit
         self.timer.start()
@@ -70,7 +70,7 @@ class SweptMemoryStorage(MemoryStorage):
 def counters_at(storage_url: str) -> Storage:
     if storage_url.split("://", 1)[0] == "memory":
         return SweptMemoryStorage()
-    return storage_from_string(storage_url)
+    return storage_from_string(storage_url)  # type: ignore[return-value]  # a sync URL: sync storage
 
 
 @dataclass(frozen=True)

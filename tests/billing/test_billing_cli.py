@@ -44,7 +44,7 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[sessio
     engine.dispose()
 
 
-def run(*args: str):  # type: ignore[no-untyped-def]
+def run(*args: str):
     return CliRunner().invoke(billing_app, list(args))
 
 
@@ -54,7 +54,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-def import_platform(tmp_path: Path, text: str = PLATFORM_DECK, when: str = "2026-01-01"):  # type: ignore[no-untyped-def]
+def import_platform(tmp_path: Path, text: str = PLATFORM_DECK, when: str = "2026-01-01"):
     path = write(tmp_path, f"deck-{when}.csv", text)
     return run("import-deck", str(path), "--name", f"Platform {when}", "--effective-from", when)
 

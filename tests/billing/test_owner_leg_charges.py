@@ -109,7 +109,7 @@ def charge_classes(session: Session) -> list[tuple[str, int]]:
     rows = session.execute(
         select(ChargeRow.destination_class, ChargeRow.gross_minor).order_by(ChargeRow.id)
     )
-    return [tuple(row) for row in rows]  # type: ignore[misc]
+    return [tuple(row) for row in rows]  # type: ignore[misc]  # each row is (str, int)
 
 
 @pytest.fixture

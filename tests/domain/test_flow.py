@@ -64,7 +64,7 @@ def facts(acceptance: AcceptanceMode = AcceptanceMode.CONFIRM, **overrides: obje
         "region": "AU",
     }
     values.update(overrides)
-    return RequestFacts(**values)  # type: ignore[arg-type]
+    return RequestFacts(**values)  # type: ignore[arg-type]  # each value fits its field
 
 
 def new_flow(

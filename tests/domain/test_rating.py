@@ -494,7 +494,7 @@ def test_owner_leg_prices_are_whole_non_negative_minor_units_for_the_internal_cl
     with pytest.raises(ValueError, match="non-negative"):
         OwnerLegRate(-1, 0)
     with pytest.raises(ValueError, match="non-negative"):
-        OwnerLegRate(0, 1.5)  # type: ignore[arg-type]
+        OwnerLegRate(0, 1.5)  # type: ignore[arg-type]  # the wrong type on purpose
     with pytest.raises(ValueError, match="internal class"):
         BillingPolicy(tariffs={C.INTERNAL: FlatRate(5)})
     with pytest.raises(ValueError, match="internal class"):

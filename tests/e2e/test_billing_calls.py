@@ -71,6 +71,8 @@ def test_an_exhausted_budget_means_no_invite_reaches_the_trunk(callback_service)
         assert "budget" in session.get(CallRequest, request_id).events[-1].reason
 
 
+# A real 90-second call plus setup needs more than the global per-test timeout.
+@pytest.mark.timeout(300)
 def test_a_budget_for_90_seconds_of_a_mobile_call_ends_the_bridged_call_at_90_seconds(
     callback_service,
 ):

@@ -15,6 +15,7 @@ import threading
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from types import SimpleNamespace
+from typing import Literal
 
 import pytest
 from sqlalchemy import select
@@ -31,6 +32,7 @@ from callnow.store.db import transaction
 from callnow.store.models import CallLeg, CallRequest, utcnow
 from callnow.store.recorder import request_ref
 from tests.support.statements import statements_sent
+from tests.support.waiting import until
 from tests.support.world import queued_request
 
 # Far longer than any test waits: a request claimed in time was claimed because of a wake-up.
@@ -75,6 +77,33 @@ class StartsNothing:
             while len(self.started) < count:
                 self.changed.clear()
                 await self.changed.wait()
+
+
+class WatchedWake(asyncio.Event):
+    """The claim loop's wake-up, telling the test when the loop has parked: it waits to be
+    woken and nothing has woken it yet, so it will claim nothing more until something does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parked = False
+
+    async def wait(self) -> Literal[True]:
+        self.parked = not self.is_set()
+        try:
+            return await super().wait()
+        finally:
+            self.parked = False
+
+
+def watch_wake(dispatcher: Dispatcher) -> WatchedWake:
+    wake = dispatcher._wake = WatchedWake()
+    return wake
+
+
+async def parked(wake: WatchedWake) -> None:
+    """Until the claim loop waits with nothing to wake it: any claim that what happened before
+    was going to cause has been made by then."""
+    await until(lambda: wake.parked and not wake.is_set(), what="the claim loop parked")
 
 
 def dispatcher_for(world, engine) -> Dispatcher:
@@ -125,9 +154,7 @@ async def test_a_claim_loop_that_died_is_reported_and_the_engine_still_stops(
     assert not dispatcher.claiming
     dispatcher._wake = BrokenWake()
     await dispatcher.start()
-    async with asyncio.timeout(10):
-        while dispatcher.claiming:  # what the health check reads
-            await asyncio.sleep(0.01)
+    await until(lambda: not dispatcher.claiming)  # what the health check reads
     await dispatcher.stop()
     assert engine.shut_down
     assert "the claim loop had failed" in caplog.text
@@ -161,10 +188,11 @@ async def test_a_claim_that_emptied_the_queue_is_not_followed_by_another(
         queued_request(session, "alice", "+61290375678")
         queued_request(session, "bob", "+61290375679")
     claims = count_claims(monkeypatch)
+    wake = watch_wake(dispatcher)
 
     async with running(dispatcher):
         await engine.wait_for_starts(2)
-        await asyncio.sleep(0.3)  # room for a needless second claim to show up
+        await parked(wake)  # a needless second claim would come before the loop parks
 
     assert claims == [1]  # both in one batch, and the batch was not full: nothing more to look for
 
@@ -212,11 +240,13 @@ async def test_a_call_s_end_is_no_reason_to_claim_when_nothing_waits_for_room(
     with transaction(world.sessions) as session:
         only = queued_request(session, "alice", "+61290375678")
     claims = count_claims(monkeypatch)
+    wake = watch_wake(dispatcher)
 
     async with running(dispatcher):
         await engine.wait_for_starts(1)
         engine.end(world.sessions, only.id)
-        await asyncio.sleep(0.3)  # room for a needless claim to show up
+        await until(lambda: dispatcher.running == 0, what="the end reached the dispatcher")
+        await parked(wake)  # a needless claim would come before the loop parks again
 
     assert claims == [1]
 
@@ -281,9 +311,7 @@ async def test_a_callback_that_cannot_start_gives_its_leg_row_back_and_is_claime
     async with running(dispatcher):
         await engine.wait_for_starts(1)
         # The row is taken back in a worker thread after the failed start.
-        async with asyncio.timeout(10):
-            while owner_legs_of(world.sessions, request.id):
-                await asyncio.sleep(0.02)
+        await until(lambda: not owner_legs_of(world.sessions, request.id))
 
     with world.sessions() as session:
         stored = session.get(CallRequest, request.id)
@@ -322,7 +350,7 @@ async def test_requests_claimed_as_the_engine_stops_go_back_to_the_queue_undiall
     await dispatcher.start()
     await claiming.wait()
     stopping = asyncio.create_task(dispatcher.stop())
-    await asyncio.sleep(0.05)  # stop() is under way: the claim must not be cut off
+    await until(lambda: dispatcher._stopping)  # stop() is under way: the claim must not be cut off
     stop_asked.set()
     await stopping
     assert await asyncio.to_thread(claim_done.wait, 10)

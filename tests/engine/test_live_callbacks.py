@@ -40,6 +40,7 @@ from tests.engine.live_helpers import (
     wait_for_request,
 )
 from tests.peers.rtp import PACKET_INTERVAL_S, RtpPeer
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.peers
 
@@ -480,20 +481,17 @@ async def test_two_callbacks_at_once_keep_their_keys_apart(
         async with live_rig(owner, trunk, rtpengine_settings, prompt_cache, tmp_path) as rig:
             alice = await rig.start(replace(facts(ref="req-alice"), caller_name="Alice"))
             bob = await rig.start(replace(facts(ref="req-bob"), caller_name="Bob"))
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 10
-            while len(owner.received("ACK")) < 2 and loop.time() < deadline:
-                await asyncio.sleep(0.05)
+            await until(lambda: len(owner.received("ACK")) >= 2, what="both owner legs up")
             invites = {
                 invite.header("From").split('"')[1]: media_address(invite.body)
                 for invite in owner.received("INVITE")
             }
             assert set(invites) == {"Alice", "Bob"}
             # Keys only count once the flow asks; the prompt arriving from both proves it.
-            deadline = loop.time() + 10
-            while {p.source for p in owner_phone.received} < set(invites.values()):
-                assert loop.time() < deadline, "no prompt from one of the two callbacks"
-                await asyncio.sleep(0.05)
+            await until(
+                lambda: {p.source for p in owner_phone.received} >= set(invites.values()),
+                what="a prompt from each of the two callbacks",
+            )
             await asyncio.gather(
                 owner_phone.send_digit(invites["Alice"], "1"),
                 owner_phone.send_digit(invites["Bob"], "2"),

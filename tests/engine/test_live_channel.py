@@ -25,6 +25,7 @@ from callnow.engine.live.channel import ChannelConfig, LiveChannel
 from callnow.telephony.dtmf_log import DtmfEvent
 from callnow.telephony.prompts import RenderedPrompt
 from callnow.telephony.sip import Answered, CallerId, Ended, EndedBy, Ringing
+from tests.support.waiting import until
 
 PROMPT_S = 0.15
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
@@ -74,9 +75,10 @@ def channel(media: FakeMedia) -> tuple[LiveChannel, list[Event]]:
     live = LiveChannel(
         request_ref="r1",
         events=events.append,
-        stack=None,  # type: ignore[arg-type]  (no leg is dialled in these tests)
-        media=media,  # type: ignore[arg-type]
-        renderer=FakeRenderer(),  # type: ignore[arg-type]
+        # Stand-ins for the SIP stack (no leg is dialled here), rtpengine and the renderer.
+        stack=None,  # type: ignore[arg-type]  # see above
+        media=media,  # type: ignore[arg-type]  # see above
+        renderer=FakeRenderer(),  # type: ignore[arg-type]  # see above
         config=config,
         visitor=CallerId("Mary", "+61290375678"),
     )
@@ -120,10 +122,14 @@ async def test_a_prompt_that_already_ended_costs_no_stop_request() -> None:
 
 async def test_a_replaced_prompt_is_reported_once_for_the_new_one() -> None:
     live, events = channel(FakeMedia())
+    loop = asyncio.get_running_loop()
     await live.play_prompt(PromptKind.WHISPER, "first")
     await asyncio.sleep(PROMPT_S / 2)
+    second_at = loop.time()
     await live.play_prompt(PromptKind.NOTICE, "second")
-    await asyncio.sleep(PROMPT_S * 0.75)  # past the first prompt's end, before the second's
+    # Past the first prompt's end, before the second's: timed from the second's start, so the
+    # time starting it took on a busy machine cannot carry the check past its end.
+    await asyncio.sleep(second_at + PROMPT_S * 0.75 - loop.time())
     assert events == []
     await asyncio.sleep(PROMPT_S * 2)
     assert events == [PromptFinished()]
@@ -195,10 +201,8 @@ class BrokenMedia(FakeMedia):
 async def test_media_failure_on_answer_ends_the_leg_and_the_flow_never_hears_answered() -> None:
     live, events = channel(BrokenMedia())
     leg = FakeLeg(Ringing(180, "Ringing", NOW), Answered(sdp="v=0\r\n", at=NOW))
-    live._adopt(LegRole.OWNER, leg)  # type: ignore[arg-type]
-    async with asyncio.timeout(2):
-        while len(events) < 2:
-            await asyncio.sleep(0.01)
+    live._adopt(LegRole.OWNER, leg)  # type: ignore[arg-type]  # a FakeLeg stands in for a Leg
+    await until(lambda: len(events) >= 2, within_s=2)
     assert events == [LegRinging(LegRole.OWNER), LegEnded(LegRole.OWNER, by_remote=False)]
     assert leg.hung_up == ["media_failed"]
 
@@ -214,10 +218,9 @@ async def test_prompts_are_rendered_in_the_g711_law_the_owner_answered_with() ->
     assert isinstance(renderer, FakeRenderer)
     await live.play_prompt(PromptKind.CONFIRM, "before the answer")  # not expected; default
     pcma_first = "v=0\r\nm=audio 4000 RTP/AVP 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+    # A FakeLeg stands in for a Leg.
     live._adopt(LegRole.OWNER, FakeLeg(Answered(sdp=pcma_first, at=NOW)))  # type: ignore[arg-type]
-    async with asyncio.timeout(2):
-        while not any(isinstance(event, LegAnswered) for event in events):
-            await asyncio.sleep(0.01)
+    await until(lambda: any(isinstance(event, LegAnswered) for event in events), within_s=2)
     await live.play_prompt(PromptKind.CONFIRM, "hello")
     assert renderer.codecs == ["PCMU", "PCMA"]
 
@@ -225,10 +228,8 @@ async def test_prompts_are_rendered_in_the_g711_law_the_owner_answered_with() ->
 async def test_an_answer_without_sdp_is_a_media_failure_too() -> None:
     live, events = channel(FakeMedia())
     leg = FakeLeg(Answered(sdp=None, at=NOW))
-    live._adopt(LegRole.REQUESTER, leg)  # type: ignore[arg-type]
-    async with asyncio.timeout(2):
-        while not events:
-            await asyncio.sleep(0.01)
+    live._adopt(LegRole.REQUESTER, leg)  # type: ignore[arg-type]  # a FakeLeg for a Leg
+    await until(lambda: events, within_s=2)
     assert events == [LegEnded(LegRole.REQUESTER, by_remote=False)]
 
 
@@ -256,13 +257,13 @@ async def bridged(reoffer: str | None) -> tuple[BridgingMedia, ReinvitableLeg]:
     media = BridgingMedia(reoffer)
     live, events = channel(media)
     owner = ReinvitableLeg()
-    live.legs[LegRole.OWNER] = owner  # type: ignore[assignment]
+    # Fake legs stand in for Legs.
+    live.legs[LegRole.OWNER] = owner  # type: ignore[assignment]  # see above
     live._adopt(LegRole.REQUESTER, FakeLeg(Answered(sdp="v=0 visitor", at=NOW)))  # type: ignore[arg-type]
-    async with asyncio.timeout(2):
-        while not events:
-            await asyncio.sleep(0.01)
+    await until(lambda: events, within_s=2)
     await live.bridge()
-    await asyncio.sleep(0.05)  # the re-INVITE runs in the background
+    if live._background:  # the re-INVITE runs in the background
+        await asyncio.wait(set(live._background), timeout=2)
     return media, owner
 
 
@@ -306,7 +307,7 @@ async def test_the_owner_s_media_prepared_early_is_offered_once_and_used_by_the_
     media = OfferingMedia()
     live, _events = channel(media)
     stack = DialRecorder()
-    live._stack = stack  # type: ignore[assignment]
+    live._stack = stack  # type: ignore[assignment]  # a recorder stands in for the SIP stack
 
     live.prepare_owner_media()  # as the callback opens, while its leg row is being written
     live.prepare_owner_media()
@@ -322,7 +323,7 @@ async def test_a_callback_closed_before_dialling_frees_the_media_once_the_offer_
     live, _events = channel(media)
 
     live.prepare_owner_media()
-    await asyncio.sleep(0)  # the offer is on its way to rtpengine
+    await until(lambda: ("offer",) in media.calls)  # the offer is on its way to rtpengine
     await live.close()
 
     # Deleted after the offer, not before it: rtpengine is left no call that nobody ends.

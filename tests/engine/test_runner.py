@@ -29,6 +29,7 @@ from callnow.domain.flow import (
 from callnow.domain.request_state import RequestState
 from callnow.engine.runner import CallbackEngine, CallbackHandle
 from tests.engine.fakes import T0, FakeChannel, FakeClock, FakeRecorder, FakeTelephony
+from tests.support.waiting import until
 
 OWNER = LegRole.OWNER
 REQUESTER = LegRole.REQUESTER
@@ -47,7 +48,7 @@ SLOW = FlowLimits(owner_ring_s=60, requester_ring_s=60, digit_wait_s=60, max_cal
 
 class World:
     def __init__(self, action_timeout_s: float = 1.0, **telephony_options: object) -> None:
-        self.telephony = FakeTelephony(**telephony_options)  # type: ignore[arg-type]
+        self.telephony = FakeTelephony(**telephony_options)  # type: ignore[arg-type]  # its fields
         self.recorder = FakeRecorder()
         self.clock = FakeClock()
         self.engine = CallbackEngine(
@@ -144,7 +145,7 @@ async def test_a_finished_callback_is_freed_without_the_cyclic_garbage_collector
     await phones.wait_for("dial_owner", "201")
     phones.emit(LegFailed(OWNER, FailureCause.BUSY, 486))
     await outcome_of(handle)
-    await asyncio.sleep(0)  # the run's task ends after resolving the outcome
+    await handle._run._task  # the run's task ends after resolving the outcome
     run = weakref.ref(handle._run)
 
     gc.disable()
@@ -358,7 +359,7 @@ async def test_a_channel_that_cannot_open_leaves_nothing_behind() -> None:
     async def refuse(request_ref: str, events: object) -> None:
         raise ConnectionRefusedError("rtpengine is down")
 
-    world.telephony.open_call = refuse  # type: ignore[method-assign,assignment]
+    world.telephony.open_call = refuse  # type: ignore[method-assign,assignment]  # fails to open
 
     with pytest.raises(ConnectionRefusedError):
         await world.start()
@@ -403,9 +404,7 @@ async def test_an_owner_leg_written_ahead_by_the_caller_is_dialled_before_any_wr
     await phones.wait_for("dial_owner", "201")
     assert world.recorder.batches == []  # the INVITE did not wait for the state change
     world.recorder.held_until.set()
-    async with asyncio.timeout(2):
-        while not world.recorder.batches:
-            await asyncio.sleep(0.001)
+    await until(lambda: world.recorder.batches, within_s=2)
     assert [kinds(batch) for batch in world.recorder.batches] == [["StateChanged"]]
     handle.cancel("test_over")
     await outcome_of(handle)

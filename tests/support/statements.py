@@ -13,7 +13,7 @@ def statements_sent(engine: Engine) -> Iterator[list[str]]:
     """The SQL of every statement `engine` sends inside the block, in order."""
     sent: list[str] = []
 
-    def note(_connection, _cursor, statement, *_rest) -> None:  # type: ignore[no-untyped-def]
+    def note(_connection, _cursor, statement, *_rest) -> None:
         sent.append(statement)
 
     event.listen(engine, "before_cursor_execute", note)

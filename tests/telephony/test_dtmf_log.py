@@ -20,6 +20,7 @@ from callnow.telephony.dtmf_log import (
 )
 from callnow.telephony.rtpengine import RtpengineClient, placeholder_sdp
 from tests.peers.rtp import RtpPeer
+from tests.support.waiting import until
 
 # Exactly what rtpengine 10.5 sent in a run of these tests.
 RTPENGINE_10_5_DATAGRAM = (
@@ -90,10 +91,7 @@ async def test_listener_survives_garbage_and_a_failing_handler() -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
             for datagram in (b"garbage", b"{}", boom, RTPENGINE_10_5_DATAGRAM):
                 sender.sendto(datagram, ("127.0.0.1", listener.port))
-        for _ in range(100):
-            if received:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: received)  # in order: the garbage sent before it was read too
 
     assert [e.call_id for e in received] == ["c1"]
     assert listener.malformed == 2

@@ -91,7 +91,7 @@ async def test_a_daemon_that_never_answers_times_out_and_is_killed(
 ) -> None:
     # `sleep` stands in for a daemon that hangs before listening
     process = RtpengineProcess(rtpengine_settings, executable="sleep", start_timeout_s=0.5)
-    process.command = lambda: ["sleep", "30"]  # type: ignore[method-assign]
+    process.command = lambda: ["sleep", "30"]  # type: ignore[method-assign]  # stand-in daemon
     with pytest.raises(RtpengineStartError, match=r"did not answer ping within 0\.5s"):
         await process.start()
     assert not process.running

@@ -12,6 +12,7 @@ from callnow.store.db import transaction
 from callnow.store.models import CallRequest
 from callnow.web.status_board import Seen, StatusBoard
 from tests.support.statements import statements_sent
+from tests.support.waiting import until
 from tests.support.world import queued_request
 
 POLL_S = 0.02
@@ -41,9 +42,7 @@ async def test_many_watched_requests_cost_one_query_per_poll(world) -> None:
         for request_id in request_ids:
             await stack.enter_async_context(board.watching(request_id, QUEUED, poll_s=POLL_S))
         with statements_sent(world.sessions.kw["bind"]) as sent:
-            async with asyncio.timeout(10):
-                while not reads_of_requests(sent):
-                    await asyncio.sleep(POLL_S)
+            await until(lambda: reads_of_requests(sent))
             await asyncio.sleep(POLL_S * 5)
     reads = reads_of_requests(sent)
     # A few polls of all 30 requests each; a read per stream would be 30 in every poll.
@@ -94,7 +93,7 @@ async def test_when_nobody_watches_nothing_is_read(world) -> None:
     async with board.watching(request_id, QUEUED, poll_s=POLL_S):
         await asyncio.sleep(POLL_S * 3)
     assert board.watched == 0
-    await asyncio.sleep(POLL_S * 2)  # the poller notices and ends
+    await until(lambda: board._poller.done(), what="the poller noticed and ended")
     with statements_sent(world.sessions.kw["bind"]) as sent:
         await asyncio.sleep(POLL_S * 10)
     assert reads_of_requests(sent) == []

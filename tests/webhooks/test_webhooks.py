@@ -22,6 +22,7 @@ from callnow.store.models import Tenant, WebhookDelivery, utcnow
 from callnow.webhooks.retry import RetryPolicy
 from callnow.webhooks.sender import WebhookSender
 from callnow.webhooks.signing import verify
+from tests.support.waiting import until
 from tests.support.world import queued_request
 from tests.web.helpers import all_requests, form_token, post_form
 from tests.web.test_portal import log_in
@@ -256,10 +257,7 @@ async def test_the_run_loop_sends_and_stops(world, receiver):
     new_request(world)
     stop = asyncio.Event()
     task = asyncio.create_task(WebhookSender(world.sessions, poll_s=0.02).run(stop))
-    for _ in range(500):
-        if all(d.delivered_at for d in deliveries(world)):
-            break
-        await asyncio.sleep(0.02)
+    await until(lambda: all(d.delivered_at for d in deliveries(world)))
     stop.set()
     await asyncio.wait_for(task, 10)
     assert receiver.states() == ["received", "queued"]

@@ -28,11 +28,11 @@ def parse_dtmf_body(content_type: str, text: str) -> tuple[str, int | None] | No
     content_type = content_type.split(";", 1)[0].strip().lower()
     text = text[:MAX_BODY_CHARS]
     if content_type == "application/dtmf":
-        key = normalise_key(text)
+        key: str | None = normalise_key(text)
         return (key, None) if key else None
     if content_type != "application/dtmf-relay":
         return None
-    key: str | None = None
+    key = None
     duration: int | None = None
     for line in text.splitlines():
         name, sep, value = line.partition("=")

@@ -145,7 +145,7 @@ def _patch_transport_case() -> None:
         if isinstance(self.transport, str):
             self.transport = self.transport.lower()
 
-    setParams.__wrapped__ = original  # type: ignore[attr-defined]
+    setParams.__wrapped__ = original  # type: ignore[attr-defined]  # marks it as our patch
     SipURL.setParams = setParams
     _applied.add("transport_case")
 
@@ -181,7 +181,7 @@ def _patch_exceptions_to_logging() -> None:
 
     for name in _DUMP_EXCEPTION_USERS:
         module = importlib.import_module(name)
-        module.dump_exception = _dump_exception  # type: ignore[attr-defined]
+        module.dump_exception = _dump_exception  # type: ignore[attr-defined]  # sippy's global
     _applied.add("exceptions_to_logging")
 
 
@@ -199,7 +199,7 @@ def _patch_parse_error_response() -> None:
             return None
         return original(self, req)
 
-    getResponse.__wrapped__ = original  # type: ignore[attr-defined]
+    getResponse.__wrapped__ = original  # type: ignore[attr-defined]  # marks it as our patch
     SipParseError.getResponse = getResponse
     _applied.add("parse_error_response")
 
@@ -215,7 +215,7 @@ def _patch_clock_without_ctypes() -> None:
     from sippy.Time import clock_dtime
 
     # clock_getdtime/clock_getntime (and so MonoTime) look this name up at each call.
-    _clock_getitime.__wrapped__ = clock_dtime.clock_getitime  # type: ignore[attr-defined]
+    _clock_getitime.__wrapped__ = clock_dtime.clock_getitime  # type: ignore[attr-defined]  # ours
     clock_dtime.clock_getitime = _clock_getitime
     _applied.add("clock_without_ctypes")
 
@@ -245,7 +245,7 @@ def _patch_my_attribute_check() -> None:
 
     for name in _MY_CHECK_USERS:
         # A module global shadows the builtin for that module's code only.
-        importlib.import_module(name).dir = _AttributeNames  # type: ignore[attr-defined]
+        importlib.import_module(name).dir = _AttributeNames  # type: ignore[attr-defined]  # see above
     _applied.add("my_attribute_check")
 
 

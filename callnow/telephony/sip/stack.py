@@ -235,7 +235,7 @@ class SipStack:
             if isinstance(exc, OSError):
                 raise SipStackError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
             raise
-        log.info("SIP stack listening on udp:%s:%d", *self._address)
+        log.info("SIP stack listening on udp:%s:%d", *self._address)  # type: ignore[misc]  # set above
 
     def _start_in_sippy(self) -> tuple[dict[str, Any], tuple[str, int]]:
         SipConf.my_uaname = self.user_agent
