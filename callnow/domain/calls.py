@@ -164,6 +164,15 @@ class LegDialling:
 
 
 @dataclass(frozen=True, slots=True)
+class LegAnsweredAt:
+    """The leg was answered (its 200 OK arrived): stored at once, so an engine that dies or
+    cannot store the leg's record later still leaves proof of the answer to bill."""
+
+    role: LegRole
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class LegRecorded:
     """The leg's call record, once it ended (exactly once per dialled leg)."""
 
@@ -179,4 +188,4 @@ class StateChanged:
     at: datetime
 
 
-StoreWrite = LegDialling | LegRecorded | StateChanged
+StoreWrite = LegDialling | LegAnsweredAt | LegRecorded | StateChanged

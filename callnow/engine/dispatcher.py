@@ -7,8 +7,8 @@ past the web layer still cannot cost money. The owner leg's write-ahead row goes
 transaction, so the owner's INVITE leaves without another round of writes; a callback that then
 does not start takes the row back, and the request is claimed again. Leases are renewed while
 calls run; requests abandoned by a dead engine are ended as `interrupted`; charges are posted
-when an answered leg ends (and swept again at start, so a crash between "leg ended" and "charge
-posted" still ends with exactly one charge).
+when an answered leg ends, and swept again at start and in every housekeeping round, so a crash
+or a busy database between "leg ended" and "charge posted" still ends with exactly one charge.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callnow.billing.ledger import (
     NotRateable,
+    UnrateableLeg,
     plan_call,
     post_charge_with_retry,
     reserve,
@@ -60,6 +61,8 @@ MAX_START_ATTEMPTS = 3
 CLAIM_BATCH = 10
 # On stopping, a claim under way is given this long to finish (SQLite may wait for its lock).
 STOP_CLAIMING_WITHIN_S = 10.0
+# Unposted charges one housekeeping round posts at most; the next round takes the rest.
+SWEEP_BATCH = 100
 
 
 def default_engine_id() -> str:
@@ -122,6 +125,7 @@ class Dispatcher:
         self._cancelled: set[int] = set()
         self._held_back = False
         self._calls_ended = 0
+        self._unrateable: set[int] = set()
         self.housekeeping_hooks: list[Callable[[Session, datetime], object]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -377,27 +381,42 @@ class Dispatcher:
             except Exception:
                 log.exception("lease housekeeping failed")
 
-    def _renew_and_recover(self) -> None:
+    def _renew_and_recover(self, *, at_start: bool = False) -> None:
         now = self._clock()
         with transaction(self._sessions) as session:
             queue.renew(
                 session, list(self._running), self.engine_id, self._settings.engine.lease_s, now
             )
-            queue.interrupt_abandoned(session, now)
+            # A running engine never declares its own calls lost: a lease that ran out while
+            # it was starved, or whose final records are still on their way, is still its own.
+            # At start nothing is its own yet (an engine id may be fixed in the settings).
+            spared = None if at_start else self.engine_id
+            queue.interrupt_abandoned(session, now, sparing=spared)
             for hook in self.housekeeping_hooks:
                 hook(session, now)
+        self._sweep_charges(limit=None if at_start else SWEEP_BATCH)
 
     def _recover(self) -> None:
         """At start: end what a dead engine left mid-call, and post charges it never posted."""
-        self._renew_and_recover()
+        self._renew_and_recover(at_start=True)
+
+    def _sweep_charges(self, *, limit: int | None) -> None:
+        """Post the charges of answered legs that ended without one (a crash, or a database
+        too busy when the leg ended). Posting is idempotent: a leg whose charge is being posted
+        right now by its own call still ends with exactly one."""
         with self._sessions() as session:
-            unposted = unposted_leg_ids(session, limit=None)
+            unposted = unposted_leg_ids(session, limit=limit)
         for leg_id in unposted:
-            self.post_charge(leg_id)
+            if leg_id not in self._unrateable:
+                self.post_charge(leg_id)
 
     def post_charge(self, leg_id: int) -> None:
         try:
             post_charge_with_retry(self._sessions, leg_id, policy=self._policy)
+        except UnrateableLeg:
+            # Stays unposted until a deck prices it (`callnow billing sweep`); said once here.
+            self._unrateable.add(leg_id)
+            log.exception("the answered leg %s has no price; its charge is not posted", leg_id)
         except Exception:
-            # Left for the sweep at the next start; never lost, never doubled.
+            # Left for the next housekeeping round's sweep; never lost, never doubled.
             log.exception("posting the charge of leg %s failed", leg_id)

@@ -220,7 +220,12 @@ class CallbackRun:
         try:
             while not self.flow.finished:
                 event = await self._queue.get()
-                self._legs.observe(event, self._clock())
+                answer = self._legs.observe(event, self._clock())
+                if answer is not None:
+                    # Stored before the flow acts on the answer: whatever happens to the engine
+                    # or the database later, an answered leg keeps the proof it must be billed.
+                    self._unwritten.append(answer)
+                    await self._write()
                 for command in self.flow.handle(event):
                     await self._execute(command)
                 await self._write()

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from callnow.domain.calls import (
     CallRecord,
     Disposition,
+    LegAnsweredAt,
     LegDialling,
     LegRecorded,
     StateChanged,
@@ -65,6 +66,11 @@ class StoreRecorder:
                 match write:
                     case LegDialling():
                         write_ahead(session, request_id, write)
+                    case LegAnsweredAt(role=role, at=at):
+                        session.connection().execute(
+                            _leg_answered(),
+                            {"leg_request": request_id, "leg_role": role.value, "at": at},
+                        )
                     case LegRecorded(record=record):
                         leg_id = _complete_leg(session, request_id, record)
                         if leg_id is not None and record.disposition is Disposition.ANSWERED:
@@ -107,6 +113,21 @@ def take_back(session: Session, request_id: int, dialling: LegDialling) -> None:
 @cache
 def _dialling() -> Insert:
     return insert(CallLeg.__table__).values(billable_seconds=0)
+
+
+@cache
+def _leg_answered() -> Update:
+    legs = CallLeg.__table__
+    # The first answer counts: a replayed or late write never moves it.
+    return (
+        update(legs)
+        .where(
+            legs.c.request_id == bindparam("leg_request"),
+            legs.c.role == bindparam("leg_role"),
+            legs.c.answered_at.is_(None),
+        )
+        .values(answered_at=bindparam("at"))
+    )
 
 
 @cache

@@ -27,6 +27,7 @@ from callnow.domain.request_state import RequestState
 from callnow.engine.dispatcher import Dispatcher
 from callnow.store import do_not_call, queue
 from callnow.store import requests as request_store
+from callnow.store.billing_models import ChargeRow
 from callnow.store.db import transaction
 from callnow.store.models import CallLeg, CallRequest, utcnow
 from callnow.store.recorder import request_ref
@@ -334,3 +335,43 @@ async def test_requests_claimed_as_the_engine_stops_go_back_to_the_queue_undiall
         # Free at once for the next engine, not after the lease, with nothing held on the budget.
         assert (stored.state, stored.lease_expires_at, stored.claimed_by) == ("queued", None, None)
         assert stored.reserved_minor is None
+
+
+async def test_a_running_engine_posts_the_charge_an_answered_leg_ended_without(
+    dispatcher_world,
+) -> None:
+    """The charge of a leg recorded while billing could not post it (a busy database, a crash
+    of the posting thread) is posted by a housekeeping round, not only at the next start."""
+    world, _, engine = dispatcher_world
+    settings = world.settings.model_copy(
+        update={"engine": EngineSettings(poll_interval_s=POLL_S, lease_s=3)}
+    )
+    dispatcher = Dispatcher(world.sessions, engine, settings)
+    async with running(dispatcher):
+        with transaction(world.sessions) as session:
+            request = queued_request(session, "alice", "+61290375678", decision="web")
+            request_store.move(request, RequestState.CANCELLED, "test")
+            answered = utcnow() - timedelta(seconds=70)
+            leg = CallLeg(
+                request_id=request.id,
+                role="requester",
+                destination="+61290375678",
+                started_at=answered - timedelta(seconds=5),
+                answered_at=answered,
+                ended_at=answered + timedelta(seconds=61),
+                sip_code=200,
+                disposition="answered",
+                billable_seconds=61,
+            )
+            session.add(leg)
+        async with asyncio.timeout(10):
+            while charges_of(world.sessions, leg.id) == 0:
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(1.5)  # another round: the leg is not charged twice
+
+    assert charges_of(world.sessions, leg.id) == 1
+
+
+def charges_of(sessions, leg_id: int) -> int:
+    with sessions() as session:
+        return len(session.scalars(select(ChargeRow).where(ChargeRow.call_leg_id == leg_id)).all())

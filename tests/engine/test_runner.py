@@ -13,7 +13,13 @@ import weakref
 
 import pytest
 
-from callnow.domain.calls import Disposition, FailureCause, LegDialling, LegRole
+from callnow.domain.calls import (
+    Disposition,
+    FailureCause,
+    LegAnsweredAt,
+    LegDialling,
+    LegRole,
+)
 from callnow.domain.flow import (
     AcceptanceMode,
     Digit,
@@ -420,6 +426,25 @@ async def test_a_row_written_ahead_for_another_number_does_not_stand_for_the_dia
         ["StateChanged", "LegDialling"]
     ]
     assert world.recorder.dialling == [(OWNER, "201")]
+    handle.cancel("test_over")
+    await outcome_of(handle)
+
+
+async def test_an_answer_is_stored_before_the_flow_acts_on_it() -> None:
+    world = World()
+    handle, phones = await world.start()
+    await phones.wait_for("dial_owner", "201")
+    world.clock.advance(3)
+    world.recorder.held_until = asyncio.Event()  # the database is slow just now
+
+    phones.emit(LegAnswered(OWNER))
+    await asyncio.sleep(0.05)
+    assert "play_prompt" not in phones.names()  # the prompt waits for the answer's write
+    world.recorder.held_until.set()
+    await phones.wait_for("play_prompt", PromptKind.CONFIRM)
+
+    assert [kinds(batch) for batch in world.recorder.batches][1] == ["LegAnsweredAt"]
+    assert world.recorder.answers == [LegAnsweredAt(OWNER, T0.replace(second=3))]
     handle.cancel("test_over")
     await outcome_of(handle)
 
