@@ -18,7 +18,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -98,7 +98,10 @@ class Dispatcher:
         announce: Callable[[RequestFacts], None] | None = None,
         limits: FlowLimits | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        holding: Callable[[], Collection[int]] = frozenset,
     ) -> None:
+        """`holding`: requests whose callbacks ended but whose records are still on their way
+        to the store; their leases are renewed with those of the running callbacks."""
         self._sessions = sessions
         self._engine = engine
         self._settings = settings
@@ -109,6 +112,7 @@ class Dispatcher:
             max_call_duration_s=settings.sip.max_call_duration_s,
         )
         self._clock = clock
+        self._holding = holding
         self.engine_id = settings.engine.engine_id or default_engine_id()
         self._policy = policy_from(settings.billing)
         self._platform_prefixes = PrefixList(
@@ -384,9 +388,8 @@ class Dispatcher:
     def _renew_and_recover(self, *, at_start: bool = False) -> None:
         now = self._clock()
         with transaction(self._sessions) as session:
-            queue.renew(
-                session, list(self._running), self.engine_id, self._settings.engine.lease_s, now
-            )
+            ours = sorted({*self._running, *self._holding()})
+            queue.renew(session, ours, self.engine_id, self._settings.engine.lease_s, now)
             # A running engine never declares its own calls lost: a lease that ran out while
             # it was starved, or whose final records are still on their way, is still its own.
             # At start nothing is its own yet (an engine id may be fixed in the settings).

@@ -1,0 +1,203 @@
+"""The engine's records reach the store in order, and none is lost while the database is away.
+
+Every unit a callback writes goes through one ordered stream, so a request's facts land in the
+order they happened. A callback waits for its unit only so long (`wait_s`): a unit that has not
+landed by then, or whose attempt failed, goes into the engine's `RecordJournal` and is retried
+until it lands; the callback carries on (its phones must not wait for a database). A unit
+that can never land as a whole (the request was ended meanwhile, say by another engine) is
+stored fact by fact, so a leg's answer and record are never lost with a state change that no
+longer fits.
+
+A unit with a leg's write-ahead row is different: it decides whether that leg may be dialled,
+so it is tried once, in its turn, and its caller hears the result. It is never journalled: a
+leg that was not dialled must not get a row later.
+
+Units are not journalled up front, only when they are late: the journal costs an fsync, and
+an engine that dies while a unit is in flight leaves a call that crash recovery ends anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from callnow.domain.calls import LegDialling, StoreWrite
+from callnow.engine.ports import CallbackRecorder
+from callnow.engine.record_journal import JournalledUnit, RecordJournal
+from callnow.store.recorder import request_id_of
+
+log = logging.getLogger(__name__)
+
+# Refusals that another attempt cannot change: a move the domain forbids (IllegalTransition is
+# a ValueError), an unknown request, a duplicate row.
+REFUSED = (ValueError, LookupError, IntegrityError)
+
+
+@dataclass(eq=False)
+class _Unit:
+    request_ref: str
+    writes: tuple[StoreWrite, ...]
+    landed: asyncio.Future[None]
+    dials: bool
+    journal_seq: int | None = None
+    # A dial's unit whose caller stopped waiting: not written late (see the module's doc).
+    abandoned: bool = False
+
+
+class RecordStream:
+    """A `CallbackRecorder` in front of the store's recorder."""
+
+    def __init__(
+        self,
+        store: CallbackRecorder,
+        journal: RecordJournal | None = None,
+        *,
+        wait_s: float = 2.0,
+        retry_max_s: float = 5.0,
+    ) -> None:
+        self._store = store
+        self._journal = journal
+        self._wait_s = wait_s
+        self._retry_max_s = retry_max_s
+        self._queue: asyncio.Queue[_Unit] = asyncio.Queue()
+        self._unlanded: list[_Unit] = []
+        self._worker: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Store what was left unlanded before (by this engine id or by a dead engine on this
+        host), then take new units. Returns once those old units have landed: the dispatcher
+        must not judge requests whose last records are still on their way."""
+        left = self._journal.open() if self._journal is not None else []
+        loop = asyncio.get_running_loop()
+        replayed = []
+        for seq, unit in left:
+            replayed.append(self._enqueue(unit.request_ref, unit.writes, loop, journal_seq=seq))
+        self._worker = asyncio.create_task(self._run(), name="record stream")
+        if replayed:
+            await asyncio.gather(*(unit.landed for unit in replayed))
+
+    async def stop(self, within_s: float = 10.0) -> None:
+        """Give the units still queued time to land; the rest stay in the journal for the
+        next start."""
+        if self._worker is None:
+            return
+        if self._unlanded:
+            await asyncio.wait([unit.landed for unit in self._unlanded], timeout=within_s)
+        for unit in self._unlanded:
+            self._journalled(unit)
+        self._worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._worker
+        if self._journal is not None:
+            self._journal.close()
+        if self._unlanded:
+            log.warning("%d unit(s) of records kept for the next start", len(self._unlanded))
+
+    def pending_request_ids(self) -> set[int]:
+        """Requests with records not stored yet: their engine still holds them."""
+        return {request_id_of(unit.request_ref) for unit in self._unlanded}
+
+    async def write(self, request_ref: str, writes: Sequence[StoreWrite]) -> None:
+        unit = self._enqueue(request_ref, tuple(writes), asyncio.get_running_loop())
+        if unit.dials:
+            try:
+                await asyncio.shield(unit.landed)
+            except asyncio.CancelledError:
+                unit.abandoned = True
+                raise
+            return
+        try:
+            async with asyncio.timeout(self._wait_s):
+                await asyncio.shield(unit.landed)
+        except TimeoutError:
+            # Late: durable from here on, and the worker keeps at it.
+            self._journalled(unit)
+            log.warning("callback %s: records delayed; kept until they are stored", request_ref)
+
+    def _enqueue(
+        self,
+        request_ref: str,
+        writes: tuple[StoreWrite, ...],
+        loop: asyncio.AbstractEventLoop,
+        *,
+        journal_seq: int | None = None,
+    ) -> _Unit:
+        dials = any(isinstance(write, LegDialling) for write in writes)
+        unit = _Unit(request_ref, writes, loop.create_future(), dials, journal_seq)
+        self._unlanded.append(unit)
+        self._queue.put_nowait(unit)
+        return unit
+
+    async def _run(self) -> None:
+        while True:
+            unit = await self._queue.get()
+            try:
+                if unit.dials:
+                    await self._try_once(unit)
+                else:
+                    await self._land(unit)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # a bug here must not stop every later record
+                log.exception("callback %s: storing records failed", unit.request_ref)
+                if not unit.landed.done():
+                    unit.landed.set_exception(error)
+            finally:
+                if unit.landed.done():
+                    self._unlanded.remove(unit)
+
+    async def _try_once(self, unit: _Unit) -> None:
+        if unit.abandoned:
+            unit.landed.cancel()
+            return
+        try:
+            await self._store.write(unit.request_ref, unit.writes)
+        except Exception as error:
+            unit.landed.set_exception(error)
+            unit.landed.exception()  # retrieved: the caller may have stopped waiting
+        else:
+            unit.landed.set_result(None)
+
+    async def _land(self, unit: _Unit) -> None:
+        if not await self._until_decided(unit, unit.writes):
+            # Refused as a whole: store each fact that still applies on its own.
+            for write in unit.writes:
+                if not await self._until_decided(unit, (write,)):
+                    log.error("callback %s: %s refused for good", unit.request_ref, write)
+        if unit.journal_seq is not None and self._journal is not None:
+            self._journal.landed(unit.journal_seq)
+        unit.landed.set_result(None)
+
+    async def _until_decided(self, unit: _Unit, writes: tuple[StoreWrite, ...]) -> bool:
+        """True once `writes` landed, False if the store refused them for good."""
+        delay = 0.1
+        while True:
+            try:
+                await self._store.write(unit.request_ref, writes)
+                return True
+            except REFUSED as error:
+                log.warning("callback %s: records refused: %s", unit.request_ref, error)
+                return False
+            except Exception as error:
+                self._journalled(unit)
+                log.warning(
+                    "callback %s: could not store %s (%s); retrying in %.1f s",
+                    unit.request_ref,
+                    ", ".join(type(write).__name__ for write in writes),
+                    type(error).__name__,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._retry_max_s)
+
+    def _journalled(self, unit: _Unit) -> None:
+        if unit.dials or unit.journal_seq is not None or self._journal is None:
+            return
+        if unit.landed.done():
+            return
+        unit.journal_seq = self._journal.add(JournalledUnit(unit.request_ref, unit.writes))
