@@ -6,7 +6,8 @@ billing whether the owner's budget can pay for the call (and for how long), so a
 past the web layer still cannot cost money. The owner leg's write-ahead row goes into the claim's
 transaction, so the owner's INVITE leaves without another round of writes; a callback that then
 does not start takes the row back, and the request is claimed again. Leases are renewed while
-calls run; requests abandoned by a dead engine are ended as `interrupted`; charges are posted
+calls run; requests abandoned by a dead engine are ended as `interrupted`, and the legs it left
+up are taken down with the CANCEL or BYE each leg row keeps for that; charges are posted
 when an answered leg ends, and swept again at start and in every housekeeping round, so a crash
 or a busy database between "leg ended" and "charge posted" still ends with exactly one charge.
 """
@@ -18,7 +19,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -35,13 +36,14 @@ from callnow.billing.ledger import (
 )
 from callnow.billing.policy import policy_from
 from callnow.config import Settings
-from callnow.domain.calls import LegDialling, LegRole
+from callnow.domain.calls import LegDialling, LegRole, PreparedHangup
 from callnow.domain.destination_policy import PrefixList, check_destination
 from callnow.domain.flow import AcceptanceMode, FlowLimits, Outcome, RequestFacts
 from callnow.domain.rating import BudgetRefused
 from callnow.domain.request_state import RequestState, is_terminal
 from callnow.engine.runner import CallbackEngine, CallbackHandle
 from callnow.store import queue
+from callnow.store.abandoned import AbandonedLeg, abandoned_legs, record_abandoned_end
 from callnow.store.db import transaction
 from callnow.store.models import CallRequest
 from callnow.store.profiles import destination_policy
@@ -99,9 +101,11 @@ class Dispatcher:
         limits: FlowLimits | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         holding: Callable[[], Collection[int]] = frozenset,
+        end_abandoned: Callable[[PreparedHangup], Awaitable[None]] | None = None,
     ) -> None:
         """`holding`: requests whose callbacks ended but whose records are still on their way
-        to the store; their leases are renewed with those of the running callbacks."""
+        to the store; their leases are renewed with those of the running callbacks.
+        `end_abandoned`: the telephony's way to end a leg a dead engine left up."""
         self._sessions = sessions
         self._engine = engine
         self._settings = settings
@@ -113,6 +117,7 @@ class Dispatcher:
         )
         self._clock = clock
         self._holding = holding
+        self._end_abandoned = end_abandoned
         self.engine_id = settings.engine.engine_id or default_engine_id()
         self._policy = policy_from(settings.billing)
         self._platform_prefixes = PrefixList(
@@ -137,6 +142,7 @@ class Dispatcher:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._recover)
+        await self._end_abandoned_legs()
         self._task = asyncio.create_task(self._claim_loop(), name="claim loop")
         self._cancel_task = asyncio.create_task(self._watch_cancels(), name="cancel watcher")
         self._housekeeping_task = asyncio.create_task(
@@ -382,6 +388,7 @@ class Dispatcher:
             await asyncio.sleep(interval)
             try:
                 await asyncio.to_thread(self._renew_and_recover)
+                await self._end_abandoned_legs()
             except Exception:
                 log.exception("lease housekeeping failed")
 
@@ -398,6 +405,32 @@ class Dispatcher:
             for hook in self.housekeeping_hooks:
                 hook(session, now)
         self._sweep_charges(limit=None if at_start else SWEEP_BATCH)
+
+    async def _end_abandoned_legs(self) -> None:
+        """Take down the calls of legs whose engine died (their requests were just ended as
+        interrupted, here or by another engine): CANCEL or BYE from what the leg row keeps,
+        then record the leg's end, and post the charge of an answered one."""
+        for leg in await asyncio.to_thread(self._abandoned_legs):
+            if leg.hangup is None:
+                log.warning("leg %s was left up with no way to end it stored", leg.leg_id)
+            elif self._end_abandoned is not None:
+                try:
+                    await self._end_abandoned(leg.hangup)
+                except Exception:
+                    log.exception("ending the abandoned leg %s failed", leg.leg_id)
+                    continue  # tried again next round
+                log.info("sent %s for abandoned leg %s", leg.hangup.method, leg.leg_id)
+            ended = await asyncio.to_thread(self._record_abandoned_end, leg)
+            if ended and leg.answered_at is not None:
+                await asyncio.to_thread(self.post_charge, leg.leg_id)
+
+    def _abandoned_legs(self) -> list[AbandonedLeg]:
+        with self._sessions() as session:
+            return abandoned_legs(session)
+
+    def _record_abandoned_end(self, leg: AbandonedLeg) -> bool:
+        with transaction(self._sessions) as session:
+            return record_abandoned_end(session, leg, self._clock())
 
     def _recover(self) -> None:
         """At start: end what a dead engine left mid-call, and post charges it never posted."""

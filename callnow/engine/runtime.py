@@ -115,6 +115,7 @@ class EngineRuntime:
             announce=telephony.announce,
             limits=limits,
             holding=records.pending_request_ids,
+            end_abandoned=telephony.end_abandoned,
         )
         dispatcher_box.append(dispatcher)
         try:

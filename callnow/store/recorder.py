@@ -19,6 +19,7 @@ from callnow.domain.calls import (
     Disposition,
     LegAnsweredAt,
     LegDialling,
+    LegHangupPrepared,
     LegRecorded,
     StateChanged,
     StoreWrite,
@@ -70,6 +71,20 @@ class StoreRecorder:
                         session.connection().execute(
                             _leg_answered(),
                             {"leg_request": request_id, "leg_role": role.value, "at": at},
+                        )
+                    case LegHangupPrepared(role=role, hangup=hangup):
+                        session.connection().execute(
+                            _hangup_prepared(),
+                            {
+                                "leg_request": request_id,
+                                "leg_role": role.value,
+                                "new_sip_call_id": hangup.sip_call_id,
+                                "new_media_call_id": hangup.media_call_id,
+                                "new_hangup_method": hangup.method,
+                                "new_hangup_message": hangup.message,
+                                "new_hangup_host": hangup.target_host,
+                                "new_hangup_port": hangup.target_port,
+                            },
                         )
                     case LegRecorded(record=record):
                         leg_id = _complete_leg(session, request_id, record)
@@ -127,6 +142,30 @@ def _leg_answered() -> Update:
             legs.c.answered_at.is_(None),
         )
         .values(answered_at=bindparam("at"))
+    )
+
+
+@cache
+def _hangup_prepared() -> Update:
+    legs = CallLeg.__table__
+    columns = (
+        "sip_call_id",
+        "media_call_id",
+        "hangup_method",
+        "hangup_message",
+        "hangup_host",
+        "hangup_port",
+    )
+    # Only while the leg is up: a late CANCEL must not replace the BYE of an answered leg's
+    # record, nor anything be kept for a leg that ended.
+    return (
+        update(legs)
+        .where(
+            legs.c.request_id == bindparam("leg_request"),
+            legs.c.role == bindparam("leg_role"),
+            legs.c.ended_at.is_(None),
+        )
+        .values({column: bindparam(f"new_{column}") for column in columns})
     )
 
 
