@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -29,8 +29,10 @@ from callnow.domain.calls import (
     Disposition,
     LegAnsweredAt,
     LegDialling,
+    LegHangupPrepared,
     LegRecorded,
     LegRole,
+    PreparedHangup,
     StateChanged,
     StoreWrite,
 )
@@ -161,6 +163,8 @@ def encode(write: StoreWrite) -> dict[str, Any]:
                     "at": at.isoformat()}  # fmt: skip
         case LegAnsweredAt(role=role, at=at):
             return {"kind": "answered", "role": role.value, "at": at.isoformat()}
+        case LegHangupPrepared(role=role, hangup=hangup):
+            return {"kind": "hangup", "role": role.value, "hangup": asdict(hangup)}
         case LegRecorded(record=record):
             return {"kind": "recorded", "record": _encode_record(record)}
         case StateChanged(state=state, reason=reason, at=at):
@@ -174,6 +178,8 @@ def decode(data: dict[str, Any]) -> StoreWrite:
             return LegDialling(LegRole(data["role"]), data["destination"], _time(data["at"]))
         case "answered":
             return LegAnsweredAt(LegRole(data["role"]), _time(data["at"]))
+        case "hangup":
+            return LegHangupPrepared(LegRole(data["role"]), PreparedHangup(**data["hangup"]))
         case "recorded":
             return LegRecorded(_decode_record(data["record"]))
         case "state":

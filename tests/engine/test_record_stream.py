@@ -25,14 +25,16 @@ from callnow.bootstrap import seed_default_deck
 from callnow.domain.calls import (
     LegAnsweredAt,
     LegDialling,
+    LegHangupPrepared,
     LegRecorded,
     LegRole,
+    PreparedHangup,
     StateChanged,
     StoreWrite,
     build_call_record,
 )
 from callnow.domain.request_state import IllegalTransition, RequestState
-from callnow.engine.record_journal import SUFFIX, JournalledUnit, RecordJournal
+from callnow.engine.record_journal import SUFFIX, JournalledUnit, RecordJournal, decode, encode
 from callnow.engine.record_stream import RecordStream
 from callnow.store import queue
 from callnow.store.billing_models import ChargeRow
@@ -180,6 +182,19 @@ async def test_a_line_torn_by_a_crash_mid_write_is_skipped(tmp_path) -> None:
 
     assert store.landed == [("req-6", [LegAnsweredAt(OWNER, T0)])]
     await stream.stop()
+
+
+def test_every_kind_of_record_comes_back_from_the_journal_as_it_went_in() -> None:
+    hangup = PreparedHangup("BYE", "BYE sip:x SIP/2.0\r\n\r\n", "127.0.0.1", 5062, "c1", "m1")
+    writes = [
+        LegDialling(OWNER, "201", T0),
+        LegAnsweredAt(OWNER, T0),
+        LegHangupPrepared(OWNER, hangup),
+        LegRecorded(leg_record("req-1", OWNER, "201", T0, T0, T0 + timedelta(seconds=9))),
+        state(RequestState.COMPLETED),
+    ]
+
+    assert [decode(json.loads(json.dumps(encode(write)))) for write in writes] == writes
 
 
 # -- against the real database -------------------------------------------------------------------
