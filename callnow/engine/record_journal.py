@@ -121,6 +121,8 @@ class RecordJournal:
 
     def close(self) -> None:
         if self._file is not None:
+            if self._outstanding == 0:
+                self._path.unlink(missing_ok=True)  # an engine id is used once: no litter
             self._file.close()  # drops the lock; what is unlanded stays for the next start
             self._file = None
 

@@ -111,6 +111,7 @@ async def test_a_late_unit_is_journalled_and_lands_once_the_database_is_back(tmp
     assert store.landed == [("req-7", [LegAnsweredAt(OWNER, T0)])]
     assert journal.path.read_text() == ""  # nothing left to replay
     await stream.stop()
+    assert not journal.path.exists()  # and a clean stop leaves no file behind
 
 
 async def test_a_unit_refused_as_a_whole_keeps_the_facts_that_still_apply() -> None:
