@@ -21,7 +21,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -63,8 +63,11 @@ MAX_START_ATTEMPTS = 3
 CLAIM_BATCH = 10
 # On stopping, a claim under way is given this long to finish (SQLite may wait for its lock).
 STOP_CLAIMING_WITHIN_S = 10.0
-# Unposted charges one housekeeping round posts at most; the next round takes the rest.
+# Unposted charges one housekeeping round posts at most; the next round takes the rest. It
+# looks at legs ended this recently (the start's sweep looks at all): records that reach the
+# store late tell billing themselves when they land.
 SWEEP_BATCH = 100
+SWEEP_WINDOW = timedelta(days=1)
 
 
 def default_engine_id() -> str:
@@ -404,7 +407,10 @@ class Dispatcher:
             queue.interrupt_abandoned(session, now, sparing=spared)
             for hook in self.housekeeping_hooks:
                 hook(session, now)
-        self._sweep_charges(limit=None if at_start else SWEEP_BATCH)
+        if at_start:
+            self._sweep_charges(limit=None)
+        else:
+            self._sweep_charges(limit=SWEEP_BATCH, ended_since=now - SWEEP_WINDOW)
 
     async def _end_abandoned_legs(self) -> None:
         """Take down the calls of legs whose engine died (their requests were just ended as
@@ -436,12 +442,12 @@ class Dispatcher:
         """At start: end what a dead engine left mid-call, and post charges it never posted."""
         self._renew_and_recover(at_start=True)
 
-    def _sweep_charges(self, *, limit: int | None) -> None:
+    def _sweep_charges(self, *, limit: int | None, ended_since: datetime | None = None) -> None:
         """Post the charges of answered legs that ended without one (a crash, or a database
         too busy when the leg ended). Posting is idempotent: a leg whose charge is being posted
         right now by its own call still ends with exactly one."""
         with self._sessions() as session:
-            unposted = unposted_leg_ids(session, limit=limit)
+            unposted = unposted_leg_ids(session, limit=limit, ended_since=ended_since)
         for leg_id in unposted:
             if leg_id not in self._unrateable:
                 self.post_charge(leg_id)

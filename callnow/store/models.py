@@ -284,7 +284,8 @@ class CallLeg(Base):
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     ringing_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
-    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # Indexed: engines look for legs left open (IS NULL) and recently ended ones unbilled.
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, index=True)
     sip_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     disposition: Mapped[str | None] = mapped_column(String(12), nullable=True)
     billable_seconds: Mapped[int] = mapped_column(Integer, default=0)

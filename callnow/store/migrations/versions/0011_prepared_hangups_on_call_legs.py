@@ -22,10 +22,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("hangup_message", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("hangup_host", sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column("hangup_port", sa.Integer(), nullable=True))
+        # Engines look for legs left open and for recently ended ones left unbilled.
+        batch_op.create_index(batch_op.f("ix_call_legs_ended_at"), ["ended_at"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("call_legs", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_call_legs_ended_at"))
         batch_op.drop_column("hangup_port")
         batch_op.drop_column("hangup_host")
         batch_op.drop_column("hangup_message")
