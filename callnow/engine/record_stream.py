@@ -1,12 +1,13 @@
 """The engine's records reach the store in order, and none is lost while the database is away.
 
-Every unit a callback writes goes through one ordered stream, so a request's facts land in the
-order they happened. A callback waits for its unit only so long (`wait_s`): a unit that has not
-landed by then, or whose attempt failed, goes into the engine's `RecordJournal` and is retried
-until it lands; the callback carries on (its phones must not wait for a database). A unit
-that can never land as a whole (the request was ended meanwhile, say by another engine) is
-stored fact by fact, so a leg's answer and record are never lost with a state change that no
-longer fits.
+Every unit a callback writes goes through its request's lane, so a request's facts land in the
+order they happened; requests do not wait for each other (on PostgreSQL their transactions
+run side by side, as before). A callback waits for its unit only so long (`wait_s`): a unit
+that has not landed by then, or whose attempt failed, goes into the engine's `RecordJournal`
+and is retried until it lands; the callback carries on (its phones must not wait for a
+database). A unit that can never land as a whole (the request was ended meanwhile, say by
+another engine) is stored fact by fact, so a leg's answer and record are never lost with a
+state change that no longer fits.
 
 A unit with a leg's write-ahead row is different: it decides whether that leg may be dialled,
 so it is tried once, in its turn, and its caller hears the result. It is never journalled: a
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -64,35 +66,39 @@ class RecordStream:
         self._journal = journal
         self._wait_s = wait_s
         self._retry_max_s = retry_max_s
-        self._queue: asyncio.Queue[_Unit] = asyncio.Queue()
-        self._unlanded: list[_Unit] = []
-        self._worker: asyncio.Task[None] | None = None
+        # Units not landed yet, in the order they were written (a dict keeps it).
+        self._unlanded: dict[_Unit, None] = {}
+        # Per request ref: its units in order; the first one is being stored.
+        self._lanes: dict[str, deque[_Unit]] = {}
+        self._drains: set[asyncio.Task[None]] = set()
+        self._started = False
 
     async def start(self) -> None:
         """Store what was left unlanded before (by this engine id or by a dead engine on this
         host), then take new units. Returns once those old units have landed: the dispatcher
         must not judge requests whose last records are still on their way."""
         left = self._journal.open() if self._journal is not None else []
-        loop = asyncio.get_running_loop()
-        replayed = []
-        for seq, unit in left:
-            replayed.append(self._enqueue(unit.request_ref, unit.writes, loop, journal_seq=seq))
-        self._worker = asyncio.create_task(self._run(), name="record stream")
+        self._started = True
+        replayed = [
+            self._enqueue(unit.request_ref, unit.writes, journal_seq=seq) for seq, unit in left
+        ]
         if replayed:
             await asyncio.gather(*(unit.landed for unit in replayed))
 
     async def stop(self, within_s: float = 10.0) -> None:
         """Give the units still queued time to land; the rest stay in the journal for the
         next start."""
-        if self._worker is None:
+        if not self._started:
             return
+        self._started = False
         if self._unlanded:
             await asyncio.wait([unit.landed for unit in self._unlanded], timeout=within_s)
         for unit in self._unlanded:
             self._journalled(unit)
-        self._worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._worker
+        for task in list(self._drains):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._journal is not None:
             self._journal.close()
         if self._unlanded:
@@ -100,10 +106,10 @@ class RecordStream:
 
     def pending_request_ids(self) -> set[int]:
         """Requests with records not stored yet: their engine still holds them."""
-        return {request_id_of(unit.request_ref) for unit in self._unlanded}
+        return {request_id_of(ref) for ref in self._lanes}
 
     async def write(self, request_ref: str, writes: Sequence[StoreWrite]) -> None:
-        unit = self._enqueue(request_ref, tuple(writes), asyncio.get_running_loop())
+        unit = self._enqueue(request_ref, tuple(writes))
         if unit.dials:
             try:
                 await asyncio.shield(unit.landed)
@@ -115,7 +121,7 @@ class RecordStream:
             async with asyncio.timeout(self._wait_s):
                 await asyncio.shield(unit.landed)
         except TimeoutError:
-            # Late: durable from here on, and the worker keeps at it.
+            # Late: durable from here on, and its lane keeps at it.
             self._journalled(unit)
             log.warning("callback %s: records delayed; kept until they are stored", request_ref)
 
@@ -123,33 +129,47 @@ class RecordStream:
         self,
         request_ref: str,
         writes: tuple[StoreWrite, ...],
-        loop: asyncio.AbstractEventLoop,
         *,
         journal_seq: int | None = None,
     ) -> _Unit:
+        loop = asyncio.get_running_loop()
         dials = any(isinstance(write, LegDialling) for write in writes)
         unit = _Unit(request_ref, writes, loop.create_future(), dials, journal_seq)
-        self._unlanded.append(unit)
-        self._queue.put_nowait(unit)
+        self._unlanded[unit] = None
+        lane = self._lanes.get(request_ref)
+        if lane is not None:
+            lane.append(unit)  # its drain is running and takes it in turn
+            return unit
+        lane = self._lanes[request_ref] = deque([unit])
+        drain = loop.create_task(self._drain(request_ref, lane), name=f"records:{request_ref}")
+        self._drains.add(drain)
+        drain.add_done_callback(self._drains.discard)
         return unit
 
-    async def _run(self) -> None:
-        while True:
-            unit = await self._queue.get()
-            try:
-                if unit.dials:
-                    await self._try_once(unit)
-                else:
-                    await self._land(unit)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # a bug here must not stop every later record
-                log.exception("callback %s: storing records failed", unit.request_ref)
-                if not unit.landed.done():
-                    unit.landed.set_exception(error)
-            finally:
-                if unit.landed.done():
-                    self._unlanded.remove(unit)
+    async def _drain(self, request_ref: str, lane: deque[_Unit]) -> None:
+        try:
+            while lane:
+                unit = lane[0]
+                await self._store_unit(unit)
+                lane.popleft()
+                self._unlanded.pop(unit, None)
+        finally:
+            # Nothing ran between the empty check and here: no unit can have been added.
+            if self._lanes.get(request_ref) is lane and not lane:
+                del self._lanes[request_ref]
+
+    async def _store_unit(self, unit: _Unit) -> None:
+        try:
+            if unit.dials:
+                await self._try_once(unit)
+            else:
+                await self._land(unit)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a bug here must not stop the request's later records
+            log.exception("callback %s: storing records failed", unit.request_ref)
+            if not unit.landed.done():
+                unit.landed.set_exception(error)
 
     async def _try_once(self, unit: _Unit) -> None:
         if unit.abandoned:

@@ -55,10 +55,14 @@ class TellableStore:
         self.landed: list[tuple[str, list[StoreWrite]]] = []
         self.refuse: set[type] = set()
         self.attempts = 0
+        # Request refs whose writes wait for their event: a slow transaction.
+        self.held: dict[str, asyncio.Event] = {}
 
     async def write(self, request_ref: str, writes: Sequence[StoreWrite]) -> None:
         self.attempts += 1
         await asyncio.sleep(0)
+        if request_ref in self.held:
+            await self.held[request_ref].wait()
         if self.down:
             raise OperationalError("INSERT", {}, Exception("database is locked"))
         if any(type(write) in self.refuse for write in writes):
@@ -74,19 +78,23 @@ def journal_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-async def test_units_land_in_the_order_they_were_written() -> None:
+async def test_a_request_s_units_land_in_order_and_no_request_waits_for_another() -> None:
     store = TellableStore()
-    stream = RecordStream(store)
+    store.held["req-1"] = asyncio.Event()  # req-1's transaction is slow
+    stream = RecordStream(store, wait_s=5)
     await stream.start()
-    await asyncio.gather(
-        stream.write("req-1", [state(RequestState.CALLING_OWNER)]),
-        stream.write("req-2", [state(RequestState.CALLING_OWNER)]),
-        stream.write("req-1", [LegAnsweredAt(OWNER, T0)]),
-    )
+
+    first = asyncio.create_task(stream.write("req-1", [state(RequestState.CALLING_OWNER)]))
+    second = asyncio.create_task(stream.write("req-1", [LegAnsweredAt(OWNER, T0)]))
+    await stream.write("req-2", [state(RequestState.CALLING_OWNER)])
+
+    assert store.landed == [("req-2", [state(RequestState.CALLING_OWNER)])]
+    store.held["req-1"].set()
+    await asyncio.gather(first, second)
     await stream.stop()
     assert [(ref, type(writes[0]).__name__) for ref, writes in store.landed] == [
-        ("req-1", "StateChanged"),
         ("req-2", "StateChanged"),
+        ("req-1", "StateChanged"),
         ("req-1", "LegAnsweredAt"),
     ]
 
