@@ -13,8 +13,9 @@ A unit with a leg's write-ahead row is different: it decides whether that leg ma
 so it is tried once, in its turn, and its caller hears the result. It is never journalled: a
 leg that was not dialled must not get a row later.
 
-Units are not journalled up front, only when they are late: the journal costs an fsync, and
-an engine that dies while a unit is in flight leaves a call that crash recovery ends anyway.
+Units are not journalled up front, only once they are slow (`journal_after_s`, well before the
+callback stops waiting): the journal costs an fsync, and an engine that dies while a unit is
+in flight for less than that leaves a call that crash recovery ends anyway.
 """
 
 from __future__ import annotations
@@ -60,11 +61,16 @@ class RecordStream:
         journal: RecordJournal | None = None,
         *,
         wait_s: float = 2.0,
+        journal_after_s: float = 0.25,
         retry_max_s: float = 5.0,
     ) -> None:
+        """`wait_s`: how long a callback waits for its unit at most. `journal_after_s`: how
+        long a unit may be in flight before it is journalled (an fsync), which bounds what an
+        engine that dies while its database is slow can lose."""
         self._store = store
         self._journal = journal
         self._wait_s = wait_s
+        self._journal_after_s = journal_after_s
         self._retry_max_s = retry_max_s
         # Units not landed yet, in the order they were written (a dict keeps it).
         self._unlanded: dict[_Unit, None] = {}
@@ -117,12 +123,19 @@ class RecordStream:
                 unit.abandoned = True
                 raise
             return
+        journal_after_s = min(self._journal_after_s, self._wait_s)
         try:
-            async with asyncio.timeout(self._wait_s):
+            async with asyncio.timeout(journal_after_s):
+                await asyncio.shield(unit.landed)
+            return
+        except TimeoutError:
+            # Slow: durable from here on (an engine that dies now loses nothing of it).
+            self._journalled(unit)
+        try:
+            async with asyncio.timeout(self._wait_s - journal_after_s):
                 await asyncio.shield(unit.landed)
         except TimeoutError:
-            # Late: durable from here on, and its lane keeps at it.
-            self._journalled(unit)
+            # Late: the callback goes on, and the request's lane keeps at it.
             log.warning("callback %s: records delayed; kept until they are stored", request_ref)
 
     def _enqueue(
