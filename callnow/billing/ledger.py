@@ -437,9 +437,16 @@ class SweepResult:
     unrateable: tuple[int, ...]  # leg ids no deck prices; they stay unposted until one does
 
 
-def unposted_leg_ids(session: Session, *, after_id: int = 0, limit: int | None = 500) -> list[int]:
+def unposted_leg_ids(
+    session: Session,
+    *,
+    after_id: int = 0,
+    limit: int | None = 500,
+    ended_since: datetime | None = None,
+) -> list[int]:
     """Answered, ended legs that bill but have no charge, in id order from `after_id`: requester
-    legs, and owner legs of calls planned with an owner-leg price."""
+    legs, and owner legs of calls planned with an owner-leg price. `ended_since` looks only at
+    legs that ended since then (indexed: a running engine sweeps often)."""
     owner_leg_priced = (
         select(OwnerLegPriceRow.request_id)
         .where(OwnerLegPriceRow.request_id == CallLeg.request_id)
@@ -462,6 +469,8 @@ def unposted_leg_ids(session: Session, *, after_id: int = 0, limit: int | None =
         .order_by(CallLeg.id)
         .limit(limit)
     )
+    if ended_since is not None:
+        query = query.where(CallLeg.ended_at >= ended_since)
     return list(session.scalars(query))
 
 

@@ -164,6 +164,42 @@ class LegDialling:
 
 
 @dataclass(frozen=True, slots=True)
+class LegAnsweredAt:
+    """The leg was answered (its 200 OK arrived): stored at once, so an engine that dies or
+    cannot store the leg's record later still leaves proof of the answer to bill."""
+
+    role: LegRole
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedHangup:
+    """How anyone can end a leg the engine that dialled it left up: the SIP request (CANCEL
+    while it rings, BYE once answered) exactly as it goes on the wire, where it goes, and the
+    media session to delete. Opaque here: only the telephony builds and sends it."""
+
+    method: str  # "CANCEL" or "BYE"
+    message: str
+    target_host: str
+    target_port: int
+    sip_call_id: str
+    media_call_id: str
+
+    @property
+    def ends_an_answered_leg(self) -> bool:
+        return self.method == "BYE"
+
+
+@dataclass(frozen=True, slots=True)
+class LegHangupPrepared:
+    """A leg's current `PreparedHangup`, stored as soon as it is known (the INVITE left, the
+    200 OK arrived), so that an engine that dies leaves no call nobody can end."""
+
+    role: LegRole
+    hangup: PreparedHangup
+
+
+@dataclass(frozen=True, slots=True)
 class LegRecorded:
     """The leg's call record, once it ended (exactly once per dialled leg)."""
 
@@ -179,4 +215,4 @@ class StateChanged:
     at: datetime
 
 
-StoreWrite = LegDialling | LegRecorded | StateChanged
+StoreWrite = LegDialling | LegAnsweredAt | LegHangupPrepared | LegRecorded | StateChanged

@@ -6,9 +6,10 @@ billing whether the owner's budget can pay for the call (and for how long), so a
 past the web layer still cannot cost money. The owner leg's write-ahead row goes into the claim's
 transaction, so the owner's INVITE leaves without another round of writes; a callback that then
 does not start takes the row back, and the request is claimed again. Leases are renewed while
-calls run; requests abandoned by a dead engine are ended as `interrupted`; charges are posted
-when an answered leg ends (and swept again at start, so a crash between "leg ended" and "charge
-posted" still ends with exactly one charge).
+calls run; requests abandoned by a dead engine are ended as `interrupted`, and the legs it left
+up are taken down with the CANCEL or BYE each leg row keeps for that; charges are posted
+when an answered leg ends, and swept again at start and in every housekeeping round, so a crash
+or a busy database between "leg ended" and "charge posted" still ends with exactly one charge.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from callnow.billing.ledger import (
     NotRateable,
+    UnrateableLeg,
     plan_call,
     post_charge_with_retry,
     reserve,
@@ -34,13 +36,14 @@ from callnow.billing.ledger import (
 )
 from callnow.billing.policy import policy_from
 from callnow.config import Settings
-from callnow.domain.calls import LegDialling, LegRole
+from callnow.domain.calls import LegDialling, LegRole, PreparedHangup
 from callnow.domain.destination_policy import PrefixList, check_destination
 from callnow.domain.flow import AcceptanceMode, FlowLimits, Outcome, RequestFacts
 from callnow.domain.rating import BudgetRefused
 from callnow.domain.request_state import RequestState, is_terminal
 from callnow.engine.runner import CallbackEngine, CallbackHandle
 from callnow.store import queue
+from callnow.store.abandoned import AbandonedLeg, abandoned_legs, record_abandoned_end
 from callnow.store.db import transaction
 from callnow.store.models import CallRequest
 from callnow.store.profiles import destination_policy
@@ -60,6 +63,11 @@ MAX_START_ATTEMPTS = 3
 CLAIM_BATCH = 10
 # On stopping, a claim under way is given this long to finish (SQLite may wait for its lock).
 STOP_CLAIMING_WITHIN_S = 10.0
+# Unposted charges one housekeeping round posts at most; the next round takes the rest. It
+# looks at legs ended this recently (the start's sweep looks at all): records that reach the
+# store late tell billing themselves when they land.
+SWEEP_BATCH = 100
+SWEEP_WINDOW = timedelta(days=1)
 
 
 def default_engine_id() -> str:
@@ -95,7 +103,12 @@ class Dispatcher:
         announce: Callable[[RequestFacts], None] | None = None,
         limits: FlowLimits | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        holding: Callable[[], Collection[int]] = frozenset,
+        end_abandoned: Callable[[PreparedHangup], Awaitable[None]] | None = None,
     ) -> None:
+        """`holding`: requests whose callbacks ended but whose records are still on their way
+        to the store; their leases are renewed with those of the running callbacks.
+        `end_abandoned`: the telephony's way to end a leg a dead engine left up."""
         self._sessions = sessions
         self._engine = engine
         self._settings = settings
@@ -106,6 +119,8 @@ class Dispatcher:
             max_call_duration_s=settings.sip.max_call_duration_s,
         )
         self._clock = clock
+        self._holding = holding
+        self._end_abandoned = end_abandoned
         self.engine_id = settings.engine.engine_id or default_engine_id()
         self._policy = policy_from(settings.billing)
         self._platform_prefixes = PrefixList(
@@ -122,6 +137,7 @@ class Dispatcher:
         self._cancelled: set[int] = set()
         self._held_back = False
         self._calls_ended = 0
+        self._unrateable: set[int] = set()
         self.housekeeping_hooks: list[Callable[[Session, datetime], object]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -129,6 +145,7 @@ class Dispatcher:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._recover)
+        await self._end_abandoned_legs()
         self._task = asyncio.create_task(self._claim_loop(), name="claim loop")
         self._cancel_task = asyncio.create_task(self._watch_cancels(), name="cancel watcher")
         self._housekeeping_task = asyncio.create_task(
@@ -374,30 +391,74 @@ class Dispatcher:
             await asyncio.sleep(interval)
             try:
                 await asyncio.to_thread(self._renew_and_recover)
+                await self._end_abandoned_legs()
             except Exception:
                 log.exception("lease housekeeping failed")
 
-    def _renew_and_recover(self) -> None:
+    def _renew_and_recover(self, *, at_start: bool = False) -> None:
         now = self._clock()
         with transaction(self._sessions) as session:
-            queue.renew(
-                session, list(self._running), self.engine_id, self._settings.engine.lease_s, now
-            )
-            queue.interrupt_abandoned(session, now)
+            ours = sorted({*self._running, *self._holding()})
+            queue.renew(session, ours, self.engine_id, self._settings.engine.lease_s, now)
+            # A running engine never declares its own calls lost: a lease that ran out while
+            # it was starved, or whose final records are still on their way, is still its own.
+            # At start nothing is its own yet (an engine id may be fixed in the settings).
+            spared = None if at_start else self.engine_id
+            queue.interrupt_abandoned(session, now, sparing=spared)
             for hook in self.housekeeping_hooks:
                 hook(session, now)
+        if at_start:
+            self._sweep_charges(limit=None)
+        else:
+            self._sweep_charges(limit=SWEEP_BATCH, ended_since=now - SWEEP_WINDOW)
+
+    async def _end_abandoned_legs(self) -> None:
+        """Take down the calls of legs whose engine died (their requests were just ended as
+        interrupted, here or by another engine): CANCEL or BYE from what the leg row keeps,
+        then record the leg's end, and post the charge of an answered one."""
+        for leg in await asyncio.to_thread(self._abandoned_legs):
+            if leg.hangup is None:
+                log.warning("leg %s was left up with no way to end it stored", leg.leg_id)
+            elif self._end_abandoned is not None:
+                try:
+                    await self._end_abandoned(leg.hangup)
+                except Exception:
+                    log.exception("ending the abandoned leg %s failed", leg.leg_id)
+                    continue  # tried again next round
+                log.info("sent %s for abandoned leg %s", leg.hangup.method, leg.leg_id)
+            ended = await asyncio.to_thread(self._record_abandoned_end, leg)
+            if ended and leg.answered_at is not None:
+                await asyncio.to_thread(self.post_charge, leg.leg_id)
+
+    def _abandoned_legs(self) -> list[AbandonedLeg]:
+        with self._sessions() as session:
+            return abandoned_legs(session)
+
+    def _record_abandoned_end(self, leg: AbandonedLeg) -> bool:
+        with transaction(self._sessions) as session:
+            return record_abandoned_end(session, leg, self._clock())
 
     def _recover(self) -> None:
         """At start: end what a dead engine left mid-call, and post charges it never posted."""
-        self._renew_and_recover()
+        self._renew_and_recover(at_start=True)
+
+    def _sweep_charges(self, *, limit: int | None, ended_since: datetime | None = None) -> None:
+        """Post the charges of answered legs that ended without one (a crash, or a database
+        too busy when the leg ended). Posting is idempotent: a leg whose charge is being posted
+        right now by its own call still ends with exactly one."""
         with self._sessions() as session:
-            unposted = unposted_leg_ids(session, limit=None)
+            unposted = unposted_leg_ids(session, limit=limit, ended_since=ended_since)
         for leg_id in unposted:
-            self.post_charge(leg_id)
+            if leg_id not in self._unrateable:
+                self.post_charge(leg_id)
 
     def post_charge(self, leg_id: int) -> None:
         try:
             post_charge_with_retry(self._sessions, leg_id, policy=self._policy)
+        except UnrateableLeg:
+            # Stays unposted until a deck prices it (`callnow billing sweep`); said once here.
+            self._unrateable.add(leg_id)
+            log.exception("the answered leg %s has no price; its charge is not posted", leg_id)
         except Exception:
-            # Left for the sweep at the next start; never lost, never doubled.
+            # Left for the next housekeeping round's sweep; never lost, never doubled.
             log.exception("posting the charge of leg %s failed", leg_id)

@@ -9,7 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from callnow.domain.calls import CallRecord, FailureCause, LegRole, build_call_record
+from callnow.domain.calls import (
+    CallRecord,
+    FailureCause,
+    LegAnsweredAt,
+    LegRole,
+    build_call_record,
+)
 from callnow.domain.flow import Event, LegAnswered, LegEnded, LegFailed, LegRinging
 
 
@@ -38,9 +44,10 @@ class LegStopwatch:
         if leg is not None and leg.ended_at is None:
             leg.ended_at = at
 
-    def observe(self, event: Event, at: datetime) -> None:
+    def observe(self, event: Event, at: datetime) -> LegAnsweredAt | None:
         """Note the time of a telephony event; the first report of each kind counts, and
-        nothing counts once the leg has ended."""
+        nothing counts once the leg has ended. Returns the answer it noted, if the event was
+        the leg's first answer: that is a fact to store at once."""
         match event:
             case (
                 LegRinging(role=role)
@@ -50,15 +57,17 @@ class LegStopwatch:
             ):
                 leg = self._legs.get(role)
             case _:
-                return
+                return None
         if leg is None or leg.ended_at is not None:
-            return
+            return None
         if isinstance(event, LegRinging) and leg.ringing_at is None:
             leg.ringing_at = at
         elif isinstance(event, LegAnswered) and leg.answered_at is None:
             leg.answered_at = at
+            return LegAnsweredAt(role, _not_before(at, leg.started_at) or at)
         elif isinstance(event, LegFailed | LegEnded):
             leg.ended_at = at
+        return None
 
     def record(
         self,

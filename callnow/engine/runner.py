@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from callnow.domain.calls import (
     FailureCause,
     LegDialling,
+    LegHangupPrepared,
     LegRecorded,
     LegRole,
     StateChanged,
@@ -183,7 +184,7 @@ class CallbackRun:
         self._clock = clock
         self._action_timeout_s = action_timeout_s
         self._loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._queue: asyncio.Queue[Event | LegHangupPrepared] = asyncio.Queue()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._legs = LegStopwatch(flow.facts.request_ref)
         self._channel: CallChannel | None = None
@@ -206,7 +207,7 @@ class CallbackRun:
         self._queue.put_nowait(Start())
         self._task = self._loop.create_task(self._drive(), name=f"callback:{self.request_ref}")
 
-    def deliver(self, event: Event) -> None:
+    def deliver(self, event: Event | LegHangupPrepared) -> None:
         """The event sink: callable from any thread; always queues on the engine's loop."""
         if self._loop.is_closed():
             return
@@ -220,7 +221,17 @@ class CallbackRun:
         try:
             while not self.flow.finished:
                 event = await self._queue.get()
-                self._legs.observe(event, self._clock())
+                if isinstance(event, LegHangupPrepared):
+                    self._keep_hangup(event)
+                    if not event.hangup.ends_an_answered_leg:
+                        await self._write()
+                    continue  # the flow need not know
+                answer = self._legs.observe(event, self._clock())
+                if answer is not None:
+                    # Stored before the flow acts on the answer: whatever happens to the engine
+                    # or the database later, an answered leg keeps the proof it must be billed.
+                    self._unwritten.append(answer)
+                    await self._write()
                 for command in self.flow.handle(event):
                     await self._execute(command)
                 await self._write()
@@ -229,6 +240,13 @@ class CallbackRun:
             await self._emergency_stop(f"engine_error: {type(error).__name__}")
         finally:
             await self._close()
+
+    def _keep_hangup(self, prepared: LegHangupPrepared) -> None:
+        """Store how to end the leg should this engine die: a CANCEL at once (the phone rings
+        now), a BYE with the answer it comes with (the answer is the next event), in one unit."""
+        if prepared.role in self._recorded:
+            return  # the leg is over
+        self._unwritten.append(prepared)
 
     async def _execute(self, command: Command) -> None:
         channel = self._channel

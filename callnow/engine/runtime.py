@@ -18,8 +18,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callnow.config import Settings
 from callnow.domain.flow import FlowLimits
-from callnow.engine.dispatcher import Dispatcher
+from callnow.engine.dispatcher import Dispatcher, default_engine_id
 from callnow.engine.live import LiveTelephony
+from callnow.engine.record_journal import RecordJournal
+from callnow.engine.record_stream import RecordStream
 from callnow.engine.runner import CallbackEngine
 from callnow.store import webhooks as _webhook_outbox  # noqa: F401  (registers the outbox)
 from callnow.store.queue import NOTIFY_CHANNEL
@@ -28,6 +30,8 @@ from callnow.store.web_confirmation import expire_web_confirmations
 from callnow.webhooks.sender import WebhookSender
 
 log = logging.getLogger(__name__)
+# Under settings.data_dir: the engines' records that did not reach the database yet.
+JOURNAL_DIR = "engine-journal"
 
 
 class QueueListener:
@@ -79,6 +83,7 @@ class EngineRuntime:
     listener: QueueListener | None
     webhooks: asyncio.Task[None]
     webhooks_stop: asyncio.Event
+    records: RecordStream
 
     @classmethod
     async def start(
@@ -99,11 +104,26 @@ class EngineRuntime:
             loop.run_in_executor(None, dispatcher_box[0].post_charge, leg_id)
 
         recorder = StoreRecorder(sessions, on_answered_leg_recorded=post_charge)
-        engine = CallbackEngine(telephony, recorder, limits=limits)
+        engine_id = settings.engine.engine_id or default_engine_id()
+        # Records that cannot be stored at once wait in a journal under data_dir, not in memory.
+        records = RecordStream(recorder, RecordJournal(settings.data_dir / JOURNAL_DIR, engine_id))
+        engine = CallbackEngine(telephony, records, limits=limits)
         dispatcher = Dispatcher(
-            sessions, engine, settings, announce=telephony.announce, limits=limits
+            sessions,
+            engine,
+            settings,
+            announce=telephony.announce,
+            limits=limits,
+            holding=records.pending_request_ids,
+            end_abandoned=telephony.end_abandoned,
         )
         dispatcher_box.append(dispatcher)
+        try:
+            # What a crashed engine could not store lands before any request is judged.
+            await records.start()
+        except BaseException:
+            await telephony.stop()
+            raise
         # Requests held for the owner's click in the portal end after the timeout.
         dispatcher.housekeeping_hooks.append(expire_web_confirmations)
         listener = None
@@ -119,13 +139,14 @@ class EngineRuntime:
         except BaseException:
             if listener:
                 listener.stop()
+            await records.stop(within_s=0)
             await telephony.stop()
             raise
         # Status webhooks go out from their own task: a slow receiver never holds up a call.
         webhooks_stop = asyncio.Event()
         webhooks = asyncio.create_task(WebhookSender(sessions).run(webhooks_stop), name="webhooks")
         log.info("engine %s running; SIP on %s:%s", dispatcher.engine_id, *telephony.sip_address)
-        return cls(telephony, engine, dispatcher, listener, webhooks, webhooks_stop)
+        return cls(telephony, engine, dispatcher, listener, webhooks, webhooks_stop, records)
 
     async def stop(self) -> None:
         self.webhooks_stop.set()
@@ -133,4 +154,5 @@ class EngineRuntime:
         if self.listener is not None:
             await asyncio.to_thread(self.listener.stop)
         await self.dispatcher.stop()
+        await self.records.stop()
         await self.telephony.stop()

@@ -284,10 +284,19 @@ class CallLeg(Base):
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     ringing_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
-    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # Indexed: engines look for legs left open (IS NULL) and recently ended ones unbilled.
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, index=True)
     sip_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     disposition: Mapped[str | None] = mapped_column(String(12), nullable=True)
     billable_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    # How to end the leg if its engine dies (domain.calls.PreparedHangup), kept current while
+    # the leg is up: the INVITE's CANCEL while it rings, a BYE once answered.
+    sip_call_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    media_call_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hangup_method: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    hangup_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    hangup_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    hangup_port: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     __table_args__ = (
         # One owner leg and one requester leg per request, ever.

@@ -218,8 +218,13 @@ def unclaim(session: Session, request_id: int, engine_id: str, *, keep_lease: bo
     )
 
 
-def interrupt_abandoned(session: Session, now: datetime) -> list[int]:
-    """End requests whose engine died after a call may have been placed: never dial again."""
+def interrupt_abandoned(
+    session: Session, now: datetime, *, sparing: str | None = None
+) -> list[int]:
+    """End requests whose engine died after a call may have been placed: never dial again.
+
+    `sparing` is the engine id of the caller when it is running: its own requests are not
+    abandoned, even with a lease that ran out (it was starved, or its records are late)."""
     dialled = exists().where(CallLeg.request_id == CallRequest.id)
     query = select(CallRequest).where(
         CallRequest.lease_expires_at.is_not(None),
@@ -229,6 +234,10 @@ def interrupt_abandoned(session: Session, now: datetime) -> list[int]:
             (CallRequest.state == RequestState.QUEUED.value) & dialled,
         ),
     )
+    if sparing is not None:
+        query = query.where(
+            or_(CallRequest.claimed_by.is_(None), CallRequest.claimed_by != sparing)
+        )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=CallRequest)
     ended = []

@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from callnow.domain.calls import (
     CallRecord,
     Disposition,
+    LegAnsweredAt,
     LegDialling,
+    LegHangupPrepared,
     LegRecorded,
     StateChanged,
     StoreWrite,
@@ -66,6 +68,25 @@ class StoreRecorder:
                 match write:
                     case LegDialling():
                         write_ahead(session, request_id, write)
+                    case LegAnsweredAt(role=role, at=at):
+                        session.connection().execute(
+                            _leg_answered(),
+                            {"leg_request": request_id, "leg_role": role.value, "at": at},
+                        )
+                    case LegHangupPrepared(role=role, hangup=hangup):
+                        session.connection().execute(
+                            _hangup_prepared(),
+                            {
+                                "leg_request": request_id,
+                                "leg_role": role.value,
+                                "new_sip_call_id": hangup.sip_call_id,
+                                "new_media_call_id": hangup.media_call_id,
+                                "new_hangup_method": hangup.method,
+                                "new_hangup_message": hangup.message,
+                                "new_hangup_host": hangup.target_host,
+                                "new_hangup_port": hangup.target_port,
+                            },
+                        )
                     case LegRecorded(record=record):
                         leg_id = _complete_leg(session, request_id, record)
                         if leg_id is not None and record.disposition is Disposition.ANSWERED:
@@ -108,6 +129,45 @@ def take_back(session: Session, request_id: int, dialling: LegDialling) -> None:
 @cache
 def _dialling() -> Insert:
     return insert(cast(Table, CallLeg.__table__)).values(billable_seconds=0)
+
+
+@cache
+def _leg_answered() -> Update:
+    legs = CallLeg.__table__
+    # The first answer counts: a replayed or late write never moves it.
+    return (
+        update(legs)
+        .where(
+            legs.c.request_id == bindparam("leg_request"),
+            legs.c.role == bindparam("leg_role"),
+            legs.c.answered_at.is_(None),
+        )
+        .values(answered_at=bindparam("at"))
+    )
+
+
+@cache
+def _hangup_prepared() -> Update:
+    legs = CallLeg.__table__
+    columns = (
+        "sip_call_id",
+        "media_call_id",
+        "hangup_method",
+        "hangup_message",
+        "hangup_host",
+        "hangup_port",
+    )
+    # Only while the leg is up: a late CANCEL must not replace the BYE of an answered leg's
+    # record, nor anything be kept for a leg that ended.
+    return (
+        update(legs)
+        .where(
+            legs.c.request_id == bindparam("leg_request"),
+            legs.c.role == bindparam("leg_role"),
+            legs.c.ended_at.is_(None),
+        )
+        .values({column: bindparam(f"new_{column}") for column in columns})
+    )
 
 
 @cache

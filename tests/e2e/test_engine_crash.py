@@ -285,3 +285,71 @@ def test_a_charge_never_posted_before_a_crash_is_posted_once_by_the_next_engine(
     # 61 s of a mobile: 30 s + 6 × 6 s = 66 s at 45c a minute = 49.5c → 50c net, 5c GST.
     assert (charge.billed_s, charge.net_minor, charge.gross_minor) == (66, 50, 55)
     assert owner.received("INVITE") == [] and trunk.received("INVITE") == []
+
+
+# Phase → (owner scenario, trunk scenario, what each phone expects from the next engine).
+HANGUPS = {
+    "owner_ringing": ("ring_forever.xml", "answer.xml", "CANCEL", None),
+    "prompt_playing": ("answer.xml", "answer.xml", "BYE", None),
+    "requester_ringing": ("answer_info_dtmf_relay.xml", "ring_forever.xml", "BYE", "CANCEL"),
+    "bridged": ("answer_info_dtmf_relay.xml", "answer.xml", "BYE", "BYE"),
+}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("phase", list(HANGUPS))
+def test_the_next_engine_takes_down_the_calls_a_killed_engine_left_up(
+    rig, sipp_peer, tmp_path, phase
+):
+    """No phone stays up after a crash: the owner's and the visitor's get their CANCEL or
+    BYE from the next engine within the lease time, answered legs keep their answer time,
+    and the visitor's answered leg is charged exactly once."""
+    from callnow.store.billing_models import ChargeRow
+
+    sessions, queue_request, env_for, state_of, legs_of = rig
+    owner_scenario, trunk_scenario, owner_gets, visitor_gets = HANGUPS[phase]
+    owner = sipp_peer(owner_scenario, {"digit": "1"})
+    trunk = sipp_peer(trunk_scenario)
+    request_id = queue_request("+61290375678")
+    log = tmp_path / "engine.log"
+
+    def ends_stored(*methods: str) -> bool:
+        # The moment to kill: the phones are up and their legs' hangups are stored (the rows
+        # are updated a transaction after each INVITE and each answer).
+        stored = {leg.role: leg.hangup_method for leg in legs_of(request_id)}
+        return [stored.get(role) for role in ("owner", "requester")][: len(methods)] == list(
+            methods
+        )
+
+    moments = {
+        "owner_ringing": lambda: bool(owner.received("INVITE")) and ends_stored("CANCEL"),
+        "prompt_playing": lambda: bool(owner.received("ACK")) and ends_stored("BYE"),
+        "requester_ringing": lambda: ends_stored("BYE", "CANCEL"),
+        "bridged": lambda: state_of(request_id) == "connected" and ends_stored("BYE", "BYE"),
+    }
+    with engine_process(env_for(owner, trunk), log) as first:
+        wait_for(moments[phase], 30, phase, log)
+        first.kill()  # SIGKILL: nothing is hung up, nothing more is written
+        first.wait()
+    assert owner.received(owner_gets) == []
+    with engine_process(env_for(owner, trunk), log):
+        started = time.monotonic()
+        wait_for(lambda: bool(owner.received(owner_gets)), LEASE_S + 5, owner_gets, log)
+        if visitor_gets is not None:
+            wait_for(lambda: bool(trunk.received(visitor_gets)), LEASE_S + 5, "visitor", log)
+        assert time.monotonic() - started <= LEASE_S + 5
+        wait_for(lambda: all(leg.ended_at for leg in legs_of(request_id)), 10, "ends", log)
+
+    assert state_of(request_id) == "interrupted"
+    assert len(owner.received("INVITE")) == 1
+    legs = {leg.role: leg for leg in legs_of(request_id)}
+    answered = {role for role, gets in (("owner", owner_gets), ("requester", visitor_gets))
+                if gets == "BYE"}  # fmt: skip
+    for role, leg in legs.items():
+        assert (leg.answered_at is not None) == (role in answered), role
+        assert leg.disposition == ("answered" if role in answered else "cancelled"), role
+    with sessions() as session:
+        charged = list(session.scalars(select(ChargeRow.call_leg_id)))
+    # The owner's own leg costs nothing with the default settings; the visitor's, once.
+    assert charged == ([legs["requester"].id] if "requester" in answered else [])

@@ -10,6 +10,7 @@ from typing import Any
 
 from callnow.domain.calls import (
     CallRecord,
+    LegAnsweredAt,
     LegDialling,
     LegRecorded,
     LegRole,
@@ -124,6 +125,7 @@ class FakeRecorder:
     dialling: list[tuple[LegRole, str]] = field(default_factory=list)
     records: list[CallRecord] = field(default_factory=list)
     states: list[tuple[RequestState, str]] = field(default_factory=list)
+    answers: list[LegAnsweredAt] = field(default_factory=list)
     fail_writes: bool = False
     # Roles whose write-ahead row already exists (an earlier engine dialled them).
     already_dialled: set[LegRole] = field(default_factory=set)
@@ -145,6 +147,8 @@ class FakeRecorder:
             match write:
                 case LegDialling(role=role, destination=destination):
                     self.dialling.append((role, destination))
+                case LegAnsweredAt():
+                    self.answers.append(write)
                 case LegRecorded(record=record):
                     self.records.append(record)
                 case StateChanged(state=state, reason=reason):

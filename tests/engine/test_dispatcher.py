@@ -22,12 +22,13 @@ from sqlalchemy import select
 
 from callnow.bootstrap import seed_default_deck
 from callnow.config import EngineSettings
-from callnow.domain.calls import LegDialling, LegRole
+from callnow.domain.calls import LegDialling, LegRole, PreparedHangup
 from callnow.domain.flow import FlowLimits, RequestFacts
 from callnow.domain.request_state import RequestState
 from callnow.engine.dispatcher import Dispatcher
 from callnow.store import do_not_call, queue
 from callnow.store import requests as request_store
+from callnow.store.billing_models import ChargeRow
 from callnow.store.db import transaction
 from callnow.store.models import CallLeg, CallRequest, utcnow
 from callnow.store.recorder import request_ref
@@ -362,3 +363,85 @@ async def test_requests_claimed_as_the_engine_stops_go_back_to_the_queue_undiall
         # Free at once for the next engine, not after the lease, with nothing held on the budget.
         assert (stored.state, stored.lease_expires_at, stored.claimed_by) == ("queued", None, None)
         assert stored.reserved_minor is None
+
+
+async def test_a_running_engine_posts_the_charge_an_answered_leg_ended_without(
+    dispatcher_world,
+) -> None:
+    """The charge of a leg recorded while billing could not post it (a busy database, a crash
+    of the posting thread) is posted by a housekeeping round, not only at the next start."""
+    world, _, engine = dispatcher_world
+    settings = world.settings.model_copy(
+        update={"engine": EngineSettings(poll_interval_s=POLL_S, lease_s=3)}
+    )
+    dispatcher = Dispatcher(world.sessions, engine, settings)
+    async with running(dispatcher):
+        with transaction(world.sessions) as session:
+            request = queued_request(session, "alice", "+61290375678", decision="web")
+            request_store.move(request, RequestState.CANCELLED, "test")
+            answered = utcnow() - timedelta(seconds=70)
+            leg = CallLeg(
+                request_id=request.id,
+                role="requester",
+                destination="+61290375678",
+                started_at=answered - timedelta(seconds=5),
+                answered_at=answered,
+                ended_at=answered + timedelta(seconds=61),
+                sip_code=200,
+                disposition="answered",
+                billable_seconds=61,
+            )
+            session.add(leg)
+        async with asyncio.timeout(10):
+            while charges_of(world.sessions, leg.id) == 0:
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(1.5)  # another round: the leg is not charged twice
+
+    assert charges_of(world.sessions, leg.id) == 1
+
+
+def charges_of(sessions, leg_id: int) -> int:
+    with sessions() as session:
+        return len(session.scalars(select(ChargeRow).where(ChargeRow.call_leg_id == leg_id)).all())
+
+
+async def test_a_leg_a_dead_engine_left_up_is_hung_up_ended_and_charged_once(
+    dispatcher_world,
+) -> None:
+    world, _, engine = dispatcher_world
+    sent: list[PreparedHangup] = []
+
+    async def end_abandoned(hangup: PreparedHangup) -> None:
+        sent.append(hangup)
+
+    bye = PreparedHangup("BYE", "BYE sip:x@192.0.2.9 SIP/2.0", "192.0.2.9", 5060, "call", "media")
+    answered = utcnow() - timedelta(seconds=65)
+    with transaction(world.sessions) as session:
+        request = queued_request(session, "alice", "+61290375678", decision="web")
+        request_store.move(request, RequestState.INTERRUPTED, "engine lost during the call")
+        leg = CallLeg(
+            request_id=request.id,
+            role="requester",
+            destination="+61290375678",
+            started_at=answered - timedelta(seconds=5),
+            answered_at=answered,
+            sip_call_id=bye.sip_call_id,
+            media_call_id=bye.media_call_id,
+            hangup_method=bye.method,
+            hangup_message=bye.message,
+            hangup_host=bye.target_host,
+            hangup_port=bye.target_port,
+        )
+        session.add(leg)
+    settings = world.settings.model_copy(update={"engine": EngineSettings(poll_interval_s=POLL_S)})
+    for _ in range(2):  # a second engine finds nothing more to do
+        dispatcher = Dispatcher(world.sessions, engine, settings, end_abandoned=end_abandoned)
+        async with running(dispatcher):
+            pass
+
+    assert sent == [bye]
+    with world.sessions() as session:
+        ended = session.get(CallLeg, leg.id)
+        assert ended.disposition == "answered" and ended.answered_at == answered
+        assert ended.billable_seconds >= 65
+    assert charges_of(world.sessions, leg.id) == 1

@@ -178,6 +178,10 @@ class FakeLeg:
             self._queue.put_nowait(event)
         self.hung_up: list[str] = []
         self.done = False
+        # As a `Leg`: no prepared hangup (crash recovery is tested with real legs).
+        self.call_id = "fake-leg"
+        self.prepared_hangup = None
+        self.on_hangup_prepared = None
 
     async def __aiter__(self) -> Any:
         while True:

@@ -13,7 +13,15 @@ import weakref
 
 import pytest
 
-from callnow.domain.calls import Disposition, FailureCause, LegDialling, LegRole
+from callnow.domain.calls import (
+    Disposition,
+    FailureCause,
+    LegAnsweredAt,
+    LegDialling,
+    LegHangupPrepared,
+    LegRole,
+    PreparedHangup,
+)
 from callnow.domain.flow import (
     AcceptanceMode,
     Digit,
@@ -419,6 +427,52 @@ async def test_a_row_written_ahead_for_another_number_does_not_stand_for_the_dia
         ["StateChanged", "LegDialling"]
     ]
     assert world.recorder.dialling == [(OWNER, "201")]
+    handle.cancel("test_over")
+    await outcome_of(handle)
+
+
+async def test_an_answer_is_stored_before_the_flow_acts_on_it() -> None:
+    world = World()
+    handle, phones = await world.start()
+    await phones.wait_for("dial_owner", "201")
+    world.clock.advance(3)
+    world.recorder.held_until = asyncio.Event()  # the database is slow just now
+
+    phones.emit(LegAnswered(OWNER))
+    await asyncio.sleep(0.05)
+    assert "play_prompt" not in phones.names()  # the prompt waits for the answer's write
+    world.recorder.held_until.set()
+    await phones.wait_for("play_prompt", PromptKind.CONFIRM)
+
+    assert [kinds(batch) for batch in world.recorder.batches][1] == ["LegAnsweredAt"]
+    assert world.recorder.answers == [LegAnsweredAt(OWNER, T0.replace(second=3))]
+    handle.cancel("test_over")
+    await outcome_of(handle)
+
+
+def prepared(method: str) -> LegHangupPrepared:
+    return LegHangupPrepared(
+        OWNER, PreparedHangup(method, f"{method} sip:201@pbx SIP/2.0", "192.0.2.5", 5060, "c", "m")
+    )
+
+
+async def test_a_ringing_leg_s_cancel_is_stored_at_once_and_its_bye_with_the_answer() -> None:
+    world = World()
+    handle, phones = await world.start()
+    await phones.wait_for("dial_owner", "201")
+
+    phones.emit(prepared("CANCEL"))
+    async with asyncio.timeout(2):
+        while len(world.recorder.batches) < 2:
+            await asyncio.sleep(0.001)
+    phones.emit(prepared("BYE"), LegAnswered(OWNER))
+    await phones.wait_for("play_prompt", PromptKind.CONFIRM)
+
+    assert [kinds(batch) for batch in world.recorder.batches][1:] == [
+        ["LegHangupPrepared"],
+        ["LegHangupPrepared", "LegAnsweredAt"],
+    ]
+    assert "play_prompt" in phones.names()  # the flow heard the answer, not the hangups
     handle.cancel("test_over")
     await outcome_of(handle)
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from callnow.domain.calls import (
     CallRecord,
     Disposition,
+    LegAnsweredAt,
     LegDialling,
     LegRecorded,
     LegRole,
@@ -120,6 +121,22 @@ def test_a_request_with_a_leg_row_is_never_claimed_again_but_ended(world) -> Non
         assert claim(session, now=later) is None
         assert queue.interrupt_abandoned(session, later) == [request.id]
         assert request.state == RequestState.INTERRUPTED.value
+
+
+def test_a_running_engine_does_not_end_its_own_request_whose_lease_ran_out(world) -> None:
+    with world.sessions() as session, session.begin():
+        request = queued(session)
+        claim(session, engine="starved")
+        session.add(
+            CallLeg(request_id=request.id, role="owner", destination="001002", started_at=NOW)
+        )
+        session.flush()
+        later = NOW + timedelta(seconds=LEASE_S + 1)
+
+        assert queue.interrupt_abandoned(session, later, sparing="starved") == []
+        assert request.state == RequestState.QUEUED.value
+        # Any other engine, or this one starting afresh, ends it.
+        assert queue.interrupt_abandoned(session, later, sparing="other") == [request.id]
 
 
 def test_a_backlog_is_claimed_a_batch_at_a_time_within_each_owners_room(world) -> None:
@@ -337,6 +354,24 @@ def test_billing_hears_of_each_answered_leg_once_it_is_stored(world) -> None:
     with world.sessions() as session:
         (leg,) = session.scalars(select(CallLeg))
         assert answered == [leg.id]
+
+
+def test_an_answer_is_stored_on_its_leg_before_the_leg_ends_and_only_the_first_counts(
+    world,
+) -> None:
+    request_id = claimed_request_id(world)
+    recorder, answered = recorder_for(world)
+    ref = request_ref(request_id)
+    asyncio.run(recorder.write(ref, [LegDialling(LegRole.OWNER, "001002", NOW)]))
+    answer = NOW + timedelta(seconds=2)
+
+    asyncio.run(recorder.write(ref, [LegAnsweredAt(LegRole.OWNER, answer)]))
+    asyncio.run(recorder.write(ref, [LegAnsweredAt(LegRole.OWNER, answer + timedelta(9))]))
+
+    with world.sessions() as session:
+        (leg,) = session.scalars(select(CallLeg))
+        assert (leg.answered_at, leg.ended_at, leg.disposition) == (answer, None, None)
+    assert answered == []  # billing waits for the leg's end
 
 
 def test_history_is_appended_without_reading_it(world) -> None:

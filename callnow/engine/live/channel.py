@@ -23,7 +23,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from callnow.domain.calls import LegRole
+from callnow.domain.calls import LegHangupPrepared, LegRole, PreparedHangup
 from callnow.domain.flow import PromptFinished, PromptKind
 from callnow.engine.live.uris import check_e164, owner_uri, trunk_uri
 from callnow.engine.ports import EventSink
@@ -35,6 +35,7 @@ from callnow.telephony.sip import (
     Answered,
     CallerId,
     Credentials,
+    HangupPrepared,
     Leg,
     LegEvent,
     RemoteSdpChanged,
@@ -148,8 +149,25 @@ class LiveChannel:
 
     def _adopt(self, role: LegRole, leg: Leg) -> None:
         self.legs[role] = leg
+        # How to end this leg if the engine dies; the INVITE's CANCEL is known already.
+        leg.on_hangup_prepared = lambda prepared: self._hangup_prepared(role, leg, prepared)
+        if leg.prepared_hangup is not None:
+            self._hangup_prepared(role, leg, leg.prepared_hangup)
         task = self._loop.create_task(self._follow(role, leg), name=f"{self.request_ref}:{role}")
         self._leg_tasks.append(task)
+
+    def _hangup_prepared(self, role: LegRole, leg: Leg, prepared: HangupPrepared) -> None:
+        if self._closed:
+            return
+        hangup = PreparedHangup(
+            method=prepared.method,
+            message=prepared.message,
+            target_host=prepared.target[0],
+            target_port=prepared.target[1],
+            sip_call_id=leg.call_id,
+            media_call_id=self.media.call_id,
+        )
+        self._events(LegHangupPrepared(role, hangup))
 
     async def _follow(self, role: LegRole, leg: Leg) -> None:
         """Hand the leg's events to the flow, in order, doing the media step each needs."""

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from callnow.config import RtpengineSettings, Settings, SipSettings
+from callnow.domain.calls import PreparedHangup
 from callnow.domain.flow import FlowLimits, RequestFacts
 from callnow.engine.live.channel import ChannelConfig, LiveChannel
 from callnow.engine.live.uris import check_e164
@@ -32,6 +33,7 @@ from callnow.telephony.prompts import PromptRenderer
 from callnow.telephony.rtpengine import AnchoredCallback, RtpengineClient
 from callnow.telephony.rtpengine_process import RtpengineProcess
 from callnow.telephony.sip import CallerId, Credentials, SipStack
+from callnow.telephony.sip.prepared import send_prepared
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +214,21 @@ class LiveTelephony:
         self._channels[media_call_id] = channel
         channel.prepare_owner_media()
         return channel
+
+    async def end_abandoned(self, hangup: PreparedHangup) -> None:
+        """End a leg an engine that died left up: send its prepared CANCEL or BYE, and delete
+        its media session (found when it is this rtpengine; otherwise rtpengine's own timeout
+        ends it). Raises OSError when the request cannot be sent."""
+        await send_prepared(
+            hangup.message,
+            (hangup.target_host, hangup.target_port),
+            local_host=self.settings.sip.listen_host,
+        )
+        if hangup.media_call_id:
+            try:
+                await self.rtpengine.delete(hangup.media_call_id)
+            except Exception:
+                log.warning("rtpengine could not delete %s", hangup.media_call_id, exc_info=True)
 
     def _forget(self, channel: LiveChannel) -> None:
         self._channels.pop(channel.media.call_id, None)

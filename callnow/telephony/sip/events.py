@@ -105,5 +105,21 @@ class RemoteSdpChanged:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class HangupPrepared:
+    """Not a `LegEvent` (the leg's events are not held up by it): the request that ends this
+    leg as it stands now, ready to send from any socket: the
+    INVITE's CANCEL while it rings, a BYE once answered. Kept outside the process so that
+    whoever finds the leg abandoned (the engine that dialled it died) can still end it.
+
+    `message` is the request as it goes on the wire, Via and all (a CANCEL must match its
+    INVITE's top Via, so it cannot be rebuilt elsewhere); `target` is where it is sent."""
+
+    method: str
+    message: str
+    target: tuple[str, int]
+    at: datetime
+
+
 LegEvent = Ringing | Answered | Failed | Ended | Digit | RemoteSdpChanged
 TERMINAL_EVENTS = (Failed, Ended)

@@ -21,6 +21,7 @@ from callnow.telephony.sip.events import (
     EndedBy,
     Failed,
     FailureCause,
+    HangupPrepared,
     LegEvent,
     RemoteSdpChanged,
     Ringing,
@@ -83,6 +84,10 @@ class Leg:
         self.state = LegState.DIALING
         self.remote_sdp: str | None = None
         self.local_sdp: str = driver.spec.sdp
+        # The request that would end this leg now, for crash recovery (see HangupPrepared);
+        # `on_hangup_prepared` hears of each new one.
+        self.prepared_hangup: HangupPrepared | None = None
+        self.on_hangup_prepared: Callable[[HangupPrepared], None] | None = None
 
     def __repr__(self) -> str:
         return f"<Leg {self.call_id} {self.state}>"
@@ -134,9 +139,22 @@ class Leg:
         elif isinstance(event, RemoteSdpChanged):
             self.remote_sdp = event.sdp
 
-    def emit_from_sippy(self, event: LegEvent) -> None:
+    def emit_from_sippy(self, event: LegEvent | HangupPrepared) -> None:
         """The driver's `emit`: runs on the sippy thread, hands the event to the loop."""
-        post_to_loop(self._loop, self._deliver, event)
+        if isinstance(event, HangupPrepared):
+            post_to_loop(self._loop, self._note_hangup, event)
+        else:
+            post_to_loop(self._loop, self._deliver, event)
+
+    def _note_hangup(self, prepared: HangupPrepared) -> None:
+        if self.done:
+            return
+        self.prepared_hangup = prepared
+        if self.on_hangup_prepared is not None:
+            try:
+                self.on_hangup_prepared(prepared)
+            except Exception:
+                log.exception("on_hangup_prepared callback failed on %s", self.call_id)
 
     async def next_event(self, timeout: float | None = None) -> LegEvent:
         """The next event; raises TimeoutError after `timeout` seconds without one."""

@@ -43,6 +43,7 @@ from callnow.telephony.sip.events import (
     EndedBy,
     Failed,
     FailureCause,
+    HangupPrepared,
     LegEvent,
     RemoteSdpChanged,
     Ringing,
@@ -51,6 +52,11 @@ from callnow.telephony.sip.events import (
 from callnow.telephony.sip.headers import CallerId, Credentials, QuotedNameAddress
 
 log = logging.getLogger(__name__)
+
+# The CSeq of a prepared BYE is this far above the dialog's next one, so it stays above any
+# re-INVITE the live dialog sends before the BYE is ever needed (RFC 3261 12.2.1.1: CSeq only
+# has to grow, not by one).
+PREPARED_BYE_CSEQ_GAP = 1000
 
 # Challenges answered per leg. One proxy (407) plus one registrar (401) is legitimate; a peer
 # alternating 401/407 forever would otherwise make sippy re-send the INVITE forever.
@@ -98,6 +104,8 @@ class _CallNowUA(UA):
     """
 
     auth_attempts = 0
+    # Told after an authenticated INVITE left: it has a new branch and CSeq to CANCEL.
+    on_invite_sent: Callable[[], None] | None = None
 
     def processChallenge(
         self, resp: Any, cseq: int, ch_hfname: str, auth_hfname: str, extra_headers: Any
@@ -120,6 +128,8 @@ class _CallNowUA(UA):
         # Hung up (Cancelling) or dead meanwhile: the new INVITE must not go out.
         if isinstance(self.state, UacStateTrying) and not self.state.dead:
             super().processChallenge(*args)
+            if self.on_invite_sent is not None:
+                self.on_invite_sent()
 
 
 class _TryEvent(CCEventTry):
@@ -158,7 +168,7 @@ class UacDriver:
         self,
         global_config: dict[str, Any],
         spec: DialSpec,
-        emit: Callable[[LegEvent], None],
+        emit: Callable[[LegEvent | HangupPrepared], None],
         on_dead: Callable[[UacDriver], None],
     ) -> None:
         self.spec = spec
@@ -170,6 +180,8 @@ class UacDriver:
         self.answered = False
         self.finished = False  # a terminal event (Failed/Ended) was emitted
         self._reinvite_done: Callable[[str | None, BaseException | None], None] | None = None
+        # Our address as the INVITE's Via and Contact show it (for the prepared BYE).
+        self._local_address: Any = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -185,6 +197,7 @@ class UacDriver:
             dead_cbs=(self._ua_dead,),
         )
         self._ua = ua
+        ua.on_invite_sent = self._prepare_cancel
         body = MsgBody(spec.sdp)
         event = _TryEvent(
             (
@@ -204,6 +217,7 @@ class UacDriver:
         event.extra_headers = tuple(headers) if headers else None
         ua.recvEvent(event)
         self._ring_timer = Timeout(self._ring_timeout, spec.ring_timeout)
+        self._prepare_cancel()
 
     def _pai_header(self, who: CallerId) -> SipHeader:
         # Host defaults to our own address (rendered when sent); no port, like the From URI.
@@ -266,6 +280,7 @@ class UacDriver:
         if not self.answered:
             self.answered = True
             self._cancel_ring_timer()
+            self._prepare_bye()  # before the answer: whoever hears of it can end the call
             self._emit(Answered(sdp=_sdp_text(body), at=_when(event.rtime)))
         elif self._reinvite_done is not None:
             done, self._reinvite_done = self._reinvite_done, None
@@ -319,6 +334,45 @@ class UacDriver:
         local = ua.lSDP.getCopy() if ua.lSDP is not None else MsgBody(self.spec.sdp)
         ua.recvEvent(CCEventConnect((200, "OK", local)))
         self._emit(RemoteSdpChanged(sdp=_sdp_text(event.getData()), at=_when(event.rtime)))
+
+    # -- requests that end the leg, prepared for crash recovery -------------------------------
+
+    def _prepare_cancel(self) -> None:
+        """The CANCEL of the INVITE just sent (sippy builds it with the INVITE)."""
+        ua = self._ua
+        transaction = getattr(ua, "tr", None)
+        cancel = getattr(transaction, "cancel", None)
+        if transaction is None or cancel is None:
+            return
+        try:
+            self._local_address = transaction.userv.getSIPaddr()
+            message = cancel.localStr(self._local_address, compact=transaction.compact)
+            host, port = transaction.address
+        except Exception:
+            # Only crash recovery needs it: never let it fail a call.
+            log.exception("could not prepare the CANCEL of %s", self.spec.call_id)
+            return
+        self._emit(HangupPrepared("CANCEL", str(message), (str(host), int(port)), _when()))
+
+    def _prepare_bye(self) -> None:
+        """The BYE sippy would send now, with a CSeq well above the dialog's (see
+        PREPARED_BYE_CSEQ_GAP); the dialog's own CSeq is left as it was."""
+        ua = self._ua
+        local = self._local_address
+        if ua is None or local is None:
+            return
+        next_cseq = ua.lCSeq
+        try:
+            ua.lCSeq = next_cseq + PREPARED_BYE_CSEQ_GAP
+            bye = ua.genRequest("BYE")
+            (host, port), _transport = bye.getTarget()
+            message = bye.localStr(local)
+        except Exception:
+            log.exception("could not prepare the BYE of %s", self.spec.call_id)
+            return
+        finally:
+            ua.lCSeq = next_cseq
+        self._emit(HangupPrepared("BYE", str(message), (str(host), int(port)), _when()))
 
     # -- helpers ----------------------------------------------------------------------------
 
