@@ -1,14 +1,15 @@
 """Settings: defaults, then a TOML file, then `CALLNOW_*` environment variables.
 
 Nested sections are addressed in the environment with a double underscore, for example
-`CALLNOW_WEB__PORT=8080` or `CALLNOW_TRUNK__PASSWORD=secret`. The TOML file is the one named by
-`CALLNOW_CONFIG` (or `--config` on the command line); without one, defaults apply.
+`CALLNOW_WEB__PORT=8080` or `CALLNOW_TRUNK__PASSWORD=secret`. `Settings.load(path)` reads the
+TOML file at `path` (`--config` on the command line), or the one `CALLNOW_CONFIG` names; without
+one, defaults apply. `Settings(...)` alone reads no file: defaults, environment, then its keywords.
 """
 
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
 
@@ -192,6 +193,11 @@ class RequestPolicySettings(BaseModel):
     welcome_message_max_chars: int = Field(500, ge=0, le=5000)
 
 
+# The TOML file `Settings.load` is reading, seen by `settings_customise_sources` (a class method
+# that gets no arguments of its own); set only for the duration of one load.
+_loading_file: ContextVar[Path | None] = ContextVar("callnow_settings_file", default=None)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CALLNOW_",
@@ -231,6 +237,23 @@ class Settings(BaseSettings):
         return self.engine.process == "own"
 
     @classmethod
+    def load(cls, path: Path | None = None) -> Settings:
+        """Defaults, then the TOML file at `path` (or named by CALLNOW_CONFIG), then CALLNOW_*.
+
+        Raises FileNotFoundError for a file that is not there, and pydantic's ValidationError
+        (naming the key) for a value that is wrong.
+        """
+        if path is None and os.environ.get("CALLNOW_CONFIG"):
+            path = Path(os.environ["CALLNOW_CONFIG"])
+        if path is not None and not path.is_file():
+            raise FileNotFoundError(f"the settings file {path} is not a file")
+        token = _loading_file.set(path)
+        try:
+            return cls()
+        finally:
+            _loading_file.reset(token)
+
+    @classmethod
     def settings_customise_sources(
         cls,
         settings_cls: type[BaseSettings],
@@ -239,16 +262,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Highest priority first: keywords, then the environment, then the file.
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get("CALLNOW_CONFIG")
-        if config_file:
-            path = Path(config_file)
-            if not path.is_file():
-                raise FileNotFoundError(f"CALLNOW_CONFIG names {path}, which is not a file")
+        path = _loading_file.get()
+        if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()

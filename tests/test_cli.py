@@ -6,12 +6,16 @@ import pytest
 from typer.testing import CliRunner
 
 from callnow.cli import app
+from callnow.store.db import migrate
 
 
 @pytest.fixture
 def run(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
     monkeypatch.setenv("CALLNOW_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("CALLNOW_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
+    monkeypatch.setenv("CALLNOW_DATABASE_URL", url)
+    monkeypatch.delenv("CALLNOW_CONFIG", raising=False)
+    migrate(url)  # as `callnow db upgrade` does; admin commands never migrate
     runner = CliRunner()
 
     def invoke(*args: str, env: dict[str, str] | None = None):
@@ -146,3 +150,65 @@ def test_serve_leaves_its_start_up_objects_out_of_garbage_collection(run, monkey
     result = run("serve", env={"CALLNOW_ENGINE__ENABLED": "false"})
     assert result.exit_code == 0, result.output
     assert frozen and frozen[0] > 0
+
+
+def test_admin_commands_refuse_a_schema_that_is_behind_and_do_not_migrate(tmp_path, monkeypatch):
+    database = tmp_path / "fresh.sqlite3"
+    monkeypatch.setenv("CALLNOW_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CALLNOW_DATABASE_URL", f"sqlite:///{database}")
+    monkeypatch.delenv("CALLNOW_CONFIG", raising=False)
+    runner = CliRunner()
+    for command in (["admin", "create-tenant", "Acme"], ["billing", "list-decks"]):
+        refused = runner.invoke(app, command)
+        assert refused.exit_code == 1
+        assert "this version needs" in refused.output
+        assert "run `callnow db upgrade`" in refused.output
+    assert not database.exists()  # nothing was created, let alone migrated
+    assert runner.invoke(app, ["db", "status"]).exit_code == 1
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert runner.invoke(app, ["db", "status"]).exit_code == 0
+    assert runner.invoke(app, ["admin", "create-tenant", "Acme"]).exit_code == 0
+
+
+def test_do_not_call_is_a_group_of_subcommands(run):
+    assert run("admin", "do-not-call", "banana", "0412 345 678").exit_code == 2
+    assert run("admin", "do-not-call", "add").exit_code == 2  # the number is required
+    assert "was not on" in run("admin", "do-not-call", "remove", "0412 345 678").output
+
+
+def test_every_command_and_option_has_help_text():
+    import click
+    import typer
+
+    def walk(command: click.Command, path: str):
+        yield path, command
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                yield from walk(sub, f"{path} {name}")
+
+    missing = []
+    for path, command in walk(typer.main.get_command(app), "callnow"):
+        if not (command.help or command.short_help):
+            missing.append(path)
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.help:
+                missing.append(f"{path} {param.opts[0]}")
+            if isinstance(param, click.Argument) and not getattr(param, "help", None):
+                missing.append(f"{path} {param.name}")
+    assert missing == []
+
+
+def test_nothing_below_the_command_line_imports_it():
+    from pathlib import Path
+
+    import callnow
+
+    package = Path(callnow.__file__).parent
+    importers = [
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if path.parent.name != "cli"
+        and path.name != "__main__.py"
+        and ("from callnow.cli" in path.read_text() or "import callnow.cli" in path.read_text())
+    ]
+    assert importers == []
