@@ -11,15 +11,38 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+
+def _rate_limit(value: str) -> str:
+    from limits import parse_many
+
+    try:
+        windows = parse_many(value)
+    except ValueError as exc:
+        raise ValueError(f"'{value}' is not a rate limit like '10/minute;50/hour'") from exc
+    if any(window.amount < 1 for window in windows):
+        raise ValueError(f"'{value}' allows nothing: every window needs at least 1")
+    return value
+
+
+# A `limits` string: one window ("20/10 minutes") or several separated by `;`, each at least 1.
+RateLimit = Annotated[str, AfterValidator(_rate_limit)]
+
+# Hosts that mean "every address": a port bound there collides with the same port on any host.
+_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
+
+
+def _same_host(a: str, b: str) -> bool:
+    return a == b or a in _WILDCARD_HOSTS or b in _WILDCARD_HOSTS
 
 
 class WebSettings(BaseModel):
@@ -86,8 +109,9 @@ class TrunkSettings(BaseModel):
 
 
 class RtpengineSettings(BaseModel):
-    # `spawn`: `callnow serve` starts a private rtpengine; `external`: use the one at ng_address.
-    mode: Literal["spawn", "external", "off"] = "spawn"
+    # `spawn`: `callnow serve` starts a private rtpengine; `external`: use the one at ng_host.
+    # There is no "off": every callback plays prompts and bridges media through rtpengine.
+    mode: Literal["spawn", "external"] = "spawn"
     ng_host: str = "127.0.0.1"
     ng_port: int = Field(22230, ge=1, le=65535)
     dtmf_log_port: int = Field(22299, ge=1, le=65535)
@@ -98,6 +122,12 @@ class RtpengineSettings(BaseModel):
     # socket under load: prompts (`play media`) queue behind media work and calls time out.
     num_threads: int = Field(4, ge=1, le=64)
     media_num_threads: int = Field(4, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _ports_fit(self) -> Self:
+        if self.port_min > self.port_max:
+            raise ValueError(f"port_min {self.port_min} is above port_max {self.port_max}")
+        return self
 
 
 class EngineSettings(BaseModel):
@@ -127,43 +157,24 @@ class AbuseSettings(BaseModel):
 
     # `memory://` for one process; `redis://127.0.0.1:6379` when several processes share the load.
     storage_url: str = "memory://"
-    per_source: str = "10/minute;60/hour"
-    per_network: str = "30/minute;300/hour"  # /24 for IPv4, /64 for IPv6
-    per_profile: str = "30/hour;200/day"
-    per_number: str = "3/day"  # owner calls per destination number, platform-wide
-    per_block: str = "10/hour;40/day"  # per 1,000-number block (all digits but the last three)
-    platform: str = "600/minute"
-    login_per_account: str = "5/minute;20/hour"
-    login_per_source: str = "20/minute;100/hour"
+    per_source: RateLimit = "10/minute;60/hour"
+    per_network: RateLimit = "30/minute;300/hour"  # /24 for IPv4, /64 for IPv6
+    per_profile: RateLimit = "30/hour;200/day"
+    per_number: RateLimit = "3/day"  # owner calls per destination number, platform-wide
+    # Per 1,000-number block (all digits but the last three).
+    per_block: RateLimit = "10/hour;40/day"
+    platform: RateLimit = "600/minute"
+    login_per_account: RateLimit = "5/minute;20/hour"
+    login_per_source: RateLimit = "20/minute;100/hour"
     # Known fraud ranges (E.164 digits without +) the platform never calls, and exceptions.
     blocked_prefixes: list[str] = []
     allowed_prefixes: list[str] = []
     captcha_ttl_s: int = Field(300, ge=30, le=3600)
     # Above this many form posts, a page asks for the image check even if its owner turned it off.
-    captcha_auto_on: str = "20/10 minutes"
+    captcha_auto_on: RateLimit = "20/10 minutes"
     # Far above normal: the page pauses itself (answers like an unknown page) and the owner is told.
-    spike_pause: str = "100/10 minutes"
+    spike_pause: RateLimit = "100/10 minutes"
     pause_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
-
-    @field_validator(
-        "per_source",
-        "per_network",
-        "per_profile",
-        "per_number",
-        "per_block",
-        "platform",
-        "login_per_account",
-        "login_per_source",
-    )
-    @classmethod
-    def _valid_limit(cls, value: str) -> str:
-        from limits import parse_many
-
-        try:
-            parse_many(value)
-        except ValueError as exc:
-            raise ValueError(f"'{value}' is not a rate limit like '10/minute;50/hour'") from exc
-        return value
 
     @field_validator("blocked_prefixes", "allowed_prefixes")
     @classmethod
@@ -190,7 +201,6 @@ class BillingSettings(BaseModel):
 class RequestPolicySettings(BaseModel):
     # How long the same number may not trigger another call after the owner declined.
     decline_cooldown_s: int = Field(3600, ge=0)
-    welcome_message_max_chars: int = Field(500, ge=0, le=5000)
 
 
 # The TOML file `Settings.load` is reading, seen by `settings_customise_sources` (a class method
@@ -223,6 +233,32 @@ class Settings(BaseSettings):
     abuse: AbuseSettings = AbuseSettings()
     engine: EngineSettings = EngineSettings()
     billing: BillingSettings = BillingSettings()
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"'{value}' is not an IANA time zone like Australia/Sydney") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _udp_ports_differ(self) -> Self:
+        # The engine binds the SIP port and the DTMF log port; rtpengine binds the ng port.
+        # All are UDP (the web's TCP port cannot collide with them).
+        udp = [
+            ("sip.listen_port", self.sip.listen_host, self.sip.listen_port),
+            ("rtpengine.ng_port", self.rtpengine.ng_host, self.rtpengine.ng_port),
+            ("rtpengine.dtmf_log_port", self.rtpengine.ng_host, self.rtpengine.dtmf_log_port),
+        ]
+        for index, (name, host, port) in enumerate(udp):
+            for other, other_host, other_port in udp[index + 1 :]:
+                if port == other_port and _same_host(host, other_host):
+                    raise ValueError(f"{name} and {other} are both {port} on {host}")
+        return self
 
     @property
     def effective_database_url(self) -> str:
