@@ -1,12 +1,31 @@
 """The `callnow` command: a provider scripts provisioning with it."""
 
 import gc
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from typer.testing import CliRunner
 
 from callnow.cli import app
 from callnow.store.db import migrate
+
+
+def free_port(kind: socket.SocketKind) -> int:
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def port_taken(kind: socket.SocketKind) -> Iterator[int]:
+    """A port on 127.0.0.1 that another program holds (and listens on, for TCP)."""
+    with socket.socket(socket.AF_INET, kind) as holder:
+        holder.bind(("127.0.0.1", 0))
+        if kind == socket.SOCK_STREAM:
+            holder.listen()
+        yield int(holder.getsockname()[1])
 
 
 @pytest.fixture
@@ -16,6 +35,8 @@ def run(tmp_path, monkeypatch):
     monkeypatch.setenv("CALLNOW_DATABASE_URL", url)
     monkeypatch.delenv("CALLNOW_CONFIG", raising=False)
     migrate(url)  # as `callnow db upgrade` does; admin commands never migrate
+    # `serve` refuses a web port in use; another program on 8000 must not fail these tests.
+    monkeypatch.setenv("CALLNOW_WEB__PORT", str(free_port(socket.SOCK_STREAM)))
     runner = CliRunner()
 
     def invoke(*args: str, env: dict[str, str] | None = None):
@@ -212,3 +233,35 @@ def test_nothing_below_the_command_line_imports_it():
         and ("from callnow.cli" in path.read_text() or "import callnow.cli" in path.read_text())
     ]
     assert importers == []
+
+
+@pytest.mark.parametrize(
+    ("command", "setting", "kind", "env"),
+    [
+        ("serve", "web.port", socket.SOCK_STREAM, {"CALLNOW_ENGINE__ENABLED": "false"}),
+        ("serve", "rtpengine.dtmf_log_port", socket.SOCK_DGRAM, {}),
+        ("serve", "sip.listen_port", socket.SOCK_DGRAM, {}),
+        ("engine", "rtpengine.dtmf_log_port", socket.SOCK_DGRAM, {}),
+        ("engine", "rtpengine.ng_port", socket.SOCK_DGRAM, {}),
+    ],
+)
+def test_a_port_in_use_stops_the_start_with_one_line_naming_the_setting(
+    run, monkeypatch, command, setting, kind, env
+):
+    import uvicorn
+
+    from callnow.engine.runtime import EngineRuntime
+
+    started: list[str] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.append("web"))
+    monkeypatch.setattr(EngineRuntime, "start", lambda *a, **kw: started.append("engine"))
+    # The other UDP ports free too, so the one taken is the only one in the way.
+    for other in ("sip.listen_port", "rtpengine.ng_port", "rtpengine.dtmf_log_port"):
+        variable = "CALLNOW_" + other.upper().replace(".", "__")
+        monkeypatch.setenv(variable, str(free_port(socket.SOCK_DGRAM)))
+    with port_taken(kind) as port:
+        variable = "CALLNOW_" + setting.upper().replace(".", "__")
+        result = run(command, env={**env, variable: str(port)})
+    assert result.exit_code == 1
+    assert result.output.strip() == f"{setting} {port} is already in use on 127.0.0.1"
+    assert started == []

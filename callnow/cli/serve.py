@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from callnow.cli.common import ConfigOption, load_settings
+from callnow.cli.common import ConfigOption, fail, load_settings
+from callnow.cli.ports import first_problem, ports_to_bind
 from callnow.config import Settings
 from callnow.store import provisioning
 
@@ -23,7 +24,16 @@ def serve(config: ConfigOption = None) -> None:
     On SQLite all in one process; on PostgreSQL the engine runs in a child process of its own
     (setting `engine.process`).
     """
-    _serve(load_settings(config))
+    settings = load_settings(config)
+    _refuse_taken_ports(settings, web=True, engine=settings.engine.enabled)
+    _serve(settings)
+
+
+def _refuse_taken_ports(settings: Settings, *, web: bool, engine: bool) -> None:
+    """Stop with one line naming the setting and the port, rather than a traceback later."""
+    problem = first_problem(ports_to_bind(settings, web=web, engine=engine))
+    if problem is not None:
+        raise fail(problem)
 
 
 def _serve(settings: Settings) -> None:
@@ -67,6 +77,7 @@ def demo(config: ConfigOption = None) -> None:
     from callnow.demo import DemoError, start_phones
 
     settings = load_settings(config)
+    _refuse_taken_ports(settings, web=True, engine=settings.engine.enabled)
     try:
         owner, callee = start_phones(settings.data_dir / "demo-phones")
     except DemoError as exc:
@@ -117,6 +128,7 @@ def engine(
         logs.configure(settings.log_level, settings.log_format, process="engine")
     else:
         settings = load_settings(config)
+        _refuse_taken_ports(settings, web=False, engine=True)
         logs.configure(settings.log_level, settings.log_format)
         settings, _ = prepare(settings)
     tune_thread_switching()
