@@ -1,15 +1,18 @@
 """The `callnow` command: a provider scripts provisioning with it."""
 
 import gc
+import secrets
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from callnow.cli import app
 from callnow.store.db import migrate
+from tests.support.world import PG_SERVER
 
 
 def free_port(kind: socket.SocketKind) -> int:
@@ -173,22 +176,47 @@ def test_serve_leaves_its_start_up_objects_out_of_garbage_collection(run, monkey
     assert frozen and frozen[0] > 0
 
 
-def test_admin_commands_refuse_a_schema_that_is_behind_and_do_not_migrate(tmp_path, monkeypatch):
-    database = tmp_path / "fresh.sqlite3"
-    monkeypatch.setenv("CALLNOW_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("CALLNOW_DATABASE_URL", f"sqlite:///{database}")
-    monkeypatch.delenv("CALLNOW_CONFIG", raising=False)
-    runner = CliRunner()
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def fresh_url(request, tmp_path) -> Iterator[str]:
+    """A database nothing has migrated yet."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+        return
+    name = f"callnow_cli_{secrets.token_hex(4)}"
+    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_admin_commands_refuse_a_schema_that_is_not_this_versions(fresh_url, tmp_path):
+    env = {"CALLNOW_DATA_DIR": str(tmp_path), "CALLNOW_DATABASE_URL": fresh_url}
+    runner = CliRunner(env={**env, "CALLNOW_CONFIG": None})
     for command in (["admin", "create-tenant", "Acme"], ["billing", "list-decks"]):
         refused = runner.invoke(app, command)
         assert refused.exit_code == 1
         assert "this version needs" in refused.output
         assert "run `callnow db upgrade`" in refused.output
-    assert not database.exists()  # nothing was created, let alone migrated
+    if fresh_url.startswith("sqlite"):
+        assert not (tmp_path / "fresh.sqlite3").exists()  # not even created, let alone migrated
     assert runner.invoke(app, ["db", "status"]).exit_code == 1
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     assert runner.invoke(app, ["db", "status"]).exit_code == 0
     assert runner.invoke(app, ["admin", "create-tenant", "Acme"]).exit_code == 0
+
+    # A newer CallNow migrated it: upgrading would not help, and the message says so.
+    engine = create_engine(fresh_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'from_the_future'"))
+    engine.dispose()
+    newer = runner.invoke(app, ["admin", "create-tenant", "Other"])
+    assert newer.exit_code == 1
+    assert "at from_the_future, which this version does not know" in newer.output
 
 
 def test_do_not_call_is_a_group_of_subcommands(run):

@@ -44,12 +44,18 @@ def load_settings(config: Path | None) -> Settings:
 
 def refuse_other_schema(url: str) -> None:
     """Stop (exit 1) unless the database is at the schema this version of CallNow needs."""
-    current, head = schema_revisions(url)
-    if current != head:
+    schema = schema_revisions(url)
+    if schema.current == schema.head:
+        return
+    if not schema.known:
         raise fail(
-            f"The database schema is at {current or 'nothing (an empty database)'}, "
-            f"this version needs {head}: run `callnow db upgrade`."
+            f"The database schema is at {schema.current}, which this version does not know "
+            f"(it needs {schema.head}): use the CallNow version that migrated it."
         )
+    raise fail(
+        f"The database schema is at {schema.current or 'nothing (an empty database)'}, "
+        f"this version needs {schema.head}: run `callnow db upgrade`."
+    )
 
 
 @contextmanager

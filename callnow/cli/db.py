@@ -21,7 +21,7 @@ def upgrade(config: ConfigOption = None) -> None:
 @db_app.command("status")
 def status(config: ConfigOption = None) -> None:
     """Show the database's schema revision and the one this version needs (exit 1 if behind)."""
-    current, head = schema_revisions(load_settings(config).effective_database_url)
-    typer.echo(f"Database schema: {current or 'none'}; this version needs: {head}.")
-    if current != head:
+    schema = schema_revisions(load_settings(config).effective_database_url)
+    typer.echo(f"Database schema: {schema.current or 'none'}; this version needs: {schema.head}.")
+    if schema.current != schema.head:
         raise typer.Exit(1)

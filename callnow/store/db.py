@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,18 +106,30 @@ def migrate(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
 
 
-def schema_revisions(url: str) -> tuple[str | None, str]:
-    """The database's migration (None when it has none yet) and the newest this code has.
+@dataclass(frozen=True)
+class SchemaRevisions:
+    current: str | None  # None: no migration applied yet
+    head: str  # the newest migration this code has
+    known: bool  # `current` is one of this code's migrations (False: a newer CallNow's)
+
+
+def schema_revisions(url: str) -> SchemaRevisions:
+    """Where the database's schema is, against the migrations this code has.
 
     Reads only: a missing SQLite file is reported as empty, not created.
     """
-    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    scripts = ScriptDirectory.from_config(alembic_config(url))
+    head = scripts.get_current_head()
     assert head is not None, "the migrations directory has no head"
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        return None, head
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision(), head
-    finally:
-        engine.dispose()
+    current = None
+    if not url.startswith("sqlite:///") or Path(url.removeprefix("sqlite:///")).is_file():
+        engine = create_engine(url)
+        try:
+            with engine.connect() as connection:
+                current = MigrationContext.configure(connection).get_current_revision()
+        finally:
+            engine.dispose()
+    known = current is None or any(
+        script.revision == current for script in scripts.walk_revisions()
+    )
+    return SchemaRevisions(current, head, known)
