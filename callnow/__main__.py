@@ -1,5 +1,5 @@
 """`python -m callnow`: the same command as `callnow` (how `serve` starts its engine child)."""
 
-from callnow.cli import app
+from callnow.cli import main
 
-app(prog_name="callnow")
+main()

@@ -1,18 +1,19 @@
 """Settings: defaults, then a TOML file, then `CALLNOW_*` environment variables.
 
 Nested sections are addressed in the environment with a double underscore, for example
-`CALLNOW_WEB__PORT=8080` or `CALLNOW_TRUNK__PASSWORD=secret`. The TOML file is the one named by
-`CALLNOW_CONFIG` (or `--config` on the command line); without one, defaults apply.
+`CALLNOW_WEB__PORT=8080` or `CALLNOW_TRUNK__PASSWORD=secret`. `Settings.load(path)` reads the
+TOML file at `path` (`--config` on the command line), or the one `CALLNOW_CONFIG` names; without
+one, defaults apply. `Settings(...)` alone reads no file: defaults, environment, then its keywords.
 """
 
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,24 +22,78 @@ from pydantic_settings import (
 )
 
 
+def _rate_limit(value: str) -> str:
+    from limits import parse_many
+
+    try:
+        windows = parse_many(value)
+    except ValueError as exc:
+        raise ValueError(f"'{value}' is not a rate limit like '10/minute;50/hour'") from exc
+    if any(window.amount < 1 for window in windows):
+        raise ValueError(f"'{value}' allows nothing: every window needs at least 1")
+    return value
+
+
+# A `limits` string: one window ("20/10 minutes") or several separated by `;`, each at least 1.
+RateLimit = Annotated[str, AfterValidator(_rate_limit)]
+
+# Hosts that mean "every address": a port bound there collides with the same port on any host.
+_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
+
+
+def _same_host(a: str, b: str) -> bool:
+    return a == b or a in _WILDCARD_HOSTS or b in _WILDCARD_HOSTS
+
+
 class WebSettings(BaseModel):
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    # The address visitors use; printed URLs and the owner's share links are built from it.
-    public_base_url: str = "http://127.0.0.1:8000"
-    # Signs session cookies. Generated into the data directory on first start when empty.
-    secret_key: str = ""
-    max_body_bytes: int = Field(16_384, ge=1024, le=10_000_000)
-    max_query_bytes: int = Field(2_048, ge=256, le=65_536)
-    # Addresses of reverse proxies whose X-Forwarded-For may be believed; none by default.
-    trusted_proxies: list[str] = []
-    # Threads that run blocking route work (database sessions); each holds at most one pooled
-    # connection, and the web's pool is sized from this so a thread never waits for a connection.
-    worker_threads: int = Field(32, ge=4, le=512)
-    # Public-page requests (`/callnow...`) served at once; more wait up to `public_queue_wait_s`
-    # and are then answered 503 with Retry-After, so a flood cannot starve health and the portal.
-    public_max_in_flight: int = Field(12, ge=1, le=1024)
-    public_queue_wait_s: float = Field(2.0, ge=0.0, le=30.0)
+    """The HTTP server: public pages, owner portal, admin and Call API."""
+
+    host: str = Field("127.0.0.1", description="Address the HTTP server listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port the HTTP server listens on.")
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="The address visitors use; printed URLs and the owner's share links are "
+        "built from it. `https://` makes cookies `Secure`.",
+    )
+    secret_key: str = Field(
+        "",
+        description="Signs session cookies and form tokens. When empty, one is generated into "
+        "`data_dir/secret_key` on first start.",
+    )
+    max_body_bytes: int = Field(
+        16_384, ge=1024, le=10_000_000, description="Larger request bodies are answered 413."
+    )
+    max_query_bytes: int = Field(
+        2_048, ge=256, le=65_536, description="Longer query strings are answered 414."
+    )
+    trusted_proxies: list[str] = Field(
+        [],
+        description="Addresses or networks of reverse proxies whose X-Forwarded-For is "
+        "believed; none by default.",
+    )
+    worker_threads: int = Field(
+        32,
+        ge=4,
+        le=512,
+        description="Threads that run blocking route work (database sessions); each holds at "
+        "most one pooled connection, and the web's pool is sized from this so a thread never "
+        "waits for a connection.",
+    )
+    public_max_in_flight: int = Field(
+        12,
+        ge=1,
+        le=1024,
+        description="Public-page requests (`/callnow...`) served at once; more wait up to "
+        "`public_queue_wait_s` and are then answered 503 with Retry-After, so a flood cannot "
+        "starve health and the portal.",
+    )
+    public_queue_wait_s: float = Field(
+        2.0,
+        ge=0.0,
+        le=30.0,
+        description="How long a public-page request waits for a free slot before it is "
+        "answered 503.",
+    )
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -54,18 +109,33 @@ class WebSettings(BaseModel):
 
 
 class SipSettings(BaseModel):
-    listen_host: str = "127.0.0.1"
-    listen_port: int = Field(5070, ge=1, le=65535)
-    # Where the owner's extension is reached; `{internal}` is the extension's internal number.
-    owner_uri_template: str = "sip:{internal}@127.0.0.1:5080"
-    owner_ring_timeout_s: int = Field(30, ge=5, le=300)
-    requester_ring_timeout_s: int = Field(45, ge=5, le=300)
-    max_call_duration_s: int = Field(3600, ge=1, le=86_400)
-    # IP addresses or networks allowed to send requests outside the calls we placed (a
-    # proxy's OPTIONS, a stray INVITE). Requests from anywhere else get no answer at all, so
-    # a scanner learns nothing and hostile input costs nothing; requests inside our calls are
-    # always handled. Empty (the default) answers everyone.
-    trusted_sources: list[str] = []
+    """The engine's SIP user agent."""
+
+    listen_host: str = Field(
+        "127.0.0.1", description="Address of the engine's SIP UDP socket (not a wildcard)."
+    )
+    listen_port: int = Field(5070, ge=1, le=65535, description="UDP port of the SIP socket.")
+    owner_uri_template: str = Field(
+        "sip:{internal}@127.0.0.1:5080",
+        description="Where the owner's extension is rung; `{internal}` is the extension's "
+        "internal number.",
+    )
+    owner_ring_timeout_s: int = Field(
+        30, ge=5, le=300, description="How long the owner's extension rings before giving up."
+    )
+    requester_ring_timeout_s: int = Field(
+        45, ge=5, le=300, description="How long the visitor's phone rings before giving up."
+    )
+    max_call_duration_s: int = Field(
+        3600, ge=1, le=86_400, description="A bridged call is ended cleanly after this long."
+    )
+    trusted_sources: list[str] = Field(
+        [],
+        description="IP addresses or networks allowed to send requests outside the calls we "
+        "placed (a proxy's OPTIONS, a stray INVITE). Requests from anywhere else get no answer, "
+        "so a scanner learns nothing; requests inside our calls are always handled. Empty "
+        "answers everyone.",
+    )
 
     @field_validator("owner_uri_template")
     @classmethod
@@ -88,10 +158,15 @@ class SipSettings(BaseModel):
 
 
 class TrunkSettings(BaseModel):
-    # `{e164}` (+61290375678), `{national}` (0290375678) or `{digits}` (61290375678).
-    uri_template: str = "sip:{e164}@127.0.0.1:5090"
-    username: str = ""
-    password: str = ""
+    """The carrier trunk that reaches visitors' numbers."""
+
+    uri_template: str = Field(
+        "sip:{e164}@127.0.0.1:5090",
+        description="How a visitor's number is dialled: `{e164}` (+61290375678), `{national}` "
+        "(0290375678) or `{digits}` (61290375678).",
+    )
+    username: str = Field("", description="Digest user name for 401/407 challenges.")
+    password: str = Field("", description="Digest password for 401/407 challenges.")
 
     @field_validator("uri_template")
     @classmethod
@@ -102,37 +177,92 @@ class TrunkSettings(BaseModel):
 
 
 class RtpengineSettings(BaseModel):
-    # `spawn`: `callnow serve` starts a private rtpengine; `external`: use the one at ng_address.
-    mode: Literal["spawn", "external", "off"] = "spawn"
-    ng_host: str = "127.0.0.1"
-    ng_port: int = Field(22230, ge=1, le=65535)
-    dtmf_log_port: int = Field(22299, ge=1, le=65535)
-    port_min: int = Field(35000, ge=1024, le=65535)
-    port_max: int = Field(35999, ge=1024, le=65535)
-    timeout_s: float = Field(1.0, gt=0, le=30)
-    # Worker threads of a spawned rtpengine (control and media). Its defaults starve the control
-    # socket under load: prompts (`play media`) queue behind media work and calls time out.
-    num_threads: int = Field(4, ge=1, le=64)
-    media_num_threads: int = Field(4, ge=1, le=64)
+    """The media relay that plays prompts, hears key presses and bridges the two legs."""
+
+    mode: Literal["spawn", "external"] = Field(
+        "spawn",
+        description="`spawn`: `callnow serve` starts a private rtpengine; `external`: use the "
+        "one at `ng_host`. There is no `off`: every callback needs rtpengine.",
+    )
+    ng_host: str = Field(
+        "127.0.0.1",
+        description="Address of rtpengine's ng control socket; also its media interface and "
+        "where the engine listens for its DTMF log.",
+    )
+    ng_port: int = Field(22230, ge=1, le=65535, description="UDP port of the ng control socket.")
+    dtmf_log_port: int = Field(
+        22299,
+        ge=1,
+        le=65535,
+        description="UDP port on `ng_host` where the engine hears rtpengine's DTMF events.",
+    )
+    port_min: int = Field(
+        35000, ge=1024, le=65535, description="First port of the RTP range (up to `port_max`)."
+    )
+    port_max: int = Field(35999, ge=1024, le=65535, description="Last port of the RTP range.")
+    timeout_s: float = Field(
+        1.0, gt=0, le=30, description="How long the engine waits for an ng answer."
+    )
+    num_threads: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Control threads of a spawned rtpengine. Its own defaults starve the "
+        "control socket under load: prompts queue behind media work and calls time out.",
+    )
+    media_num_threads: int = Field(
+        4, ge=1, le=64, description="Media threads of a spawned rtpengine."
+    )
+
+    @model_validator(mode="after")
+    def _ports_fit(self) -> Self:
+        if self.port_min > self.port_max:
+            raise ValueError(f"port_min {self.port_min} is above port_max {self.port_max}")
+        return self
 
 
 class EngineSettings(BaseModel):
-    # `callnow serve` runs the call engine beside the web; off for a web-only process.
-    enabled: bool = True
-    # Where `callnow serve` runs the engine: `shared` in the web's process, `own` in a child
-    # process it starts, watches and restarts. `auto`: shared on SQLite (the embedded default,
-    # one process), own on PostgreSQL, where the two would otherwise queue for one GIL.
-    process: Literal["auto", "shared", "own"] = "auto"
-    # Unique per engine process; empty means host name and process id.
-    engine_id: str = ""
-    # A dead engine's queued work is taken over after this long (leases renew every third).
-    lease_s: float = Field(30, ge=3, le=600)
-    # Fallback polling when no wake-up arrives (LISTEN/NOTIFY or in-process).
-    poll_interval_s: float = Field(0.5, gt=0, le=30)
-    max_concurrent_calls: int = Field(200, ge=1, le=10_000)
-    # Callbacks at once per extension and per tenant (call-flooding an owner is abuse too).
-    max_calls_per_extension: int = Field(1, ge=1, le=10_000)
-    max_calls_per_tenant: int = Field(20, ge=1, le=10_000)
+    """The call engine: claims queued requests and places the calls."""
+
+    enabled: bool = Field(
+        True,
+        description="`callnow serve` runs the call engine beside the web; `false` for a "
+        "web-only process (then `callnow engine` runs elsewhere).",
+    )
+    process: Literal["auto", "shared", "own"] = Field(
+        "auto",
+        description="Where `callnow serve` runs the engine: `shared` in the web's process, "
+        "`own` in a child process it starts, watches and restarts. `auto`: shared on SQLite, "
+        "own on PostgreSQL, where the two would otherwise queue for one GIL.",
+    )
+    engine_id: str = Field(
+        "", description="Unique per engine process; empty means host name and process id."
+    )
+    lease_s: float = Field(
+        30,
+        ge=3,
+        le=600,
+        description="A dead engine's queued work is taken over after this long (leases renew "
+        "every third of it).",
+    )
+    poll_interval_s: float = Field(
+        0.5,
+        gt=0,
+        le=30,
+        description="Fallback polling when no wake-up arrives (LISTEN/NOTIFY or in-process).",
+    )
+    max_concurrent_calls: int = Field(
+        200, ge=1, le=10_000, description="Callbacks this engine runs at once."
+    )
+    max_calls_per_extension: int = Field(
+        1,
+        ge=1,
+        le=10_000,
+        description="Callbacks at once per extension (call-flooding an owner is abuse too).",
+    )
+    max_calls_per_tenant: int = Field(
+        20, ge=1, le=10_000, description="Callbacks at once per tenant."
+    )
 
 
 class AbuseSettings(BaseModel):
@@ -141,45 +271,56 @@ class AbuseSettings(BaseModel):
     Source limits count every attempt; the others count only requests that would ring an owner.
     """
 
-    # `memory://` for one process; `redis://127.0.0.1:6379` when several processes share the load.
-    storage_url: str = "memory://"
-    per_source: str = "10/minute;60/hour"
-    per_network: str = "30/minute;300/hour"  # /24 for IPv4, /64 for IPv6
-    per_profile: str = "30/hour;200/day"
-    per_number: str = "3/day"  # owner calls per destination number, platform-wide
-    per_block: str = "10/hour;40/day"  # per 1,000-number block (all digits but the last three)
-    platform: str = "600/minute"
-    login_per_account: str = "5/minute;20/hour"
-    login_per_source: str = "20/minute;100/hour"
-    # Known fraud ranges (E.164 digits without +) the platform never calls, and exceptions.
-    blocked_prefixes: list[str] = []
-    allowed_prefixes: list[str] = []
-    captcha_ttl_s: int = Field(300, ge=30, le=3600)
-    # Above this many form posts, a page asks for the image check even if its owner turned it off.
-    captcha_auto_on: str = "20/10 minutes"
-    # Far above normal: the page pauses itself (answers like an unknown page) and the owner is told.
-    spike_pause: str = "100/10 minutes"
-    pause_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
-
-    @field_validator(
-        "per_source",
-        "per_network",
-        "per_profile",
-        "per_number",
-        "per_block",
-        "platform",
-        "login_per_account",
-        "login_per_source",
+    storage_url: str = Field(
+        "memory://",
+        description="Where limit counters live: `memory://` for one process; "
+        "`redis://127.0.0.1:6379` when several processes share the load.",
     )
-    @classmethod
-    def _valid_limit(cls, value: str) -> str:
-        from limits import parse_many
-
-        try:
-            parse_many(value)
-        except ValueError as exc:
-            raise ValueError(f"'{value}' is not a rate limit like '10/minute;50/hour'") from exc
-        return value
+    per_source: RateLimit = Field(
+        "10/minute;60/hour", description="Requests per visitor address (every attempt counts)."
+    )
+    per_network: RateLimit = Field(
+        "30/minute;300/hour",
+        description="Requests per network: /24 for IPv4, /64 for IPv6 (every attempt counts).",
+    )
+    per_profile: RateLimit = Field("30/hour;200/day", description="Owner calls per CallNow page.")
+    per_number: RateLimit = Field(
+        "3/day", description="Owner calls per destination number, platform-wide."
+    )
+    per_block: RateLimit = Field(
+        "10/hour;40/day",
+        description="Owner calls per 1,000-number block (all digits but the last three).",
+    )
+    platform: RateLimit = Field("600/minute", description="Owner calls on the whole platform.")
+    login_per_account: RateLimit = Field(
+        "5/minute;20/hour", description="Login attempts per account."
+    )
+    login_per_source: RateLimit = Field(
+        "20/minute;100/hour", description="Login attempts per visitor address."
+    )
+    blocked_prefixes: list[str] = Field(
+        [],
+        description="Known fraud ranges (E.164 digits without +) the platform never calls.",
+    )
+    allowed_prefixes: list[str] = Field(
+        [], description="Exceptions inside `blocked_prefixes` that may be called."
+    )
+    captcha_ttl_s: int = Field(
+        300, ge=30, le=3600, description="How long an image check stays valid."
+    )
+    captcha_auto_on: RateLimit = Field(
+        "20/10 minutes",
+        description="Above this many form posts, a page asks for the image check even if its "
+        "owner turned it off.",
+    )
+    spike_pause: RateLimit = Field(
+        "100/10 minutes",
+        description="Far above normal: the page pauses itself (answers like an unknown page) "
+        "and the owner is told.",
+    )
+    pause_minutes: int = Field(
+        60, ge=1, le=7 * 24 * 60, description="How long a page paused by a spike stays paused."
+    )
 
     @field_validator("blocked_prefixes", "allowed_prefixes")
     @classmethod
@@ -190,23 +331,53 @@ class AbuseSettings(BaseModel):
 
 
 class BillingSettings(BaseModel):
-    currency_code: str = Field("AUD", pattern=r"^[A-Z]{3}$")
-    # Digits after the decimal point of the currency (2 for cents).
-    minor_unit_exponent: int = Field(2, ge=0, le=4)
-    # GST in Australia; a decimal string so it is exact ("0.10", "0.15", "0").
-    tax_rate: str = Field("0.10", pattern=r"^(0(\.\d{1,6})?|1(\.0{1,6})?)$")
-    # A local call's flat price in minor units, before tax.
-    local_flat_minor: int = Field(12, ge=0, le=100_000)
-    # The owner's own leg (CallNow ringing their extension), in minor units before tax: a price
-    # per answered leg and one per started minute of its answered time. Both 0: free, no charge.
-    owner_leg_flat_minor: int = Field(0, ge=0, le=100_000)
-    owner_leg_per_minute_minor: int = Field(0, ge=0, le=100_000)
+    """The currency, tax and the built-in prices."""
+
+    currency_code: str = Field(
+        "AUD", pattern=r"^[A-Z]{3}$", description="ISO 4217 code of every price and charge."
+    )
+    minor_unit_exponent: int = Field(
+        2, ge=0, le=4, description="Digits after the decimal point of the currency (2 for cents)."
+    )
+    tax_rate: str = Field(
+        "0.10",
+        pattern=r"^(0(\.\d{1,6})?|1(\.0{1,6})?)$",
+        description="Tax on every charge (GST in Australia), a decimal string so it is exact "
+        '("0.10", "0.15", "0"); rounded half-up once per charge.',
+    )
+    local_flat_minor: int = Field(
+        12, ge=0, le=100_000, description="A local call's flat price in minor units, before tax."
+    )
+    owner_leg_flat_minor: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description="The owner's own leg (CallNow ringing their extension): a price per answered "
+        "leg in minor units before tax. With `owner_leg_per_minute_minor` both 0: free.",
+    )
+    owner_leg_per_minute_minor: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description="The owner's own leg: a price per started minute of its answered time, in "
+        "minor units before tax.",
+    )
 
 
 class RequestPolicySettings(BaseModel):
-    # How long the same number may not trigger another call after the owner declined.
-    decline_cooldown_s: int = Field(3600, ge=0)
-    welcome_message_max_chars: int = Field(500, ge=0, le=5000)
+    """Rules every callback request follows."""
+
+    decline_cooldown_s: int = Field(
+        3600,
+        ge=0,
+        description="How long the same number may not trigger another call after the owner "
+        "declined.",
+    )
+
+
+# The TOML file `Settings.load` is reading, seen by `settings_customise_sources` (a class method
+# that gets no arguments of its own); set only for the duration of one load.
+_loading_file: ContextVar[Path | None] = ContextVar("callnow_settings_file", default=None)
 
 
 class Settings(BaseSettings):
@@ -216,24 +387,70 @@ class Settings(BaseSettings):
         extra="forbid",
     )
 
-    data_dir: Path = Path("var")
-    # Empty means an SQLite file in data_dir. PostgreSQL: postgresql+psycopg://user@host/db
-    database_url: str = ""
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["console", "json"] = "console"
-    default_region: str = Field("AU", min_length=2, max_length=2)
-    default_timezone: str = "Australia/Sydney"
-    # Create the demo tenant, owner and `john_doe` profile on first start.
-    demo_data: bool = True
+    data_dir: Path = Field(
+        Path("var"), description="The SQLite file, the generated secret key and the prompt cache."
+    )
+    database_url: str = Field(
+        "",
+        description="Empty means an SQLite file in `data_dir`; PostgreSQL: "
+        "`postgresql+psycopg://user@host/db`.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="The least severe log records written."
+    )
+    log_format: Literal["console", "json"] = Field(
+        "console", description="`json` for log collectors."
+    )
+    default_region: str = Field(
+        "AU",
+        min_length=2,
+        max_length=2,
+        description="Country of national numbers, for new tenants.",
+    )
+    default_timezone: str = Field(
+        "Australia/Sydney",
+        description="IANA time zone for new tenants and the platform's days (re-rating).",
+    )
+    demo_data: bool = Field(
+        True, description="Create the demo tenant, owner and `john_doe` page on first start."
+    )
 
-    web: WebSettings = WebSettings()
-    sip: SipSettings = SipSettings()
-    trunk: TrunkSettings = TrunkSettings()
-    rtpengine: RtpengineSettings = RtpengineSettings()
-    requests: RequestPolicySettings = RequestPolicySettings()
-    abuse: AbuseSettings = AbuseSettings()
-    engine: EngineSettings = EngineSettings()
-    billing: BillingSettings = BillingSettings()
+    web: WebSettings = Field(WebSettings(), description=WebSettings.__doc__)
+    sip: SipSettings = Field(SipSettings(), description=SipSettings.__doc__)
+    trunk: TrunkSettings = Field(TrunkSettings(), description=TrunkSettings.__doc__)
+    rtpengine: RtpengineSettings = Field(RtpengineSettings(), description=RtpengineSettings.__doc__)
+    requests: RequestPolicySettings = Field(
+        RequestPolicySettings(), description=RequestPolicySettings.__doc__
+    )
+    abuse: AbuseSettings = Field(AbuseSettings(), description="Limits against abuse.")
+    engine: EngineSettings = Field(EngineSettings(), description=EngineSettings.__doc__)
+    billing: BillingSettings = Field(BillingSettings(), description=BillingSettings.__doc__)
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"'{value}' is not an IANA time zone like Australia/Sydney") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _udp_ports_differ(self) -> Self:
+        # The engine binds the SIP port and the DTMF log port; rtpengine binds the ng port.
+        # All are UDP (the web's TCP port cannot collide with them).
+        udp = [
+            ("sip.listen_port", self.sip.listen_host, self.sip.listen_port),
+            ("rtpengine.ng_port", self.rtpengine.ng_host, self.rtpengine.ng_port),
+            ("rtpengine.dtmf_log_port", self.rtpengine.ng_host, self.rtpengine.dtmf_log_port),
+        ]
+        for index, (name, host, port) in enumerate(udp):
+            for other, other_host, other_port in udp[index + 1 :]:
+                if port == other_port and _same_host(host, other_host):
+                    raise ValueError(f"{name} and {other} are both {port} on {host}")
+        return self
 
     @property
     def effective_database_url(self) -> str:
@@ -248,6 +465,23 @@ class Settings(BaseSettings):
         return self.engine.process == "own"
 
     @classmethod
+    def load(cls, path: Path | None = None) -> Settings:
+        """Defaults, then the TOML file at `path` (or named by CALLNOW_CONFIG), then CALLNOW_*.
+
+        Raises FileNotFoundError for a file that is not there, and pydantic's ValidationError
+        (naming the key) for a value that is wrong.
+        """
+        if path is None and os.environ.get("CALLNOW_CONFIG"):
+            path = Path(os.environ["CALLNOW_CONFIG"])
+        if path is not None and not path.is_file():
+            raise FileNotFoundError(f"the settings file {path} is not a file")
+        token = _loading_file.set(path)
+        try:
+            return cls()
+        finally:
+            _loading_file.reset(token)
+
+    @classmethod
     def settings_customise_sources(
         cls,
         settings_cls: type[BaseSettings],
@@ -256,16 +490,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Highest priority first: keywords, then the environment, then the file.
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get("CALLNOW_CONFIG")
-        if config_file:
-            path = Path(config_file)
-            if not path.is_file():
-                raise FileNotFoundError(f"CALLNOW_CONFIG names {path}, which is not a file")
+        path = _loading_file.get()
+        if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()

@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, exc, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
@@ -115,3 +118,32 @@ def migrate(url: str) -> None:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(url), "head")
+
+
+@dataclass(frozen=True)
+class SchemaRevisions:
+    current: str | None  # None: no migration applied yet
+    head: str  # the newest migration this code has
+    known: bool  # `current` is one of this code's migrations (False: a newer CallNow's)
+
+
+def schema_revisions(url: str) -> SchemaRevisions:
+    """Where the database's schema is, against the migrations this code has.
+
+    Reads only: a missing SQLite file is reported as empty, not created.
+    """
+    scripts = ScriptDirectory.from_config(alembic_config(url))
+    head = scripts.get_current_head()
+    assert head is not None, "the migrations directory has no head"
+    current = None
+    if not url.startswith("sqlite:///") or Path(url.removeprefix("sqlite:///")).is_file():
+        engine = create_engine(url)
+        try:
+            with engine.connect() as connection:
+                current = MigrationContext.configure(connection).get_current_revision()
+        finally:
+            engine.dispose()
+    known = current is None or any(
+        script.revision == current for script in scripts.walk_revisions()
+    )
+    return SchemaRevisions(current, head, known)

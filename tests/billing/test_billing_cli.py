@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from callnow.billing import ledger
 from callnow.billing.budgets import budget_for
-from callnow.billing.cli import billing_app
+from callnow.cli.billing import billing_app
 from callnow.store.billing_models import ChargeRow, RateDeckRow
 from callnow.store.db import make_engine, make_session_factory, migrate, transaction
 from tests.billing.test_ledger import (

@@ -187,6 +187,20 @@ def test_an_engine_whose_serve_was_killed_stops_by_itself(served):
 
 def test_serve_does_not_start_when_its_engine_cannot(postgresql_url, tmp_path):
     web_port = free_port()
+    with engine_ports_env() as ports:
+        # An external rtpengine that is not there: found only when the engine child starts
+        # (a port already taken is refused by serve itself, before any child).
+        ports = {**ports, "CALLNOW_RTPENGINE__MODE": "external"}
+        env = serve_env(postgresql_url, tmp_path, web_port, free_port(), ports)
+        result = subprocess.run([str(CALLNOW), "serve"], env=env, capture_output=True, timeout=120)
+    output = result.stdout.decode() + result.stderr.decode()
+    assert result.returncode != 0, output[-3000:]
+    assert "the call engine did not start" in output
+    assert "Uvicorn running" not in output  # the web never took a request without an engine
+
+
+def test_serve_names_the_engine_port_another_program_holds(postgresql_url, tmp_path):
+    web_port = free_port()
     with (
         engine_ports_env() as ports,
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken,
@@ -194,7 +208,8 @@ def test_serve_does_not_start_when_its_engine_cannot(postgresql_url, tmp_path):
         taken.bind(("127.0.0.1", int(ports["CALLNOW_SIP__LISTEN_PORT"])))  # the engine's SIP port
         env = serve_env(postgresql_url, tmp_path, web_port, free_port(), ports)
         result = subprocess.run([str(CALLNOW), "serve"], env=env, capture_output=True, timeout=120)
-    output = result.stdout.decode() + result.stderr.decode()
-    assert result.returncode != 0, output[-3000:]
-    assert "the call engine did not start" in output
-    assert "Uvicorn running" not in output  # the web never took a request without an engine
+    assert result.returncode == 1
+    port = ports["CALLNOW_SIP__LISTEN_PORT"]
+    expected = f"sip.listen_port {port} is already in use on 127.0.0.1"
+    assert result.stderr.decode().strip() == expected
+    assert "Uvicorn running" not in result.stdout.decode()

@@ -134,16 +134,6 @@ async def test_a_failed_start_leaves_nothing_running(
     await stack.stop()
 
 
-async def test_rtpengine_mode_off_is_refused(tmp_path: Path) -> None:
-    settings = Settings(
-        data_dir=tmp_path,
-        demo_data=False,
-        rtpengine=RtpengineSettings(mode="off"),
-    )
-    with pytest.raises(ValueError, match="rtpengine"):
-        await LiveTelephony.start(settings)
-
-
 # -- refused before SIP --------------------------------------------------------------------------
 
 

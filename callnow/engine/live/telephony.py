@@ -134,8 +134,6 @@ class LiveTelephony:
 
     async def _start(self) -> None:
         media: RtpengineSettings = self.settings.rtpengine
-        if media.mode == "off":
-            raise ValueError("live telephony needs rtpengine (rtpengine.mode is 'off')")
         if media.mode == "spawn":
             self.process = RtpengineProcess(media)
             await self.process.start()

@@ -1,13 +1,11 @@
 """`callnow billing …`: rate decks, re-rating, statements and budgets from the command line.
 
-Registered by callnow/cli.py as `app.add_typer(billing_app, name="billing")`. Settings and the
-database come the same way as for every other command (`--config`, `CALLNOW_*`).
+Settings and the database come the same way as for every other command (`--config`,
+`CALLNOW_*`); like every admin command, these need the schema `callnow db upgrade` brings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
@@ -22,46 +20,16 @@ from callnow.billing.deck_csv import DeckImportFailed
 from callnow.billing.money import format_minor, parse_minor
 from callnow.billing.rerate import RerateReport, rerate
 from callnow.billing.statements import month_lines, parse_month, statement_csv
-from callnow.config import Settings
+from callnow.cli.common import CommandError, ConfigOption, admin_session, load_settings
 from callnow.domain.rating import BillingPolicy
 from callnow.store import provisioning
-from callnow.store.db import make_engine, make_session_factory, migrate, transaction
 from callnow.store.models import Tenant, utcnow
 
 billing_app = typer.Typer(
     help="Rate decks, re-rating, statements and budgets.", no_args_is_help=True
 )
 
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML settings file", envvar="CALLNOW_CONFIG")
-]
 OFF = "off"
-
-
-class CommandError(Exception):
-    """Something the operator must fix; printed in red, exit status 1."""
-
-
-def _settings(config: Path | None) -> Settings:
-    # Imported here: callnow.cli imports this module to register billing_app.
-    from callnow.cli import load_settings
-
-    return load_settings(config)
-
-
-@contextmanager
-def _session(settings: Settings) -> Iterator[Session]:
-    url = settings.effective_database_url
-    migrate(url)
-    engine = make_engine(url)
-    try:
-        with transaction(make_session_factory(engine)) as session:
-            yield session
-    except CommandError as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(1) from exc
-    finally:
-        engine.dispose()
 
 
 def _tenant(session: Session, name: str | None) -> Tenant | None:
@@ -102,9 +70,9 @@ def import_deck(
     config: ConfigOption = None,
 ) -> None:
     """Import a CSV rate deck whole; on any error nothing is imported and the old deck stays."""
-    settings = _settings(config)
+    settings = load_settings(config)
     data = file.read_bytes()
-    with _session(settings) as session:
+    with admin_session(settings) as session:
         owner = _tenant(session, tenant)
         zone = ZoneInfo(owner.timezone if owner else settings.default_timezone)
         result = ledger.import_deck(
@@ -125,7 +93,7 @@ def import_deck(
 @billing_app.command("list-decks")
 def list_decks(config: ConfigOption = None) -> None:
     """Every deck: id, owner, effective date, currency and number of rates."""
-    with _session(_settings(config)) as session:
+    with admin_session(load_settings(config)) as session:
         for deck in ledger.list_decks(session):
             owner = deck.tenant_name or "platform"
             typer.echo(
@@ -140,7 +108,7 @@ def export_deck(
     config: ConfigOption = None,
 ) -> None:
     """Write a deck as CSV to standard output, in the form import-deck reads."""
-    with _session(_settings(config)) as session:
+    with admin_session(load_settings(config)) as session:
         text = ledger.export_deck(session, deck_id)
         if text is None:
             raise CommandError(f"No deck {deck_id}.")
@@ -161,7 +129,7 @@ def rerate_period(
     Days are the platform's time zone (default_timezone). Without --dry-run, posted charges are
     corrected to the new prices and missing charges are posted.
     """
-    settings = _settings(config)
+    settings = load_settings(config)
     zone = ZoneInfo(settings.default_timezone)
     try:
         first, last = date.fromisoformat(from_date), date.fromisoformat(to_date)
@@ -170,7 +138,7 @@ def rerate_period(
     if last < first:
         raise typer.BadParameter("--to is before --from")
     period = local_days(first, (last - first).days + 1, zone)
-    with _session(settings) as session:
+    with admin_session(settings) as session:
         report = rerate(session, period, apply=not dry_run)
         _print_rerate(report, zone, BillingPolicy().minor_unit_exponent)
 
@@ -203,7 +171,7 @@ def statement(
         first_day = parse_month(month)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    with _session(_settings(config)) as session:
+    with admin_session(load_settings(config)) as session:
         found = provisioning.extension_by_internal(session, extension)
         if found is None:
             raise CommandError(f"No extension {extension}.")
@@ -231,7 +199,7 @@ def set_budget(
     if (extension is None) == (tenant is None):
         raise typer.BadParameter("give exactly one of --extension and --tenant")
     exponent = BillingPolicy().minor_unit_exponent
-    with _session(_settings(config)) as session:
+    with admin_session(load_settings(config)) as session:
         changes = {
             "daily_cap_minor": _limit(daily_cap, exponent),
             "prepaid_balance_minor": _limit(prepaid, exponent),
