@@ -82,7 +82,7 @@ def _describe(key: str, field: FieldInfo) -> tuple[str, ...]:
 
 
 def _type_name(field: FieldInfo) -> str:
-    if any(item in RateLimit.__metadata__ for item in field.metadata):
+    if any(item in typing.get_args(RateLimit)[1:] for item in field.metadata):
         return "rate limit"
     annotation = field.annotation
     if typing.get_origin(annotation) is typing.Literal:

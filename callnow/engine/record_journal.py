@@ -64,7 +64,7 @@ class RecordJournal:
         comes with its seq there."""
         self._directory.mkdir(parents=True, exist_ok=True)
         left: list[JournalledUnit] = []
-        own = self._path.open("a+", encoding="utf-8")
+        own: IO[str] = self._path.open("a+", encoding="utf-8")
         try:
             fcntl.flock(own, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as held:
@@ -76,7 +76,7 @@ class RecordJournal:
         for path in sorted(self._directory.glob(f"*{SUFFIX}"), key=_age):
             if path == self._path:
                 continue
-            handle = path.open("r+", encoding="utf-8")
+            handle: IO[str] = path.open("r+", encoding="utf-8")
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -72,4 +72,4 @@ def record_abandoned_end(session: Session, leg: AbandonedLeg, ended_at: datetime
         )
         .execution_options(synchronize_session=False)
     )
-    return (result.rowcount or 0) == 1
+    return (result.rowcount or 0) == 1  # type: ignore[attr-defined]  # an UPDATE: CursorResult

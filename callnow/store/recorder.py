@@ -133,7 +133,7 @@ def _dialling() -> Insert:
 
 @cache
 def _leg_answered() -> Update:
-    legs = CallLeg.__table__
+    legs = cast(Table, CallLeg.__table__)
     # The first answer counts: a replayed or late write never moves it.
     return (
         update(legs)
@@ -148,7 +148,7 @@ def _leg_answered() -> Update:
 
 @cache
 def _hangup_prepared() -> Update:
-    legs = CallLeg.__table__
+    legs = cast(Table, CallLeg.__table__)
     columns = (
         "sip_call_id",
         "media_call_id",
