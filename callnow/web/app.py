@@ -32,7 +32,11 @@ from callnow.web import (
 from callnow.web.captcha import CaptchaBook
 from callnow.web.context import SESSION_ENDERS, AppState
 from callnow.web.intake import Safeguards
-from callnow.web.middleware import LimitsMiddleware, SecurityHeadersMiddleware
+from callnow.web.middleware import (
+    LimitsMiddleware,
+    PublicLoadShedding,
+    SecurityHeadersMiddleware,
+)
 from callnow.web.throttle import Throttle
 
 SESSION_MAX_AGE_S = 12 * 3600
@@ -98,9 +102,7 @@ def create_app(settings: Settings, *, with_engine: bool = False) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Sync routes and dependencies run on anyio's default threads; bound them with the pool.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = (
-            settings.web.worker_threads
-        )
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.web.worker_threads
         try:
             if not with_engine:
                 yield
@@ -157,10 +159,16 @@ def create_app(settings: Settings, *, with_engine: bool = False) -> FastAPI:
         same_site="lax",
         https_only=settings.web.public_base_url.startswith("https://"),
     )
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(
+        PublicLoadShedding,
+        max_in_flight=settings.web.public_max_in_flight,
+        queue_wait_s=settings.web.public_queue_wait_s,
+    )
     app.add_middleware(
         LimitsMiddleware,
         max_body_bytes=settings.web.max_body_bytes,
         max_query_bytes=settings.web.max_query_bytes,
     )
+    # Outermost, so every answer carries the headers, refusals included.
+    app.add_middleware(SecurityHeadersMiddleware)
     return app

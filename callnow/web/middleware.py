@@ -1,6 +1,8 @@
-"""ASGI middleware: bounded requests and security headers."""
+"""ASGI middleware: bounded requests, load shedding on public pages, security headers."""
 
 from __future__ import annotations
+
+import asyncio
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -16,7 +18,9 @@ SECURITY_HEADERS = [
 ]
 
 
-async def _plain(send: Send, status: int, text: str) -> None:
+async def _plain(
+    send: Send, status: int, text: str, extra_headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = text.encode()
     await send(
         {
@@ -25,6 +29,7 @@ async def _plain(send: Send, status: int, text: str) -> None:
             "headers": [
                 (b"content-type", b"text/plain; charset=utf-8"),
                 (b"content-length", str(len(body)).encode()),
+                *(extra_headers or []),
             ],
         }
     )
@@ -91,3 +96,43 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class PublicLoadShedding:
+    """Serve at most `max_in_flight` public-page requests at once; refuse the rest quickly.
+
+    A flood of form posts must not take every thread and connection from health checks, the
+    owner's portal and the engine. Requests beyond the limit wait up to `queue_wait_s` for a
+    turn, then get 503 with Retry-After, which a visitor's browser shows as "try again".
+    Status streams (`.../events`) stay open for minutes and are bounded elsewhere.
+    """
+
+    RETRY_AFTER_S = 5
+
+    def __init__(self, app: ASGIApp, max_in_flight: int, queue_wait_s: float) -> None:
+        self.app = app
+        self.max_in_flight = max_in_flight
+        self.queue_wait_s = queue_wait_s
+        self._turns: asyncio.Semaphore | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith("/callnow") or path.endswith("/events"):
+            await self.app(scope, receive, send)
+            return
+        if self._turns is None:  # made on first use: it belongs to the running loop
+            self._turns = asyncio.Semaphore(self.max_in_flight)
+        try:
+            await asyncio.wait_for(self._turns.acquire(), self.queue_wait_s)
+        except TimeoutError:
+            await _plain(
+                send,
+                503,
+                "Too many people are asking right now. Please try again in a few seconds.",
+                extra_headers=[(b"retry-after", str(self.RETRY_AFTER_S).encode())],
+            )
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._turns.release()
