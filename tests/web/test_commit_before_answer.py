@@ -9,19 +9,17 @@ the 303 points at.
 from __future__ import annotations
 
 import inspect
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
-import uvicorn
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from sqlalchemy import event
 
+from tests.support.http_server import served
 from tests.web.helpers import all_requests, set_profile
 
 SLOW_COMMIT_S = 0.4
@@ -55,29 +53,6 @@ def test_no_route_depends_on_a_generator_that_ends_after_the_answer(world: Any) 
             if yields and dependant.scope != "function":
                 late.append(f"{','.join(sorted(route.methods))} {route.path}: {call}")
     assert late == []
-
-
-@contextmanager
-def served(app: Any) -> Iterator[str]:
-    """The app behind uvicorn on a free port of 127.0.0.1, lifespan included."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        listener.close()
 
 
 @contextmanager

@@ -1,0 +1,150 @@
+"""A burst of form posts while a callback is bridged: nothing freezes, the call is billed once.
+
+The service is served by uvicorn on a real socket with its engine in the same process (the
+embedded default), real SIPp phones and rtpengine. Every abuse limit is lifted so that each post
+does the whole intake; the posts go to another owner's page that confirms on the web, so they
+queue without ringing anyone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from callnow.config import AbuseSettings
+from callnow.store.billing_models import ChargeRow
+from callnow.store.db import transaction
+from callnow.store.models import CallLeg, CallRequest, Profile
+from callnow.web.app import create_app
+from tests.e2e.conftest import wait_until_finished
+from tests.support.http_server import served
+from tests.support.world import seed_owner
+from tests.web.helpers import form_token
+
+CLIENTS = 64
+POSTS = 1000
+HEALTH_LIMIT_S = 2.0
+UNLIMITED = "1000000/minute"
+LIFTED = AbuseSettings(
+    per_source=UNLIMITED,
+    per_network=UNLIMITED,
+    per_profile=UNLIMITED,
+    per_number=UNLIMITED,
+    per_block=UNLIMITED,
+    platform=UNLIMITED,
+    captcha_auto_on=UNLIMITED,
+    spike_pause=UNLIMITED,
+)
+
+
+def _seed_bob_confirming_on_the_web(sessions) -> None:
+    with transaction(sessions) as session:
+        seed_owner(
+            session,
+            tenant="Bob Pty",
+            email="bob@example.com",
+            internal="002001",
+            external="03 9000 1111",
+            callnow_id="bob",
+        )
+    with transaction(sessions) as session:
+        bob = session.scalars(select(Profile).where(Profile.callnow_id == "bob")).one()
+        bob.confirm_on_web = True
+        bob.image_validation = False
+
+
+def _visitor_leg_answered(sessions) -> bool:
+    with sessions() as session:
+        legs = session.scalars(select(CallLeg).where(CallLeg.role == "requester")).all()
+    return any(leg.answered_at is not None for leg in legs)
+
+
+@pytest.mark.timeout(300)
+def test_a_burst_of_posts_leaves_the_service_answering_and_the_bridged_call_billed_once(
+    callback_service, caplog
+):
+    settings, sessions, _, _ = callback_service(
+        "answer_info_dtmf_relay.xml", {"digit": "1"}, max_call_s=15, abuse=LIFTED
+    )
+    _seed_bob_confirming_on_the_web(sessions)
+    caplog.set_level(logging.WARNING)
+    with served(create_app(settings, with_engine=True)) as base:
+        with httpx.Client(base_url=base, timeout=30) as visitor:
+            page = visitor.get("/callnow/alice")
+            placed = visitor.post(
+                "/callnow/alice",
+                data={
+                    "form_token": form_token(page.text),
+                    "name": "Mary",
+                    "number": "02 9037 5678",
+                },
+            )
+            assert placed.status_code == 303
+            deadline = time.monotonic() + 30
+            while not _visitor_leg_answered(sessions):
+                assert time.monotonic() < deadline, "the callback was not bridged"
+                time.sleep(0.1)
+
+        health_waits: list[float] = []
+        flooding = threading.Event()
+        flooding.set()
+
+        def watch_health() -> None:
+            with httpx.Client(base_url=base, timeout=30) as client:
+                while flooding.is_set():
+                    started = time.monotonic()
+                    client.get("/api/v1/health")
+                    health_waits.append(time.monotonic() - started)
+                    time.sleep(0.1)
+
+        def post_share(client_number: int) -> list[int]:
+            statuses = []
+            with httpx.Client(base_url=base, timeout=30) as client:
+                token = form_token(client.get("/callnow/bob").text)
+                for n in range(client_number, POSTS, CLIENTS):
+                    answer = client.post(
+                        "/callnow/bob",
+                        data={"form_token": token, "name": "Flood", "number": f"02 9100 {n:04d}"},
+                    )
+                    statuses.append(answer.status_code)
+            return statuses
+
+        watcher = threading.Thread(target=watch_health)
+        watcher.start()
+        try:
+            with ThreadPoolExecutor(CLIENTS) as pool:
+                statuses = [s for share in pool.map(post_share, range(CLIENTS)) for s in share]
+        finally:
+            flooding.clear()
+            watcher.join(35)
+
+        [request_id] = _ids_of(sessions, "alice")
+        assert wait_until_finished(sessions, request_id, timeout_s=60) == "completed"
+
+    assert len(statuses) == POSTS
+    assert set(statuses) <= {303, 429, 503}, sorted(set(statuses))
+    assert statuses.count(303) == len(_ids_of(sessions, "bob"))
+    assert health_waits and max(health_waits) < HEALTH_LIMIT_S
+    with sessions() as session:
+        [visitor_leg] = session.scalars(select(CallLeg).where(CallLeg.role == "requester")).all()
+        charges = session.scalars(select(ChargeRow)).all()
+    assert visitor_leg.answered_at is not None
+    assert [charge.call_leg_id for charge in charges] == [visitor_leg.id]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def _ids_of(sessions, callnow_id: str) -> list[int]:
+    with sessions() as session:
+        return list(
+            session.scalars(
+                select(CallRequest.id)
+                .join(Profile, CallRequest.profile_id == Profile.id)
+                .where(Profile.callnow_id == callnow_id)
+            )
+        )
