@@ -29,6 +29,7 @@ from callnow.billing.deck_store import (
 )
 from callnow.domain.calls import Disposition, LegRole
 from callnow.domain.cost_phrase import describe_cost
+from callnow.domain.decision import Outcome
 from callnow.domain.destinations import (
     Destination,
     DestinationClass,
@@ -210,7 +211,7 @@ def plan_call(
     owner_leg = None if policy.owner_leg.is_free else policy.owner_leg
     overhead_s = 0
     if owner_leg is not None:
-        confirm = priced.parties.request.decision == "confirm"
+        confirm = priced.parties.request.decision == Outcome.CONFIRM.value
         overhead_s = owner_leg_overhead_s(flow_limits or FlowLimits(), confirm=confirm)
     # Locked until the caller's transaction ends, so the reservation made from this reading is
     # the only one made from it (two engines on one PostgreSQL database).

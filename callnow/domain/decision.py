@@ -22,6 +22,9 @@ class Outcome(StrEnum):
     CONFIRM = "confirm"  # ring the owner and wait for their key
     CONFIRM_ON_WEB = "confirm_web"  # wait until the owner accepts in the portal
     ACCEPT = "accept"  # ring the owner with a short whisper, then call back at once
+    # Not an outcome of `decide`: what a CONFIRM_ON_WEB request becomes once the owner accepted
+    # it in the portal (ring them with a whisper, no keypad).
+    ACCEPTED_ON_WEB = "web"
 
 
 class RejectReason(StrEnum):

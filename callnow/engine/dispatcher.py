@@ -36,9 +36,10 @@ from callnow.billing.ledger import (
 )
 from callnow.billing.policy import policy_from
 from callnow.config import Settings
+from callnow.domain.acceptance import acceptance_of
 from callnow.domain.calls import LegDialling, LegRole, PreparedHangup
 from callnow.domain.destination_policy import PrefixList, check_destination
-from callnow.domain.flow import AcceptanceMode, FlowLimits, Outcome, RequestFacts
+from callnow.domain.flow import FlowLimits, Outcome, RequestFacts
 from callnow.domain.rating import BudgetRefused
 from callnow.domain.request_state import RequestState, is_terminal
 from callnow.engine.runner import CallbackEngine, CallbackHandle
@@ -52,11 +53,6 @@ from callnow.store.requests import move
 
 log = logging.getLogger(__name__)
 
-ACCEPTANCE = {
-    "confirm": AcceptanceMode.CONFIRM,
-    "accept": AcceptanceMode.AUTO,
-    "web": AcceptanceMode.WEB,
-}
 # A request whose callback cannot even be started this many times is failed, not retried.
 MAX_START_ATTEMPTS = 3
 # A backlog is claimed this many at a time: one transaction for the lot, each started at once.
@@ -286,7 +282,7 @@ class Dispatcher:
             caller_e164=request.number_e164,
             owner_internal_number=extension.internal_number,
             owner_external_e164=extension.external_number,
-            acceptance=ACCEPTANCE[request.decision],
+            acceptance=acceptance_of(request.decision),
             caller_name=request.caller_name,
             region=tenant.region,
             cost_phrase=plan.cost_phrase,

@@ -32,14 +32,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, joinedload, undefer
 
 from callnow.domain import request_state
+from callnow.domain.acceptance import CLAIMABLE_DECISIONS
 from callnow.domain.request_state import RequestState
 from callnow.store.models import CallLeg, CallRequest, Extension, Profile, UtcDateTime
 from callnow.store.requests import move
 
 # On PostgreSQL the web NOTIFYs this channel when it queued work, and engines LISTEN on it.
 NOTIFY_CHANNEL = "callnow_queue"
-# Decisions an engine may act on; `confirm_web` waits for the owner's click in the portal.
-CLAIMABLE_DECISIONS = ("confirm", "accept", "web")
 IN_CALL = tuple(state.value for state in request_state.IN_CALL)
 
 

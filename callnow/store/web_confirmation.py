@@ -14,8 +14,6 @@ from callnow.store.guarded import move_if, update_if
 from callnow.store.models import CallRequest, Extension, Profile, RequestEvent, utcnow
 from callnow.store.requests import append_event
 
-# What the dispatcher claims once the owner accepted on the web: ring with a whisper, no keypad.
-WEB_ACCEPTED = "web"
 ACCEPTED_REASON = "accepted on the web"
 DECLINED_REASON = "declined on the web"
 
@@ -63,7 +61,7 @@ def accept(
     changed = update_if(
         session,
         request,
-        {"decision": WEB_ACCEPTED},
+        {"decision": Outcome.ACCEPTED_ON_WEB.value},
         only_if=(*_HELD, CallRequest.created_at > rules.cutoff(now, timeout)),
     )
     if changed:
