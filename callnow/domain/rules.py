@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from callnow.domain.phone import CallerNumber, NumberScope
+from callnow.domain.phone import CallerNumber, InvalidNumber, NumberScope, e164_prefix
 
 
 class RuleAction(StrEnum):
@@ -102,3 +102,39 @@ class Rule:
 
 def first_matching(rules: Iterable[Rule], number: CallerNumber, name: str | None) -> Rule | None:
     return next((rule for rule in rules if rule.matches(number, name)), None)
+
+
+def _values(kind: type[StrEnum]) -> set[str]:
+    return {member.value for member in kind}
+
+
+def rule_from_fields(
+    action: str,
+    number_match: str,
+    number_value: str,
+    name_match: str,
+    name_value: str,
+    region: str,
+) -> Rule:
+    """Build a domain rule from loose text fields (portal form or API), or raise InvalidRule."""
+    try:
+        rule_action = RuleAction(action)
+    except ValueError as exc:
+        raise InvalidRule("The action is accept, confirm or reject.") from exc
+    n_match = NumberMatch(number_match) if number_match in _values(NumberMatch) else None
+    value: str | None = None
+    if n_match in (NumberMatch.EXACT, NumberMatch.PREFIX):
+        try:
+            value = e164_prefix(number_value, region)
+        except InvalidNumber as exc:
+            raise InvalidRule(str(exc)) from exc
+    elif n_match is NumberMatch.SCOPE:
+        value = number_value.strip().lower()
+    m_match = NameMatch(name_match) if name_match in _values(NameMatch) else None
+    return Rule(
+        rule_action,
+        number_match=n_match,
+        number_value=value,
+        name_match=m_match,
+        name_value=name_value.strip() if m_match else None,
+    )

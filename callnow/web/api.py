@@ -13,13 +13,13 @@ from sqlalchemy.orm import Session
 
 from callnow.domain.availability import InvalidWindow, Window
 from callnow.domain.callnow_id import InvalidCallNowId, normalise_callnow_id
-from callnow.domain.rules import InvalidRule
+from callnow.domain.page import MAX_RULES, WELCOME_MAX_CHARS
+from callnow.domain.rules import InvalidRule, rule_from_fields
 from callnow.store import accounts, audit, profiles
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile, User
 from callnow.web.context import AppState, EngineStatus, UnitOfWork, app_state, client_address
 from callnow.web.intake import Submission, submit
-from callnow.web.portal import WELCOME_MAX_CHARS, rule_from_fields
 
 # The size limits in front of every route (LimitsMiddleware) answer these, as plain text.
 _PLAIN_TEXT = {"text/plain": {"schema": {"type": "string"}}}
@@ -305,7 +305,7 @@ def get_rules(callnow_id: str, user: UserDep, session: SessionDep) -> list[RuleM
 )
 def put_rules(
     callnow_id: str,
-    rules: Annotated[list[RuleModel], Field(max_length=50)],
+    rules: Annotated[list[RuleModel], Field(max_length=MAX_RULES)],
     user: UserDep,
     session: SessionDep,
 ) -> list[RuleModel]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from enum import StrEnum
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -15,9 +14,9 @@ from starlette.datastructures import FormData
 
 from callnow.domain.availability import WEEKDAYS, InvalidWindow, Window
 from callnow.domain.callnow_id import InvalidCallNowId, normalise_callnow_id
-from callnow.domain.phone import InvalidNumber, e164_prefix
+from callnow.domain.page import MAX_RULES, MAX_WINDOWS, WELCOME_MAX_CHARS, is_paused
 from callnow.domain.request_state import VISITOR_TEXT, RequestState
-from callnow.domain.rules import InvalidRule, NameMatch, NumberMatch, Rule, RuleAction
+from callnow.domain.rules import InvalidRule, rule_from_fields
 from callnow.store import accounts, audit, profiles
 from callnow.store import requests as request_store
 from callnow.store.models import Profile, User, utcnow
@@ -25,8 +24,6 @@ from callnow.web import forms
 from callnow.web.context import UnitOfWork, app_state, client_address, templates
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
-MAX_WINDOWS = 21
-WELCOME_MAX_CHARS = 500
 
 
 class LoginRequired(Exception):
@@ -145,7 +142,7 @@ def home(request: Request, session: UnitOfWork) -> Response:
     for profile in owned:
         urls = share_urls(request, profile)
         qr = segno.make(urls["path"], error="m").svg_inline(scale=4, title="QR code for the page")
-        paused = profile.paused_until is not None and profile.paused_until > utcnow()
+        paused = is_paused(profile.paused_until, utcnow())
         pages.append({"profile": profile, "urls": urls, "qr": qr, "paused": paused})
     recent = request_store.recent_for_profiles(session, [p.id for p in owned], limit=10)
     return _render(
@@ -315,42 +312,6 @@ def save_preferences(
     return _preferences(request, user, profile, errors={}, saved=True)
 
 
-def _values(kind: type[StrEnum]) -> set[str]:
-    return {member.value for member in kind}
-
-
-def rule_from_fields(
-    action: str,
-    number_match: str,
-    number_value: str,
-    name_match: str,
-    name_value: str,
-    region: str,
-) -> Rule:
-    """Build a domain rule from loose text fields (portal form or API), or raise InvalidRule."""
-    try:
-        rule_action = RuleAction(action)
-    except ValueError as exc:
-        raise InvalidRule("The action is accept, confirm or reject.") from exc
-    n_match = NumberMatch(number_match) if number_match in _values(NumberMatch) else None
-    value: str | None = None
-    if n_match in (NumberMatch.EXACT, NumberMatch.PREFIX):
-        try:
-            value = e164_prefix(number_value, region)
-        except InvalidNumber as exc:
-            raise InvalidRule(str(exc)) from exc
-    elif n_match is NumberMatch.SCOPE:
-        value = number_value.strip().lower()
-    m_match = NameMatch(name_match) if name_match in _values(NameMatch) else None
-    return Rule(
-        rule_action,
-        number_match=n_match,
-        number_value=value,
-        name_match=m_match,
-        name_value=name_value.strip() if m_match else None,
-    )
-
-
 @router.get("/profiles/{callnow_id}/rules", response_class=HTMLResponse)
 def rules_page(request: Request, callnow_id: str, session: UnitOfWork) -> Response:
     found = _owner_and_profile(request, session, callnow_id)
@@ -394,8 +355,10 @@ def change_rules(
     except ValueError:
         index = -1
     if operation == "add":
-        if len(current) >= 50:
-            return _rules(request, user, profile, error="At most 50 rules.", status_code=422)
+        if len(current) >= MAX_RULES:
+            return _rules(
+                request, user, profile, error=f"At most {MAX_RULES} rules.", status_code=422
+            )
         try:
             rule = rule_from_fields(
                 forms.field(form, "action", 10),

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from callnow.domain.availability import describe_hours, is_available, next_opening
+from callnow.domain.page import is_paused
 from callnow.domain.phone import parse_caller_number
 from callnow.domain.request_state import VISITOR_TEXT, RequestState, is_terminal
 from callnow.store import audit, profiles
@@ -33,7 +34,7 @@ def _visible_profile(session: Session, callnow_id: str) -> Profile | None:
     profile = profiles.by_callnow_id(session, callnow_id)
     if profile is None or not profile.enabled or profile.do_not_allow:
         return None
-    if profile.paused_until is not None and profile.paused_until > _now():
+    if is_paused(profile.paused_until, _now()):
         return None
     if not profiles.tenant_of(profile).call_api_access:
         return None
