@@ -120,8 +120,10 @@ def create_extension(
     return extension
 
 
-def enable_callnow(session: Session, extension: Extension, callnow_id: str) -> Profile:
-    """Turn CallNow on for an extension, allocating its ID (or re-enabling its profile)."""
+def checked_callnow_id(session: Session, extension: Extension, callnow_id: str) -> str:
+    """The normalised CallNow ID, if this extension may have it: its tenant has Call API access,
+    the ID is well formed and not reserved, and no other extension's page uses it. The CLI and
+    the platform admin both allocate IDs through this one check."""
     if not extension.tenant.call_api_access:
         raise ProvisioningError("CallNow can be enabled only for tenants with Call API access.")
     try:
@@ -131,6 +133,12 @@ def enable_callnow(session: Session, extension: Extension, callnow_id: str) -> P
     existing = profiles.by_callnow_id(session, wanted)
     if existing is not None and existing.extension_id != extension.id:
         raise ProvisioningError(f"The CallNow ID '{wanted}' is taken.")
+    return wanted
+
+
+def enable_callnow(session: Session, extension: Extension, callnow_id: str) -> Profile:
+    """Turn CallNow on for an extension, allocating its ID (or re-enabling its profile)."""
+    wanted = checked_callnow_id(session, extension, callnow_id)
     profile = session.scalars(select(Profile).where(Profile.extension_id == extension.id)).first()
     if profile is None:
         profile = Profile(extension_id=extension.id, callnow_id=wanted)

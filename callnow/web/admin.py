@@ -11,13 +11,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from sqladmin import Admin, ModelView
 from sqladmin.authentication import AuthenticationBackend
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from wtforms import PasswordField
 
 from callnow.config import Settings
-from callnow.domain.callnow_id import normalise_callnow_id
 from callnow.domain.phone import parse_owner_number
-from callnow.store import accounts, audit
+from callnow.store import accounts, audit, provisioning
 from callnow.store.db import make_session_factory
 from callnow.store.models import Extension, Profile, Tenant, User
 
@@ -154,14 +153,19 @@ class ProfileAdmin(AuditedView, model=Profile):
     async def on_model_change(
         self, data: dict[str, Any], model: Any, is_created: bool, request: Request
     ) -> None:
-        # Enabling CallNow allocates the ID: normalised, unique, not reserved.
-        data["callnow_id"] = normalise_callnow_id(data.get("callnow_id") or "")
+        # The same allocation rule as `callnow admin enable-callnow`.
+        chosen = data.get("extension") or getattr(model, "extension", None)
+        extension_id = chosen.id if isinstance(chosen, Extension) else chosen
         with self.session_maker() as session:
-            taken = session.scalars(
-                select(Profile).where(Profile.callnow_id == data["callnow_id"])
-            ).first()
-            if taken is not None and (is_created or taken.id != model.id):
-                raise ValueError(f"The CallNow ID '{data['callnow_id']}' is taken.")
+            extension = session.get(Extension, int(extension_id)) if extension_id else None
+            if extension is None:
+                raise ValueError("A CallNow profile belongs to an extension.")
+            try:
+                data["callnow_id"] = provisioning.checked_callnow_id(
+                    session, extension, data.get("callnow_id") or ""
+                )
+            except provisioning.ProvisioningError as exc:
+                raise ValueError(str(exc)) from exc
 
 
 def mount(app: FastAPI, engine: Engine, settings: Settings) -> Admin:

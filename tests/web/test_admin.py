@@ -72,3 +72,26 @@ def test_admin_changes_are_written_to_the_audit_log(world):
         [entry] = audit.recent(session)
         assert (entry.action, entry.actor) == ("profiles.update", "root@example.com (admin)")
         assert entry.details["callnow_id"] == "bob.b"
+
+
+def test_the_admin_gives_a_callnow_id_only_where_the_cli_would(world):
+    """The admin allocates through the same rule as `callnow admin enable-callnow`."""
+    from callnow.store.models import Tenant
+
+    make_admin(world)
+    admin_login(world, "root@example.com")
+    with world.sessions() as session, session.begin():
+        profile = session.scalars(select(Profile).where(Profile.callnow_id == "bob")).one()
+        session.get(Tenant, profile.extension.tenant_id).call_api_access = False
+        profile_id, extension_id = profile.id, profile.extension_id
+    form = {
+        "extension": str(extension_id),
+        "callnow_id": "bob.b",
+        "enabled": "y",
+        "welcome_message": "",
+    }
+    refused = world.client.post(f"/admin/profile/edit/{profile_id}", data=form)
+    assert refused.status_code == 400
+    assert "Call API access" in refused.text
+    with world.sessions() as session:
+        assert session.get(Profile, profile_id).callnow_id == "bob"
