@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 ./scripts/ensure-postgres.sh
 .venv/bin/ruff check .
 .venv/bin/mypy callnow
+.venv/bin/lint-imports
 exec .venv/bin/pytest -p no:cacheprovider "$@"

@@ -41,7 +41,7 @@ def _serve(settings: Settings) -> None:
 
     from callnow import logs
     from callnow.bootstrap import freeze_startup_objects, prepare, tune_thread_switching
-    from callnow.web.app import create_app
+    from callnow.compose import create_app
 
     logs.configure(settings.log_level, settings.log_format)
     settings, _ = prepare(settings)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
 from callnow import __version__
@@ -40,55 +38,21 @@ from callnow.web.middleware import (
 from callnow.web.throttle import Throttle
 
 SESSION_MAX_AGE_S = 12 * 3600
-# The in-process engine's own pool: dispatcher, recorder, housekeeping and webhook sender.
-ENGINE_CONNECTIONS = 10
+
+# Runs an engine for as long as the app serves, given the app's state to wire wake-ups into.
+EngineLifespan = Callable[[AppState], AbstractAsyncContextManager[None]]
 
 
-@asynccontextmanager
-async def engine_in_this_process(
-    settings: Settings, sessions: sessionmaker[Session], state: AppState
-) -> AsyncIterator[None]:
-    from callnow.engine.runtime import EngineRuntime
+def build_app(
+    settings: Settings,
+    *,
+    engine_lifespan: EngineLifespan | None = None,
+) -> FastAPI:
+    """The web app: routes, middleware and the database pool it serves from.
 
-    # The engine writes through a pool of its own, urgent on SQLite: its records never wait for
-    # a free web connection nor behind the web's writers. This process's web wakes it directly.
-    engine_pool = make_engine(
-        settings.effective_database_url, connections=ENGINE_CONNECTIONS, urgent=True
-    )
-    runtime = await EngineRuntime.start(
-        settings, make_session_factory(engine_pool), woken_in_process_by=queue_wakeup.sender()
-    )
-    state.wake = runtime.dispatcher.wake
-    state.engine_status = lambda: "running" if runtime.dispatcher.claiming else "stopped"
-    try:
-        yield
-    finally:
-        state.wake = queue_wakeup.nobody
-        await runtime.stop()
-        engine_pool.dispose()
-
-
-@asynccontextmanager
-async def engine_in_child_process(settings: Settings, state: AppState) -> AsyncIterator[None]:
-    """The web serves once the engine takes calls; it stops the engine before it exits.
-
-    Requests reach the engine through the database (and NOTIFY on PostgreSQL). While a crashed
-    engine is started again, the web goes on taking requests: they wait, queued.
+    `engine_lifespan`, given by the composition root, runs whatever engine serves alongside
+    (in this process or a child) while the app serves; the web never starts one itself.
     """
-    from callnow.engine.child import EngineChild
-
-    child = EngineChild(settings)
-    await asyncio.to_thread(child.start)
-    state.engine_status = lambda: child.status
-    try:
-        yield
-    finally:
-        await asyncio.to_thread(child.stop)
-
-
-def create_app(settings: Settings, *, with_engine: bool = False) -> FastAPI:
-    """The web app; with `with_engine`, it also runs the call engine while it serves: in this
-    process (the embedded default), or in a child process (`settings.engine_in_own_process`)."""
     if not settings.web.secret_key:
         raise ValueError("web.secret_key must be set (callnow serve generates one)")
     # Every route thread and every session waiting for its commit can hold a connection at once,
@@ -104,13 +68,10 @@ def create_app(settings: Settings, *, with_engine: bool = False) -> FastAPI:
         # Sync routes and dependencies run on anyio's default threads; bound them with the pool.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.web.worker_threads
         try:
-            if not with_engine:
+            if engine_lifespan is None:
                 yield
-            elif settings.engine_in_own_process:
-                async with engine_in_child_process(settings, state):
-                    yield
             else:
-                async with engine_in_this_process(settings, sessions, state):
+                async with engine_lifespan(state):
                     yield
         finally:
             await state.status_board.close()

@@ -13,12 +13,12 @@ from playwright.sync_api import expect
 from sqlalchemy.orm import Session, sessionmaker
 
 from callnow.bootstrap import prepare
+from callnow.compose import create_app
 from callnow.config import Settings, WebSettings
 from callnow.domain.request_state import RequestState
 from callnow.store import profiles
 from callnow.store import requests as request_store
 from callnow.store.db import make_engine, make_session_factory
-from callnow.web.app import create_app
 from tests.browser.test_public_form import browser, free_port  # noqa: F401 (a fixture)
 
 S = RequestState

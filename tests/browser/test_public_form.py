@@ -13,8 +13,8 @@ import uvicorn
 from playwright.sync_api import sync_playwright
 
 from callnow.bootstrap import prepare
+from callnow.compose import create_app
 from callnow.config import Settings, WebSettings
-from callnow.web.app import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

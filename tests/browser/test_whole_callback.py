@@ -13,8 +13,8 @@ import uvicorn
 from playwright.sync_api import expect
 
 from callnow.bootstrap import prepare
+from callnow.compose import create_app
 from callnow.config import EngineSettings, Settings, SipSettings, TrunkSettings, WebSettings
-from callnow.web.app import create_app
 from tests.browser.test_public_form import browser, free_port  # noqa: F401 (a fixture)
 from tests.peers.rtpengine import free_udp_port
 

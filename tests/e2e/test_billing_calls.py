@@ -14,11 +14,11 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from callnow.billing.budgets import budget_for, set_budget
+from callnow.compose import create_app
 from callnow.store import profiles
 from callnow.store.billing_models import ChargeRow
 from callnow.store.db import transaction
 from callnow.store.models import CallLeg, CallRequest
-from callnow.web.app import create_app
 from tests.e2e.conftest import submit, wait_until_finished
 
 pytestmark = pytest.mark.peers

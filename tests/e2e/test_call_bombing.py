@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
+from callnow.compose import create_app
 from callnow.config import AbuseSettings, WebSettings
 from callnow.store import provisioning
 from callnow.store.db import transaction
 from callnow.store.models import CallRequest
-from callnow.web.app import create_app
 from tests.web.helpers import form_token
 
 pytestmark = pytest.mark.peers

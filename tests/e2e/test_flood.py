@@ -17,11 +17,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from callnow.compose import create_app
 from callnow.config import AbuseSettings
 from callnow.store.billing_models import ChargeRow
 from callnow.store.db import transaction
 from callnow.store.models import CallLeg, CallRequest, Profile
-from callnow.web.app import create_app
 from tests.e2e.conftest import wait_until_finished
 from tests.support.http_server import served
 from tests.support.world import seed_owner

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
+from callnow.compose import create_app
 from callnow.store.billing_models import ChargeRow
 from callnow.store.db import transaction
 from callnow.store.models import CallLeg, CallRequest, RequestEvent
-from callnow.web.app import create_app
 from tests.e2e.conftest import submit, wait_until_finished
 from tests.web.helpers import form_token
 

@@ -162,7 +162,7 @@ def queued_request(
 
 @pytest.fixture
 def world(db_url: str, tmp_path) -> Iterator[World]:
-    from callnow.web.app import create_app
+    from callnow.compose import create_app
 
     settings = Settings(
         data_dir=tmp_path,

@@ -43,6 +43,7 @@ from starlette.testclient import TestClient
 
 from callnow.billing import ledger
 from callnow.billing.deck_csv import DeckImportFailed
+from callnow.compose import create_app
 from callnow.config import Settings, WebSettings
 from callnow.domain.decision import Outcome
 from callnow.store import accounts
@@ -50,7 +51,6 @@ from callnow.store import webhooks as webhook_store
 from callnow.store.models import CallRequest, Profile, Tenant
 from callnow.store.schema import metadata
 from callnow.web import sse
-from callnow.web.app import create_app
 from tests.billing.test_ledger import (
     JAN_1,
     MOBILE,

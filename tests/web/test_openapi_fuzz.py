@@ -37,9 +37,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from callnow.compose import create_app
 from callnow.config import Settings, WebSettings
 from callnow.store import accounts
-from callnow.web.app import create_app
 
 CHECKS = [
     not_a_server_error,

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
+from callnow.compose import create_app
 from callnow.store import webhooks as store
 from callnow.store.models import CallRequest, User
-from callnow.web.app import create_app
 from callnow.webhooks.sender import WebhookSender
 from callnow.webhooks.signing import verify
 from tests.e2e.conftest import callback_service, submit, wait_until_finished  # noqa: F401
