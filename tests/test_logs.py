@@ -78,3 +78,24 @@ def test_a_console_line_names_its_logger(restore_logging: None) -> None:
     logs.configure("info", "console", stream=out)
     logging.getLogger("callnow.web.intake").warning("slow")
     assert "callnow.web.intake" in out.getvalue()
+
+
+async def test_every_line_of_a_callback_carries_its_request_ref(restore_logging: None) -> None:
+    """A real callback run with fake phones whose owner dial fails: the engine's stdlib
+    log line about it carries the callback's request_ref, though nothing passed it along."""
+    from tests.engine.test_runner import FACTS, World, outcome_of
+
+    out = io.StringIO()
+    logs.configure("info", "json", stream=out)
+    world = World(failures={"dial_owner": OSError("no route to the PBX")})
+    handle, _phones = await world.start()
+    await outcome_of(handle)
+
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    failed = [line for line in lines if "dialling the" in line["event"]]
+    assert failed, lines
+    assert failed[0]["request_ref"] == FACTS.request_ref
+    assert failed[0]["logger"] == "callnow.engine.runner"
+    assert "OSError: no route to the PBX" in failed[0]["exception"]
+    # Nothing leaks out of the callback's own context.
+    assert structlog.contextvars.get_contextvars() == {}

@@ -19,6 +19,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
+import structlog
+
 from callnow.domain.calls import (
     FailureCause,
     LegDialling,
@@ -218,6 +220,12 @@ class CallbackRun:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
 
     async def _drive(self) -> None:
+        # Bound inside the task, whose context is its own copy: every line logged while this
+        # callback runs (structlog or stdlib loggers alike) carries its request_ref.
+        with structlog.contextvars.bound_contextvars(request_ref=self.request_ref):
+            await self._drive_events()
+
+    async def _drive_events(self) -> None:
         try:
             while not self.flow.finished:
                 event = await self._queue.get()
