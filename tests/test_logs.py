@@ -92,10 +92,11 @@ async def test_every_line_of_a_callback_carries_its_request_ref(restore_logging:
     await outcome_of(handle)
 
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
-    failed = [line for line in lines if "dialling the" in line["event"]]
+    failed = [line for line in lines if line["event"] == "dial_failed"]
     assert failed, lines
     assert failed[0]["request_ref"] == FACTS.request_ref
     assert failed[0]["logger"] == "callnow.engine.runner"
+    assert failed[0]["role"] == "owner"
     assert "OSError: no route to the PBX" in failed[0]["exception"]
     # Nothing leaks out of the callback's own context.
     assert structlog.contextvars.get_contextvars() == {}
