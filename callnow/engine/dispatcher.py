@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -301,6 +302,11 @@ class Dispatcher:
         return None
 
     async def _start(self, work: Work) -> None:
+        # The callback's task copies this context, so it starts with the ref bound too.
+        with structlog.contextvars.bound_contextvars(request_ref=work.facts.request_ref):
+            await self._start_callback(work)
+
+    async def _start_callback(self, work: Work) -> None:
         try:
             self._announce(work.facts)
             handle = await self._engine.start_callback(

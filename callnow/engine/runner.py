@@ -19,6 +19,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
+import structlog
+
 from callnow.domain.calls import (
     FailureCause,
     LegDialling,
@@ -56,7 +58,10 @@ from callnow.domain.request_state import RequestState, is_terminal
 from callnow.engine.leg_times import LegStopwatch
 from callnow.engine.ports import CallbackRecorder, CallChannel, Telephony
 
-log = logging.getLogger(__name__)
+# Events with key=value fields; request_ref comes from the context bound around each callback.
+# Wrapping the stdlib logger (not structlog.get_logger) keeps every line on the stdlib path,
+# configured or not, where handlers and level filters (and tests) see it.
+log = structlog.wrap_logger(logging.getLogger(__name__))
 
 Clock = Callable[[], datetime]
 
@@ -218,6 +223,12 @@ class CallbackRun:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
 
     async def _drive(self) -> None:
+        # Bound inside the task, whose context is its own copy: every line logged while this
+        # callback runs (structlog or stdlib loggers alike) carries its request_ref.
+        with structlog.contextvars.bound_contextvars(request_ref=self.request_ref):
+            await self._drive_events()
+
+    async def _drive_events(self) -> None:
         try:
             while not self.flow.finished:
                 event = await self._queue.get()
@@ -236,7 +247,7 @@ class CallbackRun:
                     await self._execute(command)
                 await self._write()
         except Exception as error:  # a bug in the flow or the engine; never leave a leg up
-            log.exception("callback %s crashed; hanging up", self.request_ref)
+            log.exception("callback_crashed_hanging_up")
             await self._emergency_stop(f"engine_error: {type(error).__name__}")
         finally:
             await self._close()
@@ -296,7 +307,7 @@ class CallbackRun:
             async with asyncio.timeout(self._action_timeout_s):
                 await dial()
         except Exception:
-            log.exception("callback %s: dialling the %s failed", self.request_ref, role)
+            log.exception("dial_failed", role=role.value)
             self._queue.put_nowait(LegFailed(role, FailureCause.FAILED))
 
     async def _or_abort(self, reason: str, action: Awaitable[None]) -> None:
@@ -304,7 +315,7 @@ class CallbackRun:
             async with asyncio.timeout(self._action_timeout_s):
                 await action
         except Exception:
-            log.exception("callback %s: %s", self.request_ref, reason)
+            log.exception("action_failed_aborting", reason=reason)
             self._queue.put_nowait(Abort(reason))
 
     async def _or_log(self, what: str, action: Awaitable[None]) -> None:
@@ -314,7 +325,7 @@ class CallbackRun:
             async with asyncio.timeout(self._action_timeout_s):
                 await action
         except Exception:
-            log.exception("callback %s: %s failed", self.request_ref, what)
+            log.exception("action_failed", action=what)
 
     async def _hang_up(self, role: LegRole, reason: str) -> None:
         assert self._channel is not None
@@ -324,7 +335,7 @@ class CallbackRun:
     def _record(self, role: LegRole, cause: FailureCause | None, code: int | None) -> None:
         record = self._legs.record(role, self._clock(), cause, code)
         if record is None or role in self._recorded:
-            log.error("callback %s: unexpected record for the %s leg", self.request_ref, role)
+            log.error("unexpected_leg_record", role=role.value)
             return
         self._recorded.add(role)
         self._unwritten.append(LegRecorded(record))
@@ -351,7 +362,7 @@ class CallbackRun:
                 await self._recorder.write(self.request_ref, writes)
         except Exception:
             what = ", ".join(type(write).__name__ for write in writes)
-            log.exception("callback %s: could not store %s", self.request_ref, what)
+            log.exception("store_write_failed", writes=what)
             return False
         return True
 
