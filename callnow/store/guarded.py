@@ -14,12 +14,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, update
+from sqlalchemy import ColumnElement, CursorResult, or_, update
 from sqlalchemy.orm import Session
 
 from callnow.domain.request_state import RequestState, check_transition
-from callnow.store.models import CallRequest
-from callnow.store.requests import move
+from callnow.store.models import CallRequest, RequestEvent
+from callnow.store.requests import append_event, move
 
 
 def move_if(
@@ -64,3 +64,38 @@ def update_if(
     )
     session.refresh(request)
     return result.rowcount == 1
+
+
+def _not_held(now: datetime) -> ColumnElement[bool]:
+    """No engine holds the request (never claimed, or its lease ran out)."""
+    return or_(
+        CallRequest.claimed_by.is_(None),
+        CallRequest.lease_expires_at.is_(None),
+        CallRequest.lease_expires_at < now,
+    )
+
+
+VISITOR_CANCELLED = "cancelled by the visitor"
+VISITOR_ASKED_TO_CANCEL = "the visitor asked to cancel"
+
+
+def cancel_for_visitor(session: Session, request: CallRequest, now: datetime) -> None:
+    """Cancel a request the visitor no longer wants (the caller checked it is still cancellable).
+
+    Nobody holds a queued request, so it is cancelled here, unless an engine claimed it in the
+    meantime. Otherwise the wish is recorded and the engine holding it ends the call.
+    """
+    if request.state == RequestState.QUEUED.value and move_if(
+        session,
+        request,
+        RequestState.CANCELLED,
+        VISITOR_CANCELLED,
+        only_if=(_not_held(now),),
+        now=now,
+    ):
+        return
+    if request.cancel_requested_at is None:
+        request.cancel_requested_at = now
+        append_event(
+            request, RequestEvent(at=now, state=request.state, reason=VISITOR_ASKED_TO_CANCEL)
+        )

@@ -28,7 +28,7 @@ from callnow.web import (
     webhook_portal,
 )
 from callnow.web.captcha import CaptchaBook
-from callnow.web.context import SESSION_ENDERS, AppState
+from callnow.web.context import SESSION_ENDERS, AppState, templates
 from callnow.web.intake import Safeguards
 from callnow.web.middleware import (
     LimitsMiddleware,
@@ -107,6 +107,9 @@ def build_app(
     app.include_router(billing_portal.router)
     app.include_router(billing_api.router)
     app.include_router(live.router)
+    # The status page is rendered by `public.request_status`, which does not know about
+    # cancelling: a template global lets status.html ask for the cancel form's token.
+    templates.env.globals["cancel_form_token"] = live.cancel_form_token
     app.include_router(owner_live.router)
     app.include_router(webhook_portal.router)
     from callnow.web import admin

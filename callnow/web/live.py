@@ -12,19 +12,17 @@ would not know to hang up or to stop before dialling the visitor, so the web doe
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
-from sqlalchemy import or_
 from sqlalchemy.orm import Session
 
 from callnow.domain.request_state import VISITOR_CANCELLABLE, RequestState, is_terminal
 from callnow.store import profiles
 from callnow.store import requests as request_store
-from callnow.store.guarded import move_if
-from callnow.store.models import CallRequest, RequestEvent, utcnow
+from callnow.store.guarded import cancel_for_visitor
+from callnow.store.models import CallRequest, utcnow
 from callnow.web import forms, sse
 from callnow.web.context import UnitOfWork, app_state, templates
 from callnow.web.public import calling_from_display, request_status, visitor_message
@@ -33,7 +31,6 @@ from callnow.web.status_board import Seen, StatusBoard
 router = APIRouter(include_in_schema=False)
 # Module-level so tests can use shorter times; read on every request.
 TIMING = sse.StreamTiming()
-CANCELLED_REASON = "cancelled by the visitor"
 
 
 def _purpose(token: str) -> str:
@@ -45,34 +42,9 @@ def cancel_form_token(request: Request, token: str) -> str:
     return forms.FormTokens(app_state(request).settings.web.secret_key).issue(_purpose(token))
 
 
-# The status page is rendered by `public.request_status`, which does not know about cancelling:
-# a template global lets status.html ask for the form token without touching that route.
-templates.env.globals["cancel_form_token"] = cancel_form_token
-
-
-def _not_held(now: datetime) -> Any:
-    """No engine holds the request (never claimed, or its lease ran out)."""
-    return or_(
-        CallRequest.claimed_by.is_(None),
-        CallRequest.lease_expires_at.is_(None),
-        CallRequest.lease_expires_at < now,
-    )
-
-
 def cancellable(state: RequestState) -> bool:
     """Until we start calling the visitor: waiting, or while the owner's phone rings."""
     return state in VISITOR_CANCELLABLE
-
-
-def _ask_engine_to_cancel(session: Session, call_request: CallRequest, now: datetime) -> bool:
-    """An engine holds the request: record the wish; the engine ends the call within a second."""
-    if call_request.cancel_requested_at is None:
-        call_request.cancel_requested_at = now
-        request_store.append_event(
-            call_request,
-            RequestEvent(at=now, state=call_request.state, reason="the visitor asked to cancel"),
-        )
-    return True
 
 
 def _find(session: Session, callnow_id: str, token: str) -> CallRequest | None:
@@ -144,20 +116,10 @@ def cancel(
     if tokens.valid(forms.field(form, "form_token", 300), _purpose(token)):
         now = utcnow()
         if cancellable(RequestState(call_request.state)):
-            # Nobody holds a queued request: cancel it here. Otherwise the engine ends the call.
-            cancelled_here = call_request.state == RequestState.QUEUED.value and move_if(
-                session,
-                call_request,
-                RequestState.CANCELLED,
-                CANCELLED_REASON,
-                only_if=(_not_held(now),),
-                now=now,
+            cancel_for_visitor(session, call_request, now)
+            return RedirectResponse(
+                f"/callnow/{call_request.profile.callnow_id}/requests/{token}", status_code=303
             )
-            if cancelled_here or _ask_engine_to_cancel(session, call_request, now):
-                return RedirectResponse(
-                    f"/callnow/{call_request.profile.callnow_id}/requests/{token}",
-                    status_code=303,
-                )
         status_code = 409  # too late: the engine took it, or it already ended
     page = request_status(request, callnow_id, token, session)
     page.status_code = status_code
