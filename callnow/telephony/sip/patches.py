@@ -29,14 +29,14 @@ a sippy release that fixes it (the test then tells you whether it still matters)
    sender never learns and an ERROR traceback is logged per datagram. Fix: make the argument
    optional; return the prepared response, or None when there is nothing to answer.
 
-The next two change no behaviour; they cut what sippy costs per message, measured with py-spy
-on bench/sip_flows_bench.py, where sippy's thread used about half the engine's CPU:
+The next two change no behaviour; they cut what sippy costs per message, found with a profiler
+on bench/sip_flows_bench.py (figures: docs/decisions/0005-sippy-patches.md):
 
 4. `clock_without_ctypes`: sippy reads the clock (`MonoTime()`, several times per message and
    every 10 ms tick) through `ctypes` calls to libc's `clock_gettime`. A ctypes call releases
    the GIL and must take it back, so each clock read on the sippy thread waited for the asyncio
-   thread's switch interval (up to 5 ms): `clock_getitime` was the sippy thread's top entry
-   (about a quarter of its samples). `time.clock_gettime_ns` reads the same clock (same clock
+   thread's switch interval: `clock_gettime` was the sippy thread's top entry.
+   `time.clock_gettime_ns` reads the same clock (same clock
    id, same values) without letting go of the GIL.
 
 5. `my_attribute_check`: sippy renders every URI, Via and o= line with `'my' in dir(x)` (is
@@ -50,11 +50,11 @@ on bench/sip_flows_bench.py, where sippy's thread used about half the engine's C
    (libelperiodic signals it with SIGURG). But ED2 is built when sippy is imported, on the main
    thread: libelperiodic then blocks SIGURG there (every thread started later inherits the
    mask) and signals the main thread, so the thread running `ED2.loop()` only ever woke at its
-   next 10 ms tick. Every hand-off to sippy (each INVITE, CANCEL, BYE) waited 6 ms on average
-   and up to 10 ms; in the request-latency bench that was most of the time from the write-ahead
-   leg row to the INVITE on the wire. Fix: ED2's ticker is replaced by one that sleeps on a
-   `threading.Event` until the next tick, and a call from another thread sets the event.
-   Measured by a test: a hand-off now takes tens of microseconds.
+   next 10 ms tick, so every hand-off to sippy (each INVITE, CANCEL, BYE) waited for it: most
+   of the time from the write-ahead leg row to the INVITE on the wire. Fix: ED2's ticker is
+   replaced by one that sleeps on a `threading.Event` until the next tick, and a call from
+   another thread sets the event.
+   A test checks that a hand-off no longer waits for a tick.
 
 7. `header_parse_error_response`: sippy reads From, Call-ID, CSeq and every Via
    (`SipRequest.getTIds()`) to find a request's transaction, before any hook of ours runs.
