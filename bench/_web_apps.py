@@ -9,6 +9,7 @@ inserting one row into SQLite, one connection per request, nothing else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sqlite3
 import time
@@ -157,3 +158,38 @@ def post_closed_loop(
 
     started, ended = asyncio.run(run())
     return dict(statuses), started, ended
+
+
+def probe_every(
+    base_url: str, paths: list[str], interval_s: float, start_at: float, stop_at: float
+) -> list[tuple[str, float, float]]:
+    """From `start_at` to `stop_at`, GET each path every `interval_s` (one connection per path,
+    one after the other); returns (path, when the answer came, seconds it took) per probe.
+    A probe that takes longer than the interval delays the next one: no probe is skipped."""
+    clients = {path: httpx.Client(base_url=base_url, timeout=60, trust_env=False) for path in paths}
+    probes: list[tuple[str, float, float]] = []
+    time.sleep(max(0.0, start_at - time.monotonic()))
+    try:
+        next_at = time.monotonic()
+        while time.monotonic() < stop_at:
+            for path, client in clients.items():
+                sent = time.monotonic()
+                # A failed probe counts by its time, as a visitor would feel it.
+                with contextlib.suppress(httpx.HTTPError):
+                    client.get(path)
+                answered = time.monotonic()
+                probes.append((path, answered, answered - sent))
+            next_at += interval_s
+            time.sleep(max(0.0, next_at - time.monotonic()))
+    finally:
+        for client in clients.values():
+            client.close()
+    return probes
+
+
+def post_closed_loop_at(
+    start_at: float, base_url: str, clients: int, seconds: float, forwarded_for: list[str]
+) -> tuple[dict[int, int], float, float]:
+    """`post_closed_loop`, starting at `start_at` (time.monotonic())."""
+    time.sleep(max(0.0, start_at - time.monotonic()))
+    return post_closed_loop(base_url, clients, seconds, forwarded_for)
