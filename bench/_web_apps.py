@@ -142,11 +142,13 @@ def post_closed_loop(
     clients: int,
     seconds: float,
     forwarded_for: list[str] | None = None,
-) -> tuple[dict[int, int], float, float]:
+) -> tuple[dict[int, int], float, float, float]:
     """`clients` connections, each posting the form as soon as its last answer came, for
-    `seconds`. Returns the answers by status (-1: transport error), and when the posting
-    started and ended (time.monotonic(), the same clock in every process on Linux)."""
+    `seconds`. Returns the answers by status (-1: transport error), when the posting started
+    and ended (time.monotonic(), the same clock in every process on Linux), and the CPU
+    seconds this (client) process used meanwhile: near a whole core, the client is the limit."""
     statuses: Counter[int] = Counter()
+    cpu_before = time.process_time()
 
     async def run() -> tuple[float, float]:
         started = time.monotonic()
@@ -157,7 +159,7 @@ def post_closed_loop(
         return started, time.monotonic()
 
     started, ended = asyncio.run(run())
-    return dict(statuses), started, ended
+    return dict(statuses), started, ended, time.process_time() - cpu_before
 
 
 def probe_every(
@@ -189,7 +191,7 @@ def probe_every(
 
 def post_closed_loop_at(
     start_at: float, base_url: str, clients: int, seconds: float, forwarded_for: list[str]
-) -> tuple[dict[int, int], float, float]:
+) -> tuple[dict[int, int], float, float, float]:
     """`post_closed_loop`, starting at `start_at` (time.monotonic())."""
     time.sleep(max(0.0, start_at - time.monotonic()))
     return post_closed_loop(base_url, clients, seconds, forwarded_for)

@@ -86,11 +86,14 @@ def main() -> None:
                 args.seconds,
                 client_addresses(args.sources),
             )
-            statuses, started, ended = flooding.result()
+            statuses, started, ended, client_cpu_s = flooding.result()
             probes = probing.result()
 
     print(f"flood: {sum(statuses.values())} posts in {ended - started:.1f} s, by status {statuses}")
-    print(f"       {statuses.get(303, 0) / (ended - started):.1f} accepted posts/s")
+    print(
+        f"       {statuses.get(303, 0) / (ended - started):.1f} accepted posts/s, flood client "
+        f"at {100 * client_cpu_s / (ended - started):.0f} % of a core"
+    )
     for path in (HEALTH, OTHER_PAGE):
         before = [wait for p, at, wait in probes if p == path and at < started]
         during = [wait for p, at, wait in probes if p == path and started <= at <= ended]
