@@ -1,0 +1,96 @@
+"""What CallNow's public form post costs next to the least a web app could do with it.
+
+    .venv/bin/python bench/intake_ratio.py [--clients 8] [--seconds 10] [--rounds 1]
+
+Side by side in one run (so both see the same machine), each served by uvicorn on 127.0.0.1
+in this process, each on a fresh SQLite file:
+
+- CallNow: `create_app` as `callnow serve` builds it, engine off, the demo page (no image
+  check), every abuse limit lifted, a new number on every post, so each post does the whole
+  intake (validation, checks, the request row, its history, the 303);
+- bare: Starlette parsing the same form fields and inserting one row.
+
+The clients run in a separate process (closed loop: each posts again as soon as it has its
+answer), so they do not share the server's interpreter lock. Prints requests/s of each and
+CallNow's share of the bare figure; with `--rounds`, the pair is measured that many times,
+alternately, each round on fresh files, and the median ratio is printed too (this machine's
+speed drifts between minutes, so one pair is a rough figure). Not run: CallNow with its
+engine in-process, which needs SIP and rtpengine ports (bench/request_latency_bench.py covers
+intake with the engine dialling).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._machine import cpu_percent, print_machine, sample
+from bench._web_apps import bare_app, callnow_app, post_closed_loop
+from tests.support.http_server import served
+
+
+@dataclass(frozen=True)
+class Measured:
+    posts_per_s: float  # accepted (303)
+    statuses: dict[int, int]
+    server_cpu_pct: float  # this process (uvicorn and the app), of one core
+    client_cpu_pct: float
+
+    def line(self, label: str) -> str:
+        return (
+            f"{label:<8} {self.posts_per_s:>14.1f} {self.server_cpu_pct:>10.0f} % "
+            f"{10 * self.server_cpu_pct / max(self.posts_per_s, 1e-9):>13.2f} "
+            f"{self.client_cpu_pct:>10.0f} %  {self.statuses}"
+        )
+
+
+def measure(app: Any, clients: int, seconds: float) -> Measured:
+    with served(app) as base, ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        server_before = sample()
+        posting = pool.submit(post_closed_loop, base, clients, seconds)
+        statuses, started, ended, client_cpu_s = posting.result()
+        server = cpu_percent(server_before, sample())
+    wall = ended - started
+    return Measured(statuses.get(303, 0) / wall, statuses, server, 100 * client_cpu_s / wall)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    print_machine(f"intake ratio: {args.clients} closed-loop clients, {args.seconds:g} s each")
+    print(
+        f"{'round':<6} {'app':<8} {'posts/s (303)':>14} {'server CPU':>12} {'ms CPU/post':>13} "
+        f"{'client CPU':>12}"
+        "  answers by status"
+    )
+    ratios = []
+    for round_number in range(1, args.rounds + 1):
+        with tempfile.TemporaryDirectory(prefix="callnow-intake-") as scratch:
+            bare_dir, callnow_dir = Path(scratch, "bare"), Path(scratch, "callnow")
+            bare_dir.mkdir()
+            callnow_dir.mkdir()
+            bare = measure(bare_app(bare_dir), args.clients, args.seconds)
+            callnow = measure(callnow_app(callnow_dir), args.clients, args.seconds)
+        ratio = callnow.posts_per_s / bare.posts_per_s if bare.posts_per_s else float("nan")
+        ratios.append(ratio)
+        print(f"{round_number:<6} {bare.line('bare')}")
+        print(f"{round_number:<6} {callnow.line('CallNow')}")
+        print(f"{round_number:<6} CallNow / bare: {ratio:.0%}")
+    print(f"\nCallNow / bare, median of {len(ratios)}: {statistics.median(ratios):.0%}")
+    print("(target: at least 50 %)")
+
+
+if __name__ == "__main__":
+    main()
