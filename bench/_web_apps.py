@@ -25,8 +25,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from callnow.bootstrap import prepare
+from callnow.compose import create_app
 from callnow.config import AbuseSettings, Settings, WebSettings
-from callnow.web.app import create_app
 
 PROFILE = "john_doe"  # the demo page: image check off, so no CAPTCHA is asked for
 UNLIMITED = "1000000/minute"
