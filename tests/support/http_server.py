@@ -15,7 +15,9 @@ import uvicorn
 @contextmanager
 def served(app: Any) -> Iterator[str]:
     """The app behind uvicorn on a free port of 127.0.0.1, lifespan included."""
-    listener = socket.socket()
+    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
+    # accepted sockets inherit it; without it every keep-alive answer waits ~40 ms for an ACK.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     server = uvicorn.Server(
