@@ -43,4 +43,4 @@ def purge_expired(session: Session, before: datetime, limit: int = PURGE_BATCH) 
         .where(SpentCaptcha.nonce.in_(oldest.scalar_subquery()))
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount or 0
+    return result.rowcount or 0  # type: ignore[attr-defined]  # a DELETE gives a CursorResult
