@@ -306,18 +306,14 @@ class CallLeg(Base):
     )
 
 
-class CaptchaChallenge(Base):
-    """One image/audio challenge: single use, bound to a profile, expiring."""
+class SpentCaptcha(Base):
+    """A CAPTCHA challenge already answered. Challenges are signed, not stored: only spent ones
+    are kept, until they would have expired anyway, so the unique nonce refuses a replay."""
 
-    __tablename__ = "captcha_challenges"
+    __tablename__ = "spent_captchas"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    token: Mapped[str] = mapped_column(String(64), unique=True)
-    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id"), index=True)
-    answer_hash: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
-    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    nonce: Mapped[str] = mapped_column(String(32), primary_key=True)
+    spent_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
 class AuditEntry(Base):

@@ -1,34 +1,55 @@
 """Image validation: a random image CAPTCHA with an audio alternative.
 
-A challenge is single use (spent on the first answer, right or wrong), expires after
-`abuse.captcha_ttl_s` (5 minutes by default) and is bound to one profile. The answer is derived
-from the challenge token with an HMAC of the server's secret, so the image and the audio can be
-rendered on demand without keeping the answer anywhere; only its hash is stored, for checking.
+A challenge is a signed token (random nonce, profile, issue time), so showing one writes nothing:
+a flood of page views is a flood of reads at most. The answer is derived from the token with an
+HMAC of the server's secret, so the image and the audio are rendered on demand from the token
+alone. A challenge is single use (spent on the first answer, right or wrong: its nonce is stored,
+and a unique key refuses it again), expires after `abuse.captcha_ttl_s` (5 minutes by default)
+and is bound to one profile. Spent nonces are purged once their tokens would be expired anyway.
 Digits only, because the audio alternative speaks digits.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from captcha.audio import AudioCaptcha
 from captcha.image import ImageCaptcha
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from callnow.store.models import CaptchaChallenge
+from callnow.store import captcha as spent_captchas
 
 ANSWER_DIGITS = 6
+# Tokens are about 50 characters; anything longer is not ours and is refused before parsing.
+MAX_TOKEN_LENGTH = 64
+_NONCE_BYTES = 12
+_MAC_BYTES = 16
+# Clocks of several web workers may differ a little; a token from further ahead is forged.
+_CLOCK_SKEW = timedelta(seconds=30)
 _image = ImageCaptcha(width=220, height=80)
 _audio = AudioCaptcha()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True)
+class _Challenge:
+    nonce: str
+    profile_id: int
+    issued_at: int  # seconds since the epoch
 
 
 class CaptchaBook:
     def __init__(self, secret_key: str, ttl_s: int) -> None:
         self._key = hashlib.sha256(f"captcha:{secret_key}".encode()).digest()
+        self._signing_key = hashlib.sha256(f"captcha-token:{secret_key}".encode()).digest()
         self._ttl = timedelta(seconds=ttl_s)
 
     def answer_for(self, token: str) -> str:
@@ -39,37 +60,43 @@ class CaptchaBook:
     def _hash(answer: str) -> str:
         return hashlib.sha256(answer.encode()).hexdigest()
 
-    def issue(self, session: Session, profile_id: int, now: datetime) -> str:
-        token = secrets.token_urlsafe(24)
-        session.add(
-            CaptchaChallenge(
-                token=token,
-                profile_id=profile_id,
-                answer_hash=self._hash(self.answer_for(token)),
-                created_at=now,
-                expires_at=now + self._ttl,
-            )
-        )
-        return token
+    def _mac(self, body: str) -> str:
+        digest = hmac.new(self._signing_key, body.encode(), hashlib.sha256).digest()
+        return _b64(digest[:_MAC_BYTES])
 
-    def _live(self, session: Session, token: str, profile_id: int, now: datetime) -> bool:
-        challenge = session.scalars(
-            select(CaptchaChallenge).where(CaptchaChallenge.token == token)
-        ).first()
-        return (
-            challenge is not None
-            and challenge.profile_id == profile_id
-            and challenge.used_at is None
-            and challenge.expires_at > now
-        )
+    def issue(self, profile_id: int, now: datetime) -> str:
+        """A fresh challenge for this profile's page; nothing is written."""
+        nonce = _b64(secrets.token_bytes(_NONCE_BYTES))
+        body = f"{nonce}.{profile_id:x}.{int(now.timestamp()):x}"
+        return f"{body}.{self._mac(body)}"
+
+    def _live(self, token: str, profile_id: int, now: datetime) -> _Challenge | None:
+        """The challenge if the token is ours, for this profile and not expired (spent or not)."""
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            return None
+        body, _, mac = token.rpartition(".")
+        if not hmac.compare_digest(mac.encode(), self._mac(body).encode()):
+            return None
+        nonce, profile_hex, issued_hex = body.split(".")
+        challenge = _Challenge(nonce, int(profile_hex, 16), int(issued_hex, 16))
+        age = now - datetime.fromtimestamp(challenge.issued_at, now.tzinfo)
+        if challenge.profile_id != profile_id or not -_CLOCK_SKEW <= age < self._ttl:
+            return None
+        return challenge
+
+    def _showable(self, session: Session, token: str, profile_id: int, now: datetime) -> bool:
+        # Signature, profile and age first, so forged or stale tokens cost no query; a spent
+        # challenge is not shown again (one primary-key read, never a write).
+        challenge = self._live(token, profile_id, now)
+        return challenge is not None and not spent_captchas.is_spent(session, challenge.nonce)
 
     def image(self, session: Session, token: str, profile_id: int, now: datetime) -> bytes | None:
-        if not token or len(token) > 64 or not self._live(session, token, profile_id, now):
+        if not self._showable(session, token, profile_id, now):
             return None
         return _image.generate(self.answer_for(token)).getvalue()
 
     def audio(self, session: Session, token: str, profile_id: int, now: datetime) -> bytes | None:
-        if not token or len(token) > 64 or not self._live(session, token, profile_id, now):
+        if not self._showable(session, token, profile_id, now):
             return None
         return bytes(_audio.generate(" ".join(self.answer_for(token)).replace(" ", "")))
 
@@ -77,21 +104,10 @@ class CaptchaBook:
         self, session: Session, token: str, answer: str, profile_id: int, now: datetime
     ) -> bool:
         """Spend the challenge and say whether the answer was right; a replay is always wrong."""
-        if not token or len(token) > 64:
+        challenge = self._live(token, profile_id, now)
+        if challenge is None or not spent_captchas.spend(session, challenge.nonce, now):
             return False
-        # One UPDATE that only succeeds while unused: two concurrent answers cannot both win.
-        spent = session.execute(
-            update(CaptchaChallenge)
-            .where(
-                CaptchaChallenge.token == token,
-                CaptchaChallenge.profile_id == profile_id,
-                CaptchaChallenge.used_at.is_(None),
-                CaptchaChallenge.expires_at > now,
-            )
-            .values(used_at=now)
-            .returning(CaptchaChallenge.answer_hash)
-        ).first()
-        if spent is None:
-            return False
+        # A spent nonce older than the TTL can no longer pass the age check: forget a few.
+        spent_captchas.purge_expired(session, now - self._ttl - _CLOCK_SKEW)
         given = "".join(c for c in answer if c.isdigit())[:ANSWER_DIGITS]
-        return hmac.compare_digest(spent.answer_hash, self._hash(given))
+        return hmac.compare_digest(self._hash(self.answer_for(token)), self._hash(given))

@@ -68,7 +68,7 @@ def _page(
     tokens = forms.FormTokens(state.settings.web.secret_key)
     captcha_token = None
     if captcha_required(request, profile):
-        captcha_token = state.safeguards.captcha.issue(session, profile.id, now)
+        captcha_token = state.safeguards.captcha.issue(profile.id, now)
     opening = next_opening(windows, now, tz) if not is_available(windows, now, tz) else None
     context = {
         "profile": profile,

@@ -379,7 +379,7 @@ def give_bob_one_of_everything(world: Any) -> Bobs:
         if CallRequest.__table__.c.decision.type.length >= len(Outcome.CONFIRM_ON_WEB.value):
             call_request.decision = Outcome.CONFIRM_ON_WEB.value
         captcha = world.client.app.state.callnow.safeguards.captcha
-        captcha_token = captcha.issue(session, profile.id, datetime.now(UTC))
+        captcha_token = captcha.issue(profile.id, datetime.now(UTC))
         endpoint, _ = webhook_store.set_owner_url(session, bob_user, BOB_WEBHOOK_URL)
         import_platform_deck(session)
         leg = add_finished_call(
