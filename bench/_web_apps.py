@@ -26,20 +26,10 @@ from starlette.routing import Route
 
 from callnow.bootstrap import prepare
 from callnow.compose import create_app
-from callnow.config import AbuseSettings, Settings, WebSettings
+from callnow.config import Settings, WebSettings
+from tests.support.limits import LIFTED
 
 PROFILE = "john_doe"  # the demo page: image check off, so no CAPTCHA is asked for
-UNLIMITED = "1000000/minute"
-LIFTED = AbuseSettings(
-    per_source=UNLIMITED,
-    per_network=UNLIMITED,
-    per_profile=UNLIMITED,
-    per_number=UNLIMITED,
-    per_block=UNLIMITED,
-    platform=UNLIMITED,
-    captcha_auto_on=UNLIMITED,
-    spike_pause=UNLIMITED,
-)
 
 
 def callnow_app(data_dir: Path, trusted_proxies: list[str] | None = None) -> Any:

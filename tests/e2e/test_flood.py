@@ -18,41 +18,23 @@ import pytest
 from sqlalchemy import select
 
 from callnow.compose import create_app
-from callnow.config import AbuseSettings
 from callnow.store.billing_models import ChargeRow
 from callnow.store.db import transaction
 from callnow.store.models import CallLeg, CallRequest, Profile
 from tests.e2e.conftest import wait_until_finished
 from tests.support.http_server import served
-from tests.support.world import seed_owner
+from tests.support.limits import LIFTED
+from tests.support.world import seed_bob
 from tests.web.helpers import form_token
 
 CLIENTS = 64
 POSTS = 1000
 HEALTH_LIMIT_S = 2.0
-UNLIMITED = "1000000/minute"
-LIFTED = AbuseSettings(
-    per_source=UNLIMITED,
-    per_network=UNLIMITED,
-    per_profile=UNLIMITED,
-    per_number=UNLIMITED,
-    per_block=UNLIMITED,
-    platform=UNLIMITED,
-    captcha_auto_on=UNLIMITED,
-    spike_pause=UNLIMITED,
-)
 
 
 def _seed_bob_confirming_on_the_web(sessions) -> None:
     with transaction(sessions) as session:
-        seed_owner(
-            session,
-            tenant="Bob Pty",
-            email="bob@example.com",
-            internal="002001",
-            external="03 9000 1111",
-            callnow_id="bob",
-        )
+        seed_bob(session)
     with transaction(sessions) as session:
         bob = session.scalars(select(Profile).where(Profile.callnow_id == "bob")).one()
         bob.confirm_on_web = True

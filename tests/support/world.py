@@ -112,6 +112,11 @@ def seed_alice(session: Session) -> None:
 def seed_two_owners(session: Session) -> None:
     """Alice (alice, extension 001002) and Bob (bob, extension 002001), each a tenant of one."""
     seed_alice(session)
+    seed_bob(session)
+
+
+def seed_bob(session: Session) -> None:
+    """Bob (bob, extension 002001, external 03 9000 1111), a tenant of one."""
     seed_owner(
         session,
         tenant="Bob Pty",
