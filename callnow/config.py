@@ -8,6 +8,7 @@ one, defaults apply. `Settings(...)` alone reads no file: defaults, environment,
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from contextvars import ContextVar
 from pathlib import Path
@@ -36,6 +37,17 @@ def _rate_limit(value: str) -> str:
 
 # A `limits` string: one window ("20/10 minutes") or several separated by `;`, each at least 1.
 RateLimit = Annotated[str, AfterValidator(_rate_limit)]
+
+
+def _ip_network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError as exc:
+        raise ValueError(f"'{value}' is not an IP address or network") from exc
+    return value
+
+
+IpNetwork = Annotated[str, AfterValidator(_ip_network)]
 
 # Hosts that mean "every address": a port bound there collides with the same port on any host.
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
@@ -66,7 +78,7 @@ class WebSettings(BaseModel):
     max_query_bytes: int = Field(
         2_048, ge=256, le=65_536, description="Longer query strings are answered 414."
     )
-    trusted_proxies: list[str] = Field(
+    trusted_proxies: list[IpNetwork] = Field(
         [],
         description="Addresses or networks of reverse proxies whose X-Forwarded-For is "
         "believed; none by default.",
@@ -95,17 +107,6 @@ class WebSettings(BaseModel):
         "answered 503.",
     )
 
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
-        import ipaddress
-
-        for network in value:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError as exc:
-                raise ValueError(f"'{network}' is not an IP address or network") from exc
-        return value
 
 
 class SipSettings(BaseModel):
@@ -129,7 +130,7 @@ class SipSettings(BaseModel):
     max_call_duration_s: int = Field(
         3600, ge=1, le=86_400, description="A bridged call is ended cleanly after this long."
     )
-    trusted_sources: list[str] = Field(
+    trusted_sources: list[IpNetwork] = Field(
         [],
         description="IP addresses or networks allowed to send requests outside the calls we "
         "placed (a proxy's OPTIONS, a stray INVITE). Requests from anywhere else get no answer, "
@@ -144,17 +145,6 @@ class SipSettings(BaseModel):
             raise ValueError("owner_uri_template must contain {internal}")
         return value
 
-    @field_validator("trusted_sources")
-    @classmethod
-    def _source_networks(cls, value: list[str]) -> list[str]:
-        import ipaddress
-
-        for network in value:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError as exc:
-                raise ValueError(f"'{network}' is not an IP address or network") from exc
-        return value
 
 
 class TrunkSettings(BaseModel):

@@ -17,7 +17,7 @@ from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from callnow.config import RateLimit, Settings
+from callnow.config import IpNetwork, RateLimit, Settings
 
 HEADER = """\
 # Configuration reference
@@ -95,6 +95,8 @@ def _type_name(field: FieldInfo) -> str:
 
 def _simple_name(annotation: Any) -> str:
     names = {str: "string", int: "integer", float: "number", bool: "boolean", Path: "path"}
+    if annotation == IpNetwork:
+        return "IP address or network"
     if isinstance(annotation, types.UnionType):
         return " or ".join(_simple_name(arg) for arg in typing.get_args(annotation))
     return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
