@@ -29,7 +29,7 @@ _COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id"}
 
 @dataclass(frozen=True, slots=True)
 class Invite:
-    caller_digits: str  # the From user part, digits only: the visitor's number
+    visitor_digits: str  # the From user part, digits only: the visitor's number
     wire_at: float  # kernel receive time (epoch seconds)
     read_at: float  # when this thread read it (epoch seconds), to show the reader's own delay
 
@@ -113,7 +113,7 @@ class OwnerPhone:
             tag = self._tags.get(call_id)
             if tag is None:
                 tag = self._tags[call_id] = secrets.token_hex(6)
-                caller = _caller_digits(next(v for k, v in headers if k == "from"))
+                caller = _visitor_digits(next(v for k, v in headers if k == "from"))
                 self.invites.setdefault(caller, Invite(caller, wire_at, read_at))
             else:
                 self.retransmissions += 1
@@ -139,7 +139,7 @@ class OwnerPhone:
         return "\r\n".join(out).encode()
 
 
-def _caller_digits(from_value: str) -> str:
+def _visitor_digits(from_value: str) -> str:
     match = re.search(r"sips?:([^@;>]+)", from_value)
     if match is None:
         raise ValueError("From without a SIP URI")

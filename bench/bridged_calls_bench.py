@@ -106,10 +106,10 @@ def match_samples(samples: list[SampleCall], telephony: CapturingTelephony) -> i
     by_visitor = {c.visitor.port: c for c in samples}
     for ref, channel in telephony.channels.items():
         legs = channel.legs
-        if LegRole.OWNER not in legs or LegRole.REQUESTER not in legs:
+        if LegRole.OWNER not in legs or LegRole.VISITOR not in legs:
             continue
         owner = by_owner.get(_media_port(legs[LegRole.OWNER].remote_sdp) or -1)
-        visitor = by_visitor.get(_media_port(legs[LegRole.REQUESTER].remote_sdp) or -1)
+        visitor = by_visitor.get(_media_port(legs[LegRole.VISITOR].remote_sdp) or -1)
         if owner is not None and owner is visitor:
             owner.ref = ref
     return sum(1 for c in samples if c.ref is not None)
@@ -144,7 +144,7 @@ async def check_audio(calls: list[SampleCall], telephony: CapturingTelephony) ->
     async def one(call: SampleCall) -> bool:
         assert call.ref is not None
         channel = telephony.channels[call.ref]
-        owner_leg, visitor_leg = channel.legs[LegRole.OWNER], channel.legs[LegRole.REQUESTER]
+        owner_leg, visitor_leg = channel.legs[LegRole.OWNER], channel.legs[LegRole.VISITOR]
         # Where each phone must send: rtpengine's port in the SDP we sent that phone.
         owner_to = (HOST, _media_port(owner_leg.local_sdp) or 0)
         visitor_to = (HOST, _media_port(visitor_leg.local_sdp) or 0)
@@ -174,7 +174,7 @@ class Bench:
         self.count += 1
         return RequestFacts(
             request_ref=f"held-{self.count}",
-            caller_e164=VISITOR,  # one prompt text: rendered once, in the warm-up
+            visitor_e164=VISITOR,  # one prompt text: rendered once, in the warm-up
             owner_internal_number=str(10_000_000 + self.count),
             owner_external_e164=OWNER_EXTERNAL,
             acceptance=AcceptanceMode.CONFIRM,
@@ -330,7 +330,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 rtpengine=media,
             )
             limits = FlowLimits(
-                owner_ring_s=20, requester_ring_s=20, digit_wait_s=15, max_call_duration_s=3600
+                owner_ring_s=20, visitor_ring_s=20, digit_wait_s=15, max_call_duration_s=3600
             )
             live = await LiveTelephony.start(settings, prompt_cache_dir=work / "prompts")
             telephony = CapturingTelephony(live)

@@ -4,7 +4,7 @@ Run: .venv/bin/python bench/sip_flows_bench.py [--rates 10,25,50,100] [--window 
 
 One flow is the whole callback, as in production: the engine (CallbackEngine + LiveTelephony:
 sippy SIP stack, rtpengine media, espeak-ng prompts) rings the owner's phone, plays the
-confirmation prompt, the owner presses 1 by SIP INFO, the engine calls the requester through
+confirmation prompt, the owner presses 1 by SIP INFO, the engine calls the visitor through
 the trunk, bridges both in rtpengine, and after `--bridged` seconds the maximum call duration
 hangs both legs up. SIPp plays both phones (peers/sipp/answer_info_dtmf.xml for the owner,
 answer.xml for the trunk). Everything runs on 127.0.0.1; this process *is* the engine process
@@ -250,7 +250,7 @@ class Bench:
         )
         facts = RequestFacts(
             request_ref=f"{tag}-{self.counter}",
-            caller_e164=number,
+            visitor_e164=number,
             owner_internal_number=internal,
             owner_external_e164=OWNER_EXTERNAL,
             acceptance=AcceptanceMode.CONFIRM,
@@ -505,7 +505,7 @@ async def main_async(args: argparse.Namespace) -> int:
             )
             limits = FlowLimits(
                 owner_ring_s=15,
-                requester_ring_s=15,
+                visitor_ring_s=15,
                 digit_wait_s=10,
                 max_call_duration_s=args.bridged,
             )

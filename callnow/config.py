@@ -124,7 +124,7 @@ class SipSettings(BaseModel):
     owner_ring_timeout_s: int = Field(
         30, ge=5, le=300, description="How long the owner's extension rings before giving up."
     )
-    requester_ring_timeout_s: int = Field(
+    visitor_ring_timeout_s: int = Field(
         45, ge=5, le=300, description="How long the visitor's phone rings before giving up."
     )
     max_call_duration_s: int = Field(

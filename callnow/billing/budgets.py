@@ -158,7 +158,7 @@ def _reserved(
     session: Session, extension_id: int | None, tenant_id: int | None, now: datetime
 ) -> int:
     """Reservations still held: calls under way, and ended calls with an answered leg whose
-    charge is not posted yet (the requester's, and the owner's when that call priced it)."""
+    charge is not posted yet (the visitor's, and the owner's when that call priced it)."""
     owner_leg_priced = (
         select(OwnerLegPriceRow.request_id)
         .where(OwnerLegPriceRow.request_id == CallRequest.id)

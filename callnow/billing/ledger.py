@@ -1,4 +1,4 @@
-"""The billing ledger: post one charge per answered requester leg (and per answered owner leg
+"""The billing ledger: post one charge per answered visitor leg (and per answered owner leg
 where the owner's leg is priced), and check budgets before dialling. The store-facing half of
 billing; the arithmetic is callnow.domain.rating's.
 
@@ -164,7 +164,7 @@ def quote_for_request(
 class CallPlan:
     """Everything billing says before a call is dialled, from one pricing pass.
 
-    The engine hangs up `max_duration_s` after the requester answers; `reserved_minor` (gross)
+    The engine hangs up `max_duration_s` after the visitor answers; `reserved_minor` (gross)
     is the most the call can then cost, the owner's leg included when it is priced, held
     against the owner's budget until it is charged; `cost_phrase` is what the owner hears
     before accepting; `owner_leg` is the owner leg's price, None while that leg is free.
@@ -186,7 +186,7 @@ def owner_leg_overhead_s(limits: FlowLimits, *, confirm: bool) -> int:
     every confirm prompt and digit wait (when the owner must press 1), ringing the visitor,
     and the notice played when the visitor does not answer."""
     asking = limits.max_prompt_plays * (limits.prompt_max_s + limits.digit_wait_s)
-    return math.ceil((asking if confirm else 0) + limits.requester_ring_s + limits.prompt_max_s)
+    return math.ceil((asking if confirm else 0) + limits.visitor_ring_s + limits.prompt_max_s)
 
 
 def plan_call(
@@ -198,7 +198,7 @@ def plan_call(
     policy: BillingPolicy | None = None,
     flow_limits: FlowLimits | None = None,
 ) -> CallPlan | BudgetRefused | NotRateable:
-    """Before the requester leg is placed: may we dial, for how long at most, what must be
+    """Before the visitor leg is placed: may we dial, for how long at most, what must be
     held against the budget, and what to tell the owner. Prices are those in force at `now`.
 
     The engine must not dial on BudgetRefused or NotRateable. When the owner's leg is priced,
@@ -297,7 +297,7 @@ def owner_leg_price(session: Session, request_id: int) -> OwnerLegRate | None:
 
 
 def _is_billable(session: Session, leg: CallLeg) -> bool:
-    """A leg that was answered and has ended: the requester's, or the owner's when its call was
+    """A leg that was answered and has ended: the visitor's, or the owner's when its call was
     planned with an owner-leg price. An unanswered leg costs nothing; a leg still up is posted
     when it ends."""
     if not (
@@ -308,7 +308,7 @@ def _is_billable(session: Session, leg: CallLeg) -> bool:
         return False
     if leg.role == LegRole.OWNER.value:
         return owner_leg_price(session, leg.request_id) is not None
-    return leg.role == LegRole.REQUESTER.value
+    return leg.role == LegRole.VISITOR.value
 
 
 def rate_leg(
@@ -445,7 +445,7 @@ def unposted_leg_ids(
     limit: int | None = 500,
     ended_since: datetime | None = None,
 ) -> list[int]:
-    """Answered, ended legs that bill but have no charge, in id order from `after_id`: requester
+    """Answered, ended legs that bill but have no charge, in id order from `after_id`: visitor
     legs, and owner legs of calls planned with an owner-leg price. `ended_since` looks only at
     legs that ended since then (indexed: a running engine sweeps often)."""
     owner_leg_priced = (
@@ -460,7 +460,7 @@ def unposted_leg_ids(
             ChargeRow.id.is_(None),
             CallLeg.id > after_id,
             or_(
-                CallLeg.role == LegRole.REQUESTER.value,
+                CallLeg.role == LegRole.VISITOR.value,
                 and_(CallLeg.role == LegRole.OWNER.value, owner_leg_priced),
             ),
             CallLeg.disposition == Disposition.ANSWERED.value,

@@ -1,6 +1,6 @@
 """Re-rate a period with the decks as they are now, to check (or correct) what was posted.
 
-Every answered, ended requester leg of the period is priced again with all decks loaded whole,
+Every answered, ended visitor leg of the period is priced again with all decks loaded whole,
 so a difference means the decks changed after posting (a back-dated import, a corrected deck)
 or a leg was never posted at all. A posted charge keeps the destination class it was posted
 with: the class is decided when the call is made, and re-rating checks prices, not history.
@@ -70,7 +70,7 @@ def rerate(
         .outerjoin(ChargeRow, ChargeRow.call_leg_id == CallLeg.id)
         .where(
             or_(
-                CallLeg.role == LegRole.REQUESTER.value,
+                CallLeg.role == LegRole.VISITOR.value,
                 and_(CallLeg.role == LegRole.OWNER.value, owner_leg_priced),
             ),
             CallLeg.disposition == Disposition.ANSWERED.value,

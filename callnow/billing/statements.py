@@ -84,8 +84,8 @@ class ChargeLine:
 
 @dataclass(frozen=True, slots=True)
 class Totals:
-    calls: int  # charged callbacks: a priced owner leg and its requester leg are one call
-    duration_s: int  # talk time: requester legs only, which the owner's leg overlaps
+    calls: int  # charged callbacks: a priced owner leg and its visitor leg are one call
+    duration_s: int  # talk time: visitor legs only, which the owner's leg overlaps
     net_minor: int
     tax_minor: int
     gross_minor: int

@@ -119,10 +119,10 @@ def enable_callnow(
 
 
 def _e164(number: str, region: str) -> str:
-    from callnow.domain.phone import InvalidNumber, parse_caller_number
+    from callnow.domain.phone import InvalidNumber, parse_visitor_number
 
     try:
-        return parse_caller_number(number, region).e164
+        return parse_visitor_number(number, region).e164
     except InvalidNumber as exc:
         raise CommandError(str(exc)) from exc
 

@@ -1,7 +1,7 @@
 """Call-leg vocabulary shared by the callback flow, the engine and billing.
 
 A callback has at most two legs: the owner's extension (dialled first, on its internal number)
-and the requester (the web visitor, dialled through the trunk). Each leg that was dialled ends in
+and the visitor's phone (dialled through the trunk). Each leg that was dialled ends in
 exactly one `CallRecord`, which billing rates and the web shows in the history.
 """
 
@@ -17,11 +17,11 @@ from callnow.domain.request_state import RequestState
 
 class LegRole(StrEnum):
     OWNER = "owner"
-    REQUESTER = "requester"
+    VISITOR = "requester"  # stored and published value, kept (docs/glossary.md)
 
     @property
     def other(self) -> LegRole:
-        return LegRole.REQUESTER if self is LegRole.OWNER else LegRole.OWNER
+        return LegRole.VISITOR if self is LegRole.OWNER else LegRole.OWNER
 
 
 class FailureCause(StrEnum):
@@ -68,7 +68,7 @@ class CallRecord:
 
     request_ref: str
     role: LegRole
-    # E.164 for the requester (+61290375678), the internal extension number for the owner.
+    # E.164 for the visitor (+61290375678), the internal extension number for the owner.
     destination: str
     started_at: datetime
     ringing_at: datetime | None

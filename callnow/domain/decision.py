@@ -13,7 +13,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from callnow.domain.availability import Window, is_available
-from callnow.domain.phone import CallerNumber
+from callnow.domain.phone import VisitorNumber
 from callnow.domain.rules import Rule, RuleAction, first_matching
 
 
@@ -55,7 +55,7 @@ class Decision:
 
 def decide(
     prefs: OwnerPreferences,
-    number: CallerNumber,
+    number: VisitorNumber,
     name: str | None,
     now: datetime,
     *,

@@ -7,11 +7,11 @@ style of h11 and wsproto).
 Paths:
 
 - confirmation required: ring the owner → the owner answers → confirm prompt → "1" dials the
-  requester, "2" declines; silence replays the prompt up to `max_prompt_plays` times.
+  visitor, "2" declines; silence replays the prompt up to `max_prompt_plays` times.
 - auto-accepted (by rule or setting) or accepted on the web: ring the owner → the owner answers →
-  a short whisper plays *while* the requester is dialled (see `AcceptanceMode`).
+  a short whisper plays *while* the visitor is dialled (see `AcceptanceMode`).
 - both legs answered → bridge, with a max-duration timer; either hang-up ends the other leg.
-- the requester cannot be reached → the owner, still on the line, hears a short notice
+- the visitor cannot be reached → the owner, still on the line, hears a short notice
   ("Sorry, we could not reach Mary.") before the flow hangs up.
 
 The flow never waits without a timer running: an adapter that goes silent (a lost
@@ -25,11 +25,11 @@ Decisions where the brief was silent (also in the engineer's report):
   asking and hung up, which is the phone's universal "no". The distinct reason lets policy
   exempt it from the decline cooldown if that proves too strict. A 603/"rejected" while the
   owner's phone rings is a decline too; busy, no answer and failures are `owner_unreachable`.
-- The owner hanging up after accepting but before the requester answers cancels the requester
+- The owner hanging up after accepting but before the visitor answers cancels the visitor
   leg and ends the request as `completed` (reason `owner_hung_up_before_connect`): the request
-  state machine (`request_state.py`) allows no `cancelled` once the requester is being called.
+  state machine (`request_state.py`) allows no `cancelled` once the visitor is being called.
 - A `Cancel` from the web ends every live leg. While the owner is being called the request
-  becomes `cancelled`; once the requester is being called or connected it becomes `completed`
+  becomes `cancelled`; once the visitor is being called or connected it becomes `completed`
   with the cancel's reason, for the same reason as above (and a bridged call did happen).
 - A leg that ends without the remote hanging up (`by_remote=False`: session timer, media timeout)
   before the bridge makes the request `failed`; once bridged, the call is `completed`.
@@ -55,7 +55,7 @@ from callnow.domain.request_state import RequestState
 class AcceptanceMode(StrEnum):
     # The owner must press 1 on the keypad after hearing the confirm prompt.
     CONFIRM = "confirm"
-    # A rule or the owner's setting accepted the request: whisper, dial the requester at once.
+    # A rule or the owner's setting accepted the request: whisper, dial the visitor at once.
     AUTO = "auto"
     # The owner already accepted in the web portal: same as AUTO on the phone.
     WEB = "web"
@@ -64,7 +64,7 @@ class AcceptanceMode(StrEnum):
 class PromptKind(StrEnum):
     CONFIRM = "confirm"
     WHISPER = "whisper"
-    # Tells the owner the requester could not be reached, before hanging up.
+    # Tells the owner the visitor could not be reached, before hanging up.
     NOTICE = "notice"
 
 
@@ -75,7 +75,7 @@ class DigitSource(StrEnum):
 
 class TimerName(StrEnum):
     OWNER_RING = "owner_ring"
-    REQUESTER_RING = "requester_ring"
+    VISITOR_RING = "requester_ring"
     DIGIT_WAIT = "digit_wait"
     MAX_DURATION = "max_duration"
     # Stands in for a PromptFinished that never came.
@@ -86,7 +86,7 @@ class FlowState(StrEnum):
     IDLE = "idle"
     CALLING_OWNER = "calling_owner"
     ASKING_OWNER = "asking_owner"
-    CALLING_REQUESTER = "calling_requester"
+    CALLING_VISITOR = "calling_requester"
     CONNECTED = "connected"
     TELLING_OWNER = "telling_owner"
     FINISHED = "finished"
@@ -107,15 +107,15 @@ class Reason(StrEnum):
     OWNER_FAILED = "owner_failed"
     PROMPT_UNANSWERED = "prompt_unanswered"
     OWNER_HUNG_UP_BEFORE_CONNECT = "owner_hung_up_before_connect"
-    REQUESTER_BUSY = "requester_busy"
-    REQUESTER_NO_ANSWER = "requester_no_answer"
-    REQUESTER_FAILED = "requester_failed"
-    REQUESTER_REJECTED = "requester_rejected"
+    VISITOR_BUSY = "requester_busy"
+    VISITOR_NO_ANSWER = "requester_no_answer"
+    VISITOR_FAILED = "requester_failed"
+    VISITOR_REJECTED = "requester_rejected"
     BRIDGED = "bridged"
     OWNER_HUNG_UP = "owner_hung_up"
-    REQUESTER_HUNG_UP = "requester_hung_up"
+    VISITOR_HUNG_UP = "requester_hung_up"
     OWNER_LEG_DROPPED = "owner_leg_dropped"
-    REQUESTER_LEG_DROPPED = "requester_leg_dropped"
+    VISITOR_LEG_DROPPED = "requester_leg_dropped"
     MAX_DURATION_REACHED = "max_duration_reached"
 
 
@@ -127,7 +127,7 @@ class RequestFacts:
     """What the flow needs to know about one queued request."""
 
     request_ref: str
-    caller_e164: str
+    visitor_e164: str
     owner_internal_number: str
     owner_external_e164: str
     acceptance: AcceptanceMode
@@ -143,7 +143,7 @@ class FlowLimits:
     """Timeouts in seconds (floats so engine tests can use milliseconds)."""
 
     owner_ring_s: float = 30
-    requester_ring_s: float = 45
+    visitor_ring_s: float = 45
     digit_wait_s: float = 6
     max_call_duration_s: float = 3600
     # From the owner's remaining budget (A2Billing-style max duration from credit), if limited.
@@ -153,7 +153,7 @@ class FlowLimits:
     prompt_max_s: float = 30
 
     def __post_init__(self) -> None:
-        timeouts = (self.owner_ring_s, self.requester_ring_s, self.digit_wait_s)
+        timeouts = (self.owner_ring_s, self.visitor_ring_s, self.digit_wait_s)
         if min(*timeouts, self.prompt_max_s, self.max_call_duration_s) <= 0:
             raise ValueError("timeouts must be positive")
         if self.budget_max_duration_s is not None and self.budget_max_duration_s <= 0:
@@ -258,7 +258,7 @@ class DialOwner:
 
 
 @dataclass(frozen=True)
-class DialRequester:
+class DialVisitor:
     number: str
     # The owner's external number, so the visitor sees who is calling back.
     caller_id: str
@@ -331,7 +331,7 @@ class Finish:
 
 Command = (
     DialOwner
-    | DialRequester
+    | DialVisitor
     | PlayPrompt
     | StopPrompt
     | Bridge
@@ -356,7 +356,7 @@ class _Leg(StrEnum):
 
 _LIVE = (_Leg.DIALLING, _Leg.ANSWERED)
 
-_RING_TIMER = {LegRole.OWNER: TimerName.OWNER_RING, LegRole.REQUESTER: TimerName.REQUESTER_RING}
+_RING_TIMER = {LegRole.OWNER: TimerName.OWNER_RING, LegRole.VISITOR: TimerName.VISITOR_RING}
 
 _OWNER_FAILURE = {
     FailureCause.BUSY: (RequestState.OWNER_UNREACHABLE, Reason.OWNER_BUSY),
@@ -365,17 +365,17 @@ _OWNER_FAILURE = {
     FailureCause.REJECTED: (RequestState.OWNER_DECLINED, Reason.OWNER_REJECTED),
 }
 
-_REQUESTER_FAILURE = {
-    FailureCause.BUSY: Reason.REQUESTER_BUSY,
-    FailureCause.NO_ANSWER: Reason.REQUESTER_NO_ANSWER,
-    FailureCause.FAILED: Reason.REQUESTER_FAILED,
-    FailureCause.REJECTED: Reason.REQUESTER_REJECTED,
+_VISITOR_FAILURE = {
+    FailureCause.BUSY: Reason.VISITOR_BUSY,
+    FailureCause.NO_ANSWER: Reason.VISITOR_NO_ANSWER,
+    FailureCause.FAILED: Reason.VISITOR_FAILED,
+    FailureCause.REJECTED: Reason.VISITOR_REJECTED,
 }
 
-_HUNG_UP = {LegRole.OWNER: Reason.OWNER_HUNG_UP, LegRole.REQUESTER: Reason.REQUESTER_HUNG_UP}
+_HUNG_UP = {LegRole.OWNER: Reason.OWNER_HUNG_UP, LegRole.VISITOR: Reason.VISITOR_HUNG_UP}
 _DROPPED = {
     LegRole.OWNER: Reason.OWNER_LEG_DROPPED,
-    LegRole.REQUESTER: Reason.REQUESTER_LEG_DROPPED,
+    LegRole.VISITOR: Reason.VISITOR_LEG_DROPPED,
 }
 
 _ACCEPT_REASON = {
@@ -477,7 +477,7 @@ class CallbackFlow:
         # Dial while the whisper plays: it lasts a second or two, less than the trunk's
         # post-dial delay, so waiting for it would only add latency for the visitor.
         self._play(PromptKind.WHISPER, out)
-        self._dial_requester(out)
+        self._dial_visitor(out)
 
     def _on_failed(
         self, role: LegRole, cause: FailureCause, code: int | None, out: list[Command]
@@ -493,7 +493,7 @@ class CallbackFlow:
             state, reason = _OWNER_FAILURE[cause]
             self._finish(state, reason, out)
         else:
-            self._requester_unreachable(_REQUESTER_FAILURE[cause], out)
+            self._visitor_unreachable(_VISITOR_FAILURE[cause], out)
 
     def _on_ended(self, role: LegRole, by_remote: bool, out: list[Command]) -> None:
         if self._legs[role] is _Leg.DIALLING:
@@ -512,7 +512,7 @@ class CallbackFlow:
             self._finish(RequestState.FAILED, dropped, out)
         elif self._state is FlowState.ASKING_OWNER:
             self._finish(RequestState.OWNER_DECLINED, Reason.OWNER_HUNG_UP_DURING_PROMPT, out)
-        else:  # the owner, after accepting, while the requester rings
+        else:  # the owner, after accepting, while the visitor rings
             self._finish(RequestState.COMPLETED, Reason.OWNER_HUNG_UP_BEFORE_CONNECT, out)
 
     def _on_digit(self, digit: str, out: list[Command]) -> None:
@@ -521,7 +521,7 @@ class CallbackFlow:
         if digit == "1":
             self._stop_prompt(out)
             self._cancel_timer(TimerName.DIGIT_WAIT, out)
-            self._dial_requester(out)
+            self._dial_visitor(out)
         elif digit == "2":
             self._finish(RequestState.OWNER_DECLINED, Reason.OWNER_PRESSED_2, out)
         # Any other key: the owner fumbled; keep waiting for 1 or 2.
@@ -543,11 +543,11 @@ class CallbackFlow:
         if name == TimerName.OWNER_RING:
             self._hang_up(LegRole.OWNER, Reason.OWNER_NO_ANSWER, out, FailureCause.NO_ANSWER)
             self._finish(RequestState.OWNER_UNREACHABLE, Reason.OWNER_NO_ANSWER, out)
-        elif name == TimerName.REQUESTER_RING:
+        elif name == TimerName.VISITOR_RING:
             self._hang_up(
-                LegRole.REQUESTER, Reason.REQUESTER_NO_ANSWER, out, FailureCause.NO_ANSWER
+                LegRole.VISITOR, Reason.VISITOR_NO_ANSWER, out, FailureCause.NO_ANSWER
             )
-            self._requester_unreachable(Reason.REQUESTER_NO_ANSWER, out)
+            self._visitor_unreachable(Reason.VISITOR_NO_ANSWER, out)
         elif name == TimerName.DIGIT_WAIT:
             if self._prompt_plays < self.limits.max_prompt_plays:
                 self._play(PromptKind.CONFIRM, out)
@@ -562,26 +562,26 @@ class CallbackFlow:
     def _on_cancel(self, reason: str, out: list[Command]) -> None:
         if self._pending is not None:
             self._finish_pending(out)  # already decided; the cancel only cuts the notice short
-        elif self._state in (FlowState.CALLING_REQUESTER, FlowState.CONNECTED):
+        elif self._state in (FlowState.CALLING_VISITOR, FlowState.CONNECTED):
             self._finish(RequestState.COMPLETED, reason, out)
         else:
             self._finish(RequestState.CANCELLED, reason, out)
 
     # -- steps --
 
-    def _dial_requester(self, out: list[Command]) -> None:
-        if self._legs[LegRole.REQUESTER] is not _Leg.NOT_DIALLED:
-            return  # belt and braces: the requester is dialled at most once per flow
-        self._state = FlowState.CALLING_REQUESTER
-        self._legs[LegRole.REQUESTER] = _Leg.DIALLING
-        self._report(RequestState.CALLING_REQUESTER, _ACCEPT_REASON[self.facts.acceptance], out)
-        self._start_timer(TimerName.REQUESTER_RING, self.limits.requester_ring_s, out)
-        out.append(DialRequester(self.facts.caller_e164, self.facts.owner_external_e164))
+    def _dial_visitor(self, out: list[Command]) -> None:
+        if self._legs[LegRole.VISITOR] is not _Leg.NOT_DIALLED:
+            return  # belt and braces: the visitor is dialled at most once per flow
+        self._state = FlowState.CALLING_VISITOR
+        self._legs[LegRole.VISITOR] = _Leg.DIALLING
+        self._report(RequestState.CALLING_VISITOR, _ACCEPT_REASON[self.facts.acceptance], out)
+        self._start_timer(TimerName.VISITOR_RING, self.limits.visitor_ring_s, out)
+        out.append(DialVisitor(self.facts.visitor_e164, self.facts.owner_external_e164))
 
-    def _requester_unreachable(self, reason: Reason, out: list[Command]) -> None:
+    def _visitor_unreachable(self, reason: Reason, out: list[Command]) -> None:
         """Tell the owner, who accepted and is waiting on the line, before hanging up."""
         self._stop_prompt(out)  # the whisper may still be playing
-        self._pending = Outcome(RequestState.REQUESTER_UNREACHABLE, reason)
+        self._pending = Outcome(RequestState.VISITOR_UNREACHABLE, reason)
         self._state = FlowState.TELLING_OWNER
         self._play(PromptKind.NOTICE, out)
 
@@ -601,7 +601,7 @@ class CallbackFlow:
         if kind is PromptKind.CONFIRM:
             self._prompt_plays += 1
             text = confirm_prompt(
-                caller_number=self.facts.caller_e164,
+                caller_number=self.facts.visitor_e164,
                 region=self.facts.region,
                 caller_name=self.facts.caller_name,
                 cost_phrase=self.facts.cost_phrase,
@@ -609,7 +609,7 @@ class CallbackFlow:
         else:
             compose = whisper_prompt if kind is PromptKind.WHISPER else unreachable_notice
             text = compose(
-                caller_number=self.facts.caller_e164,
+                caller_number=self.facts.visitor_e164,
                 region=self.facts.region,
                 caller_name=self.facts.caller_name,
             )

@@ -11,7 +11,7 @@ class InvalidName(ValueError):
     """The name cannot be used; the message says why."""
 
 
-def clean_caller_name(typed: str | None) -> str | None:
+def clean_visitor_name(typed: str | None) -> str | None:
     """Trim and check a caller name; None when nothing was given."""
     if typed is None:
         return None

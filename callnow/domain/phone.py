@@ -30,7 +30,7 @@ class NumberScope(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class CallerNumber:
+class VisitorNumber:
     typed: str
     e164: str  # "+61290375678"
     region: str | None  # the number's own region, e.g. "AU", "DO" for +1 809
@@ -72,7 +72,7 @@ def _ascii_digits(text: str) -> str:
     return "".join(out)
 
 
-def parse_caller_number(typed: str, region: str) -> CallerNumber:
+def parse_visitor_number(typed: str, region: str) -> VisitorNumber:
     """Parse what a visitor typed in the tenant's region; raise InvalidNumber with a reason."""
     if typed is None or not typed.strip():
         raise InvalidNumber("Please enter a phone number.")
@@ -102,7 +102,7 @@ def parse_caller_number(typed: str, region: str) -> CallerNumber:
     e164 = phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
     number_region = phonenumbers.region_code_for_number(parsed)
     scope = NumberScope.NATIONAL if number_region == region else NumberScope.INTERNATIONAL
-    return CallerNumber(
+    return VisitorNumber(
         typed=typed,
         e164=e164,
         region=number_region,
@@ -113,7 +113,7 @@ def parse_caller_number(typed: str, region: str) -> CallerNumber:
 
 def parse_owner_number(typed: str, region: str) -> str:
     """An extension's external number as E.164; looser than a caller's (any valid number)."""
-    return parse_caller_number(typed, region).e164
+    return parse_visitor_number(typed, region).e164
 
 
 def e164_prefix(pattern: str, region: str) -> str:

@@ -68,7 +68,7 @@ def whisper_prompt(*, caller_number: str, region: str, caller_name: str | None =
 
 
 def unreachable_notice(*, caller_number: str, region: str, caller_name: str | None = None) -> str:
-    """What an owner who accepted hears when the requester could not be reached."""
+    """What an owner who accepted hears when the visitor could not be reached."""
     who = spoken_name(caller_name) or spoken_number(caller_number, region)
     return f"Sorry, we could not reach {who}. Goodbye."
 

@@ -557,7 +557,7 @@ def gross_minor(quote: Quote, duration_s: int, policy: BillingPolicy) -> int:
 def most_a_call_costs(
     quote: Quote, bridged_s: int, policy: BillingPolicy, *, owner_leg_overhead_s: int = 0
 ) -> int:
-    """Gross cost of a callback whose requester leg lasts `bridged_s` seconds, plus the owner's
+    """Gross cost of a callback whose visitor leg lasts `bridged_s` seconds, plus the owner's
     leg when it is priced: that leg is up for the bridged time and at most
     `owner_leg_overhead_s` more (the prompt, ringing the visitor). Each leg is its own charge,
     taxed and rounded on its own, exactly as they will be posted."""

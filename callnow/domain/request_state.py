@@ -12,8 +12,8 @@ class RequestState(StrEnum):
     CALLING_OWNER = "calling_owner"
     OWNER_DECLINED = "owner_declined"
     OWNER_UNREACHABLE = "owner_unreachable"
-    CALLING_REQUESTER = "calling_requester"
-    REQUESTER_UNREACHABLE = "requester_unreachable"
+    CALLING_VISITOR = "calling_requester"
+    VISITOR_UNREACHABLE = "requester_unreachable"
     CONNECTED = "connected"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -28,7 +28,7 @@ TERMINAL = frozenset(
         S.REJECTED,
         S.OWNER_DECLINED,
         S.OWNER_UNREACHABLE,
-        S.REQUESTER_UNREACHABLE,
+        S.VISITOR_UNREACHABLE,
         S.COMPLETED,
         S.FAILED,
         S.CANCELLED,
@@ -36,7 +36,7 @@ TERMINAL = frozenset(
     }
 )
 # An engine holds the request and a call may be under way.
-IN_CALL = frozenset({S.CALLING_OWNER, S.CALLING_REQUESTER, S.CONNECTED})
+IN_CALL = frozenset({S.CALLING_OWNER, S.CALLING_VISITOR, S.CONNECTED})
 # The visitor may cancel until we start calling them back.
 VISITOR_CANCELLABLE = frozenset({S.QUEUED, S.CALLING_OWNER})
 _ALLOWED: dict[RequestState, frozenset[RequestState]] = {
@@ -56,7 +56,7 @@ _ALLOWED: dict[RequestState, frozenset[RequestState]] = {
     ),
     S.CALLING_OWNER: frozenset(
         {
-            S.CALLING_REQUESTER,
+            S.CALLING_VISITOR,
             S.OWNER_DECLINED,
             S.OWNER_UNREACHABLE,
             S.CANCELLED,
@@ -64,8 +64,8 @@ _ALLOWED: dict[RequestState, frozenset[RequestState]] = {
             S.INTERRUPTED,
         }
     ),
-    S.CALLING_REQUESTER: frozenset(
-        {S.CONNECTED, S.REQUESTER_UNREACHABLE, S.COMPLETED, S.FAILED, S.INTERRUPTED}
+    S.CALLING_VISITOR: frozenset(
+        {S.CONNECTED, S.VISITOR_UNREACHABLE, S.COMPLETED, S.FAILED, S.INTERRUPTED}
     ),
     S.CONNECTED: frozenset({S.COMPLETED, S.FAILED, S.INTERRUPTED}),
 }
@@ -97,8 +97,8 @@ VISITOR_TEXT: dict[RequestState, str] = {
     S.CALLING_OWNER: "We are calling the owner now.",
     S.OWNER_DECLINED: "The owner cannot take your call right now.",
     S.OWNER_UNREACHABLE: "We could not reach the owner. Please try again later.",
-    S.CALLING_REQUESTER: "The owner accepted — we are calling you now.",
-    S.REQUESTER_UNREACHABLE: "We could not reach you on the number you gave.",
+    S.CALLING_VISITOR: "The owner accepted — we are calling you now.",
+    S.VISITOR_UNREACHABLE: "We could not reach you on the number you gave.",
     S.CONNECTED: "You are connected.",
     S.COMPLETED: "The call has finished. Thank you.",
     S.FAILED: "Something went wrong and the call could not be made.",

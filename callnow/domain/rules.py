@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from callnow.domain.phone import CallerNumber, InvalidNumber, NumberScope, e164_prefix
+from callnow.domain.phone import InvalidNumber, NumberScope, VisitorNumber, e164_prefix
 
 
 class RuleAction(StrEnum):
@@ -59,10 +59,10 @@ class Rule:
             if not name or len(name) > MAX_NAME_PATTERN:
                 raise InvalidRule(f"A name condition is 1 to {MAX_NAME_PATTERN} characters.")
 
-    def matches(self, number: CallerNumber, name: str | None) -> bool:
+    def matches(self, number: VisitorNumber, name: str | None) -> bool:
         return self._number_matches(number) and self._name_matches(name)
 
-    def _number_matches(self, number: CallerNumber) -> bool:
+    def _number_matches(self, number: VisitorNumber) -> bool:
         match self.number_match:
             case None:
                 return True
@@ -100,7 +100,7 @@ class Rule:
         return f"{self.action.value.capitalize()} when " + " and ".join(parts)
 
 
-def first_matching(rules: Iterable[Rule], number: CallerNumber, name: str | None) -> Rule | None:
+def first_matching(rules: Iterable[Rule], number: VisitorNumber, name: str | None) -> Rule | None:
     return next((rule for rule in rules if rule.matches(number, name)), None)
 
 

@@ -112,7 +112,7 @@ class Dispatcher:
         self._announce = announce or (lambda facts: None)
         self._limits = limits or FlowLimits(
             owner_ring_s=settings.sip.owner_ring_timeout_s,
-            requester_ring_s=settings.sip.requester_ring_timeout_s,
+            visitor_ring_s=settings.sip.visitor_ring_timeout_s,
             max_call_duration_s=settings.sip.max_call_duration_s,
         )
         self._clock = clock
@@ -280,7 +280,7 @@ class Dispatcher:
             return self._refuse(request, "the owner's call budget is used up", now)
         facts = RequestFacts(
             request_ref=request_ref(request.id),
-            caller_e164=request.number_e164,
+            visitor_e164=request.number_e164,
             owner_internal_number=extension.internal_number,
             owner_external_e164=extension.external_number,
             acceptance=acceptance_of(request.decision),

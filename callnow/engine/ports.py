@@ -31,7 +31,7 @@ class CallChannel(Protocol):
     async def dial_owner(self, number: str) -> None:
         """INVITE the owner's extension on its internal number."""
 
-    async def dial_requester(self, number: str, caller_id: str) -> None:
+    async def dial_visitor(self, number: str, caller_id: str) -> None:
         """INVITE the E.164 `number` through the trunk, presenting `caller_id` (E.164)."""
 
     async def play_prompt(self, kind: PromptKind, text: str) -> None:
@@ -43,7 +43,7 @@ class CallChannel(Protocol):
         stopped prompt: the next prompt may already be playing and would be cut short."""
 
     async def bridge(self) -> None:
-        """Join the owner's and the requester's media."""
+        """Join the owner's and the visitor's media."""
 
     async def hangup(self, role: LegRole, reason: str) -> None:
         """End the leg: CANCEL if it is still ringing, BYE once answered. No `LegEnded` is

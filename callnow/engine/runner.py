@@ -38,7 +38,7 @@ from callnow.domain.flow import (
     CancelTimer,
     Command,
     DialOwner,
-    DialRequester,
+    DialVisitor,
     Event,
     Finish,
     FlowLimits,
@@ -265,9 +265,9 @@ class CallbackRun:
         match command:
             case DialOwner(number=number):
                 await self._dial(LegRole.OWNER, number, lambda: channel.dial_owner(number))
-            case DialRequester(number=number, caller_id=caller_id):
+            case DialVisitor(number=number, caller_id=caller_id):
                 await self._dial(
-                    LegRole.REQUESTER, number, lambda: channel.dial_requester(number, caller_id)
+                    LegRole.VISITOR, number, lambda: channel.dial_visitor(number, caller_id)
                 )
             case PlayPrompt(kind=kind, text=text):
                 await self._or_abort("play_prompt_failed", channel.play_prompt(kind, text))

@@ -46,7 +46,7 @@ def from_sip(role: LegRole, event: sip.LegEvent) -> Event | None:
             return LegEnded(role, by_remote=by is sip.EndedBy.REMOTE)
         case sip.Digit(digit=digit) if role is LegRole.OWNER:
             return Digit(digit, DigitSource.SIP_INFO)
-    # Re-INVITEs are the media adapter's business; the requester's keys mean nothing.
+    # Re-INVITEs are the media adapter's business; the visitor's keys mean nothing.
     return None
 
 

@@ -74,7 +74,7 @@ class RateDeckEntryRow(Base):
 
 
 class ChargeRow(Base):
-    """What an answered leg cost the owner: the requester leg, and the owner's own leg when its
+    """What an answered leg cost the owner: the visitor leg, and the owner's own leg when its
     price is configured (class "internal"). The unique leg id is the guarantee that a retried or
     crashed posting can never bill a leg twice."""
 

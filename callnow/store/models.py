@@ -279,7 +279,7 @@ class CallLeg(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("call_requests.id"), index=True)
-    role: Mapped[str] = mapped_column(String(10))  # owner, requester
+    role: Mapped[str] = mapped_column(String(10))  # owner, visitor
     destination: Mapped[str] = mapped_column(String(40))
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     ringing_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
@@ -299,7 +299,7 @@ class CallLeg(Base):
     hangup_port: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     __table_args__ = (
-        # One owner leg and one requester leg per request, ever.
+        # One owner leg and one visitor leg per request, ever.
         UniqueConstraint("request_id", "role", name="uq_call_legs_request_role"),
         CheckConstraint("role IN ('owner', 'requester')", name="role"),
         CheckConstraint("billable_seconds >= 0", name="billable_seconds"),

@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 
 from callnow.domain.decision import Outcome, decide
 from callnow.domain.destination_policy import VISITOR_MESSAGE, PrefixList, check_destination
-from callnow.domain.names import InvalidName, clean_caller_name
-from callnow.domain.phone import InvalidNumber, parse_caller_number
+from callnow.domain.names import InvalidName, clean_visitor_name
+from callnow.domain.phone import InvalidNumber, parse_visitor_number
 from callnow.domain.request_state import RequestState
 from callnow.store import profiles
 from callnow.store import requests as request_store
@@ -68,13 +68,13 @@ def submit(
     errors: dict[str, str] = {}
     name: str | None = None
     try:
-        name = clean_caller_name(submission.name)
+        name = clean_visitor_name(submission.name)
     except InvalidName as exc:
         errors["name"] = str(exc)
     if name is None and "name" not in errors and profile.require_caller_name:
         errors["name"] = "Please tell the owner your name."
     try:
-        number = parse_caller_number(submission.number, profiles.tenant_of(profile).region)
+        number = parse_visitor_number(submission.number, profiles.tenant_of(profile).region)
     except InvalidNumber as exc:
         errors["number"] = str(exc)
     if errors:

@@ -20,7 +20,7 @@ from starlette.datastructures import FormData
 from callnow.billing.ledger import cost_phrase_for
 from callnow.billing.policy import policy_from
 from callnow.domain import web_confirmation as rules
-from callnow.domain.phone import parse_caller_number
+from callnow.domain.phone import parse_visitor_number
 from callnow.domain.rating import BillingPolicy
 from callnow.store import profiles
 from callnow.store import web_confirmation as held
@@ -49,7 +49,7 @@ def _item(
         "token": call_request.token,
         "callnow_id": call_request.profile.callnow_id,
         "name": call_request.caller_name or "",
-        "number": parse_caller_number(call_request.number_e164, region).display,
+        "number": parse_visitor_number(call_request.number_e164, region).display,
         "requested": call_request.created_at.strftime("%H:%M UTC"),
         "expires": rules.deadline(call_request.created_at).strftime("%H:%M UTC"),
         "cost": cost or "",

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from callnow.domain.availability import describe_hours, is_available, next_opening
 from callnow.domain.page import is_paused
-from callnow.domain.phone import parse_caller_number
+from callnow.domain.phone import parse_visitor_number
 from callnow.domain.request_state import VISITOR_TEXT, RequestState, is_terminal
 from callnow.store import audit, profiles
 from callnow.store import requests as request_store
@@ -275,7 +275,7 @@ def request_status(request: Request, callnow_id: str, token: str, session: UnitO
         "state": state,
         "message": status_message(call_request, region),
         "finished": is_terminal(state),
-        "caller_number": parse_caller_number(call_request.number_e164, region).display,
+        "caller_number": parse_visitor_number(call_request.number_e164, region).display,
     }
     return templates.TemplateResponse(request, "public/status.html", context)
 
@@ -284,7 +284,7 @@ def status_message(call_request: CallRequest, region: str) -> str:
     state = RequestState(call_request.state)
     calling_from = (
         calling_from_display(call_request, region)
-        if state is RequestState.CALLING_REQUESTER
+        if state is RequestState.CALLING_VISITOR
         else ""
     )
     return visitor_message(state, call_request.reason, calling_from)
@@ -292,11 +292,11 @@ def status_message(call_request: CallRequest, region: str) -> str:
 
 def calling_from_display(call_request: CallRequest, region: str) -> str:
     """The number the visitor's phone will show, as they would write it."""
-    return parse_caller_number(call_request.profile.extension.external_number, region).display
+    return parse_visitor_number(call_request.profile.extension.external_number, region).display
 
 
 def visitor_message(state: RequestState, reason: str, calling_from: str) -> str:
-    if state is RequestState.CALLING_REQUESTER:
+    if state is RequestState.CALLING_VISITOR:
         return f"The owner accepted — we are calling you now from {calling_from}."
     if state is RequestState.REJECTED and reason == "outside_hours":
         return "The owner is not taking calls at this time. Please try again during their hours."

@@ -44,7 +44,7 @@ def test_a_second_call_cannot_spend_what_a_running_call_holds(world):
         assert plan.reserved_minor == 75
         first.reserved_minor = plan.reserved_minor
         move(first, RequestState.CALLING_OWNER)
-        move(first, RequestState.CALLING_REQUESTER)
+        move(first, RequestState.CALLING_VISITOR)
         other = queued_mobile_request(session, "alice2", "+61412345679")
         # While the first call may still use all of it, the second is refused.
         assert isinstance(ledger.check_before_dialling(session, other.id, NOW), BudgetRefused)

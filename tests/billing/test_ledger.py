@@ -93,8 +93,8 @@ def add_finished_call(
     seconds: int = 0,
     caller: str = "Mary",
 ) -> int:
-    """A callback as the engine records it: the owner leg and the requester leg, both ended.
-    Returns the requester leg's id. `answered_at` None: the requester never answered."""
+    """A callback as the engine records it: the owner leg and the visitor leg, both ended.
+    Returns the visitor leg's id. `answered_at` None: the visitor never answered."""
     request_id = add_request(session, callnow_id, number, caller)
     started = (answered_at or NOV_20_2PM_SYDNEY) - timedelta(seconds=20)
     owner_answered = started - timedelta(seconds=10)
@@ -129,8 +129,8 @@ def add_finished_call(
     return leg.id
 
 
-def owner_leg_of(session: Session, requester_leg_id: int) -> int:
-    request_id = session.get(CallLeg, requester_leg_id).request_id  # type: ignore[union-attr]  # exists
+def owner_leg_of(session: Session, visitor_leg_id: int) -> int:
+    request_id = session.get(CallLeg, visitor_leg_id).request_id  # type: ignore[union-attr]  # exists
     return session.scalars(
         select(CallLeg.id).where(CallLeg.request_id == request_id, CallLeg.role == "owner")
     ).one()

@@ -71,10 +71,10 @@ def dispatch(session: Session, policy: BillingPolicy, *, max_call_duration_s: in
     return request_id
 
 
-def add_legs(session: Session, request_id: int, *, owner_s: int, requester_s: int) -> dict:
+def add_legs(session: Session, request_id: int, *, owner_s: int, visitor_s: int) -> dict:
     """Both legs answered and ended: the owner answered `owner_s - requester_s` seconds before
     the visitor, and both hung up together. Returns the leg ids by role."""
-    ended = NOV_20_2PM_SYDNEY + timedelta(seconds=requester_s)
+    ended = NOV_20_2PM_SYDNEY + timedelta(seconds=visitor_s)
     owner_answered = ended - timedelta(seconds=owner_s)
     legs = {
         "owner": CallLeg(
@@ -97,7 +97,7 @@ def add_legs(session: Session, request_id: int, *, owner_s: int, requester_s: in
             ended_at=ended,
             sip_code=200,
             disposition="answered",
-            billable_seconds=requester_s,
+            billable_seconds=visitor_s,
         ),
     }
     session.add_all(legs.values())
@@ -133,21 +133,21 @@ def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def test_a_priced_owner_leg_posts_one_charge_of_its_own(session):
-    legs = add_legs(session, dispatch(session, PRICED), owner_s=125, requester_s=95)
+    legs = add_legs(session, dispatch(session, PRICED), owner_s=125, visitor_s=95)
     owner = ledger.post_charge_for_leg(session, legs["owner"], policy=PRICED)
-    requester = ledger.post_charge_for_leg(session, legs["requester"], policy=PRICED)
-    assert owner is not None and requester is not None
+    visitor = ledger.post_charge_for_leg(session, legs["requester"], policy=PRICED)
+    assert owner is not None and visitor is not None
     # 125 s is 3 started minutes: 5c + 3 x 2c = 11c, GST 1.1c -> 1c.
     assert (owner.destination_class, owner.billed_s, owner.duration_s) == ("internal", 180, 125)
     assert (owner.net_minor, owner.tax_minor, owner.gross_minor) == (11, 1, 12)
     assert (owner.number, owner.deck_id, owner.prefix) == ("001002", None, None)
-    assert owner.extension_id == requester.extension_id == extension_id(session, "001002")
-    assert (requester.destination_class, requester.gross_minor) == ("local", 13)
+    assert owner.extension_id == visitor.extension_id == extension_id(session, "001002")
+    assert (visitor.destination_class, visitor.gross_minor) == ("local", 13)
     assert charge_count(session) == 2
 
 
 def test_posting_an_owner_leg_twice_bills_it_once(session):
-    legs = add_legs(session, dispatch(session, PRICED), owner_s=30, requester_s=10)
+    legs = add_legs(session, dispatch(session, PRICED), owner_s=30, visitor_s=10)
     first = ledger.post_charge_for_leg(session, legs["owner"], policy=PRICED)
     again = ledger.post_charge_for_leg(session, legs["owner"], policy=PRICED)
     assert first is not None and again is not None and again.id == first.id
@@ -155,7 +155,7 @@ def test_posting_an_owner_leg_twice_bills_it_once(session):
 
 
 def test_an_owner_leg_answered_for_no_time_still_owes_its_flat_price(session):
-    legs = add_legs(session, dispatch(session, PRICED), owner_s=0, requester_s=0)
+    legs = add_legs(session, dispatch(session, PRICED), owner_s=0, visitor_s=0)
     owner = ledger.post_charge_for_leg(session, legs["owner"], policy=PRICED)
     assert owner is not None and (owner.billed_s, owner.net_minor, owner.gross_minor) == (0, 5, 6)
 
@@ -163,7 +163,7 @@ def test_an_owner_leg_answered_for_no_time_still_owes_its_flat_price(session):
 def test_with_the_default_settings_the_owner_leg_writes_nothing(session):
     request_id = dispatch(session, FREE)
     assert session.get(OwnerLegPriceRow, request_id) is None
-    legs = add_legs(session, request_id, owner_s=125, requester_s=95)
+    legs = add_legs(session, request_id, owner_s=125, visitor_s=95)
     assert ledger.post_charge_for_leg(session, legs["owner"], policy=FREE) is None
     assert ledger.post_charge_for_leg(session, legs["requester"], policy=FREE) is not None
     assert charge_classes(session) == [("local", 13)]
@@ -171,7 +171,7 @@ def test_with_the_default_settings_the_owner_leg_writes_nothing(session):
 
 def test_pricing_the_owner_leg_later_never_bills_calls_made_while_it_was_free(sessions):
     with transaction(sessions) as session:
-        legs = add_legs(session, dispatch(session, FREE), owner_s=125, requester_s=95)
+        legs = add_legs(session, dispatch(session, FREE), owner_s=125, visitor_s=95)
     # The provider switches the price on; the engine restarts and sweeps.
     result = ledger.post_missing_charges(sessions, policy=PRICED)
     assert len(result.posted) == 1
@@ -181,7 +181,7 @@ def test_pricing_the_owner_leg_later_never_bills_calls_made_while_it_was_free(se
 
 
 def test_a_call_is_billed_at_the_owner_leg_price_it_was_planned_with(session):
-    legs = add_legs(session, dispatch(session, PRICED), owner_s=125, requester_s=95)
+    legs = add_legs(session, dispatch(session, PRICED), owner_s=125, visitor_s=95)
     # The price is switched off while the call runs: the call keeps the terms it reserved.
     owner = ledger.post_charge_for_leg(session, legs["owner"], policy=FREE)
     assert owner is not None and owner.gross_minor == 12
@@ -189,7 +189,7 @@ def test_a_call_is_billed_at_the_owner_leg_price_it_was_planned_with(session):
 
 def test_the_sweep_posts_unposted_owner_legs_and_only_once(sessions):
     with transaction(sessions) as session:
-        legs = add_legs(session, dispatch(session, PRICED), owner_s=125, requester_s=95)
+        legs = add_legs(session, dispatch(session, PRICED), owner_s=125, visitor_s=95)
         unanswered = dispatch(session, PRICED)
         session.add(
             CallLeg(
@@ -265,7 +265,7 @@ def test_the_reservation_holds_until_the_owner_leg_is_charged_too(session):
     alice = extension_id(session, "001002")
     set_budget(session, DIALLED_AT, extension_id=alice, prepaid_balance_minor=1_000)
     request_id = dispatch(session, PRICED, max_call_duration_s=600)
-    legs = add_legs(session, request_id, owner_s=125, requester_s=95)
+    legs = add_legs(session, request_id, owner_s=125, visitor_s=95)
     ledger.post_charge_for_leg(session, legs["requester"], policy=PRICED)
     held = budget_for(session, alice, NOV_20_2PM_SYDNEY).prepaid_balance_minor
     assert held == 1_000 - 13 - 45  # charged 13c, and the whole reservation still held
@@ -277,16 +277,16 @@ def test_the_reservation_holds_until_the_owner_leg_is_charged_too(session):
 
 
 def test_rerating_checks_owner_legs_against_the_price_their_call_was_planned_with(session):
-    priced = add_legs(session, dispatch(session, PRICED), owner_s=125, requester_s=95)
-    unposted = add_legs(session, dispatch(session, PRICED), owner_s=30, requester_s=10)
-    free = add_legs(session, dispatch(session, FREE), owner_s=30, requester_s=10)
+    priced = add_legs(session, dispatch(session, PRICED), owner_s=125, visitor_s=95)
+    unposted = add_legs(session, dispatch(session, PRICED), owner_s=30, visitor_s=10)
+    free = add_legs(session, dispatch(session, FREE), owner_s=30, visitor_s=10)
     for leg_id in (priced["owner"], priced["requester"], unposted["requester"]):
         ledger.post_charge_for_leg(session, leg_id, policy=PRICED)
     ledger.post_charge_for_leg(session, free["requester"], policy=PRICED)
     period = Period(NOV_20_2PM_SYDNEY - timedelta(hours=1), NOV_20_2PM_SYDNEY + timedelta(hours=1))
 
     report = rerate(session, period, policy=PRICED)
-    assert report.checked == 5  # three requester legs and the two owner legs that bill
+    assert report.checked == 5  # three visitor legs and the two owner legs that bill
     [missing] = report.differences
     assert (missing.call_leg_id, missing.note) == (unposted["owner"], "answered but never posted")
     assert (missing.new_gross_minor, missing.new_deck) == (7 + 1, "owner leg")  # 1 minute
@@ -305,7 +305,7 @@ def test_rerating_checks_owner_legs_against_the_price_their_call_was_planned_wit
 
 
 def test_statements_count_a_priced_owner_leg_as_part_of_its_call(session):
-    legs = add_legs(session, dispatch(session, PRICED), owner_s=125, requester_s=95)
+    legs = add_legs(session, dispatch(session, PRICED), owner_s=125, visitor_s=95)
     for leg_id in legs.values():
         ledger.post_charge_for_leg(session, leg_id, policy=PRICED)
     period = Period(NOV_20_2PM_SYDNEY - timedelta(hours=1), NOV_20_2PM_SYDNEY + timedelta(hours=1))
@@ -326,7 +326,7 @@ def test_the_owner_portal_and_the_api_show_the_owner_leg_plainly(world):
             app.include_router(router)
     with world.sessions() as session, session.begin():
         import_platform_deck(session)
-        legs = add_legs(session, dispatch(session, PRICED), owner_s=125, requester_s=95)
+        legs = add_legs(session, dispatch(session, PRICED), owner_s=125, visitor_s=95)
         for leg_id in legs.values():
             ledger.post_charge_for_leg(session, leg_id, policy=PRICED)
     page = world.client.get("/portal/login")

@@ -104,7 +104,7 @@ def test_the_status_page_follows_the_call_to_the_end_without_a_reload(live, brow
     expect(status).to_have_text("We are calling the owner now.")
     expect(page.get_by_role("button", name="Cancel my request")).to_be_visible()
 
-    move(live, token, S.CALLING_REQUESTER)
+    move(live, token, S.CALLING_VISITOR)
     expect(status).to_have_text("The owner accepted — we are calling you now from (02) 9037 1234.")
     expect(page.get_by_role("button", name="Cancel my request")).to_be_hidden()
 

@@ -23,7 +23,7 @@ def at(seconds: float) -> datetime:
 def record(**overrides: object) -> CallRecord:
     facts: dict[str, object] = {
         "request_ref": "req-1",
-        "role": LegRole.REQUESTER,
+        "role": LegRole.VISITOR,
         "destination": "+61290375678",
         "started_at": at(0),
         "ended_at": at(60),
@@ -132,5 +132,5 @@ def test_records_refuse_an_inconsistent_disposition_or_billable_seconds() -> Non
 
 
 def test_each_role_knows_the_other() -> None:
-    assert LegRole.OWNER.other is LegRole.REQUESTER
-    assert LegRole.REQUESTER.other is LegRole.OWNER
+    assert LegRole.OWNER.other is LegRole.VISITOR
+    assert LegRole.VISITOR.other is LegRole.OWNER

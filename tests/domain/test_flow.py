@@ -17,7 +17,7 @@ from callnow.domain.flow import (
     CancelTimer,
     Command,
     DialOwner,
-    DialRequester,
+    DialVisitor,
     Digit,
     DigitSource,
     Event,
@@ -45,18 +45,18 @@ from callnow.domain.flow import (
 from callnow.domain.request_state import RequestState, check_transition
 
 OWNER = LegRole.OWNER
-REQUESTER = LegRole.REQUESTER
+VISITOR = LegRole.VISITOR
 
 CONFIRM_TEXT = (
     "Call request from Mary, 0 2 9 0 3 7 5 6 7 8. Press 1 to call back now, 2 to decline."
 )
-LIMITS = FlowLimits(owner_ring_s=30, requester_ring_s=45, digit_wait_s=6, max_call_duration_s=3600)
+LIMITS = FlowLimits(owner_ring_s=30, visitor_ring_s=45, digit_wait_s=6, max_call_duration_s=3600)
 
 
 def facts(acceptance: AcceptanceMode = AcceptanceMode.CONFIRM, **overrides: object) -> RequestFacts:
     values: dict[str, object] = {
         "request_ref": "req-1",
-        "caller_e164": "+61290375678",
+        "visitor_e164": "+61290375678",
         "caller_name": "Mary",
         "owner_internal_number": "201",
         "owner_external_e164": "+61299990201",
@@ -88,18 +88,18 @@ def owner_asked() -> CallbackFlow:
     return flow
 
 
-def requester_ringing(acceptance: AcceptanceMode = AcceptanceMode.CONFIRM) -> CallbackFlow:
+def visitor_ringing(acceptance: AcceptanceMode = AcceptanceMode.CONFIRM) -> CallbackFlow:
     flow = new_flow(acceptance)
     feed(flow, Start(), LegAnswered(OWNER))
     if acceptance is AcceptanceMode.CONFIRM:
         feed(flow, Digit("1"))
-    feed(flow, LegRinging(REQUESTER))
+    feed(flow, LegRinging(VISITOR))
     return flow
 
 
 def connected() -> CallbackFlow:
-    flow = requester_ringing()
-    feed(flow, LegAnswered(REQUESTER))
+    flow = visitor_ringing()
+    feed(flow, LegAnswered(VISITOR))
     return flow
 
 
@@ -196,17 +196,17 @@ def test_the_prompt_reads_the_cost_phrase_billing_supplied() -> None:
     )
 
 
-def test_pressing_1_stops_the_prompt_and_dials_the_requester_with_the_owners_number() -> None:
+def test_pressing_1_stops_the_prompt_and_dials_the_visitor_with_the_owners_number() -> None:
     flow = owner_asked()
 
     assert flow.handle(Digit("1")) == [
         StopPrompt(),
         CancelTimer(TimerName.PROMPT_LIMIT),
-        RequestStateChanged(RequestState.CALLING_REQUESTER, "owner_pressed_1"),
-        StartTimer(TimerName.REQUESTER_RING, 45),
-        DialRequester("+61290375678", caller_id="+61299990201"),
+        RequestStateChanged(RequestState.CALLING_VISITOR, "owner_pressed_1"),
+        StartTimer(TimerName.VISITOR_RING, 45),
+        DialVisitor("+61290375678", caller_id="+61299990201"),
     ]
-    assert flow.state is FlowState.CALLING_REQUESTER
+    assert flow.state is FlowState.CALLING_VISITOR
 
 
 def test_pressing_1_after_the_prompt_finished_cancels_the_digit_wait_instead() -> None:
@@ -279,7 +279,7 @@ def test_a_key_during_a_replay_still_counts() -> None:
     flow = owner_asked()
     feed(flow, PromptFinished(), TimerFired(TimerName.DIGIT_WAIT))
 
-    assert DialRequester("+61290375678", "+61299990201") in flow.handle(Digit("1"))
+    assert DialVisitor("+61290375678", "+61299990201") in flow.handle(Digit("1"))
 
 
 def test_the_owner_hanging_up_on_the_prompt_declines() -> None:
@@ -310,7 +310,7 @@ def test_the_owner_leg_dropping_during_the_prompt_is_a_failure_not_a_decision() 
     ("mode", "reason"),
     [(AcceptanceMode.AUTO, "auto_accepted"), (AcceptanceMode.WEB, "accepted_on_web")],
 )
-def test_an_accepted_request_whispers_to_the_owner_and_dials_the_requester_at_once(
+def test_an_accepted_request_whispers_to_the_owner_and_dials_the_visitor_at_once(
     mode: AcceptanceMode, reason: str
 ) -> None:
     flow = new_flow(mode)
@@ -319,47 +319,47 @@ def test_an_accepted_request_whispers_to_the_owner_and_dials_the_requester_at_on
     assert flow.handle(LegAnswered(OWNER)) == [
         CancelTimer(TimerName.OWNER_RING),
         PlayPrompt(PromptKind.WHISPER, "CallNow call to Mary."),
-        RequestStateChanged(RequestState.CALLING_REQUESTER, reason),
-        StartTimer(TimerName.REQUESTER_RING, 45),
-        DialRequester("+61290375678", "+61299990201"),
+        RequestStateChanged(RequestState.CALLING_VISITOR, reason),
+        StartTimer(TimerName.VISITOR_RING, 45),
+        DialVisitor("+61290375678", "+61299990201"),
     ]
 
 
 def test_keys_mean_nothing_when_no_one_asked() -> None:
-    flow = requester_ringing(AcceptanceMode.AUTO)
+    flow = visitor_ringing(AcceptanceMode.AUTO)
 
     assert flow.handle(Digit("2")) == []
-    assert flow.state is FlowState.CALLING_REQUESTER
+    assert flow.state is FlowState.CALLING_VISITOR
 
 
-def test_a_requester_answering_during_the_whisper_cuts_it_short_before_the_bridge() -> None:
-    flow = requester_ringing(AcceptanceMode.AUTO)
+def test_a_visitor_answering_during_the_whisper_cuts_it_short_before_the_bridge() -> None:
+    flow = visitor_ringing(AcceptanceMode.AUTO)
 
-    assert flow.handle(LegAnswered(REQUESTER))[:3] == [
-        CancelTimer(TimerName.REQUESTER_RING),
+    assert flow.handle(LegAnswered(VISITOR))[:3] == [
+        CancelTimer(TimerName.VISITOR_RING),
         StopPrompt(),
         Bridge(),
     ]
 
 
 def test_once_the_whisper_finished_the_bridge_needs_no_stop() -> None:
-    flow = requester_ringing(AcceptanceMode.WEB)
+    flow = visitor_ringing(AcceptanceMode.WEB)
     assert flow.handle(PromptFinished()) == []  # no digit wait: nobody is being asked
 
-    assert StopPrompt() not in flow.handle(LegAnswered(REQUESTER))
+    assert StopPrompt() not in flow.handle(LegAnswered(VISITOR))
 
 
-# -- calling the requester ----------------------------------------------------------------------
+# -- calling the visitor ----------------------------------------------------------------------
 
 
-def test_the_owner_hanging_up_while_the_requester_rings_cancels_the_requester_leg() -> None:
-    flow = requester_ringing()
+def test_the_owner_hanging_up_while_the_visitor_rings_cancels_the_visitor_leg() -> None:
+    flow = visitor_ringing()
 
     assert flow.handle(LegEnded(OWNER)) == [
         RecordLeg(OWNER),
-        CancelTimer(TimerName.REQUESTER_RING),
-        HangupLeg(REQUESTER, "owner_hung_up_before_connect"),
-        RecordLeg(REQUESTER),
+        CancelTimer(TimerName.VISITOR_RING),
+        HangupLeg(VISITOR, "owner_hung_up_before_connect"),
+        RecordLeg(VISITOR),
         *finished(RequestState.COMPLETED, "owner_hung_up_before_connect"),
     ]
 
@@ -373,14 +373,14 @@ def test_the_owner_hanging_up_while_the_requester_rings_cancels_the_requester_le
         (FailureCause.REJECTED, "requester_rejected"),
     ],
 )
-def test_an_unreachable_requester_is_announced_to_the_waiting_owner(
+def test_an_unreachable_visitor_is_announced_to_the_waiting_owner(
     cause: FailureCause, reason: str
 ) -> None:
-    flow = requester_ringing()
+    flow = visitor_ringing()
 
-    assert flow.handle(LegFailed(REQUESTER, cause, 404)) == [
-        CancelTimer(TimerName.REQUESTER_RING),
-        RecordLeg(REQUESTER, cause, 404),
+    assert flow.handle(LegFailed(VISITOR, cause, 404)) == [
+        CancelTimer(TimerName.VISITOR_RING),
+        RecordLeg(VISITOR, cause, 404),
         PlayPrompt(PromptKind.NOTICE, "Sorry, we could not reach Mary. Goodbye."),
         StartTimer(TimerName.PROMPT_LIMIT, 30),
     ]
@@ -390,24 +390,24 @@ def test_an_unreachable_requester_is_announced_to_the_waiting_owner(
         CancelTimer(TimerName.PROMPT_LIMIT),
         HangupLeg(OWNER, reason),
         RecordLeg(OWNER),
-        *finished(RequestState.REQUESTER_UNREACHABLE, reason),
+        *finished(RequestState.VISITOR_UNREACHABLE, reason),
     ]
 
 
-def test_a_requester_who_does_not_answer_in_time_is_hung_up_on_and_announced() -> None:
-    flow = requester_ringing()
+def test_a_visitor_who_does_not_answer_in_time_is_hung_up_on_and_announced() -> None:
+    flow = visitor_ringing()
 
-    assert flow.handle(TimerFired(TimerName.REQUESTER_RING))[:3] == [
-        HangupLeg(REQUESTER, "requester_no_answer"),
-        RecordLeg(REQUESTER, FailureCause.NO_ANSWER),
+    assert flow.handle(TimerFired(TimerName.VISITOR_RING))[:3] == [
+        HangupLeg(VISITOR, "requester_no_answer"),
+        RecordLeg(VISITOR, FailureCause.NO_ANSWER),
         PlayPrompt(PromptKind.NOTICE, "Sorry, we could not reach Mary. Goodbye."),
     ]
 
 
 def test_a_failure_during_the_whisper_stops_it_for_the_notice() -> None:
-    flow = requester_ringing(AcceptanceMode.AUTO)
+    flow = visitor_ringing(AcceptanceMode.AUTO)
 
-    commands = flow.handle(LegFailed(REQUESTER, FailureCause.BUSY, 486))
+    commands = flow.handle(LegFailed(VISITOR, FailureCause.BUSY, 486))
 
     assert commands[2:4] == [
         StopPrompt(),
@@ -416,33 +416,33 @@ def test_a_failure_during_the_whisper_stops_it_for_the_notice() -> None:
 
 
 def test_a_notice_that_never_ends_is_cut_by_its_limit() -> None:
-    flow = requester_ringing()
-    feed(flow, LegFailed(REQUESTER, FailureCause.BUSY))
+    flow = visitor_ringing()
+    feed(flow, LegFailed(VISITOR, FailureCause.BUSY))
 
     assert flow.handle(TimerFired(TimerName.PROMPT_LIMIT)) == [
         HangupLeg(OWNER, "requester_busy"),
         RecordLeg(OWNER),
-        *finished(RequestState.REQUESTER_UNREACHABLE, "requester_busy"),
+        *finished(RequestState.VISITOR_UNREACHABLE, "requester_busy"),
     ]
 
 
 @pytest.mark.parametrize(
     "interruption", [LegEnded(OWNER), LegEnded(OWNER, by_remote=False), Cancel("x"), Abort("y")]
 )
-def test_whatever_cuts_the_notice_short_the_requester_stays_unreachable(
+def test_whatever_cuts_the_notice_short_the_visitor_stays_unreachable(
     interruption: Event,
 ) -> None:
-    flow = requester_ringing()
-    feed(flow, LegFailed(REQUESTER, FailureCause.NO_ANSWER))
+    flow = visitor_ringing()
+    feed(flow, LegFailed(VISITOR, FailureCause.NO_ANSWER))
 
     assert flow.handle(interruption)[-1] == Finish(
-        Outcome(RequestState.REQUESTER_UNREACHABLE, "requester_no_answer")
+        Outcome(RequestState.VISITOR_UNREACHABLE, "requester_no_answer")
     )
 
 
 def test_keys_during_the_notice_are_ignored() -> None:
-    flow = requester_ringing()
-    feed(flow, LegFailed(REQUESTER, FailureCause.NO_ANSWER))
+    flow = visitor_ringing()
+    feed(flow, LegFailed(VISITOR, FailureCause.NO_ANSWER))
 
     assert flow.handle(Digit("1")) == []
     assert flow.handle(Digit("2")) == []
@@ -452,10 +452,10 @@ def test_keys_during_the_notice_are_ignored() -> None:
 
 
 def test_both_legs_answered_are_bridged_under_a_max_duration_timer() -> None:
-    flow = requester_ringing()
+    flow = visitor_ringing()
 
-    assert flow.handle(LegAnswered(REQUESTER)) == [
-        CancelTimer(TimerName.REQUESTER_RING),
+    assert flow.handle(LegAnswered(VISITOR)) == [
+        CancelTimer(TimerName.VISITOR_RING),
         Bridge(),
         RequestStateChanged(RequestState.CONNECTED, "bridged"),
         StartTimer(TimerName.MAX_DURATION, 3600),
@@ -467,11 +467,11 @@ def test_a_budget_shortens_the_max_duration() -> None:
     flow = CallbackFlow(facts(), FlowLimits(max_call_duration_s=3600, budget_max_duration_s=240))
     feed(flow, Start(), LegAnswered(OWNER), Digit("1"))
 
-    assert StartTimer(TimerName.MAX_DURATION, 240) in flow.handle(LegAnswered(REQUESTER))
+    assert StartTimer(TimerName.MAX_DURATION, 240) in flow.handle(LegAnswered(VISITOR))
 
 
 @pytest.mark.parametrize(
-    ("who", "reason"), [(OWNER, "owner_hung_up"), (REQUESTER, "requester_hung_up")]
+    ("who", "reason"), [(OWNER, "owner_hung_up"), (VISITOR, "requester_hung_up")]
 )
 def test_either_side_hanging_up_ends_the_other_and_completes(who: LegRole, reason: str) -> None:
     flow = connected()
@@ -488,7 +488,7 @@ def test_either_side_hanging_up_ends_the_other_and_completes(who: LegRole, reaso
 def test_a_dropped_leg_after_the_bridge_still_completes_the_call() -> None:
     flow = connected()
 
-    assert flow.handle(LegEnded(REQUESTER, by_remote=False))[-1] == Finish(
+    assert flow.handle(LegEnded(VISITOR, by_remote=False))[-1] == Finish(
         Outcome(RequestState.COMPLETED, "requester_leg_dropped")
     )
 
@@ -499,8 +499,8 @@ def test_the_max_duration_hangs_up_both_legs() -> None:
     assert flow.handle(TimerFired(TimerName.MAX_DURATION)) == [
         HangupLeg(OWNER, "max_duration_reached"),
         RecordLeg(OWNER),
-        HangupLeg(REQUESTER, "max_duration_reached"),
-        RecordLeg(REQUESTER),
+        HangupLeg(VISITOR, "max_duration_reached"),
+        RecordLeg(VISITOR),
         *finished(RequestState.COMPLETED, "max_duration_reached"),
     ]
 
@@ -529,9 +529,9 @@ def test_a_cancel_while_the_owner_rings_hangs_up_the_owner() -> None:
     ]
 
 
-def test_a_cancel_once_the_requester_is_called_completes_the_request() -> None:
+def test_a_cancel_once_the_visitor_is_called_completes_the_request() -> None:
     # The request state machine allows no `cancelled` after calling_requester.
-    flow = requester_ringing()
+    flow = visitor_ringing()
 
     assert flow.handle(Cancel("owner_cancelled"))[-1] == Finish(
         Outcome(RequestState.COMPLETED, "owner_cancelled")
@@ -545,7 +545,7 @@ def test_an_abort_hangs_up_every_live_leg_and_fails() -> None:
 
     assert [c for c in commands if isinstance(c, HangupLeg)] == [
         HangupLeg(OWNER, "sip_engine_gone"),
-        HangupLeg(REQUESTER, "sip_engine_gone"),
+        HangupLeg(VISITOR, "sip_engine_gone"),
     ]
     assert commands[-1] == Finish(Outcome(RequestState.FAILED, "sip_engine_gone"))
 
@@ -557,7 +557,7 @@ def test_everything_after_finish_is_ignored() -> None:
     flow = owner_asked()
     feed(flow, Digit("2"))
 
-    for event in (Digit("1"), LegAnswered(REQUESTER), LegEnded(OWNER), Cancel("x"), Start()):
+    for event in (Digit("1"), LegAnswered(VISITOR), LegEnded(OWNER), Cancel("x"), Start()):
         assert flow.handle(event) == []
     assert flow.outcome == Outcome(RequestState.OWNER_DECLINED, "owner_pressed_2")
 
@@ -566,9 +566,9 @@ def test_everything_after_finish_is_ignored() -> None:
     "event",
     [
         Digit("1"),
-        LegAnswered(REQUESTER),
-        LegEnded(REQUESTER),
-        LegFailed(REQUESTER, FailureCause.BUSY),
+        LegAnswered(VISITOR),
+        LegEnded(VISITOR),
+        LegFailed(VISITOR, FailureCause.BUSY),
         PromptFinished(),
         TimerFired(TimerName.DIGIT_WAIT),
         TimerFired("no_such_timer"),
@@ -595,7 +595,7 @@ def test_the_owner_answering_twice_plays_the_prompt_once() -> None:
     assert flow.handle(LegAnswered(OWNER)) == []
 
 
-def test_a_second_1_does_not_dial_the_requester_again() -> None:
+def test_a_second_1_does_not_dial_the_visitor_again() -> None:
     flow = owner_asked()
     feed(flow, Digit("1"))
 
@@ -627,7 +627,7 @@ events = st.one_of(
 # Mostly the "happy" events, so random runs get deep into the flow as often as not.
 likely_events = st.one_of(
     st.sampled_from(
-        [Start(), LegAnswered(OWNER), Digit("1"), LegAnswered(REQUESTER), PromptFinished()]
+        [Start(), LegAnswered(OWNER), Digit("1"), LegAnswered(VISITOR), PromptFinished()]
     ),
     events,
 )
@@ -644,7 +644,7 @@ openings = st.sampled_from(
         [Start()],
         [Start(), LegAnswered(OWNER)],
         [Start(), LegAnswered(OWNER), Digit("1")],
-        [Start(), LegAnswered(OWNER), Digit("1"), LegAnswered(REQUESTER)],
+        [Start(), LegAnswered(OWNER), Digit("1"), LegAnswered(VISITOR)],
     ]
 )
 
@@ -663,8 +663,8 @@ def test_invariants_hold_for_any_sequence_of_events(
     steps = run_all(flow, [*opening, *sequence, Cancel("end_of_test")])
     commands = [command for _, command_list in steps for command in command_list]
 
-    # The requester is dialled at most once, and only after the owner accepted.
-    dial_steps = [(e, cs) for e, cs in steps if any(isinstance(c, DialRequester) for c in cs)]
+    # The visitor is dialled at most once, and only after the owner accepted.
+    dial_steps = [(e, cs) for e, cs in steps if any(isinstance(c, DialVisitor) for c in cs)]
     assert len(dial_steps) <= 1
     for event, _ in dial_steps:
         if mode is AcceptanceMode.CONFIRM:
@@ -676,7 +676,7 @@ def test_invariants_hold_for_any_sequence_of_events(
     # Every dialled leg ends in exactly one record; no leg is recorded without being dialled.
     dialled = {OWNER} if any(isinstance(c, DialOwner) for c in commands) else set()
     if dial_steps:
-        dialled.add(REQUESTER)
+        dialled.add(VISITOR)
     recorded = [c.role for c in commands if isinstance(c, RecordLeg)]
     assert sorted(recorded) == sorted(dialled)
 
@@ -740,13 +740,13 @@ def test_finished_flows_stay_silent(mode: AcceptanceMode, sequence: list[Event])
 
 
 @given(sequence=st.lists(events, max_size=25))
-def test_without_a_1_a_confirm_flow_never_dials_the_requester(sequence: list[Event]) -> None:
+def test_without_a_1_a_confirm_flow_never_dials_the_visitor(sequence: list[Event]) -> None:
     flow = new_flow(AcceptanceMode.CONFIRM)
     no_ones = [e for e in sequence if not (isinstance(e, Digit) and e.digit == "1")]
 
     commands = [c for e in no_ones for c in flow.handle(e)]
 
-    assert not any(isinstance(c, DialRequester) for c in commands)
+    assert not any(isinstance(c, DialVisitor) for c in commands)
 
 
 @settings(max_examples=300)

@@ -1,6 +1,6 @@
 import pytest
 
-from callnow.domain.phone import InvalidNumber, NumberScope, e164_prefix, parse_caller_number
+from callnow.domain.phone import InvalidNumber, NumberScope, e164_prefix, parse_visitor_number
 
 
 @pytest.mark.parametrize(
@@ -9,20 +9,20 @@ from callnow.domain.phone import InvalidNumber, NumberScope, e164_prefix, parse_
      "٠٢٩٠٣٧٥٦٧٨"],
 )
 def test_every_way_of_writing_a_sydney_number_becomes_the_same_e164(typed):
-    number = parse_caller_number(typed, "AU")
+    number = parse_visitor_number(typed, "AU")
     assert number.e164 == "+61290375678"
     assert number.scope is NumberScope.NATIONAL
     assert number.national == "0290375678"
 
 
 def test_a_number_keeps_what_was_typed_beside_its_normal_form():
-    number = parse_caller_number(" (02) 9037-5678 ", "AU")
+    number = parse_visitor_number(" (02) 9037-5678 ", "AU")
     assert number.typed == " (02) 9037-5678 "
     assert number.digits == "61290375678"
 
 
 def test_the_region_of_a_number_comes_from_the_number_not_its_country_code():
-    number = parse_caller_number("+1 809 555 1234", "AU")
+    number = parse_visitor_number("+1 809 555 1234", "AU")
     assert number.region == "DO"
     assert number.scope is NumberScope.INTERNATIONAL
 
@@ -50,12 +50,12 @@ def test_the_region_of_a_number_comes_from_the_number_not_its_country_code():
 )
 def test_what_is_not_a_number_is_refused_with_a_reason(typed, reason):
     with pytest.raises(InvalidNumber, match=reason):
-        parse_caller_number(typed, "AU")
+        parse_visitor_number(typed, "AU")
 
 
 def test_mobile_numbers_are_parsed_in_the_tenant_region():
-    assert parse_caller_number("0412 345 678", "AU").e164 == "+61412345678"
-    assert parse_caller_number("07911 123456", "GB").e164 == "+447911123456"
+    assert parse_visitor_number("0412 345 678", "AU").e164 == "+61412345678"
+    assert parse_visitor_number("07911 123456", "GB").e164 == "+447911123456"
 
 
 @pytest.mark.parametrize(

@@ -522,7 +522,7 @@ def test_a_priced_owner_leg_shares_the_budget_for_its_whole_possible_length():
     assert allowed(10_000) == CallAllowed(3600, limited_by_budget=False)
 
 
-def test_a_free_owner_leg_leaves_the_budget_to_the_requester_leg():
+def test_a_free_owner_leg_leaves_the_budget_to_the_visitor_leg():
     quote = mobile_quote()
     assert most_a_call_costs(quote, 90, BillingPolicy(), owner_leg_overhead_s=500) == 75
     allowed = max_duration_for_budget(

@@ -17,11 +17,11 @@ S = RequestState
 @pytest.mark.parametrize(
     "path",
     [
-        [S.RECEIVED, S.QUEUED, S.CALLING_OWNER, S.CALLING_REQUESTER, S.CONNECTED, S.COMPLETED],
+        [S.RECEIVED, S.QUEUED, S.CALLING_OWNER, S.CALLING_VISITOR, S.CONNECTED, S.COMPLETED],
         [S.RECEIVED, S.REJECTED],
         [S.RECEIVED, S.QUEUED, S.CALLING_OWNER, S.OWNER_DECLINED],
         [S.RECEIVED, S.QUEUED, S.CANCELLED],
-        [S.RECEIVED, S.QUEUED, S.CALLING_OWNER, S.CALLING_REQUESTER, S.REQUESTER_UNREACHABLE],
+        [S.RECEIVED, S.QUEUED, S.CALLING_OWNER, S.CALLING_VISITOR, S.VISITOR_UNREACHABLE],
         [S.RECEIVED, S.QUEUED, S.CALLING_OWNER, S.INTERRUPTED],
     ],
 )
@@ -38,14 +38,14 @@ def test_nothing_leaves_a_terminal_state(terminal):
             check_transition(terminal, state)
 
 
-def test_a_requester_is_never_called_before_the_owner():
+def test_a_visitor_is_never_called_before_the_owner():
     with pytest.raises(IllegalTransition):
-        check_transition(S.QUEUED, S.CALLING_REQUESTER)
+        check_transition(S.QUEUED, S.CALLING_VISITOR)
 
 
-def test_once_the_requester_may_have_been_called_the_request_cannot_be_cancelled():
+def test_once_the_visitor_may_have_been_called_the_request_cannot_be_cancelled():
     with pytest.raises(IllegalTransition):
-        check_transition(S.CALLING_REQUESTER, S.CANCELLED)
+        check_transition(S.CALLING_VISITOR, S.CANCELLED)
 
 
 def test_every_state_has_words_for_the_visitor():

@@ -5,15 +5,15 @@ import pytest
 
 from callnow.domain.availability import Window
 from callnow.domain.decision import Decision, Outcome, OwnerPreferences, RejectReason, decide
-from callnow.domain.phone import parse_caller_number
+from callnow.domain.phone import parse_visitor_number
 from callnow.domain.rules import InvalidRule, NameMatch, NumberMatch, Rule, RuleAction
 
 SYDNEY = ZoneInfo("Australia/Sydney")
 MONDAY_10AM = datetime(2026, 11, 23, 10, 0, tzinfo=SYDNEY)
 SATURDAY_10AM = datetime(2026, 11, 28, 10, 0, tzinfo=SYDNEY)
-MARY = parse_caller_number("0290375678", "AU")
-MOBILE = parse_caller_number("0412345678", "AU")
-LONDON = parse_caller_number("+44 20 7946 0958", "AU")
+MARY = parse_visitor_number("0290375678", "AU")
+MOBILE = parse_visitor_number("0412345678", "AU")
+LONDON = parse_visitor_number("+44 20 7946 0958", "AU")
 
 
 def prefs(**changes) -> OwnerPreferences:

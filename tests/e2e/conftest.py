@@ -73,7 +73,7 @@ def callback_service(db_url, sipp_peer, rtpengine_settings, tmp_path):
                 listen_port=free_udp_port(),
                 owner_uri_template=f"sip:{{internal}}@127.0.0.1:{owner.port}",
                 owner_ring_timeout_s=5,
-                requester_ring_timeout_s=5,
+                visitor_ring_timeout_s=5,
                 max_call_duration_s=max_call_s,
             ),
             trunk=TrunkSettings(uri_template=f"sip:{{e164}}@127.0.0.1:{trunk.port}"),

@@ -40,9 +40,9 @@ def test_a_mobile_callback_posts_exactly_its_per_minute_charge(callback_service)
         submit(client, number="0412 345 678")
         assert wait_until_finished(sessions, only_request_id(sessions)) == "completed"
     with sessions() as session:
-        requester = session.scalars(select(CallLeg).where(CallLeg.role == "requester")).one()
+        visitor = session.scalars(select(CallLeg).where(CallLeg.role == "requester")).one()
         [charge] = session.scalars(select(ChargeRow)).all()
-    assert 1 <= requester.billable_seconds <= 3
+    assert 1 <= visitor.billable_seconds <= 3
     # Up to 30 s bills the first 30-second increment: 22.5c, rounded half-up to 23c; +2c GST.
     assert (charge.destination_class, charge.billed_s) == ("mobile", 30)
     assert (charge.net_minor, charge.tax_minor, charge.gross_minor) == (23, 2, 25)
@@ -89,10 +89,10 @@ def test_a_budget_for_90_seconds_of_a_mobile_call_ends_the_bridged_call_at_90_se
             "completed"
         )
     with sessions() as session:
-        requester = session.scalars(select(CallLeg).where(CallLeg.role == "requester")).one()
+        visitor = session.scalars(select(CallLeg).where(CallLeg.role == "requester")).one()
         [charge] = session.scalars(select(ChargeRow)).all()
         remaining = budget_for(session, extension_id, datetime.now(UTC))
-    assert 89 <= requester.billable_seconds <= 91
+    assert 89 <= visitor.billable_seconds <= 91
     assert charge.gross_minor <= 75
     assert remaining.prepaid_balance_minor is not None and remaining.prepaid_balance_minor >= 0
     assert len(trunk.received("BYE")) == 1  # CallNow ended the call when the budget ran out
@@ -130,15 +130,15 @@ def test_a_priced_owner_leg_is_charged_beside_the_callback_it_rang_for(callback_
         charges = wait_for_charges(sessions, 2)
     legs = {charge.destination_class: charge for charge in charges}
     assert sorted(legs) == ["internal", "local"]
-    owner, requester = legs["internal"], legs["local"]
+    owner, visitor = legs["internal"], legs["local"]
     with sessions() as session:
         owner_leg = session.get(CallLeg, owner.call_leg_id)
         assert owner_leg is not None and owner_leg.role == "owner"
     # The owner's leg lasted under a minute: one started minute, 7c net + 1c GST (0.7c).
     assert 1 <= owner.duration_s < 60 and owner.billed_s == 60
     assert (owner.net_minor, owner.tax_minor, owner.gross_minor) == (7, 1, 8)
-    assert (owner.number, owner.request_id) == ("001002", requester.request_id)
-    assert (requester.net_minor, requester.tax_minor, requester.gross_minor) == (12, 1, 13)
+    assert (owner.number, owner.request_id) == ("001002", visitor.request_id)
+    assert (visitor.net_minor, visitor.tax_minor, visitor.gross_minor) == (12, 1, 13)
 
 
 def wait_for_charges(sessions, count: int, timeout_s: float = 10) -> list[ChargeRow]:

@@ -58,7 +58,7 @@ class FakeChannel:
     async def dial_owner(self, number: str) -> None:
         await self._act("dial_owner", number)
 
-    async def dial_requester(self, number: str, caller_id: str) -> None:
+    async def dial_visitor(self, number: str, caller_id: str) -> None:
         await self._act("dial_requester", number, caller_id)
 
     async def play_prompt(self, kind: PromptKind, text: str) -> None:

@@ -43,7 +43,7 @@ TRUNK_USER, TRUNK_PASSWORD = "callnow", "s3cret"
 # Short timers so a whole file of real calls stays well under two minutes.
 TEST_LIMITS = FlowLimits(
     owner_ring_s=1.5,
-    requester_ring_s=1.5,
+    visitor_ring_s=1.5,
     digit_wait_s=4,
     max_call_duration_s=20,
 )
@@ -56,7 +56,7 @@ STEP_TIMEOUT_S = 10.0
 def facts(acceptance: AcceptanceMode = AcceptanceMode.CONFIRM, ref: str = "req-1") -> RequestFacts:
     return RequestFacts(
         request_ref=ref,
-        caller_e164=VISITOR_NUMBER,
+        visitor_e164=VISITOR_NUMBER,
         owner_internal_number=OWNER_INTERNAL,
         owner_external_e164=OWNER_EXTERNAL,
         acceptance=acceptance,
@@ -141,7 +141,7 @@ async def live_rig(
         settings,
         prompt_cache_dir=prompt_cache,
         owner_ring_timeout_s=limits.owner_ring_s + 5,
-        requester_ring_timeout_s=limits.requester_ring_s + 5,
+        visitor_ring_timeout_s=limits.visitor_ring_s + 5,
         **telephony_options,
     )
     recorder = FakeRecorder()

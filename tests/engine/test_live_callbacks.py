@@ -60,7 +60,7 @@ def assert_owner_invite(invite, owner_port: int) -> None:
 
 
 def assert_trunk_invite(invite, trunk_port: int) -> None:
-    """The requester is called through the trunk from the extension's external number."""
+    """The visitor is called through the trunk from the extension's external number."""
     assert invite.request_uri == f"sip:{VISITOR_NUMBER}@127.0.0.1:{trunk_port}"
     assert uri_user(invite.header("From")) == OWNER_EXTERNAL
     assert uri_user(invite.header("P-Asserted-Identity")) == OWNER_EXTERNAL
@@ -92,7 +92,7 @@ async def exchange_audio(
 # -- accepted, bridged, hung up -----------------------------------------------------------
 
 
-async def test_owner_accepts_by_rfc4733_hears_prompt_and_talks_until_requester_hangs_up(
+async def test_owner_accepts_by_rfc4733_hears_prompt_and_talks_until_visitor_hangs_up(
     sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
 ) -> None:
     async with RtpPeer() as owner_phone, RtpPeer() as visitor_phone:
@@ -126,7 +126,7 @@ async def test_owner_accepts_by_rfc4733_hears_prompt_and_talks_until_requester_h
     assert await wait_for_exit(owner) == 0, owner.diagnostics()
     assert await wait_for_exit(trunk) == 0, trunk.diagnostics()
     assert methods_received(owner) == ["INVITE", "ACK", "BYE"]  # the owner got our BYE
-    assert methods_received(trunk) == ["INVITE", "ACK"]  # and the requester sent its own
+    assert methods_received(trunk) == ["INVITE", "ACK"]  # and the visitor sent its own
     assert_owner_invite(owner_invite, owner.port)
     assert_trunk_invite(trunk_invite, trunk.port)
     for role in LegRole:
@@ -134,7 +134,7 @@ async def test_owner_accepts_by_rfc4733_hears_prompt_and_talks_until_requester_h
         assert record.disposition is Disposition.ANSWERED
         assert record.billable_seconds > 0
     assert rig.record(LegRole.OWNER).destination == OWNER_INTERNAL
-    assert rig.record(LegRole.REQUESTER).destination == VISITOR_NUMBER
+    assert rig.record(LegRole.VISITOR).destination == VISITOR_NUMBER
     assert rig.recorder.states[-1] == (RequestState.COMPLETED, "requester_hung_up")
 
 
@@ -160,11 +160,11 @@ async def test_owner_accepts_by_sip_info_and_hangs_up_during_the_call(
             outcome = await rig.outcome(handle)
 
     assert (outcome.state, outcome.reason) == (RequestState.COMPLETED, "owner_hung_up")
-    assert (RequestState.CALLING_REQUESTER, "owner_pressed_1") in rig.recorder.states
+    assert (RequestState.CALLING_VISITOR, "owner_pressed_1") in rig.recorder.states
     assert await wait_for_exit(owner) == 0, owner.diagnostics()
     assert await wait_for_exit(trunk) == 0, trunk.diagnostics()
     assert methods_received(owner) == ["INVITE", "ACK"]  # the owner sent INFO and BYE
-    assert methods_received(trunk) == ["INVITE", "ACK", "BYE"]  # the requester got our BYE
+    assert methods_received(trunk) == ["INVITE", "ACK", "BYE"]  # the visitor got our BYE
     assert_owner_invite(owner_invite, owner.port)
     assert_trunk_invite(trunk_invite, trunk.port)
     for role in LegRole:
@@ -188,14 +188,14 @@ async def test_owner_accepts_with_sipps_own_rfc4733_recording(
         outcome = await rig.outcome(handle)
 
     assert (outcome.state, outcome.reason) == (RequestState.COMPLETED, "max_duration_reached")
-    assert (RequestState.CALLING_REQUESTER, "owner_pressed_1") in rig.recorder.states
+    assert (RequestState.CALLING_VISITOR, "owner_pressed_1") in rig.recorder.states
     assert await wait_for_exit(owner) == 0, owner.diagnostics()
     assert await wait_for_exit(trunk) == 0, trunk.diagnostics()
     assert methods_received(owner) == ["INVITE", "ACK", "BYE"]
     assert [m.method for m in owner.sent() if m.method] == []  # no INFO: the key was RTP
     assert methods_received(trunk) == ["INVITE", "ACK", "BYE"]
     assert_trunk_invite(trunk.received("INVITE")[0], trunk.port)
-    assert rig.record(LegRole.REQUESTER).disposition is Disposition.ANSWERED
+    assert rig.record(LegRole.VISITOR).disposition is Disposition.ANSWERED
 
 
 # -- the owner says no, or cannot be reached ------------------------------------------------
@@ -297,12 +297,12 @@ async def test_owner_hangs_up_during_the_prompt(
     assert rig.telephony.open_channels == 0
 
 
-async def test_owner_hangs_up_while_the_requester_rings_cancels_the_requester(
+async def test_owner_hangs_up_while_the_visitor_rings_cancels_the_visitor(
     sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
 ) -> None:
     owner = sipp_peer("answer_info_then_bye.xml", {"digit": "1"})
     trunk = sipp_peer("ring_forever.xml")
-    limits = replace(TEST_LIMITS, requester_ring_s=10)  # only the owner's BYE may end it
+    limits = replace(TEST_LIMITS, visitor_ring_s=10)  # only the owner's BYE may end it
     async with live_rig(
         owner, trunk, rtpengine_settings, prompt_cache, tmp_path, limits=limits
     ) as rig:
@@ -318,12 +318,12 @@ async def test_owner_hangs_up_while_the_requester_rings_cancels_the_requester(
     assert await wait_for_exit(owner) == 0, owner.diagnostics()
     assert await wait_for_exit(trunk) == 0, trunk.diagnostics()
     assert methods_received(trunk) == ["INVITE", "CANCEL", "ACK"]
-    requester = rig.record(LegRole.REQUESTER)
-    assert (requester.disposition, requester.billable_seconds) == (Disposition.CANCELLED, 0)
+    visitor = rig.record(LegRole.VISITOR)
+    assert (visitor.disposition, visitor.billable_seconds) == (Disposition.CANCELLED, 0)
     assert rig.record(LegRole.OWNER).disposition is Disposition.ANSWERED
 
 
-# -- the requester cannot be reached ----------------------------------------------------------
+# -- the visitor cannot be reached ----------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -341,7 +341,7 @@ async def test_owner_hangs_up_while_the_requester_rings_cancels_the_requester(
     ],
     ids=["busy", "no_answer", "trunk_503"],
 )
-async def test_requester_unreachable_owner_is_told_and_released(
+async def test_visitor_unreachable_owner_is_told_and_released(
     sipp_peer,
     rtpengine_settings: RtpengineSettings,
     prompt_cache: Path,
@@ -357,15 +357,15 @@ async def test_requester_unreachable_owner_is_told_and_released(
     async with live_rig(owner, trunk, rtpengine_settings, prompt_cache, tmp_path) as rig:
         outcome = await rig.outcome(await rig.start(facts()))
 
-    assert (outcome.state, outcome.reason) == (RequestState.REQUESTER_UNREACHABLE, reason)
+    assert (outcome.state, outcome.reason) == (RequestState.VISITOR_UNREACHABLE, reason)
     assert await wait_for_exit(trunk) == 0, trunk.diagnostics()
     assert await wait_for_exit(owner) == 0, owner.diagnostics()
     assert methods_received(trunk) == trunk_saw
     assert methods_received(owner) == ["INVITE", "ACK", "BYE"]  # after the notice
     assert_trunk_invite(trunk.received("INVITE")[0], trunk.port)
-    requester = rig.record(LegRole.REQUESTER)
-    assert (requester.disposition, requester.sip_code) == (disposition, sip_code)
-    assert requester.billable_seconds == 0
+    visitor = rig.record(LegRole.VISITOR)
+    assert (visitor.disposition, visitor.sip_code) == (disposition, sip_code)
+    assert visitor.billable_seconds == 0
     assert rig.record(LegRole.OWNER).disposition is Disposition.ANSWERED
 
 
@@ -394,8 +394,8 @@ async def test_trunk_asks_407_and_accepts_our_digest(
     for invite in (first, second):
         assert_trunk_invite(invite, trunk.port)
     assert methods_received(trunk) == ["INVITE", "ACK", "INVITE", "ACK", "BYE"]
-    assert rig.record(LegRole.REQUESTER).disposition is Disposition.ANSWERED
-    assert rig.record(LegRole.REQUESTER).billable_seconds >= 2
+    assert rig.record(LegRole.VISITOR).disposition is Disposition.ANSWERED
+    assert rig.record(LegRole.VISITOR).billable_seconds >= 2
 
 
 async def test_trunk_rejects_our_credentials_without_a_retry_loop(
@@ -407,14 +407,14 @@ async def test_trunk_rejects_our_credentials_without_a_retry_loop(
         outcome = await rig.outcome(await rig.start(facts()))
 
     assert (outcome.state, outcome.reason) == (
-        RequestState.REQUESTER_UNREACHABLE,
+        RequestState.VISITOR_UNREACHABLE,
         "requester_failed",
     )
     assert await wait_for_exit(trunk) == 0, trunk.diagnostics()  # a 3rd INVITE would fail it
     assert len(trunk.received("INVITE")) == 2
     assert trunk.received("INVITE")[1].header("Proxy-Authorization") is not None
-    requester = rig.record(LegRole.REQUESTER)
-    assert (requester.disposition, requester.sip_code) == (Disposition.FAILED, 407)
+    visitor = rig.record(LegRole.VISITOR)
+    assert (visitor.disposition, visitor.sip_code) == (Disposition.FAILED, 407)
 
 
 # -- SIP details and limits ------------------------------------------------------------------
@@ -423,7 +423,7 @@ async def test_trunk_rejects_our_credentials_without_a_retry_loop(
 async def test_owner_contact_with_uppercase_transport_still_gets_our_bye(
     sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
 ) -> None:
-    """Auto-accepted (whisper, then the trunk at once); the requester hangs up, and the BYE
+    """Auto-accepted (whisper, then the trunk at once); the visitor hangs up, and the BYE
     to the owner is an in-dialog request to `Contact: <...;transport=UDP>`."""
     owner = sipp_peer("answer_transport_upper.xml")
     trunk = sipp_peer("answer_then_bye.xml")
@@ -431,7 +431,7 @@ async def test_owner_contact_with_uppercase_transport_still_gets_our_bye(
         outcome = await rig.outcome(await rig.start(facts(AcceptanceMode.AUTO)))
 
     assert (outcome.state, outcome.reason) == (RequestState.COMPLETED, "requester_hung_up")
-    assert (RequestState.CALLING_REQUESTER, "auto_accepted") in rig.recorder.states
+    assert (RequestState.CALLING_VISITOR, "auto_accepted") in rig.recorder.states
     assert await wait_for_exit(owner) == 0, owner.diagnostics()
     assert await wait_for_exit(trunk) == 0, trunk.diagnostics()
     assert methods_received(owner) == ["INVITE", "ACK", "BYE"]
@@ -456,13 +456,13 @@ async def test_maximum_call_duration_ends_a_bridged_call_cleanly(
     assert await wait_for_exit(trunk) == 0, trunk.diagnostics()
     assert methods_received(owner) == ["INVITE", "ACK", "BYE"]
     assert methods_received(trunk) == ["INVITE", "ACK", "BYE"]
-    requester = rig.record(LegRole.REQUESTER)
-    assert requester.answered_at is not None
-    talked = (requester.ended_at - requester.answered_at).total_seconds()
+    visitor = rig.record(LegRole.VISITOR)
+    assert visitor.answered_at is not None
+    talked = (visitor.ended_at - visitor.answered_at).total_seconds()
     # The timer starts as the answer is handled; asyncio may fire it a hair early (its clock
     # resolution) and records use the wall clock, so 2.99 s floors to 2 billable seconds.
-    assert 2.9 <= talked < 4.5, requester
-    assert requester.billable_seconds in (2, 3, 4), requester
+    assert 2.9 <= talked < 4.5, visitor
+    assert visitor.billable_seconds in (2, 3, 4), visitor
     assert rig.record(LegRole.OWNER).billable_seconds >= 3
 
 

@@ -70,7 +70,7 @@ def channel(media: FakeMedia) -> tuple[LiveChannel, list[Event]]:
         trunk_uri_template="sip:{e164}@127.0.0.1:5090",
         trunk_credentials=None,
         owner_ring_timeout_s=30,
-        requester_ring_timeout_s=45,
+        visitor_ring_timeout_s=45,
     )
     live = LiveChannel(
         request_ref="r1",
@@ -232,9 +232,9 @@ async def test_prompts_are_rendered_in_the_g711_law_the_owner_answered_with() ->
 async def test_an_answer_without_sdp_is_a_media_failure_too() -> None:
     live, events = channel(FakeMedia())
     leg = FakeLeg(Answered(sdp=None, at=NOW))
-    live._adopt(LegRole.REQUESTER, leg)  # type: ignore[arg-type]  # a FakeLeg for a Leg
+    live._adopt(LegRole.VISITOR, leg)  # type: ignore[arg-type]  # a FakeLeg for a Leg
     await until(lambda: events, within_s=2)
-    assert events == [LegEnded(LegRole.REQUESTER, by_remote=False)]
+    assert events == [LegEnded(LegRole.VISITOR, by_remote=False)]
 
 
 class BridgingMedia(FakeMedia):
@@ -263,7 +263,7 @@ async def bridged(reoffer: str | None) -> tuple[BridgingMedia, ReinvitableLeg]:
     owner = ReinvitableLeg()
     # Fake legs stand in for Legs.
     live.legs[LegRole.OWNER] = owner  # type: ignore[assignment]  # see above
-    live._adopt(LegRole.REQUESTER, FakeLeg(Answered(sdp="v=0 visitor", at=NOW)))  # type: ignore[arg-type]
+    live._adopt(LegRole.VISITOR, FakeLeg(Answered(sdp="v=0 visitor", at=NOW)))  # type: ignore[arg-type]
     await until(lambda: events, within_s=2)
     await live.bridge()
     if live._background:  # the re-INVITE runs in the background
@@ -271,7 +271,7 @@ async def bridged(reoffer: str | None) -> tuple[BridgingMedia, ReinvitableLeg]:
     return media, owner
 
 
-async def test_bridge_hands_the_requesters_sdp_to_rtpengine() -> None:
+async def test_bridge_hands_the_visitors_sdp_to_rtpengine() -> None:
     media, owner = await bridged(reoffer=None)
     assert ("visitor_answered", "v=0 visitor") in media.calls
     assert owner.reinvites == []  # rtpengine kept the owner's port: nothing to tell the phone

@@ -2,7 +2,7 @@
 
 The proxy (peers/kamailio/proxy.cfg) sends extension numbers to the owner's SIPp and E.164
 numbers to the trunk's SIPp, challenges trunk INVITEs with 407, and record-routes every dialog:
-so the owner's INFO key, our ACKs and BYEs, and the requester's BYE must all follow the route
+so the owner's INFO key, our ACKs and BYEs, and the visitor's BYE must all follow the route
 set through it. Both ends are checked: what the phones received (the proxy's Via on top) and
 what the proxy logged.
 """

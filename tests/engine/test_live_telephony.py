@@ -81,9 +81,9 @@ def test_owner_uri_template_braces_other_than_internal_are_left_alone() -> None:
 
 
 def test_flow_limits_come_from_the_sip_settings() -> None:
-    sip = SipSettings(owner_ring_timeout_s=20, requester_ring_timeout_s=40, max_call_duration_s=600)
+    sip = SipSettings(owner_ring_timeout_s=20, visitor_ring_timeout_s=40, max_call_duration_s=600)
     limits = flow_limits(sip, digit_wait_s=3)
-    assert (limits.owner_ring_s, limits.requester_ring_s) == (20, 40)
+    assert (limits.owner_ring_s, limits.visitor_ring_s) == (20, 40)
     assert (limits.max_call_duration_s, limits.digit_wait_s) == (600, 3)
 
 
@@ -145,7 +145,7 @@ async def test_a_visitor_number_that_is_not_e164_is_refused_at_announce(
     trunk = sipp_peer("answer.xml")
     async with live_rig(owner, trunk, rtpengine_settings, tmp_path / "p", tmp_path) as rig:
         with pytest.raises(UnsafeNumber):
-            rig.telephony.announce(replace(facts(), caller_e164="+61290375678@evil"))
+            rig.telephony.announce(replace(facts(), visitor_e164="+61290375678@evil"))
         with pytest.raises(LookupError):  # nothing announced: nothing opened, nothing dialled
             await rig.engine.start_callback(facts())
     assert owner.received() == [] and trunk.received() == []

@@ -44,7 +44,7 @@ from callnow.store.recorder import StoreRecorder, request_ref
 from tests.support.world import queued_request
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-OWNER, REQUESTER = LegRole.OWNER, LegRole.REQUESTER
+OWNER, VISITOR = LegRole.OWNER, LegRole.VISITOR
 
 
 class TellableStore:
@@ -127,7 +127,7 @@ async def test_a_unit_refused_as_a_whole_keeps_the_facts_that_still_apply() -> N
     store.refuse = {StateChanged}
     stream = RecordStream(store)
     await stream.start()
-    answered = LegAnsweredAt(REQUESTER, T0)
+    answered = LegAnsweredAt(VISITOR, T0)
 
     await stream.write("req-3", [answered, state(RequestState.COMPLETED)])
     await stream.stop()
@@ -210,7 +210,7 @@ def test_every_kind_of_record_comes_back_from_the_journal_as_it_went_in() -> Non
 
 
 CALLING_OWNER = RequestState.CALLING_OWNER
-CALLING_REQUESTER = RequestState.CALLING_REQUESTER
+CALLING_VISITOR = RequestState.CALLING_VISITOR
 CONNECTED = RequestState.CONNECTED
 
 
@@ -268,17 +268,17 @@ async def test_an_answered_call_ended_while_the_database_was_locked_and_the_engi
     stream = engine_named("dead")
     await stream.start()
     at = [T0 + timedelta(seconds=s) for s in range(100)]
-    requester = "+61290375678"
+    visitor = "+61290375678"
     await stream.write(ref, [state(CALLING_OWNER, at[0]), LegDialling(OWNER, "001002", at[0])])
     await stream.write(ref, [LegAnsweredAt(OWNER, at[3])])
     await stream.write(
-        ref, [state(CALLING_REQUESTER, at[9]), LegDialling(REQUESTER, requester, at[9])]
+        ref, [state(CALLING_VISITOR, at[9]), LegDialling(VISITOR, visitor, at[9])]
     )
-    await stream.write(ref, [LegAnsweredAt(REQUESTER, at[14]), state(CONNECTED, at[14])])
+    await stream.write(ref, [LegAnsweredAt(VISITOR, at[14]), state(CONNECTED, at[14])])
 
     with database_locked(db_url):
         records = [
-            LegRecorded(leg_record(ref, REQUESTER, requester, at[9], at[14], at[80])),
+            LegRecorded(leg_record(ref, VISITOR, visitor, at[9], at[14], at[80])),
             LegRecorded(leg_record(ref, OWNER, "001002", at[0], at[3], at[80])),
             state(RequestState.COMPLETED, at[80]),
         ]

@@ -40,18 +40,18 @@ from tests.engine.fakes import T0, FakeChannel, FakeClock, FakeRecorder, FakeTel
 from tests.support.waiting import until
 
 OWNER = LegRole.OWNER
-REQUESTER = LegRole.REQUESTER
+VISITOR = LegRole.VISITOR
 
 FACTS = RequestFacts(
     request_ref="req-1",
-    caller_e164="+61290375678",
+    visitor_e164="+61290375678",
     caller_name="Mary",
     owner_internal_number="201",
     owner_external_e164="+61299990201",
     acceptance=AcceptanceMode.CONFIRM,
 )
 # Long enough never to fire unless a test means it to.
-SLOW = FlowLimits(owner_ring_s=60, requester_ring_s=60, digit_wait_s=60, max_call_duration_s=600)
+SLOW = FlowLimits(owner_ring_s=60, visitor_ring_s=60, digit_wait_s=60, max_call_duration_s=600)
 
 
 class World:
@@ -99,12 +99,12 @@ async def test_a_confirmed_callback_from_first_ring_to_last_record() -> None:
     phones.emit(Digit("1"))
     await phones.wait_for("dial_requester", "+61290375678", "+61299990201")
     world.clock.advance(2)
-    phones.emit(LegRinging(REQUESTER))
+    phones.emit(LegRinging(VISITOR))
     world.clock.advance(5)
-    phones.emit(LegAnswered(REQUESTER))
+    phones.emit(LegAnswered(VISITOR))
     await phones.wait_for("bridge")
     world.clock.advance(62.5)
-    phones.emit(LegEnded(REQUESTER, by_remote=True))
+    phones.emit(LegEnded(VISITOR, by_remote=True))
 
     assert await outcome_of(handle) == Outcome(RequestState.COMPLETED, "requester_hung_up")
     assert phones.names() == [
@@ -118,15 +118,15 @@ async def test_a_confirmed_callback_from_first_ring_to_last_record() -> None:
     ]
     assert world.states() == [
         RequestState.CALLING_OWNER,
-        RequestState.CALLING_REQUESTER,
+        RequestState.CALLING_VISITOR,
         RequestState.CONNECTED,
         RequestState.COMPLETED,
     ]
-    requester = world.recorder.record_of(REQUESTER)
-    assert requester.disposition is Disposition.ANSWERED
-    assert requester.destination == "+61290375678"
-    assert requester.billable_seconds == 62
-    assert requester.started_at == T0.replace(second=12)
+    visitor = world.recorder.record_of(VISITOR)
+    assert visitor.disposition is Disposition.ANSWERED
+    assert visitor.destination == "+61290375678"
+    assert visitor.billable_seconds == 62
+    assert visitor.started_at == T0.replace(second=12)
     owner = world.recorder.record_of(OWNER)
     assert owner.destination == "201"
     assert owner.answered_at == T0.replace(second=5)
@@ -193,25 +193,25 @@ async def test_the_max_duration_timer_ends_a_bridged_call() -> None:
     handle, phones = await world.start(facts, FlowLimits(max_call_duration_s=0.02))
     phones.emit(LegAnswered(OWNER))
     await phones.wait_for("dial_requester", "+61290375678", "+61299990201")
-    phones.emit(LegAnswered(REQUESTER))
+    phones.emit(LegAnswered(VISITOR))
 
     assert await outcome_of(handle) == Outcome(RequestState.COMPLETED, "max_duration_reached")
     assert ("hangup", OWNER, "max_duration_reached") in phones.calls
-    assert ("hangup", REQUESTER, "max_duration_reached") in phones.calls
+    assert ("hangup", VISITOR, "max_duration_reached") in phones.calls
     assert phones.names()[:3] == ["dial_owner", "play_prompt", "dial_requester"]  # whisper
 
 
-async def test_an_unreachable_requester_is_announced_then_the_owner_hung_up_on() -> None:
+async def test_an_unreachable_visitor_is_announced_then_the_owner_hung_up_on() -> None:
     world = World(prompts_finish_at_once=True)
-    handle, phones = await world.start(limits=FlowLimits(requester_ring_s=0.02))
+    handle, phones = await world.start(limits=FlowLimits(visitor_ring_s=0.02))
     phones.emit(LegAnswered(OWNER), Digit("1"))
 
     assert await outcome_of(handle) == Outcome(
-        RequestState.REQUESTER_UNREACHABLE, "requester_no_answer"
+        RequestState.VISITOR_UNREACHABLE, "requester_no_answer"
     )
     assert phones.names()[-4:] == ["hangup", "play_prompt", "hangup", "close"]
     assert ("play_prompt", PromptKind.NOTICE) in phones.calls
-    assert world.recorder.record_of(REQUESTER).disposition is Disposition.NO_ANSWER
+    assert world.recorder.record_of(VISITOR).disposition is Disposition.NO_ANSWER
 
 
 async def test_a_cancelled_timer_does_not_fire() -> None:
@@ -261,12 +261,12 @@ async def test_a_bridge_that_fails_aborts_and_hangs_up_both_legs() -> None:
     handle, phones = await world.start()
     phones.emit(LegAnswered(OWNER), Digit("1"))
     await phones.wait_for("dial_requester", "+61290375678", "+61299990201")
-    phones.emit(LegAnswered(REQUESTER))
+    phones.emit(LegAnswered(VISITOR))
 
     assert await outcome_of(handle) == Outcome(RequestState.FAILED, "bridge_failed")
     assert ("hangup", OWNER, "bridge_failed") in phones.calls
-    assert ("hangup", REQUESTER, "bridge_failed") in phones.calls
-    assert {r.role for r in world.recorder.records} == {OWNER, REQUESTER}
+    assert ("hangup", VISITOR, "bridge_failed") in phones.calls
+    assert {r.role for r in world.recorder.records} == {OWNER, VISITOR}
 
 
 async def test_adapters_may_report_from_their_own_thread() -> None:

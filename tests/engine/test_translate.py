@@ -12,12 +12,12 @@ from callnow.telephony.sip import events as sip
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 OWNER = LegRole.OWNER
-REQUESTER = LegRole.REQUESTER
+VISITOR = LegRole.VISITOR
 
 
 def test_progress_and_answer_carry_the_leg_role() -> None:
     assert from_sip(OWNER, sip.Ringing(180, "Ringing", NOW)) == LegRinging(OWNER)
-    assert from_sip(REQUESTER, sip.Answered("v=0", NOW)) == LegAnswered(REQUESTER)
+    assert from_sip(VISITOR, sip.Answered("v=0", NOW)) == LegAnswered(VISITOR)
 
 
 @pytest.mark.parametrize(
@@ -35,7 +35,7 @@ def test_progress_and_answer_carry_the_leg_role() -> None:
 def test_failures_keep_the_sip_code_and_fold_the_cause(code: int, cause: FailureCause) -> None:
     failed = sip.Failed(code, "x", sip.cause_for(code), NOW)
 
-    assert from_sip(REQUESTER, failed) == LegFailed(REQUESTER, cause, code)
+    assert from_sip(VISITOR, failed) == LegFailed(VISITOR, cause, code)
 
 
 def test_who_ended_the_leg_is_kept() -> None:
@@ -47,7 +47,7 @@ def test_only_the_owners_sip_info_keys_count() -> None:
     key = sip.Digit("1", NOW)
 
     assert from_sip(OWNER, key) == Digit("1", DigitSource.SIP_INFO)
-    assert from_sip(REQUESTER, key) is None
+    assert from_sip(VISITOR, key) is None
 
 
 def test_re_invites_are_not_the_flows_business() -> None:

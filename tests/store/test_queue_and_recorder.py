@@ -380,7 +380,7 @@ def test_history_is_appended_without_reading_it(world) -> None:
     ref = request_ref(request_id)
     moves = [
         (RequestState.CALLING_OWNER, "dialling_owner"),
-        (RequestState.CALLING_REQUESTER, "owner_pressed_1"),
+        (RequestState.CALLING_VISITOR, "owner_pressed_1"),
         (RequestState.CONNECTED, "requester_answered"),
         (RequestState.COMPLETED, "requester_hung_up"),
     ]

@@ -31,7 +31,7 @@ VISITOR = "+61290375678"
 OWNER_INTERNAL = "1001"
 OWNER_EXTERNAL = "+61299990000"
 TRUNK_USER, TRUNK_PASSWORD = "callnow", "s3cret"
-LIMITS = FlowLimits(owner_ring_s=5, requester_ring_s=5, digit_wait_s=5, max_call_duration_s=20)
+LIMITS = FlowLimits(owner_ring_s=5, visitor_ring_s=5, digit_wait_s=5, max_call_duration_s=20)
 # How long a step may wait for the peers; a limit, never a speed assertion.
 STEP_TIMEOUT_S = 15.0
 
@@ -87,7 +87,7 @@ async def test_a_callback_through_kamailio_on_both_legs(
     )
     facts = RequestFacts(
         request_ref="req-kamailio",
-        caller_e164=VISITOR,
+        visitor_e164=VISITOR,
         owner_internal_number=OWNER_INTERNAL,
         owner_external_e164=OWNER_EXTERNAL,
         acceptance=AcceptanceMode.CONFIRM,
@@ -107,7 +107,7 @@ async def test_a_callback_through_kamailio_on_both_legs(
         await telephony.stop()
 
     assert (outcome.state, outcome.reason) == (RequestState.COMPLETED, "requester_hung_up")
-    assert (RequestState.CALLING_REQUESTER, "owner_pressed_1") in recorder.states
+    assert (RequestState.CALLING_VISITOR, "owner_pressed_1") in recorder.states
     assert await _wait_exit(owner) == 0, owner.diagnostics()
     assert await _wait_exit(trunk) == 0, trunk.diagnostics()
     for role in LegRole:

@@ -463,13 +463,13 @@ async def test_the_engine_completes_a_callback_right_after_garbage(
     )
     facts = RequestFacts(
         request_ref="req-after-garbage",
-        caller_e164="+61290375678",
+        visitor_e164="+61290375678",
         owner_internal_number="1001",
         owner_external_e164="+61299990000",
         acceptance=AcceptanceMode.CONFIRM,
         caller_name="Mary Jones",
     )
-    limits = FlowLimits(owner_ring_s=5, requester_ring_s=5, digit_wait_s=5, max_call_duration_s=2)
+    limits = FlowLimits(owner_ring_s=5, visitor_ring_s=5, digit_wait_s=5, max_call_duration_s=2)
     recorder = FakeRecorder()
     telephony = await LiveTelephony.start(settings, prompt_cache_dir=tmp_path / "prompts")
     engine = CallbackEngine(telephony, recorder, limits=limits)

@@ -84,7 +84,7 @@ def test_the_stream_follows_the_request_until_it_ends(world):
         # Still cancellable while the owner's phone rings: the engine stops the call.
         assert (calling["state"], calling["cancellable"]) == ("calling_owner", True)
 
-        move(world, url, S.CALLING_REQUESTER)
+        move(world, url, S.CALLING_VISITOR)
         assert next(events)["data"]["message"] == (
             "The owner accepted — we are calling you now from (02) 9037 1234."
         )
@@ -186,7 +186,7 @@ def test_cancelling_is_refused_once_we_are_calling_the_visitor(world):
     url = new_request(world)
     token = form_token(world.client.get(url).text)
     move(world, url, S.CALLING_OWNER)
-    move(world, url, S.CALLING_REQUESTER)
+    move(world, url, S.CALLING_VISITOR)
     response = world.client.post(url + "/cancel", data={"form_token": token})
     assert response.status_code == 409
     assert all_requests(world)[0].cancel_requested_at is None

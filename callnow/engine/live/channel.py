@@ -58,7 +58,7 @@ class ChannelConfig:
     # Ring timeouts of the SIP legs themselves. The flow's own ring timers normally end an
     # unanswered leg first; these only guard against a leg outliving a stuck engine.
     owner_ring_timeout_s: float
-    requester_ring_timeout_s: float
+    visitor_ring_timeout_s: float
     region: str = "AU"
     prompt_language: str = "en"
     prompt_voice: str | None = None
@@ -96,7 +96,7 @@ class LiveChannel:
         self.legs: dict[LegRole, Leg] = {}
         self._leg_tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
-        self._requester_sdp: str | None = None
+        self._visitor_sdp: str | None = None
         # Prompts are rendered in the G.711 law the owner's phone answered with.
         self._prompt_codec = DEFAULT_CODEC
         self._media_opened = False
@@ -132,7 +132,7 @@ class LiveChannel:
         )
         self._adopt(LegRole.OWNER, leg)
 
-    async def dial_requester(self, number: str, caller_id: str) -> None:
+    async def dial_visitor(self, number: str, caller_id: str) -> None:
         uri = trunk_uri(self._config.trunk_uri_template, number, self._config.region)
         presented = CallerId("", check_e164(caller_id, "caller ID"))
         leg = await self._stack.dial(
@@ -141,11 +141,11 @@ class LiveChannel:
             asserted_identity=presented,
             credentials=self._config.trunk_credentials,
             sdp=self.media.sdp_for_visitor,
-            ring_timeout=self._config.requester_ring_timeout_s,
+            ring_timeout=self._config.visitor_ring_timeout_s,
             next_hop=self._config.outbound_proxy,
             from_domain=self._config.trunk_from_domain,
         )
-        self._adopt(LegRole.REQUESTER, leg)
+        self._adopt(LegRole.VISITOR, leg)
 
     def _adopt(self, role: LegRole, leg: Leg) -> None:
         self.legs[role] = leg
@@ -194,7 +194,7 @@ class LiveChannel:
                 self._prompt_codec = prompt_codec_for(event.sdp)
                 await self.media.owner_answered(event.sdp)
             else:
-                self._requester_sdp = event.sdp  # used by bridge(), which follows the answer
+                self._visitor_sdp = event.sdp  # used by bridge(), which follows the answer
         elif isinstance(event, RemoteSdpChanged):
             # rtpengine latches onto where the media really comes from, so a phone that moves
             # its port is still heard; a codec change would need a re-offer (not done yet).
@@ -251,9 +251,9 @@ class LiveChannel:
     # -- bridge and hang-up --------------------------------------------------------------------
 
     async def bridge(self) -> None:
-        if self._requester_sdp is None:
-            raise RuntimeError("bridge before the requester answered with SDP")
-        reoffer = await self.media.visitor_answered(self._requester_sdp)
+        if self._visitor_sdp is None:
+            raise RuntimeError("bridge before the visitor answered with SDP")
+        reoffer = await self.media.visitor_answered(self._visitor_sdp)
         owner = self.legs.get(LegRole.OWNER)
         if reoffer is not None and owner is not None:
             # Only when rtpengine moved the owner's port (not expected with port latching);

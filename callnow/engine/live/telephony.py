@@ -64,7 +64,7 @@ def flow_limits(sip: SipSettings, **overrides: Any) -> FlowLimits:
     """The flow's timeouts from the `[sip]` settings (ring timeouts, maximum call duration)."""
     limits = FlowLimits(
         owner_ring_s=sip.owner_ring_timeout_s,
-        requester_ring_s=sip.requester_ring_timeout_s,
+        visitor_ring_s=sip.visitor_ring_timeout_s,
         max_call_duration_s=sip.max_call_duration_s,
     )
     return replace(limits, **overrides) if overrides else limits
@@ -79,7 +79,7 @@ class LiveTelephony:
         *,
         prompt_cache_dir: Path | None = None,
         owner_ring_timeout_s: float | None = None,
-        requester_ring_timeout_s: float | None = None,
+        visitor_ring_timeout_s: float | None = None,
         prompt_language: str = "en",
         prompt_voice: str | None = None,
         outbound_proxy: tuple[str, int] | None = None,
@@ -95,8 +95,8 @@ class LiveTelephony:
             trunk_credentials=credentials,
             owner_ring_timeout_s=owner_ring_timeout_s
             or sip.owner_ring_timeout_s + RING_BACKSTOP_MARGIN_S,
-            requester_ring_timeout_s=requester_ring_timeout_s
-            or sip.requester_ring_timeout_s + RING_BACKSTOP_MARGIN_S,
+            visitor_ring_timeout_s=visitor_ring_timeout_s
+            or sip.visitor_ring_timeout_s + RING_BACKSTOP_MARGIN_S,
             region=settings.default_region,
             prompt_language=prompt_language,
             prompt_voice=prompt_voice,
@@ -188,7 +188,7 @@ class LiveTelephony:
         visitor's name and number, so they are handed over here (checked now, so a bad number
         fails the start rather than the dial).
         """
-        number = check_e164(facts.caller_e164, "caller number")
+        number = check_e164(facts.visitor_e164, "caller number")
         self._visitors[facts.request_ref] = CallerId(facts.caller_name or "", number)
 
     async def open_call(self, request_ref: str, events: EventSink) -> LiveChannel:
