@@ -15,11 +15,11 @@ from callnow.domain.availability import InvalidWindow, Window
 from callnow.domain.callnow_id import InvalidCallNowId, normalise_callnow_id
 from callnow.domain.page import MAX_RULES, WELCOME_MAX_CHARS
 from callnow.domain.rules import InvalidRule, rule_from_fields
+from callnow.services.intake import Submission, submit
 from callnow.store import accounts, audit, profiles
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile, User
 from callnow.web.context import AppState, EngineStatus, UnitOfWork, app_state, client_address
-from callnow.web.intake import Submission, submit
 
 # The size limits in front of every route (LimitsMiddleware) answer these, as plain text.
 _PLAIN_TEXT = {"text/plain": {"schema": {"type": "string"}}}

@@ -12,12 +12,12 @@ from callnow.domain.availability import describe_hours, is_available, next_openi
 from callnow.domain.page import is_paused
 from callnow.domain.phone import parse_visitor_number
 from callnow.domain.request_state import VISITOR_TEXT, RequestState, is_terminal
+from callnow.services.intake import Submission, submit
 from callnow.store import audit, profiles
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile
 from callnow.web import forms
 from callnow.web.context import UnitOfWork, app_state, client_address, templates
-from callnow.web.intake import Submission, submit
 
 # HTML pages for visitors, not part of the Call API: kept out of its OpenAPI document.
 router = APIRouter(include_in_schema=False)

@@ -12,13 +12,12 @@ from callnow.domain.destination_policy import VISITOR_MESSAGE, PrefixList, check
 from callnow.domain.names import InvalidName, clean_visitor_name
 from callnow.domain.phone import InvalidNumber, parse_visitor_number
 from callnow.domain.request_state import RequestState
-from callnow.store import profiles
+from callnow.services.captcha import CaptchaBook
+from callnow.services.throttle import Throttle
+from callnow.store import profiles, wakeup
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile
 from callnow.store.profiles import destination_policy
-from callnow.web import queue_wakeup
-from callnow.web.captcha import CaptchaBook
-from callnow.web.throttle import Throttle
 
 
 @dataclass
@@ -120,5 +119,5 @@ def submit(
         idempotency_key=idempotency_key,
     )
     if final is RequestState.QUEUED:
-        queue_wakeup.queued(session)
+        wakeup.queued(session)
     return IntakeResult(request=request)
