@@ -52,6 +52,8 @@ class Safeguards:
     captcha: CaptchaBook
     # After an owner declines, the same number cannot ring that owner again for this long.
     decline_cooldown: timedelta = timedelta(hours=1)
+    # How long a page whose requests spiked far above normal stays paused.
+    spike_pause: timedelta = timedelta(minutes=60)
 
 
 def submit(

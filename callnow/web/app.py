@@ -93,6 +93,7 @@ def build_app(
         ),
         captcha=CaptchaBook(settings.web.secret_key, settings.abuse.captcha_ttl_s),
         decline_cooldown=timedelta(seconds=settings.requests.decline_cooldown_s),
+        spike_pause=timedelta(minutes=settings.abuse.pause_minutes),
     )
     state = AppState(settings=settings, sessions=sessions, safeguards=safeguards)
     app.state.callnow = state
