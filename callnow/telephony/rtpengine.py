@@ -566,6 +566,36 @@ class AnchoredCallback:
         self._sdp_for_owner = _continue_origin(for_owner, previous)
         return self._sdp_for_owner
 
+    def _other(self, tag: str) -> str:
+        return self.visitor_tag if tag == self.owner_tag else self.owner_tag
+
+    async def reoffer_from(self, tag: str, offer_sdp: str, **params: Any) -> str:
+        """A party re-INVITEd (hold, resume, a new address): its offer goes through rtpengine,
+        which keeps the direction (`sendonly` stays `sendonly` towards the other party) and
+        its own ports (`port latching`). Returns the SDP to re-offer to the other party."""
+        return await self.client.offer(
+            self.call_id,
+            tag,
+            offer_sdp,
+            to_tag=self._other(tag),
+            flags=["port latching"],
+            replace=["origin", "session-connection"],
+            **params,
+        )
+
+    async def reanswer_to(self, tag: str, answer_sdp: str, **params: Any) -> str:
+        """The other party's answer to `reoffer_from(tag, ...)`; returns the SDP to answer the
+        re-INVITE of `tag`'s party with (its direction mirrors the offer, RFC 3264 6.1)."""
+        return await self.client.answer(
+            self.call_id,
+            tag,
+            self._other(tag),
+            answer_sdp,
+            flags=["port latching"],
+            replace=["origin", "session-connection"],
+            **params,
+        )
+
     async def delete(self) -> None:
         """Release the ports; an already gone call is not an error (it may have timed out)."""
         await self.client.delete(self.call_id)

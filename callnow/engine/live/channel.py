@@ -31,6 +31,7 @@ from callnow.engine.translate import from_rtpengine_dtmf, from_sip
 from callnow.telephony.dtmf_log import DtmfEvent
 from callnow.telephony.prompts import DEFAULT_CODEC, PromptRenderer, prompt_codec_for
 from callnow.telephony.rtpengine import AnchoredCallback
+from callnow.telephony.sdp import answer_direction, continue_origin, direction, with_direction
 from callnow.telephony.sip import (
     Answered,
     CallerId,
@@ -38,6 +39,7 @@ from callnow.telephony.sip import (
     HangupPrepared,
     Leg,
     LegEvent,
+    ReinviteRejected,
     RemoteSdpChanged,
     SipStack,
 )
@@ -106,6 +108,8 @@ class LiveChannel:
         self._prompt_generation = 0
         self._prompt_timer: asyncio.TimerHandle | None = None
         self._closed = False
+        # Both legs anchored in one rtpengine session (re-INVITEs are passed between them).
+        self._bridged = False
 
     # -- dialling ----------------------------------------------------------------------------
 
@@ -129,6 +133,7 @@ class LiveChannel:
             sdp=sdp,
             ring_timeout=self._config.owner_ring_timeout_s,
             next_hop=self._config.outbound_proxy,
+            defer_updates=True,
         )
         self._adopt(LegRole.OWNER, leg)
 
@@ -144,6 +149,7 @@ class LiveChannel:
             ring_timeout=self._config.visitor_ring_timeout_s,
             next_hop=self._config.outbound_proxy,
             from_domain=self._config.trunk_from_domain,
+            defer_updates=True,
         )
         self._adopt(LegRole.VISITOR, leg)
 
@@ -196,10 +202,44 @@ class LiveChannel:
             else:
                 self._visitor_sdp = event.sdp  # used by bridge(), which follows the answer
         elif isinstance(event, RemoteSdpChanged):
-            # rtpengine latches onto where the media really comes from, so a phone that moves
-            # its port is still heard; a codec change would need a re-offer (not done yet).
-            log.info("callback %s: the %s re-INVITEd; media not re-offered", self.request_ref, role)
+            await self._answer_reoffer(role, leg, event.sdp)
         return True
+
+    async def _answer_reoffer(self, role: LegRole, leg: Leg, offer: str | None) -> None:
+        """A re-INVITE (hold, resume, a new address) from one leg. Once bridged, the offer goes
+        through rtpengine and on to the other leg by a re-INVITE of ours, so the other phone
+        hears the hold too and media follows both ways; the other leg's answer comes back
+        through rtpengine as ours (RFC 3264: `sendonly` is answered `recvonly`, `inactive`
+        `inactive`). Before the bridge only this leg and rtpengine's side of it exist: it is
+        answered from our last SDP with the direction RFC 3264 asks for. The re-INVITE is
+        always answered, whatever fails on the way."""
+        other = self.legs.get(LegRole.VISITOR if role is LegRole.OWNER else LegRole.OWNER)
+        answer: str | None = None
+        try:
+            if self._bridged and other is not None and not other.done and offer:
+                answer = await self._pass_reoffer(role, other, offer)
+        except Exception:
+            log.exception("callback %s: passing on the %s re-INVITE failed", self.request_ref, role)
+        if answer is None:
+            answer = leg.local_answer(offer)
+        else:
+            answer = continue_origin(answer, leg.local_sdp)
+        await leg.answer_update(answer)
+
+    async def _pass_reoffer(self, role: LegRole, other: Leg, offer: str) -> str:
+        tag = self.media.owner_tag if role is LegRole.OWNER else self.media.visitor_tag
+        for_other = continue_origin(await self.media.reoffer_from(tag, offer), other.local_sdp)
+        try:
+            other_answer = await other.reinvite(for_other)
+        except (ReinviteRejected, TimeoutError, RuntimeError) as exc:
+            # The other phone keeps its last state; rtpengine still needs an answer from it.
+            log.warning("callback %s: re-INVITE passed on was refused: %s", self.request_ref, exc)
+            other_answer = None
+        if not other_answer:
+            last = other.remote_sdp or ""
+            wanted = answer_direction(direction(for_other))
+            other_answer = with_direction(last, wanted)
+        return await self.media.reanswer_to(tag, other_answer)
 
     # -- prompts -----------------------------------------------------------------------------
 
@@ -254,6 +294,7 @@ class LiveChannel:
         if self._visitor_sdp is None:
             raise RuntimeError("bridge before the visitor answered with SDP")
         reoffer = await self.media.visitor_answered(self._visitor_sdp)
+        self._bridged = True
         owner = self.legs.get(LegRole.OWNER)
         if reoffer is not None and owner is not None:
             # Only when rtpengine moved the owner's port (not expected with port latching);

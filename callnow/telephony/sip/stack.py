@@ -309,6 +309,7 @@ class SipStack:
         next_hop: tuple[str, int] | None = None,
         from_domain: str | None = None,
         on_event: EventCallback | None = None,
+        defer_updates: bool = False,
     ) -> Leg:
         """Send an INVITE and return its Leg at once; the outcome arrives as events.
 
@@ -320,6 +321,7 @@ class SipStack:
         - `asserted_identity`: adds P-Asserted-Identity.
         - `next_hop`: where to send (an outbound proxy); default the URI's host and port.
         - `from_domain`: host part of From/P-Asserted-Identity (default our address).
+        - `defer_updates`: the peer's re-INVITEs wait for `Leg.answer_update` (see DialSpec).
 
         Raises InvalidSipInput (nothing is sent) and SipStackError (not running, or the next
         hop's host name does not resolve).
@@ -347,6 +349,7 @@ class SipStack:
             asserted_identity=asserted_identity,
             from_domain=from_domain,
             extra_headers=headers,
+            defer_updates=defer_updates,
         )
         loop = asyncio.get_running_loop()
         record = LegRecord(call_id=call_id, dialed_at=datetime.now(UTC))
