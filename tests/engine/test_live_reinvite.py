@@ -128,3 +128,21 @@ async def test_visitor_hold_and_resume_reach_the_owner_and_media_follows(
 
 def wait_first(peer: SippPeer, method: str) -> SipMessage:
     return peer.received(method)[0]
+
+
+async def test_glare_is_refused_with_491_and_our_re_invite_is_retried_later(
+    sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
+) -> None:
+    owner, trunk = await run_hold_and_resume(
+        "owner_glare.xml", sipp_peer, rtpengine_settings, prompt_cache, tmp_path
+    )
+
+    # SIPp's scenario checked the 491 we sent; here: our hold re-INVITE was sent again after
+    # RFC 3261 14.1's wait, with a new CSeq, and the hold still reached the visitor's answer.
+    invites = owner.received("INVITE")
+    held_first, held_again = invites[1], invites[2]
+    assert direction_of(held_first.body) == direction_of(held_again.body) == "sendonly"
+    assert held_again.cseq[0] > held_first.cseq[0]
+    assert held_again.logged_at - held_first.logged_at >= 2.0
+    hold, resume = answers_to_invites(trunk)
+    assert (direction_of(hold.body), direction_of(resume.body)) == ("recvonly", "sendrecv")

@@ -224,7 +224,11 @@ class Leg:
         def done(remote_sdp: str | None, error: BaseException | None) -> None:
             post_to_loop(self._loop, _resolve, future, remote_sdp, error)
 
-        await reactor.call(self._driver.reinvite, sdp, done)
+        try:
+            await reactor.call(self._driver.reinvite, sdp, done)
+        except BaseException:
+            future.cancel()  # never resolved by the driver now
+            raise
         return await asyncio.wait_for(future, timeout)
 
     def local_answer(self, offer: str | None) -> str:

@@ -189,6 +189,9 @@ class UacDriver:
         # A peer's re-INVITE waiting for `answer_update`, and the timer that answers it anyway.
         self._update_pending = False
         self._update_timer: Any = None
+        # Our SDP as the peer last accepted it, and the one our re-INVITE in flight offers.
+        self._local_sdp = spec.sdp
+        self._offered_sdp: str | None = None
         # Our address as the INVITE's Via and Contact show it (for the prepared BYE).
         self._local_address: Any = None
 
@@ -262,8 +265,13 @@ class UacDriver:
             raise RuntimeError("re-INVITE needs an answered, live leg")
         if self._reinvite_done is not None:
             raise RuntimeError("a re-INVITE is already in progress on this leg")
+        if self._ua.lSDP is None:
+            # sippy forgets our SDP when a re-INVITE of ours fails (a 491 in a glare); it
+            # needs it to compare the next offer with.
+            self._ua.lSDP = MsgBody(self._local_sdp)
         self._reinvite_done = done
         self._ua.recvEvent(CCEventUpdate(MsgBody(sdp)))
+        self._offered_sdp = sdp
 
     # -- sippy events ---------------------------------------------------------------------
 
@@ -293,6 +301,8 @@ class UacDriver:
             self._emit(Answered(sdp=_sdp_text(body), at=_when(event.rtime)))
         elif self._reinvite_done is not None:
             done, self._reinvite_done = self._reinvite_done, None
+            if self._offered_sdp is not None:
+                self._local_sdp, self._offered_sdp = self._offered_sdp, None
             done(_sdp_text(body), None)
 
     def _on_fail(self, event: CCEventFail | CCEventRedirect) -> None:
@@ -371,6 +381,7 @@ class UacDriver:
 
     def _send_update_answer(self, sdp: str) -> None:
         self._clear_update()
+        self._local_sdp = sdp
         if self._ua is not None:
             self._ua.recvEvent(CCEventConnect((200, "OK", MsgBody(sdp))))
 
