@@ -147,6 +147,11 @@ class SipSettings(BaseModel):
 
 
 
+# Codecs rtpengine 10.5 (Debian) transcodes between; the names are its ng `codec` names.
+TRUNK_CODECS = ("PCMA", "PCMU", "G722")
+TrunkCodec = Literal["PCMA", "PCMU", "G722"]
+
+
 class TrunkSettings(BaseModel):
     """The carrier trunk that reaches visitors' numbers."""
 
@@ -157,6 +162,21 @@ class TrunkSettings(BaseModel):
     )
     username: str = Field("", description="Digest user name for 401/407 challenges.")
     password: str = Field("", description="Digest password for 401/407 challenges.")
+    codecs: list[TrunkCodec] = Field(
+        ["PCMA", "PCMU"],
+        min_length=1,
+        max_length=len(TRUNK_CODECS),
+        description="Audio codecs offered to the trunk, most preferred first "
+        f"({', '.join(TRUNK_CODECS)}); RFC 4733 telephone-event is always added. rtpengine "
+        "transcodes when the carrier and the owner's phone settle on different ones.",
+    )
+
+    @field_validator("codecs")
+    @classmethod
+    def _codecs_once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("trunk codecs must not repeat")
+        return value
 
     @field_validator("uri_template")
     @classmethod

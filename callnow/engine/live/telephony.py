@@ -203,7 +203,9 @@ class LiveTelephony:
             request_ref=request_ref,
             events=events,
             stack=self.stack,
-            media=AnchoredCallback(self.rtpengine, media_call_id),
+            media=AnchoredCallback(
+                self.rtpengine, media_call_id, trunk_codecs=tuple(self.settings.trunk.codecs)
+            ),
             renderer=self.renderer,
             config=self.config,
             visitor=visitor,
