@@ -25,7 +25,7 @@ from typing import Any
 
 from callnow.domain.calls import LegHangupPrepared, LegRole, PreparedHangup
 from callnow.domain.flow import PromptFinished, PromptKind
-from callnow.engine.live.uris import check_e164, owner_uri, trunk_uri
+from callnow.engine.live.uris import caller_id_as, check_e164, owner_uri, trunk_uri
 from callnow.engine.ports import EventSink
 from callnow.engine.translate import from_rtpengine_dtmf, from_sip
 from callnow.telephony.dtmf_log import DtmfEvent
@@ -45,6 +45,9 @@ from callnow.telephony.sip import (
 )
 
 log = logging.getLogger(__name__)
+
+# The requests our dialogs handle (sippy answers OPTIONS; INFO carries keys).
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
 
 # How long close() lets the leg tasks drain their last events before cancelling them.
 _DRAIN_S = 1.0
@@ -69,6 +72,16 @@ class ChannelConfig:
     # Host part of the trunk leg's From and P-Asserted-Identity (trunks often want their own
     # domain there); None: our SIP address.
     trunk_from_domain: str | None = None
+    # Where the trunk leg's INVITEs go when not `outbound_proxy` (the `[trunk]` setting).
+    trunk_outbound_proxy: tuple[str, int] | None = None
+    # The trunk leg's identity, as `[trunk]` describes it (see TrunkSettings).
+    trunk_from_user: str = ""
+    trunk_display_name: str = ""
+    caller_id_format: str = "e164"
+    trunk_asserted_identity: bool = True
+    trunk_privacy: str = "none"
+    # Headers of both legs' INVITEs: what we accept in the dialog and which extensions.
+    invite_headers: tuple[tuple[str, str], ...] = (("Allow", ALLOW), ("Supported", ""))
 
 
 class LiveChannel:
@@ -133,22 +146,36 @@ class LiveChannel:
             sdp=sdp,
             ring_timeout=self._config.owner_ring_timeout_s,
             next_hop=self._config.outbound_proxy,
+            extra_headers=dict(self._config.invite_headers),
             defer_updates=True,
         )
         self._adopt(LegRole.OWNER, leg)
 
     async def dial_visitor(self, number: str, caller_id: str) -> None:
-        uri = trunk_uri(self._config.trunk_uri_template, number, self._config.region)
-        presented = CallerId("", check_e164(caller_id, "caller ID"))
+        config = self._config
+        uri = trunk_uri(config.trunk_uri_template, number, config.region)
+        shown = caller_id_as(
+            check_e164(caller_id, "caller ID"), config.caller_id_format, config.region
+        )
+        presented = CallerId(config.trunk_display_name, shown)
+        caller = (
+            CallerId(config.trunk_display_name, config.trunk_from_user)
+            if config.trunk_from_user
+            else presented
+        )
+        headers = dict(config.invite_headers)
+        if config.trunk_privacy != "none":
+            headers["Privacy"] = config.trunk_privacy
         leg = await self._stack.dial(
             uri,
-            caller=presented,
-            asserted_identity=presented,
-            credentials=self._config.trunk_credentials,
+            caller=caller,
+            asserted_identity=presented if config.trunk_asserted_identity else None,
+            credentials=config.trunk_credentials,
             sdp=self.media.sdp_for_visitor,
-            ring_timeout=self._config.visitor_ring_timeout_s,
-            next_hop=self._config.outbound_proxy,
-            from_domain=self._config.trunk_from_domain,
+            ring_timeout=config.visitor_ring_timeout_s,
+            next_hop=config.outbound_proxy or config.trunk_outbound_proxy,
+            from_domain=config.trunk_from_domain,
+            extra_headers=headers,
             defer_updates=True,
         )
         self._adopt(LegRole.VISITOR, leg)

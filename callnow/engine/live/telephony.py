@@ -25,7 +25,7 @@ from typing import Any
 from callnow.config import RtpengineSettings, Settings, SipSettings
 from callnow.domain.calls import PreparedHangup
 from callnow.domain.flow import FlowLimits, RequestFacts
-from callnow.engine.live.channel import ChannelConfig, LiveChannel
+from callnow.engine.live.channel import ALLOW, ChannelConfig, LiveChannel
 from callnow.engine.live.uris import check_e164
 from callnow.engine.ports import EventSink
 from callnow.telephony.dtmf_log import DtmfEvent, DtmfLogListener
@@ -101,7 +101,14 @@ class LiveTelephony:
             prompt_language=prompt_language,
             prompt_voice=prompt_voice,
             outbound_proxy=outbound_proxy,
-            trunk_from_domain=trunk_from_domain,
+            trunk_from_domain=trunk_from_domain or trunk.from_domain or None,
+            trunk_outbound_proxy=trunk.outbound_proxy_address,
+            trunk_from_user=trunk.from_user,
+            trunk_display_name=trunk.display_name,
+            caller_id_format=trunk.caller_id_format,
+            trunk_asserted_identity=trunk.p_asserted_identity,
+            trunk_privacy=trunk.privacy,
+            invite_headers=(("Allow", ALLOW), ("Supported", ", ".join(trunk.supported))),
         )
         # rtpengine sends its DTMF log to ng_host:dtmf_log_port unless told otherwise; an
         # rtpengine on another host needs our address here (and in its --dtmf-log-dest).
