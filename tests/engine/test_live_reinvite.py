@@ -108,7 +108,7 @@ async def test_visitor_hold_and_resume_reach_the_owner_and_media_follows(
     sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
 ) -> None:
     owner, trunk = await run_hold_and_resume(
-        "owner_follows_hold.xml", sipp_peer, rtpengine_settings, prompt_cache, tmp_path
+        "follows_hold.xml", sipp_peer, rtpengine_settings, prompt_cache, tmp_path
     )
 
     # The visitor's phone: hold answered recvonly, resume answered sendrecv (SIPp checked the
@@ -146,3 +146,28 @@ async def test_glare_is_refused_with_491_and_our_re_invite_is_retried_later(
     assert held_again.logged_at - held_first.logged_at >= 2.0
     hold, resume = answers_to_invites(trunk)
     assert (direction_of(hold.body), direction_of(resume.body)) == ("recvonly", "sendrecv")
+
+
+async def test_owner_hold_and_resume_reach_the_visitor(
+    sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
+) -> None:
+    async with RtpPeer() as visitor_phone:
+        owner = sipp_peer("owner_hold_resume.xml", {"digit": "1"})
+        trunk = sipp_peer("follows_hold.xml", {"rtp_port": str(visitor_phone.port)})
+        async with live_rig(
+            owner, trunk, rtpengine_settings, prompt_cache, tmp_path, limits=REINVITE_LIMITS
+        ) as rig:
+            outcome = await rig.outcome(await rig.start(facts()), timeout=30)
+
+    assert (outcome.state, outcome.reason) == (RequestState.COMPLETED, "max_duration_reached")
+    assert await wait_for_exit(owner) == 0, owner.diagnostics()
+    assert await wait_for_exit(trunk) == 0, trunk.diagnostics()
+    hold, resume = answers_to_invites(owner)
+    assert (direction_of(hold.body), direction_of(resume.body)) == ("recvonly", "sendrecv")
+    invites = trunk.received("INVITE")
+    assert [direction_of(m.body) for m in invites[1:]] == ["sendonly", "sendrecv"]
+    # The carrier keeps seeing our one session (o= of ours, version growing), never the owner's.
+    origins = [origin_of(m.body) for m in invites]
+    assert {tuple(o[:2]) for o in origins} == {tuple(origins[0][:2])}
+    assert origins[0][0] == "callnow"
+    assert [int(o[2]) for o in origins] == sorted({int(o[2]) for o in origins})
