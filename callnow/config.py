@@ -130,6 +130,21 @@ class SipSettings(BaseModel):
     max_call_duration_s: int = Field(
         3600, ge=1, le=86_400, description="A bridged call is ended cleanly after this long."
     )
+    owner_prompt_plays: int = Field(
+        2,
+        ge=1,
+        le=5,
+        description="How often the owner hears the request before a silent answer counts as "
+        "not answered. Short, so a voicemail box that picks up does not record it over and "
+        "over.",
+    )
+    owner_digit_wait_s: float = Field(
+        4,
+        ge=1,
+        le=30,
+        description="Silence after each play of the request before it is played again (or, "
+        "after the last play, the owner's phone is released).",
+    )
     trusted_sources: list[IpNetwork] = Field(
         [],
         description="IP addresses or networks allowed to send requests outside the calls we "

@@ -61,11 +61,14 @@ def tune_garbage_collector() -> None:
 
 
 def flow_limits(sip: SipSettings, **overrides: Any) -> FlowLimits:
-    """The flow's timeouts from the `[sip]` settings (ring timeouts, maximum call duration)."""
+    """The flow's timeouts from the `[sip]` settings (ring timeouts, maximum call duration,
+    how long a silent owner is asked)."""
     limits = FlowLimits(
         owner_ring_s=sip.owner_ring_timeout_s,
         visitor_ring_s=sip.visitor_ring_timeout_s,
         max_call_duration_s=sip.max_call_duration_s,
+        max_prompt_plays=sip.owner_prompt_plays,
+        digit_wait_s=sip.owner_digit_wait_s,
     )
     return replace(limits, **overrides) if overrides else limits
 
