@@ -606,6 +606,14 @@ class AnchoredCallback:
         self._sdp_for_owner = continue_origin(for_owner, previous)
         return self._sdp_for_owner
 
+    async def hold_owner_audio(self) -> None:
+        """Keep the owner's audio from the carrier until the visitor answers (a carrier's
+        early media would otherwise let the visitor's side hear the owner before the call)."""
+        await self.client.block_media(self.call_id, self.owner_tag)
+
+    async def release_owner_audio(self) -> None:
+        await self.client.unblock_media(self.call_id, self.owner_tag)
+
     def _other(self, tag: str) -> str:
         return self.visitor_tag if tag == self.owner_tag else self.owner_tag
 

@@ -164,6 +164,8 @@ class LiveChannel:
             else presented
         )
         headers = dict(config.invite_headers)
+        # Until the visitor answers nothing the owner says may reach the carrier.
+        await self.media.hold_owner_audio()
         if config.trunk_privacy != "none":
             headers["Privacy"] = config.trunk_privacy
         leg = await self._stack.dial(
@@ -321,6 +323,7 @@ class LiveChannel:
         if self._visitor_sdp is None:
             raise RuntimeError("bridge before the visitor answered with SDP")
         reoffer = await self.media.visitor_answered(self._visitor_sdp)
+        await self.media.release_owner_audio()
         self._bridged = True
         owner = self.legs.get(LegRole.OWNER)
         if reoffer is not None and owner is not None:
