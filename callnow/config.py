@@ -138,6 +138,11 @@ class SipSettings(BaseModel):
         "not answered. Short, so a voicemail box that picks up does not record it over and "
         "over.",
     )
+    owner_ringback: bool = Field(
+        True,
+        description="Play a ringback tone (the cadence of `default_region`) to the owner while "
+        "the visitor's phone rings, unless the carrier sends its own early media.",
+    )
     owner_digit_wait_s: float = Field(
         4,
         ge=1,

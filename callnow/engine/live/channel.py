@@ -36,13 +36,17 @@ from callnow.telephony.sip import (
     Answered,
     CallerId,
     Credentials,
+    Ended,
+    Failed,
     HangupPrepared,
     Leg,
     LegEvent,
     ReinviteRejected,
     RemoteSdpChanged,
+    Ringing,
     SipStack,
 )
+from callnow.telephony.tones import Cadence, render_ringback
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +84,9 @@ class ChannelConfig:
     caller_id_format: str = "e164"
     trunk_asserted_identity: bool = True
     trunk_privacy: str = "none"
+    # The ringback played to the owner while the visitor's phone rings; None: silence.
+    ringback: Cadence | None = None
+    ringback_s: float = 60.0
     # Headers of both legs' INVITEs: what we accept in the dialog and which extensions.
     invite_headers: tuple[tuple[str, str], ...] = (("Allow", ALLOW), ("Supported", ""))
 
@@ -123,6 +130,9 @@ class LiveChannel:
         self._closed = False
         # Both legs anchored in one rtpengine session (re-INVITEs are passed between them).
         self._bridged = False
+        # The visitor's phone rings without early media: the owner should hear our ringback.
+        self._ringback_wanted = False
+        self._ringback_playing = False
 
     # -- dialling ----------------------------------------------------------------------------
 
@@ -222,6 +232,8 @@ class LiveChannel:
 
     async def _media_step(self, role: LegRole, leg: Leg, event: LegEvent) -> bool:
         """Do what rtpengine must hear of `event` first; False to keep it from the flow."""
+        if role is LegRole.VISITOR:
+            await self._ringback_follows(event)
         if isinstance(event, Answered):
             if not event.sdp:
                 raise ValueError(f"the {role} answered without SDP")
@@ -270,6 +282,44 @@ class LiveChannel:
             other_answer = with_direction(last, wanted)
         return await self.media.reanswer_to(tag, other_answer)
 
+    # -- ringback ----------------------------------------------------------------------------
+
+    async def _ringback_follows(self, event: LegEvent) -> None:
+        if isinstance(event, Ringing):
+            # Early media is the carrier's own tone, relayed to the owner by rtpengine.
+            wanted = event.early_sdp is None and self._config.ringback is not None
+            if wanted and not self._ringback_wanted:
+                self._ringback_wanted = True
+                self._spawn(self._start_ringback())
+            elif not wanted:
+                await self._stop_ringback()
+        elif isinstance(event, Answered | Failed | Ended):
+            await self._stop_ringback()
+
+    async def _start_ringback(self) -> None:
+        cadence = self._config.ringback
+        if cadence is None or self._prompt_playing or self._ringback_playing or self._closed:
+            return
+        try:
+            tone = await render_ringback(
+                self._renderer, cadence, self._config.ringback_s, self._prompt_codec
+            )
+            if not self._ringback_wanted or self._prompt_playing or self._closed:
+                return
+            self._ringback_playing = True
+            await self.media.play_to_owner(tone.path)
+            if not self._ringback_wanted:  # answered while play media was on its way
+                await self._stop_ringback(force=True)
+        except Exception:
+            # Only a comfort: the call goes on in silence.
+            log.warning("callback %s: no ringback", self.request_ref, exc_info=True)
+
+    async def _stop_ringback(self, *, force: bool = False) -> None:
+        self._ringback_wanted = False
+        if self._ringback_playing or force:
+            self._ringback_playing = False
+            await self.media.stop_prompt()
+
     # -- prompts -----------------------------------------------------------------------------
 
     async def play_prompt(self, kind: PromptKind, text: str) -> None:
@@ -283,6 +333,7 @@ class LiveChannel:
         self._prompt_generation += 1
         generation = self._prompt_generation
         self._prompt_playing = True
+        self._ringback_playing = False  # rtpengine replaces it with the prompt
         duration = await self.media.play_to_owner(rendered.path)
         if duration is None or duration <= 0:
             duration = rendered.duration_s
@@ -295,6 +346,8 @@ class LiveChannel:
             self._prompt_playing = False
             if not self._closed:
                 self._events(PromptFinished())
+                if self._ringback_wanted:  # a whisper ended while the visitor's phone rings
+                    self._spawn(self._start_ringback())
 
     async def stop_prompt(self) -> None:
         # Invalidate first: whatever happens to the ng request, this prompt is never reported.

@@ -34,6 +34,7 @@ from callnow.telephony.rtpengine import AnchoredCallback, RtpengineClient
 from callnow.telephony.rtpengine_process import RtpengineProcess
 from callnow.telephony.sip import CallerId, Credentials, SipStack
 from callnow.telephony.sip.prepared import send_prepared
+from callnow.telephony.tones import cadence_for
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,9 @@ class LiveTelephony:
             trunk_asserted_identity=trunk.p_asserted_identity,
             trunk_privacy=trunk.privacy,
             invite_headers=(("Allow", ALLOW), ("Supported", ", ".join(trunk.supported))),
+            ringback=cadence_for(settings.default_region) if sip.owner_ringback else None,
+            # Longer than the visitor can ring, so it never ends on its own.
+            ringback_s=min(300.0, sip.visitor_ring_timeout_s + RING_BACKSTOP_MARGIN_S),
         )
         # rtpengine sends its DTMF log to ng_host:dtmf_log_port unless told otherwise; an
         # rtpengine on another host needs our address here (and in its --dtmf-log-dest).
