@@ -33,6 +33,7 @@ pytestmark = pytest.mark.peers
 # Long enough for hold, resume (and a glare's retry after up to 4 s) before the engine's
 # maximum call duration ends the call with a BYE to both phones.
 REINVITE_LIMITS = replace(TEST_LIMITS, max_call_duration_s=12)
+MOVED_HOST = "127.0.0.2"
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +63,18 @@ async def run_hold_and_resume(
     prompt_cache: Path,
     tmp_path: Path,
 ) -> tuple[SippPeer, SippPeer]:
-    async with RtpPeer() as owner_phone, RtpPeer() as visitor_phone, RtpPeer() as moved_phone:
+    # The visitor's phone moves to another address and port when it resumes (re-anchoring).
+    async with (
+        RtpPeer() as owner_phone,
+        RtpPeer() as visitor_phone,
+        RtpPeer(MOVED_HOST) as moved_phone,
+    ):
         owner = sipp_peer(owner_scenario, {"rtp_port": str(owner_phone.port)})
         trunk = sipp_peer(
             "trunk_hold_resume.xml",
             {
                 "rtp_port": str(visitor_phone.port),
+                "rtp_host2": MOVED_HOST,
                 "rtp_port2": str(moved_phone.port),
             },
         )

@@ -23,7 +23,10 @@ def direction_of(sdp: str) -> str:
 async def test_hold_is_answered_recvonly_and_resume_sendrecv(
     sip_stack: SipStack, sipp_peer
 ) -> None:
-    peer = sipp_peer("trunk_hold_resume.xml", {"rtp_port": "40010", "rtp_port2": "40012"})
+    peer = sipp_peer(
+        "trunk_hold_resume.xml",
+        {"rtp_port": "40010", "rtp_host2": "127.0.0.2", "rtp_port2": "40012"},
+    )
     leg = await sip_stack.dial(peer.uri("1001"), caller=VISITOR, sdp=OFFER_SDP, ring_timeout=2)
 
     offers = []
@@ -36,7 +39,8 @@ async def test_hold_is_answered_recvonly_and_resume_sendrecv(
 
     assert peer.wait() == 0, peer.diagnostics()  # SIPp checked recvonly, then sendrecv
     assert [direction_of(o) for o in offers] == ["sendonly", "sendrecv"]
-    assert "m=audio 40012" in offers[1] and leg.remote_sdp == offers[1]
+    assert "m=audio 40012" in offers[1] and "c=IN IP4 127.0.0.2" in offers[1]
+    assert leg.remote_sdp == offers[1]
     answers = [m for m in peer.received() if m.status == 200 and m.cseq[1] == "INVITE"]
     assert [direction_of(a.body) for a in answers] == ["recvonly", "sendrecv"]
     assert all("m=audio 35000" in a.body for a in answers)  # our media stays where it was
