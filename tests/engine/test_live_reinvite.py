@@ -58,6 +58,7 @@ def origin_of(sdp: str) -> list[str]:
 
 async def run_hold_and_resume(
     owner_scenario: str,
+    trunk_scenario: str,
     sipp_peer,
     rtpengine_settings: RtpengineSettings,
     prompt_cache: Path,
@@ -71,7 +72,7 @@ async def run_hold_and_resume(
     ):
         owner = sipp_peer(owner_scenario, {"rtp_port": str(owner_phone.port)})
         trunk = sipp_peer(
-            "trunk_hold_resume.xml",
+            trunk_scenario,
             {
                 "rtp_port": str(visitor_phone.port),
                 "rtp_host2": MOVED_HOST,
@@ -115,7 +116,12 @@ async def test_visitor_hold_and_resume_reach_the_owner_and_media_follows(
     sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
 ) -> None:
     owner, trunk = await run_hold_and_resume(
-        "follows_hold.xml", sipp_peer, rtpengine_settings, prompt_cache, tmp_path
+        "follows_hold.xml",
+        "trunk_hold_resume.xml",
+        sipp_peer,
+        rtpengine_settings,
+        prompt_cache,
+        tmp_path,
     )
 
     # The visitor's phone: hold answered recvonly, resume answered sendrecv (SIPp checked the
@@ -141,7 +147,12 @@ async def test_glare_is_refused_with_491_and_our_re_invite_is_retried_later(
     sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
 ) -> None:
     owner, trunk = await run_hold_and_resume(
-        "owner_glare.xml", sipp_peer, rtpengine_settings, prompt_cache, tmp_path
+        "owner_glare.xml",
+        "trunk_hold_resume.xml",
+        sipp_peer,
+        rtpengine_settings,
+        prompt_cache,
+        tmp_path,
     )
 
     # SIPp's scenario checked the 491 we sent; here: our hold re-INVITE was sent again after
@@ -178,3 +189,21 @@ async def test_owner_hold_and_resume_reach_the_visitor(
     assert {tuple(o[:2]) for o in origins} == {tuple(origins[0][:2])}
     assert origins[0][0] == "callnow"
     assert [int(o[2]) for o in origins] == sorted({int(o[2]) for o in origins})
+
+
+async def test_an_inactive_hold_is_answered_inactive_and_passed_on_as_inactive(
+    sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
+) -> None:
+    owner, trunk = await run_hold_and_resume(
+        "follows_hold_inactive.xml",
+        "trunk_hold_inactive.xml",
+        sipp_peer,
+        rtpengine_settings,
+        prompt_cache,
+        tmp_path,
+    )
+
+    hold, resume = answers_to_invites(trunk)
+    assert (direction_of(hold.body), direction_of(resume.body)) == ("inactive", "sendrecv")
+    invites = owner.received("INVITE")
+    assert [direction_of(m.body) for m in invites[1:]] == ["inactive", "sendrecv"]
