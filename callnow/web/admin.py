@@ -175,7 +175,7 @@ class SessionsAdmin(BaseView):
             chosen = forms.field(form, "session_id", 12)
             everywhere = forms.field(form, "op", 10) == "user"
             await anyio.to_thread.run_sync(self._end, state, chosen, everywhere, request)
-            return RedirectResponse(request.url_for("admin:sessions_page"), status_code=303)
+            return RedirectResponse(request.url.path, status_code=303)
         rows = await anyio.to_thread.run_sync(self._live, state)
         response: Response = await self.templates.TemplateResponse(
             request, "callnow_sessions.html", {"rows": rows}
