@@ -127,3 +127,13 @@ def all_live(session: Session, now: datetime, lifetimes: Lifetimes) -> list[WebS
 
 def by_id(session: Session, session_id: int) -> WebSession | None:
     return session.get(WebSession, session_id)
+
+
+def still_live(session: Session, session_id: int, now: datetime, lifetimes: Lifetimes) -> bool:
+    """Whether a session a long-lived stream started under still counts (never touches it)."""
+    row = session.get(WebSession, session_id)
+    return (
+        row is not None
+        and is_live(row.created_at, row.last_seen_at, row.revoked_at, now, lifetimes)
+        and row.user.is_active
+    )

@@ -205,16 +205,25 @@ def logout(request: Request, posted: forms.PostedForm, session: UnitOfWork) -> R
     return response
 
 
-@router.get("/login/captcha/{token}.{kind}")
-def login_captcha(request: Request, token: str, kind: str, session: UnitOfWork) -> Response:
-    """The picture (png) or the spoken digits (wav) of a login CAPTCHA challenge."""
+def _login_captcha(request: Request, session: Session, token: str, kind: str) -> Response:
     book = app_state(request).safeguards.captcha
-    render = {"png": book.image, "wav": book.audio}.get(kind)
-    data = render(session, token, sign_in.LOGIN_CAPTCHA_PROFILE, utcnow()) if render else None
+    render = book.image if kind == "png" else book.audio
+    data = render(session, token, sign_in.LOGIN_CAPTCHA_PROFILE, utcnow())
     if data is None:
         return Response("Not found", status_code=404, media_type="text/plain")
     media_type = "image/png" if kind == "png" else "audio/wav"
     return Response(data, media_type=media_type, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/login/captcha/{token}.png")
+def login_captcha_image(request: Request, token: str, session: UnitOfWork) -> Response:
+    """The picture of a login CAPTCHA challenge (while an account is under attack)."""
+    return _login_captcha(request, session, token, "png")
+
+
+@router.get("/login/captcha/{token}.wav")
+def login_captcha_audio(request: Request, token: str, session: UnitOfWork) -> Response:
+    return _login_captcha(request, session, token, "wav")
 
 
 @router.get("", response_class=HTMLResponse)

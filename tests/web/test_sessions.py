@@ -160,3 +160,18 @@ def test_after_a_brute_force_from_elsewhere_the_owner_logs_in_from_home_with_a_c
     entered = log_in_with(owner, captcha_token=challenge, captcha_answer=answer)
     assert entered.status_code == 303
     assert owner.get("/portal").status_code == 200
+
+
+def test_the_pending_stream_ends_when_the_session_does(world, monkeypatch):
+    from callnow.web import owner_live
+    from callnow.web.sse import StreamTiming
+
+    monkeypatch.setattr(owner_live, "TIMING", StreamTiming(poll_s=0.02, max_s=30))
+    log_in(world)
+    with world.client.stream("GET", "/portal/pending/events") as response:
+        lines = response.iter_lines()
+        assert next(line for line in lines if line.startswith("data: "))
+        with world.sessions() as session, session.begin():
+            session.execute(update(WebSession).values(revoked_at=utcnow()))
+        rest = list(lines)  # the stream ends by itself
+    assert not any(line.startswith("data: ") for line in rest)
