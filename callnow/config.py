@@ -106,6 +106,18 @@ class WebSettings(BaseModel):
         description="How long a public-page request waits for a free slot before it is "
         "answered 503.",
     )
+    session_idle_s: int = Field(
+        2 * 3600,
+        ge=300,
+        le=30 * 86400,
+        description="A portal or admin session unused this long ends; the user logs in again.",
+    )
+    session_absolute_s: int = Field(
+        12 * 3600,
+        ge=600,
+        le=90 * 86400,
+        description="A portal or admin session ends this long after its login, however busy.",
+    )
 
 
 
@@ -386,10 +398,18 @@ class AbuseSettings(BaseModel):
     )
     platform: RateLimit = Field("600/minute", description="Owner calls on the whole platform.")
     login_per_account: RateLimit = Field(
-        "5/minute;20/hour", description="Login attempts per account."
+        "10/15 minutes;50/day",
+        description="Failed logins per account from all networks together. Above it the account "
+        "is under attack: only networks its user has logged in from before may try, after a "
+        "CAPTCHA; others are answered 429.",
+    )
+    login_per_account_network: RateLimit = Field(
+        "5/minute;20/hour",
+        description="Failed logins per account from one network (/24 or /64); above it that "
+        "network is answered 429 for the account.",
     )
     login_per_source: RateLimit = Field(
-        "20/minute;100/hour", description="Login attempts per visitor address."
+        "20/minute;100/hour", description="Login attempts per visitor address (every one counts)."
     )
     blocked_prefixes: list[str] = Field(
         [],
