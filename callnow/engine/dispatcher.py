@@ -95,7 +95,6 @@ class Dispatcher:
         engine: CallbackEngine,
         settings: Settings,
         *,
-        announce: Callable[[RequestFacts], None] | None = None,
         limits: FlowLimits | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         holding: Callable[[], Collection[int]] = frozenset,
@@ -107,7 +106,6 @@ class Dispatcher:
         self._sessions = sessions
         self._engine = engine
         self._settings = settings
-        self._announce = announce or (lambda facts: None)
         self._limits = limits or FlowLimits(
             owner_ring_s=settings.sip.owner_ring_timeout_s,
             visitor_ring_s=settings.sip.visitor_ring_timeout_s,
@@ -306,7 +304,6 @@ class Dispatcher:
 
     async def _start_callback(self, work: Work) -> None:
         try:
-            self._announce(work.facts)
             handle = await self._engine.start_callback(
                 work.facts, work.limits, written_ahead=work.owner_leg
             )

@@ -113,7 +113,6 @@ class EngineRuntime:
             sessions,
             engine,
             settings,
-            announce=telephony.announce,
             limits=limits,
             holding=records.pending_request_ids,
             end_abandoned=telephony.end_abandoned,
