@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -53,6 +54,8 @@ class Safeguards:
     captcha: CaptchaBook
     # After an owner declines, the same number cannot ring that owner again for this long.
     decline_cooldown: timedelta = timedelta(hours=1)
+    # Told (channel, decision) of each request taken in: the metrics' count, bounded labels.
+    counted: Callable[[str, str], None] = lambda channel, decision: None
 
 
 def submit(
@@ -91,6 +94,7 @@ def submit(
     # One number, one call: a request still in progress is returned, not repeated.
     if standing.open_request_id is not None:
         pending = session.get(CallRequest, standing.open_request_id)
+        safeguards.counted(submission.channel, "existing")
         return IntakeResult(request=pending, existing=True)
 
     decision = decide(
@@ -102,6 +106,7 @@ def submit(
     )
     final = RequestState.REJECTED if decision.outcome is Outcome.REJECT else RequestState.QUEUED
     if final is RequestState.QUEUED and not safeguards.throttle.owner_call(profile.id, number.e164):
+        safeguards.counted(submission.channel, "throttled")
         return IntakeResult(throttled=True)
     request = request_store.record_new(
         session,
@@ -121,4 +126,5 @@ def submit(
     )
     if final is RequestState.QUEUED:
         queue_wakeup.queued(session)
+    safeguards.counted(submission.channel, decision.outcome.value)
     return IntakeResult(request=request)
