@@ -9,7 +9,7 @@ another host keeps exact counters of its own, gauges need no aggregation mode, a
 to clean a shared directory. Prometheus sums across the processes' `instance` labels.
 
 Label values are bounded: every one goes through `_bounded`, which keeps only values from a
-fixed list (or a short lower-case word), so no phone number, name or id can become a series.
+fixed list (anything else becomes `other`), so no phone number, name or id can become a series.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from typing import Literal
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from callnow.domain.calls import Disposition
+from callnow.domain.request_state import RequestState
 
 log = logging.getLogger(__name__)
 
@@ -143,16 +146,16 @@ class Metrics:
         self.requests.labels(_bounded(channel, CHANNELS), _bounded(decision, DECISIONS)).inc()
 
     def refused(self, limit: str) -> None:
-        self.refusals.labels(_bounded(limit)).inc()
+        self.refusals.labels(_bounded(limit, LIMITS)).inc()
 
     def callback_ended(self, outcome: str) -> None:
-        self.callbacks.labels(_bounded(outcome)).inc()
+        self.callbacks.labels(_bounded(outcome, OUTCOMES)).inc()
 
     def leg_ended(
         self, role: str, disposition: str, setup_s: float | None, duration_s: float | None
     ) -> None:
         role = _bounded(role, ROLES)
-        self.legs.labels(role, _bounded(disposition)).inc()
+        self.legs.labels(role, _bounded(disposition, DISPOSITIONS)).inc()
         if setup_s is not None:
             self.setup_seconds.labels(role).observe(max(0.0, setup_s))
         if duration_s is not None:
@@ -160,7 +163,7 @@ class Metrics:
 
     def ng_request(self, command: str, seconds: float, timed_out: bool) -> None:
         """The rtpengine client's observer: one call per ng request."""
-        command = _bounded(command.replace(" ", "_"))
+        command = _bounded(command.replace(" ", "_"), NG_COMMANDS)
         if timed_out:
             self.ng_timeouts.labels(command).inc()
         else:
@@ -233,5 +236,42 @@ class MetricsListener:
 
 
 CHANNELS = frozenset({"web", "one_step", "api"})
+LIMITS = frozenset(
+    {
+        "per_source",
+        "per_network",
+        "per_profile",
+        "per_number",
+        "per_block",
+        "platform",
+        "login_per_account",
+        "login_per_source",
+        "captcha_auto_on",
+        "spike_pause",
+        "load_shedding",
+    }
+)
+OUTCOMES = frozenset(state.value for state in RequestState)
+DISPOSITIONS = frozenset(disposition.value for disposition in Disposition)
+NG_COMMANDS = frozenset(
+    {
+        "ping",
+        "offer",
+        "answer",
+        "delete",
+        "query",
+        "play_media",
+        "stop_media",
+        "block_media",
+        "unblock_media",
+        "block_dtmf",
+        "unblock_dtmf",
+        "subscribe_request",
+        "subscribe_answer",
+        "unsubscribe",
+        "list",
+        "statistics",
+    }
+)
 DECISIONS = frozenset({"accept", "confirm", "confirm_web", "reject", "existing", "throttled"})
 ROLES = frozenset({"owner", "requester"})
