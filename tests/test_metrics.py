@@ -57,3 +57,28 @@ def test_the_listener_serves_the_registry_and_stops() -> None:
     finally:
         listener.stop()
     assert "callnow_claims_total 2.0" in text
+
+
+def test_the_grafana_dashboard_uses_only_metrics_that_exist() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    metrics = Metrics("engine")
+    metrics.watch_queue(lambda: (0, 0.0))
+    metrics.watch_pool("web", lambda: (0, 1))
+    metrics.watch_outbox("webhook", lambda: 0)
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}
+    exposed = {
+        family.name + suffix
+        for family in metrics.registry.collect()
+        for suffix in suffixes[family.type]
+    }
+    dashboard = json.loads(Path("ops/grafana-callnow.json").read_text())
+    used = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"callnow_[a-z_]+", target["expr"])
+    }
+    assert used and used - exposed == set()
