@@ -275,6 +275,8 @@ def test_nothing_below_the_command_line_imports_it():
         ("serve", "sip.listen_port", socket.SOCK_DGRAM, {}),
         ("engine", "rtpengine.dtmf_log_port", socket.SOCK_DGRAM, {}),
         ("engine", "rtpengine.ng_port", socket.SOCK_DGRAM, {}),
+        ("serve", "metrics.port", socket.SOCK_STREAM, {"CALLNOW_METRICS__ENABLED": "true"}),
+        ("engine", "metrics.engine_port", socket.SOCK_STREAM, {"CALLNOW_METRICS__ENABLED": "true"}),
     ],
 )
 def test_a_port_in_use_stops_the_start_with_one_line_naming_the_setting(
@@ -291,6 +293,9 @@ def test_a_port_in_use_stops_the_start_with_one_line_naming_the_setting(
     for other in ("sip.listen_port", "rtpengine.ng_port", "rtpengine.dtmf_log_port"):
         variable = "CALLNOW_" + other.upper().replace(".", "__")
         monkeypatch.setenv(variable, str(free_port(socket.SOCK_DGRAM)))
+    for other in ("metrics.port", "metrics.engine_port"):
+        variable = "CALLNOW_" + other.upper().replace(".", "__")
+        monkeypatch.setenv(variable, str(free_port(socket.SOCK_STREAM)))
     with port_taken(kind) as port:
         variable = "CALLNOW_" + setting.upper().replace(".", "__")
         result = run(command, env={**env, variable: str(port)})
