@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from callnow.config import Settings
 from callnow.metrics import Metrics
-from callnow.store.db import make_engine, make_session_factory
+from callnow.store.db import make_engine, make_session_factory, pool_use
 from callnow.web import queue_wakeup
 from callnow.web.app import EngineLifespan, build_app
 from callnow.web.context import AppState
@@ -28,18 +27,6 @@ from callnow.web.context import AppState
 ENGINE_CONNECTIONS = 10
 # Beyond the drain time: how long the engine child gets to hang up and record what is left.
 ENGINE_STOP_MARGIN_S = 30.0
-
-
-def pool_use(engine: Engine) -> Callable[[], tuple[int, int]]:
-    """(connections in use, pool size) of a SQLAlchemy engine, for the metrics scrape."""
-
-    def read() -> tuple[int, int]:
-        pool = engine.pool
-        in_use = getattr(pool, "checkedout", lambda: 0)()
-        size = getattr(pool, "size", lambda: 0)()
-        return int(in_use), int(size)
-
-    return read
 
 
 @asynccontextmanager

@@ -219,11 +219,10 @@ def engine(
 
     from callnow import logs
     from callnow.bootstrap import freeze_startup_objects, prepare, tune_thread_switching
-    from callnow.compose import pool_use
     from callnow.engine import child
     from callnow.engine.runtime import EngineRuntime
     from callnow.metrics import Metrics
-    from callnow.store.db import make_engine, make_session_factory
+    from callnow.store.db import make_engine, make_session_factory, pool_use
 
     # As the child of `callnow serve` (engine/child.py), which has prepared the database.
     if settings_on_stdin:
