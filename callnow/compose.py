@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callnow.config import Settings
 from callnow.metrics import Metrics
+from callnow.store import wakeup
 from callnow.store.db import make_engine, make_session_factory, pool_use
-from callnow.web import queue_wakeup
 from callnow.web.app import EngineLifespan, build_app
 from callnow.web.context import AppState
 
@@ -44,7 +44,7 @@ async def engine_in_this_process(
     runtime = await EngineRuntime.start(
         settings,
         make_session_factory(engine_pool),
-        woken_in_process_by=queue_wakeup.sender(),
+        woken_in_process_by=wakeup.sender(),
         metrics=metrics,
     )
     state.wake = runtime.dispatcher.wake
@@ -57,7 +57,7 @@ async def engine_in_this_process(
     try:
         yield
     finally:
-        state.wake = queue_wakeup.nobody
+        state.wake = wakeup.nobody
         await runtime.stop()
         engine_pool.dispose()
 

@@ -253,6 +253,14 @@ def unfinished_legs(session: Session, request_id: int) -> list[CallLeg]:
     return list(session.scalars(query))
 
 
+def cancel_requested_among(session: Session, request_ids: list[int]) -> list[int]:
+    """Those of `request_ids` whose visitor asked to cancel."""
+    query = select(CallRequest.id).where(
+        CallRequest.id.in_(request_ids), CallRequest.cancel_requested_at.is_not(None)
+    )
+    return list(session.scalars(query))
+
+
 def depth(session: Session, now: datetime) -> tuple[int, float]:
     """Requests waiting to be claimed, and how long the oldest has waited (seconds; 0 if none).
 

@@ -10,12 +10,15 @@ from pathlib import Path
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.sessions import SessionMiddleware
 
 from callnow import __version__
 from callnow.config import Settings
 from callnow.domain.destination_policy import PrefixList
 from callnow.metrics import Metrics
+from callnow.services.captcha import CaptchaBook
+from callnow.services.intake import Safeguards
+from callnow.services.throttle import Throttle
+from callnow.store import wakeup
 from callnow.store.db import make_engine, make_session_factory
 from callnow.web import (
     api,
@@ -24,21 +27,16 @@ from callnow.web import (
     live,
     owner_live,
     portal,
+    portal_sessions,
     public,
-    queue_wakeup,
     webhook_portal,
 )
-from callnow.web.captcha import CaptchaBook
 from callnow.web.context import SESSION_ENDERS, AppState, templates
-from callnow.web.intake import Safeguards
 from callnow.web.middleware import (
     LimitsMiddleware,
     PublicLoadShedding,
     SecurityHeadersMiddleware,
 )
-from callnow.web.throttle import Throttle
-
-SESSION_MAX_AGE_S = 12 * 3600
 
 # Runs an engine (and the metrics listener) for as long as the app serves, given the app's
 # state to wire wake-ups, health and draining into.
@@ -97,11 +95,12 @@ def build_app(
         ),
         captcha=CaptchaBook(settings.web.secret_key, settings.abuse.captcha_ttl_s),
         decline_cooldown=timedelta(seconds=settings.requests.decline_cooldown_s),
+        spike_pause=timedelta(minutes=settings.abuse.pause_minutes),
         counted=metrics.request_taken,
     )
     state = AppState(settings=settings, sessions=sessions, safeguards=safeguards)
     app.state.callnow = state
-    queue_wakeup.install(sessions, lambda: state.wake)
+    wakeup.install(sessions, lambda: state.wake)
     app.state.engine = engine
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"
@@ -117,17 +116,10 @@ def build_app(
     templates.env.globals["cancel_form_token"] = live.cancel_form_token
     app.include_router(owner_live.router)
     app.include_router(webhook_portal.router)
+    app.include_router(portal_sessions.router)
     from callnow.web import admin
 
-    admin.mount(app, engine, settings)
-    app.add_middleware(
-        SessionMiddleware,
-        secret_key=settings.web.secret_key,
-        session_cookie="callnow_session",
-        max_age=SESSION_MAX_AGE_S,
-        same_site="lax",
-        https_only=settings.web.public_base_url.startswith("https://"),
-    )
+    admin.mount(app, engine, state)
     app.add_middleware(
         PublicLoadShedding,
         max_in_flight=settings.web.public_max_in_flight,

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import structlog
 from sqlalchemy.orm import Session
 
 from callnow.domain.decision import Outcome, decide
@@ -13,13 +14,15 @@ from callnow.domain.destination_policy import VISITOR_MESSAGE, PrefixList, check
 from callnow.domain.names import InvalidName, clean_visitor_name
 from callnow.domain.phone import InvalidNumber, parse_visitor_number
 from callnow.domain.request_state import RequestState
-from callnow.store import profiles
+from callnow.services.captcha import CaptchaBook
+from callnow.services.throttle import Throttle
+from callnow.store import profiles, wakeup
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile
 from callnow.store.profiles import destination_policy
-from callnow.web import queue_wakeup
-from callnow.web.captcha import CaptchaBook
-from callnow.web.throttle import Throttle
+from callnow.store.recorder import request_ref
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -54,6 +57,8 @@ class Safeguards:
     captcha: CaptchaBook
     # After an owner declines, the same number cannot ring that owner again for this long.
     decline_cooldown: timedelta = timedelta(hours=1)
+    # How long a page whose requests spiked far above normal stays paused.
+    spike_pause: timedelta = timedelta(minutes=60)
     # Told (channel, decision) of each request taken in: the metrics' count, bounded labels.
     counted: Callable[[str, str], None] = lambda channel, decision: None
 
@@ -125,6 +130,14 @@ def submit(
         idempotency_key=idempotency_key,
     )
     if final is RequestState.QUEUED:
-        queue_wakeup.queued(session)
+        wakeup.queued(session)
+    # Every later line of this web request names the callback request, as the engine's do.
+    structlog.contextvars.bind_contextvars(request_ref=request_ref(request.id))
+    log.info(
+        "request_received",
+        channel=submission.channel,
+        decision=decision.outcome.value,
+        reason=str(decision.reason),
+    )
     safeguards.counted(submission.channel, decision.outcome.value)
     return IntakeResult(request=request)
