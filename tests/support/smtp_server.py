@@ -25,7 +25,7 @@ class Mailbox:
         self.stall_left = stall_first
         self.numbers = itertools.count(1)
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.stall_left > 0:
             self.stall_left -= 1
             (self.directory / "stalled").touch()
@@ -33,7 +33,7 @@ class Mailbox:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+    async def handle_DATA(self, server, session, envelope):
         number = next(self.numbers)
         part = self.directory / f"{number:04d}.part"
         part.write_bytes(envelope.original_content or envelope.content)
