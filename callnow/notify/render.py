@@ -76,7 +76,7 @@ def answer_urls(ctx: MailContext, details: dict[str, object]) -> dict[str, str] 
     }
 
 
-def _lines(ctx: MailContext, notice: Notice) -> list[str]:
+def _lines(ctx: MailContext, notice: Notice, *, intro: bool = True) -> list[str]:
     d = notice.details
     who = _who(d)
     page = str(d.get("callnow_id") or "")
@@ -88,7 +88,7 @@ def _lines(ctx: MailContext, notice: Notice) -> list[str]:
             + quote(str(d.get("token") or "")),
             "If it was not you, ignore this mail: your password stays as it is.",
         ]
-    lines = [f"{who} asked on your page {page} to be called back."] if page else []
+    lines = [f"{who} asked on your page {page} to be called back."] if page and intro else []
     if notice.kind is Kind.AWAITING:
         urls = answer_urls(ctx, d)
         if urls is None:
@@ -135,7 +135,7 @@ def digest(ctx: MailContext, notices: list[Notice]) -> EmailMessage:
     parts = [f"{len(notices)} things happened on your CallNow pages:"]
     for number, notice in enumerate(notices, start=1):
         title = SUBJECTS[notice.kind].format(who=_who(notice.details))
-        parts.append(f"{number}. {title}\n   " + "\n   ".join(_lines(ctx, notice)[1:]))
+        parts.append(f"{number}. {title}\n   " + "\n   ".join(_lines(ctx, notice, intro=False)))
     body = "\n\n".join(parts) + FOOTER.format(base=ctx.base_url.rstrip("/"))
     subject = f"CallNow digest: {len(notices)} notices"
     return _message(ctx, first.email, subject, body, digest_local_id(notices))
