@@ -191,6 +191,16 @@ def _on_request_event(_mapper: Mapper[Any], connection: Connection, target: Requ
     )
 
 
+def has_notice_since(session: Session, user_id: int, kind: Kind, since: datetime) -> bool:
+    """Whether this owner already has a notice of `kind` written since `since`."""
+    query = select(MailOutbox.id).where(
+        MailOutbox.user_id == user_id,
+        MailOutbox.kind == kind.value,
+        MailOutbox.created_at >= since,
+    )
+    return session.scalar(query.limit(1)) is not None
+
+
 # ---------------------------------------------------------------- the sender's side
 
 
