@@ -377,6 +377,12 @@ class MailSettings(BaseModel):
         description="`starttls` upgrades a plain connection (refusing a server that cannot); "
         "`tls` is implicit TLS from the first byte; `none` only for a server on this host.",
     )
+    ca_file: str = Field(
+        "",
+        max_length=4096,
+        description="A PEM file of the CA certificates to trust for the SMTP server instead of "
+        "the system's (a private mail server); empty: the system's.",
+    )
     username: str = Field("", max_length=254, description="SMTP login; empty: no AUTH.")
     password: str = Field("", max_length=256, description="SMTP password.")
     from_address: str = Field(

@@ -28,7 +28,7 @@ def send(
 ) -> None:
     """Send every message in one connection, calling `after_each(i)` once the server accepted
     message i; raises MailError on the first failure."""
-    context = ssl.create_default_context()
+    context = ssl.create_default_context(cafile=settings.ca_file or None)
     try:
         client: smtplib.SMTP
         if settings.security == "tls":

@@ -12,6 +12,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from callnow.config import MailSettings
@@ -22,7 +23,7 @@ from callnow.store import requests as request_store
 from callnow.store.db import transaction
 from callnow.store.models import User, utcnow
 from callnow.store.notify_models import MailOutbox
-from tests.support.smtp import ROOT, SmtpServer, start_smtp_server
+from tests.support.smtp import ROOT, SmtpServer, self_signed_certificate, start_smtp_server
 from tests.support.world import queued_request
 from tests.web.helpers import post_form, set_profile
 
@@ -233,3 +234,42 @@ def test_kill_9_of_the_sender_mid_send_neither_loses_nor_doubles_a_mail(world, t
         if first.poll() is None:
             first.kill()
         server.stop()
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_mail_goes_out_over_starttls_and_implicit_tls(world, tmp_path: Path, security: str):
+    cert, key = self_signed_certificate(tmp_path)
+    server = start_smtp_server(tmp_path / security, tls=security, cert=cert, key=key)
+    try:
+        with transaction(world.sessions) as session:
+            mail_store.enqueue(
+                session, user_id=alice_id(world), kind=Kind.MESSAGE, details={"text": "hello"}
+            )
+        untrusted = mail_settings(world, server, ca_file="")
+        untrusted = untrusted.model_copy(
+            update={"mail": untrusted.mail.model_copy(update={"security": security})}
+        )
+        assert send_pass(world, untrusted) == 0  # a certificate nobody vouches for: refused
+        assert "CERTIFICATE_VERIFY_FAILED" in outbox(world)[0].last_error
+        with transaction(world.sessions) as session:
+            session.get(MailOutbox, outbox(world)[0].id).next_attempt_at = utcnow()
+        trusted = untrusted.model_copy(
+            update={"mail": untrusted.mail.model_copy(update={"ca_file": str(cert)})}
+        )
+        assert send_pass(world, trusted) == 1
+        [message] = server.wait_for(1)
+        assert "hello" in message.get_content()
+    finally:
+        server.stop()
+
+
+def test_starttls_is_required_when_asked_for(world, smtp_server):
+    with transaction(world.sessions) as session:
+        mail_store.enqueue(session, user_id=alice_id(world), kind=Kind.MESSAGE, details={})
+    settings = mail_settings(world, smtp_server)
+    settings = settings.model_copy(
+        update={"mail": settings.mail.model_copy(update={"security": "starttls"})}
+    )
+    assert send_pass(world, settings) == 0  # the plain server offers no STARTTLS: nothing sent
+    assert smtp_server.messages() == []
+    assert "STARTTLS" in outbox(world)[0].last_error

@@ -55,9 +55,32 @@ class SmtpServer:
                 self.process.wait()
 
 
-def start_smtp_server(directory: Path, *, stall_first: int = 0) -> SmtpServer:
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A throwaway certificate for 127.0.0.1 (openssl), which is its own CA."""
+    cert, key = directory / "smtp-cert.pem", directory / "smtp-key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def start_smtp_server(
+    directory: Path,
+    *,
+    stall_first: int = 0,
+    tls: str = "none",
+    cert: Path | None = None,
+    key: Path | None = None,
+) -> SmtpServer:
     directory.mkdir(parents=True, exist_ok=True)
     port = free_tcp_port()
+    tls_args = ["--tls", tls, "--cert", str(cert or ""), "--key", str(key or "")]
     process = subprocess.Popen(
         [
             sys.executable,
@@ -67,6 +90,7 @@ def start_smtp_server(directory: Path, *, stall_first: int = 0) -> SmtpServer:
             str(directory),
             "--stall-first",
             str(stall_first),
+            *tls_args,
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,

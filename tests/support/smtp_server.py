@@ -1,6 +1,7 @@
 """A real SMTP server process for the mail tests: aiosmtpd on 127.0.0.1, one file per message.
 
     python -m tests.support.smtp_server PORT DIRECTORY [--stall-first N]
+        [--tls starttls|tls --cert PEM --key PEM]
 
 Each accepted message is written to DIRECTORY/NNNN.eml (written aside, then renamed, so a reader
 never sees half a file). With --stall-first N the first N connections hang at RCPT TO (after
@@ -14,6 +15,7 @@ import asyncio
 import itertools
 import os
 import signal
+import ssl
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
@@ -46,9 +48,20 @@ def main() -> None:
     parser.add_argument("port", type=int)
     parser.add_argument("directory", type=Path)
     parser.add_argument("--stall-first", type=int, default=0)
+    parser.add_argument("--tls", choices=["none", "starttls", "tls"], default="none")
+    parser.add_argument("--cert", default="")
+    parser.add_argument("--key", default="")
     args = parser.parse_args()
+    options: dict = {}
+    if args.tls != "none":
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.cert, args.key)
+        if args.tls == "starttls":  # plain first; mail only after STARTTLS
+            options = {"tls_context": context, "require_starttls": True}
+        else:
+            options = {"server_hostname": "127.0.0.1", "ssl_context": context}
     controller = Controller(
-        Mailbox(args.directory, args.stall_first), hostname="127.0.0.1", port=args.port
+        Mailbox(args.directory, args.stall_first), hostname="127.0.0.1", port=args.port, **options
     )
     controller.start()
     print("ready", flush=True)
