@@ -185,6 +185,10 @@ def enqueue_for_history(connection: Connection, row: dict[str, Any]) -> bool:
 
 @event.listens_for(RequestEvent, "after_insert")
 def _on_request_event(_mapper: Mapper[Any], connection: Connection, target: RequestEvent) -> None:
+    # A request starts waiting only when it is recorded (`_write_history`); a `queued` row
+    # written here is a note on a request already known (accepted on the web, a cancel asked).
+    if target.state == RequestState.QUEUED.value:
+        return
     enqueue_for_history(
         connection,
         {"request_id": target.request_id, "state": target.state, "reason": target.reason},
