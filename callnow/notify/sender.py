@@ -110,6 +110,10 @@ class MailSender:
         now = self._clock()
         with transaction(self._sessions) as session:
             notices = store.due_of(session, user_id, now)
+            stale = store.no_longer_waiting(session, notices)
+            if stale:
+                store.drop(session, [n.id for n in stale], now, "the request no longer waited")
+                notices = [n for n in notices if n not in stale]
             resets = [n for n in notices if n.kind is Kind.PASSWORD_RESET]
             others = [n for n in notices if n.kind is not Kind.PASSWORD_RESET]
             recent = store.recent_mails(session, user_id, now - self._rule.window)

@@ -218,6 +218,7 @@ class Notice:
     details: dict[str, Any]
     attempts: int
     created_at: datetime
+    request_id: int | None = None
 
 
 def _pending() -> Any:
@@ -254,6 +255,7 @@ def due_of(session: Session, user_id: int, now: datetime, limit: int = 500) -> l
             details=dict(m.details or {}),
             attempts=m.attempts,
             created_at=m.created_at,
+            request_id=m.request_id,
         )
         for m, email in session.execute(query)
     ]
@@ -274,6 +276,34 @@ def recent_mails(session: Session, user_id: int, since: datetime) -> Recent:
     )
     last = session.scalar(select(func.max(MailOutbox.sent_at)).where(sent))
     return Recent(mails=int(mails or 0), last_sent_at=last)
+
+
+def no_longer_waiting(session: Session, notices: list[Notice]) -> list[Notice]:
+    """`awaiting` notices whose request was answered, cancelled or expired before they went
+    out: their links would do nothing, and the owner hears of the outcome if it is news."""
+    ids = {n.request_id for n in notices if n.kind is Kind.AWAITING and n.request_id}
+    if not ids:
+        return []
+    waiting = set(
+        session.scalars(
+            select(CallRequest.id).where(
+                CallRequest.id.in_(ids),
+                CallRequest.state == RequestState.QUEUED.value,
+                CallRequest.decision == Outcome.CONFIRM_ON_WEB.value,
+            )
+        )
+    )
+    return [n for n in notices if n.kind is Kind.AWAITING and n.request_id not in waiting]
+
+
+def drop(session: Session, ids: list[int], now: datetime, why: str) -> None:
+    """Give up notices that became pointless before they were sent (kept, with the reason)."""
+    session.execute(
+        update(MailOutbox)
+        .where(MailOutbox.id.in_(ids), _pending())
+        .values(gave_up_at=now, last_error=why[:300])
+        .execution_options(synchronize_session=False)
+    )
 
 
 def claim(session: Session, ids: list[int], now: datetime, lease: timedelta) -> str | None:

@@ -273,3 +273,19 @@ def test_starttls_is_required_when_asked_for(world, smtp_server):
     assert send_pass(world, settings) == 0  # the plain server offers no STARTTLS: nothing sent
     assert smtp_server.messages() == []
     assert "STARTTLS" in outbox(world)[0].last_error
+
+
+def test_a_waiting_notice_answered_before_it_went_out_is_dropped_not_sent(world, smtp_server):
+    set_profile(world, "alice", confirm_on_web=True)
+    post_form(world, "alice", name="Mary", number="0290375678")
+    post_form(world, "alice", name="Ann", number="0290375679")
+    with transaction(world.sessions) as session:
+        first = request_store.by_token(session, outbox(world)[0].details["token"])
+        first.state = "cancelled"  # as a visitor's cancel leaves it
+    assert send_pass(world, mail_settings(world, smtp_server)) == 1
+    [message] = smtp_server.wait_for(1)
+    assert "Ann" in message["Subject"]
+    dropped, sent = outbox(world)
+    assert dropped.gave_up_at is not None and dropped.sent_at is None
+    assert dropped.last_error == "the request no longer waited"
+    assert sent.sent_at is not None

@@ -36,9 +36,13 @@ def upgrade() -> None:
         sa.Column("gave_up_at", UTC_DT, nullable=True),
         sa.Column("sent_as", sa.String(length=100), nullable=True),
         sa.ForeignKeyConstraint(
-            ["request_id"], ["call_requests.id"], name=op.f("fk_mail_outbox_request_id_call_requests")
+            ["request_id"],
+            ["call_requests.id"],
+            name=op.f("fk_mail_outbox_request_id_call_requests"),
         ),
-        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_mail_outbox_user_id_users")),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_mail_outbox_user_id_users")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_mail_outbox")),
         sa.UniqueConstraint("message_id", name=op.f("uq_mail_outbox_message_id")),
     )
@@ -65,14 +69,14 @@ def upgrade() -> None:
         sa.Column("created_at", UTC_DT, nullable=False),
         sa.Column("expires_at", UTC_DT, nullable=False),
         sa.Column("used_at", UTC_DT, nullable=True),
-        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_password_resets_user_id_users")),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_password_resets_user_id_users")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_password_resets")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_password_resets_token_hash")),
     )
     with op.batch_alter_table("password_resets", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_password_resets_user_id"), ["user_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_password_resets_user_id"), ["user_id"], unique=False)
 
 
 def downgrade() -> None:
