@@ -24,7 +24,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from callnow.billing.ledger import (
@@ -376,14 +375,7 @@ class Dispatcher:
 
     def _cancel_requested(self, request_ids: list[int]) -> list[int]:
         with self._sessions() as session:
-            return list(
-                session.scalars(
-                    select(CallRequest.id).where(
-                        CallRequest.id.in_(request_ids),
-                        CallRequest.cancel_requested_at.is_not(None),
-                    )
-                )
-            )
+            return queue.cancel_requested_among(session, request_ids)
 
     # -- leases, recovery, charges -----------------------------------------------------------
 

@@ -16,13 +16,13 @@ from limits import RateLimitItem, parse_many
 from limits.strategies import MovingWindowRateLimiter
 
 from callnow.domain.notices import CHOOSABLE, LABELS
+from callnow.services.throttle import counters_at
 from callnow.store import accounts, audit, password_reset
 from callnow.store import mail as mail_store
 from callnow.store.models import utcnow
 from callnow.web import forms
 from callnow.web.context import UnitOfWork, app_state, client_address
 from callnow.web.portal import _checked_form, _render, _to_login, current_user
-from callnow.web.throttle import counters_at
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 

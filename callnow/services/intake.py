@@ -12,13 +12,12 @@ from callnow.domain.destination_policy import VISITOR_MESSAGE, PrefixList, check
 from callnow.domain.names import InvalidName, clean_visitor_name
 from callnow.domain.phone import InvalidNumber, parse_visitor_number
 from callnow.domain.request_state import RequestState
-from callnow.store import profiles
+from callnow.services.captcha import CaptchaBook
+from callnow.services.throttle import Throttle
+from callnow.store import profiles, wakeup
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile
 from callnow.store.profiles import destination_policy
-from callnow.web import queue_wakeup
-from callnow.web.captcha import CaptchaBook
-from callnow.web.throttle import Throttle
 
 
 @dataclass
@@ -53,6 +52,8 @@ class Safeguards:
     captcha: CaptchaBook
     # After an owner declines, the same number cannot ring that owner again for this long.
     decline_cooldown: timedelta = timedelta(hours=1)
+    # How long a page whose requests spiked far above normal stays paused.
+    spike_pause: timedelta = timedelta(minutes=60)
 
 
 def submit(
@@ -120,5 +121,5 @@ def submit(
         idempotency_key=idempotency_key,
     )
     if final is RequestState.QUEUED:
-        queue_wakeup.queued(session)
+        wakeup.queued(session)
     return IntakeResult(request=request)

@@ -1,0 +1,123 @@
+"""The visitor's use cases on an owner's public page: find the page, ask for a callback.
+
+The public form and the one-step link go through one safeguard pipeline, in one order (cheap
+and per-source first, then the page's own volume, then the CAPTCHA, then the owner's hours,
+then intake); the routes in `web/public.py` only turn its result into a page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy.orm import Session
+
+from callnow.domain.availability import is_available
+from callnow.domain.page import is_paused
+from callnow.services.intake import Safeguards, Submission, submit
+from callnow.store import audit, profiles
+from callnow.store.models import CallRequest, Profile
+
+# Longer than any CallNow ID (32) with room for a typo; anything longer is not looked up.
+MAX_LOOKUP_CHARS = 64
+
+
+def visible_page(session: Session, callnow_id: str, now: datetime) -> Profile | None:
+    """A page an outsider may see. Unknown, disabled, do-not-allow, paused IDs and tenants
+    without Call API access all look alike, so a prober learns nothing."""
+    if not callnow_id or len(callnow_id) > MAX_LOOKUP_CHARS:
+        return None
+    profile = profiles.by_callnow_id(session, callnow_id)
+    if profile is None or not profile.enabled or profile.do_not_allow:
+        return None
+    if is_paused(profile.paused_until, now):
+        return None
+    if not profiles.tenant_of(profile).call_api_access:
+        return None
+    return profile
+
+
+def captcha_required(profile: Profile, safeguards: Safeguards) -> bool:
+    """The owner's choice, or on by itself while the page sees unusual volume."""
+    return profile.image_validation or safeguards.throttle.page_is_busy(profile.id)
+
+
+def one_step_possible(profile: Profile, safeguards: Safeguards) -> bool:
+    """A link may place the request itself only where the owner allowed it and no CAPTCHA is
+    asked for: the owner then pays for every call such a link causes."""
+    return profile.one_step_allowed and not captcha_required(profile, safeguards)
+
+
+def pause_for_spike(
+    session: Session, profile: Profile, now: datetime, safeguards: Safeguards
+) -> None:
+    """Requests jumped far above normal: pause the page and tell the owner (portal banner)."""
+    profile.paused_until = now + safeguards.spike_pause
+    audit.record(
+        session,
+        actor=None,
+        action="profile.paused",
+        subject=profile.callnow_id,
+        tenant_id=profile.extension.tenant_id,
+        via="spike detector",
+        details={
+            "minutes": int(safeguards.spike_pause.total_seconds() // 60),
+            "reason": "unusual volume of requests",
+        },
+    )
+
+
+class Refusal(StrEnum):
+    """Why a page request placed nothing."""
+
+    THROTTLED = "throttled"  # a rate limit fired; which one is deliberately not said
+    PAGE_BUSY = "page_busy"  # the page's volume spiked: it is paused
+    CAPTCHA_WRONG = "captcha_wrong"  # needed and missing, wrong, spent or expired
+    CLOSED = "closed"  # outside the owner's hours
+    INVALID = "invalid"  # a field is wrong: see `errors`
+
+
+@dataclass(frozen=True)
+class CaptchaAnswer:
+    token: str
+    answer: str
+
+
+@dataclass
+class PageOutcome:
+    request: CallRequest | None = None
+    refusal: Refusal | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def ask_for_callback(
+    session: Session,
+    profile: Profile,
+    submission: Submission,
+    now: datetime,
+    safeguards: Safeguards,
+    captcha: CaptchaAnswer | None = None,
+) -> PageOutcome:
+    """The one pipeline of the public form and the one-step link."""
+    if not safeguards.throttle.attempt(submission.source_address):
+        return PageOutcome(refusal=Refusal.THROTTLED)
+    # Decided before this post is counted, so the post that tips the page over is not refused
+    # for a CAPTCHA its visitor was never shown.
+    needs_captcha = captcha_required(profile, safeguards)
+    if not safeguards.throttle.page_post(profile.id):
+        pause_for_spike(session, profile, now, safeguards)
+        return PageOutcome(refusal=Refusal.PAGE_BUSY)
+    if needs_captcha and (
+        captcha is None
+        or not safeguards.captcha.verify(session, captcha.token, captcha.answer, profile.id, now)
+    ):
+        return PageOutcome(refusal=Refusal.CAPTCHA_WRONG)
+    if not is_available(profiles.windows_of(profile), now, profiles.timezone_of(profile)):
+        return PageOutcome(refusal=Refusal.CLOSED)
+    result = submit(session, profile, submission, now, safeguards)
+    if result.throttled:
+        return PageOutcome(refusal=Refusal.THROTTLED)
+    if result.errors:
+        return PageOutcome(refusal=Refusal.INVALID, errors=result.errors)
+    return PageOutcome(request=result.request)
