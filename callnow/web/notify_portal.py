@@ -19,7 +19,7 @@ from callnow.domain.notices import CHOOSABLE, LABELS
 from callnow.services.throttle import counters_at
 from callnow.store import accounts, audit, password_reset
 from callnow.store import mail as mail_store
-from callnow.store.models import utcnow
+from callnow.store.models import User, utcnow
 from callnow.web import forms
 from callnow.web.context import UnitOfWork, app_state, client_address
 from callnow.web.portal import _checked_form, _render, _to_login, current_user
@@ -31,12 +31,12 @@ router = APIRouter(prefix="/portal", include_in_schema=False)
 
 
 def _prefs_page(
-    request: Request, user: object, prefs: mail_store.Prefs, **extra: object
+    request: Request, user: User, prefs: mail_store.Prefs, **extra: object
 ) -> Response:
     return _render(
         request,
         "notifications.html",
-        user,  # type: ignore[arg-type]  # a User
+        user,
         kinds=[(k.value, LABELS[k], k in prefs.kinds) for k in CHOOSABLE],
         paused=prefs.paused,
         mail_on=app_state(request).settings.mail.enabled,
