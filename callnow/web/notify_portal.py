@@ -30,9 +30,7 @@ router = APIRouter(prefix="/portal", include_in_schema=False)
 # ---------------------------------------------------------------- preferences
 
 
-def _prefs_page(
-    request: Request, user: User, prefs: mail_store.Prefs, **extra: object
-) -> Response:
+def _prefs_page(request: Request, user: User, prefs: mail_store.Prefs, **extra: object) -> Response:
     return _render(
         request,
         "notifications.html",
@@ -204,6 +202,10 @@ def reset(request: Request, token: str, posted: forms.PostedForm, session: UnitO
             token=token,
             error="The form expired; please try again.",
             status_code=400,
+        )
+    if not password_reset.is_valid(session, token, utcnow()):
+        return _render(
+            request, "reset_choose.html", None, token=None, error=BAD_TOKEN, status_code=404
         )
     password = forms.field(form, "password", 257)
     if password != forms.field(form, "password_again", 257):
