@@ -10,7 +10,6 @@ from pathlib import Path
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.sessions import SessionMiddleware
 
 from callnow import __version__
 from callnow.config import Settings
@@ -29,6 +28,7 @@ from callnow.web import (
     notify_portal,
     owner_live,
     portal,
+    portal_sessions,
     public,
     webhook_portal,
 )
@@ -38,8 +38,6 @@ from callnow.web.middleware import (
     PublicLoadShedding,
     SecurityHeadersMiddleware,
 )
-
-SESSION_MAX_AGE_S = 12 * 3600
 
 # Runs an engine for as long as the app serves, given the app's state to wire wake-ups into.
 EngineLifespan = Callable[[AppState], AbstractAsyncContextManager[None]]
@@ -117,17 +115,10 @@ def build_app(
     app.include_router(webhook_portal.router)
     app.include_router(mail_links.router)
     app.include_router(notify_portal.router)
+    app.include_router(portal_sessions.router)
     from callnow.web import admin
 
-    admin.mount(app, engine, settings)
-    app.add_middleware(
-        SessionMiddleware,
-        secret_key=settings.web.secret_key,
-        session_cookie="callnow_session",
-        max_age=SESSION_MAX_AGE_S,
-        same_site="lax",
-        https_only=settings.web.public_base_url.startswith("https://"),
-    )
+    admin.mount(app, engine, state)
     app.add_middleware(
         PublicLoadShedding,
         max_in_flight=settings.web.public_max_in_flight,

@@ -7,7 +7,6 @@ per network.
 
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
 
 from fastapi import APIRouter, Request
@@ -131,7 +130,6 @@ def _minutes(request: Request) -> int:
 
 @router.get("/reset", response_class=HTMLResponse)
 def reset_ask_page(request: Request, session: UnitOfWork) -> Response:
-    request.session.setdefault("nonce", secrets.token_hex(8))
     return _render(request, "reset_ask.html", None, message=None, error=None, email="")
 
 
@@ -183,7 +181,6 @@ def reset_ask(request: Request, posted: forms.PostedForm, session: UnitOfWork) -
 
 @router.get("/reset/{token}", response_class=HTMLResponse)
 def reset_page(request: Request, token: str, session: UnitOfWork) -> Response:
-    request.session.setdefault("nonce", secrets.token_hex(8))
     if not password_reset.is_valid(session, token, utcnow()):
         return _render(
             request, "reset_choose.html", None, token=None, error=BAD_TOKEN, status_code=404
