@@ -190,6 +190,11 @@ def reset_page(request: Request, token: str, session: UnitOfWork) -> Response:
 
 @router.post("/reset/{token}", response_class=HTMLResponse)
 def reset(request: Request, token: str, posted: forms.PostedForm, session: UnitOfWork) -> Response:
+    # A link that is not valid is refused first, whoever posts it.
+    if not password_reset.is_valid(session, token, utcnow()):
+        return _render(
+            request, "reset_choose.html", None, token=None, error=BAD_TOKEN, status_code=404
+        )
     form = _checked_form(request, posted)
     if form is None:
         return _render(
@@ -199,10 +204,6 @@ def reset(request: Request, token: str, posted: forms.PostedForm, session: UnitO
             token=token,
             error="The form expired; please try again.",
             status_code=400,
-        )
-    if not password_reset.is_valid(session, token, utcnow()):
-        return _render(
-            request, "reset_choose.html", None, token=None, error=BAD_TOKEN, status_code=404
         )
     password = forms.field(form, "password", 257)
     if password != forms.field(form, "password_again", 257):
