@@ -521,6 +521,73 @@ class RequestPolicySettings(BaseModel):
     )
 
 
+class MailSettings(BaseModel):
+    """Owner e-mail (notices and password resets) through an SMTP server."""
+
+    enabled: bool = Field(
+        False,
+        description="Send e-mail. Off: notices still wait in the outbox and go out once it is on.",
+    )
+    smtp_host: str = Field("127.0.0.1", min_length=1, max_length=253, description="SMTP server.")
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port (587 STARTTLS, 465 TLS).")
+    security: Literal["none", "starttls", "tls"] = Field(
+        "starttls",
+        description="`starttls` upgrades a plain connection (refusing a server that cannot); "
+        "`tls` is implicit TLS from the first byte; `none` only for a server on this host.",
+    )
+    ca_file: str = Field(
+        "",
+        max_length=4096,
+        description="A PEM file of the CA certificates to trust for the SMTP server instead of "
+        "the system's (a private mail server); empty: the system's.",
+    )
+    username: str = Field("", max_length=254, description="SMTP login; empty: no AUTH.")
+    password: str = Field("", max_length=256, description="SMTP password.")
+    from_address: str = Field(
+        "callnow@localhost",
+        pattern=r"^[^@\s<>]{1,64}@[^@\s<>]{1,253}$",
+        description="The From address; its domain also ends each Message-ID.",
+    )
+    timeout_s: float = Field(20.0, gt=0, le=300, description="One SMTP conversation at most.")
+    poll_interval_s: float = Field(
+        2.0, gt=0, le=300, description="How often the sender looks for mail that is due."
+    )
+    lease_s: int = Field(
+        120,
+        ge=5,
+        le=3600,
+        description="How long a sender holds the mail it is sending; mail a crashed sender held "
+        "goes out again (same Message-ID) after this.",
+    )
+    digest_burst: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="At most this many separate mails to one owner within `digest_window_s`; "
+        "beyond that, what is due goes out as one digest.",
+    )
+    digest_window_s: int = Field(600, ge=1, le=86_400, description="The digest's window.")
+    digest_gap_s: int = Field(
+        120, ge=0, le=86_400, description="At most one digest per owner this often."
+    )
+    answer_link_s: int = Field(
+        600,
+        ge=60,
+        le=86_400,
+        description="How long a mailed Accept/Decline link works (never past the request's own "
+        "web confirmation timeout).",
+    )
+    reset_token_s: int = Field(
+        1800, ge=300, le=86_400, description="How long a password reset link works."
+    )
+    reset_per_account: RateLimit = Field(
+        "3/hour", description="Password reset mails one account may be sent."
+    )
+    reset_per_source: RateLimit = Field(
+        "10/hour", description="Password reset asks from one network."
+    )
+
+
 # The TOML file `Settings.load` is reading, seen by `settings_customise_sources` (a class method
 # that gets no arguments of its own); set only for the duration of one load.
 _loading_file: ContextVar[Path | None] = ContextVar("callnow_settings_file", default=None)
@@ -572,6 +639,7 @@ class Settings(BaseSettings):
     engine: EngineSettings = Field(EngineSettings(), description=EngineSettings.__doc__)
     billing: BillingSettings = Field(BillingSettings(), description=BillingSettings.__doc__)
     metrics: MetricsSettings = Field(MetricsSettings(), description=MetricsSettings.__doc__)
+    mail: MailSettings = Field(MailSettings(), description=MailSettings.__doc__)
 
     @field_validator("default_timezone")
     @classmethod

@@ -27,6 +27,7 @@ from callnow.engine.record_journal import RecordJournal
 from callnow.engine.record_stream import RecordStream
 from callnow.engine.runner import CallbackEngine
 from callnow.metrics import Metrics
+from callnow.notify.sender import MailSender
 from callnow.store import queue as queue_store
 from callnow.store import webhooks as webhook_outbox
 from callnow.store.queue import NOTIFY_CHANNEL
@@ -89,6 +90,7 @@ class EngineRuntime:
     webhooks: asyncio.Task[None]
     webhooks_stop: asyncio.Event
     records: RecordStream
+    mail: asyncio.Task[None] | None = None
     stopped: bool = False
 
     @classmethod
@@ -156,8 +158,10 @@ class EngineRuntime:
         # Status webhooks go out from their own task: a slow receiver never holds up a call.
         webhooks_stop = asyncio.Event()
         webhooks = asyncio.create_task(WebhookSender(sessions).run(webhooks_stop), name="webhooks")
+        # Owner e-mail goes out the same way, from the mail outbox (stopped by the same event).
+        mail = asyncio.create_task(MailSender(sessions, settings).run(webhooks_stop), name="mail")
         log.info("engine %s running; SIP on %s:%s", dispatcher.engine_id, *telephony.sip_address)
-        return cls(telephony, engine, dispatcher, listener, webhooks, webhooks_stop, records)
+        return cls(telephony, engine, dispatcher, listener, webhooks, webhooks_stop, records, mail)
 
     @property
     def status(self) -> Literal["running", "draining", "stopped"]:
@@ -176,6 +180,8 @@ class EngineRuntime:
         self.stopped = True
         self.webhooks_stop.set()
         await self.webhooks
+        if self.mail is not None:
+            await self.mail
         if self.listener is not None:
             await asyncio.to_thread(self.listener.stop)
         await self.dispatcher.stop()

@@ -25,6 +25,8 @@ from callnow.web import (
     billing_api,
     billing_portal,
     live,
+    mail_links,
+    notify_portal,
     owner_live,
     portal,
     portal_sessions,
@@ -116,6 +118,8 @@ def build_app(
     templates.env.globals["cancel_form_token"] = live.cancel_form_token
     app.include_router(owner_live.router)
     app.include_router(webhook_portal.router)
+    app.include_router(mail_links.router)
+    app.include_router(notify_portal.router)
     app.include_router(portal_sessions.router)
     from callnow.web import admin
 

@@ -118,6 +118,16 @@ def pending_events(request: Request) -> Response:
     return StreamingResponse(stream, media_type="text/event-stream", headers=sse.HEADERS)
 
 
+def answer_held(session: Session, call_request: CallRequest, *, accept: bool) -> bool:
+    """Accept or decline a request held for the owner: the one way both the Pending page and
+    the mailed one-click links answer. False if it no longer waits (answered, cancelled or
+    expired)."""
+    done = held.accept(session, call_request) if accept else held.decline(session, call_request)
+    if done and accept:
+        wakeup.queued(session)  # an engine takes it after the commit, not at its next poll
+    return done
+
+
 def _answer(
     request: Request, token: str, posted: FormData, session: Session, accept: bool
 ) -> Response:
@@ -132,9 +142,7 @@ def _answer(
     call_request = held.owned_request(session, user.id, token)
     if call_request is None:
         return _render(request, "missing.html", user, status_code=404)
-    done = held.accept(session, call_request) if accept else held.decline(session, call_request)
-    if done and accept:
-        wakeup.queued(session)  # an engine takes it after the commit, not at its next poll
+    done = answer_held(session, call_request, accept=accept)
     if not done:
         message = "That request is no longer waiting for you (answered, cancelled or expired)."
         return _page(request, session, user, error=message, status_code=409)

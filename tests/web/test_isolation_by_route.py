@@ -46,6 +46,7 @@ from callnow.billing.deck_csv import DeckImportFailed
 from callnow.compose import create_app
 from callnow.config import Settings, WebSettings
 from callnow.domain.decision import Outcome
+from callnow.notify import links
 from callnow.store import accounts
 from callnow.store import webhooks as webhook_store
 from callnow.store.models import CallRequest, Profile, Tenant
@@ -119,6 +120,17 @@ PATH_PARAMETERS: dict[str, Callable[[Bobs, str], object]] = {
     "webhook_id": lambda bob, path: bob.webhook_id,
     "profile_id": lambda bob, path: bob.profile_id,
     "tenant_id": lambda bob, path: bob.tenant_id,
+    # A mailed Accept/Decline link for Bob's request, as Alice could make one: without the key.
+    "signed": lambda bob, path: links.sign(
+        "alice-guesses-" + "k" * 30, bob.request_token, "accept", datetime(2099, 1, 1, tzinfo=UTC)
+    ),
+}
+
+# Routes that may write rows of Bob's tenant when Alice calls them, by design, and which tables.
+WRITES_BY_DESIGN: dict[tuple[str, str], set[str]] = {
+    # Anyone may ask for a reset link for any address (the answer is the same for all); the link
+    # goes only to that account's mailbox.
+    ("POST", "/portal/reset"): {"password_resets", "mail_outbox"},
 }
 
 # Required query parameters → a valid value (November 2026 is when Bob's charge was answered).
@@ -519,9 +531,11 @@ def test_alice_cannot_reach_bobs_data_through(scene: Scene, endpoint: Endpoint) 
             _check_refused(endpoint, response)
         leaked = [m for m in BOB_PRIVATE_MARKERS if m in response.text]
         assert not leaked, f"{endpoint} op={op} showed Bob's {leaked}"
-        assert snapshot_of_bob(scene.world, scene.bob) == scene.before, (
-            f"{endpoint} op={op} changed Bob's rows"
-        )
+        allowed = WRITES_BY_DESIGN.get((endpoint.method, endpoint.path), set())
+        after = snapshot_of_bob(scene.world, scene.bob)
+        assert {t: rows for t, rows in after.items() if t not in allowed} == {
+            t: rows for t, rows in scene.before.items() if t not in allowed
+        }, f"{endpoint} op={op} changed Bob's rows"
 
 
 def test_bob_can_use_the_identifiers_alice_was_refused(scene: Scene) -> None:
