@@ -27,11 +27,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callnow.billing.ledger import (
     NotRateable,
-    UnrateableLeg,
     plan_call,
-    post_charge_with_retry,
     reserve,
-    unposted_leg_ids,
 )
 from callnow.billing.policy import policy_from
 from callnow.config import Settings
@@ -41,6 +38,7 @@ from callnow.domain.destination_policy import PrefixList, check_destination
 from callnow.domain.flow import FlowLimits, Outcome, RequestFacts
 from callnow.domain.rating import BudgetRefused
 from callnow.domain.request_state import RequestState, is_terminal
+from callnow.engine.charges import ChargePoster
 from callnow.engine.runner import CallbackEngine, CallbackHandle
 from callnow.metrics import Metrics
 from callnow.store import queue
@@ -104,10 +102,12 @@ class Dispatcher:
         holding: Callable[[], Collection[int]] = frozenset,
         end_abandoned: Callable[[PreparedHangup], Awaitable[None]] | None = None,
         metrics: Metrics | None = None,
+        charges: ChargePoster | None = None,
     ) -> None:
         """`holding`: requests whose callbacks ended but whose records are still on their way
         to the store; their leases are renewed with those of the running callbacks.
-        `end_abandoned`: the telephony's way to end a leg a dead engine left up."""
+        `end_abandoned`: the telephony's way to end a leg a dead engine left up.
+        `charges`: posts charges, shared with the recorder that posts them as legs end."""
         self._sessions = sessions
         self._engine = engine
         self._settings = settings
@@ -121,6 +121,7 @@ class Dispatcher:
         self._end_abandoned = end_abandoned
         self.engine_id = settings.engine.engine_id or default_engine_id()
         self._policy = policy_from(settings.billing)
+        self._charges = charges or ChargePoster(sessions, self._policy)
         self._platform_prefixes = PrefixList(
             blocked=tuple(settings.abuse.blocked_prefixes),
             allowed=tuple(settings.abuse.allowed_prefixes),
@@ -137,7 +138,6 @@ class Dispatcher:
         self._cancelled: set[int] = set()
         self._held_back = False
         self._calls_ended = 0
-        self._unrateable: set[int] = set()
         self.housekeeping_hooks: list[Callable[[Session, datetime], object]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -446,9 +446,9 @@ class Dispatcher:
             for hook in self.housekeeping_hooks:
                 hook(session, now)
         if at_start:
-            self._sweep_charges(limit=None)
+            self._charges.sweep(limit=None)
         else:
-            self._sweep_charges(limit=SWEEP_BATCH, ended_since=now - SWEEP_WINDOW)
+            self._charges.sweep(limit=SWEEP_BATCH, ended_since=now - SWEEP_WINDOW)
 
     async def _end_abandoned_legs(self) -> None:
         """Take down the calls of legs whose engine died (their requests were just ended as
@@ -466,7 +466,7 @@ class Dispatcher:
                 log.info("abandoned_leg_ended", method=leg.hangup.method, leg_id=leg.leg_id)
             ended = await asyncio.to_thread(self._record_abandoned_end, leg)
             if ended and leg.answered_at is not None:
-                await asyncio.to_thread(self.post_charge, leg.leg_id)
+                await asyncio.to_thread(self._charges.post, leg.leg_id)
 
     def _abandoned_legs(self) -> list[AbandonedLeg]:
         with self._sessions() as session:
@@ -480,23 +480,3 @@ class Dispatcher:
         """At start: end what a dead engine left mid-call, and post charges it never posted."""
         self._renew_and_recover(at_start=True)
 
-    def _sweep_charges(self, *, limit: int | None, ended_since: datetime | None = None) -> None:
-        """Post the charges of answered legs that ended without one (a crash, or a database
-        too busy when the leg ended). Posting is idempotent: a leg whose charge is being posted
-        right now by its own call still ends with exactly one."""
-        with self._sessions() as session:
-            unposted = unposted_leg_ids(session, limit=limit, ended_since=ended_since)
-        for leg_id in unposted:
-            if leg_id not in self._unrateable:
-                self.post_charge(leg_id)
-
-    def post_charge(self, leg_id: int) -> None:
-        try:
-            post_charge_with_retry(self._sessions, leg_id, policy=self._policy)
-        except UnrateableLeg:
-            # Stays unposted until a deck prices it (`callnow billing sweep`); said once here.
-            self._unrateable.add(leg_id)
-            log.exception("charge_unpriced", leg_id=leg_id)
-        except Exception:
-            # Left for the next housekeeping round's sweep; never lost, never doubled.
-            log.exception("charge_post_failed", leg_id=leg_id)

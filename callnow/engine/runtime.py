@@ -18,8 +18,10 @@ from typing import Literal
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from callnow.billing.policy import policy_from
 from callnow.config import Settings
 from callnow.domain.flow import FlowLimits
+from callnow.engine.charges import ChargePoster
 from callnow.engine.dispatcher import Dispatcher, default_engine_id
 from callnow.engine.live import LiveTelephony, flow_limits
 from callnow.engine.metered import MeteredRecorder
@@ -108,10 +110,10 @@ class EngineRuntime:
         telephony = await LiveTelephony.start(settings)
         limits = limits or flow_limits(settings.sip)  # the [sip] timings, for both users
         loop = asyncio.get_running_loop()
-        dispatcher_box: list[Dispatcher] = []
+        charges = ChargePoster(sessions, policy_from(settings.billing))
 
         def post_charge(leg_id: int) -> None:
-            loop.run_in_executor(None, dispatcher_box[0].post_charge, leg_id)
+            loop.run_in_executor(None, charges.post, leg_id)
 
         recorder = StoreRecorder(sessions, on_answered_leg_recorded=post_charge)
         engine_id = settings.engine.engine_id or default_engine_id()
@@ -127,10 +129,10 @@ class EngineRuntime:
             holding=records.pending_request_ids,
             end_abandoned=telephony.end_abandoned,
             metrics=metrics,
+            charges=charges,
         )
         if metrics is not None:
             _watch(metrics, sessions, telephony)
-        dispatcher_box.append(dispatcher)
         try:
             # What a crashed engine could not store lands before any request is judged.
             await records.start()
