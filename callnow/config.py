@@ -108,7 +108,6 @@ class WebSettings(BaseModel):
     )
 
 
-
 class SipSettings(BaseModel):
     """The engine's SIP user agent."""
 
@@ -144,7 +143,6 @@ class SipSettings(BaseModel):
         if "{internal}" not in value:
             raise ValueError("owner_uri_template must contain {internal}")
         return value
-
 
 
 class TrunkSettings(BaseModel):
@@ -262,9 +260,10 @@ class AbuseSettings(BaseModel):
     """
 
     storage_url: str = Field(
-        "memory://",
-        description="Where limit counters live: `memory://` for one process; "
-        "`redis://127.0.0.1:6379` when several processes share the load.",
+        "database://",
+        description="Where limit counters live: `database://` in the service's own database "
+        "(they survive a restart); `redis://127.0.0.1:6379` when several web processes share "
+        "the load; `memory://` for one process that may forget them on restart.",
     )
     per_source: RateLimit = Field(
         "10/minute;60/hour", description="Requests per visitor address (every attempt counts)."
@@ -303,13 +302,14 @@ class AbuseSettings(BaseModel):
         description="Above this many form posts, a page asks for the image check even if its "
         "owner turned it off.",
     )
-    spike_pause: RateLimit = Field(
+    spike_captcha: RateLimit = Field(
         "100/10 minutes",
-        description="Far above normal: the page pauses itself (answers like an unknown page) "
-        "and the owner is told.",
+        description="Far above normal: the page asks every visitor for the image check for "
+        "`spike_captcha_minutes` and the owner is told. It stays reachable; pausing a page is "
+        "the owner's or an admin's choice.",
     )
-    pause_minutes: int = Field(
-        60, ge=1, le=7 * 24 * 60, description="How long a page paused by a spike stays paused."
+    spike_captcha_minutes: int = Field(
+        60, ge=1, le=7 * 24 * 60, description="How long a spike keeps the image check on."
     )
 
     @field_validator("blocked_prefixes", "allowed_prefixes")

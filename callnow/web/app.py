@@ -86,7 +86,7 @@ def build_app(
         openapi_url="/api/v1/openapi.json",
     )
     safeguards = Safeguards(
-        throttle=Throttle(settings.abuse),
+        throttle=Throttle(settings.abuse, sessions),
         platform_prefixes=PrefixList(
             blocked=tuple(settings.abuse.blocked_prefixes),
             allowed=tuple(settings.abuse.allowed_prefixes),

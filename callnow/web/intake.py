@@ -101,7 +101,9 @@ def submit(
         recently_declined=standing.declined_since,
     )
     final = RequestState.REJECTED if decision.outcome is Outcome.REJECT else RequestState.QUEUED
-    if final is RequestState.QUEUED and not safeguards.throttle.owner_call(profile.id, number.e164):
+    if final is RequestState.QUEUED and not safeguards.throttle.owner_call(
+        profile.id, number.e164, session
+    ):
         return IntakeResult(throttled=True)
     request = request_store.record_new(
         session,

@@ -12,7 +12,7 @@ from callnow.domain.availability import describe_hours, is_available, next_openi
 from callnow.domain.page import is_paused
 from callnow.domain.phone import parse_visitor_number
 from callnow.domain.request_state import VISITOR_TEXT, RequestState, is_terminal
-from callnow.store import audit, profiles
+from callnow.store import audit, page_alerts, profiles
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile
 from callnow.web import forms
@@ -67,7 +67,7 @@ def _page(
     state = app_state(request)
     tokens = forms.FormTokens(state.settings.web.secret_key)
     captcha_token = None
-    if captcha_required(request, profile):
+    if captcha_required(request, session, profile):
         captcha_token = state.safeguards.captcha.issue(profile.id, now)
     opening = next_opening(windows, now, tz) if not is_available(windows, now, tz) else None
     context = {
@@ -85,14 +85,19 @@ def _page(
     return templates.TemplateResponse(request, "public/page.html", context, status_code=status_code)
 
 
-def pause_page(request: Request, session: Session, profile: Profile) -> None:
-    """Requests jumped far above normal: pause the page and tell the owner (portal banner)."""
-    minutes = app_state(request).settings.abuse.pause_minutes
-    profile.paused_until = _now() + timedelta(minutes=minutes)
+def flood_alert(request: Request, session: Session, profile: Profile) -> None:
+    """Posts jumped far above normal: the page asks every visitor for the image check for a
+    while and the owner is told (webhook, audit row, and the alert row the mail outbox reads).
+    The page stays reachable: a flood never hides it from real visitors."""
+    minutes = app_state(request).settings.abuse.spike_captcha_minutes
+    now = _now()
+    alert = page_alerts.raise_flood(session, profile, now, now + timedelta(minutes=minutes))
+    if alert is None:  # already under CAPTCHA for this spike; the owner was told
+        return
     audit.record(
         session,
         actor=None,
-        action="profile.paused",
+        action="profile.captcha_forced",
         subject=profile.callnow_id,
         tenant_id=profile.extension.tenant_id,
         via="spike detector",
@@ -100,11 +105,14 @@ def pause_page(request: Request, session: Session, profile: Profile) -> None:
     )
 
 
-def captcha_required(request: Request, profile: Profile) -> bool:
-    """The owner's choice, or on by itself while the page sees unusual volume."""
-    return profile.image_validation or app_state(request).safeguards.throttle.page_is_busy(
-        profile.id
-    )
+def captcha_required(request: Request, session: Session, profile: Profile) -> bool:
+    """The owner's choice, on by itself while the page sees unusual volume, or held on after a
+    spike."""
+    if profile.image_validation:
+        return True
+    if app_state(request).safeguards.throttle.page_is_busy(profile.id, session):
+        return True
+    return page_alerts.captcha_forced(session, profile.id, _now())
 
 
 def _status_url(profile: Profile, call_request: CallRequest) -> str:
@@ -148,14 +156,14 @@ def page(
     values = {"name": (name or "")[:60], "number": number[:40]}
     # One step: the link itself places the request, so only where the owner allowed it and
     # no CAPTCHA is asked for (the owner then pays for every call such a link causes).
-    if not profile.one_step_allowed or captcha_required(request, profile):
+    if not profile.one_step_allowed or captcha_required(request, session, profile):
         return _page(request, session, profile, values=values)
     safeguards = app_state(request).safeguards
-    if not safeguards.throttle.attempt(client_address(request)):
+    if not safeguards.throttle.attempt(client_address(request), session):
         return _throttled(request)
-    if not safeguards.throttle.page_post(profile.id):
-        pause_page(request, session, profile)
-        return _not_available(request)
+    if not safeguards.throttle.page_post(profile.id, session):
+        flood_alert(request, session, profile)
+        return _page(request, session, profile, values=values)
     result = submit(
         session,
         profile,
@@ -201,12 +209,12 @@ def submit_form(
             errors={"form": "This form has expired. Please check your details and send again."},
         )
     safeguards = app_state(request).safeguards
-    if not safeguards.throttle.attempt(client_address(request)):
+    if not safeguards.throttle.attempt(client_address(request), session):
         return _throttled(request)
-    needs_captcha = captcha_required(request, profile)
-    if not safeguards.throttle.page_post(profile.id):
-        pause_page(request, session, profile)
-        return _not_available(request)
+    needs_captcha = captcha_required(request, session, profile)
+    if not safeguards.throttle.page_post(profile.id, session):
+        flood_alert(request, session, profile)
+        needs_captcha = True
     if needs_captcha and not safeguards.captcha.verify(
         session,
         forms.field(form, "captcha_token", 64),
@@ -283,9 +291,7 @@ def request_status(request: Request, callnow_id: str, token: str, session: UnitO
 def status_message(call_request: CallRequest, region: str) -> str:
     state = RequestState(call_request.state)
     calling_from = (
-        calling_from_display(call_request, region)
-        if state is RequestState.CALLING_VISITOR
-        else ""
+        calling_from_display(call_request, region) if state is RequestState.CALLING_VISITOR else ""
     )
     return visitor_message(state, call_request.reason, calling_from)
 
