@@ -131,10 +131,27 @@ class SipSettings(BaseModel):
     )
     trusted_sources: list[IpNetwork] = Field(
         [],
-        description="IP addresses or networks allowed to send requests outside the calls we "
-        "placed (a proxy's OPTIONS, a stray INVITE). Requests from anywhere else get no answer, "
-        "so a scanner learns nothing; requests inside our calls are always handled. Empty "
-        "answers everyone.",
+        description="IP addresses or networks (the PBX, the trunk) whose requests outside the "
+        "calls we placed are handled in full (an OPTIONS health check, a stray INVITE's 403 "
+        "until acknowledged) and that the source rate limit does not count. "
+        "Requests inside our calls are always handled, from anywhere.",
+    )
+    untrusted_requests: Literal["answer_once", "drop"] = Field(
+        "answer_once",
+        description="Requests outside our calls from any other address: `answer_once` sends "
+        "one reply without a transaction (never retransmitted; a repeat of the request gets "
+        "nothing), `drop` sends nothing, so a scanner learns nothing and a forged source "
+        "address gets nothing reflected to it.",
+    )
+    source_rate_per_s: float = Field(
+        10.0,
+        ge=0,
+        le=100_000,
+        description="Requests outside our calls one untrusted address may send a second; more "
+        "get nothing. 0 turns the limit off.",
+    )
+    source_burst: int = Field(
+        20, ge=1, le=1_000_000, description="How many such requests a burst may hold."
     )
 
     @field_validator("owner_uri_template")
