@@ -9,10 +9,9 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from callnow.billing.deck_store import import_deck
+from callnow.billing.deck_store import import_deck, platform_deck_exists
 from callnow.config import Settings
 from callnow.store import provisioning
 from callnow.store.billing_models import RateDeckRow
@@ -80,7 +79,7 @@ DEFAULT_DECK = Path(__file__).parent / "billing" / "default_deck.csv"
 
 def seed_default_deck(session: Session) -> None:
     """A sample platform rate deck, so the demo can price mobile and overseas calls."""
-    if session.scalars(select(RateDeckRow.id).where(RateDeckRow.tenant_id.is_(None))).first():
+    if platform_deck_exists(session):
         return
     deck = import_deck(
         session,

@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from callnow.config import Settings
+from callnow.store import wakeup
 from callnow.store.db import make_engine, make_session_factory
-from callnow.web import queue_wakeup
 from callnow.web.app import EngineLifespan, build_app
 from callnow.web.context import AppState
 
@@ -35,14 +35,14 @@ async def engine_in_this_process(
         settings.effective_database_url, connections=ENGINE_CONNECTIONS, urgent=True
     )
     runtime = await EngineRuntime.start(
-        settings, make_session_factory(engine_pool), woken_in_process_by=queue_wakeup.sender()
+        settings, make_session_factory(engine_pool), woken_in_process_by=wakeup.sender()
     )
     state.wake = runtime.dispatcher.wake
     state.engine_status = lambda: "running" if runtime.dispatcher.claiming else "stopped"
     try:
         yield
     finally:
-        state.wake = queue_wakeup.nobody
+        state.wake = wakeup.nobody
         await runtime.stop()
         engine_pool.dispose()
 

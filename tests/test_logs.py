@@ -76,8 +76,8 @@ def test_a_json_line_carries_the_logger_and_bound_context(restore_logging: None,
 def test_a_console_line_names_its_logger(restore_logging: None) -> None:
     out = io.StringIO()
     logs.configure("info", "console", stream=out)
-    logging.getLogger("callnow.web.intake").warning("slow")
-    assert "callnow.web.intake" in out.getvalue()
+    logging.getLogger("callnow.services.intake").warning("slow")
+    assert "callnow.services.intake" in out.getvalue()
 
 
 async def test_every_line_of_a_callback_carries_its_request_ref(restore_logging: None) -> None:

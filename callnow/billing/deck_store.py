@@ -136,6 +136,11 @@ def _owned_by(tenant_id: int | None):
     return RateDeckRow.tenant_id == tenant_id
 
 
+def platform_deck_exists(session: Session) -> bool:
+    query = select(RateDeckRow.id).where(RateDeckRow.tenant_id.is_(None))
+    return session.scalars(query).first() is not None
+
+
 def export_deck(session: Session, deck_id: int) -> str | None:
     """The deck as CSV that import_deck reads back to the same prices; None if no such deck."""
     deck = load_deck(session, deck_id)

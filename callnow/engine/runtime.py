@@ -95,7 +95,7 @@ class EngineRuntime:
         woken_in_process_by: str | None = None,
     ) -> EngineRuntime:
         """`woken_in_process_by`: the NOTIFY payload of a web in this process that wakes the
-        dispatcher itself after each commit (see `web.queue_wakeup`)."""
+        dispatcher itself after each commit (see `store.wakeup`)."""
         telephony = await LiveTelephony.start(settings)
         loop = asyncio.get_running_loop()
         dispatcher_box: list[Dispatcher] = []

@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, exc, make_url
+from sqlalchemy import Engine, create_engine, event, exc, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
@@ -93,6 +93,11 @@ def ping_when_idle(engine: Engine, idle_s: float) -> None:
         except Exception as error:
             # The pool drops this connection and checks out another (a new one if need be).
             raise exc.DisconnectionError() from error
+
+
+def ping(session: Session) -> None:
+    """Raise if the database cannot answer a trivial query."""
+    session.execute(text("SELECT 1"))
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -148,7 +148,9 @@ class Profile(Base):
     windows: Mapped[list[AvailabilityWindow]] = relationship(
         cascade="all, delete-orphan", order_by="AvailabilityWindow.weekday"
     )
-    rules: Mapped[list[Rule]] = relationship(cascade="all, delete-orphan", order_by="Rule.position")
+    rules: Mapped[list[RuleRow]] = relationship(
+        cascade="all, delete-orphan", order_by="RuleRow.position"
+    )
 
     def __str__(self) -> str:
         return self.callnow_id
@@ -170,7 +172,9 @@ class AvailabilityWindow(Base):
     )
 
 
-class Rule(Base):
+class RuleRow(Base):
+    """One of a page's ordered rules, as stored (the domain's is `domain.rules.Rule`)."""
+
     __tablename__ = "rules"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -15,7 +15,7 @@ from callnow.domain import rules as domain_rules
 from callnow.domain.availability import Window
 from callnow.domain.decision import OwnerPreferences
 from callnow.domain.destination_policy import DestinationPolicy, PrefixList
-from callnow.store.models import AvailabilityWindow, Extension, Profile, Rule, Tenant
+from callnow.store.models import AvailabilityWindow, Extension, Profile, RuleRow, Tenant
 
 
 def _with_everything():
@@ -142,7 +142,7 @@ def replace_rules(session: Session, profile: Profile, rules: Sequence[domain_rul
     session.flush()
     for position, rule in enumerate(rules, start=1):
         profile.rules.append(
-            Rule(
+            RuleRow(
                 position=position,
                 action=rule.action.value,
                 number_match=rule.number_match.value if rule.number_match else None,

@@ -155,6 +155,15 @@ def extension_by_internal(session: Session, internal_number: str) -> Extension |
     return session.scalars(query).first()
 
 
+def tenants(session: Session) -> list[Tenant]:
+    """Every tenant, by name."""
+    return list(session.scalars(select(Tenant).order_by(Tenant.name)))
+
+
+def tenant_by_id(session: Session, tenant_id: int) -> Tenant | None:
+    return session.get(Tenant, tenant_id)
+
+
 def tenant_by_name(session: Session, name: str) -> Tenant | None:
     return session.scalars(select(Tenant).where(Tenant.name == name.strip())).first()
 

@@ -251,3 +251,11 @@ def interrupt_abandoned(
 def unfinished_legs(session: Session, request_id: int) -> list[CallLeg]:
     query = select(CallLeg).where(CallLeg.request_id == request_id, CallLeg.ended_at.is_(None))
     return list(session.scalars(query))
+
+
+def cancel_requested_among(session: Session, request_ids: list[int]) -> list[int]:
+    """Those of `request_ids` whose visitor asked to cancel."""
+    query = select(CallRequest.id).where(
+        CallRequest.id.in_(request_ids), CallRequest.cancel_requested_at.is_not(None)
+    )
+    return list(session.scalars(query))

@@ -269,6 +269,27 @@ def standing_of(session: Session, profile_id: int, e164: str, since: datetime) -
     return NumberStanding(bool(listed), open_request_id, bool(declined))
 
 
+# Each query stays bounded however many are asked for (SQLite caps a statement's parameters).
+IDS_PER_QUERY = 500
+
+
+def states_of(session: Session, request_ids: list[int]) -> dict[int, tuple[str, str]]:
+    """The state and reason of each of `request_ids` that exists, in as few queries as fit."""
+    found: dict[int, tuple[str, str]] = {}
+    for start in range(0, len(request_ids), IDS_PER_QUERY):
+        chunk = request_ids[start : start + IDS_PER_QUERY]
+        for request_id, state, reason in session.execute(_states_query(), {"ids": chunk}):
+            found[request_id] = (state, reason or "")
+    return found
+
+
+@cache
+def _states_query() -> Select[int, str, str]:
+    return select(CallRequest.id, CallRequest.state, CallRequest.reason).where(
+        CallRequest.id.in_(bindparam("ids", expanding=True))
+    )
+
+
 def by_idempotency_key(session: Session, api_key_id: int, key: str) -> CallRequest | None:
     query = select(CallRequest).where(
         CallRequest.api_key_id == api_key_id, CallRequest.idempotency_key == key

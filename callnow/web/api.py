@@ -8,18 +8,16 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from callnow.domain.availability import InvalidWindow, Window
-from callnow.domain.callnow_id import InvalidCallNowId, normalise_callnow_id
 from callnow.domain.page import MAX_RULES, WELCOME_MAX_CHARS
-from callnow.domain.rules import InvalidRule, rule_from_fields
-from callnow.store import accounts, audit, profiles
+from callnow.domain.rules import InvalidRule
+from callnow.services import page_settings
+from callnow.services.intake import Submission, submit
+from callnow.store import accounts, db, profiles
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile, User
 from callnow.web.context import AppState, EngineStatus, UnitOfWork, app_state, client_address
-from callnow.web.intake import Submission, submit
 
 # The size limits in front of every route (LimitsMiddleware) answer these, as plain text.
 _PLAIN_TEXT = {"text/plain": {"schema": {"type": "string"}}}
@@ -215,7 +213,7 @@ def _request_out(r: CallRequest) -> RequestOut:
 @router.get("/health", response_model=Health, responses={503: {"model": Problem}})
 def health(session: SessionDep, state: StateDep) -> Health:
     try:
-        session.execute(text("SELECT 1"))
+        db.ping(session)
     except Exception as exc:  # any database failure is "not healthy", said plainly
         raise HTTPException(503, "database unavailable") from exc
     engine = state.engine_status()
@@ -247,39 +245,29 @@ def update_profile(
 ) -> ProfileOut:
     profile = _own(session, user, callnow_id)
     values = changes.model_dump(exclude_unset=True)
-    if "callnow_id" in values:
-        try:
-            wanted = normalise_callnow_id(values.pop("callnow_id") or "")
-        except InvalidCallNowId as exc:
-            raise HTTPException(422, str(exc)) from exc
-        other = profiles.by_callnow_id(session, wanted)
-        if other is not None and other.id != profile.id:
-            raise HTTPException(409, f"The CallNow ID '{wanted}' is taken.")
-        profile.callnow_id = wanted
-    if "windows" in values:
-        try:
-            windows = [
-                Window.parse(w["weekday"], w["start"], w["end"])
-                for w in values.pop("windows") or []
-            ]
-        except InvalidWindow as exc:
-            raise HTTPException(422, str(exc)) from exc
-        profiles.replace_windows(session, profile, windows)
-    for name, value in values.items():
-        if value is None:
-            raise HTTPException(422, f"{name} may not be null")
-        setattr(profile, name, value.strip() if isinstance(value, str) else value)
-    audit.record(
-        session,
-        actor=user,
-        action="profile.update",
-        subject=profile.callnow_id,
-        tenant_id=profile.extension.tenant_id,
-        via="api",
-        details=changes.model_dump(exclude_unset=True),
+    nulls = [name for name, value in values.items() if value is None]
+    if nulls:
+        raise HTTPException(422, f"{nulls[0]} may not be null")
+    windows = values.pop("windows", None)
+    wanted = page_settings.PageChanges(
+        callnow_id=values.pop("callnow_id", None),
+        welcome_message=values.pop("welcome_message", None),
+        windows=None
+        if windows is None
+        else [page_settings.WindowFields(w["weekday"], w["start"], w["end"]) for w in windows],
+        switches=values,
     )
-    session.flush()
-    session.refresh(profile)
+    try:
+        page_settings.change_page(
+            session,
+            profile,
+            wanted,
+            actor=user,
+            via="api",
+            details=changes.model_dump(exclude_unset=True),
+        )
+    except page_settings.InvalidChanges as invalid:
+        raise HTTPException(409 if invalid.taken else 422, str(invalid)) from invalid
     return _profile_out(profile)
 
 
@@ -310,33 +298,25 @@ def put_rules(
     session: SessionDep,
 ) -> list[RuleModel]:
     profile = _own(session, user, callnow_id)
-    region = profiles.tenant_of(profile).region
     try:
         domain_rules = [
-            rule_from_fields(
-                r.action,
-                r.number_match or "",
-                r.number_value or "",
-                r.name_match or "",
-                r.name_value or "",
-                region,
+            page_settings.parse_rule(
+                profile,
+                page_settings.RuleFields(
+                    r.action,
+                    r.number_match or "",
+                    r.number_value or "",
+                    r.name_match or "",
+                    r.name_value or "",
+                ),
             )
             for r in rules
         ]
+        page_settings.set_rules(
+            session, profile, domain_rules, actor=user, via="api", action="rules.replace"
+        )
     except InvalidRule as exc:
         raise HTTPException(422, str(exc)) from exc
-    profiles.replace_rules(session, profile, domain_rules)
-    audit.record(
-        session,
-        actor=user,
-        action="rules.replace",
-        subject=profile.callnow_id,
-        tenant_id=profile.extension.tenant_id,
-        via="api",
-        details={"rules": [r.describe() for r in domain_rules]},
-    )
-    session.flush()
-    session.refresh(profile)
     return get_rules(callnow_id, user, session)
 
 

@@ -15,6 +15,10 @@ from starlette.middleware.sessions import SessionMiddleware
 from callnow import __version__
 from callnow.config import Settings
 from callnow.domain.destination_policy import PrefixList
+from callnow.services.captcha import CaptchaBook
+from callnow.services.intake import Safeguards
+from callnow.services.throttle import Throttle
+from callnow.store import wakeup
 from callnow.store.db import make_engine, make_session_factory
 from callnow.web import (
     api,
@@ -24,18 +28,14 @@ from callnow.web import (
     owner_live,
     portal,
     public,
-    queue_wakeup,
     webhook_portal,
 )
-from callnow.web.captcha import CaptchaBook
 from callnow.web.context import SESSION_ENDERS, AppState, templates
-from callnow.web.intake import Safeguards
 from callnow.web.middleware import (
     LimitsMiddleware,
     PublicLoadShedding,
     SecurityHeadersMiddleware,
 )
-from callnow.web.throttle import Throttle
 
 SESSION_MAX_AGE_S = 12 * 3600
 
@@ -93,10 +93,11 @@ def build_app(
         ),
         captcha=CaptchaBook(settings.web.secret_key, settings.abuse.captcha_ttl_s),
         decline_cooldown=timedelta(seconds=settings.requests.decline_cooldown_s),
+        spike_captcha=timedelta(minutes=settings.abuse.spike_captcha_minutes),
     )
     state = AppState(settings=settings, sessions=sessions, safeguards=safeguards)
     app.state.callnow = state
-    queue_wakeup.install(sessions, lambda: state.wake)
+    wakeup.install(sessions, lambda: state.wake)
     app.state.engine = engine
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, UploadFile
 
@@ -36,7 +35,8 @@ from callnow.billing.statements import (
     totals,
 )
 from callnow.domain.rating import BillingPolicy
-from callnow.store.models import Tenant, User, utcnow
+from callnow.store import provisioning
+from callnow.store.models import User, utcnow
 from callnow.web import forms
 from callnow.web.context import UnitOfWork, app_state
 from callnow.web.portal import _csrf_purpose, _render, _to_login, _tokens, current_user
@@ -165,7 +165,7 @@ def _platform_page(
         total_minor=sum(spend.gross_minor for spend in spends),
         total_calls=sum(spend.calls for spend in spends),
         decks=ledger.list_decks(session),
-        tenants=session.scalars(select(Tenant).order_by(Tenant.name)).all(),
+        tenants=provisioning.tenants(session),
         zone=str(zone),
         currency=policy.currency_code,
         money=lambda minor: format_minor(minor, policy.minor_unit_exponent),
@@ -221,14 +221,17 @@ def import_deck_form(
     errors, tenant_id = [], None
     tenant_field = forms.field(form, "tenant_id", 12)
     if tenant_field:
-        tenant = session.get(Tenant, int(tenant_field)) if tenant_field.isdigit() else None
+        tenant = None
+        if tenant_field.isdigit():
+            tenant = provisioning.tenant_by_id(session, int(tenant_field))
         if tenant is None:
             errors.append("Choose the platform or an existing tenant.")
         else:
             tenant_id = tenant.id
     zone_name = app_state(request).settings.default_timezone
-    if tenant_id is not None:
-        zone_name = session.get(Tenant, tenant_id).timezone  # type: ignore[union-attr]  # id of a row
+    chosen = provisioning.tenant_by_id(session, tenant_id) if tenant_id is not None else None
+    if chosen is not None:
+        zone_name = chosen.timezone
     try:
         effective_from = parse_instant(forms.field(form, "effective_from", 40), ZoneInfo(zone_name))
     except ValueError:

@@ -16,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
 
 from callnow.config import Settings
-from callnow.web.intake import Safeguards
+from callnow.services.intake import Safeguards
 from callnow.web.status_board import StatusBoard
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))

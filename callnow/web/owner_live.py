@@ -22,10 +22,10 @@ from callnow.billing.policy import policy_from
 from callnow.domain import web_confirmation as rules
 from callnow.domain.phone import parse_visitor_number
 from callnow.domain.rating import BillingPolicy
-from callnow.store import profiles
+from callnow.store import profiles, wakeup
 from callnow.store import web_confirmation as held
 from callnow.store.models import CallRequest, User, utcnow
-from callnow.web import forms, queue_wakeup, sse
+from callnow.web import forms, sse
 from callnow.web.context import AppState, UnitOfWork, app_state
 from callnow.web.portal import _checked_form, _render, _to_login, current_user
 
@@ -132,7 +132,7 @@ def _answer(
         return _render(request, "missing.html", user, status_code=404)
     done = held.accept(session, call_request) if accept else held.decline(session, call_request)
     if done and accept:
-        queue_wakeup.queued(session)  # an engine takes it after the commit, not at its next poll
+        wakeup.queued(session)  # an engine takes it after the commit, not at its next poll
     if not done:
         message = "That request is no longer waiting for you (answered, cancelled or expired)."
         return _page(request, session, user, error=message, status_code=409)

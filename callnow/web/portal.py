@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 from urllib.parse import quote
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import segno
 from fastapi import APIRouter, Request
@@ -12,11 +11,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from callnow.domain.availability import WEEKDAYS, InvalidWindow, Window
-from callnow.domain.callnow_id import InvalidCallNowId, normalise_callnow_id
-from callnow.domain.page import MAX_RULES, MAX_WINDOWS, WELCOME_MAX_CHARS, is_paused
+from callnow.domain.availability import WEEKDAYS
+from callnow.domain.page import MAX_WINDOWS, WELCOME_MAX_CHARS, is_paused
 from callnow.domain.request_state import VISITOR_TEXT, RequestState
-from callnow.domain.rules import InvalidRule, rule_from_fields
+from callnow.domain.rules import InvalidRule
+from callnow.services import page_settings
 from callnow.store import accounts, audit, profiles
 from callnow.store import requests as request_store
 from callnow.store.models import Profile, User, utcnow
@@ -226,21 +225,19 @@ def _preferences(
     )
 
 
-def _parse_windows(form: FormData) -> tuple[list[Window], str | None]:
-    windows: list[Window] = []
+def _window_rows(form: FormData) -> list[page_settings.WindowFields] | str:
+    """The hours rows the owner filled in (blank rows skipped), or what is wrong with one."""
+    rows = []
     for i in range(MAX_WINDOWS + 7):
         day = forms.field(form, f"win_day_{i}", 2)
         start = forms.field(form, f"win_start_{i}", 5)
         end = forms.field(form, f"win_end_{i}", 5)
         if not (day and start and end):
             continue
-        try:
-            windows.append(Window.parse(int(day), start, end))
-        except (InvalidWindow, ValueError) as exc:
-            return [], f"Hours row {i + 1}: {exc}"
-    if len(windows) > MAX_WINDOWS:
-        return [], f"At most {MAX_WINDOWS} time windows."
-    return windows, None
+        if not day.isdigit():
+            return f"Hours row {i + 1}: pick a day."
+        rows.append(page_settings.WindowFields(int(day), start, end))
+    return rows
 
 
 @router.post("/profiles/{callnow_id}/preferences", response_class=HTMLResponse)
@@ -261,54 +258,27 @@ def save_preferences(
             status_code=400,
             errors={"form": "The form expired; please try again."},
         )
-    errors: dict[str, str] = {}
-    new_id = forms.field(form, "callnow_id", 64)
-    try:
-        new_id = normalise_callnow_id(new_id)
-        other = profiles.by_callnow_id(session, new_id)
-        if other is not None and other.id != profile.id:
-            errors["callnow_id"] = f"The CallNow ID '{new_id}' is taken."
-    except InvalidCallNowId as exc:
-        errors["callnow_id"] = str(exc)
-    welcome = forms.field(form, "welcome_message", WELCOME_MAX_CHARS + 1).strip()
-    if len(welcome) > WELCOME_MAX_CHARS:
-        errors["welcome_message"] = (
-            f"The welcome message is at most {WELCOME_MAX_CHARS} characters."
+    rows = _window_rows(form)
+    if isinstance(rows, str):
+        return _preferences(
+            request, user, profile, errors={"windows": rows}, saved=False, status_code=422
         )
-    timezone = forms.field(form, "timezone", 64).strip() or None
-    if timezone:
-        try:
-            ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            errors["timezone"] = f"'{timezone}' is not a known time zone (e.g. Australia/Sydney)."
-    windows, window_error = _parse_windows(form)
-    if window_error:
-        errors["windows"] = window_error
-    if errors:  # nothing was changed yet: the profile stays as it was
-        return _preferences(request, user, profile, errors=errors, saved=False, status_code=422)
-    profile.callnow_id = new_id
-    profile.enabled = forms.checkbox(form, "enabled")
-    profile.do_not_allow = forms.checkbox(form, "do_not_allow")
-    profile.confirmation_required = forms.checkbox(form, "confirmation_required")
-    profile.show_name = forms.checkbox(form, "show_name")
-    profile.require_caller_name = forms.checkbox(form, "require_caller_name")
-    profile.image_validation = forms.checkbox(form, "image_validation")
-    profile.one_step_allowed = forms.checkbox(form, "one_step_allowed")
-    profile.confirm_on_web = forms.checkbox(form, "confirm_on_web")
-    profile.welcome_message = welcome
-    profile.timezone = timezone
-    profiles.replace_windows(session, profile, windows)
-    audit.record(
-        session,
-        actor=user,
-        action="profile.update",
-        subject=profile.callnow_id,
-        tenant_id=profile.extension.tenant_id,
-        via="portal",
-        details={k: v for k, v in form.items() if k != "csrf"},
+    changes = page_settings.PageChanges(
+        callnow_id=forms.field(form, "callnow_id", 64),
+        switches={name: forms.checkbox(form, name) for name in page_settings.SWITCHES},
+        welcome_message=forms.field(form, "welcome_message", WELCOME_MAX_CHARS + 1),
+        timezone=forms.field(form, "timezone", 64),
+        windows=rows,
     )
-    session.flush()
-    session.refresh(profile)
+    details = {k: v for k, v in form.items() if k != "csrf"}
+    try:
+        page_settings.change_page(
+            session, profile, changes, actor=user, via="portal", details=details
+        )
+    except page_settings.InvalidChanges as invalid:  # nothing was changed
+        return _preferences(
+            request, user, profile, errors=invalid.errors, saved=False, status_code=422
+        )
     return _preferences(request, user, profile, errors={}, saved=True)
 
 
@@ -354,43 +324,29 @@ def change_rules(
         index = int(forms.field(form, "index", 4) or -1)
     except ValueError:
         index = -1
-    if operation == "add":
-        if len(current) >= MAX_RULES:
-            return _rules(
-                request, user, profile, error=f"At most {MAX_RULES} rules.", status_code=422
-            )
-        try:
-            rule = rule_from_fields(
+    try:
+        if operation == "add":
+            fields = page_settings.RuleFields(
                 forms.field(form, "action", 10),
                 forms.field(form, "number_match", 16),
                 forms.field(form, "number_value", 40),
                 forms.field(form, "name_match", 16),
                 forms.field(form, "name_value", 80),
-                profiles.tenant_of(profile).region,
             )
-        except InvalidRule as exc:
-            return _rules(request, user, profile, error=str(exc), status_code=422)
-        current.append(rule)
-    elif operation == "delete" and 0 <= index < len(current):
-        current.pop(index)
-    elif operation == "up" and 0 < index < len(current):
-        current[index - 1], current[index] = current[index], current[index - 1]
-    elif operation == "down" and 0 <= index < len(current) - 1:
-        current[index + 1], current[index] = current[index], current[index + 1]
-    else:
-        return _rules(request, user, profile, error="Unknown change.", status_code=400)
-    profiles.replace_rules(session, profile, current)
-    audit.record(
-        session,
-        actor=user,
-        action=f"rules.{operation}",
-        subject=profile.callnow_id,
-        tenant_id=profile.extension.tenant_id,
-        via="portal",
-        details={"rules": [r.describe() for r in current]},
-    )
-    session.flush()
-    session.refresh(profile)
+            current.append(page_settings.parse_rule(profile, fields))
+        elif operation == "delete" and 0 <= index < len(current):
+            current.pop(index)
+        elif operation == "up" and 0 < index < len(current):
+            current[index - 1], current[index] = current[index], current[index - 1]
+        elif operation == "down" and 0 <= index < len(current) - 1:
+            current[index + 1], current[index] = current[index], current[index + 1]
+        else:
+            return _rules(request, user, profile, error="Unknown change.", status_code=400)
+        page_settings.set_rules(
+            session, profile, current, actor=user, via="portal", action=f"rules.{operation}"
+        )
+    except InvalidRule as exc:
+        return _rules(request, user, profile, error=str(exc), status_code=422)
     return RedirectResponse(f"/portal/profiles/{profile.callnow_id}/rules", status_code=303)
 
 

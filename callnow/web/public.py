@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from callnow.domain.availability import describe_hours, is_available, next_opening
-from callnow.domain.page import is_paused
 from callnow.domain.phone import parse_visitor_number
 from callnow.domain.request_state import VISITOR_TEXT, RequestState, is_terminal
-from callnow.store import audit, page_alerts, profiles
+from callnow.services import public_page
+from callnow.services.intake import Submission
+from callnow.services.public_page import Refusal
+from callnow.store import profiles
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile
 from callnow.web import forms
 from callnow.web.context import UnitOfWork, app_state, client_address, templates
-from callnow.web.intake import Submission, submit
 
 # HTML pages for visitors, not part of the Call API: kept out of its OpenAPI document.
 router = APIRouter(include_in_schema=False)
@@ -28,17 +29,7 @@ def _now() -> datetime:
 
 
 def _visible_profile(session: Session, callnow_id: str) -> Profile | None:
-    """A profile an outsider may see. Unknown, disabled and do-not-allow IDs all look alike."""
-    if not callnow_id or len(callnow_id) > 64:
-        return None
-    profile = profiles.by_callnow_id(session, callnow_id)
-    if profile is None or not profile.enabled or profile.do_not_allow:
-        return None
-    if is_paused(profile.paused_until, _now()):
-        return None
-    if not profiles.tenant_of(profile).call_api_access:
-        return None
-    return profile
+    return public_page.visible_page(session, callnow_id, _now())
 
 
 def _not_available(request: Request) -> HTMLResponse:
@@ -67,14 +58,14 @@ def _page(
     state = app_state(request)
     tokens = forms.FormTokens(state.settings.web.secret_key)
     captcha_token = None
-    if captcha_required(request, session, profile):
+    if public_page.captcha_required(session, profile, state.safeguards, now):
         captcha_token = state.safeguards.captcha.issue(profile.id, now)
-    opening = next_opening(windows, now, tz) if not is_available(windows, now, tz) else None
+    available = is_available(windows, now, tz)
     context = {
         "profile": profile,
         "owner_name": profile.extension.display_name if profile.show_name else None,
-        "available": is_available(windows, now, tz),
-        "next_opening": opening,
+        "available": available,
+        "next_opening": None if available else next_opening(windows, now, tz),
         "hours": describe_hours(windows),
         "timezone": str(tz),
         "form_token": tokens.issue(f"public:{profile.id}"),
@@ -83,36 +74,6 @@ def _page(
         "captcha_token": captcha_token,
     }
     return templates.TemplateResponse(request, "public/page.html", context, status_code=status_code)
-
-
-def flood_alert(request: Request, session: Session, profile: Profile) -> None:
-    """Posts jumped far above normal: the page asks every visitor for the image check for a
-    while and the owner is told (webhook, audit row, and the alert row the mail outbox reads).
-    The page stays reachable: a flood never hides it from real visitors."""
-    minutes = app_state(request).settings.abuse.spike_captcha_minutes
-    now = _now()
-    alert = page_alerts.raise_flood(session, profile, now, now + timedelta(minutes=minutes))
-    if alert is None:  # already under CAPTCHA for this spike; the owner was told
-        return
-    audit.record(
-        session,
-        actor=None,
-        action="profile.captcha_forced",
-        subject=profile.callnow_id,
-        tenant_id=profile.extension.tenant_id,
-        via="spike detector",
-        details={"minutes": minutes, "reason": "unusual volume of requests"},
-    )
-
-
-def captcha_required(request: Request, session: Session, profile: Profile) -> bool:
-    """The owner's choice, on by itself while the page sees unusual volume, or held on after a
-    spike."""
-    if profile.image_validation:
-        return True
-    if app_state(request).safeguards.throttle.page_is_busy(profile.id, session):
-        return True
-    return page_alerts.captcha_forced(session, profile.id, _now())
 
 
 def _status_url(profile: Profile, call_request: CallRequest) -> str:
@@ -127,6 +88,31 @@ def _submission(request: Request, name: str | None, number: str, channel: str) -
         user_agent=request.headers.get("user-agent", "")[:256],
         channel=channel,
     )
+
+
+_CAPTCHA_WRONG = "The characters did not match the picture. Please try this new one."
+
+
+def _answer(
+    request: Request,
+    session: Session,
+    profile: Profile,
+    outcome: public_page.PageOutcome,
+    values: dict[str, str],
+) -> Response:
+    """The page for what the safeguard pipeline said."""
+    refusal = outcome.refusal
+    if refusal is None:
+        assert outcome.request is not None
+        return RedirectResponse(_status_url(profile, outcome.request), status_code=303)
+    if refusal is Refusal.THROTTLED:
+        return _throttled(request)
+    if refusal is Refusal.CAPTCHA_WRONG:
+        errors = {"captcha": _CAPTCHA_WRONG}
+        return _page(request, session, profile, values=values, errors=errors, status_code=400)
+    if refusal is Refusal.CLOSED:
+        return _page(request, session, profile, values=values, status_code=409)
+    return _page(request, session, profile, values=values, errors=outcome.errors, status_code=422)
 
 
 @router.get("/callnow", response_class=HTMLResponse)
@@ -154,31 +140,12 @@ def page(
     if number is None:
         return _page(request, session, profile)
     values = {"name": (name or "")[:60], "number": number[:40]}
-    # One step: the link itself places the request, so only where the owner allowed it and
-    # no CAPTCHA is asked for (the owner then pays for every call such a link causes).
-    if not profile.one_step_allowed or captcha_required(request, session, profile):
-        return _page(request, session, profile, values=values)
     safeguards = app_state(request).safeguards
-    if not safeguards.throttle.attempt(client_address(request), session):
-        return _throttled(request)
-    if not safeguards.throttle.page_post(profile.id, session):
-        flood_alert(request, session, profile)
+    if not public_page.one_step_possible(session, profile, safeguards, _now()):
         return _page(request, session, profile, values=values)
-    result = submit(
-        session,
-        profile,
-        _submission(request, name, number, "one_step"),
-        _now(),
-        app_state(request).safeguards,
-    )
-    if result.throttled:
-        return _throttled(request)
-    if result.errors:
-        return _page(
-            request, session, profile, values=values, errors=result.errors, status_code=422
-        )
-    assert result.request is not None
-    return RedirectResponse(_status_url(profile, result.request), status_code=303)
+    submission = _submission(request, name, number, "one_step")
+    outcome = public_page.ask_for_callback(session, profile, submission, _now(), safeguards)
+    return _answer(request, session, profile, outcome, values)
 
 
 @router.post("/callnow/{callnow_id}", response_class=HTMLResponse)
@@ -191,59 +158,19 @@ def submit_form(
     values = {"name": forms.field(form, "name", 200), "number": forms.field(form, "number", 100)}
     tokens = forms.FormTokens(app_state(request).settings.web.secret_key)
     if forms.field(form, "website"):  # a honeypot field people never see or fill
-        return _page(
-            request,
-            session,
-            profile,
-            values=values,
-            errors={"form": "Please try again."},
-            status_code=400,
-        )
+        errors = {"form": "Please try again."}
+        return _page(request, session, profile, values=values, errors=errors, status_code=400)
     if not tokens.valid(forms.field(form, "form_token", 300), f"public:{profile.id}"):
-        return _page(
-            request,
-            session,
-            profile,
-            values=values,
-            status_code=400,
-            errors={"form": "This form has expired. Please check your details and send again."},
-        )
-    safeguards = app_state(request).safeguards
-    if not safeguards.throttle.attempt(client_address(request), session):
-        return _throttled(request)
-    needs_captcha = captcha_required(request, session, profile)
-    if not safeguards.throttle.page_post(profile.id, session):
-        flood_alert(request, session, profile)
-        needs_captcha = True
-    if needs_captcha and not safeguards.captcha.verify(
-        session,
-        forms.field(form, "captcha_token", 64),
-        forms.field(form, "captcha_answer", 20),
-        profile.id,
-        _now(),
-    ):
-        message = "The characters did not match the picture. Please try this new one."
-        return _page(
-            request, session, profile, values=values, errors={"captcha": message}, status_code=400
-        )
-    windows = profiles.windows_of(profile)
-    if not is_available(windows, _now(), profiles.timezone_of(profile)):
-        return _page(request, session, profile, values=values, status_code=409)
-    result = submit(
-        session,
-        profile,
-        _submission(request, values["name"], values["number"], "web"),
-        _now(),
-        app_state(request).safeguards,
+        errors = {"form": "This form has expired. Please check your details and send again."}
+        return _page(request, session, profile, values=values, errors=errors, status_code=400)
+    captcha = public_page.CaptchaAnswer(
+        forms.field(form, "captcha_token", 64), forms.field(form, "captcha_answer", 20)
     )
-    if result.throttled:
-        return _throttled(request)
-    if result.errors:
-        return _page(
-            request, session, profile, values=values, errors=result.errors, status_code=422
-        )
-    assert result.request is not None
-    return RedirectResponse(_status_url(profile, result.request), status_code=303)
+    submission = _submission(request, values["name"], values["number"], "web")
+    outcome = public_page.ask_for_callback(
+        session, profile, submission, _now(), app_state(request).safeguards, captcha
+    )
+    return _answer(request, session, profile, outcome, values)
 
 
 def _captcha_media(

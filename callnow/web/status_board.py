@@ -14,18 +14,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from functools import cache
 
-from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from callnow.store.models import CallRequest
+from callnow.store import requests as request_store
 
 log = logging.getLogger(__name__)
-
-# Each query stays bounded however many watch (SQLite caps a statement's parameters).
-IDS_PER_QUERY = 500
-
 
 @dataclass(frozen=True, slots=True)
 class Seen:
@@ -133,17 +127,6 @@ class StatusBoard:
                     watched.update(found.get(request_id))
 
     def _read(self, request_ids: list[int]) -> dict[int, Seen]:
-        found: dict[int, Seen] = {}
         with self._sessions() as session:  # read only; closed (its transaction ended) at once
-            for start in range(0, len(request_ids), IDS_PER_QUERY):
-                chunk = request_ids[start : start + IDS_PER_QUERY]
-                for request_id, state, reason in session.execute(_states(), {"ids": chunk}):
-                    found[request_id] = Seen(state, reason or "")
-        return found
-
-
-@cache
-def _states() -> Select[int, str, str]:
-    return select(CallRequest.id, CallRequest.state, CallRequest.reason).where(
-        CallRequest.id.in_(bindparam("ids", expanding=True))
-    )
+            found = request_store.states_of(session, request_ids)
+        return {request_id: Seen(state, reason) for request_id, (state, reason) in found.items()}

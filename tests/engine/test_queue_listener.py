@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import make_url
 
 from callnow.engine.runtime import QueueListener
+from callnow.store import wakeup
 from callnow.store.db import transaction
-from callnow.web import queue_wakeup
 
 pytestmark = pytest.mark.postgres
 
@@ -59,7 +59,7 @@ def listening(postgresql_url: str) -> Iterator[tuple[Wakes, psycopg.Connection]]
 def notify(web: psycopg.Connection, *senders: str) -> None:
     """NOTIFYs in one transaction: PostgreSQL delivers them in this order at commit."""
     for sender in senders:
-        web.execute("SELECT pg_notify(%s, %s)", (queue_wakeup.NOTIFY_CHANNEL, sender))
+        web.execute("SELECT pg_notify(%s, %s)", (wakeup.NOTIFY_CHANNEL, sender))
     web.commit()
 
 
@@ -85,10 +85,10 @@ def test_the_engines_own_process_does_not_wake_it_a_second_time(listening) -> No
 
 def test_the_webs_notify_names_its_process(postgresql_sessions) -> None:
     with psycopg.connect(dsn(str(postgresql_sessions.kw["bind"].url)), autocommit=True) as engine:
-        engine.execute(f"LISTEN {queue_wakeup.NOTIFY_CHANNEL}")
+        engine.execute(f"LISTEN {wakeup.NOTIFY_CHANNEL}")
 
         with transaction(postgresql_sessions) as session:
-            queue_wakeup.queued(session)
+            wakeup.queued(session)
 
         (note,) = list(engine.notifies(timeout=10, stop_after=1))
-    assert note.payload == queue_wakeup.sender()
+    assert note.payload == wakeup.sender()

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from callnow.config import AbuseSettings
+from callnow.services.throttle import Throttle
 from callnow.store.models import Profile
-from callnow.web.throttle import Throttle
 from tests.web.helpers import all_requests, form_token, set_profile
 
 

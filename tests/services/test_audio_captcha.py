@@ -1,6 +1,6 @@
 """The audio CAPTCHA against a template-matching solver of our own, and its intelligibility.
 
-The solver (tests/web/audio_solver.py) is the attack that solved the old audio 30 times out of
+The solver (tests/services/audio_solver.py) is the attack that solved the old audio 30 times out of
 30: one recording per digit and stock voice, slid over the clip. Here it first proves itself on
 an unprotected clip (stock voice, no noise), then must fail on at least 90 % of real clips.
 Intelligibility is judged as docs/security.md states: the clip's structure (six digits, in
@@ -20,9 +20,9 @@ import wave
 
 import numpy as np
 
-from callnow.web import audio_captcha
-from callnow.web.audio_captcha import DIGIT_WORDS, ESPEAK_RATE, render, speak
-from tests.web.audio_solver import recognise_in_place, solve
+from callnow.services import audio_captcha
+from callnow.services.audio_captcha import DIGIT_WORDS, ESPEAK_RATE, render, speak
+from tests.services.audio_solver import recognise_in_place, solve
 
 # The attacker's guesses: espeak-ng's stock English voices and its best-known variants.
 STOCK_VOICES = (*audio_captcha.ACCENTS, "en+m1", "en+f1", "en+m3", "en+f3")

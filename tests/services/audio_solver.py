@@ -16,7 +16,7 @@ from functools import cache
 
 import numpy as np
 
-from callnow.web.audio_captcha import DIGIT_WORDS, ESPEAK_RATE, speak
+from callnow.services.audio_captcha import DIGIT_WORDS, ESPEAK_RATE, speak
 
 RATE = 16000
 FRAME = 400  # 25 ms

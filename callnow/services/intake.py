@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import structlog
 from sqlalchemy.orm import Session
 
 from callnow.domain.decision import Outcome, decide
@@ -12,13 +13,15 @@ from callnow.domain.destination_policy import VISITOR_MESSAGE, PrefixList, check
 from callnow.domain.names import InvalidName, clean_visitor_name
 from callnow.domain.phone import InvalidNumber, parse_visitor_number
 from callnow.domain.request_state import RequestState
-from callnow.store import profiles
+from callnow.services.captcha import CaptchaBook
+from callnow.services.throttle import Throttle
+from callnow.store import profiles, wakeup
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile
 from callnow.store.profiles import destination_policy
-from callnow.web import queue_wakeup
-from callnow.web.captcha import CaptchaBook
-from callnow.web.throttle import Throttle
+from callnow.store.recorder import request_ref
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -53,6 +56,8 @@ class Safeguards:
     captcha: CaptchaBook
     # After an owner declines, the same number cannot ring that owner again for this long.
     decline_cooldown: timedelta = timedelta(hours=1)
+    # How long a page whose requests spiked far above normal stays paused.
+    spike_captcha: timedelta = timedelta(minutes=60)  # how long a spike keeps the CAPTCHA on
 
 
 def submit(
@@ -122,5 +127,13 @@ def submit(
         idempotency_key=idempotency_key,
     )
     if final is RequestState.QUEUED:
-        queue_wakeup.queued(session)
+        wakeup.queued(session)
+    # Every later line of this web request names the callback request, as the engine's do.
+    structlog.contextvars.bind_contextvars(request_ref=request_ref(request.id))
+    log.info(
+        "request_received",
+        channel=submission.channel,
+        decision=decision.outcome.value,
+        reason=str(decision.reason),
+    )
     return IntakeResult(request=request)

@@ -6,7 +6,7 @@ the next. A template-matching machine meets, for every digit, one of about 300 v
 variant) at a random speed and pitch, so no single recording per digit fits; reversed digits
 (the same sounds, no meaning to the ear) and digit-like words ("tree", "fife", "heaven") where
 a matcher looks for peaks; and pink noise under it all. docs/security.md says how this is
-measured and how intelligibility is judged (tests/web/test_audio_captcha.py).
+measured and how intelligibility is judged (tests/services/test_audio_captcha.py).
 
 The randomness is seeded from the challenge, so fetching one challenge's audio again gives the
 same clip: averaging several renderings of one challenge learns nothing.

@@ -7,16 +7,16 @@ import pytest
 
 from callnow.config import AbuseSettings
 from callnow.domain.destination_policy import PrefixList
-from callnow.store import profiles, provisioning
-from callnow.web.captcha import CaptchaBook
-from callnow.web.intake import Safeguards, Submission, submit
-from callnow.web.throttle import (
+from callnow.services.captcha import CaptchaBook
+from callnow.services.intake import Safeguards, Submission, submit
+from callnow.services.throttle import (
     SWEEP_INTERVAL_S,
     SweptMemoryStorage,
     Throttle,
     number_block,
     source_network,
 )
+from callnow.store import profiles, provisioning
 from tests.web.helpers import all_requests, form_token
 
 NOW = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)

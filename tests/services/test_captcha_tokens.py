@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, inspect, select
 
+from callnow.services.captcha import CaptchaBook
 from callnow.store import captcha as spent_captchas
 from callnow.store.models import Profile, SpentCaptcha
-from callnow.web.captcha import CaptchaBook
 from tests.web.helpers import form_token, set_profile
 
 TTL = timedelta(seconds=300)

@@ -28,8 +28,8 @@ from datetime import datetime, timedelta
 from captcha.image import ImageCaptcha
 from sqlalchemy.orm import Session
 
+from callnow.services import audio_captcha
 from callnow.store import captcha as spent_captchas
-from callnow.web import audio_captcha
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,191 @@
+"""An owner changing their page: the same checks and the same audit from the portal and the API.
+
+Every change is validated whole before anything is written, so a rejected save leaves the page
+exactly as it was; the routes only map `InvalidChanges` to their own answer (a form with the
+messages, or a 409/422 problem).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.orm import Session
+
+from callnow.domain.availability import InvalidWindow, Window
+from callnow.domain.callnow_id import InvalidCallNowId, normalise_callnow_id
+from callnow.domain.page import MAX_RULES, MAX_WINDOWS, WELCOME_MAX_CHARS
+from callnow.domain.rules import InvalidRule, Rule, rule_from_fields
+from callnow.store import audit, profiles
+from callnow.store.models import Profile, User
+
+# The owner's yes/no preferences, by their attribute name on the page.
+SWITCHES = (
+    "enabled",
+    "do_not_allow",
+    "confirmation_required",
+    "show_name",
+    "require_caller_name",
+    "image_validation",
+    "one_step_allowed",
+    "confirm_on_web",
+)
+
+
+@dataclass(frozen=True)
+class WindowFields:
+    weekday: int
+    start: str  # "HH:MM"
+    end: str
+
+
+@dataclass(frozen=True)
+class PageChanges:
+    """What an owner asks to change; None leaves a value as it is."""
+
+    callnow_id: str | None = None
+    switches: Mapping[str, bool] = field(default_factory=dict)
+    welcome_message: str | None = None
+    # "" sets the page back to the tenant's time zone.
+    timezone: str | None = None
+    windows: Sequence[WindowFields] | None = None
+
+
+class InvalidChanges(Exception):
+    """Nothing was changed. `errors` maps a field to what was wrong with it; `taken` says the
+    wanted CallNow ID belongs to another page (a conflict, not a typo)."""
+
+    def __init__(self, errors: dict[str, str], *, taken: bool = False) -> None:
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+        self.taken = taken
+
+
+def change_page(
+    session: Session,
+    profile: Profile,
+    changes: PageChanges,
+    *,
+    actor: User,
+    via: str,
+    details: Mapping[str, object],
+) -> None:
+    """Apply `changes` to the page, or raise InvalidChanges having changed nothing."""
+    errors: dict[str, str] = {}
+    taken = False
+    new_id = None
+    if changes.callnow_id is not None:
+        try:
+            new_id = normalise_callnow_id(changes.callnow_id)
+        except InvalidCallNowId as exc:
+            errors["callnow_id"] = str(exc)
+        else:
+            other = profiles.by_callnow_id(session, new_id)
+            if other is not None and other.id != profile.id:
+                errors["callnow_id"] = f"The CallNow ID '{new_id}' is taken."
+                taken = True
+    unknown = set(changes.switches) - set(SWITCHES)
+    if unknown:
+        errors["form"] = f"Unknown settings: {', '.join(sorted(unknown))}."
+    welcome = None if changes.welcome_message is None else changes.welcome_message.strip()
+    if welcome is not None and len(welcome) > WELCOME_MAX_CHARS:
+        errors["welcome_message"] = (
+            f"The welcome message is at most {WELCOME_MAX_CHARS} characters."
+        )
+    timezone = None if changes.timezone is None else changes.timezone.strip()
+    if timezone:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            errors["timezone"] = f"'{timezone}' is not a known time zone (e.g. Australia/Sydney)."
+    windows: list[Window] | None = None
+    if changes.windows is not None:
+        windows, window_error = _windows(changes.windows)
+        if window_error:
+            errors["windows"] = window_error
+    if errors:
+        raise InvalidChanges(errors, taken=taken)
+
+    if new_id is not None:
+        profile.callnow_id = new_id
+    for name, on in changes.switches.items():
+        setattr(profile, name, on)
+    if welcome is not None:
+        profile.welcome_message = welcome
+    if timezone is not None:
+        profile.timezone = timezone or None
+    if windows is not None:
+        profiles.replace_windows(session, profile, windows)
+    audit.record(
+        session,
+        actor=actor,
+        action="profile.update",
+        subject=profile.callnow_id,
+        tenant_id=profile.extension.tenant_id,
+        via=via,
+        details=dict(details),
+    )
+    session.flush()
+    session.refresh(profile)
+
+
+def _windows(rows: Sequence[WindowFields]) -> tuple[list[Window], str | None]:
+    if len(rows) > MAX_WINDOWS:
+        return [], f"At most {MAX_WINDOWS} time windows."
+    windows = []
+    for number, row in enumerate(rows, start=1):
+        try:
+            windows.append(Window.parse(row.weekday, row.start, row.end))
+        except (InvalidWindow, ValueError) as exc:
+            return [], f"Hours row {number}: {exc}"
+    return windows, None
+
+
+@dataclass(frozen=True)
+class RuleFields:
+    """One rule as typed in the portal or sent to the API."""
+
+    action: str
+    number_match: str = ""
+    number_value: str = ""
+    name_match: str = ""
+    name_value: str = ""
+
+
+def parse_rule(profile: Profile, fields: RuleFields) -> Rule:
+    """A domain rule in the page's region, or InvalidRule."""
+    return rule_from_fields(
+        fields.action,
+        fields.number_match,
+        fields.number_value,
+        fields.name_match,
+        fields.name_value,
+        profiles.tenant_of(profile).region,
+    )
+
+
+def set_rules(
+    session: Session,
+    profile: Profile,
+    rules: Sequence[Rule],
+    *,
+    actor: User,
+    via: str,
+    action: str,
+) -> None:
+    """Replace the page's ordered rules, or raise InvalidRule having changed nothing."""
+    if len(rules) > MAX_RULES:
+        raise InvalidRule(f"At most {MAX_RULES} rules.")
+    profiles.replace_rules(session, profile, rules)
+    audit.record(
+        session,
+        actor=actor,
+        action=action,
+        subject=profile.callnow_id,
+        tenant_id=profile.extension.tenant_id,
+        via=via,
+        details={"rules": [r.describe() for r in rules]},
+    )
+    session.flush()
+    session.refresh(profile)

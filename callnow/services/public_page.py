@@ -1,0 +1,136 @@
+"""The visitor's use cases on an owner's public page: find the page, ask for a callback.
+
+The public form and the one-step link go through one safeguard pipeline, in one order (cheap
+and per-source first, then the page's own volume, then the CAPTCHA, then the owner's hours,
+then intake); the routes in `web/public.py` only turn its result into a page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy.orm import Session
+
+from callnow.domain.availability import is_available
+from callnow.domain.page import is_paused
+from callnow.services.intake import Safeguards, Submission, submit
+from callnow.store import audit, page_alerts, profiles
+from callnow.store.models import CallRequest, Profile
+
+# Longer than any CallNow ID (32) with room for a typo; anything longer is not looked up.
+MAX_LOOKUP_CHARS = 64
+
+
+def visible_page(session: Session, callnow_id: str, now: datetime) -> Profile | None:
+    """A page an outsider may see. Unknown, disabled, do-not-allow, paused IDs and tenants
+    without Call API access all look alike, so a prober learns nothing."""
+    if not callnow_id or len(callnow_id) > MAX_LOOKUP_CHARS:
+        return None
+    profile = profiles.by_callnow_id(session, callnow_id)
+    if profile is None or not profile.enabled or profile.do_not_allow:
+        return None
+    if is_paused(profile.paused_until, now):
+        return None
+    if not profiles.tenant_of(profile).call_api_access:
+        return None
+    return profile
+
+
+def captcha_required(
+    session: Session, profile: Profile, safeguards: Safeguards, now: datetime
+) -> bool:
+    """The owner's choice, on by itself while the page sees unusual volume, or held on for a
+    while after a spike."""
+    if profile.image_validation:
+        return True
+    if safeguards.throttle.page_is_busy(profile.id, session):
+        return True
+    return page_alerts.captcha_forced(session, profile.id, now)
+
+
+def one_step_possible(
+    session: Session, profile: Profile, safeguards: Safeguards, now: datetime
+) -> bool:
+    """A link may place the request itself only where the owner allowed it and no CAPTCHA is
+    asked for: the owner then pays for every call such a link causes."""
+    return profile.one_step_allowed and not captcha_required(session, profile, safeguards, now)
+
+
+def captcha_for_spike(
+    session: Session, profile: Profile, now: datetime, safeguards: Safeguards
+) -> None:
+    """Posts jumped far above normal: the page asks every visitor for the CAPTCHA for a while
+    and the owner is told (a webhook, an audit row, and the alert row the mail outbox reads).
+    The page stays reachable: a flood never hides it; pausing is the owner's or an admin's."""
+    alert = page_alerts.raise_flood(session, profile, now, now + safeguards.spike_captcha)
+    if alert is None:  # already under CAPTCHA for this spike; the owner was told
+        return
+    audit.record(
+        session,
+        actor=None,
+        action="profile.captcha_forced",
+        subject=profile.callnow_id,
+        tenant_id=profile.extension.tenant_id,
+        via="spike detector",
+        details={
+            "minutes": int(safeguards.spike_captcha.total_seconds() // 60),
+            "reason": "unusual volume of requests",
+        },
+    )
+
+
+class Refusal(StrEnum):
+    """Why a page request placed nothing."""
+
+    THROTTLED = "throttled"  # a rate limit fired; which one is deliberately not said
+    CAPTCHA_WRONG = "captcha_wrong"  # needed and missing, wrong, spent or expired
+    CLOSED = "closed"  # outside the owner's hours
+    INVALID = "invalid"  # a field is wrong: see `errors`
+
+
+@dataclass(frozen=True)
+class CaptchaAnswer:
+    token: str
+    answer: str
+
+
+@dataclass
+class PageOutcome:
+    request: CallRequest | None = None
+    refusal: Refusal | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def ask_for_callback(
+    session: Session,
+    profile: Profile,
+    submission: Submission,
+    now: datetime,
+    safeguards: Safeguards,
+    captcha: CaptchaAnswer | None = None,
+) -> PageOutcome:
+    """The one pipeline of the public form and the one-step link."""
+    if not safeguards.throttle.attempt(submission.source_address, session):
+        return PageOutcome(refusal=Refusal.THROTTLED)
+    # Decided before this post is counted, so the post that tips the page over the adaptive
+    # threshold is not refused for a CAPTCHA its visitor was never shown. A spike is different:
+    # from then on every post needs the CAPTCHA, this one included.
+    needs_captcha = captcha_required(session, profile, safeguards, now)
+    if not safeguards.throttle.page_post(profile.id, session):
+        captcha_for_spike(session, profile, now, safeguards)
+        needs_captcha = True
+    if needs_captcha and (
+        captcha is None
+        or not safeguards.captcha.verify(session, captcha.token, captcha.answer, profile.id, now)
+    ):
+        return PageOutcome(refusal=Refusal.CAPTCHA_WRONG)
+    if not is_available(profiles.windows_of(profile), now, profiles.timezone_of(profile)):
+        return PageOutcome(refusal=Refusal.CLOSED)
+    result = submit(session, profile, submission, now, safeguards)
+    if result.throttled:
+        return PageOutcome(refusal=Refusal.THROTTLED)
+    if result.errors:
+        return PageOutcome(refusal=Refusal.INVALID, errors=result.errors)
+    return PageOutcome(request=result.request)

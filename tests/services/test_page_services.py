@@ -1,0 +1,135 @@
+"""The services behind the public page and the owner's settings, called as the routes call them."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from callnow.config import AbuseSettings
+from callnow.domain.destination_policy import PrefixList
+from callnow.domain.page import MAX_RULES, MAX_WINDOWS
+from callnow.domain.rules import InvalidRule
+from callnow.services import page_settings, public_page
+from callnow.services.captcha import CaptchaBook
+from callnow.services.intake import Safeguards, Submission
+from callnow.services.throttle import Throttle
+from callnow.store import accounts, profiles
+
+# A Monday, 10:00 in Sydney.
+NOW = datetime(2026, 11, 22, 23, 0, tzinfo=UTC)
+
+
+def safeguards() -> Safeguards:
+    return Safeguards(
+        throttle=Throttle(AbuseSettings()),
+        platform_prefixes=PrefixList(),
+        captcha=CaptchaBook("test-secret", 300),
+    )
+
+
+def ask(session, profile, guard, captcha=None):
+    submission = Submission("Mary", "02 9037 5678", "198.51.100.7", "test", "web")
+    return public_page.ask_for_callback(session, profile, submission, NOW, guard, captcha)
+
+
+def owner_of(session):
+    return accounts.by_email(session, "alice@example.com")
+
+
+def test_the_pipeline_places_a_request_when_every_safeguard_passes(world):
+    with world.sessions() as session, session.begin():
+        profile = profiles.by_callnow_id(session, "alice")
+        outcome = ask(session, profile, safeguards())
+        assert outcome.refusal is None
+        assert outcome.request is not None and outcome.request.state == "queued"
+
+
+def test_outside_the_owner_hours_nothing_is_stored_for_the_form_and_the_link_alike(world):
+    with world.sessions() as session, session.begin():
+        profile = profiles.by_callnow_id(session, "alice")
+        closed = page_settings.PageChanges(
+            windows=[page_settings.WindowFields(5, "09:00", "10:00")]
+        )
+        page_settings.change_page(
+            session, profile, closed, actor=owner_of(session), via="test", details={}
+        )
+        outcome = ask(session, profile, safeguards())
+        assert (outcome.refusal, outcome.request) == (public_page.Refusal.CLOSED, None)
+
+
+def test_a_page_asking_for_a_captcha_refuses_a_missing_or_wrong_answer(world):
+    guard = safeguards()
+    with world.sessions() as session, session.begin():
+        profile = profiles.by_callnow_id(session, "alice")
+        profile.image_validation = True
+        assert not public_page.one_step_possible(session, profile, guard, NOW)
+        assert ask(session, profile, guard).refusal is public_page.Refusal.CAPTCHA_WRONG
+        token = guard.captcha.issue(profile.id, NOW)
+        wrong = public_page.CaptchaAnswer(token, "000000")
+        assert ask(session, profile, guard, wrong).refusal is public_page.Refusal.CAPTCHA_WRONG
+
+
+def test_an_invalid_save_changes_nothing_and_names_every_wrong_field(world):
+    with world.sessions() as session, session.begin():
+        profile = profiles.by_callnow_id(session, "alice")
+        before = (profile.callnow_id, profile.welcome_message, len(profile.windows))
+        changes = page_settings.PageChanges(
+            callnow_id="x",
+            welcome_message="w" * 501,
+            timezone="Mars/Olympus",
+            windows=[page_settings.WindowFields(0, "09:00", "10:00")] * (MAX_WINDOWS + 1),
+            switches={"enabled": False},
+        )
+        with pytest.raises(page_settings.InvalidChanges) as raised:
+            page_settings.change_page(
+                session, profile, changes, actor=owner_of(session), via="test", details={}
+            )
+        assert set(raised.value.errors) == {"callnow_id", "welcome_message", "timezone", "windows"}
+        assert not raised.value.taken
+        assert (profile.callnow_id, profile.welcome_message, len(profile.windows)) == before
+        assert profile.enabled
+
+
+def test_an_id_of_another_page_is_a_conflict(world):
+    with world.sessions() as session, session.begin():
+        profile = profiles.by_callnow_id(session, "alice")
+        with pytest.raises(page_settings.InvalidChanges) as raised:
+            page_settings.change_page(
+                session,
+                profile,
+                page_settings.PageChanges(callnow_id="Bob"),
+                actor=owner_of(session),
+                via="test",
+                details={},
+            )
+        assert raised.value.taken
+
+
+def test_rules_beyond_the_limit_are_refused_whole(world):
+    with world.sessions() as session, session.begin():
+        profile = profiles.by_callnow_id(session, "alice")
+        before = profiles.rules_of(profile)
+        rule = page_settings.parse_rule(
+            profile, page_settings.RuleFields("reject", "prefix", "+6114")
+        )
+        with pytest.raises(InvalidRule):
+            page_settings.set_rules(
+                session,
+                profile,
+                [rule] * (MAX_RULES + 1),
+                actor=owner_of(session),
+                via="test",
+                action="t",
+            )
+        assert profiles.rules_of(profile) == before
+
+
+def test_a_placed_request_is_logged_with_its_reference(world, caplog):
+    caplog.set_level("INFO")
+    with world.sessions() as session, session.begin():
+        profile = profiles.by_callnow_id(session, "alice")
+        outcome = ask(session, profile, safeguards())
+        ref = f"req-{outcome.request.id}"
+    received = [r.msg for r in caplog.records if isinstance(r.msg, dict)]
+    assert {"event": "request_received", "channel": "web", "request_ref": ref}.items() <= next(
+        m for m in received if m.get("event") == "request_received"
+    ).items()
