@@ -167,6 +167,7 @@ _RULES = (
     "per_block",
     "platform",
     "login_per_account",
+    "login_per_account_network",
     "login_per_source",
     "captcha_auto_on",
     "spike_captcha",
@@ -235,8 +236,32 @@ class Throttle:
         rule = "captcha_auto_on"
         return not self._counters.has_room(rule, str(profile_id), self._rules[rule], session)
 
-    def login(self, account: str, source_address: str, session: Session | None = None) -> bool:
-        return self._allow(
-            [("login_per_account", account.strip().lower()), ("login_per_source", source_address)],
-            session,
+    def _over(self, rule: str, key: str, session: Session | None) -> bool:
+        return not self._counters.has_room(rule, key, self._rules[rule], session)
+
+    def login_source(self, source_address: str, session: Session | None = None) -> bool:
+        """A login attempt from an address (every one counts); False when it has made too many."""
+        return self._allow([("login_per_source", source_address)], session)
+
+    def login_pressure(
+        self, account: str, source_address: str, session: Session | None = None
+    ) -> tuple[bool, bool]:
+        """(this network failed too often for the account, the account is under attack)."""
+        account = account.strip().lower()
+        network = source_network(source_address)
+        return (
+            self._over("login_per_account_network", f"{account}|{network}", session),
+            self._over("login_per_account", account, session),
         )
+
+    def login_failed(
+        self, account: str, source_address: str, session: Session | None = None
+    ) -> None:
+        """A wrong password (or CAPTCHA) for an account: counted per network and in total."""
+        account = account.strip().lower()
+        network = source_network(source_address)
+        for rule, key in (
+            ("login_per_account_network", f"{account}|{network}"),
+            ("login_per_account", account),
+        ):
+            self._counters.hit(rule, key, self._rules[rule], session)
