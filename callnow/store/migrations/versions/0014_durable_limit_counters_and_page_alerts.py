@@ -1,7 +1,7 @@
 """Durable limit counters without Redis; page alerts; webhook deliveries without a request
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-03 07:15:00.000000
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import callnow.store.models
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
