@@ -11,6 +11,7 @@ statement is a DELETE, so the transaction holds it until commit).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,8 +42,17 @@ class Counter:
         return timedelta(seconds=max(w.seconds for w in self.windows))
 
 
+def _stored_key(key: str) -> str:
+    """The key as stored: a long one (an e-mail address and a network) keeps its start and a
+    hash of the whole, so two long keys never share a counter."""
+    if len(key) <= KEY_MAX_CHARS:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return f"{key[: KEY_MAX_CHARS - 33]}#{digest}"
+
+
 def _lock(session: Session, counter: Counter, now: datetime) -> None:
-    key = counter.key[:KEY_MAX_CHARS]
+    key = _stored_key(counter.key)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(
             text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{counter.rule}:{key}"}
@@ -62,7 +72,7 @@ def _count(session: Session, counter: Counter, window: Window, now: datetime) ->
             .select_from(LimitHit)
             .where(
                 LimitHit.rule == counter.rule,
-                LimitHit.key == counter.key[:KEY_MAX_CHARS],
+                LimitHit.key == _stored_key(counter.key),
                 LimitHit.hit_at > since,
             )
         )
@@ -74,7 +84,7 @@ def _add(session: Session, counter: Counter, now: datetime) -> None:
     session.execute(
         insert(LimitHit).values(
             rule=counter.rule,
-            key=counter.key[:KEY_MAX_CHARS],
+            key=_stored_key(counter.key),
             hit_at=now,
             expires_at=now + counter.longest,
         )

@@ -327,7 +327,7 @@ class LimitHit(Base):
     __tablename__ = "limit_hits"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    rule: Mapped[str] = mapped_column(String(24))
+    rule: Mapped[str] = mapped_column(String(40))
     key: Mapped[str] = mapped_column(String(80))
     hit_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

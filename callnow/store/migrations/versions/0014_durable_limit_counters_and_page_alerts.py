@@ -20,7 +20,7 @@ def upgrade() -> None:
     op.create_table(
         "limit_hits",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("rule", sa.String(length=24), nullable=False),
+        sa.Column("rule", sa.String(length=40), nullable=False),
         sa.Column("key", sa.String(length=80), nullable=False),
         sa.Column("hit_at", callnow.store.models.UtcDateTime(timezone=True), nullable=False),
         sa.Column("expires_at", callnow.store.models.UtcDateTime(timezone=True), nullable=False),
