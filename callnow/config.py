@@ -120,7 +120,6 @@ class WebSettings(BaseModel):
     )
 
 
-
 class SipSettings(BaseModel):
     """The engine's SIP user agent."""
 
@@ -164,10 +163,27 @@ class SipSettings(BaseModel):
     )
     trusted_sources: list[IpNetwork] = Field(
         [],
-        description="IP addresses or networks allowed to send requests outside the calls we "
-        "placed (a proxy's OPTIONS, a stray INVITE). Requests from anywhere else get no answer, "
-        "so a scanner learns nothing; requests inside our calls are always handled. Empty "
-        "answers everyone.",
+        description="IP addresses or networks (the PBX, the trunk) whose requests outside the "
+        "calls we placed are handled in full (an OPTIONS health check, a stray INVITE's 403 "
+        "until acknowledged) and that the source rate limit does not count. "
+        "Requests inside our calls are always handled, from anywhere.",
+    )
+    untrusted_requests: Literal["answer_once", "drop"] = Field(
+        "answer_once",
+        description="Requests outside our calls from any other address: `answer_once` sends "
+        "one reply without a transaction (never retransmitted; a repeat of the request gets "
+        "nothing), `drop` sends nothing, so a scanner learns nothing and a forged source "
+        "address gets nothing reflected to it.",
+    )
+    source_rate_per_s: float = Field(
+        10.0,
+        ge=0,
+        le=100_000,
+        description="Requests outside our calls one untrusted address may send a second; more "
+        "get nothing. 0 turns the limit off.",
+    )
+    source_burst: int = Field(
+        20, ge=1, le=1_000_000, description="How many such requests a burst may hold."
     )
 
     @field_validator("owner_uri_template")
@@ -176,7 +192,6 @@ class SipSettings(BaseModel):
         if "{internal}" not in value:
             raise ValueError("owner_uri_template must contain {internal}")
         return value
-
 
 
 # Codecs rtpengine 10.5 (Debian) transcodes between; the names are its ng `codec` names.
@@ -410,9 +425,10 @@ class AbuseSettings(BaseModel):
     """
 
     storage_url: str = Field(
-        "memory://",
-        description="Where limit counters live: `memory://` for one process; "
-        "`redis://127.0.0.1:6379` when several processes share the load.",
+        "database://",
+        description="Where limit counters live: `database://` in the service's own database "
+        "(they survive a restart); `redis://127.0.0.1:6379` when several web processes share "
+        "the load; `memory://` for one process that may forget them on restart.",
     )
     per_source: RateLimit = Field(
         "10/minute;60/hour", description="Requests per visitor address (every attempt counts)."
@@ -459,13 +475,14 @@ class AbuseSettings(BaseModel):
         description="Above this many form posts, a page asks for the image check even if its "
         "owner turned it off.",
     )
-    spike_pause: RateLimit = Field(
+    spike_captcha: RateLimit = Field(
         "100/10 minutes",
-        description="Far above normal: the page pauses itself (answers like an unknown page) "
-        "and the owner is told.",
+        description="Far above normal: the page asks every visitor for the image check for "
+        "`spike_captcha_minutes` and the owner is told. It stays reachable; pausing a page is "
+        "the owner's or an admin's choice.",
     )
-    pause_minutes: int = Field(
-        60, ge=1, le=7 * 24 * 60, description="How long a page paused by a spike stays paused."
+    spike_captcha_minutes: int = Field(
+        60, ge=1, le=7 * 24 * 60, description="How long a spike keeps the image check on."
     )
 
     @field_validator("blocked_prefixes", "allowed_prefixes")

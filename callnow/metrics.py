@@ -247,7 +247,7 @@ LIMITS = frozenset(
         "login_per_account",
         "login_per_source",
         "captcha_auto_on",
-        "spike_pause",
+        "spike_captcha",
         "load_shedding",
     }
 )

@@ -58,7 +58,7 @@ class Safeguards:
     # After an owner declines, the same number cannot ring that owner again for this long.
     decline_cooldown: timedelta = timedelta(hours=1)
     # How long a page whose requests spiked far above normal stays paused.
-    spike_pause: timedelta = timedelta(minutes=60)
+    spike_captcha: timedelta = timedelta(minutes=60)  # how long a spike keeps the CAPTCHA on
     # Told (channel, decision) of each request taken in: the metrics' count, bounded labels.
     counted: Callable[[str, str], None] = lambda channel, decision: None
 
@@ -110,7 +110,9 @@ def submit(
         recently_declined=standing.declined_since,
     )
     final = RequestState.REJECTED if decision.outcome is Outcome.REJECT else RequestState.QUEUED
-    if final is RequestState.QUEUED and not safeguards.throttle.owner_call(profile.id, number.e164):
+    if final is RequestState.QUEUED and not safeguards.throttle.owner_call(
+        profile.id, number.e164, session
+    ):
         safeguards.counted(submission.channel, "throttled")
         return IntakeResult(throttled=True)
     request = request_store.record_new(

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from callnow.domain.availability import is_available
 from callnow.domain.page import is_paused
 from callnow.services.intake import Safeguards, Submission, submit
-from callnow.store import audit, profiles
+from callnow.store import audit, page_alerts, profiles
 from callnow.store.models import CallRequest, Profile
 
 # Longer than any CallNow ID (32) with room for a typo; anything longer is not looked up.
@@ -38,28 +38,41 @@ def visible_page(session: Session, callnow_id: str, now: datetime) -> Profile | 
     return profile
 
 
-def captcha_required(profile: Profile, safeguards: Safeguards) -> bool:
-    """The owner's choice, or on by itself while the page sees unusual volume."""
-    return profile.image_validation or safeguards.throttle.page_is_busy(profile.id)
+def captcha_required(
+    session: Session, profile: Profile, safeguards: Safeguards, now: datetime
+) -> bool:
+    """The owner's choice, on by itself while the page sees unusual volume, or held on for a
+    while after a spike."""
+    if profile.image_validation:
+        return True
+    if safeguards.throttle.page_is_busy(profile.id, session):
+        return True
+    return page_alerts.captcha_forced(session, profile.id, now)
 
 
-def one_step_possible(profile: Profile, safeguards: Safeguards) -> bool:
+def one_step_possible(
+    session: Session, profile: Profile, safeguards: Safeguards, now: datetime
+) -> bool:
     """A link may place the request itself only where the owner allowed it and no CAPTCHA is
     asked for: the owner then pays for every call such a link causes."""
-    return profile.one_step_allowed and not captcha_required(profile, safeguards)
+    return profile.one_step_allowed and not captcha_required(session, profile, safeguards, now)
 
 
-def pause_for_spike(
+def captcha_for_spike(
     session: Session, profile: Profile, now: datetime, safeguards: Safeguards
 ) -> None:
-    """Requests jumped far above normal: pause the page and tell the owner (portal banner)."""
-    profile.paused_until = now + safeguards.spike_pause
-    minutes = int(safeguards.spike_pause.total_seconds() // 60)
+    """Posts jumped far above normal: the page asks every visitor for the CAPTCHA for a while
+    and the owner is told (a webhook, an audit row, and the alert row the mail outbox reads).
+    The page stays reachable: a flood never hides it; pausing is the owner's or an admin's."""
+    alert = page_alerts.raise_flood(session, profile, now, now + safeguards.spike_captcha)
+    if alert is None:  # already under CAPTCHA for this spike; the owner was told
+        return
+    minutes = int(safeguards.spike_captcha.total_seconds() // 60)
     audit.record_for_page(
         session,
         profile,
         actor=None,
-        action="profile.paused",
+        action="profile.captcha_forced",
         via="spike detector",
         details={"minutes": minutes, "reason": "unusual volume of requests"},
     )
@@ -69,7 +82,6 @@ class Refusal(StrEnum):
     """Why a page request placed nothing."""
 
     THROTTLED = "throttled"  # a rate limit fired; which one is deliberately not said
-    PAGE_BUSY = "page_busy"  # the page's volume spiked: it is paused
     CAPTCHA_WRONG = "captcha_wrong"  # needed and missing, wrong, spent or expired
     CLOSED = "closed"  # outside the owner's hours
     INVALID = "invalid"  # a field is wrong: see `errors`
@@ -97,14 +109,15 @@ def ask_for_callback(
     captcha: CaptchaAnswer | None = None,
 ) -> PageOutcome:
     """The one pipeline of the public form and the one-step link."""
-    if not safeguards.throttle.attempt(submission.source_address):
+    if not safeguards.throttle.attempt(submission.source_address, session):
         return PageOutcome(refusal=Refusal.THROTTLED)
-    # Decided before this post is counted, so the post that tips the page over is not refused
-    # for a CAPTCHA its visitor was never shown.
-    needs_captcha = captcha_required(profile, safeguards)
-    if not safeguards.throttle.page_post(profile.id):
-        pause_for_spike(session, profile, now, safeguards)
-        return PageOutcome(refusal=Refusal.PAGE_BUSY)
+    # Decided before this post is counted, so the post that tips the page over the adaptive
+    # threshold is not refused for a CAPTCHA its visitor was never shown. A spike is different:
+    # from then on every post needs the CAPTCHA, this one included.
+    needs_captcha = captcha_required(session, profile, safeguards, now)
+    if not safeguards.throttle.page_post(profile.id, session):
+        captcha_for_spike(session, profile, now, safeguards)
+        needs_captcha = True
     if needs_captcha and (
         captcha is None
         or not safeguards.captcha.verify(session, captcha.token, captcha.answer, profile.id, now)

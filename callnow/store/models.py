@@ -320,6 +320,35 @@ class SpentCaptcha(Base):
     spent_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
+class LimitHit(Base):
+    """One counted hit of a rate limit (rule, key) on the embedded default (no Redis): the
+    counters survive a restart. Deleted once `expires_at` (the rule's longest window) passed."""
+
+    __tablename__ = "limit_hits"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(80))
+    hit_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+    __table_args__ = (Index("ix_limit_hits_rule_key_hit_at", "rule", "key", "hit_at"),)
+
+
+class PageAlert(Base):
+    """A page under unusual load: it asks every visitor for a CAPTCHA until `until`, and its
+    owner is told. `notified_at` is left for the e-mail outbox to set once it has written."""
+
+    __tablename__ = "page_alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    until: Mapped[datetime] = mapped_column(UtcDateTime)
+    notified_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
 class AuditEntry(Base):
     """Who changed what: profiles, rules, decks, users. Append-only."""
 
@@ -357,8 +386,13 @@ class WebhookDelivery(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     delivery_id: Mapped[str] = mapped_column(String(40), unique=True)
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id"), index=True)
-    request_id: Mapped[int] = mapped_column(ForeignKey("call_requests.id"), index=True)
-    request_event_id: Mapped[int] = mapped_column(ForeignKey("request_events.id"))
+    # Both empty for a page alert (`page_alerts`), which belongs to no request.
+    request_id: Mapped[int | None] = mapped_column(
+        ForeignKey("call_requests.id"), index=True, nullable=True
+    )
+    request_event_id: Mapped[int | None] = mapped_column(
+        ForeignKey("request_events.id"), nullable=True
+    )
     payload: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

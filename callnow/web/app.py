@@ -90,14 +90,14 @@ def build_app(
     )
     metrics = metrics or Metrics("web")
     safeguards = Safeguards(
-        throttle=Throttle(settings.abuse, on_refused=metrics.refused),
+        throttle=Throttle(settings.abuse, sessions, on_refused=metrics.refused),
         platform_prefixes=PrefixList(
             blocked=tuple(settings.abuse.blocked_prefixes),
             allowed=tuple(settings.abuse.allowed_prefixes),
         ),
         captcha=CaptchaBook(settings.web.secret_key, settings.abuse.captcha_ttl_s),
         decline_cooldown=timedelta(seconds=settings.requests.decline_cooldown_s),
-        spike_pause=timedelta(minutes=settings.abuse.pause_minutes),
+        spike_captcha=timedelta(minutes=settings.abuse.spike_captcha_minutes),
         counted=metrics.request_taken,
     )
     state = AppState(settings=settings, sessions=sessions, safeguards=safeguards)

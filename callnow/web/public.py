@@ -65,7 +65,7 @@ def _page(
     state = app_state(request)
     tokens = forms.FormTokens(state.settings.web.secret_key)
     captcha_token = None
-    if public_page.captcha_required(profile, state.safeguards):
+    if public_page.captcha_required(session, profile, state.safeguards, now):
         captcha_token = state.safeguards.captcha.issue(profile.id, now)
     available = is_available(windows, now, tz)
     context = {
@@ -114,8 +114,6 @@ def _answer(
         return RedirectResponse(_status_url(profile, outcome.request), status_code=303)
     if refusal is Refusal.THROTTLED:
         return _throttled(request)
-    if refusal is Refusal.PAGE_BUSY:
-        return _not_available(request)
     if refusal is Refusal.CAPTCHA_WRONG:
         errors = {"captcha": _CAPTCHA_WRONG}
         return _page(request, session, profile, values=values, errors=errors, status_code=400)
@@ -150,7 +148,7 @@ def _page_or_one_step(
         return _page(request, session, profile)
     values = {"name": (name or "")[:60], "number": number[:40]}
     safeguards = app_state(request).safeguards
-    if not public_page.one_step_possible(profile, safeguards):
+    if not public_page.one_step_possible(session, profile, safeguards, _now()):
         return _page(request, session, profile, values=values)
     submission = _submission(request, name, number, "one_step")
     outcome = public_page.ask_for_callback(session, profile, submission, _now(), safeguards)

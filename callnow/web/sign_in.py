@@ -137,9 +137,10 @@ def attempt_login(
 ) -> Attempt:
     throttle = state.safeguards.throttle
     book = state.safeguards.captcha
-    if not throttle.login_source(address):
+    # Counted in this session: on SQLite a second writer of our own would wait for this one.
+    if not throttle.login_source(address, session):
         return Attempt("refused", message=REFUSED)
-    network_over, under_attack = throttle.login_pressure(email, address)
+    network_over, under_attack = throttle.login_pressure(email, address, session)
     known = False
     if under_attack and not network_over:
         owner = accounts.by_email(session, email)
@@ -156,12 +157,12 @@ def attempt_login(
             challenge = book.issue(LOGIN_CAPTCHA_PROFILE, now)
             return Attempt("captcha", captcha_token=challenge, message=CAPTCHA_FIRST)
         if not book.verify(session, captcha_token, captcha_answer, LOGIN_CAPTCHA_PROFILE, now):
-            throttle.login_failed(email, address)
+            throttle.login_failed(email, address, session)
             challenge = book.issue(LOGIN_CAPTCHA_PROFILE, now)
             return Attempt("captcha", captcha_token=challenge, message=CAPTCHA_WRONG)
     user = accounts.authenticate(session, email, password)
     if user is None or (may_enter == "platform_admin" and user.role != "platform_admin"):
-        throttle.login_failed(email, address)
+        throttle.login_failed(email, address, session)
         again = book.issue(LOGIN_CAPTCHA_PROFILE, now) if gate is LoginGate.CAPTCHA else None
         return Attempt("wrong", captcha_token=again, message=WRONG)
     return Attempt("ok", user=user)

@@ -149,44 +149,6 @@ def test_a_number_on_the_do_not_call_list_is_never_accepted(world):
     assert not stored and not throttled
 
 
-def test_a_spiking_page_pauses_itself_and_the_owner_sees_why(world):
-    from callnow.store import audit
-
-    safeguards = world.client.app.state.callnow.safeguards
-    object.__setattr__(
-        safeguards,
-        "throttle",
-        Throttle(AbuseSettings(spike_pause="5/10 minutes", captcha_auto_on="100/minute")),
-    )
-    token = form_token(world.client.get("/callnow/alice").text)
-    statuses = [
-        world.client.post(
-            "/callnow/alice", data={"form_token": token, "name": "M", "number": f"0290376{i:03d}"}
-        ).status_code
-        for i in range(7)
-    ]
-    assert statuses[:5] == [303] * 5
-    assert statuses[5:] == [404, 404]
-    # Paused looks exactly like unknown to an outsider.
-    assert world.client.get("/callnow/alice").text == world.client.get("/callnow/nobody").text
-    with world.sessions() as session:
-        assert [e.action for e in audit.recent(session)] == ["profile.paused"]
-    # The owner sees a banner and can resume.
-    page = world.client.get("/portal/login")
-    world.client.post(
-        "/portal/login",
-        data={
-            "csrf": form_token(page.text, "csrf"),
-            "email": "alice@example.com",
-            "password": "correct horse battery",
-        },
-    )
-    home = world.client.get("/portal")
-    assert "Your page is paused" in home.text
-    world.client.post("/portal/profiles/alice/resume", data={"csrf": form_token(home.text, "csrf")})
-    assert world.client.get("/callnow/alice").status_code == 200
-
-
 def test_limits_are_shared_through_redis_when_several_processes_serve(world):
     """Two throttles on one Redis (two web workers) count the same victim number together."""
     import random

@@ -1,7 +1,7 @@
 """Owner e-mail: the mail outbox, notification preferences and password reset tokens
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-03 07:10:00.000000
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import callnow.store.models
 
 revision = "0015"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
