@@ -17,6 +17,7 @@ import re
 import socket
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -41,6 +42,7 @@ from callnow.telephony.sip.headers import (
 from callnow.telephony.sip.input_policy import MalformedHeader, find_malformed_header
 from callnow.telephony.sip.leg import EventCallback, Leg, LegRecord
 from callnow.telephony.sip.reactor import reactor
+from callnow.telephony.sip.register import RegistrationAgent, RegistrationSpec, RegistrationState
 from callnow.telephony.sip.uac import DialSpec, UacDriver
 
 log = logging.getLogger(__name__)
@@ -185,6 +187,7 @@ class SipStack:
         self._config: dict[str, Any] | None = None
         self._address: tuple[str, int] | None = None
         self._legs: dict[str, tuple[UacDriver, Leg]] = {}
+        self._registrations: list[RegistrationAgent] = []
 
     @classmethod
     def from_settings(cls, settings: SipSettings) -> SipStack:
@@ -266,6 +269,9 @@ class SipStack:
         log.info("SIP stack stopped")
 
     def _stop_in_sippy(self) -> None:
+        for agent in self._registrations:
+            agent.stop()
+        self._registrations = []
         for driver, _leg in list(self._legs.values()):
             driver.hangup("SIP stack stopped")
         self._legs.clear()
@@ -386,6 +392,29 @@ class SipStack:
     def live_legs(self) -> int:
         """Legs whose sippy dialog is not dead yet (includes recently finished ones)."""
         return len(self._legs)
+
+    # -- registrations ---------------------------------------------------------------------
+
+    async def register(self, spec: RegistrationSpec) -> None:
+        """Keep `spec`'s account registered until the stack stops (see `RegistrationAgent`).
+
+        Returns once the first REGISTER is on its way; `registrations` tells how it went.
+        Raises SipStackError (not running, or the registrar's name does not resolve).
+        """
+        if self._config is None:
+            raise SipStackError("SIP stack is not running")
+        resolved = await _resolve_next_hop(spec.registrar)
+        agent = RegistrationAgent(self._config, replace(spec, registrar=resolved))
+        await reactor.call(self._start_registration, agent)
+
+    def _start_registration(self, agent: RegistrationAgent) -> None:
+        self._registrations.append(agent)
+        agent.start()
+
+    @property
+    def registrations(self) -> list[RegistrationState]:
+        """Each registration's latest state (safe from any thread: states are immutable)."""
+        return [agent.state for agent in list(self._registrations)]
 
     # -- requests outside any dialog ----------------------------------------------------------
 
