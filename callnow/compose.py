@@ -17,7 +17,7 @@ from callnow.config import Settings
 from callnow.store import wakeup
 from callnow.store.db import make_engine, make_session_factory
 from callnow.web.app import EngineLifespan, build_app
-from callnow.web.context import AppState
+from callnow.web.context import AppState, TrunkRegistration
 
 # The in-process engine's own pool: dispatcher, recorder, housekeeping and webhook sender.
 ENGINE_CONNECTIONS = 10
@@ -39,6 +39,10 @@ async def engine_in_this_process(
     )
     state.wake = runtime.dispatcher.wake
     state.engine_status = lambda: "running" if runtime.dispatcher.claiming else "stopped"
+    state.trunk_registrations = lambda: [
+        TrunkRegistration(r.name, r.registered, r.last_error)
+        for r in runtime.telephony.trunk_registrations
+    ]
     try:
         yield
     finally:

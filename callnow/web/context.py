@@ -25,6 +25,15 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 EngineStatus = Literal["running", "restarting", "stopped", "elsewhere"]
 
 
+@dataclass(frozen=True)
+class TrunkRegistration:
+    """A trunk registration as health shows it (no secrets, no addresses)."""
+
+    name: str
+    registered: bool
+    last_error: str | None = None
+
+
 @dataclass
 class AppState:
     settings: Settings
@@ -34,6 +43,8 @@ class AppState:
     wake: Callable[[], None] = field(default=lambda: None)
     # What the health check says of the engine; set while this service runs one.
     engine_status: Callable[[], EngineStatus] = field(default=lambda: "elsewhere")
+    # The trunk registrations of the engine in this process (none known otherwise).
+    trunk_registrations: Callable[[], list[TrunkRegistration]] = field(default=list)
     # What the visitors' status streams follow: one query per poll for all of them.
     status_board: StatusBoard = field(init=False)
     # Threads that only end sessions (commit or roll back); see `_unit_of_work`.

@@ -26,6 +26,7 @@ from callnow.config import RtpengineSettings, Settings, SipSettings
 from callnow.domain.calls import PreparedHangup
 from callnow.domain.flow import FlowLimits, RequestFacts
 from callnow.engine.live.channel import ALLOW, ChannelConfig, LiveChannel
+from callnow.engine.live.trunks import TrunkRoute
 from callnow.engine.live.uris import check_e164
 from callnow.engine.ports import EventSink
 from callnow.telephony.dtmf_log import DtmfEvent, DtmfLogListener
@@ -34,6 +35,7 @@ from callnow.telephony.rtpengine import AnchoredCallback, RtpengineClient
 from callnow.telephony.rtpengine_process import RtpengineProcess
 from callnow.telephony.sip import CallerId, Credentials, SipStack
 from callnow.telephony.sip.prepared import send_prepared
+from callnow.telephony.sip.register import RegistrationSpec, RegistrationState
 from callnow.telephony.tones import cadence_for
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,27 @@ def flow_limits(sip: SipSettings, **overrides: Any) -> FlowLimits:
         digit_wait_s=sip.owner_digit_wait_s,
     )
     return replace(limits, **overrides) if overrides else limits
+
+
+def registrations(settings: Settings) -> list[RegistrationSpec]:
+    """What to REGISTER: one account per trunk with `registration` on."""
+    specs = []
+    for trunk in settings.all_trunks:
+        registrar = trunk.registrar_address
+        if not trunk.registration or registrar is None:
+            continue
+        specs.append(
+            RegistrationSpec(
+                name=trunk.name,
+                registrar=registrar,
+                user=trunk.register_user or trunk.username,
+                domain=trunk.register_domain or registrar[0],
+                credentials=Credentials(trunk.username, trunk.password) if trunk.username else None,
+                expires_s=trunk.register_expires_s,
+                retry_max_s=float(trunk.register_retry_max_s),
+            )
+        )
+    return specs
 
 
 class LiveTelephony:
@@ -116,6 +139,10 @@ class LiveTelephony:
             ringback=cadence_for(settings.default_region) if sip.owner_ringback else None,
             # Longer than the visitor can ring, so it never ends on its own.
             ringback_s=min(300.0, sip.visitor_ring_timeout_s + RING_BACKSTOP_MARGIN_S),
+            trunk_name=trunk.name,
+            trunk_prefixes=tuple(trunk.prefixes),
+            setup_timeout_s=trunk.setup_timeout_s,
+            more_trunks=tuple(TrunkRoute.from_settings(more) for more in settings.trunks),
         )
         # rtpengine sends its DTMF log to ng_host:dtmf_log_port unless told otherwise; an
         # rtpengine on another host needs our address here (and in its --dtmf-log-dest).
@@ -156,6 +183,8 @@ class LiveTelephony:
         self._dtmf = DtmfLogListener(self._dtmf_host, media.dtmf_log_port, self._on_dtmf)
         await self._dtmf.start()
         await self.stack.start()
+        for spec in registrations(self.settings):
+            await self.stack.register(spec)
         tune_garbage_collector()
 
     async def stop(self) -> None:
@@ -188,6 +217,11 @@ class LiveTelephony:
     @property
     def sip_address(self) -> tuple[str, int]:
         return self.stack.address
+
+    @property
+    def trunk_registrations(self) -> list[RegistrationState]:
+        """The state of each trunk with `registration` on (safe to read from any thread)."""
+        return self.stack.registrations if self.stack.running else []
 
     @property
     def open_channels(self) -> int:

@@ -317,6 +317,7 @@ class SipStack:
         on_event: EventCallback | None = None,
         defer_updates: bool = False,
         update_answer_s: float = 8.0,
+        setup_timeout: float | None = None,
     ) -> Leg:
         """Send an INVITE and return its Leg at once; the outcome arrives as events.
 
@@ -330,6 +331,8 @@ class SipStack:
         - `from_domain`: host part of From/P-Asserted-Identity (default our address).
         - `defer_updates`: the peer's re-INVITEs wait for `Leg.answer_update`, at most
           `update_answer_s` seconds (then they are answered from our last SDP; see DialSpec).
+        - `setup_timeout`: no response at all this long fails the leg (UNAVAILABLE, 408
+          "No response"); None waits for sippy's 32 s transaction timeout.
 
         Raises InvalidSipInput (nothing is sent) and SipStackError (not running, or the next
         hop's host name does not resolve).
@@ -340,6 +343,8 @@ class SipStack:
             raise InvalidSipInput("ring_timeout must be positive")
         if not 0 < update_answer_s <= 60:
             raise InvalidSipInput("update_answer_s must be in (0, 60]")
+        if setup_timeout is not None and not 0 < setup_timeout <= 60:
+            raise InvalidSipInput("setup_timeout must be in (0, 60]")
         url = parse_request_uri(request_uri)
         headers = build_extra_headers(extra_headers)
         if from_domain is not None and not _HOST.fullmatch(from_domain):
@@ -361,6 +366,7 @@ class SipStack:
             extra_headers=headers,
             defer_updates=defer_updates,
             update_answer_s=float(update_answer_s),
+            setup_timeout=setup_timeout,
         )
         loop = asyncio.get_running_loop()
         record = LegRecord(call_id=call_id, dialed_at=datetime.now(UTC))
