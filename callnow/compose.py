@@ -7,6 +7,7 @@ engine (in this process or a child process) is started here for as long as the a
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -63,10 +64,26 @@ async def engine_in_child_process(settings: Settings, state: AppState) -> AsyncI
     child = EngineChild(settings)
     await asyncio.to_thread(child.start)
     state.engine_status = lambda: child.status
+    state.trunk_registrations = lambda: registrations_written(settings)
     try:
         yield
     finally:
         await asyncio.to_thread(child.stop)
+
+
+def registrations_written(settings: Settings) -> list[TrunkRegistration]:
+    """The trunk registrations as the engine child last wrote them (see `LiveTelephony`);
+    none when it has not (yet) or the file cannot be read."""
+    from callnow.engine.live.telephony import REGISTRATIONS_FILE
+
+    try:
+        states = json.loads((settings.data_dir / REGISTRATIONS_FILE).read_text())
+        return [
+            TrunkRegistration(str(s["name"]), bool(s["registered"]), s.get("last_error"))
+            for s in states
+        ]
+    except (OSError, ValueError, TypeError, KeyError):
+        return []
 
 
 def _engine_lifespan(settings: Settings) -> EngineLifespan:

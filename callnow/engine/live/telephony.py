@@ -16,6 +16,7 @@ send its DTMF log to `ng_host:dtmf_log_port` (where we listen).
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import uuid
 from dataclasses import replace
@@ -39,6 +40,9 @@ from callnow.telephony.sip.register import RegistrationSpec, RegistrationState
 from callnow.telephony.tones import cadence_for
 
 log = logging.getLogger(__name__)
+
+# In the data directory: the trunk registrations' states, for a web in another process.
+REGISTRATIONS_FILE = "trunk-registrations.json"
 
 # The SIP legs' own ring timeouts are this much longer than the flow's, so the flow's timer
 # (which records "no answer" and tells the owner) normally ends an unanswered leg first.
@@ -183,8 +187,10 @@ class LiveTelephony:
         self._dtmf = DtmfLogListener(self._dtmf_host, media.dtmf_log_port, self._on_dtmf)
         await self._dtmf.start()
         await self.stack.start()
-        for spec in registrations(self.settings):
-            await self.stack.register(spec)
+        specs = registrations(self.settings)
+        self._publish_registrations()  # none yet: an earlier run's states must not show
+        for spec in specs:
+            await self.stack.register(spec, lambda _state: self._publish_registrations())
         tune_garbage_collector()
 
     async def stop(self) -> None:
@@ -222,6 +228,22 @@ class LiveTelephony:
     def trunk_registrations(self) -> list[RegistrationState]:
         """The state of each trunk with `registration` on (safe to read from any thread)."""
         return self.stack.registrations if self.stack.running else []
+
+    def _publish_registrations(self) -> None:
+        """Write the registrations' states where a web in another process reads them
+        (`REGISTRATIONS_FILE` in the data directory), atomically. Called on the SIP thread,
+        rarely (a state change); a failed write only costs the web's view."""
+        path = self.settings.data_dir / REGISTRATIONS_FILE
+        states = [
+            {"name": r.name, "registered": r.registered, "last_error": r.last_error}
+            for r in (self.stack.registrations if self.stack.running else [])
+        ]
+        try:
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(states))
+            temporary.replace(path)
+        except OSError as exc:
+            log.warning("cannot write %s: %s", path, exc)
 
     @property
     def open_channels(self) -> int:

@@ -16,7 +16,7 @@ import logging
 import re
 import socket
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -401,16 +401,21 @@ class SipStack:
 
     # -- registrations ---------------------------------------------------------------------
 
-    async def register(self, spec: RegistrationSpec) -> None:
+    async def register(
+        self,
+        spec: RegistrationSpec,
+        on_change: Callable[[RegistrationState], None] | None = None,
+    ) -> None:
         """Keep `spec`'s account registered until the stack stops (see `RegistrationAgent`).
 
-        Returns once the first REGISTER is on its way; `registrations` tells how it went.
+        Returns once the first REGISTER is on its way; `registrations` tells how it went, and
+        `on_change` (called on the SIP thread: keep it short) hears of every new state.
         Raises SipStackError (not running, or the registrar's name does not resolve).
         """
         if self._config is None:
             raise SipStackError("SIP stack is not running")
         resolved = await _resolve_next_hop(spec.registrar)
-        agent = RegistrationAgent(self._config, replace(spec, registrar=resolved))
+        agent = RegistrationAgent(self._config, replace(spec, registrar=resolved), on_change)
         await reactor.call(self._start_registration, agent)
 
     def _start_registration(self, agent: RegistrationAgent) -> None:
