@@ -458,6 +458,39 @@ class EngineSettings(BaseModel):
     max_calls_per_tenant: int = Field(
         20, ge=1, le=10_000, description="Callbacks at once per tenant."
     )
+    drain_s: float = Field(
+        300,
+        ge=0,
+        le=3600,
+        description="On SIGTERM the engine stops claiming and lets calls in progress end by "
+        "themselves for up to this long (leases renewed), then hangs up what is left; a second "
+        "SIGTERM hangs up at once. 0: hang up at once.",
+    )
+
+
+class MetricsSettings(BaseModel):
+    """Prometheus metrics, each process on a listener of its own (never the public port)."""
+
+    enabled: bool = Field(False, description="Serve `/metrics` on `host`:`port`.")
+    host: str = Field(
+        "127.0.0.1", description="Address of the metrics listeners; keep it private."
+    )
+    port: int = Field(
+        9464, ge=1, le=65535, description="TCP port of the web process's metrics listener."
+    )
+    engine_port: int = Field(
+        9465,
+        ge=1,
+        le=65535,
+        description="TCP port of the engine's metrics listener (`callnow engine`, or the engine "
+        "child of `callnow serve`); each engine process on a host needs its own.",
+    )
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> Self:
+        if self.enabled and self.port == self.engine_port:
+            raise ValueError("metrics.port and metrics.engine_port must differ")
+        return self
 
 
 class AbuseSettings(BaseModel):
@@ -636,6 +669,7 @@ class Settings(BaseSettings):
     abuse: AbuseSettings = Field(AbuseSettings(), description="Limits against abuse.")
     engine: EngineSettings = Field(EngineSettings(), description=EngineSettings.__doc__)
     billing: BillingSettings = Field(BillingSettings(), description=BillingSettings.__doc__)
+    metrics: MetricsSettings = Field(MetricsSettings(), description=MetricsSettings.__doc__)
 
     @field_validator("default_timezone")
     @classmethod

@@ -42,6 +42,7 @@ from callnow.domain.flow import FlowLimits, Outcome, RequestFacts
 from callnow.domain.rating import BudgetRefused
 from callnow.domain.request_state import RequestState, is_terminal
 from callnow.engine.runner import CallbackEngine, CallbackHandle
+from callnow.metrics import Metrics
 from callnow.store import queue
 from callnow.store.abandoned import AbandonedLeg, abandoned_legs, record_abandoned_end
 from callnow.store.db import transaction
@@ -58,6 +59,9 @@ MAX_START_ATTEMPTS = 3
 CLAIM_BATCH = 10
 # On stopping, a claim under way is given this long to finish (SQLite may wait for its lock).
 STOP_CLAIMING_WITHIN_S = 10.0
+# Requests in these states have the visitor dialled or talking: a drain that runs out of time
+# ends them as the visitor's cancel would (completed), not as failed.
+VISITOR_REACHED = frozenset({RequestState.CALLING_VISITOR, RequestState.CONNECTED})
 # Unposted charges one housekeeping round posts at most; the next round takes the rest. It
 # looks at legs ended this recently (the start's sweep looks at all): records that reach the
 # store late tell billing themselves when they land.
@@ -95,11 +99,11 @@ class Dispatcher:
         engine: CallbackEngine,
         settings: Settings,
         *,
-        announce: Callable[[RequestFacts], None] | None = None,
         limits: FlowLimits | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         holding: Callable[[], Collection[int]] = frozenset,
         end_abandoned: Callable[[PreparedHangup], Awaitable[None]] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """`holding`: requests whose callbacks ended but whose records are still on their way
         to the store; their leases are renewed with those of the running callbacks.
@@ -107,7 +111,6 @@ class Dispatcher:
         self._sessions = sessions
         self._engine = engine
         self._settings = settings
-        self._announce = announce or (lambda facts: None)
         self._limits = limits or FlowLimits(
             owner_ring_s=settings.sip.owner_ring_timeout_s,
             visitor_ring_s=settings.sip.visitor_ring_timeout_s,
@@ -126,6 +129,8 @@ class Dispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running: dict[int, CallbackHandle] = {}
         self._stopping = False
+        self._draining = False
+        self._metrics = metrics
         self._task: asyncio.Task[None] | None = None
         self._housekeeping_task: asyncio.Task[None] | None = None
         self._cancel_task: asyncio.Task[None] | None = None
@@ -174,6 +179,37 @@ class Dispatcher:
         for request_id in list(self._running):
             await asyncio.to_thread(self._release, request_id)
 
+    async def drain(self, within_s: float, hurry: asyncio.Event | None = None) -> None:
+        """Stop claiming, let the callbacks in progress end by themselves (their leases still
+        renewed) for up to `within_s` or until `hurry` is set, then stop: what is left is hung
+        up cleanly (BYE or CANCEL on both legs, records and charges stored), never left to end
+        as interrupted."""
+        self._draining = True
+        if self._metrics is not None:
+            self._metrics.draining.set(1)
+        self._wake.set()
+        if self._task is not None and not self._task.done():
+            # As in `stop`: a claim under way ends its round (what it claimed is handed back).
+            with contextlib.suppress(TimeoutError, Exception):
+                await asyncio.wait_for(asyncio.shield(self._task), STOP_CLAIMING_WITHIN_S)
+        log.info(
+            "draining: %s callbacks in progress, waiting up to %g s", len(self._running), within_s
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        while self._running and loop.time() < deadline and not (hurry and hurry.is_set()):
+            await asyncio.sleep(min(0.1, max(0.0, deadline - loop.time())))
+        if self._running:
+            log.warning("drain over: hanging up %s callbacks in progress", len(self._running))
+            for handle in list(self._running.values()):
+                if handle.request_state in VISITOR_REACHED:
+                    handle.cancel("engine_stopping")
+        await self.stop()
+
+    @property
+    def draining(self) -> bool:
+        return self._draining and not self._stopping
+
     def wake(self) -> None:
         """Something was queued: look now instead of at the next poll. Safe from any thread."""
         if self._loop is not None and not self._loop.is_closed():
@@ -192,7 +228,7 @@ class Dispatcher:
 
     async def _claim_loop(self) -> None:
         engine = self._settings.engine
-        while not self._stopping:
+        while not self._stopping and not self._draining:
             # Cleared before the claim, so a request queued while it runs still wakes us.
             self._wake.clear()
             ended_before = self._calls_ended
@@ -204,7 +240,7 @@ class Dispatcher:
                 except Exception:
                     log.exception("claim_failed")
                 for work in claimed.works:
-                    if self._stopping:  # claimed as the engine stops: for the next engine
+                    if self._stopping or self._draining:  # for the next engine
                         await self._hand_back(work, at_once=True)
                     else:
                         await self._start(work)
@@ -233,6 +269,8 @@ class Dispatcher:
                 )
                 if not requests:
                     return ClaimRound([], more=False, held_back=held_back)
+                if self._metrics is not None:
+                    self._metrics.claims.inc(len(requests))
                 works = []
                 for position, request in enumerate(requests):
                     if position > 0:  # what this batch reserved so far counts against budgets
@@ -306,7 +344,6 @@ class Dispatcher:
 
     async def _start_callback(self, work: Work) -> None:
         try:
-            self._announce(work.facts)
             handle = await self._engine.start_callback(
                 work.facts, work.limits, written_ahead=work.owner_leg
             )
@@ -317,6 +354,8 @@ class Dispatcher:
             await self._hand_back(work, at_once=False)
             return
         self._running[work.request_id] = handle
+        if self._metrics is not None:
+            self._metrics.in_progress.set(len(self._running))
         handle.outcome.add_done_callback(lambda done: self._finished(work.request_id, done))
 
     def _finished(self, request_id: int, outcome: asyncio.Future[Outcome]) -> None:
@@ -325,6 +364,10 @@ class Dispatcher:
         # The recorder freed the lease with the final state; one that did not reach the store
         # keeps its lease, so a live engine ends it as interrupted once the lease runs out.
         ended = not outcome.cancelled() and is_terminal(outcome.result().state)
+        if self._metrics is not None:
+            self._metrics.in_progress.set(len(self._running))
+            if not outcome.cancelled():
+                self._metrics.callback_ended(outcome.result().state.value)
         if self._loop is not None and not ended:
             self._loop.create_task(asyncio.to_thread(self._release, request_id))
         self._calls_ended += 1
@@ -397,7 +440,9 @@ class Dispatcher:
             # it was starved, or whose final records are still on their way, is still its own.
             # At start nothing is its own yet (an engine id may be fixed in the settings).
             spared = None if at_start else self.engine_id
-            queue.interrupt_abandoned(session, now, sparing=spared)
+            taken_over = queue.interrupt_abandoned(session, now, sparing=spared)
+            if self._metrics is not None and taken_over:
+                self._metrics.lease_takeovers.inc(len(taken_over))
             for hook in self.housekeeping_hooks:
                 hook(session, now)
         if at_start:

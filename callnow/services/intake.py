@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -58,6 +59,8 @@ class Safeguards:
     decline_cooldown: timedelta = timedelta(hours=1)
     # How long a page whose requests spiked far above normal stays paused.
     spike_pause: timedelta = timedelta(minutes=60)
+    # Told (channel, decision) of each request taken in: the metrics' count, bounded labels.
+    counted: Callable[[str, str], None] = lambda channel, decision: None
 
 
 def submit(
@@ -96,6 +99,7 @@ def submit(
     # One number, one call: a request still in progress is returned, not repeated.
     if standing.open_request_id is not None:
         pending = session.get(CallRequest, standing.open_request_id)
+        safeguards.counted(submission.channel, "existing")
         return IntakeResult(request=pending, existing=True)
 
     decision = decide(
@@ -107,6 +111,7 @@ def submit(
     )
     final = RequestState.REJECTED if decision.outcome is Outcome.REJECT else RequestState.QUEUED
     if final is RequestState.QUEUED and not safeguards.throttle.owner_call(profile.id, number.e164):
+        safeguards.counted(submission.channel, "throttled")
         return IntakeResult(throttled=True)
     request = request_store.record_new(
         session,
@@ -134,4 +139,5 @@ def submit(
         decision=decision.outcome.value,
         reason=str(decision.reason),
     )
+    safeguards.counted(submission.channel, decision.outcome.value)
     return IntakeResult(request=request)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many
@@ -80,7 +81,11 @@ class _Rule:
 
 
 class Throttle:
-    def __init__(self, settings: AbuseSettings) -> None:
+    def __init__(
+        self, settings: AbuseSettings, on_refused: Callable[[str], None] | None = None
+    ) -> None:
+        # Told the name of the limit that refused (for metrics): a rule name, never a key.
+        self._on_refused = on_refused
         self._limiter = MovingWindowRateLimiter(counters_at(settings.storage_url))
         self._rules = {
             name: _Rule(name, parse_many(getattr(settings, name)))
@@ -104,6 +109,8 @@ class Throttle:
         for rule_name, key in checks:
             for item in self._rules[rule_name].items:
                 if not self._limiter.test(item, rule_name, key):
+                    if self._on_refused is not None:
+                        self._on_refused(rule_name)
                     return False
         for rule_name, key in checks:
             for item in self._rules[rule_name].items:

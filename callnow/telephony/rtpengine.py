@@ -46,7 +46,8 @@ import logging
 import random
 import secrets
 import socket
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -188,6 +189,8 @@ class RtpengineClient:
         self._pending: dict[bytes, _Request] = {}
         self._cookie_prefix = secrets.token_hex(6)
         self._cookies = itertools.count(1)
+        # Told of each request: (command, seconds, timed out). Set by whoever keeps metrics.
+        self.observe: Callable[[str, float, bool], None] | None = None
 
     @classmethod
     def from_settings(cls, settings: RtpengineSettings) -> RtpengineClient:
@@ -328,9 +331,17 @@ class RtpengineClient:
             self.timeout_s / attempts,
         )
         self._pending[cookie] = request
+        started = time.monotonic()
         try:
             self._arm(cookie, request)
             reply = await request.future
+        except RtpengineUnavailable:
+            if self.observe is not None:
+                self.observe(command, time.monotonic() - started, True)
+            raise
+        else:
+            if self.observe is not None:
+                self.observe(command, time.monotonic() - started, False)
         finally:
             self._pending.pop(cookie, None)
             if request.timer is not None:

@@ -226,6 +226,9 @@ def health(session: SessionDep, state: StateDep) -> Health:
     except Exception as exc:  # any database failure is "not healthy", said plainly
         raise HTTPException(503, "database unavailable") from exc
     engine = state.engine_status()
+    if engine == "draining":
+        # A load balancer takes this process out of rotation while its calls end.
+        raise HTTPException(503, "draining: the call engine is stopping; calls in progress end")
     if engine == "stopped":
         # Requests would still be accepted, and wait for nobody: the service needs a restart.
         raise HTTPException(503, "the call engine has stopped; restart the service")

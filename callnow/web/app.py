@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from callnow import __version__
 from callnow.config import Settings
 from callnow.domain.destination_policy import PrefixList
+from callnow.metrics import Metrics
 from callnow.services.captcha import CaptchaBook
 from callnow.services.intake import Safeguards
 from callnow.services.throttle import Throttle
@@ -37,7 +38,8 @@ from callnow.web.middleware import (
     SecurityHeadersMiddleware,
 )
 
-# Runs an engine for as long as the app serves, given the app's state to wire wake-ups into.
+# Runs an engine (and the metrics listener) for as long as the app serves, given the app's
+# state to wire wake-ups, health and draining into.
 EngineLifespan = Callable[[AppState], AbstractAsyncContextManager[None]]
 
 
@@ -45,6 +47,7 @@ def build_app(
     settings: Settings,
     *,
     engine_lifespan: EngineLifespan | None = None,
+    metrics: Metrics | None = None,
 ) -> FastAPI:
     """The web app: routes, middleware and the database pool it serves from.
 
@@ -83,8 +86,9 @@ def build_app(
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
+    metrics = metrics or Metrics("web")
     safeguards = Safeguards(
-        throttle=Throttle(settings.abuse),
+        throttle=Throttle(settings.abuse, on_refused=metrics.refused),
         platform_prefixes=PrefixList(
             blocked=tuple(settings.abuse.blocked_prefixes),
             allowed=tuple(settings.abuse.allowed_prefixes),
@@ -92,6 +96,7 @@ def build_app(
         captcha=CaptchaBook(settings.web.secret_key, settings.abuse.captcha_ttl_s),
         decline_cooldown=timedelta(seconds=settings.requests.decline_cooldown_s),
         spike_pause=timedelta(minutes=settings.abuse.pause_minutes),
+        counted=metrics.request_taken,
     )
     state = AppState(settings=settings, sessions=sessions, safeguards=safeguards)
     app.state.callnow = state
@@ -119,6 +124,7 @@ def build_app(
         PublicLoadShedding,
         max_in_flight=settings.web.public_max_in_flight,
         queue_wait_s=settings.web.public_queue_wait_s,
+        on_shed=lambda: metrics.refused("load_shedding"),
     )
     app.add_middleware(
         LimitsMiddleware,

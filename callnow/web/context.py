@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -22,7 +23,9 @@ from callnow.web.status_board import StatusBoard
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
-EngineStatus = Literal["running", "restarting", "stopped", "elsewhere"]
+EngineStatus = Literal["running", "restarting", "draining", "stopped", "elsewhere"]
+# Drains the engine beside this web (stop claiming, let calls end); the event hurries it.
+Drain = Callable[[asyncio.Event], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,10 @@ class AppState:
     wake: Callable[[], None] = field(default=lambda: None)
     # What the health check says of the engine; set while this service runs one.
     engine_status: Callable[[], EngineStatus] = field(default=lambda: "elsewhere")
-    # The trunk registrations of the engine in this process (none known otherwise).
+    # The trunk registrations of the engine beside this web (none known otherwise).
     trunk_registrations: Callable[[], list[TrunkRegistration]] = field(default=list)
+    # Set by the composition root while an engine runs beside this web.
+    drain: Drain | None = None
     # What the visitors' status streams follow: one query per poll for all of them.
     status_board: StatusBoard = field(init=False)
     # Threads that only end sessions (commit or roll back); see `_unit_of_work`.

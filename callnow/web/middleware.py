@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -109,8 +110,15 @@ class PublicLoadShedding:
 
     RETRY_AFTER_S = 5
 
-    def __init__(self, app: ASGIApp, max_in_flight: int, queue_wait_s: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_in_flight: int,
+        queue_wait_s: float,
+        on_shed: Callable[[], None] | None = None,
+    ) -> None:
         self.app = app
+        self.on_shed = on_shed
         self.max_in_flight = max_in_flight
         self.queue_wait_s = queue_wait_s
         self._turns: asyncio.Semaphore | None = None
@@ -128,6 +136,8 @@ class PublicLoadShedding:
             else:
                 await self._turns.acquire()
         except TimeoutError:
+            if self.on_shed is not None:
+                self.on_shed()
             await _plain(
                 send,
                 503,

@@ -261,14 +261,7 @@ def resume_page(
     user, profile = found
     if _checked_form(request, posted) is not None and profile.paused_until is not None:
         profile.paused_until = None
-        audit.record(
-            session,
-            actor=user,
-            action="profile.resumed",
-            subject=profile.callnow_id,
-            tenant_id=profile.extension.tenant_id,
-            via="portal",
-        )
+        audit.record_for_page(session, profile, actor=user, action="profile.resumed", via="portal")
     return RedirectResponse("/portal", status_code=303)
 
 

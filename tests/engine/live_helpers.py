@@ -71,7 +71,6 @@ class LiveRig:
     recorder: FakeRecorder
 
     async def start(self, request: RequestFacts) -> CallbackHandle:
-        self.telephony.announce(request)
         return await self.engine.start_callback(request)
 
     async def outcome(self, handle: CallbackHandle, timeout: float = 20.0) -> Outcome:

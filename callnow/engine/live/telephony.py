@@ -2,7 +2,6 @@
 
     telephony = await LiveTelephony.start(settings)     # SIP stack, DTMF log, rtpengine
     engine = CallbackEngine(telephony, recorder, limits=flow_limits(settings.sip))
-    telephony.announce(facts)                          # who is asking, for the owner's display
     handle = await engine.start_callback(facts)
     ...
     await engine.shutdown()
@@ -157,7 +156,6 @@ class LiveTelephony:
         self.process: RtpengineProcess | None = None
         self._dtmf: DtmfLogListener | None = None
         self._channels: dict[str, LiveChannel] = {}
-        self._visitors: dict[str, CallerId] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -251,20 +249,11 @@ class LiveTelephony:
 
     # -- callbacks -------------------------------------------------------------------------
 
-    def announce(self, facts: RequestFacts) -> None:
-        """Tell the telephony who is asking before `engine.start_callback(facts)`.
-
-        `open_call` receives only the request ref, but the owner's phone must show the
-        visitor's name and number, so they are handed over here (checked now, so a bad number
-        fails the start rather than the dial).
-        """
+    async def open_call(self, facts: RequestFacts, events: EventSink) -> LiveChannel:
+        # The owner's phone shows the visitor's name and number: checked before anything opens.
         number = check_e164(facts.visitor_e164, "caller number")
-        self._visitors[facts.request_ref] = CallerId(facts.caller_name or "", number)
-
-    async def open_call(self, request_ref: str, events: EventSink) -> LiveChannel:
-        visitor = self._visitors.pop(request_ref, None)
-        if visitor is None:
-            raise LookupError(f"callback {request_ref}: announce(facts) it before starting it")
+        visitor = CallerId(facts.caller_name or "", number)
+        request_ref = facts.request_ref
         if not self.stack.running:
             raise RuntimeError("live telephony is not started")
         # rtpengine copies the call-id unescaped into its DTMF log JSON: keep it plain.
