@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,7 +22,7 @@ from callnow.metrics import Metrics
 from callnow.store import wakeup
 from callnow.store.db import make_engine, make_session_factory, pool_use
 from callnow.web.app import EngineLifespan, build_app
-from callnow.web.context import AppState
+from callnow.web.context import AppState, TrunkRegistration
 
 # The in-process engine's own pool: dispatcher, recorder, housekeeping and webhook sender.
 ENGINE_CONNECTIONS = 10
@@ -49,6 +50,10 @@ async def engine_in_this_process(
     )
     state.wake = runtime.dispatcher.wake
     state.engine_status = lambda: runtime.status
+    state.trunk_registrations = lambda: [
+        TrunkRegistration(r.name, r.registered, r.last_error)
+        for r in runtime.telephony.trunk_registrations
+    ]
 
     async def drain(hurry: asyncio.Event) -> None:
         await runtime.drain(settings.engine.drain_s, hurry)
@@ -76,6 +81,7 @@ async def engine_in_child_process(settings: Settings, state: AppState) -> AsyncI
     await asyncio.to_thread(child.start)
     draining = False
     state.engine_status = lambda: "draining" if draining else child.status
+    state.trunk_registrations = lambda: registrations_written(settings)
 
     async def drain(hurry: asyncio.Event) -> None:
         # Closing its stdin drains the child; a SIGTERM then hurries it (as for `callnow engine`).
@@ -95,6 +101,21 @@ async def engine_in_child_process(settings: Settings, state: AppState) -> AsyncI
         yield
     finally:
         await asyncio.to_thread(child.stop)
+
+
+def registrations_written(settings: Settings) -> list[TrunkRegistration]:
+    """The trunk registrations as the engine child last wrote them (see `LiveTelephony`);
+    none when it has not (yet) or the file cannot be read."""
+    from callnow.engine.live.telephony import REGISTRATIONS_FILE
+
+    try:
+        states = json.loads((settings.data_dir / REGISTRATIONS_FILE).read_text())
+        return [
+            TrunkRegistration(str(s["name"]), bool(s["registered"]), s.get("last_error"))
+            for s in states
+        ]
+    except (OSError, ValueError, TypeError, KeyError):
+        return []
 
 
 def _lifespan(settings: Settings, metrics: Metrics, *, with_engine: bool) -> EngineLifespan:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -199,9 +200,74 @@ TRUNK_CODECS = ("PCMA", "PCMU", "G722")
 TrunkCodec = Literal["PCMA", "PCMU", "G722"]
 
 
+_HOST_PORT = r"^([A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?:[0-9]{1,5})?$"
+
+
+def _split_host_port(value: str) -> tuple[str, int] | None:
+    if not value:
+        return None
+    host, port = value.rsplit(":", 1)
+    return host, int(port)
+
+
 class TrunkSettings(BaseModel):
     """The carrier trunk that reaches visitors' numbers."""
 
+    name: str = Field(
+        "main",
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$",
+        description="Short name of the trunk, shown in health and logs (lower-case letters, "
+        "digits, `-`, `_`; at most 32).",
+    )
+    prefixes: list[Annotated[str, Field(pattern=r"^[1-9][0-9]{0,14}$")]] = Field(
+        [],
+        max_length=200,
+        description="E.164 digit prefixes (country code first, no +: `61`, `614`) of the "
+        "numbers this trunk may dial. Empty: every number.",
+    )
+    setup_timeout_s: float = Field(
+        5.0,
+        ge=1,
+        le=60,
+        description="An INVITE with no response at all (not even 100 Trying) this long counts "
+        "as the trunk being down: the next trunk is tried.",
+    )
+    registration: bool = Field(
+        False,
+        description="Keep an account registered with the trunk's registrar (REGISTER with "
+        "digest auth, refreshed before expiry, retried with backoff); its state shows in "
+        "`/api/v1/health`.",
+    )
+    registrar: str = Field(
+        "",
+        max_length=260,
+        pattern=_HOST_PORT,
+        description="`host:port` of the registrar. Empty: the outbound proxy, else the "
+        "template's host and port.",
+    )
+    register_user: str = Field(
+        "",
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.!~*'()&=+$,;?/%+-]*$",
+        description="User part of the registered address of record. Empty: `username`.",
+    )
+    register_domain: str = Field(
+        "",
+        max_length=253,
+        pattern=r"^([A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)?$",
+        description="Host part of the address of record and the REGISTER's request URI. "
+        "Empty: the registrar's host.",
+    )
+    register_expires_s: int = Field(
+        600, ge=60, le=86_400, description="Expiry asked for; refreshed at 80 % of what is granted."
+    )
+    register_retry_max_s: int = Field(
+        300,
+        ge=5,
+        le=3600,
+        description="Longest wait between REGISTER attempts after failures (the wait starts "
+        "at 2 s and doubles).",
+    )
     uri_template: str = Field(
         "sip:{e164}@127.0.0.1:5090",
         description="How a visitor's number is dialled: `{e164}` (+61290375678), `{national}` "
@@ -276,10 +342,36 @@ class TrunkSettings(BaseModel):
 
     @property
     def outbound_proxy_address(self) -> tuple[str, int] | None:
-        if not self.outbound_proxy:
+        return _split_host_port(self.outbound_proxy)
+
+    @property
+    def registrar_address(self) -> tuple[str, int] | None:
+        """Where REGISTERs go: `registrar`, else the outbound proxy, else the template's host
+        and port (None when the template's host part cannot be read)."""
+        explicit = _split_host_port(self.registrar) or self.outbound_proxy_address
+        if explicit is not None:
+            return explicit
+        match = re.search(r"@([A-Za-z0-9.-]+)(?::([0-9]{1,5}))?", self.uri_template)
+        if match is None:
             return None
-        host, port = self.outbound_proxy.rsplit(":", 1)
-        return host, int(port)
+        return match.group(1), int(match.group(2) or 5060)
+
+    def allows(self, e164: str) -> bool:
+        """May this trunk dial `e164` (+ and digits)?"""
+        return not self.prefixes or any(e164[1:].startswith(p) for p in self.prefixes)
+
+    @model_validator(mode="after")
+    def _registration_complete(self) -> TrunkSettings:
+        if self.registration:
+            if not (self.register_user or self.username):
+                raise ValueError("trunk registration needs register_user or username")
+            if self.registrar_address is None:
+                raise ValueError("trunk registration needs registrar (host:port)")
+            if self.registrar:
+                port = int(self.registrar.rsplit(":", 1)[1])
+                if not 1 <= port <= 65535:
+                    raise ValueError("trunk registrar port must be 1-65535")
+        return self
 
     @field_validator("codecs")
     @classmethod
@@ -648,6 +740,14 @@ class Settings(BaseSettings):
     web: WebSettings = Field(WebSettings(), description=WebSettings.__doc__)
     sip: SipSettings = Field(SipSettings(), description=SipSettings.__doc__)
     trunk: TrunkSettings = Field(TrunkSettings(), description=TrunkSettings.__doc__)
+    trunks: list[TrunkSettings] = Field(
+        [],
+        max_length=16,
+        description="Further trunks (`[[trunks]]`, same keys as `[trunk]`). A visitor's number "
+        "is dialled through the first trunk whose `prefixes` allow it, `[trunk]` first and then "
+        "these in order; on a 5xx or no response the next allowed trunk is tried (never on "
+        "busy, decline or no answer: those are the visitor's answer).",
+    )
     rtpengine: RtpengineSettings = Field(RtpengineSettings(), description=RtpengineSettings.__doc__)
     requests: RequestPolicySettings = Field(
         RequestPolicySettings(), description=RequestPolicySettings.__doc__
@@ -683,6 +783,19 @@ class Settings(BaseSettings):
                 if port == other_port and _same_host(host, other_host):
                     raise ValueError(f"{name} and {other} are both {port} on {host}")
         return self
+
+    @model_validator(mode="after")
+    def _trunk_names_differ(self) -> Self:
+        names = [t.name for t in self.all_trunks]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"two trunks are named {name!r}; give each its own name")
+        return self
+
+    @property
+    def all_trunks(self) -> list[TrunkSettings]:
+        """`[trunk]` and then `[[trunks]]`, in the order they are tried."""
+        return [self.trunk, *self.trunks]
 
     @property
     def effective_database_url(self) -> str:

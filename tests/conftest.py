@@ -1,10 +1,11 @@
-"""Shared fixtures. Peer fixtures (rtpengine, SIPp, Kamailio) live in tests/peers/."""
+"""Shared fixtures. Peer fixtures (rtpengine, SIPp, Kamailio, baresip) live in tests/peers/."""
 
 pytest_plugins = [
     "tests.support.world",
     "tests.peers.rtpengine",
     "tests.peers.sipp",
     "tests.peers.kamailio",
+    "tests.peers.baresip",
 ]
 
 

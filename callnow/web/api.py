@@ -128,6 +128,12 @@ class RequestOut(BaseModel):
     events: list[RequestEventOut]
 
 
+class TrunkHealth(BaseModel):
+    name: str
+    registered: bool
+    last_error: str | None = None
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     database: Literal["ok"]
@@ -135,6 +141,9 @@ class Health(BaseModel):
     # queued); `elsewhere` when this process runs the web only (`engine.enabled = false`). An
     # engine in this process that stopped claiming answers 503 instead: nothing restarts it.
     engine: EngineStatus
+    # Trunks with `registration` on, as the engine in this process sees them: an unregistered
+    # trunk does not make the service unhealthy (other trunks may carry the calls).
+    trunks: list[TrunkHealth] = []
 
 
 def api_user(
@@ -223,7 +232,11 @@ def health(session: SessionDep, state: StateDep) -> Health:
     if engine == "stopped":
         # Requests would still be accepted, and wait for nobody: the service needs a restart.
         raise HTTPException(503, "the call engine has stopped; restart the service")
-    return Health(status="ok", database="ok", engine=engine)
+    trunks = [
+        TrunkHealth(name=t.name, registered=t.registered, last_error=t.last_error)
+        for t in state.trunk_registrations()
+    ]
+    return Health(status="ok", database="ok", engine=engine, trunks=trunks)
 
 
 @router.get("/profiles", response_model=list[ProfileOut], responses={401: {"model": Problem}})

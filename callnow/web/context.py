@@ -28,6 +28,15 @@ EngineStatus = Literal["running", "restarting", "draining", "stopped", "elsewher
 Drain = Callable[[asyncio.Event], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class TrunkRegistration:
+    """A trunk registration as health shows it (no secrets, no addresses)."""
+
+    name: str
+    registered: bool
+    last_error: str | None = None
+
+
 @dataclass
 class AppState:
     settings: Settings
@@ -37,6 +46,8 @@ class AppState:
     wake: Callable[[], None] = field(default=lambda: None)
     # What the health check says of the engine; set while this service runs one.
     engine_status: Callable[[], EngineStatus] = field(default=lambda: "elsewhere")
+    # The trunk registrations of the engine beside this web (none known otherwise).
+    trunk_registrations: Callable[[], list[TrunkRegistration]] = field(default=list)
     # Set by the composition root while an engine runs beside this web.
     drain: Drain | None = None
     # What the visitors' status streams follow: one query per poll for all of them.

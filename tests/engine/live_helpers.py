@@ -97,8 +97,10 @@ def live_settings(
     rtpengine: RtpengineSettings,
     data_dir: Path,
     trunk: dict[str, Any] | None = None,
+    more: dict[str, Any] | None = None,
 ) -> Settings:
     return Settings(
+        **(more or {}),
         data_dir=data_dir,
         demo_data=False,
         sip=SipSettings(
@@ -129,10 +131,12 @@ async def live_rig(
     owner_uri_template: str | None = None,
     trunk_uri_template: str | None = None,
     trunk_settings: dict[str, Any] | None = None,
+    more_settings: dict[str, Any] | None = None,
     **telephony_options: Any,
 ) -> AsyncIterator[LiveRig]:
     """Templates default to the SIPp peers themselves; pass them to put a proxy between.
-    `trunk_settings` are more `[trunk]` settings; `telephony_options` go to `LiveTelephony`
+    `trunk_settings` are more `[trunk]` settings, `more_settings` other top-level settings
+    (`trunks`); `telephony_options` go to `LiveTelephony`
     (outbound_proxy, trunk_from_domain, ...)."""
     settings = live_settings(
         owner_uri_template or template_for(owner, "internal"),
@@ -140,6 +144,7 @@ async def live_rig(
         rtpengine,
         tmp_path,
         trunk_settings,
+        more_settings,
     )
     telephony = await LiveTelephony.start(
         settings,

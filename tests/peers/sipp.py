@@ -228,8 +228,10 @@ def start_sipp(
     workdir: Path,
     keys: Mapping[str, str] | None = None,
     extra_args: tuple[str, ...] = (),
+    port: int | None = None,
 ) -> SippPeer:
-    """Start a SIPp UAS playing `scenario` (a file name in peers/sipp/ or a path)."""
+    """Start a SIPp UAS playing `scenario` (a file name in peers/sipp/ or a path); `port`
+    reuses a port (a peer that restarts), otherwise a free one is picked."""
     binary = shutil.which("sipp")
     if binary is None:
         pytest.fail("sipp is not installed (Debian package sip-tester); SIP tests need it")
@@ -241,8 +243,10 @@ def start_sipp(
     workdir.mkdir(parents=True, exist_ok=True)
     keys = dict(keys or {})
     last_error = ""
+    fixed_port = port
     for _attempt in range(5):
-        port, media_port, control_port = _free_udp_port(), _free_udp_port(), _free_udp_port()
+        media_port, control_port = _free_udp_port(), _free_udp_port()
+        port = fixed_port or _free_udp_port()
         args = [
             binary,
             "-sf",
@@ -307,9 +311,13 @@ def sipp_peer(tmp_path: Path) -> Iterator[Callable[..., SippPeer]]:
     peers: list[SippPeer] = []
 
     def start(
-        scenario: str | Path, keys: Mapping[str, str] | None = None, *extra_args: str
+        scenario: str | Path,
+        keys: Mapping[str, str] | None = None,
+        *extra_args: str,
+        port: int | None = None,
     ) -> SippPeer:
-        peer = start_sipp(scenario, tmp_path / f"sipp-{len(peers)}", keys, extra_args)
+        workdir = tmp_path / f"sipp-{len(peers)}"
+        peer = start_sipp(scenario, workdir, keys, extra_args, port=port)
         peers.append(peer)
         return peer
 

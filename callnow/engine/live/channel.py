@@ -25,6 +25,7 @@ from typing import Any
 
 from callnow.domain.calls import LegHangupPrepared, LegRole, PreparedHangup
 from callnow.domain.flow import PromptFinished, PromptKind
+from callnow.engine.live.trunks import TrunkRoute, routes_for
 from callnow.engine.live.uris import caller_id_as, check_e164, owner_uri, trunk_uri
 from callnow.engine.ports import EventSink
 from callnow.engine.translate import from_rtpengine_dtmf, from_sip
@@ -38,6 +39,7 @@ from callnow.telephony.sip import (
     Credentials,
     Ended,
     Failed,
+    FailureCause,
     HangupPrepared,
     Leg,
     LegEvent,
@@ -89,6 +91,33 @@ class ChannelConfig:
     ringback_s: float = 60.0
     # Headers of both legs' INVITEs: what we accept in the dialog and which extensions.
     invite_headers: tuple[tuple[str, str], ...] = (("Allow", ALLOW), ("Supported", ""))
+    # The trunks after the one above (`[[trunks]]`), tried in order on failover.
+    more_trunks: tuple[TrunkRoute, ...] = ()
+    setup_timeout_s: float | None = None
+
+    @property
+    def trunk_routes(self) -> tuple[TrunkRoute, ...]:
+        """Every trunk in the order tried: the one the fields above describe, then the rest."""
+        headers = dict(self.invite_headers)
+        first = TrunkRoute(
+            uri_template=self.trunk_uri_template,
+            credentials=self.trunk_credentials,
+            from_domain=self.trunk_from_domain,
+            outbound_proxy=self.trunk_outbound_proxy,
+            from_user=self.trunk_from_user,
+            display_name=self.trunk_display_name,
+            caller_id_format=self.caller_id_format,
+            asserted_identity=self.trunk_asserted_identity,
+            privacy=self.trunk_privacy,
+            supported=headers.get("Supported", ""),
+            setup_timeout_s=self.setup_timeout_s,
+            prefixes=self.trunk_prefixes,
+            name=self.trunk_name,
+        )
+        return (first, *self.more_trunks)
+
+    trunk_prefixes: tuple[str, ...] = ()
+    trunk_name: str = "main"
 
 
 class LiveChannel:
@@ -133,6 +162,12 @@ class LiveChannel:
         # The visitor's phone rings without early media: the owner should hear our ringback.
         self._ringback_wanted = False
         self._ringback_playing = False
+        # Failover: the trunks still to try, the number and the caller ID they are given,
+        # and whether the flow hung the visitor up (then no other trunk is tried).
+        self._trunks_left: list[TrunkRoute] = []
+        self._visitor_number = ""
+        self._caller_id = ""
+        self._visitor_hung_up = False
 
     # -- dialling ----------------------------------------------------------------------------
 
@@ -162,35 +197,64 @@ class LiveChannel:
         self._adopt(LegRole.OWNER, leg)
 
     async def dial_visitor(self, number: str, caller_id: str) -> None:
-        config = self._config
-        uri = trunk_uri(config.trunk_uri_template, number, config.region)
-        shown = caller_id_as(
-            check_e164(caller_id, "caller ID"), config.caller_id_format, config.region
-        )
-        presented = CallerId(config.trunk_display_name, shown)
-        caller = (
-            CallerId(config.trunk_display_name, config.trunk_from_user)
-            if config.trunk_from_user
-            else presented
-        )
-        headers = dict(config.invite_headers)
+        check_e164(caller_id, "caller ID")
+        routes = routes_for(self._config.trunk_routes, check_e164(number, "visitor number"))
+        if not routes:
+            raise ValueError(f"no trunk may dial {number[:4]}…: check the trunks' prefixes")
+        self._trunks_left = routes[1:]
+        self._visitor_number, self._caller_id = number, caller_id
         # Until the visitor answers nothing the owner says may reach the carrier.
         await self.media.hold_owner_audio()
-        if config.trunk_privacy != "none":
-            headers["Privacy"] = config.trunk_privacy
+        await self._dial_trunk(routes[0])
+
+    async def _dial_trunk(self, route: TrunkRoute) -> None:
+        config, number = self._config, self._visitor_number
+        uri = trunk_uri(route.uri_template, number, config.region)
+        shown = caller_id_as(self._caller_id, route.caller_id_format, config.region)
+        presented = CallerId(route.display_name, shown)
+        caller = CallerId(route.display_name, route.from_user) if route.from_user else presented
+        headers = dict(config.invite_headers)
+        headers["Supported"] = route.supported
+        if route.privacy != "none":
+            headers["Privacy"] = route.privacy
         leg = await self._stack.dial(
             uri,
             caller=caller,
-            asserted_identity=presented if config.trunk_asserted_identity else None,
-            credentials=config.trunk_credentials,
+            asserted_identity=presented if route.asserted_identity else None,
+            credentials=route.credentials,
             sdp=self.media.sdp_for_visitor,
             ring_timeout=config.visitor_ring_timeout_s,
-            next_hop=config.outbound_proxy or config.trunk_outbound_proxy,
-            from_domain=config.trunk_from_domain,
+            next_hop=config.outbound_proxy or route.outbound_proxy,
+            from_domain=route.from_domain,
             extra_headers=headers,
             defer_updates=True,
+            setup_timeout=route.setup_timeout_s,
         )
         self._adopt(LegRole.VISITOR, leg)
+        if self._visitor_hung_up or self._closed:  # hung up while this INVITE was being sent
+            await leg.hangup("callback_closed")
+
+    async def _fail_over(self, event: LegEvent) -> bool:
+        """Dial the next trunk after `event` if it says the trunk (not the visitor) failed.
+        True when the next trunk is dialled: the flow never hears of the failed one."""
+        if not (isinstance(event, Failed) and event.cause is FailureCause.UNAVAILABLE):
+            return False
+        if not self._trunks_left or self._visitor_hung_up or self._closed:
+            return False
+        route, self._trunks_left = self._trunks_left[0], self._trunks_left[1:]
+        log.warning(
+            "callback %s: trunk failed (%d %s); trying trunk %s",
+            self.request_ref,
+            event.code,
+            event.reason,
+            route.name,
+        )
+        try:
+            await self._dial_trunk(route)
+        except Exception:
+            log.exception("callback %s: dialling trunk %s failed", self.request_ref, route.name)
+            return False
+        return True
 
     def _adopt(self, role: LegRole, leg: Leg) -> None:
         self.legs[role] = leg
@@ -225,6 +289,8 @@ class LiveChannel:
                 log.exception("callback %s: media for the %s leg failed", self.request_ref, role)
                 await leg.hangup("media_failed")
                 continue
+            if forward and role is LegRole.VISITOR and await self._fail_over(event):
+                forward = False
             if forward:
                 flow_event = from_sip(role, event)
                 if flow_event is not None:
@@ -391,6 +457,8 @@ class LiveChannel:
             log.exception("callback %s: re-INVITE of the owner failed", self.request_ref)
 
     async def hangup(self, role: LegRole, reason: str) -> None:
+        if role is LegRole.VISITOR:
+            self._visitor_hung_up = True
         leg = self.legs.get(role)
         if leg is not None:
             await leg.hangup(reason)

@@ -15,6 +15,7 @@ send its DTMF log to `ng_host:dtmf_log_port` (where we listen).
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import uuid
 from dataclasses import replace
@@ -25,6 +26,7 @@ from callnow.config import RtpengineSettings, Settings, SipSettings
 from callnow.domain.calls import PreparedHangup
 from callnow.domain.flow import FlowLimits, RequestFacts
 from callnow.engine.live.channel import ALLOW, ChannelConfig, LiveChannel
+from callnow.engine.live.trunks import TrunkRoute
 from callnow.engine.live.uris import check_e164
 from callnow.engine.ports import EventSink
 from callnow.telephony.dtmf_log import DtmfEvent, DtmfLogListener
@@ -33,9 +35,13 @@ from callnow.telephony.rtpengine import AnchoredCallback, RtpengineClient
 from callnow.telephony.rtpengine_process import RtpengineProcess
 from callnow.telephony.sip import CallerId, Credentials, SipStack
 from callnow.telephony.sip.prepared import send_prepared
+from callnow.telephony.sip.register import RegistrationSpec, RegistrationState
 from callnow.telephony.tones import cadence_for
 
 log = logging.getLogger(__name__)
+
+# In the data directory: the trunk registrations' states, for a web in another process.
+REGISTRATIONS_FILE = "trunk-registrations.json"
 
 # The SIP legs' own ring timeouts are this much longer than the flow's, so the flow's timer
 # (which records "no answer" and tells the owner) normally ends an unanswered leg first.
@@ -71,6 +77,27 @@ def flow_limits(sip: SipSettings, **overrides: Any) -> FlowLimits:
         digit_wait_s=sip.owner_digit_wait_s,
     )
     return replace(limits, **overrides) if overrides else limits
+
+
+def registrations(settings: Settings) -> list[RegistrationSpec]:
+    """What to REGISTER: one account per trunk with `registration` on."""
+    specs = []
+    for trunk in settings.all_trunks:
+        registrar = trunk.registrar_address
+        if not trunk.registration or registrar is None:
+            continue
+        specs.append(
+            RegistrationSpec(
+                name=trunk.name,
+                registrar=registrar,
+                user=trunk.register_user or trunk.username,
+                domain=trunk.register_domain or registrar[0],
+                credentials=Credentials(trunk.username, trunk.password) if trunk.username else None,
+                expires_s=trunk.register_expires_s,
+                retry_max_s=float(trunk.register_retry_max_s),
+            )
+        )
+    return specs
 
 
 class LiveTelephony:
@@ -115,6 +142,10 @@ class LiveTelephony:
             ringback=cadence_for(settings.default_region) if sip.owner_ringback else None,
             # Longer than the visitor can ring, so it never ends on its own.
             ringback_s=min(300.0, sip.visitor_ring_timeout_s + RING_BACKSTOP_MARGIN_S),
+            trunk_name=trunk.name,
+            trunk_prefixes=tuple(trunk.prefixes),
+            setup_timeout_s=trunk.setup_timeout_s,
+            more_trunks=tuple(TrunkRoute.from_settings(more) for more in settings.trunks),
         )
         # rtpengine sends its DTMF log to ng_host:dtmf_log_port unless told otherwise; an
         # rtpengine on another host needs our address here (and in its --dtmf-log-dest).
@@ -154,6 +185,10 @@ class LiveTelephony:
         self._dtmf = DtmfLogListener(self._dtmf_host, media.dtmf_log_port, self._on_dtmf)
         await self._dtmf.start()
         await self.stack.start()
+        specs = registrations(self.settings)
+        self._publish_registrations()  # none yet: an earlier run's states must not show
+        for spec in specs:
+            await self.stack.register(spec, lambda _state: self._publish_registrations())
         tune_garbage_collector()
 
     async def stop(self) -> None:
@@ -186,6 +221,27 @@ class LiveTelephony:
     @property
     def sip_address(self) -> tuple[str, int]:
         return self.stack.address
+
+    @property
+    def trunk_registrations(self) -> list[RegistrationState]:
+        """The state of each trunk with `registration` on (safe to read from any thread)."""
+        return self.stack.registrations if self.stack.running else []
+
+    def _publish_registrations(self) -> None:
+        """Write the registrations' states where a web in another process reads them
+        (`REGISTRATIONS_FILE` in the data directory), atomically. Called on the SIP thread,
+        rarely (a state change); a failed write only costs the web's view."""
+        path = self.settings.data_dir / REGISTRATIONS_FILE
+        states = [
+            {"name": r.name, "registered": r.registered, "last_error": r.last_error}
+            for r in (self.stack.registrations if self.stack.running else [])
+        ]
+        try:
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(states))
+            temporary.replace(path)
+        except OSError as exc:
+            log.warning("cannot write %s: %s", path, exc)
 
     @property
     def open_channels(self) -> int:

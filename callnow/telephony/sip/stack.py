@@ -21,7 +21,8 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
@@ -46,6 +47,7 @@ from callnow.telephony.sip.headers import (
 from callnow.telephony.sip.input_policy import MalformedHeader, find_malformed_header
 from callnow.telephony.sip.leg import EventCallback, Leg, LegRecord
 from callnow.telephony.sip.reactor import reactor
+from callnow.telephony.sip.register import RegistrationAgent, RegistrationSpec, RegistrationState
 from callnow.telephony.sip.source_limit import SourceRateLimit
 from callnow.telephony.sip.uac import DialSpec, UacDriver
 
@@ -245,6 +247,7 @@ class SipStack:
         self._config: dict[str, Any] | None = None
         self._address: tuple[str, int] | None = None
         self._legs: dict[str, tuple[UacDriver, Leg]] = {}
+        self._registrations: list[RegistrationAgent] = []
 
     @classmethod
     def from_settings(cls, settings: SipSettings) -> SipStack:
@@ -332,6 +335,9 @@ class SipStack:
         log.info("SIP stack stopped")
 
     def _stop_in_sippy(self) -> None:
+        for agent in self._registrations:
+            agent.stop()
+        self._registrations = []
         for driver, _leg in list(self._legs.values()):
             driver.hangup("SIP stack stopped")
         self._legs.clear()
@@ -377,6 +383,7 @@ class SipStack:
         on_event: EventCallback | None = None,
         defer_updates: bool = False,
         update_answer_s: float = 8.0,
+        setup_timeout: float | None = None,
     ) -> Leg:
         """Send an INVITE and return its Leg at once; the outcome arrives as events.
 
@@ -390,6 +397,8 @@ class SipStack:
         - `from_domain`: host part of From/P-Asserted-Identity (default our address).
         - `defer_updates`: the peer's re-INVITEs wait for `Leg.answer_update`, at most
           `update_answer_s` seconds (then they are answered from our last SDP; see DialSpec).
+        - `setup_timeout`: no response at all this long fails the leg (UNAVAILABLE, 408
+          "No response"); None waits for sippy's 32 s transaction timeout.
 
         Raises InvalidSipInput (nothing is sent) and SipStackError (not running, or the next
         hop's host name does not resolve).
@@ -400,6 +409,8 @@ class SipStack:
             raise InvalidSipInput("ring_timeout must be positive")
         if not 0 < update_answer_s <= 60:
             raise InvalidSipInput("update_answer_s must be in (0, 60]")
+        if setup_timeout is not None and not 0 < setup_timeout <= 60:
+            raise InvalidSipInput("setup_timeout must be in (0, 60]")
         url = parse_request_uri(request_uri)
         headers = build_extra_headers(extra_headers)
         if from_domain is not None and not _HOST.fullmatch(from_domain):
@@ -421,6 +432,7 @@ class SipStack:
             extra_headers=headers,
             defer_updates=defer_updates,
             update_answer_s=float(update_answer_s),
+            setup_timeout=setup_timeout,
         )
         loop = asyncio.get_running_loop()
         record = LegRecord(call_id=call_id, dialed_at=datetime.now(UTC))
@@ -452,6 +464,34 @@ class SipStack:
     def live_legs(self) -> int:
         """Legs whose sippy dialog is not dead yet (includes recently finished ones)."""
         return len(self._legs)
+
+    # -- registrations ---------------------------------------------------------------------
+
+    async def register(
+        self,
+        spec: RegistrationSpec,
+        on_change: Callable[[RegistrationState], None] | None = None,
+    ) -> None:
+        """Keep `spec`'s account registered until the stack stops (see `RegistrationAgent`).
+
+        Returns once the first REGISTER is on its way; `registrations` tells how it went, and
+        `on_change` (called on the SIP thread: keep it short) hears of every new state.
+        Raises SipStackError (not running, or the registrar's name does not resolve).
+        """
+        if self._config is None:
+            raise SipStackError("SIP stack is not running")
+        resolved = await _resolve_next_hop(spec.registrar)
+        agent = RegistrationAgent(self._config, replace(spec, registrar=resolved), on_change)
+        await reactor.call(self._start_registration, agent)
+
+    def _start_registration(self, agent: RegistrationAgent) -> None:
+        self._registrations.append(agent)
+        agent.start()
+
+    @property
+    def registrations(self) -> list[RegistrationState]:
+        """Each registration's latest state (safe from any thread: states are immutable)."""
+        return [agent.state for agent in list(self._registrations)]
 
     # -- requests outside any dialog ----------------------------------------------------------
 

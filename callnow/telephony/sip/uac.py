@@ -83,6 +83,9 @@ class DialSpec:
     # the other leg; `update_answer_s` later the local answer is sent anyway.
     defer_updates: bool = False
     update_answer_s: float = 8.0
+    # No response at all (not even 100 Trying) this long: the leg fails as UNAVAILABLE, so a
+    # dead trunk can be failed over long before sippy's own 32 s transaction timeout.
+    setup_timeout: float | None = None
 
 
 def _when(rtime: Any = None) -> datetime:
@@ -112,6 +115,13 @@ class _CallNowUA(UA):
     auth_attempts = 0
     # Told after an authenticated INVITE left: it has a new branch and CSeq to CANCEL.
     on_invite_sent: Callable[[], None] | None = None
+    # Told of every response, before sippy handles it (the peer is alive).
+    on_response: Callable[[], None] | None = None
+
+    def recvResponse(self, resp: Any, tr: Any) -> None:
+        if self.on_response is not None:
+            self.on_response()
+        super().recvResponse(resp, tr)
 
     def processChallenge(
         self, resp: Any, cseq: int, ch_hfname: str, auth_hfname: str, extra_headers: Any
@@ -183,6 +193,7 @@ class UacDriver:
         self._on_dead = on_dead
         self._ua: UA | None = None
         self._ring_timer: Any = None
+        self._setup_timer: Any = None
         self.answered = False
         self.finished = False  # a terminal event (Failed/Ended) was emitted
         self._reinvite_done: Callable[[str | None, BaseException | None], None] | None = None
@@ -210,6 +221,7 @@ class UacDriver:
         )
         self._ua = ua
         ua.on_invite_sent = self._prepare_cancel
+        ua.on_response = self._cancel_setup_timer
         body = MsgBody(spec.sdp)
         event = _TryEvent(
             (
@@ -229,6 +241,8 @@ class UacDriver:
         event.extra_headers = tuple(headers) if headers else None
         ua.recvEvent(event)
         self._ring_timer = Timeout(self._ring_timeout, spec.ring_timeout)
+        if spec.setup_timeout is not None:
+            self._setup_timer = Timeout(self._setup_timed_out, spec.setup_timeout)
         self._prepare_cancel()
 
     def _pai_header(self, who: CallerId) -> SipHeader:
@@ -447,7 +461,23 @@ class UacDriver:
         )
         self._disconnect()  # sends CANCEL (deferred by sippy until a provisional response)
 
+    def _setup_timed_out(self) -> None:
+        self._setup_timer = None
+        if self.finished or self.answered:
+            return
+        self._cancel_ring_timer()
+        self._finish(
+            Failed(code=408, reason="No response", cause=FailureCause.UNAVAILABLE, at=_when())
+        )
+        self._disconnect()
+
+    def _cancel_setup_timer(self) -> None:
+        if self._setup_timer is not None:
+            self._setup_timer.cancel()
+            self._setup_timer = None
+
     def _cancel_ring_timer(self) -> None:
+        self._cancel_setup_timer()
         if self._ring_timer is not None:
             self._ring_timer.cancel()
             self._ring_timer = None
