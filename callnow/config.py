@@ -108,7 +108,6 @@ class WebSettings(BaseModel):
     )
 
 
-
 class SipSettings(BaseModel):
     """The engine's SIP user agent."""
 
@@ -144,7 +143,6 @@ class SipSettings(BaseModel):
         if "{internal}" not in value:
             raise ValueError("owner_uri_template must contain {internal}")
         return value
-
 
 
 class TrunkSettings(BaseModel):

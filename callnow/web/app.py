@@ -27,6 +27,7 @@ from callnow.web import (
     live,
     owner_live,
     portal,
+    provider_api,
     public,
     webhook_portal,
 )
@@ -105,6 +106,7 @@ def build_app(
     app.include_router(public.router)
     app.include_router(portal.router)
     app.include_router(api.router)
+    app.include_router(provider_api.router)
     app.include_router(billing_portal.router)
     app.include_router(billing_api.router)
     app.include_router(live.router)
