@@ -34,7 +34,9 @@ SCOPES = (
 )
 # Roles a provider may give: platform admins are made only on the platform itself.
 PROVIDER_ROLES = ("owner", "tenant_admin")
-MAX_BULK_EXTENSIONS = 1000
+# A PBX with more extensions syncs in several calls (each is idempotent); 100 items also fit
+# in the web's default body limit (`web.max_body_bytes`, 16 KiB).
+MAX_BULK_EXTENSIONS = 100
 MAX_LIMIT_MINOR = 10**12
 
 Kind = Literal["invalid", "not_found", "conflict", "forbidden"]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import Delete, delete, exists, select
+from sqlalchemy import Delete, Update, delete, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from callnow.store.models import (
+    AuditEntry,
     AvailabilityWindow,
     CallRequest,
     Extension,
@@ -66,8 +67,8 @@ def page_has_requests(session: Session, profile_id: int) -> bool:
     return bool(session.scalar(select(exists().where(CallRequest.profile_id == profile_id))))
 
 
-def _delete_unreferenced(session: Session, statements: list[Delete]) -> bool:
-    """Run the DELETEs in a savepoint; False (and nothing deleted) when a row still
+def _delete_unreferenced(session: Session, statements: list[Delete | Update]) -> bool:
+    """Run the statements in a savepoint; False (and nothing deleted) when a row still
     references what they remove: the database's foreign keys decide, not a list kept here."""
     session.flush()
     savepoint = session.begin_nested()
@@ -82,7 +83,7 @@ def _delete_unreferenced(session: Session, statements: list[Delete]) -> bool:
     return True
 
 
-def _page_rows(profile_id: int) -> list[Delete]:
+def _page_rows(profile_id: int) -> list[Delete | Update]:
     return [
         delete(AvailabilityWindow).where(AvailabilityWindow.profile_id == profile_id),
         delete(RuleRow).where(RuleRow.profile_id == profile_id),
@@ -96,7 +97,9 @@ def delete_page(session: Session, profile: Profile) -> bool:
 
 def delete_extension(session: Session, extension: Extension) -> bool:
     """The extension and its page, unless either has history (requests, charges, budgets)."""
-    statements = _page_rows(extension.profile.id) if extension.profile is not None else []
+    statements: list[Delete | Update] = []
+    if extension.profile is not None:
+        statements += _page_rows(extension.profile.id)
     statements.append(delete(Extension).where(Extension.id == extension.id))
     return _delete_unreferenced(session, statements)
 
@@ -106,4 +109,6 @@ def delete_user(session: Session, user: User) -> bool:
 
 
 def delete_tenant(session: Session, tenant: Tenant) -> bool:
-    return _delete_unreferenced(session, [delete(Tenant).where(Tenant.id == tenant.id)])
+    """An empty tenant; its audit entries stay, no longer linked (their subjects name it)."""
+    detach = update(AuditEntry).where(AuditEntry.tenant_id == tenant.id).values(tenant_id=None)
+    return _delete_unreferenced(session, [detach, delete(Tenant).where(Tenant.id == tenant.id)])

@@ -11,7 +11,6 @@ from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import anyio.to_thread
 import structlog
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -19,6 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.background import BackgroundTask, BackgroundTasks
 
 from callnow.domain.page import WELCOME_MAX_CHARS
 from callnow.services import page_settings
@@ -140,24 +140,36 @@ class ProviderRoute(APIRoute):
                 response = _validation_problem(exc)
             token_pk = getattr(request.state, "provider_token_pk", None)
             if token_pk is not None:
-                await _record_use(request, token_pk, route, response.status_code)
+                # After the answer: the route's own transaction commits only once this
+                # wrapper has returned, and SQLite takes one writer at a time.
+                use = _use_recorder(request, token_pk, route, response.status_code)
+                response.background = _after(response.background, use)
             return response
 
         return answer
 
 
-async def _record_use(request: Request, token_pk: int, route: str, status: int) -> None:
-    """In a transaction of its own, so refused calls (rolled back) are logged too."""
+def _after(first: BackgroundTask | None, then: BackgroundTask) -> BackgroundTask:
+    if first is None:
+        return then
+    tasks = BackgroundTasks()
+    tasks.add_task(first)
+    tasks.add_task(then)
+    return tasks
+
+
+def _use_recorder(request: Request, token_pk: int, route: str, status: int) -> BackgroundTask:
+    """Logs the use in a transaction of its own, so refused calls (rolled back) are logged."""
     sessions = app_state(request).sessions
-    source = client_address(request)
+    source, method = client_address(request), request.method
 
     def write(sessions: sessionmaker[Session]) -> None:
         with transaction(sessions) as session:
             provider_tokens.record_use(
-                session, token_pk, method=request.method, route=route, status=status, source=source
+                session, token_pk, method=method, route=route, status=status, source=source
             )
 
-    await anyio.to_thread.run_sync(write, sessions)
+    return BackgroundTask(write, sessions)
 
 
 class ScopeCheck:
