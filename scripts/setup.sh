@@ -8,6 +8,7 @@ DEBIAN_PACKAGES=(
   python3 python3-dev gcc
   sip-tester kamailio rtpengine-daemon espeak-ng sox
   chromium fonts-dejavu-core postgresql-client
+  systemd  # systemd-analyze verifies the units in ops/systemd
 )
 
 missing=()
