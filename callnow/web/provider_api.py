@@ -306,7 +306,8 @@ def delete_tenant(tenant_id: TenantId, caller: TenantsWrite, session: UnitOfWork
 
 @router.post("/tenants/{tenant_id}/suspend", response_model=TenantOut)
 def suspend_tenant(tenant_id: TenantId, caller: TenantsWrite, session: UnitOfWork) -> TenantOut:
-    """Hide every page of the tenant and stop its callbacks until it is resumed."""
+    """Hide every page of the tenant and refuse new requests until it is resumed (requests
+    already queued go on)."""
     return _tenant_out(service.set_tenant_suspended(session, caller, tenant_id, True))
 
 
@@ -640,7 +641,7 @@ def delete_page(callnow_id: CallNowId, caller: PagesWrite, session: UnitOfWork) 
 
 @router.post("/pages/{callnow_id}/suspend", response_model=PageOut)
 def suspend_page(callnow_id: CallNowId, caller: PagesWrite, session: UnitOfWork) -> PageOut:
-    """Hide the page and stop its callbacks; its owner cannot undo this."""
+    """Hide the page and refuse new requests (queued ones go on); its owner cannot undo this."""
     return _page_out(service.set_page_suspended(session, caller, callnow_id, True))
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from callnow.services import provisioning as service
-from callnow.store import provider_tokens
+from callnow.store import accounts, provider_tokens
 from callnow.store.models import AuditEntry, Extension
 from callnow.store.provider_models import ProviderTokenUse
 from tests.support.world import PASSWORD
@@ -296,3 +296,27 @@ def test_the_openapi_document_tags_and_scopes_every_provider_route(world):
         assert op["tags"] == ["Provider API v1"], path
         assert op["x-required-scope"] in ALL_SCOPES, path
         assert "application/problem+json" in op["responses"]["401"]["content"], path
+
+
+def test_a_suspended_tenant_refuses_new_requests_from_the_owners_call_api(world):
+    client = world.client
+    writer = bearer(issue(world, ["tenants:write"]))
+    alice = tenant_id(world, "Alice Pty")
+    with world.sessions() as session, session.begin():
+        owner = accounts.by_email(session, "alice@example.com")
+        key = bearer(accounts.issue_api_key(session, owner).secret)
+    assert client.post(f"{API}/tenants/{alice}/suspend", headers=writer).status_code == 200
+    asked = client.post(
+        "/api/v1/profiles/alice/requests",
+        headers=key,
+        json={"name": "Mary", "number": "02 9037 1111"},
+    )
+    assert asked.status_code == 201, asked.text
+    assert (asked.json()["decision"], asked.json()["reason"]) == ("reject", "disabled")
+    client.post(f"{API}/tenants/{alice}/resume", headers=writer)
+    again = client.post(
+        "/api/v1/profiles/alice/requests",
+        headers=key,
+        json={"name": "Mary", "number": "02 9037 2222"},
+    )
+    assert again.json()["reason"] != "disabled"
