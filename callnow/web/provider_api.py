@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import anyio.to_thread
 import structlog
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -28,7 +29,7 @@ from callnow.store import profiles, provider_tokens
 from callnow.store.db import transaction
 from callnow.store.models import Extension, Profile, Tenant, User
 from callnow.web.api import WindowModel
-from callnow.web.context import UnitOfWork, app_state, client_address
+from callnow.web.context import app_state, client_address
 
 log = structlog.get_logger(__name__)
 PREFIX = "/api/provider/v1"
@@ -124,29 +125,62 @@ class ProviderRoute(APIRoute):
         route = self.path_format
 
         async def answer(request: Request) -> Response:
+            state = app_state(request)
+            session = state.sessions()  # opening does no I/O; the first statement connects
+            transaction = session.begin()
+            request.state.provider_session = session
+            committed = False
             try:
-                response = await handler(request)
-            except Refused as refused:
-                response = problem(
-                    STATUS_OF_KIND[refused.kind], refused.code, str(refused), errors=refused.errors
+                response = await _answer_of(handler, request)
+                committed = response.status_code < 400
+            finally:
+                # Before the answer leaves, and a refusal writes nothing, whatever the
+                # service had done before refusing.
+                end = transaction.commit if committed else transaction.rollback
+                await anyio.to_thread.run_sync(
+                    _end, session, end, limiter=state.enders, abandon_on_cancel=False
                 )
-            except _Unauthenticated as exc:
-                response = problem(401, "invalid_token", str(exc.detail), headers=exc.headers)
-            except _MissingScope as exc:
-                response = problem(403, "insufficient_scope", str(exc.detail))
-            except HTTPException as exc:
-                response = problem(exc.status_code, "http_error", str(exc.detail))
-            except RequestValidationError as exc:
-                response = _validation_problem(exc)
             token_pk = getattr(request.state, "provider_token_pk", None)
             if token_pk is not None:
-                # After the answer: the route's own transaction commits only once this
-                # wrapper has returned, and SQLite takes one writer at a time.
                 use = _use_recorder(request, token_pk, route, response.status_code)
                 response.background = _after(response.background, use)
             return response
 
         return answer
+
+
+async def _answer_of(
+    handler: Callable[[Request], Coroutine[Any, Any, Response]], request: Request
+) -> Response:
+    try:
+        return await handler(request)
+    except Refused as refused:
+        status = STATUS_OF_KIND[refused.kind]
+        return problem(status, refused.code, str(refused), errors=refused.errors)
+    except _Unauthenticated as exc:
+        return problem(401, "invalid_token", str(exc.detail), headers=exc.headers)
+    except _MissingScope as exc:
+        return problem(403, "insufficient_scope", str(exc.detail))
+    except HTTPException as exc:
+        return problem(exc.status_code, "http_error", str(exc.detail))
+    except RequestValidationError as exc:
+        return _validation_problem(exc)
+
+
+def _end(session: Session, how: Callable[[], None]) -> None:
+    try:
+        how()
+    finally:
+        session.close()
+
+
+def _provider_session(request: Request) -> Session:
+    """The route's session, opened and ended by `ProviderRoute` around the whole call."""
+    session: Session = request.state.provider_session
+    return session
+
+
+ProviderSession = Annotated[Session, Depends(_provider_session)]
 
 
 def _after(first: BackgroundTask | None, then: BackgroundTask) -> BackgroundTask:
@@ -183,7 +217,7 @@ class ScopeCheck:
     def __call__(
         self,
         request: Request,
-        session: UnitOfWork,
+        session: ProviderSession,
         authorization: Annotated[str | None, Header()] = None,
     ) -> Caller:
         scheme, _, secret = (authorization or "")[:300].partition(" ")
@@ -274,45 +308,47 @@ def _tenant_fields(body: TenantPatch) -> service.TenantFields:
 
 @router.get("/tenants", response_model=list[TenantOut])
 def list_tenants(
-    caller: TenantsRead, session: UnitOfWork, limit: Limit = 100, offset: Offset = 0
+    caller: TenantsRead, session: ProviderSession, limit: Limit = 100, offset: Offset = 0
 ) -> list[TenantOut]:
     """The tenants this token reaches (one, for a token bound to a tenant)."""
     return [_tenant_out(t) for t in service.list_tenants(session, caller, limit, offset)]
 
 
 @router.post("/tenants", response_model=TenantOut, status_code=201)
-def create_tenant(body: TenantIn, caller: TenantsWrite, session: UnitOfWork) -> TenantOut:
+def create_tenant(body: TenantIn, caller: TenantsWrite, session: ProviderSession) -> TenantOut:
     """Create a tenant (platform tokens only)."""
     return _tenant_out(service.create_tenant(session, caller, _tenant_fields(body)))
 
 
 @router.get("/tenants/{tenant_id}", response_model=TenantOut)
-def get_tenant(tenant_id: TenantId, caller: TenantsRead, session: UnitOfWork) -> TenantOut:
+def get_tenant(tenant_id: TenantId, caller: TenantsRead, session: ProviderSession) -> TenantOut:
     return _tenant_out(service.get_tenant(session, caller, tenant_id))
 
 
 @router.patch("/tenants/{tenant_id}", response_model=TenantOut)
 def update_tenant(
-    tenant_id: TenantId, body: TenantPatch, caller: TenantsWrite, session: UnitOfWork
+    tenant_id: TenantId, body: TenantPatch, caller: TenantsWrite, session: ProviderSession
 ) -> TenantOut:
     return _tenant_out(service.update_tenant(session, caller, tenant_id, _tenant_fields(body)))
 
 
 @router.delete("/tenants/{tenant_id}", status_code=204)
-def delete_tenant(tenant_id: TenantId, caller: TenantsWrite, session: UnitOfWork) -> None:
+def delete_tenant(tenant_id: TenantId, caller: TenantsWrite, session: ProviderSession) -> None:
     """Delete an empty tenant (platform tokens only); one with history answers 409."""
     service.delete_tenant(session, caller, tenant_id)
 
 
 @router.post("/tenants/{tenant_id}/suspend", response_model=TenantOut)
-def suspend_tenant(tenant_id: TenantId, caller: TenantsWrite, session: UnitOfWork) -> TenantOut:
+def suspend_tenant(
+    tenant_id: TenantId, caller: TenantsWrite, session: ProviderSession
+) -> TenantOut:
     """Hide every page of the tenant and refuse new requests until it is resumed (requests
     already queued go on)."""
     return _tenant_out(service.set_tenant_suspended(session, caller, tenant_id, True))
 
 
 @router.post("/tenants/{tenant_id}/resume", response_model=TenantOut)
-def resume_tenant(tenant_id: TenantId, caller: TenantsWrite, session: UnitOfWork) -> TenantOut:
+def resume_tenant(tenant_id: TenantId, caller: TenantsWrite, session: ProviderSession) -> TenantOut:
     return _tenant_out(service.set_tenant_suspended(session, caller, tenant_id, False))
 
 
@@ -358,7 +394,7 @@ def _user_out(u: User) -> UserOut:
 def list_users(
     tenant_id: TenantId,
     caller: TenantsRead,
-    session: UnitOfWork,
+    session: ProviderSession,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[UserOut]:
@@ -367,27 +403,27 @@ def list_users(
 
 @router.post("/tenants/{tenant_id}/users", response_model=UserOut, status_code=201)
 def create_user(
-    tenant_id: TenantId, body: UserIn, caller: TenantsWrite, session: UnitOfWork
+    tenant_id: TenantId, body: UserIn, caller: TenantsWrite, session: ProviderSession
 ) -> UserOut:
     fields = service.UserFields(**body.model_dump(exclude_none=True))
     return _user_out(service.create_user(session, caller, tenant_id, fields))
 
 
 @router.get("/users/{user_id}", response_model=UserOut)
-def get_user(user_id: UserId, caller: TenantsRead, session: UnitOfWork) -> UserOut:
+def get_user(user_id: UserId, caller: TenantsRead, session: ProviderSession) -> UserOut:
     return _user_out(service.get_user(session, caller, user_id))
 
 
 @router.patch("/users/{user_id}", response_model=UserOut)
 def update_user(
-    user_id: UserId, body: UserPatch, caller: TenantsWrite, session: UnitOfWork
+    user_id: UserId, body: UserPatch, caller: TenantsWrite, session: ProviderSession
 ) -> UserOut:
     fields = service.UserFields(**body.model_dump(exclude_none=True))
     return _user_out(service.update_user(session, caller, user_id, fields))
 
 
 @router.delete("/users/{user_id}", status_code=204)
-def delete_user(user_id: UserId, caller: TenantsWrite, session: UnitOfWork) -> None:
+def delete_user(user_id: UserId, caller: TenantsWrite, session: ProviderSession) -> None:
     """Delete a user with no history; otherwise 409 (set `is_active` to false instead)."""
     service.delete_user(session, caller, user_id)
 
@@ -453,7 +489,7 @@ def _extension_fields(body: ExtensionIn) -> service.ExtensionFields:
 def list_extensions(
     tenant_id: TenantId,
     caller: TenantsRead,
-    session: UnitOfWork,
+    session: ProviderSession,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[ExtensionOut]:
@@ -463,7 +499,7 @@ def list_extensions(
 
 @router.post("/tenants/{tenant_id}/extensions", response_model=ExtensionOut, status_code=201)
 def create_extension(
-    tenant_id: TenantId, body: ExtensionIn, caller: TenantsWrite, session: UnitOfWork
+    tenant_id: TenantId, body: ExtensionIn, caller: TenantsWrite, session: ProviderSession
 ) -> ExtensionOut:
     fields = _extension_fields(body)
     return _extension_out(service.create_extension(session, caller, tenant_id, fields))
@@ -474,7 +510,7 @@ def bulk_upsert_extensions(
     tenant_id: TenantId,
     body: BulkExtensionsIn,
     caller: TenantsWrite,
-    session: UnitOfWork,
+    session: ProviderSession,
     dry_run: Annotated[bool, Query(description="Report what would change; change nothing")] = False,
 ) -> BulkReportOut:
     """Create or update many extensions from the PBX's list, all or nothing. Running the same
@@ -486,7 +522,7 @@ def bulk_upsert_extensions(
 
 @router.get("/extensions/{internal_number}", response_model=ExtensionOut)
 def get_extension(
-    internal_number: InternalNumber, caller: TenantsRead, session: UnitOfWork
+    internal_number: InternalNumber, caller: TenantsRead, session: ProviderSession
 ) -> ExtensionOut:
     return _extension_out(service.get_extension(session, caller, internal_number))
 
@@ -496,7 +532,7 @@ def update_extension(
     internal_number: InternalNumber,
     body: ExtensionPatch,
     caller: TenantsWrite,
-    session: UnitOfWork,
+    session: ProviderSession,
 ) -> ExtensionOut:
     changes = service.ExtensionChanges(
         external_number=body.external_number,
@@ -509,7 +545,7 @@ def update_extension(
 
 @router.delete("/extensions/{internal_number}", status_code=204)
 def delete_extension(
-    internal_number: InternalNumber, caller: TenantsWrite, session: UnitOfWork
+    internal_number: InternalNumber, caller: TenantsWrite, session: ProviderSession
 ) -> None:
     """Delete an extension and its page; one with requests or charges answers 409."""
     service.delete_extension(session, caller, internal_number)
@@ -604,7 +640,7 @@ def _page_changes(body: PageSettings, callnow_id: str | None) -> page_settings.P
 def list_pages(
     tenant_id: TenantId,
     caller: TenantsRead,
-    session: UnitOfWork,
+    session: ProviderSession,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[PageOut]:
@@ -612,7 +648,7 @@ def list_pages(
 
 
 @router.post("/pages", response_model=PageOut, status_code=201)
-def create_page(body: PageIn, caller: PagesWrite, session: UnitOfWork) -> PageOut:
+def create_page(body: PageIn, caller: PagesWrite, session: ProviderSession) -> PageOut:
     """Give an extension its CallNow page (its tenant needs Call API access)."""
     profile = service.create_page(
         session, caller, body.internal_number, body.callnow_id, _page_changes(body, None)
@@ -621,32 +657,32 @@ def create_page(body: PageIn, caller: PagesWrite, session: UnitOfWork) -> PageOu
 
 
 @router.get("/pages/{callnow_id}", response_model=PageOut)
-def get_page(callnow_id: CallNowId, caller: TenantsRead, session: UnitOfWork) -> PageOut:
+def get_page(callnow_id: CallNowId, caller: TenantsRead, session: ProviderSession) -> PageOut:
     return _page_out(service.get_page(session, caller, callnow_id))
 
 
 @router.patch("/pages/{callnow_id}", response_model=PageOut)
 def update_page(
-    callnow_id: CallNowId, body: PagePatch, caller: PagesWrite, session: UnitOfWork
+    callnow_id: CallNowId, body: PagePatch, caller: PagesWrite, session: ProviderSession
 ) -> PageOut:
     changes = _page_changes(body, body.callnow_id)
     return _page_out(service.update_page(session, caller, callnow_id, changes))
 
 
 @router.delete("/pages/{callnow_id}", status_code=204)
-def delete_page(callnow_id: CallNowId, caller: PagesWrite, session: UnitOfWork) -> None:
+def delete_page(callnow_id: CallNowId, caller: PagesWrite, session: ProviderSession) -> None:
     """Delete a page that never had a request; otherwise 409 (suspend it instead)."""
     service.delete_page(session, caller, callnow_id)
 
 
 @router.post("/pages/{callnow_id}/suspend", response_model=PageOut)
-def suspend_page(callnow_id: CallNowId, caller: PagesWrite, session: UnitOfWork) -> PageOut:
+def suspend_page(callnow_id: CallNowId, caller: PagesWrite, session: ProviderSession) -> PageOut:
     """Hide the page and refuse new requests (queued ones go on); its owner cannot undo this."""
     return _page_out(service.set_page_suspended(session, caller, callnow_id, True))
 
 
 @router.post("/pages/{callnow_id}/resume", response_model=PageOut)
-def resume_page(callnow_id: CallNowId, caller: PagesWrite, session: UnitOfWork) -> PageOut:
+def resume_page(callnow_id: CallNowId, caller: PagesWrite, session: ProviderSession) -> PageOut:
     return _page_out(service.set_page_suspended(session, caller, callnow_id, False))
 
 
@@ -680,14 +716,16 @@ def _limits(body: BudgetIn) -> dict[str, int | None]:
 
 
 @router.get("/tenants/{tenant_id}/budget", response_model=BudgetOut)
-def get_tenant_budget(tenant_id: TenantId, caller: TenantsRead, session: UnitOfWork) -> BudgetOut:
+def get_tenant_budget(
+    tenant_id: TenantId, caller: TenantsRead, session: ProviderSession
+) -> BudgetOut:
     target = service.BudgetTarget(tenant_id=tenant_id)
     return _budget_out(service.get_budget(session, caller, target))
 
 
 @router.put("/tenants/{tenant_id}/budget", response_model=BudgetOut)
 def set_tenant_budget(
-    tenant_id: TenantId, body: BudgetIn, caller: BudgetsWrite, session: UnitOfWork
+    tenant_id: TenantId, body: BudgetIn, caller: BudgetsWrite, session: ProviderSession
 ) -> BudgetOut:
     target = service.BudgetTarget(tenant_id=tenant_id)
     return _budget_out(service.set_limits(session, caller, target, _limits(body)))
@@ -695,7 +733,7 @@ def set_tenant_budget(
 
 @router.get("/extensions/{internal_number}/budget", response_model=BudgetOut)
 def get_extension_budget(
-    internal_number: InternalNumber, caller: TenantsRead, session: UnitOfWork
+    internal_number: InternalNumber, caller: TenantsRead, session: ProviderSession
 ) -> BudgetOut:
     target = service.BudgetTarget(internal_number=internal_number)
     return _budget_out(service.get_budget(session, caller, target))
@@ -703,7 +741,7 @@ def get_extension_budget(
 
 @router.put("/extensions/{internal_number}/budget", response_model=BudgetOut)
 def set_extension_budget(
-    internal_number: InternalNumber, body: BudgetIn, caller: BudgetsWrite, session: UnitOfWork
+    internal_number: InternalNumber, body: BudgetIn, caller: BudgetsWrite, session: ProviderSession
 ) -> BudgetOut:
     target = service.BudgetTarget(internal_number=internal_number)
     return _budget_out(service.set_limits(session, caller, target, _limits(body)))
@@ -725,7 +763,7 @@ class DoNotCallOut(BaseModel):
 
 
 @router.get("/do-not-call", response_model=list[DoNotCallOut])
-def list_do_not_call(caller: DoNotCallRead, session: UnitOfWork) -> list[DoNotCallOut]:
+def list_do_not_call(caller: DoNotCallRead, session: ProviderSession) -> list[DoNotCallOut]:
     """The platform's list (platform tokens only)."""
     return [
         DoNotCallOut(number=e.e164, reason=e.reason, added_at=e.added_at)
@@ -744,7 +782,7 @@ def add_do_not_call(
     response: Response,
     body: DoNotCallIn,
     caller: DoNotCallWrite,
-    session: UnitOfWork,
+    session: ProviderSession,
 ) -> DoNotCallOut:
     """Put a number on the platform's list (national numbers read in the default region)."""
     region = app_state(request).settings.default_region
@@ -759,7 +797,7 @@ def remove_do_not_call(
     request: Request,
     number: Annotated[str, Path(min_length=1, max_length=40)],
     caller: DoNotCallWrite,
-    session: UnitOfWork,
+    session: ProviderSession,
 ) -> None:
     region = app_state(request).settings.default_region
     service.remove_do_not_call(session, caller, number, region)
