@@ -108,6 +108,7 @@ class WebSettings(BaseModel):
     )
 
 
+
 class SipSettings(BaseModel):
     """The engine's SIP user agent."""
 
@@ -143,6 +144,7 @@ class SipSettings(BaseModel):
         if "{internal}" not in value:
             raise ValueError("owner_uri_template must contain {internal}")
         return value
+
 
 
 class TrunkSettings(BaseModel):
