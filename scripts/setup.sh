@@ -9,6 +9,7 @@ DEBIAN_PACKAGES=(
   sip-tester kamailio rtpengine-daemon espeak-ng sox baresip
   chromium fonts-dejavu-core postgresql-client
   openssl
+  systemd  # systemd-analyze verifies the units in ops/systemd
 )
 
 missing=()

@@ -67,7 +67,7 @@ def change_page(
     profile: Profile,
     changes: PageChanges,
     *,
-    actor: User,
+    actor: User | None,
     via: str,
     details: Mapping[str, object],
 ) -> None:

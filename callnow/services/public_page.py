@@ -24,8 +24,8 @@ MAX_LOOKUP_CHARS = 64
 
 
 def visible_page(session: Session, callnow_id: str, now: datetime) -> Profile | None:
-    """A page an outsider may see. Unknown, disabled, do-not-allow, paused IDs and tenants
-    without Call API access all look alike, so a prober learns nothing."""
+    """A page an outsider may see. Unknown, disabled, do-not-allow, paused, suspended IDs and
+    tenants without Call API access (or suspended) all look alike, so a prober learns nothing."""
     if not callnow_id or len(callnow_id) > MAX_LOOKUP_CHARS:
         return None
     profile = profiles.by_callnow_id(session, callnow_id)
@@ -33,8 +33,9 @@ def visible_page(session: Session, callnow_id: str, now: datetime) -> Profile | 
         return None
     if is_paused(profile.paused_until, now):
         return None
-    if not profiles.tenant_of(profile).call_api_access:
-        return None
+    tenant = profiles.tenant_of(profile)
+    if not tenant.call_api_access or profile.suspended_at or tenant.suspended_at:
+        return None  # suspended by the provider: looks like any other hidden page
     return profile
 
 

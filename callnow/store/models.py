@@ -72,6 +72,8 @@ class Tenant(Base):
     blocked_prefixes: Mapped[list[str]] = mapped_column(JSON, default=list)
     allowed_prefixes: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Set by the provider (its API): every page of the tenant is hidden until resumed.
+    suspended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
     extensions: Mapped[list[Extension]] = relationship(back_populates="tenant")
 
@@ -140,6 +142,8 @@ class Profile(Base):
     confirm_on_web: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # Set by the spike detector: the page answers like an unknown one until then.
     paused_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # Set by the provider, apart from the owner's own `enabled`: the owner cannot undo it.
+    suspended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     welcome_message: Mapped[str] = mapped_column(Text, default="")
     timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)

@@ -30,6 +30,7 @@ from callnow.web import (
     owner_live,
     portal,
     portal_sessions,
+    provider_api,
     public,
     webhook_portal,
 )
@@ -110,6 +111,7 @@ def build_app(
     app.include_router(public.router)
     app.include_router(portal.router)
     app.include_router(api.router)
+    app.include_router(provider_api.router)
     app.include_router(billing_portal.router)
     app.include_router(billing_api.router)
     app.include_router(live.router)
