@@ -17,6 +17,7 @@ class Kind(StrEnum):
     MESSAGE = "message"  # a visitor left a message
     BOOKING = "booking"  # a visitor booked a call for later
     BUDGET = "budget"  # the owner's budget is nearly used up
+    FLOOD = "flood"  # the page saw a flood of requests and now asks visitors for a CAPTCHA
     PASSWORD_RESET = "password_reset"  # not a choice: always sent, never in a digest
 
 
@@ -27,6 +28,7 @@ CHOOSABLE: tuple[Kind, ...] = (
     Kind.MESSAGE,
     Kind.BOOKING,
     Kind.BUDGET,
+    Kind.FLOOD,
 )
 
 LABELS: dict[Kind, str] = {
@@ -36,6 +38,7 @@ LABELS: dict[Kind, str] = {
     Kind.MESSAGE: "A visitor left a message",
     Kind.BOOKING: "A visitor booked a call",
     Kind.BUDGET: "My budget is nearly used up",
+    Kind.FLOOD: "My page gets a flood of requests and asks visitors for a CAPTCHA",
 }
 
 

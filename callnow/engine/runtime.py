@@ -30,6 +30,7 @@ from callnow.engine.record_stream import RecordStream
 from callnow.engine.runner import CallbackEngine
 from callnow.metrics import Metrics
 from callnow.notify.sender import MailSender
+from callnow.store import page_alerts
 from callnow.store import queue as queue_store
 from callnow.store import webhooks as webhook_outbox
 from callnow.store.queue import NOTIFY_CHANNEL
@@ -141,6 +142,8 @@ class EngineRuntime:
             raise
         # Requests held for the owner's click in the portal end after the timeout.
         dispatcher.housekeeping_hooks.append(expire_web_confirmations)
+        # Owners hear of a flood that switched their page to CAPTCHA (through the mail outbox).
+        dispatcher.housekeeping_hooks.append(page_alerts.tell_owners)
         listener = None
         if settings.effective_database_url.startswith("postgresql"):
             listener = QueueListener(

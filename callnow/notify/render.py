@@ -24,6 +24,7 @@ SUBJECTS = {
     Kind.MESSAGE: "{who} left you a message",
     Kind.BOOKING: "{who} booked a call",
     Kind.BUDGET: "Your CallNow budget is nearly used up",
+    Kind.FLOOD: "Unusual number of requests on your CallNow page",
     Kind.PASSWORD_RESET: "Reset your CallNow password",
 }
 
@@ -87,6 +88,13 @@ def _lines(ctx: MailContext, notice: Notice, *, intro: bool = True) -> list[str]
             f"Choose a new password here (the link works once): {base}/portal/reset/"
             + quote(str(d.get("token") or "")),
             "If it was not you, ignore this mail: your password stays as it is.",
+        ]
+    if notice.kind is Kind.FLOOD:
+        return [
+            f"Your page {page} received far more requests than usual, so every visitor is asked"
+            f" to solve a CAPTCHA until {d.get('until') or 'the flood is over'} (UTC).",
+            "The page stays open and nothing else changed. If you would rather close it for a"
+            f" while, pause it in the portal: {base}/portal",
         ]
     lines = [f"{who} asked on your page {page} to be called back."] if page and intro else []
     if notice.kind is Kind.AWAITING:

@@ -287,7 +287,7 @@ class CallLeg(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("call_requests.id"), index=True)
-    role: Mapped[str] = mapped_column(String(10))  # owner, visitor
+    role: Mapped[str] = mapped_column(String(10))  # owner, requester (the visitor leg)
     destination: Mapped[str] = mapped_column(String(40))
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     ringing_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import exists, insert, select, update
 from sqlalchemy.orm import Session
 
+from callnow.domain.notices import Kind
+from callnow.store import mail
 from callnow.store.models import PageAlert, Profile, WebhookDelivery, WebhookEndpoint, utcnow
 from callnow.store.webhooks import new_delivery_id
 
@@ -84,6 +86,19 @@ def _enqueue_webhooks(session: Session, profile: Profile, alert: PageAlert) -> i
     if rows:
         session.execute(insert(WebhookDelivery), rows)
     return len(rows)
+
+
+def tell_owners(session: Session, now: datetime) -> int:
+    """Write the e-mail notice of each alert not told yet (the owner's choices apply), once."""
+    told = 0
+    for alert in unnotified(session):
+        profile = session.get(Profile, alert.profile_id)
+        owner_id = profile.extension.owner_user_id if profile is not None else None
+        if profile is not None and owner_id is not None:
+            details = {"callnow_id": profile.callnow_id, "until": f"{alert.until:%Y-%m-%d %H:%M}"}
+            told += mail.enqueue(session, user_id=owner_id, kind=Kind.FLOOD, details=details)
+        mark_notified(session, alert.id, now)
+    return told
 
 
 def unnotified(session: Session, limit: int = 50) -> list[PageAlert]:
