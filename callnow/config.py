@@ -510,6 +510,22 @@ class MetricsSettings(BaseModel):
         return self
 
 
+# Every limit `services/throttle.py` counts, by its setting name in `AbuseSettings`.
+LIMIT_RULES = (
+    "per_source",
+    "per_network",
+    "per_profile",
+    "per_number",
+    "per_block",
+    "platform",
+    "login_per_account",
+    "login_per_account_network",
+    "login_per_source",
+    "captcha_auto_on",
+    "spike_captcha",
+)
+
+
 class AbuseSettings(BaseModel):
     """Limits are `limits` strings: several windows separated by `;`, e.g. "10/minute;50/hour".
 

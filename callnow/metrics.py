@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from callnow.config import LIMIT_RULES
 from callnow.domain.calls import Disposition
 from callnow.domain.request_state import RequestState
 
@@ -236,21 +237,7 @@ class MetricsListener:
 
 
 CHANNELS = frozenset({"web", "one_step", "api"})
-LIMITS = frozenset(
-    {
-        "per_source",
-        "per_network",
-        "per_profile",
-        "per_number",
-        "per_block",
-        "platform",
-        "login_per_account",
-        "login_per_source",
-        "captcha_auto_on",
-        "spike_captcha",
-        "load_shedding",
-    }
-)
+LIMITS = frozenset(LIMIT_RULES) | {"load_shedding"}  # the throttle's, and the 503 of load shedding
 OUTCOMES = frozenset(state.value for state in RequestState)
 DISPOSITIONS = frozenset(disposition.value for disposition in Disposition)
 NG_COMMANDS = frozenset(

@@ -23,7 +23,7 @@ from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy.orm import Session
 
-from callnow.config import AbuseSettings
+from callnow.config import LIMIT_RULES, AbuseSettings
 from callnow.store import limit_counters
 
 
@@ -159,19 +159,6 @@ class _DatabaseCounters:
             return limit_counters.has_room(session, _counter(rule, key, items), datetime.now(UTC))
 
 
-_RULES = (
-    "per_source",
-    "per_network",
-    "per_profile",
-    "per_number",
-    "per_block",
-    "platform",
-    "login_per_account",
-    "login_per_account_network",
-    "login_per_source",
-    "captcha_auto_on",
-    "spike_captcha",
-)
 
 
 class Throttle:
@@ -193,7 +180,7 @@ class Throttle:
             self._counters = _DatabaseCounters(sessions)
         else:
             self._counters = _LimiterCounters(settings.storage_url)
-        self._rules = {name: parse_many(getattr(settings, name)) for name in _RULES}
+        self._rules = {name: parse_many(getattr(settings, name)) for name in LIMIT_RULES}
 
     @property
     def _limiter(self) -> MovingWindowRateLimiter:

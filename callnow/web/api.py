@@ -178,6 +178,18 @@ def _own(session: Session, user: User, callnow_id: str) -> Profile:
     raise HTTPException(404, "No such profile among yours.")
 
 
+def windows_out(profile: Profile) -> list[WindowModel]:
+    """The page's hours as the APIs show them."""
+    return [
+        WindowModel(
+            weekday=w.weekday,
+            start=f"{w.start_minute // 60:02d}:{w.start_minute % 60:02d}",
+            end=f"{w.end_minute // 60:02d}:{w.end_minute % 60:02d}",
+        )
+        for w in profile.windows
+    ]
+
+
 def _profile_out(profile: Profile) -> ProfileOut:
     return ProfileOut(
         callnow_id=profile.callnow_id,
@@ -190,14 +202,7 @@ def _profile_out(profile: Profile) -> ProfileOut:
         one_step_allowed=profile.one_step_allowed,
         welcome_message=profile.welcome_message,
         timezone=str(profiles.timezone_of(profile)),
-        windows=[
-            WindowModel(
-                weekday=w.weekday,
-                start=f"{w.start_minute // 60:02d}:{w.start_minute % 60:02d}",
-                end=f"{w.end_minute // 60:02d}:{w.end_minute % 60:02d}",
-            )
-            for w in profile.windows
-        ],
+        windows=windows_out(profile),
         extension=profile.extension.internal_number,
         external_number=profile.extension.external_number,
     )

@@ -28,7 +28,7 @@ from callnow.services.provisioning import Caller, Refused
 from callnow.store import profiles, provider_tokens
 from callnow.store.db import transaction
 from callnow.store.models import Extension, Profile, Tenant, User
-from callnow.web.api import WindowModel
+from callnow.web.api import WindowModel, windows_out
 from callnow.web.context import app_state, client_address
 
 log = structlog.get_logger(__name__)
@@ -611,14 +611,7 @@ def _page_out(p: Profile) -> PageOut:
         one_step_allowed=p.one_step_allowed,
         welcome_message=p.welcome_message,
         timezone=str(profiles.timezone_of(p)),
-        windows=[
-            WindowModel(
-                weekday=w.weekday,
-                start=f"{w.start_minute // 60:02d}:{w.start_minute % 60:02d}",
-                end=f"{w.end_minute // 60:02d}:{w.end_minute % 60:02d}",
-            )
-            for w in p.windows
-        ],
+        windows=windows_out(p),
     )
 
 
