@@ -16,7 +16,7 @@ from callnow.domain.page import MAX_WINDOWS, WELCOME_MAX_CHARS, is_paused
 from callnow.domain.request_state import VISITOR_TEXT, RequestState
 from callnow.domain.rules import InvalidRule
 from callnow.services import page_settings
-from callnow.store import accounts, audit, profiles
+from callnow.store import accounts, audit, profiles, retired_ids
 from callnow.store import requests as request_store
 from callnow.store.models import Profile, User, utcnow
 from callnow.web import forms
@@ -196,11 +196,12 @@ def preferences_page(request: Request, callnow_id: str, session: UnitOfWork) -> 
     if isinstance(found, Response):
         return found
     user, profile = found
-    return _preferences(request, user, profile, errors={}, saved=False)
+    return _preferences(request, session, user, profile, errors={}, saved=False)
 
 
 def _preferences(
     request: Request,
+    session: Session,
     user: User,
     profile: Profile,
     *,
@@ -220,6 +221,7 @@ def _preferences(
         errors=errors,
         saved=saved,
         urls=share_urls(request, profile),
+        retired=retired_ids.retired_by(session, profile.id),
         tenant_timezone=profile.extension.tenant.timezone,
         status_code=status_code,
     )
@@ -252,6 +254,7 @@ def save_preferences(
     if form is None:
         return _preferences(
             request,
+            session,
             user,
             profile,
             saved=False,
@@ -261,10 +264,11 @@ def save_preferences(
     rows = _window_rows(form)
     if isinstance(rows, str):
         return _preferences(
-            request, user, profile, errors={"windows": rows}, saved=False, status_code=422
+            request, session, user, profile, errors={"windows": rows}, saved=False, status_code=422
         )
     changes = page_settings.PageChanges(
         callnow_id=forms.field(form, "callnow_id", 64),
+        rename_confirmed=forms.checkbox(form, "confirm_rename"),
         switches={name: forms.checkbox(form, name) for name in page_settings.SWITCHES},
         welcome_message=forms.field(form, "welcome_message", WELCOME_MAX_CHARS + 1),
         timezone=forms.field(form, "timezone", 64),
@@ -277,9 +281,9 @@ def save_preferences(
         )
     except page_settings.InvalidChanges as invalid:  # nothing was changed
         return _preferences(
-            request, user, profile, errors=invalid.errors, saved=False, status_code=422
+            request, session, user, profile, errors=invalid.errors, saved=False, status_code=422
         )
-    return _preferences(request, user, profile, errors={}, saved=True)
+    return _preferences(request, session, user, profile, errors={}, saved=True)
 
 
 @router.get("/profiles/{callnow_id}/rules", response_class=HTMLResponse)
