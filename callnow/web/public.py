@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -117,7 +118,15 @@ def _answer(
     return _page(request, session, profile, values=values, errors=outcome.errors, status_code=422)
 
 
-@router.get("/callnow", response_class=HTMLResponse)
+def _to_current_id(request: Request, current_id: str) -> RedirectResponse:
+    """301 from a renamed ID to the page's current one, keeping a one-step link's fields."""
+    query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "id"])
+    url = f"/callnow/{quote(current_id)}" + (f"?{query}" if query else "")
+    return RedirectResponse(url, status_code=301)
+
+
+# HEAD answers wherever GET does: link checkers and previewers ask with it.
+@router.api_route("/callnow", methods=["GET", "HEAD"], response_class=HTMLResponse)
 def page_by_query(
     request: Request,
     session: UnitOfWork,
@@ -128,7 +137,7 @@ def page_by_query(
     return page(request, session, id, name, number)
 
 
-@router.get("/callnow/{callnow_id}", response_class=HTMLResponse)
+@router.api_route("/callnow/{callnow_id}", methods=["GET", "HEAD"], response_class=HTMLResponse)
 def page(
     request: Request,
     session: UnitOfWork,
@@ -138,12 +147,15 @@ def page(
 ) -> Response:
     profile = _visible_profile(session, callnow_id)
     if profile is None:
+        current_id = public_page.renamed_to(session, callnow_id, _now())
+        if current_id is not None:
+            return _to_current_id(request, current_id)
         return _not_available(request)
     if number is None:
         return _page(request, session, profile)
     values = {"name": (name or "")[:60], "number": number[:40]}
     safeguards = app_state(request).safeguards
-    if not public_page.one_step_possible(profile, safeguards):
+    if not public_page.one_step_possible(profile, safeguards, request.method, request.headers):
         return _page(request, session, profile, values=values)
     submission = _submission(request, name, number, "one_step")
     outcome = public_page.ask_for_callback(session, profile, submission, _now(), safeguards)
@@ -188,19 +200,25 @@ def _captcha_media(
     return Response(data, media_type=media_type, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/callnow/{callnow_id}/captcha/{token}.png")
+@router.api_route("/callnow/{callnow_id}/captcha/{token}.png", methods=["GET", "HEAD"])
 def captcha_image(request: Request, callnow_id: str, token: str, session: UnitOfWork) -> Response:
     return _captcha_media(request, session, callnow_id, token, "png")
 
 
-@router.get("/callnow/{callnow_id}/captcha/{token}.wav")
+@router.api_route("/callnow/{callnow_id}/captcha/{token}.wav", methods=["GET", "HEAD"])
 def captcha_audio(request: Request, callnow_id: str, token: str, session: UnitOfWork) -> Response:
     return _captcha_media(request, session, callnow_id, token, "wav")
 
 
-@router.get("/callnow/{callnow_id}/requests/{token}", response_class=HTMLResponse)
+@router.api_route(
+    "/callnow/{callnow_id}/requests/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse
+)
 def request_status(request: Request, callnow_id: str, token: str, session: UnitOfWork) -> Response:
     call_request = request_store.by_token(session, token)
+    if call_request is not None and call_request.profile.callnow_id != callnow_id.lower():
+        current_id = public_page.renamed_to(session, callnow_id, _now())
+        if current_id == call_request.profile.callnow_id:
+            return RedirectResponse(_status_url(call_request.profile, call_request), 301)
     if call_request is None or call_request.profile.callnow_id != callnow_id.lower():
         return templates.TemplateResponse(request, "public/not_available.html", {}, status_code=404)
     state = RequestState(call_request.state)
