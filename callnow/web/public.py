@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 
 from callnow.domain.availability import describe_hours, is_available, next_opening
 from callnow.domain.phone import parse_visitor_number
-from callnow.domain.request_state import VISITOR_TEXT, RequestState, is_terminal
-from callnow.services import public_page
+from callnow.domain.request_state import RequestState, is_terminal
+from callnow.domain.visitor_text import visitor_message
+from callnow.services import public_page, visitor_journey
 from callnow.services.intake import Submission
 from callnow.services.public_page import Refusal
 from callnow.store import profiles
@@ -62,11 +63,14 @@ def _page(
     if public_page.captcha_required(profile, state.safeguards):
         captcha_token = state.safeguards.captcha.issue(profile.id, now)
     available = is_available(windows, now, tz)
+    opening = None if available else next_opening(windows, now, tz)
     context = {
         "profile": profile,
-        "owner_name": profile.extension.display_name if profile.show_name else None,
+        "owner_name": visitor_journey.owner_name(profile),
         "available": available,
-        "next_opening": None if available else next_opening(windows, now, tz),
+        "next_opening": opening and visitor_journey.local_time(profile, opening),
+        "number_hint": visitor_journey.hint_for(profile),
+        "privacy_note": visitor_journey.privacy_note(profile),
         "hours": describe_hours(windows),
         "timezone": str(tz),
         "form_token": tokens.issue(f"public:{profile.id}"),
@@ -224,6 +228,8 @@ def request_status(request: Request, callnow_id: str, token: str, session: UnitO
     state = RequestState(call_request.state)
     profile = call_request.profile
     region = profiles.tenant_of(profile).region
+    now = _now()
+    cooldown = app_state(request).safeguards.decline_cooldown
     context = {
         "profile": profile,
         "call_request": call_request,
@@ -231,6 +237,9 @@ def request_status(request: Request, callnow_id: str, token: str, session: UnitO
         "message": status_message(call_request, region),
         "finished": is_terminal(state),
         "caller_number": parse_visitor_number(call_request.number_e164, region).display,
+        "requested_at": visitor_journey.local_time(profile, call_request.created_at),
+        "steps": visitor_journey.steps(call_request),
+        "next_step": visitor_journey.next_step(call_request, now, cooldown),
     }
     return templates.TemplateResponse(request, "public/status.html", context)
 
@@ -240,17 +249,11 @@ def status_message(call_request: CallRequest, region: str) -> str:
     calling_from = (
         calling_from_display(call_request, region) if state is RequestState.CALLING_VISITOR else ""
     )
-    return visitor_message(state, call_request.reason, calling_from)
+    return visitor_message(
+        state, call_request.reason, calling_from, visitor_journey.audience_of(call_request)
+    )
 
 
 def calling_from_display(call_request: CallRequest, region: str) -> str:
     """The number the visitor's phone will show, as they would write it."""
     return parse_visitor_number(call_request.profile.extension.external_number, region).display
-
-
-def visitor_message(state: RequestState, reason: str, calling_from: str) -> str:
-    if state is RequestState.CALLING_VISITOR:
-        return f"The owner accepted — we are calling you now from {calling_from}."
-    if state is RequestState.REJECTED and reason == "outside_hours":
-        return "The owner is not taking calls at this time. Please try again during their hours."
-    return VISITOR_TEXT[state]
