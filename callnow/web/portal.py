@@ -19,7 +19,7 @@ from callnow.services import page_settings
 from callnow.store import accounts, audit, profiles, retired_ids
 from callnow.store import requests as request_store
 from callnow.store.models import Profile, User, utcnow
-from callnow.web import forms
+from callnow.web import forms, share_kit
 from callnow.web.context import UnitOfWork, app_state, client_address, templates
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
@@ -142,7 +142,16 @@ def home(request: Request, session: UnitOfWork) -> Response:
         urls = share_urls(request, profile)
         qr = segno.make(urls["path"], error="m").svg_inline(scale=4, title="QR code for the page")
         paused = is_paused(profile.paused_until, utcnow())
-        pages.append({"profile": profile, "urls": urls, "qr": qr, "paused": paused})
+        pages.append(
+            {
+                "profile": profile,
+                "urls": urls,
+                "qr": qr,
+                "paused": paused,
+                "signature_html": share_kit.signature_html(urls["path"]),
+                "signature_text": share_kit.signature_text(urls["path"]),
+            }
+        )
     recent = request_store.recent_for_profiles(session, [p.id for p in owned], limit=10)
     return _render(
         request,
@@ -152,6 +161,31 @@ def home(request: Request, session: UnitOfWork) -> Response:
         recent=recent,
         texts=VISITOR_TEXT,
         RequestState=RequestState,
+        qr_sizes=share_kit.SIZES,
+    )
+
+
+@router.get("/profiles/{callnow_id}/qr.{kind}")
+def qr_download(
+    request: Request, callnow_id: str, kind: str, session: UnitOfWork, size: str = "card"
+) -> Response:
+    """The page's QR code as a file to print: SVG or PNG, business-card or poster size."""
+    found = _owner_and_profile(request, session, callnow_id)
+    if isinstance(found, Response):
+        return found
+    _, profile = found
+    if kind not in share_kit.KINDS or size not in share_kit.SIZES:
+        return Response(
+            f"Choose qr.svg or qr.png with size={' or size='.join(share_kit.SIZES)}.",
+            status_code=422,
+            media_type="text/plain",
+        )
+    data = share_kit.qr_file(share_urls(request, profile)["path"], kind, size)
+    filename = f"callnow-{profile.callnow_id}-{size}.{kind}"
+    return Response(
+        data,
+        media_type=share_kit.KINDS[kind],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
