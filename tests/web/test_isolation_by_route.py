@@ -119,6 +119,7 @@ PATH_PARAMETERS: dict[str, Callable[[Bobs, str], object]] = {
     "webhook_id": lambda bob, path: bob.webhook_id,
     "profile_id": lambda bob, path: bob.profile_id,
     "tenant_id": lambda bob, path: bob.tenant_id,
+    "kind": lambda bob, path: "svg",  # the QR download's file type names nothing of Bob's
 }
 
 # Required query parameters → a valid value (November 2026 is when Bob's charge was answered).
@@ -167,7 +168,9 @@ def hostile_form(bob: Bobs, csrf: str, op: str) -> dict[str, str]:
 # The value is the address called, with Bob's page ID filled in.
 PUBLIC_PAGE_ROUTES = {
     ("GET", "/callnow"): "/callnow?id={callnow_id}",
+    ("HEAD", "/callnow"): "/callnow?id={callnow_id}",
     ("GET", "/callnow/{callnow_id}"): "/callnow/{callnow_id}",
+    ("HEAD", "/callnow/{callnow_id}"): "/callnow/{callnow_id}",
     ("POST", "/callnow/{callnow_id}"): "/callnow/{callnow_id}",
 }
 
