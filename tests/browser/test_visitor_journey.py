@@ -99,3 +99,27 @@ def test_every_status_page_state(live, browser, width):  # noqa: F811
             assert next_step.is_hidden(), state
         fits_and_passes_axe(page)
     context.close()
+
+
+@pytest.mark.browser
+def test_a_preview_fetch_places_nothing_while_a_click_places_the_request(live, browser):  # noqa: F811
+    from sqlalchemy import select
+
+    from callnow.store.models import CallRequest
+
+    def stored() -> int:
+        with live.sessions() as session:
+            return len(session.scalars(select(CallRequest)).all())
+
+    url = f"{live.base}/callnow/john_doe?name=Mary&number=0290375678"
+    context = browser.new_context()
+    for headers in ({"User-Agent": "WhatsApp/2.23.20.0 A"}, {"Sec-Purpose": "prefetch"}):
+        preview = context.request.get(url, headers=headers, max_redirects=0)
+        assert preview.status == 200
+        assert context.request.head(url).status == 200
+    assert stored() == 0
+    page = context.new_page()
+    page.goto(url)  # a person's click: one step to the status page
+    assert "/callnow/john_doe/requests/" in page.url
+    assert stored() == 1
+    context.close()

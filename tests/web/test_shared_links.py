@@ -168,3 +168,15 @@ def test_head_answers_like_get_and_places_nothing(world):
         assert head.status_code == 200, url
         assert head.headers["content-type"].startswith("text/html")
     assert all_requests(world) == []
+
+
+def test_a_status_page_under_the_old_id_redirects_to_the_current_one(world):
+    from tests.web.helpers import post_form
+
+    status_url = post_form(world, "alice", name="Mary", number="0290375678").headers["location"]
+    rename(world, "alice", "alice.sales")
+    moved = world.client.get(status_url)
+    assert moved.status_code == 301
+    assert moved.headers["location"] == status_url.replace("/alice/", "/alice.sales/")
+    # Another page's ID with this token is still refused.
+    assert world.client.get(status_url.replace("/alice/", "/bob/")).status_code == 404
