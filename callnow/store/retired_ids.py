@@ -46,18 +46,24 @@ def release(session: Session, callnow_id: str) -> None:
         session.flush()
 
 
-def rename(session: Session, profile: Profile, new_id: str, now: datetime) -> None:
-    """Give the page `new_id` (already checked), keeping its old ID as a held redirect."""
-    old_id = profile.callnow_id
+def retire(session: Session, profile_id: int, old_id: str, new_id: str, now: datetime) -> None:
+    """Page `profile_id` moves from `old_id` to `new_id` (already checked): keep `old_id` as a
+    held redirect. The caller changes the page's own ID."""
     if old_id == new_id:
         return
     release(session, new_id)  # the page takes back one of its own, or a hold that expired
     row = session.get(RetiredCallNowId, old_id)
     if row is None:
-        row = RetiredCallNowId(callnow_id=old_id, profile_id=profile.id)
+        row = RetiredCallNowId(callnow_id=old_id, profile_id=profile_id)
         session.add(row)
-    row.profile_id = profile.id
+    row.profile_id = profile_id
     row.retired_at = now
     row.held_until = held_until(now)
+    session.flush()
+
+
+def rename(session: Session, profile: Profile, new_id: str, now: datetime) -> None:
+    """Give the page `new_id` (already checked), keeping its old ID as a held redirect."""
+    retire(session, profile.id, profile.callnow_id, new_id, now)
     profile.callnow_id = new_id
     session.flush()

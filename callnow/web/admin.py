@@ -16,9 +16,9 @@ from wtforms import PasswordField
 
 from callnow.config import Settings
 from callnow.domain.phone import parse_owner_number
-from callnow.store import accounts, audit, provisioning
+from callnow.store import accounts, audit, provisioning, retired_ids
 from callnow.store.db import make_session_factory
-from callnow.store.models import Extension, Profile, Tenant, User
+from callnow.store.models import Extension, Profile, Tenant, User, utcnow
 
 
 class PlatformAdminAuth(AuthenticationBackend):
@@ -166,6 +166,11 @@ class ProfileAdmin(AuditedView, model=Profile):
                 )
             except provisioning.ProvisioningError as exc:
                 raise ValueError(str(exc)) from exc
+            old_id = None if is_created else getattr(model, "callnow_id", None)
+            if old_id and old_id != data["callnow_id"]:
+                # As in the portal and the CLI: the old ID keeps redirecting and is held.
+                retired_ids.retire(session, model.id, old_id, data["callnow_id"], utcnow())
+                session.commit()
 
 
 def mount(app: FastAPI, engine: Engine, settings: Settings) -> Admin:
