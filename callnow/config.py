@@ -106,6 +106,18 @@ class WebSettings(BaseModel):
         description="How long a public-page request waits for a free slot before it is "
         "answered 503.",
     )
+    session_idle_s: int = Field(
+        2 * 3600,
+        ge=300,
+        le=30 * 86400,
+        description="A portal or admin session unused this long ends; the user logs in again.",
+    )
+    session_absolute_s: int = Field(
+        12 * 3600,
+        ge=600,
+        le=90 * 86400,
+        description="A portal or admin session ends this long after its login, however busy.",
+    )
 
 
 
@@ -130,6 +142,26 @@ class SipSettings(BaseModel):
     max_call_duration_s: int = Field(
         3600, ge=1, le=86_400, description="A bridged call is ended cleanly after this long."
     )
+    owner_prompt_plays: int = Field(
+        2,
+        ge=1,
+        le=5,
+        description="How often the owner hears the request before a silent answer counts as "
+        "not answered. Short, so a voicemail box that picks up does not record it over and "
+        "over.",
+    )
+    owner_ringback: bool = Field(
+        True,
+        description="Play a ringback tone (the cadence of `default_region`) to the owner while "
+        "the visitor's phone rings, unless the carrier sends its own early media.",
+    )
+    owner_digit_wait_s: float = Field(
+        4,
+        ge=1,
+        le=30,
+        description="Silence after each play of the request before it is played again (or, "
+        "after the last play, the owner's phone is released).",
+    )
     trusted_sources: list[IpNetwork] = Field(
         [],
         description="IP addresses or networks allowed to send requests outside the calls we "
@@ -147,6 +179,11 @@ class SipSettings(BaseModel):
 
 
 
+# Codecs rtpengine 10.5 (Debian) transcodes between; the names are its ng `codec` names.
+TRUNK_CODECS = ("PCMA", "PCMU", "G722")
+TrunkCodec = Literal["PCMA", "PCMU", "G722"]
+
+
 class TrunkSettings(BaseModel):
     """The carrier trunk that reaches visitors' numbers."""
 
@@ -157,6 +194,84 @@ class TrunkSettings(BaseModel):
     )
     username: str = Field("", description="Digest user name for 401/407 challenges.")
     password: str = Field("", description="Digest password for 401/407 challenges.")
+    from_user: str = Field(
+        "",
+        max_length=32,
+        pattern=r"^(\+?[0-9]{1,31})?$",
+        description="User part of the trunk INVITE's From (digits, optional leading +), for "
+        "trunks that want their account number there; the caller ID then travels in "
+        "P-Asserted-Identity. Empty: the caller ID.",
+    )
+    from_domain: str = Field(
+        "",
+        max_length=253,
+        pattern=r"^([A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)?$",
+        description="Host part of From and P-Asserted-Identity (trunks often want their own "
+        "domain there). Empty: the engine's SIP address.",
+    )
+    display_name: str = Field(
+        "",
+        max_length=64,
+        pattern=r"^[^\"\\\x00-\x1f\x7f]*$",
+        description="Display name of the trunk INVITE's From and P-Asserted-Identity (no "
+        "quotes, backslashes or control characters). Empty: none.",
+    )
+    caller_id_format: Literal["e164", "e164_no_plus", "national"] = Field(
+        "e164",
+        description="How the extension's external number is shown to the carrier: `e164` "
+        "(+61299990000), `e164_no_plus` (61299990000) or `national` (0299990000, numbers of "
+        "`default_region` only).",
+    )
+    p_asserted_identity: bool = Field(
+        True, description="Send P-Asserted-Identity (RFC 3325) with the caller ID."
+    )
+    privacy: Literal["none", "id", "header", "user"] = Field(
+        "none",
+        description="`Privacy` header of the trunk INVITE (RFC 3323/3325): `id` asks the "
+        "carrier to withhold the caller ID from the callee; `none` sends no header.",
+    )
+    outbound_proxy: str = Field(
+        "",
+        max_length=260,
+        pattern=r"^([A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?:[0-9]{1,5})?$",
+        description="`host:port` the trunk INVITEs are sent to (the request URI stays the "
+        "template's). Empty: the template's host and port.",
+    )
+    supported: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.!%*_+`'~-]{1,32}$")]] = Field(
+        [],
+        max_length=8,
+        description="Option tags of the `Supported` header of our INVITEs (RFC 3261 20.37). "
+        "Empty sends an empty header: no extension is claimed that the engine does not do.",
+    )
+    codecs: list[TrunkCodec] = Field(
+        ["PCMA", "PCMU"],
+        min_length=1,
+        max_length=len(TRUNK_CODECS),
+        description="Audio codecs offered to the trunk, most preferred first "
+        f"({', '.join(TRUNK_CODECS)}); RFC 4733 telephone-event is always added. rtpengine "
+        "transcodes when the carrier and the owner's phone settle on different ones.",
+    )
+
+    @field_validator("outbound_proxy")
+    @classmethod
+    def _proxy_port_in_range(cls, value: str) -> str:
+        if value and not 1 <= int(value.rsplit(":", 1)[1]) <= 65535:
+            raise ValueError("outbound_proxy port must be 1-65535")
+        return value
+
+    @property
+    def outbound_proxy_address(self) -> tuple[str, int] | None:
+        if not self.outbound_proxy:
+            return None
+        host, port = self.outbound_proxy.rsplit(":", 1)
+        return host, int(port)
+
+    @field_validator("codecs")
+    @classmethod
+    def _codecs_once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("trunk codecs must not repeat")
+        return value
 
     @field_validator("uri_template")
     @classmethod
@@ -283,10 +398,18 @@ class AbuseSettings(BaseModel):
     )
     platform: RateLimit = Field("600/minute", description="Owner calls on the whole platform.")
     login_per_account: RateLimit = Field(
-        "5/minute;20/hour", description="Login attempts per account."
+        "10/15 minutes;50/day",
+        description="Failed logins per account from all networks together. Above it the account "
+        "is under attack: only networks its user has logged in from before may try, after a "
+        "CAPTCHA; others are answered 429.",
+    )
+    login_per_account_network: RateLimit = Field(
+        "5/minute;20/hour",
+        description="Failed logins per account from one network (/24 or /64); above it that "
+        "network is answered 429 for the account.",
     )
     login_per_source: RateLimit = Field(
-        "20/minute;100/hour", description="Login attempts per visitor address."
+        "20/minute;100/hour", description="Login attempts per visitor address (every one counts)."
     )
     blocked_prefixes: list[str] = Field(
         [],

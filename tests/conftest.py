@@ -6,3 +6,11 @@ pytest_plugins = [
     "tests.peers.sipp",
     "tests.peers.kamailio",
 ]
+
+
+def pytest_configure(config) -> None:
+    # As the service does: structlog through the standard logging (so caplog sees every line),
+    # plain tracebacks without locals.
+    from callnow import logs
+
+    logs.configure(level="info")

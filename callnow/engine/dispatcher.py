@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable, Collection
@@ -51,7 +50,7 @@ from callnow.store.profiles import destination_policy
 from callnow.store.recorder import request_ref, take_back, write_ahead
 from callnow.store.requests import move
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # A request whose callback cannot even be started this many times is failed, not retried.
 MAX_START_ATTEMPTS = 3
@@ -96,7 +95,6 @@ class Dispatcher:
         engine: CallbackEngine,
         settings: Settings,
         *,
-        announce: Callable[[RequestFacts], None] | None = None,
         limits: FlowLimits | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         holding: Callable[[], Collection[int]] = frozenset,
@@ -108,7 +106,6 @@ class Dispatcher:
         self._sessions = sessions
         self._engine = engine
         self._settings = settings
-        self._announce = announce or (lambda facts: None)
         self._limits = limits or FlowLimits(
             owner_ring_s=settings.sip.owner_ring_timeout_s,
             visitor_ring_s=settings.sip.visitor_ring_timeout_s,
@@ -157,7 +154,7 @@ class Dispatcher:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), STOP_CLAIMING_WITHIN_S)
             except TimeoutError:
-                log.warning("a claim under way did not end within %s s", STOP_CLAIMING_WITHIN_S)
+                log.warning("claim_did_not_end", within_s=STOP_CLAIMING_WITHIN_S)
             except Exception:
                 pass  # reported below, with any other task that ended by itself
         for task in (self._task, self._housekeeping_task, self._cancel_task):
@@ -170,7 +167,7 @@ class Dispatcher:
                 pass
             except Exception:
                 # A bug ended it early; the engine must still stop.
-                log.exception("the %s had failed", task.get_name())
+                log.exception("engine_task_failed", task=task.get_name())
         await self._engine.shutdown("engine_shutdown")
         for request_id in list(self._running):
             await asyncio.to_thread(self._release, request_id)
@@ -203,7 +200,7 @@ class Dispatcher:
                 try:
                     claimed = await asyncio.to_thread(self._claim, min(room, CLAIM_BATCH))
                 except Exception:
-                    log.exception("claiming requests failed")
+                    log.exception("claim_failed")
                 for work in claimed.works:
                     if self._stopping:  # claimed as the engine stops: for the next engine
                         await self._hand_back(work, at_once=True)
@@ -295,7 +292,7 @@ class Dispatcher:
         return Work(request.id, facts, limits, owner_leg)
 
     def _refuse(self, request: CallRequest, reason: str, now: datetime) -> None:
-        log.info("request %s not dialled: %s", request.id, reason)
+        log.info("request_not_dialled", request_ref=request_ref(request.id), reason=reason)
         move(request, RequestState.FAILED, reason, now=now)
         request.lease_expires_at = None
         return None
@@ -307,14 +304,13 @@ class Dispatcher:
 
     async def _start_callback(self, work: Work) -> None:
         try:
-            self._announce(work.facts)
             handle = await self._engine.start_callback(
                 work.facts, work.limits, written_ahead=work.owner_leg
             )
         except Exception:
             # Nothing was dialled: once its row is taken back and the lease runs out, the
             # request is claimed again.
-            log.exception("starting the callback for request %s failed", work.request_id)
+            log.exception("callback_start_failed", request_ref=request_ref(work.request_id))
             await self._hand_back(work, at_once=False)
             return
         self._running[work.request_id] = handle
@@ -351,7 +347,7 @@ class Dispatcher:
             await asyncio.to_thread(undo)
         except Exception:
             # Left as it is, the request ends as interrupted: never dialled twice.
-            log.exception("handing request %s back to the queue failed", work.request_id)
+            log.exception("hand_back_failed", request_ref=request_ref(work.request_id))
 
     # -- visitors cancelling a call in progress -----------------------------------------------
 
@@ -365,7 +361,7 @@ class Dispatcher:
             try:
                 wanted = await asyncio.to_thread(self._cancel_requested, running)
             except Exception:
-                log.exception("reading cancel requests failed")
+                log.exception("cancel_read_failed")
                 continue
             for request_id in wanted:
                 handle = self._running.get(request_id)
@@ -387,7 +383,7 @@ class Dispatcher:
                 await asyncio.to_thread(self._renew_and_recover)
                 await self._end_abandoned_legs()
             except Exception:
-                log.exception("lease housekeeping failed")
+                log.exception("housekeeping_failed")
 
     def _renew_and_recover(self, *, at_start: bool = False) -> None:
         now = self._clock()
@@ -412,14 +408,14 @@ class Dispatcher:
         then record the leg's end, and post the charge of an answered one."""
         for leg in await asyncio.to_thread(self._abandoned_legs):
             if leg.hangup is None:
-                log.warning("leg %s was left up with no way to end it stored", leg.leg_id)
+                log.warning("abandoned_leg_without_hangup", leg_id=leg.leg_id)
             elif self._end_abandoned is not None:
                 try:
                     await self._end_abandoned(leg.hangup)
                 except Exception:
-                    log.exception("ending the abandoned leg %s failed", leg.leg_id)
+                    log.exception("abandoned_leg_hangup_failed", leg_id=leg.leg_id)
                     continue  # tried again next round
-                log.info("sent %s for abandoned leg %s", leg.hangup.method, leg.leg_id)
+                log.info("abandoned_leg_ended", method=leg.hangup.method, leg_id=leg.leg_id)
             ended = await asyncio.to_thread(self._record_abandoned_end, leg)
             if ended and leg.answered_at is not None:
                 await asyncio.to_thread(self.post_charge, leg.leg_id)
@@ -452,7 +448,7 @@ class Dispatcher:
         except UnrateableLeg:
             # Stays unposted until a deck prices it (`callnow billing sweep`); said once here.
             self._unrateable.add(leg_id)
-            log.exception("the answered leg %s has no price; its charge is not posted", leg_id)
+            log.exception("charge_unpriced", leg_id=leg_id)
         except Exception:
             # Left for the next housekeeping round's sweep; never lost, never doubled.
-            log.exception("posting the charge of leg %s failed", leg_id)
+            log.exception("charge_post_failed", leg_id=leg_id)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from callnow.config import Settings
 from callnow.domain.flow import FlowLimits
 from callnow.engine.dispatcher import Dispatcher, default_engine_id
-from callnow.engine.live import LiveTelephony
+from callnow.engine.live import LiveTelephony, flow_limits
 from callnow.engine.record_journal import RecordJournal
 from callnow.engine.record_stream import RecordStream
 from callnow.engine.runner import CallbackEngine
@@ -97,6 +97,7 @@ class EngineRuntime:
         """`woken_in_process_by`: the NOTIFY payload of a web in this process that wakes the
         dispatcher itself after each commit (see `store.wakeup`)."""
         telephony = await LiveTelephony.start(settings)
+        limits = limits or flow_limits(settings.sip)  # the [sip] timings, for both users
         loop = asyncio.get_running_loop()
         dispatcher_box: list[Dispatcher] = []
 
@@ -112,7 +113,6 @@ class EngineRuntime:
             sessions,
             engine,
             settings,
-            announce=telephony.announce,
             limits=limits,
             holding=records.pending_request_ids,
             end_abandoned=telephony.end_abandoned,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import structlog
 from sqlalchemy.orm import Session
 
 from callnow.domain.decision import Outcome, decide
@@ -19,6 +20,9 @@ from callnow.store import profiles, wakeup
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile
 from callnow.store.profiles import destination_policy
+from callnow.store.recorder import request_ref
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -124,4 +128,12 @@ def submit(
     )
     if final is RequestState.QUEUED:
         wakeup.queued(session)
+    # Every later line of this web request names the callback request, as the engine's do.
+    structlog.contextvars.bind_contextvars(request_ref=request_ref(request.id))
+    log.info(
+        "request_received",
+        channel=submission.channel,
+        decision=decision.outcome.value,
+        reason=str(decision.reason),
+    )
     return IntakeResult(request=request)

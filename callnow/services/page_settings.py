@@ -132,14 +132,8 @@ def change_page(
         profile.timezone = timezone or None
     if windows is not None:
         profiles.replace_windows(session, profile, windows)
-    audit.record(
-        session,
-        actor=actor,
-        action="profile.update",
-        subject=profile.callnow_id,
-        tenant_id=profile.extension.tenant_id,
-        via=via,
-        details=dict(details),
+    audit.record_for_page(
+        session, profile, actor=actor, action="profile.update", via=via, details=dict(details)
     )
     session.flush()
     session.refresh(profile)
@@ -193,14 +187,7 @@ def set_rules(
     if len(rules) > MAX_RULES:
         raise InvalidRule(f"At most {MAX_RULES} rules.")
     profiles.replace_rules(session, profile, rules)
-    audit.record(
-        session,
-        actor=actor,
-        action=action,
-        subject=profile.callnow_id,
-        tenant_id=profile.extension.tenant_id,
-        via=via,
-        details={"rules": [r.describe() for r in rules]},
-    )
+    described = {"rules": [r.describe() for r in rules]}
+    audit.record_for_page(session, profile, actor=actor, action=action, via=via, details=described)
     session.flush()
     session.refresh(profile)

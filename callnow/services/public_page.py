@@ -72,17 +72,14 @@ def pause_for_spike(
 ) -> None:
     """Requests jumped far above normal: pause the page and tell the owner (portal banner)."""
     profile.paused_until = now + safeguards.spike_pause
-    audit.record(
+    minutes = int(safeguards.spike_pause.total_seconds() // 60)
+    audit.record_for_page(
         session,
+        profile,
         actor=None,
         action="profile.paused",
-        subject=profile.callnow_id,
-        tenant_id=profile.extension.tenant_id,
         via="spike detector",
-        details={
-            "minutes": int(safeguards.spike_pause.total_seconds() // 60),
-            "reason": "unusual volume of requests",
-        },
+        details={"minutes": minutes, "reason": "unusual volume of requests"},
     )
 
 

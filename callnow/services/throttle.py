@@ -92,6 +92,7 @@ class Throttle:
                 "per_block",
                 "platform",
                 "login_per_account",
+                "login_per_account_network",
                 "login_per_source",
                 "captcha_auto_on",
                 "spike_pause",
@@ -145,7 +146,31 @@ class Throttle:
             for item in self._rules["captcha_auto_on"].items
         )
 
-    def login(self, account: str, source_address: str) -> bool:
-        return self._allow(
-            [("login_per_account", account.strip().lower()), ("login_per_source", source_address)]
+    def _over(self, rule_name: str, key: str) -> bool:
+        return not all(
+            self._limiter.test(item, rule_name, key) for item in self._rules[rule_name].items
         )
+
+    def login_source(self, source_address: str) -> bool:
+        """A login attempt from an address (every one counts); False when it has made too many."""
+        return self._allow([("login_per_source", source_address)])
+
+    def login_pressure(self, account: str, source_address: str) -> tuple[bool, bool]:
+        """(this network failed too often for the account, the account is under attack)."""
+        account = account.strip().lower()
+        network = source_network(source_address)
+        return (
+            self._over("login_per_account_network", f"{account}|{network}"),
+            self._over("login_per_account", account),
+        )
+
+    def login_failed(self, account: str, source_address: str) -> None:
+        """A wrong password (or CAPTCHA) for an account: counted per network and in total."""
+        account = account.strip().lower()
+        network = source_network(source_address)
+        for rule_name, key in (
+            ("login_per_account_network", f"{account}|{network}"),
+            ("login_per_account", account),
+        ):
+            for item in self._rules[rule_name].items:
+                self._limiter.hit(item, rule_name, key)

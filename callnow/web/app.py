@@ -10,7 +10,6 @@ from pathlib import Path
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.sessions import SessionMiddleware
 
 from callnow import __version__
 from callnow.config import Settings
@@ -27,6 +26,7 @@ from callnow.web import (
     live,
     owner_live,
     portal,
+    portal_sessions,
     public,
     webhook_portal,
 )
@@ -36,8 +36,6 @@ from callnow.web.middleware import (
     PublicLoadShedding,
     SecurityHeadersMiddleware,
 )
-
-SESSION_MAX_AGE_S = 12 * 3600
 
 # Runs an engine for as long as the app serves, given the app's state to wire wake-ups into.
 EngineLifespan = Callable[[AppState], AbstractAsyncContextManager[None]]
@@ -113,17 +111,10 @@ def build_app(
     templates.env.globals["cancel_form_token"] = live.cancel_form_token
     app.include_router(owner_live.router)
     app.include_router(webhook_portal.router)
+    app.include_router(portal_sessions.router)
     from callnow.web import admin
 
-    admin.mount(app, engine, settings)
-    app.add_middleware(
-        SessionMiddleware,
-        secret_key=settings.web.secret_key,
-        session_cookie="callnow_session",
-        max_age=SESSION_MAX_AGE_S,
-        same_site="lax",
-        https_only=settings.web.public_base_url.startswith("https://"),
-    )
+    admin.mount(app, engine, state)
     app.add_middleware(
         PublicLoadShedding,
         max_in_flight=settings.web.public_max_in_flight,

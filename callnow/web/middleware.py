@@ -123,7 +123,10 @@ class PublicLoadShedding:
         if self._turns is None:  # made on first use: it belongs to the running loop
             self._turns = asyncio.Semaphore(self.max_in_flight)
         try:
-            await asyncio.wait_for(self._turns.acquire(), self.queue_wait_s)
+            if self._turns.locked():  # only then wait: wait_for costs a task and a timer
+                await asyncio.wait_for(self._turns.acquire(), self.queue_wait_s)
+            else:
+                await self._turns.acquire()
         except TimeoutError:
             await _plain(
                 send,

@@ -8,6 +8,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
 
 from callnow.domain.availability import describe_hours, is_available, next_opening
 from callnow.domain.phone import parse_visitor_number
@@ -20,7 +21,13 @@ from callnow.store import profiles
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile
 from callnow.web import forms
-from callnow.web.context import UnitOfWork, app_state, client_address, templates
+from callnow.web.context import (
+    UnitOfWork,
+    app_state,
+    client_address,
+    in_one_transaction,
+    templates,
+)
 
 # HTML pages for visitors, not part of the Call API: kept out of its OpenAPI document.
 router = APIRouter(include_in_schema=False)
@@ -131,23 +138,23 @@ def _to_current_id(request: Request, current_id: str) -> RedirectResponse:
 
 # HEAD answers wherever GET does: link checkers and previewers ask with it.
 @router.api_route("/callnow", methods=["GET", "HEAD"], response_class=HTMLResponse)
-def page_by_query(
-    request: Request,
-    session: UnitOfWork,
-    id: str = "",
-    name: str | None = None,
-    number: str | None = None,
+async def page_by_query(
+    request: Request, id: str = "", name: str | None = None, number: str | None = None
 ) -> Response:
-    return page(request, session, id, name, number)
+    return await page(request, id, name, number)
 
 
 @router.api_route("/callnow/{callnow_id}", methods=["GET", "HEAD"], response_class=HTMLResponse)
-def page(
-    request: Request,
-    session: UnitOfWork,
-    callnow_id: str,
-    name: str | None = None,
-    number: str | None = None,
+async def page(
+    request: Request, callnow_id: str, name: str | None = None, number: str | None = None
+) -> Response:
+    return await in_one_transaction(
+        request, lambda session: _page_or_one_step(request, session, callnow_id, name, number)
+    )
+
+
+def _page_or_one_step(
+    request: Request, session: Session, callnow_id: str, name: str | None, number: str | None
 ) -> Response:
     profile = _visible_profile(session, callnow_id)
     if profile is None:
@@ -167,9 +174,13 @@ def page(
 
 
 @router.post("/callnow/{callnow_id}", response_class=HTMLResponse)
-def submit_form(
-    request: Request, callnow_id: str, form: forms.PostedForm, session: UnitOfWork
-) -> Response:
+async def submit_form(request: Request, callnow_id: str, form: forms.PostedForm) -> Response:
+    return await in_one_transaction(
+        request, lambda session: _submit_form(request, session, callnow_id, form)
+    )
+
+
+def _submit_form(request: Request, session: Session, callnow_id: str, form: FormData) -> Response:
     profile = _visible_profile(session, callnow_id)
     if profile is None:
         return _not_available(request)

@@ -20,6 +20,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,8 @@ class SipMessage:
     start_line: str
     headers: tuple[tuple[str, str], ...]
     body: str = ""
+    # When SIPp logged it (its wall clock, seconds since the epoch); 0.0 if the log had none.
+    logged_at: float = 0.0
 
     @property
     def method(self) -> str | None:
@@ -118,8 +121,17 @@ def parse_message_log(text: str) -> list[SipMessage]:
             name, _, value = line.partition(":")
             headers.append((name.strip(), value.strip()))
         body = "\n".join(body_lines).strip("\n")
-        messages.append(SipMessage(direction, start_line, tuple(headers), body))
+        messages.append(
+            SipMessage(direction, start_line, tuple(headers), body, _log_time(lines[0]))
+        )
     return messages
+
+
+def _log_time(stamp: str) -> float:
+    try:
+        return datetime.strptime(stamp.strip(), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+    except ValueError:
+        return 0.0
 
 
 def _free_udp_port() -> int:

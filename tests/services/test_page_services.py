@@ -121,3 +121,15 @@ def test_rules_beyond_the_limit_are_refused_whole(world):
                 action="t",
             )
         assert profiles.rules_of(profile) == before
+
+
+def test_a_placed_request_is_logged_with_its_reference(world, caplog):
+    caplog.set_level("INFO")
+    with world.sessions() as session, session.begin():
+        profile = profiles.by_callnow_id(session, "alice")
+        outcome = ask(session, profile, safeguards())
+        ref = f"req-{outcome.request.id}"
+    received = [r.msg for r in caplog.records if isinstance(r.msg, dict)]
+    assert {"event": "request_received", "channel": "web", "request_ref": ref}.items() <= next(
+        m for m in received if m.get("event") == "request_received"
+    ).items()

@@ -571,8 +571,10 @@ ADMIN_PAGES = ("/admin/", "/admin/tenant/list", "/admin/user/list", "/admin/prof
 
 def test_an_owners_session_gets_nothing_from_the_platform_admin(scene: Scene) -> None:
     client = scene.alice_portal  # logged in to the portal as Alice
+    token = form_token(client.get("/admin/login").text, "csrf_token")
     login = client.post(
-        "/admin/login", data={"username": "alice@example.com", "password": PASSWORD}
+        "/admin/login",
+        data={"username": "alice@example.com", "password": PASSWORD, "csrf_token": token},
     )
     assert login.status_code == 400
     pages = [*ADMIN_PAGES, f"/admin/profile/details/{scene.bob.profile_id}"]
@@ -585,8 +587,7 @@ def test_an_owners_session_gets_nothing_from_the_platform_admin(scene: Scene) ->
         f"/admin/profile/edit/{scene.bob.profile_id}",
         data={"callnow_id": "bob.hijacked", "enabled": "y", "welcome_message": "hijacked"},
     )
-    assert edit.status_code in (302, 303)
-    assert "/admin/login" in edit.headers["location"]
+    assert edit.status_code == 403  # no admin session, so no valid CSRF token either
     assert snapshot_of_bob(scene.world, scene.bob) == scene.before
 
 

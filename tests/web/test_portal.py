@@ -51,9 +51,14 @@ def test_the_session_cookie_is_httponly_and_samesite_lax(world):
     assert "httponly" in cookie and "samesite=lax" in cookie
 
 
+def log_out(world):
+    page = world.client.get("/portal")
+    return world.client.post("/portal/logout", data={"csrf": form_token(page.text, "csrf")})
+
+
 def test_logging_out_ends_the_session(world):
     log_in(world)
-    world.client.post("/portal/logout")
+    assert log_out(world).status_code == 303
     assert world.client.get("/portal").status_code == 303
 
 

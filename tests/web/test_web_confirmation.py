@@ -16,7 +16,7 @@ from callnow.store.web_confirmation import expire_web_confirmations
 from callnow.web import owner_live
 from callnow.web.sse import StreamTiming
 from tests.web.helpers import all_requests, post_form, set_profile
-from tests.web.test_portal import log_in, preferences_form
+from tests.web.test_portal import log_in, log_out, preferences_form
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ def test_answers_need_the_portal_csrf_token_and_a_login(world, held):
     assert world.client.post(f"/portal/requests/{held}/accept", data={}).status_code == 400
     forged = world.client.post(f"/portal/requests/{held}/decline", data={"csrf": "forged"})
     assert forged.status_code == 400
-    world.client.post("/portal/logout")
+    log_out(world)
     anonymous = world.client.post(f"/portal/requests/{held}/accept", data={"csrf": "x"})
     assert anonymous.status_code == 303
     assert anonymous.headers["location"] == "/portal/login"

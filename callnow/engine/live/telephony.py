@@ -2,7 +2,6 @@
 
     telephony = await LiveTelephony.start(settings)     # SIP stack, DTMF log, rtpengine
     engine = CallbackEngine(telephony, recorder, limits=flow_limits(settings.sip))
-    telephony.announce(facts)                          # who is asking, for the owner's display
     handle = await engine.start_callback(facts)
     ...
     await engine.shutdown()
@@ -25,7 +24,7 @@ from typing import Any
 from callnow.config import RtpengineSettings, Settings, SipSettings
 from callnow.domain.calls import PreparedHangup
 from callnow.domain.flow import FlowLimits, RequestFacts
-from callnow.engine.live.channel import ChannelConfig, LiveChannel
+from callnow.engine.live.channel import ALLOW, ChannelConfig, LiveChannel
 from callnow.engine.live.uris import check_e164
 from callnow.engine.ports import EventSink
 from callnow.telephony.dtmf_log import DtmfEvent, DtmfLogListener
@@ -34,6 +33,7 @@ from callnow.telephony.rtpengine import AnchoredCallback, RtpengineClient
 from callnow.telephony.rtpengine_process import RtpengineProcess
 from callnow.telephony.sip import CallerId, Credentials, SipStack
 from callnow.telephony.sip.prepared import send_prepared
+from callnow.telephony.tones import cadence_for
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +61,14 @@ def tune_garbage_collector() -> None:
 
 
 def flow_limits(sip: SipSettings, **overrides: Any) -> FlowLimits:
-    """The flow's timeouts from the `[sip]` settings (ring timeouts, maximum call duration)."""
+    """The flow's timeouts from the `[sip]` settings (ring timeouts, maximum call duration,
+    how long a silent owner is asked)."""
     limits = FlowLimits(
         owner_ring_s=sip.owner_ring_timeout_s,
         visitor_ring_s=sip.visitor_ring_timeout_s,
         max_call_duration_s=sip.max_call_duration_s,
+        max_prompt_plays=sip.owner_prompt_plays,
+        digit_wait_s=sip.owner_digit_wait_s,
     )
     return replace(limits, **overrides) if overrides else limits
 
@@ -101,7 +104,17 @@ class LiveTelephony:
             prompt_language=prompt_language,
             prompt_voice=prompt_voice,
             outbound_proxy=outbound_proxy,
-            trunk_from_domain=trunk_from_domain,
+            trunk_from_domain=trunk_from_domain or trunk.from_domain or None,
+            trunk_outbound_proxy=trunk.outbound_proxy_address,
+            trunk_from_user=trunk.from_user,
+            trunk_display_name=trunk.display_name,
+            caller_id_format=trunk.caller_id_format,
+            trunk_asserted_identity=trunk.p_asserted_identity,
+            trunk_privacy=trunk.privacy,
+            invite_headers=(("Allow", ALLOW), ("Supported", ", ".join(trunk.supported))),
+            ringback=cadence_for(settings.default_region) if sip.owner_ringback else None,
+            # Longer than the visitor can ring, so it never ends on its own.
+            ringback_s=min(300.0, sip.visitor_ring_timeout_s + RING_BACKSTOP_MARGIN_S),
         )
         # rtpengine sends its DTMF log to ng_host:dtmf_log_port unless told otherwise; an
         # rtpengine on another host needs our address here (and in its --dtmf-log-dest).
@@ -112,7 +125,6 @@ class LiveTelephony:
         self.process: RtpengineProcess | None = None
         self._dtmf: DtmfLogListener | None = None
         self._channels: dict[str, LiveChannel] = {}
-        self._visitors: dict[str, CallerId] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -181,20 +193,11 @@ class LiveTelephony:
 
     # -- callbacks -------------------------------------------------------------------------
 
-    def announce(self, facts: RequestFacts) -> None:
-        """Tell the telephony who is asking before `engine.start_callback(facts)`.
-
-        `open_call` receives only the request ref, but the owner's phone must show the
-        visitor's name and number, so they are handed over here (checked now, so a bad number
-        fails the start rather than the dial).
-        """
+    async def open_call(self, facts: RequestFacts, events: EventSink) -> LiveChannel:
+        # The owner's phone shows the visitor's name and number: checked before anything opens.
         number = check_e164(facts.visitor_e164, "caller number")
-        self._visitors[facts.request_ref] = CallerId(facts.caller_name or "", number)
-
-    async def open_call(self, request_ref: str, events: EventSink) -> LiveChannel:
-        visitor = self._visitors.pop(request_ref, None)
-        if visitor is None:
-            raise LookupError(f"callback {request_ref}: announce(facts) it before starting it")
+        visitor = CallerId(facts.caller_name or "", number)
+        request_ref = facts.request_ref
         if not self.stack.running:
             raise RuntimeError("live telephony is not started")
         # rtpengine copies the call-id unescaped into its DTMF log JSON: keep it plain.
@@ -203,7 +206,9 @@ class LiveTelephony:
             request_ref=request_ref,
             events=events,
             stack=self.stack,
-            media=AnchoredCallback(self.rtpengine, media_call_id),
+            media=AnchoredCallback(
+                self.rtpengine, media_call_id, trunk_codecs=tuple(self.settings.trunk.codecs)
+            ),
             renderer=self.renderer,
             config=self.config,
             visitor=visitor,

@@ -309,6 +309,8 @@ class SipStack:
         next_hop: tuple[str, int] | None = None,
         from_domain: str | None = None,
         on_event: EventCallback | None = None,
+        defer_updates: bool = False,
+        update_answer_s: float = 8.0,
     ) -> Leg:
         """Send an INVITE and return its Leg at once; the outcome arrives as events.
 
@@ -320,6 +322,8 @@ class SipStack:
         - `asserted_identity`: adds P-Asserted-Identity.
         - `next_hop`: where to send (an outbound proxy); default the URI's host and port.
         - `from_domain`: host part of From/P-Asserted-Identity (default our address).
+        - `defer_updates`: the peer's re-INVITEs wait for `Leg.answer_update`, at most
+          `update_answer_s` seconds (then they are answered from our last SDP; see DialSpec).
 
         Raises InvalidSipInput (nothing is sent) and SipStackError (not running, or the next
         hop's host name does not resolve).
@@ -328,6 +332,8 @@ class SipStack:
             raise SipStackError("SIP stack is not running")
         if ring_timeout <= 0:
             raise InvalidSipInput("ring_timeout must be positive")
+        if not 0 < update_answer_s <= 60:
+            raise InvalidSipInput("update_answer_s must be in (0, 60]")
         url = parse_request_uri(request_uri)
         headers = build_extra_headers(extra_headers)
         if from_domain is not None and not _HOST.fullmatch(from_domain):
@@ -347,6 +353,8 @@ class SipStack:
             asserted_identity=asserted_identity,
             from_domain=from_domain,
             extra_headers=headers,
+            defer_updates=defer_updates,
+            update_answer_s=float(update_answer_s),
         )
         loop = asyncio.get_running_loop()
         record = LegRecord(call_id=call_id, dialed_at=datetime.now(UTC))

@@ -35,6 +35,7 @@ from sippy.Time.Timeout import Timeout
 from sippy.UA import UA
 from sippy.UacStateTrying import UacStateTrying
 
+from callnow.telephony import sdp as sdp_edit
 from callnow.telephony.sip.dtmf import digit_from_info
 from callnow.telephony.sip.events import (
     Answered,
@@ -77,6 +78,11 @@ class DialSpec:
     asserted_identity: CallerId | None = None
     from_domain: str | None = None
     extra_headers: tuple[SipHeader, ...] = ()
+    # False: a peer's re-INVITE is answered at once from our last SDP (direction per RFC 3264).
+    # True: the leg's owner answers it (`Leg.answer_update`) after asking the media relay and
+    # the other leg; `update_answer_s` later the local answer is sent anyway.
+    defer_updates: bool = False
+    update_answer_s: float = 8.0
 
 
 def _when(rtime: Any = None) -> datetime:
@@ -180,6 +186,12 @@ class UacDriver:
         self.answered = False
         self.finished = False  # a terminal event (Failed/Ended) was emitted
         self._reinvite_done: Callable[[str | None, BaseException | None], None] | None = None
+        # A peer's re-INVITE waiting for `answer_update`, and the timer that answers it anyway.
+        self._update_pending = False
+        self._update_timer: Any = None
+        # Our SDP as the peer last accepted it, and the one our re-INVITE in flight offers.
+        self._local_sdp = spec.sdp
+        self._offered_sdp: str | None = None
         # Our address as the INVITE's Via and Contact show it (for the prepared BYE).
         self._local_address: Any = None
 
@@ -253,8 +265,13 @@ class UacDriver:
             raise RuntimeError("re-INVITE needs an answered, live leg")
         if self._reinvite_done is not None:
             raise RuntimeError("a re-INVITE is already in progress on this leg")
+        if self._ua.lSDP is None:
+            # sippy forgets our SDP when a re-INVITE of ours fails (a 491 in a glare); it
+            # needs it to compare the next offer with.
+            self._ua.lSDP = MsgBody(self._local_sdp)
         self._reinvite_done = done
         self._ua.recvEvent(CCEventUpdate(MsgBody(sdp)))
+        self._offered_sdp = sdp
 
     # -- sippy events ---------------------------------------------------------------------
 
@@ -284,6 +301,8 @@ class UacDriver:
             self._emit(Answered(sdp=_sdp_text(body), at=_when(event.rtime)))
         elif self._reinvite_done is not None:
             done, self._reinvite_done = self._reinvite_done, None
+            if self._offered_sdp is not None:
+                self._local_sdp, self._offered_sdp = self._offered_sdp, None
             done(_sdp_text(body), None)
 
     def _on_fail(self, event: CCEventFail | CCEventRedirect) -> None:
@@ -327,13 +346,56 @@ class UacDriver:
         self._emit(Digit(digit=digit, at=_when(event.rtime), duration_ms=duration_ms))
 
     def _on_remote_update(self, event: CCEventUpdate) -> None:
-        """The peer re-INVITEd: answer with our current SDP and tell the engine."""
+        """The peer re-INVITEd: answer now (or let the leg's owner answer) and report it."""
         ua = self._ua
         if self.finished or ua is None:
             return
-        local = ua.lSDP.getCopy() if ua.lSDP is not None else MsgBody(self.spec.sdp)
-        ua.recvEvent(CCEventConnect((200, "OK", local)))
-        self._emit(RemoteSdpChanged(sdp=_sdp_text(event.getData()), at=_when(event.rtime)))
+        offer = _sdp_text(event.getData())
+        if self.spec.defer_updates:
+            self._update_pending = True
+            self._update_timer = Timeout(self._update_overdue, self.spec.update_answer_s, 1, offer)
+        else:
+            self._send_update_answer(self.local_answer(offer))
+        self._emit(RemoteSdpChanged(sdp=offer, at=_when(event.rtime)))
+
+    def local_answer(self, offer: str | None) -> str:
+        """Our last SDP with the direction RFC 3264 asks for in answer to `offer`."""
+        ua = self._ua
+        local = _sdp_text(ua.lSDP) if ua is not None and ua.lSDP is not None else None
+        body = local or self.spec.sdp
+        if not offer:
+            return body
+        return sdp_edit.with_direction(body, sdp_edit.answer_direction(sdp_edit.direction(offer)))
+
+    def answer_update(self, sdp: str | None, code: int = 200, reason: str = "OK") -> bool:
+        """Answer the pending re-INVITE: 2xx with `sdp`, or a failure code (the call goes on).
+        False when nothing is pending (answered by the timer, or the leg ended)."""
+        if not self._update_pending or self.finished or self._ua is None:
+            return False
+        if code < 300 and sdp is not None:
+            self._send_update_answer(sdp)
+        else:
+            self._clear_update()
+            self._ua.recvEvent(CCEventFail((code, reason)))
+        return True
+
+    def _send_update_answer(self, sdp: str) -> None:
+        self._clear_update()
+        self._local_sdp = sdp
+        if self._ua is not None:
+            self._ua.recvEvent(CCEventConnect((200, "OK", MsgBody(sdp))))
+
+    def _update_overdue(self, offer: str | None) -> None:
+        self._update_timer = None
+        if self._update_pending and not self.finished:
+            log.warning("re-INVITE on %s unanswered: answered locally", self.spec.call_id)
+            self._send_update_answer(self.local_answer(offer))
+
+    def _clear_update(self) -> None:
+        self._update_pending = False
+        if self._update_timer is not None:
+            self._update_timer.cancel()
+            self._update_timer = None
 
     # -- requests that end the leg, prepared for crash recovery -------------------------------
 
@@ -402,6 +464,7 @@ class UacDriver:
 
     def _finish(self, event: Failed | Ended) -> None:
         self.finished = True
+        self._clear_update()
         if self._reinvite_done is not None:
             done, self._reinvite_done = self._reinvite_done, None
             done(None, ReinviteRejected(481, "Leg ended"))

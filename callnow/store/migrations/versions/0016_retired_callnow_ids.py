@@ -1,7 +1,7 @@
 """Retired CallNow IDs keep leading to their page and stay held from others
 
 Revision ID: 0016
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-03 07:30:00.000000
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import callnow.store.models
 
 revision = "0016"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
