@@ -79,6 +79,44 @@ def test_a_provider_provisions_a_tenant_owner_extension_and_page(run):
     assert "/callnow/acme.sales" in enabled.output
 
 
+def test_enable_callnow_renames_an_existing_page_only_when_asked(run):
+    run("admin", "create-tenant", "Acme")
+    run(
+        "admin",
+        "create-extension",
+        "--tenant",
+        "Acme",
+        "--internal",
+        "003001",
+        "--external",
+        "0290374444",
+    )
+    run(
+        "admin",
+        "create-extension",
+        "--tenant",
+        "Acme",
+        "--internal",
+        "003002",
+        "--external",
+        "0290374445",
+    )
+    assert run("admin", "enable-callnow", "--internal", "003001", "--id", "acme").exit_code == 0
+    refused = run("admin", "enable-callnow", "--internal", "003001", "--id", "acme.sales")
+    assert refused.exit_code == 1
+    assert "--rename" in refused.output
+    again = run("admin", "enable-callnow", "--internal", "003001", "--id", "acme")
+    assert again.exit_code == 0  # re-enabling under the same ID needs no flag
+    renamed = run(
+        "admin", "enable-callnow", "--internal", "003001", "--id", "acme.sales", "--rename"
+    )
+    assert renamed.exit_code == 0, renamed.output
+    assert "/callnow/acme.sales" in renamed.output
+    stolen = run("admin", "enable-callnow", "--internal", "003002", "--id", "acme")
+    assert stolen.exit_code == 1
+    assert "at least a year" in stolen.output
+
+
 def test_provisioning_errors_are_plain_and_exit_non_zero(run):
     run("admin", "create-tenant", "Acme")
     duplicate = run("admin", "create-tenant", "Acme")

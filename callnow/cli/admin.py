@@ -107,14 +107,22 @@ def create_extension(
 def enable_callnow(
     internal: Annotated[str, typer.Option(help="The extension's internal number.")],
     callnow_id: Annotated[str, typer.Option("--id", help="The CallNow ID, e.g. john_doe.")],
+    rename: Annotated[
+        bool,
+        typer.Option(
+            "--rename",
+            help="Rename the extension's existing page; its old ID keeps redirecting "
+            "and is held from other pages for a year.",
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Give an extension its public CallNow page."""
+    """Give an extension its public CallNow page (or, with --rename, a new ID for it)."""
     with admin_session(load_settings(config)) as session:
         extension = provisioning.extension_by_internal(session, internal)
         if extension is None:
             raise CommandError(f"No extension {internal}.")
-        profile = provisioning.enable_callnow(session, extension, callnow_id)
+        profile = provisioning.enable_callnow(session, extension, callnow_id, rename=rename)
         typer.echo(f"CallNow is on for {internal}: /callnow/{profile.callnow_id}")
 
 

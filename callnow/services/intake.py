@@ -10,8 +10,9 @@ import structlog
 from sqlalchemy.orm import Session
 
 from callnow.domain.decision import Outcome, decide
-from callnow.domain.destination_policy import VISITOR_MESSAGE, PrefixList, check_destination
+from callnow.domain.destination_policy import PrefixList, check_destination
 from callnow.domain.names import InvalidName, clean_visitor_name
+from callnow.domain.number_hint import visitor_refusal
 from callnow.domain.phone import InvalidNumber, parse_visitor_number
 from callnow.domain.request_state import RequestState
 from callnow.services.captcha import CaptchaBook
@@ -89,13 +90,14 @@ def submit(
         return IntakeResult(errors=errors)
     tenant = profiles.tenant_of(profile)
     policy = destination_policy(tenant, safeguards.platform_prefixes)
+    refused = {"number": visitor_refusal(policy.allowed_regions, tenant.region)}
     if check_destination(number.e164, policy):
-        return IntakeResult(errors={"number": VISITOR_MESSAGE})
+        return IntakeResult(errors=refused)
     standing = request_store.standing_of(
         session, profile.id, number.e164, since=now - safeguards.decline_cooldown
     )
     if standing.do_not_call:
-        return IntakeResult(errors={"number": VISITOR_MESSAGE})
+        return IntakeResult(errors=refused)
     # One number, one call: a request still in progress is returned, not repeated.
     if standing.open_request_id is not None:
         pending = session.get(CallRequest, standing.open_request_id)

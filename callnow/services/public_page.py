@@ -7,6 +7,7 @@ then intake); the routes in `web/public.py` only turn its result into a page.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -14,9 +15,10 @@ from enum import StrEnum
 from sqlalchemy.orm import Session
 
 from callnow.domain.availability import is_available
+from callnow.domain.link_preview import is_look_only
 from callnow.domain.page import is_paused
 from callnow.services.intake import Safeguards, Submission, submit
-from callnow.store import audit, page_alerts, profiles
+from callnow.store import audit, page_alerts, profiles, retired_ids
 from callnow.store.models import CallRequest, Profile
 
 # Longer than any CallNow ID (32) with room for a typo; anything longer is not looked up.
@@ -39,6 +41,17 @@ def visible_page(session: Session, callnow_id: str, now: datetime) -> Profile | 
     return profile
 
 
+def renamed_to(session: Session, callnow_id: str, now: datetime) -> str | None:
+    """The page's current ID when `callnow_id` is one it gave up and it is still visible:
+    printed links and QR codes keep working after a rename."""
+    if not callnow_id or len(callnow_id) > MAX_LOOKUP_CHARS:
+        return None
+    current = retired_ids.current_id(session, callnow_id)
+    if current is None or visible_page(session, current, now) is None:
+        return None
+    return current
+
+
 def captcha_required(
     session: Session, profile: Profile, safeguards: Safeguards, now: datetime
 ) -> bool:
@@ -52,10 +65,18 @@ def captcha_required(
 
 
 def one_step_possible(
-    session: Session, profile: Profile, safeguards: Safeguards, now: datetime
+    session: Session,
+    profile: Profile,
+    safeguards: Safeguards,
+    now: datetime,
+    method: str,
+    headers: Mapping[str, str],
 ) -> bool:
     """A link may place the request itself only where the owner allowed it and no CAPTCHA is
-    asked for: the owner then pays for every call such a link causes."""
+    asked for: the owner then pays for every call such a link causes. A preview, prefetch or
+    link scanner only looks: it gets the filled-in form and places nothing."""
+    if is_look_only(method, headers):
+        return False
     return profile.one_step_allowed and not captcha_required(session, profile, safeguards, now)
 
 

@@ -160,6 +160,18 @@ class Profile(Base):
         return self.callnow_id
 
 
+class RetiredCallNowId(Base):
+    """A CallNow ID a page gave up: it still leads to that page (printed links keep working),
+    and no other page may take it before `held_until`."""
+
+    __tablename__ = "retired_callnow_ids"
+
+    callnow_id: Mapped[str] = mapped_column(String(32), primary_key=True)  # lower-case
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id"), index=True)
+    retired_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    held_until: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class AvailabilityWindow(Base):
     __tablename__ = "availability_windows"
 

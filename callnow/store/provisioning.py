@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from callnow.domain.callnow_id import normalise_callnow_id
+from callnow.domain.callnow_id import held_refusal, normalise_callnow_id
 from callnow.domain.phone import parse_owner_number
-from callnow.store import accounts, profiles
-from callnow.store.models import Extension, Profile, Tenant, User
+from callnow.store import accounts, profiles, retired_ids
+from callnow.store.models import Extension, Profile, Tenant, User, utcnow
 
 ROLES = ("platform_admin", "tenant_admin", "owner")
 
@@ -166,18 +166,33 @@ def checked_callnow_id(session: Session, extension: Extension, callnow_id: str) 
     existing = profiles.by_callnow_id(session, wanted)
     if existing is not None and existing.extension_id != extension.id:
         raise ProvisioningError(f"The CallNow ID '{wanted}' is taken.")
+    own = extension.profile.id if extension.profile is not None else None
+    if retired_ids.held_for_another(session, wanted, own, utcnow()):
+        raise ProvisioningError(held_refusal(wanted))
     return wanted
 
 
-def enable_callnow(session: Session, extension: Extension, callnow_id: str) -> Profile:
-    """Turn CallNow on for an extension, allocating its ID (or re-enabling its profile)."""
+def enable_callnow(
+    session: Session, extension: Extension, callnow_id: str, *, rename: bool = False
+) -> Profile:
+    """Turn CallNow on for an extension, allocating its ID (or re-enabling its profile).
+
+    An existing page keeps its ID unless `rename` is given: renaming moves every printed link
+    to a redirect, so it is never a side effect of re-enabling."""
     wanted = checked_callnow_id(session, extension, callnow_id)
     profile = session.scalars(select(Profile).where(Profile.extension_id == extension.id)).first()
     if profile is None:
+        retired_ids.release(session, wanted)  # a hold that expired
         profile = Profile(extension_id=extension.id, callnow_id=wanted)
         session.add(profile)
-    else:
-        profile.callnow_id = wanted
+    elif profile.callnow_id != wanted:
+        if not rename:
+            raise ProvisioningError(
+                f"This extension's page is '{profile.callnow_id}'. Renaming it to '{wanted}' "
+                "keeps the old address redirecting and holds it for a year; "
+                "pass --rename to do so."
+            )
+        retired_ids.rename(session, profile, wanted, utcnow())
     profile.enabled = True
     session.flush()
     return profile

@@ -22,7 +22,7 @@ from wtforms import PasswordField
 
 from callnow.domain.phone import parse_owner_number
 from callnow.domain.sign_in import device_label
-from callnow.store import accounts, audit, provisioning, web_sessions
+from callnow.store import accounts, audit, provisioning, retired_ids, web_sessions
 from callnow.store.models import Extension, Profile, Tenant, User, utcnow
 from callnow.web import forms, sign_in
 from callnow.web.admin_guard import AdminGate, PlatformAdminAuth, csrf_token, end_admin_session
@@ -159,6 +159,11 @@ class ProfileAdmin(AuditedView, model=Profile):
                 )
             except provisioning.ProvisioningError as exc:
                 raise ValueError(str(exc)) from exc
+            old_id = None if is_created else getattr(model, "callnow_id", None)
+            if old_id and old_id != data["callnow_id"]:
+                # As in the portal and the CLI: the old ID keeps redirecting and is held.
+                retired_ids.retire(session, model.id, old_id, data["callnow_id"], utcnow())
+                session.commit()
 
 
 class SessionsAdmin(BaseView):

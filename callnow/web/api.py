@@ -77,7 +77,13 @@ class ProfileOut(BaseModel):
 
 class ProfileUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    callnow_id: str | None = Field(None, min_length=3, max_length=32)
+    callnow_id: str | None = Field(
+        None,
+        min_length=3,
+        max_length=32,
+        description="A new CallNow ID renames the page: the old ID keeps redirecting (301) "
+        "to the new one and no other page may take it for at least a year.",
+    )
     enabled: bool | None = None
     do_not_allow: bool | None = None
     confirmation_required: bool | None = None

@@ -15,11 +15,11 @@ from callnow.domain.page import MAX_WINDOWS, WELCOME_MAX_CHARS, is_paused
 from callnow.domain.request_state import VISITOR_TEXT, RequestState
 from callnow.domain.rules import InvalidRule
 from callnow.services import page_settings
-from callnow.store import accounts, audit, profiles, web_sessions
+from callnow.store import accounts, audit, profiles, retired_ids, web_sessions
 from callnow.store import requests as request_store
 from callnow.store.models import Profile, User, utcnow
 from callnow.store.session_models import WebSession
-from callnow.web import forms, sign_in
+from callnow.web import forms, share_kit, sign_in
 from callnow.web.context import UnitOfWork, app_state, client_address, templates
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
@@ -237,7 +237,16 @@ def home(request: Request, session: UnitOfWork) -> Response:
         urls = share_urls(request, profile)
         qr = segno.make(urls["path"], error="m").svg_inline(scale=4, title="QR code for the page")
         paused = is_paused(profile.paused_until, utcnow())
-        pages.append({"profile": profile, "urls": urls, "qr": qr, "paused": paused})
+        pages.append(
+            {
+                "profile": profile,
+                "urls": urls,
+                "qr": qr,
+                "paused": paused,
+                "signature_html": share_kit.signature_html(urls["path"]),
+                "signature_text": share_kit.signature_text(urls["path"]),
+            }
+        )
     recent = request_store.recent_for_profiles(session, [p.id for p in owned], limit=10)
     return _render(
         request,
@@ -247,6 +256,31 @@ def home(request: Request, session: UnitOfWork) -> Response:
         recent=recent,
         texts=VISITOR_TEXT,
         RequestState=RequestState,
+        qr_sizes=share_kit.SIZES,
+    )
+
+
+@router.get("/profiles/{callnow_id}/qr.{kind}")
+def qr_download(
+    request: Request, callnow_id: str, kind: str, session: UnitOfWork, size: str = "card"
+) -> Response:
+    """The page's QR code as a file to print: SVG or PNG, business-card or poster size."""
+    found = _owner_and_profile(request, session, callnow_id)
+    if isinstance(found, Response):
+        return found
+    _, profile = found
+    if kind not in share_kit.KINDS or size not in share_kit.SIZES:
+        return Response(
+            f"Choose qr.svg or qr.png with size={' or size='.join(share_kit.SIZES)}.",
+            status_code=422,
+            media_type="text/plain",
+        )
+    data = share_kit.qr_file(share_urls(request, profile)["path"], kind, size)
+    filename = f"callnow-{profile.callnow_id}-{size}.{kind}"
+    return Response(
+        data,
+        media_type=share_kit.KINDS[kind],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
@@ -284,11 +318,12 @@ def preferences_page(request: Request, callnow_id: str, session: UnitOfWork) -> 
     if isinstance(found, Response):
         return found
     user, profile = found
-    return _preferences(request, user, profile, errors={}, saved=False)
+    return _preferences(request, session, user, profile, errors={}, saved=False)
 
 
 def _preferences(
     request: Request,
+    session: Session,
     user: User,
     profile: Profile,
     *,
@@ -308,6 +343,7 @@ def _preferences(
         errors=errors,
         saved=saved,
         urls=share_urls(request, profile),
+        retired=retired_ids.retired_by(session, profile.id),
         tenant_timezone=profile.extension.tenant.timezone,
         status_code=status_code,
     )
@@ -340,6 +376,7 @@ def save_preferences(
     if form is None:
         return _preferences(
             request,
+            session,
             user,
             profile,
             saved=False,
@@ -349,10 +386,11 @@ def save_preferences(
     rows = _window_rows(form)
     if isinstance(rows, str):
         return _preferences(
-            request, user, profile, errors={"windows": rows}, saved=False, status_code=422
+            request, session, user, profile, errors={"windows": rows}, saved=False, status_code=422
         )
     changes = page_settings.PageChanges(
         callnow_id=forms.field(form, "callnow_id", 64),
+        rename_confirmed=forms.checkbox(form, "confirm_rename"),
         switches={name: forms.checkbox(form, name) for name in page_settings.SWITCHES},
         welcome_message=forms.field(form, "welcome_message", WELCOME_MAX_CHARS + 1),
         timezone=forms.field(form, "timezone", 64),
@@ -365,9 +403,9 @@ def save_preferences(
         )
     except page_settings.InvalidChanges as invalid:  # nothing was changed
         return _preferences(
-            request, user, profile, errors=invalid.errors, saved=False, status_code=422
+            request, session, user, profile, errors=invalid.errors, saved=False, status_code=422
         )
-    return _preferences(request, user, profile, errors={}, saved=True)
+    return _preferences(request, session, user, profile, errors={}, saved=True)
 
 
 @router.get("/profiles/{callnow_id}/rules", response_class=HTMLResponse)

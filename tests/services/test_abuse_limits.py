@@ -110,6 +110,13 @@ def test_many_numbers_in_one_thousand_block_are_throttled_after_the_limit(world)
     assert len(all_requests(world)) == 10
 
 
+# One sentence for every refused number, naming the countries the page calls back.
+REFUSAL = (
+    "Sorry, this number cannot be called back from this page. "
+    "It calls back mobile and landline numbers in Australia only."
+)
+
+
 @pytest.mark.parametrize(
     "number",
     [
@@ -126,7 +133,7 @@ def test_many_numbers_in_one_thousand_block_are_throttled_after_the_limit(world)
 def test_risky_destinations_are_refused_before_anything_is_stored(world, number):
     throttled, errors, stored = intake(world, "alice", number)
     assert not throttled
-    assert errors == {"number": "Sorry, this number cannot be called back from this page."}
+    assert errors == {"number": REFUSAL}
     assert not stored
     assert all_requests(world) == []
 
@@ -145,7 +152,7 @@ def test_a_number_on_the_do_not_call_list_is_never_accepted(world):
     with world.sessions() as session, session.begin():
         do_not_call.add(session, "+61412345678", "asked by the number's owner")
     throttled, errors, stored = intake(world, "alice", "0412 345 678")
-    assert errors == {"number": "Sorry, this number cannot be called back from this page."}
+    assert errors == {"number": REFUSAL}
     assert not stored and not throttled
 
 

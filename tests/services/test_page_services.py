@@ -61,7 +61,7 @@ def test_a_page_asking_for_a_captcha_refuses_a_missing_or_wrong_answer(world):
     with world.sessions() as session, session.begin():
         profile = profiles.by_callnow_id(session, "alice")
         profile.image_validation = True
-        assert not public_page.one_step_possible(session, profile, guard, NOW)
+        assert not public_page.one_step_possible(session, profile, guard, NOW, "GET", {})
         assert ask(session, profile, guard).refusal is public_page.Refusal.CAPTCHA_WRONG
         token = guard.captcha.issue(profile.id, NOW)
         wrong = public_page.CaptchaAnswer(token, "000000")

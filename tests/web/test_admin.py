@@ -58,6 +58,8 @@ def test_the_admin_normalises_a_callnow_id_and_refuses_a_reserved_one(world):
     assert saved.status_code in (302, 303), saved.text[:500]
     with world.sessions() as session:
         assert session.get(Profile, profile_id).callnow_id == "alice.two"
+    # Renamed in the admin as anywhere else: the old address keeps leading to the page.
+    assert world.client.get("/callnow/alice").headers["location"] == "/callnow/alice.two"
     form["callnow_id"] = "admin"
     refused = world.client.post(f"/admin/profile/edit/{profile_id}", data=form)
     assert refused.status_code == 400

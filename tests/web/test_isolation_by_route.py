@@ -124,6 +124,7 @@ PATH_PARAMETERS: dict[str, Callable[[Bobs, str], object]] = {
     "signed": lambda bob, path: links.sign(
         "alice-guesses-" + "k" * 30, bob.request_token, "accept", datetime(2099, 1, 1, tzinfo=UTC)
     ),
+    "kind": lambda bob, path: "svg",  # the QR download's file type names nothing of Bob's
 }
 
 # Routes that may write rows of Bob's tenant when Alice calls them, by design, and which tables.
@@ -179,7 +180,9 @@ def hostile_form(bob: Bobs, csrf: str, op: str) -> dict[str, str]:
 # The value is the address called, with Bob's page ID filled in.
 PUBLIC_PAGE_ROUTES = {
     ("GET", "/callnow"): "/callnow?id={callnow_id}",
+    ("HEAD", "/callnow"): "/callnow?id={callnow_id}",
     ("GET", "/callnow/{callnow_id}"): "/callnow/{callnow_id}",
+    ("HEAD", "/callnow/{callnow_id}"): "/callnow/{callnow_id}",
     ("POST", "/callnow/{callnow_id}"): "/callnow/{callnow_id}",
 }
 

@@ -96,7 +96,7 @@ def test_decline_ends_the_request(world, held):
     assert (request.state, request.decision) == ("owner_declined", "confirm_web")
     assert last_event(world, held) == ("owner_declined", "declined on the web")
     status = world.client.get(f"/callnow/alice/requests/{held}")
-    assert "The owner cannot take your call right now." in status.text
+    assert "Alice Pty Owner cannot take your call right now." in status.text
 
 
 def test_answers_need_the_portal_csrf_token_and_a_login(world, held):
