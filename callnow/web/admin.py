@@ -34,7 +34,7 @@ from callnow.store.models import Extension, Profile, Tenant, User, utcnow
 from callnow.web import forms, sign_in
 from callnow.web.admin_guard import AdminGate, PlatformAdminAuth, csrf_token, end_admin_session
 from callnow.web.admin_records import RECORD_VIEWS, CallNowView
-from callnow.web.admin_text import when
+from callnow.web.admin_text import when, words
 from callnow.web.context import AppState
 
 TEMPLATES = Path(__file__).parent / "templates" / "admin"
@@ -104,6 +104,7 @@ class TenantAdmin(AuditedView, model=Tenant):
         Tenant.call_api_access,
     ]
     column_searchable_list = [Tenant.name]
+    column_formatters = {Tenant.product_line: lambda m, a: m.product_line.upper()}
     form_excluded_columns = [Tenant.created_at, Tenant.extensions]
     form_overrides = {
         "extra_countries": ListField,
@@ -150,7 +151,9 @@ class TenantAdmin(AuditedView, model=Tenant):
 class UserAdmin(AuditedView, model=User):
     column_list = [User.id, User.email, User.role, User.tenant, User.is_active]
     column_searchable_list = [User.email]
-    column_details_exclude_list = [User.password_hash]
+    column_formatters = {User.role: words}
+    column_formatters_detail = column_formatters
+    column_details_exclude_list = [User.password_hash, User.tenant_id]
     form_excluded_columns = [User.created_at]
     form_overrides = {"password_hash": PasswordField}
     column_labels = {User.password_hash: "Password (leave empty to keep)"}
@@ -189,6 +192,7 @@ class ExtensionAdmin(AuditedView, model=Extension):
         Extension.owner,
     ]
     column_searchable_list = [Extension.internal_number, Extension.display_name]
+    column_details_exclude_list = [Extension.tenant_id, Extension.owner_user_id]
     form_excluded_columns = [Extension.profile]
     can_delete = False
 
@@ -215,6 +219,7 @@ class ProfileAdmin(AuditedView, model=Profile):
         Profile.image_validation,
     ]
     column_searchable_list = [Profile.callnow_id]
+    column_details_exclude_list = [Profile.extension_id]
     form_excluded_columns = [Profile.windows, Profile.rules, Profile.updated_at]
     can_delete = False
 

@@ -21,7 +21,15 @@ from callnow.domain.phone import InvalidNumber, parse_visitor_number
 from callnow.store import dashboard, do_not_call
 from callnow.store.billing_models import BudgetRow, ChargeRow
 from callnow.store.models import AuditEntry, CallLeg, CallRequest, DoNotCall
-from callnow.web.admin_text import MINOR_UNITS, TYPE_FORMATTERS, json_text, labels_for, when
+from callnow.web.admin_text import (
+    MINOR_UNITS,
+    TYPE_FORMATTERS,
+    human,
+    json_text,
+    labels_for,
+    when,
+    words,
+)
 from callnow.web.context import AppState
 
 
@@ -97,7 +105,13 @@ class RequestAdmin(ReadOnlyView, model=CallRequest):
     ]
     column_sortable_list = [CallRequest.id, CallRequest.created_at, CallRequest.state]
     column_default_sort = [(CallRequest.id, True)]
+    column_formatters: ClassVar[Any] = {
+        CallRequest.state: words,
+        CallRequest.decision: words,
+        CallRequest.channel: words,
+    }
     column_formatters_detail: ClassVar[Any] = {
+        **column_formatters,
         CallRequest.reserved_minor: money,
     }
 
@@ -114,7 +128,7 @@ class RequestAdmin(ReadOnlyView, model=CallRequest):
                     "events": [
                         {
                             "at": when(e.at),
-                            "state": e.state,
+                            "state": human(e.state).replace("requester", "visitor"),
                             "reason": e.reason,
                             "details": json_text(e.details),
                         }
@@ -129,12 +143,12 @@ class RequestAdmin(ReadOnlyView, model=CallRequest):
 def _leg_row(leg: CallLeg) -> dict[str, str]:
     return {
         "id": str(leg.id),
-        "role": leg.role,
+        "role": human(leg.role).replace("Requester", "Visitor"),
         "destination": leg.destination,
         "started": when(leg.started_at),
         "answered": when(leg.answered_at) if leg.answered_at else "",
         "ended": when(leg.ended_at) if leg.ended_at else "",
-        "outcome": " ".join(filter(None, [leg.disposition, str(leg.sip_code or "")])),
+        "outcome": " ".join(filter(None, [human(leg.disposition or ""), str(leg.sip_code or "")])),
         "seconds": str(leg.billable_seconds),
     }
 
@@ -162,7 +176,11 @@ class CallAdmin(ReadOnlyView, model=CallLeg):
     column_sortable_list = [CallLeg.id, CallLeg.started_at]
     column_default_sort = [(CallLeg.id, True)]
     column_labels: ClassVar[Any] = {CallLeg.role: "Leg"}
-    column_formatters: ClassVar[Any] = {CallLeg.request_id: link("call-request", "Request")}
+    column_formatters: ClassVar[Any] = {
+        CallLeg.request_id: link("call-request", "Request"),
+        CallLeg.role: words,
+        CallLeg.disposition: words,
+    }
     column_formatters_detail: ClassVar[Any] = column_formatters
 
 
@@ -185,6 +203,7 @@ class ChargeAdmin(ReadOnlyView, model=ChargeRow):
     column_formatters: ClassVar[Any] = {
         **{getattr(ChargeRow, name): money for name in MINOR_UNITS if hasattr(ChargeRow, name)},
         ChargeRow.request_id: link("call-request", "Request"),
+        ChargeRow.destination_class: words,
         ChargeRow.call_leg_id: link("call-leg", "Call"),
         ChargeRow.extension_id: link("extension", "Extension"),
         ChargeRow.tenant_id: link("tenant", "Tenant"),

@@ -72,6 +72,8 @@ LABELS = {
     "owner_user_id": "Owner",
     "actor_user_id": "Actor",
     "role": "Role",
+    "timezone": "Time zone",
+    "is_active": "Active",
 }
 MINOR_UNITS = frozenset(
     {
@@ -162,6 +164,13 @@ def model_text(value: Any) -> str:
     if type(value).__str__ is not object.__str__:
         return str(value)
     return f"{human(type(value).__name__)} {getattr(value, 'id', '')}".strip()
+
+
+def words(model: Any, attribute: Any) -> str:
+    """A stored code (`calling_owner`, `platform_admin`) as words: "Calling owner"."""
+    name = str(getattr(attribute, "key", attribute))
+    value = getattr(model, name, None)
+    return "" if value is None else human(str(value)).replace("requester", "visitor")
 
 
 def yes_no(value: bool) -> str:
