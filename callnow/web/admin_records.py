@@ -1,5 +1,5 @@
 """The admin's records: requests (with their history and legs), calls, charges, the audit log,
-the do-not-call list and budgets.
+the do-not-call list (add) and budgets (change limits).
 
 Requests, legs, charges and audit entries are written only by the engine, billing and the
 audit log's own callers, under invariants a form could break (a leg written before its INVITE,
@@ -13,20 +13,24 @@ from typing import Any, ClassVar
 import anyio.to_thread
 from markupsafe import Markup
 from sqladmin import ModelView
+from sqladmin.authentication import get_current_user_id
 from starlette.requests import Request
+from wtforms import Field
+from wtforms.widgets import TextInput
 
-from callnow.billing.money import format_minor
+from callnow.billing.money import format_minor, parse_minor
 from callnow.billing.policy import policy_from
 from callnow.domain.phone import InvalidNumber, parse_visitor_number
-from callnow.store import dashboard, do_not_call
+from callnow.store import audit, dashboard, do_not_call
 from callnow.store.billing_models import BudgetRow, ChargeRow
-from callnow.store.models import AuditEntry, CallLeg, CallRequest, DoNotCall
+from callnow.store.models import AuditEntry, CallLeg, CallRequest, DoNotCall, User, utcnow
 from callnow.web.admin_text import (
     MINOR_UNITS,
     TYPE_FORMATTERS,
     human,
     json_text,
     labels_for,
+    model_text,
     when,
     words,
 )
@@ -46,6 +50,26 @@ class CallNowView(ModelView):
         own = {self._get_prop_name(k): v for k, v in type(self).column_labels.items()}
         setattr(self, "column_labels", {**labels_for(self.model), **own})  # noqa: B010
         super().__init__()
+
+
+async def audited(
+    view: ModelView, request: Request, model: Any, action: str, data: dict[str, Any]
+) -> None:
+    """An admin's change in the audit log, under the admin's name."""
+    actor_id = get_current_user_id(request)
+
+    def write() -> None:
+        with view.session_maker() as session, session.begin():
+            audit.record(
+                session,
+                actor=session.get(User, actor_id) if isinstance(actor_id, int) else None,
+                action=action,
+                subject=model_text(model)[:80],
+                details={k: str(v) for k, v in data.items()},
+                via="admin",
+            )
+
+    await anyio.to_thread.run_sync(write)
 
 
 class ReadOnlyView(CallNowView):
@@ -273,8 +297,28 @@ class DoNotCallAdmin(CallNowView, model=DoNotCall):
             raise ValueError(f"{data['e164']} is on the list already.")
 
 
+class MoneyField(Field):
+    """An amount typed as "12.50" (blank: no limit), kept in minor units, as the CLI takes it."""
+
+    widget = TextInput()
+
+    def __init__(self, *args: Any, exponent: int = 2, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.exponent = exponent
+
+    def _value(self) -> str:
+        return "" if self.data is None else format_minor(int(self.data), self.exponent)
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        text = str(valuelist[0]).strip() if valuelist else ""
+        if len(text) > 20:
+            raise ValueError("An amount is at most 20 characters, e.g. 20.00.")
+        self.data = None if text.lower() in ("", "off") else parse_minor(text, self.exponent)
+
+
 class BudgetAdmin(ReadOnlyView, model=BudgetRow):
-    """Budgets as `callnow billing set-budget` left them; set them there."""
+    """Budgets set here or by `callnow billing set-budget`: the same limits, the same rules
+    (a prepaid balance is what is left as of the moment it is set)."""
 
     name = "Budget"
     name_plural = "Budgets"
@@ -296,6 +340,33 @@ class BudgetAdmin(ReadOnlyView, model=BudgetRow):
         BudgetRow.extension_id: link("extension", "Extension"),
     }
     column_formatters_detail: ClassVar[Any] = column_formatters
+    can_edit = True
+    form_columns: ClassVar[Any] = [
+        BudgetRow.daily_cap_minor,
+        BudgetRow.prepaid_balance_minor,
+        BudgetRow.credit_limit_minor,
+    ]
+    form_overrides: ClassVar[Any] = dict.fromkeys(
+        ("daily_cap_minor", "prepaid_balance_minor", "credit_limit_minor"), MoneyField
+    )
+    form_args: ClassVar[Any] = {
+        "daily_cap_minor": {"description": "Most spent per day, tax included; blank: no cap."},
+        "prepaid_balance_minor": {"description": "Left as of now; blank: not prepaid."},
+        "credit_limit_minor": {"description": "Most spent per calendar month; blank: none."},
+    }
+
+    async def on_model_change(
+        self, data: dict[str, Any], model: Any, is_created: bool, request: Request
+    ) -> None:
+        # A balance typed now is what is left now: earlier charges stop counting against it.
+        if data.get("prepaid_balance_minor") != model.prepaid_balance_minor:
+            balance = data.get("prepaid_balance_minor")
+            data["balance_set_at"] = None if balance is None else utcnow()
+
+    async def after_model_change(
+        self, data: dict[str, Any], model: Any, is_created: bool, request: Request
+    ) -> None:
+        await audited(self, request, model, "budget.update", data)
 
 
 RECORD_VIEWS = (RequestAdmin, CallAdmin, ChargeAdmin, AuditAdmin, DoNotCallAdmin, BudgetAdmin)

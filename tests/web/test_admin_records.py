@@ -224,3 +224,32 @@ def test_the_day_summary_counts_only_that_day(world):
     with world.sessions() as session:
         day = dashboard.day_summary(session, start, start + timedelta(days=1))
         assert (day.requests, day.calls, day.failures, day.spend_minor) == (1, 0, 0, {})
+
+
+def test_a_budget_is_set_in_the_admin_as_the_cli_sets_it(admin_world):
+    world = admin_world
+    with world.sessions() as session:
+        budget_id = session.scalars(select(BudgetRow.id)).one()
+    path = f"/admin/budget-row/edit/{budget_id}"
+    page = world.client.get(path).text
+    assert 'value="12.50"' in page  # minor units shown as an amount
+    form = {
+        "daily_cap_minor": "20.00",
+        "prepaid_balance_minor": "5",
+        "credit_limit_minor": "",
+        "csrf_token": admin_form_token(world, path),
+    }
+    assert world.client.post(path, data=form).status_code in (302, 303)
+    with world.sessions() as session:
+        row = session.get(BudgetRow, budget_id)
+        assert (row.daily_cap_minor, row.prepaid_balance_minor, row.credit_limit_minor) == (
+            2000,
+            500,
+            None,
+        )
+        assert row.balance_set_at is not None  # what is left is counted from now
+        assert [e for e in audit.recent(session) if e.action == "budget.update"]
+    form |= {"daily_cap_minor": "-3", "csrf_token": admin_form_token(world, path)}
+    assert world.client.post(path, data=form).status_code == 400
+    with world.sessions() as session:
+        assert session.get(BudgetRow, budget_id).daily_cap_minor == 2000
