@@ -9,6 +9,7 @@ throttle, CSRF, headers): `web.admin_guard`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from wtforms.widgets import TextInput
 
 from callnow.billing.money import format_minor
 from callnow.billing.policy import policy_from
+from callnow.domain.destination_policy import normalise_prefix_list
 from callnow.domain.phone import parse_owner_number
 from callnow.domain.sign_in import device_label
 from callnow.store import accounts, audit, dashboard, provisioning, web_sessions
@@ -40,14 +42,27 @@ from callnow.web.context import AppState
 TEMPLATES = Path(__file__).parent / "templates" / "admin"
 
 
+def country_codes(values: list[str]) -> tuple[str, ...]:
+    """Two-letter country codes, upper-cased; anything else refused with a reason."""
+    wrong = [value for value in values if not re.fullmatch(r"[A-Za-z]{2}", value)]
+    if wrong:
+        raise ValueError(f"Not a two-letter country code: {', '.join(wrong[:5])}.")
+    return tuple(sorted({value.upper() for value in values}))
+
+
 class ListField(Field):
-    """A JSON list of short codes, typed as "GB, NZ" instead of a `[]` text area."""
+    """A JSON list typed as "NZ, GB" instead of a `[]` text area, checked by `normalise`."""
 
     widget = TextInput()
 
-    def __init__(self, *args: Any, pattern: str = r"[0-9]{1,15}", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        normalise: Callable[[list[str]], tuple[str, ...]] = normalise_prefix_list,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.pattern = pattern
+        self.normalise = normalise
         self.data: list[str] = []
 
     def _value(self) -> str:
@@ -57,14 +72,10 @@ class ListField(Field):
         text = str(valuelist[0]) if valuelist else ""
         if len(text) > 2000:
             raise ValueError("At most 2000 characters.")
-        items = [item.strip().upper() for item in text.replace(";", ",").split(",")]
-        items = [item for item in items if item]
-        wrong = [item for item in items if not re.fullmatch(self.pattern, item)]
-        if wrong:
-            raise ValueError(f"Not allowed here: {', '.join(wrong[:5])}.")
+        items = [item.strip() for item in text.replace(";", ",").split(",") if item.strip()]
         if len(items) > 100:
             raise ValueError("At most 100 entries.")
-        self.data = list(dict.fromkeys(items))
+        self.data = list(self.normalise(items))
 
 
 class AuditedView(CallNowView):
@@ -118,7 +129,7 @@ class TenantAdmin(AuditedView, model=Tenant):
         "region": {"default": "AU"},
         "timezone": {"default": "Australia/Sydney"},
         "extra_countries": {
-            "pattern": r"[A-Z]{2}",
+            "normalise": country_codes,
             "description": "Countries beyond its region it may call, e.g. NZ, GB.",
         },
         "blocked_prefixes": {"description": "Numbers it may never call, e.g. 61190, 6113."},

@@ -179,7 +179,7 @@ def test_a_tenant_saved_in_the_admin_keeps_lists_as_lists_and_is_checked_like_th
         "timezone": "Pacific/Auckland",
         "call_api_access": "y",
         "extra_countries": "au, gb",
-        "blocked_prefixes": "",
+        "blocked_prefixes": "+61 190, 6113",
         "allowed_prefixes": "",
         "csrf_token": admin_form_token(world, "/admin/tenant/create"),
     }
@@ -192,10 +192,14 @@ def test_a_tenant_saved_in_the_admin_keeps_lists_as_lists_and_is_checked_like_th
             ["AU", "GB"],
             True,
         )
+        assert tenant.blocked_prefixes == ["6113", "61190"]
     form |= {"name": "Dan Pty", "extra_countries": "Narnia", "csrf_token": form["csrf_token"]}
     refused = world.client.post("/admin/tenant/create", data=form)
-    assert refused.status_code == 400 and "Not allowed here: NARNIA" in refused.text
-    form |= {"extra_countries": "", "timezone": "Mars/Olympus"}
+    assert refused.status_code == 400 and "Not a two-letter country code: Narnia" in refused.text
+    form |= {"extra_countries": "", "blocked_prefixes": "61-x"}
+    refused = world.client.post("/admin/tenant/create", data=form)
+    assert refused.status_code == 400 and "is not a number prefix" in refused.text
+    form |= {"blocked_prefixes": "", "timezone": "Mars/Olympus"}
     refused = world.client.post("/admin/tenant/create", data=form)
     assert refused.status_code == 400 and "not a known time zone" in refused.text
 
