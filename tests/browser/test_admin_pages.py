@@ -74,7 +74,14 @@ def test_every_admin_page_fits_and_passes_axe(live_server, browser, width):  # n
     page.wait_for_url(f"{live_server}/admin/")
     assert page.get_by_role("heading", level=1).inner_text().startswith("Today")
     paths = ["/admin/", *(f"/admin/{identity}/list" for identity in ADMIN_LISTS)]
-    paths += ["/admin/call-request/details/1", "/admin/tenant/create", "/admin/sessions"]
+    paths += [
+        "/admin/call-request/details/1",
+        "/admin/profile/details/1",
+        "/admin/tenant/create",
+        "/admin/tenant/edit/1",
+        "/admin/do-not-call/create",
+        "/admin/sessions",
+    ]
     for path in paths:
         page.goto(f"{live_server}{path}")
         assert page.get_by_role("heading", level=1).count() == 1, path
