@@ -122,11 +122,13 @@ class RequestAdmin(ReadOnlyView, model=CallRequest):
         CallRequest.token,
     ]
     column_searchable_list = [
+        "profile.callnow_id",
         CallRequest.number_e164,
         CallRequest.caller_name,
         CallRequest.state,
         CallRequest.reason,
     ]
+    column_labels: ClassVar[Any] = {"profile.callnow_id": "CallNow ID"}
     column_sortable_list = [CallRequest.id, CallRequest.created_at, CallRequest.state]
     column_default_sort = [(CallRequest.id, True)]
     column_formatters: ClassVar[Any] = {

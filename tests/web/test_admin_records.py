@@ -109,6 +109,8 @@ def test_no_list_or_detail_page_shows_a_repr_or_a_snake_case_label(admin_world):
         listing = world.client.get(f"/admin/{identity}/list")
         assert listing.status_code == 200, identity
         assert not REPR.search(listing.text), (identity, REPR.search(listing.text))
+        search = re.search(r'<label[^>]*for="search"[^>]*>(.*?)</label>', listing.text, re.S)
+        assert search is None or "_" not in search.group(1), (identity, search.group(1))
         headers = [re.sub(r"<[^>]+>", "", h).strip() for h in HEADER.findall(listing.text)]
         assert headers and not [h for h in headers if "_" in h], (identity, headers)
         first = re.search(rf'href="[^"]*/admin/{identity}/details/(\d+)"', listing.text)
@@ -135,6 +137,8 @@ def test_a_request_page_shows_its_history_and_its_legs(admin_world):
     assert "History" in page and "Queued" in page
     assert "Calls" in page and "Answered 200" in page
     assert "+61290375678" in world.client.get("/admin/call-request/list?search=5678").text
+    assert "+61290375678" in world.client.get("/admin/call-request/list?search=alice").text
+    assert "+61290375678" not in world.client.get("/admin/call-request/list?search=bob").text
     assert "No requests" not in world.client.get("/admin/").text
 
 
