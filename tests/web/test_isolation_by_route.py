@@ -583,7 +583,18 @@ def test_the_snapshot_notices_a_change_to_bobs_rows(scene: Scene) -> None:
 
 # ---------------------------------------------------------------------------- platform admin
 
-ADMIN_PAGES = ("/admin/", "/admin/tenant/list", "/admin/user/list", "/admin/profile/list")
+ADMIN_PAGES = (
+    "/admin/",
+    "/admin/tenant/list",
+    "/admin/user/list",
+    "/admin/profile/list",
+    "/admin/call-request/list",
+    "/admin/call-leg/list",
+    "/admin/charge-row/list",
+    "/admin/audit-entry/list",
+    "/admin/do-not-call/list",
+    "/admin/budget-row/list",
+)
 
 
 def test_an_owners_session_gets_nothing_from_the_platform_admin(scene: Scene) -> None:
