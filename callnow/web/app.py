@@ -28,6 +28,7 @@ from callnow.web import (
     owner_live,
     portal,
     public,
+    site,
     webhook_portal,
 )
 from callnow.web.context import SESSION_ENDERS, AppState, templates
@@ -81,7 +82,7 @@ def build_app(
         title="CallNow Call API",
         version=__version__,
         description="Callback requests for hosted PBX extensions.",
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
@@ -102,6 +103,7 @@ def build_app(
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"
     )
+    site.install(app, app.openapi_url or "")
     app.include_router(public.router)
     app.include_router(portal.router)
     app.include_router(api.router)
@@ -136,4 +138,5 @@ def build_app(
     )
     # Outermost, so every answer carries the headers, refusals included.
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(site.HeadAsGet)
     return app

@@ -171,9 +171,19 @@ PUBLIC_PAGE_ROUTES = {
     ("POST", "/callnow/{callnow_id}"): "/callnow/{callnow_id}",
 }
 
-# Not owner routes: files, the docs, and the platform admin (tested separately below).
-SKIPPED_PATHS = {"/api/v1/openapi.json", "/docs", "/docs/oauth2-redirect"}
-SKIPPED_MOUNTS = {"/static": "static files", "/admin": "platform admin, tested below"}
+# Not owner routes: files, the docs, the root's redirect, the favicon, and the platform admin (tested separately below).
+SKIPPED_PATHS = {
+    "/api/v1/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/",
+    "/favicon.ico",
+}
+SKIPPED_MOUNTS = {
+    "/static": "static files",
+    "/docs-assets": "the API docs' files",
+    "/admin": "platform admin, tested below",
+}
 
 
 @dataclass(frozen=True)
