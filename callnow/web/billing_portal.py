@@ -39,7 +39,14 @@ from callnow.store import provisioning
 from callnow.store.models import User, utcnow
 from callnow.web import forms
 from callnow.web.context import UnitOfWork, app_state
-from callnow.web.portal import _csrf_purpose, _render, _to_login, _tokens, current_user
+from callnow.web.portal import (
+    _csrf_purpose,
+    _render,
+    _to_login,
+    _tokens,
+    current_user,
+    owner_view,
+)
 
 router = APIRouter(prefix="/portal/billing", include_in_schema=False)
 PLATFORM_ADMIN = "platform_admin"
@@ -79,9 +86,11 @@ def billing_home(request: Request, session: UnitOfWork, month: str | None = None
         return _to_login()
     policy = _policy(request)
     scope = owner_scope(session, user.id, app_state(request).settings.default_timezone)
-    first_day, month_error = _month_or_current(month, scope.zone)
+    # Months, days and times on the owner's clock, the same one every portal page shows.
+    zone = owner_view(request, session, user).zone
+    first_day, month_error = _month_or_current(month, zone)
     lines = month_lines(
-        session, first_day, scope.zone, extension_ids=scope.extension_ids, newest_first=True
+        session, first_day, zone, extension_ids=scope.extension_ids, newest_first=True
     )
     days = daily_totals(lines, first_day)
     previous, following = _neighbours(first_day)
@@ -98,7 +107,7 @@ def billing_home(request: Request, session: UnitOfWork, month: str | None = None
         totals=totals(lines),
         days=days,
         chart=daily_chart(days, policy.currency_code, policy.minor_unit_exponent),
-        zone=str(scope.zone),
+        zone=str(zone),
         currency=policy.currency_code,
         money=lambda minor: format_minor(minor, policy.minor_unit_exponent),
         duration=_duration,

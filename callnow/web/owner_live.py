@@ -20,7 +20,7 @@ from starlette.datastructures import FormData
 from callnow.billing.ledger import cost_phrase_for
 from callnow.billing.policy import policy_from
 from callnow.domain import web_confirmation as rules
-from callnow.domain.phone import parse_visitor_number
+from callnow.domain.local_display import local_time, national_number
 from callnow.domain.rating import BillingPolicy
 from callnow.store import profiles, wakeup
 from callnow.store import web_confirmation as held
@@ -43,15 +43,17 @@ def _item(
     session: Session, call_request: CallRequest, now: datetime, policy: BillingPolicy
 ) -> dict[str, Any]:
     region = profiles.tenant_of(call_request.profile).region
+    zone = profiles.timezone_of(call_request.profile)
     # The same words the phone prompt uses, so the owner knows what accepting will cost.
     cost = cost_phrase_for(session, call_request.id, now, policy=policy)
     return {
         "token": call_request.token,
         "callnow_id": call_request.profile.callnow_id,
         "name": call_request.caller_name or "",
-        "number": parse_visitor_number(call_request.number_e164, region).display,
-        "requested": call_request.created_at.strftime("%H:%M UTC"),
-        "expires": rules.deadline(call_request.created_at).strftime("%H:%M UTC"),
+        "number": national_number(call_request.number_e164, region),
+        "e164": call_request.number_e164,
+        "requested": local_time(call_request.created_at, zone, "%H:%M"),
+        "expires": local_time(rules.deadline(call_request.created_at), zone, "%H:%M"),
         "cost": cost or "",
     }
 

@@ -8,9 +8,10 @@ from urllib.parse import quote
 import segno
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 from starlette.datastructures import FormData
 
+from callnow.domain import web_confirmation as confirmation_rules
 from callnow.domain.availability import WEEKDAYS
 from callnow.domain.page import MAX_WINDOWS, WELCOME_MAX_CHARS, is_paused
 from callnow.domain.request_state import VISITOR_TEXT, RequestState
@@ -18,9 +19,11 @@ from callnow.domain.rules import InvalidRule
 from callnow.services import page_settings
 from callnow.store import accounts, audit, profiles
 from callnow.store import requests as request_store
+from callnow.store import web_confirmation as held
 from callnow.store.models import Profile, User, utcnow
 from callnow.web import forms
 from callnow.web.context import UnitOfWork, app_state, client_address, templates
+from callnow.web.owner_view import OwnerView
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 
@@ -45,9 +48,29 @@ def current_user(request: Request, session: Session) -> User | None:
     return user if user is not None and user.is_active else None
 
 
+def owner_view(request: Request, session: Session, user: User) -> OwnerView:
+    settings = app_state(request).settings
+    zone, region = profiles.owner_locale(
+        session, user, settings.default_timezone, settings.default_region
+    )
+    return OwnerView(zone, region)
+
+
+def _pending_count(session: Session, user: User) -> int:
+    now = utcnow()
+    waiting = held.pending_for_owner(session, user.id)
+    return sum(1 for r in waiting if not confirmation_rules.has_expired(r.created_at, now))
+
+
 def _render(request: Request, name: str, user: User | None, **context: object) -> HTMLResponse:
     status_code = int(context.pop("status_code", 200))  # type: ignore[call-overload]  # an int
     context.update(user=user, csrf=_tokens(request).issue(_csrf_purpose(request)))
+    session = object_session(user) if user is not None else None
+    if user is not None and session is not None:
+        # Every page shows the owner's clock and numbers, and the nav's waiting count.
+        context.setdefault("view", owner_view(request, session, user))
+        context.setdefault("pending_count", _pending_count(session, user))
+    context.setdefault("nav", request.url.path)
     return templates.TemplateResponse(request, f"portal/{name}", context, status_code=status_code)
 
 
