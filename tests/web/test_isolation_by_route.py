@@ -171,7 +171,8 @@ PUBLIC_PAGE_ROUTES = {
     ("POST", "/callnow/{callnow_id}"): "/callnow/{callnow_id}",
 }
 
-# Not owner routes: files, the docs, the root's redirect, the favicon, and the platform admin (tested separately below).
+# Not owner routes: files, the docs, the root's redirect, the favicon, and the platform admin
+# (tested separately below).
 SKIPPED_PATHS = {
     "/api/v1/openapi.json",
     "/docs",
