@@ -60,6 +60,26 @@ def test_the_owner_sees_held_requests_with_accept_and_decline(world, held):
     assert "1 waiting" in page.text
 
 
+def test_every_portal_page_names_pending_with_its_count_and_marks_where_the_owner_is(world, held):
+    log_in(world)
+    for path, current in [
+        ("/portal", "My pages"),
+        ("/portal/requests", "Requests"),
+        ("/portal/webhooks", "Webhooks"),
+        ("/portal/profiles/alice/rules", "My pages"),
+    ]:
+        page = world.client.get(path).text
+        nav = page[page.index('<nav aria-label="Portal"') : page.index("</nav>")]
+        assert re.findall(r'<a href="[^"]+" aria-current="page">([^<]+)', nav) == [current], path
+        assert '<a href="/portal/webhooks"' in nav
+        assert 'id="nav-pending-count"' in nav and 'aria-label="1 waiting">1</span>' in nav
+    pending = world.client.get("/portal/pending").text
+    assert '<a href="/portal/pending" aria-current="page">Pending' in pending
+    # Times on the page's clock (Sydney), named; the number national, E.164 in the title.
+    assert re.search(r"asked at \d\d:\d\d AE[DS]T", pending)
+    assert 'title="+61290375678" data-e164="+61290375678">(02) 9037 5678</span>' in pending
+
+
 def test_another_owner_sees_nothing_and_cannot_answer(world, held):
     log_in(world, email="bob@example.com")
     page = world.client.get("/portal/pending")
