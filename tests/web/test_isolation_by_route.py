@@ -102,6 +102,7 @@ class Bobs:
     charge_id: int
     deck_id: int
     cancel_form_token: str
+    extension_id: int
 
 
 # ---------------------------------------------------------------------------- how to fill routes
@@ -157,6 +158,9 @@ def hostile_form(bob: Bobs, csrf: str, op: str) -> dict[str, str]:
         "name": "Alice's deck",
         "effective_from": "2026-01-01",
         "csv_text": deck_csv("61,Australia fixed,0,0.01,60,60,0"),
+        "extension_id": str(bob.extension_id),
+        "daily_cap": "0.01",
+        "display_name": "hijacked by alice",
     }
 
 
@@ -414,6 +418,7 @@ def give_bob_one_of_everything(world: Any) -> Bobs:
             charge_id=charge.id,
             deck_id=deck.id,
             cancel_form_token=cancel_token,
+            extension_id=profile.extension_id,
         )
 
 
