@@ -118,6 +118,34 @@ def pending_events(request: Request) -> Response:
     return StreamingResponse(stream, media_type="text/event-stream", headers=sse.HEADERS)
 
 
+# The navigation's count on every portal page: a cheap query, and no hurry.
+COUNT_TIMING = sse.StreamTiming(poll_s=2.0)
+
+
+def _count_snapshot(state: AppState, user_id: int) -> dict[str, Any] | None:
+    with state.read_only() as session:
+        user = session.get(User, user_id)
+        if user is None or not user.is_active:
+            return None
+        now = utcnow()
+        waiting = held.pending_for_owner(session, user_id)
+        return {"count": sum(1 for r in waiting if not rules.has_expired(r.created_at, now))}
+
+
+@router.get("/pending/count/events")
+def pending_count_events(request: Request) -> Response:
+    """How many requests wait for the owner, for the navigation of every portal page."""
+    state = app_state(request)
+    with state.read_only() as session:
+        user = current_user(request, session)
+        if user is None:
+            return PlainTextResponse("Please log in.", status_code=401)
+        user_id = user.id
+    read = sse.polled(lambda: _count_snapshot(state, user_id), COUNT_TIMING.poll_s)
+    stream = sse.watch(read, event="count", timing=COUNT_TIMING)
+    return StreamingResponse(stream, media_type="text/event-stream", headers=sse.HEADERS)
+
+
 def _answer(
     request: Request, token: str, posted: FormData, session: Session, accept: bool
 ) -> Response:

@@ -72,7 +72,8 @@ def test_every_portal_page_names_pending_with_its_count_and_marks_where_the_owne
         nav = page[page.index('<nav aria-label="Portal"') : page.index("</nav>")]
         assert re.findall(r'<a href="[^"]+" aria-current="page">([^<]+)', nav) == [current], path
         assert '<a href="/portal/webhooks"' in nav
-        assert 'id="nav-pending-count"' in nav and 'aria-label="1 waiting">1</span>' in nav
+        assert 'id="nav-pending-count"' in nav
+        assert '/portal/pending/count/events">1</span><span class="visually-hidden"> waiting' in nav
     pending = world.client.get("/portal/pending").text
     assert '<a href="/portal/pending" aria-current="page">Pending' in pending
     # Times on the page's clock (Sydney), named; the number national, E.164 in the title.
@@ -228,6 +229,7 @@ def test_the_pending_stream_follows_new_and_answered_requests(world, held, monke
                 "callnow_id": "alice",
                 "name": "Ann",
                 "number": "(02) 9037 5679",
+                "e164": "+61290375679",
                 "requested": items[0]["requested"],
                 "expires": items[0]["expires"],
                 "cost": "a local call, 12 cents",
@@ -235,7 +237,25 @@ def test_the_pending_stream_follows_new_and_answered_requests(world, held, monke
         ]
 
 
+def test_the_navigation_count_stream_follows_waiting_requests(world, held, monkeypatch):
+    monkeypatch.setattr(owner_live, "COUNT_TIMING", StreamTiming(poll_s=0.02, max_s=30))
+    log_in(world)
+    with world.client.stream("GET", "/portal/pending/count/events") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        data = (
+            json.loads(line.removeprefix("data: "))
+            for line in response.iter_lines()
+            if line.startswith("data: ")
+        )
+        assert next(data) == {"count": 1}
+        post_form(world, "alice", name="Ann", number="0290375679")
+        assert next(data) == {"count": 2}
+        age(world, held, minutes=rules.DEFAULT_TIMEOUT.total_seconds() / 60 + 1)
+        assert next(data) == {"count": 1}
+
+
 def test_the_pending_stream_needs_a_login(world):
+    assert world.client.get("/portal/pending/count/events").status_code == 401
     assert world.client.get("/portal/pending/events").status_code == 401
     assert world.client.get("/portal/pending").status_code == 303
 

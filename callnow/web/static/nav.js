@@ -7,11 +7,10 @@
     return;
   }
   var source = new EventSource(badge.getAttribute("data-events"));
-  source.addEventListener("pending", function (event) {
+  source.addEventListener("count", function (event) {
     try {
-      var count = JSON.parse(event.data).items.length;
+      var count = JSON.parse(event.data).count;
       badge.textContent = String(count);
-      badge.setAttribute("aria-label", count + " waiting");
     } catch (err) {
       // a malformed event changes nothing
     }

@@ -83,7 +83,6 @@
     var badge = document.getElementById("nav-pending-count");
     if (badge) {
       badge.textContent = String(data.items.length);
-      badge.setAttribute("aria-label", data.items.length + " waiting");
     }
     if (empty) {
       empty.hidden = data.items.length > 0;
