@@ -440,8 +440,9 @@ def scene(world: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Scene]:
     import callnow.web as web_package
 
     for module in list(vars(web_package).values()):
-        if isinstance(getattr(module, "TIMING", None), sse.StreamTiming):
-            monkeypatch.setattr(module, "TIMING", sse.StreamTiming(poll_s=0.01, max_s=0.1))
+        for name, value in list(vars(module).items()) if hasattr(module, "__dict__") else []:
+            if isinstance(value, sse.StreamTiming):
+                monkeypatch.setattr(module, name, sse.StreamTiming(poll_s=0.01, max_s=0.1))
     bob = give_bob_one_of_everything(world)
     alice_secret, _ = _issue_key(world, "alice@example.com", "alice's key")
     alice_portal = _client(world)
