@@ -63,3 +63,14 @@ def test_head_works_wherever_get_does(world):
         assert head.status_code == get.status_code == 200, path
         assert head.content == b""
         assert head.headers["content-type"] == get.headers["content-type"]
+
+
+def test_head_on_an_event_stream_answers_the_headers_and_ends(world):
+    from tests.web.test_portal import log_in
+
+    log_in(world)
+    for path in ("/portal/pending/events", "/portal/pending/count/events"):
+        head = world.client.head(path)
+        assert head.status_code == 200
+        assert head.headers["content-type"].startswith("text/event-stream")
+        assert head.content == b""
