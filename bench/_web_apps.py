@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import sqlite3
 import time
@@ -24,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from callnow import logs
 from callnow.bootstrap import prepare
 from callnow.compose import create_app
 from callnow.config import Settings, WebSettings
@@ -46,6 +48,9 @@ def callnow_app(data_dir: Path, trusted_proxies: list[str] | None = None) -> Any
         ),
     )
     settings, _ = prepare(settings)
+    # Logged as `callnow serve` logs (info, one line per request placed), into nowhere: the
+    # cost of logging counts, the terminal stays readable.
+    logs.configure(settings.log_level, settings.log_format, stream=open(os.devnull, "w"))  # noqa: SIM115
     return create_app(settings)
 
 

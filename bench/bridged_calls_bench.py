@@ -82,9 +82,9 @@ class CapturingTelephony:
         self.live = live
         self.channels: dict[str, LiveChannel] = {}
 
-    async def open_call(self, request_ref: str, events: EventSink) -> LiveChannel:
-        channel = await self.live.open_call(request_ref, events)
-        self.channels[request_ref] = channel
+    async def open_call(self, facts: RequestFacts, events: EventSink) -> LiveChannel:
+        channel = await self.live.open_call(facts, events)
+        self.channels[facts.request_ref] = channel
         return channel
 
 
@@ -201,7 +201,6 @@ class Bench:
                 await asyncio.sleep(delay)
             facts = self.facts()
             try:
-                live.announce(facts)
                 self.handles[facts.request_ref] = await engine.start_callback(facts)
             except Exception as exc:
                 failed[f"start: {type(exc).__name__}: {exc}"[:80]] += 1

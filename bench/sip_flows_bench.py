@@ -276,7 +276,6 @@ class Bench:
         async def one(facts: RequestFacts, internal: str) -> None:
             handed[internal] = (time.time(), facts.request_ref)
             try:
-                telephony.announce(facts)
                 handle = await engine.start_callback(facts)
             except Exception as exc:
                 result.failed[f"start: {type(exc).__name__}"] += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -106,7 +107,18 @@ class WebSettings(BaseModel):
         description="How long a public-page request waits for a free slot before it is "
         "answered 503.",
     )
-
+    session_idle_s: int = Field(
+        2 * 3600,
+        ge=300,
+        le=30 * 86400,
+        description="A portal or admin session unused this long ends; the user logs in again.",
+    )
+    session_absolute_s: int = Field(
+        12 * 3600,
+        ge=600,
+        le=90 * 86400,
+        description="A portal or admin session ends this long after its login, however busy.",
+    )
 
 
 class SipSettings(BaseModel):
@@ -130,12 +142,49 @@ class SipSettings(BaseModel):
     max_call_duration_s: int = Field(
         3600, ge=1, le=86_400, description="A bridged call is ended cleanly after this long."
     )
+    owner_prompt_plays: int = Field(
+        2,
+        ge=1,
+        le=5,
+        description="How often the owner hears the request before a silent answer counts as "
+        "not answered. Short, so a voicemail box that picks up does not record it over and "
+        "over.",
+    )
+    owner_ringback: bool = Field(
+        True,
+        description="Play a ringback tone (the cadence of `default_region`) to the owner while "
+        "the visitor's phone rings, unless the carrier sends its own early media.",
+    )
+    owner_digit_wait_s: float = Field(
+        4,
+        ge=1,
+        le=30,
+        description="Silence after each play of the request before it is played again (or, "
+        "after the last play, the owner's phone is released).",
+    )
     trusted_sources: list[IpNetwork] = Field(
         [],
-        description="IP addresses or networks allowed to send requests outside the calls we "
-        "placed (a proxy's OPTIONS, a stray INVITE). Requests from anywhere else get no answer, "
-        "so a scanner learns nothing; requests inside our calls are always handled. Empty "
-        "answers everyone.",
+        description="IP addresses or networks (the PBX, the trunk) whose requests outside the "
+        "calls we placed are handled in full (an OPTIONS health check, a stray INVITE's 403 "
+        "until acknowledged) and that the source rate limit does not count. "
+        "Requests inside our calls are always handled, from anywhere.",
+    )
+    untrusted_requests: Literal["answer_once", "drop"] = Field(
+        "answer_once",
+        description="Requests outside our calls from any other address: `answer_once` sends "
+        "one reply without a transaction (never retransmitted; a repeat of the request gets "
+        "nothing), `drop` sends nothing, so a scanner learns nothing and a forged source "
+        "address gets nothing reflected to it.",
+    )
+    source_rate_per_s: float = Field(
+        10.0,
+        ge=0,
+        le=100_000,
+        description="Requests outside our calls one untrusted address may send a second; more "
+        "get nothing. 0 turns the limit off.",
+    )
+    source_burst: int = Field(
+        20, ge=1, le=1_000_000, description="How many such requests a burst may hold."
     )
 
     @field_validator("owner_uri_template")
@@ -146,10 +195,79 @@ class SipSettings(BaseModel):
         return value
 
 
+# Codecs rtpengine 10.5 (Debian) transcodes between; the names are its ng `codec` names.
+TRUNK_CODECS = ("PCMA", "PCMU", "G722")
+TrunkCodec = Literal["PCMA", "PCMU", "G722"]
+
+
+_HOST_PORT = r"^([A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?:[0-9]{1,5})?$"
+
+
+def _split_host_port(value: str) -> tuple[str, int] | None:
+    if not value:
+        return None
+    host, port = value.rsplit(":", 1)
+    return host, int(port)
+
 
 class TrunkSettings(BaseModel):
     """The carrier trunk that reaches visitors' numbers."""
 
+    name: str = Field(
+        "main",
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$",
+        description="Short name of the trunk, shown in health and logs (lower-case letters, "
+        "digits, `-`, `_`; at most 32).",
+    )
+    prefixes: list[Annotated[str, Field(pattern=r"^[1-9][0-9]{0,14}$")]] = Field(
+        [],
+        max_length=200,
+        description="E.164 digit prefixes (country code first, no +: `61`, `614`) of the "
+        "numbers this trunk may dial. Empty: every number.",
+    )
+    setup_timeout_s: float = Field(
+        5.0,
+        ge=1,
+        le=60,
+        description="An INVITE with no response at all (not even 100 Trying) this long counts "
+        "as the trunk being down: the next trunk is tried.",
+    )
+    registration: bool = Field(
+        False,
+        description="Keep an account registered with the trunk's registrar (REGISTER with "
+        "digest auth, refreshed before expiry, retried with backoff); its state shows in "
+        "`/api/v1/health`.",
+    )
+    registrar: str = Field(
+        "",
+        max_length=260,
+        pattern=_HOST_PORT,
+        description="`host:port` of the registrar. Empty: the outbound proxy, else the "
+        "template's host and port.",
+    )
+    register_user: str = Field(
+        "",
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.!~*'()&=+$,;?/%+-]*$",
+        description="User part of the registered address of record. Empty: `username`.",
+    )
+    register_domain: str = Field(
+        "",
+        max_length=253,
+        pattern=r"^([A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)?$",
+        description="Host part of the address of record and the REGISTER's request URI. "
+        "Empty: the registrar's host.",
+    )
+    register_expires_s: int = Field(
+        600, ge=60, le=86_400, description="Expiry asked for; refreshed at 80 % of what is granted."
+    )
+    register_retry_max_s: int = Field(
+        300,
+        ge=5,
+        le=3600,
+        description="Longest wait between REGISTER attempts after failures (the wait starts "
+        "at 2 s and doubles).",
+    )
     uri_template: str = Field(
         "sip:{e164}@127.0.0.1:5090",
         description="How a visitor's number is dialled: `{e164}` (+61290375678), `{national}` "
@@ -157,6 +275,110 @@ class TrunkSettings(BaseModel):
     )
     username: str = Field("", description="Digest user name for 401/407 challenges.")
     password: str = Field("", description="Digest password for 401/407 challenges.")
+    from_user: str = Field(
+        "",
+        max_length=32,
+        pattern=r"^(\+?[0-9]{1,31})?$",
+        description="User part of the trunk INVITE's From (digits, optional leading +), for "
+        "trunks that want their account number there; the caller ID then travels in "
+        "P-Asserted-Identity. Empty: the caller ID.",
+    )
+    from_domain: str = Field(
+        "",
+        max_length=253,
+        pattern=r"^([A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)?$",
+        description="Host part of From and P-Asserted-Identity (trunks often want their own "
+        "domain there). Empty: the engine's SIP address.",
+    )
+    display_name: str = Field(
+        "",
+        max_length=64,
+        pattern=r"^[^\"\\\x00-\x1f\x7f]*$",
+        description="Display name of the trunk INVITE's From and P-Asserted-Identity (no "
+        "quotes, backslashes or control characters). Empty: none.",
+    )
+    caller_id_format: Literal["e164", "e164_no_plus", "national"] = Field(
+        "e164",
+        description="How the extension's external number is shown to the carrier: `e164` "
+        "(+61299990000), `e164_no_plus` (61299990000) or `national` (0299990000, numbers of "
+        "`default_region` only).",
+    )
+    p_asserted_identity: bool = Field(
+        True, description="Send P-Asserted-Identity (RFC 3325) with the caller ID."
+    )
+    privacy: Literal["none", "id", "header", "user"] = Field(
+        "none",
+        description="`Privacy` header of the trunk INVITE (RFC 3323/3325): `id` asks the "
+        "carrier to withhold the caller ID from the callee; `none` sends no header.",
+    )
+    outbound_proxy: str = Field(
+        "",
+        max_length=260,
+        pattern=r"^([A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?:[0-9]{1,5})?$",
+        description="`host:port` the trunk INVITEs are sent to (the request URI stays the "
+        "template's). Empty: the template's host and port.",
+    )
+    supported: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.!%*_+`'~-]{1,32}$")]] = Field(
+        [],
+        max_length=8,
+        description="Option tags of the `Supported` header of our INVITEs (RFC 3261 20.37). "
+        "Empty sends an empty header: no extension is claimed that the engine does not do.",
+    )
+    codecs: list[TrunkCodec] = Field(
+        ["PCMA", "PCMU"],
+        min_length=1,
+        max_length=len(TRUNK_CODECS),
+        description="Audio codecs offered to the trunk, most preferred first "
+        f"({', '.join(TRUNK_CODECS)}); RFC 4733 telephone-event is always added. rtpengine "
+        "transcodes when the carrier and the owner's phone settle on different ones.",
+    )
+
+    @field_validator("outbound_proxy")
+    @classmethod
+    def _proxy_port_in_range(cls, value: str) -> str:
+        if value and not 1 <= int(value.rsplit(":", 1)[1]) <= 65535:
+            raise ValueError("outbound_proxy port must be 1-65535")
+        return value
+
+    @property
+    def outbound_proxy_address(self) -> tuple[str, int] | None:
+        return _split_host_port(self.outbound_proxy)
+
+    @property
+    def registrar_address(self) -> tuple[str, int] | None:
+        """Where REGISTERs go: `registrar`, else the outbound proxy, else the template's host
+        and port (None when the template's host part cannot be read)."""
+        explicit = _split_host_port(self.registrar) or self.outbound_proxy_address
+        if explicit is not None:
+            return explicit
+        match = re.search(r"@([A-Za-z0-9.-]+)(?::([0-9]{1,5}))?", self.uri_template)
+        if match is None:
+            return None
+        return match.group(1), int(match.group(2) or 5060)
+
+    def allows(self, e164: str) -> bool:
+        """May this trunk dial `e164` (+ and digits)?"""
+        return not self.prefixes or any(e164[1:].startswith(p) for p in self.prefixes)
+
+    @model_validator(mode="after")
+    def _registration_complete(self) -> TrunkSettings:
+        if self.registration:
+            if not (self.register_user or self.username):
+                raise ValueError("trunk registration needs register_user or username")
+            if self.registrar_address is None:
+                raise ValueError("trunk registration needs registrar (host:port)")
+            if self.registrar:
+                port = int(self.registrar.rsplit(":", 1)[1])
+                if not 1 <= port <= 65535:
+                    raise ValueError("trunk registrar port must be 1-65535")
+        return self
+
+    @field_validator("codecs")
+    @classmethod
+    def _codecs_once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("trunk codecs must not repeat")
+        return value
 
     @field_validator("uri_template")
     @classmethod
@@ -253,6 +475,55 @@ class EngineSettings(BaseModel):
     max_calls_per_tenant: int = Field(
         20, ge=1, le=10_000, description="Callbacks at once per tenant."
     )
+    drain_s: float = Field(
+        300,
+        ge=0,
+        le=3600,
+        description="On SIGTERM the engine stops claiming and lets calls in progress end by "
+        "themselves for up to this long (leases renewed), then hangs up what is left; a second "
+        "SIGTERM hangs up at once. 0: hang up at once.",
+    )
+
+
+class MetricsSettings(BaseModel):
+    """Prometheus metrics, each process on a listener of its own (never the public port)."""
+
+    enabled: bool = Field(False, description="Serve `/metrics` on `host`:`port`.")
+    host: str = Field(
+        "127.0.0.1", description="Address of the metrics listeners; keep it private."
+    )
+    port: int = Field(
+        9464, ge=1, le=65535, description="TCP port of the web process's metrics listener."
+    )
+    engine_port: int = Field(
+        9465,
+        ge=1,
+        le=65535,
+        description="TCP port of the engine's metrics listener (`callnow engine`, or the engine "
+        "child of `callnow serve`); each engine process on a host needs its own.",
+    )
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> Self:
+        if self.enabled and self.port == self.engine_port:
+            raise ValueError("metrics.port and metrics.engine_port must differ")
+        return self
+
+
+# Every limit `services/throttle.py` counts, by its setting name in `AbuseSettings`.
+LIMIT_RULES = (
+    "per_source",
+    "per_network",
+    "per_profile",
+    "per_number",
+    "per_block",
+    "platform",
+    "login_per_account",
+    "login_per_account_network",
+    "login_per_source",
+    "captcha_auto_on",
+    "spike_captcha",
+)
 
 
 class AbuseSettings(BaseModel):
@@ -262,9 +533,10 @@ class AbuseSettings(BaseModel):
     """
 
     storage_url: str = Field(
-        "memory://",
-        description="Where limit counters live: `memory://` for one process; "
-        "`redis://127.0.0.1:6379` when several processes share the load.",
+        "database://",
+        description="Where limit counters live: `database://` in the service's own database "
+        "(they survive a restart); `redis://127.0.0.1:6379` when several web processes share "
+        "the load; `memory://` for one process that may forget them on restart.",
     )
     per_source: RateLimit = Field(
         "10/minute;60/hour", description="Requests per visitor address (every attempt counts)."
@@ -283,10 +555,18 @@ class AbuseSettings(BaseModel):
     )
     platform: RateLimit = Field("600/minute", description="Owner calls on the whole platform.")
     login_per_account: RateLimit = Field(
-        "5/minute;20/hour", description="Login attempts per account."
+        "10/15 minutes;50/day",
+        description="Failed logins per account from all networks together. Above it the account "
+        "is under attack: only networks its user has logged in from before may try, after a "
+        "CAPTCHA; others are answered 429.",
+    )
+    login_per_account_network: RateLimit = Field(
+        "5/minute;20/hour",
+        description="Failed logins per account from one network (/24 or /64); above it that "
+        "network is answered 429 for the account.",
     )
     login_per_source: RateLimit = Field(
-        "20/minute;100/hour", description="Login attempts per visitor address."
+        "20/minute;100/hour", description="Login attempts per visitor address (every one counts)."
     )
     blocked_prefixes: list[str] = Field(
         [],
@@ -303,13 +583,14 @@ class AbuseSettings(BaseModel):
         description="Above this many form posts, a page asks for the image check even if its "
         "owner turned it off.",
     )
-    spike_pause: RateLimit = Field(
+    spike_captcha: RateLimit = Field(
         "100/10 minutes",
-        description="Far above normal: the page pauses itself (answers like an unknown page) "
-        "and the owner is told.",
+        description="Far above normal: the page asks every visitor for the image check for "
+        "`spike_captcha_minutes` and the owner is told. It stays reachable; pausing a page is "
+        "the owner's or an admin's choice.",
     )
-    pause_minutes: int = Field(
-        60, ge=1, le=7 * 24 * 60, description="How long a page paused by a spike stays paused."
+    spike_captcha_minutes: int = Field(
+        60, ge=1, le=7 * 24 * 60, description="How long a spike keeps the image check on."
     )
 
     @field_validator("blocked_prefixes", "allowed_prefixes")
@@ -365,6 +646,73 @@ class RequestPolicySettings(BaseModel):
     )
 
 
+class MailSettings(BaseModel):
+    """Owner e-mail (notices and password resets) through an SMTP server."""
+
+    enabled: bool = Field(
+        False,
+        description="Send e-mail. Off: notices still wait in the outbox and go out once it is on.",
+    )
+    smtp_host: str = Field("127.0.0.1", min_length=1, max_length=253, description="SMTP server.")
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port (587 STARTTLS, 465 TLS).")
+    security: Literal["none", "starttls", "tls"] = Field(
+        "starttls",
+        description="`starttls` upgrades a plain connection (refusing a server that cannot); "
+        "`tls` is implicit TLS from the first byte; `none` only for a server on this host.",
+    )
+    ca_file: str = Field(
+        "",
+        max_length=4096,
+        description="A PEM file of the CA certificates to trust for the SMTP server instead of "
+        "the system's (a private mail server); empty: the system's.",
+    )
+    username: str = Field("", max_length=254, description="SMTP login; empty: no AUTH.")
+    password: str = Field("", max_length=256, description="SMTP password.")
+    from_address: str = Field(
+        "callnow@localhost",
+        pattern=r"^[^@\s<>]{1,64}@[^@\s<>]{1,253}$",
+        description="The From address; its domain also ends each Message-ID.",
+    )
+    timeout_s: float = Field(20.0, gt=0, le=300, description="One SMTP conversation at most.")
+    poll_interval_s: float = Field(
+        2.0, gt=0, le=300, description="How often the sender looks for mail that is due."
+    )
+    lease_s: int = Field(
+        120,
+        ge=5,
+        le=3600,
+        description="How long a sender holds the mail it is sending; mail a crashed sender held "
+        "goes out again (same Message-ID) after this.",
+    )
+    digest_burst: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="At most this many separate mails to one owner within `digest_window_s`; "
+        "beyond that, what is due goes out as one digest.",
+    )
+    digest_window_s: int = Field(600, ge=1, le=86_400, description="The digest's window.")
+    digest_gap_s: int = Field(
+        120, ge=0, le=86_400, description="At most one digest per owner this often."
+    )
+    answer_link_s: int = Field(
+        600,
+        ge=60,
+        le=86_400,
+        description="How long a mailed Accept/Decline link works (never past the request's own "
+        "web confirmation timeout).",
+    )
+    reset_token_s: int = Field(
+        1800, ge=300, le=86_400, description="How long a password reset link works."
+    )
+    reset_per_account: RateLimit = Field(
+        "3/hour", description="Password reset mails one account may be sent."
+    )
+    reset_per_source: RateLimit = Field(
+        "10/hour", description="Password reset asks from one network."
+    )
+
+
 # The TOML file `Settings.load` is reading, seen by `settings_customise_sources` (a class method
 # that gets no arguments of its own); set only for the duration of one load.
 _loading_file: ContextVar[Path | None] = ContextVar("callnow_settings_file", default=None)
@@ -408,6 +756,14 @@ class Settings(BaseSettings):
     web: WebSettings = Field(WebSettings(), description=WebSettings.__doc__)
     sip: SipSettings = Field(SipSettings(), description=SipSettings.__doc__)
     trunk: TrunkSettings = Field(TrunkSettings(), description=TrunkSettings.__doc__)
+    trunks: list[TrunkSettings] = Field(
+        [],
+        max_length=16,
+        description="Further trunks (`[[trunks]]`, same keys as `[trunk]`). A visitor's number "
+        "is dialled through the first trunk whose `prefixes` allow it, `[trunk]` first and then "
+        "these in order; on a 5xx or no response the next allowed trunk is tried (never on "
+        "busy, decline or no answer: those are the visitor's answer).",
+    )
     rtpengine: RtpengineSettings = Field(RtpengineSettings(), description=RtpengineSettings.__doc__)
     requests: RequestPolicySettings = Field(
         RequestPolicySettings(), description=RequestPolicySettings.__doc__
@@ -415,6 +771,8 @@ class Settings(BaseSettings):
     abuse: AbuseSettings = Field(AbuseSettings(), description="Limits against abuse.")
     engine: EngineSettings = Field(EngineSettings(), description=EngineSettings.__doc__)
     billing: BillingSettings = Field(BillingSettings(), description=BillingSettings.__doc__)
+    metrics: MetricsSettings = Field(MetricsSettings(), description=MetricsSettings.__doc__)
+    mail: MailSettings = Field(MailSettings(), description=MailSettings.__doc__)
 
     @field_validator("default_timezone")
     @classmethod
@@ -441,6 +799,19 @@ class Settings(BaseSettings):
                 if port == other_port and _same_host(host, other_host):
                     raise ValueError(f"{name} and {other} are both {port} on {host}")
         return self
+
+    @model_validator(mode="after")
+    def _trunk_names_differ(self) -> Self:
+        names = [t.name for t in self.all_trunks]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"two trunks are named {name!r}; give each its own name")
+        return self
+
+    @property
+    def all_trunks(self) -> list[TrunkSettings]:
+        """`[trunk]` and then `[[trunks]]`, in the order they are tried."""
+        return [self.trunk, *self.trunks]
 
     @property
     def effective_database_url(self) -> str:

@@ -6,8 +6,10 @@ cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(
   python3 python3-dev gcc
-  sip-tester kamailio rtpengine-daemon espeak-ng sox
+  sip-tester kamailio rtpengine-daemon espeak-ng sox baresip
   chromium fonts-dejavu-core postgresql-client
+  openssl
+  systemd  # systemd-analyze verifies the units in ops/systemd
 )
 
 missing=()

@@ -79,6 +79,44 @@ def test_a_provider_provisions_a_tenant_owner_extension_and_page(run):
     assert "/callnow/acme.sales" in enabled.output
 
 
+def test_enable_callnow_renames_an_existing_page_only_when_asked(run):
+    run("admin", "create-tenant", "Acme")
+    run(
+        "admin",
+        "create-extension",
+        "--tenant",
+        "Acme",
+        "--internal",
+        "003001",
+        "--external",
+        "0290374444",
+    )
+    run(
+        "admin",
+        "create-extension",
+        "--tenant",
+        "Acme",
+        "--internal",
+        "003002",
+        "--external",
+        "0290374445",
+    )
+    assert run("admin", "enable-callnow", "--internal", "003001", "--id", "acme").exit_code == 0
+    refused = run("admin", "enable-callnow", "--internal", "003001", "--id", "acme.sales")
+    assert refused.exit_code == 1
+    assert "--rename" in refused.output
+    again = run("admin", "enable-callnow", "--internal", "003001", "--id", "acme")
+    assert again.exit_code == 0  # re-enabling under the same ID needs no flag
+    renamed = run(
+        "admin", "enable-callnow", "--internal", "003001", "--id", "acme.sales", "--rename"
+    )
+    assert renamed.exit_code == 0, renamed.output
+    assert "/callnow/acme.sales" in renamed.output
+    stolen = run("admin", "enable-callnow", "--internal", "003002", "--id", "acme")
+    assert stolen.exit_code == 1
+    assert "at least a year" in stolen.output
+
+
 def test_provisioning_errors_are_plain_and_exit_non_zero(run):
     run("admin", "create-tenant", "Acme")
     duplicate = run("admin", "create-tenant", "Acme")
@@ -154,7 +192,9 @@ def test_serve_hands_the_gil_over_quickly_before_it_starts_serving(run, monkeypa
     from callnow.bootstrap import THREAD_SWITCH_INTERVAL_S
 
     seen: list[float] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.append(sys.getswitchinterval()))
+    monkeypatch.setattr(
+        uvicorn.Server, "run", lambda server, **kw: seen.append(sys.getswitchinterval())
+    )
     default = sys.getswitchinterval()
     try:
         result = run("serve", env={"CALLNOW_ENGINE__ENABLED": "false"})
@@ -169,7 +209,9 @@ def test_serve_leaves_its_start_up_objects_out_of_garbage_collection(run, monkey
     import uvicorn
 
     frozen: list[int] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: frozen.append(gc.get_freeze_count()))
+    monkeypatch.setattr(
+        uvicorn.Server, "run", lambda server, **kw: frozen.append(gc.get_freeze_count())
+    )
     assert gc.get_freeze_count() == 0
     result = run("serve", env={"CALLNOW_ENGINE__ENABLED": "false"})
     assert result.exit_code == 0, result.output
@@ -271,6 +313,8 @@ def test_nothing_below_the_command_line_imports_it():
         ("serve", "sip.listen_port", socket.SOCK_DGRAM, {}),
         ("engine", "rtpengine.dtmf_log_port", socket.SOCK_DGRAM, {}),
         ("engine", "rtpengine.ng_port", socket.SOCK_DGRAM, {}),
+        ("serve", "metrics.port", socket.SOCK_STREAM, {"CALLNOW_METRICS__ENABLED": "true"}),
+        ("engine", "metrics.engine_port", socket.SOCK_STREAM, {"CALLNOW_METRICS__ENABLED": "true"}),
     ],
 )
 def test_a_port_in_use_stops_the_start_with_one_line_naming_the_setting(
@@ -281,12 +325,15 @@ def test_a_port_in_use_stops_the_start_with_one_line_naming_the_setting(
     from callnow.engine.runtime import EngineRuntime
 
     started: list[str] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.append("web"))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server, **kw: started.append("web"))
     monkeypatch.setattr(EngineRuntime, "start", lambda *a, **kw: started.append("engine"))
     # The other UDP ports free too, so the one taken is the only one in the way.
     for other in ("sip.listen_port", "rtpengine.ng_port", "rtpengine.dtmf_log_port"):
         variable = "CALLNOW_" + other.upper().replace(".", "__")
         monkeypatch.setenv(variable, str(free_port(socket.SOCK_DGRAM)))
+    for other in ("metrics.port", "metrics.engine_port"):
+        variable = "CALLNOW_" + other.upper().replace(".", "__")
+        monkeypatch.setenv(variable, str(free_port(socket.SOCK_STREAM)))
     with port_taken(kind) as port:
         variable = "CALLNOW_" + setting.upper().replace(".", "__")
         result = run(command, env={**env, variable: str(port)})

@@ -46,7 +46,7 @@ def test_load_refuses_a_file_that_is_not_there(tmp_path, monkeypatch):
     ("key", "value"),
     [
         ("CALLNOW_ABUSE__CAPTCHA_AUTO_ON", "banana"),
-        ("CALLNOW_ABUSE__SPIKE_PAUSE", "banana"),
+        ("CALLNOW_ABUSE__SPIKE_CAPTCHA", "banana"),
         ("CALLNOW_ABUSE__PER_SOURCE", "10/minute;often"),
         ("CALLNOW_ABUSE__PER_NUMBER", "0/day"),
     ],
@@ -62,9 +62,9 @@ def test_every_rate_limit_is_checked_at_load(monkeypatch, key, value):
 
 
 def test_several_windows_are_accepted_for_the_page_limits(monkeypatch):
-    monkeypatch.setenv("CALLNOW_ABUSE__SPIKE_PAUSE", "100/10 minutes;300/hour")
+    monkeypatch.setenv("CALLNOW_ABUSE__SPIKE_CAPTCHA", "100/10 minutes;300/hour")
     monkeypatch.setenv("CALLNOW_ABUSE__CAPTCHA_AUTO_ON", "20/10 minutes")
-    assert Settings().abuse.spike_pause == "100/10 minutes;300/hour"
+    assert Settings().abuse.spike_captcha == "100/10 minutes;300/hour"
 
 
 def test_an_empty_rtp_port_range_is_refused():

@@ -54,5 +54,5 @@ def test_every_setting_has_a_row_with_its_environment_variable_and_a_description
 def test_ranges_and_rate_limits_are_shown():
     text = reference()
     assert "| `web.port` | integer | `8000` | 1 ≤ x ≤ 65535 |" in text
-    assert '| `abuse.spike_pause` | rate limit | `"100/10 minutes"` |' in text
+    assert '| `abuse.spike_captcha` | rate limit | `"100/10 minutes"` |' in text
     assert '| `rtpengine.mode` | choice | `"spawn"` | `"spawn"`, `"external"` |' in text

@@ -19,6 +19,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
+from callnow.billing.budget_warning import warn_if_nearly_used_up
 from callnow.billing.budgets import budget_for, set_budget
 from callnow.billing.deck_store import (
     export_deck,
@@ -424,7 +425,10 @@ def post_charge_with_retry(
     for attempt in range(1, attempts + 1):
         try:
             with transaction(sessions) as session:
-                return post_charge_for_leg(session, call_leg_id, policy=policy)
+                charge = post_charge_for_leg(session, call_leg_id, policy=policy)
+                if charge is not None:
+                    warn_if_nearly_used_up(session, charge.extension_id, charge.posted_at)
+                return charge
         except (OperationalError, IntegrityError):
             if attempt == attempts:
                 raise

@@ -107,14 +107,22 @@ def create_extension(
 def enable_callnow(
     internal: Annotated[str, typer.Option(help="The extension's internal number.")],
     callnow_id: Annotated[str, typer.Option("--id", help="The CallNow ID, e.g. john_doe.")],
+    rename: Annotated[
+        bool,
+        typer.Option(
+            "--rename",
+            help="Rename the extension's existing page; its old ID keeps redirecting "
+            "and is held from other pages for a year.",
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Give an extension its public CallNow page."""
+    """Give an extension its public CallNow page (or, with --rename, a new ID for it)."""
     with admin_session(load_settings(config)) as session:
         extension = provisioning.extension_by_internal(session, internal)
         if extension is None:
             raise CommandError(f"No extension {internal}.")
-        profile = provisioning.enable_callnow(session, extension, callnow_id)
+        profile = provisioning.enable_callnow(session, extension, callnow_id, rename=rename)
         typer.echo(f"CallNow is on for {internal}: /callnow/{profile.callnow_id}")
 
 
@@ -163,3 +171,70 @@ def do_not_call_list(config: ConfigOption = None) -> None:
     with admin_session(load_settings(config)) as session:
         for entry in do_not_call.listed(session):
             typer.echo(f"{entry.e164}\t{entry.added_at:%Y-%m-%d}\t{entry.reason}")
+
+
+provider_token_app = typer.Typer(
+    help="Tokens of the provider API (/api/provider/v1): scoped, revocable.",
+    no_args_is_help=True,
+)
+admin_app.add_typer(provider_token_app, name="provider-token")
+
+
+@provider_token_app.command("create")
+def provider_token_create(
+    scope: Annotated[
+        list[str],
+        typer.Option(
+            "--scope",
+            help="Repeat for each scope: tenants:read, tenants:write, pages:write,"
+            " budgets:write, do_not_call:read, do_not_call:write.",
+        ),
+    ],
+    label: Annotated[str, typer.Option(help="What the token is for, e.g. 'billing sync'.")] = "",
+    tenant: Annotated[
+        str | None, typer.Option(help="Bind the token to this tenant (by name); else all.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Create a token and print its secret once: only its hash is kept."""
+    from callnow.services import provisioning as service
+
+    with admin_session(load_settings(config)) as session:
+        try:
+            issued = service.issue_token(session, label=label, scopes=scope, tenant_name=tenant)
+        except service.Refused as refused:
+            raise CommandError(str(refused)) from refused
+        token = issued.token
+        typer.echo(f"Provider token {token.token_id} ({', '.join(token.scopes)}) created.")
+        typer.echo("Its secret, shown only now:")
+        typer.echo(issued.secret)
+
+
+@provider_token_app.command("revoke")
+def provider_token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id, as `list` shows it.")],
+    config: ConfigOption = None,
+) -> None:
+    """Revoke a token: every later call with it answers 401."""
+    from callnow.services import provisioning as service
+
+    with admin_session(load_settings(config)) as session:
+        try:
+            token = service.revoke_token(session, token_id)
+        except service.Refused as refused:
+            raise CommandError(str(refused)) from refused
+        typer.echo(f"Provider token {token.token_id} revoked.")
+
+
+@provider_token_app.command("list")
+def provider_token_list(config: ConfigOption = None) -> None:
+    """Print every token: id, state, scopes, tenant, label, last use; tab-separated."""
+    from callnow.store import provider_tokens
+
+    with admin_session(load_settings(config)) as session:
+        for token in provider_tokens.listed(session):
+            state = "revoked" if token.revoked_at else "active"
+            used = f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never"
+            tenant = token.tenant.name if token.tenant else "(all tenants)"
+            scopes = ",".join(token.scopes)
+            typer.echo(f"{token.token_id}\t{state}\t{scopes}\t{tenant}\t{token.label}\t{used}")

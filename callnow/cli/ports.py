@@ -36,6 +36,12 @@ def ports_to_bind(settings: Settings, *, web: bool, engine: bool) -> list[PortTo
         )
         if media.mode == "spawn":  # an external rtpengine has bound its own already
             ports.append(PortToBind("rtpengine.ng_port", media.ng_host, media.ng_port, "udp"))
+    metrics = settings.metrics
+    if metrics.enabled and web:
+        ports.append(PortToBind("metrics.port", metrics.host, metrics.port, "tcp"))
+    # An engine inside the web's process shows its metrics on the web's listener.
+    if metrics.enabled and engine and (not web or settings.engine_in_own_process):
+        ports.append(PortToBind("metrics.engine_port", metrics.host, metrics.engine_port, "tcp"))
     return ports
 
 

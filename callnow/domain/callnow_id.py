@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 MIN_CHARS, MAX_CHARS = 3, 32
 _PATTERN = re.compile(r"[a-z0-9_.\-]+")
@@ -14,6 +15,23 @@ RESERVED = frozenset(
         "undefined", "abuse", "security", "billing", "webhook", "webhooks", "status", "owner",
     }
 )
+
+
+# A renamed ID keeps leading to its page, and no other page may take it for this long, so a
+# printed card or QR code never reaches a stranger's page.
+RETIRED_ID_HELD = timedelta(days=366)
+
+
+def held_until(retired_at: datetime) -> datetime:
+    return retired_at + RETIRED_ID_HELD
+
+
+def held_refusal(callnow_id: str) -> str:
+    """Why a retired ID cannot be claimed, without saying whose page it was."""
+    return (
+        f"The CallNow ID '{callnow_id}' was renamed recently; it still leads to that page and "
+        "stays reserved for at least a year after a rename. Please choose another CallNow ID."
+    )
 
 
 class InvalidCallNowId(ValueError):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable, Collection
@@ -28,11 +27,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callnow.billing.ledger import (
     NotRateable,
-    UnrateableLeg,
     plan_call,
-    post_charge_with_retry,
     reserve,
-    unposted_leg_ids,
 )
 from callnow.billing.policy import policy_from
 from callnow.config import Settings
@@ -42,7 +38,9 @@ from callnow.domain.destination_policy import PrefixList, check_destination
 from callnow.domain.flow import FlowLimits, Outcome, RequestFacts
 from callnow.domain.rating import BudgetRefused
 from callnow.domain.request_state import RequestState, is_terminal
+from callnow.engine.charges import ChargePoster
 from callnow.engine.runner import CallbackEngine, CallbackHandle
+from callnow.metrics import Metrics
 from callnow.store import queue
 from callnow.store.abandoned import AbandonedLeg, abandoned_legs, record_abandoned_end
 from callnow.store.db import transaction
@@ -51,7 +49,7 @@ from callnow.store.profiles import destination_policy
 from callnow.store.recorder import request_ref, take_back, write_ahead
 from callnow.store.requests import move
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # A request whose callback cannot even be started this many times is failed, not retried.
 MAX_START_ATTEMPTS = 3
@@ -59,6 +57,9 @@ MAX_START_ATTEMPTS = 3
 CLAIM_BATCH = 10
 # On stopping, a claim under way is given this long to finish (SQLite may wait for its lock).
 STOP_CLAIMING_WITHIN_S = 10.0
+# Requests in these states have the visitor dialled or talking: a drain that runs out of time
+# ends them as the visitor's cancel would (completed), not as failed.
+VISITOR_REACHED = frozenset({RequestState.CALLING_VISITOR, RequestState.CONNECTED})
 # Unposted charges one housekeeping round posts at most; the next round takes the rest. It
 # looks at legs ended this recently (the start's sweep looks at all): records that reach the
 # store late tell billing themselves when they land.
@@ -96,19 +97,20 @@ class Dispatcher:
         engine: CallbackEngine,
         settings: Settings,
         *,
-        announce: Callable[[RequestFacts], None] | None = None,
         limits: FlowLimits | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         holding: Callable[[], Collection[int]] = frozenset,
         end_abandoned: Callable[[PreparedHangup], Awaitable[None]] | None = None,
+        metrics: Metrics | None = None,
+        charges: ChargePoster | None = None,
     ) -> None:
         """`holding`: requests whose callbacks ended but whose records are still on their way
         to the store; their leases are renewed with those of the running callbacks.
-        `end_abandoned`: the telephony's way to end a leg a dead engine left up."""
+        `end_abandoned`: the telephony's way to end a leg a dead engine left up.
+        `charges`: posts charges, shared with the recorder that posts them as legs end."""
         self._sessions = sessions
         self._engine = engine
         self._settings = settings
-        self._announce = announce or (lambda facts: None)
         self._limits = limits or FlowLimits(
             owner_ring_s=settings.sip.owner_ring_timeout_s,
             visitor_ring_s=settings.sip.visitor_ring_timeout_s,
@@ -119,6 +121,7 @@ class Dispatcher:
         self._end_abandoned = end_abandoned
         self.engine_id = settings.engine.engine_id or default_engine_id()
         self._policy = policy_from(settings.billing)
+        self._charges = charges or ChargePoster(sessions, self._policy)
         self._platform_prefixes = PrefixList(
             blocked=tuple(settings.abuse.blocked_prefixes),
             allowed=tuple(settings.abuse.allowed_prefixes),
@@ -127,13 +130,14 @@ class Dispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running: dict[int, CallbackHandle] = {}
         self._stopping = False
+        self._draining = False
+        self._metrics = metrics
         self._task: asyncio.Task[None] | None = None
         self._housekeeping_task: asyncio.Task[None] | None = None
         self._cancel_task: asyncio.Task[None] | None = None
         self._cancelled: set[int] = set()
         self._held_back = False
         self._calls_ended = 0
-        self._unrateable: set[int] = set()
         self.housekeeping_hooks: list[Callable[[Session, datetime], object]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -157,7 +161,7 @@ class Dispatcher:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), STOP_CLAIMING_WITHIN_S)
             except TimeoutError:
-                log.warning("a claim under way did not end within %s s", STOP_CLAIMING_WITHIN_S)
+                log.warning("claim_did_not_end", within_s=STOP_CLAIMING_WITHIN_S)
             except Exception:
                 pass  # reported below, with any other task that ended by itself
         for task in (self._task, self._housekeeping_task, self._cancel_task):
@@ -170,10 +174,41 @@ class Dispatcher:
                 pass
             except Exception:
                 # A bug ended it early; the engine must still stop.
-                log.exception("the %s had failed", task.get_name())
+                log.exception("engine_task_failed", task=task.get_name())
         await self._engine.shutdown("engine_shutdown")
         for request_id in list(self._running):
             await asyncio.to_thread(self._release, request_id)
+
+    async def drain(self, within_s: float, hurry: asyncio.Event | None = None) -> None:
+        """Stop claiming, let the callbacks in progress end by themselves (their leases still
+        renewed) for up to `within_s` or until `hurry` is set, then stop: what is left is hung
+        up cleanly (BYE or CANCEL on both legs, records and charges stored), never left to end
+        as interrupted."""
+        self._draining = True
+        if self._metrics is not None:
+            self._metrics.draining.set(1)
+        self._wake.set()
+        if self._task is not None and not self._task.done():
+            # As in `stop`: a claim under way ends its round (what it claimed is handed back).
+            with contextlib.suppress(TimeoutError, Exception):
+                await asyncio.wait_for(asyncio.shield(self._task), STOP_CLAIMING_WITHIN_S)
+        log.info(
+            "draining: %s callbacks in progress, waiting up to %g s", len(self._running), within_s
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        while self._running and loop.time() < deadline and not (hurry and hurry.is_set()):
+            await asyncio.sleep(min(0.1, max(0.0, deadline - loop.time())))
+        if self._running:
+            log.warning("drain over: hanging up %s callbacks in progress", len(self._running))
+            for handle in list(self._running.values()):
+                if handle.request_state in VISITOR_REACHED:
+                    handle.cancel("engine_stopping")
+        await self.stop()
+
+    @property
+    def draining(self) -> bool:
+        return self._draining and not self._stopping
 
     def wake(self) -> None:
         """Something was queued: look now instead of at the next poll. Safe from any thread."""
@@ -193,7 +228,7 @@ class Dispatcher:
 
     async def _claim_loop(self) -> None:
         engine = self._settings.engine
-        while not self._stopping:
+        while not self._stopping and not self._draining:
             # Cleared before the claim, so a request queued while it runs still wakes us.
             self._wake.clear()
             ended_before = self._calls_ended
@@ -203,9 +238,9 @@ class Dispatcher:
                 try:
                     claimed = await asyncio.to_thread(self._claim, min(room, CLAIM_BATCH))
                 except Exception:
-                    log.exception("claiming requests failed")
+                    log.exception("claim_failed")
                 for work in claimed.works:
-                    if self._stopping:  # claimed as the engine stops: for the next engine
+                    if self._stopping or self._draining:  # for the next engine
                         await self._hand_back(work, at_once=True)
                     else:
                         await self._start(work)
@@ -234,6 +269,8 @@ class Dispatcher:
                 )
                 if not requests:
                     return ClaimRound([], more=False, held_back=held_back)
+                if self._metrics is not None:
+                    self._metrics.claims.inc(len(requests))
                 works = []
                 for position, request in enumerate(requests):
                     if position > 0:  # what this batch reserved so far counts against budgets
@@ -295,7 +332,7 @@ class Dispatcher:
         return Work(request.id, facts, limits, owner_leg)
 
     def _refuse(self, request: CallRequest, reason: str, now: datetime) -> None:
-        log.info("request %s not dialled: %s", request.id, reason)
+        log.info("request_not_dialled", request_ref=request_ref(request.id), reason=reason)
         move(request, RequestState.FAILED, reason, now=now)
         request.lease_expires_at = None
         return None
@@ -307,17 +344,18 @@ class Dispatcher:
 
     async def _start_callback(self, work: Work) -> None:
         try:
-            self._announce(work.facts)
             handle = await self._engine.start_callback(
                 work.facts, work.limits, written_ahead=work.owner_leg
             )
         except Exception:
             # Nothing was dialled: once its row is taken back and the lease runs out, the
             # request is claimed again.
-            log.exception("starting the callback for request %s failed", work.request_id)
+            log.exception("callback_start_failed", request_ref=request_ref(work.request_id))
             await self._hand_back(work, at_once=False)
             return
         self._running[work.request_id] = handle
+        if self._metrics is not None:
+            self._metrics.in_progress.set(len(self._running))
         handle.outcome.add_done_callback(lambda done: self._finished(work.request_id, done))
 
     def _finished(self, request_id: int, outcome: asyncio.Future[Outcome]) -> None:
@@ -326,6 +364,10 @@ class Dispatcher:
         # The recorder freed the lease with the final state; one that did not reach the store
         # keeps its lease, so a live engine ends it as interrupted once the lease runs out.
         ended = not outcome.cancelled() and is_terminal(outcome.result().state)
+        if self._metrics is not None:
+            self._metrics.in_progress.set(len(self._running))
+            if not outcome.cancelled():
+                self._metrics.callback_ended(outcome.result().state.value)
         if self._loop is not None and not ended:
             self._loop.create_task(asyncio.to_thread(self._release, request_id))
         self._calls_ended += 1
@@ -351,7 +393,7 @@ class Dispatcher:
             await asyncio.to_thread(undo)
         except Exception:
             # Left as it is, the request ends as interrupted: never dialled twice.
-            log.exception("handing request %s back to the queue failed", work.request_id)
+            log.exception("hand_back_failed", request_ref=request_ref(work.request_id))
 
     # -- visitors cancelling a call in progress -----------------------------------------------
 
@@ -365,7 +407,7 @@ class Dispatcher:
             try:
                 wanted = await asyncio.to_thread(self._cancel_requested, running)
             except Exception:
-                log.exception("reading cancel requests failed")
+                log.exception("cancel_read_failed")
                 continue
             for request_id in wanted:
                 handle = self._running.get(request_id)
@@ -387,7 +429,7 @@ class Dispatcher:
                 await asyncio.to_thread(self._renew_and_recover)
                 await self._end_abandoned_legs()
             except Exception:
-                log.exception("lease housekeeping failed")
+                log.exception("housekeeping_failed")
 
     def _renew_and_recover(self, *, at_start: bool = False) -> None:
         now = self._clock()
@@ -398,13 +440,15 @@ class Dispatcher:
             # it was starved, or whose final records are still on their way, is still its own.
             # At start nothing is its own yet (an engine id may be fixed in the settings).
             spared = None if at_start else self.engine_id
-            queue.interrupt_abandoned(session, now, sparing=spared)
+            taken_over = queue.interrupt_abandoned(session, now, sparing=spared)
+            if self._metrics is not None and taken_over:
+                self._metrics.lease_takeovers.inc(len(taken_over))
             for hook in self.housekeeping_hooks:
                 hook(session, now)
         if at_start:
-            self._sweep_charges(limit=None)
+            self._charges.sweep(limit=None)
         else:
-            self._sweep_charges(limit=SWEEP_BATCH, ended_since=now - SWEEP_WINDOW)
+            self._charges.sweep(limit=SWEEP_BATCH, ended_since=now - SWEEP_WINDOW)
 
     async def _end_abandoned_legs(self) -> None:
         """Take down the calls of legs whose engine died (their requests were just ended as
@@ -412,17 +456,17 @@ class Dispatcher:
         then record the leg's end, and post the charge of an answered one."""
         for leg in await asyncio.to_thread(self._abandoned_legs):
             if leg.hangup is None:
-                log.warning("leg %s was left up with no way to end it stored", leg.leg_id)
+                log.warning("abandoned_leg_without_hangup", leg_id=leg.leg_id)
             elif self._end_abandoned is not None:
                 try:
                     await self._end_abandoned(leg.hangup)
                 except Exception:
-                    log.exception("ending the abandoned leg %s failed", leg.leg_id)
+                    log.exception("abandoned_leg_hangup_failed", leg_id=leg.leg_id)
                     continue  # tried again next round
-                log.info("sent %s for abandoned leg %s", leg.hangup.method, leg.leg_id)
+                log.info("abandoned_leg_ended", method=leg.hangup.method, leg_id=leg.leg_id)
             ended = await asyncio.to_thread(self._record_abandoned_end, leg)
             if ended and leg.answered_at is not None:
-                await asyncio.to_thread(self.post_charge, leg.leg_id)
+                await asyncio.to_thread(self._charges.post, leg.leg_id)
 
     def _abandoned_legs(self) -> list[AbandonedLeg]:
         with self._sessions() as session:
@@ -436,23 +480,3 @@ class Dispatcher:
         """At start: end what a dead engine left mid-call, and post charges it never posted."""
         self._renew_and_recover(at_start=True)
 
-    def _sweep_charges(self, *, limit: int | None, ended_since: datetime | None = None) -> None:
-        """Post the charges of answered legs that ended without one (a crash, or a database
-        too busy when the leg ended). Posting is idempotent: a leg whose charge is being posted
-        right now by its own call still ends with exactly one."""
-        with self._sessions() as session:
-            unposted = unposted_leg_ids(session, limit=limit, ended_since=ended_since)
-        for leg_id in unposted:
-            if leg_id not in self._unrateable:
-                self.post_charge(leg_id)
-
-    def post_charge(self, leg_id: int) -> None:
-        try:
-            post_charge_with_retry(self._sessions, leg_id, policy=self._policy)
-        except UnrateableLeg:
-            # Stays unposted until a deck prices it (`callnow billing sweep`); said once here.
-            self._unrateable.add(leg_id)
-            log.exception("the answered leg %s has no price; its charge is not posted", leg_id)
-        except Exception:
-            # Left for the next housekeeping round's sweep; never lost, never doubled.
-            log.exception("posting the charge of leg %s failed", leg_id)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from callnow.domain.calls import LegHangupPrepared, LegRole, StoreWrite
-from callnow.domain.flow import Event, PromptKind
+from callnow.domain.flow import Event, PromptKind, RequestFacts
 
 # Adapters report progress by calling this with the flow's own events: LegRinging, LegAnswered,
 # LegFailed, LegEnded, Digit, PromptFinished; and, for the store only, LegHangupPrepared (how to
@@ -55,8 +55,9 @@ class CallChannel(Protocol):
 
 
 class Telephony(Protocol):
-    async def open_call(self, request_ref: str, events: EventSink) -> CallChannel:
-        """Prepare the resources of one callback (nothing is dialled yet)."""
+    async def open_call(self, facts: RequestFacts, events: EventSink) -> CallChannel:
+        """Prepare the resources of one callback (nothing is dialled yet). `facts` say who is
+        asking, for the owner's display; raise if they cannot be put on the wire safely."""
 
 
 class CallbackRecorder(Protocol):

@@ -206,7 +206,7 @@ class CallbackRun:
         return self.flow.facts.request_ref
 
     async def open(self, telephony: Telephony) -> None:
-        self._channel = await telephony.open_call(self.request_ref, self.deliver)
+        self._channel = await telephony.open_call(self.flow.facts, self.deliver)
 
     def begin(self) -> None:
         self._queue.put_nowait(Start())

@@ -12,18 +12,27 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from callnow.billing.policy import policy_from
 from callnow.config import Settings
 from callnow.domain.flow import FlowLimits
+from callnow.engine.charges import ChargePoster
 from callnow.engine.dispatcher import Dispatcher, default_engine_id
-from callnow.engine.live import LiveTelephony
+from callnow.engine.live import LiveTelephony, flow_limits
+from callnow.engine.metered import MeteredRecorder
 from callnow.engine.record_journal import RecordJournal
 from callnow.engine.record_stream import RecordStream
 from callnow.engine.runner import CallbackEngine
-from callnow.store import webhooks as _webhook_outbox  # noqa: F401  (registers the outbox)
+from callnow.metrics import Metrics
+from callnow.notify.sender import MailSender
+from callnow.store import page_alerts
+from callnow.store import queue as queue_store
+from callnow.store import webhooks as webhook_outbox
 from callnow.store.queue import NOTIFY_CHANNEL
 from callnow.store.recorder import StoreRecorder
 from callnow.store.web_confirmation import expire_web_confirmations
@@ -84,6 +93,8 @@ class EngineRuntime:
     webhooks: asyncio.Task[None]
     webhooks_stop: asyncio.Event
     records: RecordStream
+    mail: asyncio.Task[None] | None = None
+    stopped: bool = False
 
     @classmethod
     async def start(
@@ -93,31 +104,36 @@ class EngineRuntime:
         *,
         limits: FlowLimits | None = None,
         woken_in_process_by: str | None = None,
+        metrics: Metrics | None = None,
     ) -> EngineRuntime:
         """`woken_in_process_by`: the NOTIFY payload of a web in this process that wakes the
         dispatcher itself after each commit (see `store.wakeup`)."""
         telephony = await LiveTelephony.start(settings)
+        limits = limits or flow_limits(settings.sip)  # the [sip] timings, for both users
         loop = asyncio.get_running_loop()
-        dispatcher_box: list[Dispatcher] = []
+        charges = ChargePoster(sessions, policy_from(settings.billing))
 
         def post_charge(leg_id: int) -> None:
-            loop.run_in_executor(None, dispatcher_box[0].post_charge, leg_id)
+            loop.run_in_executor(None, charges.post, leg_id)
 
         recorder = StoreRecorder(sessions, on_answered_leg_recorded=post_charge)
         engine_id = settings.engine.engine_id or default_engine_id()
         # Records that cannot be stored at once wait in a journal under data_dir, not in memory.
         records = RecordStream(recorder, RecordJournal(settings.data_dir / JOURNAL_DIR, engine_id))
-        engine = CallbackEngine(telephony, records, limits=limits)
+        recorded = records if metrics is None else MeteredRecorder(records, metrics)
+        engine = CallbackEngine(telephony, recorded, limits=limits)
         dispatcher = Dispatcher(
             sessions,
             engine,
             settings,
-            announce=telephony.announce,
             limits=limits,
             holding=records.pending_request_ids,
             end_abandoned=telephony.end_abandoned,
+            metrics=metrics,
+            charges=charges,
         )
-        dispatcher_box.append(dispatcher)
+        if metrics is not None:
+            _watch(metrics, sessions, telephony)
         try:
             # What a crashed engine could not store lands before any request is judged.
             await records.start()
@@ -126,6 +142,8 @@ class EngineRuntime:
             raise
         # Requests held for the owner's click in the portal end after the timeout.
         dispatcher.housekeeping_hooks.append(expire_web_confirmations)
+        # Owners hear of a flood that switched their page to CAPTCHA (through the mail outbox).
+        dispatcher.housekeeping_hooks.append(page_alerts.tell_owners)
         listener = None
         if settings.effective_database_url.startswith("postgresql"):
             listener = QueueListener(
@@ -145,14 +163,49 @@ class EngineRuntime:
         # Status webhooks go out from their own task: a slow receiver never holds up a call.
         webhooks_stop = asyncio.Event()
         webhooks = asyncio.create_task(WebhookSender(sessions).run(webhooks_stop), name="webhooks")
+        # Owner e-mail goes out the same way, from the mail outbox (stopped by the same event).
+        mail = asyncio.create_task(MailSender(sessions, settings).run(webhooks_stop), name="mail")
         log.info("engine %s running; SIP on %s:%s", dispatcher.engine_id, *telephony.sip_address)
-        return cls(telephony, engine, dispatcher, listener, webhooks, webhooks_stop, records)
+        return cls(telephony, engine, dispatcher, listener, webhooks, webhooks_stop, records, mail)
+
+    @property
+    def status(self) -> Literal["running", "draining", "stopped"]:
+        if self.dispatcher.draining:
+            return "draining"
+        return "running" if self.dispatcher.claiming else "stopped"
+
+    async def drain(self, within_s: float, hurry: asyncio.Event | None = None) -> None:
+        """Stop claiming, let calls in progress end (see `Dispatcher.drain`), then stop."""
+        await self.dispatcher.drain(within_s, hurry)
+        await self.stop()
 
     async def stop(self) -> None:
+        if self.stopped:  # a drain already stopped it; the lifespan's end stops it again
+            return
+        self.stopped = True
         self.webhooks_stop.set()
         await self.webhooks
+        if self.mail is not None:
+            await self.mail
         if self.listener is not None:
             await asyncio.to_thread(self.listener.stop)
         await self.dispatcher.stop()
         await self.records.stop()
         await self.telephony.stop()
+
+
+def _watch(metrics: Metrics, sessions: sessionmaker[Session], telephony: LiveTelephony) -> None:
+    """What the engine's process shows at each scrape: the queue, the webhook outbox, and the
+    round trips of rtpengine's control protocol."""
+
+    def depth() -> tuple[int, float]:
+        with sessions() as session:
+            return queue_store.depth(session, datetime.now(UTC))
+
+    def webhook_backlog() -> int:
+        with sessions() as session:
+            return webhook_outbox.backlog(session)
+
+    metrics.watch_queue(depth)
+    metrics.watch_outbox("webhook", webhook_backlog)
+    telephony.rtpengine.observe = metrics.ng_request

@@ -1,5 +1,9 @@
 """Image validation: a random image CAPTCHA with an audio alternative.
 
+The audio is spoken per challenge by espeak-ng in varied voices over noise and distractors
+(`audio_captcha`); its randomness is seeded from the challenge, and the last few clips are kept,
+so fetching one challenge's audio again costs nothing and teaches nothing.
+
 A challenge is a signed token (random nonce, profile, issue time), so showing one writes nothing:
 a flood of page views is a flood of reads at most. The answer is derived from the token with an
 HMAC of the server's secret, so the image and the audio are rendered on demand from the token
@@ -14,15 +18,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from captcha.audio import AudioCaptcha
 from captcha.image import ImageCaptcha
 from sqlalchemy.orm import Session
 
+from callnow.services import audio_captcha
 from callnow.store import captcha as spent_captchas
+
+log = logging.getLogger(__name__)
 
 ANSWER_DIGITS = 6
 # Tokens are about 50 characters; anything longer is not ours and is refused before parsing.
@@ -32,7 +41,8 @@ _MAC_BYTES = 16
 # Clocks of several web workers may differ a little; a token from further ahead is forged.
 _CLOCK_SKEW = timedelta(seconds=30)
 _image = ImageCaptcha(width=220, height=80)
-_audio = AudioCaptcha()
+# Clips kept in memory, so a repeated fetch of a live challenge is not rendered again.
+AUDIO_CACHE_SIZE = 64
 
 
 def _b64(data: bytes) -> str:
@@ -51,6 +61,8 @@ class CaptchaBook:
         self._key = hashlib.sha256(f"captcha:{secret_key}".encode()).digest()
         self._signing_key = hashlib.sha256(f"captcha-token:{secret_key}".encode()).digest()
         self._ttl = timedelta(seconds=ttl_s)
+        self._clips: OrderedDict[str, bytes] = OrderedDict()
+        self._clips_lock = threading.Lock()
 
     def answer_for(self, token: str) -> str:
         digest = hmac.new(self._key, token.encode(), hashlib.sha256).digest()
@@ -98,7 +110,21 @@ class CaptchaBook:
     def audio(self, session: Session, token: str, profile_id: int, now: datetime) -> bytes | None:
         if not self._showable(session, token, profile_id, now):
             return None
-        return bytes(_audio.generate(" ".join(self.answer_for(token)).replace(" ", "")))
+        with self._clips_lock:
+            if token in self._clips:
+                self._clips.move_to_end(token)
+                return self._clips[token]
+        seed = hmac.new(self._key, f"audio:{token}".encode(), hashlib.sha256).digest()
+        try:
+            clip = audio_captcha.render(self.answer_for(token), seed).wav
+        except audio_captcha.AudioCaptchaError:
+            log.exception("the audio CAPTCHA could not be rendered")
+            return None  # the page still offers the image
+        with self._clips_lock:
+            self._clips[token] = clip
+            while len(self._clips) > AUDIO_CACHE_SIZE:
+                self._clips.popitem(last=False)
+        return clip
 
     def verify(
         self, session: Session, token: str, answer: str, profile_id: int, now: datetime

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import structlog
 from sqlalchemy.orm import Session
 
 from callnow.domain.decision import Outcome, decide
-from callnow.domain.destination_policy import VISITOR_MESSAGE, PrefixList, check_destination
+from callnow.domain.destination_policy import PrefixList, check_destination
 from callnow.domain.names import InvalidName, clean_visitor_name
+from callnow.domain.number_hint import visitor_refusal
 from callnow.domain.phone import InvalidNumber, parse_visitor_number
 from callnow.domain.request_state import RequestState
 from callnow.services.captcha import CaptchaBook
@@ -18,6 +21,9 @@ from callnow.store import profiles, wakeup
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile
 from callnow.store.profiles import destination_policy
+from callnow.store.recorder import request_ref
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -53,7 +59,9 @@ class Safeguards:
     # After an owner declines, the same number cannot ring that owner again for this long.
     decline_cooldown: timedelta = timedelta(hours=1)
     # How long a page whose requests spiked far above normal stays paused.
-    spike_pause: timedelta = timedelta(minutes=60)
+    spike_captcha: timedelta = timedelta(minutes=60)  # how long a spike keeps the CAPTCHA on
+    # Told (channel, decision) of each request taken in: the metrics' count, bounded labels.
+    counted: Callable[[str, str], None] = lambda channel, decision: None
 
 
 def submit(
@@ -82,16 +90,18 @@ def submit(
         return IntakeResult(errors=errors)
     tenant = profiles.tenant_of(profile)
     policy = destination_policy(tenant, safeguards.platform_prefixes)
+    refused = {"number": visitor_refusal(policy.allowed_regions, tenant.region)}
     if check_destination(number.e164, policy):
-        return IntakeResult(errors={"number": VISITOR_MESSAGE})
+        return IntakeResult(errors=refused)
     standing = request_store.standing_of(
         session, profile.id, number.e164, since=now - safeguards.decline_cooldown
     )
     if standing.do_not_call:
-        return IntakeResult(errors={"number": VISITOR_MESSAGE})
+        return IntakeResult(errors=refused)
     # One number, one call: a request still in progress is returned, not repeated.
     if standing.open_request_id is not None:
         pending = session.get(CallRequest, standing.open_request_id)
+        safeguards.counted(submission.channel, "existing")
         return IntakeResult(request=pending, existing=True)
 
     decision = decide(
@@ -102,7 +112,10 @@ def submit(
         recently_declined=standing.declined_since,
     )
     final = RequestState.REJECTED if decision.outcome is Outcome.REJECT else RequestState.QUEUED
-    if final is RequestState.QUEUED and not safeguards.throttle.owner_call(profile.id, number.e164):
+    if final is RequestState.QUEUED and not safeguards.throttle.owner_call(
+        profile.id, number.e164, session
+    ):
+        safeguards.counted(submission.channel, "throttled")
         return IntakeResult(throttled=True)
     request = request_store.record_new(
         session,
@@ -122,4 +135,13 @@ def submit(
     )
     if final is RequestState.QUEUED:
         wakeup.queued(session)
+    # Every later line of this web request names the callback request, as the engine's do.
+    structlog.contextvars.bind_contextvars(request_ref=request_ref(request.id))
+    log.info(
+        "request_received",
+        channel=submission.channel,
+        decision=decision.outcome.value,
+        reason=str(decision.reason),
+    )
+    safeguards.counted(submission.channel, decision.outcome.value)
     return IntakeResult(request=request)

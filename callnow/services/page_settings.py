@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session
 
 from callnow.domain.availability import WEEKDAYS, InvalidWindow, Window
-from callnow.domain.callnow_id import InvalidCallNowId, normalise_callnow_id
+from callnow.domain.callnow_id import InvalidCallNowId, held_refusal, normalise_callnow_id
 from callnow.domain.page import MAX_RULES, MAX_WINDOWS, WELCOME_MAX_CHARS
 from callnow.domain.rules import InvalidRule, Rule, rule_from_fields
-from callnow.store import audit, profiles
+from callnow.store import audit, profiles, retired_ids
 from callnow.store.models import Profile, User
 
 # The extension's display name column is this wide.
@@ -48,6 +49,9 @@ class PageChanges:
     """What an owner asks to change; None leaves a value as it is."""
 
     callnow_id: str | None = None
+    # The portal asks the owner to confirm a rename (old links then redirect); the API's call
+    # is itself the confirmation.
+    rename_confirmed: bool = True
     switches: Mapping[str, bool] = field(default_factory=dict)
     welcome_message: str | None = None
     # "" sets the page back to the tenant's time zone.
@@ -72,11 +76,13 @@ def change_page(
     profile: Profile,
     changes: PageChanges,
     *,
-    actor: User,
+    actor: User | None,
     via: str,
     details: Mapping[str, object],
+    now: datetime | None = None,
 ) -> None:
     """Apply `changes` to the page, or raise InvalidChanges having changed nothing."""
+    now = now or datetime.now(UTC)
     errors: dict[str, str] = {}
     taken = False
     new_id = None
@@ -90,6 +96,14 @@ def change_page(
             if other is not None and other.id != profile.id:
                 errors["callnow_id"] = f"The CallNow ID '{new_id}' is taken."
                 taken = True
+            elif retired_ids.held_for_another(session, new_id, profile.id, now):
+                errors["callnow_id"] = held_refusal(new_id)
+                taken = True
+            elif new_id != profile.callnow_id and not changes.rename_confirmed:
+                errors["callnow_id"] = (
+                    f"Renaming '{profile.callnow_id}' to '{new_id}': tick \"Yes, rename my page\" "
+                    "to confirm. The old address keeps redirecting to the new one."
+                )
     unknown = set(changes.switches) - set(SWITCHES)
     if unknown:
         errors["form"] = f"Unknown settings: {', '.join(sorted(unknown))}."
@@ -121,7 +135,8 @@ def change_page(
         raise InvalidChanges(errors, taken=taken)
 
     if new_id is not None:
-        profile.callnow_id = new_id
+        # The old ID keeps redirecting here and is held from other pages (printed links).
+        retired_ids.rename(session, profile, new_id, now)
     for name, on in changes.switches.items():
         setattr(profile, name, on)
     if welcome is not None:
@@ -132,14 +147,8 @@ def change_page(
         profile.timezone = timezone or None
     if windows is not None:
         profiles.replace_windows(session, profile, windows)
-    audit.record(
-        session,
-        actor=actor,
-        action="profile.update",
-        subject=profile.callnow_id,
-        tenant_id=profile.extension.tenant_id,
-        via=via,
-        details=dict(details),
+    audit.record_for_page(
+        session, profile, actor=actor, action="profile.update", via=via, details=dict(details)
     )
     session.flush()
     session.refresh(profile)
@@ -194,14 +203,7 @@ def set_rules(
     if len(rules) > MAX_RULES:
         raise InvalidRule(f"At most {MAX_RULES} rules.")
     profiles.replace_rules(session, profile, rules)
-    audit.record(
-        session,
-        actor=actor,
-        action=action,
-        subject=profile.callnow_id,
-        tenant_id=profile.extension.tenant_id,
-        via=via,
-        details={"rules": [r.describe() for r in rules]},
-    )
+    described = {"rules": [r.describe() for r in rules]}
+    audit.record_for_page(session, profile, actor=actor, action=action, via=via, details=described)
     session.flush()
     session.refresh(profile)

@@ -7,6 +7,7 @@ then intake); the routes in `web/public.py` only turn its result into a page.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -14,9 +15,10 @@ from enum import StrEnum
 from sqlalchemy.orm import Session
 
 from callnow.domain.availability import is_available
+from callnow.domain.link_preview import is_look_only
 from callnow.domain.page import is_paused
 from callnow.services.intake import Safeguards, Submission, submit
-from callnow.store import audit, profiles
+from callnow.store import audit, page_alerts, profiles, retired_ids
 from callnow.store.models import CallRequest, Profile
 
 # Longer than any CallNow ID (32) with room for a typo; anything longer is not looked up.
@@ -24,8 +26,8 @@ MAX_LOOKUP_CHARS = 64
 
 
 def visible_page(session: Session, callnow_id: str, now: datetime) -> Profile | None:
-    """A page an outsider may see. Unknown, disabled, do-not-allow, paused IDs and tenants
-    without Call API access all look alike, so a prober learns nothing."""
+    """A page an outsider may see. Unknown, disabled, do-not-allow, paused, suspended IDs and
+    tenants without Call API access (or suspended) all look alike, so a prober learns nothing."""
     if not callnow_id or len(callnow_id) > MAX_LOOKUP_CHARS:
         return None
     profile = profiles.by_callnow_id(session, callnow_id)
@@ -33,38 +35,68 @@ def visible_page(session: Session, callnow_id: str, now: datetime) -> Profile | 
         return None
     if is_paused(profile.paused_until, now):
         return None
-    if not profiles.tenant_of(profile).call_api_access:
-        return None
+    tenant = profiles.tenant_of(profile)
+    if not tenant.call_api_access or profile.suspended_at or tenant.suspended_at:
+        return None  # suspended by the provider: looks like any other hidden page
     return profile
 
 
-def captcha_required(profile: Profile, safeguards: Safeguards) -> bool:
-    """The owner's choice, or on by itself while the page sees unusual volume."""
-    return profile.image_validation or safeguards.throttle.page_is_busy(profile.id)
+def renamed_to(session: Session, callnow_id: str, now: datetime) -> str | None:
+    """The page's current ID when `callnow_id` is one it gave up and it is still visible:
+    printed links and QR codes keep working after a rename."""
+    if not callnow_id or len(callnow_id) > MAX_LOOKUP_CHARS:
+        return None
+    current = retired_ids.current_id(session, callnow_id)
+    if current is None or visible_page(session, current, now) is None:
+        return None
+    return current
 
 
-def one_step_possible(profile: Profile, safeguards: Safeguards) -> bool:
+def captcha_required(
+    session: Session, profile: Profile, safeguards: Safeguards, now: datetime
+) -> bool:
+    """The owner's choice, on by itself while the page sees unusual volume, or held on for a
+    while after a spike."""
+    if profile.image_validation:
+        return True
+    if safeguards.throttle.page_is_busy(profile.id, session):
+        return True
+    return page_alerts.captcha_forced(session, profile.id, now)
+
+
+def one_step_possible(
+    session: Session,
+    profile: Profile,
+    safeguards: Safeguards,
+    now: datetime,
+    method: str,
+    headers: Mapping[str, str],
+) -> bool:
     """A link may place the request itself only where the owner allowed it and no CAPTCHA is
-    asked for: the owner then pays for every call such a link causes."""
-    return profile.one_step_allowed and not captcha_required(profile, safeguards)
+    asked for: the owner then pays for every call such a link causes. A preview, prefetch or
+    link scanner only looks: it gets the filled-in form and places nothing."""
+    if is_look_only(method, headers):
+        return False
+    return profile.one_step_allowed and not captcha_required(session, profile, safeguards, now)
 
 
-def pause_for_spike(
+def captcha_for_spike(
     session: Session, profile: Profile, now: datetime, safeguards: Safeguards
 ) -> None:
-    """Requests jumped far above normal: pause the page and tell the owner (portal banner)."""
-    profile.paused_until = now + safeguards.spike_pause
-    audit.record(
+    """Posts jumped far above normal: the page asks every visitor for the CAPTCHA for a while
+    and the owner is told (a webhook, an audit row, and the alert row the mail outbox reads).
+    The page stays reachable: a flood never hides it; pausing is the owner's or an admin's."""
+    alert = page_alerts.raise_flood(session, profile, now, now + safeguards.spike_captcha)
+    if alert is None:  # already under CAPTCHA for this spike; the owner was told
+        return
+    minutes = int(safeguards.spike_captcha.total_seconds() // 60)
+    audit.record_for_page(
         session,
+        profile,
         actor=None,
-        action="profile.paused",
-        subject=profile.callnow_id,
-        tenant_id=profile.extension.tenant_id,
+        action="profile.captcha_forced",
         via="spike detector",
-        details={
-            "minutes": int(safeguards.spike_pause.total_seconds() // 60),
-            "reason": "unusual volume of requests",
-        },
+        details={"minutes": minutes, "reason": "unusual volume of requests"},
     )
 
 
@@ -72,7 +104,6 @@ class Refusal(StrEnum):
     """Why a page request placed nothing."""
 
     THROTTLED = "throttled"  # a rate limit fired; which one is deliberately not said
-    PAGE_BUSY = "page_busy"  # the page's volume spiked: it is paused
     CAPTCHA_WRONG = "captcha_wrong"  # needed and missing, wrong, spent or expired
     CLOSED = "closed"  # outside the owner's hours
     INVALID = "invalid"  # a field is wrong: see `errors`
@@ -100,14 +131,15 @@ def ask_for_callback(
     captcha: CaptchaAnswer | None = None,
 ) -> PageOutcome:
     """The one pipeline of the public form and the one-step link."""
-    if not safeguards.throttle.attempt(submission.source_address):
+    if not safeguards.throttle.attempt(submission.source_address, session):
         return PageOutcome(refusal=Refusal.THROTTLED)
-    # Decided before this post is counted, so the post that tips the page over is not refused
-    # for a CAPTCHA its visitor was never shown.
-    needs_captcha = captcha_required(profile, safeguards)
-    if not safeguards.throttle.page_post(profile.id):
-        pause_for_spike(session, profile, now, safeguards)
-        return PageOutcome(refusal=Refusal.PAGE_BUSY)
+    # Decided before this post is counted, so the post that tips the page over the adaptive
+    # threshold is not refused for a CAPTCHA its visitor was never shown. A spike is different:
+    # from then on every post needs the CAPTCHA, this one included.
+    needs_captcha = captcha_required(session, profile, safeguards, now)
+    if not safeguards.throttle.page_post(profile.id, session):
+        captcha_for_spike(session, profile, now, safeguards)
+        needs_captcha = True
     if needs_captcha and (
         captcha is None
         or not safeguards.captcha.verify(session, captcha.token, captcha.answer, profile.id, now)

@@ -4,19 +4,27 @@ Attempts are counted per source address and per source network, whatever they le
 that would ring an owner are also counted per profile, per destination number across the whole
 platform (call-bombing), per 1,000-number block and for the platform as a whole. A refusal does
 not say which limit fired.
+
+Counters live in the service's database by default (they survive a restart; no Redis needed),
+in Redis when several web processes share the load, or in process memory (`memory://`).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+from sqlalchemy.orm import Session
 
-from callnow.config import AbuseSettings
+from callnow.config import LIMIT_RULES, AbuseSettings
+from callnow.store import limit_counters
 
 
 def source_network(address: str) -> str:
@@ -73,49 +81,132 @@ def counters_at(storage_url: str) -> Storage:
     return storage_from_string(storage_url)  # type: ignore[return-value]  # a sync URL: sync storage
 
 
-@dataclass(frozen=True)
-class _Rule:
-    name: str
-    items: list[RateLimitItem]
+DATABASE_URL = "database://"
+# How often the database counters sweep other keys' expired hits (each check clears its own).
+PURGE_INTERVAL_S = 30.0
+
+
+def _counter(rule: str, key: str, items: list[RateLimitItem]) -> limit_counters.Counter:
+    windows = [limit_counters.Window(item.amount, item.get_expiry()) for item in items]
+    return limit_counters.Counter(rule, key, windows)
+
+
+class _LimiterCounters:
+    """limits' moving windows, in process memory or in Redis (several processes)."""
+
+    def __init__(self, storage_url: str) -> None:
+        self.limiter = MovingWindowRateLimiter(counters_at(storage_url))
+
+    def take(self, checks: list[tuple[str, str, list[RateLimitItem]]], _: Session | None) -> bool:
+        for rule, key, items in checks:
+            for item in items:
+                if not self.limiter.test(item, rule, key):
+                    return False
+        for rule, key, items in checks:
+            for item in items:
+                self.limiter.hit(item, rule, key)
+        return True
+
+    def hit(self, rule: str, key: str, items: list[RateLimitItem], _: Session | None) -> bool:
+        return all([self.limiter.hit(item, rule, key) for item in items])
+
+    def has_room(self, rule: str, key: str, items: list[RateLimitItem], _: Session | None) -> bool:
+        return all(self.limiter.test(item, rule, key) for item in items)
+
+
+class _DatabaseCounters:
+    """Counters in the service's own database (`store/limit_counters`): durable without Redis.
+
+    Counted in the route's own session when it is given, so on SQLite a route that already
+    writes never waits for a second writer of its own; otherwise in a short transaction."""
+
+    def __init__(self, sessions: Callable[[], Session] | None) -> None:
+        self._sessions = sessions
+        self._next_purge = 0.0
+
+    @contextmanager
+    def _session(self, given: Session | None) -> Iterator[Session]:
+        if given is not None:
+            yield given
+            return
+        if self._sessions is None:
+            raise RuntimeError("database limit counters need a session or a session factory")
+        with self._sessions() as own, own.begin():
+            yield own
+
+    def _maybe_purge(self, session: Session, now: datetime) -> None:
+        if time.monotonic() >= self._next_purge:
+            self._next_purge = time.monotonic() + PURGE_INTERVAL_S
+            limit_counters.purge_expired(session, now)
+
+    def take(
+        self, checks: list[tuple[str, str, list[RateLimitItem]]], given: Session | None
+    ) -> bool:
+        now = datetime.now(UTC)
+        with self._session(given) as session:
+            self._maybe_purge(session, now)
+            counters = [_counter(rule, key, items) for rule, key, items in checks]
+            return limit_counters.take(session, counters, now)
+
+    def hit(self, rule: str, key: str, items: list[RateLimitItem], given: Session | None) -> bool:
+        with self._session(given) as session:
+            return limit_counters.hit(session, _counter(rule, key, items), datetime.now(UTC))
+
+    def has_room(
+        self, rule: str, key: str, items: list[RateLimitItem], given: Session | None
+    ) -> bool:
+        with self._session(given) as session:
+            return limit_counters.has_room(session, _counter(rule, key, items), datetime.now(UTC))
+
+
 
 
 class Throttle:
-    def __init__(self, settings: AbuseSettings) -> None:
-        self._limiter = MovingWindowRateLimiter(counters_at(settings.storage_url))
-        self._rules = {
-            name: _Rule(name, parse_many(getattr(settings, name)))
-            for name in (
-                "per_source",
-                "per_network",
-                "per_profile",
-                "per_number",
-                "per_block",
-                "platform",
-                "login_per_account",
-                "login_per_source",
-                "captcha_auto_on",
-                "spike_pause",
-            )
-        }
+    """Every limit of `AbuseSettings`, counted where `storage_url` says.
 
-    def _allow(self, checks: list[tuple[str, str]]) -> bool:
+    Each method takes the route's database session: the database counters (the default)
+    count in it, so the hits commit with the route's answer; the others ignore it."""
+
+    def __init__(
+        self,
+        settings: AbuseSettings,
+        sessions: Callable[[], Session] | None = None,
+        on_refused: Callable[[str], None] | None = None,
+    ) -> None:
+        # Told the name of the limit that refused (for metrics): a rule name, never a key.
+        self._on_refused = on_refused
+        self._counters: _LimiterCounters | _DatabaseCounters
+        if settings.storage_url.split("://", 1)[0] == "database":
+            self._counters = _DatabaseCounters(sessions)
+        else:
+            self._counters = _LimiterCounters(settings.storage_url)
+        self._rules = {name: parse_many(getattr(settings, name)) for name in LIMIT_RULES}
+
+    @property
+    def _limiter(self) -> MovingWindowRateLimiter:
+        """limits' limiter, for the in-memory and Redis counters only."""
+        assert isinstance(self._counters, _LimiterCounters)
+        return self._counters.limiter
+
+    def _allow(self, checks: list[tuple[str, str]], session: Session | None) -> bool:
         """Count one hit on each (rule, key) only if every one of them still has room."""
-        for rule_name, key in checks:
-            for item in self._rules[rule_name].items:
-                if not self._limiter.test(item, rule_name, key):
-                    return False
-        for rule_name, key in checks:
-            for item in self._rules[rule_name].items:
-                self._limiter.hit(item, rule_name, key)
-        return True
+        allowed = self._counters.take(
+            [(rule, key, self._rules[rule]) for rule, key in checks], session
+        )
+        if not allowed and self._on_refused is not None:
+            # Only on a refusal: which limit it was, for the metrics (never said to the client).
+            full = [rule for rule, key in checks if self._over(rule, key, session)]
+            self._on_refused(full[0] if full else checks[0][0])
+        return allowed
 
-    def attempt(self, source_address: str) -> bool:
+    def attempt(self, source_address: str, session: Session | None = None) -> bool:
         """A request for a callback arrives from an address (valid or not, it counts)."""
         return self._allow(
-            [("per_source", source_address), ("per_network", source_network(source_address))]
+            [("per_source", source_address), ("per_network", source_network(source_address))],
+            session,
         )
 
-    def owner_call(self, profile_id: int, e164: str) -> bool:
+    def owner_call(self, profile_id: int, e164: str, session: Session | None = None) -> bool:
         """A request would ring an owner: count it against every target-side limit."""
         return self._allow(
             [
@@ -123,29 +214,51 @@ class Throttle:
                 ("per_block", number_block(e164)),
                 ("per_profile", str(profile_id)),
                 ("platform", "all"),
-            ]
+            ],
+            session,
         )
 
-    def page_post(self, profile_id: int) -> bool:
-        """Note a form post to a page; False when it is one too many and the page should pause.
+    def page_post(self, profile_id: int, session: Session | None = None) -> bool:
+        """Note a form post to a page; False when it is far above normal (a spike: the page
+        then asks everyone for a CAPTCHA for a while and its owner is told).
 
         The same posts feed the adaptive image check (`page_is_busy`).
         """
-        for item in self._rules["captcha_auto_on"].items:
-            self._limiter.hit(item, "captcha_auto_on", str(profile_id))
-        return all(
-            self._limiter.hit(item, "spike_pause", str(profile_id))
-            for item in self._rules["spike_pause"].items
-        )
+        key = str(profile_id)
+        self._counters.hit("captcha_auto_on", key, self._rules["captcha_auto_on"], session)
+        return self._counters.hit("spike_captcha", key, self._rules["spike_captcha"], session)
 
-    def page_is_busy(self, profile_id: int) -> bool:
+    def page_is_busy(self, profile_id: int, session: Session | None = None) -> bool:
         """True while a page sees more posts than usual: the image check then switches on."""
-        return not all(
-            self._limiter.test(item, "captcha_auto_on", str(profile_id))
-            for item in self._rules["captcha_auto_on"].items
+        rule = "captcha_auto_on"
+        return not self._counters.has_room(rule, str(profile_id), self._rules[rule], session)
+
+    def _over(self, rule: str, key: str, session: Session | None) -> bool:
+        return not self._counters.has_room(rule, key, self._rules[rule], session)
+
+    def login_source(self, source_address: str, session: Session | None = None) -> bool:
+        """A login attempt from an address (every one counts); False when it has made too many."""
+        return self._allow([("login_per_source", source_address)], session)
+
+    def login_pressure(
+        self, account: str, source_address: str, session: Session | None = None
+    ) -> tuple[bool, bool]:
+        """(this network failed too often for the account, the account is under attack)."""
+        account = account.strip().lower()
+        network = source_network(source_address)
+        return (
+            self._over("login_per_account_network", f"{account}|{network}", session),
+            self._over("login_per_account", account, session),
         )
 
-    def login(self, account: str, source_address: str) -> bool:
-        return self._allow(
-            [("login_per_account", account.strip().lower()), ("login_per_source", source_address)]
-        )
+    def login_failed(
+        self, account: str, source_address: str, session: Session | None = None
+    ) -> None:
+        """A wrong password (or CAPTCHA) for an account: counted per network and in total."""
+        account = account.strip().lower()
+        network = source_network(source_address)
+        for rule, key in (
+            ("login_per_account_network", f"{account}|{network}"),
+            ("login_per_account", account),
+        ):
+            self._counters.hit(rule, key, self._rules[rule], session)

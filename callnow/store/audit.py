@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from callnow.store.models import AuditEntry, User
+from callnow.store.models import AuditEntry, Profile, User
 
 
 def record(
@@ -30,6 +30,27 @@ def record(
             subject=subject[:80],
             details=details,
         )
+    )
+
+
+def record_for_page(
+    session: Session,
+    profile: Profile,
+    *,
+    actor: User | None,
+    action: str,
+    via: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """An audit row about an owner's page, filed under the page's tenant."""
+    record(
+        session,
+        actor=actor,
+        action=action,
+        subject=profile.callnow_id,
+        tenant_id=profile.extension.tenant_id,
+        via=via,
+        details=details,
     )
 
 

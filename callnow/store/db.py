@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,3 +152,15 @@ def schema_revisions(url: str) -> SchemaRevisions:
         script.revision == current for script in scripts.walk_revisions()
     )
     return SchemaRevisions(current, head, known)
+
+
+def pool_use(engine: Engine) -> Callable[[], tuple[int, int]]:
+    """(connections in use, pool size) of an engine's pool, read at each metrics scrape."""
+
+    def read() -> tuple[int, int]:
+        pool = engine.pool
+        in_use = getattr(pool, "checkedout", lambda: 0)()
+        size = getattr(pool, "size", lambda: 0)()
+        return int(in_use), int(size)
+
+    return read

@@ -72,6 +72,8 @@ class Tenant(Base):
     blocked_prefixes: Mapped[list[str]] = mapped_column(JSON, default=list)
     allowed_prefixes: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Set by the provider (its API): every page of the tenant is hidden until resumed.
+    suspended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
     extensions: Mapped[list[Extension]] = relationship(back_populates="tenant")
 
@@ -140,6 +142,8 @@ class Profile(Base):
     confirm_on_web: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # Set by the spike detector: the page answers like an unknown one until then.
     paused_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # Set by the provider, apart from the owner's own `enabled`: the owner cannot undo it.
+    suspended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     welcome_message: Mapped[str] = mapped_column(Text, default="")
     timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
@@ -154,6 +158,18 @@ class Profile(Base):
 
     def __str__(self) -> str:
         return self.callnow_id
+
+
+class RetiredCallNowId(Base):
+    """A CallNow ID a page gave up: it still leads to that page (printed links keep working),
+    and no other page may take it before `held_until`."""
+
+    __tablename__ = "retired_callnow_ids"
+
+    callnow_id: Mapped[str] = mapped_column(String(32), primary_key=True)  # lower-case
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id"), index=True)
+    retired_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    held_until: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class AvailabilityWindow(Base):
@@ -283,7 +299,7 @@ class CallLeg(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("call_requests.id"), index=True)
-    role: Mapped[str] = mapped_column(String(10))  # owner, visitor
+    role: Mapped[str] = mapped_column(String(10))  # owner, requester (the visitor leg)
     destination: Mapped[str] = mapped_column(String(40))
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     ringing_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
@@ -318,6 +334,35 @@ class SpentCaptcha(Base):
 
     nonce: Mapped[str] = mapped_column(String(32), primary_key=True)
     spent_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class LimitHit(Base):
+    """One counted hit of a rate limit (rule, key) on the embedded default (no Redis): the
+    counters survive a restart. Deleted once `expires_at` (the rule's longest window) passed."""
+
+    __tablename__ = "limit_hits"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(80))
+    hit_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+    __table_args__ = (Index("ix_limit_hits_rule_key_hit_at", "rule", "key", "hit_at"),)
+
+
+class PageAlert(Base):
+    """A page under unusual load: it asks every visitor for a CAPTCHA until `until`, and its
+    owner is told. `notified_at` is left for the e-mail outbox to set once it has written."""
+
+    __tablename__ = "page_alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    until: Mapped[datetime] = mapped_column(UtcDateTime)
+    notified_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class AuditEntry(Base):
@@ -357,8 +402,13 @@ class WebhookDelivery(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     delivery_id: Mapped[str] = mapped_column(String(40), unique=True)
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id"), index=True)
-    request_id: Mapped[int] = mapped_column(ForeignKey("call_requests.id"), index=True)
-    request_event_id: Mapped[int] = mapped_column(ForeignKey("request_events.id"))
+    # Both empty for a page alert (`page_alerts`), which belongs to no request.
+    request_id: Mapped[int | None] = mapped_column(
+        ForeignKey("call_requests.id"), index=True, nullable=True
+    )
+    request_event_id: Mapped[int | None] = mapped_column(
+        ForeignKey("request_events.id"), nullable=True
+    )
     payload: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -128,8 +128,12 @@ def rules_of(profile: Profile) -> list[domain_rules.Rule]:
 def preferences_of(profile: Profile) -> OwnerPreferences:
     tenant = profile.extension.tenant
     return OwnerPreferences(
-        # CallNow works only for tenants with Call API access.
-        enabled=profile.enabled and tenant.call_api_access,
+        # CallNow works only for tenants with Call API access, and not while the provider
+        # has suspended the page or its tenant.
+        enabled=profile.enabled
+        and tenant.call_api_access
+        and profile.suspended_at is None
+        and tenant.suspended_at is None,
         do_not_allow=profile.do_not_allow,
         confirmation_required=profile.confirmation_required,
         windows=windows_of(profile),

@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from callnow.domain.callnow_id import normalise_callnow_id
+from callnow.domain.callnow_id import held_refusal, normalise_callnow_id
 from callnow.domain.phone import parse_owner_number
-from callnow.store import accounts, profiles
-from callnow.store.models import Extension, Profile, Tenant, User
+from callnow.store import accounts, profiles, retired_ids
+from callnow.store.models import Extension, Profile, Tenant, User, utcnow
 
 ROLES = ("platform_admin", "tenant_admin", "owner")
 
@@ -28,30 +28,50 @@ def create_tenant(
     timezone: str = "Australia/Sydney",
     call_api_access: bool = True,
 ) -> Tenant:
-    name = name.strip()
-    if not 1 <= len(name) <= 120:
-        raise ProvisioningError("A tenant name is 1 to 120 characters.")
-    if product_line not in ("pbx", "home"):
-        raise ProvisioningError("The product line is 'pbx' or 'home'.")
-    region = region.strip().upper()
-    if len(region) != 2 or not region.isalpha():
-        raise ProvisioningError("The region is a two-letter country code such as AU.")
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ProvisioningError(f"'{timezone}' is not a known time zone.") from exc
-    if session.scalars(select(Tenant).where(Tenant.name == name)).first():
-        raise ProvisioningError(f"A tenant named '{name}' exists already.")
-    tenant = Tenant(
-        name=name,
-        product_line=product_line,
-        region=region,
-        timezone=timezone,
-        call_api_access=call_api_access,
+    fields = checked_tenant_fields(
+        session, name=name, product_line=product_line, region=region, timezone=timezone
     )
+    tenant = Tenant(call_api_access=call_api_access, **fields)
     session.add(tenant)
     session.flush()
     return tenant
+
+
+def checked_tenant_fields(
+    session: Session,
+    *,
+    name: str | None = None,
+    product_line: str | None = None,
+    region: str | None = None,
+    timezone: str | None = None,
+    tenant: Tenant | None = None,
+) -> dict[str, str]:
+    """The given fields of a new tenant (or of `tenant`, changed), normalised and checked."""
+    fields: dict[str, str] = {}
+    if name is not None:
+        name = name.strip()
+        if not 1 <= len(name) <= 120:
+            raise ProvisioningError("A tenant name is 1 to 120 characters.")
+        other = tenant_by_name(session, name)
+        if other is not None and other is not tenant:
+            raise ProvisioningError(f"A tenant named '{name}' exists already.")
+        fields["name"] = name
+    if product_line is not None:
+        if product_line not in ("pbx", "home"):
+            raise ProvisioningError("The product line is 'pbx' or 'home'.")
+        fields["product_line"] = product_line
+    if region is not None:
+        region = region.strip().upper()
+        if len(region) != 2 or not region.isalpha() or not region.isascii():
+            raise ProvisioningError("The region is a two-letter country code such as AU.")
+        fields["region"] = region
+    if timezone is not None:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ProvisioningError(f"'{timezone}' is not a known time zone.") from exc
+        fields["timezone"] = timezone
+    return fields
 
 
 def create_user(
@@ -97,27 +117,40 @@ def create_extension(
     display_name: str = "",
     owner: User | None = None,
 ) -> Extension:
-    internal = internal_number.strip()
-    if not internal.isdigit() or not 2 <= len(internal) <= 20:
-        raise ProvisioningError("An internal number is 2 to 20 digits.")
+    internal = checked_internal_number(internal_number)
     if session.scalars(select(Extension).where(Extension.internal_number == internal)).first():
         raise ProvisioningError(f"The internal number {internal} is taken on this platform.")
-    try:
-        external = parse_owner_number(external_number, tenant.region)
-    except ValueError as exc:
-        raise ProvisioningError(f"External number: {exc}") from exc
-    if owner is not None and owner.tenant_id != tenant.id:
-        raise ProvisioningError("The owner must belong to the extension's tenant.")
     extension = Extension(
         tenant_id=tenant.id,
         internal_number=internal,
-        external_number=external,
+        external_number=checked_external_number(tenant, external_number),
         display_name=display_name.strip()[:80],
-        owner_user_id=owner.id if owner else None,
+        owner_user_id=checked_owner(tenant, owner),
     )
     session.add(extension)
     session.flush()
     return extension
+
+
+def checked_internal_number(internal_number: str) -> str:
+    internal = internal_number.strip()
+    if not internal.isdigit() or not internal.isascii() or not 2 <= len(internal) <= 20:
+        raise ProvisioningError("An internal number is 2 to 20 digits.")
+    return internal
+
+
+def checked_external_number(tenant: Tenant, external_number: str) -> str:
+    """The extension's external number as E.164, read in the tenant's region."""
+    try:
+        return parse_owner_number(external_number, tenant.region)
+    except ValueError as exc:
+        raise ProvisioningError(f"External number: {exc}") from exc
+
+
+def checked_owner(tenant: Tenant, owner: User | None) -> int | None:
+    if owner is not None and owner.tenant_id != tenant.id:
+        raise ProvisioningError("The owner must belong to the extension's tenant.")
+    return owner.id if owner else None
 
 
 def checked_callnow_id(session: Session, extension: Extension, callnow_id: str) -> str:
@@ -133,18 +166,33 @@ def checked_callnow_id(session: Session, extension: Extension, callnow_id: str) 
     existing = profiles.by_callnow_id(session, wanted)
     if existing is not None and existing.extension_id != extension.id:
         raise ProvisioningError(f"The CallNow ID '{wanted}' is taken.")
+    own = extension.profile.id if extension.profile is not None else None
+    if retired_ids.held_for_another(session, wanted, own, utcnow()):
+        raise ProvisioningError(held_refusal(wanted))
     return wanted
 
 
-def enable_callnow(session: Session, extension: Extension, callnow_id: str) -> Profile:
-    """Turn CallNow on for an extension, allocating its ID (or re-enabling its profile)."""
+def enable_callnow(
+    session: Session, extension: Extension, callnow_id: str, *, rename: bool = False
+) -> Profile:
+    """Turn CallNow on for an extension, allocating its ID (or re-enabling its profile).
+
+    An existing page keeps its ID unless `rename` is given: renaming moves every printed link
+    to a redirect, so it is never a side effect of re-enabling."""
     wanted = checked_callnow_id(session, extension, callnow_id)
     profile = session.scalars(select(Profile).where(Profile.extension_id == extension.id)).first()
     if profile is None:
+        retired_ids.release(session, wanted)  # a hold that expired
         profile = Profile(extension_id=extension.id, callnow_id=wanted)
         session.add(profile)
-    else:
-        profile.callnow_id = wanted
+    elif profile.callnow_id != wanted:
+        if not rename:
+            raise ProvisioningError(
+                f"This extension's page is '{profile.callnow_id}'. Renaming it to '{wanted}' "
+                "keeps the old address redirecting and holds it for a year; "
+                "pass --rename to do so."
+            )
+        retired_ids.rename(session, profile, wanted, utcnow())
     profile.enabled = True
     session.flush()
     return profile

@@ -259,3 +259,19 @@ def cancel_requested_among(session: Session, request_ids: list[int]) -> list[int
         CallRequest.id.in_(request_ids), CallRequest.cancel_requested_at.is_not(None)
     )
     return list(session.scalars(query))
+
+
+def depth(session: Session, now: datetime) -> tuple[int, float]:
+    """Requests waiting to be claimed, and how long the oldest has waited (seconds; 0 if none).
+
+    For the metrics scrape: one aggregate query over the queued requests."""
+    count, oldest = session.execute(
+        select(func.count(), func.min(CallRequest.created_at)).where(
+            CallRequest.state == RequestState.QUEUED.value
+        )
+    ).one()
+    if not count or oldest is None:
+        return 0, 0.0
+    if oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=now.tzinfo)
+    return int(count), max(0.0, (now - oldest).total_seconds())

@@ -31,7 +31,7 @@ from callnow.domain.request_state import (
     check_transition,
     states_before,
 )
-from callnow.store import webhooks
+from callnow.store import mail, webhooks
 from callnow.store.models import (
     CallRequest,
     DoNotCall,
@@ -188,6 +188,7 @@ def _write_history(session: Session, rows: list[dict[str, Any]], *, request_id: 
     for row, event_id in zip(rows, ids, strict=True):
         row["id"] = event_id
         webhooks.enqueue_inserted(connection, row)
+        mail.enqueue_for_history(connection, row)
 
 
 @cache

@@ -31,6 +31,7 @@ from sqlalchemy import (
     bindparam,
     event,
     exists,
+    func,
     insert,
     or_,
     select,
@@ -397,3 +398,9 @@ def record_failed(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
+
+
+def backlog(session: Session) -> int:
+    """Deliveries neither delivered nor given up: the outbox the sender still has to empty."""
+    query = select(func.count()).select_from(WebhookDelivery).where(_pending())
+    return int(session.scalar(query) or 0)

@@ -202,25 +202,29 @@ class PromptRenderer:
                 ],
                 stdin=text.encode("utf-8"),
             )
-            await self._run(
-                [
-                    self.sox,
-                    str(raw),
-                    "-r",
-                    str(SAMPLE_RATE),
-                    "-c",
-                    "1",
-                    "-b",
-                    "8",
-                    "-e",
-                    _SOX_ENCODING[codec],
-                    str(converted),
-                ],
-            )
+            await self.to_g711(raw, converted, codec)
             if wav_duration(converted) <= 0:
                 raise PromptRenderError(f"espeak-ng rendered no audio for {text[:40]!r}")
             # Same filesystem (tmp dir is inside cache_dir), so the rename is atomic.
             os.replace(converted, target)
+
+    async def to_g711(self, source: Path, target: Path, codec: str) -> None:
+        """Convert any WAV sox reads to 8 kHz mono `codec` (PCMU or PCMA) at `target`."""
+        await self._run(
+            [
+                self.sox,
+                str(source),
+                "-r",
+                str(SAMPLE_RATE),
+                "-c",
+                "1",
+                "-b",
+                "8",
+                "-e",
+                _SOX_ENCODING[codec],
+                str(target),
+            ],
+        )
 
     async def _run(self, argv: list[str], stdin: bytes | None = None) -> None:
         try:

@@ -17,21 +17,25 @@ through our own process would put Python in the media path.
 1. `offer(call_id, from_tag=VISITOR, sdp=placeholder_sdp())` - the visitor side does not exist
    yet, so a placeholder offer (PCMU/PCMA/telephone-event, a discard port on loopback) stands in
    for it. The reply is the SDP, with rtpengine's owner-facing port, for the INVITE to the owner.
-2. Owner answers: `answer(call_id, VISITOR, OWNER, sdp=owner_sdp)`. The reply is SDP with the
-   visitor-facing port; keep it for the INVITE to the visitor.
+2. Owner answers: `answer(call_id, VISITOR, OWNER, sdp=owner_sdp)` completes that exchange.
+   Then the owner's side is offered again, towards the visitor: `offer(call_id, from_tag=OWNER,
+   to_tag=VISITOR, sdp=owner_sdp)` with the trunk's codecs as ng `codec` flags (`strip` all,
+   `transcode` the list): the reply, with an `o=` line of ours, is the trunk INVITE's offer,
+   so the carrier may pick A-law while the owner's phone talks mu-law (rtpengine transcodes).
 3. `play_media(call_id, OWNER, file=prompt.wav)` plays to the owner; the owner's RFC 4733 digits
    arrive on the DTMF log (`callnow.telephony.dtmf_log`) with `source_tag == OWNER`.
-4. On "1": INVITE the visitor with the SDP from step 2. When the visitor answers, re-offer from
-   the visitor's tag with its real SDP and re-answer with the owner's SDP, both with the
-   `port latching` flag (see `bridge()`). Without that flag rtpengine 10.5 opens a *new local
-   port* when the remote port changes in a re-offer, and the phones would be talking to stale
-   ports. After this, RTP flows owner <-> rtpengine <-> visitor.
+4. On "1": INVITE the visitor with the SDP from step 2. When the visitor answers,
+   `answer(call_id, OWNER, VISITOR, sdp=visitor_sdp)` with the `port latching` flag (see
+   `visitor_answered()`). Without that flag rtpengine 10.5 opens a *new local port* when the
+   remote port changes, and the phones would be talking to stale ports. After this, RTP flows
+   owner <-> rtpengine <-> visitor. A re-INVITE from either phone later (hold, resume, a new
+   address) is offered from its tag to the other's and answered back the same way.
 5. `delete(call_id)` when either leg ends.
 
-The SDP returned in step 4 for the owner carries the *visitor's* `o=` line (rtpengine passes the
-origin through, `replace=["origin"]` only swaps the address). With `port latching` the owner
-needs no re-INVITE; if one is ever needed, it must keep the `o=` first sent, with a higher
-version. `AnchoredCallback` wraps steps 1-5 and takes care of that.
+rtpengine passes the offerer's `o=` line through (`replace=["origin"]` only swaps the address),
+so every SDP we send carries the `o=` of the session we first announced to that party, with a
+higher version on each change (RFC 3264 8). `AnchoredCallback` wraps steps 1-5 and takes care
+of that.
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ import logging
 import random
 import secrets
 import socket
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -50,6 +55,7 @@ from typing import Any
 
 from callnow.config import RtpengineSettings
 from callnow.telephony.bencode import BencodeError, BValue, bdecode, bencode
+from callnow.telephony.sdp import continue_origin, own_origin
 
 __all__ = [
     "AnchoredCallback",
@@ -64,6 +70,13 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# What the trunk is offered unless configured otherwise: A-law first (most carriers outside
+# North America), then mu-law.
+DEFAULT_TRUNK_CODECS: tuple[str, ...] = ("PCMA", "PCMU")
+# What an owner's phone is offered again when the visitor's side re-offers (hold, resume):
+# the placeholder's G.711 pair, so the owner's phone never has to accept a codec it did not.
+OWNER_CODECS: tuple[str, ...] = ("PCMU", "PCMA")
 
 
 class RtpengineUnavailable(ConnectionError):
@@ -176,6 +189,8 @@ class RtpengineClient:
         self._pending: dict[bytes, _Request] = {}
         self._cookie_prefix = secrets.token_hex(6)
         self._cookies = itertools.count(1)
+        # Told of each request: (command, seconds, timed out). Set by whoever keeps metrics.
+        self.observe: Callable[[str, float, bool], None] | None = None
 
     @classmethod
     def from_settings(cls, settings: RtpengineSettings) -> RtpengineClient:
@@ -316,9 +331,17 @@ class RtpengineClient:
             self.timeout_s / attempts,
         )
         self._pending[cookie] = request
+        started = time.monotonic()
         try:
             self._arm(cookie, request)
             reply = await request.future
+        except RtpengineUnavailable:
+            if self.observe is not None:
+                self.observe(command, time.monotonic() - started, True)
+            raise
+        else:
+            if self.observe is not None:
+                self.observe(command, time.monotonic() - started, False)
         finally:
             self._pending.pop(cookie, None)
             if request.timer is not None:
@@ -476,16 +499,21 @@ def _media_port(sdp: str) -> int | None:
     return None
 
 
-def _continue_origin(sdp: str, previous: str) -> str:
-    """`sdp` with the o= line of `previous`, its session version incremented."""
-    old = next((ln for ln in previous.splitlines() if ln.startswith("o=")), None)
-    if old is None:
-        return sdp
-    parts = old.split(" ")
-    if len(parts) == 6 and parts[2].isdigit():
-        parts[2] = str(int(parts[2]) + 1)
-    origin = " ".join(parts)
-    return "\r\n".join(origin if line.startswith("o=") else line for line in sdp.split("\r\n"))
+def _connection_address(sdp: str) -> str:
+    for line in sdp.splitlines():
+        if line.startswith("c=IN IP4 "):
+            return line.split()[2]
+    return "0.0.0.0"
+
+
+def _transcode_to(codecs: Iterable[str], *, strip: bool) -> dict[str, BValue]:
+    """ng `codec` flags: offer `codecs` (and RFC 4733 events) whatever the party offered,
+    transcoding where needed; with `strip`, only them, in their order."""
+    wanted: list[BValue] = [*codecs, "telephone-event"]
+    flags: dict[str, BValue] = {"transcode": wanted}
+    if strip:
+        flags["strip"] = ["all"]
+    return flags
 
 
 @dataclass
@@ -508,6 +536,8 @@ class AnchoredCallback:
     call_id: str
     owner_tag: str = "owner"
     visitor_tag: str = "visitor"
+    # Offered to the trunk, in order of preference (telephone-event is always added).
+    trunk_codecs: tuple[str, ...] = DEFAULT_TRUNK_CODECS
     _sdp_for_owner: str | None = field(default=None, init=False, repr=False)
     _owner_sdp: str | None = field(default=None, init=False, repr=False)
     _sdp_for_visitor: str | None = field(default=None, init=False, repr=False)
@@ -520,9 +550,26 @@ class AnchoredCallback:
         return self._sdp_for_owner
 
     async def owner_answered(self, owner_sdp: str, **params: Any) -> None:
+        """Complete the owner's offer/answer, then prepare the trunk's offer: the owner's side
+        offered again, towards the visitor, with the trunk's codecs (rtpengine transcodes when
+        the two ends settle on different ones) and an origin of ours (nothing of the owner's
+        phone reaches the carrier)."""
         self._owner_sdp = owner_sdp
-        self._sdp_for_visitor = await self.client.answer(
+        await self.client.answer(
             self.call_id, self.visitor_tag, self.owner_tag, owner_sdp, **params
+        )
+        for_visitor = await self.client.offer(
+            self.call_id,
+            self.owner_tag,
+            owner_sdp,
+            to_tag=self.visitor_tag,
+            flags=["port latching"],
+            replace=["origin", "session-connection"],
+            codec=_transcode_to(self.trunk_codecs, strip=True),
+            **params,
+        )
+        self._sdp_for_visitor = own_origin(
+            for_visitor, random.getrandbits(31), _connection_address(for_visitor)
         )
 
     @property
@@ -549,22 +596,68 @@ class AnchoredCallback:
                 raise
 
     async def visitor_answered(self, visitor_sdp: str, **params: Any) -> str | None:
-        """Bridge. Returns SDP to re-INVITE the owner with, or None when its port is unchanged.
-
-        None is the expected outcome (see `port latching` in the module doc).
-        """
+        """Bridge: the visitor's answer to the trunk's offer. Returns SDP to re-INVITE the
+        owner with, or None when its port is unchanged (the expected outcome, see `port
+        latching` in the module doc)."""
         if self._owner_sdp is None:
             raise RuntimeError("the owner has not answered yet")
-        for_owner, _ = await self.client.bridge(
-            self.call_id, self.visitor_tag, visitor_sdp, self.owner_tag, self._owner_sdp, **params
+        for_owner = await self.client.answer(
+            self.call_id,
+            self.owner_tag,
+            self.visitor_tag,
+            visitor_sdp,
+            flags=["port latching"],
+            replace=["origin", "session-connection"],
+            **params,
         )
         previous = self._sdp_for_owner or ""
         if _media_port(for_owner) == _media_port(previous):
             return None
-        # A re-INVITE must keep the session's o= line with a higher version (RFC 3264 s. 8);
-        # rtpengine's SDP here carries the visitor's origin instead.
-        self._sdp_for_owner = _continue_origin(for_owner, previous)
+        # A re-INVITE must keep the session's o= line with a higher version (RFC 3264 s. 8).
+        self._sdp_for_owner = continue_origin(for_owner, previous)
         return self._sdp_for_owner
+
+    async def hold_owner_audio(self) -> None:
+        """Keep the owner's audio from the carrier until the visitor answers (a carrier's
+        early media would otherwise let the visitor's side hear the owner before the call)."""
+        await self.client.block_media(self.call_id, self.owner_tag)
+
+    async def release_owner_audio(self) -> None:
+        await self.client.unblock_media(self.call_id, self.owner_tag)
+
+    def _other(self, tag: str) -> str:
+        return self.visitor_tag if tag == self.owner_tag else self.owner_tag
+
+    async def reoffer_from(self, tag: str, offer_sdp: str, **params: Any) -> str:
+        """A party re-INVITEd (hold, resume, a new address): its offer goes through rtpengine,
+        which keeps the direction (`sendonly` stays `sendonly` towards the other party) and
+        its own ports (`port latching`). Returns the SDP to re-offer to the other party."""
+        return await self.client.offer(
+            self.call_id,
+            tag,
+            offer_sdp,
+            to_tag=self._other(tag),
+            flags=["port latching"],
+            replace=["origin", "session-connection"],
+            # What the other phone may not speak, rtpengine translates.
+            codec=_transcode_to(
+                self.trunk_codecs if tag == self.owner_tag else OWNER_CODECS, strip=False
+            ),
+            **params,
+        )
+
+    async def reanswer_to(self, tag: str, answer_sdp: str, **params: Any) -> str:
+        """The other party's answer to `reoffer_from(tag, ...)`; returns the SDP to answer the
+        re-INVITE of `tag`'s party with (its direction mirrors the offer, RFC 3264 6.1)."""
+        return await self.client.answer(
+            self.call_id,
+            tag,
+            self._other(tag),
+            answer_sdp,
+            flags=["port latching"],
+            replace=["origin", "session-connection"],
+            **params,
+        )
 
     async def delete(self) -> None:
         """Release the ports; an already gone call is not an error (it may have timed out)."""

@@ -1,68 +1,51 @@
-"""Platform admin (sqladmin): tenants, users, extensions and CallNow profiles.
+"""Platform admin (sqladmin): tenants, users, extensions, CallNow profiles and sessions.
 
 Every change goes through the same checks as the CLI's: IDs are normalised and reserved words
-refused, external numbers stored as E.164, passwords hashed with argon2.
+refused, external numbers stored as E.164, passwords hashed with argon2. A new password, or a
+user made inactive, ends that user's sessions. How the admin itself is guarded (sessions, login
+throttle, CSRF, headers): `web.admin_guard`.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
-from sqladmin import Admin, ModelView
-from sqladmin.authentication import AuthenticationBackend
+from sqladmin import Admin, BaseView, ModelView, expose
 from sqlalchemy import Engine
+from starlette.middleware import Middleware
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
 from wtforms import PasswordField
 
-from callnow.config import Settings
 from callnow.domain.phone import parse_owner_number
-from callnow.store import accounts, audit, provisioning
-from callnow.store.db import make_session_factory
-from callnow.store.models import Extension, Profile, Tenant, User
+from callnow.domain.sign_in import device_label
+from callnow.store import accounts, audit, provisioning, retired_ids, web_sessions
+from callnow.store.models import Extension, Profile, Tenant, User, utcnow
+from callnow.web import forms, sign_in
+from callnow.web.admin_guard import AdminGate, PlatformAdminAuth, csrf_token, end_admin_session
+from callnow.web.context import AppState
 
-
-class PlatformAdminAuth(AuthenticationBackend):
-    def __init__(self, settings: Settings, engine: Engine) -> None:
-        super().__init__(
-            secret_key=settings.web.secret_key,
-            session_cookie="callnow_admin",
-            same_site="lax",
-            https_only=settings.web.public_base_url.startswith("https://"),
-        )
-        self._sessions = make_session_factory(engine)
-
-    async def login(self, request: Request) -> bool:
-        form = await request.form(max_files=0, max_fields=10)
-        email, password = str(form.get("username", ""))[:254], str(form.get("password", ""))[:256]
-        with self._sessions() as session, session.begin():
-            user = accounts.authenticate(session, email, password)
-            if user is None or user.role != "platform_admin":
-                return False
-            request.session.clear()
-            request.session.update(user_id=user.id)
-        return True
-
-    async def logout(self, request: Request) -> bool:
-        request.session.clear()
-        return True
-
-    async def authenticate(self, request: Request) -> bool:
-        user_id = request.session.get("user_id")
-        if not isinstance(user_id, int):
-            return False
-        with self._sessions() as session:
-            user = session.get(User, user_id)
-            return bool(user and user.is_active and user.role == "platform_admin")
+TEMPLATES = Path(__file__).parent / "templates" / "admin"
 
 
 class AuditedView(ModelView):
     """Every save in the admin lands in the audit log with the admin's identity."""
 
+    @staticmethod
+    async def _actor_id(request: Request) -> int | None:
+        from sqladmin.authentication import get_current_user_id
+
+        found = get_current_user_id(request)
+        return found if isinstance(found, int) else None
+
     async def after_model_change(
         self, data: dict[str, Any], model: Any, is_created: bool, request: Request
     ) -> None:
         with self.session_maker() as session, session.begin():
-            actor = session.get(User, request.session.get("user_id") or 0)
+            actor = session.get(User, await self._actor_id(request) or 0)
             shown = {k: str(v) for k, v in data.items() if k != "password_hash"}
             audit.record(
                 session,
@@ -109,6 +92,16 @@ class UserAdmin(AuditedView, model=User):
             raise ValueError("A new user needs a password.")
         else:
             data.pop("password_hash", None)
+
+    async def after_model_change(
+        self, data: dict[str, Any], model: Any, is_created: bool, request: Request
+    ) -> None:
+        await super().after_model_change(data, model, is_created, request)
+        if is_created or not (data.get("password_hash") or not model.is_active):
+            return
+        # A new password or a deactivated account: every copy of every session ends now.
+        with self.session_maker() as session, session.begin():
+            web_sessions.revoke_all(session, model.id, utcnow())
 
 
 class ExtensionAdmin(AuditedView, model=Extension):
@@ -166,16 +159,95 @@ class ProfileAdmin(AuditedView, model=Profile):
                 )
             except provisioning.ProvisioningError as exc:
                 raise ValueError(str(exc)) from exc
+            old_id = None if is_created else getattr(model, "callnow_id", None)
+            if old_id and old_id != data["callnow_id"]:
+                # As in the portal and the CLI: the old ID keeps redirecting and is held.
+                retired_ids.retire(session, model.id, old_id, data["callnow_id"], utcnow())
+                session.commit()
 
 
-def mount(app: FastAPI, engine: Engine, settings: Settings) -> Admin:
+class SessionsAdmin(BaseView):
+    """Everyone's live sessions; an admin ends one, or all of a user's."""
+
+    name = "Sessions"
+    icon = "fa-solid fa-key"
+
+    @expose("/sessions", methods=["GET", "POST"])
+    async def sessions_page(self, request: Request) -> Response:
+        state: AppState = request.app.state.callnow
+        if request.method == "POST":  # its CSRF token was checked by `AdminGate`
+            form = await request.form(max_files=0, max_fields=10)
+            chosen = forms.field(form, "session_id", 12)
+            everywhere = forms.field(form, "op", 10) == "user"
+            await anyio.to_thread.run_sync(self._end, state, chosen, everywhere, request)
+            return RedirectResponse(request.url.path, status_code=303)
+        rows = await anyio.to_thread.run_sync(self._live, state)
+        response: Response = await self.templates.TemplateResponse(
+            request, "callnow_sessions.html", {"rows": rows}
+        )
+        return response
+
+    @staticmethod
+    def _live(state: AppState) -> list[dict[str, Any]]:
+        with state.sessions() as session:
+            return [
+                {
+                    "id": row.id,
+                    "email": row.user.email,
+                    "where": row.realm,
+                    "device": device_label(row.user_agent),
+                    "network": row.network,
+                    "last_seen": row.last_seen_at.strftime("%Y-%m-%d %H:%M UTC"),
+                }
+                for row in web_sessions.all_live(
+                    session, utcnow(), sign_in.lifetimes(state.settings)
+                )
+            ]
+
+    @staticmethod
+    def _end(state: AppState, chosen: str, everywhere: bool, request: Request) -> None:
+        if not chosen.isdigit():
+            return
+        with state.sessions() as session, session.begin():
+            row = web_sessions.by_id(session, int(chosen))
+            if row is None:
+                return
+            now = utcnow()
+            if everywhere:
+                web_sessions.revoke_all(session, row.user_id, now)
+            else:
+                web_sessions.revoke(session, row, now)
+            seat = request.scope["callnow.admin"].seat
+            audit.record(
+                session,
+                actor=session.get(User, seat.user_id) if seat else None,
+                action="sessions.revoke_all" if everywhere else "session.revoke",
+                subject=row.user.email,
+                tenant_id=row.user.tenant_id,
+                via="admin",
+            )
+
+
+def mount(app: FastAPI, engine: Engine, state: AppState) -> Admin:
+    auth = PlatformAdminAuth(state)
+    gate = Middleware(AdminGate, state=state)
     admin = Admin(
         app,
         engine=engine,
         base_url="/admin",
         title="CallNow admin",
-        authentication_backend=PlatformAdminAuth(settings, engine),
+        authentication_backend=auth,
+        templates_dir=str(TEMPLATES),
+        middlewares=[gate],
+    )
+    auth.templates = admin.templates
+    admin.templates.env.globals["csrf_token"] = csrf_token
+    admin.admin.state.callnow = state
+    # sqladmin's logout is a GET; this POST (CSRF-checked) is what ends the session.
+    admin.admin.router.routes.append(
+        Route("/logout", end_admin_session, methods=["POST"], name="logout_post")
     )
     for view in (TenantAdmin, UserAdmin, ExtensionAdmin, ProfileAdmin):
         admin.add_view(view)
+    admin.add_base_view(SessionsAdmin)
     return admin

@@ -77,7 +77,13 @@ class ProfileOut(BaseModel):
 
 class ProfileUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    callnow_id: str | None = Field(None, min_length=3, max_length=32)
+    callnow_id: str | None = Field(
+        None,
+        min_length=3,
+        max_length=32,
+        description="A new CallNow ID renames the page: the old ID keeps redirecting (301) "
+        "to the new one and no other page may take it for at least a year.",
+    )
     enabled: bool | None = None
     do_not_allow: bool | None = None
     confirmation_required: bool | None = None
@@ -133,6 +139,12 @@ class RequestOut(BaseModel):
     events: list[RequestEventOut]
 
 
+class TrunkHealth(BaseModel):
+    name: str
+    registered: bool
+    last_error: str | None = None
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     database: Literal["ok"]
@@ -140,6 +152,9 @@ class Health(BaseModel):
     # queued); `elsewhere` when this process runs the web only (`engine.enabled = false`). An
     # engine in this process that stopped claiming answers 503 instead: nothing restarts it.
     engine: EngineStatus
+    # Trunks with `registration` on, as the engine in this process sees them: an unregistered
+    # trunk does not make the service unhealthy (other trunks may carry the calls).
+    trunks: list[TrunkHealth] = []
 
 
 def api_user(
@@ -174,6 +189,18 @@ def _own(session: Session, user: User, callnow_id: str) -> Profile:
     raise HTTPException(404, "No such profile among yours.")
 
 
+def windows_out(profile: Profile) -> list[WindowModel]:
+    """The page's hours as the APIs show them."""
+    return [
+        WindowModel(
+            weekday=w.weekday,
+            start=f"{w.start_minute // 60:02d}:{w.start_minute % 60:02d}",
+            end=f"{w.end_minute // 60:02d}:{w.end_minute % 60:02d}",
+        )
+        for w in profile.windows
+    ]
+
+
 def _profile_out(profile: Profile) -> ProfileOut:
     return ProfileOut(
         callnow_id=profile.callnow_id,
@@ -186,14 +213,7 @@ def _profile_out(profile: Profile) -> ProfileOut:
         one_step_allowed=profile.one_step_allowed,
         welcome_message=profile.welcome_message,
         timezone=str(profiles.timezone_of(profile)),
-        windows=[
-            WindowModel(
-                weekday=w.weekday,
-                start=f"{w.start_minute // 60:02d}:{w.start_minute % 60:02d}",
-                end=f"{w.end_minute // 60:02d}:{w.end_minute % 60:02d}",
-            )
-            for w in profile.windows
-        ],
+        windows=windows_out(profile),
         extension=profile.extension.internal_number,
         external_number=profile.extension.external_number,
     )
@@ -222,10 +242,17 @@ def health(session: SessionDep, state: StateDep) -> Health:
     except Exception as exc:  # any database failure is "not healthy", said plainly
         raise HTTPException(503, "database unavailable") from exc
     engine = state.engine_status()
+    if engine == "draining":
+        # A load balancer takes this process out of rotation while its calls end.
+        raise HTTPException(503, "draining: the call engine is stopping; calls in progress end")
     if engine == "stopped":
         # Requests would still be accepted, and wait for nobody: the service needs a restart.
         raise HTTPException(503, "the call engine has stopped; restart the service")
-    return Health(status="ok", database="ok", engine=engine)
+    trunks = [
+        TrunkHealth(name=t.name, registered=t.registered, last_error=t.last_error)
+        for t in state.trunk_registrations()
+    ]
+    return Health(status="ok", database="ok", engine=engine, trunks=trunks)
 
 
 @router.get("/profiles", response_model=list[ProfileOut], responses={401: {"model": Problem}})

@@ -10,11 +10,11 @@ from pathlib import Path
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.sessions import SessionMiddleware
 
 from callnow import __version__
 from callnow.config import Settings
 from callnow.domain.destination_policy import PrefixList
+from callnow.metrics import Metrics
 from callnow.services.captcha import CaptchaBook
 from callnow.services.intake import Safeguards
 from callnow.services.throttle import Throttle
@@ -25,8 +25,12 @@ from callnow.web import (
     billing_api,
     billing_portal,
     live,
+    mail_links,
+    notify_portal,
     owner_live,
     portal,
+    portal_sessions,
+    provider_api,
     public,
     site,
     webhook_portal,
@@ -38,9 +42,8 @@ from callnow.web.middleware import (
     SecurityHeadersMiddleware,
 )
 
-SESSION_MAX_AGE_S = 12 * 3600
-
-# Runs an engine for as long as the app serves, given the app's state to wire wake-ups into.
+# Runs an engine (and the metrics listener) for as long as the app serves, given the app's
+# state to wire wake-ups, health and draining into.
 EngineLifespan = Callable[[AppState], AbstractAsyncContextManager[None]]
 
 
@@ -48,6 +51,7 @@ def build_app(
     settings: Settings,
     *,
     engine_lifespan: EngineLifespan | None = None,
+    metrics: Metrics | None = None,
 ) -> FastAPI:
     """The web app: routes, middleware and the database pool it serves from.
 
@@ -86,15 +90,17 @@ def build_app(
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
+    metrics = metrics or Metrics("web")
     safeguards = Safeguards(
-        throttle=Throttle(settings.abuse),
+        throttle=Throttle(settings.abuse, sessions, on_refused=metrics.refused),
         platform_prefixes=PrefixList(
             blocked=tuple(settings.abuse.blocked_prefixes),
             allowed=tuple(settings.abuse.allowed_prefixes),
         ),
         captcha=CaptchaBook(settings.web.secret_key, settings.abuse.captcha_ttl_s),
         decline_cooldown=timedelta(seconds=settings.requests.decline_cooldown_s),
-        spike_pause=timedelta(minutes=settings.abuse.pause_minutes),
+        spike_captcha=timedelta(minutes=settings.abuse.spike_captcha_minutes),
+        counted=metrics.request_taken,
     )
     state = AppState(settings=settings, sessions=sessions, safeguards=safeguards)
     app.state.callnow = state
@@ -107,6 +113,7 @@ def build_app(
     app.include_router(public.router)
     app.include_router(portal.router)
     app.include_router(api.router)
+    app.include_router(provider_api.router)
     app.include_router(billing_portal.router)
     app.include_router(billing_api.router)
     app.include_router(live.router)
@@ -115,21 +122,17 @@ def build_app(
     templates.env.globals["cancel_form_token"] = live.cancel_form_token
     app.include_router(owner_live.router)
     app.include_router(webhook_portal.router)
+    app.include_router(mail_links.router)
+    app.include_router(notify_portal.router)
+    app.include_router(portal_sessions.router)
     from callnow.web import admin
 
-    admin.mount(app, engine, settings)
-    app.add_middleware(
-        SessionMiddleware,
-        secret_key=settings.web.secret_key,
-        session_cookie="callnow_session",
-        max_age=SESSION_MAX_AGE_S,
-        same_site="lax",
-        https_only=settings.web.public_base_url.startswith("https://"),
-    )
+    admin.mount(app, engine, state)
     app.add_middleware(
         PublicLoadShedding,
         max_in_flight=settings.web.public_max_in_flight,
         queue_wait_s=settings.web.public_queue_wait_s,
+        on_shed=lambda: metrics.refused("load_shedding"),
     )
     app.add_middleware(
         LimitsMiddleware,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import anyio.to_thread
 from anyio import CapacityLimiter
@@ -22,7 +23,18 @@ from callnow.web.status_board import StatusBoard
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
-EngineStatus = Literal["running", "restarting", "stopped", "elsewhere"]
+EngineStatus = Literal["running", "restarting", "draining", "stopped", "elsewhere"]
+# Drains the engine beside this web (stop claiming, let calls end); the event hurries it.
+Drain = Callable[[asyncio.Event], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class TrunkRegistration:
+    """A trunk registration as health shows it (no secrets, no addresses)."""
+
+    name: str
+    registered: bool
+    last_error: str | None = None
 
 
 @dataclass
@@ -34,6 +46,10 @@ class AppState:
     wake: Callable[[], None] = field(default=lambda: None)
     # What the health check says of the engine; set while this service runs one.
     engine_status: Callable[[], EngineStatus] = field(default=lambda: "elsewhere")
+    # The trunk registrations of the engine beside this web (none known otherwise).
+    trunk_registrations: Callable[[], list[TrunkRegistration]] = field(default=list)
+    # Set by the composition root while an engine runs beside this web.
+    drain: Drain | None = None
     # What the visitors' status streams follow: one query per poll for all of them.
     status_board: StatusBoard = field(init=False)
     # Threads that only end sessions (commit or roll back); see `_unit_of_work`.
@@ -84,8 +100,26 @@ async def _unit_of_work(request: Request) -> AsyncIterator[Session]:
     await ender(_end, session, transaction.commit)
 
 
+T = TypeVar("T")
+
 UnitOfWork = Annotated[Session, Depends(_unit_of_work, scope="function")]
 """The database session of a route: committed before its answer leaves, rolled back on error."""
+
+
+async def in_one_transaction(request: Request, work: Callable[[Session], T]) -> T:
+    """Run `work` and its commit in one call on a worker thread, and return what it built.
+
+    The same guarantee as `UnitOfWork` (committed before the answer leaves, rolled back on
+    error) with one thread hand-off instead of two (route, then commit). The public page's
+    routes, which a flood hits hardest, use it; `work` builds the whole response, because the
+    session is closed when it returns."""
+    state = app_state(request)
+
+    def run() -> T:
+        with state.sessions() as session, session.begin():
+            return work(session)
+
+    return await anyio.to_thread.run_sync(run, abandon_on_cancel=False)
 
 
 def _end(session: Session, how: Callable[[], None]) -> None:

@@ -19,13 +19,15 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response, Str
 from sqlalchemy.orm import Session
 
 from callnow.domain.request_state import VISITOR_CANCELLABLE, RequestState, is_terminal
+from callnow.domain.visitor_text import Audience, step_of, visitor_message
+from callnow.services.visitor_journey import audience_of
 from callnow.store import profiles
 from callnow.store import requests as request_store
 from callnow.store.guarded import cancel_for_visitor
 from callnow.store.models import CallRequest, utcnow
 from callnow.web import forms, sse
 from callnow.web.context import UnitOfWork, app_state, templates
-from callnow.web.public import calling_from_display, request_status, visitor_message
+from callnow.web.public import calling_from_display, request_status
 from callnow.web.status_board import Seen, StatusBoard
 
 router = APIRouter(include_in_schema=False)
@@ -54,13 +56,14 @@ def _find(session: Session, callnow_id: str, token: str) -> CallRequest | None:
     return call_request
 
 
-def _snapshot(seen: Seen | None, calling_from: str) -> dict[str, Any] | None:
+def _snapshot(seen: Seen | None, calling_from: str, audience: Audience) -> dict[str, Any] | None:
     if seen is None:
         return None  # the request is gone: end the stream
     state = RequestState(seen.state)
     return {
         "state": state.value,
-        "message": visitor_message(state, seen.reason, calling_from),
+        "step": step_of(state),
+        "message": visitor_message(state, seen.reason, calling_from, audience),
         "terminal": is_terminal(state),
         "cancellable": cancellable(state),
     }
@@ -77,18 +80,19 @@ def status_events(request: Request, callnow_id: str, token: str) -> Response:
         seen = Seen(call_request.state, call_request.reason)
         region = profiles.tenant_of(call_request.profile).region
         calling_from = calling_from_display(call_request, region)
-    stream = _status_stream(state.status_board, request_id, seen, calling_from)
+        audience = audience_of(call_request)
+    stream = _status_stream(state.status_board, request_id, seen, calling_from, audience)
     return StreamingResponse(stream, media_type="text/event-stream", headers=sse.HEADERS)
 
 
 async def _status_stream(
-    board: StatusBoard, request_id: int, seen: Seen, calling_from: str
+    board: StatusBoard, request_id: int, seen: Seen, calling_from: str, audience: Audience
 ) -> AsyncIterator[bytes]:
     timing = TIMING
     async with board.watching(request_id, seen, poll_s=timing.poll_s) as watch:
 
         async def next_snapshot() -> dict[str, Any] | None:
-            return _snapshot(await watch.next(timing.poll_s), calling_from)
+            return _snapshot(await watch.next(timing.poll_s), calling_from, audience)
 
         async for chunk in sse.watch(
             next_snapshot,

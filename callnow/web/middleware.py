@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -109,8 +110,15 @@ class PublicLoadShedding:
 
     RETRY_AFTER_S = 5
 
-    def __init__(self, app: ASGIApp, max_in_flight: int, queue_wait_s: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_in_flight: int,
+        queue_wait_s: float,
+        on_shed: Callable[[], None] | None = None,
+    ) -> None:
         self.app = app
+        self.on_shed = on_shed
         self.max_in_flight = max_in_flight
         self.queue_wait_s = queue_wait_s
         self._turns: asyncio.Semaphore | None = None
@@ -123,8 +131,13 @@ class PublicLoadShedding:
         if self._turns is None:  # made on first use: it belongs to the running loop
             self._turns = asyncio.Semaphore(self.max_in_flight)
         try:
-            await asyncio.wait_for(self._turns.acquire(), self.queue_wait_s)
+            if self._turns.locked():  # only then wait: wait_for costs a task and a timer
+                await asyncio.wait_for(self._turns.acquire(), self.queue_wait_s)
+            else:
+                await self._turns.acquire()
         except TimeoutError:
+            if self.on_shed is not None:
+                self.on_shed()
             await _plain(
                 send,
                 503,

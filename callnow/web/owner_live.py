@@ -22,12 +22,12 @@ from callnow.billing.policy import policy_from
 from callnow.domain import web_confirmation as rules
 from callnow.domain.local_display import local_time, national_number
 from callnow.domain.rating import BillingPolicy
-from callnow.store import profiles, wakeup
+from callnow.store import profiles, wakeup, web_sessions
 from callnow.store import web_confirmation as held
 from callnow.store.models import CallRequest, User, utcnow
-from callnow.web import forms, sse
+from callnow.web import forms, sign_in, sse
 from callnow.web.context import AppState, UnitOfWork, app_state
-from callnow.web.portal import _checked_form, _render, _to_login, current_user
+from callnow.web.portal import _checked_form, _render, _to_login, current_user, web_session
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 
@@ -95,11 +95,13 @@ def pending_page(request: Request, session: UnitOfWork) -> Response:
     return _page(request, session, user)
 
 
-def _snapshot(state: AppState, user_id: int, policy: BillingPolicy) -> dict[str, Any] | None:
+def _snapshot(
+    state: AppState, user_id: int, session_id: int, policy: BillingPolicy
+) -> dict[str, Any] | None:
     with state.read_only() as session:
-        user = session.get(User, user_id)
-        if user is None or not user.is_active:
-            return None  # logged out by an admin: end the stream
+        lifetimes = sign_in.lifetimes(state.settings)
+        if not web_sessions.still_live(session, session_id, utcnow(), lifetimes):
+            return None  # logged out (here, elsewhere or by an admin): end the stream
         return {"items": pending_items(session, user_id, policy)}
 
 
@@ -107,13 +109,13 @@ def _snapshot(state: AppState, user_id: int, policy: BillingPolicy) -> dict[str,
 def pending_events(request: Request) -> Response:
     state = app_state(request)
     with state.read_only() as session:
-        user = current_user(request, session)
-        if user is None:
+        row = web_session(request, session)
+        if row is None:
             return PlainTextResponse("Please log in.", status_code=401)
-        user_id = user.id
+        user_id, session_id = row.user_id, row.id
     policy = _policy(request)
     timing = TIMING
-    read = sse.polled(lambda: _snapshot(state, user_id, policy), timing.poll_s)
+    read = sse.polled(lambda: _snapshot(state, user_id, session_id, policy), timing.poll_s)
     stream = sse.watch(read, event="pending", timing=timing)
     return StreamingResponse(stream, media_type="text/event-stream", headers=sse.HEADERS)
 
@@ -146,6 +148,16 @@ def pending_count_events(request: Request) -> Response:
     return StreamingResponse(stream, media_type="text/event-stream", headers=sse.HEADERS)
 
 
+def answer_held(session: Session, call_request: CallRequest, *, accept: bool) -> bool:
+    """Accept or decline a request held for the owner: the one way both the Pending page and
+    the mailed one-click links answer. False if it no longer waits (answered, cancelled or
+    expired)."""
+    done = held.accept(session, call_request) if accept else held.decline(session, call_request)
+    if done and accept:
+        wakeup.queued(session)  # an engine takes it after the commit, not at its next poll
+    return done
+
+
 def _answer(
     request: Request, token: str, posted: FormData, session: Session, accept: bool
 ) -> Response:
@@ -160,9 +172,7 @@ def _answer(
     call_request = held.owned_request(session, user.id, token)
     if call_request is None:
         return _render(request, "missing.html", user, status_code=404)
-    done = held.accept(session, call_request) if accept else held.decline(session, call_request)
-    if done and accept:
-        wakeup.queued(session)  # an engine takes it after the commit, not at its next poll
+    done = answer_held(session, call_request, accept=accept)
     if not done:
         message = "That request is no longer waiting for you (answered, cancelled or expired)."
         return _page(request, session, user, error=message, status_code=409)

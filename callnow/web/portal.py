@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import zoneinfo
 from functools import cache
 from urllib.parse import quote
@@ -19,11 +18,12 @@ from callnow.domain.page import MAX_WINDOWS, WELCOME_MAX_CHARS, is_paused
 from callnow.domain.request_state import VISITOR_TEXT, RequestState
 from callnow.domain.rules import InvalidRule
 from callnow.services import page_settings
-from callnow.store import accounts, audit, profiles
+from callnow.store import accounts, audit, profiles, retired_ids, web_sessions
 from callnow.store import requests as request_store
 from callnow.store import web_confirmation as held
 from callnow.store.models import Profile, User, utcnow
-from callnow.web import forms
+from callnow.store.session_models import WebSession
+from callnow.web import forms, share_kit, sign_in
 from callnow.web.context import UnitOfWork, app_state, client_address, templates
 from callnow.web.owner_view import OwnerView
 
@@ -38,16 +38,43 @@ def _tokens(request: Request) -> forms.FormTokens:
     return forms.FormTokens(app_state(request).settings.web.secret_key)
 
 
+# The session cookie holds only a random token (see `web.sign_in`); the login cookie a nonce
+# that binds the login form's token to the browser before there is a session.
+SESSION_COOKIE = "callnow_session"
+LOGIN_COOKIE = "callnow_login"
+LOGIN_COOKIE_MAX_AGE_S = forms.FORM_TOKEN_MAX_AGE_S
+
+
+def web_session(request: Request, session: Session) -> WebSession | None:
+    """This browser's live portal session (looked up again on every call, so a stream that
+    asks twice sees a logout in between)."""
+    row = sign_in.find_session(
+        app_state(request), session, request.cookies.get(SESSION_COOKIE), "portal", utcnow()
+    )
+    request.state.web_session = row
+    return row
+
+
+def _login_nonce(request: Request) -> str:
+    nonce = sign_in.cookie_nonce(request.cookies.get(LOGIN_COOKIE))
+    nonce = nonce or getattr(request.state, "new_login_nonce", None)
+    if nonce is None:
+        nonce = request.state.new_login_nonce = sign_in.new_nonce()
+    return nonce
+
+
 def _csrf_purpose(request: Request) -> str:
-    return f"portal:{request.session.get('user_id')}:{request.session.get('nonce')}"
+    """Form tokens are bound to the session (worthless once it ends), or before login to the
+    browser's login nonce."""
+    row: WebSession | None = getattr(request.state, "web_session", None)
+    if row is not None:
+        return f"portal:{row.id}:{row.csrf_key}"
+    return f"portal-login:{_login_nonce(request)}"
 
 
 def current_user(request: Request, session: Session) -> User | None:
-    user_id = request.session.get("user_id")
-    if not isinstance(user_id, int):
-        return None
-    user = session.get(User, user_id)
-    return user if user is not None and user.is_active else None
+    row = web_session(request, session)
+    return row.user if row is not None else None
 
 
 def owner_view(request: Request, session: Session, user: User) -> OwnerView:
@@ -73,7 +100,22 @@ def _render(request: Request, name: str, user: User | None, **context: object) -
         context.setdefault("view", owner_view(request, session, user))
         context.setdefault("pending_count", _pending_count(session, user))
     context.setdefault("nav", request.url.path)
-    return templates.TemplateResponse(request, f"portal/{name}", context, status_code=status_code)
+    response = templates.TemplateResponse(
+        request, f"portal/{name}", context, status_code=status_code
+    )
+    # Portal pages show private data (a new API key among them): never stored by caches.
+    response.headers["Cache-Control"] = "no-store"
+    new_nonce = getattr(request.state, "new_login_nonce", None)
+    if new_nonce is not None:
+        sign_in.set_cookie(
+            response,
+            app_state(request).settings,
+            LOGIN_COOKIE,
+            new_nonce,
+            path="/portal",
+            max_age=LOGIN_COOKIE_MAX_AGE_S,
+        )
+    return response
 
 
 def _to_login() -> RedirectResponse:
@@ -117,45 +159,96 @@ def share_urls(request: Request, profile: Profile) -> dict[str, str]:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, session: UnitOfWork) -> Response:
-    request.session.setdefault("nonce", secrets.token_hex(8))
-    return _render(request, "login.html", None, error=None)
+    return _render(request, "login.html", None, error=None, email="", captcha_token=None)
 
 
 @router.post("/login", response_class=HTMLResponse)
 def login(request: Request, posted: forms.PostedForm, session: UnitOfWork) -> Response:
     form = _checked_form(request, posted)
+    email = forms.field(form, "email", 254) if form is not None else ""
     if form is None:
-        return _render(request, "login.html", None, error="Please try again.", status_code=400)
-    email = forms.field(form, "email", 254)
-    if not app_state(request).safeguards.throttle.login(email, client_address(request)):
         return _render(
             request,
             "login.html",
             None,
-            status_code=429,
-            error="Too many attempts. Please wait a few minutes and try again.",
+            error="Please try again.",
             email=email,
+            captcha_token=None,
+            status_code=400,
         )
-    user = accounts.authenticate(session, email, forms.field(form, "password", 256))
-    if user is None:
+    state, now, address = app_state(request), utcnow(), client_address(request)
+    attempt = sign_in.attempt_login(
+        state,
+        session,
+        email=email,
+        password=forms.field(form, "password", 256),
+        address=address,
+        captcha_token=forms.field(form, "captcha_token", 64),
+        captcha_answer=forms.field(form, "captcha_answer", 20),
+        may_enter="anyone",
+        now=now,
+    )
+    if attempt.user is None:
         return _render(
             request,
             "login.html",
             None,
-            status_code=401,
-            error="That email and password do not match an account.",
+            error=attempt.message,
             email=email,
+            captcha_token=attempt.captcha_token,
+            status_code=429 if attempt.outcome == "refused" else 401,
         )
-    # A new session at login, so a session fixed before login is worth nothing after it.
-    request.session.clear()
-    request.session.update(user_id=user.id, nonce=secrets.token_hex(8))
-    return RedirectResponse("/portal", status_code=303)
+    # A session this browser held before (perhaps fixed by someone else) ends; a new one starts.
+    old = web_session(request, session)
+    if old is not None:
+        web_sessions.revoke(session, old, now)
+    token = sign_in.start_session(session, attempt.user, "portal", request, address, now)
+    response = RedirectResponse("/portal", status_code=303)
+    sign_in.set_cookie(
+        response,
+        state.settings,
+        SESSION_COOKIE,
+        token,
+        path="/",
+        max_age=state.settings.web.session_absolute_s,
+    )
+    sign_in.clear_cookie(response, state.settings, LOGIN_COOKIE, path="/portal")
+    return response
 
 
 @router.post("/logout")
-async def logout(request: Request) -> Response:
-    request.session.clear()
-    return _to_login()
+def logout(request: Request, posted: forms.PostedForm, session: UnitOfWork) -> Response:
+    """Ends this session, only with the session's form token: a cross-site post does nothing."""
+    row = web_session(request, session)
+    if row is None:
+        return _to_login()
+    if _checked_form(request, posted) is None:
+        return RedirectResponse("/portal", status_code=303)
+    web_sessions.revoke(session, row, utcnow())
+    response = _to_login()
+    sign_in.clear_cookie(response, app_state(request).settings, SESSION_COOKIE, path="/")
+    return response
+
+
+def _login_captcha(request: Request, session: Session, token: str, kind: str) -> Response:
+    book = app_state(request).safeguards.captcha
+    render = book.image if kind == "png" else book.audio
+    data = render(session, token, sign_in.LOGIN_CAPTCHA_PROFILE, utcnow())
+    if data is None:
+        return Response("Not found", status_code=404, media_type="text/plain")
+    media_type = "image/png" if kind == "png" else "audio/wav"
+    return Response(data, media_type=media_type, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/login/captcha/{token}.png")
+def login_captcha_image(request: Request, token: str, session: UnitOfWork) -> Response:
+    """The picture of a login CAPTCHA challenge (while an account is under attack)."""
+    return _login_captcha(request, session, token, "png")
+
+
+@router.get("/login/captcha/{token}.wav")
+def login_captcha_audio(request: Request, token: str, session: UnitOfWork) -> Response:
+    return _login_captcha(request, session, token, "wav")
 
 
 @router.get("", response_class=HTMLResponse)
@@ -169,7 +262,16 @@ def home(request: Request, session: UnitOfWork) -> Response:
         urls = share_urls(request, profile)
         qr = segno.make(urls["path"], error="m").svg_inline(scale=4, title="QR code for the page")
         paused = is_paused(profile.paused_until, utcnow())
-        pages.append({"profile": profile, "urls": urls, "qr": qr, "paused": paused})
+        pages.append(
+            {
+                "profile": profile,
+                "urls": urls,
+                "qr": qr,
+                "paused": paused,
+                "signature_html": share_kit.signature_html(urls["path"]),
+                "signature_text": share_kit.signature_text(urls["path"]),
+            }
+        )
     recent = request_store.recent_for_profiles(session, [p.id for p in owned], limit=10)
     return _render(
         request,
@@ -179,6 +281,31 @@ def home(request: Request, session: UnitOfWork) -> Response:
         recent=recent,
         texts=VISITOR_TEXT,
         RequestState=RequestState,
+        qr_sizes=share_kit.SIZES,
+    )
+
+
+@router.get("/profiles/{callnow_id}/qr.{kind}")
+def qr_download(
+    request: Request, callnow_id: str, kind: str, session: UnitOfWork, size: str = "card"
+) -> Response:
+    """The page's QR code as a file to print: SVG or PNG, business-card or poster size."""
+    found = _owner_and_profile(request, session, callnow_id)
+    if isinstance(found, Response):
+        return found
+    _, profile = found
+    if kind not in share_kit.KINDS or size not in share_kit.SIZES:
+        return Response(
+            f"Choose qr.svg or qr.png with size={' or size='.join(share_kit.SIZES)}.",
+            status_code=422,
+            media_type="text/plain",
+        )
+    data = share_kit.qr_file(share_urls(request, profile)["path"], kind, size)
+    filename = f"callnow-{profile.callnow_id}-{size}.{kind}"
+    return Response(
+        data,
+        media_type=share_kit.KINDS[kind],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
@@ -193,14 +320,7 @@ def resume_page(
     user, profile = found
     if _checked_form(request, posted) is not None and profile.paused_until is not None:
         profile.paused_until = None
-        audit.record(
-            session,
-            actor=user,
-            action="profile.resumed",
-            subject=profile.callnow_id,
-            tenant_id=profile.extension.tenant_id,
-            via="portal",
-        )
+        audit.record_for_page(session, profile, actor=user, action="profile.resumed", via="portal")
     return RedirectResponse("/portal", status_code=303)
 
 
@@ -223,7 +343,7 @@ def preferences_page(request: Request, callnow_id: str, session: UnitOfWork) -> 
     if isinstance(found, Response):
         return found
     user, profile = found
-    return _preferences(request, user, profile, errors={}, saved=False)
+    return _preferences(request, session, user, profile, errors={}, saved=False)
 
 
 # The hours editor: each weekday has this many rows (7 x 3 = MAX_WINDOWS); without scripts
@@ -253,6 +373,7 @@ def _stored_rows(profile: Profile) -> HoursRows:
 
 def _preferences(
     request: Request,
+    session: Session,
     user: User,
     profile: Profile,
     *,
@@ -280,6 +401,7 @@ def _preferences(
         errors=errors,
         saved=saved,
         urls=share_urls(request, profile),
+        retired=retired_ids.retired_by(session, profile.id),
         tenant_timezone=profile.extension.tenant.timezone,
         status_code=status_code,
     )
@@ -325,6 +447,7 @@ def save_preferences(
     if form is None:
         return _preferences(
             request,
+            session,
             user,
             profile,
             saved=False,
@@ -337,6 +460,7 @@ def save_preferences(
     if isinstance(rows, str):
         return _preferences(
             request,
+            session,
             user,
             profile,
             errors={"windows": rows},
@@ -347,6 +471,7 @@ def save_preferences(
         )
     changes = page_settings.PageChanges(
         callnow_id=forms.field(form, "callnow_id", 64),
+        rename_confirmed=forms.checkbox(form, "confirm_rename"),
         switches={name: forms.checkbox(form, name) for name in page_settings.SWITCHES},
         welcome_message=forms.field(form, "welcome_message", WELCOME_MAX_CHARS + 1),
         timezone=timezone,
@@ -365,6 +490,7 @@ def save_preferences(
     except page_settings.InvalidChanges as invalid:  # nothing was changed
         return _preferences(
             request,
+            session,
             user,
             profile,
             errors=invalid.errors,
@@ -373,7 +499,7 @@ def save_preferences(
             posted=posted_rows,
             timezone=timezone,
         )
-    return _preferences(request, user, profile, errors={}, saved=True)
+    return _preferences(request, session, user, profile, errors={}, saved=True)
 
 
 @router.get("/profiles/{callnow_id}/rules", response_class=HTMLResponse)

@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
 
 from callnow.domain.availability import describe_hours, is_available, next_opening
 from callnow.domain.phone import parse_visitor_number
-from callnow.domain.request_state import VISITOR_TEXT, RequestState, is_terminal
-from callnow.services import public_page
+from callnow.domain.request_state import RequestState, is_terminal
+from callnow.domain.visitor_text import visitor_message
+from callnow.services import public_page, visitor_journey
 from callnow.services.intake import Submission
 from callnow.services.public_page import Refusal
 from callnow.store import profiles
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile
 from callnow.web import forms
-from callnow.web.context import UnitOfWork, app_state, client_address, templates
+from callnow.web.context import (
+    UnitOfWork,
+    app_state,
+    client_address,
+    in_one_transaction,
+    templates,
+)
 
 # HTML pages for visitors, not part of the Call API: kept out of its OpenAPI document.
 router = APIRouter(include_in_schema=False)
@@ -58,14 +67,17 @@ def _page(
     state = app_state(request)
     tokens = forms.FormTokens(state.settings.web.secret_key)
     captcha_token = None
-    if public_page.captcha_required(profile, state.safeguards):
+    if public_page.captcha_required(session, profile, state.safeguards, now):
         captcha_token = state.safeguards.captcha.issue(profile.id, now)
     available = is_available(windows, now, tz)
+    opening = None if available else next_opening(windows, now, tz)
     context = {
         "profile": profile,
-        "owner_name": profile.extension.display_name if profile.show_name else None,
+        "owner_name": visitor_journey.owner_name(profile),
         "available": available,
-        "next_opening": None if available else next_opening(windows, now, tz),
+        "next_opening": opening and visitor_journey.local_time(profile, opening),
+        "number_hint": visitor_journey.hint_for(profile),
+        "privacy_note": visitor_journey.privacy_note(profile),
         "hours": describe_hours(windows),
         "timezone": str(tz),
         "form_token": tokens.issue(f"public:{profile.id}"),
@@ -107,8 +119,6 @@ def _answer(
         return RedirectResponse(_status_url(profile, outcome.request), status_code=303)
     if refusal is Refusal.THROTTLED:
         return _throttled(request)
-    if refusal is Refusal.PAGE_BUSY:
-        return _not_available(request)
     if refusal is Refusal.CAPTCHA_WRONG:
         errors = {"captcha": _CAPTCHA_WRONG}
         return _page(request, session, profile, values=values, errors=errors, status_code=400)
@@ -117,33 +127,46 @@ def _answer(
     return _page(request, session, profile, values=values, errors=outcome.errors, status_code=422)
 
 
-@router.get("/callnow", response_class=HTMLResponse)
-def page_by_query(
-    request: Request,
-    session: UnitOfWork,
-    id: str = "",
-    name: str | None = None,
-    number: str | None = None,
+def _to_current_id(request: Request, current_id: str) -> RedirectResponse:
+    """301 from a renamed ID to the page's current one, keeping a one-step link's fields."""
+    query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "id"])
+    url = f"/callnow/{quote(current_id)}" + (f"?{query}" if query else "")
+    return RedirectResponse(url, status_code=301)
+
+
+# HEAD answers wherever GET does: link checkers and previewers ask with it.
+@router.api_route("/callnow", methods=["GET", "HEAD"], response_class=HTMLResponse)
+async def page_by_query(
+    request: Request, id: str = "", name: str | None = None, number: str | None = None
 ) -> Response:
-    return page(request, session, id, name, number)
+    return await page(request, id, name, number)
 
 
-@router.get("/callnow/{callnow_id}", response_class=HTMLResponse)
-def page(
-    request: Request,
-    session: UnitOfWork,
-    callnow_id: str,
-    name: str | None = None,
-    number: str | None = None,
+@router.api_route("/callnow/{callnow_id}", methods=["GET", "HEAD"], response_class=HTMLResponse)
+async def page(
+    request: Request, callnow_id: str, name: str | None = None, number: str | None = None
+) -> Response:
+    return await in_one_transaction(
+        request, lambda session: _page_or_one_step(request, session, callnow_id, name, number)
+    )
+
+
+def _page_or_one_step(
+    request: Request, session: Session, callnow_id: str, name: str | None, number: str | None
 ) -> Response:
     profile = _visible_profile(session, callnow_id)
     if profile is None:
+        current_id = public_page.renamed_to(session, callnow_id, _now())
+        if current_id is not None:
+            return _to_current_id(request, current_id)
         return _not_available(request)
     if number is None:
         return _page(request, session, profile)
     values = {"name": (name or "")[:60], "number": number[:40]}
     safeguards = app_state(request).safeguards
-    if not public_page.one_step_possible(profile, safeguards):
+    if not public_page.one_step_possible(
+        session, profile, safeguards, _now(), request.method, request.headers
+    ):
         return _page(request, session, profile, values=values)
     submission = _submission(request, name, number, "one_step")
     outcome = public_page.ask_for_callback(session, profile, submission, _now(), safeguards)
@@ -151,9 +174,13 @@ def page(
 
 
 @router.post("/callnow/{callnow_id}", response_class=HTMLResponse)
-def submit_form(
-    request: Request, callnow_id: str, form: forms.PostedForm, session: UnitOfWork
-) -> Response:
+async def submit_form(request: Request, callnow_id: str, form: forms.PostedForm) -> Response:
+    return await in_one_transaction(
+        request, lambda session: _submit_form(request, session, callnow_id, form)
+    )
+
+
+def _submit_form(request: Request, session: Session, callnow_id: str, form: FormData) -> Response:
     profile = _visible_profile(session, callnow_id)
     if profile is None:
         return _not_available(request)
@@ -188,24 +215,32 @@ def _captcha_media(
     return Response(data, media_type=media_type, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/callnow/{callnow_id}/captcha/{token}.png")
+@router.api_route("/callnow/{callnow_id}/captcha/{token}.png", methods=["GET", "HEAD"])
 def captcha_image(request: Request, callnow_id: str, token: str, session: UnitOfWork) -> Response:
     return _captcha_media(request, session, callnow_id, token, "png")
 
 
-@router.get("/callnow/{callnow_id}/captcha/{token}.wav")
+@router.api_route("/callnow/{callnow_id}/captcha/{token}.wav", methods=["GET", "HEAD"])
 def captcha_audio(request: Request, callnow_id: str, token: str, session: UnitOfWork) -> Response:
     return _captcha_media(request, session, callnow_id, token, "wav")
 
 
-@router.get("/callnow/{callnow_id}/requests/{token}", response_class=HTMLResponse)
+@router.api_route(
+    "/callnow/{callnow_id}/requests/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse
+)
 def request_status(request: Request, callnow_id: str, token: str, session: UnitOfWork) -> Response:
     call_request = request_store.by_token(session, token)
+    if call_request is not None and call_request.profile.callnow_id != callnow_id.lower():
+        current_id = public_page.renamed_to(session, callnow_id, _now())
+        if current_id == call_request.profile.callnow_id:
+            return RedirectResponse(_status_url(call_request.profile, call_request), 301)
     if call_request is None or call_request.profile.callnow_id != callnow_id.lower():
         return templates.TemplateResponse(request, "public/not_available.html", {}, status_code=404)
     state = RequestState(call_request.state)
     profile = call_request.profile
     region = profiles.tenant_of(profile).region
+    now = _now()
+    cooldown = app_state(request).safeguards.decline_cooldown
     context = {
         "profile": profile,
         "call_request": call_request,
@@ -213,6 +248,9 @@ def request_status(request: Request, callnow_id: str, token: str, session: UnitO
         "message": status_message(call_request, region),
         "finished": is_terminal(state),
         "caller_number": parse_visitor_number(call_request.number_e164, region).display,
+        "requested_at": visitor_journey.local_time(profile, call_request.created_at),
+        "steps": visitor_journey.steps(call_request),
+        "next_step": visitor_journey.next_step(call_request, now, cooldown),
     }
     return templates.TemplateResponse(request, "public/status.html", context)
 
@@ -222,17 +260,11 @@ def status_message(call_request: CallRequest, region: str) -> str:
     calling_from = (
         calling_from_display(call_request, region) if state is RequestState.CALLING_VISITOR else ""
     )
-    return visitor_message(state, call_request.reason, calling_from)
+    return visitor_message(
+        state, call_request.reason, calling_from, visitor_journey.audience_of(call_request)
+    )
 
 
 def calling_from_display(call_request: CallRequest, region: str) -> str:
     """The number the visitor's phone will show, as they would write it."""
     return parse_visitor_number(call_request.profile.extension.external_number, region).display
-
-
-def visitor_message(state: RequestState, reason: str, calling_from: str) -> str:
-    if state is RequestState.CALLING_VISITOR:
-        return f"The owner accepted — we are calling you now from {calling_from}."
-    if state is RequestState.REJECTED and reason == "outside_hours":
-        return "The owner is not taking calls at this time. Please try again during their hours."
-    return VISITOR_TEXT[state]

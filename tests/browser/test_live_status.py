@@ -101,11 +101,11 @@ def test_the_status_page_follows_the_call_to_the_end_without_a_reload(live, brow
 
     move(live, token, S.CALLING_OWNER)
     expect(status).to_have_attribute("data-state", "calling_owner")
-    expect(status).to_have_text("We are calling the owner now.")
+    expect(status).to_have_text("We are calling John Doe now.")
     expect(page.get_by_role("button", name="Cancel my request")).to_be_visible()
 
     move(live, token, S.CALLING_VISITOR)
-    expect(status).to_have_text("The owner accepted — we are calling you now from (02) 9037 1234.")
+    expect(status).to_have_text("John Doe accepted — we are calling you now from (02) 9037 1234.")
     expect(page.get_by_role("button", name="Cancel my request")).to_be_hidden()
 
     move(live, token, S.CONNECTED)

@@ -25,6 +25,8 @@ OWNER_PAGES = (
     "/portal/billing",
     "/portal/webhooks",
     "/portal/api-keys",
+    "/portal/notifications",
+    "/portal/sessions",
     "/portal/profiles/john_doe/preferences",
     "/portal/profiles/john_doe/rules",
     "/portal/nothing-here",
@@ -83,6 +85,7 @@ def test_every_portal_page_fits_a_phone_and_a_desktop_and_passes_axe(live_server
         for width in WIDTHS:
             page.set_viewport_size({"width": width, "height": 900})
             problems += check(page, f"{live_server}/portal/login", width)
+            problems += check(page, f"{live_server}/portal/reset", width)
         log_in(page, live_server, email, password)
         if email == DEMO_OWNER_EMAIL:
             some_content(page, live_server)

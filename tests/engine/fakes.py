@@ -17,7 +17,7 @@ from callnow.domain.calls import (
     StateChanged,
     StoreWrite,
 )
-from callnow.domain.flow import Event, PromptFinished, PromptKind
+from callnow.domain.flow import Event, PromptFinished, PromptKind, RequestFacts
 from callnow.domain.request_state import RequestState
 from callnow.engine.ports import EventSink
 
@@ -109,7 +109,7 @@ class FakeTelephony:
     prompts_finish_at_once: bool = False
     channels: list[FakeChannel] = field(default_factory=list)
 
-    async def open_call(self, request_ref: str, events: EventSink) -> FakeChannel:
+    async def open_call(self, facts: RequestFacts, events: EventSink) -> FakeChannel:
         channel = FakeChannel(
             events,
             failures=self.failures,

@@ -71,7 +71,6 @@ class LiveRig:
     recorder: FakeRecorder
 
     async def start(self, request: RequestFacts) -> CallbackHandle:
-        self.telephony.announce(request)
         return await self.engine.start_callback(request)
 
     async def outcome(self, handle: CallbackHandle, timeout: float = 20.0) -> Outcome:
@@ -97,8 +96,11 @@ def live_settings(
     trunk_uri_template: str,
     rtpengine: RtpengineSettings,
     data_dir: Path,
+    trunk: dict[str, Any] | None = None,
+    more: dict[str, Any] | None = None,
 ) -> Settings:
     return Settings(
+        **(more or {}),
         data_dir=data_dir,
         demo_data=False,
         sip=SipSettings(
@@ -110,6 +112,7 @@ def live_settings(
             uri_template=trunk_uri_template,
             username=TRUNK_USER,
             password=TRUNK_PASSWORD,
+            **(trunk or {}),
         ),
         # spawn: the telephony starts and stops its own rtpengine on the reserved ports
         rtpengine=rtpengine.model_copy(update={"mode": "spawn"}),
@@ -127,15 +130,21 @@ async def live_rig(
     *,
     owner_uri_template: str | None = None,
     trunk_uri_template: str | None = None,
+    trunk_settings: dict[str, Any] | None = None,
+    more_settings: dict[str, Any] | None = None,
     **telephony_options: Any,
 ) -> AsyncIterator[LiveRig]:
     """Templates default to the SIPp peers themselves; pass them to put a proxy between.
-    `telephony_options` go to `LiveTelephony` (outbound_proxy, trunk_from_domain, ...)."""
+    `trunk_settings` are more `[trunk]` settings, `more_settings` other top-level settings
+    (`trunks`); `telephony_options` go to `LiveTelephony`
+    (outbound_proxy, trunk_from_domain, ...)."""
     settings = live_settings(
         owner_uri_template or template_for(owner, "internal"),
         trunk_uri_template or template_for(trunk, "e164"),
         rtpengine,
         tmp_path,
+        trunk_settings,
+        more_settings,
     )
     telephony = await LiveTelephony.start(
         settings,

@@ -158,7 +158,7 @@ async def test_a_claim_loop_that_died_is_reported_and_the_engine_still_stops(
     await until(lambda: not dispatcher.claiming)  # what the health check reads
     await dispatcher.stop()
     assert engine.shut_down
-    assert "the claim loop had failed" in caplog.text
+    assert "engine_task_failed" in caplog.text and "claim loop" in caplog.text
 
 
 async def test_a_request_queued_while_a_claim_runs_is_claimed_without_waiting_for_the_poll(
@@ -445,3 +445,57 @@ async def test_a_leg_a_dead_engine_left_up_is_hung_up_ended_and_charged_once(
         assert ended.disposition == "answered" and ended.answered_at == answered
         assert ended.billable_seconds >= 65
     assert charges_of(world.sessions, leg.id) == 1
+
+
+async def test_a_draining_engine_claims_nothing_more_and_stops_once_its_calls_end(
+    dispatcher_world,
+) -> None:
+    world, dispatcher, engine = dispatcher_world
+    with transaction(world.sessions) as session:
+        first = queued_request(session, "alice", "+61290375678").id
+    await dispatcher.start()
+    await engine.wait_for_starts(1)
+    draining = asyncio.create_task(dispatcher.drain(60))
+    await until(lambda: dispatcher.draining, what="draining")
+    with transaction(world.sessions) as session:
+        later = queued_request(session, "bob", "+61290375679").id
+    dispatcher.wake()
+    await asyncio.sleep(0.5)
+    assert engine.started == [request_ref(first)]  # nothing claimed once draining
+    assert not draining.done() and not engine.shut_down  # the call in progress goes on
+
+    engine.end(world.sessions, first)
+    async with asyncio.timeout(10):
+        await draining
+    assert engine.shut_down and not dispatcher.draining
+    with world.sessions() as session:
+        waiting = session.get(CallRequest, later)
+        assert (waiting.state, waiting.claimed_by) == ("queued", None)
+
+
+async def test_a_hurried_drain_ends_a_bridged_callback_as_the_visitor_s_cancel_would(
+    dispatcher_world,
+) -> None:
+    world, dispatcher, engine = dispatcher_world
+    cancelled: list[str] = []
+    start_callback = engine.start_callback
+
+    async def bridged(*args, **kwargs):
+        handle = await start_callback(*args, **kwargs)
+        handle.request_state = RequestState.CONNECTED
+        handle.cancel = cancelled.append
+        return handle
+
+    engine.start_callback = bridged
+    with transaction(world.sessions) as session:
+        queued_request(session, "alice", "+61290375678")
+    await dispatcher.start()
+    await engine.wait_for_starts(1)
+    hurry = asyncio.Event()
+    draining = asyncio.create_task(dispatcher.drain(60, hurry))
+    await until(lambda: dispatcher.draining, what="draining")
+    hurry.set()
+    async with asyncio.timeout(10):
+        await draining
+    assert cancelled == ["engine_stopping"]
+    assert engine.shut_down

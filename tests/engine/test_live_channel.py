@@ -246,6 +246,9 @@ class BridgingMedia(FakeMedia):
         self.calls.append(("visitor_answered", sdp))
         return self.reoffer
 
+    async def release_owner_audio(self) -> None:
+        self.calls.append(("release_owner_audio",))
+
 
 class ReinvitableLeg(FakeLeg):
     def __init__(self, *events: Any) -> None:
@@ -274,6 +277,8 @@ async def bridged(reoffer: str | None) -> tuple[BridgingMedia, ReinvitableLeg]:
 async def test_bridge_hands_the_visitors_sdp_to_rtpengine() -> None:
     media, owner = await bridged(reoffer=None)
     assert ("visitor_answered", "v=0 visitor") in media.calls
+    # The owner's audio, held back while the visitor's phone rang, flows once bridged.
+    assert media.calls[-1] == ("release_owner_audio",)
     assert owner.reinvites == []  # rtpengine kept the owner's port: nothing to tell the phone
 
 

@@ -138,16 +138,15 @@ async def test_a_failed_start_leaves_nothing_running(
 
 
 @pytest.mark.peers
-async def test_a_visitor_number_that_is_not_e164_is_refused_at_announce(
+async def test_a_visitor_number_that_is_not_e164_is_refused_before_anything_opens(
     sipp_peer, rtpengine_settings: RtpengineSettings, tmp_path: Path
 ) -> None:
     owner = sipp_peer("answer.xml")
     trunk = sipp_peer("answer.xml")
     async with live_rig(owner, trunk, rtpengine_settings, tmp_path / "p", tmp_path) as rig:
         with pytest.raises(UnsafeNumber):
-            rig.telephony.announce(replace(facts(), visitor_e164="+61290375678@evil"))
-        with pytest.raises(LookupError):  # nothing announced: nothing opened, nothing dialled
-            await rig.engine.start_callback(facts())
+            await rig.engine.start_callback(replace(facts(), visitor_e164="+61290375678@evil"))
+        assert rig.telephony.open_channels == 0
     assert owner.received() == [] and trunk.received() == []
     assert rig.recorder.records == [] and rig.recorder.states == []
 

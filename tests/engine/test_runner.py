@@ -364,7 +364,7 @@ async def test_shutdown_aborts_every_callback_in_progress() -> None:
 async def test_a_channel_that_cannot_open_leaves_nothing_behind() -> None:
     world = World()
 
-    async def refuse(request_ref: str, events: object) -> None:
+    async def refuse(facts: object, events: object) -> None:
         raise ConnectionRefusedError("rtpengine is down")
 
     world.telephony.open_call = refuse  # type: ignore[method-assign,assignment]  # fails to open

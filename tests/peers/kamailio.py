@@ -223,13 +223,15 @@ def start_kamailio(
     *,
     target_e164: Address | None = None,
     auth: tuple[str, str] | None = None,
+    registrar: bool = False,
     config: Path = CONFIG,
 ) -> KamailioProxy:
     """Start Kamailio on a free 127.0.0.1 port, forwarding to `target`.
 
     Request URIs naming the proxy go to `target`, or to `target_e164` when their user part
     starts with "+" (the trunk side). With `auth=(user, password)` INVITEs to the trunk side
-    are challenged with 407.
+    are challenged with 407. With `registrar`, REGISTERs are saved and other users are rung
+    at their registered contact instead of `target`.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     defines = [f'TARGET="{_sip_uri(target)}"']
@@ -240,6 +242,8 @@ def start_kamailio(
             if any(ch in value for ch in "\"\\'\r\n"):
                 raise ValueError("auth user/password must be plain text")
         defines += ["WITH_AUTH", f'AUTH_USER="{auth[0]}"', f'AUTH_PASSWORD="{auth[1]}"']
+    if registrar:
+        defines.append("WITH_REGISTRAR")
     last_error = ""
     for _attempt in range(5):
         port = _free_udp_port()
@@ -279,9 +283,14 @@ def kamailio_proxy(tmp_path: Path) -> Iterator[Callable[..., KamailioProxy]]:
         *,
         target_e164: Address | None = None,
         auth: tuple[str, str] | None = None,
+        registrar: bool = False,
     ) -> KamailioProxy:
         proxy = start_kamailio(
-            tmp_path / f"kamailio-{len(proxies)}", target, target_e164=target_e164, auth=auth
+            tmp_path / f"kamailio-{len(proxies)}",
+            target,
+            target_e164=target_e164,
+            auth=auth,
+            registrar=registrar,
         )
         proxies.append(proxy)
         return proxy

@@ -20,6 +20,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,8 @@ class SipMessage:
     start_line: str
     headers: tuple[tuple[str, str], ...]
     body: str = ""
+    # When SIPp logged it (its wall clock, seconds since the epoch); 0.0 if the log had none.
+    logged_at: float = 0.0
 
     @property
     def method(self) -> str | None:
@@ -118,8 +121,17 @@ def parse_message_log(text: str) -> list[SipMessage]:
             name, _, value = line.partition(":")
             headers.append((name.strip(), value.strip()))
         body = "\n".join(body_lines).strip("\n")
-        messages.append(SipMessage(direction, start_line, tuple(headers), body))
+        messages.append(
+            SipMessage(direction, start_line, tuple(headers), body, _log_time(lines[0]))
+        )
     return messages
+
+
+def _log_time(stamp: str) -> float:
+    try:
+        return datetime.strptime(stamp.strip(), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+    except ValueError:
+        return 0.0
 
 
 def _free_udp_port() -> int:
@@ -216,8 +228,10 @@ def start_sipp(
     workdir: Path,
     keys: Mapping[str, str] | None = None,
     extra_args: tuple[str, ...] = (),
+    port: int | None = None,
 ) -> SippPeer:
-    """Start a SIPp UAS playing `scenario` (a file name in peers/sipp/ or a path)."""
+    """Start a SIPp UAS playing `scenario` (a file name in peers/sipp/ or a path); `port`
+    reuses a port (a peer that restarts), otherwise a free one is picked."""
     binary = shutil.which("sipp")
     if binary is None:
         pytest.fail("sipp is not installed (Debian package sip-tester); SIP tests need it")
@@ -229,8 +243,10 @@ def start_sipp(
     workdir.mkdir(parents=True, exist_ok=True)
     keys = dict(keys or {})
     last_error = ""
+    fixed_port = port
     for _attempt in range(5):
-        port, media_port, control_port = _free_udp_port(), _free_udp_port(), _free_udp_port()
+        media_port, control_port = _free_udp_port(), _free_udp_port()
+        port = fixed_port or _free_udp_port()
         args = [
             binary,
             "-sf",
@@ -295,9 +311,13 @@ def sipp_peer(tmp_path: Path) -> Iterator[Callable[..., SippPeer]]:
     peers: list[SippPeer] = []
 
     def start(
-        scenario: str | Path, keys: Mapping[str, str] | None = None, *extra_args: str
+        scenario: str | Path,
+        keys: Mapping[str, str] | None = None,
+        *extra_args: str,
+        port: int | None = None,
     ) -> SippPeer:
-        peer = start_sipp(scenario, tmp_path / f"sipp-{len(peers)}", keys, extra_args)
+        workdir = tmp_path / f"sipp-{len(peers)}"
+        peer = start_sipp(scenario, workdir, keys, extra_args, port=port)
         peers.append(peer)
         return peer
 

@@ -61,7 +61,7 @@ def test_a_page_asking_for_a_captcha_refuses_a_missing_or_wrong_answer(world):
     with world.sessions() as session, session.begin():
         profile = profiles.by_callnow_id(session, "alice")
         profile.image_validation = True
-        assert not public_page.one_step_possible(profile, guard)
+        assert not public_page.one_step_possible(session, profile, guard, NOW, "GET", {})
         assert ask(session, profile, guard).refusal is public_page.Refusal.CAPTCHA_WRONG
         token = guard.captcha.issue(profile.id, NOW)
         wrong = public_page.CaptchaAnswer(token, "000000")
@@ -121,3 +121,15 @@ def test_rules_beyond_the_limit_are_refused_whole(world):
                 action="t",
             )
         assert profiles.rules_of(profile) == before
+
+
+def test_a_placed_request_is_logged_with_its_reference(world, caplog):
+    caplog.set_level("INFO")
+    with world.sessions() as session, session.begin():
+        profile = profiles.by_callnow_id(session, "alice")
+        outcome = ask(session, profile, safeguards())
+        ref = f"req-{outcome.request.id}"
+    received = [r.msg for r in caplog.records if isinstance(r.msg, dict)]
+    assert {"event": "request_received", "channel": "web", "request_ref": ref}.items() <= next(
+        m for m in received if m.get("event") == "request_received"
+    ).items()

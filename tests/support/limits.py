@@ -13,5 +13,5 @@ LIFTED = AbuseSettings(
     per_block=UNLIMITED,
     platform=UNLIMITED,
     captcha_auto_on=UNLIMITED,
-    spike_pause=UNLIMITED,
+    spike_captcha=UNLIMITED,
 )

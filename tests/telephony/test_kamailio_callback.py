@@ -97,7 +97,6 @@ async def test_a_callback_through_kamailio_on_both_legs(
     telephony = await LiveTelephony.start(settings, prompt_cache_dir=tmp_path / "prompts")
     engine = CallbackEngine(telephony, recorder, limits=LIMITS)
     try:
-        telephony.announce(facts)
         handle = await engine.start_callback(facts)
         async with asyncio.timeout(30):
             outcome = await handle.outcome

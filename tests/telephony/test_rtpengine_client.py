@@ -155,9 +155,9 @@ async def test_if_the_owners_port_moves_the_re_invite_sdp_keeps_the_owners_sessi
     replies = iter(
         [
             sdp("callnow 111 1", 30000),  # offer: for the owner's INVITE
-            sdp("phone 222 1", 30002),  # answer: for the visitor's INVITE
-            sdp("phone 333 2", 30004),  # re-offer: for the owner, and its port moved
-            sdp("phone 222 1", 30002),  # re-answer: for the visitor, unchanged
+            sdp("phone 222 1", 30002),  # the owner's answer (kept by rtpengine only)
+            sdp("phone 222 1", 30002),  # the owner's side offered on: the visitor's INVITE
+            sdp("visitor 333 2", 30004),  # the visitor's answer: the owner's port moved
         ]
     )
     _, client = await fake(
@@ -166,6 +166,8 @@ async def test_if_the_owners_port_moves_the_re_invite_sdp_keeps_the_owners_sessi
     media = AnchoredCallback(client, call_id="c1")
     await media.offer_for_owner()
     await media.owner_answered("v=0\r\n")
+    assert "o=callnow " in media.sdp_for_visitor  # nothing of the owner phone's origin
+    assert "phone 222" not in media.sdp_for_visitor
     reinvite = await media.visitor_answered("v=0\r\n")
     assert reinvite == sdp("callnow 111 2", 30004)
 

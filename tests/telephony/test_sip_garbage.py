@@ -481,7 +481,6 @@ async def test_the_engine_completes_a_callback_right_after_garbage(
             attacker.send(datagram)
         await _options_answered(attacker)
 
-        telephony.announce(facts)
         handle = await engine.start_callback(facts)
         async with asyncio.timeout(30):
             outcome = await handle.outcome

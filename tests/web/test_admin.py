@@ -5,10 +5,20 @@ from sqlalchemy import select
 from callnow.store import provisioning
 from callnow.store.models import Profile
 from tests.support.world import PASSWORD
+from tests.web.helpers import form_token
 
 
-def admin_login(world, email, password=PASSWORD):
-    return world.client.post("/admin/login", data={"username": email, "password": password})
+def admin_login(world, email, password=PASSWORD, client=None):
+    client = client or world.client
+    page = client.get("/admin/login")
+    token = form_token(page.text, "csrf_token")
+    return client.post(
+        "/admin/login", data={"username": email, "password": password, "csrf_token": token}
+    )
+
+
+def admin_form_token(world, path):
+    return form_token(world.client.get(path).text, "csrf_token")
 
 
 def make_admin(world):
@@ -42,11 +52,14 @@ def test_the_admin_normalises_a_callnow_id_and_refuses_a_reserved_one(world):
         "enabled": "y",
         "confirmation_required": "y",
         "welcome_message": "",
+        "csrf_token": admin_form_token(world, f"/admin/profile/edit/{profile_id}"),
     }
     saved = world.client.post(f"/admin/profile/edit/{profile_id}", data=form)
     assert saved.status_code in (302, 303), saved.text[:500]
     with world.sessions() as session:
         assert session.get(Profile, profile_id).callnow_id == "alice.two"
+    # Renamed in the admin as anywhere else: the old address keeps leading to the page.
+    assert world.client.get("/callnow/alice").headers["location"] == "/callnow/alice.two"
     form["callnow_id"] = "admin"
     refused = world.client.post(f"/admin/profile/edit/{profile_id}", data=form)
     assert refused.status_code == 400
@@ -66,10 +79,11 @@ def test_admin_changes_are_written_to_the_audit_log(world):
         "callnow_id": "bob.b",
         "enabled": "y",
         "welcome_message": "",
+        "csrf_token": admin_form_token(world, f"/admin/profile/edit/{profile.id}"),
     }
     world.client.post(f"/admin/profile/edit/{profile.id}", data=form)
     with world.sessions() as session:
-        [entry] = audit.recent(session)
+        [entry] = [e for e in audit.recent(session) if e.action != "admin.login"]
         assert (entry.action, entry.actor) == ("profiles.update", "root@example.com (admin)")
         assert entry.details["callnow_id"] == "bob.b"
 
@@ -89,6 +103,7 @@ def test_the_admin_gives_a_callnow_id_only_where_the_cli_would(world):
         "callnow_id": "bob.b",
         "enabled": "y",
         "welcome_message": "",
+        "csrf_token": admin_form_token(world, f"/admin/profile/edit/{profile_id}"),
     }
     refused = world.client.post(f"/admin/profile/edit/{profile_id}", data=form)
     assert refused.status_code == 400

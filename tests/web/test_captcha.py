@@ -121,3 +121,15 @@ def test_the_check_switches_on_by_itself_when_a_page_gets_busy(world):
     )
     assert refused.status_code == 400
     assert len(all_requests(world)) == 3
+
+
+def test_the_audio_of_one_challenge_is_the_same_clip_every_time(world):
+    """Rendered for the challenge, not per fetch: several fetches cannot be averaged."""
+    set_profile(world, "alice", image_validation=True)
+    _, token, _ = captcha_form(world)
+    first = world.client.get(f"/callnow/alice/captcha/{token}.wav")
+    again = world.client.get(f"/callnow/alice/captcha/{token}.wav")
+    assert first.status_code == again.status_code == 200
+    assert first.content == again.content
+    _, other, _ = captcha_form(world)
+    assert world.client.get(f"/callnow/alice/captcha/{other}.wav").content != first.content

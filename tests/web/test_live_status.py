@@ -73,7 +73,8 @@ def test_the_stream_follows_the_request_until_it_ends(world):
         queued = next(events)
         assert queued["data"] == {
             "state": "queued",
-            "message": "Your request is waiting; we will call the owner in a moment.",
+            "step": 0,
+            "message": "Your request is waiting; we will call Alice Pty Owner in a moment.",
             "terminal": False,
             "cancellable": True,
         }
@@ -86,7 +87,7 @@ def test_the_stream_follows_the_request_until_it_ends(world):
 
         move(world, url, S.CALLING_VISITOR)
         assert next(events)["data"]["message"] == (
-            "The owner accepted — we are calling you now from (02) 9037 1234."
+            "Alice Pty Owner accepted — we are calling you now from (02) 9037 1234."
         )
         move(world, url, S.CONNECTED)
         assert next(events)["data"]["message"] == "You are connected."
@@ -94,6 +95,7 @@ def test_the_stream_follows_the_request_until_it_ends(world):
         done = next(events)["data"]
         assert done == {
             "state": "completed",
+            "step": 4,
             "message": "The call has finished. Thank you.",
             "terminal": True,
             "cancellable": False,
@@ -108,7 +110,7 @@ def test_a_finished_request_streams_its_outcome_once_and_closes(world):
     with world.client.stream("GET", url + "/events") as response:
         events = list(status_events(sse_messages(response.iter_lines())))
     assert [e["data"]["state"] for e in events] == ["owner_declined"]
-    assert events[0]["data"]["message"] == "The owner cannot take your call right now."
+    assert events[0]["data"]["message"] == "Alice Pty Owner cannot take your call right now."
 
 
 def test_an_idle_stream_sends_heartbeats_and_ends_after_its_time(world, monkeypatch):

@@ -56,9 +56,14 @@ def test_the_session_cookie_is_httponly_and_samesite_lax(world):
     assert "httponly" in cookie and "samesite=lax" in cookie
 
 
+def log_out(world):
+    page = world.client.get("/portal")
+    return world.client.post("/portal/logout", data={"csrf": form_token(page.text, "csrf")})
+
+
 def test_logging_out_ends_the_session(world):
     log_in(world)
-    world.client.post("/portal/logout")
+    assert log_out(world).status_code == 303
     assert world.client.get("/portal").status_code == 303
 
 
@@ -102,9 +107,18 @@ def test_the_owner_can_pick_a_new_callnow_id(world):
     log_in(world)
     _, data = preferences_form(world)
     data["callnow_id"] = "Alice.Smith"
+    unconfirmed = world.client.post("/portal/profiles/alice/preferences", data=data)
+    assert unconfirmed.status_code == 422
+    assert "to confirm" in unconfirmed.text
+    assert world.client.get("/callnow/alice").status_code == 200  # nothing was saved
+    data["confirm_rename"] = "on"
     assert world.client.post("/portal/profiles/alice/preferences", data=data).status_code == 200
     assert world.client.get("/callnow/alice.smith").status_code == 200
-    assert world.client.get("/callnow/alice").status_code == 404
+    # Printed links keep working: the old address redirects for good.
+    old = world.client.get("/callnow/alice")
+    assert (old.status_code, old.headers["location"]) == (301, "/callnow/alice.smith")
+    page = world.client.get("/portal/profiles/alice.smith/preferences")
+    assert "<code>alice</code>" in page.text
 
 
 def test_a_taken_or_reserved_id_is_refused_and_nothing_is_saved(world):

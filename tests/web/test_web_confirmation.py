@@ -16,7 +16,7 @@ from callnow.store.web_confirmation import expire_web_confirmations
 from callnow.web import owner_live
 from callnow.web.sse import StreamTiming
 from tests.web.helpers import all_requests, post_form, set_profile
-from tests.web.test_portal import log_in, preferences_form
+from tests.web.test_portal import log_in, log_out, preferences_form
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def test_decline_ends_the_request(world, held):
     assert (request.state, request.decision) == ("owner_declined", "confirm_web")
     assert last_event(world, held) == ("owner_declined", "declined on the web")
     status = world.client.get(f"/callnow/alice/requests/{held}")
-    assert "The owner cannot take your call right now." in status.text
+    assert "Alice Pty Owner cannot take your call right now." in status.text
 
 
 def test_answers_need_the_portal_csrf_token_and_a_login(world, held):
@@ -125,7 +125,7 @@ def test_answers_need_the_portal_csrf_token_and_a_login(world, held):
     assert world.client.post(f"/portal/requests/{held}/accept", data={}).status_code == 400
     forged = world.client.post(f"/portal/requests/{held}/decline", data={"csrf": "forged"})
     assert forged.status_code == 400
-    world.client.post("/portal/logout")
+    log_out(world)
     anonymous = world.client.post(f"/portal/requests/{held}/accept", data={"csrf": "x"})
     assert anonymous.status_code == 303
     assert anonymous.headers["location"] == "/portal/login"

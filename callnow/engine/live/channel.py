@@ -25,24 +25,35 @@ from typing import Any
 
 from callnow.domain.calls import LegHangupPrepared, LegRole, PreparedHangup
 from callnow.domain.flow import PromptFinished, PromptKind
-from callnow.engine.live.uris import check_e164, owner_uri, trunk_uri
+from callnow.engine.live.trunks import TrunkRoute, routes_for
+from callnow.engine.live.uris import caller_id_as, check_e164, owner_uri, trunk_uri
 from callnow.engine.ports import EventSink
 from callnow.engine.translate import from_rtpengine_dtmf, from_sip
 from callnow.telephony.dtmf_log import DtmfEvent
 from callnow.telephony.prompts import DEFAULT_CODEC, PromptRenderer, prompt_codec_for
 from callnow.telephony.rtpengine import AnchoredCallback
+from callnow.telephony.sdp import answer_direction, continue_origin, direction, with_direction
 from callnow.telephony.sip import (
     Answered,
     CallerId,
     Credentials,
+    Ended,
+    Failed,
+    FailureCause,
     HangupPrepared,
     Leg,
     LegEvent,
+    ReinviteRejected,
     RemoteSdpChanged,
+    Ringing,
     SipStack,
 )
+from callnow.telephony.tones import Cadence, render_ringback
 
 log = logging.getLogger(__name__)
+
+# The requests our dialogs handle (sippy answers OPTIONS; INFO carries keys).
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
 
 # How long close() lets the leg tasks drain their last events before cancelling them.
 _DRAIN_S = 1.0
@@ -67,6 +78,46 @@ class ChannelConfig:
     # Host part of the trunk leg's From and P-Asserted-Identity (trunks often want their own
     # domain there); None: our SIP address.
     trunk_from_domain: str | None = None
+    # Where the trunk leg's INVITEs go when not `outbound_proxy` (the `[trunk]` setting).
+    trunk_outbound_proxy: tuple[str, int] | None = None
+    # The trunk leg's identity, as `[trunk]` describes it (see TrunkSettings).
+    trunk_from_user: str = ""
+    trunk_display_name: str = ""
+    caller_id_format: str = "e164"
+    trunk_asserted_identity: bool = True
+    trunk_privacy: str = "none"
+    # The ringback played to the owner while the visitor's phone rings; None: silence.
+    ringback: Cadence | None = None
+    ringback_s: float = 60.0
+    # Headers of both legs' INVITEs: what we accept in the dialog and which extensions.
+    invite_headers: tuple[tuple[str, str], ...] = (("Allow", ALLOW), ("Supported", ""))
+    # The trunks after the one above (`[[trunks]]`), tried in order on failover.
+    more_trunks: tuple[TrunkRoute, ...] = ()
+    setup_timeout_s: float | None = None
+
+    @property
+    def trunk_routes(self) -> tuple[TrunkRoute, ...]:
+        """Every trunk in the order tried: the one the fields above describe, then the rest."""
+        headers = dict(self.invite_headers)
+        first = TrunkRoute(
+            uri_template=self.trunk_uri_template,
+            credentials=self.trunk_credentials,
+            from_domain=self.trunk_from_domain,
+            outbound_proxy=self.trunk_outbound_proxy,
+            from_user=self.trunk_from_user,
+            display_name=self.trunk_display_name,
+            caller_id_format=self.caller_id_format,
+            asserted_identity=self.trunk_asserted_identity,
+            privacy=self.trunk_privacy,
+            supported=headers.get("Supported", ""),
+            setup_timeout_s=self.setup_timeout_s,
+            prefixes=self.trunk_prefixes,
+            name=self.trunk_name,
+        )
+        return (first, *self.more_trunks)
+
+    trunk_prefixes: tuple[str, ...] = ()
+    trunk_name: str = "main"
 
 
 class LiveChannel:
@@ -106,6 +157,17 @@ class LiveChannel:
         self._prompt_generation = 0
         self._prompt_timer: asyncio.TimerHandle | None = None
         self._closed = False
+        # Both legs anchored in one rtpengine session (re-INVITEs are passed between them).
+        self._bridged = False
+        # The visitor's phone rings without early media: the owner should hear our ringback.
+        self._ringback_wanted = False
+        self._ringback_playing = False
+        # Failover: the trunks still to try, the number and the caller ID they are given,
+        # and whether the flow hung the visitor up (then no other trunk is tried).
+        self._trunks_left: list[TrunkRoute] = []
+        self._visitor_number = ""
+        self._caller_id = ""
+        self._visitor_hung_up = False
 
     # -- dialling ----------------------------------------------------------------------------
 
@@ -129,23 +191,70 @@ class LiveChannel:
             sdp=sdp,
             ring_timeout=self._config.owner_ring_timeout_s,
             next_hop=self._config.outbound_proxy,
+            extra_headers=dict(self._config.invite_headers),
+            defer_updates=True,
         )
         self._adopt(LegRole.OWNER, leg)
 
     async def dial_visitor(self, number: str, caller_id: str) -> None:
-        uri = trunk_uri(self._config.trunk_uri_template, number, self._config.region)
-        presented = CallerId("", check_e164(caller_id, "caller ID"))
+        check_e164(caller_id, "caller ID")
+        routes = routes_for(self._config.trunk_routes, check_e164(number, "visitor number"))
+        if not routes:
+            raise ValueError(f"no trunk may dial {number[:4]}…: check the trunks' prefixes")
+        self._trunks_left = routes[1:]
+        self._visitor_number, self._caller_id = number, caller_id
+        # Until the visitor answers nothing the owner says may reach the carrier.
+        await self.media.hold_owner_audio()
+        await self._dial_trunk(routes[0])
+
+    async def _dial_trunk(self, route: TrunkRoute) -> None:
+        config, number = self._config, self._visitor_number
+        uri = trunk_uri(route.uri_template, number, config.region)
+        shown = caller_id_as(self._caller_id, route.caller_id_format, config.region)
+        presented = CallerId(route.display_name, shown)
+        caller = CallerId(route.display_name, route.from_user) if route.from_user else presented
+        headers = dict(config.invite_headers)
+        headers["Supported"] = route.supported
+        if route.privacy != "none":
+            headers["Privacy"] = route.privacy
         leg = await self._stack.dial(
             uri,
-            caller=presented,
-            asserted_identity=presented,
-            credentials=self._config.trunk_credentials,
+            caller=caller,
+            asserted_identity=presented if route.asserted_identity else None,
+            credentials=route.credentials,
             sdp=self.media.sdp_for_visitor,
-            ring_timeout=self._config.visitor_ring_timeout_s,
-            next_hop=self._config.outbound_proxy,
-            from_domain=self._config.trunk_from_domain,
+            ring_timeout=config.visitor_ring_timeout_s,
+            next_hop=config.outbound_proxy or route.outbound_proxy,
+            from_domain=route.from_domain,
+            extra_headers=headers,
+            defer_updates=True,
+            setup_timeout=route.setup_timeout_s,
         )
         self._adopt(LegRole.VISITOR, leg)
+        if self._visitor_hung_up or self._closed:  # hung up while this INVITE was being sent
+            await leg.hangup("callback_closed")
+
+    async def _fail_over(self, event: LegEvent) -> bool:
+        """Dial the next trunk after `event` if it says the trunk (not the visitor) failed.
+        True when the next trunk is dialled: the flow never hears of the failed one."""
+        if not (isinstance(event, Failed) and event.cause is FailureCause.UNAVAILABLE):
+            return False
+        if not self._trunks_left or self._visitor_hung_up or self._closed:
+            return False
+        route, self._trunks_left = self._trunks_left[0], self._trunks_left[1:]
+        log.warning(
+            "callback %s: trunk failed (%d %s); trying trunk %s",
+            self.request_ref,
+            event.code,
+            event.reason,
+            route.name,
+        )
+        try:
+            await self._dial_trunk(route)
+        except Exception:
+            log.exception("callback %s: dialling trunk %s failed", self.request_ref, route.name)
+            return False
+        return True
 
     def _adopt(self, role: LegRole, leg: Leg) -> None:
         self.legs[role] = leg
@@ -180,6 +289,8 @@ class LiveChannel:
                 log.exception("callback %s: media for the %s leg failed", self.request_ref, role)
                 await leg.hangup("media_failed")
                 continue
+            if forward and role is LegRole.VISITOR and await self._fail_over(event):
+                forward = False
             if forward:
                 flow_event = from_sip(role, event)
                 if flow_event is not None:
@@ -187,6 +298,8 @@ class LiveChannel:
 
     async def _media_step(self, role: LegRole, leg: Leg, event: LegEvent) -> bool:
         """Do what rtpengine must hear of `event` first; False to keep it from the flow."""
+        if role is LegRole.VISITOR:
+            await self._ringback_follows(event)
         if isinstance(event, Answered):
             if not event.sdp:
                 raise ValueError(f"the {role} answered without SDP")
@@ -196,10 +309,82 @@ class LiveChannel:
             else:
                 self._visitor_sdp = event.sdp  # used by bridge(), which follows the answer
         elif isinstance(event, RemoteSdpChanged):
-            # rtpengine latches onto where the media really comes from, so a phone that moves
-            # its port is still heard; a codec change would need a re-offer (not done yet).
-            log.info("callback %s: the %s re-INVITEd; media not re-offered", self.request_ref, role)
+            await self._answer_reoffer(role, leg, event.sdp)
         return True
+
+    async def _answer_reoffer(self, role: LegRole, leg: Leg, offer: str | None) -> None:
+        """A re-INVITE (hold, resume, a new address) from one leg. Once bridged, the offer goes
+        through rtpengine and on to the other leg by a re-INVITE of ours, so the other phone
+        hears the hold too and media follows both ways; the other leg's answer comes back
+        through rtpengine as ours (RFC 3264: `sendonly` is answered `recvonly`, `inactive`
+        `inactive`). Before the bridge only this leg and rtpengine's side of it exist: it is
+        answered from our last SDP with the direction RFC 3264 asks for. The re-INVITE is
+        always answered, whatever fails on the way."""
+        other = self.legs.get(LegRole.VISITOR if role is LegRole.OWNER else LegRole.OWNER)
+        answer: str | None = None
+        try:
+            if self._bridged and other is not None and not other.done and offer:
+                answer = await self._pass_reoffer(role, other, offer)
+        except Exception:
+            log.exception("callback %s: passing on the %s re-INVITE failed", self.request_ref, role)
+        if answer is None:
+            answer = leg.local_answer(offer)
+        else:
+            answer = continue_origin(answer, leg.local_sdp)
+        await leg.answer_update(answer)
+
+    async def _pass_reoffer(self, role: LegRole, other: Leg, offer: str) -> str:
+        tag = self.media.owner_tag if role is LegRole.OWNER else self.media.visitor_tag
+        for_other = continue_origin(await self.media.reoffer_from(tag, offer), other.local_sdp)
+        try:
+            other_answer = await other.reinvite(for_other)
+        except (ReinviteRejected, TimeoutError, RuntimeError) as exc:
+            # The other phone keeps its last state; rtpengine still needs an answer from it.
+            log.warning("callback %s: re-INVITE passed on was refused: %s", self.request_ref, exc)
+            other_answer = None
+        if not other_answer:
+            last = other.remote_sdp or ""
+            wanted = answer_direction(direction(for_other))
+            other_answer = with_direction(last, wanted)
+        return await self.media.reanswer_to(tag, other_answer)
+
+    # -- ringback ----------------------------------------------------------------------------
+
+    async def _ringback_follows(self, event: LegEvent) -> None:
+        if isinstance(event, Ringing):
+            # Early media is the carrier's own tone, relayed to the owner by rtpengine.
+            wanted = event.early_sdp is None and self._config.ringback is not None
+            if wanted and not self._ringback_wanted:
+                self._ringback_wanted = True
+                self._spawn(self._start_ringback())
+            elif not wanted:
+                await self._stop_ringback()
+        elif isinstance(event, Answered | Failed | Ended):
+            await self._stop_ringback()
+
+    async def _start_ringback(self) -> None:
+        cadence = self._config.ringback
+        if cadence is None or self._prompt_playing or self._ringback_playing or self._closed:
+            return
+        try:
+            tone = await render_ringback(
+                self._renderer, cadence, self._config.ringback_s, self._prompt_codec
+            )
+            if not self._ringback_wanted or self._prompt_playing or self._closed:
+                return
+            self._ringback_playing = True
+            await self.media.play_to_owner(tone.path)
+            if not self._ringback_wanted:  # answered while play media was on its way
+                await self._stop_ringback(force=True)
+        except Exception:
+            # Only a comfort: the call goes on in silence.
+            log.warning("callback %s: no ringback", self.request_ref, exc_info=True)
+
+    async def _stop_ringback(self, *, force: bool = False) -> None:
+        self._ringback_wanted = False
+        if self._ringback_playing or force:
+            self._ringback_playing = False
+            await self.media.stop_prompt()
 
     # -- prompts -----------------------------------------------------------------------------
 
@@ -214,6 +399,7 @@ class LiveChannel:
         self._prompt_generation += 1
         generation = self._prompt_generation
         self._prompt_playing = True
+        self._ringback_playing = False  # rtpengine replaces it with the prompt
         duration = await self.media.play_to_owner(rendered.path)
         if duration is None or duration <= 0:
             duration = rendered.duration_s
@@ -226,6 +412,8 @@ class LiveChannel:
             self._prompt_playing = False
             if not self._closed:
                 self._events(PromptFinished())
+                if self._ringback_wanted:  # a whisper ended while the visitor's phone rings
+                    self._spawn(self._start_ringback())
 
     async def stop_prompt(self) -> None:
         # Invalidate first: whatever happens to the ng request, this prompt is never reported.
@@ -254,6 +442,8 @@ class LiveChannel:
         if self._visitor_sdp is None:
             raise RuntimeError("bridge before the visitor answered with SDP")
         reoffer = await self.media.visitor_answered(self._visitor_sdp)
+        await self.media.release_owner_audio()
+        self._bridged = True
         owner = self.legs.get(LegRole.OWNER)
         if reoffer is not None and owner is not None:
             # Only when rtpengine moved the owner's port (not expected with port latching);
@@ -267,6 +457,8 @@ class LiveChannel:
             log.exception("callback %s: re-INVITE of the owner failed", self.request_ref)
 
     async def hangup(self, role: LegRole, reason: str) -> None:
+        if role is LegRole.VISITOR:
+            self._visitor_hung_up = True
         leg = self.legs.get(role)
         if leg is not None:
             await leg.hangup(reason)

@@ -2,7 +2,6 @@
 
     telephony = await LiveTelephony.start(settings)     # SIP stack, DTMF log, rtpengine
     engine = CallbackEngine(telephony, recorder, limits=flow_limits(settings.sip))
-    telephony.announce(facts)                          # who is asking, for the owner's display
     handle = await engine.start_callback(facts)
     ...
     await engine.shutdown()
@@ -16,6 +15,7 @@ send its DTMF log to `ng_host:dtmf_log_port` (where we listen).
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import uuid
 from dataclasses import replace
@@ -25,7 +25,8 @@ from typing import Any
 from callnow.config import RtpengineSettings, Settings, SipSettings
 from callnow.domain.calls import PreparedHangup
 from callnow.domain.flow import FlowLimits, RequestFacts
-from callnow.engine.live.channel import ChannelConfig, LiveChannel
+from callnow.engine.live.channel import ALLOW, ChannelConfig, LiveChannel
+from callnow.engine.live.trunks import TrunkRoute
 from callnow.engine.live.uris import check_e164
 from callnow.engine.ports import EventSink
 from callnow.telephony.dtmf_log import DtmfEvent, DtmfLogListener
@@ -34,8 +35,13 @@ from callnow.telephony.rtpengine import AnchoredCallback, RtpengineClient
 from callnow.telephony.rtpengine_process import RtpengineProcess
 from callnow.telephony.sip import CallerId, Credentials, SipStack
 from callnow.telephony.sip.prepared import send_prepared
+from callnow.telephony.sip.register import RegistrationSpec, RegistrationState
+from callnow.telephony.tones import cadence_for
 
 log = logging.getLogger(__name__)
+
+# In the data directory: the trunk registrations' states, for a web in another process.
+REGISTRATIONS_FILE = "trunk-registrations.json"
 
 # The SIP legs' own ring timeouts are this much longer than the flow's, so the flow's timer
 # (which records "no answer" and tells the owner) normally ends an unanswered leg first.
@@ -61,13 +67,37 @@ def tune_garbage_collector() -> None:
 
 
 def flow_limits(sip: SipSettings, **overrides: Any) -> FlowLimits:
-    """The flow's timeouts from the `[sip]` settings (ring timeouts, maximum call duration)."""
+    """The flow's timeouts from the `[sip]` settings (ring timeouts, maximum call duration,
+    how long a silent owner is asked)."""
     limits = FlowLimits(
         owner_ring_s=sip.owner_ring_timeout_s,
         visitor_ring_s=sip.visitor_ring_timeout_s,
         max_call_duration_s=sip.max_call_duration_s,
+        max_prompt_plays=sip.owner_prompt_plays,
+        digit_wait_s=sip.owner_digit_wait_s,
     )
     return replace(limits, **overrides) if overrides else limits
+
+
+def registrations(settings: Settings) -> list[RegistrationSpec]:
+    """What to REGISTER: one account per trunk with `registration` on."""
+    specs = []
+    for trunk in settings.all_trunks:
+        registrar = trunk.registrar_address
+        if not trunk.registration or registrar is None:
+            continue
+        specs.append(
+            RegistrationSpec(
+                name=trunk.name,
+                registrar=registrar,
+                user=trunk.register_user or trunk.username,
+                domain=trunk.register_domain or registrar[0],
+                credentials=Credentials(trunk.username, trunk.password) if trunk.username else None,
+                expires_s=trunk.register_expires_s,
+                retry_max_s=float(trunk.register_retry_max_s),
+            )
+        )
+    return specs
 
 
 class LiveTelephony:
@@ -101,7 +131,21 @@ class LiveTelephony:
             prompt_language=prompt_language,
             prompt_voice=prompt_voice,
             outbound_proxy=outbound_proxy,
-            trunk_from_domain=trunk_from_domain,
+            trunk_from_domain=trunk_from_domain or trunk.from_domain or None,
+            trunk_outbound_proxy=trunk.outbound_proxy_address,
+            trunk_from_user=trunk.from_user,
+            trunk_display_name=trunk.display_name,
+            caller_id_format=trunk.caller_id_format,
+            trunk_asserted_identity=trunk.p_asserted_identity,
+            trunk_privacy=trunk.privacy,
+            invite_headers=(("Allow", ALLOW), ("Supported", ", ".join(trunk.supported))),
+            ringback=cadence_for(settings.default_region) if sip.owner_ringback else None,
+            # Longer than the visitor can ring, so it never ends on its own.
+            ringback_s=min(300.0, sip.visitor_ring_timeout_s + RING_BACKSTOP_MARGIN_S),
+            trunk_name=trunk.name,
+            trunk_prefixes=tuple(trunk.prefixes),
+            setup_timeout_s=trunk.setup_timeout_s,
+            more_trunks=tuple(TrunkRoute.from_settings(more) for more in settings.trunks),
         )
         # rtpengine sends its DTMF log to ng_host:dtmf_log_port unless told otherwise; an
         # rtpengine on another host needs our address here (and in its --dtmf-log-dest).
@@ -112,7 +156,6 @@ class LiveTelephony:
         self.process: RtpengineProcess | None = None
         self._dtmf: DtmfLogListener | None = None
         self._channels: dict[str, LiveChannel] = {}
-        self._visitors: dict[str, CallerId] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -142,6 +185,10 @@ class LiveTelephony:
         self._dtmf = DtmfLogListener(self._dtmf_host, media.dtmf_log_port, self._on_dtmf)
         await self._dtmf.start()
         await self.stack.start()
+        specs = registrations(self.settings)
+        self._publish_registrations()  # none yet: an earlier run's states must not show
+        for spec in specs:
+            await self.stack.register(spec, lambda _state: self._publish_registrations())
         tune_garbage_collector()
 
     async def stop(self) -> None:
@@ -176,25 +223,37 @@ class LiveTelephony:
         return self.stack.address
 
     @property
+    def trunk_registrations(self) -> list[RegistrationState]:
+        """The state of each trunk with `registration` on (safe to read from any thread)."""
+        return self.stack.registrations if self.stack.running else []
+
+    def _publish_registrations(self) -> None:
+        """Write the registrations' states where a web in another process reads them
+        (`REGISTRATIONS_FILE` in the data directory), atomically. Called on the SIP thread,
+        rarely (a state change); a failed write only costs the web's view."""
+        path = self.settings.data_dir / REGISTRATIONS_FILE
+        states = [
+            {"name": r.name, "registered": r.registered, "last_error": r.last_error}
+            for r in (self.stack.registrations if self.stack.running else [])
+        ]
+        try:
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(states))
+            temporary.replace(path)
+        except OSError as exc:
+            log.warning("cannot write %s: %s", path, exc)
+
+    @property
     def open_channels(self) -> int:
         return len(self._channels)
 
     # -- callbacks -------------------------------------------------------------------------
 
-    def announce(self, facts: RequestFacts) -> None:
-        """Tell the telephony who is asking before `engine.start_callback(facts)`.
-
-        `open_call` receives only the request ref, but the owner's phone must show the
-        visitor's name and number, so they are handed over here (checked now, so a bad number
-        fails the start rather than the dial).
-        """
+    async def open_call(self, facts: RequestFacts, events: EventSink) -> LiveChannel:
+        # The owner's phone shows the visitor's name and number: checked before anything opens.
         number = check_e164(facts.visitor_e164, "caller number")
-        self._visitors[facts.request_ref] = CallerId(facts.caller_name or "", number)
-
-    async def open_call(self, request_ref: str, events: EventSink) -> LiveChannel:
-        visitor = self._visitors.pop(request_ref, None)
-        if visitor is None:
-            raise LookupError(f"callback {request_ref}: announce(facts) it before starting it")
+        visitor = CallerId(facts.caller_name or "", number)
+        request_ref = facts.request_ref
         if not self.stack.running:
             raise RuntimeError("live telephony is not started")
         # rtpengine copies the call-id unescaped into its DTMF log JSON: keep it plain.
@@ -203,7 +262,9 @@ class LiveTelephony:
             request_ref=request_ref,
             events=events,
             stack=self.stack,
-            media=AnchoredCallback(self.rtpengine, media_call_id),
+            media=AnchoredCallback(
+                self.rtpengine, media_call_id, trunk_codecs=tuple(self.settings.trunk.codecs)
+            ),
             renderer=self.renderer,
             config=self.config,
             visitor=visitor,

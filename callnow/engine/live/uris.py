@@ -61,3 +61,16 @@ def trunk_uri(template: str, e164: str, region: str = "AU") -> str:
     if "{national}" in uri:
         uri = uri.replace("{national}", national_digits(e164, region))
     return uri
+
+
+def caller_id_as(e164: str, form: str, region: str) -> str:
+    """The caller ID in the trunk's format: `e164` (+61299990000), `e164_no_plus`
+    (61299990000) or `national` (0299990000; numbers of `region` only)."""
+    check_e164(e164, "caller ID")
+    if form == "e164":
+        return e164
+    if form == "e164_no_plus":
+        return e164[1:]
+    if form == "national":
+        return national_digits(e164, region)
+    raise ValueError(f"unknown caller ID format {form!r}")

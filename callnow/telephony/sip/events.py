@@ -99,7 +99,8 @@ class Digit:
 
 @dataclass(frozen=True, slots=True)
 class RemoteSdpChanged:
-    """The peer re-INVITEd with a new offer; we answered it with our current local SDP."""
+    """The peer re-INVITEd with a new offer. Answered already from our last SDP (direction per
+    RFC 3264), or, on a leg dialled with `defer_updates`, waiting for `Leg.answer_update`."""
 
     sdp: str | None
     at: datetime

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from callnow.telephony import sdp as sdp_edit
 from callnow.telephony.sip.events import (
     TERMINAL_EVENTS,
     Answered,
@@ -27,9 +29,15 @@ from callnow.telephony.sip.events import (
     Ringing,
 )
 from callnow.telephony.sip.reactor import post_to_loop, reactor
-from callnow.telephony.sip.uac import UacDriver
+from callnow.telephony.sip.uac import ReinviteRejected, UacDriver
 
 log = logging.getLogger(__name__)
+
+# RFC 3261 14.1: after a 491 the owner of the Call-ID (we place every leg, so always us)
+# re-sends its re-INVITE after a random 2.1 to 4 s.
+GLARE_WAIT_S = (2.1, 4.0)
+# Glares in a row before a re-INVITE is given up (a peer that always answers 491).
+MAX_GLARE_RETRIES = 3
 
 
 class LegState(StrEnum):
@@ -188,20 +196,59 @@ class Leg:
         await reactor.call(self._driver.hangup, reason)
 
     async def reinvite(self, sdp: str, timeout: float = 10.0) -> str | None:
-        """Send a re-INVITE offering `sdp` (e.g. rtpengine moved our port); returns the
-        peer's answer SDP. Raises `ReinviteRejected` on a non-2xx (the call goes on) and
-        RuntimeError if the leg is not answered or another re-INVITE is in flight."""
+        """Send a re-INVITE offering `sdp`; returns the peer's answer SDP.
+
+        A 491 (the peer's own re-INVITE crossed ours) is retried after RFC 3261's random wait,
+        up to MAX_GLARE_RETRIES times. Raises `ReinviteRejected` on another non-2xx (the call
+        goes on) and RuntimeError if the leg is not answered or another re-INVITE is in flight.
+        """
+        for attempt in range(MAX_GLARE_RETRIES + 1):
+            try:
+                remote = await self._reinvite_once(sdp, timeout)
+            except ReinviteRejected as exc:
+                if exc.code != 491 or attempt == MAX_GLARE_RETRIES or self.done:
+                    raise
+                wait = random.uniform(*GLARE_WAIT_S)
+                log.info("re-INVITE on %s met 491; again in %.1fs", self.call_id, wait)
+                await asyncio.sleep(wait)
+                continue
+            self.local_sdp = sdp
+            if remote is not None:
+                self.remote_sdp = remote
+            return remote
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _reinvite_once(self, sdp: str, timeout: float) -> str | None:
         future: asyncio.Future[str | None] = self._loop.create_future()
 
         def done(remote_sdp: str | None, error: BaseException | None) -> None:
             post_to_loop(self._loop, _resolve, future, remote_sdp, error)
 
-        await reactor.call(self._driver.reinvite, sdp, done)
-        remote = await asyncio.wait_for(future, timeout)
-        self.local_sdp = sdp
-        if remote is not None:
-            self.remote_sdp = remote
-        return remote
+        try:
+            await reactor.call(self._driver.reinvite, sdp, done)
+        except BaseException:
+            future.cancel()  # never resolved by the driver now
+            raise
+        return await asyncio.wait_for(future, timeout)
+
+    def local_answer(self, offer: str | None) -> str:
+        """Our last SDP turned into an RFC 3264 answer to `offer` (direction mirrored)."""
+        if not offer:
+            return self.local_sdp
+        wanted = sdp_edit.answer_direction(sdp_edit.direction(offer))
+        return sdp_edit.with_direction(self.local_sdp, wanted)
+
+    async def answer_update(self, sdp: str) -> bool:
+        """Answer the peer's pending re-INVITE (dialled with `defer_updates`) with 200 and
+        `sdp`. False when none is pending any more (answered locally after a timeout)."""
+        answered = await reactor.call(self._driver.answer_update, sdp)
+        if answered:
+            self.local_sdp = sdp
+        return bool(answered)
+
+    async def reject_update(self, code: int, reason: str) -> bool:
+        """Refuse the peer's pending re-INVITE (e.g. 488); the call goes on as before."""
+        return bool(await reactor.call(self._driver.answer_update, None, code, reason))
 
 
 def _resolve(

@@ -3,9 +3,13 @@
 One stack per process (sippy's event loop and configuration are process-wide). It places
 calls only: incoming INVITEs outside a dialog are refused, OPTIONS are answered (so a proxy's
 health checks work), in-dialog requests go to their leg. A request with a header that cannot
-be read is answered 400 before anything else reads it (`input_policy`); with
-`trusted_sources` set, requests outside our calls from any other address are dropped. Bad
-input is logged once per kind per interval (`input_log`), never with a traceback.
+be read is answered 400 before anything else reads it (`input_policy`).
+
+Requests outside our calls get a transaction (and a 403 retransmitted until acknowledged) only
+from `trusted_sources`. Everyone else gets one reply sent without a transaction, or nothing
+(`untrusted_requests`): an INVITE with a forged source address reflects at most one datagram,
+never seven. Those requests are also held to a rate per source address (`source_limit`).
+Bad input is logged once per kind per interval (`input_log`), never with a traceback.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ import logging
 import re
 import socket
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from sippy.Core.EventDispatcher import ED2
 from sippy.Exceptions.RtpProxyError import RtpProxyError
@@ -41,6 +47,8 @@ from callnow.telephony.sip.headers import (
 from callnow.telephony.sip.input_policy import MalformedHeader, find_malformed_header
 from callnow.telephony.sip.leg import EventCallback, Leg, LegRecord
 from callnow.telephony.sip.reactor import reactor
+from callnow.telephony.sip.register import RegistrationAgent, RegistrationSpec, RegistrationState
+from callnow.telephony.sip.source_limit import SourceRateLimit
 from callnow.telephony.sip.uac import DialSpec, UacDriver
 
 log = logging.getLogger(__name__)
@@ -68,24 +76,42 @@ _ANSWERED_BY_SIPPY = (SipParseError, SdpParseError, RtpProxyError)
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+UntrustedRequests = Literal["answer_once", "drop"]
+
+
+def answer_outside_dialog(req: Any) -> Any:
+    """The reply to a request outside our calls (we place calls; we take none)."""
+    # Every header read here was checked readable by `find_malformed_header`.
+    if req.getHFBody("to").getTag() is not None:
+        return req.genResponse(481, "Call/Transaction Does Not Exist")
+    method = req.getMethod()
+    if method == "OPTIONS":
+        return req.genResponse(200, "OK")
+    if method == "INVITE":
+        return req.genResponse(403, "Incoming calls not accepted")
+    return req.genResponse(501, "Not Implemented")
+
+
 class _TransactionManager(SipTransactionManager):
     model_udp_server = (Udp_server, _UdpOpts)
-    # Who may send requests outside our dialogs; None: anyone (see SipSettings).
-    trusted_sources: tuple[_Network, ...] | None = None
+    # Who gets requests outside our dialogs handled in full (see SipSettings).
+    trusted_sources: tuple[_Network, ...] = ()
+    untrusted_requests: UntrustedRequests = "answer_once"
+    source_limit: SourceRateLimit | None = None
 
     def incomingRequest(self, msg: Any, checksum: bytes, tids: Any, server: Any) -> None:
-        """Drop unsolicited requests from untrusted sources and refuse a request with an
-        unreadable header before any transaction exists; never let an exception from
-        handling a request reach sippy's receive loop (it would cost a traceback per
-        datagram and leave the transaction behind)."""
-        if self.trusted_sources is not None and not self._solicited_or_trusted(msg, tids):
-            self.l1rcache[checksum] = SipTMRetransmitO()  # a retransmission costs nothing
-            return
-        malformed = find_malformed_header(msg)
-        if malformed is not None:
-            self._refuse_malformed(msg, malformed, checksum, server)
-            return
+        """Answer unsolicited requests from untrusted sources once or not at all, refuse a
+        request with an unreadable header before any transaction exists; never let an
+        exception from handling a request reach sippy's receive loop (it would cost a
+        traceback per datagram and leave the transaction behind)."""
         try:
+            if not self._solicited_or_trusted(msg, tids):
+                self._answer_untrusted(msg, checksum, server)
+                return
+            malformed = find_malformed_header(msg)
+            if malformed is not None:
+                self._refuse_malformed(msg, malformed, checksum, server)
+                return
             super().incomingRequest(msg, checksum, tids, server)
         except _ANSWERED_BY_SIPPY:
             raise
@@ -101,42 +127,72 @@ class _TransactionManager(SipTransactionManager):
                 exc_info=True,
             )
 
-    def _solicited_or_trusted(self, msg: Any, tids: Any) -> bool:
-        if tids[0][0] in self.req_consumers:  # the Call-ID of a dialog of ours
-            return True
-        host, port = msg.getSource()
+    def _trusted(self, host: str) -> bool:
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
-            address = None
-        if address is not None and any(address in net for net in self.trusted_sources or ()):
-            return True
-        input_log.input_log.log(
-            logging.INFO,
-            "untrusted source",
-            "dropped an unsolicited %s request from untrusted %s:%s",
-            msg.getMethod(),
-            host,
-            port,
-        )
-        return False
+            return False
+        return any(address in net for net in self.trusted_sources)
 
-    def _refuse_malformed(
-        self, msg: Any, malformed: MalformedHeader, checksum: bytes, server: Any
-    ) -> None:
+    def _solicited_or_trusted(self, msg: Any, tids: Any) -> bool:
+        if tids[0][0] in self.req_consumers:  # the Call-ID of a dialog of ours
+            return True
+        return self._trusted(msg.getSource()[0])
+
+    def _answer_untrusted(self, msg: Any, checksum: bytes, server: Any) -> None:
+        """One reply at most, outside any transaction; the checksum then remembers that
+        nothing more is owed, so a retransmission (or a replay) of the request gets nothing."""
+        self.l1rcache[checksum] = SipTMRetransmitO()
         method = msg.getMethod()
+        host, port = msg.getSource()
+        limit = self.source_limit
+        if limit is not None and not limit.allow(host, time.monotonic()):
+            input_log.input_log.log(
+                logging.INFO,
+                "source over its rate",
+                "dropped unsolicited requests from %s: over %s a second",
+                host,
+                limit.per_second,
+            )
+            return
+        if self.untrusted_requests == "drop" or method == "ACK":
+            input_log.input_log.log(
+                logging.INFO,
+                "untrusted source",
+                "dropped an unsolicited %s request from untrusted %s:%s",
+                method,
+                host,
+                port,
+            )
+            return
+        malformed = find_malformed_header(msg)
+        if malformed is not None:
+            self._log_malformed(msg, malformed)
+            response = msg.genResponse(400, malformed.reason)
+        else:
+            response = answer_outside_dialog(msg)
+            if response.getHFBody("to").getTag() is None:
+                response.getHFBody("to").genTag()
+        self.transmitMsg(server, response, msg.getHFBody("via").getTAddr(), None)
+
+    def _log_malformed(self, msg: Any, malformed: MalformedHeader) -> None:
         host, port = msg.getSource()
         input_log.input_log.log(
             logging.INFO,
             f"bad {malformed.header}",
             "malformed %s request from %s:%s: bad %s header (%s)",
-            method,
+            msg.getMethod(),
             host,
             port,
             malformed.header,
             malformed.detail,
         )
-        if method == "ACK":  # an ACK is never answered (RFC 3261 17.2.1)
+
+    def _refuse_malformed(
+        self, msg: Any, malformed: MalformedHeader, checksum: bytes, server: Any
+    ) -> None:
+        self._log_malformed(msg, malformed)
+        if msg.getMethod() == "ACK":  # an ACK is never answered (RFC 3261 17.2.1)
             self.l1rcache[checksum] = SipTMRetransmitO()
             return
         # The response copies To, From, Call-ID and CSeq unparsed (as received), and is not
@@ -170,21 +226,28 @@ class SipStack:
         port: int = 5070,
         *,
         user_agent: str = "CallNow",
-        trusted_sources: Iterable[str] | None = None,
+        trusted_sources: Iterable[str] = (),
+        untrusted_requests: UntrustedRequests = "answer_once",
+        source_rate_per_s: float = 0.0,
+        source_burst: int = 100,
     ) -> None:
         """`trusted_sources`: IP addresses or networks whose requests outside our calls are
-        answered; None answers everyone (see `SipSettings.trusted_sources`)."""
+        handled in full; everyone else's get what `untrusted_requests` says (one reply
+        without retransmission, or nothing) and are held to `source_rate_per_s` datagrams a
+        second (0: no limit). See `SipSettings`."""
         self.host = host
         self.port = port
         self.user_agent = user_agent
-        self.trusted_sources: tuple[_Network, ...] | None = (
-            None
-            if trusted_sources is None
-            else tuple(ipaddress.ip_network(net, strict=False) for net in trusted_sources)
+        self.trusted_sources: tuple[_Network, ...] = tuple(
+            ipaddress.ip_network(net, strict=False) for net in trusted_sources
         )
+        self.untrusted_requests: UntrustedRequests = untrusted_requests
+        self.source_rate_per_s = source_rate_per_s
+        self.source_burst = source_burst
         self._config: dict[str, Any] | None = None
         self._address: tuple[str, int] | None = None
         self._legs: dict[str, tuple[UacDriver, Leg]] = {}
+        self._registrations: list[RegistrationAgent] = []
 
     @classmethod
     def from_settings(cls, settings: SipSettings) -> SipStack:
@@ -192,7 +255,10 @@ class SipStack:
         return cls(
             settings.listen_host,
             settings.listen_port,
-            trusted_sources=settings.trusted_sources or None,
+            trusted_sources=settings.trusted_sources,
+            untrusted_requests=settings.untrusted_requests,
+            source_rate_per_s=settings.source_rate_per_s,
+            source_burst=settings.source_burst,
         )
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -246,6 +312,9 @@ class SipStack:
         }
         tm = _TransactionManager(config, self._on_request)
         tm.trusted_sources = self.trusted_sources
+        tm.untrusted_requests = self.untrusted_requests
+        if self.source_rate_per_s > 0:
+            tm.source_limit = SourceRateLimit(self.source_rate_per_s, self.source_burst)
         config["_sip_tm"] = tm
         server = next(iter(tm.l4r.cache_l2s.values()))
         host, port = server.uopts.laddress[:2]
@@ -266,6 +335,9 @@ class SipStack:
         log.info("SIP stack stopped")
 
     def _stop_in_sippy(self) -> None:
+        for agent in self._registrations:
+            agent.stop()
+        self._registrations = []
         for driver, _leg in list(self._legs.values()):
             driver.hangup("SIP stack stopped")
         self._legs.clear()
@@ -309,6 +381,9 @@ class SipStack:
         next_hop: tuple[str, int] | None = None,
         from_domain: str | None = None,
         on_event: EventCallback | None = None,
+        defer_updates: bool = False,
+        update_answer_s: float = 8.0,
+        setup_timeout: float | None = None,
     ) -> Leg:
         """Send an INVITE and return its Leg at once; the outcome arrives as events.
 
@@ -320,6 +395,10 @@ class SipStack:
         - `asserted_identity`: adds P-Asserted-Identity.
         - `next_hop`: where to send (an outbound proxy); default the URI's host and port.
         - `from_domain`: host part of From/P-Asserted-Identity (default our address).
+        - `defer_updates`: the peer's re-INVITEs wait for `Leg.answer_update`, at most
+          `update_answer_s` seconds (then they are answered from our last SDP; see DialSpec).
+        - `setup_timeout`: no response at all this long fails the leg (UNAVAILABLE, 408
+          "No response"); None waits for sippy's 32 s transaction timeout.
 
         Raises InvalidSipInput (nothing is sent) and SipStackError (not running, or the next
         hop's host name does not resolve).
@@ -328,6 +407,10 @@ class SipStack:
             raise SipStackError("SIP stack is not running")
         if ring_timeout <= 0:
             raise InvalidSipInput("ring_timeout must be positive")
+        if not 0 < update_answer_s <= 60:
+            raise InvalidSipInput("update_answer_s must be in (0, 60]")
+        if setup_timeout is not None and not 0 < setup_timeout <= 60:
+            raise InvalidSipInput("setup_timeout must be in (0, 60]")
         url = parse_request_uri(request_uri)
         headers = build_extra_headers(extra_headers)
         if from_domain is not None and not _HOST.fullmatch(from_domain):
@@ -347,6 +430,9 @@ class SipStack:
             asserted_identity=asserted_identity,
             from_domain=from_domain,
             extra_headers=headers,
+            defer_updates=defer_updates,
+            update_answer_s=float(update_answer_s),
+            setup_timeout=setup_timeout,
         )
         loop = asyncio.get_running_loop()
         record = LegRecord(call_id=call_id, dialed_at=datetime.now(UTC))
@@ -379,18 +465,38 @@ class SipStack:
         """Legs whose sippy dialog is not dead yet (includes recently finished ones)."""
         return len(self._legs)
 
+    # -- registrations ---------------------------------------------------------------------
+
+    async def register(
+        self,
+        spec: RegistrationSpec,
+        on_change: Callable[[RegistrationState], None] | None = None,
+    ) -> None:
+        """Keep `spec`'s account registered until the stack stops (see `RegistrationAgent`).
+
+        Returns once the first REGISTER is on its way; `registrations` tells how it went, and
+        `on_change` (called on the SIP thread: keep it short) hears of every new state.
+        Raises SipStackError (not running, or the registrar's name does not resolve).
+        """
+        if self._config is None:
+            raise SipStackError("SIP stack is not running")
+        resolved = await _resolve_next_hop(spec.registrar)
+        agent = RegistrationAgent(self._config, replace(spec, registrar=resolved), on_change)
+        await reactor.call(self._start_registration, agent)
+
+    def _start_registration(self, agent: RegistrationAgent) -> None:
+        self._registrations.append(agent)
+        agent.start()
+
+    @property
+    def registrations(self) -> list[RegistrationState]:
+        """Each registration's latest state (safe from any thread: states are immutable)."""
+        return [agent.state for agent in list(self._registrations)]
+
     # -- requests outside any dialog ----------------------------------------------------------
 
     def _on_request(self, req: Any, _transaction: Any) -> tuple[Any, None, None]:
-        # Every header read here was checked readable by `find_malformed_header`.
-        method = req.getMethod()
-        if req.getHFBody("to").getTag() is not None:
-            return (req.genResponse(481, "Call/Transaction Does Not Exist"), None, None)
-        if method == "OPTIONS":
-            return (req.genResponse(200, "OK"), None, None)
-        if method == "INVITE":
-            return (req.genResponse(403, "Incoming calls not accepted"), None, None)
-        return (req.genResponse(501, "Not Implemented"), None, None)
+        return (answer_outside_dialog(req), None, None)
 
 
 async def _resolve_next_hop(hop: tuple[str, int]) -> tuple[str, int]:

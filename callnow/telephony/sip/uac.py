@@ -35,6 +35,7 @@ from sippy.Time.Timeout import Timeout
 from sippy.UA import UA
 from sippy.UacStateTrying import UacStateTrying
 
+from callnow.telephony import sdp as sdp_edit
 from callnow.telephony.sip.dtmf import digit_from_info
 from callnow.telephony.sip.events import (
     Answered,
@@ -77,6 +78,14 @@ class DialSpec:
     asserted_identity: CallerId | None = None
     from_domain: str | None = None
     extra_headers: tuple[SipHeader, ...] = ()
+    # False: a peer's re-INVITE is answered at once from our last SDP (direction per RFC 3264).
+    # True: the leg's owner answers it (`Leg.answer_update`) after asking the media relay and
+    # the other leg; `update_answer_s` later the local answer is sent anyway.
+    defer_updates: bool = False
+    update_answer_s: float = 8.0
+    # No response at all (not even 100 Trying) this long: the leg fails as UNAVAILABLE, so a
+    # dead trunk can be failed over long before sippy's own 32 s transaction timeout.
+    setup_timeout: float | None = None
 
 
 def _when(rtime: Any = None) -> datetime:
@@ -106,6 +115,13 @@ class _CallNowUA(UA):
     auth_attempts = 0
     # Told after an authenticated INVITE left: it has a new branch and CSeq to CANCEL.
     on_invite_sent: Callable[[], None] | None = None
+    # Told of every response, before sippy handles it (the peer is alive).
+    on_response: Callable[[], None] | None = None
+
+    def recvResponse(self, resp: Any, tr: Any) -> None:
+        if self.on_response is not None:
+            self.on_response()
+        super().recvResponse(resp, tr)
 
     def processChallenge(
         self, resp: Any, cseq: int, ch_hfname: str, auth_hfname: str, extra_headers: Any
@@ -177,9 +193,16 @@ class UacDriver:
         self._on_dead = on_dead
         self._ua: UA | None = None
         self._ring_timer: Any = None
+        self._setup_timer: Any = None
         self.answered = False
         self.finished = False  # a terminal event (Failed/Ended) was emitted
         self._reinvite_done: Callable[[str | None, BaseException | None], None] | None = None
+        # A peer's re-INVITE waiting for `answer_update`, and the timer that answers it anyway.
+        self._update_pending = False
+        self._update_timer: Any = None
+        # Our SDP as the peer last accepted it, and the one our re-INVITE in flight offers.
+        self._local_sdp = spec.sdp
+        self._offered_sdp: str | None = None
         # Our address as the INVITE's Via and Contact show it (for the prepared BYE).
         self._local_address: Any = None
 
@@ -198,6 +221,7 @@ class UacDriver:
         )
         self._ua = ua
         ua.on_invite_sent = self._prepare_cancel
+        ua.on_response = self._cancel_setup_timer
         body = MsgBody(spec.sdp)
         event = _TryEvent(
             (
@@ -217,6 +241,8 @@ class UacDriver:
         event.extra_headers = tuple(headers) if headers else None
         ua.recvEvent(event)
         self._ring_timer = Timeout(self._ring_timeout, spec.ring_timeout)
+        if spec.setup_timeout is not None:
+            self._setup_timer = Timeout(self._setup_timed_out, spec.setup_timeout)
         self._prepare_cancel()
 
     def _pai_header(self, who: CallerId) -> SipHeader:
@@ -253,8 +279,13 @@ class UacDriver:
             raise RuntimeError("re-INVITE needs an answered, live leg")
         if self._reinvite_done is not None:
             raise RuntimeError("a re-INVITE is already in progress on this leg")
+        if self._ua.lSDP is None:
+            # sippy forgets our SDP when a re-INVITE of ours fails (a 491 in a glare); it
+            # needs it to compare the next offer with.
+            self._ua.lSDP = MsgBody(self._local_sdp)
         self._reinvite_done = done
         self._ua.recvEvent(CCEventUpdate(MsgBody(sdp)))
+        self._offered_sdp = sdp
 
     # -- sippy events ---------------------------------------------------------------------
 
@@ -284,6 +315,8 @@ class UacDriver:
             self._emit(Answered(sdp=_sdp_text(body), at=_when(event.rtime)))
         elif self._reinvite_done is not None:
             done, self._reinvite_done = self._reinvite_done, None
+            if self._offered_sdp is not None:
+                self._local_sdp, self._offered_sdp = self._offered_sdp, None
             done(_sdp_text(body), None)
 
     def _on_fail(self, event: CCEventFail | CCEventRedirect) -> None:
@@ -327,13 +360,56 @@ class UacDriver:
         self._emit(Digit(digit=digit, at=_when(event.rtime), duration_ms=duration_ms))
 
     def _on_remote_update(self, event: CCEventUpdate) -> None:
-        """The peer re-INVITEd: answer with our current SDP and tell the engine."""
+        """The peer re-INVITEd: answer now (or let the leg's owner answer) and report it."""
         ua = self._ua
         if self.finished or ua is None:
             return
-        local = ua.lSDP.getCopy() if ua.lSDP is not None else MsgBody(self.spec.sdp)
-        ua.recvEvent(CCEventConnect((200, "OK", local)))
-        self._emit(RemoteSdpChanged(sdp=_sdp_text(event.getData()), at=_when(event.rtime)))
+        offer = _sdp_text(event.getData())
+        if self.spec.defer_updates:
+            self._update_pending = True
+            self._update_timer = Timeout(self._update_overdue, self.spec.update_answer_s, 1, offer)
+        else:
+            self._send_update_answer(self.local_answer(offer))
+        self._emit(RemoteSdpChanged(sdp=offer, at=_when(event.rtime)))
+
+    def local_answer(self, offer: str | None) -> str:
+        """Our last SDP with the direction RFC 3264 asks for in answer to `offer`."""
+        ua = self._ua
+        local = _sdp_text(ua.lSDP) if ua is not None and ua.lSDP is not None else None
+        body = local or self.spec.sdp
+        if not offer:
+            return body
+        return sdp_edit.with_direction(body, sdp_edit.answer_direction(sdp_edit.direction(offer)))
+
+    def answer_update(self, sdp: str | None, code: int = 200, reason: str = "OK") -> bool:
+        """Answer the pending re-INVITE: 2xx with `sdp`, or a failure code (the call goes on).
+        False when nothing is pending (answered by the timer, or the leg ended)."""
+        if not self._update_pending or self.finished or self._ua is None:
+            return False
+        if code < 300 and sdp is not None:
+            self._send_update_answer(sdp)
+        else:
+            self._clear_update()
+            self._ua.recvEvent(CCEventFail((code, reason)))
+        return True
+
+    def _send_update_answer(self, sdp: str) -> None:
+        self._clear_update()
+        self._local_sdp = sdp
+        if self._ua is not None:
+            self._ua.recvEvent(CCEventConnect((200, "OK", MsgBody(sdp))))
+
+    def _update_overdue(self, offer: str | None) -> None:
+        self._update_timer = None
+        if self._update_pending and not self.finished:
+            log.warning("re-INVITE on %s unanswered: answered locally", self.spec.call_id)
+            self._send_update_answer(self.local_answer(offer))
+
+    def _clear_update(self) -> None:
+        self._update_pending = False
+        if self._update_timer is not None:
+            self._update_timer.cancel()
+            self._update_timer = None
 
     # -- requests that end the leg, prepared for crash recovery -------------------------------
 
@@ -385,7 +461,23 @@ class UacDriver:
         )
         self._disconnect()  # sends CANCEL (deferred by sippy until a provisional response)
 
+    def _setup_timed_out(self) -> None:
+        self._setup_timer = None
+        if self.finished or self.answered:
+            return
+        self._cancel_ring_timer()
+        self._finish(
+            Failed(code=408, reason="No response", cause=FailureCause.UNAVAILABLE, at=_when())
+        )
+        self._disconnect()
+
+    def _cancel_setup_timer(self) -> None:
+        if self._setup_timer is not None:
+            self._setup_timer.cancel()
+            self._setup_timer = None
+
     def _cancel_ring_timer(self) -> None:
+        self._cancel_setup_timer()
         if self._ring_timer is not None:
             self._ring_timer.cancel()
             self._ring_timer = None
@@ -402,6 +494,7 @@ class UacDriver:
 
     def _finish(self, event: Failed | Ended) -> None:
         self.finished = True
+        self._clear_update()
         if self._reinvite_done is not None:
             done, self._reinvite_done = self._reinvite_done, None
             done(None, ReinviteRejected(481, "Leg ended"))

@@ -69,6 +69,9 @@
     var shown = Array.prototype.map.call(list.children, function (li) {
       return li.getAttribute("data-token");
     });
+    if (window.CallNowNotices) {
+      window.CallNowNotices.seen(data.items);
+    }
     var fresh = data.items.map(function (item) { return item.token; });
     if (shown.join(" ") === fresh.join(" ")) {
       return; // unchanged: keep focus and do not re-announce

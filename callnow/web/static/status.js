@@ -13,6 +13,20 @@
   }
   var cancelForm = document.getElementById("cancel");
   var hint = document.getElementById("live-hint");
+  var nextStep = document.getElementById("next-step");
+  var steps = document.querySelectorAll("#steps li");
+
+  function showStep(current) {
+    for (var i = 0; i < steps.length; i++) {
+      var index = parseInt(steps[i].getAttribute("data-step"), 10);
+      steps[i].className = index < current ? "done" : index === current ? "current" : "";
+      if (index === current) {
+        steps[i].setAttribute("aria-current", "step");
+      } else {
+        steps[i].removeAttribute("aria-current");
+      }
+    }
+  }
   var source = new EventSource(url);
 
   source.addEventListener("status", function (event) {
@@ -28,6 +42,9 @@
       status.setAttribute("data-state", data.state);
       status.className = "status state-" + data.state;
     }
+    if (typeof data.step === "number") {
+      showStep(data.step);
+    }
     if (cancelForm) {
       cancelForm.hidden = !data.cancellable;
     }
@@ -36,6 +53,9 @@
       source.close();
       if (hint) {
         hint.hidden = true;
+      }
+      if (nextStep) {
+        nextStep.hidden = false;
       }
     }
   });

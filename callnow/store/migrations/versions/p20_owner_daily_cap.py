@@ -1,7 +1,7 @@
 """An owner's own daily cap, set in the portal, below their provider's
 
 Revision ID: p20_owner_daily_cap
-Revises: 0012
+Revises: 0018
 Create Date: 2026-12-03 07:40:00.000000
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "p20_owner_daily_cap"
-down_revision = "0012"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 

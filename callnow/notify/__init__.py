@@ -1,0 +1,1 @@
+"""Owner notices by e-mail: links, rendering, SMTP, and the outbox's sender."""
