@@ -75,8 +75,14 @@ async def _error_page(request: Request, exc: StarletteHTTPException) -> Response
     )
 
 
+# The public pages declare HEAD themselves and must see it: a HEAD on a one-step link (a link
+# checker, a previewer) shows the page and places nothing.
+OWN_HEAD_PREFIXES = ("/callnow",)
+
+
 class HeadAsGet:
-    """Answer HEAD as GET without the body (FastAPI routes declare GET only)."""
+    """Answer HEAD as GET without the body (FastAPI routes declare GET only), and end a stream
+    once the headers are out. Paths that handle HEAD themselves keep it."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -102,4 +108,6 @@ class HeadAsGet:
                 return {"type": "http.disconnect"}
             return await receive()
 
-        await self.app({**scope, "method": "GET"}, ended_after_headers, headers_only)
+        own = scope.get("path", "").startswith(OWN_HEAD_PREFIXES)
+        inner = scope if own else {**scope, "method": "GET"}
+        await self.app(inner, ended_after_headers, headers_only)
