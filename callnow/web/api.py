@@ -96,6 +96,11 @@ class ProfileUpdate(BaseModel):
     one_step_allowed: bool | SkipJsonSchema[None] = None
     welcome_message: str | SkipJsonSchema[None] = Field(None, max_length=WELCOME_MAX_CHARS)
     windows: list[WindowModel] | SkipJsonSchema[None] = Field(None, max_length=21)
+    display_name: str | SkipJsonSchema[None] = Field(
+        None,
+        max_length=80,
+        description="The name the page shows when show_name is on; empty shows none.",
+    )
 
 
 class RuleModel(BaseModel):
@@ -282,6 +287,7 @@ def update_profile(
     wanted = page_settings.PageChanges(
         callnow_id=values.pop("callnow_id", None),
         welcome_message=values.pop("welcome_message", None),
+        display_name=values.pop("display_name", None),
         windows=None
         if windows is None
         else [page_settings.WindowFields(w["weekday"], w["start"], w["end"]) for w in windows],
