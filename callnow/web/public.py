@@ -50,10 +50,14 @@ def _embedded(request: Request) -> bool:
     return request.query_params.get(embed.EMBED_QUERY) == "1"
 
 
-def _throttled(request: Request) -> HTMLResponse:
-    """One plain answer for every limit, so a prober cannot tell which one fired."""
+def _throttled(request: Request, profile: Profile) -> HTMLResponse:
+    """One plain answer for every limit, so a prober cannot tell which one fired (inside the
+    button's overlay it stays framable, or the visitor would see a blank frame)."""
+    headers = {"Retry-After": "60"}
+    if _embedded(request):
+        headers.update(embed.frame_headers(profiles.embed_of(profile)))
     return templates.TemplateResponse(
-        request, "public/throttled.html", {}, status_code=429, headers={"Retry-After": "60"}
+        request, "public/throttled.html", {}, status_code=429, headers=headers
     )
 
 
@@ -133,7 +137,7 @@ def _answer(
         assert outcome.request is not None
         return RedirectResponse(_status_url(profile, outcome.request, embedded), status_code=303)
     if refusal is Refusal.THROTTLED:
-        return _throttled(request)
+        return _throttled(request, profile)
     if refusal is Refusal.CAPTCHA_WRONG:
         errors = {"captcha": _CAPTCHA_WRONG}
     elif refusal is Refusal.CLOSED:

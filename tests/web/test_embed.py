@@ -210,7 +210,31 @@ def test_only_the_owner_may_set_the_button(world):
     assert _script_config(world.client.get("/callnow/alice/embed.js").text)["origins"] == []
 
 
-def test_closed_hours_in_the_overlay(world):
-    set_profile(world, "alice", windows=[Window(0, 0, 1)])
+def test_out_of_hours_the_overlay_says_when_the_owner_is_back(world):
+    set_profile(world, "alice", windows=[Window(0, 0, 1)], embed_origins="https://shop.example")
     page = world.client.get("/callnow/alice?embed=1")
     assert page.status_code == 200
+    assert "Not available right now." in page.text
+    assert "https://shop.example" in page.headers["content-security-policy"]
+
+
+def test_a_limit_fired_inside_the_overlay_answers_in_a_framable_page(world):
+    from sqlalchemy import update
+
+    from callnow.domain.request_state import RequestState
+    from callnow.store.models import CallRequest
+
+    set_profile(world, "alice", embed_origins="https://shop.example")
+    statuses = []
+    for _ in range(5):
+        page = world.client.get("/callnow/alice?embed=1")
+        answer = world.client.post(
+            "/callnow/alice?embed=1",
+            data={"form_token": form_token(page.text), "name": "Mary", "number": "0290371234"},
+        )
+        statuses.append(answer.status_code)
+        with world.sessions() as session, session.begin():  # the next request is a new one
+            session.execute(update(CallRequest).values(state=RequestState.COMPLETED.value))
+    assert statuses[-1] == 429, statuses
+    assert "https://shop.example" in answer.headers["content-security-policy"]
+    assert answer.headers["retry-after"] == "60"
