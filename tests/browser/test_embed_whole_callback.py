@@ -39,7 +39,7 @@ def test_a_request_from_the_overlay_becomes_a_whole_callback(
         page = context.new_page()
         page.goto(site + "/")
         page.wait_for_function("document.querySelector('[data-callnow-ready]') !== null")
-        page.get_by_role("link", name="Call me back").click()
+        page.get_by_role("button", name="Call me back").click()
         form = page.frame_locator("dialog iframe")
         form.get_by_label("Your name").fill("Mary")
         form.get_by_label("Your phone number").fill("0412 345 678")

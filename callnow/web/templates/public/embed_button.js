@@ -83,9 +83,18 @@
     link.setAttribute("data-callnow-ready", "");
     style(link);
     if (framed) {
+      // It now opens a dialog, so it says so, and Space works as on any button.
+      link.setAttribute("role", "button");
+      link.setAttribute("aria-haspopup", "dialog");
       link.addEventListener("click", function (event) {
         event.preventDefault();
         open(event.currentTarget);
+      });
+      link.addEventListener("keydown", function (event) {
+        if (event.key === " ") {
+          event.preventDefault();
+          open(event.currentTarget);
+        }
       });
     }
   }
