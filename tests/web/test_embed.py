@@ -238,3 +238,20 @@ def test_a_limit_fired_inside_the_overlay_answers_in_a_framable_page(world):
     assert statuses[-1] == 429, statuses
     assert "https://shop.example" in answer.headers["content-security-policy"]
     assert answer.headers["retry-after"] == "60"
+
+
+def test_cancelling_inside_the_overlay_stays_in_the_embed_variant(world):
+    set_profile(world, "alice", embed_origins="https://shop.example")
+    page = world.client.get("/callnow/alice?embed=1")
+    placed = world.client.post(
+        "/callnow/alice?embed=1",
+        data={"form_token": form_token(page.text), "name": "Mary", "number": "0290375678"},
+    )
+    status_url = placed.headers["location"]
+    status = world.client.get(status_url)
+    cancel_url = status_url.replace("?embed=1", "/cancel?embed=1")
+    cancelled = world.client.post(cancel_url, data={"form_token": form_token(status.text)})
+    assert cancelled.status_code == 303
+    assert cancelled.headers["location"] == status_url
+    [stored] = all_requests(world)
+    assert stored.state == "cancelled"
