@@ -45,6 +45,9 @@
     d.height = "min(760px, calc(100vh - 16px))";
     d.maxHeight = "calc(100vh - 16px)";
     d.overflow = "hidden";
+    // Dims the site behind: ::backdrop cannot be styled from a script without a style sheet,
+    // which the site's own policy might refuse.
+    d.boxShadow = "0 0 0 100vmax rgba(0, 0, 0, 0.5)";
     close.type = "button";
     close.textContent = "Close";
     close.style.cssText = "position:absolute;top:8px;right:8px;padding:6px 12px;" +
