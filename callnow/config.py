@@ -489,7 +489,9 @@ class MetricsSettings(BaseModel):
     """Prometheus metrics, each process on a listener of its own (never the public port)."""
 
     enabled: bool = Field(False, description="Serve `/metrics` on `host`:`port`.")
-    host: str = Field("127.0.0.1", description="Address of the metrics listeners; keep it private.")
+    host: str = Field(
+        "127.0.0.1", description="Address of the metrics listeners; keep it private."
+    )
     port: int = Field(
         9464, ge=1, le=65535, description="TCP port of the web process's metrics listener."
     )

@@ -544,7 +544,9 @@ class CallbackFlow:
             self._hang_up(LegRole.OWNER, Reason.OWNER_NO_ANSWER, out, FailureCause.NO_ANSWER)
             self._finish(RequestState.OWNER_UNREACHABLE, Reason.OWNER_NO_ANSWER, out)
         elif name == TimerName.VISITOR_RING:
-            self._hang_up(LegRole.VISITOR, Reason.VISITOR_NO_ANSWER, out, FailureCause.NO_ANSWER)
+            self._hang_up(
+                LegRole.VISITOR, Reason.VISITOR_NO_ANSWER, out, FailureCause.NO_ANSWER
+            )
             self._visitor_unreachable(Reason.VISITOR_NO_ANSWER, out)
         elif name == TimerName.DIGIT_WAIT:
             if self._prompt_plays < self.limits.max_prompt_plays:

@@ -159,6 +159,8 @@ class _DatabaseCounters:
             return limit_counters.has_room(session, _counter(rule, key, items), datetime.now(UTC))
 
 
+
+
 class Throttle:
     """Every limit of `AbuseSettings`, counted where `storage_url` says.
 

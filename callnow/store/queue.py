@@ -101,7 +101,7 @@ def _take(postgres: bool) -> Select[Any]:
             undefer(CallRequest.number_on_do_not_call),
             joinedload(CallRequest.profile, innerjoin=True)
             .joinedload(Profile.extension, innerjoin=True)
-            .joinedload(Extension.tenant, innerjoin=True),
+            .joinedload(Extension.tenant, innerjoin=True)
         )
     )
     if postgres:

@@ -212,7 +212,9 @@ def _endpoints_in_transaction(connection: Connection, request_id: int) -> Sequen
     found = known[1].get(request_id)
     if found is None:
         found = known[1][request_id] = (
-            connection.execute(_endpoints_of_request(), {"request_id": request_id}).mappings().all()
+            connection.execute(_endpoints_of_request(), {"request_id": request_id})
+            .mappings()
+            .all()
         )
     return found
 

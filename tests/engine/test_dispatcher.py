@@ -286,7 +286,9 @@ async def test_the_owner_leg_s_row_is_written_with_the_claim_and_handed_to_the_c
 
     [leg] = owner_legs_of(world.sessions, request.id)
     assert (leg.role, leg.destination, leg.ended_at) == ("owner", alice_internal, None)
-    assert engine.written_ahead == [LegDialling(LegRole.OWNER, alice_internal, leg.started_at)]
+    assert engine.written_ahead == [
+        LegDialling(LegRole.OWNER, alice_internal, leg.started_at)
+    ]
 
 
 class CannotStart(StartsNothing):
