@@ -118,9 +118,10 @@ def budget_for(
             tenant.id if column is ChargeRow.tenant_id else None,
             now,
         )
-        if row.daily_cap_minor is not None:
-            spent = _spent(session, scope, ChargeRow.answered_at, day.start, day.end)
-            daily.append(row.daily_cap_minor - spent - held)
+        for cap in (row.daily_cap_minor, row.owner_daily_cap_minor if row is own else None):
+            if cap is not None:
+                spent = _spent(session, scope, ChargeRow.answered_at, day.start, day.end)
+                daily.append(cap - spent - held)
         if row.prepaid_balance_minor is not None and row.balance_set_at is not None:
             spent = _spent(session, scope, ChargeRow.posted_at, row.balance_set_at)
             prepaid.append(row.prepaid_balance_minor - spent - held)
@@ -259,3 +260,96 @@ def set_budget(
         row.balance_set_at = None if prepaid_balance_minor is None else now
     session.flush()
     return row
+
+
+@dataclass(frozen=True, slots=True)
+class LimitStatus:
+    """One limit as the owner sees it: what it allows, what is spent and held, what is left."""
+
+    label: str
+    cap_minor: int
+    used_minor: int
+    reserved_minor: int
+
+    @property
+    def left_minor(self) -> int:
+        return max(0, self.cap_minor - self.used_minor - self.reserved_minor)
+
+
+def budget_status(session: Session, extension_id: int, now: datetime) -> list[LimitStatus]:
+    """Every limit that applies to one extension at `now`, the same figures `budget_for` uses."""
+    extension = session.get(Extension, extension_id)
+    if extension is None:
+        raise LookupError(f"no extension {extension_id}")
+    tenant = session.get(Tenant, extension.tenant_id)
+    assert tenant is not None  # a foreign key guarantees it
+    zone = ZoneInfo(tenant.timezone)
+    day, month = local_day(now, zone), local_month(now, zone)
+    own = _row(session, extension_id=extension_id)
+    shared = _row(session, tenant_id=tenant.id)
+    lines: list[LimitStatus] = []
+    for row, scope, who in (
+        (own, ChargeRow.extension_id == extension_id, "this extension"),
+        (shared, ChargeRow.tenant_id == tenant.id, "your whole organisation"),
+    ):
+        if row is None:
+            continue
+        held = _reserved(
+            session,
+            extension_id if row is own else None,
+            tenant.id if row is shared else None,
+            now,
+        )
+        today = _spent(session, scope, ChargeRow.answered_at, day.start, day.end)
+        if row.daily_cap_minor is not None:
+            label = f"Daily cap from your provider, {who}"
+            lines.append(LimitStatus(label, row.daily_cap_minor, today, held))
+        if row is own and row.owner_daily_cap_minor is not None:
+            lines.append(LimitStatus("Your own daily cap", row.owner_daily_cap_minor, today, held))
+        if row.prepaid_balance_minor is not None and row.balance_set_at is not None:
+            spent = _spent(session, scope, ChargeRow.posted_at, row.balance_set_at)
+            label = f"Prepaid balance, {who}"
+            lines.append(LimitStatus(label, row.prepaid_balance_minor, spent, held))
+        if row.credit_limit_minor is not None:
+            spent = _spent(session, scope, ChargeRow.answered_at, month.start, month.end)
+            label = f"Monthly credit limit, {who}"
+            lines.append(LimitStatus(label, row.credit_limit_minor, spent, held))
+    return lines
+
+
+def provider_daily_cap(session: Session, extension_id: int) -> int | None:
+    """The tighter of the provider's daily caps on this extension and its tenant, if any."""
+    extension = session.get(Extension, extension_id)
+    if extension is None:
+        raise LookupError(f"no extension {extension_id}")
+    caps = [
+        row.daily_cap_minor
+        for row in (
+            _row(session, extension_id=extension_id),
+            _row(session, tenant_id=extension.tenant_id),
+        )
+        if row is not None and row.daily_cap_minor is not None
+    ]
+    return min(caps) if caps else None
+
+
+class CapTooHigh(ValueError):
+    """An owner's own cap above the provider's would allow nothing more; refuse it."""
+
+
+def set_owner_daily_cap(session: Session, extension_id: int, cap_minor: int | None) -> None:
+    """Set (None: clear) the owner's own daily cap; never above the provider's."""
+    if cap_minor is not None:
+        if cap_minor < 0:
+            raise ValueError("limits are never negative")
+        provider = provider_daily_cap(session, extension_id)
+        if provider is not None and cap_minor > provider:
+            raise CapTooHigh(provider)
+    row = _row(session, extension_id=extension_id)
+    if row is None:
+        if cap_minor is None:
+            return
+        row = BudgetRow(extension_id=extension_id)
+        session.add(row)
+    row.owner_daily_cap_minor = cap_minor
+    session.flush()

@@ -53,6 +53,15 @@ def describe_cost(quote: Quote, policy: BillingPolicy, *, mention_tax: bool = Fa
     return phrase
 
 
+def tariff_price(tariff: FlatRate | OwnerLegRate | RateEntry, policy: BillingPolicy) -> str:
+    """The price alone ("45 cents a minute"), as a rate card lists it; tax-exclusive."""
+    if isinstance(tariff, FlatRate):
+        return _minor(tariff.amount_minor, policy)
+    if isinstance(tariff, OwnerLegRate):
+        return _owner_leg(tariff, policy)
+    return _per_minute(tariff, policy)
+
+
 def _tariff_phrase(
     destination_class: DestinationClass,
     tariff: FlatRate | OwnerLegRate | RateEntry,

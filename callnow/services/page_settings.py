@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session
 
-from callnow.domain.availability import InvalidWindow, Window
+from callnow.domain.availability import WEEKDAYS, InvalidWindow, Window
 from callnow.domain.callnow_id import InvalidCallNowId, held_refusal, normalise_callnow_id
 from callnow.domain.embed import (
     EmbedSettings,
@@ -31,6 +31,9 @@ from callnow.store import audit, profiles, retired_ids
 from callnow.store.models import Profile, User
 
 _T = TypeVar("_T")
+
+# The extension's display name column is this wide.
+DISPLAY_NAME_MAX_CHARS = 80
 
 # The owner's yes/no preferences, by their attribute name on the page.
 SWITCHES = (
@@ -65,6 +68,8 @@ class PageChanges:
     # "" sets the page back to the tenant's time zone.
     timezone: str | None = None
     windows: Sequence[WindowFields] | None = None
+    # The name the page shows (the extension's display name); "" shows none.
+    display_name: str | None = None
     embed: EmbedFields | None = None
 
 
@@ -149,6 +154,14 @@ def change_page(
         errors["welcome_message"] = (
             f"The welcome message is at most {WELCOME_MAX_CHARS} characters."
         )
+    display_name = None if changes.display_name is None else changes.display_name.strip()
+    if display_name is not None:
+        if len(display_name) > DISPLAY_NAME_MAX_CHARS:
+            errors["display_name"] = (
+                f"The shown name is at most {DISPLAY_NAME_MAX_CHARS} characters."
+            )
+        elif any(not c.isprintable() for c in display_name):
+            errors["display_name"] = "The shown name may not contain control characters."
     timezone = None if changes.timezone is None else changes.timezone.strip()
     if timezone:
         try:
@@ -174,6 +187,8 @@ def change_page(
         setattr(profile, name, on)
     if welcome is not None:
         profile.welcome_message = welcome
+    if display_name is not None:
+        profile.extension.display_name = display_name
     if timezone is not None:
         profile.timezone = timezone or None
     if windows is not None:
@@ -195,7 +210,8 @@ def _windows(rows: Sequence[WindowFields]) -> tuple[list[Window], str | None]:
         try:
             windows.append(Window.parse(row.weekday, row.start, row.end))
         except (InvalidWindow, ValueError) as exc:
-            return [], f"Hours row {number}: {exc}"
+            day = f" ({WEEKDAYS[row.weekday]})" if 0 <= row.weekday < len(WEEKDAYS) else ""
+            return [], f"Hours row {number}{day}: {exc}"
     return windows, None
 
 

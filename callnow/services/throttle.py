@@ -199,6 +199,13 @@ class Throttle:
             self._on_refused(full[0] if full else checks[0][0])
         return allowed
 
+    def take_extra(
+        self, checks: list[tuple[str, str, list[RateLimitItem]]], session: Session | None = None
+    ) -> bool:
+        """Limits configured outside `AbuseSettings` (password-reset asks), counted in the same
+        storage: one hit on each (rule, key, items) only if every one still has room."""
+        return self._counters.take(checks, session)
+
     def attempt(self, source_address: str, session: Session | None = None) -> bool:
         """A request for a callback arrives from an address (valid or not, it counts)."""
         return self._allow(

@@ -152,6 +152,9 @@ class BudgetRow(Base):
     prepaid_balance_minor: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     balance_set_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     credit_limit_minor: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The extension owner's own daily cap (portal), checked beside the provider's: an owner
+    # can only ever spend less than the provider allows.
+    owner_daily_cap_minor: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
     __table_args__ = (

@@ -16,7 +16,7 @@ from callnow.domain.availability import Window
 from callnow.domain.decision import OwnerPreferences
 from callnow.domain.destination_policy import DestinationPolicy, PrefixList
 from callnow.domain.embed import DEFAULT_COLOUR, DEFAULT_LABEL, DEFAULT_POSITION, EmbedSettings
-from callnow.store.models import AvailabilityWindow, Extension, Profile, RuleRow, Tenant
+from callnow.store.models import AvailabilityWindow, Extension, Profile, RuleRow, Tenant, User
 
 
 def _with_everything():
@@ -111,6 +111,19 @@ def set_embed(profile: Profile, embed: EmbedSettings) -> None:
     profile.embed_label = embed.label
     profile.embed_colour = embed.colour
     profile.embed_position = embed.position
+
+
+def owner_locale(
+    session: Session, user: User, default_zone: str, default_region: str
+) -> tuple[ZoneInfo, str]:
+    """The zone and country an owner reads the portal in: their first page's, else their
+    tenant's, else the platform's defaults."""
+    pages = owned_by(session, user.id)
+    if pages:
+        return timezone_of(pages[0]), tenant_of(pages[0]).region
+    if user.tenant is not None:
+        return ZoneInfo(user.tenant.timezone), user.tenant.region
+    return ZoneInfo(default_zone), default_region
 
 
 def windows_of(profile: Profile) -> list[Window]:

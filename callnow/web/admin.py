@@ -8,30 +8,77 @@ throttle, CSRF, headers): `web.admin_guard`.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
-from sqladmin import Admin, BaseView, ModelView, expose
+from sqladmin import Admin, BaseView, expose
+from sqladmin.authentication import login_required
 from sqlalchemy import Engine
 from starlette.middleware import Middleware
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
-from wtforms import PasswordField
+from wtforms import Field, PasswordField
+from wtforms.widgets import TextInput
 
+from callnow.billing.money import format_minor
+from callnow.billing.policy import policy_from
+from callnow.domain.destination_policy import normalise_prefix_list
 from callnow.domain.phone import parse_owner_number
 from callnow.domain.sign_in import device_label
-from callnow.store import accounts, audit, provisioning, retired_ids, web_sessions
+from callnow.store import accounts, audit, dashboard, provisioning, retired_ids, web_sessions
 from callnow.store.models import Extension, Profile, Tenant, User, utcnow
 from callnow.web import forms, sign_in
 from callnow.web.admin_guard import AdminGate, PlatformAdminAuth, csrf_token, end_admin_session
+from callnow.web.admin_records import RECORD_VIEWS, CallNowView
+from callnow.web.admin_text import when, words
 from callnow.web.context import AppState
 
 TEMPLATES = Path(__file__).parent / "templates" / "admin"
 
 
-class AuditedView(ModelView):
+def country_codes(values: list[str]) -> tuple[str, ...]:
+    """Two-letter country codes, upper-cased; anything else refused with a reason."""
+    wrong = [value for value in values if not re.fullmatch(r"[A-Za-z]{2}", value)]
+    if wrong:
+        raise ValueError(f"Not a two-letter country code: {', '.join(wrong[:5])}.")
+    return tuple(sorted({value.upper() for value in values}))
+
+
+class ListField(Field):
+    """A JSON list typed as "NZ, GB" instead of a `[]` text area, checked by `normalise`."""
+
+    widget = TextInput()
+
+    def __init__(
+        self,
+        *args: Any,
+        normalise: Callable[[list[str]], tuple[str, ...]] = normalise_prefix_list,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.normalise = normalise
+        self.data: list[str] = []
+
+    def _value(self) -> str:
+        return ", ".join(self.data or [])
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        text = str(valuelist[0]) if valuelist else ""
+        if len(text) > 2000:
+            raise ValueError("At most 2000 characters.")
+        items = [item.strip() for item in text.replace(";", ",").split(",") if item.strip()]
+        if len(items) > 100:
+            raise ValueError("At most 100 entries.")
+        self.data = list(self.normalise(items))
+
+
+class AuditedView(CallNowView):
     """Every save in the admin lands in the audit log with the admin's identity."""
 
     @staticmethod
@@ -68,14 +115,56 @@ class TenantAdmin(AuditedView, model=Tenant):
         Tenant.call_api_access,
     ]
     column_searchable_list = [Tenant.name]
+    column_formatters = {Tenant.product_line: lambda m, a: m.product_line.upper()}
     form_excluded_columns = [Tenant.created_at, Tenant.extensions]
+    form_overrides = {
+        "extra_countries": ListField,
+        "blocked_prefixes": ListField,
+        "allowed_prefixes": ListField,
+    }
+    # The same defaults as `callnow admin create-tenant` (provisioning.create_tenant).
+    form_args = {
+        "call_api_access": {"default": True},
+        "product_line": {"default": "pbx"},
+        "region": {"default": "AU"},
+        "timezone": {"default": "Australia/Sydney"},
+        "extra_countries": {
+            "normalise": country_codes,
+            "description": "Countries beyond its region it may call, e.g. NZ, GB.",
+        },
+        "blocked_prefixes": {"description": "Numbers it may never call, e.g. 61190, 6113."},
+        "allowed_prefixes": {"description": "If any: the only prefixes it may call."},
+    }
     can_delete = False
+
+    async def on_model_change(
+        self, data: dict[str, Any], model: Any, is_created: bool, request: Request
+    ) -> None:
+        # The checks of `callnow admin create-tenant`, whose messages the form shows.
+        name = str(data.get("name") or "").strip()
+        if not 1 <= len(name) <= 120:
+            raise ValueError("A tenant name is 1 to 120 characters.")
+        data["name"] = name
+        if data.get("product_line") not in ("pbx", "home"):
+            raise ValueError("The product line is 'pbx' or 'home'.")
+        region = str(data.get("region") or "").strip().upper()
+        if len(region) != 2 or not region.isalpha():
+            raise ValueError("The region is a two-letter country code such as AU.")
+        data["region"] = region
+        zone = str(data.get("timezone") or "").strip()
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"'{zone}' is not a known time zone.") from exc
+        data["timezone"] = zone
 
 
 class UserAdmin(AuditedView, model=User):
     column_list = [User.id, User.email, User.role, User.tenant, User.is_active]
     column_searchable_list = [User.email]
-    column_details_exclude_list = [User.password_hash]
+    column_formatters = {User.role: words}
+    column_formatters_detail = column_formatters
+    column_details_exclude_list = [User.password_hash, User.tenant_id]
     form_excluded_columns = [User.created_at]
     form_overrides = {"password_hash": PasswordField}
     column_labels = {User.password_hash: "Password (leave empty to keep)"}
@@ -114,6 +203,7 @@ class ExtensionAdmin(AuditedView, model=Extension):
         Extension.owner,
     ]
     column_searchable_list = [Extension.internal_number, Extension.display_name]
+    column_details_exclude_list = [Extension.tenant_id, Extension.owner_user_id]
     form_excluded_columns = [Extension.profile]
     can_delete = False
 
@@ -140,6 +230,7 @@ class ProfileAdmin(AuditedView, model=Profile):
         Profile.image_validation,
     ]
     column_searchable_list = [Profile.callnow_id]
+    column_details_exclude_list = [Profile.extension_id]
     form_excluded_columns = [Profile.windows, Profile.rules, Profile.updated_at]
     can_delete = False
 
@@ -228,10 +319,56 @@ class SessionsAdmin(BaseView):
             )
 
 
+class CallNowAdmin(Admin):
+    """sqladmin with a dashboard for its index: today's requests, calls, failures and spend."""
+
+    @login_required
+    async def index(self, request: Request) -> Response:
+        state: AppState = self.admin.state.callnow
+        figures = await anyio.to_thread.run_sync(_today, state)
+        response: Response = await self.templates.TemplateResponse(
+            request, "sqladmin/index.html", figures
+        )
+        return response
+
+
+def _today(state: AppState) -> dict[str, Any]:
+    """The dashboard's figures for the current UTC day."""
+    now = utcnow()
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    policy = policy_from(state.settings.billing)
+    with state.sessions() as session:
+        day = dashboard.day_summary(session, start, start + timedelta(days=1))
+        latest = [
+            {
+                "id": row.id,
+                "when": when(row.created_at),
+                "page": str(row.profile),
+                "number": row.number_e164,
+                "state": row.state,
+            }
+            for row in dashboard.latest_requests(session)
+        ]
+    spend = [
+        f"{format_minor(minor, policy.minor_unit_exponent)} {currency}"
+        for currency, minor in day.spend_minor.items()
+    ] or [f"{format_minor(0, policy.minor_unit_exponent)} {policy.currency_code}"]
+    return {
+        "day": start.strftime("%A %-d %B %Y"),
+        "figures": [
+            ("Requests", str(day.requests), "call-request"),
+            ("Calls", str(day.calls), "call-leg"),
+            ("Failures", str(day.failures), "call-request"),
+            ("Spend", ", ".join(spend), "charge-row"),
+        ],
+        "latest": latest,
+    }
+
+
 def mount(app: FastAPI, engine: Engine, state: AppState) -> Admin:
     auth = PlatformAdminAuth(state)
     gate = Middleware(AdminGate, state=state)
-    admin = Admin(
+    admin = CallNowAdmin(
         app,
         engine=engine,
         base_url="/admin",
@@ -247,7 +384,7 @@ def mount(app: FastAPI, engine: Engine, state: AppState) -> Admin:
     admin.admin.router.routes.append(
         Route("/logout", end_admin_session, methods=["POST"], name="logout_post")
     )
-    for view in (TenantAdmin, UserAdmin, ExtensionAdmin, ProfileAdmin):
+    for view in (TenantAdmin, UserAdmin, ExtensionAdmin, ProfileAdmin, *RECORD_VIEWS):
         admin.add_view(view)
     admin.add_base_view(SessionsAdmin)
     return admin

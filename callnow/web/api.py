@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy.orm import Session
 
 from callnow.domain.page import MAX_RULES, WELCOME_MAX_CHARS
@@ -76,23 +77,30 @@ class ProfileOut(BaseModel):
 
 
 class ProfileUpdate(BaseModel):
+    """Only the fields sent change. The schema offers no null: a null is refused (422)."""
+
     model_config = ConfigDict(extra="forbid")
-    callnow_id: str | None = Field(
+    callnow_id: str | SkipJsonSchema[None] = Field(
         None,
         min_length=3,
         max_length=32,
         description="A new CallNow ID renames the page: the old ID keeps redirecting (301) "
         "to the new one and no other page may take it for at least a year.",
     )
-    enabled: bool | None = None
-    do_not_allow: bool | None = None
-    confirmation_required: bool | None = None
-    show_name: bool | None = None
-    require_caller_name: bool | None = None
-    image_validation: bool | None = None
-    one_step_allowed: bool | None = None
-    welcome_message: str | None = Field(None, max_length=WELCOME_MAX_CHARS)
-    windows: list[WindowModel] | None = Field(None, max_length=21)
+    enabled: bool | SkipJsonSchema[None] = None
+    do_not_allow: bool | SkipJsonSchema[None] = None
+    confirmation_required: bool | SkipJsonSchema[None] = None
+    show_name: bool | SkipJsonSchema[None] = None
+    require_caller_name: bool | SkipJsonSchema[None] = None
+    image_validation: bool | SkipJsonSchema[None] = None
+    one_step_allowed: bool | SkipJsonSchema[None] = None
+    welcome_message: str | SkipJsonSchema[None] = Field(None, max_length=WELCOME_MAX_CHARS)
+    windows: list[WindowModel] | SkipJsonSchema[None] = Field(None, max_length=21)
+    display_name: str | SkipJsonSchema[None] = Field(
+        None,
+        max_length=80,
+        description="The name the page shows when show_name is on; empty shows none.",
+    )
 
 
 class RuleModel(BaseModel):
@@ -279,6 +287,7 @@ def update_profile(
     wanted = page_settings.PageChanges(
         callnow_id=values.pop("callnow_id", None),
         welcome_message=values.pop("welcome_message", None),
+        display_name=values.pop("display_name", None),
         windows=None
         if windows is None
         else [page_settings.WindowFields(w["weekday"], w["start"], w["end"]) for w in windows],

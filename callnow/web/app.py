@@ -32,6 +32,7 @@ from callnow.web import (
     portal_sessions,
     provider_api,
     public,
+    site,
     webhook_portal,
 )
 from callnow.web.context import SESSION_ENDERS, AppState, templates
@@ -85,7 +86,7 @@ def build_app(
         title="CallNow Call API",
         version=__version__,
         description="Callback requests for hosted PBX extensions.",
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
@@ -108,6 +109,7 @@ def build_app(
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"
     )
+    site.install(app, app.openapi_url or "")
     app.include_router(public.router)
     app.include_router(portal.router)
     app.include_router(api.router)
@@ -139,4 +141,5 @@ def build_app(
     )
     # Outermost, so every answer carries the headers, refusals included.
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(site.HeadAsGet)
     return app

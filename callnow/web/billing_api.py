@@ -34,7 +34,12 @@ router = APIRouter(prefix="/api/v1/billing", tags=["Billing"], responses=SIZE_LI
 UserDep = Annotated[User, Depends(api_user)]
 SessionDep = UnitOfWork
 MonthQuery = Annotated[
-    str, Query(pattern=r"^\d{4}-\d{2}$", examples=["2026-11"], description="In your time zone")
+    str,
+    Query(
+        pattern=r"^(2\d{3}|[3-9]\d{3})-(0[1-9]|1[0-2])$",
+        examples=["2026-11"],
+        description="In your time zone",
+    ),
 ]
 ERRORS: Responses = {401: {"model": Problem}, 422: {"model": Invalid}}
 

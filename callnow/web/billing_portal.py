@@ -10,7 +10,7 @@ attributes only).
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Annotated, NamedTuple
+from typing import Annotated, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
@@ -19,11 +19,20 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, UploadFile
 
 from callnow.billing import ledger
-from callnow.billing.budgets import month_period, parse_instant
+from callnow.billing.budgets import (
+    CapTooHigh,
+    budget_row,
+    budget_status,
+    month_period,
+    parse_instant,
+    provider_daily_cap,
+    set_owner_daily_cap,
+)
 from callnow.billing.daily_chart import daily_chart
 from callnow.billing.deck_csv import DeckImportFailed
-from callnow.billing.money import format_minor
+from callnow.billing.money import format_minor, parse_minor
 from callnow.billing.policy import policy_from
+from callnow.billing.rate_card import rate_card
 from callnow.billing.statements import (
     current_month,
     daily_totals,
@@ -36,10 +45,17 @@ from callnow.billing.statements import (
 )
 from callnow.domain.rating import BillingPolicy
 from callnow.store import provisioning
-from callnow.store.models import User, utcnow
+from callnow.store.models import Extension, User, utcnow
 from callnow.web import forms
 from callnow.web.context import UnitOfWork, app_state
-from callnow.web.portal import _csrf_purpose, _render, _to_login, _tokens, current_user
+from callnow.web.portal import (
+    _csrf_purpose,
+    _render,
+    _to_login,
+    _tokens,
+    current_user,
+    owner_view,
+)
 
 router = APIRouter(prefix="/portal/billing", include_in_schema=False)
 PLATFORM_ADMIN = "platform_admin"
@@ -73,15 +89,47 @@ def _duration(seconds: int) -> str:
 
 
 @router.get("", response_class=HTMLResponse)
-def billing_home(request: Request, session: UnitOfWork, month: str | None = None) -> Response:
+def billing_home(
+    request: Request, session: UnitOfWork, month: str | None = None, saved: int = 0
+) -> Response:
     user = current_user(request, session)
     if user is None:
         return _to_login()
+    return _billing_page(request, session, user, month, cap_saved=bool(saved))
+
+
+def _money_card(session: Session, extension_id: int, policy: BillingPolicy) -> dict[str, Any]:
+    """One extension's rate card and budget, for the Charges page."""
+    extension = session.get(Extension, extension_id)
+    assert extension is not None  # the owner's scope lists existing extensions only
+    now = utcnow()
+    row = budget_row(session, extension_id=extension_id)
+    return {
+        "extension": extension,
+        "card": rate_card(session, extension, now, policy),
+        "limits": budget_status(session, extension_id, now),
+        "provider_cap": provider_daily_cap(session, extension_id),
+        "own_cap": row.owner_daily_cap_minor if row is not None else None,
+    }
+
+
+def _billing_page(
+    request: Request,
+    session: Session,
+    user: User,
+    month: str | None,
+    *,
+    cap_saved: bool = False,
+    cap_error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
     policy = _policy(request)
     scope = owner_scope(session, user.id, app_state(request).settings.default_timezone)
-    first_day, month_error = _month_or_current(month, scope.zone)
+    # Months, days and times on the owner's clock, the same one every portal page shows.
+    zone = owner_view(request, session, user).zone
+    first_day, month_error = _month_or_current(month, zone)
     lines = month_lines(
-        session, first_day, scope.zone, extension_ids=scope.extension_ids, newest_first=True
+        session, first_day, zone, extension_ids=scope.extension_ids, newest_first=True
     )
     days = daily_totals(lines, first_day)
     previous, following = _neighbours(first_day)
@@ -98,12 +146,49 @@ def billing_home(request: Request, session: UnitOfWork, month: str | None = None
         totals=totals(lines),
         days=days,
         chart=daily_chart(days, policy.currency_code, policy.minor_unit_exponent),
-        zone=str(scope.zone),
+        zone=str(zone),
         currency=policy.currency_code,
         money=lambda minor: format_minor(minor, policy.minor_unit_exponent),
         duration=_duration,
-        status_code=422 if month_error else 200,
+        money_cards=[_money_card(session, e, policy) for e in scope.extension_ids],
+        tax_name="GST" if policy.currency_code in ("AUD", "NZD") else "tax",
+        cap_saved=cap_saved,
+        cap_error=cap_error,
+        status_code=422 if month_error and status_code == 200 else status_code,
     )
+
+
+@router.post("/daily-cap", response_class=HTMLResponse)
+def set_own_daily_cap(request: Request, posted: forms.PostedForm, session: UnitOfWork) -> Response:
+    """The owner's own daily cap on one of their extensions; blank removes it."""
+    user = current_user(request, session)
+    if user is None:
+        return _to_login()
+    scope = owner_scope(session, user.id, app_state(request).settings.default_timezone)
+
+    def refused(message: str, status_code: int = 422) -> HTMLResponse:
+        return _billing_page(
+            request, session, user, None, cap_error=message, status_code=status_code
+        )
+
+    if not _tokens(request).valid(forms.field(posted, "csrf", 300), _csrf_purpose(request)):
+        return refused("The form expired; please try again.", 400)
+    extension_field = forms.field(posted, "extension_id", 12)
+    if not extension_field.isdigit() or int(extension_field) not in scope.extension_ids:
+        return refused("Choose one of your extensions.")
+    exponent = _policy(request).minor_unit_exponent
+    text = forms.field(posted, "daily_cap", 21).strip()
+    if len(text) > 20:
+        return refused("A daily cap is at most 20 characters, like 25.00.")
+    try:
+        cap = parse_minor(text, exponent) if text else None
+        set_owner_daily_cap(session, int(extension_field), cap)
+    except CapTooHigh as high:
+        provider = format_minor(int(high.args[0]), exponent)
+        return refused(f"Your own cap can only be lower than your provider's, {provider} a day.")
+    except ValueError as exc:
+        return refused(f"The daily cap is an amount like 25.00 ({exc}).")
+    return RedirectResponse("/portal/billing?saved=1", status_code=303)
 
 
 @router.get("/statement.csv")

@@ -43,8 +43,12 @@ async def _plain(
     await send({"type": "http.response.body", "body": body})
 
 
+# All request headers together; browsers send a few KiB at most (cookies included).
+MAX_HEADER_BYTES = 16 * 1024
+
+
 class LimitsMiddleware:
-    """Refuse oversized query strings and bodies before any route reads them."""
+    """Refuse oversized query strings, headers and bodies before any route reads them."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int, max_query_bytes: int) -> None:
         self.app = app
@@ -58,10 +62,15 @@ class LimitsMiddleware:
         if len(scope.get("query_string", b"")) > self.max_query:
             await _plain(send, 414, "The address is too long.")
             return
+        header_bytes = 0
         for name, value in scope.get("headers", []):
+            header_bytes += len(name) + len(value) + 4
             if name == b"content-length" and (not value.isdigit() or int(value) > self.max_body):
                 await _plain(send, 413, "The request is too large.")
                 return
+        if header_bytes > MAX_HEADER_BYTES:
+            await _plain(send, 431, "The request's headers are too large.")
+            return
         received = 0
         max_body = self.max_body
 

@@ -11,11 +11,11 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from limits import RateLimitItem, parse_many
-from limits.strategies import MovingWindowRateLimiter
+from limits import parse_many
+from sqlalchemy.orm import Session
 
 from callnow.domain.notices import CHOOSABLE, LABELS
-from callnow.services.throttle import counters_at
+from callnow.services.throttle import Throttle
 from callnow.store import accounts, audit, password_reset
 from callnow.store import mail as mail_store
 from callnow.store.models import User, utcnow
@@ -90,35 +90,30 @@ BAD_TOKEN = "This reset link is not valid: it was used, it expired or it was mis
 
 
 class ResetThrottle:
-    """Counts reset asks per account and per network (in the abuse settings' storage)."""
+    """Counts reset asks per account and per network, in the same counters as every other
+    limit (the database by default, so a restart forgets nothing)."""
 
-    def __init__(self, storage_url: str, per_account: str, per_source: str) -> None:
-        self._limiter = MovingWindowRateLimiter(counters_at(storage_url))
-        self._rules: list[tuple[str, list[RateLimitItem]]] = [
-            ("reset_per_account", parse_many(per_account)),
-            ("reset_per_source", parse_many(per_source)),
+    def __init__(self, throttle: Throttle, per_account: str, per_source: str) -> None:
+        self._throttle = throttle
+        self._per_account = parse_many(per_account)
+        self._per_source = parse_many(per_source)
+
+    def allow(self, account: str, source: str, session: Session) -> bool:
+        checks = [
+            ("reset_per_account", account.strip().lower(), self._per_account),
+            ("reset_per_source", source, self._per_source),
         ]
-
-    def allow(self, account: str, source: str) -> bool:
-        checks = list(zip(self._rules, (account.strip().lower(), source), strict=True))
-        if not all(
-            self._limiter.test(i, name, key) for (name, items), key in checks for i in items
-        ):
-            return False
-        for (name, items), key in checks:
-            for item in items:
-                self._limiter.hit(item, name, key)
-        return True
+        return self._throttle.take_extra(checks, session)
 
 
 def _throttle(request: Request) -> ResetThrottle:
     found = getattr(request.app.state, "reset_throttle", None)
     if found is None:
-        settings = app_state(request).settings
+        state = app_state(request)
         found = ResetThrottle(
-            settings.abuse.storage_url,
-            settings.mail.reset_per_account,
-            settings.mail.reset_per_source,
+            state.safeguards.throttle,
+            state.settings.mail.reset_per_account,
+            state.settings.mail.reset_per_source,
         )
         request.app.state.reset_throttle = found
     return found
@@ -157,7 +152,7 @@ def reset_ask(request: Request, posted: forms.PostedForm, session: UnitOfWork) -
             error="Please enter the e-mail address of your account.",
             status_code=422,
         )
-    if not _throttle(request).allow(email, client_address(request)):
+    if not _throttle(request).allow(email, client_address(request), session):
         return _render(
             request,
             "reset_ask.html",

@@ -20,7 +20,7 @@ from starlette.datastructures import FormData
 from callnow.billing.ledger import cost_phrase_for
 from callnow.billing.policy import policy_from
 from callnow.domain import web_confirmation as rules
-from callnow.domain.phone import parse_visitor_number
+from callnow.domain.local_display import local_time, national_number
 from callnow.domain.rating import BillingPolicy
 from callnow.store import profiles, wakeup, web_sessions
 from callnow.store import web_confirmation as held
@@ -43,15 +43,17 @@ def _item(
     session: Session, call_request: CallRequest, now: datetime, policy: BillingPolicy
 ) -> dict[str, Any]:
     region = profiles.tenant_of(call_request.profile).region
+    zone = profiles.timezone_of(call_request.profile)
     # The same words the phone prompt uses, so the owner knows what accepting will cost.
     cost = cost_phrase_for(session, call_request.id, now, policy=policy)
     return {
         "token": call_request.token,
         "callnow_id": call_request.profile.callnow_id,
         "name": call_request.caller_name or "",
-        "number": parse_visitor_number(call_request.number_e164, region).display,
-        "requested": call_request.created_at.strftime("%H:%M UTC"),
-        "expires": rules.deadline(call_request.created_at).strftime("%H:%M UTC"),
+        "number": national_number(call_request.number_e164, region),
+        "e164": call_request.number_e164,
+        "requested": local_time(call_request.created_at, zone, "%H:%M"),
+        "expires": local_time(rules.deadline(call_request.created_at), zone, "%H:%M"),
         "cost": cost or "",
     }
 
@@ -115,6 +117,34 @@ def pending_events(request: Request) -> Response:
     timing = TIMING
     read = sse.polled(lambda: _snapshot(state, user_id, session_id, policy), timing.poll_s)
     stream = sse.watch(read, event="pending", timing=timing)
+    return StreamingResponse(stream, media_type="text/event-stream", headers=sse.HEADERS)
+
+
+# The navigation's count on every portal page: a cheap query, and no hurry.
+COUNT_TIMING = sse.StreamTiming(poll_s=2.0)
+
+
+def _count_snapshot(state: AppState, user_id: int) -> dict[str, Any] | None:
+    with state.read_only() as session:
+        user = session.get(User, user_id)
+        if user is None or not user.is_active:
+            return None
+        now = utcnow()
+        waiting = held.pending_for_owner(session, user_id)
+        return {"count": sum(1 for r in waiting if not rules.has_expired(r.created_at, now))}
+
+
+@router.get("/pending/count/events")
+def pending_count_events(request: Request) -> Response:
+    """How many requests wait for the owner, for the navigation of every portal page."""
+    state = app_state(request)
+    with state.read_only() as session:
+        user = current_user(request, session)
+        if user is None:
+            return PlainTextResponse("Please log in.", status_code=401)
+        user_id = user.id
+    read = sse.polled(lambda: _count_snapshot(state, user_id), COUNT_TIMING.poll_s)
+    stream = sse.watch(read, event="count", timing=COUNT_TIMING)
     return StreamingResponse(stream, media_type="text/event-stream", headers=sse.HEADERS)
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import zoneinfo
+from functools import cache
 from urllib.parse import quote
 
 import segno
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 from starlette.datastructures import FormData
 
+from callnow.domain import web_confirmation as confirmation_rules
 from callnow.domain.availability import WEEKDAYS
 from callnow.domain.embed import MAX_ORIGINS, POSITIONS
 from callnow.domain.page import MAX_WINDOWS, WELCOME_MAX_CHARS, is_paused
@@ -18,10 +21,12 @@ from callnow.domain.rules import InvalidRule
 from callnow.services import page_settings
 from callnow.store import accounts, audit, profiles, retired_ids, web_sessions
 from callnow.store import requests as request_store
+from callnow.store import web_confirmation as held
 from callnow.store.models import Profile, User, utcnow
 from callnow.store.session_models import WebSession
 from callnow.web import embed, forms, share_kit, sign_in
 from callnow.web.context import UnitOfWork, app_state, client_address, templates
+from callnow.web.owner_view import OwnerView
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 
@@ -73,9 +78,29 @@ def current_user(request: Request, session: Session) -> User | None:
     return row.user if row is not None else None
 
 
+def owner_view(request: Request, session: Session, user: User) -> OwnerView:
+    settings = app_state(request).settings
+    zone, region = profiles.owner_locale(
+        session, user, settings.default_timezone, settings.default_region
+    )
+    return OwnerView(zone, region)
+
+
+def _pending_count(session: Session, user: User) -> int:
+    now = utcnow()
+    waiting = held.pending_for_owner(session, user.id)
+    return sum(1 for r in waiting if not confirmation_rules.has_expired(r.created_at, now))
+
+
 def _render(request: Request, name: str, user: User | None, **context: object) -> HTMLResponse:
     status_code = int(context.pop("status_code", 200))  # type: ignore[call-overload]  # an int
     context.update(user=user, csrf=_tokens(request).issue(_csrf_purpose(request)))
+    session = object_session(user) if user is not None else None
+    if user is not None and session is not None:
+        # Every page shows the owner's clock and numbers, and the nav's waiting count.
+        context.setdefault("view", owner_view(request, session, user))
+        context.setdefault("pending_count", _pending_count(session, user))
+    context.setdefault("nav", request.url.path)
     response = templates.TemplateResponse(
         request, f"portal/{name}", context, status_code=status_code
     )
@@ -393,6 +418,31 @@ def preferences_page(request: Request, callnow_id: str, session: UnitOfWork) -> 
     return _preferences(request, session, user, profile, errors={}, saved=False)
 
 
+# The hours editor: each weekday has this many rows (7 x 3 = MAX_WINDOWS); without scripts
+# the filled rows and one blank row show, and a script adds and removes rows in place.
+ROWS_PER_DAY = MAX_WINDOWS // len(WEEKDAYS)
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+# What an hours row holds as the owner typed it: (start, end), "HH:MM" or "".
+HoursRows = dict[int, list[tuple[str, str]]]
+
+
+@cache
+def _timezones() -> tuple[str, ...]:
+    return tuple(sorted(zoneinfo.available_timezones()))
+
+
+def _clock(minute: int) -> str:
+    return f"{minute // 60 % 24:02d}:{minute % 60:02d}"
+
+
+def _stored_rows(profile: Profile) -> HoursRows:
+    rows: HoursRows = {day: [] for day in range(len(WEEKDAYS))}
+    for w in sorted(profile.windows, key=lambda w: (w.weekday, w.start_minute)):
+        rows[w.weekday].append((_clock(w.start_minute), _clock(w.end_minute)))
+    return rows
+
+
 def _preferences(
     request: Request,
     session: Session,
@@ -402,16 +452,24 @@ def _preferences(
     errors: dict[str, str],
     saved: bool,
     status_code: int = 200,
+    posted: HoursRows | None = None,
+    timezone: str | None = None,
 ) -> HTMLResponse:
-    rows = [(w.weekday, w.start_minute, w.end_minute) for w in profile.windows]
+    filled = posted if posted is not None else _stored_rows(profile)
+    days = []
+    for day, name in enumerate(DAY_NAMES):
+        rows = [r for r in filled.get(day, []) if r != ("", "")][:ROWS_PER_DAY]
+        shown = min(ROWS_PER_DAY, len(rows) + 1)
+        rows += [("", "")] * (ROWS_PER_DAY - len(rows))
+        days.append({"index": day, "name": name, "rows": rows, "shown": shown})
     return _render(
         request,
         "preferences.html",
         user,
         profile=profile,
-        windows=rows,
-        weekdays=WEEKDAYS,
-        blank_rows=max(3, MAX_WINDOWS - len(rows)) if len(rows) < 7 else 3,
+        days=days,
+        timezones=_timezones(),
+        chosen_timezone=profile.timezone or "" if timezone is None else timezone,
         errors=errors,
         saved=saved,
         urls=share_urls(request, profile),
@@ -421,19 +479,32 @@ def _preferences(
     )
 
 
-def _window_rows(form: FormData) -> list[page_settings.WindowFields] | str:
-    """The hours rows the owner filled in (blank rows skipped), or what is wrong with one."""
-    rows = []
-    for i in range(MAX_WINDOWS + 7):
-        day = forms.field(form, f"win_day_{i}", 2)
-        start = forms.field(form, f"win_start_{i}", 5)
-        end = forms.field(form, f"win_end_{i}", 5)
-        if not (day and start and end):
-            continue
-        if not day.isdigit():
-            return f"Hours row {i + 1}: pick a day."
-        rows.append(page_settings.WindowFields(int(day), start, end))
-    return rows
+def _hours_rows(form: FormData) -> HoursRows:
+    """Every hours row as posted, by weekday; fields are bounded to a time's length."""
+    return {
+        day: [
+            (
+                forms.field(form, f"win_{day}_{row}_start", 8),
+                forms.field(form, f"win_{day}_{row}_end", 8),
+            )
+            for row in range(ROWS_PER_DAY)
+        ]
+        for day in range(len(WEEKDAYS))
+    }
+
+
+def _window_rows(rows: HoursRows) -> list[page_settings.WindowFields] | str:
+    """The filled-in windows (blank rows skipped), or what is wrong with a half-filled one."""
+    windows = []
+    for day, day_rows in rows.items():
+        for number, (start, end) in enumerate(day_rows, start=1):
+            if not start and not end:
+                continue
+            if not (start and end):
+                return f"{DAY_NAMES[day]}, window {number}: give both a start and an end."
+            # <input type=time> may send seconds ("09:00:00"); windows are whole minutes.
+            windows.append(page_settings.WindowFields(day, start[:5], end[:5]))
+    return windows
 
 
 @router.post("/profiles/{callnow_id}/preferences", response_class=HTMLResponse)
@@ -455,18 +526,33 @@ def save_preferences(
             status_code=400,
             errors={"form": "The form expired; please try again."},
         )
-    rows = _window_rows(form)
+    posted_rows = _hours_rows(form)
+    timezone = forms.field(form, "timezone", 64)
+    rows = _window_rows(posted_rows)
     if isinstance(rows, str):
         return _preferences(
-            request, session, user, profile, errors={"windows": rows}, saved=False, status_code=422
+            request,
+            session,
+            user,
+            profile,
+            errors={"windows": rows},
+            saved=False,
+            status_code=422,
+            posted=posted_rows,
+            timezone=timezone,
         )
     changes = page_settings.PageChanges(
         callnow_id=forms.field(form, "callnow_id", 64),
         rename_confirmed=forms.checkbox(form, "confirm_rename"),
         switches={name: forms.checkbox(form, name) for name in page_settings.SWITCHES},
         welcome_message=forms.field(form, "welcome_message", WELCOME_MAX_CHARS + 1),
-        timezone=forms.field(form, "timezone", 64),
+        timezone=timezone,
         windows=rows,
+        display_name=(
+            forms.field(form, "display_name", page_settings.DISPLAY_NAME_MAX_CHARS + 1)
+            if "display_name" in form
+            else None  # a form without the field leaves the name as it is
+        ),
     )
     details = {k: v for k, v in form.items() if k != "csrf"}
     try:
@@ -475,7 +561,15 @@ def save_preferences(
         )
     except page_settings.InvalidChanges as invalid:  # nothing was changed
         return _preferences(
-            request, session, user, profile, errors=invalid.errors, saved=False, status_code=422
+            request,
+            session,
+            user,
+            profile,
+            errors=invalid.errors,
+            saved=False,
+            status_code=422,
+            posted=posted_rows,
+            timezone=timezone,
         )
     return _preferences(request, session, user, profile, errors={}, saved=True)
 
@@ -522,16 +616,18 @@ def change_rules(
         index = int(forms.field(form, "index", 4) or -1)
     except ValueError:
         index = -1
+    fields = page_settings.RuleFields(
+        forms.field(form, "action", 10),
+        forms.field(form, "number_match", 16),
+        forms.field(form, "number_value", 40),
+        forms.field(form, "name_match", 16),
+        forms.field(form, "name_value", 80),
+    )
     try:
         if operation == "add":
-            fields = page_settings.RuleFields(
-                forms.field(form, "action", 10),
-                forms.field(form, "number_match", 16),
-                forms.field(form, "number_value", 40),
-                forms.field(form, "name_match", 16),
-                forms.field(form, "name_value", 80),
-            )
             current.append(page_settings.parse_rule(profile, fields))
+        elif operation == "edit" and 0 <= index < len(current):
+            current[index] = page_settings.parse_rule(profile, fields)
         elif operation == "delete" and 0 <= index < len(current):
             current.pop(index)
         elif operation == "up" and 0 < index < len(current):

@@ -340,7 +340,7 @@ def test_the_owner_portal_and_the_api_show_the_owner_leg_plainly(world):
     )
     page = world.client.get("/portal/billing?month=2026-11")
     assert page.status_code == 200
-    assert "<td>your extension&#39;s leg</td>" in page.text
+    assert '<td data-label="Destination">your extension&#39;s leg</td>' in page.text
     assert re.search(r"<dt>Calls</dt><dd>1</dd>", page.text)
 
 

@@ -70,6 +70,20 @@ def test_an_owner_updates_preferences_and_hours(world, keys):
     assert body["windows"] == [{"weekday": 0, "start": "09:00", "end": "17:00"}]
 
 
+def test_an_owner_renames_what_their_page_shows(world, keys):
+    response = world.client.patch(
+        "/api/v1/profiles/alice",
+        headers=keys["alice"],
+        json={"display_name": "Alice at Acme", "show_name": True},
+    )
+    assert response.status_code == 200
+    assert "Alice at Acme" in world.client.get("/callnow/alice").text
+    bad = world.client.patch(
+        "/api/v1/profiles/alice", headers=keys["alice"], json={"display_name": "a\u0007b"}
+    )
+    assert bad.status_code == 422 and "control characters" in bad.text
+
+
 @pytest.mark.parametrize(
     "change",
     [

@@ -87,11 +87,16 @@ def test_the_owner_sees_each_callback_and_the_months_totals(billing):
     log_in(billing)
     page = billing.client.get("/portal/billing?month=2026-11")
     assert page.status_code == 200
-    rows = re.findall(r"<tr><td>(\d\d \w\w\w \d\d:\d\d)</td><td>([^<]*)</td>", page.text)
+    rows = re.findall(
+        r'<tr><td data-label="When">(\d\d \w\w\w \d\d:\d\d \w+)</td>'
+        r'<td data-label="Caller">([^<]*)</td>',
+        page.text,
+    )
+    # On the owner's clock, with the zone named (Sydney is on daylight time in November).
     assert rows == [
-        ("20 Nov 14:00", "Mary Local"),
-        ("20 Nov 14:00", "Mo Bile"),
-        ("03 Nov 12:00", "Early Bird"),
+        ("20 Nov 14:00 AEDT", "Mary Local"),
+        ("20 Nov 14:00 AEDT", "Mo Bile"),
+        ("03 Nov 12:00 AEDT", "Early Bird"),
     ]
     assert "mobile" in page.text and "local" in page.text and "1:35" in page.text
     totals = page.text[page.text.index('id="month-totals"') :]
@@ -109,7 +114,8 @@ def test_the_day_chart_is_svg_with_the_same_figures_as_a_table(billing):
     assert "<title>20 Nov: 2 calls</title>" in svg and "<title>03 Nov: 1 call</title>" in svg
     assert "<title>20 Nov: 0.92</title>" in svg
     assert len(re.findall(r"<rect ", svg)) == 4  # two days with calls, in two panels
-    assert "<script" not in page and "style=" not in page  # readable under the CSP, no JS
+    # Readable under the CSP and without scripts: the only script is the nav's count, a file.
+    assert not re.search(r"<script(?![^>]*\bsrc=)", page) and "style=" not in page
     table = page[page.index('id="daily-table"') : page.index('id="charges"')]
     assert "<tr><td>Fri 20 Nov</td><td>2</td><td>0.92</td></tr>" in table
     assert "<tr><td>Sat 21 Nov</td><td>0</td><td>0.00</td></tr>" in table
@@ -190,7 +196,7 @@ def test_the_admin_imports_a_deck_from_the_form_and_exports_it(billing):
     assert response.status_code == 303
     page = billing.client.get(response.headers["location"]).text
     assert "imported" in page and "December" in page
-    assert "2026-11-30 13:00 UTC" in page  # midnight in Sydney
+    assert "2026-12-01 00:00 AEDT" in page  # midnight in Sydney, on the reader's clock
     with billing.sessions() as session:
         deck_id = session.scalars(
             select(RateDeckRow.id).where(RateDeckRow.name == "December")
@@ -296,3 +302,84 @@ def test_the_api_refuses_a_month_it_cannot_read(billing, month):
         billing.client.get(f"/api/v1/billing/statement?month={month}", headers=key).status_code
         == 422
     )
+
+
+# ---------------------------------------------------------------------------- money in view
+
+
+def _extension_id(world, internal="001002"):
+    from callnow.store.models import Extension
+
+    with world.sessions() as session:
+        return session.scalars(
+            select(Extension.id).where(Extension.internal_number == internal)
+        ).one()
+
+
+def test_the_charges_page_shows_the_rate_card_from_the_deck_in_force(billing):
+    log_in(billing)
+    page = billing.client.get("/portal/billing").text
+    card = page[page.index('id="rate-card-1"') :]
+    assert '<th scope="row">A local call</th><td>12 cents</td>' in card
+    assert '<th scope="row">A national call</th><td>10 cents a minute</td>' in card
+    assert '<th scope="row">A mobile</th><td>45 cents a minute</td>' in card
+    assert (
+        '<th scope="row">United Kingdom (+44)</th>'
+        "<td>5 cents a minute plus 10 cents to connect, at least 25 cents</td>"
+    ) in card
+    assert "Australia mobile (+614)" not in card  # home numbers are not international
+    assert "No spending limit applies" in page
+
+
+def test_the_owner_sees_their_budget_and_sets_a_lower_daily_cap_of_their_own(billing):
+    from callnow.billing import budgets
+    from callnow.store.billing_models import BudgetRow
+    from callnow.store.models import utcnow
+
+    extension = _extension_id(billing)
+    with billing.sessions() as session, session.begin():
+        budgets.set_budget(session, utcnow(), extension_id=extension, daily_cap_minor=500)
+    log_in(billing)
+    page = billing.client.get("/portal/billing").text
+    assert "Daily cap from your provider, this extension" in page
+    assert '<td data-label="Cap">AUD 5.00</td>' in page
+    assert "At most your provider's 5.00." in page
+
+    def set_cap(value):
+        token = form_token(billing.client.get("/portal/billing").text, "csrf")
+        return billing.client.post(
+            "/portal/billing/daily-cap",
+            data={"csrf": token, "extension_id": str(extension), "daily_cap": value},
+        )
+
+    too_high = set_cap("9.00")
+    assert too_high.status_code == 422
+    assert "can only be lower than your provider&#39;s, 5.00 a day" in too_high.text
+    assert set_cap("2.x").status_code == 422
+    assert set_cap("-1").status_code == 422
+    saved = set_cap("2.00")
+    assert saved.status_code == 303
+    page = billing.client.get(saved.headers["location"]).text
+    assert "Your daily cap is saved." in page
+    assert "Your own daily cap</td>" in page and '<td data-label="Cap">AUD 2.00</td>' in page
+    # The budget check before dialling is held to the owner's cap.
+    with billing.sessions() as session:
+        assert session.scalars(select(BudgetRow.owner_daily_cap_minor)).first() == 200
+        budget = budgets.budget_for(session, extension, utcnow())
+        assert budget.daily_cap_remaining_minor == 200
+    # Someone else's extension is refused; an empty field removes the cap.
+    other = set_cap("1.00")
+    assert other.status_code == 303
+    token = form_token(billing.client.get("/portal/billing").text, "csrf")
+    bob = billing.client.post(
+        "/portal/billing/daily-cap",
+        data={
+            "csrf": token,
+            "extension_id": str(_extension_id(billing, "002001")),
+            "daily_cap": "1",
+        },
+    )
+    assert bob.status_code == 422 and "Choose one of your extensions." in bob.text
+    assert set_cap("").status_code == 303
+    with billing.sessions() as session:
+        assert budgets.budget_for(session, extension, utcnow()).daily_cap_remaining_minor == 500

@@ -103,6 +103,7 @@ class Bobs:
     charge_id: int
     deck_id: int
     cancel_form_token: str
+    extension_id: int
 
 
 # ---------------------------------------------------------------------------- how to fill routes
@@ -170,6 +171,9 @@ def hostile_form(bob: Bobs, csrf: str, op: str) -> dict[str, str]:
         "name": "Alice's deck",
         "effective_from": "2026-01-01",
         "csv_text": deck_csv("61,Australia fixed,0,0.01,60,60,0"),
+        "extension_id": str(bob.extension_id),
+        "daily_cap": "0.01",
+        "display_name": "hijacked by alice",
     }
 
 
@@ -189,12 +193,23 @@ PUBLIC_PAGE_ROUTES = {
     ("HEAD", "/callnow/{callnow_id}/embed.js"): "/callnow/{callnow_id}/embed.js",
 }
 
-# Not owner routes: files, the docs, and the platform admin (tested separately below).
-SKIPPED_PATHS = {"/api/v1/openapi.json", "/docs", "/docs/oauth2-redirect"}
+# Not owner routes: files, the docs, the root's redirect, the favicon, and the platform admin
+# (tested separately below).
+SKIPPED_PATHS = {
+    "/api/v1/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/",
+    "/favicon.ico",
+}
+SKIPPED_MOUNTS = {
+    "/static": "static files",
+    "/docs-assets": "the API docs' files",
+    "/admin": "platform admin, tested below",
+}
 # The provider API has tokens of its own: tests/web/test_provider_isolation.py checks its
 # routes the same way (and that an owner's key opens none of them).
 SKIPPED_PREFIXES = ("/api/provider/",)
-SKIPPED_MOUNTS = {"/static": "static files", "/admin": "platform admin, tested below"}
 
 
 @dataclass(frozen=True)
@@ -424,6 +439,7 @@ def give_bob_one_of_everything(world: Any) -> Bobs:
             charge_id=charge.id,
             deck_id=deck.id,
             cancel_form_token=cancel_token,
+            extension_id=profile.extension_id,
         )
 
 
@@ -445,8 +461,9 @@ def scene(world: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Scene]:
     import callnow.web as web_package
 
     for module in list(vars(web_package).values()):
-        if isinstance(getattr(module, "TIMING", None), sse.StreamTiming):
-            monkeypatch.setattr(module, "TIMING", sse.StreamTiming(poll_s=0.01, max_s=0.1))
+        for name, value in list(vars(module).items()) if hasattr(module, "__dict__") else []:
+            if isinstance(value, sse.StreamTiming):
+                monkeypatch.setattr(module, name, sse.StreamTiming(poll_s=0.01, max_s=0.1))
     bob = give_bob_one_of_everything(world)
     alice_secret, _ = _issue_key(world, "alice@example.com", "alice's key")
     alice_portal = _client(world)
@@ -586,7 +603,18 @@ def test_the_snapshot_notices_a_change_to_bobs_rows(scene: Scene) -> None:
 
 # ---------------------------------------------------------------------------- platform admin
 
-ADMIN_PAGES = ("/admin/", "/admin/tenant/list", "/admin/user/list", "/admin/profile/list")
+ADMIN_PAGES = (
+    "/admin/",
+    "/admin/tenant/list",
+    "/admin/user/list",
+    "/admin/profile/list",
+    "/admin/call-request/list",
+    "/admin/call-leg/list",
+    "/admin/charge-row/list",
+    "/admin/audit-entry/list",
+    "/admin/do-not-call/list",
+    "/admin/budget-row/list",
+)
 
 
 def test_an_owners_session_gets_nothing_from_the_platform_admin(scene: Scene) -> None:

@@ -28,6 +28,11 @@ def test_a_wrong_password_is_refused_without_saying_which_part_was_wrong(world):
     assert unknown.status_code == 401
 
 
+def test_a_failed_login_keeps_the_email_typed(world):
+    response = log_in(world, password="wrong password!")
+    assert 'value="alice@example.com"' in response.text
+
+
 def test_login_without_the_form_token_is_refused(world):
     response = world.client.post(
         "/portal/login", data={"email": "alice@example.com", "password": PASSWORD}
@@ -81,12 +86,11 @@ def test_the_owner_changes_preferences_and_the_public_page_follows(world):
     _, data = preferences_form(world)
     data.pop("show_name")
     data.update(
-        win_day_0="0",
-        win_start_0="09:00",
-        win_end_0="17:00",
-        win_day_1="4",
-        win_start_1="22:00",
-        win_end_1="02:00",
+        win_0_0_start="09:00",
+        win_0_0_end="17:00",
+        win_4_0_start="22:00",
+        win_4_0_end="02:00",
+        display_name="Alice Smith",
     )
     saved = world.client.post("/portal/profiles/alice/preferences", data=data)
     assert saved.status_code == 200
@@ -96,6 +100,7 @@ def test_the_owner_changes_preferences_and_the_public_page_follows(world):
     assert "Alice Pty Owner" not in public.text
     assert "Mon 09:00–17:00" in public.text
     assert "Fri 22:00–02:00 (next day)" in public.text
+    assert "Alice Smith" not in public.text  # saved, but show_name is off
 
 
 def test_the_owner_can_pick_a_new_callnow_id(world):
@@ -131,11 +136,64 @@ def test_a_taken_or_reserved_id_is_refused_and_nothing_is_saved(world):
 def test_bad_hours_and_time_zones_are_refused_with_reasons(world):
     log_in(world)
     _, data = preferences_form(world)
-    data.update(win_day_0="0", win_start_0="25:00", win_end_0="17:00", timezone="Mars/Base")
+    data.update(win_0_0_start="25:00", win_0_0_end="17:00", timezone="Mars/Base")
     response = world.client.post("/portal/profiles/alice/preferences", data=data)
     assert response.status_code == 422
-    assert "Hours row 1" in response.text
+    assert "Hours row 1 (Mon)" in response.text
     assert "not a known time zone" in response.text
+    # What the owner typed stays in the form to correct.
+    assert 'value="25:00"' in response.text
+    data.update(win_0_0_start="09:00", win_0_0_end="", timezone="")
+    half = world.client.post("/portal/profiles/alice/preferences", data=data)
+    assert half.status_code == 422
+    assert "Monday, window 1: give both a start and an end." in half.text
+
+
+def test_the_hours_editor_round_trips_an_overnight_window_and_a_day_with_two(world):
+    log_in(world)
+    _, data = preferences_form(world)
+    data.update(
+        win_1_0_start="08:00",
+        win_1_0_end="12:00",
+        win_1_1_start="13:00",
+        win_1_1_end="17:30",
+        win_5_0_start="22:00",
+        win_5_0_end="02:00",
+        timezone="Europe/Berlin",
+    )
+    assert world.client.post("/portal/profiles/alice/preferences", data=data).status_code == 200
+    page = world.client.get("/portal/profiles/alice/preferences").text
+    for name, value in [
+        ("win_1_0_start", "08:00"),
+        ("win_1_0_end", "12:00"),
+        ("win_1_1_start", "13:00"),
+        ("win_1_1_end", "17:30"),
+        ("win_5_0_start", "22:00"),
+        ("win_5_0_end", "02:00"),
+        ("win_0_0_start", ""),
+    ]:
+        assert re.search(rf'type="time" id="{name}" name="{name}" value="{value}"', page), name
+    assert '<option value="Europe/Berlin" selected>' in page
+    public = world.client.get("/callnow/alice").text
+    assert "Tue 08:00–12:00" in public and "Tue 13:00–17:30" in public
+    assert "Sat 22:00–02:00 (next day)" in public
+    # Emptying a row removes its window; the other stays.
+    data.update(win_1_0_start="", win_1_0_end="")
+    world.client.post("/portal/profiles/alice/preferences", data=data)
+    public = world.client.get("/callnow/alice").text
+    assert "Tue 08:00–12:00" not in public and "Tue 13:00–17:30" in public
+
+
+def test_the_owner_edits_the_name_their_page_shows(world):
+    log_in(world)
+    _, data = preferences_form(world)
+    data["display_name"] = "Alice at Acme"
+    assert world.client.post("/portal/profiles/alice/preferences", data=data).status_code == 200
+    assert "Alice at Acme" in world.client.get("/callnow/alice").text
+    data["display_name"] = "x" * 81
+    too_long = world.client.post("/portal/profiles/alice/preferences", data=data)
+    assert too_long.status_code == 422
+    assert "at most 80 characters" in too_long.text
 
 
 def test_an_owner_cannot_open_or_change_another_owners_preferences(world):
@@ -174,6 +232,34 @@ def test_rules_are_added_ordered_and_deleted(world):
     rules_action(world, op="delete", index="0")
     page = world.client.get("/portal/profiles/alice/rules").text
     assert "Accept when name is" not in page
+
+
+def test_rules_are_edited_in_place_with_only_the_moves_that_make_sense(world):
+    log_in(world)
+    rules_action(world, op="add", action="reject", number_match="prefix", number_value="04")
+    rules_action(world, op="add", action="confirm", name_match="contains", name_value="VIP")
+    rules_action(
+        world, op="add", action="reject", number_match="scope", number_value="international"
+    )
+    page = world.client.get("/portal/profiles/alice/rules").text
+    assert page.count(">Move up</button>") == 2 and page.count(">Move down</button>") == 2
+    assert "Move up: rule 1" not in page and "Move down: rule 3" not in page
+    assert "Anyone can type any name, so this rule" not in page
+    # The edit form starts from the rule as it is.
+    assert 'id="number_value-0" name="number_value" value="+614"' in page
+    edited = rules_action(
+        world, op="edit", index="1", action="accept", name_match="contains", name_value="VIP"
+    )
+    assert edited.status_code == 303
+    page = world.client.get("/portal/profiles/alice/rules").text
+    assert "Accept when name contains “VIP”" in page
+    assert "Confirm when name contains" not in page
+    assert page.count("Anyone can type any name, so this rule") == 1
+    bad = rules_action(world, op="edit", index="0", action="reject", number_match="prefix")
+    assert bad.status_code == 422
+    assert "Reject when number starts with +614" in world.client.get(
+        "/portal/profiles/alice/rules"
+    ).text
 
 
 def test_a_rule_changes_what_happens_to_a_request(world):

@@ -217,6 +217,14 @@ def test_oversized_bodies_and_query_strings_are_refused(world):
     assert big.status_code == 413
 
 
+def test_oversized_headers_are_refused_with_security_headers(world):
+    answer = world.client.get("/callnow/alice", headers={"x-padding": "x" * 100_000})
+    assert answer.status_code == 431
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    too_long = world.client.get("/callnow/alice?name=" + "x" * 3000)
+    assert too_long.headers["x-content-type-options"] == "nosniff"
+
+
 def test_pages_carry_security_headers(world):
     headers = world.client.get("/callnow/alice").headers
     assert headers["x-frame-options"] == "DENY"

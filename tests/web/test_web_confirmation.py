@@ -60,6 +60,27 @@ def test_the_owner_sees_held_requests_with_accept_and_decline(world, held):
     assert "1 waiting" in page.text
 
 
+def test_every_portal_page_names_pending_with_its_count_and_marks_where_the_owner_is(world, held):
+    log_in(world)
+    for path, current in [
+        ("/portal", "My pages"),
+        ("/portal/requests", "Requests"),
+        ("/portal/webhooks", "Webhooks"),
+        ("/portal/profiles/alice/rules", "My pages"),
+    ]:
+        page = world.client.get(path).text
+        nav = page[page.index('<nav aria-label="Portal"') : page.index("</nav>")]
+        assert re.findall(r'<a href="[^"]+" aria-current="page">([^<]+)', nav) == [current], path
+        assert '<a href="/portal/webhooks"' in nav
+        assert 'id="nav-pending-count"' in nav
+        assert '/portal/pending/count/events">1</span><span class="visually-hidden"> waiting' in nav
+    pending = world.client.get("/portal/pending").text
+    assert '<a href="/portal/pending" aria-current="page">Pending' in pending
+    # Times on the page's clock (Sydney), named; the number national, E.164 in the title.
+    assert re.search(r"asked at \d\d:\d\d AE[DS]T", pending)
+    assert 'title="+61290375678" data-e164="+61290375678">(02) 9037 5678</span>' in pending
+
+
 def test_another_owner_sees_nothing_and_cannot_answer(world, held):
     log_in(world, email="bob@example.com")
     page = world.client.get("/portal/pending")
@@ -208,6 +229,7 @@ def test_the_pending_stream_follows_new_and_answered_requests(world, held, monke
                 "callnow_id": "alice",
                 "name": "Ann",
                 "number": "(02) 9037 5679",
+                "e164": "+61290375679",
                 "requested": items[0]["requested"],
                 "expires": items[0]["expires"],
                 "cost": "a local call, 12 cents",
@@ -215,7 +237,25 @@ def test_the_pending_stream_follows_new_and_answered_requests(world, held, monke
         ]
 
 
+def test_the_navigation_count_stream_follows_waiting_requests(world, held, monkeypatch):
+    monkeypatch.setattr(owner_live, "COUNT_TIMING", StreamTiming(poll_s=0.02, max_s=30))
+    log_in(world)
+    with world.client.stream("GET", "/portal/pending/count/events") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        data = (
+            json.loads(line.removeprefix("data: "))
+            for line in response.iter_lines()
+            if line.startswith("data: ")
+        )
+        assert next(data) == {"count": 1}
+        post_form(world, "alice", name="Ann", number="0290375679")
+        assert next(data) == {"count": 2}
+        age(world, held, minutes=rules.DEFAULT_TIMEOUT.total_seconds() / 60 + 1)
+        assert next(data) == {"count": 1}
+
+
 def test_the_pending_stream_needs_a_login(world):
+    assert world.client.get("/portal/pending/count/events").status_code == 401
     assert world.client.get("/portal/pending/events").status_code == 401
     assert world.client.get("/portal/pending").status_code == 303
 

@@ -83,6 +83,10 @@
     if (count) {
       count.textContent = data.items.length + " waiting";
     }
+    var badge = document.getElementById("nav-pending-count");
+    if (badge) {
+      badge.textContent = String(data.items.length);
+    }
     if (empty) {
       empty.hidden = data.items.length > 0;
     }
