@@ -7,19 +7,30 @@ messages, or a 409/422 problem).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session
 
 from callnow.domain.availability import WEEKDAYS, InvalidWindow, Window
 from callnow.domain.callnow_id import InvalidCallNowId, held_refusal, normalise_callnow_id
+from callnow.domain.embed import (
+    EmbedSettings,
+    InvalidEmbed,
+    parse_colour,
+    parse_label,
+    parse_origins,
+    parse_position,
+)
 from callnow.domain.page import MAX_RULES, MAX_WINDOWS, WELCOME_MAX_CHARS
 from callnow.domain.rules import InvalidRule, Rule, rule_from_fields
 from callnow.store import audit, profiles, retired_ids
 from callnow.store.models import Profile, User
+
+_T = TypeVar("_T")
 
 # The extension's display name column is this wide.
 DISPLAY_NAME_MAX_CHARS = 80
@@ -59,6 +70,37 @@ class PageChanges:
     windows: Sequence[WindowFields] | None = None
     # The name the page shows (the extension's display name); "" shows none.
     display_name: str | None = None
+    embed: EmbedFields | None = None
+
+
+@dataclass(frozen=True)
+class EmbedFields:
+    """The embeddable button as typed: origins one a line, label, colour (#rrggbb), position."""
+
+    origins: str
+    label: str
+    colour: str
+    position: str
+
+
+def _embed(fields: EmbedFields) -> tuple[EmbedSettings | None, dict[str, str]]:
+    """The settings, or every field's refusal at once."""
+    errors: dict[str, str] = {}
+
+    def checked(name: str, parse: Callable[[str], _T], text: str, fallback: _T) -> _T:
+        try:
+            return parse(text)
+        except InvalidEmbed as exc:
+            errors[name] = str(exc)
+            return fallback
+
+    embed = EmbedSettings(
+        origins=checked("embed_origins", parse_origins, fields.origins, ()),
+        label=checked("embed_label", parse_label, fields.label, ""),
+        colour=checked("embed_colour", parse_colour, fields.colour, ""),
+        position=checked("embed_position", parse_position, fields.position, ""),
+    )
+    return (None, errors) if errors else (embed, {})
 
 
 class InvalidChanges(Exception):
@@ -131,6 +173,10 @@ def change_page(
         windows, window_error = _windows(changes.windows)
         if window_error:
             errors["windows"] = window_error
+    embed = None
+    if changes.embed is not None:
+        embed, embed_errors = _embed(changes.embed)
+        errors.update(embed_errors)
     if errors:
         raise InvalidChanges(errors, taken=taken)
 
@@ -147,6 +193,8 @@ def change_page(
         profile.timezone = timezone or None
     if windows is not None:
         profiles.replace_windows(session, profile, windows)
+    if embed is not None:
+        profiles.set_embed(profile, embed)
     audit.record_for_page(
         session, profile, actor=actor, action="profile.update", via=via, details=dict(details)
     )

@@ -146,6 +146,17 @@ class Profile(Base):
     suspended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     welcome_message: Mapped[str] = mapped_column(Text, default="")
     timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The embeddable button: sites allowed to frame the page (one origin a line), its look.
+    embed_origins: Mapped[str] = mapped_column(Text, default="", server_default="")
+    embed_label: Mapped[str] = mapped_column(
+        String(40), default="Call me back", server_default="Call me back"
+    )
+    embed_colour: Mapped[str] = mapped_column(
+        String(7), default="#0b62c4", server_default="#0b62c4"
+    )
+    embed_position: Mapped[str] = mapped_column(
+        String(16), default="bottom-right", server_default="bottom-right"
+    )
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
     extension: Mapped[Extension] = relationship(back_populates="profile")

@@ -15,6 +15,7 @@ from callnow.domain import rules as domain_rules
 from callnow.domain.availability import Window
 from callnow.domain.decision import OwnerPreferences
 from callnow.domain.destination_policy import DestinationPolicy, PrefixList
+from callnow.domain.embed import DEFAULT_COLOUR, DEFAULT_LABEL, DEFAULT_POSITION, EmbedSettings
 from callnow.store.models import AvailabilityWindow, Extension, Profile, RuleRow, Tenant, User
 
 
@@ -93,6 +94,23 @@ def tenant_of(profile: Profile) -> Tenant:
 
 def timezone_of(profile: Profile) -> ZoneInfo:
     return ZoneInfo(profile.timezone or profile.extension.tenant.timezone)
+
+
+def embed_of(profile: Profile) -> EmbedSettings:
+    """The page's embeddable button as stored; rows written before it existed get defaults."""
+    return EmbedSettings(
+        origins=tuple(line for line in (profile.embed_origins or "").splitlines() if line),
+        label=profile.embed_label or DEFAULT_LABEL,
+        colour=profile.embed_colour or DEFAULT_COLOUR,
+        position=profile.embed_position or DEFAULT_POSITION,
+    )
+
+
+def set_embed(profile: Profile, embed: EmbedSettings) -> None:
+    profile.embed_origins = "\n".join(embed.origins)
+    profile.embed_label = embed.label
+    profile.embed_colour = embed.colour
+    profile.embed_position = embed.position
 
 
 def owner_locale(

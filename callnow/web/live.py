@@ -121,8 +121,11 @@ def cancel(
         now = utcnow()
         if cancellable(RequestState(call_request.state)):
             cancel_for_visitor(session, call_request, now)
+            # Inside the button's overlay (`?embed=1`) the answer stays framable.
+            query = "?embed=1" if request.query_params.get("embed") == "1" else ""
             return RedirectResponse(
-                f"/callnow/{call_request.profile.callnow_id}/requests/{token}", status_code=303
+                f"/callnow/{call_request.profile.callnow_id}/requests/{token}{query}",
+                status_code=303,
             )
         status_code = 409  # too late: the engine took it, or it already ended
     page = request_status(request, callnow_id, token, session)

@@ -14,6 +14,7 @@ from starlette.datastructures import FormData
 
 from callnow.domain import web_confirmation as confirmation_rules
 from callnow.domain.availability import WEEKDAYS
+from callnow.domain.embed import MAX_ORIGINS, POSITIONS
 from callnow.domain.page import MAX_WINDOWS, WELCOME_MAX_CHARS, is_paused
 from callnow.domain.request_state import VISITOR_TEXT, RequestState
 from callnow.domain.rules import InvalidRule
@@ -23,7 +24,7 @@ from callnow.store import requests as request_store
 from callnow.store import web_confirmation as held
 from callnow.store.models import Profile, User, utcnow
 from callnow.store.session_models import WebSession
-from callnow.web import forms, share_kit, sign_in
+from callnow.web import embed, forms, share_kit, sign_in
 from callnow.web.context import UnitOfWork, app_state, client_address, templates
 from callnow.web.owner_view import OwnerView
 
@@ -256,6 +257,20 @@ def home(request: Request, session: UnitOfWork) -> Response:
     user = current_user(request, session)
     if user is None:
         return _to_login()
+    return _home(request, session, user)
+
+
+def _home(
+    request: Request,
+    session: Session,
+    user: User,
+    *,
+    embed_errors: dict[str, dict[str, str]] | None = None,
+    embed_values: dict[str, dict[str, str]] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The home page; a refused button setting shows its messages and what was typed."""
+    base = app_state(request).settings.web.public_base_url
     owned = profiles.owned_by(session, user.id)
     pages = []
     for profile in owned:
@@ -270,6 +285,12 @@ def home(request: Request, session: UnitOfWork) -> Response:
                 "paused": paused,
                 "signature_html": share_kit.signature_html(urls["path"]),
                 "signature_text": share_kit.signature_text(urls["path"]),
+                "embed": profiles.embed_of(profile),
+                "snippet": embed.snippet(
+                    base, profile.callnow_id, profiles.embed_of(profile).label
+                ),
+                "embed_errors": (embed_errors or {}).get(profile.callnow_id, {}),
+                "embed_values": (embed_values or {}).get(profile.callnow_id),
             }
         )
     recent = request_store.recent_for_profiles(session, [p.id for p in owned], limit=10)
@@ -282,7 +303,58 @@ def home(request: Request, session: UnitOfWork) -> Response:
         texts=VISITOR_TEXT,
         RequestState=RequestState,
         qr_sizes=share_kit.SIZES,
+        embed_positions=POSITIONS,
+        max_origins=MAX_ORIGINS,
+        status_code=status_code,
     )
+
+
+@router.post("/profiles/{callnow_id}/embed")
+def embed_settings(
+    request: Request, callnow_id: str, posted: forms.PostedForm, session: UnitOfWork
+) -> Response:
+    """The owner sets the sites that may show their page in the button's overlay, and the
+    button's label, colour and position."""
+    found = _owner_and_profile(request, session, callnow_id)
+    if isinstance(found, Response):
+        return found
+    user, profile = found
+    form = _checked_form(request, posted)
+    if form is None:
+        return RedirectResponse("/portal", status_code=303)
+    fields = page_settings.EmbedFields(
+        # Bounded generously: ten origins of 200 characters and their separators.
+        origins=forms.field(form, "embed_origins", MAX_ORIGINS * 220),
+        label=forms.field(form, "embed_label", 200),
+        colour=forms.field(form, "embed_colour", 20),
+        position=forms.field(form, "embed_position", 20),
+    )
+    details = {k: v for k, v in form.items() if k != "csrf"}
+    try:
+        page_settings.change_page(
+            session,
+            profile,
+            page_settings.PageChanges(embed=fields),
+            actor=user,
+            via="portal",
+            details=details,
+        )
+    except page_settings.InvalidChanges as invalid:  # nothing was changed
+        typed = {
+            "origins": fields.origins,
+            "label": fields.label,
+            "colour": fields.colour,
+            "position": fields.position,
+        }
+        return _home(
+            request,
+            session,
+            user,
+            embed_errors={profile.callnow_id: invalid.errors},
+            embed_values={profile.callnow_id: typed},
+            status_code=422,
+        )
+    return RedirectResponse(f"/portal#embed-{quote(profile.callnow_id)}", status_code=303)
 
 
 @router.get("/profiles/{callnow_id}/qr.{kind}")

@@ -20,7 +20,7 @@ from callnow.services.public_page import Refusal
 from callnow.store import profiles
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile
-from callnow.web import forms
+from callnow.web import embed, forms
 from callnow.web.context import (
     UnitOfWork,
     app_state,
@@ -45,10 +45,19 @@ def _not_available(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "public/not_available.html", {}, status_code=404)
 
 
-def _throttled(request: Request) -> HTMLResponse:
-    """One plain answer for every limit, so a prober cannot tell which one fired."""
+def _embedded(request: Request) -> bool:
+    """The embed variant (`?embed=1`): the page inside the owner's button overlay."""
+    return request.query_params.get(embed.EMBED_QUERY) == "1"
+
+
+def _throttled(request: Request, profile: Profile) -> HTMLResponse:
+    """One plain answer for every limit, so a prober cannot tell which one fired (inside the
+    button's overlay it stays framable, or the visitor would see a blank frame)."""
+    headers = {"Retry-After": "60"}
+    if _embedded(request):
+        headers.update(embed.frame_headers(profiles.embed_of(profile)))
     return templates.TemplateResponse(
-        request, "public/throttled.html", {}, status_code=429, headers={"Retry-After": "60"}
+        request, "public/throttled.html", {}, status_code=429, headers=headers
     )
 
 
@@ -60,6 +69,7 @@ def _page(
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     status_code: int = 200,
+    embedded: bool = False,
 ) -> HTMLResponse:
     tz = profiles.timezone_of(profile)
     windows = profiles.windows_of(profile)
@@ -84,12 +94,20 @@ def _page(
         "values": values or {},
         "errors": errors or {},
         "captcha_token": captcha_token,
+        "embedded": embedded,
+        "form_action": embed.frame_path(profile.callnow_id)
+        if embedded
+        else embed.page_path(profile.callnow_id),
     }
-    return templates.TemplateResponse(request, "public/page.html", context, status_code=status_code)
+    headers = embed.frame_headers(profiles.embed_of(profile)) if embedded else None
+    return templates.TemplateResponse(
+        request, "public/page.html", context, status_code=status_code, headers=headers
+    )
 
 
-def _status_url(profile: Profile, call_request: CallRequest) -> str:
-    return f"/callnow/{profile.callnow_id}/requests/{call_request.token}"
+def _status_url(profile: Profile, call_request: CallRequest, embedded: bool = False) -> str:
+    url = f"/callnow/{profile.callnow_id}/requests/{call_request.token}"
+    return f"{url}?{embed.EMBED_QUERY}=1" if embedded else url
 
 
 def _submission(request: Request, name: str | None, number: str, channel: str) -> Submission:
@@ -114,17 +132,28 @@ def _answer(
 ) -> Response:
     """The page for what the safeguard pipeline said."""
     refusal = outcome.refusal
+    embedded = _embedded(request)
     if refusal is None:
         assert outcome.request is not None
-        return RedirectResponse(_status_url(profile, outcome.request), status_code=303)
+        return RedirectResponse(_status_url(profile, outcome.request, embedded), status_code=303)
     if refusal is Refusal.THROTTLED:
-        return _throttled(request)
+        return _throttled(request, profile)
     if refusal is Refusal.CAPTCHA_WRONG:
         errors = {"captcha": _CAPTCHA_WRONG}
-        return _page(request, session, profile, values=values, errors=errors, status_code=400)
-    if refusal is Refusal.CLOSED:
-        return _page(request, session, profile, values=values, status_code=409)
-    return _page(request, session, profile, values=values, errors=outcome.errors, status_code=422)
+    elif refusal is Refusal.CLOSED:
+        errors = {}
+    else:
+        errors = outcome.errors
+    status_code = {Refusal.CAPTCHA_WRONG: 400, Refusal.CLOSED: 409}.get(refusal, 422)
+    return _page(
+        request,
+        session,
+        profile,
+        values=values,
+        errors=errors,
+        status_code=status_code,
+        embedded=embedded,
+    )
 
 
 def _to_current_id(request: Request, current_id: str) -> RedirectResponse:
@@ -160,6 +189,8 @@ def _page_or_one_step(
         if current_id is not None:
             return _to_current_id(request, current_id)
         return _not_available(request)
+    if _embedded(request):  # the overlay shows the form; one-step links are for whole pages
+        return _page(request, session, profile, embedded=True)
     if number is None:
         return _page(request, session, profile)
     values = {"name": (name or "")[:60], "number": number[:40]}
@@ -186,12 +217,22 @@ def _submit_form(request: Request, session: Session, callnow_id: str, form: Form
         return _not_available(request)
     values = {"name": forms.field(form, "name", 200), "number": forms.field(form, "number", 100)}
     tokens = forms.FormTokens(app_state(request).settings.web.secret_key)
+    embedded = _embedded(request)
+    errors = {}
     if forms.field(form, "website"):  # a honeypot field people never see or fill
         errors = {"form": "Please try again."}
-        return _page(request, session, profile, values=values, errors=errors, status_code=400)
-    if not tokens.valid(forms.field(form, "form_token", 300), f"public:{profile.id}"):
+    elif not tokens.valid(forms.field(form, "form_token", 300), f"public:{profile.id}"):
         errors = {"form": "This form has expired. Please check your details and send again."}
-        return _page(request, session, profile, values=values, errors=errors, status_code=400)
+    if errors:
+        return _page(
+            request,
+            session,
+            profile,
+            values=values,
+            errors=errors,
+            status_code=400,
+            embedded=embedded,
+        )
     captcha = public_page.CaptchaAnswer(
         forms.field(form, "captcha_token", 64), forms.field(form, "captcha_answer", 20)
     )
@@ -230,10 +271,12 @@ def captcha_audio(request: Request, callnow_id: str, token: str, session: UnitOf
 )
 def request_status(request: Request, callnow_id: str, token: str, session: UnitOfWork) -> Response:
     call_request = request_store.by_token(session, token)
+    embedded = _embedded(request)
     if call_request is not None and call_request.profile.callnow_id != callnow_id.lower():
         current_id = public_page.renamed_to(session, callnow_id, _now())
         if current_id == call_request.profile.callnow_id:
-            return RedirectResponse(_status_url(call_request.profile, call_request), 301)
+            url = _status_url(call_request.profile, call_request, embedded)
+            return RedirectResponse(url, 301)
     if call_request is None or call_request.profile.callnow_id != callnow_id.lower():
         return templates.TemplateResponse(request, "public/not_available.html", {}, status_code=404)
     state = RequestState(call_request.state)
@@ -251,8 +294,29 @@ def request_status(request: Request, callnow_id: str, token: str, session: UnitO
         "requested_at": visitor_journey.local_time(profile, call_request.created_at),
         "steps": visitor_journey.steps(call_request),
         "next_step": visitor_journey.next_step(call_request, now, cooldown),
+        "embedded": embedded,
     }
-    return templates.TemplateResponse(request, "public/status.html", context)
+    headers = embed.frame_headers(profiles.embed_of(profile)) if embedded else None
+    return templates.TemplateResponse(request, "public/status.html", context, headers=headers)
+
+
+@router.api_route("/callnow/{callnow_id}/embed.js", methods=["GET", "HEAD"])
+def embed_script(request: Request, callnow_id: str, session: UnitOfWork) -> Response:
+    """The button's script for a site's snippet. A hidden page gets an empty script: the
+    snippet's link then leads to the page's usual "not available" answer."""
+    profile = _visible_profile(session, callnow_id)
+    body = (
+        ""
+        if profile is None
+        else embed.button_script(profile.callnow_id, profiles.embed_of(profile))
+    )
+    return Response(
+        body,
+        status_code=200 if profile else 404,
+        media_type="text/javascript",
+        # Short: a change of label, colour or sites reaches the owner's site within minutes.
+        headers={"Cache-Control": "public, max-age=300"},
+    )
 
 
 def status_message(call_request: CallRequest, region: str) -> str:

@@ -188,6 +188,9 @@ PUBLIC_PAGE_ROUTES = {
     ("GET", "/callnow/{callnow_id}"): "/callnow/{callnow_id}",
     ("HEAD", "/callnow/{callnow_id}"): "/callnow/{callnow_id}",
     ("POST", "/callnow/{callnow_id}"): "/callnow/{callnow_id}",
+    # The website button's script: the page's public label, colour and listed sites.
+    ("GET", "/callnow/{callnow_id}/embed.js"): "/callnow/{callnow_id}/embed.js",
+    ("HEAD", "/callnow/{callnow_id}/embed.js"): "/callnow/{callnow_id}/embed.js",
 }
 
 # Not owner routes: files, the docs, the root's redirect, the favicon, and the platform admin
