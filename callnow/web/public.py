@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from callnow.domain.availability import describe_hours, is_available, next_opening
+from callnow.domain.left_message import MAX_CHARS
 from callnow.domain.phone import parse_visitor_number
 from callnow.domain.request_state import RequestState, is_terminal
 from callnow.domain.visitor_text import visitor_message
-from callnow.services import public_page, visitor_journey
+from callnow.services import messages, public_page, visitor_journey
 from callnow.services.intake import Submission
 from callnow.services.public_page import Refusal
 from callnow.store import profiles
@@ -236,6 +237,18 @@ def request_status(request: Request, callnow_id: str, token: str, session: UnitO
             return RedirectResponse(_status_url(call_request.profile, call_request), 301)
     if call_request is None or call_request.profile.callnow_id != callnow_id.lower():
         return templates.TemplateResponse(request, "public/not_available.html", {}, status_code=404)
+    return status_page(request, call_request)
+
+
+def status_page(
+    request: Request,
+    call_request: CallRequest,
+    *,
+    message_error: str = "",
+    message_value: str = "",
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The status page, with the message form where a message may be left (and its error)."""
     state = RequestState(call_request.state)
     profile = call_request.profile
     region = profiles.tenant_of(profile).region
@@ -251,8 +264,15 @@ def request_status(request: Request, callnow_id: str, token: str, session: UnitO
         "requested_at": visitor_journey.local_time(profile, call_request.created_at),
         "steps": visitor_journey.steps(call_request),
         "next_step": visitor_journey.next_step(call_request, now, cooldown),
+        "owner_name": visitor_journey.owner_name(profile),
+        "message_form": messages.can_leave(call_request),
+        "message_error": message_error,
+        "message_value": message_value,
+        "message_max": MAX_CHARS,
     }
-    return templates.TemplateResponse(request, "public/status.html", context)
+    return templates.TemplateResponse(
+        request, "public/status.html", context, status_code=status_code
+    )
 
 
 def status_message(call_request: CallRequest, region: str) -> str:
