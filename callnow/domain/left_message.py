@@ -13,9 +13,11 @@ from callnow.domain.request_state import RequestState
 MAX_CHARS = 500
 
 # Where the call did not happen through nobody's fault on the visitor's side: the owner said no
-# or did not answer. Still running or completed requests take none (the call is, or was, the
-# conversation); rejected ones take none (they may be abuse the owner never wanted to hear).
+# or did not answer, or the page was out of hours. Still running or completed requests take none
+# (the call is, or was, the conversation); other rejections take none (a rule or the do-not-allow
+# switch: the owner chose not to hear from them).
 TAKES_MESSAGE = frozenset({RequestState.OWNER_DECLINED, RequestState.OWNER_UNREACHABLE})
+OUT_OF_HOURS = (RequestState.REJECTED, "outside_hours")  # RejectReason.OUTSIDE_HOURS
 
 # Line breaks and tabs are how people write; every other control or format character is refused.
 _ALLOWED_CONTROLS = frozenset("\n\t")
@@ -25,8 +27,8 @@ class MessageInvalid(ValueError):
     """The text cannot be kept; the message says why, in words for the visitor."""
 
 
-def takes_message(state: RequestState) -> bool:
-    return state in TAKES_MESSAGE
+def takes_message(state: RequestState, reason: str) -> bool:
+    return state in TAKES_MESSAGE or (state, reason) == OUT_OF_HOURS
 
 
 def clean_message(text: str) -> str:

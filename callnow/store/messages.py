@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import and_, or_, update
 from sqlalchemy.orm import Session
 
-from callnow.domain.left_message import TAKES_MESSAGE
+from callnow.domain.left_message import OUT_OF_HOURS, TAKES_MESSAGE
 from callnow.store.models import CallRequest
 
 
@@ -22,7 +22,13 @@ def attach(session: Session, call_request: CallRequest, text: str, at: datetime)
         .where(
             CallRequest.id == call_request.id,
             CallRequest.message.is_(None),
-            CallRequest.state.in_([s.value for s in TAKES_MESSAGE]),
+            or_(
+                CallRequest.state.in_([s.value for s in TAKES_MESSAGE]),
+                and_(
+                    CallRequest.state == OUT_OF_HOURS[0].value,
+                    CallRequest.reason == OUT_OF_HOURS[1],
+                ),
+            ),
         )
         .values(message=text, message_at=at)
         .execution_options(synchronize_session=False)

@@ -85,8 +85,23 @@ def _page(
         "values": values or {},
         "errors": errors or {},
         "captcha_token": captcha_token,
+        "message_max": MAX_CHARS,
     }
     return templates.TemplateResponse(request, "public/page.html", context, status_code=status_code)
+
+
+def page_again(
+    request: Request,
+    session: Session,
+    profile: Profile,
+    *,
+    values: dict[str, str],
+    errors: dict[str, str],
+    status_code: int,
+) -> HTMLResponse:
+    """The page once more with what was posted and what was wrong (the closed page's message
+    form uses it)."""
+    return _page(request, session, profile, values=values, errors=errors, status_code=status_code)
 
 
 def _status_url(profile: Profile, call_request: CallRequest) -> str:

@@ -12,11 +12,13 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from callnow.domain.left_message import MAX_CHARS
-from callnow.services import messages
+from callnow.services import messages, public_page
+from callnow.services.intake import Submission
+from callnow.services.public_page import CaptchaAnswer
 from callnow.store import requests as request_store
 from callnow.web import forms
 from callnow.web.context import UnitOfWork, app_state, client_address, templates
-from callnow.web.public import status_page
+from callnow.web.public import page_again, status_page
 
 router = APIRouter(include_in_schema=False)
 
@@ -82,3 +84,63 @@ def _leave(
         )
     url = f"/callnow/{call_request.profile.callnow_id}/requests/{token}#message"
     return RedirectResponse(url, status_code=303)
+
+
+_CLOSED_ERRORS = {
+    messages.Refusal.CAPTCHA_WRONG: (
+        400,
+        {"captcha": "The characters did not match the picture. Please try this new one."},
+    ),
+    messages.Refusal.OPEN: (409, {"form": "The page takes requests again: ask for a call back."}),
+}
+
+
+@router.post("/callnow/{callnow_id}/message")
+def leave_closed_message(
+    request: Request, callnow_id: str, form: forms.PostedForm, session: UnitOfWork
+) -> Response:
+    return _leave_closed(request, session, callnow_id, form)
+
+
+def _leave_closed(request: Request, session: Session, callnow_id: str, form: FormData) -> Response:
+    """The out-of-hours page's message: name, number and text, kept on a request of its own."""
+    now = datetime.now(UTC)
+    profile = public_page.visible_page(session, callnow_id, now)
+    if profile is None:
+        return templates.TemplateResponse(request, "public/not_available.html", {}, status_code=404)
+    values = {
+        "name": forms.field(form, "name", 200),
+        "number": forms.field(form, "number", 100),
+        "message": forms.field(form, "message", _FIELD_CHARS),
+    }
+    tokens = forms.FormTokens(app_state(request).settings.web.secret_key)
+    if not tokens.valid(forms.field(form, "form_token", 300), _purpose(f"page:{profile.id}")):
+        errors = {"form": "This form has expired. Please check your details and send again."}
+        return page_again(request, session, profile, values=values, errors=errors, status_code=400)
+    submission = Submission(
+        name=values["name"],
+        number=values["number"],
+        source_address=client_address(request),
+        user_agent=request.headers.get("user-agent", "")[:256],
+        channel="web",
+    )
+    captcha = CaptchaAnswer(
+        forms.field(form, "captcha_token", 64), forms.field(form, "captcha_answer", 20)
+    )
+    safeguards = app_state(request).safeguards
+    outcome = messages.leave_out_of_hours(
+        session, profile, submission, values["message"], now, safeguards, captcha
+    )
+    if outcome.request is not None:
+        url = f"/callnow/{profile.callnow_id}/requests/{outcome.request.token}#message"
+        return RedirectResponse(url, status_code=303)
+    if outcome.refusal is messages.Refusal.THROTTLED:
+        return templates.TemplateResponse(
+            request, "public/throttled.html", {}, status_code=429, headers={"Retry-After": "60"}
+        )
+    status_code, errors = 422, outcome.errors
+    if outcome.refusal in _CLOSED_ERRORS:
+        status_code, errors = _CLOSED_ERRORS[outcome.refusal]
+    return page_again(
+        request, session, profile, values=values, errors=errors, status_code=status_code
+    )

@@ -7,17 +7,18 @@ import pytest
 from sqlalchemy import select
 
 from callnow.config import AbuseSettings
+from callnow.domain.availability import Window
 from callnow.domain.left_message import MAX_CHARS
 from callnow.domain.request_state import RequestState
 from callnow.services.throttle import Throttle
 from callnow.store import accounts, mail
 from callnow.store import requests as request_store
-from callnow.store.models import User, WebhookDelivery
+from callnow.store.models import CallRequest, User, WebhookDelivery
 from callnow.store.webhooks import set_owner_url
 from callnow.web.forms import FormTokens
 from callnow.web.visitor_messages import _purpose
 from tests.support.world import PASSWORD
-from tests.web.helpers import form_token, post_form
+from tests.web.helpers import form_token, post_form, set_profile
 
 S = RequestState
 
@@ -206,3 +207,63 @@ def test_messages_are_rate_limited_per_page(world):
     assert stored(world, urls[2]).message is None
     # The page's own calls are counted apart: messages never use up the owner's requests.
     assert post_form(world, "alice", name="Mary", number="0290379999").status_code == 303
+
+
+def close_alice(world) -> None:
+    # A window of one minute a week, so "now" is almost surely outside it.
+    set_profile(
+        world, "alice", windows=[Window.parse(6, "03:00", "03:01")], timezone="Pacific/Kiritimati"
+    )
+
+
+def leave_closed(world, **fields: str):
+    page = world.client.get("/callnow/alice")
+    token = form_token(page.text)
+    return world.client.post("/callnow/alice/message", data={"form_token": token, **fields})
+
+
+def test_out_of_hours_a_message_is_kept_on_a_request_that_reaches_the_owner(world, alice_key):
+    close_alice(world)
+    answer = leave_closed(world, name="Mary", number="0290375678", message="Back at 9?")
+    assert answer.status_code == 303
+    url = answer.headers["location"].split("#")[0]
+    kept = stored(world, url)
+    assert (kept.state, kept.reason, kept.message) == ("rejected", "outside_hours", "Back at 9?")
+    page = world.client.get(url)
+    assert "Your message" in page.text and "Back at 9?" in page.text
+    one = world.client.get(f"/api/v1/requests/{kept.token}", headers=alice_key).json()
+    assert one["message"] == "Back at 9?"
+    with world.sessions() as session:
+        hooks = session.scalars(select(WebhookDelivery)).all()
+        assert [d.payload["request"]["message"] for d in hooks
+                if d.payload["event"] == "request.message"] == ["Back at 9?"]  # fmt: skip
+        texts = [n.details.get("text") for n in mail.outbox_of(session) if n.kind == "message"]
+        assert texts == ["Back at 9?"]
+    # That request took its one message.
+    token = FormTokens(world.settings.web.secret_key).issue(_purpose(kept.token))
+    assert leave(world, url, "And another", token).status_code == 409
+    assert stored(world, url).message == "Back at 9?"
+
+
+def test_out_of_hours_bad_fields_are_refused_and_nothing_is_recorded(world):
+    close_alice(world)
+    too_long = leave_closed(world, name="Mary", number="0290375678", message="x" * 501)
+    assert too_long.status_code == 422
+    assert "please keep it to 500" in too_long.text and "<title>Error: " in too_long.text
+    bad_number = leave_closed(world, name="Mary", number="12", message="Hello")
+    assert bad_number.status_code == 422
+    assert 'id="number-error"' in bad_number.text
+    with world.sessions() as session:
+        assert session.scalars(select(CallRequest)).all() == []
+
+
+def test_the_closed_page_form_is_refused_once_the_page_is_open(world):
+    close_alice(world)
+    token = form_token(world.client.get("/callnow/alice").text)
+    set_profile(world, "alice", windows=[])  # no windows: open at any time
+    answer = world.client.post(
+        "/callnow/alice/message",
+        data={"form_token": token, "name": "M", "number": "0290375678", "message": "Hi"},
+    )
+    assert answer.status_code == 409
+    assert "ask for a call back" in answer.text
