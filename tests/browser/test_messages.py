@@ -69,3 +69,42 @@ def test_no_message_form_while_the_request_is_still_in_progress(live, browser): 
         page.goto(f"{live.base}/callnow/john_doe/requests/{token}")
         assert page.locator("#message").count() == 0, state
     context.close()
+
+
+def close_page(live: Live) -> None:  # noqa: F811
+    from callnow.domain.availability import Window
+    from callnow.store import profiles
+
+    with live.sessions() as session, session.begin():
+        profile = profiles.by_callnow_id(session, "john_doe")
+        profile.timezone = "Pacific/Kiritimati"
+        # One minute a week, so "now" is almost surely outside it.
+        profiles.replace_windows(session, profile, [Window.parse(6, "03:00", "03:01")])
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", WIDTHS)
+def test_out_of_hours_the_page_takes_a_message(live, browser, width):  # noqa: F811
+    close_page(live)
+    context = new_context(browser, width)
+    page = context.new_page()
+    page.goto(f"{live.base}/callnow/john_doe")
+    assert page.get_by_role("button", name="Call me back").count() == 0
+    fits_and_passes_axe(page)
+
+    page.get_by_label("Your name").fill("Mary")
+    page.get_by_label("Your phone number").fill("12")
+    page.get_by_label(f"Your message (at most {MAX_CHARS} characters)").fill("Back at 9?")
+    page.get_by_role("button", name="Send message").click()
+    summary = page.locator("#error-summary")
+    summary.wait_for()
+    assert page.title().startswith("Error: ")
+    assert page.evaluate("document.activeElement.id") == "error-summary"
+    fits_and_passes_axe(page)
+
+    page.get_by_label("Your phone number").fill("0290375678")
+    page.get_by_role("button", name="Send message").click()
+    page.locator("#message-sent").wait_for()
+    assert page.locator("blockquote.message-text").inner_text() == "Back at 9?"
+    fits_and_passes_axe(page)
+    context.close()
