@@ -184,6 +184,8 @@ PUBLIC_PAGE_ROUTES = {
     ("GET", "/callnow/{callnow_id}"): "/callnow/{callnow_id}",
     ("HEAD", "/callnow/{callnow_id}"): "/callnow/{callnow_id}",
     ("POST", "/callnow/{callnow_id}"): "/callnow/{callnow_id}",
+    # The out-of-hours page's message form: a visitor writing to Bob's page, public by design.
+    ("POST", "/callnow/{callnow_id}/message"): "/callnow/{callnow_id}/message",
 }
 
 # Not owner routes: files, the docs, and the platform admin (tested separately below).
