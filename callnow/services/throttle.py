@@ -235,6 +235,18 @@ class Throttle:
         self._counters.hit("captcha_auto_on", key, self._rules["captcha_auto_on"], session)
         return self._counters.hit("spike_captcha", key, self._rules["spike_captcha"], session)
 
+    def message(self, source_address: str, profile_id: int, session: Session | None = None) -> bool:
+        """A visitor leaves a message: it counts as an attempt from its source, and against the
+        page's own limit under a key of its own, so messages never use up the owner's calls."""
+        return self._allow(
+            [
+                ("per_source", source_address),
+                ("per_network", source_network(source_address)),
+                ("per_profile", f"message:{profile_id}"),
+            ],
+            session,
+        )
+
     def page_is_busy(self, profile_id: int, session: Session | None = None) -> bool:
         """True while a page sees more posts than usual: the image check then switches on."""
         rule = "captcha_auto_on"

@@ -259,6 +259,9 @@ class CallRequest(Base):
     number_on_do_not_call: Mapped[bool] = column_property(
         exists().where(DoNotCall.e164 == number_e164), deferred=True, expire_on_flush=False
     )
+    # A visitor's message for the owner, left once after the call could not happen.
+    message: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    message_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
     profile: Mapped[Profile] = relationship()
     events: Mapped[list[RequestEvent]] = relationship(

@@ -53,6 +53,7 @@ from callnow.store.models import (
 )
 
 EVENT_NAME = "request.state_changed"
+MESSAGE_EVENT = "request.message"
 SECRET_BYTES = 32
 
 
@@ -134,10 +135,12 @@ def recent_deliveries(
         if owner_user_id is not None
         else and_(WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.owner_user_id.is_(None))
     )
+    # A message's delivery has no history row: it is listed as "message".
+    state = func.coalesce(RequestEvent.state, "message")
     query = (
-        select(WebhookDelivery, WebhookEndpoint.url, RequestEvent.state, CallRequest.token)
+        select(WebhookDelivery, WebhookEndpoint.url, state, CallRequest.token)
         .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-        .join(RequestEvent, RequestEvent.id == WebhookDelivery.request_event_id)
+        .outerjoin(RequestEvent, RequestEvent.id == WebhookDelivery.request_event_id)
         .join(CallRequest, CallRequest.id == WebhookDelivery.request_id)
         .where(scope)
         .order_by(WebhookDelivery.id.desc())
@@ -288,6 +291,47 @@ def enqueue_inserted(connection: Connection, event_row: dict[str, Any]) -> int:
     """Enqueue for a history row inserted with plain Core, which the listener above never sees:
     `event_row` has the row's id, request_id, state, reason and at."""
     return _enqueue(connection, event_row, check_existing=False)
+
+
+def enqueue_message(session: Session, request: CallRequest) -> int:
+    """One `request.message` delivery per active endpoint, for the message just kept on the
+    request. No history row: a message changes no state. Queued behind the request's earlier
+    deliveries, like every delivery of one request."""
+    found = _endpoints_in_transaction(session.connection(), request.id)
+    now = utcnow()
+    at = request.message_at or now
+    rows = []
+    for match in found:
+        delivery_id = new_delivery_id()
+        payload = {
+            "delivery_id": delivery_id,
+            "event": MESSAGE_EVENT,
+            "request": {
+                "token": match["token"],
+                "callnow_id": match["callnow_id"],
+                "state": request.state,
+                "number": match["number_e164"],
+                "caller_name": match["caller_name"],
+                "message": request.message,
+                "at": at.isoformat(),
+            },
+        }
+        rows.append(
+            {
+                "delivery_id": delivery_id,
+                "endpoint_id": match["endpoint_id"],
+                "request_id": request.id,
+                "request_event_id": None,
+                "payload": payload,
+                "created_at": now,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "last_error": "",
+            }
+        )
+    if rows:
+        session.execute(insert(WebhookDelivery), rows)
+    return len(rows)
 
 
 # ---------------------------------------------------------------- the sender's side

@@ -140,6 +140,10 @@ class RequestOut(BaseModel):
     reason: str
     created_at: datetime
     events: list[RequestEventOut]
+    message: str | None = Field(
+        None, description="The visitor's message, left after the call could not happen."
+    )
+    message_at: datetime | None = None
 
 
 class TrunkHealth(BaseModel):
@@ -235,6 +239,8 @@ def _request_out(r: CallRequest) -> RequestOut:
         reason=r.reason,
         created_at=r.created_at,
         events=[RequestEventOut(at=e.at, state=e.state, reason=e.reason) for e in r.events],
+        message=r.message,
+        message_at=r.message_at,
     )
 
 

@@ -33,6 +33,7 @@ from callnow.web import (
     provider_api,
     public,
     site,
+    visitor_messages,
     webhook_portal,
 )
 from callnow.web.context import SESSION_ENDERS, AppState, templates
@@ -120,6 +121,8 @@ def build_app(
     # The status page is rendered by `public.request_status`, which does not know about
     # cancelling: a template global lets status.html ask for the cancel form's token.
     templates.env.globals["cancel_form_token"] = live.cancel_form_token
+    app.include_router(visitor_messages.router)
+    templates.env.globals["message_form_token"] = visitor_messages.message_form_token
     app.include_router(owner_live.router)
     app.include_router(webhook_portal.router)
     app.include_router(mail_links.router)

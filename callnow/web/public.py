@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from callnow.domain.availability import describe_hours, is_available, next_opening
+from callnow.domain.left_message import MAX_CHARS
 from callnow.domain.phone import parse_visitor_number
 from callnow.domain.request_state import RequestState, is_terminal
 from callnow.domain.visitor_text import visitor_message
-from callnow.services import public_page, visitor_journey
+from callnow.services import messages, public_page, visitor_journey
 from callnow.services.intake import Submission
 from callnow.services.public_page import Refusal
 from callnow.store import profiles
@@ -94,6 +95,7 @@ def _page(
         "values": values or {},
         "errors": errors or {},
         "captcha_token": captcha_token,
+        "message_max": MAX_CHARS,
         "embedded": embedded,
         "form_action": embed.frame_path(profile.callnow_id)
         if embedded
@@ -103,6 +105,20 @@ def _page(
     return templates.TemplateResponse(
         request, "public/page.html", context, status_code=status_code, headers=headers
     )
+
+
+def page_again(
+    request: Request,
+    session: Session,
+    profile: Profile,
+    *,
+    values: dict[str, str],
+    errors: dict[str, str],
+    status_code: int,
+) -> HTMLResponse:
+    """The page once more with what was posted and what was wrong (the closed page's message
+    form uses it)."""
+    return _page(request, session, profile, values=values, errors=errors, status_code=status_code)
 
 
 def _status_url(profile: Profile, call_request: CallRequest, embedded: bool = False) -> str:
@@ -279,6 +295,19 @@ def request_status(request: Request, callnow_id: str, token: str, session: UnitO
             return RedirectResponse(url, 301)
     if call_request is None or call_request.profile.callnow_id != callnow_id.lower():
         return templates.TemplateResponse(request, "public/not_available.html", {}, status_code=404)
+    return status_page(request, call_request, embedded=embedded)
+
+
+def status_page(
+    request: Request,
+    call_request: CallRequest,
+    *,
+    message_error: str = "",
+    message_value: str = "",
+    status_code: int = 200,
+    embedded: bool = False,
+) -> HTMLResponse:
+    """The status page, with the message form where a message may be left (and its error)."""
     state = RequestState(call_request.state)
     profile = call_request.profile
     region = profiles.tenant_of(profile).region
@@ -294,10 +323,17 @@ def request_status(request: Request, callnow_id: str, token: str, session: UnitO
         "requested_at": visitor_journey.local_time(profile, call_request.created_at),
         "steps": visitor_journey.steps(call_request),
         "next_step": visitor_journey.next_step(call_request, now, cooldown),
+        "owner_name": visitor_journey.owner_name(profile),
+        "message_form": messages.can_leave(call_request),
+        "message_error": message_error,
+        "message_value": message_value,
+        "message_max": MAX_CHARS,
         "embedded": embedded,
     }
     headers = embed.frame_headers(profiles.embed_of(profile)) if embedded else None
-    return templates.TemplateResponse(request, "public/status.html", context, headers=headers)
+    return templates.TemplateResponse(
+        request, "public/status.html", context, status_code=status_code, headers=headers
+    )
 
 
 @router.api_route("/callnow/{callnow_id}/embed.js", methods=["GET", "HEAD"])

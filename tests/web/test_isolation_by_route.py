@@ -191,6 +191,8 @@ PUBLIC_PAGE_ROUTES = {
     # The website button's script: the page's public label, colour and listed sites.
     ("GET", "/callnow/{callnow_id}/embed.js"): "/callnow/{callnow_id}/embed.js",
     ("HEAD", "/callnow/{callnow_id}/embed.js"): "/callnow/{callnow_id}/embed.js",
+    # The out-of-hours page's message form: a visitor writing to Bob's page, public by design.
+    ("POST", "/callnow/{callnow_id}/message"): "/callnow/{callnow_id}/message",
 }
 
 # Not owner routes: files, the docs, the root's redirect, the favicon, and the platform admin

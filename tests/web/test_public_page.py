@@ -133,7 +133,7 @@ def test_a_filled_honeypot_stores_nothing(world):
     assert all_requests(world) == []
 
 
-def test_outside_the_owner_hours_the_page_says_so_and_offers_no_form(world):
+def test_outside_the_owner_hours_the_page_says_so_and_offers_a_message_instead(world):
     # A window of one minute a week, so "now" is almost surely outside it.
     set_profile(
         world, "alice", windows=[Window.parse(6, "03:00", "03:01")], timezone="Pacific/Kiritimati"
@@ -143,7 +143,8 @@ def test_outside_the_owner_hours_the_page_says_so_and_offers_no_form(world):
     # The owner's clock and its name, with the date so no one guesses which Sunday.
     when = r"Next available Sun \d\d \w{3} \d{4} 03:00 \+14 \(Pacific/Kiritimati\)"
     assert re.search(when, page.text)
-    assert "<form" not in page.text
+    assert "Call me back" not in page.text  # no call form: only the message form
+    assert 'action="/callnow/alice/message"' in page.text
 
 
 def test_a_second_request_for_the_same_number_returns_the_pending_one(world):
