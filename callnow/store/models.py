@@ -92,6 +92,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20), default="owner")
     tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
     display_name: Mapped[str] = mapped_column(String(80), default="")
+    # The owner's language: portal, e-mails and the prompts their phone speaks.
+    language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
@@ -157,6 +159,9 @@ class Profile(Base):
     embed_position: Mapped[str] = mapped_column(
         String(16), default="bottom-right", server_default="bottom-right"
     )
+    # Languages offered to visitors, comma-separated codes; empty offers every shipped one.
+    languages: Mapped[str] = mapped_column(String(80), default="", server_default="")
+    default_language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
     extension: Mapped[Extension] = relationship(back_populates="profile")

@@ -17,10 +17,12 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
 
 from callnow.config import Settings
+from callnow.i18n import install_in_jinja
 from callnow.services.intake import Safeguards
 from callnow.web.status_board import StatusBoard
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+install_in_jinja(templates.env)
 
 
 EngineStatus = Literal["running", "restarting", "draining", "stopped", "elsewhere"]
