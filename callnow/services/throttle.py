@@ -110,6 +110,11 @@ class _LimiterCounters:
     def hit(self, rule: str, key: str, items: list[RateLimitItem], _: Session | None) -> bool:
         return all([self.limiter.hit(item, rule, key) for item in items])
 
+    def hit_each(
+        self, checks: list[tuple[str, str, list[RateLimitItem]]], session: Session | None
+    ) -> list[bool]:
+        return [self.hit(rule, key, items, session) for rule, key, items in checks]
+
     def has_room(self, rule: str, key: str, items: list[RateLimitItem], _: Session | None) -> bool:
         return all(self.limiter.test(item, rule, key) for item in items)
 
@@ -151,6 +156,14 @@ class _DatabaseCounters:
     def hit(self, rule: str, key: str, items: list[RateLimitItem], given: Session | None) -> bool:
         with self._session(given) as session:
             return limit_counters.hit(session, _counter(rule, key, items), datetime.now(UTC))
+
+    def hit_each(
+        self, checks: list[tuple[str, str, list[RateLimitItem]]], given: Session | None
+    ) -> list[bool]:
+        now = datetime.now(UTC)
+        with self._session(given) as session:
+            counters = [_counter(rule, key, items) for rule, key, items in checks]
+            return limit_counters.hit_each(session, counters, now)
 
     def has_room(
         self, rule: str, key: str, items: list[RateLimitItem], given: Session | None
@@ -232,8 +245,11 @@ class Throttle:
         The same posts feed the adaptive image check (`page_is_busy`).
         """
         key = str(profile_id)
-        self._counters.hit("captcha_auto_on", key, self._rules["captcha_auto_on"], session)
-        return self._counters.hit("spike_captcha", key, self._rules["spike_captcha"], session)
+        _busy, normal = self._counters.hit_each(
+            [(rule, key, self._rules[rule]) for rule in ("captcha_auto_on", "spike_captcha")],
+            session,
+        )
+        return normal
 
     def message(self, source_address: str, profile_id: int, session: Session | None = None) -> bool:
         """A visitor leaves a message: it counts as an attempt from its source, and against the
