@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from limits import RateLimitItem, parse_many
@@ -172,6 +173,10 @@ class _DatabaseCounters:
             return limit_counters.has_room(session, _counter(rule, key, items), datetime.now(UTC))
 
 
+@dataclass(frozen=True)
+class PagePost:
+    busy: bool  # the page already saw more posts than usual before this one
+    spike: bool  # with this one, far more than usual
 
 
 class Throttle:
@@ -238,18 +243,16 @@ class Throttle:
             session,
         )
 
-    def page_post(self, profile_id: int, session: Session | None = None) -> bool:
-        """Note a form post to a page; False when it is far above normal (a spike: the page
-        then asks everyone for a CAPTCHA for a while and its owner is told).
-
-        The same posts feed the adaptive image check (`page_is_busy`).
-        """
+    def page_post(self, profile_id: int, session: Session | None = None) -> PagePost:
+        """Note a form post to a page: whether the page was already busy before it (the
+        adaptive image check), and whether the posts are now far above normal (a spike: the
+        page then asks everyone for a CAPTCHA for a while and its owner is told)."""
         key = str(profile_id)
-        _busy, normal = self._counters.hit_each(
+        had_room, normal = self._counters.hit_each(
             [(rule, key, self._rules[rule]) for rule in ("captcha_auto_on", "spike_captcha")],
             session,
         )
-        return normal
+        return PagePost(busy=not had_room, spike=not normal)
 
     def message(self, source_address: str, profile_id: int, session: Session | None = None) -> bool:
         """A visitor leaves a message: it counts as an attempt from its source, and against the
