@@ -25,13 +25,14 @@ from typing import Any
 
 from callnow.domain.calls import LegHangupPrepared, LegRole, PreparedHangup
 from callnow.domain.flow import PromptFinished, PromptKind
+from callnow.domain.rating import RateDeck
 from callnow.engine.live.trunks import TrunkRoute, routes_for
 from callnow.engine.live.uris import caller_id_as, check_e164, owner_uri, trunk_uri
 from callnow.engine.ports import EventSink
 from callnow.engine.translate import from_rtpengine_dtmf, from_sip
 from callnow.telephony.dtmf_log import DtmfEvent
 from callnow.telephony.prompts import DEFAULT_CODEC, PromptRenderer, prompt_codec_for
-from callnow.telephony.rtpengine import AnchoredCallback
+from callnow.telephony.rtpengine import DEFAULT_TRUNK_CODECS, AnchoredCallback
 from callnow.telephony.sdp import answer_direction, continue_origin, direction, with_direction
 from callnow.telephony.sip import (
     Answered,
@@ -113,11 +114,15 @@ class ChannelConfig:
             setup_timeout_s=self.setup_timeout_s,
             prefixes=self.trunk_prefixes,
             name=self.trunk_name,
+            codecs=self.trunk_codecs,
+            deck=self.trunk_deck,
         )
         return (first, *self.more_trunks)
 
     trunk_prefixes: tuple[str, ...] = ()
     trunk_name: str = "main"
+    trunk_codecs: tuple[str, ...] = DEFAULT_TRUNK_CODECS
+    trunk_deck: RateDeck | None = None
 
 
 class LiveChannel:
@@ -210,6 +215,8 @@ class LiveChannel:
     async def _dial_trunk(self, route: TrunkRoute) -> None:
         config, number = self._config, self._visitor_number
         uri = trunk_uri(route.uri_template, number, config.region)
+        if route.codecs != self.media.trunk_codecs:  # this trunk has a list of its own
+            await self.media.offer_to_trunk(route.codecs)
         shown = caller_id_as(self._caller_id, route.caller_id_format, config.region)
         presented = CallerId(route.display_name, shown)
         caller = CallerId(route.display_name, route.from_user) if route.from_user else presented
