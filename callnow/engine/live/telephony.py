@@ -25,7 +25,8 @@ from typing import Any
 from callnow.config import RtpengineSettings, Settings, SipSettings
 from callnow.domain.calls import PreparedHangup
 from callnow.domain.flow import FlowLimits, RequestFacts
-from callnow.engine.live.channel import ALLOW, ChannelConfig, LiveChannel
+from callnow.engine.live.channel import LiveChannel
+from callnow.engine.live.channel_config import ALLOW, ChannelConfig
 from callnow.engine.live.trunks import TrunkRoute, load_carrier_deck
 from callnow.engine.live.uris import check_e164
 from callnow.engine.ports import EventSink
