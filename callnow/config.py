@@ -768,7 +768,8 @@ class Settings(BaseSettings):
         max_length=16,
         description="Further trunks (`[[trunks]]`, same keys as `[trunk]`). A visitor's number "
         "is dialled through the first trunk whose `prefixes` allow it, `[trunk]` first and then "
-        "these in order; on a 5xx or no response the next allowed trunk is tried (never on "
+        "these in order (trunks with a `rate_deck` that prices the number before the others, "
+        "cheapest first); on a 5xx or no response the next allowed trunk is tried (never on "
         "busy, decline or no answer: those are the visitor's answer).",
     )
     rtpengine: RtpengineSettings = Field(RtpengineSettings(), description=RtpengineSettings.__doc__)
