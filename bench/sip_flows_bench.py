@@ -304,7 +304,9 @@ class Bench:
         async def one(facts: RequestFacts, internal: str) -> None:
             handed[internal] = (time.time(), facts.request_ref)
             try:
-                handle = await engine.start_callback(facts)
+                # Bounded too: past rtpengine's capacity its ng requests time out one by one.
+                async with asyncio.timeout(bridged + DRAIN_MARGIN_S + window_s):
+                    handle = await engine.start_callback(facts)
             except Exception as exc:
                 result.failed[f"start: {type(exc).__name__}"] += 1
                 return
