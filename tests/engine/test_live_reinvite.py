@@ -207,3 +207,32 @@ async def test_an_inactive_hold_is_answered_inactive_and_passed_on_as_inactive(
     assert (direction_of(hold.body), direction_of(resume.body)) == ("inactive", "sendrecv")
     invites = owner.received("INVITE")
     assert [direction_of(m.body) for m in invites[1:]] == ["inactive", "sendrecv"]
+
+
+async def test_owner_hold_and_resume_by_update_reach_the_visitor(
+    sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
+) -> None:
+    """RFC 3311: the owner's phone holds and resumes by UPDATE; each is answered like the
+    re-INVITE (mirrored direction, our Contact) and passed on to the visitor by re-INVITE;
+    an UPDATE without an offer (a session refresh) is answered 200 without one."""
+    async with RtpPeer() as visitor_phone:
+        owner = sipp_peer("owner_update_hold_resume.xml", {"digit": "1"})
+        trunk = sipp_peer("follows_hold.xml", {"rtp_port": str(visitor_phone.port)})
+        async with live_rig(
+            owner, trunk, rtpengine_settings, prompt_cache, tmp_path, limits=REINVITE_LIMITS
+        ) as rig:
+            outcome = await rig.outcome(await rig.start(facts()), timeout=30)
+
+    assert (outcome.state, outcome.reason) == (RequestState.COMPLETED, "max_duration_reached")
+    assert await wait_for_exit(owner) == 0, owner.diagnostics()
+    assert await wait_for_exit(trunk) == 0, trunk.diagnostics()
+    hold, resume, refresh = [m for m in owner.received() if m.cseq[1] == "UPDATE"]
+    assert (hold.status, resume.status, refresh.status) == (200, 200, 200)
+    assert (direction_of(hold.body), direction_of(resume.body)) == ("recvonly", "sendrecv")
+    assert refresh.body == ""
+    invites = trunk.received("INVITE")
+    assert [direction_of(m.body) for m in invites[1:]] == ["sendonly", "sendrecv"]
+    # Our answers continue the session the owner's phone knows (same o=, version growing).
+    first_answer = owner.received("INVITE")[0].body
+    origins = [origin_of(m.body) for m in (hold, resume)]
+    assert {tuple(o[:2]) for o in origins} == {tuple(origin_of(first_answer)[:2])}

@@ -11,8 +11,9 @@ from callnow.telephony.rtpengine import DEFAULT_TRUNK_CODECS
 from callnow.telephony.sip import Credentials
 from callnow.telephony.tones import Cadence
 
-# The requests our dialogs handle (sippy answers OPTIONS; INFO carries keys).
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
+# The requests our dialogs handle (sippy answers OPTIONS; INFO carries keys; UPDATE is
+# answered like a re-INVITE: see callnow/telephony/sip/patches.py, `update_requests`).
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
 
 
 @dataclass(frozen=True)
