@@ -46,8 +46,8 @@ def direction_of(sdp: str) -> str:
     return found[-1] if found else "sendrecv"
 
 
-def answers_to_invites(peer: SippPeer) -> list[SipMessage]:
-    return [m for m in peer.received() if m.status == 200 and m.cseq[1] == "INVITE"]
+def answers_to_invites(peer: SippPeer, method: str = "INVITE") -> list[SipMessage]:
+    return [m for m in peer.received() if m.status == 200 and m.cseq[1] == method]
 
 
 def origin_of(sdp: str) -> list[str]:
@@ -93,7 +93,7 @@ async def run_hold_and_resume(
 
             # Resumed from the new port: both phones hear each other through rtpengine, at
             # the addresses they were given first (port latching keeps them).
-            await until_resumed(trunk)
+            await until_resumed(trunk, "UPDATE" if "update" in trunk_scenario else "INVITE")
             await exchange_audio(owner_phone, owner_sends_to, moved_phone, visitor_sends_to)
             outcome = await rig.outcome(handle, timeout=30)
 
@@ -103,12 +103,12 @@ async def run_hold_and_resume(
     return owner, trunk
 
 
-async def until_resumed(trunk: SippPeer) -> None:
-    """Until our 200 to the visitor's second re-INVITE (the resume) has arrived."""
+async def until_resumed(trunk: SippPeer, method: str = "INVITE") -> None:
+    """Until our 200 to the visitor's second re-INVITE or UPDATE (the resume) has arrived."""
     import asyncio
 
     async with asyncio.timeout(15):
-        while len(answers_to_invites(trunk)) < 2:
+        while len(answers_to_invites(trunk, method)) < 2:
             await asyncio.sleep(0.05)
 
 
@@ -236,3 +236,26 @@ async def test_owner_hold_and_resume_by_update_reach_the_visitor(
     first_answer = owner.received("INVITE")[0].body
     origins = [origin_of(m.body) for m in (hold, resume)]
     assert {tuple(o[:2]) for o in origins} == {tuple(origin_of(first_answer)[:2])}
+
+
+async def test_visitor_hold_and_resume_by_update_reach_the_owner_and_media_follows(
+    sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
+) -> None:
+    """RFC 3311 from the carrier's side: hold, then resume from a new address, by UPDATE;
+    answered like re-INVITEs, passed to the owner by re-INVITE, audio both ways after."""
+    owner, trunk = await run_hold_and_resume(
+        "follows_hold.xml",
+        "trunk_update_hold_resume.xml",
+        sipp_peer,
+        rtpengine_settings,
+        prompt_cache,
+        tmp_path,
+    )
+
+    hold, resume = answers_to_invites(trunk, "UPDATE")
+    assert (direction_of(hold.body), direction_of(resume.body)) == ("recvonly", "sendrecv")
+    first = origin_of(wait_first(trunk, "INVITE").body)
+    assert origin_of(hold.body)[:2] == first[:2] == origin_of(resume.body)[:2]
+    assert int(first[2]) < int(origin_of(hold.body)[2]) < int(origin_of(resume.body)[2])
+    invites = owner.received("INVITE")
+    assert [direction_of(m.body) for m in invites[1:]] == ["sendonly", "sendrecv"]
