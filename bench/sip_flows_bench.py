@@ -79,6 +79,7 @@ from _machine import (  # noqa: E402
     thread_cpu,
 )
 
+from callnow import logs  # noqa: E402
 from callnow.bootstrap import freeze_startup_objects, tune_thread_switching  # noqa: E402
 from callnow.config import RtpengineSettings, Settings, SipSettings, TrunkSettings  # noqa: E402
 from callnow.domain.flow import AcceptanceMode, FlowLimits, RequestFacts  # noqa: E402
@@ -576,7 +577,9 @@ def print_table(results: list[StepResult], latency_source: str) -> None:
 async def main_async(args: argparse.Namespace) -> int:
     rates = [float(x) for x in args.rates.split(",") if x.strip()]
     work = Path(tempfile.mkdtemp(prefix="callnow-bench-"))
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # As the service logs (plain tracebacks, no locals): structlog's own default would render
+    # each error with every local variable, which under overload blocks the loop for seconds.
+    logs.configure("warning")
     warnings = CountWarnings()
     logging.getLogger().addHandler(warnings)
 
