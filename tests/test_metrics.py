@@ -82,6 +82,7 @@ def test_the_grafana_dashboard_uses_only_metrics_that_exist() -> None:
     metrics.watch_queue(lambda: (0, 0.0))
     metrics.watch_pool("web", lambda: (0, 1))
     metrics.watch_outbox("webhook", lambda: 0)
+    metrics.watch_trunk_registrations(["main"], lambda: [("main", True)])
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}
     exposed = {
         family.name + suffix
