@@ -38,7 +38,8 @@ CALLNOW = Path(sys.executable).with_name("callnow")
 ENGINE_HOSTS = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
 # The engines share the rig's Redis, as production web and engine processes do.
 REDIS_URL = "redis://127.0.0.1:6379/0"
-START_TIMEOUT_S = 60.0
+# Three engines importing, spawning rtpengine and connecting at once on a loaded 2-core machine.
+START_TIMEOUT_S = 120.0
 
 Address = tuple[str, int]
 
@@ -199,9 +200,12 @@ def engines_behind(
             deadline = time.monotonic() + START_TIMEOUT_S
             for engine in engines:
                 while f"engine {engine.engine_id} running" not in engine.log_text():
-                    if engine.process.poll() is not None or time.monotonic() > deadline:
+                    exited = engine.process.poll()
+                    if exited is not None or time.monotonic() > deadline:
+                        why = "timed out" if exited is None else f"exit code {exited}"
                         pytest.fail(
-                            f"{engine.engine_id} did not start:\n{engine.log_text()[-4000:]}",
+                            f"{engine.engine_id} did not start ({why}):\n"
+                            f"{engine.log_text()[-4000:]}",
                             pytrace=False,
                         )
                     time.sleep(0.1)
