@@ -188,7 +188,15 @@ def post_form(client: httpx.Client, number: str) -> httpx.Response:
 def test_two_web_processes_behind_nginx_share_the_queue_the_limits_and_stay_live(
     site, postgresql_url
 ):
-    sessions = make_session_factory(make_engine(postgresql_url))
+    db = make_engine(postgresql_url)
+    try:
+        visitors_through_nginx(site, make_session_factory(db))
+    finally:
+        db.dispose()
+
+
+def visitors_through_nginx(site: Site, sessions) -> None:
+    """The test itself, given a session factory it does not own."""
     first_address, first = site.visitor()
     second_address, second = site.visitor()
     with first, second:
