@@ -30,7 +30,12 @@ from callnow.engine.live.uris import caller_id_as, check_e164, owner_uri, trunk_
 from callnow.engine.ports import EventSink
 from callnow.engine.translate import from_rtpengine_dtmf, from_sip
 from callnow.telephony.dtmf_log import DtmfEvent
-from callnow.telephony.prompts import DEFAULT_CODEC, PromptRenderer, prompt_codec_for
+from callnow.telephony.prompts import (
+    DEFAULT_CODEC,
+    PromptRenderer,
+    espeak_voice_for,
+    prompt_codec_for,
+)
 from callnow.telephony.rtpengine import AnchoredCallback
 from callnow.telephony.sdp import answer_direction, continue_origin, direction, with_direction
 from callnow.telephony.sip import (
@@ -71,7 +76,8 @@ class ChannelConfig:
     owner_ring_timeout_s: float
     visitor_ring_timeout_s: float
     region: str = "AU"
-    prompt_language: str = "en"
+    # An espeak-ng variant ("f3") for every prompt; the voice itself follows the owner's
+    # language (`espeak_voice_for`).
     prompt_voice: str | None = None
     # Where both legs' INVITEs are sent (an edge proxy such as Kamailio); None: the URI's host.
     outbound_proxy: tuple[str, int] | None = None
@@ -388,10 +394,10 @@ class LiveChannel:
 
     # -- prompts -----------------------------------------------------------------------------
 
-    async def play_prompt(self, kind: PromptKind, text: str) -> None:
+    async def play_prompt(self, kind: PromptKind, text: str, *, language: str = "en") -> None:
         rendered = await self._renderer.render(
             text,
-            language=self._config.prompt_language,
+            language=espeak_voice_for(language),
             voice=self._config.prompt_voice,
             codec=self._prompt_codec,
         )
