@@ -144,12 +144,13 @@ def _money(amount: Decimal, policy: BillingPolicy) -> str:
         if code in _PENCE:
             return ngettext("%(count)s penny", "%(count)s pence", count) % words
         return ngettext("%(count)s cent", "%(count)s cents", count) % words
+    if language != "en":
+        # The currency's own decimals at least ("1,20"), more where the tariff has them.
+        return format_currency(
+            amount, code, locale=language, format_type="name", decimal_quantization=False
+        )
     quantum = Decimal(1).scaleb(-exponent)
     exact_in_minor_units = amount == amount.quantize(quantum)
     shown = amount.quantize(quantum) if exact_in_minor_units else amount.normalize()
-    if language != "en":
-        return format_currency(
-            shown, code, locale=language, format_type="name", currency_digits=False
-        )
     symbol = _SYMBOLS.get(code)
     return f"{symbol}{shown:f}" if symbol else f"{shown:f} {code}"

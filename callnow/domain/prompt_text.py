@@ -20,7 +20,7 @@ from enum import StrEnum
 
 import phonenumbers
 
-from callnow.i18n import active_language
+from callnow.i18n import active_language, use_language
 from callnow.i18n import gettext as _
 
 # Visitors type the name; keep what is read out short enough not to drown the number.
@@ -85,13 +85,13 @@ def spoken_number(number: str, region: str, language: str | None = None) -> str:
     English, AU: "0 2, 9 0 3 7, 5 6 7 8"; French, FR: "0 6, 12, 34, 56, 78"; a number from
     another country: "plus 4 4, 2 0, …" in that language's words.
     """
-    language = language or active_language()
-    reading = NUMBER_READINGS.get(language, NUMBER_READINGS["en"])
-    international, groups = number_groups(number, region)
-    spoken = reading.separator.join(_read_group(group, reading.pairs) for group in groups)
-    if international:
-        return _("plus %(number)s") % {"number": spoken}
-    return spoken
+    with use_language(language or active_language()) as chosen:
+        reading = NUMBER_READINGS.get(chosen, NUMBER_READINGS["en"])
+        international, groups = number_groups(number, region)
+        spoken = reading.separator.join(_read_group(group, reading.pairs) for group in groups)
+        if international:
+            return _("plus %(number)s") % {"number": spoken}
+        return spoken
 
 
 def spoken_name(name: str | None) -> str | None:
