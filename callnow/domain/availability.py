@@ -88,7 +88,11 @@ def is_available(windows: Iterable[Window], now: datetime, tz: ZoneInfo) -> bool
                     return True
             elif window.start_minute <= minute < window.end_minute:
                 return True
-        elif window.weekday == yesterday and window.crosses_midnight and minute < window.end_minute:
+        elif (
+            window.weekday == yesterday
+            and window.crosses_midnight
+            and minute < window.end_minute
+        ):
             return True
     return False
 

@@ -10,32 +10,9 @@ _PATTERN = re.compile(r"[a-z0-9_.\-]+")
 # Words that would read as the service itself or collide with its routes.
 RESERVED = frozenset(
     {
-        "admin",
-        "administrator",
-        "api",
-        "callnow",
-        "docs",
-        "health",
-        "help",
-        "login",
-        "logout",
-        "openapi",
-        "portal",
-        "requests",
-        "root",
-        "static",
-        "support",
-        "system",
-        "www",
-        "null",
-        "undefined",
-        "abuse",
-        "security",
-        "billing",
-        "webhook",
-        "webhooks",
-        "status",
-        "owner",
+        "admin", "administrator", "api", "callnow", "docs", "health", "help", "login", "logout",
+        "openapi", "portal", "requests", "root", "static", "support", "system", "www", "null",
+        "undefined", "abuse", "security", "billing", "webhook", "webhooks", "status", "owner",
     }
 )
 

@@ -45,12 +45,9 @@ class VisitorNumber:
     def national(self) -> str:
         """Digits as dialled inside the number's own country, e.g. 0290375678."""
         parsed = phonenumbers.parse(self.e164)
-        return (
-            phonenumbers.format_number_for_mobile_dialing(
-                parsed, self.region or "ZZ", with_formatting=False
-            )
-            or self.digits
-        )
+        return phonenumbers.format_number_for_mobile_dialing(
+            parsed, self.region or "ZZ", with_formatting=False
+        ) or self.digits
 
     @property
     def display(self) -> str:
@@ -129,7 +126,7 @@ def e164_prefix(pattern: str, region: str) -> str:
         national_prefix = (metadata.national_prefix if metadata else None) or ""
         if national_prefix and cleaned.startswith(national_prefix):
             code = phonenumbers.country_code_for_region(region)
-            digits = f"{code}{cleaned[len(national_prefix) :]}"
+            digits = f"{code}{cleaned[len(national_prefix):]}"
         else:
             digits = cleaned
     if not digits.isdigit() or not 1 <= len(digits) <= MAX_DIGITS:

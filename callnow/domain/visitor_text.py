@@ -36,7 +36,9 @@ def _minutes(wait: timedelta) -> int:
     return max(1, int(wait.total_seconds() // 60))
 
 
-def visitor_message(state: RequestState, reason: str, calling_from: str, audience: Audience) -> str:
+def visitor_message(
+    state: RequestState, reason: str, calling_from: str, audience: Audience
+) -> str:
     who, who_first = audience.who, audience.who_first
     if state is RequestState.QUEUED and audience.web_wait is not None:
         minutes = _minutes(audience.web_wait)
