@@ -41,6 +41,7 @@ from callnow.domain.rating import BudgetRefused
 from callnow.domain.request_state import RequestState, is_terminal
 from callnow.engine.charges import ChargePoster
 from callnow.engine.runner import CallbackEngine, CallbackHandle
+from callnow.i18n import DEFAULT_LANGUAGE, use_language
 from callnow.metrics import Metrics
 from callnow.store import queue
 from callnow.store.abandoned import AbandonedLeg, abandoned_legs, record_abandoned_end
@@ -309,14 +310,18 @@ class Dispatcher:
             # A stale reservation of this very request (an earlier claim) must not count.
             request.reserved_minor = None
             session.flush()
-        plan = plan_call(
-            session,
-            request.id,
-            now,
-            max_call_duration_s=self._settings.sip.max_call_duration_s,
-            policy=self._policy,
-            flow_limits=self._limits,
-        )
+        # The owner hears the prompts, the cost phrase included, in their own language (loaded
+        # with the claim).
+        owner_language = extension.owner.language if extension.owner else DEFAULT_LANGUAGE
+        with use_language(owner_language) as language:
+            plan = plan_call(
+                session,
+                request.id,
+                now,
+                max_call_duration_s=self._settings.sip.max_call_duration_s,
+                policy=self._policy,
+                flow_limits=self._limits,
+            )
         if isinstance(plan, NotRateable):
             return self._refuse(request, "no price applies to this number", now)
         if isinstance(plan, BudgetRefused):
@@ -330,6 +335,7 @@ class Dispatcher:
             caller_name=request.caller_name,
             region=tenant.region,
             cost_phrase=plan.cost_phrase,
+            language=language,
         )
         reserve(session, request, plan)
         # Its own time, not the claim's: the leg starts once the claim's queries are done.

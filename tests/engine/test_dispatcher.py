@@ -30,7 +30,7 @@ from callnow.store import do_not_call, profiles, queue
 from callnow.store import requests as request_store
 from callnow.store.billing_models import ChargeRow
 from callnow.store.db import transaction
-from callnow.store.models import CallLeg, CallRequest, utcnow
+from callnow.store.models import CallLeg, CallRequest, User, utcnow
 from callnow.store.recorder import request_ref
 from tests.support.statements import statements_sent
 from tests.support.waiting import until
@@ -45,6 +45,7 @@ class StartsNothing:
 
     def __init__(self) -> None:
         self.started: list[str] = []
+        self.facts: list[RequestFacts] = []
         self.written_ahead: list[LegDialling | None] = []
         self.outcomes: dict[str, asyncio.Future] = {}
         self.changed = asyncio.Event()
@@ -54,6 +55,7 @@ class StartsNothing:
         self, facts: RequestFacts, limits: FlowLimits, *, written_ahead: LegDialling | None = None
     ) -> SimpleNamespace:
         self.started.append(facts.request_ref)
+        self.facts.append(facts)
         self.written_ahead.append(written_ahead)
         self.changed.set()
         outcome = asyncio.get_running_loop().create_future()
@@ -179,6 +181,25 @@ async def test_a_request_queued_while_a_claim_runs_is_claimed_without_waiting_fo
         await engine.wait_for_starts(1)
 
     assert engine.started == [request_ref(arrived[0])]
+
+
+async def test_each_callback_speaks_its_owners_language_cost_phrase_included(
+    dispatcher_world,
+) -> None:
+    world, dispatcher, engine = dispatcher_world
+    with transaction(world.sessions) as session:
+        alice = session.scalars(select(User).where(User.email == "alice@example.com")).one()
+        alice.language = "de"
+        queued_request(session, "alice", "+61290375678")
+        queued_request(session, "bob", "+61290375679")
+    with statements_sent(world.sessions.kw["bind"]) as sent:
+        async with running(dispatcher):
+            await engine.wait_for_starts(2)
+
+    # Loaded with the claim: no query of its own for the owner.
+    assert not [s for s in sent if "FROM users" in s and "call_requests" not in s]
+    spoken = {facts.language: facts.cost_phrase for facts in engine.facts}
+    assert spoken == {"de": "ein Ortsgespräch, 12 Cent", "en": "a national call, 10 cents a minute"}
 
 
 async def test_a_claim_that_emptied_the_queue_is_not_followed_by_another(
