@@ -510,4 +510,3 @@ class Dispatcher:
     def _recover(self) -> None:
         """At start: end what a dead engine left mid-call, and post charges it never posted."""
         self._renew_and_recover(at_start=True)
-

@@ -100,9 +100,9 @@ def problem_text(problem: SlotProblem, policy: SchedulingPolicy, who: str) -> st
             policy.days_ahead,
         ) % {"days": policy.days_ahead}
     if problem is SlotProblem.OUTSIDE_HOURS:
-        return _("%(who)s does not take calls at that time. Please choose a time from the list.") % {
-            "who": who[:1].upper() + who[1:]
-        }
+        return _(
+            "%(who)s does not take calls at that time. Please choose a time from the list."
+        ) % {"who": who[:1].upper() + who[1:]}
     if problem is SlotProblem.FULL:
         return _("That time is fully booked. Please choose another time.")
     return _("Please choose a time from the list.")

@@ -1,9 +1,10 @@
 """The durable queue of callback requests: claims with leases, and recovery after a crash.
 
-A request waits as `queued` (a booked one also until its slot, `scheduled_for`). An engine claims it by writing its id and a lease expiry; while
-the call runs the engine renews the lease. On PostgreSQL the claim is `SELECT … FOR UPDATE SKIP
-LOCKED`, so several engines share one database without taking the same request; on SQLite (one
-process) the same statements run without the locking clause.
+A request waits as `queued` (a booked one also until its slot, `scheduled_for`). An engine
+claims it by writing its id and a lease expiry; while the call runs the engine renews the
+lease. On PostgreSQL the claim is `SELECT … FOR UPDATE SKIP LOCKED`, so several engines share
+one database without taking the same request; on SQLite (one process) the same statements
+run without the locking clause.
 
 Crash rule: a leg row is written before every INVITE. A request whose lease expired is taken
 over only if no leg was ever written for it; otherwise a call may already have been placed and
@@ -103,7 +104,7 @@ def _take(postgres: bool) -> Select[Any]:
             undefer(CallRequest.number_on_do_not_call),
             joinedload(CallRequest.profile, innerjoin=True)
             .joinedload(Profile.extension, innerjoin=True)
-            .joinedload(Extension.tenant, innerjoin=True)
+            .joinedload(Extension.tenant, innerjoin=True),
         )
     )
     if postgres:
