@@ -14,7 +14,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from callnow.domain.scheduling import (
+    MAX_DAYS_AHEAD,
     MAX_LISTED,
+    MAX_PER_SLOT,
+    MIN_DAYS_AHEAD,
+    MIN_PER_SLOT,
     SLOT,
     SchedulingPolicy,
     SlotProblem,
@@ -23,9 +27,9 @@ from callnow.domain.scheduling import (
 )
 from callnow.i18n import gettext as _
 from callnow.i18n import ngettext
-from callnow.store import profiles
+from callnow.store import audit, profiles
 from callnow.store import scheduling as booked
-from callnow.store.models import CallRequest, Profile
+from callnow.store.models import CallRequest, Profile, User
 
 
 def policy_of(profile: Profile) -> SchedulingPolicy:
@@ -134,3 +138,50 @@ def slot_end(slot: datetime) -> datetime:
 def upcoming_for(session: Session, profile_ids: list[int], now: datetime) -> list[CallRequest]:
     """The owner's coming bookings (slots from the last half hour on), soonest first."""
     return booked.upcoming(session, profile_ids, now - timedelta(minutes=30))
+
+
+def change_settings(
+    session: Session,
+    profile: Profile,
+    *,
+    enabled: bool,
+    days_ahead: str,
+    per_slot: str,
+    actor: User | None,
+    via: str,
+) -> dict[str, str]:
+    """The owner turns booking on or off and bounds it; checked whole before anything is
+    written, and audited. Returns what was wrong (nothing written then)."""
+    errors: dict[str, str] = {}
+    days = _whole(days_ahead, MIN_DAYS_AHEAD, MAX_DAYS_AHEAD)
+    if days is None:
+        errors["scheduling_days_ahead"] = _(
+            "How far ahead is a whole number of days from %(min)s to %(max)s."
+        ) % {"min": MIN_DAYS_AHEAD, "max": MAX_DAYS_AHEAD}
+    places = _whole(per_slot, MIN_PER_SLOT, MAX_PER_SLOT)
+    if places is None:
+        errors["scheduling_per_slot"] = _(
+            "Bookings per time is a whole number from %(min)s to %(max)s."
+        ) % {"min": MIN_PER_SLOT, "max": MAX_PER_SLOT}
+    if errors or days is None or places is None:
+        return errors
+    profile.scheduling_enabled = enabled
+    profile.scheduling_days_ahead = days
+    profile.scheduling_per_slot = places
+    audit.record_for_page(
+        session,
+        profile,
+        actor=actor,
+        action="profile.scheduling_changed",
+        via=via,
+        details={"enabled": enabled, "days_ahead": days, "per_slot": places},
+    )
+    return {}
+
+
+def _whole(text: str, low: int, high: int) -> int | None:
+    text = text.strip()
+    if not text.isdigit() or len(text) > 4:
+        return None
+    value = int(text)
+    return value if low <= value <= high else None

@@ -8,12 +8,16 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from callnow.domain.availability import Window
 from callnow.domain.request_state import RequestState
 from callnow.services.scheduling import slot_value
-from callnow.store import profiles
+from callnow.store import accounts, profiles
 from callnow.store import requests as request_store
+from callnow.store.models import WebhookDelivery
+from callnow.store.webhooks import set_owner_url
+from tests.support.world import PASSWORD
 from tests.web.helpers import all_requests, form_token, set_profile
 
 ALL_WEEK = [Window(day, 0, 0) for day in range(7)]  # open around the clock
@@ -197,3 +201,61 @@ def test_a_declined_request_offers_booking_a_time(world):
     assert "You can ask again after" in status.text
     assert "Book a time for a call back" in status.text
     assert 'href="#message"' in status.text
+
+
+def log_in_alice(world) -> None:
+    page = world.client.get("/portal/login")
+    world.client.post(
+        "/portal/login",
+        data={"csrf": form_token(page.text, "csrf"), "email": "alice@example.com",
+              "password": PASSWORD},
+    )  # fmt: skip
+
+
+def test_the_owner_sees_bookings_in_the_portal_api_and_webhooks(world):
+    with world.sessions() as session, session.begin():
+        user = accounts.by_email(session, "alice@example.com")
+        set_owner_url(session, user, "https://hooks.example.com/callnow")
+        key = {"authorization": f"Bearer {accounts.issue_api_key(session, user).secret}"}
+    set_profile(world, "alice", windows=ALL_WEEK)
+    slot = slots_on(book_page(world).text)[0]
+    url = book(world, slot, name="Mary Booker")
+    token = url.headers["location"].rsplit("/", 1)[1]
+
+    one = world.client.get(f"/api/v1/requests/{token}", headers=key).json()
+    assert one["scheduled_for"] is not None
+    assert slot_value(datetime.fromisoformat(one["scheduled_for"])) == slot
+    with world.sessions() as session:
+        payloads = [d.payload for d in session.scalars(select(WebhookDelivery))]
+    assert payloads and all(
+        slot_value(datetime.fromisoformat(p["request"]["scheduled_for"])) == slot for p in payloads
+    )
+
+    log_in_alice(world)
+    listed = world.client.get("/portal/requests")
+    assert "Booked call backs" in listed.text
+    assert "Mary Booker" in listed.text
+
+
+def test_the_owner_turns_booking_off_and_bounds_it_in_preferences(world):
+    log_in_alice(world)
+    page = world.client.get("/portal/profiles/alice/preferences")
+    assert 'id="booking"' in page.text
+    csrf = form_token(page.text, "csrf")
+    refused = world.client.post(
+        "/portal/profiles/alice/scheduling",
+        data={"csrf": csrf, "scheduling_enabled": "on", "scheduling_days_ahead": "90",
+              "scheduling_per_slot": "0"},
+    )  # fmt: skip
+    assert refused.status_code == 422
+    assert "from 1 to 30" in refused.text and "from 1 to 20" in refused.text
+    saved = world.client.post(
+        "/portal/profiles/alice/scheduling",
+        data={"csrf": csrf, "scheduling_days_ahead": "3", "scheduling_per_slot": "2"},
+    )
+    assert saved.status_code == 303
+    with world.sessions() as session:
+        profile = profiles.by_callnow_id(session, "alice")
+        assert (profile.scheduling_enabled, profile.scheduling_days_ahead) == (False, 3)
+        assert profile.scheduling_per_slot == 2
+    assert "Booking a time is not offered on this page." in book_page(world).text
