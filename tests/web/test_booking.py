@@ -259,3 +259,24 @@ def test_the_owner_turns_booking_off_and_bounds_it_in_preferences(world):
         assert (profile.scheduling_enabled, profile.scheduling_days_ahead) == (False, 3)
         assert profile.scheduling_per_slot == 2
     assert "Booking a time is not offered on this page." in book_page(world).text
+
+
+def test_inside_the_button_s_overlay_booking_stays_framable_and_in_the_frame(world):
+    set_profile(world, "alice", windows=ALL_WEEK, embed_origins="https://shop.example")
+    page = world.client.get("/callnow/alice?embed=1")
+    assert 'href="/callnow/alice/book?embed=1"' in page.text
+    form = world.client.get("/callnow/alice/book?embed=1")
+    policy = form.headers["content-security-policy"]
+    assert "frame-ancestors 'self' https://shop.example;" in policy
+    assert 'action="/callnow/alice/book?embed=1"' in form.text
+    whole = world.client.get("/callnow/alice/book")
+    assert "frame-ancestors 'none'" in whole.headers["content-security-policy"]
+    data = {
+        "form_token": form_token(form.text),
+        "slot": slots_on(form.text)[0],
+        "name": "Mary",
+        "number": "0290375678",
+    }
+    answer = world.client.post("/callnow/alice/book?embed=1", data=data)
+    assert answer.status_code == 303
+    assert answer.headers["location"].endswith("?embed=1")
