@@ -185,7 +185,7 @@ def running_service(
             "PER_BLOCK",
             "PLATFORM",
             "CAPTCHA_AUTO_ON",
-            "SPIKE_PAUSE",
+            "SPIKE_CAPTCHA",
         ):
             env[f"CALLNOW_ABUSE__{limit}"] = UNLIMITED
         env.pop("CALLNOW_CONFIG", None)

@@ -3,7 +3,8 @@
 It is the one place where stored requests become calls. It claims a backlog a batch at a time.
 Before it dials anything it checks the number again against the destination policy and asks
 billing whether the owner's budget can pay for the call (and for how long), so a request forced
-past the web layer still cannot cost money. The owner leg's write-ahead row goes into the claim's
+past the web layer still cannot cost money; a page or tenant the provider suspended after the
+request was queued is not dialled either. The owner leg's write-ahead row goes into the claim's
 transaction, so the owner's INVITE leaves without another round of writes; a callback that then
 does not start takes the row back, and the request is claimed again. Leases are renewed while
 calls run; requests abandoned by a dead engine are ended as `interrupted`, and the legs it left
@@ -305,6 +306,12 @@ class Dispatcher:
                 move(request, RequestState.REJECTED, refusal, now=now)
                 request.lease_expires_at = None
                 return None
+        # The provider may have suspended the page or its tenant since the request was queued
+        # (or confirmed on the web): nothing of theirs is dialled from then on.
+        if profile.suspended_at is not None:
+            return self._refuse(request, "the page is suspended", now)
+        if tenant.suspended_at is not None:
+            return self._refuse(request, "the tenant is suspended", now)
         policy = destination_policy(tenant, self._platform_prefixes)
         refusal = check_destination(request.number_e164, policy)
         if refusal is not None:

@@ -7,7 +7,7 @@ then intake); the routes in `web/public.py` only turn its result into a page.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -58,11 +58,17 @@ def captcha_required(
 ) -> bool:
     """The owner's choice, on by itself while the page sees unusual volume, or held on for a
     while after a spike."""
-    if profile.image_validation:
-        return True
-    if safeguards.throttle.page_is_busy(profile.id, session):
-        return True
-    return page_alerts.captcha_forced(session, profile.id, now)
+    return _needs_captcha(
+        session, profile, now, lambda: safeguards.throttle.page_is_busy(profile.id, session)
+    )
+
+
+def _needs_captcha(
+    session: Session, profile: Profile, now: datetime, busy: Callable[[], bool]
+) -> bool:
+    return (
+        profile.image_validation or busy() or page_alerts.captcha_forced(session, profile.id, now)
+    )
 
 
 def one_step_possible(
@@ -138,11 +144,13 @@ def ask_for_callback(
     the posted slot; the slot's checks then stand where the owner's hours stand)."""
     if not safeguards.throttle.attempt(submission.source_address, session):
         return PageOutcome(refusal=Refusal.THROTTLED)
-    # Decided before this post is counted, so the post that tips the page over the adaptive
-    # threshold is not refused for a CAPTCHA its visitor was never shown. A spike is different:
-    # from then on every post needs the CAPTCHA, this one included.
-    needs_captcha = captcha_required(session, profile, safeguards, now)
-    if not safeguards.throttle.page_post(profile.id, session):
+    # "Busy" as it was before this post counted (as `captcha_required` said when the form was
+    # shown), so the post that tips the page over the adaptive threshold is not refused for a
+    # CAPTCHA its visitor was never shown. A spike is different: from then on every post needs
+    # the CAPTCHA, this one included.
+    posted = safeguards.throttle.page_post(profile.id, session)
+    needs_captcha = _needs_captcha(session, profile, now, lambda: posted.busy)
+    if posted.spike:
         captcha_for_spike(session, profile, now, safeguards)
         needs_captcha = True
     if needs_captcha and (

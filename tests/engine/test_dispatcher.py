@@ -26,7 +26,7 @@ from callnow.domain.calls import LegDialling, LegRole, PreparedHangup
 from callnow.domain.flow import FlowLimits, RequestFacts
 from callnow.domain.request_state import RequestState
 from callnow.engine.dispatcher import Dispatcher
-from callnow.store import do_not_call, queue
+from callnow.store import do_not_call, profiles, queue
 from callnow.store import requests as request_store
 from callnow.store.billing_models import ChargeRow
 from callnow.store.db import transaction
@@ -216,6 +216,35 @@ def test_a_number_put_on_the_do_not_call_list_after_it_was_queued_is_never_diall
         assert refused.events[-1].reason == "the number is on the do-not-call list"
 
 
+def test_requests_of_a_page_or_tenant_suspended_after_they_were_queued_are_never_dialled(
+    dispatcher_world,
+) -> None:
+    world, dispatcher, _engine = dispatcher_world
+    with transaction(world.sessions) as session:
+        on_suspended_page = queued_request(session, "alice", "+61290375678")
+        of_suspended_tenant = queued_request(session, "bob", "+61290375679")
+        profiles.by_callnow_id(session, "alice").suspended_at = utcnow()
+        profiles.by_callnow_id(session, "bob").extension.tenant.suspended_at = utcnow()
+
+    assert dispatcher._claim(10).works == []
+
+    with world.sessions() as session:
+        for request, reason in (
+            (on_suspended_page, "the page is suspended"),
+            (of_suspended_tenant, "the tenant is suspended"),
+        ):
+            refused = request_store.by_token(session, request.token)
+            assert refused.state == RequestState.FAILED.value
+            assert refused.events[-1].reason == reason
+            assert refused.reserved_minor is None
+        assert session.scalars(select(CallLeg)).all() == []  # no owner leg written ahead
+    # Resumed, the owner's next request is dialled as usual.
+    with transaction(world.sessions) as session:
+        profiles.by_callnow_id(session, "alice").suspended_at = None
+        later = queued_request(session, "alice", "+61290375670")
+    assert [work.request_id for work in dispatcher._claim(10).works] == [later.id]
+
+
 async def test_a_call_s_end_lets_the_owner_s_next_request_start_at_once(
     dispatcher_world, monkeypatch
 ) -> None:
@@ -286,9 +315,7 @@ async def test_the_owner_leg_s_row_is_written_with_the_claim_and_handed_to_the_c
 
     [leg] = owner_legs_of(world.sessions, request.id)
     assert (leg.role, leg.destination, leg.ended_at) == ("owner", alice_internal, None)
-    assert engine.written_ahead == [
-        LegDialling(LegRole.OWNER, alice_internal, leg.started_at)
-    ]
+    assert engine.written_ahead == [LegDialling(LegRole.OWNER, alice_internal, leg.started_at)]
 
 
 class CannotStart(StartsNothing):
