@@ -7,6 +7,7 @@ says); at run time the files of a language are read together as one catalogue.
 """
 
 from callnow.i18n.catalogues import (
+    N_,
     active_language,
     gettext,
     install_in_jinja,
@@ -25,6 +26,7 @@ from callnow.i18n.languages import (
 )
 
 __all__ = [
+    "N_",
     "DEFAULT_LANGUAGE",
     "ENDONYMS",
     "SHIPPED",
