@@ -26,9 +26,9 @@ from callnow.i18n.languages import (
 )
 
 __all__ = [
-    "N_",
     "DEFAULT_LANGUAGE",
     "ENDONYMS",
+    "N_",
     "SHIPPED",
     "active_language",
     "gettext",

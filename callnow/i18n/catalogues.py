@@ -83,7 +83,7 @@ def pgettext(context: str, message: str) -> str:
     return translations(_active.get()).pgettext(context, message)
 
 
-def N_(message: str) -> str:  # noqa: N802 (the name extraction tools know)
+def N_(message: str) -> str:
     """Marks `message` for extraction and returns it unchanged: for tables built at import
     time, translated with `gettext` where they are shown."""
     return message

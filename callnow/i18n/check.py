@@ -1,4 +1,4 @@
-"""The catalogue check: every shipped language complete, placeholders kept, no template literal left.
+"""The catalogue check: every shipped language complete, placeholders kept, no literal left.
 
 Run it with `python -m callnow.i18n.check` (a test runs it too). Each gettext domain is one
 Babel extraction config, `callnow/i18n/<domain>.cfg`; for each one found the check
@@ -191,9 +191,7 @@ def _entry_problems(rel: str, key: str, entry: object, num_plurals: int) -> list
             return problems
         for text in strings:
             if placeholders(text) != sources:
-                problems.append(
-                    Problem(rel, f"placeholders differ in {_show(key)}: {text!r}")
-                )
+                problems.append(Problem(rel, f"placeholders differ in {_show(key)}: {text!r}"))
         return problems
     singular, plural = entry.id[0], entry.id[1]
     forms = list(entry.string) if isinstance(entry.string, (list, tuple)) else [entry.string]
@@ -204,14 +202,16 @@ def _entry_problems(rel: str, key: str, entry: object, num_plurals: int) -> list
         return problems
     allowed = placeholders(singular) | placeholders(plural)
     used: set[str] = set()
-    for text in forms:
-        found = placeholders(text)
+    for form in forms:
+        found = placeholders(form or "")
         used |= found
         if not found <= allowed:
-            problems.append(Problem(rel, f"placeholders differ in {_show(key)}: {text!r}"))
+            problems.append(Problem(rel, f"placeholders differ in {_show(key)}: {form!r}"))
     # A form for exactly one may say "one" in words; together the forms keep every value.
     if used != allowed:
-        problems.append(Problem(rel, f"placeholders lost in {_show(key)}: {sorted(allowed - used)}"))
+        problems.append(
+            Problem(rel, f"placeholders lost in {_show(key)}: {sorted(allowed - used)}")
+        )
     return problems
 
 
@@ -238,7 +238,9 @@ class _TextFinder(HTMLParser):
                 continue
             if name in CHECKED_ATTRIBUTES or (
                 name == "value"
-                and (tag == "button" or (tag == "input" and values.get("type") in BUTTON_INPUT_TYPES))
+                and (
+                    tag == "button" or (tag == "input" and values.get("type") in BUTTON_INPUT_TYPES)
+                )
             ):
                 self._consider(f'{name}="{value}"', value)
 
@@ -264,6 +266,8 @@ def is_user_facing(text: str) -> bool:
     """True when `text` holds a word other than the brand (numbers and punctuation are fine)."""
     for word in re.split(r"[\s" + _HOLE + r"]+", text):
         if word.strip(".,:;!?()[]–—-'\"") in ALLOWED_WORDS:
+            continue
+        if "/" in word or "=" in word:  # an address or a query (a block filling an href)
             continue
         if any(unicodedata.category(ch).startswith("L") for ch in word):
             return True

@@ -6,12 +6,15 @@ now in use. Times are shown on the owner's clock: pass the owner's zone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_date, format_skeleton, format_time, get_day_names, get_timezone_name
+from babel.lists import format_list
 from babel.numbers import format_currency, format_decimal
 
 from callnow.i18n.catalogues import active_language
@@ -46,7 +49,11 @@ def zone_name(moment: datetime, tz: ZoneInfo, language: str | None = None) -> st
     return get_timezone_name(moment.astimezone(tz), "long", locale=_locale(language))
 
 
-def day_name(weekday: int, language: str | None = None, width: str = "abbreviated") -> str:
+def day_name(
+    weekday: int,
+    language: str | None = None,
+    width: Literal["abbreviated", "narrow", "short", "wide"] = "abbreviated",
+) -> str:
     """Monday is 0, as in `datetime.weekday()`."""
     return str(get_day_names(width, locale=_locale(language))[weekday])
 
@@ -64,3 +71,15 @@ def money(amount: Decimal, currency: str, language: str | None = None) -> str:
 def number(value: int | float | Decimal, language: str | None = None) -> str:
     """'1,234.5', '1.234,5', '1 234,5'."""
     return format_decimal(value, locale=_locale(language))
+
+
+def country(region: str, language: str | None = None) -> str:
+    """A region's name in the language ('AU' → 'Australien'); the code when CLDR has none."""
+    return str(_locale(language).territories.get(region.upper(), region))
+
+
+def list_of(items: Sequence[str], language: str | None = None) -> str:
+    """'A, B, and C', 'A, B und C', 'A、B、C': a list joined the way the language joins it."""
+    if not items:
+        return ""
+    return format_list(list(items), locale=_locale(language))
