@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from callnow.domain.request_state import VISITOR_TEXT, RequestState
-from callnow.i18n import N_, ngettext
 from callnow.i18n import gettext as _
-
-NEUTRAL_OWNER = N_("the person you asked")
+from callnow.i18n import ngettext
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +25,6 @@ class Audience:
 
     owner_name: str | None  # the shown name; None when the owner hides it
     web_wait: timedelta | None = None  # set while the request waits for a click in the portal
-
-    @property
-    def who(self) -> str:
-        return self.owner_name or _(NEUTRAL_OWNER)
 
 
 def _minutes(wait: timedelta) -> int:
