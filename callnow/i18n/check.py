@@ -97,6 +97,13 @@ class Domain:
         return found
 
 
+def _rel(path: Path) -> str:
+    try:
+        return path.relative_to(ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def domains() -> list[Domain]:
     return [Domain(cfg.stem, cfg) for cfg in sorted(I18N_DIR.glob("*.cfg"))]
 
@@ -147,7 +154,7 @@ def placeholders(text: str) -> set[str]:
 def check_catalogues(domain: Domain) -> list[Problem]:
     problems: list[Problem] = []
     fresh = extract(domain)
-    rel_pot = domain.template.relative_to(ROOT).as_posix()
+    rel_pot = _rel(domain.template)
     if not domain.template.exists():
         return [Problem(rel_pot, "missing: run scripts/i18n.sh")]
     pot = _read(domain.template)
@@ -161,7 +168,7 @@ def check_catalogues(domain: Domain) -> list[Problem]:
         if language == DEFAULT_LANGUAGE:
             continue
         path = domain.catalogue(language)
-        rel = path.relative_to(ROOT).as_posix()
+        rel = _rel(path)
         if not path.exists():
             problems.append(Problem(rel, "missing: run scripts/i18n.sh and translate it"))
             continue
@@ -294,7 +301,7 @@ def check_templates(domain: Domain) -> list[Problem]:
     for path in domain.files("jinja2"):
         if path.suffix != ".html":
             continue
-        rel = path.relative_to(ROOT).as_posix()
+        rel = _rel(path)
         for line, text in untranslated_literals(path.read_text(encoding="utf-8")):
             problems.append(Problem(f"{rel}:{line}", f"untranslated text {text!r}"))
     return problems
