@@ -87,12 +87,12 @@ def parse_visitor_number(typed: str, region: str) -> VisitorNumber:
     if any(unicodedata.category(c).startswith("C") for c in text):
         raise InvalidNumber(_("The phone number contains control characters."))
     if any(c in _DIAL_STRING_CHARS for c in text):
-        raise InvalidNumber("The phone number may only contain digits, spaces, ( ) - . and a +.")
+        raise InvalidNumber(_("The phone number may only contain digits, spaces, ( ) - . and a +."))
     if any(c.isalpha() for c in text):
         raise InvalidNumber(_("The phone number contains letters; please type digits only."))
     body = text[1:] if text.startswith("+") else text
     if any(not (c.isdigit() or c in _SEPARATORS) for c in body):
-        raise InvalidNumber("The phone number may only contain digits, spaces, ( ) - . and a +.")
+        raise InvalidNumber(_("The phone number may only contain digits, spaces, ( ) - . and a +."))
     digit_count = sum(c.isdigit() for c in body)
     if digit_count == 0:
         raise InvalidNumber(_("Please enter a phone number."))
