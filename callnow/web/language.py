@@ -104,7 +104,10 @@ R = TypeVar("R", bound=Response)
 
 
 def remember(response: R, choice: Choice) -> R:
-    """Keep a choice the visitor made for their next pages."""
+    """Keep a choice the visitor made for their next pages (and tell caches what the page's
+    language depended on)."""
+    response.headers.add_vary_header("Accept-Language")
+    response.headers.add_vary_header("Cookie")
     if choice.chosen_now:
         response.set_cookie(
             COOKIE,
