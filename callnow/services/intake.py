@@ -15,6 +15,7 @@ from callnow.domain.names import InvalidName, clean_visitor_name
 from callnow.domain.number_hint import visitor_refusal
 from callnow.domain.phone import InvalidNumber, parse_visitor_number
 from callnow.domain.request_state import RequestState
+from callnow.i18n import gettext as _
 from callnow.services.captcha import CaptchaBook
 from callnow.services.throttle import Throttle
 from callnow.store import profiles, wakeup
@@ -84,7 +85,7 @@ def submit(
     except InvalidName as exc:
         errors["name"] = str(exc)
     if name is None and "name" not in errors and profile.require_caller_name:
-        errors["name"] = "Please tell the owner your name."
+        errors["name"] = _("Please tell the owner your name.")
     try:
         number = parse_visitor_number(submission.number, profiles.tenant_of(profile).region)
     except InvalidNumber as exc:

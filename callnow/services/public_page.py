@@ -138,7 +138,7 @@ def ask_for_callback(
     captcha: CaptchaAnswer | None = None,
     *,
     slot: str | None = None,
-    who: str = "",
+    owner_name: str | None = None,
 ) -> PageOutcome:
     """The one pipeline of the public form, the one-step link and the booking form (`slot`:
     the posted slot; the slot's checks then stand where the owner's hours stand)."""
@@ -160,7 +160,7 @@ def ask_for_callback(
         return PageOutcome(refusal=Refusal.CAPTCHA_WRONG)
     scheduled_for = None
     if slot is not None:
-        scheduled_for, slot_error = scheduling.check_slot(session, profile, slot, now, who)
+        scheduled_for, slot_error = scheduling.check_slot(session, profile, slot, now, owner_name)
         if slot_error is not None:
             return PageOutcome(refusal=Refusal.INVALID, errors={"slot": slot_error})
     elif not is_available(profiles.windows_of(profile), now, profiles.timezone_of(profile)):

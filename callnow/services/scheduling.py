@@ -25,8 +25,8 @@ from callnow.domain.scheduling import (
     candidate_slots,
     problem_with,
 )
+from callnow.i18n import formats, ngettext
 from callnow.i18n import gettext as _
-from callnow.i18n import ngettext
 from callnow.store import audit, profiles
 from callnow.store import scheduling as booked
 from callnow.store.models import CallRequest, Profile, User
@@ -83,9 +83,8 @@ def open_slots(session: Session, profile: Profile, now: datetime) -> list[SlotDa
             continue
         if listed == MAX_LISTED:
             break
-        local = start.astimezone(tz)
-        day = local.strftime("%a %d %b %Y")
-        choice = SlotChoice(slot_value(start), local.strftime("%H:%M"), start.isoformat())
+        day = formats.date(start, tz)
+        choice = SlotChoice(slot_value(start), formats.time(start, tz), start.isoformat())
         if days and days[-1].label == day:
             days[-1].slots.append(choice)
         else:
@@ -94,7 +93,7 @@ def open_slots(session: Session, profile: Profile, now: datetime) -> list[SlotDa
     return days
 
 
-def problem_text(problem: SlotProblem, policy: SchedulingPolicy, who: str) -> str:
+def problem_text(problem: SlotProblem, policy: SchedulingPolicy, owner_name: str | None) -> str:
     if problem is SlotProblem.PAST:
         return _("That time has already passed. Please choose a later time.")
     if problem is SlotProblem.TOO_FAR:
@@ -104,16 +103,21 @@ def problem_text(problem: SlotProblem, policy: SchedulingPolicy, who: str) -> st
             policy.days_ahead,
         ) % {"days": policy.days_ahead}
     if problem is SlotProblem.OUTSIDE_HOURS:
+        if owner_name:
+            return _(
+                "%(name)s does not take calls at that time. Please choose a time from the list."
+            ) % {"name": owner_name}
         return _(
-            "%(who)s does not take calls at that time. Please choose a time from the list."
-        ) % {"who": who[:1].upper() + who[1:]}
+            "The person you asked does not take calls at that time. "
+            "Please choose a time from the list."
+        )
     if problem is SlotProblem.FULL:
         return _("That time is fully booked. Please choose another time.")
     return _("Please choose a time from the list.")
 
 
 def check_slot(
-    session: Session, profile: Profile, slot_text: str, now: datetime, who: str
+    session: Session, profile: Profile, slot_text: str, now: datetime, owner_name: str | None
 ) -> tuple[datetime | None, str | None]:
     """The posted slot, or why it cannot be booked (a sentence for the visitor)."""
     policy = policy_of(profile)
@@ -121,13 +125,13 @@ def check_slot(
         return None, _("Booking a time is not offered on this page.")
     slot = parse_slot(slot_text)
     if slot is None:
-        return None, problem_text(SlotProblem.NOT_A_SLOT, policy, who)
+        return None, problem_text(SlotProblem.NOT_A_SLOT, policy, owner_name)
     booked.lock_page(session, profile.id)
     count = booked.booked_counts(session, profile.id, slot, slot)[slot]
     tz = profiles.timezone_of(profile)
     problem = problem_with(slot, profiles.windows_of(profile), tz, now, policy, count)
     if problem is not None:
-        return None, problem_text(problem, policy, who)
+        return None, problem_text(problem, policy, owner_name)
     return slot, None
 
 

@@ -12,16 +12,21 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from callnow.domain.availability import describe_hours
-from callnow.domain.visitor_text import Audience
 from callnow.i18n import gettext as _
 from callnow.services import public_page, scheduling, visitor_journey
 from callnow.services.public_page import Refusal
 from callnow.store import profiles
 from callnow.store.models import CallRequest, Profile
-from callnow.web import embed, forms
+from callnow.web import embed, forms, language
 from callnow.web.context import app_state, in_one_transaction, templates
-from callnow.web.public import _embedded, _not_available, _status_url, _submission, _throttled
+from callnow.web.public import (
+    _embedded,
+    _submission,
+    _throttled,
+    captcha_wrong,
+    not_available,
+    status_url_for,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -47,7 +52,10 @@ def _book_page(
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     status_code: int = 200,
+    choice: language.Choice | None = None,
 ) -> HTMLResponse:
+    if choice is None:
+        choice = language.choose(request, profile)
     now = _now()
     state = app_state(request)
     embedded = _embedded(request)
@@ -62,9 +70,9 @@ def _book_page(
         "offered": policy.enabled,
         "days": scheduling.open_slots(session, profile, now),
         "days_ahead": policy.days_ahead,
-        "zone": f"{now.astimezone(tz).strftime('%Z')} ({tz.key})",
+        "zone": visitor_journey.zone_label(profile, now),
         "zone_key": tz.key,
-        "hours": describe_hours(profiles.windows_of(profile)),
+        "hours": visitor_journey.hours_lines(profile),
         "number_hint": visitor_journey.hint_for(profile),
         "privacy_note": visitor_journey.privacy_note(profile),
         "form_token": forms.FormTokens(state.settings.web.secret_key).issue(_purpose(profile)),
@@ -73,14 +81,16 @@ def _book_page(
         "errors": errors or {},
         "embedded": embedded,
         "form_action": book_path(profile, embedded),
+        "language": choice.language,
         "page_href": embed.frame_path(profile.callnow_id)
         if embedded
         else embed.page_path(profile.callnow_id),
     }
     headers = embed.frame_headers(profiles.embed_of(profile)) if embedded else None
-    return templates.TemplateResponse(
+    response = templates.TemplateResponse(
         request, "public/book.html", context, status_code=status_code, headers=headers
     )
+    return language.remember(response, choice)
 
 
 @router.api_route(
@@ -93,7 +103,7 @@ async def book_page(request: Request, callnow_id: str) -> Response:
 def _show(request: Request, session: Session, callnow_id: str) -> Response:
     profile = public_page.visible_page(session, callnow_id, _now())
     if profile is None:
-        return _not_available(request)
+        return not_available(request)
     return _book_page(request, session, profile)
 
 
@@ -110,7 +120,8 @@ _STATUS = {Refusal.CAPTCHA_WRONG: 400, Refusal.CLOSED: 409}
 def _book(request: Request, session: Session, callnow_id: str, form: FormData) -> Response:
     profile = public_page.visible_page(session, callnow_id, _now())
     if profile is None:
-        return _not_available(request)
+        return not_available(request)
+    choice = language.choose(request, profile, posted=forms.field(form, "lang", 8))
     values = {
         "name": forms.field(form, "name", 200),
         "number": forms.field(form, "number", 100),
@@ -124,11 +135,12 @@ def _book(request: Request, session: Session, callnow_id: str, form: FormData) -
     else:
         errors = {}
     if errors:
-        return _book_page(request, session, profile, values=values, errors=errors, status_code=400)
+        return _book_page(
+            request, session, profile, values=values, errors=errors, status_code=400, choice=choice
+        )
     captcha = public_page.CaptchaAnswer(
         forms.field(form, "captcha_token", 64), forms.field(form, "captcha_answer", 20)
     )
-    who = Audience(visitor_journey.owner_name(profile)).who
     outcome = public_page.ask_for_callback(
         session,
         profile,
@@ -137,18 +149,16 @@ def _book(request: Request, session: Session, callnow_id: str, form: FormData) -
         app_state(request).safeguards,
         captcha,
         slot=values["slot"],
-        who=who,
+        owner_name=visitor_journey.owner_name(profile),
     )
     if outcome.refusal is None:
         assert outcome.request is not None
-        url = _status_url(profile, outcome.request, _embedded(request))
+        url = status_url_for(request, profile, outcome.request, choice)
         return RedirectResponse(url, status_code=303)
     if outcome.refusal is Refusal.THROTTLED:
-        return _throttled(request, profile)
+        return _throttled(request, profile, choice)
     if outcome.refusal is Refusal.CAPTCHA_WRONG:
-        errors = {
-            "captcha": _("The characters did not match the picture. Please try this new one.")
-        }
+        errors = {"captcha": captcha_wrong()}
     else:
         errors = outcome.errors
     return _book_page(
@@ -158,6 +168,7 @@ def _book(request: Request, session: Session, callnow_id: str, form: FormData) -
         values=values,
         errors=errors,
         status_code=_STATUS.get(outcome.refusal, 422),
+        choice=choice,
     )
 
 
