@@ -27,6 +27,8 @@ from callnow.domain.embed import (
 )
 from callnow.domain.page import MAX_RULES, MAX_WINDOWS, WELCOME_MAX_CHARS
 from callnow.domain.rules import InvalidRule, Rule, rule_from_fields
+from callnow.i18n import SHIPPED
+from callnow.i18n import gettext as _
 from callnow.store import audit, profiles, retired_ids
 from callnow.store.models import Profile, User
 
@@ -71,6 +73,66 @@ class PageChanges:
     # The name the page shows (the extension's display name); "" shows none.
     display_name: str | None = None
     embed: EmbedFields | None = None
+    # The languages the page offers its visitors (codes) and the one it falls back to.
+    languages: Sequence[str] | None = None
+    default_language: str | None = None
+
+
+def language_refusal(code: str) -> str | None:
+    """Why `code` cannot be a language here (an owner's or a page's), or None."""
+    if code in SHIPPED:
+        return None
+    return _("'%(code)s' is not a language CallNow speaks; choose one of: %(codes)s.") % {
+        "code": code[:16],
+        "codes": ", ".join(SHIPPED),
+    }
+
+
+def page_languages(
+    languages: Sequence[str], default: str
+) -> tuple[tuple[str, str] | None, dict[str, str]]:
+    """(stored list, default) for a page, or every refusal. The list is kept in the shipped
+    order; offering every shipped language is stored as "" (which also offers languages
+    CallNow ships later)."""
+    errors: dict[str, str] = {}
+    chosen = [code.strip().lower() for code in languages if code.strip()]
+    unknown = [code for code in chosen if code not in SHIPPED]
+    if unknown:
+        errors["languages"] = language_refusal(unknown[0]) or ""
+    elif not chosen:
+        errors["languages"] = _("Offer at least one language on your page.")
+    default = default.strip().lower()
+    if default not in SHIPPED:
+        errors["default_language"] = language_refusal(default) or ""
+    elif not errors and default not in chosen:
+        errors["default_language"] = _(
+            "The default language must be one of the languages your page offers."
+        )
+    if errors:
+        return None, errors
+    ordered = [code for code in SHIPPED if code in chosen]
+    stored = "" if len(ordered) == len(SHIPPED) else ",".join(ordered)
+    return (stored, default), {}
+
+
+def set_owner_language(session: Session, user: User, language: str, *, via: str) -> None:
+    """The owner's own language (portal, e-mails, phone prompts), or InvalidChanges."""
+    code = language.strip().lower()
+    refusal = language_refusal(code)
+    if refusal is not None:
+        raise InvalidChanges({"language": refusal})
+    if user.language != code:
+        user.language = code
+        audit.record(
+            session,
+            actor=user,
+            action="user.language",
+            subject=user.email,
+            tenant_id=user.tenant_id,
+            details={"language": code},
+            via=via,
+        )
+        session.flush()
 
 
 @dataclass(frozen=True)
@@ -177,6 +239,16 @@ def change_page(
     if changes.embed is not None:
         embed, embed_errors = _embed(changes.embed)
         errors.update(embed_errors)
+    offered = None
+    if changes.languages is not None or changes.default_language is not None:
+        current = [c for c in profile.languages.split(",") if c] or list(SHIPPED)
+        offered, language_errors = page_languages(
+            changes.languages if changes.languages is not None else current,
+            changes.default_language
+            if changes.default_language is not None
+            else profile.default_language,
+        )
+        errors.update(language_errors)
     if errors:
         raise InvalidChanges(errors, taken=taken)
 
@@ -195,6 +267,8 @@ def change_page(
         profiles.replace_windows(session, profile, windows)
     if embed is not None:
         profiles.set_embed(profile, embed)
+    if offered is not None:
+        profile.languages, profile.default_language = offered
     audit.record_for_page(
         session, profile, actor=actor, action="profile.update", via=via, details=dict(details)
     )

@@ -48,6 +48,7 @@ from callnow.store import provisioning
 from callnow.store.models import Extension, User, utcnow
 from callnow.web import forms
 from callnow.web.context import UnitOfWork, app_state
+from callnow.web.owner_language import negotiated_language
 from callnow.web.portal import (
     _csrf_purpose,
     _render,
@@ -57,7 +58,9 @@ from callnow.web.portal import (
     owner_view,
 )
 
-router = APIRouter(prefix="/portal/billing", include_in_schema=False)
+router = APIRouter(
+    prefix="/portal/billing", include_in_schema=False, dependencies=[Depends(negotiated_language)]
+)
 PLATFORM_ADMIN = "platform_admin"
 MAX_DECK_UPLOAD_BYTES = 10_000_000  # the web server's body limit is usually the tighter one
 

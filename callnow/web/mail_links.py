@@ -9,7 +9,7 @@ once (by a link, the page or the timeout) is not answered again.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
@@ -17,9 +17,12 @@ from callnow.notify import links
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, utcnow
 from callnow.web.context import UnitOfWork, app_state, templates
+from callnow.web.owner_language import negotiated_language
 from callnow.web.owner_live import answer_held
 
-router = APIRouter(prefix="/portal", include_in_schema=False)
+router = APIRouter(
+    prefix="/portal", include_in_schema=False, dependencies=[Depends(negotiated_language)]
+)
 
 GONE = "This request no longer waits for you: it was answered, cancelled or it expired."
 BAD_LINK = "This link is not valid or has expired. Open the Pending page in the portal instead."

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from limits import parse_many
 from sqlalchemy.orm import Session
@@ -21,9 +21,12 @@ from callnow.store import mail as mail_store
 from callnow.store.models import User, utcnow
 from callnow.web import forms
 from callnow.web.context import UnitOfWork, app_state, client_address
+from callnow.web.owner_language import negotiated_language
 from callnow.web.portal import _checked_form, _render, _to_login, current_user
 
-router = APIRouter(prefix="/portal", include_in_schema=False)
+router = APIRouter(
+    prefix="/portal", include_in_schema=False, dependencies=[Depends(negotiated_language)]
+)
 
 
 # ---------------------------------------------------------------- preferences

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -27,9 +27,12 @@ from callnow.store import web_confirmation as held
 from callnow.store.models import CallRequest, User, utcnow
 from callnow.web import forms, sign_in, sse
 from callnow.web.context import AppState, UnitOfWork, app_state
+from callnow.web.owner_language import negotiated_language
 from callnow.web.portal import _checked_form, _render, _to_login, current_user, web_session
 
-router = APIRouter(prefix="/portal", include_in_schema=False)
+router = APIRouter(
+    prefix="/portal", include_in_schema=False, dependencies=[Depends(negotiated_language)]
+)
 
 
 def _policy(request: Request) -> BillingPolicy:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -13,6 +13,7 @@ from callnow.store import profiles, web_sessions
 from callnow.store.models import User, utcnow
 from callnow.web import forms, sign_in
 from callnow.web.context import UnitOfWork, app_state
+from callnow.web.owner_language import negotiated_language
 from callnow.web.portal import (
     SESSION_COOKIE,
     _checked_form,
@@ -21,7 +22,9 @@ from callnow.web.portal import (
     web_session,
 )
 
-router = APIRouter(prefix="/portal", include_in_schema=False)
+router = APIRouter(
+    prefix="/portal", include_in_schema=False, dependencies=[Depends(negotiated_language)]
+)
 
 
 def _owner_zone(request: Request, session: Session, user: User) -> str:

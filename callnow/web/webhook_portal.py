@@ -6,7 +6,7 @@ request of the tenant. A new URL always gets a new secret, shown once (like an A
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -16,9 +16,12 @@ from callnow.store import webhooks as store  # also registers the enqueue listen
 from callnow.store.models import User, WebhookEndpoint
 from callnow.web import forms
 from callnow.web.context import UnitOfWork
+from callnow.web.owner_language import negotiated_language
 from callnow.web.portal import _checked_form, _render, _to_login, current_user
 
-router = APIRouter(prefix="/portal", include_in_schema=False)
+router = APIRouter(
+    prefix="/portal", include_in_schema=False, dependencies=[Depends(negotiated_language)]
+)
 
 
 def _tenant_scope(user: User) -> int | None:
