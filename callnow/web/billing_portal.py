@@ -44,6 +44,7 @@ from callnow.billing.statements import (
     totals,
 )
 from callnow.domain.rating import BillingPolicy
+from callnow.i18n import gettext as _
 from callnow.store import provisioning
 from callnow.store.models import Extension, User, utcnow
 from callnow.web import forms
@@ -175,22 +176,25 @@ def set_own_daily_cap(request: Request, posted: forms.PostedForm, session: UnitO
         )
 
     if not _tokens(request).valid(forms.field(posted, "csrf", 300), _csrf_purpose(request)):
-        return refused("The form expired; please try again.", 400)
+        return refused(_("The form expired; please try again."), 400)
     extension_field = forms.field(posted, "extension_id", 12)
     if not extension_field.isdigit() or int(extension_field) not in scope.extension_ids:
-        return refused("Choose one of your extensions.")
+        return refused(_("Choose one of your extensions."))
     exponent = _policy(request).minor_unit_exponent
     text = forms.field(posted, "daily_cap", 21).strip()
     if len(text) > 20:
-        return refused("A daily cap is at most 20 characters, like 25.00.")
+        return refused(_("A daily cap is at most 20 characters, like 25.00."))
     try:
         cap = parse_minor(text, exponent) if text else None
         set_owner_daily_cap(session, int(extension_field), cap)
     except CapTooHigh as high:
         provider = format_minor(int(high.args[0]), exponent)
-        return refused(f"Your own cap can only be lower than your provider's, {provider} a day.")
+        return refused(
+            _("Your own cap can only be lower than your provider's, %(cap)s a day.")
+            % {"cap": provider}
+        )
     except ValueError as exc:
-        return refused(f"The daily cap is an amount like 25.00 ({exc}).")
+        return refused(_("The daily cap is an amount like 25.00 (%(error)s).") % {"error": exc})
     return RedirectResponse("/portal/billing?saved=1", status_code=303)
 
 

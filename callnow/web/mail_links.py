@@ -13,6 +13,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+from callnow.i18n import gettext as _
+from callnow.i18n.markers import N_
 from callnow.notify import links
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, utcnow
@@ -24,8 +26,8 @@ router = APIRouter(
     prefix="/portal", include_in_schema=False, dependencies=[Depends(negotiated_language)]
 )
 
-GONE = "This request no longer waits for you: it was answered, cancelled or it expired."
-BAD_LINK = "This link is not valid or has expired. Open the Pending page in the portal instead."
+GONE = N_("This request no longer waits for you: it was answered, cancelled or it expired.")
+BAD_LINK = N_("This link is not valid or has expired. Open the Pending page in the portal instead.")
 
 
 def _found(
@@ -49,12 +51,12 @@ def _page(request: Request, status_code: int = 200, **context: object) -> HTMLRe
 def show(request: Request, signed: str, session: UnitOfWork) -> Response:
     found = _found(request, session, signed)
     if found is None:
-        return _page(request, 404, message=BAD_LINK)
+        return _page(request, 404, message=_(BAD_LINK))
     answer, call_request = found
     return _page(
         request,
         action=answer.action,
-        name=call_request.caller_name or "Anonymous",
+        name=call_request.caller_name or _("Anonymous"),
         signed=signed,
     )
 
@@ -63,13 +65,13 @@ def show(request: Request, signed: str, session: UnitOfWork) -> Response:
 def answer(request: Request, signed: str, session: UnitOfWork) -> Response:
     found = _found(request, session, signed)
     if found is None:
-        return _page(request, 404, message=BAD_LINK)
+        return _page(request, 404, message=_(BAD_LINK))
     answer, call_request = found
     if not answer_held(session, call_request, accept=answer.action == "accept"):
-        return _page(request, 409, message=GONE)
+        return _page(request, 409, message=_(GONE))
     done = (
-        "Accepted. CallNow rings your extension now, then calls the visitor."
+        _("Accepted. CallNow rings your extension now, then calls the visitor.")
         if answer.action == "accept"
-        else "Declined. The visitor is told you cannot take the call."
+        else _("Declined. The visitor is told you cannot take the call.")
     )
     return _page(request, message=done)

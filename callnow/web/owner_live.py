@@ -22,6 +22,7 @@ from callnow.billing.policy import policy_from
 from callnow.domain import web_confirmation as rules
 from callnow.domain.local_display import local_time, national_number
 from callnow.domain.rating import BillingPolicy
+from callnow.i18n import gettext as _
 from callnow.store import profiles, wakeup, web_sessions
 from callnow.store import web_confirmation as held
 from callnow.store.models import CallRequest, User, utcnow
@@ -114,7 +115,7 @@ def pending_events(request: Request) -> Response:
     with state.read_only() as session:
         row = web_session(request, session)
         if row is None:
-            return PlainTextResponse("Please log in.", status_code=401)
+            return PlainTextResponse(_("Please log in."), status_code=401)
         user_id, session_id = row.user_id, row.id
     policy = _policy(request)
     timing = TIMING
@@ -144,7 +145,7 @@ def pending_count_events(request: Request) -> Response:
     with state.read_only() as session:
         user = current_user(request, session)
         if user is None:
-            return PlainTextResponse("Please log in.", status_code=401)
+            return PlainTextResponse(_("Please log in."), status_code=401)
         user_id = user.id
     read = sse.polled(lambda: _count_snapshot(state, user_id), COUNT_TIMING.poll_s)
     stream = sse.watch(read, event="count", timing=COUNT_TIMING)
@@ -170,14 +171,14 @@ def _answer(
     form = _checked_form(request, posted)
     if form is None:
         return _page(
-            request, session, user, error="The form expired; please try again.", status_code=400
+            request, session, user, error=_("The form expired; please try again."), status_code=400
         )
     call_request = held.owned_request(session, user.id, token)
     if call_request is None:
         return _render(request, "missing.html", user, status_code=404)
     done = answer_held(session, call_request, accept=accept)
     if not done:
-        message = "That request is no longer waiting for you (answered, cancelled or expired)."
+        message = _("That request is no longer waiting for you (answered, cancelled or expired).")
         return _page(request, session, user, error=message, status_code=409)
     return RedirectResponse("/portal/pending", status_code=303)
 

@@ -32,6 +32,7 @@ from callnow.web import embed, forms, share_kit, sign_in
 from callnow.web.context import UnitOfWork, app_state, client_address, templates
 from callnow.web.owner_language import negotiated_language, speak_as_owner
 from callnow.web.owner_view import OwnerView
+from callnow.web.owner_words import portal_words
 
 router = APIRouter(
     prefix="/portal", include_in_schema=False, dependencies=[Depends(negotiated_language)]
@@ -110,6 +111,8 @@ def _render(request: Request, name: str, user: User | None, **context: object) -
         context.setdefault("view", owner_view(request, session, user))
         context.setdefault("pending_count", _pending_count(session, user))
     context.setdefault("nav", request.url.path)
+    for key, words in portal_words().items():
+        context.setdefault(key, words)
     response = templates.TemplateResponse(
         request, f"portal/{name}", context, status_code=status_code
     )
@@ -314,6 +317,7 @@ def _home(
         texts=VISITOR_TEXT,
         RequestState=RequestState,
         qr_sizes=share_kit.SIZES,
+        signature_label=share_kit.signature_label(),
         embed_positions=POSITIONS,
         max_origins=MAX_ORIGINS,
         status_code=status_code,

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from callnow.domain.webhook_url import InvalidWebhookUrl
+from callnow.i18n import gettext as _
 from callnow.store import audit
 from callnow.store import webhooks as store  # also registers the enqueue listener
 from callnow.store.models import User, WebhookEndpoint
@@ -80,13 +81,13 @@ def change_webhook(request: Request, posted: forms.PostedForm, session: UnitOfWo
     form = _checked_form(request, posted)
     if form is None:
         return _page(
-            request, session, user, error="The form expired; please try again.", status_code=400
+            request, session, user, error=_("The form expired; please try again."), status_code=400
         )
     scope = "tenant" if forms.field(form, "scope", 10) == "tenant" else "owner"
     tenant_id = _tenant_scope(user)
     if scope == "tenant" and tenant_id is None:
         return _page(
-            request, session, user, error="Only a tenant admin may do that.", status_code=403
+            request, session, user, error=_("Only a tenant admin may do that."), status_code=403
         )
     operation = forms.field(form, "op", 10)
     if operation == "clear":
@@ -104,7 +105,7 @@ def change_webhook(request: Request, posted: forms.PostedForm, session: UnitOfWo
             )
         return RedirectResponse("/portal/webhooks", status_code=303)
     if operation != "set":
-        return _page(request, session, user, error="Unknown change.", status_code=400)
+        return _page(request, session, user, error=_("Unknown change."), status_code=400)
     url = forms.field(form, "url", 600)
     try:
         if scope == "tenant" and tenant_id is not None:
