@@ -52,6 +52,7 @@ def _page(
         "webhooks.html",
         user,
         owner_endpoint=store.owner_endpoint(session, user.id),
+        example_hook="https://example.com/callnow-hook",
         owner_deliveries=store.recent_deliveries(session, owner_user_id=user.id),
         tenant_id=tenant_id,
         tenant_endpoint=store.tenant_endpoint(session, tenant_id) if tenant_id else None,
