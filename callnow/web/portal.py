@@ -380,7 +380,7 @@ def qr_download(
     found = _owner_and_profile(request, session, callnow_id)
     if isinstance(found, Response):
         return found
-    _, profile = found
+    _owner, profile = found
     if kind not in share_kit.KINDS or size not in share_kit.SIZES:
         return Response(
             _("Choose qr.svg or qr.png with %(sizes)s.")

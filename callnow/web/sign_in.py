@@ -85,7 +85,7 @@ def start_session(
     address: str,
     now: datetime,
 ) -> str:
-    token, _ = web_sessions.start(
+    token, _row = web_sessions.start(
         session,
         user,
         realm,
