@@ -198,38 +198,40 @@ def change_page(
         else:
             other = profiles.by_callnow_id(session, new_id)
             if other is not None and other.id != profile.id:
-                errors["callnow_id"] = f"The CallNow ID '{new_id}' is taken."
+                errors["callnow_id"] = _("The CallNow ID '%(id)s' is taken.") % {"id": new_id}
                 taken = True
             elif retired_ids.held_for_another(session, new_id, profile.id, now):
                 errors["callnow_id"] = held_refusal(new_id)
                 taken = True
             elif new_id != profile.callnow_id and not changes.rename_confirmed:
-                errors["callnow_id"] = (
-                    f"Renaming '{profile.callnow_id}' to '{new_id}': tick \"Yes, rename my page\" "
-                    "to confirm. The old address keeps redirecting to the new one."
-                )
+                errors["callnow_id"] = _(
+                    "Renaming '%(old)s' to '%(new)s': tick \"Yes, rename my page\" to confirm."
+                    " The old address keeps redirecting to the new one."
+                ) % {"old": profile.callnow_id, "new": new_id}
     unknown = set(changes.switches) - set(SWITCHES)
     if unknown:
         errors["form"] = f"Unknown settings: {', '.join(sorted(unknown))}."
     welcome = None if changes.welcome_message is None else changes.welcome_message.strip()
     if welcome is not None and len(welcome) > WELCOME_MAX_CHARS:
-        errors["welcome_message"] = (
-            f"The welcome message is at most {WELCOME_MAX_CHARS} characters."
-        )
+        errors["welcome_message"] = _("The welcome message is at most %(most)d characters.") % {
+            "most": WELCOME_MAX_CHARS
+        }
     display_name = None if changes.display_name is None else changes.display_name.strip()
     if display_name is not None:
         if len(display_name) > DISPLAY_NAME_MAX_CHARS:
-            errors["display_name"] = (
-                f"The shown name is at most {DISPLAY_NAME_MAX_CHARS} characters."
-            )
+            errors["display_name"] = _("The shown name is at most %(most)d characters.") % {
+                "most": DISPLAY_NAME_MAX_CHARS
+            }
         elif any(not c.isprintable() for c in display_name):
-            errors["display_name"] = "The shown name may not contain control characters."
+            errors["display_name"] = _("The shown name may not contain control characters.")
     timezone = None if changes.timezone is None else changes.timezone.strip()
     if timezone:
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            errors["timezone"] = f"'{timezone}' is not a known time zone (e.g. Australia/Sydney)."
+            errors["timezone"] = _(
+                "'%(zone)s' is not a known time zone (e.g. Australia/Sydney)."
+            ) % {"zone": timezone[:64]}
     windows: list[Window] | None = None
     if changes.windows is not None:
         windows, window_error = _windows(changes.windows)
@@ -278,14 +280,18 @@ def change_page(
 
 def _windows(rows: Sequence[WindowFields]) -> tuple[list[Window], str | None]:
     if len(rows) > MAX_WINDOWS:
-        return [], f"At most {MAX_WINDOWS} time windows."
+        return [], _("At most %(most)d time windows.") % {"most": MAX_WINDOWS}
     windows = []
     for number, row in enumerate(rows, start=1):
         try:
             windows.append(Window.parse(row.weekday, row.start, row.end))
         except (InvalidWindow, ValueError) as exc:
             day = f" ({WEEKDAYS[row.weekday]})" if 0 <= row.weekday < len(WEEKDAYS) else ""
-            return [], f"Hours row {number}{day}: {exc}"
+            return [], _("Hours row %(number)d%(day)s: %(error)s") % {
+                "number": number,
+                "day": day,
+                "error": exc,
+            }
     return windows, None
 
 
