@@ -383,8 +383,7 @@ def qr_download(
     _owner, profile = found
     if kind not in share_kit.KINDS or size not in share_kit.SIZES:
         return Response(
-            _("Choose qr.svg or qr.png with %(sizes)s.")
-            % {"sizes": " / ".join(f"size={size}" for size in share_kit.SIZES)},
+            _("Choose qr.svg or qr.png with size=card or size=poster."),
             status_code=422,
             media_type="text/plain",
         )
