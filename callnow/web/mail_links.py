@@ -19,7 +19,7 @@ from callnow.notify import links
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, utcnow
 from callnow.web.context import UnitOfWork, app_state, templates
-from callnow.web.owner_language import negotiated_language
+from callnow.web.owner_language import negotiated_language, speak_as_owner
 from callnow.web.owner_live import answer_held
 
 router = APIRouter(
@@ -37,7 +37,13 @@ def _found(
     if answer is None:
         return None
     call_request = request_store.by_token(session, answer.token)
-    return None if call_request is None else (answer, call_request)
+    if call_request is None:
+        return None
+    # The link is the owner's: its page speaks their language, as their mail did.
+    owner = call_request.profile.extension.owner
+    if owner is not None:
+        speak_as_owner(owner.language)
+    return answer, call_request
 
 
 def _page(request: Request, status_code: int = 200, **context: object) -> HTMLResponse:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
@@ -35,6 +37,13 @@ def test_an_owner_with_language_de_gets_the_notice_in_german(world, smtp_server)
     assert "Ablehnen: http://testserver/portal/mail-answer/" in body
     assert "Legen Sie fest, welche Benachrichtigungen Sie erhalten" in body
     assert "Accept" not in body and "call them back" not in body
+    # The link's own page speaks the owner's language too, whatever the browser asks for.
+    [link] = re.findall(r"Annehmen \(zurückrufen\): (http\S+)", body)
+    page = world.client.get(urlsplit(link).path, headers={"Accept-Language": "en"})
+    assert page.status_code == 200
+    assert "Mary zurückrufen?" in page.text and "Annehmen und zurückrufen" in page.text
+    answered = world.client.post(urlsplit(link).path, headers={"Accept-Language": "en"})
+    assert "Angenommen. CallNow ruft jetzt Ihre Nebenstelle an" in answered.text
 
 
 def test_a_digest_counts_in_the_owners_plural_forms(world, smtp_server):
