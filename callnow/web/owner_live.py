@@ -23,6 +23,7 @@ from callnow.domain import web_confirmation as rules
 from callnow.domain.local_display import local_time, national_number
 from callnow.domain.rating import BillingPolicy
 from callnow.i18n import gettext as _
+from callnow.i18n import ngettext, use_language
 from callnow.store import profiles, wakeup, web_sessions
 from callnow.store import web_confirmation as held
 from callnow.store.models import CallRequest, User, utcnow
@@ -100,13 +101,37 @@ def pending_page(request: Request, session: UnitOfWork) -> Response:
 
 
 def _snapshot(
-    state: AppState, user_id: int, session_id: int, policy: BillingPolicy
+    state: AppState, user_id: int, session_id: int, policy: BillingPolicy, language: str
 ) -> dict[str, Any] | None:
-    with state.read_only() as session:
+    with state.read_only() as session, use_language(language):
         lifetimes = sign_in.lifetimes(state.settings)
         if not web_sessions.still_live(session, session_id, utcnow(), lifetimes):
             return None  # logged out (here, elsewhere or by an admin): end the stream
-        return {"items": pending_items(session, user_id, policy)}
+        return _worded(pending_items(session, user_id, policy))
+
+
+def _worded(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The items, and the words the page's script shows with them (by token) in the language
+    in use: the script builds rows without a template."""
+    count = len(items)
+    texts = {
+        item["token"]: {
+            "details": _("(page %(page)s, asked at %(asked)s, waits until %(until)s)")
+            % {"page": item["callnow_id"], "asked": item["requested"], "until": item["expires"]},
+            "cost": _("Calling back: %(cost)s") % {"cost": item["cost"]} if item["cost"] else "",
+        }
+        for item in items
+    }
+    return {
+        "items": items,
+        "texts": texts,
+        "words": {
+            "waiting": ngettext("%(count)s waiting", "%(count)s waiting", count) % {"count": count},
+            "accept": _("Accept"),
+            "decline": _("Decline"),
+            "anonymous": _("Anonymous"),
+        },
+    }
 
 
 @router.get("/pending/events")
@@ -116,10 +141,12 @@ def pending_events(request: Request) -> Response:
         row = web_session(request, session)
         if row is None:
             return PlainTextResponse(_("Please log in."), status_code=401)
-        user_id, session_id = row.user_id, row.id
+        user_id, session_id, language = row.user_id, row.id, row.user.language
     policy = _policy(request)
     timing = TIMING
-    read = sse.polled(lambda: _snapshot(state, user_id, session_id, policy), timing.poll_s)
+    read = sse.polled(
+        lambda: _snapshot(state, user_id, session_id, policy, language), timing.poll_s
+    )
     stream = sse.watch(read, event="pending", timing=timing)
     return StreamingResponse(stream, media_type="text/event-stream", headers=sse.HEADERS)
 

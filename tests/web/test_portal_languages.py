@@ -1,10 +1,14 @@
 """The portal speaks the owner's language: Accept-Language before sign-in, `users.language`
 after; the preferences choose it, and the languages the page offers its visitors."""
 
+import json
+
 from sqlalchemy import select
 
 from callnow.store.models import Profile, User
-from tests.web.helpers import form_token
+from callnow.web import owner_live
+from callnow.web.sse import StreamTiming
+from tests.web.helpers import form_token, post_form, set_profile
 from tests.web.test_portal import log_in, preferences_form
 
 
@@ -124,3 +128,25 @@ def test_a_form_without_the_language_fields_leaves_them_as_they_are(world):
     _, data = preferences_form(world)
     assert world.client.post("/portal/profiles/alice/preferences", data=data).status_code == 200
     assert stored(world) == ("fr", "", "en")
+
+
+def test_the_pending_streams_words_follow_the_owners_language(world, monkeypatch):
+    monkeypatch.setattr(owner_live, "TIMING", StreamTiming(poll_s=0.02, max_s=30))
+    set_language(world, "alice@example.com", "pl")
+    set_profile(world, "alice", confirm_on_web=True)
+    for number in ("0290375678", "0290375679"):
+        assert post_form(world, "alice", name="Mary", number=number).status_code == 303
+    log_in(world)
+    page = world.client.get("/portal/pending", headers={"Accept-Language": "en"})
+    assert "2 czekają" in page.text and "Przyjmij" in page.text
+    with world.client.stream("GET", "/portal/pending/events") as response:
+        data = (
+            json.loads(line.removeprefix("data: "))
+            for line in response.iter_lines()
+            if line.startswith("data: ")
+        )
+        first = next(data)
+    assert first["words"]["waiting"] == "2 czekają"
+    assert (first["words"]["accept"], first["words"]["decline"]) == ("Przyjmij", "Odrzuć")
+    token = first["items"][0]["token"]
+    assert first["texts"][token]["details"].startswith("(strona alice, prośba o ")
