@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import logging
 import re
 import shutil
 import sys
@@ -55,6 +54,7 @@ from _machine import (  # noqa: E402
     start_sipp,
 )
 
+from callnow import logs  # noqa: E402
 from callnow.config import RtpengineSettings, Settings, SipSettings, TrunkSettings  # noqa: E402
 from callnow.domain.calls import LegRole  # noqa: E402
 from callnow.domain.flow import AcceptanceMode, FlowLimits, RequestFacts  # noqa: E402
@@ -276,7 +276,9 @@ async def main_async(args: argparse.Namespace) -> int:
     steps = sorted(int(x) for x in args.steps.split(",") if x.strip())
     most = steps[-1]
     work = Path(tempfile.mkdtemp(prefix="callnow-bridged-"))
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # As the service logs (plain tracebacks, no locals): structlog's own default would render
+    # each error with every local variable, which under overload blocks the loop for seconds.
+    logs.configure("warning")
 
     samples = [SampleCall(RtpPeer(), RtpPeer()) for _ in range(args.sample)]
     for call in samples:

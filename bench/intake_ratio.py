@@ -1,6 +1,6 @@
 """What CallNow's public form post costs next to the least a web app could do with it.
 
-    .venv/bin/python bench/intake_ratio.py [--clients 8] [--seconds 10] [--rounds 1]
+    .venv/bin/python bench/intake_ratio.py [--clients 8] [--seconds 10] [--rounds 1] [--engine]
 
 Side by side in one run (so both see the same machine), each served by uvicorn on 127.0.0.1
 in this process, each on a fresh SQLite file:
@@ -14,9 +14,14 @@ The clients run in a separate process (closed loop: each posts again as soon as 
 answer), so they do not share the server's interpreter lock. Prints requests/s of each and
 CallNow's share of the bare figure; with `--rounds`, the pair is measured that many times,
 alternately, each round on fresh files, and the median ratio is printed too (this machine's
-speed drifts between minutes, so one pair is a rough figure). Not run: CallNow with its
-engine in-process, which needs SIP and rtpengine ports (bench/request_latency_bench.py covers
-intake with the engine dialling).
+speed drifts between minutes, so one pair is a rough figure).
+
+With `--engine`, each round also measures `callnow serve` as shipped (a subprocess on SQLite,
+its engine running in the same process with its rtpengine), every accepted post dialling an
+owner's phone that answers 486 at once (bench/_owner_phone.py): the target's own condition.
+Its server CPU is that process's. "ms CPU/post" is the server's CPU per accepted post: where
+the CPU sets the rate (the client process can be the limit for the bare app), the ratio of
+those is the fairer comparison, and is printed too.
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._machine import cpu_percent, print_machine, sample
+from bench._owner_phone import OwnerPhone
 from bench._web_apps import bare_app, callnow_app, post_closed_loop
+from bench.request_latency_bench import HOST, running_service
 from tests.support.http_server import served
 
 
@@ -48,19 +55,40 @@ class Measured:
     def line(self, label: str) -> str:
         return (
             f"{label:<8} {self.posts_per_s:>14.1f} {self.server_cpu_pct:>10.0f} % "
-            f"{10 * self.server_cpu_pct / max(self.posts_per_s, 1e-9):>13.2f} "
+            f"{self.cpu_ms_per_post:>13.2f} "
             f"{self.client_cpu_pct:>10.0f} %  {self.statuses}"
         )
 
+    @property
+    def cpu_ms_per_post(self) -> float:
+        return 10 * self.server_cpu_pct / max(self.posts_per_s, 1e-9)
 
-def measure(app: Any, clients: int, seconds: float) -> Measured:
-    with served(app) as base, ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-        server_before = sample()
+
+def _measure_at(base: str, pid: int | None, clients: int, seconds: float) -> Measured:
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        server_before = sample(pid)
         posting = pool.submit(post_closed_loop, base, clients, seconds)
         statuses, started, ended, client_cpu_s = posting.result()
-        server = cpu_percent(server_before, sample())
+        server = cpu_percent(server_before, sample(pid))
     wall = ended - started
     return Measured(statuses.get(303, 0) / wall, statuses, server, 100 * client_cpu_s / wall)
+
+
+def measure(app: Any, clients: int, seconds: float) -> Measured:
+    with served(app) as base:
+        return _measure_at(base, None, clients, seconds)
+
+
+def measure_with_engine(workdir: Path, clients: int, seconds: float) -> Measured:
+    """`callnow serve` as shipped, its engine dialling an owner who is always busy."""
+    phone = OwnerPhone(HOST)
+    phone.start()
+    try:
+        with running_service("sqlite", phone.port, workdir) as service:
+            _measure_at(service.base_url, service.process.pid, 1, 1.0)  # warm-up
+            return _measure_at(service.base_url, service.process.pid, clients, seconds)
+    finally:
+        phone.stop()
 
 
 def main() -> None:
@@ -68,6 +96,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--engine", action="store_true", help="also `callnow serve` with its engine dialling"
+    )
     args = parser.parse_args()
     print_machine(f"intake ratio: {args.clients} closed-loop clients, {args.seconds:g} s each")
     print(
@@ -75,20 +106,27 @@ def main() -> None:
         f"{'client CPU':>12}"
         "  answers by status"
     )
-    ratios = []
+    ratios: dict[str, list[float]] = {}
     for round_number in range(1, args.rounds + 1):
         with tempfile.TemporaryDirectory(prefix="callnow-intake-") as scratch:
-            bare_dir, callnow_dir = Path(scratch, "bare"), Path(scratch, "callnow")
-            bare_dir.mkdir()
-            callnow_dir.mkdir()
+            bare_dir, callnow_dir, serve_dir = (Path(scratch, n) for n in ("bare", "app", "serve"))
+            for directory in (bare_dir, callnow_dir, serve_dir):
+                directory.mkdir()
             bare = measure(bare_app(bare_dir), args.clients, args.seconds)
-            callnow = measure(callnow_app(callnow_dir), args.clients, args.seconds)
-        ratio = callnow.posts_per_s / bare.posts_per_s if bare.posts_per_s else float("nan")
-        ratios.append(ratio)
+            measured = {"CallNow": measure(callnow_app(callnow_dir), args.clients, args.seconds)}
+            if args.engine:
+                measured["+engine"] = measure_with_engine(serve_dir, args.clients, args.seconds)
         print(f"{round_number:<6} {bare.line('bare')}")
-        print(f"{round_number:<6} {callnow.line('CallNow')}")
-        print(f"{round_number:<6} CallNow / bare: {ratio:.0%}")
-    print(f"\nCallNow / bare, median of {len(ratios)}: {statistics.median(ratios):.0%}")
+        for label, callnow in measured.items():
+            rate = callnow.posts_per_s / bare.posts_per_s if bare.posts_per_s else float("nan")
+            cpu = bare.cpu_ms_per_post / callnow.cpu_ms_per_post
+            ratios.setdefault(f"{label} / bare, posts/s", []).append(rate)
+            ratios.setdefault(f"{label} / bare, CPU per post", []).append(cpu)
+            print(f"{round_number:<6} {callnow.line(label)}")
+            print(f"{round_number:<6} {label} / bare: {rate:.0%} of the posts/s, CPU {cpu:.0%}")
+    print()
+    for label, values in ratios.items():
+        print(f"{label}, median of {len(values)}: {statistics.median(values):.0%}")
     print("(target: at least 50 %)")
 
 

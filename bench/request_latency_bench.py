@@ -185,7 +185,7 @@ def running_service(
             "PER_BLOCK",
             "PLATFORM",
             "CAPTCHA_AUTO_ON",
-            "SPIKE_PAUSE",
+            "SPIKE_CAPTCHA",
         ):
             env[f"CALLNOW_ABUSE__{limit}"] = UNLIMITED
         env.pop("CALLNOW_CONFIG", None)
@@ -552,8 +552,7 @@ def stage_breakdown(database: str, database_url: str, steps: list[Step], phone: 
     invites = phone.snapshot()
     print(f"\n{database}: where the time goes, median / p99 in ms (server clock = client clock)")
     print(
-        f"  {'step':>9} │ {'row→303 read':>13} │ {'303→owner leg row':>17} │ "
-        f"{'leg row→INVITE':>14}"
+        f"  {'step':>9} │ {'row→303 read':>13} │ {'303→owner leg row':>17} │ {'leg row→INVITE':>14}"
     )
     for step in steps:
         if not step.results:

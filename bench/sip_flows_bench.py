@@ -1,6 +1,8 @@
 """Complete callback flows per second through the live engine, at rising rates.
 
 Run: .venv/bin/python bench/sip_flows_bench.py [--rates 10,25,50,100] [--window 10] [--bridged 5]
+     .venv/bin/python bench/sip_flows_bench.py --media [--rates 5,10,20] (phones talk; with and
+     without transcoding, side by side)
 
 One flow is the whole callback, as in production: the engine (CallbackEngine + LiveTelephony:
 sippy SIP stack, rtpengine media, espeak-ng prompts) rings the owner's phone, plays the
@@ -21,6 +23,16 @@ Each step starts flows at a fixed rate for `--window` seconds, then waits for th
   engine's own write-ahead timestamp (just before the rtpengine offer and the INVITE) is used
   and the table says so;
 - CPU (percent of one core) and peak RSS of the engine process, and of rtpengine.
+
+With `--media` the phones talk: SIPp streams G.711 RTP from each phone's answer until the BYE
+(rtp_stream of a raw 400 Hz tone; peers/sipp/bench_media_owner.xml answers PCMU, the callees
+bench_media_callee_pcmu.xml and bench_media_callee_pcma.xml answer only their own law), and
+every rate runs twice, alternating: once through a trunk whose callee answers PCMU like the
+owner (rtpengine relays), once through a trunk whose callee answers only PCMA (rtpengine
+transcodes every packet both ways). Two trunks chosen by number prefix carry the two lanes.
+rtpengine's own `statistics` (media being transcoded, packets relayed) is sampled during each
+step and printed, so the transcoded lane is seen to transcode and the other not; the two
+lanes' figures and their ratio close the report.
 
 Prompts are cached by text. By default the visitors' numbers come from a pool of 20, so each
 prompt is rendered once (during the warm-up) and the steps measure SIP and media; with
@@ -55,6 +67,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _machine import (  # noqa: E402
     HOST,
     MemoryRecorder,
+    Sipp,
     cpu_percent,
     free_udp_port,
     mib,
@@ -66,6 +79,7 @@ from _machine import (  # noqa: E402
     thread_cpu,
 )
 
+from callnow import logs  # noqa: E402
 from callnow.bootstrap import freeze_startup_objects, tune_thread_switching  # noqa: E402
 from callnow.config import RtpengineSettings, Settings, SipSettings, TrunkSettings  # noqa: E402
 from callnow.domain.flow import AcceptanceMode, FlowLimits, RequestFacts  # noqa: E402
@@ -76,6 +90,10 @@ from callnow.telephony.rtpengine import RtpengineUnavailable  # noqa: E402
 from callnow.telephony.rtpengine_process import RtpengineProcess  # noqa: E402
 
 OWNER_EXTERNAL = "+61299990000"
+# Number lanes (E.164 digits after +61290): the plain run and --media's same-codec trunk use
+# lane 3, --media's transcoding trunk lane 4; the trunks' prefixes pick by lane.
+SAME_LANE, TRANSCODE_LANE = "3", "4"
+LANE_NAMES = {SAME_LANE: "same codec", TRANSCODE_LANE: "transcoded"}
 NUMBER_POOL = 20
 # A flow that has not ended this long after its bridged time is counted as failed.
 DRAIN_MARGIN_S = 15.0
@@ -195,6 +213,7 @@ class CountWarnings(logging.Handler):
 @dataclass
 class StepResult:
     rate: float
+    lane: str = SAME_LANE
     started: int = 0
     ok: int = 0
     failed: Counter[str] = field(default_factory=Counter)
@@ -222,6 +241,16 @@ class StepResult:
     loop_lag_ms: list[float] = field(default_factory=list)
     # Pauses of Python's cyclic garbage collector by generation (ms): they stop every thread.
     gc_pauses_ms: dict[int, list[float]] = field(default_factory=dict)
+    # rtpengine's `statistics` sampled through the step (--media): the most media streams it
+    # was transcoding at once, the most sessions, and the packets it relayed over the step.
+    transcoded_peak: int = 0
+    sessions_peak: int = 0
+    relayed_packets: int = 0
+
+    @property
+    def label(self) -> str:
+        """The step's rate, marked `T` for the transcoded lane of --media."""
+        return f"{self.rate:g}" + ("T" if self.lane == TRANSCODE_LANE else "")
 
     @property
     def failures(self) -> int:
@@ -236,17 +265,16 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.counter = 0
-        self.pool = [f"+612903{7000 + i:04d}" for i in range(NUMBER_POOL)]
         self.rtp_pid: int | None = None
         self.sipp_pids: list[int] = []
 
-    def facts(self, tag: str) -> tuple[RequestFacts, str]:
+    def facts(self, tag: str, lane: str = SAME_LANE) -> tuple[RequestFacts, str]:
         self.counter += 1
         internal = str(10_000_000 + self.counter)  # unique: identifies the owner's INVITE
         number = (
-            f"+61290{self.counter:06d}"
+            f"+61290{lane}{self.counter:06d}"
             if self.args.unique_numbers
-            else self.pool[self.counter % NUMBER_POOL]
+            else f"+61290{lane}{7000 + self.counter % NUMBER_POOL:04d}"
         )
         facts = RequestFacts(
             request_ref=f"{tag}-{self.counter}",
@@ -266,8 +294,9 @@ class Bench:
         wire: WireTimes,
         rate: float,
         window_s: float,
+        lane: str = SAME_LANE,
     ) -> StepResult:
-        result = StepResult(rate)
+        result = StepResult(rate, lane)
         loop = asyncio.get_running_loop()
         handed: dict[str, tuple[float, str]] = {}  # internal number -> (wall time, ref)
         tasks: list[asyncio.Task[None]] = []
@@ -276,7 +305,9 @@ class Bench:
         async def one(facts: RequestFacts, internal: str) -> None:
             handed[internal] = (time.time(), facts.request_ref)
             try:
-                handle = await engine.start_callback(facts)
+                # Bounded too: past rtpengine's capacity its ng requests time out one by one.
+                async with asyncio.timeout(bridged + DRAIN_MARGIN_S + window_s):
+                    handle = await engine.start_callback(facts)
             except Exception as exc:
                 result.failed[f"start: {type(exc).__name__}"] += 1
                 return
@@ -299,12 +330,22 @@ class Bench:
         peaks = [first_engine.rss_bytes, first_rtp.rss_bytes if first_rtp else 0]
         sampling = True
 
+        media = self.args.media
+        relayed_before = await rtpengine_statistics(telephony) if media else None
+
         async def sampler() -> None:
+            ticks = 0
             while sampling:
                 peaks[0] = max(peaks[0], sample(engine_pid).rss_bytes)
                 if rtp_pid:
                     peaks[1] = max(peaks[1], sample(rtp_pid).rss_bytes)
                 result.max_in_flight = max(result.max_in_flight, len(engine.active))
+                if media and ticks % 4 == 0:  # once a second: rtpengine counts its media
+                    with contextlib.suppress(RtpengineUnavailable):
+                        now = await rtpengine_statistics(telephony)
+                        result.transcoded_peak = max(result.transcoded_peak, now.transcoded)
+                        result.sessions_peak = max(result.sessions_peak, now.sessions)
+                ticks += 1
                 await asyncio.sleep(0.25)
 
         threads_before = thread_cpu()
@@ -350,7 +391,7 @@ class Bench:
             delay = t_start + i / rate - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            facts, internal = self.facts(f"r{rate:g}")
+            facts, internal = self.facts(f"r{rate:g}{lane}", lane)
             tasks.append(loop.create_task(one(facts, internal)))
             last_start = loop.time()
         result.started = count
@@ -381,6 +422,9 @@ class Bench:
             sample(pid).cpu_s - first.cpu_s
             for pid, first in zip(self.sipp_pids, first_sipp, strict=True)
         )
+        if relayed_before is not None:
+            relayed_after = await rtpengine_statistics(telephony)
+            result.relayed_packets = relayed_after.relayed - relayed_before.relayed
 
         await asyncio.sleep(0.3)  # let the sniffer catch up with the last INVITEs
         for internal, (handed_at, ref) in handed.items():
@@ -392,6 +436,73 @@ class Bench:
             if on_wire is not None:
                 result.latencies_ms.append((on_wire - handed_at) * 1000)
         return result
+
+
+@dataclass(frozen=True)
+class MediaCounts:
+    transcoded: int  # media streams rtpengine is transcoding now
+    sessions: int  # calls it holds now
+    relayed: int  # packets it relayed since it started
+
+
+async def rtpengine_statistics(telephony: LiveTelephony) -> MediaCounts:
+    """rtpengine's own counters (the ng `statistics` command)."""
+    reply = await telephony.rtpengine.request("statistics")
+    stats = reply["statistics"]
+    now, total = stats["currentstatistics"], stats["totalstatistics"]
+    return MediaCounts(
+        int(now["transcodedmedia"]), int(now["sessionsown"]), int(total["relayedpackets"])
+    )
+
+
+def write_tone(workdir: Path, law: str) -> None:
+    """One second of a 400 Hz tone as raw G.711 (`law`: mu-law or a-law), for SIPp's
+    rtp_stream, which loads it from its working directory when it reads the scenario."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    name = "bench_tone.pcmu" if law == "mu-law" else "bench_tone.pcma"
+    raw = ["-t", "raw", "-r", "8000", "-c", "1", "-e", law]
+    tone = ["synth", "1", "sine", "400", "vol", "0.3"]
+    subprocess.run(["sox", "-n", *raw, str(workdir / name), *tone], check=True)
+
+
+def print_media_comparison(results: list[StepResult]) -> None:
+    """--media: the same-codec and the transcoded lane side by side, and their ratio."""
+    print()
+    print("with media (RTP both ways from every phone): same codec vs transcoded, per rate")
+    head = (
+        f"{'rate/s':>7} {'lane':>11} {'ok/started':>11} {'setup p99':>9} "
+        f"{'transcoding':>11} {'sessions':>8} {'relayed pkts':>12} "
+        f"{'rtpe CPU/flow':>13} {'all CPU/flow':>12}"
+    )
+    print(head)
+    print("-" * len(head))
+    by_rate: dict[float, dict[str, StepResult]] = {}
+    for r in results:
+        by_rate.setdefault(r.rate, {})[r.lane] = r
+        per = 1000 / max(1, r.started)
+        everything = (r.engine_cpu_s + r.rtpengine_cpu_s + r.sipp_cpu_s) * per
+        print(
+            f"{r.rate:>7g} {LANE_NAMES[r.lane]:>11} {f'{r.ok}/{r.started}':>11} "
+            f"{percentile(r.latencies_ms, 99):>7.1f}ms {r.transcoded_peak:>11} "
+            f"{r.sessions_peak:>8} {r.relayed_packets:>12} "
+            f"{r.rtpengine_cpu_s * per:>11.1f}ms {everything:>10.1f}ms"
+        )
+    print("(transcoding, sessions: the most rtpengine reported at once during the step)")
+    print()
+    best: dict[str, float] = {}
+    for lane in (SAME_LANE, TRANSCODE_LANE):
+        clean = [
+            r.rate for r in results if r.lane == lane and r.failures == 0 and r.ok == r.started
+        ]
+        best[lane] = max(clean, default=0)
+        print(f"highest rate with zero failed flows, {LANE_NAMES[lane]}: {best[lane]:g} flows/s")
+    if best[SAME_LANE]:
+        print(f"ratio transcoded / same codec: {best[TRANSCODE_LANE] / best[SAME_LANE]:.2f}")
+    for rate, lanes in sorted(by_rate.items()):
+        same, coded = lanes.get(SAME_LANE), lanes.get(TRANSCODE_LANE)
+        if same and coded and same.rtpengine_cpu_s > 0:
+            ratio = (coded.rtpengine_cpu_s / coded.started) / (same.rtpengine_cpu_s / same.started)
+            print(f"  at {rate:g}/s rtpengine CPU per flow, transcoded / same codec: {ratio:.2f}")
 
 
 def print_table(results: list[StepResult], latency_source: str) -> None:
@@ -408,7 +519,7 @@ def print_table(results: list[StepResult], latency_source: str) -> None:
     for r in results:
         lat = r.latencies_ms
         print(
-            f"{r.rate:>7g} {r.started:>7} {r.ok:>6} {r.failures:>6} {r.achieved_rate:>8.1f} "
+            f"{r.label:>7} {r.started:>7} {r.ok:>6} {r.failures:>6} {r.achieved_rate:>8.1f} "
             f"{r.max_in_flight:>9} {percentile(lat, 50):>7.1f}ms {percentile(lat, 99):>6.1f}ms "
             f"{max(lat) if lat else float('nan'):>6.1f}ms {r.engine_cpu_arrivals:>9.0f}% "
             f"{r.engine_cpu:>4.0f}% "
@@ -425,7 +536,7 @@ def print_table(results: list[StepResult], latency_source: str) -> None:
     for r in results:
         rtt, lag = r.ng_rtt_ms, r.loop_lag_ms
         print(
-            f"  {r.rate:>5g}/s: ng p50 {percentile(rtt, 50):.1f}ms p99 {percentile(rtt, 99):.1f}ms"
+            f"  {r.label:>6}/s: ng p50 {percentile(rtt, 50):.1f}ms p99 {percentile(rtt, 99):.1f}ms"
             f" ({len(rtt)} requests, {r.ng_timeouts} timed out); loop late p50 "
             f"{percentile(lag, 50):.1f}ms p99 {percentile(lag, 99):.1f}ms max "
             f"{max(lag, default=float('nan')):.0f}ms"
@@ -438,13 +549,13 @@ def print_table(results: list[StepResult], latency_source: str) -> None:
             f"gen{gen} {len(p)}x total {sum(p):.0f}ms max {max(p):.0f}ms"
             for gen, p in sorted(r.gc_pauses_ms.items())
         )
-        print(f"  {r.rate:>5g}/s: {text or 'none'}")
+        print(f"  {r.label:>6}/s: {text or 'none'}")
     print("CPU per flow by process (what the step's flows cost the machine's cores):")
     for r in results:
         per = 1000 / max(1, r.started)
         engine, rtpe, sipp = r.engine_cpu_s * per, r.rtpengine_cpu_s * per, r.sipp_cpu_s * per
         print(
-            f"  {r.rate:>5g}/s: engine {engine:.1f}ms + rtpengine {rtpe:.1f}ms + "
+            f"  {r.label:>6}/s: engine {engine:.1f}ms + rtpengine {rtpe:.1f}ms + "
             f"SIPp x2 {sipp:.1f}ms = {engine + rtpe + sipp:.1f}ms"
         )
     print("engine CPU per flow by thread:")
@@ -453,25 +564,38 @@ def print_table(results: list[StepResult], latency_source: str) -> None:
         text = ", ".join(
             f"{name} {1000 * used / max(1, r.started):.1f}ms" for name, used in split if used > 0
         )
-        print(f"  {r.rate:>5g}/s: {text}")
+        print(f"  {r.label:>6}/s: {text}")
     clean = [r for r in results if r.failures == 0 and r.ok == r.started]
     best = max((r.rate for r in clean), default=0)
     print()
     print(f"highest rate with zero failed flows: {best:g} flows/s")
     for r in results:
         if r.failures:
-            print(f"  at {r.rate:g}/s: {dict(r.failed)}")
+            print(f"  at {r.label}/s: {dict(r.failed)}")
 
 
 async def main_async(args: argparse.Namespace) -> int:
     rates = [float(x) for x in args.rates.split(",") if x.strip()]
     work = Path(tempfile.mkdtemp(prefix="callnow-bench-"))
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # As the service logs (plain tracebacks, no locals): structlog's own default would render
+    # each error with every local variable, which under overload blocks the loop for seconds.
+    logs.configure("warning")
     warnings = CountWarnings()
     logging.getLogger().addHandler(warnings)
 
-    owner = start_sipp("answer_info_dtmf.xml", work / "owner", {"digit": "1"})
-    trunk = start_sipp("answer.xml", work / "trunk", {})
+    if args.media:
+        for phone, law in (("owner", "mu-law"), ("trunk", "mu-law"), ("coded", "a-law")):
+            write_tone(work / phone, law)
+        owner = start_sipp("bench_media_owner.xml", work / "owner", {})
+        trunk = start_sipp("bench_media_callee_pcmu.xml", work / "trunk", {})
+        coded: Sipp | None = start_sipp("bench_media_callee_pcma.xml", work / "coded", {})
+        lanes = [SAME_LANE, TRANSCODE_LANE]
+    else:
+        owner = start_sipp("answer_info_dtmf.xml", work / "owner", {"digit": "1"})
+        trunk = start_sipp("answer.xml", work / "trunk", {})
+        coded = None
+        lanes = [SAME_LANE]
+    phones = [sipp for sipp in (owner, trunk, coded) if sipp is not None]
     wire = WireTimes(owner.port)
     wire.start()
     latency_source = (
@@ -490,7 +614,20 @@ async def main_async(args: argparse.Namespace) -> int:
                     listen_port=free_udp_port(),
                     owner_uri_template=f"sip:{{internal}}@{HOST}:{owner.port}",
                 ),
-                trunk=TrunkSettings(uri_template=f"sip:{{e164}}@{HOST}:{trunk.port}"),
+                trunk=TrunkSettings(
+                    name="same",
+                    prefixes=[f"61290{SAME_LANE}"],
+                    uri_template=f"sip:{{e164}}@{HOST}:{trunk.port}",
+                ),
+                trunks=[
+                    TrunkSettings(
+                        name="transcode",
+                        prefixes=[f"61290{TRANSCODE_LANE}"],
+                        uri_template=f"sip:{{e164}}@{HOST}:{coded.port}",
+                    )
+                ]
+                if coded is not None
+                else [],
                 rtpengine=RtpengineSettings(
                     # With --rtpengine-arg the bench starts rtpengine itself, with those args.
                     mode="external" if args.rtpengine_arg else "spawn",
@@ -518,41 +655,61 @@ async def main_async(args: argparse.Namespace) -> int:
                 gc.set_threshold(*(int(x) for x in args.gc_threshold.split(",")))
             spawned = own_rtpengine or telephony.process
             bench.rtp_pid = spawned.pid if spawned else None
-            bench.sipp_pids = [owner.process.pid, trunk.process.pid]
+            bench.sipp_pids = [sipp.process.pid for sipp in phones]
             recorder = MemoryRecorder()
             engine = CallbackEngine(telephony, recorder, limits=limits)
             freeze_startup_objects()  # as `callnow engine` does once it is ready
             try:
                 rtp_pid = bench.rtp_pid
                 print(
-                    f"SIPp owner udp:{owner.port}, trunk udp:{trunk.port}; "
+                    f"SIPp owner udp:{owner.port}, trunk udp:{trunk.port}"
+                    + (f", transcoding trunk udp:{coded.port}" if coded else "")
+                    + "; "
                     f"engine udp:{telephony.sip_address[1]}; rtpengine pid {rtp_pid} "
                     f"ports {port_min}-{port_max}; bridged {args.bridged:g}s; "
                     f"window {args.window:g}s; gc thresholds {gc.get_threshold()}"
                 )
                 t0 = time.monotonic()
-                warm = await bench.run_step(engine, telephony, recorder, wire, 5, NUMBER_POOL / 5)
-                print(
-                    f"warm-up: {warm.ok}/{warm.started} flows ok at 5/s in "
-                    f"{time.monotonic() - t0:.1f}s (renders the {NUMBER_POOL} prompts), "
-                    f"setup p50 {percentile(warm.latencies_ms, 50):.1f}ms"
-                )
-                if warm.failures:
-                    print(f"warm-up failed: {dict(warm.failed)}")
-                    return 1
-                for rate in rates:
-                    result = await bench.run_step(
-                        engine, telephony, recorder, wire, rate, args.window
+                for lane in lanes:
+                    warm = await bench.run_step(
+                        engine, telephony, recorder, wire, 5, NUMBER_POOL / 5, lane
                     )
-                    results.append(result)
                     print(
-                        f"step {rate:g}/s: {result.ok}/{result.started} ok, "
-                        f"{result.failures} failed, start rate {result.achieved_rate:.1f}/s, "
-                        f"setup p50 {percentile(result.latencies_ms, 50):.1f}ms "
-                        f"p99 {percentile(result.latencies_ms, 99):.1f}ms",
-                        flush=True,
+                        f"warm-up ({LANE_NAMES[lane]}): {warm.ok}/{warm.started} flows ok at "
+                        f"5/s in {time.monotonic() - t0:.1f}s (renders the {NUMBER_POOL} "
+                        f"prompts), setup p50 {percentile(warm.latencies_ms, 50):.1f}ms"
                     )
-                    if result.failures or result.ok < result.started:
+                    if warm.failures:
+                        print(f"warm-up failed: {dict(warm.failed)}")
+                        return 1
+                failed_lanes: set[str] = set()
+                for index, rate in enumerate(rates):
+                    # Alternate which lane goes first: the machine drifts within a run.
+                    order = lanes if index % 2 == 0 else lanes[::-1]
+                    for lane in order:
+                        if lane in failed_lanes:
+                            continue
+                        result = await bench.run_step(
+                            engine, telephony, recorder, wire, rate, args.window, lane
+                        )
+                        results.append(result)
+                        print(
+                            f"step {result.label}/s: {result.ok}/{result.started} ok, "
+                            f"{result.failures} failed, start rate "
+                            f"{result.achieved_rate:.1f}/s, setup p50 "
+                            f"{percentile(result.latencies_ms, 50):.1f}ms "
+                            f"p99 {percentile(result.latencies_ms, 99):.1f}ms"
+                            + (
+                                f", transcoding up to {result.transcoded_peak} media, "
+                                f"{result.relayed_packets} packets relayed"
+                                if args.media
+                                else ""
+                            ),
+                            flush=True,
+                        )
+                        if result.failures or result.ok < result.started:
+                            failed_lanes.add(lane)
+                    if failed_lanes == set(lanes):
                         break
             finally:
                 await engine.shutdown("bench_over")
@@ -564,10 +721,12 @@ async def main_async(args: argparse.Namespace) -> int:
         raise
     finally:
         wire.stop()
-        owner.stop()
-        trunk.stop()
+        for sipp in phones:
+            sipp.stop()
     print_table(results, latency_source)
-    for sipp in (owner, trunk):
+    if args.media:
+        print_media_comparison(results)
+    for sipp in phones:
         for kind, n in sipp.error_kinds().most_common(5):
             print(f"SIPp {sipp.name} logged {n} x {kind}")
     if warnings.counts:
@@ -607,6 +766,11 @@ def main() -> int:
         "--gc-threshold",
         default="",
         help="override the engine's garbage-collector thresholds, e.g. 700,10,10 (CPython's)",
+    )
+    parser.add_argument(
+        "--media",
+        action="store_true",
+        help="phones talk (RTP both ways); each rate runs with and without transcoding",
     )
     parser.add_argument("--sniff-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -324,6 +324,15 @@ class TrunkSettings(BaseModel):
         description="Option tags of the `Supported` header of our INVITEs (RFC 3261 20.37). "
         "Empty sends an empty header: no extension is claimed that the engine does not do.",
     )
+    rate_deck: str = Field(
+        "",
+        max_length=4096,
+        description="Path of a CSV with this carrier's prices, in the `callnow billing "
+        "import-deck` format (what the platform pays the carrier, not a deck owners are "
+        "charged from). Where several trunks may dial a number, those whose deck prices it "
+        "are tried first, cheapest first (on a three-minute call), then the others in "
+        "configured order. Read when the engine starts. Empty: none.",
+    )
     codecs: list[TrunkCodec] = Field(
         ["PCMA", "PCMU"],
         min_length=1,
@@ -489,9 +498,7 @@ class MetricsSettings(BaseModel):
     """Prometheus metrics, each process on a listener of its own (never the public port)."""
 
     enabled: bool = Field(False, description="Serve `/metrics` on `host`:`port`.")
-    host: str = Field(
-        "127.0.0.1", description="Address of the metrics listeners; keep it private."
-    )
+    host: str = Field("127.0.0.1", description="Address of the metrics listeners; keep it private.")
     port: int = Field(
         9464, ge=1, le=65535, description="TCP port of the web process's metrics listener."
     )
@@ -761,7 +768,8 @@ class Settings(BaseSettings):
         max_length=16,
         description="Further trunks (`[[trunks]]`, same keys as `[trunk]`). A visitor's number "
         "is dialled through the first trunk whose `prefixes` allow it, `[trunk]` first and then "
-        "these in order; on a 5xx or no response the next allowed trunk is tried (never on "
+        "these in order (trunks with a `rate_deck` that prices the number before the others, "
+        "cheapest first); on a 5xx or no response the next allowed trunk is tried (never on "
         "busy, decline or no answer: those are the visitor's answer).",
     )
     rtpengine: RtpengineSettings = Field(RtpengineSettings(), description=RtpengineSettings.__doc__)

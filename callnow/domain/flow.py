@@ -50,6 +50,7 @@ from enum import StrEnum
 from callnow.domain.calls import FailureCause, LegRole
 from callnow.domain.prompt_text import confirm_prompt, unreachable_notice, whisper_prompt
 from callnow.domain.request_state import RequestState
+from callnow.i18n import use_language
 
 
 class AcceptanceMode(StrEnum):
@@ -134,8 +135,11 @@ class RequestFacts:
     caller_name: str | None = None
     # Region whose national format the owner hears the caller's number in.
     region: str = "AU"
-    # Billing's hook, e.g. "a local call, 12 cents"; read in the confirm prompt when given.
+    # Billing's hook, e.g. "a local call, 12 cents"; read in the confirm prompt when given,
+    # so it is already in the owner's language.
     cost_phrase: str | None = None
+    # The owner's language (a shipped code): what the prompts say and the voice saying it.
+    language: str = "en"
 
 
 @dataclass(frozen=True)
@@ -266,10 +270,11 @@ class DialVisitor:
 
 @dataclass(frozen=True)
 class PlayPrompt:
-    """Play `text` to the owner leg."""
+    """Play `text`, written in `language`, to the owner leg."""
 
     kind: PromptKind
     text: str
+    language: str = "en"
 
 
 @dataclass(frozen=True)
@@ -544,9 +549,7 @@ class CallbackFlow:
             self._hang_up(LegRole.OWNER, Reason.OWNER_NO_ANSWER, out, FailureCause.NO_ANSWER)
             self._finish(RequestState.OWNER_UNREACHABLE, Reason.OWNER_NO_ANSWER, out)
         elif name == TimerName.VISITOR_RING:
-            self._hang_up(
-                LegRole.VISITOR, Reason.VISITOR_NO_ANSWER, out, FailureCause.NO_ANSWER
-            )
+            self._hang_up(LegRole.VISITOR, Reason.VISITOR_NO_ANSWER, out, FailureCause.NO_ANSWER)
             self._visitor_unreachable(Reason.VISITOR_NO_ANSWER, out)
         elif name == TimerName.DIGIT_WAIT:
             if self._prompt_plays < self.limits.max_prompt_plays:
@@ -600,20 +603,22 @@ class CallbackFlow:
         self._prompt_playing = True
         if kind is PromptKind.CONFIRM:
             self._prompt_plays += 1
-            text = confirm_prompt(
-                caller_number=self.facts.visitor_e164,
-                region=self.facts.region,
-                caller_name=self.facts.caller_name,
-                cost_phrase=self.facts.cost_phrase,
-            )
-        else:
-            compose = whisper_prompt if kind is PromptKind.WHISPER else unreachable_notice
-            text = compose(
-                caller_number=self.facts.visitor_e164,
-                region=self.facts.region,
-                caller_name=self.facts.caller_name,
-            )
-        out.append(PlayPrompt(kind, text))
+        with use_language(self.facts.language) as language:
+            if kind is PromptKind.CONFIRM:
+                text = confirm_prompt(
+                    caller_number=self.facts.visitor_e164,
+                    region=self.facts.region,
+                    caller_name=self.facts.caller_name,
+                    cost_phrase=self.facts.cost_phrase,
+                )
+            else:
+                compose = whisper_prompt if kind is PromptKind.WHISPER else unreachable_notice
+                text = compose(
+                    caller_number=self.facts.visitor_e164,
+                    region=self.facts.region,
+                    caller_name=self.facts.caller_name,
+                )
+        out.append(PlayPrompt(kind, text, language))
         if kind is not PromptKind.WHISPER:  # nothing waits for the whisper to end
             self._start_timer(TimerName.PROMPT_LIMIT, self.limits.prompt_max_s, out)
 

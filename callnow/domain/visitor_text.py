@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from callnow.domain.request_state import VISITOR_TEXT, RequestState
+from callnow.i18n import gettext as _
 
 NEUTRAL_OWNER = "the person you asked"
 
@@ -21,6 +22,7 @@ class Audience:
 
     owner_name: str | None  # the shown name; None when the owner hides it
     web_wait: timedelta | None = None  # set while the request waits for a click in the portal
+    booked_for: str | None = None  # a booked request's slot, on the owner's clock with its zone
 
     @property
     def who(self) -> str:
@@ -40,6 +42,11 @@ def visitor_message(
     state: RequestState, reason: str, calling_from: str, audience: Audience
 ) -> str:
     who, who_first = audience.who, audience.who_first
+    if state is RequestState.QUEUED and audience.booked_for is not None:
+        return _("Booked for %(when)s. We will call %(who)s then, and then you.") % {
+            "when": audience.booked_for,
+            "who": who,
+        }
     if state is RequestState.QUEUED and audience.web_wait is not None:
         minutes = _minutes(audience.web_wait)
         return f"Waiting for {who} to accept; this can take up to {minutes} minutes."
@@ -82,4 +89,7 @@ def step_of(state: RequestState) -> int:
 
 
 def step_labels(audience: Audience) -> list[str]:
+    if audience.booked_for is not None:  # honest: it waits for its time, not in a queue
+        labels = [label.format(who=audience.who) for label in STEPS]
+        return [_("Booked"), *labels[1:]]
     return [label.format(who=audience.who) for label in STEPS]

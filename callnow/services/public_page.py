@@ -7,7 +7,7 @@ then intake); the routes in `web/public.py` only turn its result into a page.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from callnow.domain.availability import is_available
 from callnow.domain.link_preview import is_look_only
 from callnow.domain.page import is_paused
+from callnow.services import scheduling
 from callnow.services.intake import Safeguards, Submission, submit
 from callnow.store import audit, page_alerts, profiles, retired_ids
 from callnow.store.models import CallRequest, Profile
@@ -57,11 +58,17 @@ def captcha_required(
 ) -> bool:
     """The owner's choice, on by itself while the page sees unusual volume, or held on for a
     while after a spike."""
-    if profile.image_validation:
-        return True
-    if safeguards.throttle.page_is_busy(profile.id, session):
-        return True
-    return page_alerts.captcha_forced(session, profile.id, now)
+    return _needs_captcha(
+        session, profile, now, lambda: safeguards.throttle.page_is_busy(profile.id, session)
+    )
+
+
+def _needs_captcha(
+    session: Session, profile: Profile, now: datetime, busy: Callable[[], bool]
+) -> bool:
+    return (
+        profile.image_validation or busy() or page_alerts.captcha_forced(session, profile.id, now)
+    )
 
 
 def one_step_possible(
@@ -129,15 +136,21 @@ def ask_for_callback(
     now: datetime,
     safeguards: Safeguards,
     captcha: CaptchaAnswer | None = None,
+    *,
+    slot: str | None = None,
+    who: str = "",
 ) -> PageOutcome:
-    """The one pipeline of the public form and the one-step link."""
+    """The one pipeline of the public form, the one-step link and the booking form (`slot`:
+    the posted slot; the slot's checks then stand where the owner's hours stand)."""
     if not safeguards.throttle.attempt(submission.source_address, session):
         return PageOutcome(refusal=Refusal.THROTTLED)
-    # Decided before this post is counted, so the post that tips the page over the adaptive
-    # threshold is not refused for a CAPTCHA its visitor was never shown. A spike is different:
-    # from then on every post needs the CAPTCHA, this one included.
-    needs_captcha = captcha_required(session, profile, safeguards, now)
-    if not safeguards.throttle.page_post(profile.id, session):
+    # "Busy" as it was before this post counted (as `captcha_required` said when the form was
+    # shown), so the post that tips the page over the adaptive threshold is not refused for a
+    # CAPTCHA its visitor was never shown. A spike is different: from then on every post needs
+    # the CAPTCHA, this one included.
+    posted = safeguards.throttle.page_post(profile.id, session)
+    needs_captcha = _needs_captcha(session, profile, now, lambda: posted.busy)
+    if posted.spike:
         captcha_for_spike(session, profile, now, safeguards)
         needs_captcha = True
     if needs_captcha and (
@@ -145,9 +158,14 @@ def ask_for_callback(
         or not safeguards.captcha.verify(session, captcha.token, captcha.answer, profile.id, now)
     ):
         return PageOutcome(refusal=Refusal.CAPTCHA_WRONG)
-    if not is_available(profiles.windows_of(profile), now, profiles.timezone_of(profile)):
+    scheduled_for = None
+    if slot is not None:
+        scheduled_for, slot_error = scheduling.check_slot(session, profile, slot, now, who)
+        if slot_error is not None:
+            return PageOutcome(refusal=Refusal.INVALID, errors={"slot": slot_error})
+    elif not is_available(profiles.windows_of(profile), now, profiles.timezone_of(profile)):
         return PageOutcome(refusal=Refusal.CLOSED)
-    result = submit(session, profile, submission, now, safeguards)
+    result = submit(session, profile, submission, now, safeguards, scheduled_for=scheduled_for)
     if result.throttled:
         return PageOutcome(refusal=Refusal.THROTTLED)
     if result.errors:

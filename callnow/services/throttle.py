@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from limits import RateLimitItem, parse_many
@@ -110,6 +111,11 @@ class _LimiterCounters:
     def hit(self, rule: str, key: str, items: list[RateLimitItem], _: Session | None) -> bool:
         return all([self.limiter.hit(item, rule, key) for item in items])
 
+    def hit_each(
+        self, checks: list[tuple[str, str, list[RateLimitItem]]], session: Session | None
+    ) -> list[bool]:
+        return [self.hit(rule, key, items, session) for rule, key, items in checks]
+
     def has_room(self, rule: str, key: str, items: list[RateLimitItem], _: Session | None) -> bool:
         return all(self.limiter.test(item, rule, key) for item in items)
 
@@ -152,6 +158,14 @@ class _DatabaseCounters:
         with self._session(given) as session:
             return limit_counters.hit(session, _counter(rule, key, items), datetime.now(UTC))
 
+    def hit_each(
+        self, checks: list[tuple[str, str, list[RateLimitItem]]], given: Session | None
+    ) -> list[bool]:
+        now = datetime.now(UTC)
+        with self._session(given) as session:
+            counters = [_counter(rule, key, items) for rule, key, items in checks]
+            return limit_counters.hit_each(session, counters, now)
+
     def has_room(
         self, rule: str, key: str, items: list[RateLimitItem], given: Session | None
     ) -> bool:
@@ -159,6 +173,10 @@ class _DatabaseCounters:
             return limit_counters.has_room(session, _counter(rule, key, items), datetime.now(UTC))
 
 
+@dataclass(frozen=True)
+class PagePost:
+    busy: bool  # the page already saw more posts than usual before this one
+    spike: bool  # with this one, far more than usual
 
 
 class Throttle:
@@ -225,15 +243,16 @@ class Throttle:
             session,
         )
 
-    def page_post(self, profile_id: int, session: Session | None = None) -> bool:
-        """Note a form post to a page; False when it is far above normal (a spike: the page
-        then asks everyone for a CAPTCHA for a while and its owner is told).
-
-        The same posts feed the adaptive image check (`page_is_busy`).
-        """
+    def page_post(self, profile_id: int, session: Session | None = None) -> PagePost:
+        """Note a form post to a page: whether the page was already busy before it (the
+        adaptive image check), and whether the posts are now far above normal (a spike: the
+        page then asks everyone for a CAPTCHA for a while and its owner is told)."""
         key = str(profile_id)
-        self._counters.hit("captcha_auto_on", key, self._rules["captcha_auto_on"], session)
-        return self._counters.hit("spike_captcha", key, self._rules["spike_captcha"], session)
+        had_room, normal = self._counters.hit_each(
+            [(rule, key, self._rules[rule]) for rule in ("captcha_auto_on", "spike_captcha")],
+            session,
+        )
+        return PagePost(busy=not had_room, spike=not normal)
 
     def message(self, source_address: str, profile_id: int, session: Session | None = None) -> bool:
         """A visitor leaves a message: it counts as an attempt from its source, and against the

@@ -28,7 +28,10 @@ def owner_name(profile: Profile) -> str | None:
 
 def audience_of(call_request: CallRequest) -> Audience:
     web_wait = web_confirmation.DEFAULT_TIMEOUT if call_request.decision == "confirm_web" else None
-    return Audience(owner_name(call_request.profile), web_wait)
+    booked_for = None
+    if call_request.scheduled_for is not None:
+        booked_for = local_time(call_request.profile, call_request.scheduled_for)
+    return Audience(owner_name(call_request.profile), web_wait, booked_for)
 
 
 def hint_for(profile: Profile) -> str:

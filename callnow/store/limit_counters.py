@@ -2,7 +2,7 @@
 
 One row per counted hit of a (rule, key); a moving window is a count of the rows younger than
 it. Rows go once the rule's longest window has passed (`expires_at`): each check deletes its
-own key's expired rows, and `purge_expired` sweeps the rest a bounded batch at a time.
+own keys' expired rows, and `purge_expired` sweeps the rest a bounded batch at a time.
 
 Checks and hits of one key are serialised so two requests cannot both take the last place: on
 PostgreSQL by a transaction-level advisory lock per key, on SQLite by the write lock (the first
@@ -15,8 +15,23 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Delete,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from callnow.store.models import LimitHit
@@ -51,70 +66,125 @@ def _stored_key(key: str) -> str:
     return f"{key[: KEY_MAX_CHARS - 33]}#{digest}"
 
 
-def _lock(session: Session, counter: Counter, now: datetime) -> None:
-    key = _stored_key(counter.key)
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{counter.rule}:{key}"}
-        )
-    session.execute(
-        delete(LimitHit)
-        .where(LimitHit.rule == counter.rule, LimitHit.key == key, LimitHit.expires_at <= now)
-        .execution_options(synchronize_session=False)
+_hits: Table = LimitHit.__table__  # type: ignore[assignment]  # Core: runs on every post
+
+
+def _keys(counters: Sequence[Counter]) -> dict[str, str]:
+    params = {}
+    for i, counter in enumerate(counters):
+        params[f"r{i}"] = counter.rule
+        params[f"k{i}"] = _stored_key(counter.key)
+    return params
+
+
+def _is_key(i: int) -> ColumnElement[bool]:
+    return and_(_hits.c.rule == bindparam(f"r{i}"), _hits.c.key == bindparam(f"k{i}"))
+
+
+# Statements are built once per shape (how many counters, how many windows each) and reused:
+# building them anew on every post cost more than running them.
+@cache
+def _drop_expired_of(counters: int) -> Delete:
+    return delete(_hits).where(
+        _hits.c.expires_at <= bindparam("now"), or_(*map(_is_key, range(counters)))
     )
 
 
-def _count(session: Session, counter: Counter, window: Window, now: datetime) -> int:
-    since = now - timedelta(seconds=window.seconds)
-    return (
-        session.scalar(
+@cache
+def _count_windows(shape: tuple[int, ...]) -> Select[Any]:
+    return select(
+        *(
             select(func.count())
-            .select_from(LimitHit)
-            .where(
-                LimitHit.rule == counter.rule,
-                LimitHit.key == _stored_key(counter.key),
-                LimitHit.hit_at > since,
+            .select_from(_hits)
+            .where(_is_key(i), _hits.c.hit_at > bindparam(f"s{i}_{j}"))
+            .scalar_subquery()
+            for i, windows in enumerate(shape)
+            for j in range(windows)
+        )
+    )
+
+
+def _lock(session: Session, counters: Sequence[Counter], now: datetime) -> None:
+    """Hold every counter's key until commit, in one lock order; drop their expired hits."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        for counter in counters:
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                {"k": f"{counter.rule}:{_stored_key(counter.key)}"},
             )
-        )
-        or 0
+    connection.execute(_drop_expired_of(len(counters)), {"now": now, **_keys(counters)})
+
+
+def _counts(session: Session, counters: Sequence[Counter], now: datetime) -> list[list[int]]:
+    """Each counter's hits in each of its windows, read in one statement."""
+    params: dict[str, object] = dict(_keys(counters))
+    for i, counter in enumerate(counters):
+        for j, window in enumerate(counter.windows):
+            params[f"s{i}_{j}"] = now - timedelta(seconds=window.seconds)
+    shape = tuple(len(counter.windows) for counter in counters)
+    row = iter(session.connection().execute(_count_windows(shape), params).one())
+    return [[next(row) for _ in counter.windows] for counter in counters]
+
+
+def _add(session: Session, counters: Sequence[Counter], now: datetime) -> None:
+    session.connection().execute(
+        insert(_hits),
+        [
+            {
+                "rule": counter.rule,
+                "key": _stored_key(counter.key),
+                "hit_at": now,
+                "expires_at": now + counter.longest,
+            }
+            for counter in counters
+        ],
     )
 
 
-def _add(session: Session, counter: Counter, now: datetime) -> None:
-    session.execute(
-        insert(LimitHit).values(
-            rule=counter.rule,
-            key=_stored_key(counter.key),
-            hit_at=now,
-            expires_at=now + counter.longest,
-        )
-    )
+def _in_lock_order(counters: Sequence[Counter]) -> list[Counter]:
+    return sorted(counters, key=lambda c: (c.rule, c.key))  # one lock order: no deadlock
 
 
 def take(session: Session, counters: Sequence[Counter], now: datetime) -> bool:
     """Count one hit on every counter only if each of their windows still has room."""
-    ordered = sorted(counters, key=lambda c: (c.rule, c.key))  # one lock order: no deadlock
-    for counter in ordered:
-        _lock(session, counter, now)
-    for counter in ordered:
-        for window in counter.windows:
-            if _count(session, counter, window, now) >= window.amount:
-                return False
-    for counter in ordered:
-        _add(session, counter, now)
+    if not counters:
+        return True
+    ordered = _in_lock_order(counters)
+    _lock(session, ordered, now)
+    for counter, counts in zip(ordered, _counts(session, ordered, now), strict=True):
+        if any(
+            count >= window.amount for count, window in zip(counts, counter.windows, strict=True)
+        ):
+            return False
+    _add(session, ordered, now)
     return True
+
+
+def hit_each(session: Session, counters: Sequence[Counter], now: datetime) -> list[bool]:
+    """Count one hit on every counter whatever the windows say; for each counter (in the
+    order given), False when it went over any of its windows."""
+    if not counters:
+        return []
+    ordered = _in_lock_order(counters)
+    _lock(session, ordered, now)
+    _add(session, ordered, now)
+    counted = dict(zip(map(id, ordered), _counts(session, ordered, now), strict=True))
+    return [
+        all(count <= window.amount for count, window in zip(counted[id(c)], c.windows, strict=True))
+        for c in counters
+    ]
 
 
 def hit(session: Session, counter: Counter, now: datetime) -> bool:
     """Count one hit whatever the windows say; False when it went over any of them."""
-    _lock(session, counter, now)
-    _add(session, counter, now)
-    return all(_count(session, counter, w, now) <= w.amount for w in counter.windows)
+    return hit_each(session, [counter], now)[0]
 
 
 def has_room(session: Session, counter: Counter, now: datetime) -> bool:
     """True while every window has room for one more hit (counts nothing)."""
-    return all(_count(session, counter, w, now) < w.amount for w in counter.windows)
+    (counts,) = _counts(session, [counter], now)
+    return all(count < window.amount for count, window in zip(counts, counter.windows, strict=True))
 
 
 def purge_expired(session: Session, now: datetime, limit: int = PURGE_BATCH) -> int:

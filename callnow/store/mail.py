@@ -16,9 +16,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, event, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, event, func, insert, select, update
 from sqlalchemy.orm import Mapper, Session
 
 from callnow.domain.decision import Outcome
@@ -133,6 +134,7 @@ def kind_for(state: str, reason: str) -> Kind | None:
     return None
 
 
+@cache  # built once: this runs for every request placed
 def _request_query() -> Any:
     return (
         select(
@@ -150,6 +152,7 @@ def _request_query() -> Any:
         .join(Profile, Profile.id == CallRequest.profile_id)
         .join(Extension, Extension.id == Profile.extension_id)
         .outerjoin(NotificationPrefs, NotificationPrefs.user_id == Extension.owner_user_id)
+        .where(CallRequest.id == bindparam("request_id"))
     )
 
 
@@ -159,9 +162,7 @@ def enqueue_for_history(connection: Connection, row: dict[str, Any]) -> bool:
     if kind is None:
         return False
     found = (
-        connection.execute(_request_query().where(CallRequest.id == row["request_id"]))
-        .mappings()
-        .first()
+        connection.execute(_request_query(), {"request_id": row["request_id"]}).mappings().first()
     )
     if found is None or found["owner_user_id"] is None:
         return False

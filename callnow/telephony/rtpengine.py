@@ -558,19 +558,28 @@ class AnchoredCallback:
         await self.client.answer(
             self.call_id, self.visitor_tag, self.owner_tag, owner_sdp, **params
         )
+        await self.offer_to_trunk(self.trunk_codecs, **params)
+
+    async def offer_to_trunk(self, codecs: tuple[str, ...], **params: Any) -> str:
+        """(Re)make the trunk's offer with `codecs` (a trunk's own list, e.g. the next trunk's
+        on failover); later re-offers towards the visitor use them too. Returns the SDP."""
+        if self._owner_sdp is None:
+            raise RuntimeError("the owner has not answered yet")
         for_visitor = await self.client.offer(
             self.call_id,
             self.owner_tag,
-            owner_sdp,
+            self._owner_sdp,
             to_tag=self.visitor_tag,
             flags=["port latching"],
             replace=["origin", "session-connection"],
-            codec=_transcode_to(self.trunk_codecs, strip=True),
+            codec=_transcode_to(codecs, strip=True),
             **params,
         )
+        self.trunk_codecs = codecs
         self._sdp_for_visitor = own_origin(
             for_visitor, random.getrandbits(31), _connection_address(for_visitor)
         )
+        return self._sdp_for_visitor
 
     @property
     def sdp_for_visitor(self) -> str:

@@ -11,11 +11,15 @@ from pathlib import Path
 import pytest
 
 from callnow.config import RtpengineSettings
+from callnow.domain.flow import Reason
 from callnow.domain.request_state import RequestState
+from callnow.telephony.sdp import codec_names
 from tests.engine.live_helpers import (
+    SHORT_CALLS,
     facts,
     live_rig,
     media_address,
+    template_for,
     wait_for_exit,
     wait_for_request,
 )
@@ -126,3 +130,31 @@ async def test_the_trunk_invite_carries_our_origin_not_the_owner_phones(
     assert (user, session) != (owner_user, owner_session)
     assert user == "callnow" and session != owner_session
     assert address == media_address(trunk_invite.body)[0]  # rtpengine's, not the phone's
+
+
+async def test_each_trunk_is_offered_its_own_codecs_also_on_failover(
+    sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
+) -> None:
+    """The first trunk (the default list) answers 503; the next one, configured A-law only, is
+    offered exactly PCMA and telephone-event, answers A-law and the call completes."""
+    owner = sipp_peer("answer_info_dtmf_relay.xml", {"digit": "1"})
+    first = sipp_peer("trunk_503.xml")
+    alaw_only = sipp_peer("media_answer_pcma.xml", {"rtp_port": "9"})
+    backup = {"name": "alaw", "uri_template": template_for(alaw_only, "e164"), "codecs": ["PCMA"]}
+    async with live_rig(
+        owner,
+        first,
+        rtpengine_settings,
+        prompt_cache,
+        tmp_path,
+        SHORT_CALLS,
+        more_settings={"trunks": [backup]},
+    ) as rig:
+        outcome = await rig.outcome(await rig.start(facts()))
+
+    assert (outcome.state, outcome.reason) == (RequestState.COMPLETED, Reason.MAX_DURATION_REACHED)
+    first_offer = first.received("INVITE")[0].body
+    assert payload_types(first_offer)[:2] == ["8", "0"]
+    offer = alaw_only.received("INVITE")[0].body
+    assert codec_names(offer) == ["PCMA", "telephone-event"], offer
+    assert await wait_for_exit(alaw_only) == 0, alaw_only.diagnostics()

@@ -46,8 +46,8 @@ def direction_of(sdp: str) -> str:
     return found[-1] if found else "sendrecv"
 
 
-def answers_to_invites(peer: SippPeer) -> list[SipMessage]:
-    return [m for m in peer.received() if m.status == 200 and m.cseq[1] == "INVITE"]
+def answers_to_invites(peer: SippPeer, method: str = "INVITE") -> list[SipMessage]:
+    return [m for m in peer.received() if m.status == 200 and m.cseq[1] == method]
 
 
 def origin_of(sdp: str) -> list[str]:
@@ -93,7 +93,7 @@ async def run_hold_and_resume(
 
             # Resumed from the new port: both phones hear each other through rtpengine, at
             # the addresses they were given first (port latching keeps them).
-            await until_resumed(trunk)
+            await until_resumed(trunk, "UPDATE" if "update" in trunk_scenario else "INVITE")
             await exchange_audio(owner_phone, owner_sends_to, moved_phone, visitor_sends_to)
             outcome = await rig.outcome(handle, timeout=30)
 
@@ -103,12 +103,12 @@ async def run_hold_and_resume(
     return owner, trunk
 
 
-async def until_resumed(trunk: SippPeer) -> None:
-    """Until our 200 to the visitor's second re-INVITE (the resume) has arrived."""
+async def until_resumed(trunk: SippPeer, method: str = "INVITE") -> None:
+    """Until our 200 to the visitor's second re-INVITE or UPDATE (the resume) has arrived."""
     import asyncio
 
     async with asyncio.timeout(15):
-        while len(answers_to_invites(trunk)) < 2:
+        while len(answers_to_invites(trunk, method)) < 2:
             await asyncio.sleep(0.05)
 
 
@@ -207,3 +207,55 @@ async def test_an_inactive_hold_is_answered_inactive_and_passed_on_as_inactive(
     assert (direction_of(hold.body), direction_of(resume.body)) == ("inactive", "sendrecv")
     invites = owner.received("INVITE")
     assert [direction_of(m.body) for m in invites[1:]] == ["inactive", "sendrecv"]
+
+
+async def test_owner_hold_and_resume_by_update_reach_the_visitor(
+    sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
+) -> None:
+    """RFC 3311: the owner's phone holds and resumes by UPDATE; each is answered like the
+    re-INVITE (mirrored direction, our Contact) and passed on to the visitor by re-INVITE;
+    an UPDATE without an offer (a session refresh) is answered 200 without one."""
+    async with RtpPeer() as visitor_phone:
+        owner = sipp_peer("owner_update_hold_resume.xml", {"digit": "1"})
+        trunk = sipp_peer("follows_hold.xml", {"rtp_port": str(visitor_phone.port)})
+        async with live_rig(
+            owner, trunk, rtpengine_settings, prompt_cache, tmp_path, limits=REINVITE_LIMITS
+        ) as rig:
+            outcome = await rig.outcome(await rig.start(facts()), timeout=30)
+
+    assert (outcome.state, outcome.reason) == (RequestState.COMPLETED, "max_duration_reached")
+    assert await wait_for_exit(owner) == 0, owner.diagnostics()
+    assert await wait_for_exit(trunk) == 0, trunk.diagnostics()
+    hold, resume, refresh = [m for m in owner.received() if m.cseq[1] == "UPDATE"]
+    assert (hold.status, resume.status, refresh.status) == (200, 200, 200)
+    assert (direction_of(hold.body), direction_of(resume.body)) == ("recvonly", "sendrecv")
+    assert refresh.body == ""
+    invites = trunk.received("INVITE")
+    assert [direction_of(m.body) for m in invites[1:]] == ["sendonly", "sendrecv"]
+    # Our answers continue the session the owner's phone knows (same o=, version growing).
+    first_answer = owner.received("INVITE")[0].body
+    origins = [origin_of(m.body) for m in (hold, resume)]
+    assert {tuple(o[:2]) for o in origins} == {tuple(origin_of(first_answer)[:2])}
+
+
+async def test_visitor_hold_and_resume_by_update_reach_the_owner_and_media_follows(
+    sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
+) -> None:
+    """RFC 3311 from the carrier's side: hold, then resume from a new address, by UPDATE;
+    answered like re-INVITEs, passed to the owner by re-INVITE, audio both ways after."""
+    owner, trunk = await run_hold_and_resume(
+        "follows_hold.xml",
+        "trunk_update_hold_resume.xml",
+        sipp_peer,
+        rtpengine_settings,
+        prompt_cache,
+        tmp_path,
+    )
+
+    hold, resume = answers_to_invites(trunk, "UPDATE")
+    assert (direction_of(hold.body), direction_of(resume.body)) == ("recvonly", "sendrecv")
+    first = origin_of(wait_first(trunk, "INVITE").body)
+    assert origin_of(hold.body)[:2] == first[:2] == origin_of(resume.body)[:2]
+    assert int(first[2]) < int(origin_of(hold.body)[2]) < int(origin_of(resume.body)[2])
+    invites = owner.received("INVITE")
+    assert [direction_of(m.body) for m in invites[1:]] == ["sendonly", "sendrecv"]

@@ -129,3 +129,35 @@ async def test_the_trunk_is_chosen_by_destination_prefix(
     assert outcome.state is RequestState.COMPLETED, outcome
     assert us_only.received() == []
     assert methods_received(australia) == ["INVITE", "ACK"]
+
+
+def carrier_deck(path: Path, per_minute: str) -> str:
+    path.write_text(
+        "prefix,description,connection_fee,price_per_minute,initial_increment,"
+        f"subsequent_increment,minimum_charge\n61,Australia,0,{per_minute},60,60,0\n"
+    )
+    return str(path)
+
+
+async def test_the_cheapest_trunk_by_its_carrier_deck_is_tried_first(
+    sipp_peer, rtpengine_settings: RtpengineSettings, prompt_cache: Path, tmp_path: Path
+) -> None:
+    """Both trunks may dial the number; the second in the settings is cheaper, so it carries
+    the call and the first is never asked."""
+    owner = sipp_peer("answer_info_dtmf_relay.xml", {"digit": "1"})
+    dear = sipp_peer("answer.xml")
+    cheap = sipp_peer("answer_then_bye.xml")
+    async with live_rig(
+        owner,
+        dear,
+        rtpengine_settings,
+        prompt_cache,
+        tmp_path,
+        trunk_settings={"rate_deck": carrier_deck(tmp_path / "dear.csv", "0.05")},
+        more_settings=second_trunk(cheap, rate_deck=carrier_deck(tmp_path / "cheap.csv", "0.01")),
+    ) as rig:
+        outcome = await rig.outcome(await rig.start(facts()))
+
+    assert outcome.state is RequestState.COMPLETED, outcome
+    assert dear.received() == []
+    assert methods_received(cheap) == ["INVITE", "ACK"]

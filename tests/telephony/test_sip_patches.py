@@ -28,6 +28,7 @@ ALL_PATCHES = {
     "my_attribute_check",
     "prompt_thread_wakeups",
     "header_parse_error_response",
+    "update_requests",
 }
 
 
@@ -322,3 +323,15 @@ def test_sippy_event_loop_runs_on_the_wakeable_ticker() -> None:
     from sippy.Core.EventDispatcher import ED2
 
     assert isinstance(ED2.elp, patches.WakeableTicker)
+
+
+def test_every_dialog_state_has_an_answer_for_update() -> None:
+    """Unpatched, no state handles UPDATE and the request goes unanswered; the live answer
+    (hold and resume by UPDATE) is tested in tests/engine/test_live_reinvite.py."""
+    from sippy.UacStateUpdating import UacStateUpdating
+    from sippy.UasStateUpdating import UasStateUpdating
+    from sippy.UaStateConnected import UaStateConnected
+
+    for state in (UaStateConnected, UacStateUpdating, UasStateUpdating):
+        assert "UPDATE" in state.recv_request_handlers, state
+        assert "INVITE" in state.recv_request_handlers, state  # sippy's own handlers kept

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -98,3 +100,22 @@ def test_prefixes_choose_the_numbers_a_trunk_may_dial() -> None:
     assert [r.name for r in routes_for((mobile, anything), "+61411222333")] == ["mobile", "any"]
     assert [r.name for r in routes_for((mobile, anything), "+61290375678")] == ["any"]
     assert routes_for((mobile,), "+14155550100") == []
+
+
+def test_a_carrier_deck_orders_trunks_and_a_bad_one_is_named(tmp_path: Path) -> None:
+    from callnow.engine.live.trunks import TrunkRoute, routes_for
+
+    header = "prefix,description,connection_fee,price_per_minute,initial_increment,"
+    header += "subsequent_increment,minimum_charge\n"
+    cheap = tmp_path / "cheap.csv"
+    cheap.write_text(header + "61,Australia,0,0.010,60,60,0\n")
+    plain = TrunkRoute.from_settings(TrunkSettings(name="plain"))
+    priced = TrunkRoute.from_settings(TrunkSettings(name="priced", rate_deck=str(cheap)))
+    assert [r.name for r in routes_for((plain, priced), "+61290375678")] == ["priced", "plain"]
+    assert [r.name for r in routes_for((plain, priced), "+14155550100")] == ["plain", "priced"]
+    broken = tmp_path / "broken.csv"
+    broken.write_text(header + "+61,Australia,0,cheap,60,60,0\n")
+    with pytest.raises(ValueError, match=r"trunk bad: rate_deck .*broken.csv is not a valid deck"):
+        TrunkRoute.from_settings(TrunkSettings(name="bad", rate_deck=str(broken)))
+    with pytest.raises(ValueError, match="cannot read rate_deck"):
+        TrunkRoute.from_settings(TrunkSettings(name="bad", rate_deck=str(tmp_path / "none.csv")))

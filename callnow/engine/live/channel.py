@@ -7,12 +7,12 @@ into flow events (through `callnow.engine.translate`), keeping the `CallChannel`
 - a leg's events are handled strictly in order, one at a time, by one task per leg, so the
   media step that must precede an event (the owner's SDP goes to rtpengine before the flow
   hears `LegAnswered` and asks for a prompt) can never be overtaken by a later event
-  (a BYE right after the 200 OK);
-- rtpengine 10.5 never reports the end of a prompt, so `PromptFinished` is timed here from
-  the prompt's duration, and a generation counter makes sure a stopped or replaced prompt
-  is never reported as finished. The same timer tells `stop_prompt` that nothing is playing
-  any more, so a prompt that already ended costs no `stop media` request (rtpengine would
-  only answer "not currently playing").
+  (a BYE right after the 200 OK).
+
+Here: dialling both legs (the visitor through the trunks in order, failing over), each leg's
+media step, the bridge, hang-ups and closing. What the owner hears (prompts, ringback) is
+`owner_audio.OwnerAudio`'s; re-INVITEs are answered by `reoffers`; the shared settings are
+`channel_config.ChannelConfig`.
 """
 
 from __future__ import annotations
@@ -20,104 +20,38 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 from callnow.domain.calls import LegHangupPrepared, LegRole, PreparedHangup
-from callnow.domain.flow import PromptFinished, PromptKind
+from callnow.domain.flow import PromptKind
+from callnow.engine.live.channel_config import ALLOW, ChannelConfig
+from callnow.engine.live.owner_audio import OwnerAudio
+from callnow.engine.live.reoffers import answer_reoffer
 from callnow.engine.live.trunks import TrunkRoute, routes_for
 from callnow.engine.live.uris import caller_id_as, check_e164, owner_uri, trunk_uri
 from callnow.engine.ports import EventSink
 from callnow.engine.translate import from_rtpengine_dtmf, from_sip
 from callnow.telephony.dtmf_log import DtmfEvent
-from callnow.telephony.prompts import DEFAULT_CODEC, PromptRenderer, prompt_codec_for
+from callnow.telephony.prompts import PromptRenderer, prompt_codec_for
 from callnow.telephony.rtpengine import AnchoredCallback
-from callnow.telephony.sdp import answer_direction, continue_origin, direction, with_direction
 from callnow.telephony.sip import (
     Answered,
     CallerId,
-    Credentials,
-    Ended,
     Failed,
     FailureCause,
     HangupPrepared,
     Leg,
     LegEvent,
-    ReinviteRejected,
     RemoteSdpChanged,
-    Ringing,
     SipStack,
 )
-from callnow.telephony.tones import Cadence, render_ringback
+
+__all__ = ["ALLOW", "ChannelConfig", "LiveChannel"]
 
 log = logging.getLogger(__name__)
 
-# The requests our dialogs handle (sippy answers OPTIONS; INFO carries keys).
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
-
 # How long close() lets the leg tasks drain their last events before cancelling them.
 _DRAIN_S = 1.0
-
-
-@dataclass(frozen=True)
-class ChannelConfig:
-    """What every channel of one `LiveTelephony` shares (built from the settings)."""
-
-    owner_uri_template: str
-    trunk_uri_template: str
-    trunk_credentials: Credentials | None
-    # Ring timeouts of the SIP legs themselves. The flow's own ring timers normally end an
-    # unanswered leg first; these only guard against a leg outliving a stuck engine.
-    owner_ring_timeout_s: float
-    visitor_ring_timeout_s: float
-    region: str = "AU"
-    prompt_language: str = "en"
-    prompt_voice: str | None = None
-    # Where both legs' INVITEs are sent (an edge proxy such as Kamailio); None: the URI's host.
-    outbound_proxy: tuple[str, int] | None = None
-    # Host part of the trunk leg's From and P-Asserted-Identity (trunks often want their own
-    # domain there); None: our SIP address.
-    trunk_from_domain: str | None = None
-    # Where the trunk leg's INVITEs go when not `outbound_proxy` (the `[trunk]` setting).
-    trunk_outbound_proxy: tuple[str, int] | None = None
-    # The trunk leg's identity, as `[trunk]` describes it (see TrunkSettings).
-    trunk_from_user: str = ""
-    trunk_display_name: str = ""
-    caller_id_format: str = "e164"
-    trunk_asserted_identity: bool = True
-    trunk_privacy: str = "none"
-    # The ringback played to the owner while the visitor's phone rings; None: silence.
-    ringback: Cadence | None = None
-    ringback_s: float = 60.0
-    # Headers of both legs' INVITEs: what we accept in the dialog and which extensions.
-    invite_headers: tuple[tuple[str, str], ...] = (("Allow", ALLOW), ("Supported", ""))
-    # The trunks after the one above (`[[trunks]]`), tried in order on failover.
-    more_trunks: tuple[TrunkRoute, ...] = ()
-    setup_timeout_s: float | None = None
-
-    @property
-    def trunk_routes(self) -> tuple[TrunkRoute, ...]:
-        """Every trunk in the order tried: the one the fields above describe, then the rest."""
-        headers = dict(self.invite_headers)
-        first = TrunkRoute(
-            uri_template=self.trunk_uri_template,
-            credentials=self.trunk_credentials,
-            from_domain=self.trunk_from_domain,
-            outbound_proxy=self.trunk_outbound_proxy,
-            from_user=self.trunk_from_user,
-            display_name=self.trunk_display_name,
-            caller_id_format=self.caller_id_format,
-            asserted_identity=self.trunk_asserted_identity,
-            privacy=self.trunk_privacy,
-            supported=headers.get("Supported", ""),
-            setup_timeout_s=self.setup_timeout_s,
-            prefixes=self.trunk_prefixes,
-            name=self.trunk_name,
-        )
-        return (first, *self.more_trunks)
-
-    trunk_prefixes: tuple[str, ...] = ()
-    trunk_name: str = "main"
 
 
 class LiveChannel:
@@ -148,20 +82,20 @@ class LiveChannel:
         self._leg_tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._visitor_sdp: str | None = None
-        # Prompts are rendered in the G.711 law the owner's phone answered with.
-        self._prompt_codec = DEFAULT_CODEC
         self._media_opened = False
         self._owner_offer: asyncio.Task[str] | None = None
-        # A prompt may still be playing: started (or starting) and its timer has not fired.
-        self._prompt_playing = False
-        self._prompt_generation = 0
-        self._prompt_timer: asyncio.TimerHandle | None = None
         self._closed = False
         # Both legs anchored in one rtpengine session (re-INVITEs are passed between them).
         self._bridged = False
-        # The visitor's phone rings without early media: the owner should hear our ringback.
-        self._ringback_wanted = False
-        self._ringback_playing = False
+        # Prompts and ringback: what the owner hears from us.
+        self._audio = OwnerAudio(
+            request_ref=request_ref,
+            media=media,
+            renderer=renderer,
+            config=config,
+            events=events,
+            spawn=self._spawn,
+        )
         # Failover: the trunks still to try, the number and the caller ID they are given,
         # and whether the flow hung the visitor up (then no other trunk is tried).
         self._trunks_left: list[TrunkRoute] = []
@@ -210,6 +144,8 @@ class LiveChannel:
     async def _dial_trunk(self, route: TrunkRoute) -> None:
         config, number = self._config, self._visitor_number
         uri = trunk_uri(route.uri_template, number, config.region)
+        if route.codecs != self.media.trunk_codecs:  # this trunk has a list of its own
+            await self.media.offer_to_trunk(route.codecs)
         shown = caller_id_as(self._caller_id, route.caller_id_format, config.region)
         presented = CallerId(route.display_name, shown)
         caller = CallerId(route.display_name, route.from_user) if route.from_user else presented
@@ -299,134 +235,35 @@ class LiveChannel:
     async def _media_step(self, role: LegRole, leg: Leg, event: LegEvent) -> bool:
         """Do what rtpengine must hear of `event` first; False to keep it from the flow."""
         if role is LegRole.VISITOR:
-            await self._ringback_follows(event)
+            await self._audio.follow_visitor(event)
         if isinstance(event, Answered):
             if not event.sdp:
                 raise ValueError(f"the {role} answered without SDP")
             if role is LegRole.OWNER:
-                self._prompt_codec = prompt_codec_for(event.sdp)
+                self._audio.codec = prompt_codec_for(event.sdp)
                 await self.media.owner_answered(event.sdp)
             else:
                 self._visitor_sdp = event.sdp  # used by bridge(), which follows the answer
         elif isinstance(event, RemoteSdpChanged):
-            await self._answer_reoffer(role, leg, event.sdp)
-        return True
-
-    async def _answer_reoffer(self, role: LegRole, leg: Leg, offer: str | None) -> None:
-        """A re-INVITE (hold, resume, a new address) from one leg. Once bridged, the offer goes
-        through rtpengine and on to the other leg by a re-INVITE of ours, so the other phone
-        hears the hold too and media follows both ways; the other leg's answer comes back
-        through rtpengine as ours (RFC 3264: `sendonly` is answered `recvonly`, `inactive`
-        `inactive`). Before the bridge only this leg and rtpengine's side of it exist: it is
-        answered from our last SDP with the direction RFC 3264 asks for. The re-INVITE is
-        always answered, whatever fails on the way."""
-        other = self.legs.get(LegRole.VISITOR if role is LegRole.OWNER else LegRole.OWNER)
-        answer: str | None = None
-        try:
-            if self._bridged and other is not None and not other.done and offer:
-                answer = await self._pass_reoffer(role, other, offer)
-        except Exception:
-            log.exception("callback %s: passing on the %s re-INVITE failed", self.request_ref, role)
-        if answer is None:
-            answer = leg.local_answer(offer)
-        else:
-            answer = continue_origin(answer, leg.local_sdp)
-        await leg.answer_update(answer)
-
-    async def _pass_reoffer(self, role: LegRole, other: Leg, offer: str) -> str:
-        tag = self.media.owner_tag if role is LegRole.OWNER else self.media.visitor_tag
-        for_other = continue_origin(await self.media.reoffer_from(tag, offer), other.local_sdp)
-        try:
-            other_answer = await other.reinvite(for_other)
-        except (ReinviteRejected, TimeoutError, RuntimeError) as exc:
-            # The other phone keeps its last state; rtpengine still needs an answer from it.
-            log.warning("callback %s: re-INVITE passed on was refused: %s", self.request_ref, exc)
-            other_answer = None
-        if not other_answer:
-            last = other.remote_sdp or ""
-            wanted = answer_direction(direction(for_other))
-            other_answer = with_direction(last, wanted)
-        return await self.media.reanswer_to(tag, other_answer)
-
-    # -- ringback ----------------------------------------------------------------------------
-
-    async def _ringback_follows(self, event: LegEvent) -> None:
-        if isinstance(event, Ringing):
-            # Early media is the carrier's own tone, relayed to the owner by rtpengine.
-            wanted = event.early_sdp is None and self._config.ringback is not None
-            if wanted and not self._ringback_wanted:
-                self._ringback_wanted = True
-                self._spawn(self._start_ringback())
-            elif not wanted:
-                await self._stop_ringback()
-        elif isinstance(event, Answered | Failed | Ended):
-            await self._stop_ringback()
-
-    async def _start_ringback(self) -> None:
-        cadence = self._config.ringback
-        if cadence is None or self._prompt_playing or self._ringback_playing or self._closed:
-            return
-        try:
-            tone = await render_ringback(
-                self._renderer, cadence, self._config.ringback_s, self._prompt_codec
+            other = self.legs.get(LegRole.VISITOR if role is LegRole.OWNER else LegRole.OWNER)
+            await answer_reoffer(
+                request_ref=self.request_ref,
+                media=self.media,
+                role=role,
+                leg=leg,
+                other=other,
+                bridged=self._bridged,
+                offer=event.sdp,
             )
-            if not self._ringback_wanted or self._prompt_playing or self._closed:
-                return
-            self._ringback_playing = True
-            await self.media.play_to_owner(tone.path)
-            if not self._ringback_wanted:  # answered while play media was on its way
-                await self._stop_ringback(force=True)
-        except Exception:
-            # Only a comfort: the call goes on in silence.
-            log.warning("callback %s: no ringback", self.request_ref, exc_info=True)
-
-    async def _stop_ringback(self, *, force: bool = False) -> None:
-        self._ringback_wanted = False
-        if self._ringback_playing or force:
-            self._ringback_playing = False
-            await self.media.stop_prompt()
+        return True
 
     # -- prompts -----------------------------------------------------------------------------
 
-    async def play_prompt(self, kind: PromptKind, text: str) -> None:
-        rendered = await self._renderer.render(
-            text,
-            language=self._config.prompt_language,
-            voice=self._config.prompt_voice,
-            codec=self._prompt_codec,
-        )
-        self._cancel_prompt_timer()
-        self._prompt_generation += 1
-        generation = self._prompt_generation
-        self._prompt_playing = True
-        self._ringback_playing = False  # rtpengine replaces it with the prompt
-        duration = await self.media.play_to_owner(rendered.path)
-        if duration is None or duration <= 0:
-            duration = rendered.duration_s
-        if generation == self._prompt_generation:  # not stopped while play_media was in flight
-            self._prompt_timer = self._loop.call_later(duration, self._prompt_ended, generation)
-
-    def _prompt_ended(self, generation: int) -> None:
-        self._prompt_timer = None
-        if generation == self._prompt_generation:
-            self._prompt_playing = False
-            if not self._closed:
-                self._events(PromptFinished())
-                if self._ringback_wanted:  # a whisper ended while the visitor's phone rings
-                    self._spawn(self._start_ringback())
+    async def play_prompt(self, kind: PromptKind, text: str, *, language: str = "en") -> None:
+        await self._audio.play_prompt(kind, text, language=language)
 
     async def stop_prompt(self) -> None:
-        # Invalidate first: whatever happens to the ng request, this prompt is never reported.
-        self._prompt_generation += 1
-        self._cancel_prompt_timer()
-        if self._prompt_playing:
-            self._prompt_playing = False
-            await self.media.stop_prompt()
-
-    def _cancel_prompt_timer(self) -> None:
-        if self._prompt_timer is not None:
-            self._prompt_timer.cancel()
-            self._prompt_timer = None
+        await self._audio.stop_prompt()
 
     # -- digits from rtpengine's DTMF log ----------------------------------------------------
 
@@ -467,8 +304,7 @@ class LiveChannel:
         if self._closed:
             return
         self._closed = True
-        self._prompt_generation += 1
-        self._cancel_prompt_timer()
+        self._audio.close()
         try:
             for role, leg in self.legs.items():
                 try:

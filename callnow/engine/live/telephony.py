@@ -25,8 +25,9 @@ from typing import Any
 from callnow.config import RtpengineSettings, Settings, SipSettings
 from callnow.domain.calls import PreparedHangup
 from callnow.domain.flow import FlowLimits, RequestFacts
-from callnow.engine.live.channel import ALLOW, ChannelConfig, LiveChannel
-from callnow.engine.live.trunks import TrunkRoute
+from callnow.engine.live.channel import LiveChannel
+from callnow.engine.live.channel_config import ALLOW, ChannelConfig
+from callnow.engine.live.trunks import TrunkRoute, load_carrier_deck
 from callnow.engine.live.uris import check_e164
 from callnow.engine.ports import EventSink
 from callnow.telephony.dtmf_log import DtmfEvent, DtmfLogListener
@@ -110,7 +111,6 @@ class LiveTelephony:
         prompt_cache_dir: Path | None = None,
         owner_ring_timeout_s: float | None = None,
         visitor_ring_timeout_s: float | None = None,
-        prompt_language: str = "en",
         prompt_voice: str | None = None,
         outbound_proxy: tuple[str, int] | None = None,
         trunk_from_domain: str | None = None,
@@ -128,7 +128,6 @@ class LiveTelephony:
             visitor_ring_timeout_s=visitor_ring_timeout_s
             or sip.visitor_ring_timeout_s + RING_BACKSTOP_MARGIN_S,
             region=settings.default_region,
-            prompt_language=prompt_language,
             prompt_voice=prompt_voice,
             outbound_proxy=outbound_proxy,
             trunk_from_domain=trunk_from_domain or trunk.from_domain or None,
@@ -144,6 +143,8 @@ class LiveTelephony:
             ringback_s=min(300.0, sip.visitor_ring_timeout_s + RING_BACKSTOP_MARGIN_S),
             trunk_name=trunk.name,
             trunk_prefixes=tuple(trunk.prefixes),
+            trunk_codecs=tuple(trunk.codecs),
+            trunk_deck=load_carrier_deck(trunk),
             setup_timeout_s=trunk.setup_timeout_s,
             more_trunks=tuple(TrunkRoute.from_settings(more) for more in settings.trunks),
         )
@@ -262,8 +263,10 @@ class LiveTelephony:
             request_ref=request_ref,
             events=events,
             stack=self.stack,
+            # Offered the first trunk's codecs; a trunk tried later with its own list is
+            # offered again (`LiveChannel._dial_trunk`).
             media=AnchoredCallback(
-                self.rtpengine, media_call_id, trunk_codecs=tuple(self.settings.trunk.codecs)
+                self.rtpengine, media_call_id, trunk_codecs=self.config.trunk_codecs
             ),
             renderer=self.renderer,
             config=self.config,

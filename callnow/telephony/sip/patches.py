@@ -64,6 +64,16 @@ on bench/sip_flows_bench.py (figures: docs/decisions/0005-sippy-patches.md):
    `SipParseError` carrying a prepared "400 Bad <Header> Header" (built from the request's
    headers as received), which `handleIncoming()` sends; nothing when the top Via is the
    unreadable one (there is no one to answer) or a mandatory header is missing.
+
+8. `update_requests`: sippy 2.5.0 has no handler for UPDATE (RFC 3311) in any dialog state,
+   and a state without a handler sends no response at all, so a phone's UPDATE (hold by
+   UPDATE, a session-timer refresh) was retransmitted for 32 s and then, for many phones,
+   the call torn down. Fix: in a confirmed dialog an UPDATE without a body is answered
+   200 OK (with our Contact: it refreshes the target); one with an offer becomes a
+   `CCEventUpdate`, as a re-INVITE does, carrying the request as `sip_update` so the
+   application answers it (200 with its answer, or a failure) with `answer_sip_update()`.
+   While our own offer is outstanding (a re-INVITE of ours) an UPDATE is refused 491; while
+   the peer's re-INVITE waits for our answer, 500 with Retry-After (both RFC 3311 5.2).
 """
 
 from __future__ import annotations
@@ -72,6 +82,7 @@ import builtins
 import collections
 import importlib.metadata
 import logging
+import random
 import sys
 import threading
 import time
@@ -131,6 +142,7 @@ def apply() -> None:
         _patch_my_attribute_check()
         _patch_prompt_thread_wakeups()
         _patch_header_parse_error_response()
+        _patch_update_requests()
 
 
 def _patch_transport_case() -> None:
@@ -334,6 +346,82 @@ def _patch_header_parse_error_response() -> None:
     getTIds.__wrapped__ = original  # type: ignore[attr-defined]
     SipRequest.getTIds = getTIds
     _applied.add("header_parse_error_response")
+
+
+def answer_sip_update(
+    ua: Any, request: Any, code: int, reason: str, sdp: str | None = None
+) -> None:
+    """Send the response to a peer's UPDATE (`CCEventUpdate.sip_update`); on the sippy
+    thread. A 2xx carries `sdp` (the answer) and our Contact (RFC 3311 5.2); a 500 carries
+    Retry-After. On a 2xx with `sdp` the dialog's local SDP becomes it."""
+    from sippy.MsgBody import MsgBody
+    from sippy.SipHeader import SipHeader
+
+    body = MsgBody(sdp) if sdp is not None else None
+    response = request.genResponse(code, reason, body, server=ua.local_ua)
+    if code < 300 and ua.lContact is not None:
+        response.appendHeader(SipHeader(name="contact", body=ua.lContact))
+    if code == 500:
+        response.appendHeader(SipHeader(name="retry-after", body=str(random.randint(1, 10))))
+    ua.global_config["_sip_tm"].sendResponse(response)
+    if code < 300 and body is not None:
+        ua.lSDP = body
+
+
+def _forget_unanswered(manager: Any, transaction: Any) -> None:
+    """An UPDATE nobody answered in 32 s: drop its transaction (as sippy would have)."""
+    transaction.teE = None
+    if manager.tserver.get(transaction.tid) is transaction:
+        del manager.tserver[transaction.tid]
+        transaction.cleanup()
+
+
+def _patch_update_requests() -> None:
+    if "update_requests" in _applied:
+        return
+    from sippy.CCEvents import CCEventUpdate
+    from sippy.Time.Timeout import Timeout
+    from sippy.UacStateUpdating import UacStateUpdating
+    from sippy.UasStateUpdating import UasStateUpdating
+    from sippy.UaStateConnected import UaStateConnected
+
+    def connected_update(state: Any, req: Any) -> None:
+        ua = state.ua
+        body = req.getBody()
+        if body is None:  # no offer: a target or session-timer refresh
+            answer_sip_update(ua, req, 200, "OK")
+            return None
+        # The answer comes later, but sippy drops a non-INVITE server transaction that has no
+        # response and no timer when this handler returns: a guard timer keeps it (and ends it
+        # after Timer F's 32 s if nobody answers).
+        manager = ua.global_config["_sip_tm"]
+        transaction = manager.tserver.get(req.getTId(wBRN=True))
+        if transaction is not None and transaction.teE is None:
+            transaction.teE = Timeout(_forget_unanswered, 32.0, 1, manager, transaction)
+        event = CCEventUpdate(body, rtime=req.rtime, origin=ua.origin)
+        event.sip_update = req  # answered by the application: answer_sip_update()
+        ua.rSDP = body.getCopy()
+        ua.equeue.append(event)
+        return None
+
+    def our_offer_outstanding(state: Any, req: Any) -> None:
+        req.sendResponse(491, "Request Pending")
+        return None
+
+    def their_offer_unanswered(state: Any, req: Any) -> None:
+        answer_sip_update(state.ua, req, 500, "Server Internal Error")
+        return None
+
+    for state_class, handler in (
+        (UaStateConnected, connected_update),
+        (UacStateUpdating, our_offer_outstanding),
+        (UasStateUpdating, their_offer_unanswered),
+    ):
+        state_class.recv_request_handlers = {
+            **state_class.recv_request_handlers,
+            "UPDATE": handler,
+        }
+    _applied.add("update_requests")
 
 
 def applied() -> frozenset[str]:

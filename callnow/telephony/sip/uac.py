@@ -51,6 +51,7 @@ from callnow.telephony.sip.events import (
     cause_for,
 )
 from callnow.telephony.sip.headers import CallerId, Credentials, QuotedNameAddress
+from callnow.telephony.sip.patches import answer_sip_update
 
 log = logging.getLogger(__name__)
 
@@ -197,9 +198,11 @@ class UacDriver:
         self.answered = False
         self.finished = False  # a terminal event (Failed/Ended) was emitted
         self._reinvite_done: Callable[[str | None, BaseException | None], None] | None = None
-        # A peer's re-INVITE waiting for `answer_update`, and the timer that answers it anyway.
+        # A peer's re-INVITE (or UPDATE) waiting for `answer_update`, and the timer that
+        # answers it anyway; for an UPDATE, its request (answered by `answer_sip_update`).
         self._update_pending = False
         self._update_timer: Any = None
+        self._update_request: Any = None
         # Our SDP as the peer last accepted it, and the one our re-INVITE in flight offers.
         self._local_sdp = spec.sdp
         self._offered_sdp: str | None = None
@@ -360,11 +363,18 @@ class UacDriver:
         self._emit(Digit(digit=digit, at=_when(event.rtime), duration_ms=duration_ms))
 
     def _on_remote_update(self, event: CCEventUpdate) -> None:
-        """The peer re-INVITEd: answer now (or let the leg's owner answer) and report it."""
+        """The peer re-INVITEd or sent an UPDATE with an offer (RFC 3311): answer now (or let
+        the leg's owner answer) and report it; both are answered the same way."""
         ua = self._ua
         if self.finished or ua is None:
             return
         offer = _sdp_text(event.getData())
+        request = getattr(event, "sip_update", None)
+        if request is not None:
+            if self._update_pending:  # its previous offer is still unanswered (RFC 3311 5.2)
+                answer_sip_update(ua, request, 500, "Server Internal Error")
+                return
+            self._update_request = request
         if self.spec.defer_updates:
             self._update_pending = True
             self._update_timer = Timeout(self._update_overdue, self.spec.update_answer_s, 1, offer)
@@ -390,13 +400,22 @@ class UacDriver:
             self._send_update_answer(sdp)
         else:
             self._clear_update()
-            self._ua.recvEvent(CCEventFail((code, reason)))
+            request, self._update_request = self._update_request, None
+            if request is not None:
+                answer_sip_update(self._ua, request, code, reason)
+            else:
+                self._ua.recvEvent(CCEventFail((code, reason)))
         return True
 
     def _send_update_answer(self, sdp: str) -> None:
         self._clear_update()
         self._local_sdp = sdp
-        if self._ua is not None:
+        request, self._update_request = self._update_request, None
+        if self._ua is None:
+            return
+        if request is not None:
+            answer_sip_update(self._ua, request, 200, "OK", sdp)
+        else:
             self._ua.recvEvent(CCEventConnect((200, "OK", MsgBody(sdp))))
 
     def _update_overdue(self, offer: str | None) -> None:
