@@ -70,5 +70,9 @@ def warn_if_nearly_used_up(session: Session, extension_id: int, now: datetime) -
         return False
     text = "Little is left of your " + " and ".join(low) + ". Calls stop when it runs out."
     return mail.enqueue(
-        session, user_id=extension.owner_user_id, kind=Kind.BUDGET, details={"text": text}
+        session,
+        user_id=extension.owner_user_id,
+        kind=Kind.BUDGET,
+        # `limits` lets the mail name them in the owner's language; `text` is the English.
+        details={"text": text, "limits": low},
     )

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from callnow.domain.rating import Budget
 from callnow.domain.request_state import IN_CALL, RequestState
+from callnow.i18n import gettext as _
 from callnow.store.billing_models import BudgetRow, ChargeRow, OwnerLegPriceRow
 from callnow.store.models import CallLeg, CallRequest, Extension, Profile, Tenant
 
@@ -289,8 +290,8 @@ def budget_status(session: Session, extension_id: int, now: datetime) -> list[Li
     shared = _row(session, tenant_id=tenant.id)
     lines: list[LimitStatus] = []
     for row, scope, who in (
-        (own, ChargeRow.extension_id == extension_id, "this extension"),
-        (shared, ChargeRow.tenant_id == tenant.id, "your whole organisation"),
+        (own, ChargeRow.extension_id == extension_id, _("this extension")),
+        (shared, ChargeRow.tenant_id == tenant.id, _("your whole organisation")),
     ):
         if row is None:
             continue
@@ -302,17 +303,18 @@ def budget_status(session: Session, extension_id: int, now: datetime) -> list[Li
         )
         today = _spent(session, scope, ChargeRow.answered_at, day.start, day.end)
         if row.daily_cap_minor is not None:
-            label = f"Daily cap from your provider, {who}"
+            label = _("Daily cap from your provider, %(who)s") % {"who": who}
             lines.append(LimitStatus(label, row.daily_cap_minor, today, held))
         if row is own and row.owner_daily_cap_minor is not None:
-            lines.append(LimitStatus("Your own daily cap", row.owner_daily_cap_minor, today, held))
+            own_cap = row.owner_daily_cap_minor
+            lines.append(LimitStatus(_("Your own daily cap"), own_cap, today, held))
         if row.prepaid_balance_minor is not None and row.balance_set_at is not None:
             spent = _spent(session, scope, ChargeRow.posted_at, row.balance_set_at)
-            label = f"Prepaid balance, {who}"
+            label = _("Prepaid balance, %(who)s") % {"who": who}
             lines.append(LimitStatus(label, row.prepaid_balance_minor, spent, held))
         if row.credit_limit_minor is not None:
             spent = _spent(session, scope, ChargeRow.answered_at, month.start, month.end)
-            label = f"Monthly credit limit, {who}"
+            label = _("Monthly credit limit, %(who)s") % {"who": who}
             lines.append(LimitStatus(label, row.credit_limit_minor, spent, held))
     return lines
 

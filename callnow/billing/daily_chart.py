@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
+
+from babel.dates import format_skeleton
 
 from callnow.billing.money import format_minor
 from callnow.billing.statements import DayTotal
+from callnow.i18n import active_language, ngettext
+from callnow.i18n import gettext as _
 
 WIDTH = 720
 PANEL_HEIGHT = 120
@@ -56,26 +61,36 @@ class DailyChart:
     ticks: tuple[Tick, ...]  # day labels, under each panel
 
 
+def _day(day: date) -> str:
+    """Day and month in the language in use: "03 Dec" in English as before, else CLDR's
+    "MMMd" ("3. Dez.", "12月3日")."""
+    language = active_language()
+    return f"{day:%d %b}" if language == "en" else format_skeleton("MMMd", day, locale=language)
+
+
 def daily_chart(days: Sequence[DayTotal], currency: str, exponent: int = 2) -> DailyChart:
     slot = (WIDTH - LEFT - RIGHT) / max(1, len(days))
     panel_span = TOP + PANEL_HEIGHT + AXIS
     calls = _panel(
-        "Calls per day",
+        _("Calls per day"),
         0,
         days,
         slot,
         value=lambda day: day.calls,
         text=lambda value: str(value),
-        describe=lambda day: f"{day.day:%d %b}: {day.calls} call{'' if day.calls == 1 else 's'}",
+        describe=lambda day: (
+            ngettext("%(day)s: %(count)d call", "%(day)s: %(count)d calls", day.calls)
+            % {"day": _day(day.day), "count": day.calls}
+        ),
     )
     spend = _panel(
-        f"Spend per day ({currency}, incl. tax)",
+        _("Spend per day (%(currency)s, incl. tax)") % {"currency": currency},
         panel_span,
         days,
         slot,
         value=lambda day: day.gross_minor,
         text=lambda value: format_minor(value, exponent),
-        describe=lambda day: f"{day.day:%d %b}: {format_minor(day.gross_minor, exponent)}",
+        describe=lambda day: f"{_day(day.day)}: {format_minor(day.gross_minor, exponent)}",
     )
     ticks = tuple(
         Tick(LEFT + slot * (index + 0.5), f"{day.day.day}")

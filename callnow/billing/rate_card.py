@@ -14,6 +14,7 @@ from callnow.billing.deck_store import list_decks, load_deck
 from callnow.domain.cost_phrase import tariff_price
 from callnow.domain.destinations import DestinationClass
 from callnow.domain.rating import BillingPolicy, FlatRate, OwnerLegRate, RateDeck, RateEntry
+from callnow.i18n import gettext as _
 from callnow.store.models import Extension
 
 # A deck can hold thousands of countries; the page lists this many and says how many more.
@@ -85,14 +86,14 @@ def rate_card(
     home: list[RateCardLine] = []
     for label, destination_class, number in (
         # A local call is one within the extension's own area, so its own number stands in.
-        ("A local call", DestinationClass.LOCAL, extension.external_number),
-        ("A national call", DestinationClass.NATIONAL_FIXED, fixed),
-        ("A mobile", DestinationClass.MOBILE, mobile),
+        (_("A local call"), DestinationClass.LOCAL, extension.external_number),
+        (_("A national call"), DestinationClass.NATIONAL_FIXED, fixed),
+        (_("A mobile"), DestinationClass.MOBILE, mobile),
     ):
         price = _price_of(destination_class, number, deck, policy)
-        home.append(RateCardLine(label, price or "not offered"))
+        home.append(RateCardLine(label, price or _("not offered")))
     if not policy.owner_leg.is_free:
-        home.append(RateCardLine("Your extension's leg", tariff_price(policy.owner_leg, policy)))
+        home.append(RateCardLine(_("Your extension's leg"), tariff_price(policy.owner_leg, policy)))
     international, more = _international(region, deck, policy)
     return RateCard(home, international, more, deck_name)
 
@@ -102,9 +103,9 @@ def _international(
 ) -> tuple[list[RateCardLine], int]:
     tariff = policy.tariffs.get(DestinationClass.INTERNATIONAL)
     if tariff is None:
-        return [RateCardLine("International calls", "not offered")], 0
+        return [RateCardLine(_("International calls"), _("not offered"))], 0
     if isinstance(tariff, FlatRate | OwnerLegRate):
-        return [RateCardLine("International calls", tariff_price(tariff, policy))], 0
+        return [RateCardLine(_("International calls"), tariff_price(tariff, policy))], 0
     if deck is None:
         return [], 0
     home_code = str(phonenumbers.country_code_for_region(region))

@@ -60,6 +60,9 @@ def create_user(
     tenant: Annotated[str | None, typer.Option(help="Tenant name.")] = None,
     role: Annotated[str, typer.Option(help="platform_admin, tenant_admin or owner.")] = "owner",
     name: Annotated[str, typer.Option(help="Display name.")] = "",
+    language: Annotated[
+        str, typer.Option(help="Their language: portal, e-mails, phone prompts (en, de, fr, …).")
+    ] = "en",
     config: ConfigOption = None,
 ) -> None:
     """Create a user who logs in to the portal (owner) or the admin pages."""
@@ -68,7 +71,13 @@ def create_user(
         if tenant and found is None:
             raise CommandError(f"No tenant named '{tenant}'.")
         user = provisioning.create_user(
-            session, email, password, role=role, tenant=found, display_name=name
+            session,
+            email,
+            password,
+            role=role,
+            tenant=found,
+            display_name=name,
+            language=language,
         )
         typer.echo(f"User {user.id} {user.email} ({user.role}) created.")
 

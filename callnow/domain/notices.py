@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from callnow.i18n.markers import N_
+
 
 class Kind(StrEnum):
     AWAITING = "awaiting"  # a request waits for the owner's Accept or Decline on the web
@@ -32,13 +34,13 @@ CHOOSABLE: tuple[Kind, ...] = (
 )
 
 LABELS: dict[Kind, str] = {
-    Kind.AWAITING: "A request waits for my Accept or Decline",
-    Kind.MISSED: "I missed a request (no answer)",
-    Kind.DECLINED: "A request was declined or rejected",
-    Kind.MESSAGE: "A visitor left a message",
-    Kind.BOOKING: "A visitor booked a call",
-    Kind.BUDGET: "My budget is nearly used up",
-    Kind.FLOOD: "My page gets a flood of requests and asks visitors for a CAPTCHA",
+    Kind.AWAITING: N_("A request waits for my Accept or Decline"),
+    Kind.MISSED: N_("I missed a request (no answer)"),
+    Kind.DECLINED: N_("A request was declined or rejected"),
+    Kind.MESSAGE: N_("A visitor left a message"),
+    Kind.BOOKING: N_("A visitor booked a call"),
+    Kind.BUDGET: N_("My budget is nearly used up"),
+    Kind.FLOOD: N_("My page gets a flood of requests and asks visitors for a CAPTCHA"),
 }
 
 

@@ -1,32 +1,61 @@
 """The words of each mail: one notice, or a digest of several. Plain text only.
 
 A mail is rendered when it is sent, from the notice's stored details; the Message-ID comes from
-the outbox row, and the links are deterministic, so a retried mail is the same mail.
+the outbox row, and the links are deterministic, so a retried mail is the same mail. The sender
+renders it in the owner's language (`callnow.i18n.use_language`), so every word below goes
+through gettext and dates follow that language's locale.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 from urllib.parse import quote
 
+from babel.dates import format_datetime as format_local_datetime
+from babel.lists import format_list
+
 from callnow.domain import web_confirmation
+from callnow.domain.decision import RejectReason
 from callnow.domain.notices import Kind
+from callnow.i18n import active_language, ngettext
+from callnow.i18n import gettext as _
+from callnow.i18n.markers import N_
 from callnow.notify import links
 from callnow.store.mail import Notice
 
 SUBJECTS = {
-    Kind.AWAITING: "Call back {who}? Accept or decline",
-    Kind.MISSED: "Missed callback request from {who}",
-    Kind.DECLINED: "Callback request from {who} was declined",
-    Kind.MESSAGE: "{who} left you a message",
-    Kind.BOOKING: "{who} booked a call",
-    Kind.BUDGET: "Your CallNow budget is nearly used up",
-    Kind.FLOOD: "Unusual number of requests on your CallNow page",
-    Kind.PASSWORD_RESET: "Reset your CallNow password",
+    Kind.AWAITING: N_("Call back %(who)s? Accept or decline"),
+    Kind.MISSED: N_("Missed callback request from %(who)s"),
+    Kind.DECLINED: N_("Callback request from %(who)s was declined"),
+    Kind.MESSAGE: N_("%(who)s left you a message"),
+    Kind.BOOKING: N_("%(who)s booked a call"),
+    Kind.BUDGET: N_("Your CallNow budget is nearly used up"),
+    Kind.FLOOD: N_("Unusual number of requests on your CallNow page"),
+    Kind.PASSWORD_RESET: N_("Reset your CallNow password"),
 }
+
+# Why a request ended, as stored (a rejection reason), in words; other reasons show as stored.
+REASONS = {
+    RejectReason.DISABLED: N_("your page is off"),
+    RejectReason.NOT_ACCEPTING: N_("you do not allow people to contact you"),
+    RejectReason.OUTSIDE_HOURS: N_("it came outside your hours"),
+    RejectReason.RULE: N_("one of your rules rejected it"),
+    RejectReason.DECLINED_RECENTLY: N_("you declined this number a short while ago"),
+}
+
+# The limits a budget notice names (`billing.budget_warning.LIMITS`).
+LIMITS = {
+    "daily cap": N_("daily cap"),
+    "prepaid balance": N_("prepaid balance"),
+    "monthly credit limit": N_("monthly credit limit"),
+}
+
+
+def subject_of(notice: Notice) -> str:
+    return _(SUBJECTS[notice.kind]) % {"who": _who(notice.details)}
 
 
 @dataclass(frozen=True)
@@ -48,7 +77,36 @@ class MailContext:
 def _who(details: dict[str, object]) -> str:
     name = str(details.get("name") or "").strip()
     number = str(details.get("number") or "")
-    return f"{name} ({number})" if name and number else name or number or "a visitor"
+    if name and number:
+        return _("%(name)s (%(number)s)") % {"name": name, "number": number}
+    return name or number or _("a visitor")
+
+
+def _reason(details: dict[str, object], empty: str) -> str:
+    reason = str(details.get("reason") or "").strip()
+    if not reason:
+        return empty
+    return _(REASONS[RejectReason(reason)]) if reason in REASONS else reason
+
+
+def _flood_until(details: dict[str, object]) -> str:
+    """The end of a flood's CAPTCHA period (stored as UTC "YYYY-MM-DD HH:MM"), in the owner's
+    language, or words for "until it is over"."""
+    try:
+        until = datetime.strptime(str(details.get("until")), "%Y-%m-%d %H:%M")
+    except ValueError:
+        return _("the flood is over")
+    return format_local_datetime(until, "medium", tzinfo=UTC, locale=active_language())
+
+
+def _budget_text(details: dict[str, object]) -> str:
+    limits = details.get("limits")
+    if isinstance(limits, list) and limits and all(str(x) in LIMITS for x in limits):
+        named = format_list([_(LIMITS[str(x)]) for x in limits], locale=active_language())
+        return _("Little is left of your %(limits)s. Calls stop when it runs out.") % {
+            "limits": named
+        }
+    return str(details.get("text") or "").strip()
 
 
 def _requested_at(details: dict[str, object]) -> datetime | None:
@@ -83,35 +141,59 @@ def _lines(ctx: MailContext, notice: Notice, *, intro: bool = True) -> list[str]
     page = str(d.get("callnow_id") or "")
     base = ctx.base_url.rstrip("/")
     if notice.kind is Kind.PASSWORD_RESET:
+        link = f"{base}/portal/reset/" + quote(str(d.get("token") or ""))
         return [
-            "Someone (we hope you) asked to reset the password of your CallNow account.",
-            f"Choose a new password here (the link works once): {base}/portal/reset/"
-            + quote(str(d.get("token") or "")),
-            "If it was not you, ignore this mail: your password stays as it is.",
+            _("Someone (we hope you) asked to reset the password of your CallNow account."),
+            _("Choose a new password here (the link works once): %(link)s") % {"link": link},
+            _("If it was not you, ignore this mail: your password stays as it is."),
         ]
     if notice.kind is Kind.FLOOD:
         return [
-            f"Your page {page} received far more requests than usual, so every visitor is asked"
-            f" to solve a CAPTCHA until {d.get('until') or 'the flood is over'} (UTC).",
-            "The page stays open and nothing else changed. If you would rather close it for a"
-            f" while, pause it in the portal: {base}/portal",
+            _(
+                "Your page %(page)s received far more requests than usual, so every visitor is"
+                " asked to solve a CAPTCHA until %(until)s (UTC)."
+            )
+            % {"page": page, "until": _flood_until(d)},
+            _(
+                "The page stays open and nothing else changed. If you would rather close it for"
+                " a while, pause it in the portal: %(link)s"
+            )
+            % {"link": f"{base}/portal"},
         ]
-    lines = [f"{who} asked on your page {page} to be called back."] if page and intro else []
+    lines = []
+    if page and intro:
+        lines.append(
+            _("%(who)s asked on your page %(page)s to be called back.") % {"who": who, "page": page}
+        )
     if notice.kind is Kind.AWAITING:
         urls = answer_urls(ctx, d)
         if urls is None:
-            lines.append("This request no longer waits for you.")
+            lines.append(_("This request no longer waits for you."))
         else:
-            lines += [f"Accept (call them back): {urls['accept']}", f"Decline: {urls['decline']}"]
+            lines += [
+                _("Accept (call them back): %(link)s") % {"link": urls["accept"]},
+                _("Decline: %(link)s") % {"link": urls["decline"]},
+            ]
     elif notice.kind is Kind.MISSED:
-        lines.append("Nobody answered it, so it ended. " + str(d.get("reason") or ""))
+        reason = _reason(d, "")
+        lines.append(
+            _("Nobody answered it, so it ended (%(reason)s).") % {"reason": reason}
+            if reason
+            else _("Nobody answered it, so it ended.")
+        )
     elif notice.kind is Kind.DECLINED:
-        lines.append("It was declined: " + str(d.get("reason") or "no reason given"))
+        lines.append(
+            _("It was declined: %(reason)s") % {"reason": _reason(d, _("no reason given"))}
+        )
+    elif notice.kind is Kind.BUDGET:
+        text = _budget_text(d)
+        if text:
+            lines.append(text)
     else:
         text = str(d.get("text") or "").strip()
         if text:
             lines.append(text)
-    lines.append(f"Your requests: {base}/portal/requests")
+    lines.append(_("Your requests: %(link)s") % {"link": f"{base}/portal/requests"})
     return lines
 
 
@@ -127,12 +209,16 @@ def _message(ctx: MailContext, to: str, subject: str, body: str, local_id: str) 
     return message
 
 
-FOOTER = "\n\n-- \nCallNow. Choose which notices you get: {base}/portal/notifications\n"
+def _footer(ctx: MailContext) -> str:
+    link = ctx.base_url.rstrip("/") + "/portal/notifications"
+    return (
+        "\n\n-- \n" + _("CallNow. Choose which notices you get: %(link)s") % {"link": link} + "\n"
+    )
 
 
 def single(ctx: MailContext, notice: Notice) -> EmailMessage:
-    subject = SUBJECTS[notice.kind].format(who=_who(notice.details))
-    body = "\n\n".join(_lines(ctx, notice)) + FOOTER.format(base=ctx.base_url.rstrip("/"))
+    subject = subject_of(notice)
+    body = "\n\n".join(_lines(ctx, notice)) + _footer(ctx)
     return _message(ctx, notice.email, subject[:200], body, notice.message_id)
 
 
@@ -140,12 +226,22 @@ def digest(ctx: MailContext, notices: list[Notice]) -> EmailMessage:
     """Several notices of one owner in one mail. Its Message-ID is the first notice's with a
     `.digest` suffix: a retry of the same group repeats it."""
     first = notices[0]
-    parts = [f"{len(notices)} things happened on your CallNow pages:"]
+    count = len(notices)
+    parts = [
+        ngettext(
+            "%(count)d thing happened on your CallNow pages:",
+            "%(count)d things happened on your CallNow pages:",
+            count,
+        )
+        % {"count": count}
+    ]
     for number, notice in enumerate(notices, start=1):
-        title = SUBJECTS[notice.kind].format(who=_who(notice.details))
+        title = subject_of(notice)
         parts.append(f"{number}. {title}\n   " + "\n   ".join(_lines(ctx, notice, intro=False)))
-    body = "\n\n".join(parts) + FOOTER.format(base=ctx.base_url.rstrip("/"))
-    subject = f"CallNow digest: {len(notices)} notices"
+    body = "\n\n".join(parts) + _footer(ctx)
+    subject = ngettext(
+        "CallNow digest: %(count)d notice", "CallNow digest: %(count)d notices", count
+    ) % {"count": count}
     return _message(ctx, first.email, subject, body, digest_local_id(notices))
 
 

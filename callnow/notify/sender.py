@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callnow.config import Settings
 from callnow.domain.notices import DigestRule, Kind, Plan, plan
+from callnow.i18n import use_language
 from callnow.notify import render, smtp
 from callnow.store import mail as store
 from callnow.store.db import transaction
@@ -133,14 +134,16 @@ class MailSender:
             if claim is None:
                 return None  # another sender took some of them meanwhile
         ctx = self._context(now)
-        mails: list[tuple[EmailMessage, list[int], str | None]] = [
-            (render.single(ctx, n), [n.id], None) for n in resets
-        ]
-        if decided is Plan.DIGEST and len(others) > 1:
-            message = render.digest(ctx, others)
-            mails.append((message, [n.id for n in others], render.digest_local_id(others)))
-        else:
-            mails += [(render.single(ctx, n), [n.id], None) for n in others]
+        # One owner's notices: their language, read with them in the same query.
+        with use_language(chosen[0].language):
+            mails: list[tuple[EmailMessage, list[int], str | None]] = [
+                (render.single(ctx, n), [n.id], None) for n in resets
+            ]
+            if decided is Plan.DIGEST and len(others) > 1:
+                message = render.digest(ctx, others)
+                mails.append((message, [n.id for n in others], render.digest_local_id(others)))
+            else:
+                mails += [(render.single(ctx, n), [n.id], None) for n in others]
         return Batch(claim=claim, mails=mails, notices=chosen)
 
     def _send(self, batch: Batch) -> int:

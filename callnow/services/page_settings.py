@@ -27,6 +27,8 @@ from callnow.domain.embed import (
 )
 from callnow.domain.page import MAX_RULES, MAX_WINDOWS, WELCOME_MAX_CHARS
 from callnow.domain.rules import InvalidRule, Rule, rule_from_fields
+from callnow.i18n import SHIPPED
+from callnow.i18n import gettext as _
 from callnow.store import audit, profiles, retired_ids
 from callnow.store.models import Profile, User
 
@@ -71,6 +73,66 @@ class PageChanges:
     # The name the page shows (the extension's display name); "" shows none.
     display_name: str | None = None
     embed: EmbedFields | None = None
+    # The languages the page offers its visitors (codes) and the one it falls back to.
+    languages: Sequence[str] | None = None
+    default_language: str | None = None
+
+
+def language_refusal(code: str) -> str | None:
+    """Why `code` cannot be a language here (an owner's or a page's), or None."""
+    if code in SHIPPED:
+        return None
+    return _("'%(code)s' is not a language CallNow speaks; choose one of: %(codes)s.") % {
+        "code": code[:16],
+        "codes": ", ".join(SHIPPED),
+    }
+
+
+def page_languages(
+    languages: Sequence[str], default: str
+) -> tuple[tuple[str, str] | None, dict[str, str]]:
+    """(stored list, default) for a page, or every refusal. The list is kept in the shipped
+    order; offering every shipped language is stored as "" (which also offers languages
+    CallNow ships later)."""
+    errors: dict[str, str] = {}
+    chosen = [code.strip().lower() for code in languages if code.strip()]
+    unknown = [code for code in chosen if code not in SHIPPED]
+    if unknown:
+        errors["languages"] = language_refusal(unknown[0]) or ""
+    elif not chosen:
+        errors["languages"] = _("Offer at least one language on your page.")
+    default = default.strip().lower()
+    if default not in SHIPPED:
+        errors["default_language"] = language_refusal(default) or ""
+    elif not errors and default not in chosen:
+        errors["default_language"] = _(
+            "The default language must be one of the languages your page offers."
+        )
+    if errors:
+        return None, errors
+    ordered = [code for code in SHIPPED if code in chosen]
+    stored = "" if len(ordered) == len(SHIPPED) else ",".join(ordered)
+    return (stored, default), {}
+
+
+def set_owner_language(session: Session, user: User, language: str, *, via: str) -> None:
+    """The owner's own language (portal, e-mails, phone prompts), or InvalidChanges."""
+    code = language.strip().lower()
+    refusal = language_refusal(code)
+    if refusal is not None:
+        raise InvalidChanges({"language": refusal})
+    if user.language != code:
+        user.language = code
+        audit.record(
+            session,
+            actor=user,
+            action="user.language",
+            subject=user.email,
+            tenant_id=user.tenant_id,
+            details={"language": code},
+            via=via,
+        )
+        session.flush()
 
 
 @dataclass(frozen=True)
@@ -136,38 +198,40 @@ def change_page(
         else:
             other = profiles.by_callnow_id(session, new_id)
             if other is not None and other.id != profile.id:
-                errors["callnow_id"] = f"The CallNow ID '{new_id}' is taken."
+                errors["callnow_id"] = _("The CallNow ID '%(id)s' is taken.") % {"id": new_id}
                 taken = True
             elif retired_ids.held_for_another(session, new_id, profile.id, now):
                 errors["callnow_id"] = held_refusal(new_id)
                 taken = True
             elif new_id != profile.callnow_id and not changes.rename_confirmed:
-                errors["callnow_id"] = (
-                    f"Renaming '{profile.callnow_id}' to '{new_id}': tick \"Yes, rename my page\" "
-                    "to confirm. The old address keeps redirecting to the new one."
-                )
+                errors["callnow_id"] = _(
+                    "Renaming '%(old)s' to '%(new)s': tick \"Yes, rename my page\" to confirm."
+                    " The old address keeps redirecting to the new one."
+                ) % {"old": profile.callnow_id, "new": new_id}
     unknown = set(changes.switches) - set(SWITCHES)
     if unknown:
         errors["form"] = f"Unknown settings: {', '.join(sorted(unknown))}."
     welcome = None if changes.welcome_message is None else changes.welcome_message.strip()
     if welcome is not None and len(welcome) > WELCOME_MAX_CHARS:
-        errors["welcome_message"] = (
-            f"The welcome message is at most {WELCOME_MAX_CHARS} characters."
-        )
+        errors["welcome_message"] = _("The welcome message is at most %(most)d characters.") % {
+            "most": WELCOME_MAX_CHARS
+        }
     display_name = None if changes.display_name is None else changes.display_name.strip()
     if display_name is not None:
         if len(display_name) > DISPLAY_NAME_MAX_CHARS:
-            errors["display_name"] = (
-                f"The shown name is at most {DISPLAY_NAME_MAX_CHARS} characters."
-            )
+            errors["display_name"] = _("The shown name is at most %(most)d characters.") % {
+                "most": DISPLAY_NAME_MAX_CHARS
+            }
         elif any(not c.isprintable() for c in display_name):
-            errors["display_name"] = "The shown name may not contain control characters."
+            errors["display_name"] = _("The shown name may not contain control characters.")
     timezone = None if changes.timezone is None else changes.timezone.strip()
     if timezone:
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            errors["timezone"] = f"'{timezone}' is not a known time zone (e.g. Australia/Sydney)."
+            errors["timezone"] = _(
+                "'%(zone)s' is not a known time zone (e.g. Australia/Sydney)."
+            ) % {"zone": timezone[:64]}
     windows: list[Window] | None = None
     if changes.windows is not None:
         windows, window_error = _windows(changes.windows)
@@ -177,6 +241,16 @@ def change_page(
     if changes.embed is not None:
         embed, embed_errors = _embed(changes.embed)
         errors.update(embed_errors)
+    offered = None
+    if changes.languages is not None or changes.default_language is not None:
+        current = [c for c in profile.languages.split(",") if c] or list(SHIPPED)
+        offered, language_errors = page_languages(
+            changes.languages if changes.languages is not None else current,
+            changes.default_language
+            if changes.default_language is not None
+            else profile.default_language,
+        )
+        errors.update(language_errors)
     if errors:
         raise InvalidChanges(errors, taken=taken)
 
@@ -195,6 +269,8 @@ def change_page(
         profiles.replace_windows(session, profile, windows)
     if embed is not None:
         profiles.set_embed(profile, embed)
+    if offered is not None:
+        profile.languages, profile.default_language = offered
     audit.record_for_page(
         session, profile, actor=actor, action="profile.update", via=via, details=dict(details)
     )
@@ -204,14 +280,18 @@ def change_page(
 
 def _windows(rows: Sequence[WindowFields]) -> tuple[list[Window], str | None]:
     if len(rows) > MAX_WINDOWS:
-        return [], f"At most {MAX_WINDOWS} time windows."
+        return [], _("At most %(most)d time windows.") % {"most": MAX_WINDOWS}
     windows = []
     for number, row in enumerate(rows, start=1):
         try:
             windows.append(Window.parse(row.weekday, row.start, row.end))
         except (InvalidWindow, ValueError) as exc:
             day = f" ({WEEKDAYS[row.weekday]})" if 0 <= row.weekday < len(WEEKDAYS) else ""
-            return [], f"Hours row {number}{day}: {exc}"
+            return [], _("Hours row %(number)d%(day)s: %(error)s") % {
+                "number": number,
+                "day": day,
+                "error": exc,
+            }
     return windows, None
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from callnow.billing.budgets import UNCHANGED, LimitChange, budget_row, set_budget
 from callnow.domain.phone import InvalidNumber, parse_visitor_number
+from callnow.i18n import DEFAULT_LANGUAGE, SHIPPED
 from callnow.services import page_settings
 from callnow.store import accounts, audit, do_not_call, profiles, provider_tokens, tenancy
 from callnow.store import provisioning as store
@@ -285,6 +286,8 @@ class UserFields:
     role: str | None = None
     display_name: str | None = None
     is_active: bool | None = None
+    # The owner's language (portal, e-mails, phone prompts): a shipped language's code.
+    language: str | None = None
 
 
 def _role(role: str | None) -> None:
@@ -292,9 +295,17 @@ def _role(role: str | None) -> None:
         raise Refused("invalid", "invalid_role", f"The role is one of {', '.join(PROVIDER_ROLES)}.")
 
 
+def _language(language: str | None) -> None:
+    if language is not None and language not in SHIPPED:
+        raise Refused(
+            "invalid", "invalid_language", f"The language is one of {', '.join(SHIPPED)}."
+        )
+
+
 def create_user(session: Session, caller: Caller, tenant_id: int, wanted: UserFields) -> User:
     tenant = _tenant(session, caller, tenant_id)
     _role(wanted.role)
+    _language(wanted.language)
     if wanted.email is None or wanted.password is None:
         raise Refused("invalid", "invalid_user", "A user needs an email and a password.")
     if accounts.by_email(session, wanted.email) is not None:
@@ -307,6 +318,7 @@ def create_user(session: Session, caller: Caller, tenant_id: int, wanted: UserFi
             role=wanted.role or "owner",
             tenant=tenant,
             display_name=wanted.display_name or "",
+            language=wanted.language or DEFAULT_LANGUAGE,
         )
     except store.ProvisioningError as exc:
         raise _invalid("invalid_user", exc) from exc
@@ -319,6 +331,7 @@ def create_user(session: Session, caller: Caller, tenant_id: int, wanted: UserFi
 def update_user(session: Session, caller: Caller, user_id: int, wanted: UserFields) -> User:
     user = _user(session, caller, user_id)
     _role(wanted.role)
+    _language(wanted.language)
     if wanted.email is not None:
         raise Refused("invalid", "email_fixed", "A user's email cannot be changed here.")
     password_hash = None
@@ -335,6 +348,8 @@ def update_user(session: Session, caller: Caller, user_id: int, wanted: UserFiel
         user.display_name = wanted.display_name.strip()[:80]
     if wanted.is_active is not None:
         user.is_active = wanted.is_active
+    if wanted.language is not None:
+        user.language = wanted.language
     details = _fields(wanted) | ({"password": "changed"} if password_hash else {})
     _audit(session, caller, "user.update", user.email, user.tenant_id, details)
     session.flush()

@@ -220,6 +220,8 @@ class Notice:
     attempts: int
     created_at: datetime
     request_id: int | None = None
+    # The owner's language: the mail is written in it.
+    language: str = "en"
 
 
 def _pending() -> Any:
@@ -240,7 +242,7 @@ def due_owners(session: Session, now: datetime, limit: int = 50) -> list[int]:
 
 def due_of(session: Session, user_id: int, now: datetime, limit: int = 500) -> list[Notice]:
     query = (
-        select(MailOutbox, User.email)
+        select(MailOutbox, User.email, User.language)
         .join(User, User.id == MailOutbox.user_id)
         .where(_pending(), MailOutbox.user_id == user_id, MailOutbox.next_attempt_at <= now)
         .order_by(MailOutbox.id)
@@ -257,8 +259,9 @@ def due_of(session: Session, user_id: int, now: datetime, limit: int = 500) -> l
             attempts=m.attempts,
             created_at=m.created_at,
             request_id=m.request_id,
+            language=language or "en",
         )
-        for m, email in session.execute(query)
+        for m, email, language in session.execute(query)
     ]
 
 

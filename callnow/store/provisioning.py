@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from callnow.domain.callnow_id import held_refusal, normalise_callnow_id
 from callnow.domain.phone import parse_owner_number
+from callnow.i18n import DEFAULT_LANGUAGE, SHIPPED
 from callnow.store import accounts, profiles, retired_ids
 from callnow.store.models import Extension, Profile, Tenant, User, utcnow
 
@@ -82,6 +83,7 @@ def create_user(
     role: str = "owner",
     tenant: Tenant | None = None,
     display_name: str = "",
+    language: str = DEFAULT_LANGUAGE,
 ) -> User:
     email = accounts.normalise_email(email)
     if "@" not in email or len(email) > 254:
@@ -90,6 +92,8 @@ def create_user(
         raise ProvisioningError(f"The role is one of {', '.join(ROLES)}.")
     if role != "platform_admin" and tenant is None:
         raise ProvisioningError("Only a platform admin may be without a tenant.")
+    if language not in SHIPPED:
+        raise ProvisioningError(f"The language is one of {', '.join(SHIPPED)}.")
     if accounts.by_email(session, email):
         raise ProvisioningError(f"A user with the email {email} exists already.")
     try:
@@ -102,6 +106,7 @@ def create_user(
         role=role,
         tenant_id=tenant.id if tenant else None,
         display_name=display_name.strip()[:80],
+        language=language,
     )
     session.add(user)
     session.flush()

@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from typing import Annotated, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_skeleton
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
@@ -44,10 +45,13 @@ from callnow.billing.statements import (
     totals,
 )
 from callnow.domain.rating import BillingPolicy
+from callnow.i18n import DEFAULT_LANGUAGE, active_language
+from callnow.i18n import gettext as _
 from callnow.store import provisioning
 from callnow.store.models import Extension, User, utcnow
 from callnow.web import forms
 from callnow.web.context import UnitOfWork, app_state
+from callnow.web.owner_language import negotiated_language
 from callnow.web.portal import (
     _csrf_purpose,
     _render,
@@ -57,7 +61,9 @@ from callnow.web.portal import (
     owner_view,
 )
 
-router = APIRouter(prefix="/portal/billing", include_in_schema=False)
+router = APIRouter(
+    prefix="/portal/billing", include_in_schema=False, dependencies=[Depends(negotiated_language)]
+)
 PLATFORM_ADMIN = "platform_admin"
 MAX_DECK_UPLOAD_BYTES = 10_000_000  # the web server's body limit is usually the tighter one
 
@@ -80,6 +86,21 @@ def _neighbours(first_day: date) -> tuple[str, str]:
     previous = (first_day - timedelta(days=1)).replace(day=1)
     following = (first_day + timedelta(days=32)).replace(day=1)
     return f"{previous:%Y-%m}", f"{following:%Y-%m}"
+
+
+def _month_label(first_day: date) -> str:
+    """ "November 2026" in English as before; the month as the language names it elsewhere."""
+    language = active_language()
+    if language == DEFAULT_LANGUAGE:
+        return f"{first_day:%B %Y}"
+    return format_skeleton("yMMMM", first_day, locale=language)
+
+
+def _day_label(day: date) -> str:
+    language = active_language()
+    if language == DEFAULT_LANGUAGE:
+        return f"{day:%a %d %b}"
+    return format_skeleton("MMMEd", day, locale=language)
 
 
 def _duration(seconds: int) -> str:
@@ -138,7 +159,7 @@ def _billing_page(
         "billing.html",
         user,
         month=f"{first_day:%Y-%m}",
-        month_label=f"{first_day:%B %Y}",
+        month_label=_month_label(first_day),
         month_error=month_error,
         previous=previous,
         following=following,
@@ -150,8 +171,9 @@ def _billing_page(
         currency=policy.currency_code,
         money=lambda minor: format_minor(minor, policy.minor_unit_exponent),
         duration=_duration,
+        day_label=_day_label,
         money_cards=[_money_card(session, e, policy) for e in scope.extension_ids],
-        tax_name="GST" if policy.currency_code in ("AUD", "NZD") else "tax",
+        tax_name=_("GST") if policy.currency_code in ("AUD", "NZD") else _("tax"),
         cap_saved=cap_saved,
         cap_error=cap_error,
         status_code=422 if month_error and status_code == 200 else status_code,
@@ -172,22 +194,25 @@ def set_own_daily_cap(request: Request, posted: forms.PostedForm, session: UnitO
         )
 
     if not _tokens(request).valid(forms.field(posted, "csrf", 300), _csrf_purpose(request)):
-        return refused("The form expired; please try again.", 400)
+        return refused(_("The form expired; please try again."), 400)
     extension_field = forms.field(posted, "extension_id", 12)
     if not extension_field.isdigit() or int(extension_field) not in scope.extension_ids:
-        return refused("Choose one of your extensions.")
+        return refused(_("Choose one of your extensions."))
     exponent = _policy(request).minor_unit_exponent
     text = forms.field(posted, "daily_cap", 21).strip()
     if len(text) > 20:
-        return refused("A daily cap is at most 20 characters, like 25.00.")
+        return refused(_("A daily cap is at most 20 characters, like 25.00."))
     try:
         cap = parse_minor(text, exponent) if text else None
         set_owner_daily_cap(session, int(extension_field), cap)
     except CapTooHigh as high:
         provider = format_minor(int(high.args[0]), exponent)
-        return refused(f"Your own cap can only be lower than your provider's, {provider} a day.")
+        return refused(
+            _("Your own cap can only be lower than your provider's, %(cap)s a day.")
+            % {"cap": provider}
+        )
     except ValueError as exc:
-        return refused(f"The daily cap is an amount like 25.00 ({exc}).")
+        return refused(_("The daily cap is an amount like 25.00 (%(error)s).") % {"error": exc})
     return RedirectResponse("/portal/billing?saved=1", status_code=303)
 
 
@@ -242,7 +267,7 @@ def _platform_page(
         "billing_platform.html",
         user,
         month=f"{first_day:%Y-%m}",
-        month_label=f"{first_day:%B %Y}",
+        month_label=_month_label(first_day),
         month_error=month_error,
         previous=previous,
         following=following,
@@ -250,6 +275,9 @@ def _platform_page(
         total_minor=sum(spend.gross_minor for spend in spends),
         total_calls=sum(spend.calls for spend in spends),
         decks=ledger.list_decks(session),
+        # The deck's CSV columns, shown as the paste box's example (names, not words).
+        deck_columns="prefix,description,connection_fee,price_per_minute,initial_increment,"
+        "subsequent_increment,minimum_charge",
         tenants=provisioning.tenants(session),
         zone=str(zone),
         currency=policy.currency_code,
@@ -300,7 +328,7 @@ def import_deck_form(
     form, uploaded = posted
     if not _tokens(request).valid(forms.field(form, "csrf", 300), _csrf_purpose(request)):
         return _platform_page(
-            request, session, user, None, import_errors=["The form expired."], status_code=400
+            request, session, user, None, import_errors=[_("The form expired.")], status_code=400
         )
     data: bytes | str = uploaded or forms.field(form, "csv_text", MAX_DECK_UPLOAD_BYTES)
     errors, tenant_id = [], None
@@ -310,7 +338,7 @@ def import_deck_form(
         if tenant_field.isdigit():
             tenant = provisioning.tenant_by_id(session, int(tenant_field))
         if tenant is None:
-            errors.append("Choose the platform or an existing tenant.")
+            errors.append(_("Choose the platform or an existing tenant."))
         else:
             tenant_id = tenant.id
     zone_name = app_state(request).settings.default_timezone
@@ -320,9 +348,9 @@ def import_deck_form(
     try:
         effective_from = parse_instant(forms.field(form, "effective_from", 40), ZoneInfo(zone_name))
     except ValueError:
-        errors.append("The effective date looks like 2026-12-01.")
+        errors.append(_("The effective date looks like 2026-12-01."))
     if not data:
-        errors.append("Choose a CSV file or paste the deck.")
+        errors.append(_("Choose a CSV file or paste the deck."))
     if errors:
         return _platform_page(request, session, user, None, import_errors=errors, status_code=422)
     result = ledger.import_deck(

@@ -9,20 +9,25 @@ once (by a link, the page or the timeout) is not answered again.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+from callnow.i18n import gettext as _
+from callnow.i18n.markers import N_
 from callnow.notify import links
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, utcnow
 from callnow.web.context import UnitOfWork, app_state, templates
+from callnow.web.owner_language import negotiated_language, speak_as_owner
 from callnow.web.owner_live import answer_held
 
-router = APIRouter(prefix="/portal", include_in_schema=False)
+router = APIRouter(
+    prefix="/portal", include_in_schema=False, dependencies=[Depends(negotiated_language)]
+)
 
-GONE = "This request no longer waits for you: it was answered, cancelled or it expired."
-BAD_LINK = "This link is not valid or has expired. Open the Pending page in the portal instead."
+GONE = N_("This request no longer waits for you: it was answered, cancelled or it expired.")
+BAD_LINK = N_("This link is not valid or has expired. Open the Pending page in the portal instead.")
 
 
 def _found(
@@ -32,7 +37,13 @@ def _found(
     if answer is None:
         return None
     call_request = request_store.by_token(session, answer.token)
-    return None if call_request is None else (answer, call_request)
+    if call_request is None:
+        return None
+    # The link is the owner's: its page speaks their language, as their mail did.
+    owner = call_request.profile.extension.owner
+    if owner is not None:
+        speak_as_owner(owner.language)
+    return answer, call_request
 
 
 def _page(request: Request, status_code: int = 200, **context: object) -> HTMLResponse:
@@ -46,12 +57,12 @@ def _page(request: Request, status_code: int = 200, **context: object) -> HTMLRe
 def show(request: Request, signed: str, session: UnitOfWork) -> Response:
     found = _found(request, session, signed)
     if found is None:
-        return _page(request, 404, message=BAD_LINK)
+        return _page(request, 404, message=_(BAD_LINK))
     answer, call_request = found
     return _page(
         request,
         action=answer.action,
-        name=call_request.caller_name or "Anonymous",
+        name=call_request.caller_name or _("Anonymous"),
         signed=signed,
     )
 
@@ -60,13 +71,13 @@ def show(request: Request, signed: str, session: UnitOfWork) -> Response:
 def answer(request: Request, signed: str, session: UnitOfWork) -> Response:
     found = _found(request, session, signed)
     if found is None:
-        return _page(request, 404, message=BAD_LINK)
+        return _page(request, 404, message=_(BAD_LINK))
     answer, call_request = found
     if not answer_held(session, call_request, accept=answer.action == "accept"):
-        return _page(request, 409, message=GONE)
+        return _page(request, 409, message=_(GONE))
     done = (
-        "Accepted. CallNow rings your extension now, then calls the visitor."
+        _("Accepted. CallNow rings your extension now, then calls the visitor.")
         if answer.action == "accept"
-        else "Declined. The visitor is told you cannot take the call."
+        else _("Declined. The visitor is told you cannot take the call.")
     )
     return _page(request, message=done)

@@ -9,21 +9,26 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from limits import parse_many
 from sqlalchemy.orm import Session
 
 from callnow.domain.notices import CHOOSABLE, LABELS
+from callnow.i18n import gettext as _
+from callnow.i18n.markers import N_
 from callnow.services.throttle import Throttle
 from callnow.store import accounts, audit, password_reset
 from callnow.store import mail as mail_store
 from callnow.store.models import User, utcnow
 from callnow.web import forms
 from callnow.web.context import UnitOfWork, app_state, client_address
+from callnow.web.owner_language import negotiated_language
 from callnow.web.portal import _checked_form, _render, _to_login, current_user
 
-router = APIRouter(prefix="/portal", include_in_schema=False)
+router = APIRouter(
+    prefix="/portal", include_in_schema=False, dependencies=[Depends(negotiated_language)]
+)
 
 
 # ---------------------------------------------------------------- preferences
@@ -34,7 +39,7 @@ def _prefs_page(request: Request, user: User, prefs: mail_store.Prefs, **extra: 
         request,
         "notifications.html",
         user,
-        kinds=[(k.value, LABELS[k], k in prefs.kinds) for k in CHOOSABLE],
+        kinds=[(k.value, _(LABELS[k]), k in prefs.kinds) for k in CHOOSABLE],
         paused=prefs.paused,
         mail_on=app_state(request).settings.mail.enabled,
         **extra,
@@ -62,7 +67,7 @@ def save_notifications(request: Request, posted: forms.PostedForm, session: Unit
             user,
             prefs,
             saved=False,
-            error="The form expired; please try again.",
+            error=_("The form expired; please try again."),
             status_code=400,
         )
     chosen = {k for k in CHOOSABLE if forms.checkbox(form, f"kind_{k.value}")}
@@ -82,11 +87,11 @@ def save_notifications(request: Request, posted: forms.PostedForm, session: Unit
 
 # ---------------------------------------------------------------- password reset
 
-SENT = (
+SENT = N_(
     "If an account exists for that address, we have sent it a link to choose a new password. "
-    "The link works once, for {minutes} minutes."
+    "The link works once, for %(minutes)d minutes."
 )
-BAD_TOKEN = "This reset link is not valid: it was used, it expired or it was mistyped."
+BAD_TOKEN = N_("This reset link is not valid: it was used, it expired or it was mistyped.")
 
 
 class ResetThrottle:
@@ -139,7 +144,7 @@ def reset_ask(request: Request, posted: forms.PostedForm, session: UnitOfWork) -
             None,
             message=None,
             email=email,
-            error="The form expired; please try again.",
+            error=_("The form expired; please try again."),
             status_code=400,
         )
     if not email or "@" not in email:
@@ -149,7 +154,7 @@ def reset_ask(request: Request, posted: forms.PostedForm, session: UnitOfWork) -
             None,
             message=None,
             email=email,
-            error="Please enter the e-mail address of your account.",
+            error=_("Please enter the e-mail address of your account."),
             status_code=422,
         )
     if not _throttle(request).allow(email, client_address(request), session):
@@ -160,7 +165,7 @@ def reset_ask(request: Request, posted: forms.PostedForm, session: UnitOfWork) -
             message=None,
             email=email,
             status_code=429,
-            error="Too many reset requests. Please wait an hour and try again.",
+            error=_("Too many reset requests. Please wait an hour and try again."),
         )
     valid_for = timedelta(seconds=app_state(request).settings.mail.reset_token_s)
     password_reset.request_reset(session, email, utcnow(), valid_for)
@@ -170,7 +175,7 @@ def reset_ask(request: Request, posted: forms.PostedForm, session: UnitOfWork) -
         None,
         error=None,
         email=email,
-        message=SENT.format(minutes=_minutes(request)),
+        message=_(SENT) % {"minutes": _minutes(request)},
     )
 
 
@@ -178,7 +183,7 @@ def reset_ask(request: Request, posted: forms.PostedForm, session: UnitOfWork) -
 def reset_page(request: Request, token: str, session: UnitOfWork) -> Response:
     if not password_reset.is_valid(session, token, utcnow()):
         return _render(
-            request, "reset_choose.html", None, token=None, error=BAD_TOKEN, status_code=404
+            request, "reset_choose.html", None, token=None, error=_(BAD_TOKEN), status_code=404
         )
     return _render(request, "reset_choose.html", None, token=token, error=None)
 
@@ -188,7 +193,7 @@ def reset(request: Request, token: str, posted: forms.PostedForm, session: UnitO
     # A link that is not valid is refused first, whoever posts it.
     if not password_reset.is_valid(session, token, utcnow()):
         return _render(
-            request, "reset_choose.html", None, token=None, error=BAD_TOKEN, status_code=404
+            request, "reset_choose.html", None, token=None, error=_(BAD_TOKEN), status_code=404
         )
     form = _checked_form(request, posted)
     if form is None:
@@ -197,7 +202,7 @@ def reset(request: Request, token: str, posted: forms.PostedForm, session: UnitO
             "reset_choose.html",
             None,
             token=token,
-            error="The form expired; please try again.",
+            error=_("The form expired; please try again."),
             status_code=400,
         )
     password = forms.field(form, "password", 257)
@@ -207,7 +212,7 @@ def reset(request: Request, token: str, posted: forms.PostedForm, session: UnitO
             "reset_choose.html",
             None,
             token=token,
-            error="The two passwords differ.",
+            error=_("The two passwords differ."),
             status_code=422,
         )
     try:
@@ -218,7 +223,7 @@ def reset(request: Request, token: str, posted: forms.PostedForm, session: UnitO
         )
     if user is None:
         return _render(
-            request, "reset_choose.html", None, token=None, error=BAD_TOKEN, status_code=404
+            request, "reset_choose.html", None, token=None, error=_(BAD_TOKEN), status_code=404
         )
     audit.record(
         session,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -22,14 +22,19 @@ from callnow.billing.policy import policy_from
 from callnow.domain import web_confirmation as rules
 from callnow.domain.local_display import local_time, national_number
 from callnow.domain.rating import BillingPolicy
+from callnow.i18n import gettext as _
+from callnow.i18n import ngettext, use_language
 from callnow.store import profiles, wakeup, web_sessions
 from callnow.store import web_confirmation as held
 from callnow.store.models import CallRequest, User, utcnow
 from callnow.web import forms, sign_in, sse
 from callnow.web.context import AppState, UnitOfWork, app_state
+from callnow.web.owner_language import negotiated_language
 from callnow.web.portal import _checked_form, _render, _to_login, current_user, web_session
 
-router = APIRouter(prefix="/portal", include_in_schema=False)
+router = APIRouter(
+    prefix="/portal", include_in_schema=False, dependencies=[Depends(negotiated_language)]
+)
 
 
 def _policy(request: Request) -> BillingPolicy:
@@ -96,13 +101,37 @@ def pending_page(request: Request, session: UnitOfWork) -> Response:
 
 
 def _snapshot(
-    state: AppState, user_id: int, session_id: int, policy: BillingPolicy
+    state: AppState, user_id: int, session_id: int, policy: BillingPolicy, language: str
 ) -> dict[str, Any] | None:
-    with state.read_only() as session:
+    with state.read_only() as session, use_language(language):
         lifetimes = sign_in.lifetimes(state.settings)
         if not web_sessions.still_live(session, session_id, utcnow(), lifetimes):
             return None  # logged out (here, elsewhere or by an admin): end the stream
-        return {"items": pending_items(session, user_id, policy)}
+        return _worded(pending_items(session, user_id, policy))
+
+
+def _worded(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The items, and the words the page's script shows with them (by token) in the language
+    in use: the script builds rows without a template."""
+    count = len(items)
+    texts = {
+        item["token"]: {
+            "details": _("(page %(page)s, asked at %(asked)s, waits until %(until)s)")
+            % {"page": item["callnow_id"], "asked": item["requested"], "until": item["expires"]},
+            "cost": _("Calling back: %(cost)s") % {"cost": item["cost"]} if item["cost"] else "",
+        }
+        for item in items
+    }
+    return {
+        "items": items,
+        "texts": texts,
+        "words": {
+            "waiting": ngettext("%(count)s waiting", "%(count)s waiting", count) % {"count": count},
+            "accept": _("Accept"),
+            "decline": _("Decline"),
+            "anonymous": _("Anonymous"),
+        },
+    }
 
 
 @router.get("/pending/events")
@@ -111,11 +140,13 @@ def pending_events(request: Request) -> Response:
     with state.read_only() as session:
         row = web_session(request, session)
         if row is None:
-            return PlainTextResponse("Please log in.", status_code=401)
-        user_id, session_id = row.user_id, row.id
+            return PlainTextResponse(_("Please log in."), status_code=401)
+        user_id, session_id, language = row.user_id, row.id, row.user.language
     policy = _policy(request)
     timing = TIMING
-    read = sse.polled(lambda: _snapshot(state, user_id, session_id, policy), timing.poll_s)
+    read = sse.polled(
+        lambda: _snapshot(state, user_id, session_id, policy, language), timing.poll_s
+    )
     stream = sse.watch(read, event="pending", timing=timing)
     return StreamingResponse(stream, media_type="text/event-stream", headers=sse.HEADERS)
 
@@ -141,7 +172,7 @@ def pending_count_events(request: Request) -> Response:
     with state.read_only() as session:
         user = current_user(request, session)
         if user is None:
-            return PlainTextResponse("Please log in.", status_code=401)
+            return PlainTextResponse(_("Please log in."), status_code=401)
         user_id = user.id
     read = sse.polled(lambda: _count_snapshot(state, user_id), COUNT_TIMING.poll_s)
     stream = sse.watch(read, event="count", timing=COUNT_TIMING)
@@ -167,14 +198,14 @@ def _answer(
     form = _checked_form(request, posted)
     if form is None:
         return _page(
-            request, session, user, error="The form expired; please try again.", status_code=400
+            request, session, user, error=_("The form expired; please try again."), status_code=400
         )
     call_request = held.owned_request(session, user.id, token)
     if call_request is None:
         return _render(request, "missing.html", user, status_code=404)
     done = answer_held(session, call_request, accept=accept)
     if not done:
-        message = "That request is no longer waiting for you (answered, cancelled or expired)."
+        message = _("That request is no longer waiting for you (answered, cancelled or expired).")
         return _page(request, session, user, error=message, status_code=409)
     return RedirectResponse("/portal/pending", status_code=303)
 

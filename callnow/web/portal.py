@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import zoneinfo
+from dataclasses import dataclass
 from functools import cache
 from urllib.parse import quote
 
 import segno
-from fastapi import APIRouter, Request
+from babel.dates import get_day_names
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session, object_session
 from starlette.datastructures import FormData
@@ -18,6 +20,8 @@ from callnow.domain.embed import MAX_ORIGINS, POSITIONS
 from callnow.domain.page import MAX_WINDOWS, WELCOME_MAX_CHARS, is_paused
 from callnow.domain.request_state import VISITOR_TEXT, RequestState
 from callnow.domain.rules import InvalidRule
+from callnow.i18n import ENDONYMS, SHIPPED, active_language, set_language
+from callnow.i18n import gettext as _
 from callnow.services import page_settings, scheduling
 from callnow.store import accounts, audit, profiles, retired_ids, web_sessions
 from callnow.store import requests as request_store
@@ -26,9 +30,13 @@ from callnow.store.models import Profile, User, utcnow
 from callnow.store.session_models import WebSession
 from callnow.web import embed, forms, share_kit, sign_in
 from callnow.web.context import UnitOfWork, app_state, client_address, templates
+from callnow.web.owner_language import negotiated_language, speak_as_owner
 from callnow.web.owner_view import OwnerView
+from callnow.web.owner_words import portal_words
 
-router = APIRouter(prefix="/portal", include_in_schema=False)
+router = APIRouter(
+    prefix="/portal", include_in_schema=False, dependencies=[Depends(negotiated_language)]
+)
 
 
 class LoginRequired(Exception):
@@ -53,6 +61,8 @@ def web_session(request: Request, session: Session) -> WebSession | None:
         app_state(request), session, request.cookies.get(SESSION_COOKIE), "portal", utcnow()
     )
     request.state.web_session = row
+    if row is not None:
+        speak_as_owner(row.user.language)
     return row
 
 
@@ -101,6 +111,8 @@ def _render(request: Request, name: str, user: User | None, **context: object) -
         context.setdefault("view", owner_view(request, session, user))
         context.setdefault("pending_count", _pending_count(session, user))
     context.setdefault("nav", request.url.path)
+    for key, words in portal_words().items():
+        context.setdefault(key, words)
     response = templates.TemplateResponse(
         request, f"portal/{name}", context, status_code=status_code
     )
@@ -172,7 +184,7 @@ def login(request: Request, posted: forms.PostedForm, session: UnitOfWork) -> Re
             request,
             "login.html",
             None,
-            error="Please try again.",
+            error=_("Please try again."),
             email=email,
             captcha_token=None,
             status_code=400,
@@ -236,7 +248,7 @@ def _login_captcha(request: Request, session: Session, token: str, kind: str) ->
     render = book.image if kind == "png" else book.audio
     data = render(session, token, sign_in.LOGIN_CAPTCHA_PROFILE, utcnow())
     if data is None:
-        return Response("Not found", status_code=404, media_type="text/plain")
+        return Response(_("Not found"), status_code=404, media_type="text/plain")
     media_type = "image/png" if kind == "png" else "audio/wav"
     return Response(data, media_type=media_type, headers={"Cache-Control": "no-store"})
 
@@ -275,7 +287,9 @@ def _home(
     pages = []
     for profile in owned:
         urls = share_urls(request, profile)
-        qr = segno.make(urls["path"], error="m").svg_inline(scale=4, title="QR code for the page")
+        qr = segno.make(urls["path"], error="m").svg_inline(
+            scale=4, title=_("QR code for the page")
+        )
         paused = is_paused(profile.paused_until, utcnow())
         pages.append(
             {
@@ -303,6 +317,7 @@ def _home(
         texts=VISITOR_TEXT,
         RequestState=RequestState,
         qr_sizes=share_kit.SIZES,
+        signature_label=share_kit.signature_label(),
         embed_positions=POSITIONS,
         max_origins=MAX_ORIGINS,
         status_code=status_code,
@@ -365,10 +380,10 @@ def qr_download(
     found = _owner_and_profile(request, session, callnow_id)
     if isinstance(found, Response):
         return found
-    _, profile = found
+    _owner, profile = found
     if kind not in share_kit.KINDS or size not in share_kit.SIZES:
         return Response(
-            f"Choose qr.svg or qr.png with size={' or size='.join(share_kit.SIZES)}.",
+            _("Choose qr.svg or qr.png with size=card or size=poster."),
             status_code=422,
             media_type="text/plain",
         )
@@ -464,7 +479,13 @@ def preferences_page(request: Request, callnow_id: str, session: UnitOfWork) -> 
 # The hours editor: each weekday has this many rows (7 x 3 = MAX_WINDOWS); without scripts
 # the filled rows and one blank row show, and a script adds and removes rows in place.
 ROWS_PER_DAY = MAX_WINDOWS // len(WEEKDAYS)
-DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def day_names() -> list[str]:
+    """Monday to Sunday in the language in use (Babel's CLDR names, capitalised as a label)."""
+    names = get_day_names("wide", locale=active_language())
+    return [names[day][:1].upper() + names[day][1:] for day in range(len(WEEKDAYS))]
+
 
 # What an hours row holds as the owner typed it: (start, end), "HH:MM" or "".
 HoursRows = dict[int, list[tuple[str, str]]]
@@ -497,11 +518,18 @@ def _preferences(
     status_code: int = 200,
     posted: HoursRows | None = None,
     timezone: str | None = None,
+    languages: LanguageFields | None = None,
     **booking: object,
 ) -> HTMLResponse:
     filled = posted if posted is not None else _stored_rows(profile)
+    if languages is None:
+        languages = LanguageFields(
+            owner=user.language,
+            page=[c for c in profile.languages.split(",") if c] or list(SHIPPED),
+            default=profile.default_language,
+        )
     days = []
-    for day, name in enumerate(DAY_NAMES):
+    for day, name in enumerate(day_names()):
         rows = [r for r in filled.get(day, []) if r != ("", "")][:ROWS_PER_DAY]
         shown = min(ROWS_PER_DAY, len(rows) + 1)
         rows += [("", "")] * (ROWS_PER_DAY - len(rows))
@@ -519,8 +547,31 @@ def _preferences(
         urls=share_urls(request, profile),
         retired=retired_ids.retired_by(session, profile.id),
         tenant_timezone=profile.extension.tenant.timezone,
+        endonyms=[(code, ENDONYMS[code]) for code in SHIPPED],
+        chosen_owner_language=languages.owner,
+        chosen_page_languages=languages.page,
+        chosen_default_language=languages.default,
         status_code=status_code,
         **booking,
+    )
+
+
+@dataclass(frozen=True)
+class LanguageFields:
+    """The language choices as posted (or as stored), to show again on a refused save."""
+
+    owner: str
+    page: list[str]
+    default: str
+
+
+def _language_fields(form: FormData) -> LanguageFields:
+    """The posted language choices, bounded: a code is short and there are few of them."""
+    page = [str(code)[:8] for code in form.getlist("languages")[: 2 * len(SHIPPED)]]
+    return LanguageFields(
+        owner=forms.field(form, "owner_language", 8),
+        page=page,
+        default=forms.field(form, "default_language", 8),
     )
 
 
@@ -546,7 +597,10 @@ def _window_rows(rows: HoursRows) -> list[page_settings.WindowFields] | str:
             if not start and not end:
                 continue
             if not (start and end):
-                return f"{DAY_NAMES[day]}, window {number}: give both a start and an end."
+                return _("%(day)s, window %(number)d: give both a start and an end.") % {
+                    "day": day_names()[day],
+                    "number": number,
+                }
             # <input type=time> may send seconds ("09:00:00"); windows are whole minutes.
             windows.append(page_settings.WindowFields(day, start[:5], end[:5]))
     return windows
@@ -569,22 +623,30 @@ def save_preferences(
             profile,
             saved=False,
             status_code=400,
-            errors={"form": "The form expired; please try again."},
+            errors={"form": _("The form expired; please try again.")},
         )
     posted_rows = _hours_rows(form)
     timezone = forms.field(form, "timezone", 64)
+    languages = _language_fields(form) if "default_language" in form else None
     rows = _window_rows(posted_rows)
-    if isinstance(rows, str):
+    refused_language = (
+        page_settings.language_refusal(languages.owner) if languages is not None else None
+    )
+    if isinstance(rows, str) or refused_language is not None:
+        errors = {"windows": rows} if isinstance(rows, str) else {}
+        if refused_language is not None:
+            errors["language"] = refused_language
         return _preferences(
             request,
             session,
             user,
             profile,
-            errors={"windows": rows},
+            errors=errors,
             saved=False,
             status_code=422,
             posted=posted_rows,
             timezone=timezone,
+            languages=languages,
         )
     changes = page_settings.PageChanges(
         callnow_id=forms.field(form, "callnow_id", 64),
@@ -598,6 +660,9 @@ def save_preferences(
             if "display_name" in form
             else None  # a form without the field leaves the name as it is
         ),
+        # A form without the language fields (an older page) leaves them as they are.
+        languages=languages.page if languages is not None else None,
+        default_language=languages.default if languages is not None else None,
     )
     details = {k: v for k, v in form.items() if k != "csrf"}
     try:
@@ -615,7 +680,12 @@ def save_preferences(
             status_code=422,
             posted=posted_rows,
             timezone=timezone,
+            languages=languages,
         )
+    if languages is not None:
+        page_settings.set_owner_language(session, user, languages.owner, via="portal")
+        # The answer already speaks the language just chosen.
+        set_language(user.language)
     return _preferences(request, session, user, profile, errors={}, saved=True)
 
 
@@ -653,7 +723,11 @@ def change_rules(
     form = _checked_form(request, posted)
     if form is None:
         return _rules(
-            request, user, profile, error="The form expired; please try again.", status_code=400
+            request,
+            user,
+            profile,
+            error=_("The form expired; please try again."),
+            status_code=400,
         )
     current = profiles.rules_of(profile)
     operation = forms.field(form, "op", 10)
@@ -680,7 +754,7 @@ def change_rules(
         elif operation == "down" and 0 <= index < len(current) - 1:
             current[index + 1], current[index] = current[index], current[index + 1]
         else:
-            return _rules(request, user, profile, error="Unknown change.", status_code=400)
+            return _rules(request, user, profile, error=_("Unknown change."), status_code=400)
         page_settings.set_rules(
             session, profile, current, actor=user, via="portal", action=f"rules.{operation}"
         )

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from callnow.domain.sign_in import device_label
+from callnow.i18n import gettext as _
 from callnow.store import profiles, web_sessions
 from callnow.store.models import User, utcnow
 from callnow.web import forms, sign_in
 from callnow.web.context import UnitOfWork, app_state
+from callnow.web.owner_language import negotiated_language
+from callnow.web.owner_view import OwnerView
 from callnow.web.portal import (
     SESSION_COOKIE,
     _checked_form,
@@ -21,7 +24,9 @@ from callnow.web.portal import (
     web_session,
 )
 
-router = APIRouter(prefix="/portal", include_in_schema=False)
+router = APIRouter(
+    prefix="/portal", include_in_schema=False, dependencies=[Depends(negotiated_language)]
+)
 
 
 def _owner_zone(request: Request, session: Session, user: User) -> str:
@@ -37,8 +42,10 @@ def _owner_zone(request: Request, session: Session, user: User) -> str:
 def _duration(seconds: int) -> str:
     hours, minutes = divmod(seconds // 60, 60)
     if hours and minutes:
-        return f"{hours} h {minutes} min"
-    return f"{hours} h" if hours else f"{minutes} min"
+        return _("%(hours)d h %(minutes)d min") % {"hours": hours, "minutes": minutes}
+    if hours:
+        return _("%(hours)d h") % {"hours": hours}
+    return _("%(minutes)d min") % {"minutes": minutes}
 
 
 def _page(request: Request, session: Session, status_code: int = 200) -> Response:
@@ -48,17 +55,17 @@ def _page(request: Request, session: Session, status_code: int = 200) -> Respons
     user = current.user
     settings = app_state(request).settings
     zone_name = _owner_zone(request, session, user)
-    zone = ZoneInfo(zone_name)
+    view = OwnerView(ZoneInfo(zone_name), "")
     rows = web_sessions.live_of(session, user.id, utcnow(), sign_in.lifetimes(settings))
     listed = [
         {
             "id": row.id,
             "device": device_label(row.user_agent),
-            "user_agent": row.user_agent or "not given",
-            "last_seen": row.last_seen_at.astimezone(zone).strftime("%d %b %Y %H:%M"),
-            "started": row.created_at.astimezone(zone).strftime("%d %b %Y %H:%M"),
-            "network": row.network or "unknown",
-            "where": "Admin" if row.realm == "admin" else "Portal",
+            "user_agent": row.user_agent or _("not given"),
+            "last_seen": view.when(row.last_seen_at),
+            "started": view.when(row.created_at),
+            "network": row.network or _("unknown"),
+            "where": _("Admin") if row.realm == "admin" else _("Portal"),
             "current": row.id == current.id,
         }
         for row in rows

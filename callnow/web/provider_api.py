@@ -362,6 +362,8 @@ class UserOut(BaseModel):
     role: str
     display_name: str
     is_active: bool
+    # The owner's language for the portal, e-mails and phone prompts (the API stays English).
+    language: str
     created_at: datetime
 
 
@@ -371,6 +373,9 @@ class UserPatch(BaseModel):
     role: Literal["owner", "tenant_admin"] | None = None
     display_name: str | None = Field(None, max_length=80)
     is_active: bool | None = None
+    language: str | None = Field(
+        None, max_length=8, description="A shipped language's code: en, de, fr, es, it, pt, …"
+    )
 
 
 class UserIn(UserPatch):
@@ -386,6 +391,7 @@ def _user_out(u: User) -> UserOut:
         role=u.role,
         display_name=u.display_name,
         is_active=u.is_active,
+        language=u.language,
         created_at=u.created_at,
     )
 

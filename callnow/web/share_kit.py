@@ -12,6 +12,8 @@ from html import escape
 
 import segno
 
+from callnow.i18n import gettext as _
+
 
 @dataclass(frozen=True)
 class PrintSize:
@@ -42,7 +44,7 @@ def qr_file(url: str, kind: str, size: str) -> bytes:
             unit="mm",
             scale=width_mm / modules,
             border=QR_BORDER,
-            title="QR code for the CallNow page",
+            title=_("QR code for the CallNow page"),
         )
     else:
         pixels = round(width_mm / _MM_PER_INCH * PRINT_DPI)
@@ -50,15 +52,17 @@ def qr_file(url: str, kind: str, size: str) -> bytes:
     return out.getvalue()
 
 
-SIGNATURE_LABEL = "Call me back"
+def signature_label() -> str:
+    """The signature button's words, in the owner's language (their mail's readers see it)."""
+    return _("Call me back")
 
 
-def signature_html(url: str, label: str = SIGNATURE_LABEL) -> str:
+def signature_html(url: str, label: str | None = None) -> str:
     """A button-like link for e-mail signatures: a one-cell table with inline styles and a
     solid background, which Outlook, Gmail and Apple Mail all keep; the link itself stays
     underlined text where a client strips the styles."""
     href = escape(url, quote=True)
-    text = escape(label)
+    text = escape(label or signature_label())
     return (
         '<table role="presentation" cellspacing="0" cellpadding="0" border="0"><tr>'
         '<td bgcolor="#0b62c4" style="border-radius:6px;background:#0b62c4;">'
@@ -69,6 +73,6 @@ def signature_html(url: str, label: str = SIGNATURE_LABEL) -> str:
     )
 
 
-def signature_text(url: str, label: str = SIGNATURE_LABEL) -> str:
+def signature_text(url: str, label: str | None = None) -> str:
     """The plain-text fallback for clients and recipients without HTML."""
-    return f"{label}: {url}"
+    return _("%(label)s: %(url)s") % {"label": label or signature_label(), "url": url}

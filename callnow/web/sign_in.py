@@ -23,6 +23,8 @@ from sqlalchemy.orm import Session
 
 from callnow.config import Settings
 from callnow.domain.sign_in import Lifetimes, LoginGate, login_gate
+from callnow.i18n import gettext as _
+from callnow.i18n.markers import N_
 from callnow.services.throttle import source_network
 from callnow.store import accounts, web_sessions
 from callnow.store.models import User
@@ -83,7 +85,7 @@ def start_session(
     address: str,
     now: datetime,
 ) -> str:
-    token, _ = web_sessions.start(
+    token, _row = web_sessions.start(
         session,
         user,
         realm,
@@ -114,13 +116,13 @@ class Attempt:
     message: str = ""
 
 
-REFUSED = "Too many attempts. Please wait a few minutes and try again."
-WRONG = "That email and password do not match an account."
-CAPTCHA_FIRST = (
+REFUSED = N_("Too many attempts. Please wait a few minutes and try again.")
+WRONG = N_("That email and password do not match an account.")
+CAPTCHA_FIRST = N_(
     "Many wrong passwords were tried for this account recently. To go on, type the digits "
     "shown in the picture."
 )
-CAPTCHA_WRONG = "Those were not the digits shown. Please try the new picture."
+CAPTCHA_WRONG = N_("Those were not the digits shown. Please try the new picture.")
 
 
 def attempt_login(
@@ -139,7 +141,7 @@ def attempt_login(
     book = state.safeguards.captcha
     # Counted in this session: on SQLite a second writer of our own would wait for this one.
     if not throttle.login_source(address, session):
-        return Attempt("refused", message=REFUSED)
+        return Attempt("refused", message=_(REFUSED))
     network_over, under_attack = throttle.login_pressure(email, address, session)
     known = False
     if under_attack and not network_over:
@@ -151,18 +153,18 @@ def attempt_login(
         network_over_limit=network_over, account_under_attack=under_attack, known_network=known
     )
     if gate is LoginGate.REFUSED:
-        return Attempt("refused", message=REFUSED)
+        return Attempt("refused", message=_(REFUSED))
     if gate is LoginGate.CAPTCHA:
         if not captcha_token:
             challenge = book.issue(LOGIN_CAPTCHA_PROFILE, now)
-            return Attempt("captcha", captcha_token=challenge, message=CAPTCHA_FIRST)
+            return Attempt("captcha", captcha_token=challenge, message=_(CAPTCHA_FIRST))
         if not book.verify(session, captcha_token, captcha_answer, LOGIN_CAPTCHA_PROFILE, now):
             throttle.login_failed(email, address, session)
             challenge = book.issue(LOGIN_CAPTCHA_PROFILE, now)
-            return Attempt("captcha", captcha_token=challenge, message=CAPTCHA_WRONG)
+            return Attempt("captcha", captcha_token=challenge, message=_(CAPTCHA_WRONG))
     user = accounts.authenticate(session, email, password)
     if user is None or (may_enter == "platform_admin" and user.role != "platform_admin"):
         throttle.login_failed(email, address, session)
         again = book.issue(LOGIN_CAPTCHA_PROFILE, now) if gate is LoginGate.CAPTCHA else None
-        return Attempt("wrong", captcha_token=again, message=WRONG)
+        return Attempt("wrong", captcha_token=again, message=_(WRONG))
     return Attempt("ok", user=user)

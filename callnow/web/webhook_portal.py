@@ -6,19 +6,23 @@ request of the tenant. A new URL always gets a new secret, shown once (like an A
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from callnow.domain.webhook_url import InvalidWebhookUrl
+from callnow.i18n import gettext as _
 from callnow.store import audit
 from callnow.store import webhooks as store  # also registers the enqueue listener
 from callnow.store.models import User, WebhookEndpoint
 from callnow.web import forms
 from callnow.web.context import UnitOfWork
+from callnow.web.owner_language import negotiated_language
 from callnow.web.portal import _checked_form, _render, _to_login, current_user
 
-router = APIRouter(prefix="/portal", include_in_schema=False)
+router = APIRouter(
+    prefix="/portal", include_in_schema=False, dependencies=[Depends(negotiated_language)]
+)
 
 
 def _tenant_scope(user: User) -> int | None:
@@ -48,6 +52,7 @@ def _page(
         "webhooks.html",
         user,
         owner_endpoint=store.owner_endpoint(session, user.id),
+        example_hook="https://example.com/callnow-hook",
         owner_deliveries=store.recent_deliveries(session, owner_user_id=user.id),
         tenant_id=tenant_id,
         tenant_endpoint=store.tenant_endpoint(session, tenant_id) if tenant_id else None,
@@ -77,13 +82,13 @@ def change_webhook(request: Request, posted: forms.PostedForm, session: UnitOfWo
     form = _checked_form(request, posted)
     if form is None:
         return _page(
-            request, session, user, error="The form expired; please try again.", status_code=400
+            request, session, user, error=_("The form expired; please try again."), status_code=400
         )
     scope = "tenant" if forms.field(form, "scope", 10) == "tenant" else "owner"
     tenant_id = _tenant_scope(user)
     if scope == "tenant" and tenant_id is None:
         return _page(
-            request, session, user, error="Only a tenant admin may do that.", status_code=403
+            request, session, user, error=_("Only a tenant admin may do that."), status_code=403
         )
     operation = forms.field(form, "op", 10)
     if operation == "clear":
@@ -101,7 +106,7 @@ def change_webhook(request: Request, posted: forms.PostedForm, session: UnitOfWo
             )
         return RedirectResponse("/portal/webhooks", status_code=303)
     if operation != "set":
-        return _page(request, session, user, error="Unknown change.", status_code=400)
+        return _page(request, session, user, error=_("Unknown change."), status_code=400)
     url = forms.field(form, "url", 600)
     try:
         if scope == "tenant" and tenant_id is not None:

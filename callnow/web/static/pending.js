@@ -29,30 +29,35 @@
     return form;
   }
 
+  // Words come with each event, in the owner's language; English if an older server sent none.
+  var words = {accept: "Accept", decline: "Decline", anonymous: "Anonymous"};
+  var texts = {};
+
   function row(item) {
     var li = document.createElement("li");
     li.setAttribute("data-token", item.token);
     var p = document.createElement("p");
     var strong = document.createElement("strong");
-    strong.textContent = item.name || "Anonymous";
+    strong.textContent = item.name || words.anonymous;
     p.appendChild(strong);
     p.appendChild(document.createTextNode(", " + item.number + " "));
     var muted = document.createElement("span");
     muted.className = "muted";
-    muted.textContent = "(page " + item.callnow_id + ", asked at " + item.requested +
-      ", waits until " + item.expires + ")";
+    var said = texts[item.token] || {};
+    muted.textContent = said.details || "(page " + item.callnow_id + ", asked at " +
+      item.requested + ", waits until " + item.expires + ")";
     if (item.cost) {
       var cost = document.createElement("span");
       cost.className = "cost";
-      cost.textContent = "Calling back: " + item.cost;
+      cost.textContent = said.cost || "Calling back: " + item.cost;
       muted.appendChild(document.createElement("br"));
       muted.appendChild(cost);
     }
     p.appendChild(muted);
     var buttons = document.createElement("div");
     buttons.className = "inline";
-    buttons.appendChild(answerForm(item.token, "accept", "Accept", ""));
-    buttons.appendChild(answerForm(item.token, "decline", "Decline", "danger"));
+    buttons.appendChild(answerForm(item.token, "accept", words.accept, ""));
+    buttons.appendChild(answerForm(item.token, "decline", words.decline, "danger"));
     li.appendChild(p);
     li.appendChild(buttons);
     return li;
@@ -65,6 +70,10 @@
       data = JSON.parse(event.data);
     } catch (err) {
       return;
+    }
+    if (data.words) {
+      words = data.words;
+      texts = data.texts || {};
     }
     var shown = Array.prototype.map.call(list.children, function (li) {
       return li.getAttribute("data-token");
@@ -81,7 +90,7 @@
     }
     data.items.forEach(function (item) { list.appendChild(row(item)); });
     if (count) {
-      count.textContent = data.items.length + " waiting";
+      count.textContent = data.words ? data.words.waiting : data.items.length + " waiting";
     }
     var badge = document.getElementById("nav-pending-count");
     if (badge) {
