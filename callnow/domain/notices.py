@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from callnow.i18n.markers import N_
+from callnow.i18n import N_
 
 
 class Kind(StrEnum):

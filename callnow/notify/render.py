@@ -20,9 +20,8 @@ from babel.lists import format_list
 from callnow.domain import web_confirmation
 from callnow.domain.decision import RejectReason
 from callnow.domain.notices import Kind
-from callnow.i18n import active_language, ngettext
+from callnow.i18n import N_, active_language, ngettext
 from callnow.i18n import gettext as _
-from callnow.i18n.markers import N_
 from callnow.notify import links
 from callnow.store.mail import Notice
 

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+from callnow.i18n import N_
 from callnow.i18n import gettext as _
-from callnow.i18n.markers import N_
 from callnow.notify import links
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, utcnow

@@ -15,8 +15,8 @@ from limits import parse_many
 from sqlalchemy.orm import Session
 
 from callnow.domain.notices import CHOOSABLE, LABELS
+from callnow.i18n import N_
 from callnow.i18n import gettext as _
-from callnow.i18n.markers import N_
 from callnow.services.throttle import Throttle
 from callnow.store import accounts, audit, password_reset
 from callnow.store import mail as mail_store

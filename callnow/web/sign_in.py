@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 
 from callnow.config import Settings
 from callnow.domain.sign_in import Lifetimes, LoginGate, login_gate
+from callnow.i18n import N_
 from callnow.i18n import gettext as _
-from callnow.i18n.markers import N_
 from callnow.services.throttle import source_network
 from callnow.store import accounts, web_sessions
 from callnow.store.models import User
