@@ -75,6 +75,11 @@ class ChannelConfig:
         )
         return (first, *self.more_trunks)
 
+    @property
+    def wideband_owner(self) -> bool:
+        """Offer the owner's phone G.722 first: some trunk may carry it end to end."""
+        return any("G722" in route.codecs for route in self.trunk_routes)
+
     trunk_prefixes: tuple[str, ...] = ()
     trunk_name: str = "main"
     trunk_codecs: tuple[str, ...] = DEFAULT_TRUNK_CODECS

@@ -159,6 +159,7 @@ class LiveTelephony:
         self.process: RtpengineProcess | None = None
         self._dtmf: DtmfLogListener | None = None
         self._channels: dict[str, LiveChannel] = {}
+        self._wideband_owner = self.config.wideband_owner
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -268,7 +269,10 @@ class LiveTelephony:
             # Offered the first trunk's codecs; a trunk tried later with its own list is
             # offered again (`LiveChannel._dial_trunk`).
             media=AnchoredCallback(
-                self.rtpengine, media_call_id, trunk_codecs=self.config.trunk_codecs
+                self.rtpengine,
+                media_call_id,
+                trunk_codecs=self.config.trunk_codecs,
+                wideband=self._wideband_owner,
             ),
             renderer=self.renderer,
             config=self.config,
