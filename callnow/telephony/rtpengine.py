@@ -16,7 +16,8 @@ through our own process would put Python in the media path.
 
 1. `offer(call_id, from_tag=VISITOR, sdp=placeholder_sdp())` - the visitor side does not exist
    yet, so a placeholder offer (PCMU/PCMA/telephone-event, a discard port on loopback; G.722
-   first when a trunk may carry it) stands in for it. The reply is the SDP, with rtpengine's owner-facing port, for the INVITE to the owner.
+   first when a trunk may carry it) stands in for it. The reply is the SDP, with rtpengine's
+   owner-facing port, for the INVITE to the owner.
 2. Owner answers: `answer(call_id, VISITOR, OWNER, sdp=owner_sdp)` completes that exchange.
    Then the owner's side is offered again, towards the visitor: `offer(call_id, from_tag=OWNER,
    to_tag=VISITOR, sdp=owner_sdp)` with the trunk's codecs as ng `codec` flags (`strip` all,
