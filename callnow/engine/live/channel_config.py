@@ -51,6 +51,8 @@ class ChannelConfig:
     # The trunks after the one above (`[[trunks]]`), tried in order on failover.
     more_trunks: tuple[TrunkRoute, ...] = ()
     setup_timeout_s: float | None = None
+    # An owner's call the PBX diverted (voicemail) counts as not answered (`sip` setting).
+    owner_divert_unanswered: bool = True
 
     @property
     def trunk_routes(self) -> tuple[TrunkRoute, ...]:

@@ -148,6 +148,7 @@ class LiveTelephony:
             trunk_codecs=tuple(trunk.codecs),
             trunk_deck=load_carrier_deck(trunk),
             setup_timeout_s=trunk.setup_timeout_s,
+            owner_divert_unanswered=sip.owner_divert_unanswered,
             more_trunks=tuple(TrunkRoute.from_settings(more) for more in settings.trunks),
         )
         # rtpengine sends its DTMF log to ng_host:dtmf_log_port unless told otherwise; an
