@@ -552,8 +552,7 @@ def stage_breakdown(database: str, database_url: str, steps: list[Step], phone: 
     invites = phone.snapshot()
     print(f"\n{database}: where the time goes, median / p99 in ms (server clock = client clock)")
     print(
-        f"  {'step':>9} │ {'row→303 read':>13} │ {'303→owner leg row':>17} │ "
-        f"{'leg row→INVITE':>14}"
+        f"  {'step':>9} │ {'row→303 read':>13} │ {'303→owner leg row':>17} │ {'leg row→INVITE':>14}"
     )
     for step in steps:
         if not step.results:

@@ -53,6 +53,8 @@ class _Source:
     """A value read at scrape time: queue depth, a pool's use, an outbox's backlog."""
 
     read: Callable[[], Iterable[tuple[tuple[str, ...], float]]]
+    # The label values this source may show (others become `other`); None: short words.
+    allowed: frozenset[str] | None = None
 
 
 class _ScrapeTimeGauges(Collector):
@@ -77,7 +79,7 @@ class _ScrapeTimeGauges(Collector):
             for source in sources:
                 try:
                     for values, value in source.read():
-                        family.add_metric([_bounded(v) for v in values], value)
+                        family.add_metric([_bounded(v, source.allowed) for v in values], value)
                 except Exception:
                     log.warning("metrics source for %s failed", name, exc_info=True)
             yield family
@@ -214,6 +216,26 @@ class Metrics:
             "Messages waiting in an outbox, by outbox.",
             ("outbox",),
             _Source(lambda: [((outbox,), float(read()))]),
+        )
+
+    def watch_trunk_registrations(
+        self, names: Iterable[str], read: Callable[[], Iterable[tuple[str, bool]]]
+    ) -> None:
+        """`read` gives (trunk name, registered) for each trunk that keeps a registration.
+
+        The label is the trunk's configured name (from the settings, a handful at most): only
+        the `names` given here are shown, anything else is `other`."""
+        allowed = frozenset(names)
+
+        def states() -> Iterator[tuple[tuple[str, ...], float]]:
+            for name, registered in read():
+                yield (name,), 1.0 if registered else 0.0
+
+        self._gauges.add(
+            "callnow_trunk_registered",
+            "1 while the trunk's registration is in force, 0 while it is not, by trunk name.",
+            ("trunk",),
+            _Source(states, allowed),
         )
 
     # -- serving ----------------------------------------------------------------------------------

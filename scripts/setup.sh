@@ -10,6 +10,7 @@ DEBIAN_PACKAGES=(
   chromium fonts-dejavu-core postgresql-client
   openssl
   systemd  # systemd-analyze verifies the units in ops/systemd
+  nginx-light  # the reverse proxy in front of two web processes (tests/ops/test_behind_nginx.py)
 )
 
 missing=()

@@ -34,6 +34,20 @@ def test_values_outside_the_fixed_lists_become_other() -> None:
     }  # fmt: skip
 
 
+def test_trunk_registrations_are_a_gauge_per_configured_trunk_name() -> None:
+    metrics = Metrics("engine")
+    states = [("carrier", True), ("backup-2", False), ("+61290375678", True)]
+    metrics.watch_trunk_registrations(["carrier", "backup-2"], lambda: states)
+    gauge = {
+        sample.labels["trunk"]: sample.value
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if sample.name == "callnow_trunk_registered"
+    }
+    # A configured name is shown as it is (digits and `-` too); nothing else ever is.
+    assert gauge == {"carrier": 1.0, "backup-2": 0.0, OTHER: 1.0}
+
+
 def test_a_failing_scrape_time_source_is_left_out_not_fatal() -> None:
     metrics = Metrics("engine")
 
@@ -68,6 +82,7 @@ def test_the_grafana_dashboard_uses_only_metrics_that_exist() -> None:
     metrics.watch_queue(lambda: (0, 0.0))
     metrics.watch_pool("web", lambda: (0, 1))
     metrics.watch_outbox("webhook", lambda: 0)
+    metrics.watch_trunk_registrations(["main"], lambda: [("main", True)])
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}
     exposed = {
         family.name + suffix

@@ -3,11 +3,17 @@
 The phrase states the tariff, not an estimate of the call: the owner decides before anyone knows
 how long the call will last. Prices are the tariff's tax-exclusive prices; `mention_tax` adds
 "plus GST" where a page must say so.
+
+Every phrase is in the language in use (`callnow.i18n.use_language`): the owner's, for their
+phone and their portal. Whole phrases with placeholders, never pieces glued together; prices
+the way that language says them ("45 centimes", "1,20 dollar australien").
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+
+from babel.numbers import format_currency, format_decimal
 
 from callnow.domain.destinations import DestinationClass
 from callnow.domain.rating import (
@@ -18,26 +24,28 @@ from callnow.domain.rating import (
     RateEntry,
     micros_to_decimal,
 )
+from callnow.i18n import active_language, ngettext
+from callnow.i18n import gettext as _
 
-_CLASS_PHRASE = {
-    DestinationClass.LOCAL: "a local call",
-    DestinationClass.NATIONAL_FIXED: "a national call",
-    DestinationClass.MOBILE: "a mobile",
-    DestinationClass.INTERNATIONAL: "an international call",
-    DestinationClass.SPECIAL: "a special-rate number",
-    DestinationClass.PREMIUM: "a premium number",
-    DestinationClass.INTERNAL: "your extension's leg",
-}
 _SYMBOLS = {"AUD": "$", "NZD": "$", "USD": "$", "CAD": "$", "GBP": "£", "EUR": "€"}
-_MINOR_UNIT_NAMES = {
-    "AUD": ("cent", "cents"),
-    "NZD": ("cent", "cents"),
-    "USD": ("cent", "cents"),
-    "CAD": ("cent", "cents"),
-    "EUR": ("cent", "cents"),
-    "GBP": ("penny", "pence"),
-}
-_TAX_NAMES = {"AUD": "GST", "NZD": "GST"}
+# Currencies whose hundredth is said as cents, and as pence.
+_CENTS = frozenset({"AUD", "NZD", "USD", "CAD", "EUR"})
+_PENCE = frozenset({"GBP"})
+# Currencies whose tax is named GST.
+_GST = frozenset({"AUD", "NZD"})
+
+
+def _class_phrase(destination_class: DestinationClass) -> str:
+    phrases = {
+        DestinationClass.LOCAL: _("a local call"),
+        DestinationClass.NATIONAL_FIXED: _("a national call"),
+        DestinationClass.MOBILE: _("a mobile"),
+        DestinationClass.INTERNATIONAL: _("an international call"),
+        DestinationClass.SPECIAL: _("a special-rate number"),
+        DestinationClass.PREMIUM: _("a premium number"),
+        DestinationClass.INTERNAL: _("your extension's leg"),
+    }
+    return phrases[destination_class]
 
 
 def describe_cost(quote: Quote, policy: BillingPolicy, *, mention_tax: bool = False) -> str:
@@ -47,9 +55,12 @@ def describe_cost(quote: Quote, policy: BillingPolicy, *, mention_tax: bool = Fa
     phrase = _tariff_phrase(quote.destination_class, quote.tariff, policy)
     if quote.destination_class is not DestinationClass.INTERNAL and not policy.owner_leg.is_free:
         owner_leg = _tariff_phrase(DestinationClass.INTERNAL, policy.owner_leg, policy)
-        phrase = f"{phrase}; {owner_leg}"
+        # Translators: a call's price, then the price of the owner's own leg.
+        phrase = _("%(call)s; %(owner_leg)s") % {"call": phrase, "owner_leg": owner_leg}
     if mention_tax and policy.tax_rate > 0:
-        phrase += f" plus {_TAX_NAMES.get(policy.currency_code, 'tax')}"
+        if policy.currency_code in _GST:
+            return _("%(phrase)s plus GST") % {"phrase": phrase}
+        return _("%(phrase)s plus tax") % {"phrase": phrase}
     return phrase
 
 
@@ -73,28 +84,43 @@ def _tariff_phrase(
         price = _owner_leg(tariff, policy)
     else:
         price = _per_minute(tariff, policy)
-    return f"{_CLASS_PHRASE[destination_class]}, {price}"
+    # Translators: what kind of call it is, then its price ("a mobile, 45 cents a minute").
+    return _("%(destination)s, %(price)s") % {
+        "destination": _class_phrase(destination_class),
+        "price": price,
+    }
 
 
 def _per_minute(entry: RateEntry, policy: BillingPolicy) -> str:
     connection, minimum = entry.connection_fee_micros, entry.minimum_charge_micros
     if entry.price_per_minute_micros == 0:  # a flat price per answered call in deck form
         return _money(micros_to_decimal(max(connection, minimum)), policy)
-    text = f"{_money(micros_to_decimal(entry.price_per_minute_micros), policy)} a minute"
-    if connection:
-        text += f" plus {_money(micros_to_decimal(connection), policy)} to connect"
-    if minimum > connection:
-        text += f", at least {_money(micros_to_decimal(minimum), policy)}"
-    return text
+    words = {
+        "rate": _money(micros_to_decimal(entry.price_per_minute_micros), policy),
+        "fee": _money(micros_to_decimal(connection), policy),
+        "minimum": _money(micros_to_decimal(minimum), policy),
+    }
+    if connection and minimum > connection:
+        text = _("%(rate)s a minute plus %(fee)s to connect, at least %(minimum)s")
+    elif connection:
+        text = _("%(rate)s a minute plus %(fee)s to connect")
+    elif minimum > connection:
+        text = _("%(rate)s a minute, at least %(minimum)s")
+    else:
+        text = _("%(rate)s a minute")
+    return text % words
 
 
 def _owner_leg(rate: OwnerLegRate, policy: BillingPolicy) -> str:
     if rate.per_minute_minor == 0:
         return _minor(rate.flat_minor, policy)
-    text = f"{_minor(rate.per_minute_minor, policy)} a minute"
+    words = {
+        "rate": _minor(rate.per_minute_minor, policy),
+        "flat": _minor(rate.flat_minor, policy),
+    }
     if rate.flat_minor:
-        text += f" plus {_minor(rate.flat_minor, policy)} when answered"
-    return text
+        return _("%(rate)s a minute plus %(flat)s when answered") % words
+    return _("%(rate)s a minute") % words
 
 
 def _minor(amount_minor: int, policy: BillingPolicy) -> str:
@@ -102,16 +128,29 @@ def _minor(amount_minor: int, policy: BillingPolicy) -> str:
 
 
 def _money(amount: Decimal, policy: BillingPolicy) -> str:
-    """Cents below one dollar, as people say them; otherwise symbol and minor-unit decimals."""
+    """Cents below one dollar (or euro, or pound), as people say them; otherwise, in English,
+    symbol and minor-unit decimals ("$1.20"), and in other languages the amount and the
+    currency's name in that language ("1,20 dollar australien")."""
     if amount == 0:
-        return "free"
+        return _("free")
+    language = active_language()
     exponent = policy.minor_unit_exponent
-    minor_names = _MINOR_UNIT_NAMES.get(policy.currency_code)
-    if minor_names and exponent == 2 and amount < 1:
-        minor = f"{amount.scaleb(2).normalize():f}"
-        return f"{minor} {minor_names[0] if minor == '1' else minor_names[1]}"
+    code = policy.currency_code
+    if (code in _CENTS or code in _PENCE) and exponent == 2 and amount < 1:
+        minor = amount.scaleb(2).normalize()
+        # A whole count picks the plural form; a fraction ("12.5") reads as many.
+        count = int(minor) if minor == minor.to_integral_value() else 5
+        words = {"count": format_decimal(minor, locale=language, decimal_quantization=False)}
+        if code in _PENCE:
+            return ngettext("%(count)s penny", "%(count)s pence", count) % words
+        return ngettext("%(count)s cent", "%(count)s cents", count) % words
+    if language != "en":
+        # The currency's own decimals at least ("1,20"), more where the tariff has them.
+        return format_currency(
+            amount, code, locale=language, format_type="name", decimal_quantization=False
+        )
     quantum = Decimal(1).scaleb(-exponent)
     exact_in_minor_units = amount == amount.quantize(quantum)
-    text = f"{amount.quantize(quantum):f}" if exact_in_minor_units else f"{amount.normalize():f}"
-    symbol = _SYMBOLS.get(policy.currency_code)
-    return f"{symbol}{text}" if symbol else f"{text} {policy.currency_code}"
+    shown = amount.quantize(quantum) if exact_in_minor_units else amount.normalize()
+    symbol = _SYMBOLS.get(code)
+    return f"{symbol}{shown:f}" if symbol else f"{shown:f} {code}"

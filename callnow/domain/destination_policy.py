@@ -18,6 +18,8 @@ from enum import StrEnum
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
+from callnow.i18n import N_
+
 CALLABLE_TYPES = frozenset(
     {PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 )
@@ -33,7 +35,7 @@ class Refusal(StrEnum):
 
 # What a visitor is told: the same plain sentence whatever the reason, so a fraudster probing
 # ranges learns nothing about the lists.
-VISITOR_MESSAGE = "Sorry, this number cannot be called back from this page."
+VISITOR_MESSAGE = N_("Sorry, this number cannot be called back from this page.")
 
 
 @dataclass(frozen=True, slots=True)

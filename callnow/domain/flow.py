@@ -54,6 +54,7 @@ from enum import StrEnum
 from callnow.domain.calls import FailureCause, LegRole
 from callnow.domain.prompt_text import confirm_prompt, unreachable_notice, whisper_prompt
 from callnow.domain.request_state import RequestState
+from callnow.i18n import use_language
 
 
 class AcceptanceMode(StrEnum):
@@ -140,8 +141,11 @@ class RequestFacts:
     caller_name: str | None = None
     # Region whose national format the owner hears the caller's number in.
     region: str = "AU"
-    # Billing's hook, e.g. "a local call, 12 cents"; read in the confirm prompt when given.
+    # Billing's hook, e.g. "a local call, 12 cents"; read in the confirm prompt when given,
+    # so it is already in the owner's language.
     cost_phrase: str | None = None
+    # The owner's language (a shipped code): what the prompts say and the voice saying it.
+    language: str = "en"
 
 
 @dataclass(frozen=True)
@@ -282,10 +286,11 @@ class DialVisitor:
 
 @dataclass(frozen=True)
 class PlayPrompt:
-    """Play `text` to the owner leg."""
+    """Play `text`, written in `language`, to the owner leg."""
 
     kind: PromptKind
     text: str
+    language: str = "en"
 
 
 @dataclass(frozen=True)
@@ -625,20 +630,22 @@ class CallbackFlow:
         self._prompt_playing = True
         if kind is PromptKind.CONFIRM:
             self._prompt_plays += 1
-            text = confirm_prompt(
-                caller_number=self.facts.visitor_e164,
-                region=self.facts.region,
-                caller_name=self.facts.caller_name,
-                cost_phrase=self.facts.cost_phrase,
-            )
-        else:
-            compose = whisper_prompt if kind is PromptKind.WHISPER else unreachable_notice
-            text = compose(
-                caller_number=self.facts.visitor_e164,
-                region=self.facts.region,
-                caller_name=self.facts.caller_name,
-            )
-        out.append(PlayPrompt(kind, text))
+        with use_language(self.facts.language) as language:
+            if kind is PromptKind.CONFIRM:
+                text = confirm_prompt(
+                    caller_number=self.facts.visitor_e164,
+                    region=self.facts.region,
+                    caller_name=self.facts.caller_name,
+                    cost_phrase=self.facts.cost_phrase,
+                )
+            else:
+                compose = whisper_prompt if kind is PromptKind.WHISPER else unreachable_notice
+                text = compose(
+                    caller_number=self.facts.visitor_e164,
+                    region=self.facts.region,
+                    caller_name=self.facts.caller_name,
+                )
+        out.append(PlayPrompt(kind, text, language))
         if kind is not PromptKind.WHISPER:  # nothing waits for the whisper to end
             self._start_timer(TimerName.PROMPT_LIMIT, self.limits.prompt_max_s, out)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import unicodedata
 
 from callnow.domain.request_state import RequestState
+from callnow.i18n import gettext as _
+from callnow.i18n import ngettext
 
 MAX_CHARS = 500
 
@@ -36,14 +38,19 @@ def clean_message(text: str) -> str:
     empty, longer than MAX_CHARS or holding control characters."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
     if not text:
-        raise MessageInvalid("Please write a message.")
+        raise MessageInvalid(_("Please write a message."))
     if len(text) > MAX_CHARS:
         raise MessageInvalid(
-            f"Your message is {len(text)} characters long; please keep it to {MAX_CHARS}."
+            ngettext(
+                "Your message is %(num)d character long; please keep it to %(max)d.",
+                "Your message is %(num)d characters long; please keep it to %(max)d.",
+                len(text),
+            )
+            % {"num": len(text), "max": MAX_CHARS}
         )
     if any(
         unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co") and ch not in _ALLOWED_CONTROLS
         for ch in text
     ):
-        raise MessageInvalid("Your message contains control characters; please use plain text.")
+        raise MessageInvalid(_("Your message contains control characters; please use plain text."))
     return text

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import unicodedata
 
+from callnow.i18n import gettext as _
+from callnow.i18n import ngettext
+
 MAX_NAME_CHARS = 60
 
 
@@ -19,7 +22,14 @@ def clean_visitor_name(typed: str | None) -> str | None:
     if not name:
         return None
     if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in typed):
-        raise InvalidName("The name contains control characters.")
+        raise InvalidName(_("The name contains control characters."))
     if len(name) > MAX_NAME_CHARS:
-        raise InvalidName(f"A name is at most {MAX_NAME_CHARS} characters.")
+        raise InvalidName(
+            ngettext(
+                "A name is at most %(num)d character.",
+                "A name is at most %(num)d characters.",
+                MAX_NAME_CHARS,
+            )
+            % {"num": MAX_NAME_CHARS}
+        )
     return name

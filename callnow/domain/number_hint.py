@@ -1,28 +1,28 @@
-"""Telling a visitor which numbers a page can call back, with an example they recognise."""
+"""Telling a visitor which numbers a page can call back, with an example they recognise.
+
+Countries are named and listed in the language now in use; the examples stay as people in the
+page's country write their numbers."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 import phonenumbers
-from phonenumbers import PhoneNumberFormat, PhoneNumberType, geocoder
+from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
 from callnow.domain.destination_policy import VISITOR_MESSAGE
+from callnow.i18n import formats
+from callnow.i18n import gettext as _
 
 
 def country_name(region: str) -> str:
-    example = phonenumbers.example_number(region)
-    name = geocoder.country_name_for_number(example, "en") if example else ""
-    return name or region
+    return formats.country(region)
 
 
 def countries_phrase(regions: Iterable[str], home: str) -> str:
-    """'Australia', 'Australia and New Zealand', 'Australia, Canada and New Zealand'."""
+    """'Australia', 'Australia and New Zealand', 'Australia, Canada, and New Zealand'."""
     others = sorted({country_name(r) for r in regions if r != home})
-    names = [country_name(home), *others]
-    if len(names) == 1:
-        return names[0]
-    return f"{', '.join(names[:-1])} and {names[-1]}"
+    return formats.list_of([country_name(home), *others])
 
 
 def example_numbers(region: str) -> list[str]:
@@ -38,13 +38,24 @@ def example_numbers(region: str) -> list[str]:
 def number_hint(regions: Iterable[str], home: str) -> str:
     """The hint beside the number field."""
     accepted = countries_phrase(regions, home)
-    examples = " or ".join(example_numbers(home))
-    hint = f"A mobile or landline number in {accepted}"
-    return f"{hint}, e.g. {examples}." if examples else f"{hint}."
+    examples = example_numbers(home)
+    if len(examples) >= 2:
+        return _(
+            "A mobile or landline number in %(countries)s, e.g. %(mobile)s or %(landline)s."
+        ) % {"countries": accepted, "mobile": examples[0], "landline": examples[1]}
+    if examples:
+        return _("A mobile or landline number in %(countries)s, e.g. %(example)s.") % {
+            "countries": accepted,
+            "example": examples[0],
+        }
+    return _("A mobile or landline number in %(countries)s.") % {"countries": accepted}
 
 
 def visitor_refusal(regions: Iterable[str], home: str) -> str:
     """One sentence for every refused destination (so probing learns nothing about the block
     lists), which still says which countries the page calls back."""
     accepted = countries_phrase(regions, home)
-    return f"{VISITOR_MESSAGE} It calls back mobile and landline numbers in {accepted} only."
+    return _("%(refusal)s It calls back mobile and landline numbers in %(countries)s only.") % {
+        "refusal": _(VISITOR_MESSAGE),
+        "countries": accepted,
+    }

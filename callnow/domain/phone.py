@@ -13,6 +13,8 @@ from enum import StrEnum
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
 
+from callnow.i18n import gettext as _
+
 MAX_INPUT_CHARS = 40
 MAX_DIGITS = 20
 # Characters people type around digits; anything else is refused.
@@ -45,9 +47,12 @@ class VisitorNumber:
     def national(self) -> str:
         """Digits as dialled inside the number's own country, e.g. 0290375678."""
         parsed = phonenumbers.parse(self.e164)
-        return phonenumbers.format_number_for_mobile_dialing(
-            parsed, self.region or "ZZ", with_formatting=False
-        ) or self.digits
+        return (
+            phonenumbers.format_number_for_mobile_dialing(
+                parsed, self.region or "ZZ", with_formatting=False
+            )
+            or self.digits
+        )
 
     @property
     def display(self) -> str:
@@ -75,30 +80,30 @@ def _ascii_digits(text: str) -> str:
 def parse_visitor_number(typed: str, region: str) -> VisitorNumber:
     """Parse what a visitor typed in the tenant's region; raise InvalidNumber with a reason."""
     if typed is None or not typed.strip():
-        raise InvalidNumber("Please enter a phone number.")
+        raise InvalidNumber(_("Please enter a phone number."))
     if len(typed) > MAX_INPUT_CHARS:
         raise InvalidNumber(f"A phone number is at most {MAX_INPUT_CHARS} characters.")
     text = _ascii_digits(typed.strip())
     if any(unicodedata.category(c).startswith("C") for c in text):
-        raise InvalidNumber("The phone number contains control characters.")
+        raise InvalidNumber(_("The phone number contains control characters."))
     if any(c in _DIAL_STRING_CHARS for c in text):
-        raise InvalidNumber("The phone number may only contain digits, spaces, ( ) - . and a +.")
+        raise InvalidNumber(_("The phone number may only contain digits, spaces, ( ) - . and a +."))
     if any(c.isalpha() for c in text):
-        raise InvalidNumber("The phone number contains letters; please type digits only.")
+        raise InvalidNumber(_("The phone number contains letters; please type digits only."))
     body = text[1:] if text.startswith("+") else text
     if any(not (c.isdigit() or c in _SEPARATORS) for c in body):
-        raise InvalidNumber("The phone number may only contain digits, spaces, ( ) - . and a +.")
+        raise InvalidNumber(_("The phone number may only contain digits, spaces, ( ) - . and a +."))
     digit_count = sum(c.isdigit() for c in body)
     if digit_count == 0:
-        raise InvalidNumber("Please enter a phone number.")
+        raise InvalidNumber(_("Please enter a phone number."))
     if digit_count > MAX_DIGITS:
         raise InvalidNumber(f"A phone number has at most {MAX_DIGITS} digits.")
     try:
         parsed = phonenumbers.parse(text, region)
     except NumberParseException as exc:
-        raise InvalidNumber("That does not look like a phone number.") from exc
+        raise InvalidNumber(_("That does not look like a phone number.")) from exc
     if not phonenumbers.is_valid_number(parsed):
-        raise InvalidNumber("That phone number is not valid; please check it.")
+        raise InvalidNumber(_("That phone number is not valid; please check it."))
     e164 = phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
     number_region = phonenumbers.region_code_for_number(parsed)
     scope = NumberScope.NATIONAL if number_region == region else NumberScope.INTERNATIONAL
@@ -126,7 +131,7 @@ def e164_prefix(pattern: str, region: str) -> str:
         national_prefix = (metadata.national_prefix if metadata else None) or ""
         if national_prefix and cleaned.startswith(national_prefix):
             code = phonenumbers.country_code_for_region(region)
-            digits = f"{code}{cleaned[len(national_prefix):]}"
+            digits = f"{code}{cleaned[len(national_prefix) :]}"
         else:
             digits = cleaned
     if not digits.isdigit() or not 1 <= len(digits) <= MAX_DIGITS:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from callnow.i18n import N_
+
 
 class RequestState(StrEnum):
     RECEIVED = "received"
@@ -89,19 +91,20 @@ def states_before(new: RequestState) -> frozenset[RequestState]:
     return frozenset(current for current, nexts in _ALLOWED.items() if new in nexts)
 
 
-# What a visitor reads for each state: plain words, no jargon.
+# What a visitor reads for each state: plain words, no jargon (marked for translation; shown
+# through gettext in the reader's language).
 VISITOR_TEXT: dict[RequestState, str] = {
-    S.RECEIVED: "We have your request.",
-    S.REJECTED: "Sorry, this call back cannot be arranged right now.",
-    S.QUEUED: "Your request is waiting; we will call the owner in a moment.",
-    S.CALLING_OWNER: "We are calling the owner now.",
-    S.OWNER_DECLINED: "The owner cannot take your call right now.",
-    S.OWNER_UNREACHABLE: "We could not reach the owner. Please try again later.",
-    S.CALLING_VISITOR: "The owner accepted — we are calling you now.",
-    S.VISITOR_UNREACHABLE: "We could not reach you on the number you gave.",
-    S.CONNECTED: "You are connected.",
-    S.COMPLETED: "The call has finished. Thank you.",
-    S.FAILED: "Something went wrong and the call could not be made.",
-    S.CANCELLED: "The request was cancelled.",
-    S.INTERRUPTED: "The call was interrupted.",
+    S.RECEIVED: N_("We have your request."),
+    S.REJECTED: N_("Sorry, this call back cannot be arranged right now."),
+    S.QUEUED: N_("Your request is waiting; we will call the owner in a moment."),
+    S.CALLING_OWNER: N_("We are calling the owner now."),
+    S.OWNER_DECLINED: N_("The owner cannot take your call right now."),
+    S.OWNER_UNREACHABLE: N_("We could not reach the owner. Please try again later."),
+    S.CALLING_VISITOR: N_("The owner accepted — we are calling you now."),
+    S.VISITOR_UNREACHABLE: N_("We could not reach you on the number you gave."),
+    S.CONNECTED: N_("You are connected."),
+    S.COMPLETED: N_("The call has finished. Thank you."),
+    S.FAILED: N_("Something went wrong and the call could not be made."),
+    S.CANCELLED: N_("The request was cancelled."),
+    S.INTERRUPTED: N_("The call was interrupted."),
 }

@@ -3,7 +3,8 @@
 It is the one place where stored requests become calls. It claims a backlog a batch at a time.
 Before it dials anything it checks the number again against the destination policy and asks
 billing whether the owner's budget can pay for the call (and for how long), so a request forced
-past the web layer still cannot cost money. The owner leg's write-ahead row goes into the claim's
+past the web layer still cannot cost money; a page or tenant the provider suspended after the
+request was queued is not dialled either. The owner leg's write-ahead row goes into the claim's
 transaction, so the owner's INVITE leaves without another round of writes; a callback that then
 does not start takes the row back, and the request is claimed again. Leases are renewed while
 calls run; requests abandoned by a dead engine are ended as `interrupted`, and the legs it left
@@ -34,18 +35,24 @@ from callnow.billing.policy import policy_from
 from callnow.config import Settings
 from callnow.domain.acceptance import acceptance_of
 from callnow.domain.calls import LegDialling, LegRole, PreparedHangup
+from callnow.domain.decision import Outcome as Decided
+from callnow.domain.decision import decide
 from callnow.domain.destination_policy import PrefixList, check_destination
 from callnow.domain.flow import FlowLimits, Outcome, RequestFacts
+from callnow.domain.page import is_paused
+from callnow.domain.phone import InvalidNumber, parse_visitor_number
 from callnow.domain.rating import BudgetRefused
 from callnow.domain.request_state import RequestState, is_terminal
+from callnow.domain.scheduling import dial_time_refusal
 from callnow.engine.charges import ChargePoster
 from callnow.engine.runner import CallbackEngine, CallbackHandle
+from callnow.i18n import DEFAULT_LANGUAGE, use_language
 from callnow.metrics import Metrics
 from callnow.store import queue
 from callnow.store.abandoned import AbandonedLeg, abandoned_legs, record_abandoned_end
 from callnow.store.db import transaction
 from callnow.store.models import CallRequest
-from callnow.store.profiles import destination_policy
+from callnow.store.profiles import destination_policy, preferences_of
 from callnow.store.recorder import request_ref, take_back, write_ahead
 from callnow.store.requests import move
 
@@ -292,6 +299,20 @@ class Dispatcher:
             return None
         if request.claim_count > MAX_START_ATTEMPTS:
             return self._refuse(request, "the call could not be started", now)
+        if request.scheduled_for is not None:
+            # Booked hours or days ago: the owner's page and rules are asked again now.
+            refusal = self._booking_refusal(request, now)
+            if refusal is not None:
+                log.info("booking_not_dialled", request_ref=request_ref(request.id), reason=refusal)
+                move(request, RequestState.REJECTED, refusal, now=now)
+                request.lease_expires_at = None
+                return None
+        # The provider may have suspended the page or its tenant since the request was queued
+        # (or confirmed on the web): nothing of theirs is dialled from then on.
+        if profile.suspended_at is not None:
+            return self._refuse(request, "the page is suspended", now)
+        if tenant.suspended_at is not None:
+            return self._refuse(request, "the tenant is suspended", now)
         policy = destination_policy(tenant, self._platform_prefixes)
         refusal = check_destination(request.number_e164, policy)
         if refusal is not None:
@@ -302,14 +323,18 @@ class Dispatcher:
             # A stale reservation of this very request (an earlier claim) must not count.
             request.reserved_minor = None
             session.flush()
-        plan = plan_call(
-            session,
-            request.id,
-            now,
-            max_call_duration_s=self._settings.sip.max_call_duration_s,
-            policy=self._policy,
-            flow_limits=self._limits,
-        )
+        # The owner hears the prompts, the cost phrase included, in their own language (loaded
+        # with the claim).
+        owner_language = extension.owner.language if extension.owner else DEFAULT_LANGUAGE
+        with use_language(owner_language) as language:
+            plan = plan_call(
+                session,
+                request.id,
+                now,
+                max_call_duration_s=self._settings.sip.max_call_duration_s,
+                policy=self._policy,
+                flow_limits=self._limits,
+            )
         if isinstance(plan, NotRateable):
             return self._refuse(request, "no price applies to this number", now)
         if isinstance(plan, BudgetRefused):
@@ -323,6 +348,7 @@ class Dispatcher:
             caller_name=request.caller_name,
             region=tenant.region,
             cost_phrase=plan.cost_phrase,
+            language=language,
         )
         reserve(session, request, plan)
         # Its own time, not the claim's: the leg starts once the claim's queries are done.
@@ -330,6 +356,24 @@ class Dispatcher:
         write_ahead(session, request.id, owner_leg)
         limits = replace(self._limits, budget_max_duration_s=plan.max_duration_s)
         return Work(request.id, facts, limits, owner_leg)
+
+    def _booking_refusal(self, request: CallRequest, now: datetime) -> str | None:
+        """Why a booked request may not be dialled now: its time has passed, or the owner's page
+        no longer takes it (turned off, do not allow, suspended, paused, outside the hours, a
+        reject rule). Budget, destination and limits are checked as for any request."""
+        assert request.scheduled_for is not None
+        late = dial_time_refusal(request.scheduled_for, now)
+        if late is not None:
+            return late
+        profile = request.profile
+        if is_paused(profile.paused_until, now):
+            return "paused"
+        try:
+            number = parse_visitor_number(request.number_e164, profile.extension.tenant.region)
+        except InvalidNumber:
+            return "the number is not valid"
+        decision = decide(preferences_of(profile), number, request.caller_name, now)
+        return str(decision.reason) if decision.outcome is Decided.REJECT else None
 
     def _refuse(self, request: CallRequest, reason: str, now: datetime) -> None:
         log.info("request_not_dialled", request_ref=request_ref(request.id), reason=reason)
@@ -479,4 +523,3 @@ class Dispatcher:
     def _recover(self) -> None:
         """At start: end what a dead engine left mid-call, and post charges it never posted."""
         self._renew_and_recover(at_start=True)
-

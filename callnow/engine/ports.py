@@ -35,9 +35,10 @@ class CallChannel(Protocol):
     async def dial_visitor(self, number: str, caller_id: str) -> None:
         """INVITE the E.164 `number` through the trunk, presenting `caller_id` (E.164)."""
 
-    async def play_prompt(self, kind: PromptKind, text: str) -> None:
-        """Play `text` (rendered to audio by the adapter) to the owner leg; report the end of
-        playback with `PromptFinished`, unless stopped first."""
+    async def play_prompt(self, kind: PromptKind, text: str, *, language: str = "en") -> None:
+        """Play `text` (rendered to audio by the adapter, with a voice of `language`, the
+        owner's) to the owner leg; report the end of playback with `PromptFinished`, unless
+        stopped first."""
 
     async def stop_prompt(self) -> None:
         """Stop the prompt now playing to the owner leg. Never report `PromptFinished` for a

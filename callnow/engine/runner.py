@@ -269,8 +269,10 @@ class CallbackRun:
                 await self._dial(
                     LegRole.VISITOR, number, lambda: channel.dial_visitor(number, caller_id)
                 )
-            case PlayPrompt(kind=kind, text=text):
-                await self._or_abort("play_prompt_failed", channel.play_prompt(kind, text))
+            case PlayPrompt(kind=kind, text=text, language=language):
+                await self._or_abort(
+                    "play_prompt_failed", channel.play_prompt(kind, text, language=language)
+                )
             case StopPrompt():
                 await self._or_log("stop_prompt", channel.stop_prompt())
             case Bridge():

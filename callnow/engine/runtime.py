@@ -133,7 +133,7 @@ class EngineRuntime:
             charges=charges,
         )
         if metrics is not None:
-            _watch(metrics, sessions, telephony)
+            _watch(metrics, sessions, telephony, settings)
         try:
             # What a crashed engine could not store lands before any request is judged.
             await records.start()
@@ -194,9 +194,14 @@ class EngineRuntime:
         await self.telephony.stop()
 
 
-def _watch(metrics: Metrics, sessions: sessionmaker[Session], telephony: LiveTelephony) -> None:
-    """What the engine's process shows at each scrape: the queue, the webhook outbox, and the
-    round trips of rtpengine's control protocol."""
+def _watch(
+    metrics: Metrics,
+    sessions: sessionmaker[Session],
+    telephony: LiveTelephony,
+    settings: Settings,
+) -> None:
+    """What the engine's process shows at each scrape: the queue, the webhook outbox, the
+    trunks' registrations, and the round trips of rtpengine's control protocol."""
 
     def depth() -> tuple[int, float]:
         with sessions() as session:
@@ -208,4 +213,8 @@ def _watch(metrics: Metrics, sessions: sessionmaker[Session], telephony: LiveTel
 
     metrics.watch_queue(depth)
     metrics.watch_outbox("webhook", webhook_backlog)
+    metrics.watch_trunk_registrations(
+        [trunk.name for trunk in settings.all_trunks if trunk.registration],
+        lambda: [(r.name, r.registered) for r in telephony.trunk_registrations],
+    )
     telephony.rtpengine.observe = metrics.ng_request

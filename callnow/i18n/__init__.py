@@ -4,9 +4,14 @@ The source strings are English. Each shipped language has one catalogue director
 `locale/<code>/LC_MESSAGES/`, holding a `.po` file per part of the product (`visitor.po` for the
 public pages, `owner.po` for the portal and e-mails, `prompts.po` for what the owner's phone
 says); at run time the files of a language are read together as one catalogue.
+
+`formats` writes dates, zones, money and numbers per language (Babel); `check` (run as
+`python -m callnow.i18n.check`) fails on an incomplete catalogue or a template literal left
+outside gettext. How it all fits: docs/languages.md.
 """
 
 from callnow.i18n.catalogues import (
+    N_,
     active_language,
     gettext,
     install_in_jinja,
@@ -27,6 +32,7 @@ from callnow.i18n.languages import (
 __all__ = [
     "DEFAULT_LANGUAGE",
     "ENDONYMS",
+    "N_",
     "SHIPPED",
     "active_language",
     "gettext",

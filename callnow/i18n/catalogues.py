@@ -83,9 +83,18 @@ def pgettext(context: str, message: str) -> str:
     return translations(_active.get()).pgettext(context, message)
 
 
+def N_(message: str) -> str:
+    """Marks `message` for extraction and returns it unchanged: for tables built at import
+    time, translated with `gettext` where they are shown."""
+    return message
+
+
 def install_in_jinja(env: Environment) -> None:
     """`{% trans %}`, `_()`, `ngettext()` and the page's `lang`/`dir` in every template."""
     env.add_extension("jinja2.ext.i18n")
+    # `{% trans %}` blocks lose their line breaks and indentation, as the extraction configs
+    # (`trimmed = true`) do, so a template can wrap a long sentence.
+    env.policies["ext.i18n.trimmed"] = True
     env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext=gettext, ngettext=ngettext, pgettext=pgettext, newstyle=True
     )

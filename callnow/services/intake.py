@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import structlog
@@ -15,6 +15,7 @@ from callnow.domain.names import InvalidName, clean_visitor_name
 from callnow.domain.number_hint import visitor_refusal
 from callnow.domain.phone import InvalidNumber, parse_visitor_number
 from callnow.domain.request_state import RequestState
+from callnow.i18n import gettext as _
 from callnow.services.captcha import CaptchaBook
 from callnow.services.throttle import Throttle
 from callnow.store import profiles, wakeup
@@ -73,7 +74,10 @@ def submit(
     *,
     api_key_id: int | None = None,
     idempotency_key: str | None = None,
+    scheduled_for: datetime | None = None,
 ) -> IntakeResult:
+    """Take a request in; with `scheduled_for` (a slot the caller checked) it is a booking: the
+    owner's hours and rules are asked for that time, and the engine asks them again then."""
     errors: dict[str, str] = {}
     name: str | None = None
     try:
@@ -81,7 +85,7 @@ def submit(
     except InvalidName as exc:
         errors["name"] = str(exc)
     if name is None and "name" not in errors and profile.require_caller_name:
-        errors["name"] = "Please tell the owner your name."
+        errors["name"] = _("Please tell the owner your name.")
     try:
         number = parse_visitor_number(submission.number, profiles.tenant_of(profile).region)
     except InvalidNumber as exc:
@@ -108,9 +112,12 @@ def submit(
         profiles.preferences_of(profile),
         number,
         name,
-        now,
+        scheduled_for or now,
         recently_declined=standing.declined_since,
     )
+    if scheduled_for is not None and decision.outcome is Outcome.CONFIRM_ON_WEB:
+        # A portal click waits minutes, not days: a booked call is confirmed on the phone.
+        decision = replace(decision, outcome=Outcome.CONFIRM)
     final = RequestState.REJECTED if decision.outcome is Outcome.REJECT else RequestState.QUEUED
     if final is RequestState.QUEUED and not safeguards.throttle.owner_call(
         profile.id, number.e164, session
@@ -132,6 +139,7 @@ def submit(
         now=now,
         api_key_id=api_key_id,
         idempotency_key=idempotency_key,
+        scheduled_for=scheduled_for,
     )
     if final is RequestState.QUEUED:
         wakeup.queued(session)
@@ -142,6 +150,7 @@ def submit(
         channel=submission.channel,
         decision=decision.outcome.value,
         reason=str(decision.reason),
+        scheduled_for=scheduled_for.isoformat() if scheduled_for else None,
     )
     safeguards.counted(submission.channel, decision.outcome.value)
     return IntakeResult(request=request)

@@ -17,6 +17,8 @@ from callnow.domain.availability import is_available
 from callnow.domain.left_message import MessageInvalid, clean_message, takes_message
 from callnow.domain.notices import Kind
 from callnow.domain.request_state import RequestState
+from callnow.i18n import N_
+from callnow.i18n import gettext as _
 from callnow.services import public_page
 from callnow.services.intake import Safeguards, Submission, submit
 from callnow.services.public_page import CaptchaAnswer
@@ -24,8 +26,8 @@ from callnow.services.throttle import Throttle
 from callnow.store import mail, messages, profiles, webhooks
 from callnow.store.models import CallRequest, Profile
 
-ALREADY_LEFT = "You have already left a message for this request."
-NOT_NOW = "A message can be left only when the call could not happen."
+ALREADY_LEFT = N_("You have already left a message for this request.")
+NOT_NOW = N_("A message can be left only when the call could not happen.")
 
 
 class Refusal(StrEnum):
@@ -58,12 +60,12 @@ def leave_message(
     throttle: Throttle,
 ) -> Outcome:
     if not takes_message(RequestState(call_request.state), call_request.reason):
-        return Outcome(Refusal.NOT_NOW, NOT_NOW)
+        return Outcome(Refusal.NOT_NOW, _(NOT_NOW))
     if call_request.message is not None:
-        return Outcome(Refusal.ALREADY, ALREADY_LEFT)
+        return Outcome(Refusal.ALREADY, _(ALREADY_LEFT))
     # Counted before the text is judged: a flood of bad posts costs its sender too.
     if not throttle.message(source_address, call_request.profile_id, session):
-        return Outcome(Refusal.THROTTLED, "Too many messages; please try again later.")
+        return Outcome(Refusal.THROTTLED, _("Too many messages; please try again later."))
     try:
         cleaned = clean_message(text)
     except MessageInvalid as exc:
@@ -73,7 +75,7 @@ def leave_message(
 
 def _keep(session: Session, call_request: CallRequest, cleaned: str, now: datetime) -> Outcome:
     if not messages.attach(session, call_request, cleaned, now):
-        return Outcome(Refusal.ALREADY, ALREADY_LEFT)  # a post at the same moment won
+        return Outcome(Refusal.ALREADY, _(ALREADY_LEFT))  # a post at the same moment won
     webhooks.enqueue_message(session, call_request)
     owner = call_request.profile.extension.owner_user_id
     if owner is not None:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from callnow.domain.availability import is_available
 from callnow.domain.link_preview import is_look_only
 from callnow.domain.page import is_paused
+from callnow.services import scheduling
 from callnow.services.intake import Safeguards, Submission, submit
 from callnow.store import audit, page_alerts, profiles, retired_ids
 from callnow.store.models import CallRequest, Profile
@@ -135,8 +136,12 @@ def ask_for_callback(
     now: datetime,
     safeguards: Safeguards,
     captcha: CaptchaAnswer | None = None,
+    *,
+    slot: str | None = None,
+    owner_name: str | None = None,
 ) -> PageOutcome:
-    """The one pipeline of the public form and the one-step link."""
+    """The one pipeline of the public form, the one-step link and the booking form (`slot`:
+    the posted slot; the slot's checks then stand where the owner's hours stand)."""
     if not safeguards.throttle.attempt(submission.source_address, session):
         return PageOutcome(refusal=Refusal.THROTTLED)
     # "Busy" as it was before this post counted (as `captcha_required` said when the form was
@@ -153,9 +158,14 @@ def ask_for_callback(
         or not safeguards.captcha.verify(session, captcha.token, captcha.answer, profile.id, now)
     ):
         return PageOutcome(refusal=Refusal.CAPTCHA_WRONG)
-    if not is_available(profiles.windows_of(profile), now, profiles.timezone_of(profile)):
+    scheduled_for = None
+    if slot is not None:
+        scheduled_for, slot_error = scheduling.check_slot(session, profile, slot, now, owner_name)
+        if slot_error is not None:
+            return PageOutcome(refusal=Refusal.INVALID, errors={"slot": slot_error})
+    elif not is_available(profiles.windows_of(profile), now, profiles.timezone_of(profile)):
         return PageOutcome(refusal=Refusal.CLOSED)
-    result = submit(session, profile, submission, now, safeguards)
+    result = submit(session, profile, submission, now, safeguards, scheduled_for=scheduled_for)
     if result.throttled:
         return PageOutcome(refusal=Refusal.THROTTLED)
     if result.errors:

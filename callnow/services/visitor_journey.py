@@ -10,16 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from callnow.domain import web_confirmation
-from callnow.domain.availability import is_available, next_opening
+from callnow.domain.availability import MINUTES_PER_DAY, is_available, next_opening
 from callnow.domain.number_hint import number_hint
 from callnow.domain.request_state import RequestState, is_terminal
 from callnow.domain.visitor_text import Audience, step_labels, step_of
+from callnow.i18n import formats
+from callnow.i18n import gettext as _
 from callnow.store import profiles
 from callnow.store.models import CallRequest, Profile
-
-PRIVACY_NOTE = (
-    "Your number is used only to call you back for this request; {who} sees your name and number."
-)
 
 
 def owner_name(profile: Profile) -> str | None:
@@ -28,7 +26,10 @@ def owner_name(profile: Profile) -> str | None:
 
 def audience_of(call_request: CallRequest) -> Audience:
     web_wait = web_confirmation.DEFAULT_TIMEOUT if call_request.decision == "confirm_web" else None
-    return Audience(owner_name(call_request.profile), web_wait)
+    booked_for = None
+    if call_request.scheduled_for is not None:
+        booked_for = local_time(call_request.profile, call_request.scheduled_for)
+    return Audience(owner_name(call_request.profile), web_wait, booked_for)
 
 
 def hint_for(profile: Profile) -> str:
@@ -37,14 +38,56 @@ def hint_for(profile: Profile) -> str:
 
 
 def privacy_note(profile: Profile) -> str:
-    return PRIVACY_NOTE.format(who=Audience(owner_name(profile)).who)
+    name = owner_name(profile)
+    if name:
+        return _(
+            "Your number is used only to call you back for this request; "
+            "%(name)s sees your name and number."
+        ) % {"name": name}
+    return _(
+        "Your number is used only to call you back for this request; "
+        "the person you asked sees your name and number."
+    )
 
 
 def local_time(profile: Profile, moment: datetime) -> str:
-    """'Thu 03 Dec 2026 02:30 AEDT (Australia/Sydney)': the owner's clock, with its name."""
+    """'Thu, Dec 3, 2026, 2:30 AM (Australian Eastern Daylight Time)': the owner's clock,
+    with its zone named, as the visitor's language writes them."""
     tz = profiles.timezone_of(profile)
-    local = moment.astimezone(tz)
-    return f"{local.strftime('%a %d %b %Y %H:%M %Z')} ({tz.key})"
+    return _("%(time)s (%(zone)s)") % {
+        "time": formats.date_time(moment, tz),
+        "zone": formats.zone_name(moment, tz),
+    }
+
+
+def zone_label(profile: Profile, now: datetime) -> str:
+    """The owner's zone as the hours are given in: its name in the language now."""
+    return formats.zone_name(now, profiles.timezone_of(profile))
+
+
+def _clock(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def hours_lines(profile: Profile) -> list[str]:
+    """The owner's hours, a line per window, with the days named in the language now."""
+    lines = []
+    windows = sorted(profiles.windows_of(profile), key=lambda w: (w.weekday, w.start_minute))
+    for window in windows:
+        day = formats.day_name(window.weekday)
+        if window.start_minute == 0 and window.end_minute in (0, MINUTES_PER_DAY):
+            lines.append(_("%(day)s all day") % {"day": day})
+            continue
+        values = {
+            "day": day,
+            "start": _clock(window.start_minute),
+            "end": _clock(window.end_minute % MINUTES_PER_DAY),
+        }
+        if window.crosses_midnight and window.end_minute:
+            lines.append(_("%(day)s %(start)s–%(end)s (next day)") % values)
+        else:
+            lines.append(_("%(day)s %(start)s–%(end)s") % values)
+    return lines
 
 
 @dataclass(frozen=True)
@@ -78,19 +121,32 @@ def next_step(
     profile = call_request.profile
     audience = audience_of(call_request)
     href = f"/callnow/{profile.callnow_id}"
-    back = f"Back to {audience.who}'s page" if audience.owner_name else "Back to the page"
+    name = audience.owner_name
+    back = _("Back to %(name)s's page") % {"name": name} if name else _("Back to the page")
     if state is RequestState.COMPLETED:
-        return NextStep("Need to talk again? You can ask for another call back.", back, href)
+        return NextStep(_("Need to talk again? You can ask for another call back."), back, href)
     if state is RequestState.OWNER_DECLINED:
         ended = call_request.events[-1].at if call_request.events else now
         again = max(ended + decline_cooldown, now)
         return NextStep(
-            f"You can ask again after {local_time(profile, again)}.", "Try again later", href
+            _("You can ask again after %(time)s.") % {"time": local_time(profile, again)},
+            _("Try again later"),
+            href,
         )
     windows = profiles.windows_of(profile)
     tz = profiles.timezone_of(profile)
     if not is_available(windows, now, tz):
         opening = next_opening(windows, now, tz)
-        when = f" from {local_time(profile, opening)}" if opening else " during their hours"
-        return NextStep(f"{audience.who_first} takes requests again{when}.", back, href)
-    return NextStep("You can ask for a call back again now.", "Try again", href)
+        when = local_time(profile, opening) if opening else None
+        return NextStep(_again_from(name, when), back, href)
+    return NextStep(_("You can ask for a call back again now."), _("Try again"), href)
+
+
+def _again_from(name: str | None, when: str | None) -> str:
+    if name and when:
+        return _("%(name)s takes requests again from %(time)s.") % {"name": name, "time": when}
+    if name:
+        return _("%(name)s takes requests again during their hours.") % {"name": name}
+    if when:
+        return _("The person you asked takes requests again from %(time)s.") % {"time": when}
+    return _("The person you asked takes requests again during their hours.")

@@ -162,6 +162,11 @@ class Profile(Base):
     # Languages offered to visitors, comma-separated codes; empty offers every shipped one.
     languages: Mapped[str] = mapped_column(String(80), default="", server_default="")
     default_language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
+    # Scheduled callbacks: whether visitors may book a slot, how many days ahead, how many
+    # bookings one slot takes (bounds in `domain/scheduling.py`).
+    scheduling_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    scheduling_days_ahead: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
+    scheduling_per_slot: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
     extension: Mapped[Extension] = relationship(back_populates="profile")
@@ -267,6 +272,8 @@ class CallRequest(Base):
     # A visitor's message for the owner, left once after the call could not happen.
     message: Mapped[str | None] = mapped_column(String(500), nullable=True)
     message_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # A booked slot: the request waits, unclaimable, until then (None: as soon as possible).
+    scheduled_for: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
     profile: Mapped[Profile] = relationship()
     events: Mapped[list[RequestEvent]] = relationship(
@@ -276,6 +283,7 @@ class CallRequest(Base):
     __table_args__ = (
         Index("ix_call_requests_profile_created", "profile_id", "created_at"),
         Index("ix_call_requests_state", "state"),
+        Index("ix_call_requests_scheduled", "profile_id", "scheduled_for"),
         UniqueConstraint("api_key_id", "idempotency_key", name="uq_call_requests_idempotency"),
     )
 

@@ -1,9 +1,10 @@
 """The durable queue of callback requests: claims with leases, and recovery after a crash.
 
-A request waits as `queued`. An engine claims it by writing its id and a lease expiry; while
-the call runs the engine renews the lease. On PostgreSQL the claim is `SELECT … FOR UPDATE SKIP
-LOCKED`, so several engines share one database without taking the same request; on SQLite (one
-process) the same statements run without the locking clause.
+A request waits as `queued` (a booked one also until its slot, `scheduled_for`). An engine
+claims it by writing its id and a lease expiry; while the call runs the engine renews the
+lease. On PostgreSQL the claim is `SELECT … FOR UPDATE SKIP LOCKED`, so several engines share
+one database without taking the same request; on SQLite (one process) the same statements
+run without the locking clause.
 
 Crash rule: a leg row is written before every INVITE. A request whose lease expired is taken
 over only if no leg was ever written for it; otherwise a call may already have been placed and
@@ -53,6 +54,8 @@ def _claimable() -> tuple[Any, ...]:
         CallRequest.state == RequestState.QUEUED.value,
         CallRequest.decision.in_(CLAIMABLE_DECISIONS),
         or_(CallRequest.lease_expires_at.is_(None), CallRequest.lease_expires_at < _NOW),
+        # A booked request waits for its slot.
+        or_(CallRequest.scheduled_for.is_(None), CallRequest.scheduled_for <= _NOW),
         never_dialled,
     )
 
@@ -95,13 +98,17 @@ def _take(postgres: bool) -> Select[Any]:
         select(CallRequest)
         .where(CallRequest.id.in_(bindparam("ids", expanding=True)), *_claimable())
         .order_by(CallRequest.id)
-        # The dispatcher reads the owner's extension and tenant next, and whether the number is
-        # on the do-not-call list: one query, not five.
+        # The dispatcher reads the owner's extension and tenant next, the owner's language (what
+        # their phone says) and whether the number is on the do-not-call list: one query, not
+        # six.
         .options(
             undefer(CallRequest.number_on_do_not_call),
             joinedload(CallRequest.profile, innerjoin=True)
             .joinedload(Profile.extension, innerjoin=True)
-            .joinedload(Extension.tenant, innerjoin=True)
+            .joinedload(Extension.tenant, innerjoin=True),
+            joinedload(CallRequest.profile, innerjoin=True)
+            .joinedload(Profile.extension, innerjoin=True)
+            .joinedload(Extension.owner),
         )
     )
     if postgres:
@@ -267,7 +274,9 @@ def depth(session: Session, now: datetime) -> tuple[int, float]:
     For the metrics scrape: one aggregate query over the queued requests."""
     count, oldest = session.execute(
         select(func.count(), func.min(CallRequest.created_at)).where(
-            CallRequest.state == RequestState.QUEUED.value
+            CallRequest.state == RequestState.QUEUED.value,
+            # Bookings whose slot has not come are not waiting for an engine.
+            or_(CallRequest.scheduled_for.is_(None), CallRequest.scheduled_for <= now),
         )
     ).one()
     if not count or oldest is None:

@@ -65,6 +65,7 @@ def record_new(
     now: datetime | None = None,
     api_key_id: int | None = None,
     idempotency_key: str | None = None,
+    scheduled_for: datetime | None = None,
 ) -> CallRequest:
     """Store a request as received and move it at once to rejected or queued, with history.
 
@@ -89,6 +90,7 @@ def record_new(
         reason=reason,
         api_key_id=api_key_id,
         idempotency_key=idempotency_key,
+        scheduled_for=scheduled_for,
     )
     session.add(request)
     session.flush()

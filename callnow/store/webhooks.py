@@ -154,7 +154,7 @@ def recent_deliveries(
 
 def _payload(delivery_id: str, request: dict[str, Any], event_row: dict[str, Any]) -> dict:
     at = event_row["at"]
-    return {
+    payload: dict[str, Any] = {
         "delivery_id": delivery_id,
         "event": EVENT_NAME,
         "request": {
@@ -167,10 +167,14 @@ def _payload(delivery_id: str, request: dict[str, Any], event_row: dict[str, Any
             "caller_name": request["caller_name"],
         },
     }
+    booked = request.get("scheduled_for")
+    if booked is not None:  # a booked request: the slot it waits for (only then present)
+        payload["request"]["scheduled_for"] = booked.isoformat()
+    return payload
 
 
 @cache
-def _endpoints_of_request() -> Select[int, str, str, str | None, str]:
+def _endpoints_of_request() -> Select[int, str, str, str | None, datetime | None, str]:
     """The request's fields for the payload, once per active endpoint of its owner or tenant.
 
     Built once with the request id as a parameter: it runs on every state change."""
@@ -187,6 +191,7 @@ def _endpoints_of_request() -> Select[int, str, str, str | None, str]:
             CallRequest.token,
             CallRequest.number_e164,
             CallRequest.caller_name,
+            CallRequest.scheduled_for,
             Profile.callnow_id,
         )
         .select_from(CallRequest)
@@ -215,9 +220,7 @@ def _endpoints_in_transaction(connection: Connection, request_id: int) -> Sequen
     found = known[1].get(request_id)
     if found is None:
         found = known[1][request_id] = (
-            connection.execute(_endpoints_of_request(), {"request_id": request_id})
-            .mappings()
-            .all()
+            connection.execute(_endpoints_of_request(), {"request_id": request_id}).mappings().all()
         )
     return found
 

@@ -5,10 +5,14 @@ The file is already in the codec the owner's phone hears (`PCMU` or `PCMA`, see
 growing with the file's length and spent before the reply is sent
 (docs/decisions/0008-g711-prompts.md).
 
+Each language is spoken by its own espeak-ng voice (`espeak_voice_for`: French by `fr`, German
+by `de`, ...); the voice name is the `language` a prompt is rendered in.
+
 Files are cached in `cache_dir` under the sha256 of (text, language, voice, codec, format
-version), so a prompt said often ("press 1 to call back") is rendered once. Writes are atomic
-(temporary file in the same directory, then `os.replace`), so a concurrent reader, including
-rtpengine's `play media`, never sees half a file. What the prompt says is the engine's
+version), so the same words in two languages are two files, and a prompt said often ("press 1
+to call back") is rendered once. Writes are atomic (temporary file in the same directory, then
+`os.replace`), so a concurrent reader, including rtpengine's `play media`, never sees half a
+file. What the prompt says is the engine's
 business; this module only renders the text it is given.
 """
 
@@ -35,6 +39,24 @@ _STATIC_PAYLOAD_TYPES = {"0": "PCMU", "8": "PCMA", "13": "CN"}
 _NOT_AUDIO_CODECS = {"TELEPHONE-EVENT", "CN"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 MAX_TEXT_CHARS = 5000
+# The espeak-ng voice of each language CallNow ships prompts in (`espeak-ng --voices`).
+ESPEAK_VOICES = {
+    "en": "en",
+    "de": "de",
+    "fr": "fr",
+    "es": "es",
+    "it": "it",
+    "pt": "pt",
+    "nl": "nl",
+    "pl": "pl",
+    "ja": "ja",
+    "ar": "ar",
+}
+
+
+def espeak_voice_for(language: str) -> str:
+    """The espeak-ng voice for an ISO 639-1 `language`; English for one without a voice."""
+    return ESPEAK_VOICES.get(language.split("-")[0].lower(), "en")
 
 
 class PromptRenderError(RuntimeError):

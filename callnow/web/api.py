@@ -144,6 +144,11 @@ class RequestOut(BaseModel):
         None, description="The visitor's message, left after the call could not happen."
     )
     message_at: datetime | None = None
+    scheduled_for: datetime | None = Field(
+        None,
+        description="A booked request's slot: it waits until then, and the owner's page and "
+        "rules are checked again before it is dialled. Null for a request made for now.",
+    )
 
 
 class TrunkHealth(BaseModel):
@@ -241,6 +246,7 @@ def _request_out(r: CallRequest) -> RequestOut:
         events=[RequestEventOut(at=e.at, state=e.state, reason=e.reason) for e in r.events],
         message=r.message,
         message_at=r.message_at,
+        scheduled_for=r.scheduled_for,
     )
 
 

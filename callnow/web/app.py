@@ -24,6 +24,7 @@ from callnow.web import (
     api,
     billing_api,
     billing_portal,
+    booking,
     live,
     mail_links,
     notify_portal,
@@ -123,6 +124,10 @@ def build_app(
     templates.env.globals["cancel_form_token"] = live.cancel_form_token
     app.include_router(visitor_messages.router)
     templates.env.globals["message_form_token"] = visitor_messages.message_form_token
+    # Booking a time: its page, and what the public and status pages offer or show of it.
+    app.include_router(booking.router)
+    templates.env.globals["booking_facts"] = booking.booking_facts
+    templates.env.globals["booking_offered"] = booking.booking_offered
     app.include_router(owner_live.router)
     app.include_router(webhook_portal.router)
     app.include_router(mail_links.router)

@@ -9,7 +9,8 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-from callnow.domain.embed import EmbedSettings, frame_ancestors
+from callnow.domain.embed import DEFAULT_LABEL, EmbedSettings, frame_ancestors
+from callnow.i18n import gettext as _
 from callnow.web.middleware import content_security_policy
 
 EMBED_QUERY = "embed"
@@ -42,12 +43,17 @@ def _script_source() -> str:
 
 def button_script(callnow_id: str, embed: EmbedSettings) -> str:
     """The page's button script with its settings inside, so an owner's later change of label,
-    colour or sites applies without pasting the snippet again."""
+    colour or sites applies without pasting the snippet again. The words the owner did not
+    choose (the default label, Close, the frame's title) are in the language now in use."""
+    # The owner's own label stays as they wrote it; the default speaks the visitor's language.
+    label = _("Call me back") if embed.label == DEFAULT_LABEL else embed.label
     config = {
         "id": callnow_id,
         "page": page_path(callnow_id),
         "frame": frame_path(callnow_id),
-        "label": embed.label,
+        "label": label,
+        "close": _("Close"),
+        "frameTitle": _("%(label)s: the call back form") % {"label": label},
         "colour": embed.colour,
         "text": embed.text_colour,
         "position": embed.position,

@@ -20,14 +20,15 @@ from sqlalchemy.orm import Session
 
 from callnow.domain.request_state import VISITOR_CANCELLABLE, RequestState, is_terminal
 from callnow.domain.visitor_text import Audience, step_of, visitor_message
+from callnow.i18n import use_language
 from callnow.services.visitor_journey import audience_of
 from callnow.store import profiles
 from callnow.store import requests as request_store
 from callnow.store.guarded import cancel_for_visitor
 from callnow.store.models import CallRequest, utcnow
-from callnow.web import forms, sse
-from callnow.web.context import UnitOfWork, app_state, templates
-from callnow.web.public import calling_from_display, request_status
+from callnow.web import forms, language, sse
+from callnow.web.context import UnitOfWork, app_state
+from callnow.web.public import calling_from_display, not_available, status_page, status_url_for
 from callnow.web.status_board import Seen, StatusBoard
 
 router = APIRouter(include_in_schema=False)
@@ -81,18 +82,28 @@ def status_events(request: Request, callnow_id: str, token: str) -> Response:
         region = profiles.tenant_of(call_request.profile).region
         calling_from = calling_from_display(call_request, region)
         audience = audience_of(call_request)
-    stream = _status_stream(state.status_board, request_id, seen, calling_from, audience)
+        # The page passes its language (`?lang=`): the messages stay in the page's language.
+        spoken = language.choose(request, call_request.profile).language
+    stream = _status_stream(state.status_board, request_id, seen, calling_from, audience, spoken)
     return StreamingResponse(stream, media_type="text/event-stream", headers=sse.HEADERS)
 
 
 async def _status_stream(
-    board: StatusBoard, request_id: int, seen: Seen, calling_from: str, audience: Audience
+    board: StatusBoard,
+    request_id: int,
+    seen: Seen,
+    calling_from: str,
+    audience: Audience,
+    spoken: str = "en",
 ) -> AsyncIterator[bytes]:
     timing = TIMING
     async with board.watching(request_id, seen, poll_s=timing.poll_s) as watch:
 
         async def next_snapshot() -> dict[str, Any] | None:
-            return _snapshot(await watch.next(timing.poll_s), calling_from, audience)
+            latest = await watch.next(timing.poll_s)
+            # Chosen around the words only: the stream resumes in other contexts between events.
+            with use_language(spoken):
+                return _snapshot(latest, calling_from, audience)
 
         async for chunk in sse.watch(
             next_snapshot,
@@ -114,7 +125,8 @@ def cancel(
 ) -> Response:
     call_request = _find(session, callnow_id, token)
     if call_request is None:
-        return templates.TemplateResponse(request, "public/not_available.html", {}, status_code=404)
+        return not_available(request)
+    choice = language.choose(request, call_request.profile, posted=forms.field(form, "lang", 8))
     tokens = forms.FormTokens(app_state(request).settings.web.secret_key)
     status_code = 400
     if tokens.valid(forms.field(form, "form_token", 300), _purpose(token)):
@@ -122,12 +134,11 @@ def cancel(
         if cancellable(RequestState(call_request.state)):
             cancel_for_visitor(session, call_request, now)
             # Inside the button's overlay (`?embed=1`) the answer stays framable.
-            query = "?embed=1" if request.query_params.get("embed") == "1" else ""
-            return RedirectResponse(
-                f"/callnow/{call_request.profile.callnow_id}/requests/{token}{query}",
-                status_code=303,
-            )
+            url = status_url_for(request, call_request.profile, call_request, choice)
+            return RedirectResponse(url, status_code=303)
         status_code = 409  # too late: the engine took it, or it already ended
-    page = request_status(request, callnow_id, token, session)
+    page = status_page(
+        request, call_request, embedded=request.query_params.get("embed") == "1", choice=choice
+    )
     page.status_code = status_code
     return page

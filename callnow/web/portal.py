@@ -18,7 +18,7 @@ from callnow.domain.embed import MAX_ORIGINS, POSITIONS
 from callnow.domain.page import MAX_WINDOWS, WELCOME_MAX_CHARS, is_paused
 from callnow.domain.request_state import VISITOR_TEXT, RequestState
 from callnow.domain.rules import InvalidRule
-from callnow.services import page_settings
+from callnow.services import page_settings, scheduling
 from callnow.store import accounts, audit, profiles, retired_ids, web_sessions
 from callnow.store import requests as request_store
 from callnow.store import web_confirmation as held
@@ -406,7 +406,50 @@ def request_list(request: Request, session: UnitOfWork, page: int = 1) -> Respon
     items = request_store.recent_for_profiles(
         session, [p.id for p in owned], limit=50, offset=(page - 1) * 50
     )
-    return _render(request, "requests.html", user, items=items, page=page)
+    booked = scheduling.upcoming_for(session, [p.id for p in owned], utcnow())
+    return _render(request, "requests.html", user, items=items, page=page, booked=booked)
+
+
+@router.post("/profiles/{callnow_id}/scheduling", response_class=HTMLResponse)
+def scheduling_settings(
+    request: Request, callnow_id: str, posted: forms.PostedForm, session: UnitOfWork
+) -> Response:
+    """The owner turns booking a time on or off, and bounds how far ahead and how many per
+    time (a form of its own on the preferences page)."""
+    found = _owner_and_profile(request, session, callnow_id)
+    if isinstance(found, Response):
+        return found
+    user, profile = found
+    form = _checked_form(request, posted)
+    if form is None:
+        return RedirectResponse(f"/portal/profiles/{quote(profile.callnow_id)}/preferences", 303)
+    typed = {
+        "days_ahead": forms.field(form, "scheduling_days_ahead", 10),
+        "per_slot": forms.field(form, "scheduling_per_slot", 10),
+    }
+    errors = scheduling.change_settings(
+        session,
+        profile,
+        enabled=bool(forms.field(form, "scheduling_enabled", 10)),
+        days_ahead=typed["days_ahead"],
+        per_slot=typed["per_slot"],
+        actor=user,
+        via="portal",
+    )
+    if errors:
+        return _preferences(
+            request,
+            session,
+            user,
+            profile,
+            errors={},
+            saved=False,
+            status_code=422,
+            scheduling_errors=errors,
+            scheduling_typed=typed,
+        )
+    url = f"/portal/profiles/{quote(profile.callnow_id)}/preferences?booking=saved#booking"
+    return RedirectResponse(url, status_code=303)
 
 
 @router.get("/profiles/{callnow_id}/preferences", response_class=HTMLResponse)
@@ -454,6 +497,7 @@ def _preferences(
     status_code: int = 200,
     posted: HoursRows | None = None,
     timezone: str | None = None,
+    **booking: object,
 ) -> HTMLResponse:
     filled = posted if posted is not None else _stored_rows(profile)
     days = []
@@ -476,6 +520,7 @@ def _preferences(
         retired=retired_ids.retired_by(session, profile.id),
         tenant_timezone=profile.extension.tenant.timezone,
         status_code=status_code,
+        **booking,
     )
 
 

@@ -10,18 +10,19 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from callnow.domain.availability import describe_hours, is_available, next_opening
+from callnow.domain.availability import is_available, next_opening
 from callnow.domain.left_message import MAX_CHARS
 from callnow.domain.phone import parse_visitor_number
 from callnow.domain.request_state import RequestState, is_terminal
 from callnow.domain.visitor_text import visitor_message
+from callnow.i18n import gettext as _
 from callnow.services import messages, public_page, visitor_journey
 from callnow.services.intake import Submission
 from callnow.services.public_page import Refusal
 from callnow.store import profiles
 from callnow.store import requests as request_store
 from callnow.store.models import CallRequest, Profile
-from callnow.web import embed, forms
+from callnow.web import embed, forms, language
 from callnow.web.context import (
     UnitOfWork,
     app_state,
@@ -42,8 +43,20 @@ def _visible_profile(session: Session, callnow_id: str) -> Profile | None:
     return public_page.visible_page(session, callnow_id, _now())
 
 
-def _not_available(request: Request) -> HTMLResponse:
+def not_available(request: Request) -> HTMLResponse:
+    """The one answer for every page a visitor may not see, in their browser's language."""
+    language.choose(request, None)
     return templates.TemplateResponse(request, "public/not_available.html", {}, status_code=404)
+
+
+def throttled(
+    request: Request, profile: Profile, headers: dict[str, str], posted_language: str = ""
+) -> HTMLResponse:
+    """One plain answer for every limit, in the language of the form that was sent."""
+    language.choose(request, profile, posted=posted_language)
+    return templates.TemplateResponse(
+        request, "public/throttled.html", {}, status_code=429, headers=headers
+    )
 
 
 def _embedded(request: Request) -> bool:
@@ -51,15 +64,13 @@ def _embedded(request: Request) -> bool:
     return request.query_params.get(embed.EMBED_QUERY) == "1"
 
 
-def _throttled(request: Request, profile: Profile) -> HTMLResponse:
+def _throttled(request: Request, profile: Profile, choice: language.Choice) -> HTMLResponse:
     """One plain answer for every limit, so a prober cannot tell which one fired (inside the
     button's overlay it stays framable, or the visitor would see a blank frame)."""
     headers = {"Retry-After": "60"}
     if _embedded(request):
         headers.update(embed.frame_headers(profiles.embed_of(profile)))
-    return templates.TemplateResponse(
-        request, "public/throttled.html", {}, status_code=429, headers=headers
-    )
+    return throttled(request, profile, headers, choice.language)
 
 
 def _page(
@@ -71,7 +82,10 @@ def _page(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
     embedded: bool = False,
+    choice: language.Choice | None = None,
 ) -> HTMLResponse:
+    if choice is None:
+        choice = language.choose(request, profile)
     tz = profiles.timezone_of(profile)
     windows = profiles.windows_of(profile)
     now = _now()
@@ -89,8 +103,8 @@ def _page(
         "next_opening": opening and visitor_journey.local_time(profile, opening),
         "number_hint": visitor_journey.hint_for(profile),
         "privacy_note": visitor_journey.privacy_note(profile),
-        "hours": describe_hours(windows),
-        "timezone": str(tz),
+        "hours": visitor_journey.hours_lines(profile),
+        "timezone": visitor_journey.zone_label(profile, now),
         "form_token": tokens.issue(f"public:{profile.id}"),
         "values": values or {},
         "errors": errors or {},
@@ -100,11 +114,15 @@ def _page(
         "form_action": embed.frame_path(profile.callnow_id)
         if embedded
         else embed.page_path(profile.callnow_id),
+        "languages": choice.options(embed.page_path(profile.callnow_id), embedded),
+        "switch_field": language.SWITCH_FIELD,
+        "language": choice.language,
     }
     headers = embed.frame_headers(profiles.embed_of(profile)) if embedded else None
-    return templates.TemplateResponse(
+    response = templates.TemplateResponse(
         request, "public/page.html", context, status_code=status_code, headers=headers
     )
+    return language.remember(response, choice)
 
 
 def page_again(
@@ -115,15 +133,40 @@ def page_again(
     values: dict[str, str],
     errors: dict[str, str],
     status_code: int,
+    choice: language.Choice | None = None,
 ) -> HTMLResponse:
     """The page once more with what was posted and what was wrong (the closed page's message
     form uses it)."""
-    return _page(request, session, profile, values=values, errors=errors, status_code=status_code)
+    return _page(
+        request,
+        session,
+        profile,
+        values=values,
+        errors=errors,
+        status_code=status_code,
+        choice=choice,
+    )
 
 
-def _status_url(profile: Profile, call_request: CallRequest, embedded: bool = False) -> str:
+def _status_url(
+    profile: Profile, call_request: CallRequest, embedded: bool = False, lang: str | None = None
+) -> str:
+    """The request's status page; `lang` when the visitor's browser alone would not choose it
+    (a visitor who switched language inside a frame may have no cookie)."""
     url = f"/callnow/{profile.callnow_id}/requests/{call_request.token}"
-    return f"{url}?{embed.EMBED_QUERY}=1" if embedded else url
+    query = [(embed.EMBED_QUERY, "1")] if embedded else []
+    if lang is not None:
+        query.append((language.QUERY, lang))
+    return f"{url}?{urlencode(query)}" if query else url
+
+
+def status_url_for(
+    request: Request, profile: Profile, call_request: CallRequest, choice: language.Choice
+) -> str:
+    """Where a visitor goes once their request is placed: its status page, in their language."""
+    lang = choice.language
+    keep = None if lang == language.browser_language(request, profile) else lang
+    return _status_url(profile, call_request, _embedded(request), keep)
 
 
 def _submission(request: Request, name: str | None, number: str, channel: str) -> Submission:
@@ -136,7 +179,8 @@ def _submission(request: Request, name: str | None, number: str, channel: str) -
     )
 
 
-_CAPTCHA_WRONG = "The characters did not match the picture. Please try this new one."
+def captcha_wrong() -> str:
+    return _("The characters did not match the picture. Please try this new one.")
 
 
 def _answer(
@@ -145,17 +189,19 @@ def _answer(
     profile: Profile,
     outcome: public_page.PageOutcome,
     values: dict[str, str],
+    choice: language.Choice,
 ) -> Response:
     """The page for what the safeguard pipeline said."""
     refusal = outcome.refusal
     embedded = _embedded(request)
     if refusal is None:
         assert outcome.request is not None
-        return RedirectResponse(_status_url(profile, outcome.request, embedded), status_code=303)
+        url = status_url_for(request, profile, outcome.request, choice)
+        return RedirectResponse(url, status_code=303)
     if refusal is Refusal.THROTTLED:
-        return _throttled(request, profile)
+        return _throttled(request, profile, choice)
     if refusal is Refusal.CAPTCHA_WRONG:
-        errors = {"captcha": _CAPTCHA_WRONG}
+        errors = {"captcha": captcha_wrong()}
     elif refusal is Refusal.CLOSED:
         errors = {}
     else:
@@ -169,6 +215,7 @@ def _answer(
         errors=errors,
         status_code=status_code,
         embedded=embedded,
+        choice=choice,
     )
 
 
@@ -204,20 +251,21 @@ def _page_or_one_step(
         current_id = public_page.renamed_to(session, callnow_id, _now())
         if current_id is not None:
             return _to_current_id(request, current_id)
-        return _not_available(request)
+        return not_available(request)
+    choice = language.choose(request, profile)
     if _embedded(request):  # the overlay shows the form; one-step links are for whole pages
-        return _page(request, session, profile, embedded=True)
+        return _page(request, session, profile, embedded=True, choice=choice)
     if number is None:
-        return _page(request, session, profile)
+        return _page(request, session, profile, choice=choice)
     values = {"name": (name or "")[:60], "number": number[:40]}
     safeguards = app_state(request).safeguards
     if not public_page.one_step_possible(
         session, profile, safeguards, _now(), request.method, request.headers
     ):
-        return _page(request, session, profile, values=values)
+        return _page(request, session, profile, values=values, choice=choice)
     submission = _submission(request, name, number, "one_step")
     outcome = public_page.ask_for_callback(session, profile, submission, _now(), safeguards)
-    return _answer(request, session, profile, outcome, values)
+    return _answer(request, session, profile, outcome, values, choice)
 
 
 @router.post("/callnow/{callnow_id}", response_class=HTMLResponse)
@@ -230,15 +278,20 @@ async def submit_form(request: Request, callnow_id: str, form: forms.PostedForm)
 def _submit_form(request: Request, session: Session, callnow_id: str, form: FormData) -> Response:
     profile = _visible_profile(session, callnow_id)
     if profile is None:
-        return _not_available(request)
+        return not_available(request)
     values = {"name": forms.field(form, "name", 200), "number": forms.field(form, "number", 100)}
-    tokens = forms.FormTokens(app_state(request).settings.web.secret_key)
     embedded = _embedded(request)
+    switch = forms.field(form, language.SWITCH_FIELD, 8)
+    if switch:  # the language switch: the same page in the chosen language, nothing sent
+        choice = language.choose(request, profile, switched=switch)
+        return _page(request, session, profile, values=values, embedded=embedded, choice=choice)
+    choice = language.choose(request, profile, posted=forms.field(form, "lang", 8))
+    tokens = forms.FormTokens(app_state(request).settings.web.secret_key)
     errors = {}
     if forms.field(form, "website"):  # a honeypot field people never see or fill
-        errors = {"form": "Please try again."}
+        errors = {"form": _("Please try again.")}
     elif not tokens.valid(forms.field(form, "form_token", 300), f"public:{profile.id}"):
-        errors = {"form": "This form has expired. Please check your details and send again."}
+        errors = {"form": form_expired()}
     if errors:
         return _page(
             request,
@@ -248,6 +301,7 @@ def _submit_form(request: Request, session: Session, callnow_id: str, form: Form
             errors=errors,
             status_code=400,
             embedded=embedded,
+            choice=choice,
         )
     captcha = public_page.CaptchaAnswer(
         forms.field(form, "captcha_token", 64), forms.field(form, "captcha_answer", 20)
@@ -256,7 +310,11 @@ def _submit_form(request: Request, session: Session, callnow_id: str, form: Form
     outcome = public_page.ask_for_callback(
         session, profile, submission, _now(), app_state(request).safeguards, captcha
     )
-    return _answer(request, session, profile, outcome, values)
+    return _answer(request, session, profile, outcome, values, choice)
+
+
+def form_expired() -> str:
+    return _("This form has expired. Please check your details and send again.")
 
 
 def _captcha_media(
@@ -294,7 +352,7 @@ def request_status(request: Request, callnow_id: str, token: str, session: UnitO
             url = _status_url(call_request.profile, call_request, embedded)
             return RedirectResponse(url, 301)
     if call_request is None or call_request.profile.callnow_id != callnow_id.lower():
-        return templates.TemplateResponse(request, "public/not_available.html", {}, status_code=404)
+        return not_available(request)
     return status_page(request, call_request, embedded=embedded)
 
 
@@ -306,10 +364,13 @@ def status_page(
     message_value: str = "",
     status_code: int = 200,
     embedded: bool = False,
+    choice: language.Choice | None = None,
 ) -> HTMLResponse:
     """The status page, with the message form where a message may be left (and its error)."""
     state = RequestState(call_request.state)
     profile = call_request.profile
+    if choice is None:
+        choice = language.choose(request, profile)
     region = profiles.tenant_of(profile).region
     now = _now()
     cooldown = app_state(request).safeguards.decline_cooldown
@@ -329,11 +390,22 @@ def status_page(
         "message_value": message_value,
         "message_max": MAX_CHARS,
         "embedded": embedded,
+        "languages": choice.options(_status_url(profile, call_request), embedded),
+        "switch_field": language.SWITCH_FIELD,
+        "language": choice.language,
+        "events_url": _events_url(profile, call_request, choice),
     }
     headers = embed.frame_headers(profiles.embed_of(profile)) if embedded else None
-    return templates.TemplateResponse(
+    response = templates.TemplateResponse(
         request, "public/status.html", context, status_code=status_code, headers=headers
     )
+    return language.remember(response, choice)
+
+
+def _events_url(profile: Profile, call_request: CallRequest, choice: language.Choice) -> str:
+    """The live status stream, in the page's language (a framed page may have no cookie)."""
+    url = f"/callnow/{profile.callnow_id}/requests/{call_request.token}/events"
+    return f"{url}?{urlencode([(language.QUERY, choice.language)])}"
 
 
 @router.api_route("/callnow/{callnow_id}/embed.js", methods=["GET", "HEAD"])
@@ -341,17 +413,17 @@ def embed_script(request: Request, callnow_id: str, session: UnitOfWork) -> Resp
     """The button's script for a site's snippet. A hidden page gets an empty script: the
     snippet's link then leads to the page's usual "not available" answer."""
     profile = _visible_profile(session, callnow_id)
-    body = (
-        ""
-        if profile is None
-        else embed.button_script(profile.callnow_id, profiles.embed_of(profile))
-    )
+    body = ""
+    if profile is not None:
+        # The site's visitor reads the button in their browser's language, among the page's.
+        language.choose(request, profile)
+        body = embed.button_script(profile.callnow_id, profiles.embed_of(profile))
     return Response(
         body,
         status_code=200 if profile else 404,
         media_type="text/javascript",
         # Short: a change of label, colour or sites reaches the owner's site within minutes.
-        headers={"Cache-Control": "public, max-age=300"},
+        headers={"Cache-Control": "public, max-age=300", "Vary": "Accept-Language, Cookie"},
     )
 
 

@@ -14,6 +14,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from callnow.i18n import N_
+from callnow.i18n import gettext as _
+from callnow.web import language
 from callnow.web.context import templates
 
 router = APIRouter(include_in_schema=False)
@@ -23,8 +26,8 @@ DOCS_ASSETS = "/docs-assets"
 API_PREFIXES = ("/api/",)
 
 ERROR_TEXT = {
-    404: ("Not found", "There is no page at this address."),
-    405: ("Not allowed here", "This address does not take that kind of request."),
+    404: (N_("Not found"), N_("There is no page at this address.")),
+    405: (N_("Not allowed here"), N_("This address does not take that kind of request.")),
 }
 
 
@@ -66,10 +69,11 @@ async def _error_page(request: Request, exc: StarletteHTTPException) -> Response
         return await http_exception_handler(request, exc)
     title, text = ERROR_TEXT[exc.status_code]
     home = "/portal" if request.url.path.startswith("/portal") else "/"
+    language.choose(request, None)  # the browser's language, among every shipped one
     return templates.TemplateResponse(
         request,
         "error.html",
-        {"title": title, "text": text, "home": home},
+        {"title": _(title), "text": _(text), "home": home},
         status_code=exc.status_code,
         headers=exc.headers,
     )

@@ -12,13 +12,22 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from callnow.domain.left_message import MAX_CHARS
+from callnow.i18n import gettext as _
 from callnow.services import messages, public_page
 from callnow.services.intake import Submission
 from callnow.services.public_page import CaptchaAnswer
 from callnow.store import requests as request_store
-from callnow.web import forms
-from callnow.web.context import UnitOfWork, app_state, client_address, templates
-from callnow.web.public import page_again, status_page
+from callnow.web import forms, language
+from callnow.web.context import UnitOfWork, app_state, client_address
+from callnow.web.public import (
+    captcha_wrong,
+    form_expired,
+    not_available,
+    page_again,
+    status_page,
+    status_url_for,
+)
+from callnow.web.public import throttled as throttled_page
 
 router = APIRouter(include_in_schema=False)
 
@@ -54,13 +63,23 @@ def _leave(
 ) -> Response:
     call_request = request_store.by_token(session, token)
     if call_request is None or call_request.profile.callnow_id != callnow_id.lower():
-        return templates.TemplateResponse(request, "public/not_available.html", {}, status_code=404)
+        return not_available(request)
     text = forms.field(form, "message", _FIELD_CHARS)
+    switch = forms.field(form, language.SWITCH_FIELD, 8)
+    if switch:  # the language switch: the page again in that language, the text kept
+        choice = language.choose(request, call_request.profile, switched=switch)
+        return status_page(request, call_request, message_value=text, choice=choice)
+    choice = language.choose(request, call_request.profile, posted=forms.field(form, "lang", 8))
     tokens = forms.FormTokens(app_state(request).settings.web.secret_key)
     if not tokens.valid(forms.field(form, "form_token", 300), _purpose(token)):
-        error = "This form has expired. Please send your message again."
+        error = _("This form has expired. Please send your message again.")
         return status_page(
-            request, call_request, message_error=error, message_value=text, status_code=400
+            request,
+            call_request,
+            message_error=error,
+            message_value=text,
+            status_code=400,
+            choice=choice,
         )
     outcome = messages.leave_message(
         session,
@@ -71,9 +90,8 @@ def _leave(
         app_state(request).safeguards.throttle,
     )
     if outcome.refusal is messages.Refusal.THROTTLED:
-        return templates.TemplateResponse(
-            request, "public/throttled.html", {}, status_code=429, headers={"Retry-After": "60"}
-        )
+        headers = {"Retry-After": "60"}
+        return throttled_page(request, call_request.profile, headers, choice.language)
     if outcome.refusal is not None:
         return status_page(
             request,
@@ -81,18 +99,18 @@ def _leave(
             message_error=outcome.error,
             message_value=text if outcome.refusal is messages.Refusal.INVALID else "",
             status_code=_STATUS[outcome.refusal],
+            choice=choice,
         )
     url = f"/callnow/{call_request.profile.callnow_id}/requests/{token}#message"
     return RedirectResponse(url, status_code=303)
 
 
-_CLOSED_ERRORS = {
-    messages.Refusal.CAPTCHA_WRONG: (
-        400,
-        {"captcha": "The characters did not match the picture. Please try this new one."},
-    ),
-    messages.Refusal.OPEN: (409, {"form": "The page takes requests again: ask for a call back."}),
-}
+def _closed_errors(refusal: messages.Refusal | None) -> tuple[int, dict[str, str]] | None:
+    if refusal is messages.Refusal.CAPTCHA_WRONG:
+        return 400, {"captcha": captcha_wrong()}
+    if refusal is messages.Refusal.OPEN:
+        return 409, {"form": _("The page takes requests again: ask for a call back.")}
+    return None
 
 
 @router.post("/callnow/{callnow_id}/message")
@@ -107,16 +125,31 @@ def _leave_closed(request: Request, session: Session, callnow_id: str, form: For
     now = datetime.now(UTC)
     profile = public_page.visible_page(session, callnow_id, now)
     if profile is None:
-        return templates.TemplateResponse(request, "public/not_available.html", {}, status_code=404)
+        return not_available(request)
     values = {
         "name": forms.field(form, "name", 200),
         "number": forms.field(form, "number", 100),
         "message": forms.field(form, "message", _FIELD_CHARS),
     }
+    switch = forms.field(form, language.SWITCH_FIELD, 8)
+    if switch:  # the language switch: the page again in that language, what was typed kept
+        choice = language.choose(request, profile, switched=switch)
+        return page_again(
+            request, session, profile, values=values, errors={}, status_code=200, choice=choice
+        )
+    choice = language.choose(request, profile, posted=forms.field(form, "lang", 8))
     tokens = forms.FormTokens(app_state(request).settings.web.secret_key)
     if not tokens.valid(forms.field(form, "form_token", 300), _purpose(f"page:{profile.id}")):
-        errors = {"form": "This form has expired. Please check your details and send again."}
-        return page_again(request, session, profile, values=values, errors=errors, status_code=400)
+        errors = {"form": form_expired()}
+        return page_again(
+            request,
+            session,
+            profile,
+            values=values,
+            errors=errors,
+            status_code=400,
+            choice=choice,
+        )
     submission = Submission(
         name=values["name"],
         number=values["number"],
@@ -132,15 +165,17 @@ def _leave_closed(request: Request, session: Session, callnow_id: str, form: For
         session, profile, submission, values["message"], now, safeguards, captcha
     )
     if outcome.request is not None:
-        url = f"/callnow/{profile.callnow_id}/requests/{outcome.request.token}#message"
+        url = status_url_for(request, profile, outcome.request, choice) + "#message"
         return RedirectResponse(url, status_code=303)
     if outcome.refusal is messages.Refusal.THROTTLED:
-        return templates.TemplateResponse(
-            request, "public/throttled.html", {}, status_code=429, headers={"Retry-After": "60"}
-        )
-    status_code, errors = 422, outcome.errors
-    if outcome.refusal in _CLOSED_ERRORS:
-        status_code, errors = _CLOSED_ERRORS[outcome.refusal]
+        return throttled_page(request, profile, {"Retry-After": "60"}, choice.language)
+    status_code, errors = _closed_errors(outcome.refusal) or (422, outcome.errors)
     return page_again(
-        request, session, profile, values=values, errors=errors, status_code=status_code
+        request,
+        session,
+        profile,
+        values=values,
+        errors=errors,
+        status_code=status_code,
+        choice=choice,
     )

@@ -49,7 +49,7 @@ OWNER = LegRole.OWNER
 VISITOR = LegRole.VISITOR
 
 CONFIRM_TEXT = (
-    "Call request from Mary, 0 2 9 0 3 7 5 6 7 8. Press 1 to call back now, 2 to decline."
+    "Call request from Mary, 0 2, 9 0 3 7, 5 6 7 8. Press 1 to call back now, 2 to decline."
 )
 LIMITS = FlowLimits(owner_ring_s=30, visitor_ring_s=45, digit_wait_s=6, max_call_duration_s=3600)
 
@@ -211,7 +211,7 @@ def test_the_prompt_reads_the_cost_phrase_billing_supplied() -> None:
     assert (
         PlayPrompt(
             PromptKind.CONFIRM,
-            "Call request from Mary, 0 2 9 0 3 7 5 6 7 8, a local call, 12 cents. "
+            "Call request from Mary, 0 2, 9 0 3 7, 5 6 7 8, a local call, 12 cents. "
             "Press 1 to call back now, 2 to decline.",
         )
         in commands

@@ -1,4 +1,4 @@
-"""What the owner hears. Numbers are spelled digit by digit so text-to-speech cannot mangle them."""
+"""What the owner hears. Numbers are read group by group so text-to-speech cannot mangle them."""
 
 from callnow.domain.prompt_text import (
     MAX_SPOKEN_NAME_CHARS,
@@ -14,14 +14,16 @@ def test_the_confirm_prompt_names_the_caller_and_reads_the_number_the_local_way(
     text = confirm_prompt(caller_number="+61290375678", region="AU", caller_name="Mary")
 
     assert text == (
-        "Call request from Mary, 0 2 9 0 3 7 5 6 7 8. Press 1 to call back now, 2 to decline."
+        "Call request from Mary, 0 2, 9 0 3 7, 5 6 7 8. Press 1 to call back now, 2 to decline."
     )
 
 
 def test_the_confirm_prompt_leaves_the_name_out_when_there_is_none() -> None:
     text = confirm_prompt(caller_number="+61290375678", region="AU", caller_name=None)
 
-    assert text == "Call request from 0 2 9 0 3 7 5 6 7 8. Press 1 to call back now, 2 to decline."
+    assert text == (
+        "Call request from 0 2, 9 0 3 7, 5 6 7 8. Press 1 to call back now, 2 to decline."
+    )
 
 
 def test_billing_can_add_what_accepting_will_cost() -> None:
@@ -32,7 +34,7 @@ def test_billing_can_add_what_accepting_will_cost() -> None:
         cost_phrase="a local call, 12 cents",
     )
 
-    assert text.startswith("Call request from Mary, 0 2 9 0 3 7 5 6 7 8, a local call, 12 cents.")
+    assert text.startswith("Call request from Mary, 0 2, 9 0 3 7, 5 6 7 8, a local call, 12 cents.")
 
 
 def test_a_blank_cost_phrase_is_left_out() -> None:
@@ -42,12 +44,12 @@ def test_a_blank_cost_phrase_is_left_out() -> None:
 
 
 def test_numbers_of_the_region_read_in_national_format() -> None:
-    assert spoken_number("+61412345678", "AU") == "0 4 1 2 3 4 5 6 7 8"
-    assert spoken_number("+12015550123", "us") == "2 0 1 5 5 5 0 1 2 3"
+    assert spoken_number("+61412345678", "AU") == "0 4 1 2, 3 4 5, 6 7 8"
+    assert spoken_number("+12015550123", "us") == "2 0 1, 5 5 5, 0 1 2 3"
 
 
 def test_numbers_from_elsewhere_read_in_international_format() -> None:
-    assert spoken_number("+442079460000", "AU") == "plus 4 4 2 0 7 9 4 6 0 0 0 0"
+    assert spoken_number("+442079460000", "AU") == "plus 4 4, 2 0, 7 9 4 6, 0 0 0 0"
 
 
 def test_a_number_that_cannot_be_parsed_is_still_read_digit_by_digit() -> None:
@@ -73,7 +75,7 @@ def test_the_whisper_says_who_is_being_called_back() -> None:
         "CallNow call to Mary."
     )
     assert whisper_prompt(caller_number="+61290375678", region="AU") == (
-        "CallNow call to 0 2 9 0 3 7 5 6 7 8."
+        "CallNow call to 0 2, 9 0 3 7, 5 6 7 8."
     )
 
 
@@ -82,5 +84,5 @@ def test_the_notice_tells_the_owner_who_could_not_be_reached() -> None:
         "Sorry, we could not reach Mary. Goodbye."
     )
     assert unreachable_notice(caller_number="+61290375678", region="AU") == (
-        "Sorry, we could not reach 0 2 9 0 3 7 5 6 7 8. Goodbye."
+        "Sorry, we could not reach 0 2, 9 0 3 7, 5 6 7 8. Goodbye."
     )

@@ -10,8 +10,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from callnow.compose import create_app
-from callnow.config import TrunkSettings
+from callnow.config import MetricsSettings, TrunkSettings
+from tests.browser.test_public_form import free_port
 from tests.e2e.conftest import callback_service  # noqa: F401
+from tests.e2e.test_metrics import scrape
 
 pytestmark = pytest.mark.peers
 
@@ -33,6 +35,15 @@ def trunks_when(client: TestClient, registered: bool, timeout: float = 25.0) -> 
         time.sleep(0.1)
 
 
+def registered_gauge(urls: list[str]) -> dict[str, float]:
+    """The registration gauge, from the metrics listener of whichever process runs the engine."""
+    return {
+        dict(labels)["trunk"]: value
+        for (name, labels), value in scrape(urls).items()
+        if name == "callnow_trunk_registered"
+    }
+
+
 def test_health_follows_the_trunk_registration_through_a_registrar_restart(
     callback_service,  # noqa: F811
     sipp_peer,
@@ -49,20 +60,28 @@ def test_health_follows_the_trunk_registration_through_a_registrar_restart(
                 registration=True,
                 registrar=f"127.0.0.1:{registrar.port}",
                 register_domain="trunk.test",
-            )
+            ),
+            "metrics": MetricsSettings(enabled=True, port=free_port(), engine_port=free_port()),
         }
     )
+    # The engine's gauges are on its own listener when it runs in a child process.
+    port = settings.metrics.engine_port if settings.engine_in_own_process else settings.metrics.port
+    urls = [f"http://127.0.0.1:{port}/metrics"]
     with TestClient(create_app(settings, with_engine=True)) as client:
         assert trunks_when(client, True) == [
             {"name": "carrier", "registered": True, "last_error": None}
         ]
+        # The same state as a gauge per trunk name, for alerts.
+        assert registered_gauge(urls) == {"carrier": 1.0}
         # The registrar granted 2 s: the refresh is answered, then the registrar exits.
         assert registrar.wait(10) == 0, registrar.diagnostics()
         assert len(registrar.received("REGISTER")) == 3
 
         down = trunks_when(client, False)
         assert "no answer from the registrar" in down[0]["last_error"]
+        assert registered_gauge(urls) == {"carrier": 0.0}
 
         again = sipp_peer("registrar_401.xml", KEYS, port=registrar.port)
         assert trunks_when(client, True)[0]["last_error"] is None
         assert len(again.received("REGISTER")) >= 2
+        assert registered_gauge(urls) == {"carrier": 1.0}

@@ -61,7 +61,7 @@ class FakeChannel:
     async def dial_visitor(self, number: str, caller_id: str) -> None:
         await self._act("dial_requester", number, caller_id)
 
-    async def play_prompt(self, kind: PromptKind, text: str) -> None:
+    async def play_prompt(self, kind: PromptKind, text: str, *, language: str = "en") -> None:
         await self._act("play_prompt", kind)
         if self._prompts_finish_at_once:
             self.emit(PromptFinished())

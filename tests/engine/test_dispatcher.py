@@ -26,11 +26,11 @@ from callnow.domain.calls import LegDialling, LegRole, PreparedHangup
 from callnow.domain.flow import FlowLimits, RequestFacts
 from callnow.domain.request_state import RequestState
 from callnow.engine.dispatcher import Dispatcher
-from callnow.store import do_not_call, queue
+from callnow.store import do_not_call, profiles, queue
 from callnow.store import requests as request_store
 from callnow.store.billing_models import ChargeRow
 from callnow.store.db import transaction
-from callnow.store.models import CallLeg, CallRequest, utcnow
+from callnow.store.models import CallLeg, CallRequest, User, utcnow
 from callnow.store.recorder import request_ref
 from tests.support.statements import statements_sent
 from tests.support.waiting import until
@@ -45,6 +45,7 @@ class StartsNothing:
 
     def __init__(self) -> None:
         self.started: list[str] = []
+        self.facts: list[RequestFacts] = []
         self.written_ahead: list[LegDialling | None] = []
         self.outcomes: dict[str, asyncio.Future] = {}
         self.changed = asyncio.Event()
@@ -54,6 +55,7 @@ class StartsNothing:
         self, facts: RequestFacts, limits: FlowLimits, *, written_ahead: LegDialling | None = None
     ) -> SimpleNamespace:
         self.started.append(facts.request_ref)
+        self.facts.append(facts)
         self.written_ahead.append(written_ahead)
         self.changed.set()
         outcome = asyncio.get_running_loop().create_future()
@@ -181,6 +183,25 @@ async def test_a_request_queued_while_a_claim_runs_is_claimed_without_waiting_fo
     assert engine.started == [request_ref(arrived[0])]
 
 
+async def test_each_callback_speaks_its_owners_language_cost_phrase_included(
+    dispatcher_world,
+) -> None:
+    world, dispatcher, engine = dispatcher_world
+    with transaction(world.sessions) as session:
+        alice = session.scalars(select(User).where(User.email == "alice@example.com")).one()
+        alice.language = "de"
+        queued_request(session, "alice", "+61290375678")
+        queued_request(session, "bob", "+61290375679")
+    with statements_sent(world.sessions.kw["bind"]) as sent:
+        async with running(dispatcher):
+            await engine.wait_for_starts(2)
+
+    # Loaded with the claim: no query of its own for the owner.
+    assert not [s for s in sent if "FROM users" in s and "call_requests" not in s]
+    spoken = {facts.language: facts.cost_phrase for facts in engine.facts}
+    assert spoken == {"de": "ein Ortsgespräch, 12 Cent", "en": "a national call, 10 cents a minute"}
+
+
 async def test_a_claim_that_emptied_the_queue_is_not_followed_by_another(
     dispatcher_world, monkeypatch
 ) -> None:
@@ -214,6 +235,35 @@ def test_a_number_put_on_the_do_not_call_list_after_it_was_queued_is_never_diall
         refused = request_store.by_token(session, listed.token)
         assert refused.state == RequestState.FAILED.value
         assert refused.events[-1].reason == "the number is on the do-not-call list"
+
+
+def test_requests_of_a_page_or_tenant_suspended_after_they_were_queued_are_never_dialled(
+    dispatcher_world,
+) -> None:
+    world, dispatcher, _engine = dispatcher_world
+    with transaction(world.sessions) as session:
+        on_suspended_page = queued_request(session, "alice", "+61290375678")
+        of_suspended_tenant = queued_request(session, "bob", "+61290375679")
+        profiles.by_callnow_id(session, "alice").suspended_at = utcnow()
+        profiles.by_callnow_id(session, "bob").extension.tenant.suspended_at = utcnow()
+
+    assert dispatcher._claim(10).works == []
+
+    with world.sessions() as session:
+        for request, reason in (
+            (on_suspended_page, "the page is suspended"),
+            (of_suspended_tenant, "the tenant is suspended"),
+        ):
+            refused = request_store.by_token(session, request.token)
+            assert refused.state == RequestState.FAILED.value
+            assert refused.events[-1].reason == reason
+            assert refused.reserved_minor is None
+        assert session.scalars(select(CallLeg)).all() == []  # no owner leg written ahead
+    # Resumed, the owner's next request is dialled as usual.
+    with transaction(world.sessions) as session:
+        profiles.by_callnow_id(session, "alice").suspended_at = None
+        later = queued_request(session, "alice", "+61290375670")
+    assert [work.request_id for work in dispatcher._claim(10).works] == [later.id]
 
 
 async def test_a_call_s_end_lets_the_owner_s_next_request_start_at_once(
@@ -286,9 +336,7 @@ async def test_the_owner_leg_s_row_is_written_with_the_claim_and_handed_to_the_c
 
     [leg] = owner_legs_of(world.sessions, request.id)
     assert (leg.role, leg.destination, leg.ended_at) == ("owner", alice_internal, None)
-    assert engine.written_ahead == [
-        LegDialling(LegRole.OWNER, alice_internal, leg.started_at)
-    ]
+    assert engine.written_ahead == [LegDialling(LegRole.OWNER, alice_internal, leg.started_at)]
 
 
 class CannotStart(StartsNothing):

@@ -55,11 +55,13 @@ class FakeMedia:
 class FakeRenderer:
     def __init__(self) -> None:
         self.codecs: list[str] = []
+        self.voices: list[str] = []
 
     async def render(
         self, text: str, language: str = "en", voice: str | None = None, *, codec: str = "PCMU"
     ) -> RenderedPrompt:
         self.codecs.append(codec)
+        self.voices.append(language)
         return RenderedPrompt(Path(f"/prompts/{text}.wav"), duration_s=PROMPT_S, cached=True)
 
 
@@ -227,6 +229,16 @@ async def test_prompts_are_rendered_in_the_g711_law_the_owner_answered_with() ->
     await until(lambda: any(isinstance(event, LegAnswered) for event in events), within_s=2)
     await live.play_prompt(PromptKind.CONFIRM, "hello")
     assert renderer.codecs == ["PCMU", "PCMA"]
+
+
+async def test_each_prompt_is_rendered_with_the_voice_of_its_language() -> None:
+    live, _events = channel(FakeMedia())
+    renderer = live._renderer
+    assert isinstance(renderer, FakeRenderer)
+    await live.play_prompt(PromptKind.CONFIRM, "Demande de rappel", language="fr")
+    await live.play_prompt(PromptKind.NOTICE, "Auf Wiederhören.", language="de")
+    await live.play_prompt(PromptKind.NOTICE, "Goodbye.")
+    assert renderer.voices == ["fr", "de", "en"]
 
 
 async def test_an_answer_without_sdp_is_a_media_failure_too() -> None:

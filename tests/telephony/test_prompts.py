@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from callnow.i18n import SHIPPED
 from callnow.telephony.prompts import (
+    ESPEAK_VOICES,
     PromptRenderer,
     PromptRenderError,
     cache_key,
+    espeak_voice_for,
     prompt_codec_for,
     wav_duration,
 )
@@ -150,3 +153,43 @@ async def test_unknown_language_is_a_render_error(tmp_path: Path) -> None:
 async def test_missing_espeak_is_a_render_error(tmp_path: Path) -> None:
     with pytest.raises(PromptRenderError, match="not installed"):
         await PromptRenderer(tmp_path, espeak="espeak-ng-missing").render("Hello")
+
+
+# Shipped languages (callnow.i18n.SHIPPED) and a short sentence in each.
+GREETINGS = {
+    "en": "Press 1 to call back now.",
+    "de": "Drücken Sie 1, um jetzt zurückzurufen.",
+    "fr": "Appuyez sur 1 pour rappeler maintenant.",
+    "es": "Pulse 1 para devolver la llamada ahora.",
+    "it": "Prema 1 per richiamare ora.",
+    "pt": "Pressione 1 para ligar de volta agora.",
+    "nl": "Druk op 1 om nu terug te bellen.",
+    "pl": "Naciśnij 1, aby oddzwonić teraz.",
+    "ja": "いま おりかえすなら 1 を おして ください。",
+    "ar": "اِضْغَطْ 1 لِمُعاوَدَةِ الاتِّصالِ الآنَ.",
+}
+
+
+def test_every_shipped_language_has_an_installed_espeak_voice() -> None:
+    assert set(ESPEAK_VOICES) == set(SHIPPED)
+    assert espeak_voice_for("fr") == "fr" and espeak_voice_for("pt-BR") == "pt"
+    assert espeak_voice_for("xx") == "en"
+    for language, text in GREETINGS.items():
+        # espeak-ng exits 1 ("voice does not exist") for a voice that is not installed.
+        subprocess.run(
+            ["espeak-ng", "-q", "-v", espeak_voice_for(language), text],
+            check=True,
+            capture_output=True,
+        )
+
+
+async def test_the_same_words_in_two_languages_are_two_cached_files(tmp_path: Path) -> None:
+    renderer = PromptRenderer(tmp_path)
+    text = "Mary, 0 6, 12, 34, 56, 78."
+    english = await renderer.render(text, language="en")
+    french = await renderer.render(text, language="fr")
+
+    assert cache_key(text, "en", None) != cache_key(text, "fr", None)
+    assert english.path != french.path
+    assert english.path.read_bytes() != french.path.read_bytes()  # another voice said it
+    assert (await renderer.render(text, language="fr")).cached

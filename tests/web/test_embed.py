@@ -128,6 +128,8 @@ def test_the_button_script_carries_the_page_settings(world):
         "text": "#000000",
         "position": "bottom-left",
         "origins": ["https://shop.example"],
+        "close": "Close",
+        "frameTitle": "Ring me </script>: the call back form",
     }
     set_profile(world, "alice", enabled=False)
     gone = world.client.get("/callnow/alice/embed.js")

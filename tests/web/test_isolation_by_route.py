@@ -193,6 +193,10 @@ PUBLIC_PAGE_ROUTES = {
     ("HEAD", "/callnow/{callnow_id}/embed.js"): "/callnow/{callnow_id}/embed.js",
     # The out-of-hours page's message form: a visitor writing to Bob's page, public by design.
     ("POST", "/callnow/{callnow_id}/message"): "/callnow/{callnow_id}/message",
+    # Booking a time on Bob's page: its form and the post, public by design like the page's.
+    ("GET", "/callnow/{callnow_id}/book"): "/callnow/{callnow_id}/book",
+    ("HEAD", "/callnow/{callnow_id}/book"): "/callnow/{callnow_id}/book",
+    ("POST", "/callnow/{callnow_id}/book"): "/callnow/{callnow_id}/book",
 }
 
 # Not owner routes: files, the docs, the root's redirect, the favicon, and the platform admin

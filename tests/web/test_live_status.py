@@ -137,7 +137,8 @@ def test_the_status_page_loads_the_script_and_offers_cancelling_while_queued(wor
     url = new_request(world)
     page = world.client.get(url)
     assert '<script src="/static/status.js" defer></script>' in page.text
-    assert f'data-events="{url}/events"' in page.text
+    # The stream speaks the page's language (English here: the browser asked for none).
+    assert f'data-events="{url}/events?lang=en"' in page.text
     assert 'id="status" role="status" aria-live="polite"' in page.text
     assert '<noscript><meta http-equiv="refresh" content="3"></noscript>' in page.text
     assert f'action="{url}/cancel"' in page.text

@@ -284,8 +284,8 @@ class LiveChannel:
 
     # -- prompts -----------------------------------------------------------------------------
 
-    async def play_prompt(self, kind: PromptKind, text: str) -> None:
-        await self._audio.play_prompt(kind, text)
+    async def play_prompt(self, kind: PromptKind, text: str, *, language: str = "en") -> None:
+        await self._audio.play_prompt(kind, text, language=language)
 
     async def stop_prompt(self) -> None:
         await self._audio.stop_prompt()

@@ -28,7 +28,8 @@ class ChannelConfig:
     owner_ring_timeout_s: float
     visitor_ring_timeout_s: float
     region: str = "AU"
-    prompt_language: str = "en"
+    # An espeak-ng variant ("f3") for every prompt; the voice itself follows the owner's
+    # language (`espeak_voice_for`).
     prompt_voice: str | None = None
     # Where both legs' INVITEs are sent (an edge proxy such as Kamailio); None: the URI's host.
     outbound_proxy: tuple[str, int] | None = None

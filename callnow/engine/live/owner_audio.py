@@ -22,7 +22,7 @@ from typing import Any
 from callnow.domain.flow import PromptFinished, PromptKind
 from callnow.engine.live.channel_config import ChannelConfig
 from callnow.engine.ports import EventSink
-from callnow.telephony.prompts import DEFAULT_CODEC, PromptRenderer
+from callnow.telephony.prompts import DEFAULT_CODEC, PromptRenderer, espeak_voice_for
 from callnow.telephony.rtpengine import AnchoredCallback
 from callnow.telephony.sip import Answered, Ended, Failed, LegEvent, Ringing
 from callnow.telephony.tones import render_ringback
@@ -101,10 +101,11 @@ class OwnerAudio:
 
     # -- prompts -----------------------------------------------------------------------------
 
-    async def play_prompt(self, kind: PromptKind, text: str) -> None:
+    async def play_prompt(self, kind: PromptKind, text: str, *, language: str = "en") -> None:
+        """Play `text` in `language` (the owner's), with that language's espeak-ng voice."""
         rendered = await self._renderer.render(
             text,
-            language=self._config.prompt_language,
+            language=espeak_voice_for(language),
             voice=self._config.prompt_voice,
             codec=self.codec,
         )

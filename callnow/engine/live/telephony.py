@@ -111,7 +111,6 @@ class LiveTelephony:
         prompt_cache_dir: Path | None = None,
         owner_ring_timeout_s: float | None = None,
         visitor_ring_timeout_s: float | None = None,
-        prompt_language: str = "en",
         prompt_voice: str | None = None,
         outbound_proxy: tuple[str, int] | None = None,
         trunk_from_domain: str | None = None,
@@ -129,7 +128,6 @@ class LiveTelephony:
             visitor_ring_timeout_s=visitor_ring_timeout_s
             or sip.visitor_ring_timeout_s + RING_BACKSTOP_MARGIN_S,
             region=settings.default_region,
-            prompt_language=prompt_language,
             prompt_voice=prompt_voice,
             outbound_proxy=outbound_proxy,
             trunk_from_domain=trunk_from_domain or trunk.from_domain or None,

@@ -14,6 +14,7 @@
   var cancelForm = document.getElementById("cancel");
   var hint = document.getElementById("live-hint");
   var nextStep = document.getElementById("next-step");
+  var moreSteps = document.getElementById("more-steps");
   var steps = document.querySelectorAll("#steps li");
 
   function showStep(current) {
@@ -56,6 +57,9 @@
       }
       if (nextStep) {
         nextStep.hidden = false;
+      }
+      if (moreSteps) {
+        moreSteps.hidden = false;
       }
     }
   });

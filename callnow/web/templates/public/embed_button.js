@@ -49,12 +49,12 @@
     // which the site's own policy might refuse.
     d.boxShadow = "0 0 0 100vmax rgba(0, 0, 0, 0.5)";
     close.type = "button";
-    close.textContent = "Close";
+    close.textContent = config.close;
     close.style.cssText = "position:absolute;top:8px;right:8px;padding:6px 12px;" +
       "font:bold 14px system-ui,Arial,sans-serif;background:#fff;color:#000;" +
       "border:2px solid #000;border-radius:4px;cursor:pointer";
     frame.src = base + config.frame;
-    frame.title = config.label + ": the call back form";
+    frame.title = config.frameTitle;
     frame.style.cssText = "display:block;width:100%;height:100%;border:0;";
     dialog.appendChild(frame);
     dialog.appendChild(close);
