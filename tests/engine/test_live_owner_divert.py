@@ -75,10 +75,11 @@ async def test_a_diverted_owner_call_is_hung_up_unprompted_as_voicemail(
     methods = methods_received(owner)
     # A CANCEL first only where it crossed the box's 200 (then ACK and BYE all the same).
     assert methods in (["INVITE", "ACK", "BYE"], ["INVITE", "CANCEL", "ACK", "BYE"]), methods
-    # Hung up at once: the BYE follows the box's answer by far less than a prompt would last.
+    # Hung up at once: the BYE follows the box's answer by far less than the prompt would last
+    # (about 5 s); the bound leaves room for a loaded machine.
     answered_at = _answer_sent(owner.sent()).logged_at
     bye_at = owner.received("BYE")[0].logged_at
-    assert 0 <= bye_at - answered_at < 1.5, bye_at - answered_at
+    assert 0 <= bye_at - answered_at < 3.0, bye_at - answered_at
     assert heard == []  # nothing played into the box
     assert trunk.received() == []  # no visitor leg
     record = rig.record(LegRole.OWNER)
