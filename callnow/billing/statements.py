@@ -20,8 +20,7 @@ from sqlalchemy.orm import Session
 from callnow.billing.budgets import Period, month_period
 from callnow.billing.money import format_minor
 from callnow.domain.destinations import DestinationClass
-from callnow.i18n import N_
-from callnow.i18n import gettext as _
+from callnow.i18n import pgettext
 from callnow.store.billing_models import ChargeRow
 from callnow.store.models import CallRequest, Extension, Profile, Tenant
 
@@ -44,24 +43,26 @@ STATEMENT_HEADER = (
 )
 
 
-OWNER_LEG_LABEL = N_("your extension's leg")
-# What the Charges page writes for each class, in the owner's language.
-_CLASS_LABELS = {
-    DestinationClass.LOCAL.value: N_("local"),
-    DestinationClass.NATIONAL_FIXED.value: N_("national fixed"),
-    DestinationClass.MOBILE.value: N_("mobile"),
-    DestinationClass.INTERNATIONAL.value: N_("international"),
-    DestinationClass.SPECIAL.value: N_("special rate"),
-    DestinationClass.PREMIUM.value: N_("premium"),
-    DestinationClass.INTERNAL.value: OWNER_LEG_LABEL,
-}
-
-
 def class_label(destination_class: str) -> str:
     """What people read for a charge class ("national fixed"), in the language in use; the CSV
-    and the API keep the class itself. The owner's own leg gets words of its own."""
-    label = _CLASS_LABELS.get(destination_class)
-    return _(label) if label is not None else destination_class.replace("_", " ")
+    and the API keep the class itself. The owner's own leg gets words of its own. The context
+    keeps these apart from the same words spoken by the phone prompts."""
+    match destination_class:
+        case DestinationClass.LOCAL:
+            return pgettext("charge class", "local")
+        case DestinationClass.NATIONAL_FIXED:
+            return pgettext("charge class", "national fixed")
+        case DestinationClass.MOBILE:
+            return pgettext("charge class", "mobile")
+        case DestinationClass.INTERNATIONAL:
+            return pgettext("charge class", "international")
+        case DestinationClass.SPECIAL:
+            return pgettext("charge class", "special rate")
+        case DestinationClass.PREMIUM:
+            return pgettext("charge class", "premium")
+        case DestinationClass.INTERNAL:
+            return pgettext("charge class", "your extension's leg")
+    return destination_class.replace("_", " ")
 
 
 @dataclass(frozen=True, slots=True)
