@@ -150,6 +150,14 @@ class SipSettings(BaseModel):
         "not answered. Short, so a voicemail box that picks up does not record it over and "
         "over.",
     )
+    owner_divert_unanswered: bool = Field(
+        True,
+        description="Treat the owner's call as not answered when the PBX shows it diverted "
+        "it (a 181 Call Is Being Forwarded, or an answer with a Diversion header or "
+        "History-Info causes): hang up at once, before any prompt can reach a voicemail box; "
+        "the request ends `owner_unreachable`, reason `owner_voicemail`. Turn off for a PBX "
+        "that diverts to a colleague who may accept.",
+    )
     owner_ringback: bool = Field(
         True,
         description="Play a ringback tone (the cadence of `default_region`) to the owner while "

@@ -31,6 +31,10 @@ Decisions where the brief was silent (also in the engineer's report):
 - A `Cancel` from the web ends every live leg. While the owner is being called the request
   becomes `cancelled`; once the visitor is being called or connected it becomes `completed`
   with the cancel's reason, for the same reason as above (and a bridged call did happen).
+- An owner's call the PBX diverted (a 181, or an answer with Diversion or History-Info
+  causes; `OwnerDiverted`) is not answered: hung up at once, no prompt, `owner_unreachable`
+  with reason `owner_voicemail`, recorded as no answer. Whether a divert counts is the
+  operator's setting, applied before the event reaches the flow.
 - A leg that ends without the remote hanging up (`by_remote=False`: session timer, media timeout)
   before the bridge makes the request `failed`; once bridged, the call is `completed`.
 - A leg is considered ended as soon as the flow commands its hang-up; its `RecordLeg` follows
@@ -106,6 +110,8 @@ class Reason(StrEnum):
     OWNER_BUSY = "owner_busy"
     OWNER_NO_ANSWER = "owner_no_answer"
     OWNER_FAILED = "owner_failed"
+    # The owner's PBX diverted the call (to voicemail, most often): see `OwnerDiverted`.
+    OWNER_VOICEMAIL = "owner_voicemail"
     PROMPT_UNANSWERED = "prompt_unanswered"
     OWNER_HUNG_UP_BEFORE_CONNECT = "owner_hung_up_before_connect"
     VISITOR_BUSY = "requester_busy"
@@ -200,6 +206,15 @@ class LegFailed:
 
 
 @dataclass(frozen=True)
+class OwnerDiverted:
+    """The owner's PBX showed that it sent the call elsewhere, to voicemail most often
+    (`callnow.domain.diversion`): the owner leg counts as not answered, even when the
+    voicemail box answered. `sip_code` is the response that showed it (181, or the 2xx)."""
+
+    sip_code: int | None = None
+
+
+@dataclass(frozen=True)
 class LegEnded:
     """An answered leg ended. `by_remote` is False when the network dropped it (timeouts)."""
 
@@ -244,6 +259,7 @@ Event = (
     | LegRinging
     | LegAnswered
     | LegFailed
+    | OwnerDiverted
     | LegEnded
     | Digit
     | PromptFinished
@@ -435,6 +451,8 @@ class CallbackFlow:
                 self._on_answered(role, out)
             case LegFailed(role=role, cause=cause, sip_code=code):
                 self._on_failed(role, cause, code, out)
+            case OwnerDiverted(sip_code=code):
+                self._on_owner_diverted(code, out)
             case LegEnded(role=role, by_remote=by_remote):
                 self._on_ended(role, by_remote, out)
             case Digit(digit=digit):
@@ -499,6 +517,15 @@ class CallbackFlow:
             self._finish(state, reason, out)
         else:
             self._visitor_unreachable(_VISITOR_FAILURE[cause], out)
+
+    def _on_owner_diverted(self, code: int | None, out: list[Command]) -> None:
+        """Not answered, whatever the PBX's voicemail did: hang up at once (CANCEL while it
+        rings, BYE if the box answered), before any prompt, and end unreachable."""
+        if self._legs[LegRole.OWNER] is not _Leg.DIALLING:
+            return  # answered as a phone already (or gone): too late to call it a divert
+        out.append(HangupLeg(LegRole.OWNER, Reason.OWNER_VOICEMAIL))
+        self._leg_gone(LegRole.OWNER, out, cause=FailureCause.NO_ANSWER, sip_code=code)
+        self._finish(RequestState.OWNER_UNREACHABLE, Reason.OWNER_VOICEMAIL, out)
 
     def _on_ended(self, role: LegRole, by_remote: bool, out: list[Command]) -> None:
         if self._legs[role] is _Leg.DIALLING:

@@ -16,7 +16,14 @@ from callnow.domain.calls import (
     LegRole,
     build_call_record,
 )
-from callnow.domain.flow import Event, LegAnswered, LegEnded, LegFailed, LegRinging
+from callnow.domain.flow import (
+    Event,
+    LegAnswered,
+    LegEnded,
+    LegFailed,
+    LegRinging,
+    OwnerDiverted,
+)
 
 
 @dataclass
@@ -56,6 +63,8 @@ class LegStopwatch:
                 | LegEnded(role=role)
             ):
                 leg = self._legs.get(role)
+            case OwnerDiverted():
+                leg = self._legs.get(LegRole.OWNER)
             case _:
                 return None
         if leg is None or leg.ended_at is not None:
@@ -65,7 +74,7 @@ class LegStopwatch:
         elif isinstance(event, LegAnswered) and leg.answered_at is None:
             leg.answered_at = at
             return LegAnsweredAt(role, _not_before(at, leg.started_at) or at)
-        elif isinstance(event, LegFailed | LegEnded):
+        elif isinstance(event, LegFailed | LegEnded | OwnerDiverted):
             leg.ended_at = at
         return None
 

@@ -13,9 +13,10 @@ from callnow.domain.calls import LegHangupPrepared, LegRole, StoreWrite
 from callnow.domain.flow import Event, PromptKind, RequestFacts
 
 # Adapters report progress by calling this with the flow's own events: LegRinging, LegAnswered,
-# LegFailed, LegEnded, Digit, PromptFinished; and, for the store only, LegHangupPrepared (how to
-# end a leg should the engine die). Safe to call from any thread (the sippy thread included);
-# the engine hops onto its event loop itself. Calls after the callback finished are ignored.
+# LegFailed, OwnerDiverted, LegEnded, Digit, PromptFinished; and, for the store only,
+# LegHangupPrepared (how to end a leg should the engine die). Safe to call from any thread
+# (the sippy thread included); the engine hops onto its event loop itself. Calls after the
+# callback finished are ignored.
 EventSink = Callable[[Event | LegHangupPrepared], None]
 
 

@@ -9,6 +9,7 @@ through these functions before handing them to the engine's event sink.
 from __future__ import annotations
 
 from callnow.domain.calls import FailureCause, LegRole
+from callnow.domain.diversion import DivertSign, divert_sign
 from callnow.domain.flow import (
     Digit,
     DigitSource,
@@ -17,6 +18,7 @@ from callnow.domain.flow import (
     LegEnded,
     LegFailed,
     LegRinging,
+    OwnerDiverted,
 )
 from callnow.telephony.dtmf_log import DtmfEvent
 from callnow.telephony.sip import events as sip
@@ -48,6 +50,20 @@ def from_sip(role: LegRole, event: sip.LegEvent) -> Event | None:
             return Digit(digit, DigitSource.SIP_INFO)
     # Re-INVITEs are the media adapter's business; the visitor's keys mean nothing.
     return None
+
+
+def owner_divert(event: sip.LegEvent) -> tuple[OwnerDiverted, DivertSign] | None:
+    """`OwnerDiverted` (and what showed it) when an owner leg's event shows that the PBX sent
+    the call elsewhere: a 181, or an answer with Diversion or History-Info causes."""
+    match event:
+        case sip.Ringing(code=code):
+            sign = divert_sign(code)
+        case sip.Answered(diversion=diversion, history_info=history_info):
+            code = 200
+            sign = divert_sign(code, diversion, history_info)
+        case _:
+            return None
+    return None if sign is None else (OwnerDiverted(code), sign)
 
 
 def from_rtpengine_dtmf(event: DtmfEvent, owner_tag: str) -> Digit | None:

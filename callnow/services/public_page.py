@@ -142,13 +142,14 @@ def ask_for_callback(
 ) -> PageOutcome:
     """The one pipeline of the public form, the one-step link and the booking form (`slot`:
     the posted slot; the slot's checks then stand where the owner's hours stand)."""
-    if not safeguards.throttle.attempt(submission.source_address, session):
+    # The source's limits first (nothing else is counted when they refuse), then the page's
+    # volume: one round of statements. "Busy" is as it was before this post counted (as
+    # `captcha_required` said when the form was shown), so the post that tips the page over
+    # the adaptive threshold is not refused for a CAPTCHA its visitor was never shown. A spike
+    # is different: from then on every post needs the CAPTCHA, this one included.
+    posted = safeguards.throttle.attempt_on_page(submission.source_address, profile.id, session)
+    if posted is None:
         return PageOutcome(refusal=Refusal.THROTTLED)
-    # "Busy" as it was before this post counted (as `captcha_required` said when the form was
-    # shown), so the post that tips the page over the adaptive threshold is not refused for a
-    # CAPTCHA its visitor was never shown. A spike is different: from then on every post needs
-    # the CAPTCHA, this one included.
-    posted = safeguards.throttle.page_post(profile.id, session)
     needs_captcha = _needs_captcha(session, profile, now, lambda: posted.busy)
     if posted.spike:
         captcha_for_spike(session, profile, now, safeguards)

@@ -92,6 +92,15 @@ def _counter(rule: str, key: str, items: list[RateLimitItem]) -> limit_counters.
     return limit_counters.Counter(rule, key, windows)
 
 
+def _from_source(address: str) -> list[tuple[str, str]]:
+    """The limits every attempt from an address counts against."""
+    return [("per_source", address), ("per_network", source_network(address))]
+
+
+# (rule, key, windows): one counter and its limits.
+Check = tuple[str, str, list[RateLimitItem]]
+
+
 class _LimiterCounters:
     """limits' moving windows, in process memory or in Redis (several processes)."""
 
@@ -118,6 +127,13 @@ class _LimiterCounters:
 
     def has_room(self, rule: str, key: str, items: list[RateLimitItem], _: Session | None) -> bool:
         return all(self.limiter.test(item, rule, key) for item in items)
+
+    def take_then_hit(
+        self, take: list[Check], hit: list[Check], session: Session | None
+    ) -> list[bool] | None:
+        if not self.take(take, session):
+            return None
+        return self.hit_each(hit, session)
 
 
 class _DatabaseCounters:
@@ -158,19 +174,24 @@ class _DatabaseCounters:
         with self._session(given) as session:
             return limit_counters.hit(session, _counter(rule, key, items), datetime.now(UTC))
 
-    def hit_each(
-        self, checks: list[tuple[str, str, list[RateLimitItem]]], given: Session | None
-    ) -> list[bool]:
+    def take_then_hit(
+        self, take: list[Check], hit: list[Check], given: Session | None
+    ) -> list[bool] | None:
         now = datetime.now(UTC)
         with self._session(given) as session:
-            counters = [_counter(rule, key, items) for rule, key, items in checks]
-            return limit_counters.hit_each(session, counters, now)
+            return limit_counters.take_then_hit(
+                session, [_counter(*c) for c in take], [_counter(*c) for c in hit], now
+            )
 
     def has_room(
         self, rule: str, key: str, items: list[RateLimitItem], given: Session | None
     ) -> bool:
         with self._session(given) as session:
             return limit_counters.has_room(session, _counter(rule, key, items), datetime.now(UTC))
+
+
+# A page's posts feed the adaptive image check, then the spike detector (this order).
+PAGE_POST_RULES = ("captcha_auto_on", "spike_captcha")
 
 
 @dataclass(frozen=True)
@@ -206,16 +227,21 @@ class Throttle:
         assert isinstance(self._counters, _LimiterCounters)
         return self._counters.limiter
 
+    def _checks(self, checks: list[tuple[str, str]]) -> list[Check]:
+        return [(rule, key, self._rules[rule]) for rule, key in checks]
+
     def _allow(self, checks: list[tuple[str, str]], session: Session | None) -> bool:
         """Count one hit on each (rule, key) only if every one of them still has room."""
-        allowed = self._counters.take(
-            [(rule, key, self._rules[rule]) for rule, key in checks], session
-        )
-        if not allowed and self._on_refused is not None:
+        allowed = self._counters.take(self._checks(checks), session)
+        if not allowed:
+            self._refused(checks, session)
+        return allowed
+
+    def _refused(self, checks: list[tuple[str, str]], session: Session | None) -> None:
+        if self._on_refused is not None:
             # Only on a refusal: which limit it was, for the metrics (never said to the client).
             full = [rule for rule, key in checks if self._over(rule, key, session)]
             self._on_refused(full[0] if full else checks[0][0])
-        return allowed
 
     def take_extra(
         self, checks: list[tuple[str, str, list[RateLimitItem]]], session: Session | None = None
@@ -226,10 +252,7 @@ class Throttle:
 
     def attempt(self, source_address: str, session: Session | None = None) -> bool:
         """A request for a callback arrives from an address (valid or not, it counts)."""
-        return self._allow(
-            [("per_source", source_address), ("per_network", source_network(source_address))],
-            session,
-        )
+        return self._allow(_from_source(source_address), session)
 
     def owner_call(self, profile_id: int, e164: str, session: Session | None = None) -> bool:
         """A request would ring an owner: count it against every target-side limit."""
@@ -243,27 +266,27 @@ class Throttle:
             session,
         )
 
-    def page_post(self, profile_id: int, session: Session | None = None) -> PagePost:
-        """Note a form post to a page: whether the page was already busy before it (the
-        adaptive image check), and whether the posts are now far above normal (a spike: the
-        page then asks everyone for a CAPTCHA for a while and its owner is told)."""
-        key = str(profile_id)
-        had_room, normal = self._counters.hit_each(
-            [(rule, key, self._rules[rule]) for rule in ("captcha_auto_on", "spike_captcha")],
-            session,
-        )
+    def attempt_on_page(
+        self, source_address: str, profile_id: int, session: Session | None = None
+    ) -> PagePost | None:
+        """`attempt`, then (only if it is allowed) a post to the page, counted in one round:
+        whether the page was already busy before it (the adaptive image check), and whether
+        its posts are now far above normal (a spike: the page then asks everyone for a CAPTCHA
+        for a while and its owner is told). None when the source is over its limits."""
+        source = _from_source(source_address)
+        posts = self._checks([(rule, str(profile_id)) for rule in PAGE_POST_RULES])
+        counted = self._counters.take_then_hit(self._checks(source), posts, session)
+        if counted is None:
+            self._refused(source, session)
+            return None
+        had_room, normal = counted
         return PagePost(busy=not had_room, spike=not normal)
 
     def message(self, source_address: str, profile_id: int, session: Session | None = None) -> bool:
         """A visitor leaves a message: it counts as an attempt from its source, and against the
         page's own limit under a key of its own, so messages never use up the owner's calls."""
         return self._allow(
-            [
-                ("per_source", source_address),
-                ("per_network", source_network(source_address)),
-                ("per_profile", f"message:{profile_id}"),
-            ],
-            session,
+            [*_from_source(source_address), ("per_profile", f"message:{profile_id}")], session
         )
 
     def page_is_busy(self, profile_id: int, session: Session | None = None) -> bool:

@@ -161,6 +161,24 @@ def take(session: Session, counters: Sequence[Counter], now: datetime) -> bool:
     return True
 
 
+def take_then_hit(
+    session: Session, take: Sequence[Counter], hit: Sequence[Counter], now: datetime
+) -> list[bool] | None:
+    """`take` the first counters and, only if they had room, `hit_each` of the others, in one
+    round of statements: None when `take` refused (nothing counted)."""
+    ordered = _in_lock_order([*take, *hit])
+    _lock(session, ordered, now)
+    counted = dict(zip(map(id, ordered), _counts(session, ordered, now), strict=True))
+    for counter in take:
+        if any(n >= w.amount for n, w in zip(counted[id(counter)], counter.windows, strict=True)):
+            return None
+    _add(session, ordered, now)
+    # Under the lock nothing else counted meanwhile: after this hit each count is one more.
+    return [
+        all(n + 1 <= w.amount for n, w in zip(counted[id(c)], c.windows, strict=True)) for c in hit
+    ]
+
+
 def hit_each(session: Session, counters: Sequence[Counter], now: datetime) -> list[bool]:
     """Count one hit on every counter whatever the windows say; for each counter (in the
     order given), False when it went over any of its windows."""

@@ -15,8 +15,9 @@ islands: 10.5 has no `connect` to join them (it came in 2024, after 10.5), and r
 through our own process would put Python in the media path.
 
 1. `offer(call_id, from_tag=VISITOR, sdp=placeholder_sdp())` - the visitor side does not exist
-   yet, so a placeholder offer (PCMU/PCMA/telephone-event, a discard port on loopback) stands in
-   for it. The reply is the SDP, with rtpengine's owner-facing port, for the INVITE to the owner.
+   yet, so a placeholder offer (PCMU/PCMA/telephone-event, a discard port on loopback; G.722
+   first when a trunk may carry it) stands in for it. The reply is the SDP, with rtpengine's
+   owner-facing port, for the INVITE to the owner.
 2. Owner answers: `answer(call_id, VISITOR, OWNER, sdp=owner_sdp)` completes that exchange.
    Then the owner's side is offered again, towards the visitor: `offer(call_id, from_tag=OWNER,
    to_tag=VISITOR, sdp=owner_sdp)` with the trunk's codecs as ng `codec` flags (`strip` all,
@@ -77,6 +78,8 @@ DEFAULT_TRUNK_CODECS: tuple[str, ...] = ("PCMA", "PCMU")
 # What an owner's phone is offered again when the visitor's side re-offers (hold, resume):
 # the placeholder's G.711 pair, so the owner's phone never has to accept a codec it did not.
 OWNER_CODECS: tuple[str, ...] = ("PCMU", "PCMA")
+# The same where the owner's phone was offered G.722 first (a trunk's list has G722).
+WIDEBAND_OWNER_CODECS: tuple[str, ...] = ("G722", "PCMU", "PCMA")
 
 
 class RtpengineUnavailable(ConnectionError):
@@ -98,22 +101,30 @@ class RtpengineProtocolError(RuntimeError):
 
 
 def placeholder_sdp(
-    *, address: str = "127.0.0.1", port: int = 9, session_id: int | None = None
+    *,
+    address: str = "127.0.0.1",
+    port: int = 9,
+    session_id: int | None = None,
+    wideband: bool = False,
 ) -> str:
     """SDP standing in for a party that has not been called yet (step 1 in the module doc).
 
     Offers PCMU, PCMA and RFC 4733 events, sendrecv, at the discard port: rtpengine forwards the
-    owner's audio there until the real party replaces it by a re-offer.
+    owner's audio there until the real party replaces it by a re-offer. With `wideband`, G.722
+    comes first (its RTP clock rate is 8000 by RFC 3551's old mistake, though it samples at
+    16 kHz), so a wide-band owner's phone can keep it end to end.
     """
     # Unique enough for an o= line; `random`, not `secrets`: no OS call per callback.
     sid = session_id if session_id is not None else random.getrandbits(31)
+    formats, g722 = ("9 0 8 101", "a=rtpmap:9 G722/8000\r\n") if wideband else ("0 8 101", "")
     return (
         "v=0\r\n"
         f"o=callnow {sid} 1 IN IP4 {address}\r\n"
         "s=callnow\r\n"
         f"c=IN IP4 {address}\r\n"
         "t=0 0\r\n"
-        f"m=audio {port} RTP/AVP 0 8 101\r\n"
+        f"m=audio {port} RTP/AVP {formats}\r\n"
+        f"{g722}"
         "a=rtpmap:0 PCMU/8000\r\n"
         "a=rtpmap:8 PCMA/8000\r\n"
         "a=rtpmap:101 telephone-event/8000\r\n"
@@ -538,6 +549,9 @@ class AnchoredCallback:
     visitor_tag: str = "visitor"
     # Offered to the trunk, in order of preference (telephone-event is always added).
     trunk_codecs: tuple[str, ...] = DEFAULT_TRUNK_CODECS
+    # Offer the owner's phone G.722 first (when a trunk may carry it): two wide-band phones
+    # then talk G.722 end to end, and rtpengine transcodes only where the callee cannot.
+    wideband: bool = False
     _sdp_for_owner: str | None = field(default=None, init=False, repr=False)
     _owner_sdp: str | None = field(default=None, init=False, repr=False)
     _sdp_for_visitor: str | None = field(default=None, init=False, repr=False)
@@ -545,7 +559,7 @@ class AnchoredCallback:
     async def offer_for_owner(self, **params: Any) -> str:
         """SDP for the INVITE to the owner (the visitor is a placeholder until it answers)."""
         self._sdp_for_owner = await self.client.offer(
-            self.call_id, self.visitor_tag, placeholder_sdp(), **params
+            self.call_id, self.visitor_tag, placeholder_sdp(wideband=self.wideband), **params
         )
         return self._sdp_for_owner
 
@@ -580,6 +594,11 @@ class AnchoredCallback:
             for_visitor, random.getrandbits(31), _connection_address(for_visitor)
         )
         return self._sdp_for_visitor
+
+    @property
+    def owner_codecs(self) -> tuple[str, ...]:
+        """What the owner's phone was offered, in order (telephone-event aside)."""
+        return WIDEBAND_OWNER_CODECS if self.wideband else OWNER_CODECS
 
     @property
     def sdp_for_visitor(self) -> str:
@@ -650,7 +669,7 @@ class AnchoredCallback:
             replace=["origin", "session-connection"],
             # What the other phone may not speak, rtpengine translates.
             codec=_transcode_to(
-                self.trunk_codecs if tag == self.owner_tag else OWNER_CODECS, strip=False
+                self.trunk_codecs if tag == self.owner_tag else self.owner_codecs, strip=False
             ),
             **params,
         )

@@ -30,6 +30,7 @@ from callnow.domain.flow import (
     LegFailed,
     LegRinging,
     Outcome,
+    OwnerDiverted,
     PlayPrompt,
     PromptFinished,
     PromptKind,
@@ -164,6 +165,27 @@ def test_an_owner_who_does_not_answer_in_time_is_hung_up_on_and_unreachable() ->
         RecordLeg(OWNER, FailureCause.NO_ANSWER),
         *finished(RequestState.OWNER_UNREACHABLE, "owner_no_answer"),
     ]
+
+
+@pytest.mark.parametrize("code", [181, 200])
+def test_a_diverted_owner_call_is_hung_up_at_once_as_not_answered(code: int) -> None:
+    flow = new_flow()
+    feed(flow, Start(), LegRinging(OWNER))
+
+    assert flow.handle(OwnerDiverted(code)) == [
+        HangupLeg(OWNER, "owner_voicemail"),
+        CancelTimer(TimerName.OWNER_RING),
+        RecordLeg(OWNER, FailureCause.NO_ANSWER, code),
+        *finished(RequestState.OWNER_UNREACHABLE, "owner_voicemail"),
+    ]
+    assert not any(isinstance(c, PlayPrompt | DialVisitor) for c in flow.handle(Digit("1")))
+
+
+def test_a_divert_reported_after_the_owner_answered_changes_nothing() -> None:
+    flow = owner_asked()
+
+    assert flow.handle(OwnerDiverted(200)) == []
+    assert flow.state is FlowState.ASKING_OWNER
 
 
 # -- confirmation required ----------------------------------------------------------------------
@@ -618,6 +640,7 @@ events = st.one_of(
     st.builds(LegAnswered, roles),
     st.builds(LegFailed, roles, st.sampled_from(FailureCause), st.sampled_from([None, 486, 503])),
     st.builds(LegEnded, roles, st.booleans()),
+    st.builds(OwnerDiverted, st.sampled_from([None, 181, 200])),
     st.builds(Digit, st.sampled_from(["1", "2", "5", "#"]), st.sampled_from(DigitSource)),
     st.just(PromptFinished()),
     st.builds(TimerFired, st.sampled_from([*TimerName, "bogus"])),

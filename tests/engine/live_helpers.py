@@ -98,6 +98,7 @@ def live_settings(
     data_dir: Path,
     trunk: dict[str, Any] | None = None,
     more: dict[str, Any] | None = None,
+    sip: dict[str, Any] | None = None,
 ) -> Settings:
     return Settings(
         **(more or {}),
@@ -107,6 +108,7 @@ def live_settings(
             listen_host="127.0.0.1",
             listen_port=free_udp_port(),
             owner_uri_template=owner_uri_template,
+            **(sip or {}),
         ),
         trunk=TrunkSettings(
             uri_template=trunk_uri_template,
@@ -132,11 +134,12 @@ async def live_rig(
     trunk_uri_template: str | None = None,
     trunk_settings: dict[str, Any] | None = None,
     more_settings: dict[str, Any] | None = None,
+    sip_settings: dict[str, Any] | None = None,
     **telephony_options: Any,
 ) -> AsyncIterator[LiveRig]:
     """Templates default to the SIPp peers themselves; pass them to put a proxy between.
-    `trunk_settings` are more `[trunk]` settings, `more_settings` other top-level settings
-    (`trunks`); `telephony_options` go to `LiveTelephony`
+    `trunk_settings` are more `[trunk]` settings, `sip_settings` more `[sip]` ones,
+    `more_settings` other top-level settings (`trunks`); `telephony_options` go to `LiveTelephony`
     (outbound_proxy, trunk_from_domain, ...)."""
     settings = live_settings(
         owner_uri_template or template_for(owner, "internal"),
@@ -145,6 +148,7 @@ async def live_rig(
         tmp_path,
         trunk_settings,
         more_settings,
+        sip_settings,
     )
     telephony = await LiveTelephony.start(
         settings,

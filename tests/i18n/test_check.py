@@ -27,7 +27,7 @@ def test_the_check_runs_as_a_command():
         timeout=240,
     )
     assert done.returncode == 0, done.stderr
-    assert "catalogues complete (domains: visitor" in done.stdout
+    assert "catalogues complete (domains: owner, prompts, visitor;" in done.stdout
 
 
 def test_every_domain_has_a_template_and_a_catalogue_per_language():

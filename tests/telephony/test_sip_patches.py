@@ -17,7 +17,15 @@ from pathlib import Path
 import pytest
 from sippy.SipURL import SipURL
 
-from callnow.telephony.sip import Answered, CallerId, Ended, SipStack, SipStackError, patches
+from callnow.telephony.sip import (
+    Answered,
+    CallerId,
+    Ended,
+    Failed,
+    SipStack,
+    SipStackError,
+    patches,
+)
 from tests.peers.sipp import OFFER_SDP
 
 ALL_PATCHES = {
@@ -29,6 +37,7 @@ ALL_PATCHES = {
     "prompt_thread_wakeups",
     "header_parse_error_response",
     "update_requests",
+    "ack_before_bye",
 }
 
 
@@ -265,6 +274,23 @@ async def test_bye_reaches_a_peer_whose_contact_says_transport_UDP(
     assert peer.wait() == 0, peer.diagnostics()
     assert len(peer.received("BYE")) == 1
     assert peer.received("BYE")[0].request_uri.endswith(";transport=udp")
+
+
+@pytest.mark.peers
+async def test_an_answer_crossing_our_cancel_is_acked_before_the_bye(
+    sip_stack: SipStack, sipp_peer
+) -> None:
+    peer = sipp_peer("answer_over_cancel.xml")
+    leg = await sip_stack.dial(
+        peer.uri("1001"), caller=CallerId("Mary", "0290375678"), sdp=OFFER_SDP, ring_timeout=5.0
+    )
+    await leg.next_event(5)  # 180 Ringing
+    await leg.hangup()
+
+    assert isinstance(await leg.next_event(5), Failed)
+    assert peer.wait() == 0, peer.diagnostics()  # the scenario insists on ACK, then BYE
+    methods = [m.method for m in peer.received() if m.method]
+    assert methods == ["INVITE", "CANCEL", "ACK", "BYE"], methods
 
 
 @pytest.fixture

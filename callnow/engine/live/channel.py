@@ -30,7 +30,7 @@ from callnow.engine.live.reoffers import answer_reoffer
 from callnow.engine.live.trunks import TrunkRoute, routes_for
 from callnow.engine.live.uris import caller_id_as, check_e164, owner_uri, trunk_uri
 from callnow.engine.ports import EventSink
-from callnow.engine.translate import from_rtpengine_dtmf, from_sip
+from callnow.engine.translate import from_rtpengine_dtmf, from_sip, owner_divert
 from callnow.telephony.dtmf_log import DtmfEvent
 from callnow.telephony.prompts import PromptRenderer, prompt_codec_for
 from callnow.telephony.rtpengine import AnchoredCallback
@@ -43,6 +43,7 @@ from callnow.telephony.sip import (
     Leg,
     LegEvent,
     RemoteSdpChanged,
+    Ringing,
     SipStack,
 )
 
@@ -85,6 +86,8 @@ class LiveChannel:
         self._media_opened = False
         self._owner_offer: asyncio.Task[str] | None = None
         self._closed = False
+        # The owner's PBX diverted the call (voicemail): the flow is done with that leg.
+        self._owner_diverted = False
         # Both legs anchored in one rtpengine session (re-INVITEs are passed between them).
         self._bridged = False
         # Prompts and ringback: what the owner hears from us.
@@ -217,6 +220,8 @@ class LiveChannel:
     async def _follow(self, role: LegRole, leg: Leg) -> None:
         """Hand the leg's events to the flow, in order, doing the media step each needs."""
         async for event in leg:
+            if role is LegRole.OWNER and self._diverted(event):
+                continue
             try:
                 forward = await self._media_step(role, leg, event)
             except Exception:
@@ -231,6 +236,26 @@ class LiveChannel:
                 flow_event = from_sip(role, event)
                 if flow_event is not None:
                     self._events(flow_event)
+
+    def _diverted(self, event: LegEvent) -> bool:
+        """True when the owner leg's `event` shows a divert (or follows one), with the setting
+        on: the flow hears `OwnerDiverted` instead, and hangs the leg up before any prompt.
+        Nothing after it reaches rtpengine or the flow."""
+        if self._owner_diverted:
+            return True
+        if not self._config.owner_divert_unanswered:
+            return False
+        found = owner_divert(event)
+        if found is None:
+            return False
+        diverted, sign = found
+        self._owner_diverted = True
+        log.info("callback %s: the owner's call was diverted (%s)", self.request_ref, sign)
+        ringing = from_sip(LegRole.OWNER, event) if isinstance(event, Ringing) else None
+        if ringing is not None:
+            self._events(ringing)
+        self._events(diverted)
+        return True
 
     async def _media_step(self, role: LegRole, leg: Leg, event: LegEvent) -> bool:
         """Do what rtpengine must hear of `event` first; False to keep it from the flow."""

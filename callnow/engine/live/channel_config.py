@@ -52,6 +52,8 @@ class ChannelConfig:
     # The trunks after the one above (`[[trunks]]`), tried in order on failover.
     more_trunks: tuple[TrunkRoute, ...] = ()
     setup_timeout_s: float | None = None
+    # An owner's call the PBX diverted (voicemail) counts as not answered (`sip` setting).
+    owner_divert_unanswered: bool = True
 
     @property
     def trunk_routes(self) -> tuple[TrunkRoute, ...]:
@@ -75,6 +77,11 @@ class ChannelConfig:
             deck=self.trunk_deck,
         )
         return (first, *self.more_trunks)
+
+    @property
+    def wideband_owner(self) -> bool:
+        """Offer the owner's phone G.722 first: some trunk may carry it end to end."""
+        return any("G722" in route.codecs for route in self.trunk_routes)
 
     trunk_prefixes: tuple[str, ...] = ()
     trunk_name: str = "main"

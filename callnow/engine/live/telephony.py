@@ -146,6 +146,7 @@ class LiveTelephony:
             trunk_codecs=tuple(trunk.codecs),
             trunk_deck=load_carrier_deck(trunk),
             setup_timeout_s=trunk.setup_timeout_s,
+            owner_divert_unanswered=sip.owner_divert_unanswered,
             more_trunks=tuple(TrunkRoute.from_settings(more) for more in settings.trunks),
         )
         # rtpengine sends its DTMF log to ng_host:dtmf_log_port unless told otherwise; an
@@ -157,6 +158,7 @@ class LiveTelephony:
         self.process: RtpengineProcess | None = None
         self._dtmf: DtmfLogListener | None = None
         self._channels: dict[str, LiveChannel] = {}
+        self._wideband_owner = self.config.wideband_owner
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -266,7 +268,10 @@ class LiveTelephony:
             # Offered the first trunk's codecs; a trunk tried later with its own list is
             # offered again (`LiveChannel._dial_trunk`).
             media=AnchoredCallback(
-                self.rtpengine, media_call_id, trunk_codecs=self.config.trunk_codecs
+                self.rtpengine,
+                media_call_id,
+                trunk_codecs=self.config.trunk_codecs,
+                wideband=self._wideband_owner,
             ),
             renderer=self.renderer,
             config=self.config,

@@ -58,10 +58,15 @@ class Ringing:
 
 @dataclass(frozen=True, slots=True)
 class Answered:
-    """2xx to our INVITE; `sdp` is the remote answer (hand it to rtpengine)."""
+    """2xx to our INVITE; `sdp` is the remote answer (hand it to rtpengine). `diversion` and
+    `history_info` are the answer's `Diversion` (RFC 5806) and `History-Info` (RFC 7044)
+    header values as received, one per header line (what the engine makes of them is
+    `callnow.domain.diversion`'s)."""
 
     sdp: str | None
     at: datetime
+    diversion: tuple[str, ...] = ()
+    history_info: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,12 @@ on bench/sip_flows_bench.py (figures: docs/decisions/0005-sippy-patches.md):
    application answers it (200 with its answer, or a failure) with `answer_sip_update()`.
    While our own offer is outstanding (a re-INVITE of ours) an UPDATE is refused 491; while
    the peer's re-INVITE waits for our answer, 500 with Retry-After (both RFC 3311 5.2).
+
+9. `ack_before_bye`: when our CANCEL crosses the callee's 200 OK, `UacStateCancelling` sends
+   the BYE from inside the response callback, and the transaction manager sends the 200's ACK
+   only after that callback returns: the BYE goes out before the ACK. RFC 3261 (13.2.2.4,
+   15) has the caller ACK every 2xx first; a strict UAS (SIPp) aborts on the early BYE.
+   Fix: the BYE of that state waits for the next pass of sippy's loop, after the ACK.
 """
 
 from __future__ import annotations
@@ -143,6 +149,7 @@ def apply() -> None:
         _patch_prompt_thread_wakeups()
         _patch_header_parse_error_response()
         _patch_update_requests()
+        _patch_ack_before_bye()
 
 
 def _patch_transport_case() -> None:
@@ -422,6 +429,32 @@ def _patch_update_requests() -> None:
             "UPDATE": handler,
         }
     _applied.add("update_requests")
+
+
+def _patch_ack_before_bye() -> None:
+    if "ack_before_bye" in _applied:
+        return
+    from sippy.Time.Timeout import Timeout
+    from sippy.UacStateCancelling import UacStateCancelling
+
+    original = UacStateCancelling.recvResponse
+
+    def recvResponse(self: Any, resp: Any, tr: Any) -> Any:
+        if not 200 <= resp.getSCode()[0] < 300:
+            return original(self, resp, tr)
+        ua = self.ua
+        held: list[Any] = []
+        ua.newTransaction = lambda req, *args, **kwargs: held.append((req, args, kwargs))
+        try:
+            result = original(self, resp, tr)
+        finally:
+            del ua.newTransaction  # the class's method again
+        for req, args, kwargs in held:  # the BYE: sent once the ACK has left
+            Timeout(lambda r=req, a=args, k=kwargs: ua.newTransaction(r, *a, **k), 0, 1)
+        return result
+
+    UacStateCancelling.recvResponse = recvResponse
+    _applied.add("ack_before_bye")
 
 
 def applied() -> frozenset[str]:

@@ -96,6 +96,11 @@ def _when(rtime: Any = None) -> datetime:
     return datetime.fromtimestamp(realt, UTC)
 
 
+def _header_values(message: Any, name: str) -> tuple[str, ...]:
+    """The raw values of every `name` header of a sippy message (as received)."""
+    return tuple(str(header.body) for header in message.getHFs(name))
+
+
 def _sdp_text(body: Any) -> str | None:
     if body is None:
         return None
@@ -117,11 +122,11 @@ class _CallNowUA(UA):
     # Told after an authenticated INVITE left: it has a new branch and CSeq to CANCEL.
     on_invite_sent: Callable[[], None] | None = None
     # Told of every response, before sippy handles it (the peer is alive).
-    on_response: Callable[[], None] | None = None
+    on_response: Callable[[Any], None] | None = None
 
     def recvResponse(self, resp: Any, tr: Any) -> None:
         if self.on_response is not None:
-            self.on_response()
+            self.on_response(resp)
         super().recvResponse(resp, tr)
 
     def processChallenge(
@@ -208,6 +213,9 @@ class UacDriver:
         self._offered_sdp: str | None = None
         # Our address as the INVITE's Via and Contact show it (for the prepared BYE).
         self._local_address: Any = None
+        # The Diversion and History-Info values of the latest final response to our INVITE.
+        self._diversion: tuple[str, ...] = ()
+        self._history_info: tuple[str, ...] = ()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -224,7 +232,7 @@ class UacDriver:
         )
         self._ua = ua
         ua.on_invite_sent = self._prepare_cancel
-        ua.on_response = self._cancel_setup_timer
+        ua.on_response = self._on_response
         body = MsgBody(spec.sdp)
         event = _TryEvent(
             (
@@ -254,6 +262,22 @@ class UacDriver:
         url.port = None
         address = QuotedNameAddress(name=who.name, url=url)
         return SipHeader(name="p-asserted-identity", body=SipPAssertedIdentity(address=address))
+
+    def _on_response(self, resp: Any) -> None:
+        """Every response, before sippy handles it: the peer is alive; and the divert headers
+        of an answer to our INVITE, for the `Answered` event sippy's handling emits."""
+        self._cancel_setup_timer()
+        if self.answered:
+            return
+        try:
+            code = resp.getSCode()[0]
+            method = resp.getHFBody("cseq").getCSeqMethod()
+            if method == "INVITE" and 200 <= code < 300:
+                self._diversion = _header_values(resp, "diversion")
+                self._history_info = _header_values(resp, "history-info")
+        except Exception:
+            # Only a hint for the engine: a header sippy cannot read must not fail the call.
+            log.exception("could not read the answer's headers on %s", self.spec.call_id)
 
     def _ua_dead(self, ua: UA) -> None:
         self._ua = None
@@ -315,7 +339,14 @@ class UacDriver:
             self.answered = True
             self._cancel_ring_timer()
             self._prepare_bye()  # before the answer: whoever hears of it can end the call
-            self._emit(Answered(sdp=_sdp_text(body), at=_when(event.rtime)))
+            self._emit(
+                Answered(
+                    sdp=_sdp_text(body),
+                    at=_when(event.rtime),
+                    diversion=self._diversion,
+                    history_info=self._history_info,
+                )
+            )
         elif self._reinvite_done is not None:
             done, self._reinvite_done = self._reinvite_done, None
             if self._offered_sdp is not None:
