@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from callnow.billing.budgets import Period, month_period
 from callnow.billing.money import format_minor
 from callnow.domain.destinations import DestinationClass
+from callnow.i18n import pgettext
 from callnow.store.billing_models import ChargeRow
 from callnow.store.models import CallRequest, Extension, Profile, Tenant
 
@@ -42,14 +43,25 @@ STATEMENT_HEADER = (
 )
 
 
-OWNER_LEG_LABEL = "your extension's leg"
-
-
 def class_label(destination_class: str) -> str:
-    """What people read for a charge class ("national fixed"); the CSV and the API keep the
-    class itself. The owner's own leg gets words of its own."""
-    if destination_class == DestinationClass.INTERNAL.value:
-        return OWNER_LEG_LABEL
+    """What people read for a charge class ("national fixed"), in the language in use; the CSV
+    and the API keep the class itself. The owner's own leg gets words of its own. The context
+    keeps these apart from the same words spoken by the phone prompts."""
+    match destination_class:
+        case DestinationClass.LOCAL:
+            return pgettext("charge class", "local")
+        case DestinationClass.NATIONAL_FIXED:
+            return pgettext("charge class", "national fixed")
+        case DestinationClass.MOBILE:
+            return pgettext("charge class", "mobile")
+        case DestinationClass.INTERNATIONAL:
+            return pgettext("charge class", "international")
+        case DestinationClass.SPECIAL:
+            return pgettext("charge class", "special rate")
+        case DestinationClass.PREMIUM:
+            return pgettext("charge class", "premium")
+        case DestinationClass.INTERNAL:
+            return pgettext("charge class", "your extension's leg")
     return destination_class.replace("_", " ")
 
 

@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from callnow.i18n import gettext as _
+from callnow.i18n.formats import day_name
+
+# Monday first, as `datetime.weekday()`; shown through `day_name` in the reader's language.
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MINUTES_PER_DAY = 24 * 60
 
@@ -29,11 +33,11 @@ class Window:
 
     def __post_init__(self) -> None:
         if not 0 <= self.weekday <= 6:
-            raise InvalidWindow("The weekday must be Monday to Sunday.")
+            raise InvalidWindow(_("The weekday must be Monday to Sunday."))
         if not 0 <= self.start_minute < MINUTES_PER_DAY:
-            raise InvalidWindow("A window starts between 00:00 and 23:59.")
+            raise InvalidWindow(_("A window starts between 00:00 and 23:59."))
         if not 0 <= self.end_minute <= MINUTES_PER_DAY:
-            raise InvalidWindow("A window ends between 00:00 and 24:00.")
+            raise InvalidWindow(_("A window ends between 00:00 and 24:00."))
 
     @property
     def crosses_midnight(self) -> bool:
@@ -46,11 +50,17 @@ class Window:
         return self.end_minute - self.start_minute
 
     def describe(self) -> str:
+        day = day_name(self.weekday)
         if self.start_minute == 0 and self.end_minute in (0, MINUTES_PER_DAY):
-            return f"{WEEKDAYS[self.weekday]} all day"
-        end = _clock(self.end_minute % MINUTES_PER_DAY)
-        suffix = " (next day)" if self.crosses_midnight and self.end_minute else ""
-        return f"{WEEKDAYS[self.weekday]} {_clock(self.start_minute)}–{end}{suffix}"
+            return _("%(day)s all day") % {"day": day}
+        values = {
+            "day": day,
+            "start": _clock(self.start_minute),
+            "end": _clock(self.end_minute % MINUTES_PER_DAY),
+        }
+        if self.crosses_midnight and self.end_minute:
+            return _("%(day)s %(start)s–%(end)s (next day)") % values
+        return _("%(day)s %(start)s–%(end)s") % values
 
     @classmethod
     def parse(cls, weekday: int, start: str, end: str) -> Window:
@@ -61,14 +71,18 @@ def _clock(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
+def _not_a_time(text: str) -> str:
+    return _("'%(text)s' is not a time of day like 09:30.") % {"text": text}
+
+
 def _minutes(text: str, allow_24: bool = False) -> int:
     try:
         hours, minutes = text.strip().split(":")
         value = int(hours) * 60 + int(minutes)
     except ValueError as exc:
-        raise InvalidWindow(f"'{text}' is not a time of day like 09:30.") from exc
+        raise InvalidWindow(_not_a_time(text)) from exc
     if not 0 <= int(minutes) < 60 or not 0 <= value <= (MINUTES_PER_DAY if allow_24 else 1439):
-        raise InvalidWindow(f"'{text}' is not a time of day like 09:30.")
+        raise InvalidWindow(_not_a_time(text))
     return value
 
 
@@ -88,11 +102,7 @@ def is_available(windows: Iterable[Window], now: datetime, tz: ZoneInfo) -> bool
                     return True
             elif window.start_minute <= minute < window.end_minute:
                 return True
-        elif (
-            window.weekday == yesterday
-            and window.crosses_midnight
-            and minute < window.end_minute
-        ):
+        elif window.weekday == yesterday and window.crosses_midnight and minute < window.end_minute:
             return True
     return False
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from callnow.i18n import gettext as _
+from callnow.i18n import ngettext
+
 MAX_ORIGINS = 10
 MAX_ORIGIN_CHARS = 200
 LABEL_MAX_CHARS = 40
@@ -41,19 +44,22 @@ def parse_origin(text: str) -> str:
     value = text.strip().lower()
     shown = text.strip()[:60]
     if len(value) > MAX_ORIGIN_CHARS:
-        raise InvalidEmbed(f"'{shown}…' is too long for a site address.")
+        raise InvalidEmbed(_("'%(text)s…' is too long for a site address.") % {"text": shown})
     match = _ORIGIN.fullmatch(value)
     if match is None:
         raise InvalidEmbed(
-            f"'{shown}' is not a site address: write it as https://www.example.com "
-            "(no path after the name)."
+            _(
+                "'%(text)s' is not a site address: write it as https://www.example.com "
+                "(no path after the name)."
+            )
+            % {"text": shown}
         )
     scheme, host, port = match["scheme"], match["host"], match["port"]
     origin = f"{scheme}://{host}"
     if port is not None:
         number = int(port)
         if not 1 <= number <= 65535:
-            raise InvalidEmbed(f"'{shown}' has a port outside 1–65535.")
+            raise InvalidEmbed(_("'%(text)s' has a port outside 1–65535.") % {"text": shown})
         if number != _DEFAULT_PORTS[scheme]:
             origin += f":{number}"
     return origin
@@ -69,18 +75,32 @@ def parse_origins(text: str) -> tuple[str, ...]:
         if origin not in origins:
             origins.append(origin)
     if len(origins) > MAX_ORIGINS:
-        raise InvalidEmbed(f"At most {MAX_ORIGINS} sites may show your page.")
+        raise InvalidEmbed(
+            ngettext(
+                "At most %(most)d site may show your page.",
+                "At most %(most)d sites may show your page.",
+                MAX_ORIGINS,
+            )
+            % {"most": MAX_ORIGINS}
+        )
     return tuple(origins)
 
 
 def parse_label(text: str) -> str:
     label = " ".join(text.split())
     if not label:
-        raise InvalidEmbed("The button needs a label, e.g. “Call me back”.")
+        raise InvalidEmbed(_("The button needs a label, e.g. “Call me back”."))
     if len(label) > LABEL_MAX_CHARS:
-        raise InvalidEmbed(f"The button's label is at most {LABEL_MAX_CHARS} characters.")
+        raise InvalidEmbed(
+            ngettext(
+                "The button's label is at most %(most)d character.",
+                "The button's label is at most %(most)d characters.",
+                LABEL_MAX_CHARS,
+            )
+            % {"most": LABEL_MAX_CHARS}
+        )
     if any(not ch.isprintable() for ch in label):
-        raise InvalidEmbed("The button's label may hold only printable characters.")
+        raise InvalidEmbed(_("The button's label may hold only printable characters."))
     return label
 
 
@@ -88,7 +108,9 @@ def parse_colour(text: str) -> str:
     """`#rrggbb`, from `#rgb` or `#rrggbb` (the `#` optional), or InvalidEmbed."""
     match = _COLOUR.fullmatch(text.strip().lower())
     if match is None:
-        raise InvalidEmbed(f"'{text.strip()[:20]}' is not a colour: write it as #0b62c4.")
+        raise InvalidEmbed(
+            _("'%(text)s' is not a colour: write it as #0b62c4.") % {"text": text.strip()[:20]}
+        )
     digits = match[1]
     if len(digits) == 3:
         digits = "".join(ch * 2 for ch in digits)
@@ -98,7 +120,10 @@ def parse_colour(text: str) -> str:
 def parse_position(text: str) -> str:
     value = text.strip().lower()
     if value not in POSITIONS:
-        raise InvalidEmbed(f"The button's position is one of: {', '.join(POSITIONS)}.")
+        raise InvalidEmbed(
+            _("The button's position is one of: %(positions)s.")
+            % {"positions": ", ".join(POSITIONS)}
+        )
     return value
 
 

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from callnow.domain.phone import InvalidNumber, NumberScope, VisitorNumber, e164_prefix
+from callnow.i18n import N_, ngettext
+from callnow.i18n import gettext as _
+from callnow.i18n.formats import list_of
 
 
 class RuleAction(StrEnum):
@@ -46,18 +49,25 @@ class Rule:
 
     def __post_init__(self) -> None:
         if self.number_match is None and self.name_match is None:
-            raise InvalidRule("A rule needs a number or a name condition.")
+            raise InvalidRule(_("A rule needs a number or a name condition."))
         if self.number_match is not None:
             value = self.number_value or ""
             if self.number_match is NumberMatch.SCOPE:
                 if value not in (NumberScope.NATIONAL, NumberScope.INTERNATIONAL):
-                    raise InvalidRule("A number class is 'national' or 'international'.")
+                    raise InvalidRule(_("A number class is 'national' or 'international'."))
             elif not (value.isdigit() and 1 <= len(value) <= 20):
-                raise InvalidRule("A number condition is 1 to 20 digits.")
+                raise InvalidRule(_("A number condition is 1 to 20 digits."))
         if self.name_match is not None:
             name = (self.name_value or "").strip()
             if not name or len(name) > MAX_NAME_PATTERN:
-                raise InvalidRule(f"A name condition is 1 to {MAX_NAME_PATTERN} characters.")
+                raise InvalidRule(
+                    ngettext(
+                        "A name condition is 1 to %(most)d character.",
+                        "A name condition is 1 to %(most)d characters.",
+                        MAX_NAME_PATTERN,
+                    )
+                    % {"most": MAX_NAME_PATTERN}
+                )
 
     def matches(self, number: VisitorNumber, name: str | None) -> bool:
         return self._number_matches(number) and self._name_matches(name)
@@ -86,18 +96,31 @@ class Rule:
         return wanted in given
 
     def describe(self) -> str:
-        parts = []
+        """The rule as one sentence in the language in use: its action, then its conditions
+        joined the way the language lists things ("… and …")."""
+        conditions = []
         if self.number_match is NumberMatch.EXACT:
-            parts.append(f"number is +{self.number_value}")
+            conditions.append(_("number is +%(digits)s") % {"digits": self.number_value})
         elif self.number_match is NumberMatch.PREFIX:
-            parts.append(f"number starts with +{self.number_value}")
+            conditions.append(_("number starts with +%(digits)s") % {"digits": self.number_value})
         elif self.number_match is NumberMatch.SCOPE:
-            parts.append(f"number is {self.number_value}")
+            if self.number_value == NumberScope.NATIONAL:
+                conditions.append(_("number is national"))
+            else:
+                conditions.append(_("number is international"))
         if self.name_match is NameMatch.EXACT:
-            parts.append(f"name is “{self.name_value}”")
+            conditions.append(_("name is “%(name)s”") % {"name": self.name_value})
         elif self.name_match is NameMatch.CONTAINS:
-            parts.append(f"name contains “{self.name_value}”")
-        return f"{self.action.value.capitalize()} when " + " and ".join(parts)
+            conditions.append(_("name contains “%(name)s”") % {"name": self.name_value})
+        return _(_DESCRIPTIONS[self.action]) % {"conditions": list_of(conditions)}
+
+
+# One whole sentence per action; the conditions fill its one slot.
+_DESCRIPTIONS = {
+    RuleAction.ACCEPT: N_("Accept when %(conditions)s"),
+    RuleAction.CONFIRM: N_("Confirm when %(conditions)s"),
+    RuleAction.REJECT: N_("Reject when %(conditions)s"),
+}
 
 
 def first_matching(rules: Iterable[Rule], number: VisitorNumber, name: str | None) -> Rule | None:
@@ -120,7 +143,7 @@ def rule_from_fields(
     try:
         rule_action = RuleAction(action)
     except ValueError as exc:
-        raise InvalidRule("The action is accept, confirm or reject.") from exc
+        raise InvalidRule(_("The action is accept, confirm or reject.")) from exc
     n_match = NumberMatch(number_match) if number_match in _values(NumberMatch) else None
     value: str | None = None
     if n_match in (NumberMatch.EXACT, NumberMatch.PREFIX):

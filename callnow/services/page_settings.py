@@ -27,8 +27,9 @@ from callnow.domain.embed import (
 )
 from callnow.domain.page import MAX_RULES, MAX_WINDOWS, WELCOME_MAX_CHARS
 from callnow.domain.rules import InvalidRule, Rule, rule_from_fields
-from callnow.i18n import SHIPPED
+from callnow.i18n import DEFAULT_LANGUAGE, SHIPPED, ngettext, use_language
 from callnow.i18n import gettext as _
+from callnow.i18n.formats import day_name
 from callnow.store import audit, profiles, retired_ids
 from callnow.store.models import Profile, User
 
@@ -286,12 +287,13 @@ def _windows(rows: Sequence[WindowFields]) -> tuple[list[Window], str | None]:
         try:
             windows.append(Window.parse(row.weekday, row.start, row.end))
         except (InvalidWindow, ValueError) as exc:
-            day = f" ({WEEKDAYS[row.weekday]})" if 0 <= row.weekday < len(WEEKDAYS) else ""
-            return [], _("Hours row %(number)d%(day)s: %(error)s") % {
-                "number": number,
-                "day": day,
-                "error": exc,
-            }
+            if 0 <= row.weekday < len(WEEKDAYS):
+                return [], _("Hours row %(number)d (%(day)s): %(error)s") % {
+                    "number": number,
+                    "day": day_name(row.weekday),
+                    "error": exc,
+                }
+            return [], _("Hours row %(number)d: %(error)s") % {"number": number, "error": exc}
     return windows, None
 
 
@@ -329,9 +331,13 @@ def set_rules(
 ) -> None:
     """Replace the page's ordered rules, or raise InvalidRule having changed nothing."""
     if len(rules) > MAX_RULES:
-        raise InvalidRule(f"At most {MAX_RULES} rules.")
+        raise InvalidRule(
+            ngettext("At most %(most)d rule.", "At most %(most)d rules.", MAX_RULES)
+            % {"most": MAX_RULES}
+        )
     profiles.replace_rules(session, profile, rules)
-    described = {"rules": [r.describe() for r in rules]}
+    with use_language(DEFAULT_LANGUAGE):  # the audit log is read in English
+        described = {"rules": [r.describe() for r in rules]}
     audit.record_for_page(session, profile, actor=actor, action=action, via=via, details=described)
     session.flush()
     session.refresh(profile)

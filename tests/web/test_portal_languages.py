@@ -9,7 +9,7 @@ from callnow.store.models import Profile, User
 from callnow.web import owner_live
 from callnow.web.sse import StreamTiming
 from tests.web.helpers import form_token, post_form, set_profile
-from tests.web.test_portal import log_in, preferences_form
+from tests.web.test_portal import log_in, preferences_form, rules_action
 
 
 def set_language(world, email: str, language: str) -> None:
@@ -150,3 +150,36 @@ def test_the_pending_streams_words_follow_the_owners_language(world, monkeypatch
     assert (first["words"]["accept"], first["words"]["decline"]) == ("Przyjmij", "Odrzuć")
     token = first["items"][0]["token"]
     assert first["texts"][token]["details"].startswith("(strona alice, prośba o ")
+
+
+def test_rule_descriptions_hours_errors_and_script_words_follow_the_owners_language(world):
+    set_language(world, "alice@example.com", "de")
+    log_in(world)
+    rules_action(
+        world,
+        op="add",
+        action="reject",
+        number_match="prefix",
+        number_value="04",
+        name_match="contains",
+        name_value="VIP",
+    )
+    rules = world.client.get("/portal/profiles/alice/rules").text
+    assert "Abweisen, wenn die Nummer mit +614 beginnt und der Name „VIP“ enthält" in rules
+    assert "Reject when" not in rules
+    # A refused rule says why in German too.
+    refused = rules_action(world, op="add", action="accept")
+    assert refused.status_code == 422
+    assert "Eine Regel braucht eine Bedingung für die Nummer oder den Namen." in refused.text
+    # An hours row names its weekday the locale's way and its error in German.
+    _, data = preferences_form(world)
+    data.update(win_0_0_start="25:00", win_0_0_end="17:00")
+    response = world.client.post("/portal/profiles/alice/preferences", data=data)
+    assert response.status_code == 422
+    assert "Zeiten, Zeile 1 (Mo.): „25:00“ ist keine Uhrzeit wie 09:30." in response.text
+    assert "Hours row" not in response.text
+    # The portal's scripts get their words from the page, in German.
+    home = world.client.get("/portal").text
+    assert 'data-copied="In die Zwischenablage kopiert."' in home
+    assert 'data-title="Rückrufanfrage wartet"' in home
+    assert 'data-named="{caller}, {number} (Seite {page})"' in home

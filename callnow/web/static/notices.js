@@ -6,6 +6,15 @@
   "use strict";
   var SOUND_KEY = "callnow.notice-sound";
   var known = null; // tokens already seen; null until the first snapshot (no burst on load)
+  // The words, in the owner's language, from the script element's data- attributes.
+  var script = document.currentScript || document.getElementById("notices-script");
+  function words(key, values) {
+    var text = (script && script.getAttribute("data-" + key)) || "";
+    Object.keys(values || {}).forEach(function (name) {
+      text = text.split("{" + name + "}").join(values[name]);
+    });
+    return text;
+  }
 
   function soundOn() {
     try {
@@ -36,10 +45,10 @@
   }
 
   function announce(item) {
-    var who = (item.name || "Anonymous") + ", " + item.number;
+    var values = { caller: item.name, number: item.number, page: item.callnow_id };
     if (window.Notification && Notification.permission === "granted") {
-      var notice = new Notification("Callback request waiting", {
-        body: who + " (page " + item.callnow_id + ")",
+      var notice = new Notification(words("title"), {
+        body: words(item.name ? "named" : "anonymous", values),
         tag: "callnow-" + item.token
       });
       notice.onclick = function () {
@@ -74,9 +83,9 @@
       return;
     }
     if (!window.Notification) {
-      status.textContent = "This browser cannot show notifications.";
+      status.textContent = words("unsupported");
     } else {
-      status.textContent = "Browser notifications: " + Notification.permission + ".";
+      status.textContent = words(Notification.permission);
     }
   }
   if (allow) {

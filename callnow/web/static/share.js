@@ -1,5 +1,6 @@
 // Copy buttons of the portal's sharing kit. Without scripts the buttons stay hidden and the
-// addresses and snippets remain plain selectable text.
+// addresses and snippets remain plain selectable text. The words come from the status element's
+// data- attributes, written by the page in the owner's language.
 (function () {
   "use strict";
   if (!navigator.clipboard) {
@@ -20,12 +21,12 @@
       navigator.clipboard.writeText(text).then(
         function () {
           if (status) {
-            status.textContent = "Copied to the clipboard.";
+            status.textContent = status.getAttribute("data-copied");
           }
         },
         function () {
           if (status) {
-            status.textContent = "Could not copy; please select the text and copy it.";
+            status.textContent = status.getAttribute("data-failed");
           }
         }
       );
