@@ -29,7 +29,11 @@ from tests.web.helpers import form_token
 
 CLIENTS = 64
 POSTS = 1000
-HEALTH_LIMIT_S = 2.0
+# The defect this guards against froze health for minutes. On a shared 2-core machine, in one
+# interpreter with the 64 posting client threads, the probe sent as the burst starts has taken
+# 2.0-2.5 s (the later ones well under a second; bench/flood.py measures the p99 apart): the
+# bound says "answering", not how fast.
+HEALTH_LIMIT_S = 5.0
 
 
 def _seed_bob_confirming_on_the_web(sessions) -> None:
