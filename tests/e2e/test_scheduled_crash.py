@@ -13,8 +13,8 @@ from callnow.domain.request_state import TERMINAL, RequestState
 from callnow.store import profiles
 from callnow.store.db import transaction
 from callnow.store.models import CallRequest
-from callnow.store.requests import record_new
 from tests.e2e.test_engine_crash import LEASE_S, engine_process, rig, wait_for
+from tests.support.world import queued_request
 
 pytestmark = pytest.mark.peers
 __all__ = ["rig"]  # the fixture, shared with the crash tests
@@ -25,22 +25,9 @@ LEAD_S = 6
 
 def book(sessions, slot: datetime) -> int:
     with transaction(sessions) as session:
-        request = record_new(
-            session,
-            profile=profiles.by_callnow_id(session, "alice"),
-            caller_name="Mary",
-            number_typed="+61290375678",
-            number_e164="+61290375678",
-            source_address="test",
-            user_agent="",
-            channel="web",
-            decision="confirm",
-            reason="default",
-            final_state=RequestState.QUEUED,
-            now=datetime.now(UTC),
-            scheduled_for=slot,
-        )
-        return request.id
+        return queued_request(
+            session, "alice", "+61290375678", decision="confirm", scheduled_for=slot
+        ).id
 
 
 def test_a_booked_request_is_dialled_at_its_slot_once_across_a_kill_9(rig, sipp_peer, tmp_path):

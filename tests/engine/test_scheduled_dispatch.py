@@ -19,8 +19,8 @@ from callnow.store import profiles, queue
 from callnow.store.db import transaction
 from callnow.store.models import CallLeg, CallRequest, RuleRow
 from callnow.store.recorder import request_ref
-from callnow.store.requests import record_new
 from tests.engine.test_dispatcher import POLL_S, StartsNothing, parked, running, watch_wake
+from tests.support.world import queued_request
 
 SLOT = datetime(2026, 12, 7, 23, 0, tzinfo=UTC)  # a Monday evening in UTC
 ALL_WEEK = [Window(day, 0, 0) for day in range(7)]
@@ -49,20 +49,8 @@ def booked_world(world):
 
 def book(world, number: str = "+61290375678", slot: datetime = SLOT) -> int:
     with transaction(world.sessions) as session:
-        request = record_new(
-            session,
-            profile=profiles.by_callnow_id(session, "alice"),
-            caller_name="Mary",
-            number_typed=number,
-            number_e164=number,
-            source_address="192.0.2.1",
-            user_agent="test",
-            channel="web",
-            decision="accept",
-            reason="default",
-            final_state=RequestState.QUEUED,
-            now=slot - timedelta(hours=6),
-            scheduled_for=slot,
+        request = queued_request(
+            session, "alice", number, now=slot - timedelta(hours=6), scheduled_for=slot
         )
         return request.id
 
@@ -172,20 +160,7 @@ def test_a_booked_request_waits_behind_no_one(booked_world):
     world, dispatcher, _engine, clock = booked_world
     book(world)
     with transaction(world.sessions) as session:
-        now_request = record_new(
-            session,
-            profile=profiles.by_callnow_id(session, "alice"),
-            caller_name="Sam",
-            number_typed="+61290375679",
-            number_e164="+61290375679",
-            source_address="192.0.2.2",
-            user_agent="test",
-            channel="web",
-            decision="accept",
-            reason="default",
-            final_state=RequestState.QUEUED,
-            now=clock.now,
-        ).id
+        now_request = queued_request(session, "alice", "+61290375679", now=clock.now).id
         assert queue.depth(session, clock.now)[0] == 1
 
     [work] = dispatcher._claim(10).works

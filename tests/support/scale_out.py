@@ -25,12 +25,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from callnow.domain.request_state import RequestState
-from callnow.store import profiles
 from callnow.store.db import transaction
-from callnow.store.requests import record_new
 from tests.peers.kamailio import KamailioProxy, _answers_options, _die_with_parent, kamailio_command
 from tests.peers.rtpengine import reserved_rtp_block
+from tests.support.world import queued_request
 
 ROOT = Path(__file__).resolve().parents[2]
 FRONT_DOOR = ROOT / "peers" / "kamailio" / "front_door.cfg"
@@ -220,22 +218,8 @@ def queue_requests(sessions: sessionmaker[Session], numbers: Sequence[str]) -> l
     in one transaction, as the web would have; returns their ids in order."""
     now = datetime.now(UTC)
     with transaction(sessions) as session:
-        profile = profiles.by_callnow_id(session, "alice")
         requests = [
-            record_new(
-                session,
-                profile=profile,
-                caller_name="Mary",
-                number_typed=number,
-                number_e164=number,
-                source_address="test",
-                user_agent="",
-                channel="web",
-                decision="confirm",
-                reason="default",
-                final_state=RequestState.QUEUED,
-                now=now,
-            )
+            queued_request(session, "alice", number, decision="confirm", now=now)
             for number in numbers
         ]
         session.flush()

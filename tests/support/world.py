@@ -147,8 +147,10 @@ def queued_request(
     *,
     decision: str = "accept",
     now: datetime | None = None,
+    scheduled_for: datetime | None = None,
 ) -> CallRequest:
-    """A request as the public form stores it once accepted: queued for an engine."""
+    """A request as the public form stores it once accepted: queued for an engine (booked for
+    `scheduled_for` when given)."""
     return record_new(
         session,
         profile=profiles.by_callnow_id(session, callnow_id),
@@ -162,6 +164,7 @@ def queued_request(
         reason="default",
         final_state=RequestState.QUEUED,
         now=now or datetime.now(UTC),
+        scheduled_for=scheduled_for,
     )
 
 
