@@ -3,15 +3,15 @@
 The service is served by uvicorn on a real socket with its engine in the same process (the
 embedded default), real SIPp phones and rtpengine. Every abuse limit is lifted so that each post
 does the whole intake; the posts go to another owner's page that confirms on the web, so they
-queue without ringing anyone.
+queue without ringing anyone. The posting clients and the health probe run in processes of
+their own (`tests/support/flood.py`): in the service's interpreter they would compete with it
+for the interpreter lock, and the test would time them rather than the service.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -22,6 +22,7 @@ from callnow.store.billing_models import ChargeRow
 from callnow.store.db import transaction
 from callnow.store.models import CallLeg, CallRequest, Profile
 from tests.e2e.conftest import wait_until_finished
+from tests.support.flood import flood_with_probe
 from tests.support.http_server import served
 from tests.support.limits import LIFTED
 from tests.support.world import seed_bob
@@ -29,11 +30,9 @@ from tests.web.helpers import form_token
 
 CLIENTS = 64
 POSTS = 1000
-# The defect this guards against froze health for minutes. On a shared 2-core machine, in one
-# interpreter with the 64 posting client threads, the probe sent as the burst starts has taken
-# 2.0-2.5 s (the later ones well under a second; bench/flood.py measures the p99 apart): the
-# bound says "answering", not how fast.
-HEALTH_LIMIT_S = 5.0
+# What issue 17 asks: health answered within 2 s throughout. The defect this guards against froze
+# health for minutes; a bound, not a speed target (bench/flood.py measures the p99).
+HEALTH_LIMIT_S = 2.0
 
 
 def _seed_bob_confirming_on_the_web(sessions) -> None:
@@ -77,46 +76,23 @@ def test_a_burst_of_posts_leaves_the_service_answering_and_the_bridged_call_bill
                 assert time.monotonic() < deadline, "the callback was not bridged"
                 time.sleep(0.1)
 
-        health_waits: list[float] = []
-        flooding = threading.Event()
-        flooding.set()
-
-        def watch_health() -> None:
-            with httpx.Client(base_url=base, timeout=30) as client:
-                while flooding.is_set():
-                    started = time.monotonic()
-                    client.get("/api/v1/health")
-                    health_waits.append(time.monotonic() - started)
-                    time.sleep(0.1)
-
-        def post_share(client_number: int) -> list[int]:
-            statuses = []
-            with httpx.Client(base_url=base, timeout=30) as client:
-                token = form_token(client.get("/callnow/bob").text)
-                for n in range(client_number, POSTS, CLIENTS):
-                    answer = client.post(
-                        "/callnow/bob",
-                        data={"form_token": token, "name": "Flood", "number": f"02 9100 {n:04d}"},
-                    )
-                    statuses.append(answer.status_code)
-            return statuses
-
-        watcher = threading.Thread(target=watch_health)
-        watcher.start()
-        try:
-            with ThreadPoolExecutor(CLIENTS) as pool:
-                statuses = [s for share in pool.map(post_share, range(CLIENTS)) for s in share]
-        finally:
-            flooding.clear()
-            watcher.join(35)
+        flood = flood_with_probe(
+            base,
+            "/callnow/bob",
+            [f"02 9100 {n:04d}" for n in range(POSTS)],
+            CLIENTS,
+            probe="/api/v1/health",
+        )
 
         [request_id] = _ids_of(sessions, "alice")
         assert wait_until_finished(sessions, request_id, timeout_s=60) == "completed"
 
+    statuses = flood.statuses
     assert len(statuses) == POSTS
     assert set(statuses) <= {303, 429, 503}, sorted(set(statuses))
     assert statuses.count(303) == len(_ids_of(sessions, "bob"))
-    assert health_waits and max(health_waits) < HEALTH_LIMIT_S
+    assert flood.probes and {status for _, status in flood.probes} == {200}, flood.probes
+    assert max(flood.probes)[0] < HEALTH_LIMIT_S, f"slowest health answer: {max(flood.probes)}"
     with sessions() as session:
         [visitor_leg] = session.scalars(select(CallLeg).where(CallLeg.role == "requester")).all()
         charges = session.scalars(select(ChargeRow)).all()
