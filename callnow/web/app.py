@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from fastapi.staticfiles import StaticFiles
 
 from callnow import __version__
@@ -74,6 +75,7 @@ def build_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Sync routes and dependencies run on anyio's default threads; bound them with the pool.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.web.worker_threads
+        build_route_handlers(app)
         try:
             if engine_lifespan is None:
                 yield
@@ -151,3 +153,15 @@ def build_app(
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(site.HeadAsGet)
     return app
+
+
+def build_route_handlers(app: FastAPI) -> None:
+    """Prepare every route's handler now, before the first request.
+
+    FastAPI builds the routes of an included router (their dependencies and models) when the
+    first request walks through that router, on the event loop: 30-40 ms of CPU for the API's
+    routes, during which no other connection is served (0.2 s on a loaded machine when the first
+    health check came with a flood). Walking the route list once at start-up builds them all.
+    """
+    for _ in iter_route_contexts(app.routes):
+        pass
