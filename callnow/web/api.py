@@ -502,8 +502,7 @@ _SLOT_REFUSALS: dict[SlotProblem, tuple[int, str, str]] = {
     SlotProblem.FULL: (
         409,
         "slot_full",
-        "That slot already has {per_slot}, as many as this page takes per slot; "
-        "choose another.",
+        "That slot already has {per_slot}, as many as this page takes per slot; choose another.",
     ),
 }
 

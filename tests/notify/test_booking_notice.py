@@ -17,8 +17,8 @@ from callnow.store import requests as request_store
 from callnow.store.db import transaction
 from callnow.store.models import User
 from tests.notify.test_mail_outbox import alice_id, mail_settings, outbox, send_pass
-from tests.web.test_booking import ALL_WEEK, book, next_grid_slot
 from tests.web.helpers import set_profile
+from tests.web.test_booking import ALL_WEEK, book, next_grid_slot
 
 # A zone without summer time: its name is the same whatever day the test runs.
 TOKYO = ZoneInfo("Asia/Tokyo")
