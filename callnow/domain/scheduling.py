@@ -24,12 +24,18 @@ MIN_PER_SLOT, MAX_PER_SLOT, DEFAULT_PER_SLOT = 1, 20, 1
 # A booked call not started this long after its slot began is not placed any more: the visitor
 # expects it at the time they chose, not hours later when an engine comes back.
 DIAL_GRACE = timedelta(minutes=30)
+# Without scripts a status page reloads itself (a meta refresh): every few seconds while the
+# call may move, and for a booking waiting for its slot, at the slot itself but at least this
+# often, so a page left open (or a browser that slept through its timer) is never long stale.
+LIVE_REFRESH_S = 3
+BOOKED_REFRESH_MAX_S = 600
 # The form lists at most this many slots (the earliest): a page open around the clock would
 # otherwise list hundreds.
 MAX_LISTED = 200
 
 
 class SlotProblem(StrEnum):
+    NOT_OFFERED = "not_offered"  # the owner does not offer booking
     NOT_A_SLOT = "not_a_slot"  # missing, unreadable, or not on the slot grid
     PAST = "past"
     TOO_FAR = "too_far"
@@ -79,6 +85,8 @@ def problem_with(
     booked: int,
 ) -> SlotProblem | None:
     """Why `slot` (aware) cannot be booked now with `booked` bookings already in it, or None."""
+    if not policy.enabled:
+        return SlotProblem.NOT_OFFERED
     local = slot.astimezone(tz)
     if not _on_grid(local) or not _exists(local.replace(tzinfo=tz), tz):
         return SlotProblem.NOT_A_SLOT
@@ -123,3 +131,13 @@ def dial_time_refusal(scheduled_for: datetime, now: datetime) -> str | None:
     if now > scheduled_for + DIAL_GRACE:
         return "the booked time has passed"
     return None
+
+
+def no_script_refresh_s(scheduled_for: datetime | None, now: datetime) -> int:
+    """Seconds until a status page without scripts reloads itself: every few seconds for a
+    request that may move now; for a booking before its slot, at the slot (nothing happens
+    before it), at most `BOOKED_REFRESH_MAX_S` away."""
+    if scheduled_for is None:
+        return LIVE_REFRESH_S
+    until = int((scheduled_for - now).total_seconds())
+    return min(max(until, LIVE_REFRESH_S), BOOKED_REFRESH_MAX_S)

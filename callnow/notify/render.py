@@ -1,5 +1,8 @@
 """The words of each mail: one notice, or a digest of several. Plain text only.
 
+A booked request's notices name its slot on the page's clock, with the zone's name, written the
+owner's language's way (`callnow.i18n.formats`).
+
 A mail is rendered when it is sent, from the notice's stored details; the Message-ID comes from
 the outbox row, and the links are deterministic, so a retried mail is the same mail. The sender
 renders it in the owner's language (`callnow.i18n.use_language`), so every word below goes
@@ -13,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime as format_local_datetime
 from babel.lists import format_list
@@ -20,7 +24,7 @@ from babel.lists import format_list
 from callnow.domain import web_confirmation
 from callnow.domain.decision import RejectReason
 from callnow.domain.notices import Kind
-from callnow.i18n import N_, active_language, ngettext
+from callnow.i18n import N_, active_language, formats, ngettext
 from callnow.i18n import gettext as _
 from callnow.notify import links
 from callnow.store.mail import Notice
@@ -53,8 +57,34 @@ LIMITS = {
 }
 
 
+# A booking's subject when its slot is known: the owner sees when without opening the mail.
+BOOKING_SUBJECT = N_("%(who)s booked a call for %(when)s")
+
+
 def subject_of(notice: Notice) -> str:
-    return _(SUBJECTS[notice.kind]) % {"who": _who(notice.details)}
+    who = _who(notice.details)
+    booked = _booked_for(notice.details)
+    if notice.kind is Kind.BOOKING and booked is not None:
+        moment, tz = booked
+        return _(BOOKING_SUBJECT) % {"who": who, "when": formats.date_time(moment, tz)}
+    return _(SUBJECTS[notice.kind]) % {"who": who}
+
+
+def _booked_for(details: dict[str, object]) -> tuple[datetime, ZoneInfo] | None:
+    """A booked request's slot and the page's zone, as its notice stored them, or None."""
+    if not details.get("scheduled_for") or not details.get("timezone"):
+        return None
+    try:
+        moment = datetime.fromisoformat(str(details["scheduled_for"]))
+        tz = ZoneInfo(str(details["timezone"]))
+    except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)), tz
+
+
+def _slot_words(booked: tuple[datetime, ZoneInfo]) -> dict[str, str]:
+    moment, tz = booked
+    return {"when": formats.date_time(moment, tz), "zone": formats.zone_name(moment, tz)}
 
 
 @dataclass(frozen=True)
@@ -164,6 +194,14 @@ def _lines(ctx: MailContext, notice: Notice, *, intro: bool = True) -> list[str]
         lines.append(
             _("%(who)s asked on your page %(page)s to be called back.") % {"who": who, "page": page}
         )
+    booked = _booked_for(d)
+    if notice.kind is Kind.BOOKING and booked is not None:
+        lines += [
+            _("They booked a call for %(when)s (%(zone)s).") % _slot_words(booked),
+            _("At that time CallNow rings your extension first, then calls them."),
+        ]
+    elif booked is not None:
+        lines.append(_("They asked for a call at %(when)s (%(zone)s).") % _slot_words(booked))
     if notice.kind is Kind.AWAITING:
         urls = answer_urls(ctx, d)
         if urls is None:
@@ -188,7 +226,7 @@ def _lines(ctx: MailContext, notice: Notice, *, intro: bool = True) -> list[str]
         text = _budget_text(d)
         if text:
             lines.append(text)
-    else:
+    elif notice.kind is not Kind.BOOKING:
         text = str(d.get("text") or "").strip()
         if text:
             lines.append(text)

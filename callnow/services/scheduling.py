@@ -94,6 +94,8 @@ def open_slots(session: Session, profile: Profile, now: datetime) -> list[SlotDa
 
 
 def problem_text(problem: SlotProblem, policy: SchedulingPolicy, owner_name: str | None) -> str:
+    if problem is SlotProblem.NOT_OFFERED:
+        return _("Booking a time is not offered on this page.")
     if problem is SlotProblem.PAST:
         return _("That time has already passed. Please choose a later time.")
     if problem is SlotProblem.TOO_FAR:
@@ -116,20 +118,33 @@ def problem_text(problem: SlotProblem, policy: SchedulingPolicy, owner_name: str
     return _("Please choose a time from the list.")
 
 
+def slot_problem(
+    session: Session, profile: Profile, slot: datetime, now: datetime
+) -> SlotProblem | None:
+    """Why `slot` (aware) cannot be booked on this page now, or None. Counts the slot's
+    bookings under a lock of the page's row, so two bookings cannot both take its last place;
+    the booking page and the Call API ask this alike."""
+    policy = policy_of(profile)
+    if not policy.enabled:
+        return SlotProblem.NOT_OFFERED
+    slot = slot.astimezone(UTC)
+    booked.lock_page(session, profile.id)
+    count = booked.booked_counts(session, profile.id, slot, slot)[slot]
+    tz = profiles.timezone_of(profile)
+    return problem_with(slot, profiles.windows_of(profile), tz, now, policy, count)
+
+
 def check_slot(
     session: Session, profile: Profile, slot_text: str, now: datetime, owner_name: str | None
 ) -> tuple[datetime | None, str | None]:
     """The posted slot, or why it cannot be booked (a sentence for the visitor)."""
     policy = policy_of(profile)
     if not policy.enabled:
-        return None, _("Booking a time is not offered on this page.")
+        return None, problem_text(SlotProblem.NOT_OFFERED, policy, owner_name)
     slot = parse_slot(slot_text)
     if slot is None:
         return None, problem_text(SlotProblem.NOT_A_SLOT, policy, owner_name)
-    booked.lock_page(session, profile.id)
-    count = booked.booked_counts(session, profile.id, slot, slot)[slot]
-    tz = profiles.timezone_of(profile)
-    problem = problem_with(slot, profiles.windows_of(profile), tz, now, policy, count)
+    problem = slot_problem(session, profile, slot, now)
     if problem is not None:
         return None, problem_text(problem, policy, owner_name)
     return slot, None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -30,6 +30,7 @@ from callnow.store.models import (
     Extension,
     Profile,
     RequestEvent,
+    Tenant,
     User,
     utcnow,
 )
@@ -124,7 +125,8 @@ def _insert(
 def kind_for(state: str, reason: str) -> Kind | None:
     """Which notice a history row may cause, before asking the database anything."""
     if state == RequestState.QUEUED.value and reason != ACCEPTED_ON_WEB:
-        return Kind.AWAITING  # only if the decision is confirm on the web (checked below)
+        # Only if the decision is confirm on the web, or the request is booked (checked below).
+        return Kind.AWAITING
     if state == RequestState.OWNER_UNREACHABLE.value:
         return Kind.MISSED
     if state == RequestState.OWNER_DECLINED.value and reason != DECLINED_ON_WEB:
@@ -143,7 +145,9 @@ def _request_query() -> Any:
             CallRequest.caller_name,
             CallRequest.number_e164,
             CallRequest.created_at,
+            CallRequest.scheduled_for,
             Profile.callnow_id,
+            func.coalesce(Profile.timezone, Tenant.timezone).label("timezone"),
             Extension.owner_user_id,
             NotificationPrefs.paused,
             NotificationPrefs.kinds,
@@ -151,6 +155,7 @@ def _request_query() -> Any:
         .select_from(CallRequest)
         .join(Profile, Profile.id == CallRequest.profile_id)
         .join(Extension, Extension.id == Profile.extension_id)
+        .join(Tenant, Tenant.id == Extension.tenant_id)
         .outerjoin(NotificationPrefs, NotificationPrefs.user_id == Extension.owner_user_id)
         .where(CallRequest.id == bindparam("request_id"))
     )
@@ -166,7 +171,10 @@ def enqueue_for_history(connection: Connection, row: dict[str, Any]) -> bool:
     )
     if found is None or found["owner_user_id"] is None:
         return False
-    if kind is Kind.AWAITING and found["decision"] != Outcome.CONFIRM_ON_WEB.value:
+    booked_for = found["scheduled_for"]
+    if kind is Kind.AWAITING and booked_for is not None:
+        kind = Kind.BOOKING  # a new booking: the owner hears when it will be dialled
+    elif kind is Kind.AWAITING and found["decision"] != Outcome.CONFIRM_ON_WEB.value:
         return False
     if not _wanted(kind, found["paused"], found["kinds"]):
         return False
@@ -180,6 +188,10 @@ def enqueue_for_history(connection: Connection, row: dict[str, Any]) -> bool:
         "state": row["state"],
         "reason": (row.get("reason") or "")[:200],
     }
+    if booked_for is not None:
+        # The slot, and the page's clock it was booked on: the mail names both.
+        details["scheduled_for"] = booked_for.astimezone(UTC).isoformat()
+        details["timezone"] = found["timezone"]
     _insert(connection, found["owner_user_id"], kind, details, row["request_id"])
     return True
 

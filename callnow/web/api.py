@@ -7,13 +7,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy.orm import Session
 
 from callnow.domain.page import MAX_RULES, WELCOME_MAX_CHARS
 from callnow.domain.rules import InvalidRule
-from callnow.services import page_settings
+from callnow.domain.scheduling import SlotProblem
+from callnow.services import page_settings, scheduling
 from callnow.services.intake import Submission, submit
 from callnow.store import accounts, db, profiles
 from callnow.store import requests as request_store
@@ -47,6 +48,17 @@ class Invalid(BaseModel):
 
     detail: str | list[FieldIssue]
     errors: dict[str, str] | None = None
+    code: str | None = Field(
+        None, description="Set where a refusal has a stable code (a booked time's: `slot_…`)."
+    )
+
+
+class SlotRefused(BaseModel):
+    """409: the page's state refuses the booked time (booking off, or the slot full)."""
+
+    detail: str
+    code: Literal["booking_not_offered", "slot_full"]
+    errors: dict[str, str]
 
 
 class WindowModel(BaseModel):
@@ -120,6 +132,14 @@ class RequestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, max_length=200)
     number: str = Field(max_length=100)
+    scheduled_for: AwareDatetime | None = Field(
+        None,
+        examples=["2026-12-07T09:15:00+11:00"],
+        description="Book a slot instead of calling now: ISO 8601 with an offset, the start of "
+        "a 15-minute slot on the page's clock (minute 00, 15, 30 or 45, no seconds) that lies "
+        "wholly inside the page's hours, within the days ahead its owner allows, in a slot not "
+        "yet full, on a page that offers booking. Refused with a `code` otherwise.",
+    )
 
 
 class RequestEventOut(BaseModel):
@@ -389,6 +409,7 @@ def list_requests(
         **NOT_FOUND,
         **BAD_BODY,
         200: {"model": RequestOut},
+        409: {"model": SlotRefused},
         422: {"model": Invalid},
         429: {"model": Problem},
     },
@@ -418,14 +439,22 @@ def create_request(
         user_agent=request.headers.get("user-agent", "")[:256],
         channel="api",
     )
+    now = datetime.now(UTC)
+    scheduled_for = None
+    if body.scheduled_for is not None:
+        problem = scheduling.slot_problem(session, profile, body.scheduled_for, now)
+        if problem is not None:
+            return _slot_refused(problem, profile)
+        scheduled_for = body.scheduled_for.astimezone(UTC)
     result = submit(
         session,
         profile,
         submission,
-        datetime.now(UTC),
+        now,
         app_state(request).safeguards,
         api_key_id=api_key_id,
         idempotency_key=idempotency_key,
+        scheduled_for=scheduled_for,
     )
     if result.throttled:
         return JSONResponse(
@@ -441,6 +470,58 @@ def create_request(
     if result.existing:
         response.status_code = 200
     return _request_out(result.request)
+
+
+# Why a booked time is refused: (status, stable code, what to say). The page's state answers
+# 409 (booking off, the slot taken: another time or later may do); the time itself 422.
+_SLOT_REFUSALS: dict[SlotProblem, tuple[int, str, str]] = {
+    SlotProblem.NOT_OFFERED: (
+        409,
+        "booking_not_offered",
+        "This page does not offer booking a time (its owner turned booking off); "
+        "send the request without scheduled_for to be called now.",
+    ),
+    SlotProblem.NOT_A_SLOT: (
+        422,
+        "slot_not_on_grid",
+        "scheduled_for must start a 15-minute slot on the page's clock ({zone}): "
+        "minute 00, 15, 30 or 45, no seconds.",
+    ),
+    SlotProblem.PAST: (422, "slot_in_past", "scheduled_for has already passed."),
+    SlotProblem.TOO_FAR: (
+        422,
+        "slot_too_far_ahead",
+        "scheduled_for is more than {days} ahead, the most this page allows.",
+    ),
+    SlotProblem.OUTSIDE_HOURS: (
+        422,
+        "slot_outside_hours",
+        "scheduled_for is outside the page's hours: the whole 15-minute slot must lie inside "
+        "one of its windows ({zone}).",
+    ),
+    SlotProblem.FULL: (
+        409,
+        "slot_full",
+        "That slot already has {per_slot}, as many as this page takes per slot; choose another.",
+    ),
+}
+
+
+def _counted(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _slot_refused(problem: SlotProblem, profile: Profile) -> JSONResponse:
+    status, code, text = _SLOT_REFUSALS[problem]
+    policy = scheduling.policy_of(profile)
+    detail = text.format(
+        zone=profiles.timezone_of(profile).key,
+        days=_counted(policy.days_ahead, "day"),
+        per_slot=_counted(policy.per_slot, "booking"),
+    )
+    return JSONResponse(
+        {"detail": detail, "code": code, "errors": {"scheduled_for": detail}}, status_code=status
+    )
 
 
 @router.get("/requests/{token}", response_model=RequestOut, responses=NOT_FOUND)

@@ -14,6 +14,7 @@ from callnow.domain.availability import is_available, next_opening
 from callnow.domain.left_message import MAX_CHARS
 from callnow.domain.phone import parse_visitor_number
 from callnow.domain.request_state import RequestState, is_terminal
+from callnow.domain.scheduling import no_script_refresh_s
 from callnow.domain.visitor_text import visitor_message
 from callnow.i18n import gettext as _
 from callnow.services import messages, public_page, visitor_journey
@@ -394,6 +395,7 @@ def status_page(
         "switch_field": language.SWITCH_FIELD,
         "language": choice.language,
         "events_url": _events_url(profile, call_request, choice),
+        "refresh_s": no_script_refresh_s(call_request.scheduled_for, now),
     }
     headers = embed.frame_headers(profiles.embed_of(profile)) if embedded else None
     response = templates.TemplateResponse(

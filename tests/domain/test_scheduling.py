@@ -10,13 +10,16 @@ import pytest
 
 from callnow.domain.availability import Window
 from callnow.domain.scheduling import (
+    BOOKED_REFRESH_MAX_S,
     DIAL_GRACE,
+    LIVE_REFRESH_S,
     MAX_DAYS_AHEAD,
     MAX_PER_SLOT,
     SchedulingPolicy,
     SlotProblem,
     candidate_slots,
     dial_time_refusal,
+    no_script_refresh_s,
     problem_with,
 )
 
@@ -98,3 +101,30 @@ def test_a_booked_request_is_dialled_from_its_slot_until_the_grace_runs_out():
     assert dial_time_refusal(slot, slot) is None
     assert dial_time_refusal(slot, slot + DIAL_GRACE) is None
     assert dial_time_refusal(slot, slot + DIAL_GRACE + timedelta(seconds=1)) is not None
+
+
+def test_no_slot_is_bookable_where_the_owner_does_not_offer_booking():
+    off = SchedulingPolicy(enabled=False, days_ahead=7, per_slot=1)
+    slot = local("2026-12-07T09:15")
+    assert problem_with(slot, WEEKDAYS_9_TO_5, SYDNEY, NOW, POLICY, 0) is None
+    assert problem_with(slot, WEEKDAYS_9_TO_5, SYDNEY, NOW, off, 0) is SlotProblem.NOT_OFFERED
+
+
+@pytest.mark.parametrize(
+    ("until_slot", "refresh_s"),
+    [
+        (timedelta(days=2), BOOKED_REFRESH_MAX_S),  # far off: a long interval
+        (timedelta(seconds=BOOKED_REFRESH_MAX_S + 1), BOOKED_REFRESH_MAX_S),
+        (timedelta(minutes=4), 240),  # close: at the slot itself
+        (timedelta(seconds=1), LIVE_REFRESH_S),  # never faster than a request for now
+        (timedelta(0), LIVE_REFRESH_S),  # the slot has come: the call may move any second
+        (-timedelta(minutes=10), LIVE_REFRESH_S),
+    ],
+)
+def test_a_booked_status_page_without_scripts_reloads_at_its_slot(until_slot, refresh_s):
+    slot = local("2026-12-07T09:15")
+    assert no_script_refresh_s(slot, slot - until_slot) == refresh_s
+
+
+def test_a_request_for_now_reloads_every_few_seconds_without_scripts():
+    assert no_script_refresh_s(None, NOW) == LIVE_REFRESH_S == 3

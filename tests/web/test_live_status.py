@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
 from callnow.domain.request_state import RequestState
+from callnow.domain.scheduling import BOOKED_REFRESH_MAX_S
 from callnow.store import requests as request_store
+from callnow.store.db import transaction
 from callnow.store.models import utcnow
 from callnow.web import live
 from callnow.web.sse import StreamTiming
+from tests.support.world import queued_request
 from tests.web.helpers import all_requests, form_token, post_form
 
 S = RequestState
@@ -146,6 +150,39 @@ def test_the_status_page_loads_the_script_and_offers_cancelling_while_queued(wor
     script = world.client.get("/static/status.js")
     assert script.status_code == 200
     assert "EventSource" in script.text
+
+
+def refresh_of(html: str) -> int | None:
+    found = re.search(r'<noscript><meta http-equiv="refresh" content="(\d+)"></noscript>', html)
+    return int(found.group(1)) if found else None
+
+
+def booked_status_url(world, slot) -> str:
+    with transaction(world.sessions) as session:
+        booked = queued_request(session, "alice", "+61290375678", scheduled_for=slot)
+        return f"/callnow/alice/requests/{booked.token}"
+
+
+def test_a_booked_status_page_reloads_without_scripts_at_its_slot_not_every_3_s(world):
+    # A slot two days off: a long interval, not a reload every 3 s for two days.
+    far = booked_status_url(world, utcnow().replace(microsecond=0) + timedelta(days=2))
+    page = world.client.get(far)
+    assert refresh_of(page.text) == BOOKED_REFRESH_MAX_S == 600
+    # With scripts the page stays live: the stream and its script are still there.
+    assert '<script src="/static/status.js" defer></script>' in page.text
+    assert f'data-events="{far}/events?lang=en"' in page.text
+    assert "Booked for" in page.text
+    # Five minutes before its slot: the page reloads when the slot comes (a second or two of
+    # this test's own time may already have passed).
+    move(world, far, S.CANCELLED)
+    soon = booked_status_url(world, utcnow() + timedelta(minutes=5))
+    assert 295 <= refresh_of(world.client.get(soon).text) <= 300
+    # The slot has come: the call may move any second, so the page follows it closely again.
+    move(world, soon, S.CANCELLED)
+    due = booked_status_url(world, utcnow() - timedelta(minutes=1))
+    assert refresh_of(world.client.get(due).text) == 3
+    # A finished booking does not reload at all.
+    assert refresh_of(world.client.get(far).text) is None
 
 
 def test_the_visitor_cancels_a_queued_request_once(world):
