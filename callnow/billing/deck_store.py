@@ -14,10 +14,11 @@ force, else the platform's) is decided in one place:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, or_, select
 from sqlalchemy.orm import Session
@@ -219,21 +220,24 @@ def rater_for_number(
     }
     if tenant_id is not None:
         values["tenant_id"] = tenant_id
-    decks: dict[int, RateDeckRow] = {}
+    decks: dict[int, Any] = {}
     entries: dict[int, list[RateEntry]] = defaultdict(list)
-    for deck, entry in session.execute(_decks_in_force_query(tenant_id is not None), values):
-        decks[deck.id] = deck
-        if entry is not None:
-            entries[deck.id].append(_entry(entry))
+    # Plain rows, not mapped objects: loading these into the session cost more than the query.
+    for row in session.execute(_decks_in_force_query(tenant_id is not None), values):
+        decks[row.id] = row
+        if row.prefix is not None:
+            entries[row.id].append(_entry(row))
     return Rater(_deck_set(list(decks.values()), entries), policy)
 
 
 # Built once, with the values as parameters: rating runs for every call the engine dials, and
 # building and keying this statement cost more CPU than running it.
 @cache
-def _decks_in_force_query(with_tenant: bool) -> Select[RateDeckRow, RateDeckEntryRow]:
+def _decks_in_force_query(with_tenant: bool) -> Select[*tuple[Any, ...]]:
     """The platform's deck in force at `at` and, for a tenant, its own, each with its rows
-    whose prefix is one of `prefixes`: one round trip for what pricing a number needs."""
+    whose prefix is one of `prefixes`: one round trip for what pricing a number needs. Each
+    row has the deck's id, tenant_id and effective_from, and the entry's fields (None where
+    the deck has no row for any of the prefixes)."""
     owners: list[ColumnElement[bool]] = [RateDeckRow.tenant_id.is_(None)]
     if with_tenant:
         owners.append(RateDeckRow.tenant_id == bindparam("tenant_id"))
@@ -253,17 +257,27 @@ def _decks_in_force_query(with_tenant: bool) -> Select[RateDeckRow, RateDeckEntr
         RateDeckEntryRow.deck_id == RateDeckRow.id,
         RateDeckEntryRow.prefix.in_(bindparam("prefixes", expanding=True)),
     )
+    entry_fields = (
+        RateDeckEntryRow.prefix,
+        RateDeckEntryRow.description,
+        RateDeckEntryRow.connection_fee_micros,
+        RateDeckEntryRow.price_per_minute_micros,
+        RateDeckEntryRow.initial_increment_s,
+        RateDeckEntryRow.subsequent_increment_s,
+        RateDeckEntryRow.minimum_charge_micros,
+    )
     return (
-        select(RateDeckRow, RateDeckEntryRow)
+        select(RateDeckRow.id, RateDeckRow.tenant_id, RateDeckRow.effective_from, *entry_fields)
+        .select_from(RateDeckRow)
         .outerjoin(RateDeckEntryRow, prefix_rows)
         .where(or_(*(RateDeckRow.id == i for i in latest)))
     )
 
 
-def _deck_set(decks: list[RateDeckRow], entries: dict[int, list[RateEntry]]) -> DeckSet:
+def _deck_set(decks: Sequence[_Deck], entries: dict[int, list[RateEntry]]) -> DeckSet:
     # Import refuses a second deck at the same instant; should one slip in (two imports racing),
     # the later import wins here and in _decks_in_force alike instead of breaking all rating.
-    latest: dict[tuple[int | None, datetime], RateDeckRow] = {}
+    latest: dict[tuple[int | None, datetime], _Deck] = {}
     for deck in sorted(decks, key=lambda d: d.id):
         latest[(deck.tenant_id, deck.effective_from)] = deck
     platform: list[RateDeck] = []
@@ -277,7 +291,37 @@ def _deck_set(decks: list[RateDeckRow], entries: dict[int, list[RateEntry]]) -> 
     return DeckSet(platform, tenants)
 
 
-def _entry(row: RateDeckEntryRow) -> RateEntry:
+class _Deck(Protocol):
+    """What rating needs of a deck: a `RateDeckRow`, or a row of `_decks_in_force_query`."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def tenant_id(self) -> int | None: ...
+    @property
+    def effective_from(self) -> datetime: ...
+
+
+class _EntryFields(Protocol):
+    """A `RateDeckEntryRow`, or a row of `_decks_in_force_query` with an entry."""
+
+    @property
+    def prefix(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def connection_fee_micros(self) -> int: ...
+    @property
+    def price_per_minute_micros(self) -> int: ...
+    @property
+    def initial_increment_s(self) -> int: ...
+    @property
+    def subsequent_increment_s(self) -> int: ...
+    @property
+    def minimum_charge_micros(self) -> int: ...
+
+
+def _entry(row: _EntryFields) -> RateEntry:
     return RateEntry(
         prefix=row.prefix,
         description=row.description,

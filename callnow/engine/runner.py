@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
@@ -190,6 +191,8 @@ class CallbackRun:
         self._action_timeout_s = action_timeout_s
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[Event | LegHangupPrepared] = asyncio.Queue()
+        # Taken from the queue ahead of their turn (see `_take_queued_cancels`), handled next.
+        self._taken: deque[Event | LegHangupPrepared] = deque()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._legs = LegStopwatch(flow.facts.request_ref)
         self._channel: CallChannel | None = None
@@ -231,7 +234,7 @@ class CallbackRun:
     async def _drive_events(self) -> None:
         try:
             while not self.flow.finished:
-                event = await self._queue.get()
+                event = self._taken.popleft() if self._taken else await self._queue.get()
                 if isinstance(event, LegHangupPrepared):
                     self._keep_hangup(event)
                     if not event.hangup.ends_an_answered_leg:
@@ -245,12 +248,30 @@ class CallbackRun:
                     await self._write()
                 for command in self.flow.handle(event):
                     await self._execute(command)
+                self._take_queued_cancels()
                 await self._write()
         except Exception as error:  # a bug in the flow or the engine; never leave a leg up
             log.exception("callback_crashed_hanging_up")
             await self._emergency_stop(f"engine_error: {type(error).__name__}")
         finally:
             await self._close()
+
+    def _take_queued_cancels(self) -> None:
+        """A dial's CANCEL is prepared with its INVITE, so it is queued by the time the event
+        that dialled ends: it joins that event's unit (one transaction, not two). Only the
+        CANCELs at the head of the queue: a BYE waits for its answer, and nothing overtakes an
+        event the flow has not seen."""
+        while True:
+            if not self._taken:
+                try:
+                    self._taken.append(self._queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    return
+            head = self._taken[0]
+            if not isinstance(head, LegHangupPrepared) or head.hangup.ends_an_answered_leg:
+                return
+            self._taken.popleft()
+            self._keep_hangup(head)
 
     def _keep_hangup(self, prepared: LegHangupPrepared) -> None:
         """Store how to end the leg should this engine die: a CANCEL at once (the phone rings

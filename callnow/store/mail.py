@@ -17,9 +17,20 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, and_, bindparam, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Insert,
+    Table,
+    and_,
+    bindparam,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapper, Session
 
 from callnow.domain.decision import Outcome
@@ -108,18 +119,24 @@ def _insert(
 ) -> None:
     now = utcnow()
     connection.execute(
-        insert(MailOutbox).values(
-            message_id=new_message_id(),
-            user_id=user_id,
-            kind=kind.value,
-            request_id=request_id,
-            details=details,
-            created_at=now,
-            attempts=0,
-            next_attempt_at=now,
-            last_error="",
-        )
+        _outbox_insert(),
+        {
+            "message_id": new_message_id(),
+            "user_id": user_id,
+            "kind": kind.value,
+            "request_id": request_id,
+            "details": details,
+            "created_at": now,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "last_error": "",
+        },
     )
+
+
+@cache  # built once, values as parameters: the engine writes one for each call the owner missed
+def _outbox_insert() -> Insert:
+    return insert(cast(Table, MailOutbox.__table__))
 
 
 def kind_for(state: str, reason: str) -> Kind | None:

@@ -12,6 +12,7 @@ from callnow.domain.calls import (
     CallRecord,
     LegAnsweredAt,
     LegDialling,
+    LegHangupPrepared,
     LegRecorded,
     LegRole,
     StateChanged,
@@ -47,10 +48,12 @@ class FakeChannel:
         failures: dict[str, Exception],
         stalls: set[str],
         prompts_finish_at_once: bool,
+        emits: dict[str, list[Event | LegHangupPrepared]] | None = None,
     ) -> None:
         self._sink = sink
         self._failures = failures
         self._stalls = stalls
+        self._emits = emits or {}
         self._prompts_finish_at_once = prompts_finish_at_once
         self.calls: list[Call] = []
         self.closed = False
@@ -79,7 +82,7 @@ class FakeChannel:
         await self._act("close")
         self.closed = True
 
-    def emit(self, *events: Event) -> None:
+    def emit(self, *events: Event | LegHangupPrepared) -> None:
         for event in events:
             self._sink(event)
 
@@ -94,6 +97,7 @@ class FakeChannel:
 
     async def _act(self, *call: Any) -> None:
         self.calls.append(call)
+        self.emit(*self._emits.get(call[0], ()))
         if call[0] in self._stalls:
             await asyncio.Event().wait()  # an adapter stuck for good
         if call[0] in self._failures:
@@ -107,6 +111,8 @@ class FakeTelephony:
     # Action names whose call never returns.
     stalls: set[str] = field(default_factory=set)
     prompts_finish_at_once: bool = False
+    # Action name -> what the channel reports while making it (e.g. a dial's CANCEL).
+    emits: dict[str, list[Event | LegHangupPrepared]] = field(default_factory=dict)
     channels: list[FakeChannel] = field(default_factory=list)
 
     async def open_call(self, facts: RequestFacts, events: EventSink) -> FakeChannel:
@@ -115,6 +121,7 @@ class FakeTelephony:
             failures=self.failures,
             stalls=self.stalls,
             prompts_finish_at_once=self.prompts_finish_at_once,
+            emits=self.emits,
         )
         self.channels.append(channel)
         return channel

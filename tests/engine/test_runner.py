@@ -477,6 +477,34 @@ async def test_a_ringing_leg_s_cancel_is_stored_at_once_and_its_bye_with_the_ans
     await outcome_of(handle)
 
 
+async def test_a_cancel_prepared_while_dialling_joins_the_unit_of_the_dial_s_event() -> None:
+    # As a SIP stack does: the INVITE's CANCEL is known as soon as the INVITE is built.
+    world = World(emits={"dial_owner": [prepared("CANCEL")]})
+    handle, phones = await world.start(written_ahead=LegDialling(OWNER, "201", T0))
+    await phones.wait_for("dial_owner", "201")
+    await until(lambda: world.recorder.batches, within_s=2)
+    phones.emit(LegFailed(OWNER, FailureCause.BUSY, 486))
+
+    await outcome_of(handle)
+    assert [kinds(batch) for batch in world.recorder.batches] == [
+        ["StateChanged", "LegHangupPrepared"],
+        ["LegRecorded", "StateChanged"],
+    ]
+
+
+async def test_a_bye_prepared_while_an_event_is_handled_still_waits_for_its_answer() -> None:
+    world = World(emits={"dial_owner": [prepared("BYE"), LegAnswered(OWNER)]})
+    handle, phones = await world.start(written_ahead=LegDialling(OWNER, "201", T0))
+    await phones.wait_for("play_prompt", PromptKind.CONFIRM)
+
+    assert [kinds(batch) for batch in world.recorder.batches][:2] == [
+        ["StateChanged"],
+        ["LegHangupPrepared", "LegAnsweredAt"],
+    ]
+    handle.cancel("test_over")
+    await outcome_of(handle)
+
+
 async def test_a_finished_leg_and_the_final_state_are_one_unit() -> None:
     world = World()
     handle, phones = await world.start()
