@@ -1,6 +1,6 @@
 """SIGTERM stops `callnow serve` within its bound, also while the public form is flooded.
 
-The service runs as shipped (one process, SQLite, the engine beside the web) with every abuse
+The service runs as shipped (SQLite, the engine in a child process of serve) with every abuse
 limit lifted, so each post does the whole intake. A callback rings the owner's phone (SIPp that
 never answers) when SIGTERM arrives: health says `draining` while the engine drains, the ringing
 phone is cancelled once the drain time is over, and the process exits by itself, not by its
