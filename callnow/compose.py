@@ -113,7 +113,7 @@ async def engine_in_child_process(settings: Settings, state: AppState) -> AsyncI
 def registrations_written(settings: Settings) -> list[TrunkRegistration]:
     """The trunk registrations as the engine child last wrote them (see `LiveTelephony`);
     none when it has not (yet) or the file cannot be read."""
-    from callnow.engine.live.telephony import REGISTRATIONS_FILE
+    from callnow.engine.child import REGISTRATIONS_FILE
 
     try:
         states = json.loads((settings.data_dir / REGISTRATIONS_FILE).read_text())

@@ -42,6 +42,10 @@ from callnow.config import Settings
 log = logging.getLogger(__name__)
 
 READY = b"ready\n"
+# Under settings.data_dir: the trunk registrations as the engine last wrote them, for the web's
+# health (kept here, not beside sippy: importing sippy into the web process leaves a ticker whose
+# release at exit can crash the interpreter).
+REGISTRATIONS_FILE = "trunk-registrations.json"
 # The JSON of a Settings is a few kilobytes; a line longer than this is not one.
 MAX_SETTINGS_BYTES = 1_000_000
 

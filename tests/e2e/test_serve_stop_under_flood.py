@@ -128,7 +128,7 @@ def _run(process: subprocess.Popen[bytes], base: str, owner, log: Path) -> None:
         finally:
             flooding.clear()
     text = log.read_text()
-    assert code in (0, -signal.SIGTERM), text[-3000:]
+    assert code in (0, -signal.SIGTERM), (code, text[-3000:])
     assert took < PROMPT_S, f"stopped after {took:.1f} s"
     assert "did not stop within" not in text
     assert "draining" in health, health
