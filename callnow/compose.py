@@ -157,7 +157,7 @@ def create_app(
     settings: Settings, *, with_engine: bool = False, metrics: Metrics | None = None
 ) -> FastAPI:
     """The web app; with `with_engine`, it also runs the call engine while it serves: in this
-    process (the embedded default), or in a child process (`settings.engine_in_own_process`).
+    process, or in a child process (`settings.engine_in_own_process`, the default).
     `metrics`: this process's, when the caller wants to read it (tests); else made here."""
     metrics = metrics or Metrics("web")
     return build_app(
