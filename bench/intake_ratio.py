@@ -17,9 +17,10 @@ alternately, each round on fresh files, and the median ratio is printed too (thi
 speed drifts between minutes, so one pair is a rough figure).
 
 With `--engine`, each round also measures `callnow serve` as shipped (a subprocess on SQLite,
-its engine running in the same process with its rtpengine), every accepted post dialling an
+its engine running in a child process with its rtpengine), every accepted post dialling an
 owner's phone that answers 486 at once (bench/_owner_phone.py): the target's own condition.
-Its server CPU is that process's. "ms CPU/post" is the server's CPU per accepted post: where
+Its server CPU is serve's and its engine child's together (rtpengine's is left out).
+"ms CPU/post" is the server's CPU per accepted post: where
 the CPU sets the rate (the client process can be the limit for the bare app), the ratio of
 those is the fairer comparison, and is printed too.
 """
@@ -49,7 +50,7 @@ from tests.support.http_server import served
 class Measured:
     posts_per_s: float  # accepted (303)
     statuses: dict[int, int]
-    server_cpu_pct: float  # this process (uvicorn and the app), of one core
+    server_cpu_pct: float  # the server's processes (uvicorn and the app; the engine), of one core
     client_cpu_pct: float
 
     def line(self, label: str) -> str:
@@ -64,12 +65,17 @@ class Measured:
         return 10 * self.server_cpu_pct / max(self.posts_per_s, 1e-9)
 
 
-def _measure_at(base: str, pid: int | None, clients: int, seconds: float) -> Measured:
+def _measure_at(
+    base: str, pid: int | None, clients: int, seconds: float, engine_pid: int | None = None
+) -> Measured:
     with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
         server_before = sample(pid)
+        engine_before = sample(engine_pid) if engine_pid is not None else None
         posting = pool.submit(post_closed_loop, base, clients, seconds)
         statuses, started, ended, client_cpu_s = posting.result()
         server = cpu_percent(server_before, sample(pid))
+        if engine_before is not None:
+            server += cpu_percent(engine_before, sample(engine_pid))
     wall = ended - started
     return Measured(statuses.get(303, 0) / wall, statuses, server, 100 * client_cpu_s / wall)
 
@@ -85,8 +91,9 @@ def measure_with_engine(workdir: Path, clients: int, seconds: float) -> Measured
     phone.start()
     try:
         with running_service("sqlite", phone.port, workdir) as service:
-            _measure_at(service.base_url, service.process.pid, 1, 1.0)  # warm-up
-            return _measure_at(service.base_url, service.process.pid, clients, seconds)
+            pid, engine_pid = service.process.pid, service.engine_pid()
+            _measure_at(service.base_url, pid, 1, 1.0, engine_pid)  # warm-up
+            return _measure_at(service.base_url, pid, clients, seconds, engine_pid)
     finally:
         phone.stop()
 

@@ -8,9 +8,9 @@
 
 What runs (all on 127.0.0.1): `callnow serve` as a subprocess, as shipped, on a temporary data
 directory with SQLite, or on a throwaway PostgreSQL database created for the run and dropped
-after it. On SQLite it runs the web and the engine in one process; on PostgreSQL the engine
-runs in a child process that serve starts (`--engine-process` chooses; the engine spawns its
-own rtpengine). The owner's extension
+after it. On both the engine runs in a child process that serve starts (woken through a pipe
+on SQLite, by NOTIFY on PostgreSQL; `--engine-process shared` keeps it in serve's process; the
+engine spawns its own rtpengine). The owner's extension
 is `bench/_owner_phone.py` in this process: it notes the kernel's receive time of each INVITE
 and answers 486 Busy Here at once, so every callback ends after one SIP round trip. With
 `--split`, `callnow serve` runs the web alone and a separate `callnow engine` command runs

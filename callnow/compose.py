@@ -71,14 +71,20 @@ async def engine_in_this_process(
 async def engine_in_child_process(settings: Settings, state: AppState) -> AsyncIterator[None]:
     """The web serves once the engine takes calls; it stops the engine before it exits.
 
-    Requests reach the engine through the database (and NOTIFY on PostgreSQL). While a crashed
-    engine is started again, the web goes on taking requests: they wait, queued. The child
-    serves its own metrics (`metrics.engine_port`).
+    Requests reach the engine through the database. It is woken after each commit that queued
+    work by NOTIFY on PostgreSQL, and elsewhere (SQLite) by a byte on a pipe to the child. While a
+    crashed engine is started again, the web goes on taking requests: they wait, queued. The
+    child serves its own metrics (`metrics.engine_port`).
     """
     from callnow.engine.child import EngineChild
 
-    child = EngineChild(settings, stop_timeout_s=settings.engine.drain_s + ENGINE_STOP_MARGIN_S)
+    child = EngineChild(
+        settings,
+        stop_timeout_s=settings.engine.drain_s + ENGINE_STOP_MARGIN_S,
+        wake_pipe=not settings.effective_database_url.startswith("postgresql"),
+    )
     await asyncio.to_thread(child.start)
+    state.wake = child.wake
     draining = False
     state.engine_status = lambda: "draining" if draining else child.status
     state.trunk_registrations = lambda: registrations_written(settings)
@@ -100,13 +106,14 @@ async def engine_in_child_process(settings: Settings, state: AppState) -> AsyncI
     try:
         yield
     finally:
+        state.wake = wakeup.nobody
         await asyncio.to_thread(child.stop)
 
 
 def registrations_written(settings: Settings) -> list[TrunkRegistration]:
     """The trunk registrations as the engine child last wrote them (see `LiveTelephony`);
     none when it has not (yet) or the file cannot be read."""
-    from callnow.engine.live.telephony import REGISTRATIONS_FILE
+    from callnow.engine.child import REGISTRATIONS_FILE
 
     try:
         states = json.loads((settings.data_dir / REGISTRATIONS_FILE).read_text())
@@ -150,7 +157,7 @@ def create_app(
     settings: Settings, *, with_engine: bool = False, metrics: Metrics | None = None
 ) -> FastAPI:
     """The web app; with `with_engine`, it also runs the call engine while it serves: in this
-    process (the embedded default), or in a child process (`settings.engine_in_own_process`).
+    process, or in a child process (`settings.engine_in_own_process`, the default).
     `metrics`: this process's, when the caller wants to read it (tests); else made here."""
     metrics = metrics or Metrics("web")
     return build_app(

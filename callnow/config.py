@@ -211,6 +211,15 @@ TrunkCodec = Literal["PCMA", "PCMU", "G722"]
 _HOST_PORT = r"^([A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?:[0-9]{1,5})?$"
 
 
+def _in_memory(database_url: str) -> bool:
+    """An SQLite database in one process's memory: no file another process could open."""
+    if not database_url.startswith("sqlite"):
+        return False
+    rest = database_url.partition("://")[2]
+    path = rest.removeprefix("/").partition("?")[0]
+    return path in ("", ":memory:") or "mode=memory" in rest
+
+
 def _split_host_port(value: str) -> tuple[str, int] | None:
     if not value:
         return None
@@ -461,8 +470,9 @@ class EngineSettings(BaseModel):
     process: Literal["auto", "shared", "own"] = Field(
         "auto",
         description="Where `callnow serve` runs the engine: `shared` in the web's process, "
-        "`own` in a child process it starts, watches and restarts. `auto`: shared on SQLite, "
-        "own on PostgreSQL, where the two would otherwise queue for one GIL.",
+        "`own` in a child process it starts, watches and restarts (woken through a pipe on "
+        "SQLite, by NOTIFY on PostgreSQL). `auto`: own, where the two would otherwise queue for "
+        "one GIL (shared only for an in-memory SQLite database, which one process alone sees).",
     )
     engine_id: str = Field(
         "", description="Unique per engine process; empty means host name and process id."
@@ -838,7 +848,7 @@ class Settings(BaseSettings):
     @property
     def engine_in_own_process(self) -> bool:
         if self.engine.process == "auto":
-            return self.effective_database_url.startswith("postgresql")
+            return not _in_memory(self.effective_database_url)
         return self.engine.process == "own"
 
     @classmethod

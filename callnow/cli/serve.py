@@ -109,8 +109,8 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 def serve(config: ConfigOption = None) -> None:
     """Run the service: web pages, portal, admin, Call API and the call engine.
 
-    On SQLite all in one process; on PostgreSQL the engine runs in a child process of its own
-    (setting `engine.process`).
+    The engine runs in a child process of its own (setting `engine.process`; `shared` keeps it
+    in this process).
     """
     settings = load_settings(config)
     _refuse_taken_ports(settings, web=True, engine=settings.engine.enabled)
@@ -199,6 +199,10 @@ def engine(
         int | None,
         typer.Option(hidden=True, help="Write one byte to this descriptor once running."),
     ] = None,
+    wake_fd: Annotated[
+        int | None,
+        typer.Option(hidden=True, help="Claim at once when bytes arrive on this descriptor."),
+    ] = None,
     drain: Annotated[
         float | None,
         typer.Option(
@@ -256,7 +260,8 @@ def engine(
             loop.add_signal_handler(sig, told_to_stop)
         if settings_on_stdin:
             child.when_closed(sys.stdin.buffer, lambda: loop.call_soon_threadsafe(told_to_stop))
-        db_engine = make_engine(settings.effective_database_url)
+        # Every connection of this process is the engine's: urgent, on SQLite, before the web's.
+        db_engine = make_engine(settings.effective_database_url, urgent=True)
         metrics = Metrics("engine")
         metrics.watch_pool("engine", pool_use(db_engine))
         listener = None
@@ -266,6 +271,9 @@ def engine(
             settings, make_session_factory(db_engine), metrics=metrics
         )
         typer.echo(f"engine {runtime.dispatcher.engine_id} running", err=True)
+        if wake_fd is not None:
+            # The web of `callnow serve` wakes this engine through a pipe (engine/child.py).
+            child.wake_on(wake_fd, runtime.dispatcher.wake)
         freeze_startup_objects()
         if ready_fd is not None:
             child.report_ready(ready_fd)

@@ -9,7 +9,13 @@ process has its own GIL. The child is `callnow engine --settings-on-stdin --read
 - it writes `ready` to file descriptor N once it takes calls, and closes it;
 - it drains, as on SIGTERM, when its stdin reaches end of file (a SIGTERM then hurries it).
   That happens when the parent closes it to stop the child, and also when the parent dies,
-  even by SIGKILL.
+  even by SIGKILL;
+- with `--wake-fd M` (where no NOTIFY reaches it: SQLite), it claims at once whenever a byte
+  arrives on descriptor M, the read end of a pipe the web writes one byte to after each commit
+  that queued work (`EngineChild.wake`). The pipe outlives restarts: a new child reads what
+  its predecessor left and looks once. A write to a full pipe (an engine that stopped reading)
+  is dropped: a lost wake-up costs at most the poll interval, and never a request, which is in
+  the database already.
 
 The child runs in a session of its own, so a Ctrl-C at the terminal reaches only the parent,
 which then stops the child: an engine that stopped by itself is never mistaken for a crash.
@@ -17,6 +23,7 @@ which then stops the child: an engine that stopped by itself is never mistaken f
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -35,6 +42,10 @@ from callnow.config import Settings
 log = logging.getLogger(__name__)
 
 READY = b"ready\n"
+# Under settings.data_dir: the trunk registrations as the engine last wrote them, for the web's
+# health (kept here, not beside sippy: importing sippy into the web process leaves a ticker whose
+# release at exit can crash the interpreter).
+REGISTRATIONS_FILE = "trunk-registrations.json"
 # The JSON of a Settings is a few kilobytes; a line longer than this is not one.
 MAX_SETTINGS_BYTES = 1_000_000
 
@@ -77,7 +88,9 @@ class EngineChild:
         stop_timeout_s: float = 30.0,
         delays: RestartDelays = RestartDelays(),
         on_restart: Callable[[int], None] | None = None,
+        wake_pipe: bool = False,
     ) -> None:
+        """`wake_pipe`: give the child a pipe to be woken through (`wake`)."""
         self._settings_line = settings.model_dump_json().encode() + b"\n"
         self._command = list(command or engine_command())
         self._start_timeout_s = start_timeout_s
@@ -88,6 +101,12 @@ class EngineChild:
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._watcher = threading.Thread(target=self._watch, name="engine-child", daemon=True)
+        self._wake_lock = threading.Lock()
+        self._wake_read: int | None = None
+        self._wake_write: int | None = None
+        if wake_pipe:
+            self._wake_read, self._wake_write = os.pipe()
+            os.set_blocking(self._wake_write, False)
 
     @property
     def pid(self) -> int | None:
@@ -117,7 +136,22 @@ class EngineChild:
         code = _close_and_wait(process, self._stop_timeout_s) if process else None
         if self._watcher.is_alive():
             self._watcher.join(timeout=self._stop_timeout_s)
+        if not self._watcher.is_alive():  # else it may still be starting a child with it
+            with self._wake_lock:
+                for fd in (self._wake_read, self._wake_write):
+                    if fd is not None:
+                        os.close(fd)
+                self._wake_read = self._wake_write = None
         return code
+
+    def wake(self) -> None:
+        """Something was queued: the engine should claim now. Safe from any thread, never
+        blocks; without a wake pipe (PostgreSQL: NOTIFY wakes it) it does nothing."""
+        with self._wake_lock:
+            if self._wake_write is None:
+                return
+            with contextlib.suppress(BlockingIOError):  # full: it has wake-ups unread anyway
+                os.write(self._wake_write, b"!")
 
     def hurry(self) -> None:
         """While `stop` waits for a draining engine: hang up its calls now (a second SIGTERM)."""
@@ -171,11 +205,16 @@ class EngineChild:
 
     def _spawn_until_ready(self) -> subprocess.Popen[bytes] | None:
         ready_read, ready_write = os.pipe()
+        arguments = ["--settings-on-stdin", "--ready-fd", str(ready_write)]
+        pass_fds = [ready_write]
+        if self._wake_read is not None:
+            arguments += ["--wake-fd", str(self._wake_read)]
+            pass_fds.append(self._wake_read)
         try:
             process = subprocess.Popen(
-                [*self._command, "--settings-on-stdin", "--ready-fd", str(ready_write)],
+                [*self._command, *arguments],
                 stdin=subprocess.PIPE,
-                pass_fds=(ready_write,),
+                pass_fds=pass_fds,
                 start_new_session=True,
             )
         except OSError as exc:
@@ -244,6 +283,25 @@ def read_settings(stream: IO[bytes]) -> Settings:
 def report_ready(ready_fd: int) -> None:
     with os.fdopen(ready_fd, "wb") as ready:
         ready.write(READY)
+
+
+def wake_on(wake_fd: int, wake: Callable[[], None]) -> None:
+    """Call `wake` on this thread's event loop each time bytes arrive on `wake_fd` (the read
+    end of the parent's wake pipe): everything waiting is read at once, for one wake-up."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(wake_fd, False)
+
+    def readable() -> None:
+        try:
+            arrived = os.read(wake_fd, 4096)
+        except BlockingIOError:
+            return
+        if not arrived:  # no writer left: the parent is gone, and stdin says so too
+            loop.remove_reader(wake_fd)
+            return
+        wake()
+
+    loop.add_reader(wake_fd, readable)
 
 
 def when_closed(stream: IO[bytes], then: Callable[[], object]) -> threading.Thread:

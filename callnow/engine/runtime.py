@@ -1,8 +1,9 @@
 """The engine as it runs inside `callnow serve`: telephony, callback engine, dispatcher, wake-ups.
 
-In embedded mode (SQLite, one process) the web wakes the dispatcher directly after a commit.
-With PostgreSQL the web also sends `NOTIFY callnow_queue`, and every engine process LISTENs, so
-web workers and engines may be separate processes on separate hosts.
+When it shares the web's process (`engine.process = shared`) the web wakes the dispatcher
+directly after a commit; as serve's child on SQLite, through a pipe (`engine/child.py`). With
+PostgreSQL the web also sends `NOTIFY callnow_queue`, and every engine process LISTENs, so web
+workers and engines may be separate processes on separate hosts.
 """
 
 from __future__ import annotations

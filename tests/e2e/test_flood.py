@@ -1,11 +1,13 @@
 """A burst of form posts while a callback is bridged: nothing freezes, the call is billed once.
 
-The service is served by uvicorn on a real socket with its engine in the same process (the
-embedded default), real SIPp phones and rtpengine. Every abuse limit is lifted so that each post
-does the whole intake; the posts go to another owner's page that confirms on the web, so they
-queue without ringing anyone. The posting clients and the health probe run in processes of
-their own (`tests/support/flood.py`): in the service's interpreter they would compete with it
-for the interpreter lock, and the test would time them rather than the service.
+The service is served by uvicorn on a real socket with its engine in a child process (the
+default, on SQLite too: there the flood's writers and the child's take turns on the file lock,
+the engine's first, and its records must land), real SIPp phones and rtpengine. Every abuse
+limit is lifted so that each post does the whole intake; the posts go to another owner's page
+that confirms on the web, so they queue without ringing anyone. The posting clients and the
+health probe run in processes of their own (`tests/support/flood.py`): in the service's
+interpreter they would compete with it for the interpreter lock, and the test would time them
+rather than the service.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""`callnow serve` on PostgreSQL: the web in its own process, the call engine in a child it
-starts, watches and stops. The real command, a real SIPp phone for the owner, real rtpengine.
+"""`callnow serve` on SQLite and on PostgreSQL: the web in its own process, the call engine in a
+child it starts, watches, wakes and stops. The real command, a real SIPp phone for the owner,
+real rtpengine.
 
 The engine names itself after its process (host-pid), and each request records the engine that
 claimed it: so the tests can tell which process dialled.
@@ -23,7 +24,7 @@ from sqlalchemy import select
 
 from callnow.bootstrap import seed_default_deck
 from callnow.domain.request_state import TERMINAL, RequestState
-from callnow.store.db import make_engine, make_session_factory, transaction
+from callnow.store.db import make_engine, make_session_factory, migrate, transaction
 from callnow.store.models import CallRequest
 from tests.browser.test_public_form import free_port
 from tests.e2e.conftest import engine_ports_env
@@ -32,7 +33,9 @@ from tests.support.processes import alive
 from tests.support.world import empty_database, seed_alice
 from tests.web.helpers import form_token
 
-pytestmark = [pytest.mark.peers, pytest.mark.postgres]
+pytestmark = pytest.mark.peers
+# Far longer than a test waits for a claim: only a wake-up can have made the engine look.
+SLOW_POLL_S = 30.0
 CALLNOW = Path(sys.executable).with_name("callnow")
 
 
@@ -65,8 +68,10 @@ class Served:
                 pytest.fail(f"timed out waiting for {what}; log:\n{self.log.read_text()[-6000:]}")
             time.sleep(0.05)
 
-    def wait_until_finished(self, token: str) -> str:
-        self.wait(lambda: RequestState(self.request_state(token)[0]) in TERMINAL, "the end")
+    def wait_until_finished(self, token: str, timeout_s: float = 30) -> str:
+        self.wait(
+            lambda: RequestState(self.request_state(token)[0]) in TERMINAL, "the end", timeout_s
+        )
         return self.request_state(token)[0]
 
 
@@ -75,9 +80,26 @@ def children_of(pid: int) -> list[int]:
     return [int(child) for child in found.stdout.split()]
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path) -> Iterator[str]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'callnow.sqlite3'}"
+        migrate(url)
+        yield url
+    else:
+        url = request.getfixturevalue("postgresql_url")
+        yield url
+        empty_database(url)
+
+
 @pytest.fixture
-def served(postgresql_url, sipp_peer, tmp_path) -> Iterator[Served]:
-    db = make_engine(postgresql_url)
+def poll_interval_s() -> float:
+    return 0.2
+
+
+@pytest.fixture
+def served(database_url, poll_interval_s, sipp_peer, tmp_path) -> Iterator[Served]:
+    db = make_engine(database_url)
     sessions = make_session_factory(db)
     with transaction(sessions) as session:
         seed_alice(session)
@@ -92,7 +114,8 @@ def served(postgresql_url, sipp_peer, tmp_path) -> Iterator[Served]:
     port = free_port()
     log = tmp_path / "serve.log"
     with engine_ports_env() as ports, log.open("ab") as out:
-        env = serve_env(postgresql_url, tmp_path, port, owner.port, ports)
+        env = serve_env(database_url, tmp_path, port, owner.port, ports)
+        env["CALLNOW_ENGINE__POLL_INTERVAL_S"] = str(poll_interval_s)
         process = subprocess.Popen([str(CALLNOW), "serve"], env=env, stdout=out, stderr=out)
         served = Served(f"http://127.0.0.1:{port}", process, owner, log, request_state)
         try:
@@ -107,7 +130,6 @@ def served(postgresql_url, sipp_peer, tmp_path) -> Iterator[Served]:
                     process.kill()
                     process.wait()
             db.dispose()
-            empty_database(postgresql_url)
 
 
 def serve_env(
@@ -167,6 +189,27 @@ def test_an_engine_that_crashed_is_started_again_and_the_web_kept_serving(served
     assert any(f"-{second} running" in line and "process=engine" in line for line in lines)
 
 
+@pytest.mark.parametrize("poll_interval_s", [SLOW_POLL_S])
+def test_the_web_wakes_its_engine_child_and_the_next_one_after_a_crash(served):
+    """The engine polls only every 30 s here: each request is claimed long before, because the
+    web woke the engine (a pipe on SQLite, NOTIFY on PostgreSQL), also the restarted one."""
+    half_a_poll = SLOW_POLL_S / 2
+
+    def claimed_within_half_a_poll(token: str, engine_pid: int) -> None:
+        served.wait(lambda: served.request_state(token)[1] is not None, "the claim", half_a_poll)
+        assert served.request_state(token)[1].endswith(f"-{engine_pid}")
+
+    [first] = served.engine_children()
+    first_token = served.ask_for_a_call("02 9037 5680")
+    claimed_within_half_a_poll(first_token, first)
+    served.wait_until_finished(first_token)
+    os.kill(first, signal.SIGKILL)
+    served.wait(lambda: served.engine_children() not in ([], [first]), "a new engine")
+    served.wait(lambda: engine_health(served.base_url) == "running", "health: running")
+    [second] = served.engine_children()
+    claimed_within_half_a_poll(served.ask_for_a_call("02 9037 5681"), second)
+
+
 def test_stopping_serve_stops_its_engine(served):
     [engine_pid] = served.engine_children()
     served.process.send_signal(signal.SIGTERM)
@@ -185,13 +228,13 @@ def test_an_engine_whose_serve_was_killed_stops_by_itself(served):
         time.sleep(0.05)
 
 
-def test_serve_does_not_start_when_its_engine_cannot(postgresql_url, tmp_path):
+def test_serve_does_not_start_when_its_engine_cannot(database_url, tmp_path):
     web_port = free_port()
     with engine_ports_env() as ports:
         # An external rtpengine that is not there: found only when the engine child starts
         # (a port already taken is refused by serve itself, before any child).
         ports = {**ports, "CALLNOW_RTPENGINE__MODE": "external"}
-        env = serve_env(postgresql_url, tmp_path, web_port, free_port(), ports)
+        env = serve_env(database_url, tmp_path, web_port, free_port(), ports)
         result = subprocess.run([str(CALLNOW), "serve"], env=env, capture_output=True, timeout=120)
     output = result.stdout.decode() + result.stderr.decode()
     assert result.returncode != 0, output[-3000:]
@@ -199,14 +242,14 @@ def test_serve_does_not_start_when_its_engine_cannot(postgresql_url, tmp_path):
     assert "Uvicorn running" not in output  # the web never took a request without an engine
 
 
-def test_serve_names_the_engine_port_another_program_holds(postgresql_url, tmp_path):
+def test_serve_names_the_engine_port_another_program_holds(database_url, tmp_path):
     web_port = free_port()
     with (
         engine_ports_env() as ports,
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken,
     ):
         taken.bind(("127.0.0.1", int(ports["CALLNOW_SIP__LISTEN_PORT"])))  # the engine's SIP port
-        env = serve_env(postgresql_url, tmp_path, web_port, free_port(), ports)
+        env = serve_env(database_url, tmp_path, web_port, free_port(), ports)
         result = subprocess.run([str(CALLNOW), "serve"], env=env, capture_output=True, timeout=120)
     assert result.returncode == 1
     port = ports["CALLNOW_SIP__LISTEN_PORT"]

@@ -1,6 +1,6 @@
 """SIGTERM stops `callnow serve` within its bound, also while the public form is flooded.
 
-The service runs as shipped (one process, SQLite, the engine beside the web) with every abuse
+The service runs as shipped (SQLite, the engine in a child process of serve) with every abuse
 limit lifted, so each post does the whole intake. A callback rings the owner's phone (SIPp that
 never answers) when SIGTERM arrives: health says `draining` while the engine drains, the ringing
 phone is cancelled once the drain time is over, and the process exits by itself, not by its
@@ -128,7 +128,7 @@ def _run(process: subprocess.Popen[bytes], base: str, owner, log: Path) -> None:
         finally:
             flooding.clear()
     text = log.read_text()
-    assert code in (0, -signal.SIGTERM), text[-3000:]
+    assert code in (0, -signal.SIGTERM), (code, text[-3000:])
     assert took < PROMPT_S, f"stopped after {took:.1f} s"
     assert "did not stop within" not in text
     assert "draining" in health, health

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from io import BytesIO
@@ -39,6 +40,22 @@ FAKE_ENGINE = textwrap.dedent(
         sys.exit(3)
     if behaviour == "never-ready":
         time.sleep(60)
+    if behaviour == "counts-wakes":
+        import asyncio
+
+        wake_fd = int(sys.argv[sys.argv.index("--wake-fd") + 1])
+
+        def woken():
+            with record.with_suffix(".woken").open("a") as out:
+                out.write(f"{os.getpid()}\\n")
+
+        async def main():
+            child.wake_on(wake_fd, woken)
+            child.report_ready(ready_fd)
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.buffer.read)
+
+        asyncio.run(main())
+        sys.exit(0)
     child.report_ready(ready_fd)
     if behaviour == "ignores-stop":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -163,6 +180,46 @@ def test_a_stopped_engine_is_not_started_again(fake_engine):
     assert len(starts(record)) == 1
 
 
+def woken_pids(record: Path) -> list[int]:
+    woken = record.with_suffix(".woken")
+    return [int(pid) for pid in woken.read_text().split()] if woken.exists() else []
+
+
+def test_the_web_wakes_its_engine_through_the_pipe_and_the_next_engine_after_a_crash(
+    fake_engine, children
+):
+    command, record = fake_engine("counts-wakes")
+    restarted: list[int] = []
+    engine = EngineChild(
+        settings(), command=command, delays=FAST, on_restart=restarted.append, wake_pipe=True
+    )
+    children.append(engine)
+    engine.start()
+    first = engine.pid
+    assert woken_pids(record) == []
+    engine.wake()
+    wait_until(lambda: woken_pids(record) == [first])
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: len(restarted) == 1)
+    engine.wake()
+    wait_until(lambda: woken_pids(record)[1:] == [restarted[0]])
+
+
+def test_a_wake_up_nobody_reads_is_dropped_and_the_web_never_waits_for_it(fake_engine):
+    command, _ = fake_engine("well")  # an engine that never reads its wake pipe
+    engine = EngineChild(settings(), command=command, wake_pipe=True)
+    engine.start()
+    try:
+        # Far more than a pipe holds (64 KiB): a blocking write would hang here for good.
+        waking = threading.Thread(target=lambda: [engine.wake() for _ in range(200_000)])
+        waking.start()
+        waking.join(60)
+        assert not waking.is_alive()
+    finally:
+        assert engine.stop() == 0
+    engine.wake()  # after the stop: nothing to wake, and no error
+
+
 def test_the_settings_travel_whole_including_secrets():
     original = Settings(
         database_url="postgresql+psycopg://callnow@db/callnow",
@@ -191,12 +248,18 @@ def test_restart_delays_double_while_the_engine_keeps_dying_and_reset_once_it_ra
 @pytest.mark.parametrize(
     ("database_url", "process", "own"),
     [
-        ("", "auto", False),
+        ("", "auto", True),  # the data directory's SQLite file
+        ("sqlite:////var/lib/callnow/callnow.sqlite3", "auto", True),
+        ("sqlite://", "auto", False),  # in memory: no other process could see it
+        ("sqlite:///:memory:", "auto", False),
         ("postgresql+psycopg://callnow@db/callnow", "auto", True),
         ("postgresql+psycopg://callnow@db/callnow", "shared", False),
+        ("", "shared", False),
         ("", "own", True),
     ],
 )
-def test_auto_gives_the_engine_its_own_process_on_postgresql_only(database_url, process, own):
+def test_auto_gives_the_engine_its_own_process_wherever_another_process_sees_the_database(
+    database_url, process, own
+):
     chosen = Settings(database_url=database_url, engine=EngineSettings(process=process))
     assert chosen.engine_in_own_process is own

@@ -1,4 +1,5 @@
-"""SQLite writers in one process take turns on a Python lock instead of SQLite's busy handler.
+"""SQLite writers take turns on a Python lock, and across processes on a file lock, instead of
+SQLite's busy handler.
 
 SQLite's busy timeout is set to 0 here, so any writer that met SQLite's own lock would fail at
 once with "database is locked": a second writer that succeeds must have waited on our lock.
@@ -6,7 +7,11 @@ once with "database is locked": a second writer that succeeds must have waited o
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from callnow.store.sqlite_writer import WriterTurns, one_writer_connection
+from callnow.store.sqlite_writer import FileTurn, WriterTurns, one_writer_connection
 
 
 @pytest.fixture
@@ -152,3 +157,108 @@ def test_a_writer_that_cannot_get_its_turn_gives_up_after_its_wait() -> None:
     assert turns.acquire(urgent=True, timeout=1)
     assert not turns.acquire(urgent=True, timeout=0.05)
     assert turns.waiting == 0
+
+
+# -- across processes: the web and its engine child on one file ------------------------------
+
+HOLDER = """
+import sqlite3, sys
+from callnow.store.sqlite_writer import one_writer_connection
+
+path, urgent = sys.argv[1], sys.argv[2] == "urgent"
+connection = sqlite3.connect(
+    path, timeout=0, factory=one_writer_connection(path, wait_s=30, urgent=urgent)
+)
+connection.cursor().execute("INSERT INTO t VALUES (1)")
+print("writing", flush=True)
+sys.stdin.readline()
+connection.commit()
+print("committed", flush=True)
+"""
+
+
+def test_a_writer_in_another_process_waits_for_the_turn_not_for_sqlite(database: str) -> None:
+    """SQLite's busy timeout is 0 on both sides: the second writer succeeds only by waiting
+    on the file turn until the other process has committed."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, database, "web"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline() == "writing\n"
+        mine = connect(database, one_writer_connection(database, wait_s=30, urgent=True))
+        thread, errors = write_in_thread(mine, 2)
+        thread.join(0.3)
+        assert thread.is_alive(), "the writer here should wait for the other process's turn"
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline() == "committed\n"
+        thread.join(30)
+        assert errors == []
+        assert rows(database) == [1, 2]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def _someone_urgent_waits(database: str) -> bool:
+    fd = os.open(f"{database}-urgent.lock", os.O_RDONLY | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops a lock taken here
+    return False
+
+
+def test_across_processes_an_urgent_writer_goes_before_one_that_waited_longer(
+    database: str,
+) -> None:
+    """flock treats each open file apart, so each FileTurn here stands for one process."""
+    holder, web, engine = FileTurn(database), FileTurn(database), FileTurn(database)
+    assert holder.acquire(urgent=False, deadline=time.monotonic() + 1)
+    order: list[str] = []
+
+    def take(turn: FileTurn, name: str, urgent: bool) -> None:
+        assert turn.acquire(urgent=urgent, deadline=time.monotonic() + 10)
+        order.append(name)
+        turn.release()
+
+    web_thread = threading.Thread(target=take, args=(web, "web", False))
+    web_thread.start()
+    engine_thread = threading.Thread(target=take, args=(engine, "engine", True))
+    engine_thread.start()
+    _wait_until(lambda: _someone_urgent_waits(database))
+    holder.release()
+    for thread in (web_thread, engine_thread):
+        thread.join(10)
+    assert order == ["engine", "web"]
+    assert not _someone_urgent_waits(database)  # the engine no longer says it waits
+
+
+def test_a_writer_that_cannot_get_the_file_turn_gives_up_at_its_deadline(database: str) -> None:
+    holder, other = FileTurn(database), FileTurn(database)
+    assert holder.acquire(urgent=True, deadline=time.monotonic() + 1)
+    assert not other.acquire(urgent=True, deadline=time.monotonic() + 0.05)
+    assert not other.held
+    assert not _someone_urgent_waits(database)  # it took back its word that it waits
+    holder.release()
+    assert other.acquire(urgent=False, deadline=time.monotonic() + 1)
+    other.release()
+
+
+def test_a_lock_file_that_cannot_be_made_leaves_the_turn_to_this_process(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    turns = WriterTurns(str(tmp_path / "no-such-directory" / "callnow.sqlite3"))
+    assert turns.acquire(urgent=False, timeout=1)
+    turns.release()
+    assert turns.acquire(urgent=True, timeout=1)  # the process's own turn still works
+    turns.release()
+    assert [r.getMessage()[:40] for r in caplog.records] == [
+        "writers take turns in this process only:"
+    ]  # said once, not at each write

@@ -25,6 +25,7 @@ from typing import Any
 from callnow.config import RtpengineSettings, Settings, SipSettings
 from callnow.domain.calls import PreparedHangup
 from callnow.domain.flow import FlowLimits, RequestFacts
+from callnow.engine.child import REGISTRATIONS_FILE
 from callnow.engine.live.channel import LiveChannel
 from callnow.engine.live.channel_config import ALLOW, ChannelConfig
 from callnow.engine.live.trunks import TrunkRoute, load_carrier_deck
@@ -40,9 +41,6 @@ from callnow.telephony.sip.register import RegistrationSpec, RegistrationState
 from callnow.telephony.tones import cadence_for
 
 log = logging.getLogger(__name__)
-
-# In the data directory: the trunk registrations' states, for a web in another process.
-REGISTRATIONS_FILE = "trunk-registrations.json"
 
 # The SIP legs' own ring timeouts are this much longer than the flow's, so the flow's timer
 # (which records "no answer" and tells the owner) normally ends an unanswered leg first.
