@@ -293,9 +293,11 @@ def _standing_query() -> Select[Any]:
 def standing_of(session: Session, profile_id: int, e164: str, since: datetime) -> NumberStanding:
     """The do-not-call list, an open request and a recent decline, in one query: each new
     request asks all three, and each query of its own was a round trip to the database."""
-    listed, open_request_id, declined = session.execute(
-        _standing_query(), {"e164": e164, "profile_id": profile_id, "since": since}
-    ).one()
+    listed, open_request_id, declined = (
+        session.connection()
+        .execute(_standing_query(), {"e164": e164, "profile_id": profile_id, "since": since})
+        .one()
+    )
     return NumberStanding(bool(listed), open_request_id, bool(declined))
 
 
