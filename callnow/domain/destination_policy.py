@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-import phonenumbers
 from phonenumbers import PhoneNumberType
 
+from callnow.domain.phone import VisitorNumber, classify_e164
 from callnow.i18n import N_
 
 CALLABLE_TYPES = frozenset(
@@ -62,20 +62,31 @@ def check_destination(e164: str, policy: DestinationPolicy) -> Refusal | None:
     """None when the number may be called; otherwise why not."""
     if not e164.startswith("+") or not e164[1:].isdigit() or not 3 <= len(e164) <= 17:
         return Refusal.INVALID
-    digits = e164[1:]
-    try:
-        parsed = phonenumbers.parse(e164)
-    except phonenumbers.NumberParseException:
+    classified = classify_e164(e164)
+    if classified is None or classified[1] == PhoneNumberType.UNKNOWN:  # UNKNOWN: not valid
         return Refusal.INVALID
-    if not phonenumbers.is_valid_number(parsed):
+    return _check(e164[1:], *classified, policy)
+
+
+def check_visitor_number(number: VisitorNumber, policy: DestinationPolicy) -> Refusal | None:
+    """`check_destination` for a number `parse_visitor_number` already classified (as valid):
+    the same answer without classifying it again."""
+    e164 = number.e164
+    if not e164.startswith("+") or not e164[1:].isdigit() or not 3 <= len(e164) <= 17:
         return Refusal.INVALID
+    return _check(e164[1:], number.region, number.number_type, policy)
+
+
+def _check(
+    digits: str, region: str | None, number_type: int, policy: DestinationPolicy
+) -> Refusal | None:
     if policy.platform.blocks(digits):
         return Refusal.PLATFORM_BLOCK
     if policy.tenant.blocks(digits):
         return Refusal.TENANT_BLOCK
-    if phonenumbers.region_code_for_number(parsed) not in policy.allowed_regions:
+    if region not in policy.allowed_regions:
         return Refusal.COUNTRY
-    if phonenumbers.number_type(parsed) not in CALLABLE_TYPES:
+    if number_type not in CALLABLE_TYPES:
         return Refusal.NUMBER_TYPE
     return None
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat
+from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
 
 from callnow.i18n import gettext as _
 
@@ -98,22 +99,42 @@ def parse_visitor_number(typed: str, region: str) -> VisitorNumber:
         raise InvalidNumber(_("Please enter a phone number."))
     if digit_count > MAX_DIGITS:
         raise InvalidNumber(f"A phone number has at most {MAX_DIGITS} digits.")
-    try:
-        parsed = phonenumbers.parse(text, region)
-    except NumberParseException as exc:
-        raise InvalidNumber(_("That does not look like a phone number.")) from exc
-    if not phonenumbers.is_valid_number(parsed):
+    classified = _classify(text, region)
+    if classified is None:
+        raise InvalidNumber(_("That does not look like a phone number."))
+    e164, number_region, number_type = classified
+    if number_type == PhoneNumberType.UNKNOWN:
         raise InvalidNumber(_("That phone number is not valid; please check it."))
-    e164 = phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
-    number_region = phonenumbers.region_code_for_number(parsed)
     scope = NumberScope.NATIONAL if number_region == region else NumberScope.INTERNATIONAL
     return VisitorNumber(
-        typed=typed,
-        e164=e164,
-        region=number_region,
-        scope=scope,
-        number_type=phonenumbers.number_type(parsed),
+        typed=typed, e164=e164, region=number_region, scope=scope, number_type=number_type
     )
+
+
+# Numbers classified lately (a visitor sending again, a flood of one victim's number, the status
+# page showing it): phonenumbers spends a good part of a millisecond on each.
+CLASSIFIED_NUMBERS = 4096
+
+
+@lru_cache(maxsize=CLASSIFIED_NUMBERS)
+def _classify(text: str, region: str | None) -> tuple[str, str | None, int] | None:
+    """(E.164, the number's region, its type) of a number as typed in `region`; None when it
+    does not parse. The type is UNKNOWN exactly when phonenumbers finds the number invalid
+    (`is_valid_number` is `number_type(...) != UNKNOWN` for the number's own region), so one
+    classification answers both."""
+    try:
+        parsed = phonenumbers.parse(text, region)
+    except NumberParseException:
+        return None
+    e164 = phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
+    return e164, phonenumbers.region_code_for_number(parsed), phonenumbers.number_type(parsed)
+
+
+def classify_e164(e164: str) -> tuple[str | None, int] | None:
+    """(region, type) of an E.164 number, from the same cache as the visitor's numbers; None
+    when it does not parse. The type is UNKNOWN for an invalid number."""
+    classified = _classify(e164, None)
+    return None if classified is None else classified[1:]
 
 
 def parse_owner_number(typed: str, region: str) -> str:

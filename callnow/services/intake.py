@@ -10,7 +10,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from callnow.domain.decision import Outcome, decide
-from callnow.domain.destination_policy import PrefixList, check_destination
+from callnow.domain.destination_policy import PrefixList, check_visitor_number
 from callnow.domain.names import InvalidName, clean_visitor_name
 from callnow.domain.number_hint import visitor_refusal
 from callnow.domain.phone import InvalidNumber, parse_visitor_number
@@ -95,7 +95,7 @@ def submit(
     tenant = profiles.tenant_of(profile)
     policy = destination_policy(tenant, safeguards.platform_prefixes)
     refused = {"number": visitor_refusal(policy.allowed_regions, tenant.region)}
-    if check_destination(number.e164, policy):
+    if check_visitor_number(number, policy):
         return IntakeResult(errors=refused)
     standing = request_store.standing_of(
         session, profile.id, number.e164, since=now - safeguards.decline_cooldown

@@ -4,6 +4,12 @@ One row per counted hit of a (rule, key); a moving window is a count of the rows
 it. Rows go once the rule's longest window has passed (`expires_at`): each check deletes its
 own keys' expired rows, and `purge_expired` sweeps the rest a bounded batch at a time.
 
+Every statement of a check stays within its keys' part of the (rule, key, hit_at) index, so a
+check costs the same whether a key holds ten hits or a flood's hundred thousand: the delete asks
+only for hits older than the key's longest window (the only ones that can have expired under
+the rule as configured), and a window's count stops one past the window's limit (past that,
+"over the limit" is all any caller asks; limits in the tens of thousands are counted whole).
+
 Checks and hits of one key are serialised so two requests cannot both take the last place: on
 PostgreSQL by a transaction-level advisory lock per key, on SQLite by the write lock (the first
 statement is a DELETE, so the transaction holds it until commit).
@@ -21,6 +27,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Delete,
+    ScalarSelect,
     Select,
     Table,
     and_,
@@ -28,6 +35,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal_column,
     or_,
     select,
     text,
@@ -85,27 +93,45 @@ def _is_key(i: int) -> ColumnElement[bool]:
 # building them anew on every post cost more than running them.
 @cache
 def _drop_expired_of(counters: int) -> Delete:
+    # `hit_at` bounds each key's part of the index: without it the database read every hit of
+    # the key to test `expires_at`, and a flooded page's key holds thousands.
     return delete(_hits).where(
-        _hits.c.expires_at <= bindparam("now"), or_(*map(_is_key, range(counters)))
+        _hits.c.expires_at <= bindparam("now"),
+        or_(*(and_(_is_key(i), _hits.c.hit_at <= bindparam(f"c{i}")) for i in range(counters))),
     )
 
 
+# A window whose limit is above this is counted whole: stopping early makes each row read
+# dearer, and a count that large is seldom passed.
+STOP_COUNT_UP_TO = 10_000
+
+
+def _count_of(i: int, j: int, stop: bool) -> ScalarSelect[Any]:
+    hits = _is_key(i), _hits.c.hit_at > bindparam(f"s{i}_{j}")
+    if not stop:
+        return select(func.count()).select_from(_hits).where(*hits).scalar_subquery()
+    first = select(literal_column("1")).where(*hits).limit(bindparam(f"n{i}_{j}")).subquery()
+    return select(func.count()).select_from(first).scalar_subquery()
+
+
 @cache
-def _count_windows(shape: tuple[int, ...]) -> Select[Any]:
+def _count_windows(shape: tuple[tuple[bool, ...], ...]) -> Select[Any]:
+    """Per counter, per window: whether its count stops past the limit."""
     return select(
         *(
-            select(func.count())
-            .select_from(_hits)
-            .where(_is_key(i), _hits.c.hit_at > bindparam(f"s{i}_{j}"))
-            .scalar_subquery()
+            _count_of(i, j, stop)
             for i, windows in enumerate(shape)
-            for j in range(windows)
+            for j, stop in enumerate(windows)
         )
     )
 
 
 def _lock(session: Session, counters: Sequence[Counter], now: datetime) -> None:
-    """Hold every counter's key until commit, in one lock order; drop their expired hits."""
+    """Hold every counter's key until commit, in one lock order; drop their expired hits.
+
+    A hit expires when its rule's longest window has passed (`expires_at`), so only hits at
+    least that old are looked at. (A hit written while the rule had a shorter longest window is
+    left to `purge_expired` until it is that old: meanwhile the longer window counts it.)"""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         for counter in counters:
@@ -113,16 +139,24 @@ def _lock(session: Session, counters: Sequence[Counter], now: datetime) -> None:
                 text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
                 {"k": f"{counter.rule}:{_stored_key(counter.key)}"},
             )
-    connection.execute(_drop_expired_of(len(counters)), {"now": now, **_keys(counters)})
+    cutoffs = {f"c{i}": now - counter.longest for i, counter in enumerate(counters)}
+    connection.execute(_drop_expired_of(len(counters)), {"now": now, **_keys(counters), **cutoffs})
 
 
 def _counts(session: Session, counters: Sequence[Counter], now: datetime) -> list[list[int]]:
-    """Each counter's hits in each of its windows, read in one statement."""
+    """Each counter's hits in each of its windows, read in one statement. A count may stop at
+    one more than the window's limit: every caller only asks whether a count is below, at or
+    over the limit, and a flooded page's counters would otherwise read every hit of the flood."""
     params: dict[str, object] = dict(_keys(counters))
     for i, counter in enumerate(counters):
         for j, window in enumerate(counter.windows):
             params[f"s{i}_{j}"] = now - timedelta(seconds=window.seconds)
-    shape = tuple(len(counter.windows) for counter in counters)
+            if window.amount <= STOP_COUNT_UP_TO:
+                params[f"n{i}_{j}"] = window.amount + 1
+    shape = tuple(
+        tuple(window.amount <= STOP_COUNT_UP_TO for window in counter.windows)
+        for counter in counters
+    )
     row = iter(session.connection().execute(_count_windows(shape), params).one())
     return [[next(row) for _ in counter.windows] for counter in counters]
 

@@ -178,11 +178,22 @@ def _request_query() -> Any:
     )
 
 
-def enqueue_for_history(connection: Connection, row: dict[str, Any]) -> bool:
-    """The notice (if any) for one history row with request_id, state and reason."""
+def enqueue_for_history(
+    connection: Connection,
+    row: dict[str, Any],
+    *,
+    known: tuple[str, datetime | None] | None = None,
+) -> bool:
+    """The notice (if any) for one history row with request_id, state and reason. `known`: the
+    request's decision and booked slot, when the caller knows them: a request that waits neither
+    for the owner's confirmation on the web nor for a booked slot then costs no query."""
     kind = kind_for(row["state"], row.get("reason") or "")
     if kind is None:
         return False
+    if kind is Kind.AWAITING and known is not None:
+        decision, scheduled_for = known
+        if decision != Outcome.CONFIRM_ON_WEB.value and scheduled_for is None:
+            return False
     found = (
         connection.execute(_request_query(), {"request_id": row["request_id"]}).mappings().first()
     )

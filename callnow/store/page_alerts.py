@@ -7,27 +7,42 @@ One alert per spike: while one is active, more posts extend nothing and alert no
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import exists, insert, select, update
+from sqlalchemy import Select, bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from callnow.domain.notices import Kind
 from callnow.store import mail
-from callnow.store.models import PageAlert, Profile, WebhookDelivery, WebhookEndpoint, utcnow
+from callnow.store.models import (
+    PageAlert,
+    Profile,
+    UtcDateTime,
+    WebhookDelivery,
+    WebhookEndpoint,
+    utcnow,
+)
 from callnow.store.webhooks import new_delivery_id
 
 FLOOD = "flood"
 EVENT_NAME = "page.captcha_required"
 
 
-def captcha_forced(session: Session, profile_id: int, now: datetime) -> bool:
-    """True while a flood alert holds the page under CAPTCHA."""
-    return bool(
-        session.scalar(
-            select(exists().where(PageAlert.profile_id == profile_id, PageAlert.until > now))
+@cache  # built once: every form post asks
+def _forced_query() -> Select[tuple[bool]]:
+    return select(
+        exists().where(
+            PageAlert.profile_id == bindparam("profile_id"),
+            PageAlert.until > bindparam("now", type_=UtcDateTime),
         )
     )
+
+
+def captcha_forced(session: Session, profile_id: int, now: datetime) -> bool:
+    """True while a flood alert holds the page under CAPTCHA."""
+    found = session.connection().execute(_forced_query(), {"profile_id": profile_id, "now": now})
+    return bool(found.scalar())
 
 
 def raise_flood(

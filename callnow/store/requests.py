@@ -22,7 +22,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
 
 from callnow.domain.request_state import (
     TERMINAL,
@@ -69,40 +69,59 @@ def record_new(
 ) -> CallRequest:
     """Store a request as received and move it at once to rejected or queued, with history.
 
-    The request goes through the ORM (the caller gets it back); its two history rows go in as
-    one plain INSERT with their webhook deliveries, which cost less than the ORM's flush of
-    them on every form post. `request.events` loads from the database when first read.
+    The row goes in as one plain INSERT (every column given), and the caller gets it back as a
+    persistent `CallRequest` built from those values, without the ORM's flush, which cost more
+    than the INSERT on every form post. Its two history rows go in as one plain INSERT too, with
+    their webhook deliveries and notices. `request.events` loads from the database when first
+    read, and `request.profile` from the session it was loaded in.
     """
     now = now or utcnow()
     check_transition(RequestState.RECEIVED, final_state)
-    request = CallRequest(
-        token=new_token(),
-        profile_id=profile.id,
-        caller_name=caller_name,
-        number_typed=number_typed[:40],
-        number_e164=number_e164,
-        source_address=source_address[:45],
-        user_agent=user_agent[:256],
-        channel=channel,
-        created_at=now,
-        state=final_state.value,
-        decision=decision,
-        reason=reason,
-        api_key_id=api_key_id,
-        idempotency_key=idempotency_key,
-        scheduled_for=scheduled_for,
-    )
+    values: dict[str, Any] = {
+        "token": new_token(),
+        "profile_id": profile.id,
+        "caller_name": caller_name,
+        "number_typed": number_typed[:40],
+        "number_e164": number_e164,
+        "source_address": source_address[:45],
+        "user_agent": user_agent[:256],
+        "channel": channel,
+        "created_at": now,
+        "state": final_state.value,
+        "decision": decision,
+        "reason": reason,
+        "api_key_id": api_key_id,
+        "idempotency_key": idempotency_key,
+        "claimed_by": None,
+        "lease_expires_at": None,
+        "claim_count": 0,
+        "cancel_requested_at": None,
+        "reserved_minor": None,
+        "message": None,
+        "message_at": None,
+        "scheduled_for": scheduled_for,
+    }
+    session.flush()  # anything pending goes first, as the ORM's own flush would have sent it
+    request_id = session.connection().execute(_request_insert(), values).scalar_one()
+    request = CallRequest(id=request_id, **values)
+    make_transient_to_detached(request)  # as if loaded: what was given is what is stored
     session.add(request)
-    session.flush()
     _write_history(
         session,
         [
             {"at": now, "state": RequestState.RECEIVED.value, "reason": channel},
             {"at": now, "state": final_state.value, "reason": reason[:200]},
         ],
-        request_id=request.id,
+        request_id=request_id,
+        known=(decision, scheduled_for),
     )
     return request
+
+
+@cache
+def _request_insert() -> Insert:
+    requests = cast(Table, CallRequest.__table__)
+    return insert(requests).returning(requests.c.id)
 
 
 def move(
@@ -180,9 +199,17 @@ def move_by_id(
     )
 
 
-def _write_history(session: Session, rows: list[dict[str, Any]], *, request_id: int) -> None:
+def _write_history(
+    session: Session,
+    rows: list[dict[str, Any]],
+    *,
+    request_id: int,
+    known: tuple[str, datetime | None] | None = None,
+) -> None:
     """History rows of one request (each with at, state and reason), in one INSERT, and their
-    webhook deliveries: the ORM's listener does not see rows written this way."""
+    webhook deliveries and notices: the ORM's listeners do not see rows written this way.
+    `known`: the request's decision and booked slot, when the caller knows them (the notices
+    then need not read them back)."""
     connection = session.connection()
     for row in rows:
         row["request_id"] = request_id
@@ -190,7 +217,7 @@ def _write_history(session: Session, rows: list[dict[str, Any]], *, request_id: 
     for row, event_id in zip(rows, ids, strict=True):
         row["id"] = event_id
         webhooks.enqueue_inserted(connection, row)
-        mail.enqueue_for_history(connection, row)
+        mail.enqueue_for_history(connection, row, known=known)
 
 
 @cache
@@ -266,9 +293,11 @@ def _standing_query() -> Select[Any]:
 def standing_of(session: Session, profile_id: int, e164: str, since: datetime) -> NumberStanding:
     """The do-not-call list, an open request and a recent decline, in one query: each new
     request asks all three, and each query of its own was a round trip to the database."""
-    listed, open_request_id, declined = session.execute(
-        _standing_query(), {"e164": e164, "profile_id": profile_id, "since": since}
-    ).one()
+    listed, open_request_id, declined = (
+        session.connection()
+        .execute(_standing_query(), {"e164": e164, "profile_id": profile_id, "since": since})
+        .one()
+    )
     return NumberStanding(bool(listed), open_request_id, bool(declined))
 
 

@@ -1,12 +1,17 @@
+import phonenumbers
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from callnow.domain.destination_policy import (
     DestinationPolicy,
     PrefixList,
     Refusal,
     check_destination,
+    check_visitor_number,
     normalise_prefix_list,
 )
+from callnow.domain.phone import InvalidNumber, parse_visitor_number
 
 AU_ONLY = DestinationPolicy(allowed_regions=frozenset({"AU"}))
 WORLD = DestinationPolicy(allowed_regions=frozenset({"AU", "US", "GB", "DO", "CU"}))
@@ -76,3 +81,44 @@ def test_prefix_lists_are_normalised_and_checked():
     assert normalise_prefix_list(["+61 4", "614", "1900"]) == ("1900", "614")
     with pytest.raises(ValueError, match="not a number prefix"):
         normalise_prefix_list(["61x"])
+
+
+REGIONS = ["AU", "US", "CA", "DO", "GB", "IM", "JE", "DE", "IT", "RU", "KZ", "NO", "SJ", "BR", "IN"]
+POLICIES = [
+    AU_ONLY,
+    WORLD,
+    DestinationPolicy(
+        frozenset({"AU", "GB", "US"}),
+        platform=PrefixList(blocked=("614", "4470"), allowed=("61412",)),
+        tenant=PrefixList(blocked=("1212",)),
+    ),
+]
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    digits=st.text(alphabet="0123456789", min_size=4, max_size=14),
+    region=st.sampled_from(REGIONS),
+    how=st.sampled_from(["national", "trunk", "international"]),
+    calling_from=st.sampled_from(REGIONS),
+)
+def test_a_typed_number_is_judged_as_its_e164_form_would_be(digits, region, how, calling_from):
+    """Intake judges the number it classified once; the engine re-checks its E.164 form. Both
+    must agree, and a number is refused as invalid exactly where phonenumbers finds it so."""
+    code = phonenumbers.country_code_for_region(region)
+    typed = {"national": digits, "trunk": "0" + digits, "international": f"+{code}{digits}"}[how]
+    try:
+        parsed = phonenumbers.parse(typed, calling_from)
+        valid = phonenumbers.is_valid_number(parsed)
+    except phonenumbers.NumberParseException:
+        valid = False
+    try:
+        number = parse_visitor_number(typed, calling_from)
+    except InvalidNumber:
+        assert not valid
+        return
+    assert valid
+    assert number.region == phonenumbers.region_code_for_number(parsed)
+    assert number.number_type == phonenumbers.number_type(parsed)
+    for policy in POLICIES:
+        assert check_visitor_number(number, policy) == check_destination(number.e164, policy)
