@@ -284,6 +284,8 @@ class CallRequest(Base):
         Index("ix_call_requests_profile_created", "profile_id", "created_at"),
         Index("ix_call_requests_state", "state"),
         Index("ix_call_requests_scheduled", "profile_id", "scheduled_for"),
+        # A new request asks for its number's standing on its page (store.requests.standing_of).
+        Index("ix_call_requests_profile_number", "profile_id", "number_e164"),
         UniqueConstraint("api_key_id", "idempotency_key", name="uq_call_requests_idempotency"),
     )
 
