@@ -54,7 +54,7 @@ def _visitor_leg_answered(sessions) -> bool:
 
 @pytest.mark.timeout(300)
 def test_a_burst_of_posts_leaves_the_service_answering_and_the_bridged_call_billed_once(
-    callback_service, caplog
+    callback_service, caplog, capfd
 ):
     settings, sessions, _, _ = callback_service(
         "answer_info_dtmf_relay.xml", {"digit": "1"}, max_call_s=15, abuse=LIFTED
@@ -101,6 +101,20 @@ def test_a_burst_of_posts_leaves_the_service_answering_and_the_bridged_call_bill
     assert visitor_leg.answered_at is not None
     assert [charge.call_leg_id for charge in charges] == [visitor_leg.id]
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    # The engine child logs to the stderr it inherited, not to this process's loggers.
+    engine_lines = [line for line in capfd.readouterr().err.splitlines() if _from_engine(line)]
+    assert engine_lines, "no line of the engine child's log was seen"
+    assert [line for line in engine_lines if _is_error(line)] == []
+
+
+def _from_engine(line: str) -> bool:
+    return "process=engine" in line or '"process": "engine"' in line
+
+
+def _is_error(line: str) -> bool:
+    return any(
+        mark in line for mark in ("[error", "[critical", '"level": "error"', '"level": "critical"')
+    )
 
 
 def _ids_of(sessions, callnow_id: str) -> list[int]:
