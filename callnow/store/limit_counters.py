@@ -2,7 +2,9 @@
 
 One row per counted hit of a (rule, key); a moving window is a count of the rows younger than
 it. Rows go once the rule's longest window has passed (`expires_at`): each check deletes its
-own keys' expired rows, and `purge_expired` sweeps the rest a bounded batch at a time.
+own keys' expired rows (on SQLite only the check that opens the transaction), and
+`purge_expired` sweeps the rest a bounded batch at a time. A `take` checks and counts in one
+statement: its hits go in only where every window has room.
 
 Every statement of a check stays within its keys' part of the (rule, key, hit_at) index, so a
 check costs the same whether a key holds ten hits or a flood's hundred thousand: the delete asks
@@ -12,7 +14,8 @@ the rule as configured), and a window's count stops one past the window's limit 
 
 Checks and hits of one key are serialised so two requests cannot both take the last place: on
 PostgreSQL by a transaction-level advisory lock per key, on SQLite by the write lock (the first
-statement is a DELETE, so the transaction holds it until commit).
+statement is a DELETE, so the transaction holds it until commit; a later check in the same
+transaction already holds it and deletes nothing).
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Delete,
+    Insert,
     ScalarSelect,
     Select,
+    String,
     Table,
     and_,
     bindparam,
@@ -39,10 +44,11 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union_all,
 )
 from sqlalchemy.orm import Session
 
-from callnow.store.models import LimitHit
+from callnow.store.models import LimitHit, UtcDateTime
 
 PURGE_BATCH = 500
 KEY_MAX_CHARS = 80
@@ -126,6 +132,33 @@ def _count_windows(shape: tuple[tuple[bool, ...], ...]) -> Select[Any]:
     )
 
 
+@cache
+def _add_if_room(shape: tuple[tuple[bool, ...], ...]) -> Insert:
+    """One hit per counter, inserted only if every window of every counter has room: the check
+    and the hits in one statement (the counts are read once, before any row goes in)."""
+    hits = [
+        select(
+            bindparam(f"r{i}", type_=String).label("rule"),
+            bindparam(f"k{i}", type_=String).label("key"),
+            bindparam(f"e{i}", type_=UtcDateTime).label("expires_at"),
+        )
+        for i in range(len(shape))
+    ]
+    rows = (union_all(*hits) if len(hits) > 1 else hits[0]).subquery()
+    room = [
+        _count_of(i, j, stop) < bindparam(f"a{i}_{j}")
+        for i, windows in enumerate(shape)
+        for j, stop in enumerate(windows)
+    ]
+    when_room = select(
+        rows.c.rule, rows.c.key, bindparam("now", type_=UtcDateTime), rows.c.expires_at
+    ).where(*room)
+    # The rows it inserted say whether there was room (psycopg gives no row count for an
+    # INSERT from a SELECT).
+    columns = ["rule", "key", "hit_at", "expires_at"]
+    return insert(_hits).from_select(columns, when_room).returning(_hits.c.id)
+
+
 def _lock(session: Session, counters: Sequence[Counter], now: datetime) -> None:
     """Hold every counter's key until commit, in one lock order; drop their expired hits.
 
@@ -139,6 +172,11 @@ def _lock(session: Session, counters: Sequence[Counter], now: datetime) -> None:
                 text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
                 {"k": f"{counter.rule}:{_stored_key(counter.key)}"},
             )
+    elif connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+        # SQLite opens a transaction only at a write, which took the write lock until commit:
+        # a second check in it (the owner's limits after the source's) is serialised already,
+        # and its expired hits are left to `purge_expired` (counts never read them).
+        return
     cutoffs = {f"c{i}": now - counter.longest for i, counter in enumerate(counters)}
     connection.execute(_drop_expired_of(len(counters)), {"now": now, **_keys(counters), **cutoffs})
 
@@ -147,6 +185,13 @@ def _counts(session: Session, counters: Sequence[Counter], now: datetime) -> lis
     """Each counter's hits in each of its windows, read in one statement. A count may stop at
     one more than the window's limit: every caller only asks whether a count is below, at or
     over the limit, and a flooded page's counters would otherwise read every hit of the flood."""
+    params, shape = _count_params(counters, now)
+    row = iter(session.connection().execute(_count_windows(shape), params).one())
+    return [[next(row) for _ in counter.windows] for counter in counters]
+
+
+def _count_params(counters: Sequence[Counter], now: datetime) -> tuple[dict[str, object], Any]:
+    """The parameters of the windows' counts, and the statements' shape (see `_count_windows`)."""
     params: dict[str, object] = dict(_keys(counters))
     for i, counter in enumerate(counters):
         for j, window in enumerate(counter.windows):
@@ -157,8 +202,7 @@ def _counts(session: Session, counters: Sequence[Counter], now: datetime) -> lis
         tuple(window.amount <= STOP_COUNT_UP_TO for window in counter.windows)
         for counter in counters
     )
-    row = iter(session.connection().execute(_count_windows(shape), params).one())
-    return [[next(row) for _ in counter.windows] for counter in counters]
+    return params, shape
 
 
 def _add(session: Session, counters: Sequence[Counter], now: datetime) -> None:
@@ -186,13 +230,13 @@ def take(session: Session, counters: Sequence[Counter], now: datetime) -> bool:
         return True
     ordered = _in_lock_order(counters)
     _lock(session, ordered, now)
-    for counter, counts in zip(ordered, _counts(session, ordered, now), strict=True):
-        if any(
-            count >= window.amount for count, window in zip(counts, counter.windows, strict=True)
-        ):
-            return False
-    _add(session, ordered, now)
-    return True
+    params, shape = _count_params(ordered, now)
+    for i, counter in enumerate(ordered):
+        params[f"e{i}"] = now + counter.longest
+        for j, window in enumerate(counter.windows):
+            params[f"a{i}_{j}"] = window.amount
+    inserted = session.connection().execute(_add_if_room(shape), {"now": now, **params})
+    return bool(inserted.all())
 
 
 def take_then_hit(

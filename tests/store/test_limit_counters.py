@@ -1,5 +1,5 @@
 """The database's limit counters, on SQLite and PostgreSQL: exact at and past every limit, and
-each check clearing its own keys' expired hits."""
+each check clearing its own keys' expired hits (on SQLite, the check that opens the transaction)."""
 
 from __future__ import annotations
 
@@ -61,6 +61,7 @@ def test_a_check_clears_its_own_keys_expired_hits_and_no_others(sessions) -> Non
         limit_counters.hit(session, mine, START)
         limit_counters.hit(session, other, START)
         limit_counters.hit(session, mine, START + hour / 2)
+    with transaction(sessions) as session:
         # The first hit's longest window ends exactly now: it has expired; the second has not.
         assert limit_counters.take(session, [mine], START + hour)
         left = session.execute(select(LimitHit.key, LimitHit.hit_at).order_by(LimitHit.id)).all()
@@ -69,3 +70,15 @@ def test_a_check_clears_its_own_keys_expired_hits_and_no_others(sessions) -> Non
         (mine.key, START + hour / 2),
         (mine.key, START + hour),
     ]
+
+
+def test_a_check_takes_nothing_when_any_counter_is_full(sessions) -> None:
+    """`take` is all or nothing: one full counter refuses the others' hits too."""
+    source = Counter("per_source", "203.0.113.9", [Window(5, 60), Window(50, 3600)])
+    number = Counter("per_number", "+61291234567", [Window(2, 3600)])
+    with transaction(sessions) as session:
+        assert limit_counters.take(session, [source, number], START)
+        assert limit_counters.take(session, [source, number], _second(1))
+        assert not limit_counters.take(session, [source, number], _second(2))
+        counted = limit_counters._counts(session, [source, number], _second(3))
+    assert counted == [[2, 2], [2]]
