@@ -213,17 +213,22 @@ def _write_history(
     connection = session.connection()
     for row in rows:
         row["request_id"] = request_id
-    ids = connection.execute(_history_insert(), rows).scalars().all()
-    for row, event_id in zip(rows, ids, strict=True):
-        row["id"] = event_id
+    # Each row is told by its state: then the rows go in as one statement, returned in any
+    # order (the database's order is kept only row by row, one statement each).
+    by_state = len({row["state"] for row in rows}) == len(rows)
+    inserted = connection.execute(_history_insert(sorted_rows=not by_state), rows).all()
+    ids = {state: event_id for event_id, state in inserted} if by_state else {}
+    for i, row in enumerate(rows):
+        row["id"] = ids[row["state"]] if by_state else inserted[i][0]
         webhooks.enqueue_inserted(connection, row)
         mail.enqueue_for_history(connection, row, known=known)
 
 
 @cache
-def _history_insert() -> Insert:
+def _history_insert(*, sorted_rows: bool) -> Insert:
     events = cast(Table, RequestEvent.__table__)
-    return insert(events).returning(events.c.id, sort_by_parameter_order=True)
+    columns = events.c.id, events.c.state
+    return insert(events).returning(*columns, sort_by_parameter_order=sorted_rows)
 
 
 def append_event(request: CallRequest, event: RequestEvent) -> None:
