@@ -94,14 +94,19 @@ def submit(
         return IntakeResult(errors=errors)
     tenant = profiles.tenant_of(profile)
     policy = destination_policy(tenant, safeguards.platform_prefixes)
-    refused = {"number": visitor_refusal(policy.allowed_regions, tenant.region)}
+
+    def refused() -> IntakeResult:  # worded only when needed: it names countries (Babel)
+        return IntakeResult(
+            errors={"number": visitor_refusal(policy.allowed_regions, tenant.region)}
+        )
+
     if check_visitor_number(number, policy):
-        return IntakeResult(errors=refused)
+        return refused()
     standing = request_store.standing_of(
         session, profile.id, number.e164, since=now - safeguards.decline_cooldown
     )
     if standing.do_not_call:
-        return IntakeResult(errors=refused)
+        return refused()
     # One number, one call: a request still in progress is returned, not repeated.
     if standing.open_request_id is not None:
         pending = session.get(CallRequest, standing.open_request_id)
