@@ -118,11 +118,13 @@ class Dispatcher:
         self._sessions = sessions
         self._engine = engine
         self._settings = settings
-        self._limits = limits or FlowLimits(
+        limits = limits or FlowLimits(
             owner_ring_s=settings.sip.owner_ring_timeout_s,
             visitor_ring_s=settings.sip.visitor_ring_timeout_s,
             max_call_duration_s=settings.sip.max_call_duration_s,
         )
+        # An engine setting, whatever timings the caller passed: the claim honours the hold.
+        self._limits = replace(limits, owner_busy_hold_s=settings.engine.owner_busy_hold_s)
         self._clock = clock
         self._holding = holding
         self._end_abandoned = end_abandoned
