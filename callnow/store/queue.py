@@ -310,10 +310,15 @@ def depth(session: Session, now: datetime) -> tuple[int, float]:
 
     For the metrics scrape: one aggregate query over the queued requests."""
     count, oldest = session.execute(
-        select(func.count(), func.min(CallRequest.created_at)).where(
+        select(func.count(), func.min(CallRequest.created_at))
+        .join(Profile, CallRequest.profile_id == Profile.id)
+        .join(Extension, Profile.extension_id == Extension.id)
+        .where(
             CallRequest.state == RequestState.QUEUED.value,
-            # Bookings whose slot has not come are not waiting for an engine.
+            # Bookings whose slot has not come are not waiting for an engine, nor are the
+            # requests of an owner held after a busy phone (`owners_held` counts those owners).
             or_(CallRequest.scheduled_for.is_(None), CallRequest.scheduled_for <= now),
+            or_(Extension.busy_until.is_(None), Extension.busy_until <= now),
         )
     ).one()
     if not count or oldest is None:
@@ -321,3 +326,9 @@ def depth(session: Session, now: datetime) -> tuple[int, float]:
     if oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=now.tzinfo)
     return int(count), max(0.0, (now - oldest).total_seconds())
+
+
+def owners_held(session: Session, now: datetime) -> int:
+    """Owners held after their phone answered busy, whose queued requests wait for that."""
+    held = select(func.count()).select_from(Extension).where(Extension.busy_until > now)
+    return session.scalar(held) or 0

@@ -249,6 +249,18 @@ def test_a_held_owners_queued_request_can_still_be_cancelled(world) -> None:
         assert claim(session, now=NOW + HOLD) is None
 
 
+def test_a_held_owners_requests_are_not_counted_as_waiting_for_an_engine(world) -> None:
+    with world.sessions() as session, session.begin():
+        held = queued_request(session, "alice", "+61290375678", now=NOW - timedelta(minutes=5))
+        queued_request(session, "bob", "+61390001234", now=NOW - timedelta(minutes=1))
+        queue.mark_owner_busy(session, held.id, NOW + HOLD)
+
+        assert queue.depth(session, NOW) == (1, 60.0)
+        assert queue.owners_held(session, NOW) == 1
+        assert queue.depth(session, NOW + HOLD) == (2, 300.0 + HOLD.total_seconds())
+        assert queue.owners_held(session, NOW + HOLD) == 0
+
+
 def test_a_hold_is_never_shortened_by_an_earlier_time(world) -> None:
     with world.sessions() as session, session.begin():
         request = queued(session)
