@@ -93,7 +93,8 @@ class ClaimRound:
     # The batch was full: more may be waiting, so claim again before the next wake-up.
     more: bool
     # A request waits for room (its owner, its tenant or this engine is at the limit): claim
-    # again when a call ends. Otherwise a call's end is no reason to look.
+    # again when a call ends. Otherwise a call's end is no reason to look. An owner held after
+    # a busy phone does not count: no call's end ends the hold; the poll finds their requests.
     held_back: bool
 
 
