@@ -502,6 +502,14 @@ class EngineSettings(BaseModel):
     max_calls_per_tenant: int = Field(
         20, ge=1, le=10_000, description="Callbacks at once per tenant."
     )
+    owner_busy_hold_s: float = Field(
+        30,
+        ge=0,
+        le=600,
+        description="After the owner's phone answered busy (486 or 600), that owner's next "
+        "queued callback waits this long before their phone is rung again (queued requests stay "
+        "queued meanwhile). 0: ring again at once.",
+    )
     drain_s: float = Field(
         300,
         ge=0,

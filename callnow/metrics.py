@@ -194,6 +194,15 @@ class Metrics:
             _Source(oldest),
         )
 
+    def watch_owners_held(self, read: Callable[[], int]) -> None:
+        """`read` gives how many owners are held after their phone answered busy."""
+        self._gauges.add(
+            "callnow_owners_held",
+            "Owners not rung again until the hold after their phone answered busy ends.",
+            (),
+            _Source(lambda: [((), float(read()))]),
+        )
+
     def watch_pool(self, pool_name: str, read: Callable[[], tuple[int, int]]) -> None:
         """`read` gives (connections in use, pool size) of a database pool."""
 

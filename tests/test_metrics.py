@@ -61,6 +61,13 @@ def test_a_failing_scrape_time_source_is_left_out_not_fatal() -> None:
     assert "callnow_queue_depth" not in samples
 
 
+def test_the_owners_held_after_a_busy_phone_are_shown() -> None:
+    metrics = Metrics("engine")
+    metrics.watch_owners_held(lambda: 3)
+    samples = {s.name: s.value for f in metrics.registry.collect() for s in f.samples}
+    assert samples["callnow_owners_held"] == 3
+
+
 def test_the_listener_serves_the_registry_and_stops() -> None:
     metrics = Metrics("engine")
     metrics.claims.inc(2)

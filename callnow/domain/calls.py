@@ -215,4 +215,13 @@ class StateChanged:
     at: datetime
 
 
-StoreWrite = LegDialling | LegAnsweredAt | LegHangupPrepared | LegRecorded | StateChanged
+@dataclass(frozen=True, slots=True)
+class OwnerBusyUntil:
+    """The owner's phone answered busy: no other callback of theirs is claimed before `until`."""
+
+    until: datetime
+
+
+StoreWrite = (
+    LegDialling | LegAnsweredAt | LegHangupPrepared | LegRecorded | OwnerBusyUntil | StateChanged
+)

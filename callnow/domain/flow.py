@@ -44,6 +44,10 @@ Decisions where the brief was silent (also in the engineer's report):
 - Finishing is always: cancel running timers, hang up and record every live leg, report the
   terminal request state, `Finish`. So the store sees the records before the final state.
 - `Abort` (engine trouble) fails the request, unless the outcome was already decided.
+- An owner's phone that answers busy (486, 600) is on another call: `OwnerBusyFor` tells the
+  engine to ring that owner for no other callback for `owner_busy_hold_s` (the classic
+  callback "retry time"), so the owner's queued requests wait instead of each meeting busy
+  within milliseconds. It comes before the terminal state, in the same unit of writes.
 """
 
 from __future__ import annotations
@@ -161,6 +165,9 @@ class FlowLimits:
     max_prompt_plays: int = 3
     # Longest a confirm prompt or notice may play, should the adapter never report its end.
     prompt_max_s: float = 30
+    # After the owner's phone answered busy, how long no other callback rings them (0: none).
+    # The engine sets it from `engine.owner_busy_hold_s`.
+    owner_busy_hold_s: float = 0
 
     def __post_init__(self) -> None:
         timeouts = (self.owner_ring_s, self.visitor_ring_s, self.digit_wait_s)
@@ -170,6 +177,8 @@ class FlowLimits:
             raise ValueError("a request without budget must not reach the flow")
         if self.max_prompt_plays < 1:
             raise ValueError("the prompt must be played at least once")
+        if self.owner_busy_hold_s < 0:
+            raise ValueError("the busy owner's hold cannot be negative")
 
     @property
     def max_duration_s(self) -> float:
@@ -332,6 +341,14 @@ class RecordLeg:
 
 
 @dataclass(frozen=True)
+class OwnerBusyFor:
+    """The owner's phone answered busy: ring them for no other callback for `seconds`, counted
+    from now (the engine's clock)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
 class RequestStateChanged:
     state: RequestState
     reason: str
@@ -360,6 +377,7 @@ Command = (
     | StartTimer
     | CancelTimer
     | RecordLeg
+    | OwnerBusyFor
     | RequestStateChanged
     | Finish
 )
@@ -514,6 +532,9 @@ class CallbackFlow:
         self._leg_gone(role, out, cause=cause, sip_code=code)
         if role is LegRole.OWNER:
             state, reason = _OWNER_FAILURE[cause]
+            if cause is FailureCause.BUSY and self.limits.owner_busy_hold_s > 0:
+                # On another call: ringing again at once would only meet busy again.
+                out.append(OwnerBusyFor(self.limits.owner_busy_hold_s))
             self._finish(state, reason, out)
         else:
             self._visitor_unreachable(_VISITOR_FAILURE[cause], out)

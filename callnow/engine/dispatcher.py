@@ -93,7 +93,8 @@ class ClaimRound:
     # The batch was full: more may be waiting, so claim again before the next wake-up.
     more: bool
     # A request waits for room (its owner, its tenant or this engine is at the limit): claim
-    # again when a call ends. Otherwise a call's end is no reason to look.
+    # again when a call ends. Otherwise a call's end is no reason to look. An owner held after
+    # a busy phone does not count: no call's end ends the hold; the poll finds their requests.
     held_back: bool
 
 
@@ -118,11 +119,13 @@ class Dispatcher:
         self._sessions = sessions
         self._engine = engine
         self._settings = settings
-        self._limits = limits or FlowLimits(
+        limits = limits or FlowLimits(
             owner_ring_s=settings.sip.owner_ring_timeout_s,
             visitor_ring_s=settings.sip.visitor_ring_timeout_s,
             max_call_duration_s=settings.sip.max_call_duration_s,
         )
+        # An engine setting, whatever timings the caller passed: the claim honours the hold.
+        self._limits = replace(limits, owner_busy_hold_s=settings.engine.owner_busy_hold_s)
         self._clock = clock
         self._holding = holding
         self._end_abandoned = end_abandoned

@@ -32,6 +32,7 @@ from callnow.domain.calls import (
     LegHangupPrepared,
     LegRecorded,
     LegRole,
+    OwnerBusyUntil,
     PreparedHangup,
     StateChanged,
     StoreWrite,
@@ -169,6 +170,8 @@ def encode(write: StoreWrite) -> dict[str, Any]:
             return {"kind": "hangup", "role": role.value, "hangup": asdict(hangup)}
         case LegRecorded(record=record):
             return {"kind": "recorded", "record": _encode_record(record)}
+        case OwnerBusyUntil(until=until):
+            return {"kind": "owner_busy", "until": until.isoformat()}
         case StateChanged(state=state, reason=reason, at=at):
             return {"kind": "state", "state": state.value, "reason": reason, "at": at.isoformat()}
     raise TypeError(f"not a store write: {write!r}")
@@ -184,6 +187,8 @@ def decode(data: dict[str, Any]) -> StoreWrite:
             return LegHangupPrepared(LegRole(data["role"]), PreparedHangup(**data["hangup"]))
         case "recorded":
             return LegRecorded(_decode_record(data["record"]))
+        case "owner_busy":
+            return OwnerBusyUntil(_time(data["until"]))
         case "state":
             return StateChanged(RequestState(data["state"]), data["reason"], _time(data["at"]))
     raise ValueError(f"unknown record kind {data['kind']!r}")

@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -28,6 +28,7 @@ from callnow.domain.calls import (
     LegHangupPrepared,
     LegRecorded,
     LegRole,
+    OwnerBusyUntil,
     StateChanged,
     StoreWrite,
 )
@@ -46,6 +47,7 @@ from callnow.domain.flow import (
     HangupLeg,
     LegFailed,
     Outcome,
+    OwnerBusyFor,
     PlayPrompt,
     RecordLeg,
     RequestFacts,
@@ -309,6 +311,10 @@ class CallbackRun:
                 self._cancel_timer(name)
             case RecordLeg(role=role, failure_cause=cause, sip_code=code):
                 self._record(role, cause, code)
+            case OwnerBusyFor(seconds=seconds):
+                # Written with the terminal state that follows: no claim sees one without the other.
+                until = self._clock() + timedelta(seconds=seconds)
+                self._unwritten.append(OwnerBusyUntil(until))
             case RequestStateChanged(state=state, reason=reason):
                 self._report(state, reason)
             case Finish(outcome=outcome):

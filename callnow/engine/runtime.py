@@ -208,11 +208,16 @@ def _watch(
         with sessions() as session:
             return queue_store.depth(session, datetime.now(UTC))
 
+    def owners_held() -> int:
+        with sessions() as session:
+            return queue_store.owners_held(session, datetime.now(UTC))
+
     def webhook_backlog() -> int:
         with sessions() as session:
             return webhook_outbox.backlog(session)
 
     metrics.watch_queue(depth)
+    metrics.watch_owners_held(owners_held)
     metrics.watch_outbox("webhook", webhook_backlog)
     metrics.watch_trunk_registrations(
         [trunk.name for trunk in settings.all_trunks if trunk.registration],

@@ -116,6 +116,8 @@ class Extension(Base):
     internal_number: Mapped[str] = mapped_column(String(20), unique=True)
     external_number: Mapped[str] = mapped_column(String(20))  # E.164
     display_name: Mapped[str] = mapped_column(String(80), default="")
+    # The owner's phone answered busy: their queued callbacks are not claimed before this.
+    busy_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
     tenant: Mapped[Tenant] = relationship(back_populates="extensions")
     owner: Mapped[User | None] = relationship()

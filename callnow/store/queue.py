@@ -6,6 +6,10 @@ lease. On PostgreSQL the claim is `SELECT … FOR UPDATE SKIP LOCKED`, so severa
 one database without taking the same request; on SQLite (one process) the same statements
 run without the locking clause.
 
+An owner whose phone answered busy is held (`extensions.busy_until`, written by the engine with
+the callback's final state): until then none of their requests is claimed, and they stay
+queued without keeping other owners' requests from being claimed.
+
 Crash rule: a leg row is written before every INVITE. A request whose lease expired is taken
 over only if no leg was ever written for it; otherwise a call may already have been placed and
 it ends as `interrupted`, never dialled again.
@@ -16,11 +20,13 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     CompoundSelect,
     Select,
+    Table,
+    Update,
     bindparam,
     exists,
     func,
@@ -69,7 +75,12 @@ def _candidates_and_busy(how_many: int) -> CompoundSelect:
         select(CallRequest.id, Profile.extension_id, Extension.tenant_id)
         .join(Profile, CallRequest.profile_id == Profile.id)
         .join(Extension, Profile.extension_id == Extension.id)
-        .where(*_claimable())
+        .where(
+            *_claimable(),
+            # In the query, not left to the room check after it: a held owner's backlog must
+            # not take the places of other owners' requests among the candidates.
+            or_(Extension.busy_until.is_(None), Extension.busy_until <= _NOW),
+        )
         .order_by(CallRequest.id)
         .limit(how_many)
         .cte("candidates")
@@ -185,6 +196,32 @@ def claim_batch(
     return Claimed(claimed, held_back)
 
 
+def mark_owner_busy(session: Session, request_id: int, until: datetime) -> None:
+    """Claim no request of the owner of `request_id` before `until`. A later time already set
+    stays: a late or replayed write never shortens a hold."""
+    session.connection().execute(_owner_busy(), {"busy_request": request_id, "until": until})
+
+
+@cache
+def _owner_busy() -> Update:
+    extensions = cast(Table, Extension.__table__)
+    owner = (
+        select(Profile.extension_id)
+        .join(CallRequest, CallRequest.profile_id == Profile.id)
+        .where(CallRequest.id == bindparam("busy_request"))
+        .scalar_subquery()
+    )
+    until = bindparam("until", type_=UtcDateTime)
+    return (
+        update(extensions)
+        .where(
+            extensions.c.id == owner,
+            or_(extensions.c.busy_until.is_(None), extensions.c.busy_until < until),
+        )
+        .values(busy_until=until)
+    )
+
+
 def renew(
     session: Session, request_ids: list[int], engine_id: str, lease_s: float, now: datetime
 ) -> int:
@@ -273,10 +310,15 @@ def depth(session: Session, now: datetime) -> tuple[int, float]:
 
     For the metrics scrape: one aggregate query over the queued requests."""
     count, oldest = session.execute(
-        select(func.count(), func.min(CallRequest.created_at)).where(
+        select(func.count(), func.min(CallRequest.created_at))
+        .join(Profile, CallRequest.profile_id == Profile.id)
+        .join(Extension, Profile.extension_id == Extension.id)
+        .where(
             CallRequest.state == RequestState.QUEUED.value,
-            # Bookings whose slot has not come are not waiting for an engine.
+            # Bookings whose slot has not come are not waiting for an engine, nor are the
+            # requests of an owner held after a busy phone (`owners_held` counts those owners).
             or_(CallRequest.scheduled_for.is_(None), CallRequest.scheduled_for <= now),
+            or_(Extension.busy_until.is_(None), Extension.busy_until <= now),
         )
     ).one()
     if not count or oldest is None:
@@ -284,3 +326,9 @@ def depth(session: Session, now: datetime) -> tuple[int, float]:
     if oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=now.tzinfo)
     return int(count), max(0.0, (now - oldest).total_seconds())
+
+
+def owners_held(session: Session, now: datetime) -> int:
+    """Owners held after their phone answered busy, whose queued requests wait for that."""
+    held = select(func.count()).select_from(Extension).where(Extension.busy_until > now)
+    return session.scalar(held) or 0

@@ -22,12 +22,14 @@ from callnow.domain.calls import (
     LegDialling,
     LegHangupPrepared,
     LegRecorded,
+    OwnerBusyUntil,
     StateChanged,
     StoreWrite,
 )
 from callnow.domain.request_state import is_terminal
 from callnow.store.db import transaction
 from callnow.store.models import CallLeg
+from callnow.store.queue import mark_owner_busy
 from callnow.store.requests import move_by_id
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,8 @@ class StoreRecorder:
                         leg_id = _complete_leg(session, request_id, record)
                         if leg_id is not None and record.disposition is Disposition.ANSWERED:
                             answered.append(leg_id)
+                    case OwnerBusyUntil(until=until):
+                        mark_owner_busy(session, request_id, until)
                     case StateChanged(state=state, reason=reason, at=at):
                         # A final state frees the lease: nothing left for another engine.
                         done = is_terminal(state)

@@ -30,6 +30,7 @@ from callnow.domain.flow import (
     LegFailed,
     LegRinging,
     Outcome,
+    OwnerBusyFor,
     OwnerDiverted,
     PlayPrompt,
     PromptFinished,
@@ -154,6 +155,59 @@ def test_an_owner_leg_that_fails_ends_the_request(
     ]
     assert flow.finished
     assert flow.outcome == Outcome(state, reason)
+
+
+HOLDING = FlowLimits(owner_busy_hold_s=30)
+
+
+@pytest.mark.parametrize("code", [486, 600])
+def test_a_busy_owner_is_held_with_the_final_state_so_the_next_callback_waits(code: int) -> None:
+    flow = new_flow(limits=HOLDING)
+    feed(flow, Start(), LegRinging(OWNER))
+
+    assert flow.handle(LegFailed(OWNER, FailureCause.BUSY, code)) == [
+        CancelTimer(TimerName.OWNER_RING),
+        RecordLeg(OWNER, FailureCause.BUSY, code),
+        OwnerBusyFor(30),
+        *finished(RequestState.OWNER_UNREACHABLE, "owner_busy"),
+    ]
+
+
+def test_a_busy_owner_is_not_held_when_the_hold_is_zero() -> None:
+    flow = new_flow(limits=FlowLimits(owner_busy_hold_s=0))
+    feed(flow, Start())
+
+    commands = flow.handle(LegFailed(OWNER, FailureCause.BUSY, 486))
+
+    assert not [c for c in commands if isinstance(c, OwnerBusyFor)]
+    assert flow.outcome == Outcome(RequestState.OWNER_UNREACHABLE, "owner_busy")
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        [LegFailed(OWNER, FailureCause.NO_ANSWER, 480)],
+        [LegFailed(OWNER, FailureCause.FAILED, 503)],
+        [LegFailed(OWNER, FailureCause.REJECTED, 603)],
+        [TimerFired(TimerName.OWNER_RING)],
+        [OwnerDiverted(181)],
+        # The visitor's busy is the visitor's: the owner answered and is free.
+        [LegAnswered(OWNER), Digit("1"), LegFailed(VISITOR, FailureCause.BUSY, 486)],
+    ],
+    ids=["no_answer", "failed", "rejected", "ring_timeout", "voicemail", "visitor_busy"],
+)
+def test_only_the_owners_busy_holds_the_owner(events: list[Event]) -> None:
+    flow = new_flow(limits=HOLDING)
+    commands = [command for event in [Start(), *events] for command in flow.handle(event)]
+    commands += flow.handle(PromptFinished())  # the notice the owner hears, if any
+
+    assert flow.finished
+    assert not [c for c in commands if isinstance(c, OwnerBusyFor)]
+
+
+def test_a_negative_hold_is_refused() -> None:
+    with pytest.raises(ValueError, match="hold"):
+        FlowLimits(owner_busy_hold_s=-1)
 
 
 def test_an_owner_who_does_not_answer_in_time_is_hung_up_on_and_unreachable() -> None:

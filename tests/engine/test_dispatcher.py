@@ -46,6 +46,7 @@ class StartsNothing:
     def __init__(self) -> None:
         self.started: list[str] = []
         self.facts: list[RequestFacts] = []
+        self.limits: list[FlowLimits] = []
         self.written_ahead: list[LegDialling | None] = []
         self.outcomes: dict[str, asyncio.Future] = {}
         self.changed = asyncio.Event()
@@ -56,6 +57,7 @@ class StartsNothing:
     ) -> SimpleNamespace:
         self.started.append(facts.request_ref)
         self.facts.append(facts)
+        self.limits.append(limits)
         self.written_ahead.append(written_ahead)
         self.changed.set()
         outcome = asyncio.get_running_loop().create_future()
@@ -217,6 +219,23 @@ async def test_a_claim_that_emptied_the_queue_is_not_followed_by_another(
         await parked(wake)  # a needless second claim would come before the loop parks
 
     assert claims == [1]  # both in one batch, and the batch was not full: nothing more to look for
+
+
+async def test_each_callback_holds_a_busy_owner_for_the_engines_setting_whatever_its_timings(
+    dispatcher_world,
+) -> None:
+    world, _, engine = dispatcher_world
+    settings = world.settings.model_copy(
+        update={"engine": EngineSettings(poll_interval_s=POLL_S, owner_busy_hold_s=7)}
+    )
+    dispatcher = Dispatcher(world.sessions, engine, settings, limits=FlowLimits(owner_ring_s=9))
+    with transaction(world.sessions) as session:
+        queued_request(session, "alice", "+61290375678")
+
+    async with running(dispatcher):
+        await engine.wait_for_starts(1)
+
+    assert (engine.limits[0].owner_ring_s, engine.limits[0].owner_busy_hold_s) == (9, 7)
 
 
 def test_a_number_put_on_the_do_not_call_list_after_it_was_queued_is_never_dialled(

@@ -28,6 +28,7 @@ from callnow.domain.calls import (
     LegHangupPrepared,
     LegRecorded,
     LegRole,
+    OwnerBusyUntil,
     PreparedHangup,
     StateChanged,
     StoreWrite,
@@ -200,6 +201,7 @@ def test_every_kind_of_record_comes_back_from_the_journal_as_it_went_in() -> Non
         LegAnsweredAt(OWNER, T0),
         LegHangupPrepared(OWNER, hangup),
         LegRecorded(leg_record("req-1", OWNER, "201", T0, T0, T0 + timedelta(seconds=9))),
+        OwnerBusyUntil(T0 + timedelta(seconds=30)),
         state(RequestState.COMPLETED),
     ]
 

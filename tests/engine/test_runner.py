@@ -10,6 +10,7 @@ import asyncio
 import gc
 import threading
 import weakref
+from datetime import timedelta
 
 import pytest
 
@@ -20,6 +21,7 @@ from callnow.domain.calls import (
     LegDialling,
     LegHangupPrepared,
     LegRole,
+    OwnerBusyUntil,
     PreparedHangup,
 )
 from callnow.domain.flow import (
@@ -514,6 +516,19 @@ async def test_a_finished_leg_and_the_final_state_are_one_unit() -> None:
     assert await outcome_of(handle) == Outcome(RequestState.OWNER_UNREACHABLE, "owner_busy")
     assert kinds(world.recorder.batches[-1]) == ["LegRecorded", "StateChanged"]
     assert len(world.recorder.batches) == 2
+
+
+async def test_a_busy_owner_is_held_from_the_engines_clock_in_the_final_unit() -> None:
+    world = World()
+    handle, phones = await world.start(limits=FlowLimits(owner_busy_hold_s=30))
+    await phones.wait_for("dial_owner", "201")
+    world.clock.advance(2)
+    phones.emit(LegFailed(OWNER, FailureCause.BUSY, 486))
+
+    assert await outcome_of(handle) == Outcome(RequestState.OWNER_UNREACHABLE, "owner_busy")
+    final = world.recorder.batches[-1]
+    assert kinds(final) == ["LegRecorded", "OwnerBusyUntil", "StateChanged"]
+    assert final[1] == OwnerBusyUntil(T0 + timedelta(seconds=32))
 
 
 async def test_a_refused_write_ahead_row_does_not_take_the_state_change_with_it() -> None:

@@ -1,6 +1,7 @@
 """The durable queue and the engine's recorder, on SQLite and PostgreSQL.
 
-A request is claimed with a lease, only while its owner has room; what the engine writes about
+A request is claimed with a lease, only while its owner has room and is not held after a busy
+phone; what the engine writes about
 a callback lands as one unit or not at all; a finished callback frees its lease with its final
 state; an engine that died mid-call leaves a request that is ended, never dialled again.
 """
@@ -21,11 +22,13 @@ from callnow.domain.calls import (
     LegDialling,
     LegRecorded,
     LegRole,
+    OwnerBusyUntil,
     StateChanged,
 )
 from callnow.domain.request_state import IllegalTransition, RequestState
-from callnow.store import do_not_call, profiles, provisioning, queue
+from callnow.store import do_not_call, profiles, provisioning, queue, web_confirmation
 from callnow.store.db import transaction
+from callnow.store.guarded import cancel_for_visitor
 from callnow.store.models import CallLeg, CallRequest, RequestEvent
 from callnow.store.recorder import StoreRecorder, request_ref
 from tests.support.statements import statements_sent
@@ -181,6 +184,95 @@ def test_a_claimed_request_knows_if_its_number_is_on_the_do_not_call_list_withou
 
     assert answers == {listed.id: True, free.id: False}
     assert sent == []
+
+
+# -- an owner held after their phone answered busy ----------------------------------------------
+
+HOLD = timedelta(seconds=30)
+
+
+def busy_until(session, callnow_id: str):
+    return profiles.by_callnow_id(session, callnow_id).extension.busy_until
+
+
+def test_a_held_owner_gets_no_claim_until_the_hold_ends_and_others_go_first(world) -> None:
+    with world.sessions() as session, session.begin():
+        alice = queued(session)
+        bob = queued(session, "bob", "+61390001234")
+        queue.mark_owner_busy(session, alice.id, NOW + HOLD)
+
+        assert claim(session).id == bob.id  # Alice's request is older, but she is held
+        assert claim(session) is None
+        assert claim(session, now=NOW + HOLD - timedelta(seconds=1)) is None
+        claimed = claim(session, now=NOW + HOLD)
+        assert claimed is not None and claimed.id == alice.id
+
+
+def test_a_held_owners_backlog_does_not_keep_other_owners_waiting(world) -> None:
+    with world.sessions() as session, session.begin():
+        # More than one claim looks at: held, they must not take every place among the oldest.
+        backlog = [queued(session, number=f"+612903756{n:02d}") for n in range(60)]
+        bob = queued(session, "bob", "+61390001234")
+        queue.mark_owner_busy(session, backlog[0].id, NOW + HOLD)
+
+        batch, held_back = queue.claim_batch(session, "engine-a", LEASE_S, NOW, limit=10)
+
+        assert [r.id for r in batch] == [bob.id]
+        assert not held_back  # nothing waits for a call to end: the next poll looks again
+
+
+def test_a_held_owners_booking_and_web_accepted_request_wait_too(world) -> None:
+    with world.sessions() as session, session.begin():
+        booked = queued_request(
+            session, "alice", "+61290375678", now=NOW - timedelta(hours=1), scheduled_for=NOW
+        )
+        on_web = queued(session, number="+61290375679", decision="confirm_web")
+        assert web_confirmation.accept(session, on_web, now=NOW)
+        queue.mark_owner_busy(session, booked.id, NOW + HOLD)
+
+        assert claim(session) is None
+        later = NOW + HOLD
+        batch, _ = queue.claim_batch(
+            session, "engine-a", LEASE_S, later, limit=2, max_per_extension=2
+        )
+        assert sorted(r.id for r in batch) == sorted([booked.id, on_web.id])
+
+
+def test_a_held_owners_queued_request_can_still_be_cancelled(world) -> None:
+    with world.sessions() as session, session.begin():
+        request = queued(session)
+        queue.mark_owner_busy(session, request.id, NOW + HOLD)
+
+        cancel_for_visitor(session, request, NOW)
+
+        assert request.state == RequestState.CANCELLED.value
+        assert claim(session, now=NOW + HOLD) is None
+
+
+def test_a_held_owners_requests_are_not_counted_as_waiting_for_an_engine(world) -> None:
+    with world.sessions() as session, session.begin():
+        held = queued_request(session, "alice", "+61290375678", now=NOW - timedelta(minutes=5))
+        queued_request(session, "bob", "+61390001234", now=NOW - timedelta(minutes=1))
+        queue.mark_owner_busy(session, held.id, NOW + HOLD)
+
+        assert queue.depth(session, NOW) == (1, 60.0)
+        assert queue.owners_held(session, NOW) == 1
+        assert queue.depth(session, NOW + HOLD) == (2, 300.0 + HOLD.total_seconds())
+        assert queue.owners_held(session, NOW + HOLD) == 0
+
+
+def test_a_hold_is_never_shortened_by_an_earlier_time(world) -> None:
+    with world.sessions() as session, session.begin():
+        request = queued(session)
+        queue.mark_owner_busy(session, request.id, NOW + HOLD)
+        queue.mark_owner_busy(session, request.id, NOW)  # a late, replayed write
+        session.expire_all()
+
+        assert busy_until(session, "alice") == NOW + HOLD
+        assert busy_until(session, "bob") is None
+        queue.mark_owner_busy(session, request.id, NOW + 2 * HOLD)
+        session.expire_all()
+        assert busy_until(session, "alice") == NOW + 2 * HOLD
 
 
 @pytest.mark.postgres
@@ -339,6 +431,48 @@ def test_the_final_state_frees_the_lease_with_the_last_record(world) -> None:
         (leg,) = session.scalars(select(CallLeg))
         assert (leg.disposition, leg.sip_code) == ("busy", 486)
     assert answered == []  # an unanswered leg costs nothing: billing is not asked
+
+
+def test_a_busy_owner_is_held_in_the_unit_with_the_final_state(world) -> None:
+    request_id = claimed_request_id(world)
+    recorder, _ = recorder_for(world)
+    ref = request_ref(request_id)
+    asyncio.run(
+        recorder.write(
+            ref,
+            [
+                StateChanged(RequestState.CALLING_OWNER, "dialling_owner", NOW),
+                LegDialling(LegRole.OWNER, "001002", NOW),
+            ],
+        )
+    )
+    ended = NOW + timedelta(seconds=1)
+
+    with pytest.raises(IllegalTransition):  # a unit that cannot land leaves no hold either
+        asyncio.run(
+            recorder.write(
+                ref,
+                [OwnerBusyUntil(ended + HOLD), StateChanged(RequestState.QUEUED, "no", ended)],
+            )
+        )
+    with world.sessions() as session:
+        assert busy_until(session, "alice") is None
+
+    asyncio.run(
+        recorder.write(
+            ref,
+            [
+                LegRecorded(record(request_id, LegRole.OWNER, answered=False)),
+                OwnerBusyUntil(ended + HOLD),
+                StateChanged(RequestState.OWNER_UNREACHABLE, "owner_busy", ended),
+            ],
+        )
+    )
+
+    with world.sessions() as session:
+        assert busy_until(session, "alice") == ended + HOLD
+        assert session.get(CallRequest, request_id).state == RequestState.OWNER_UNREACHABLE.value
+        assert busy_until(session, "bob") is None
 
 
 def test_billing_hears_of_each_answered_leg_once_it_is_stored(world) -> None:
