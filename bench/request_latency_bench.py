@@ -144,9 +144,11 @@ def running_service(
     split: bool = False,
     engine_process: str = "auto",
     with_engine: bool = True,
+    engine_env: dict[str, str] | None = None,
 ) -> Iterator[Service]:
     """`callnow serve` with free ports, a temp data dir and every rate limit out of the way;
-    without `with_engine`, no engine runs anywhere and requests stay queued."""
+    without `with_engine`, no engine runs anywhere and requests stay queued. `engine_env`
+    replaces the engine's per-owner limits below (environment names and values)."""
     with contextlib.ExitStack() as stack:
         if database == "postgresql":
             database_url = stack.enter_context(postgres_database())
@@ -171,11 +173,14 @@ def running_service(
             "CALLNOW_RTPENGINE__DTMF_LOG_PORT": str(free_udp_port()),
             "CALLNOW_RTPENGINE__PORT_MIN": str(rtp_min),
             "CALLNOW_RTPENGINE__PORT_MAX": str(rtp_max),
-            # One owner takes every benchmark call: lift the per-owner callback limits.
+            # One owner takes every benchmark call: lift the per-owner callback limits, and ring
+            # the owner for every request although their phone answered busy just before.
+            "CALLNOW_ENGINE__OWNER_BUSY_HOLD_S": "0",
             "CALLNOW_ENGINE__MAX_CALLS_PER_EXTENSION": "10000",
             "CALLNOW_ENGINE__MAX_CALLS_PER_TENANT": "10000",
             "CALLNOW_ENGINE__MAX_CONCURRENT_CALLS": "10000",
             "CALLNOW_ENGINE__PROCESS": engine_process,
+            **(engine_env or {}),
         }
         for limit in (
             "PER_SOURCE",
