@@ -64,6 +64,9 @@ MAX_START_ATTEMPTS = 3
 CLAIM_BATCH = 10
 # On stopping, a claim under way is given this long to finish (SQLite may wait for its lock).
 STOP_CLAIMING_WITHIN_S = 10.0
+# After wake-ups in a row whose claims found nothing (what is queued waits for a held or full
+# owner), look again at most this often, not once per post that wakes the loop.
+FRUITLESS_CLAIM_GAP_S = 0.02
 # Requests in these states have the visitor dialled or talking: a drain that runs out of time
 # ends them as the visitor's cancel would (completed), not as failed.
 VISITOR_REACHED = frozenset({RequestState.CALLING_VISITOR, RequestState.CONNECTED})
@@ -238,7 +241,17 @@ class Dispatcher:
 
     async def _claim_loop(self) -> None:
         engine = self._settings.engine
+        loop = asyncio.get_running_loop()
+        woken = False  # the last wait ended with a wake-up, not at the poll interval
+        fruitless_wakes = 0  # wake-ups in a row whose claim started nothing
+        last_claim = loop.time()
         while not self._stopping and not self._draining:
+            if fruitless_wakes >= 2:
+                # A flood of posts for an owner whose phone said busy woke the loop for each,
+                # and each claim read the held backlog in vain. One look per gap serves them all;
+                # an ordinary wake-up (a claim that found its request) is never delayed.
+                await asyncio.sleep(max(0.0, last_claim + FRUITLESS_CLAIM_GAP_S - loop.time()))
+            last_claim = loop.time()
             # Cleared before the claim, so a request queued while it runs still wakes us.
             self._wake.clear()
             ended_before = self._calls_ended
@@ -255,11 +268,16 @@ class Dispatcher:
                     else:
                         await self._start(work)
             self._held_back = claimed.held_back
+            fruitless_wakes = fruitless_wakes + 1 if woken and not claimed.works else 0
             # A call that ended while the claim ran may have made the room it lacked.
             if claimed.more or (claimed.held_back and self._calls_ended != ended_before):
+                woken = False
                 continue
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), engine.poll_interval_s)
+                woken = True
+            except TimeoutError:
+                woken = False
 
     def _claim(self, limit: int) -> ClaimRound:
         """Claim up to `limit` requests and check each may cost money; refused ones end here

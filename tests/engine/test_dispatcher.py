@@ -25,7 +25,7 @@ from callnow.config import EngineSettings
 from callnow.domain.calls import LegDialling, LegRole, PreparedHangup
 from callnow.domain.flow import FlowLimits, RequestFacts
 from callnow.domain.request_state import RequestState
-from callnow.engine.dispatcher import Dispatcher
+from callnow.engine.dispatcher import FRUITLESS_CLAIM_GAP_S, Dispatcher
 from callnow.store import do_not_call, profiles, queue
 from callnow.store import requests as request_store
 from callnow.store.billing_models import ChargeRow
@@ -219,6 +219,37 @@ async def test_a_claim_that_emptied_the_queue_is_not_followed_by_another(
         await parked(wake)  # a needless second claim would come before the loop parks
 
     assert claims == [1]  # both in one batch, and the batch was not full: nothing more to look for
+
+
+async def test_a_flood_of_wake_ups_for_a_held_owner_is_looked_at_once_a_gap_not_once_each(
+    dispatcher_world, monkeypatch
+) -> None:
+    """Every post wakes the loop; while what is queued waits for an owner held after a busy
+    phone, the claims that find nothing come at most one per gap, whatever the posts' rate."""
+    world, dispatcher, engine = dispatcher_world
+    with transaction(world.sessions) as session:
+        queued_request(session, "alice", "+61290375678")
+        alice = profiles.by_callnow_id(session, "alice")
+        assert alice is not None
+        alice.extension.busy_until = utcnow() + timedelta(hours=1)
+    claims = count_claims(monkeypatch)
+    flood_s = 0.5
+
+    async with running(dispatcher):
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + flood_s
+        while loop.time() < ends:
+            dispatcher.wake()  # as each post that queued a request does
+            await asyncio.sleep(0.001)
+        looked = len(claims)
+        with transaction(world.sessions) as session:
+            free = queued_request(session, "bob", "+61290375679").id  # another owner's
+        dispatcher.wake()
+        await engine.wait_for_starts(1)
+
+    # Once per wake-up (hundreds here) without the gap.
+    assert 2 <= looked <= flood_s / FRUITLESS_CLAIM_GAP_S + 5
+    assert engine.started == [request_ref(free)]
 
 
 async def test_each_callback_holds_a_busy_owner_for_the_engines_setting_whatever_its_timings(
