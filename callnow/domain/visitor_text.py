@@ -2,7 +2,8 @@
 
 The owner may hide their name; the page then speaks of "the person you asked" rather than the
 impersonal "the owner". A request waiting for the owner's click in the portal says so, with
-how long it may wait, instead of promising a call "in a moment".
+how long it may wait, instead of promising a call "in a moment"; so does one waiting for an
+owner whose phone has just answered busy.
 
 Each sentence exists whole twice, with the name and with the neutral phrase, so a translation
 never has to fit a name and a phrase into one grammatical slot. The words are in the language
@@ -26,6 +27,8 @@ class Audience:
     owner_name: str | None  # the shown name; None when the owner hides it
     web_wait: timedelta | None = None  # set while the request waits for a click in the portal
     booked_for: str | None = None  # a booked request's slot, on the owner's clock with its zone
+    # The owner's phone answered busy moments ago: the request waits until they are free.
+    owner_on_a_call: bool = False
 
 
 def _minutes(wait: timedelta) -> int:
@@ -99,6 +102,16 @@ def visitor_message(state: RequestState, reason: str, calling_from: str, audienc
             minutes,
         )
         return text % {"num": minutes}
+    if state is RequestState.QUEUED and audience.owner_on_a_call:
+        if audience.owner_name:
+            return _(
+                "%(name)s is on another call. Your request is waiting; we will call them as "
+                "soon as they are free."
+            ) % {"name": audience.owner_name}
+        return _(
+            "The person you asked is on another call. Your request is waiting; we will call "
+            "them as soon as they are free."
+        )
     if audience.owner_name:
         said = _named(state, reason, audience.owner_name, calling_from)
     else:

@@ -24,12 +24,16 @@ def owner_name(profile: Profile) -> str | None:
     return profile.extension.display_name if profile.show_name else None
 
 
-def audience_of(call_request: CallRequest) -> Audience:
+def audience_of(call_request: CallRequest, now: datetime | None = None) -> Audience:
+    """Who the visitor asked and how their request waits; with `now`, also whether it waits
+    for an owner held after their phone answered busy (the engine's `owner_busy_hold_s`)."""
     web_wait = web_confirmation.DEFAULT_TIMEOUT if call_request.decision == "confirm_web" else None
     booked_for = None
     if call_request.scheduled_for is not None:
         booked_for = local_time(call_request.profile, call_request.scheduled_for)
-    return Audience(owner_name(call_request.profile), web_wait, booked_for)
+    busy_until = call_request.profile.extension.busy_until
+    on_a_call = now is not None and busy_until is not None and busy_until > now
+    return Audience(owner_name(call_request.profile), web_wait, booked_for, on_a_call)
 
 
 def hint_for(profile: Profile) -> str:

@@ -81,7 +81,7 @@ def status_events(request: Request, callnow_id: str, token: str) -> Response:
         seen = Seen(call_request.state, call_request.reason)
         region = profiles.tenant_of(call_request.profile).region
         calling_from = calling_from_display(call_request, region)
-        audience = audience_of(call_request)
+        audience = audience_of(call_request, utcnow())
         # The page passes its language (`?lang=`): the messages stay in the page's language.
         spoken = language.choose(request, call_request.profile).language
     stream = _status_stream(state.status_board, request_id, seen, calling_from, audience, spoken)

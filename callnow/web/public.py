@@ -434,9 +434,8 @@ def status_message(call_request: CallRequest, region: str) -> str:
     calling_from = (
         calling_from_display(call_request, region) if state is RequestState.CALLING_VISITOR else ""
     )
-    return visitor_message(
-        state, call_request.reason, calling_from, visitor_journey.audience_of(call_request)
-    )
+    audience = visitor_journey.audience_of(call_request, _now())
+    return visitor_message(state, call_request.reason, calling_from, audience)
 
 
 def calling_from_display(call_request: CallRequest, region: str) -> str:

@@ -33,6 +33,21 @@ def test_a_web_confirmation_says_how_long_it_may_wait():
     )
 
 
+def test_a_request_waiting_for_an_owner_on_another_call_says_so_not_in_a_moment():
+    busy_named = Audience("John Doe", owner_on_a_call=True)
+    busy_hidden = Audience(None, owner_on_a_call=True)
+    assert visitor_message(S.QUEUED, "", "", busy_named) == (
+        "John Doe is on another call. Your request is waiting; we will call them as soon as "
+        "they are free."
+    )
+    assert visitor_message(S.QUEUED, "", "", busy_hidden).startswith(
+        "The person you asked is on another call."
+    )
+    assert visitor_message(S.QUEUED, "", "", NAMED).endswith("in a moment.")
+    # Once the owner's phone rings, the hold no longer matters to the visitor.
+    assert visitor_message(S.CALLING_OWNER, "", "", busy_named) == "We are calling John Doe now."
+
+
 def test_steps_run_from_queued_to_finished():
     assert step_labels(NAMED) == [
         "Queued",

@@ -1,9 +1,11 @@
 """The visitor's page: what it shows in each owner setting, and what a submission does."""
 
 import re
+from datetime import timedelta
 
 from callnow.domain.availability import Window
-from callnow.store.models import RequestEvent
+from callnow.store import profiles
+from callnow.store.models import RequestEvent, utcnow
 from tests.web.helpers import all_requests, form_token, post_form, set_profile
 
 
@@ -67,6 +69,24 @@ def test_submitting_the_form_queues_a_request_and_shows_its_status(world):
     assert status.status_code == 200
     assert 'aria-live="polite"' in status.text
     assert "waiting" in status.text
+
+
+def test_a_request_queued_while_its_owner_is_held_after_a_busy_phone_says_they_are_on_a_call(
+    world,
+):
+    with world.sessions() as session, session.begin():
+        alice = profiles.by_callnow_id(session, "alice")
+        assert alice is not None
+        alice.extension.busy_until = utcnow() + timedelta(seconds=30)
+    status_url = post_form(world, "alice", name="Mary", number="0290375678").headers["location"]
+    assert "is on another call" in world.client.get(status_url).text
+
+    with world.sessions() as session, session.begin():
+        alice = profiles.by_callnow_id(session, "alice")
+        assert alice is not None
+        alice.extension.busy_until = utcnow() - timedelta(seconds=1)  # the hold is over
+    status = world.client.get(status_url).text
+    assert "is on another call" not in status and "in a moment" in status
 
 
 def test_the_request_history_records_each_state_with_its_reason(world):
