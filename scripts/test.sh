@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 ./scripts/ensure-postgres.sh
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/mypy callnow
 .venv/bin/lint-imports
 exec .venv/bin/pytest -p no:cacheprovider "$@"

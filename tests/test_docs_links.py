@@ -50,8 +50,6 @@ def test_the_docs_have_links_to_check() -> None:
 @pytest.mark.parametrize("path", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_relative_link_points_at_something_that_exists(path: Path) -> None:
     broken = [
-        target
-        for target in relative_links(path.read_text())
-        if not (path.parent / target).exists()
+        target for target in relative_links(path.read_text()) if not (path.parent / target).exists()
     ]
     assert broken == [], f"{path.relative_to(ROOT)} links to missing files: {broken}"

@@ -199,9 +199,7 @@ def _tightest(remaining: list[int]) -> int | None:
     return max(0, min(remaining)) if remaining else None
 
 
-def _spent(
-    session: Session, scope, column, start: datetime, end: datetime | None = None
-) -> int:
+def _spent(session: Session, scope, column, start: datetime, end: datetime | None = None) -> int:
     """Gross minor units charged in scope with start <= column (< end, when given)."""
     query = select(func.coalesce(func.sum(ChargeRow.gross_minor), 0)).where(scope, column >= start)
     if end is not None:

@@ -188,19 +188,23 @@ def _leg_ended() -> Update:
 
 
 def _complete_leg(session: Session, request_id: int, record: CallRecord) -> int | None:
-    leg_id = session.connection().execute(
-        _leg_ended(),
-        {
-            "leg_request": request_id,
-            "leg_role": record.role.value,
-            "new_ringing_at": record.ringing_at,
-            "new_answered_at": record.answered_at,
-            "new_ended_at": record.ended_at,
-            "new_sip_code": record.sip_code,
-            "new_disposition": record.disposition.value,
-            "new_billable_seconds": record.billable_seconds,
-        },
-    ).scalar()
+    leg_id = (
+        session.connection()
+        .execute(
+            _leg_ended(),
+            {
+                "leg_request": request_id,
+                "leg_role": record.role.value,
+                "new_ringing_at": record.ringing_at,
+                "new_answered_at": record.answered_at,
+                "new_ended_at": record.ended_at,
+                "new_sip_code": record.sip_code,
+                "new_disposition": record.disposition.value,
+                "new_billable_seconds": record.billable_seconds,
+            },
+        )
+        .scalar()
+    )
     if leg_id is None:
         log.error("call record for %s %s without its leg row", record.request_ref, record.role)
     return leg_id

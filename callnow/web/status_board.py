@@ -21,6 +21,7 @@ from callnow.store import requests as request_store
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True, slots=True)
 class Seen:
     """What a visitor's page shows is drawn from these two columns."""

@@ -5,8 +5,14 @@ from callnow.domain.phone import InvalidNumber, NumberScope, e164_prefix, parse_
 
 @pytest.mark.parametrize(
     "typed",
-    ["0290375678", "02 9037 5678", "(02) 9037-5678", "+61 2 9037 5678", "+61290375678",
-     "٠٢٩٠٣٧٥٦٧٨"],
+    [
+        "0290375678",
+        "02 9037 5678",
+        "(02) 9037-5678",
+        "+61 2 9037 5678",
+        "+61290375678",
+        "٠٢٩٠٣٧٥٦٧٨",
+    ],
 )
 def test_every_way_of_writing_a_sydney_number_becomes_the_same_e164(typed):
     number = parse_visitor_number(typed, "AU")

@@ -273,9 +273,7 @@ async def test_an_answered_call_ended_while_the_database_was_locked_and_the_engi
     visitor = "+61290375678"
     await stream.write(ref, [state(CALLING_OWNER, at[0]), LegDialling(OWNER, "001002", at[0])])
     await stream.write(ref, [LegAnsweredAt(OWNER, at[3])])
-    await stream.write(
-        ref, [state(CALLING_VISITOR, at[9]), LegDialling(VISITOR, visitor, at[9])]
-    )
+    await stream.write(ref, [state(CALLING_VISITOR, at[9]), LegDialling(VISITOR, visitor, at[9])])
     await stream.write(ref, [LegAnsweredAt(VISITOR, at[14]), state(CONNECTED, at[14])])
 
     with database_locked(db_url):

@@ -399,9 +399,7 @@ async def test_the_state_change_and_the_write_ahead_row_of_a_dial_are_one_unit()
     handle, phones = await world.start()
     await phones.wait_for("dial_owner", "201")
 
-    assert [kinds(batch) for batch in world.recorder.batches] == [
-        ["StateChanged", "LegDialling"]
-    ]
+    assert [kinds(batch) for batch in world.recorder.batches] == [["StateChanged", "LegDialling"]]
     handle.cancel("test_over")
     await outcome_of(handle)
 
@@ -425,9 +423,7 @@ async def test_a_row_written_ahead_for_another_number_does_not_stand_for_the_dia
     handle, phones = await world.start(written_ahead=LegDialling(OWNER, "999", T0))
     await phones.wait_for("dial_owner", "201")
 
-    assert [kinds(batch) for batch in world.recorder.batches] == [
-        ["StateChanged", "LegDialling"]
-    ]
+    assert [kinds(batch) for batch in world.recorder.batches] == [["StateChanged", "LegDialling"]]
     assert world.recorder.dialling == [(OWNER, "201")]
     handle.cancel("test_over")
     await outcome_of(handle)

@@ -257,9 +257,10 @@ def test_rules_are_edited_in_place_with_only_the_moves_that_make_sense(world):
     assert page.count("Anyone can type any name, so this rule") == 1
     bad = rules_action(world, op="edit", index="0", action="reject", number_match="prefix")
     assert bad.status_code == 422
-    assert "Reject when number starts with +614" in world.client.get(
-        "/portal/profiles/alice/rules"
-    ).text
+    assert (
+        "Reject when number starts with +614"
+        in world.client.get("/portal/profiles/alice/rules").text
+    )
 
 
 def test_a_rule_changes_what_happens_to_a_request(world):
