@@ -36,7 +36,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.orm import Session, joinedload, undefer
+from sqlalchemy.orm import Session, aliased, joinedload, undefer
 
 from callnow.domain import request_state
 from callnow.domain.acceptance import CLAIMABLE_DECISIONS
@@ -66,12 +66,16 @@ def _claimable() -> tuple[Any, ...]:
     )
 
 
-@cache
-def _candidates_and_busy(how_many: int) -> CompoundSelect:
-    """The oldest claimable requests (rows with an id), and the callbacks in progress or claimed
-    and about to start per extension of their tenants (rows with a count): one round trip, as a
-    claim lies on every request's way from the form to the owner's phone."""
-    candidates = (
+def _in_progress(request: Any) -> Any:
+    """A callback in progress, or claimed and about to start."""
+    return or_(
+        request.state.in_(IN_CALL),
+        (request.state == RequestState.QUEUED.value) & (request.lease_expires_at > _NOW),
+    )
+
+
+def _oldest_claimable(how_many: int, name: str, *also: Any) -> Any:
+    return (
         select(CallRequest.id, Profile.extension_id, Extension.tenant_id)
         .join(Profile, CallRequest.profile_id == Profile.id)
         .join(Extension, Profile.extension_id == Extension.id)
@@ -80,27 +84,49 @@ def _candidates_and_busy(how_many: int) -> CompoundSelect:
             # In the query, not left to the room check after it: a held owner's backlog must
             # not take the places of other owners' requests among the candidates.
             or_(Extension.busy_until.is_(None), Extension.busy_until <= _NOW),
+            *also,
         )
         .order_by(CallRequest.id)
         .limit(how_many)
-        .cte("candidates")
+        .cte(name)
     )
+
+
+def _with_busy(candidates: Any) -> CompoundSelect:
+    """The candidates (rows with an id), and the callbacks in progress or claimed and about to
+    start per extension of their tenants (rows with a count): one round trip, as a claim lies
+    on every request's way from the form to the owner's phone."""
     busy = (
         select(null(), Profile.extension_id, Extension.tenant_id, func.count())
         .select_from(CallRequest)
         .join(Profile, CallRequest.profile_id == Profile.id)
         .join(Extension, Profile.extension_id == Extension.id)
-        .where(
-            Extension.tenant_id.in_(select(candidates.c.tenant_id)),
-            or_(
-                CallRequest.state.in_(IN_CALL),
-                (CallRequest.state == RequestState.QUEUED.value)
-                & (CallRequest.lease_expires_at > _NOW),
-            ),
-        )
+        .where(Extension.tenant_id.in_(select(candidates.c.tenant_id)), _in_progress(CallRequest))
         .group_by(Profile.extension_id, Extension.tenant_id)
     )
     return union_all(select(candidates, null()), busy)
+
+
+@cache
+def _candidates_and_busy(how_many: int) -> CompoundSelect:
+    """The oldest claimable requests, with what is in progress around them."""
+    return _with_busy(_oldest_claimable(how_many, "candidates"))
+
+
+@cache
+def _candidates_with_room_and_busy(how_many: int) -> CompoundSelect:
+    """The oldest claimable requests of owners with room for another call, with what is in
+    progress around them: asked only when the oldest all wait for their owners' calls to end
+    (see `claim_batch`)."""
+    busy_request, busy_profile = aliased(CallRequest), aliased(Profile)
+    full = (
+        select(busy_profile.extension_id)
+        .join_from(busy_request, busy_profile, busy_request.profile_id == busy_profile.id)
+        .where(_in_progress(busy_request))
+        .group_by(busy_profile.extension_id)
+        .having(func.count() >= bindparam("max_per_extension"))
+    )
+    return _with_busy(_oldest_claimable(how_many, "candidates", Profile.extension_id.not_in(full)))
 
 
 @cache
@@ -129,6 +155,53 @@ def _take(postgres: bool) -> Select[Any]:
     return query
 
 
+class _Rows:
+    """Candidates and the callbacks in progress per extension, as one or two queries gave them
+    (rows the two share are counted once)."""
+
+    def __init__(self) -> None:
+        self.candidates: set[tuple[int, int, int]] = set()
+        self.busy: dict[tuple[int, int], int] = {}  # (extension, tenant) -> in progress
+
+    def read(self, result: Any) -> int:
+        """Take in one query's rows; returns how many candidates it gave."""
+        found = 0
+        for request_id, extension_id, tenant_id, busy in result:
+            if request_id is not None:
+                self.candidates.add((request_id, extension_id, tenant_id))
+                found += 1
+            else:
+                self.busy[(extension_id, tenant_id)] = busy
+        return found
+
+    def choose(
+        self, limit: int, max_per_extension: int, max_per_tenant: int
+    ) -> tuple[list[int], bool]:
+        """Up to `limit` of the oldest candidates whose owner and tenant have room, and whether
+        some candidate waits only for room."""
+        # Counted by the database, not row by row.
+        per_extension: Counter[int] = Counter()
+        per_tenant: Counter[int] = Counter()
+        for (extension_id, tenant_id), busy in self.busy.items():
+            per_extension[extension_id] += busy
+            per_tenant[tenant_id] += busy
+        chosen: list[int] = []
+        held_back = False
+        for request_id, extension_id, tenant_id in sorted(self.candidates):  # oldest first
+            if len(chosen) == limit:
+                break
+            if (
+                per_extension[extension_id] >= max_per_extension
+                or per_tenant[tenant_id] >= max_per_tenant
+            ):
+                held_back = True
+                continue
+            per_extension[extension_id] += 1
+            per_tenant[tenant_id] += 1
+            chosen.append(request_id)
+        return chosen, held_back
+
+
 class Claimed(NamedTuple):
     requests: list[CallRequest]
     # Some request waits only for its owner or tenant to have room: when a call of theirs ends,
@@ -155,34 +228,16 @@ def claim_batch(
     """
     if limit < 1:
         return Claimed([], held_back=False)
-    candidates: list[tuple[int, int, int]] = []
-    # Counted by the database, not row by row.
-    per_extension: Counter[int] = Counter()
-    per_tenant: Counter[int] = Counter()
-    query, values = _candidates_and_busy(max(50, 2 * limit)), {"now": now}
-    for request_id, extension_id, tenant_id, busy in session.execute(query, values):
-        if request_id is not None:
-            candidates.append((request_id, extension_id, tenant_id))
-        else:
-            per_extension[extension_id] += busy
-            per_tenant[tenant_id] += busy
-    if not candidates:
-        return Claimed([], held_back=False)
-    candidates.sort()  # oldest first: a UNION keeps no order
-    chosen: list[int] = []
-    held_back = False
-    for request_id, extension_id, tenant_id in candidates:
-        if len(chosen) == limit:
-            break
-        if (
-            per_extension[extension_id] >= max_per_extension
-            or per_tenant[tenant_id] >= max_per_tenant
-        ):
-            held_back = True
-            continue
-        per_extension[extension_id] += 1
-        per_tenant[tenant_id] += 1
-        chosen.append(request_id)
+    how_many = max(50, 2 * limit)
+    values = {"now": now, "max_per_extension": max_per_extension}
+    rows = _Rows()
+    found = rows.read(session.execute(_candidates_and_busy(how_many), values))
+    chosen, held_back = rows.choose(limit, max_per_extension, max_per_tenant)
+    if found == how_many and len(chosen) < limit and held_back:
+        # The oldest all wait for their owners' calls to end, and more are queued behind them:
+        # another owner's request there must not wait for those calls too.
+        rows.read(session.execute(_candidates_with_room_and_busy(how_many), values))
+        chosen, held_back = rows.choose(limit, max_per_extension, max_per_tenant)
     if not chosen:
         return Claimed([], held_back)
     postgres = session.get_bind().dialect.name == "postgresql"

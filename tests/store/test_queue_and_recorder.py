@@ -158,6 +158,23 @@ def test_a_backlog_is_claimed_a_batch_at_a_time_within_each_owners_room(world) -
         assert held_back  # each owner's second request waits for their first call to end
 
 
+def test_owners_in_calls_with_long_backlogs_keep_no_other_owner_waiting(world) -> None:
+    with world.sessions() as session, session.begin():
+        # Alice is on a callback; more of her requests wait than a claim looks at at once.
+        in_call = queued(session)
+        in_call.state = RequestState.CALLING_OWNER.value
+        backlog = [queued(session, number=f"+612903756{n:02d}") for n in range(60)]
+        bob = queued(session, "bob", "+61390001234")
+
+        batch, held_back = queue.claim_batch(
+            session, "engine-a", LEASE_S, NOW, limit=10, max_per_extension=1
+        )
+
+        assert [r.id for r in batch] == [bob.id]
+        assert held_back  # Alice's next request waits for her call to end
+        assert backlog[0].claimed_by is None
+
+
 def test_a_batch_takes_the_oldest_first_and_no_more_than_asked(world) -> None:
     with world.sessions() as session, session.begin():
         ids = [queued(session, number=f"+6129037567{n}").id for n in range(4)]
