@@ -114,7 +114,7 @@ def build_app(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"
     )
     site.install(app, app.openapi_url or "")
-    app.include_router(public.router)
+    public.install(app)
     app.include_router(portal.router)
     app.include_router(api.router)
     app.include_router(provider_api.router)

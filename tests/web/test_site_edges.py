@@ -74,3 +74,13 @@ def test_head_on_an_event_stream_answers_the_headers_and_ends(world):
         assert head.status_code == 200
         assert head.headers["content-type"].startswith("text/event-stream")
         assert head.content == b""
+
+
+def test_the_form_posts_route_leaves_other_methods_to_the_pages_own_routes(world):
+    """The public form's POST is matched ahead of every other route: any other method on its
+    path is still refused by the page's route, which names GET among what it allows."""
+    for method in ("PUT", "DELETE", "PATCH", "OPTIONS"):
+        answer = world.client.request(method, "/callnow/alice")
+        assert answer.status_code == 405, method
+        assert "GET" in {m.strip() for m in answer.headers["allow"].split(",")}, method
+        assert answer.headers["x-content-type-options"] == "nosniff"
