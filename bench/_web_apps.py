@@ -1,9 +1,10 @@
 """The two web apps the intake and flood benches serve, and closed-loop form posters.
 
 CallNow is built as `callnow serve` builds it (migrated SQLite, demo page `john_doe` with the
-image check off), minus the engine, with every abuse limit lifted so each post does the whole
-intake. The bare app is the floor to compare with: Starlette parsing the same form fields and
-inserting one row into SQLite, one connection per request, nothing else.
+image check off, serve's thread switch interval and frozen start-up objects), minus the engine,
+with every abuse limit lifted so each post does the whole intake. The bare app is the floor to
+compare with: Starlette parsing the same form fields and inserting one row into SQLite, one
+connection per request, nothing else.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from callnow import logs
-from callnow.bootstrap import prepare
+from callnow.bootstrap import freeze_startup_objects, prepare, tune_thread_switching
 from callnow.compose import create_app
 from callnow.config import Settings, WebSettings
 from tests.support.limits import LIFTED
@@ -51,7 +52,12 @@ def callnow_app(data_dir: Path, trusted_proxies: list[str] | None = None) -> Any
     # Logged as `callnow serve` logs (info, one line per request placed), into nowhere: the
     # cost of logging counts, the terminal stays readable.
     logs.configure(settings.log_level, settings.log_format, stream=open(os.devnull, "w"))  # noqa: SIM115
-    return create_app(settings)
+    # As `callnow serve` runs: the GIL handed over after 1 ms, and what start-up built kept out
+    # of the garbage collector's walks (both for the whole process, so the bare app too).
+    tune_thread_switching()
+    app = create_app(settings)
+    freeze_startup_objects()
+    return app
 
 
 def bare_app(data_dir: Path) -> Starlette:
