@@ -417,10 +417,8 @@ def record(request_id: int, role: LegRole, *, answered: bool) -> CallRecord:
     )
 
 
-def test_the_final_state_frees_the_lease_with_the_last_record(world) -> None:
-    request_id = claimed_request_id(world)
-    recorder, answered = recorder_for(world)
-    ref = request_ref(request_id)
+def owner_dialled(recorder: StoreRecorder, ref: str) -> None:
+    """The engine's first unit of a callback: ringing the owner, their leg written ahead."""
     asyncio.run(
         recorder.write(
             ref,
@@ -430,6 +428,13 @@ def test_the_final_state_frees_the_lease_with_the_last_record(world) -> None:
             ],
         )
     )
+
+
+def test_the_final_state_frees_the_lease_with_the_last_record(world) -> None:
+    request_id = claimed_request_id(world)
+    recorder, answered = recorder_for(world)
+    ref = request_ref(request_id)
+    owner_dialled(recorder, ref)
 
     asyncio.run(
         recorder.write(
@@ -454,15 +459,7 @@ def test_a_busy_owner_is_held_in_the_unit_with_the_final_state(world) -> None:
     request_id = claimed_request_id(world)
     recorder, _ = recorder_for(world)
     ref = request_ref(request_id)
-    asyncio.run(
-        recorder.write(
-            ref,
-            [
-                StateChanged(RequestState.CALLING_OWNER, "dialling_owner", NOW),
-                LegDialling(LegRole.OWNER, "001002", NOW),
-            ],
-        )
-    )
+    owner_dialled(recorder, ref)
     ended = NOW + timedelta(seconds=1)
 
     with pytest.raises(IllegalTransition):  # a unit that cannot land leaves no hold either
