@@ -110,6 +110,8 @@ def _drop_expired_of(counters: int) -> Delete:
 # A window whose limit is above this is counted whole: stopping early makes each row read
 # dearer, and a count that large is seldom passed.
 STOP_COUNT_UP_TO = 10_000
+# A statement's shape: per counter, per window, whether its count stops one past the limit.
+Shape = tuple[tuple[bool, ...], ...]
 
 
 def _count_of(i: int, j: int, stop: bool) -> ScalarSelect[Any]:
@@ -121,7 +123,7 @@ def _count_of(i: int, j: int, stop: bool) -> ScalarSelect[Any]:
 
 
 @cache
-def _count_windows(shape: tuple[tuple[bool, ...], ...]) -> Select[Any]:
+def _count_windows(shape: Shape) -> Select[Any]:
     """Per counter, per window: whether its count stops past the limit."""
     return select(
         *(
@@ -133,7 +135,7 @@ def _count_windows(shape: tuple[tuple[bool, ...], ...]) -> Select[Any]:
 
 
 @cache
-def _add_if_room(shape: tuple[tuple[bool, ...], ...]) -> Insert:
+def _add_if_room(shape: Shape) -> Insert:
     """One hit per counter, inserted only if every window of every counter has room: the check
     and the hits in one statement (the counts are read once, before any row goes in)."""
     hits = [
@@ -190,7 +192,7 @@ def _counts(session: Session, counters: Sequence[Counter], now: datetime) -> lis
     return [[next(row) for _ in counter.windows] for counter in counters]
 
 
-def _count_params(counters: Sequence[Counter], now: datetime) -> tuple[dict[str, object], Any]:
+def _count_params(counters: Sequence[Counter], now: datetime) -> tuple[dict[str, object], Shape]:
     """The parameters of the windows' counts, and the statements' shape (see `_count_windows`)."""
     params: dict[str, object] = dict(_keys(counters))
     for i, counter in enumerate(counters):

@@ -23,6 +23,7 @@ from functools import cache
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
+    CTE,
     CompoundSelect,
     Select,
     Table,
@@ -74,7 +75,7 @@ def _in_progress(request: Any) -> Any:
     )
 
 
-def _oldest_claimable(how_many: int, name: str, *also: Any) -> Any:
+def _oldest_claimable(how_many: int, name: str, *also: Any) -> CTE:
     return (
         select(CallRequest.id, Profile.extension_id, Extension.tenant_id)
         .join(Profile, CallRequest.profile_id == Profile.id)
@@ -92,7 +93,7 @@ def _oldest_claimable(how_many: int, name: str, *also: Any) -> Any:
     )
 
 
-def _with_busy(candidates: Any) -> CompoundSelect:
+def _with_busy(candidates: CTE) -> CompoundSelect:
     """The candidates (rows with an id), and the callbacks in progress or claimed and about to
     start per extension of their tenants (rows with a count): one round trip, as a claim lies
     on every request's way from the form to the owner's phone."""
