@@ -116,18 +116,36 @@ def _candidates_and_busy(how_many: int) -> CompoundSelect:
 
 @cache
 def _candidates_with_room_and_busy(how_many: int) -> CompoundSelect:
-    """The oldest claimable requests of owners with room for another call, with what is in
-    progress around them: asked only when the oldest all wait for their owners' calls to end
-    (see `claim_batch`)."""
-    busy_request, busy_profile = aliased(CallRequest), aliased(Profile)
-    full = (
-        select(busy_profile.extension_id)
+    """The oldest claimable requests of owners and tenants with room for another call, with what
+    is in progress around them: asked only when the oldest all wait for calls to end (see
+    `claim_batch`)."""
+    busy_request, busy_profile, busy_extension = (
+        aliased(CallRequest),
+        aliased(Profile),
+        aliased(Extension),
+    )
+    in_progress = (
+        select(busy_profile.extension_id, busy_extension.tenant_id)
         .join_from(busy_request, busy_profile, busy_request.profile_id == busy_profile.id)
+        .join(busy_extension, busy_profile.extension_id == busy_extension.id)
         .where(_in_progress(busy_request))
-        .group_by(busy_profile.extension_id)
+        .cte("in_progress")
+    )
+    full_extensions = (
+        select(in_progress.c.extension_id)
+        .group_by(in_progress.c.extension_id)
         .having(func.count() >= bindparam("max_per_extension"))
     )
-    return _with_busy(_oldest_claimable(how_many, "candidates", Profile.extension_id.not_in(full)))
+    full_tenants = (
+        select(in_progress.c.tenant_id)
+        .group_by(in_progress.c.tenant_id)
+        .having(func.count() >= bindparam("max_per_tenant"))
+    )
+    room = (
+        Profile.extension_id.not_in(full_extensions),
+        Extension.tenant_id.not_in(full_tenants),
+    )
+    return _with_busy(_oldest_claimable(how_many, "candidates", *room))
 
 
 @cache
@@ -230,13 +248,13 @@ def claim_batch(
     if limit < 1:
         return Claimed([], held_back=False)
     how_many = max(50, 2 * limit)
-    values = {"now": now, "max_per_extension": max_per_extension}
+    values = {"now": now, "max_per_extension": max_per_extension, "max_per_tenant": max_per_tenant}
     rows = _Rows()
     found = rows.read(session.execute(_candidates_and_busy(how_many), values))
     chosen, held_back = rows.choose(limit, max_per_extension, max_per_tenant)
     if found == how_many and len(chosen) < limit and held_back:
-        # The oldest all wait for their owners' calls to end, and more are queued behind them:
-        # another owner's request there must not wait for those calls too.
+        # The oldest all wait for their owners' or tenants' calls to end, and more are queued
+        # behind them: another owner's request there must not wait for those calls too.
         rows.read(session.execute(_candidates_with_room_and_busy(how_many), values))
         chosen, held_back = rows.choose(limit, max_per_extension, max_per_tenant)
     if not chosen:

@@ -175,6 +175,29 @@ def test_owners_in_calls_with_long_backlogs_keep_no_other_owner_waiting(world) -
         assert backlog[0].claimed_by is None
 
 
+def test_a_tenant_at_its_limit_with_a_long_backlog_keeps_no_other_tenant_waiting(world) -> None:
+    with world.sessions() as session, session.begin():
+        alice = profiles.by_callnow_id(session, "alice")
+        second = provisioning.create_extension(
+            session, alice.extension.tenant, internal_number="001003", external_number="0290371235"
+        )
+        provisioning.enable_callnow(session, second, "alice2")
+        # Alice's tenant is at its limit (Alice is on a callback); more requests for its other
+        # owner, who has room of their own, wait than a claim looks at at once.
+        in_call = queued(session)
+        in_call.state = RequestState.CALLING_OWNER.value
+        backlog = [queued(session, "alice2", f"+612903756{n:02d}") for n in range(60)]
+        bob = queued(session, "bob", "+61390001234")
+
+        batch, held_back = queue.claim_batch(
+            session, "engine-a", LEASE_S, NOW, limit=10, max_per_extension=1, max_per_tenant=1
+        )
+
+        assert [r.id for r in batch] == [bob.id]
+        assert held_back  # the tenant's next request waits for its call to end
+        assert backlog[0].claimed_by is None
+
+
 def test_a_batch_takes_the_oldest_first_and_no_more_than_asked(world) -> None:
     with world.sessions() as session, session.begin():
         ids = [queued(session, number=f"+6129037567{n}").id for n in range(4)]
