@@ -31,9 +31,13 @@ def audience_of(call_request: CallRequest, now: datetime | None = None) -> Audie
     booked_for = None
     if call_request.scheduled_for is not None:
         booked_for = local_time(call_request.profile, call_request.scheduled_for)
-    busy_until = call_request.profile.extension.busy_until
-    on_a_call = now is not None and busy_until is not None and busy_until > now
+    on_a_call = now is not None and owner_held(call_request.profile.extension.busy_until, now)
     return Audience(owner_name(call_request.profile), web_wait, booked_for, on_a_call)
+
+
+def owner_held(busy_until: datetime | None, now: datetime) -> bool:
+    """Whether the owner is still held after their phone answered busy (see `audience_of`)."""
+    return busy_until is not None and busy_until > now
 
 
 def hint_for(profile: Profile) -> str:

@@ -35,6 +35,7 @@ from callnow.store import mail, webhooks
 from callnow.store.models import (
     CallRequest,
     DoNotCall,
+    Extension,
     Profile,
     RequestEvent,
     UtcDateTime,
@@ -310,20 +311,28 @@ def standing_of(session: Session, profile_id: int, e164: str, since: datetime) -
 IDS_PER_QUERY = 500
 
 
-def states_of(session: Session, request_ids: list[int]) -> dict[int, tuple[str, str]]:
-    """The state and reason of each of `request_ids` that exists, in as few queries as fit."""
-    found: dict[int, tuple[str, str]] = {}
+def states_of(
+    session: Session, request_ids: list[int]
+) -> dict[int, tuple[str, str, datetime | None]]:
+    """The state and reason of each of `request_ids` that exists, and until when its owner is
+    held after a busy phone (if ever), in as few queries as fit."""
+    found: dict[int, tuple[str, str, datetime | None]] = {}
     for start in range(0, len(request_ids), IDS_PER_QUERY):
         chunk = request_ids[start : start + IDS_PER_QUERY]
-        for request_id, state, reason in session.execute(_states_query(), {"ids": chunk}):
-            found[request_id] = (state, reason or "")
+        for request_id, state, reason, busy_until in session.execute(
+            _states_query(), {"ids": chunk}
+        ):
+            found[request_id] = (state, reason or "", busy_until)
     return found
 
 
 @cache
-def _states_query() -> Select[int, str, str]:
-    return select(CallRequest.id, CallRequest.state, CallRequest.reason).where(
-        CallRequest.id.in_(bindparam("ids", expanding=True))
+def _states_query() -> Select[int, str, str, datetime | None]:
+    return (
+        select(CallRequest.id, CallRequest.state, CallRequest.reason, Extension.busy_until)
+        .join(Profile, CallRequest.profile_id == Profile.id)
+        .join(Extension, Profile.extension_id == Extension.id)
+        .where(CallRequest.id.in_(bindparam("ids", expanding=True)))
     )
 
 

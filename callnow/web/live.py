@@ -12,6 +12,7 @@ would not know to hang up or to stop before dialling the visitor, so the web doe
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 from callnow.domain.request_state import VISITOR_CANCELLABLE, RequestState, is_terminal
 from callnow.domain.visitor_text import Audience, step_of, visitor_message
 from callnow.i18n import use_language
-from callnow.services.visitor_journey import audience_of
+from callnow.services.visitor_journey import audience_of, owner_held
 from callnow.store import profiles
 from callnow.store import requests as request_store
 from callnow.store.guarded import cancel_for_visitor
@@ -61,6 +62,8 @@ def _snapshot(seen: Seen | None, calling_from: str, audience: Audience) -> dict[
     if seen is None:
         return None  # the request is gone: end the stream
     state = RequestState(seen.state)
+    # Asked at every snapshot: a hold that starts or ends while the page is open shows.
+    audience = replace(audience, owner_on_a_call=owner_held(seen.owner_busy_until, utcnow()))
     return {
         "state": state.value,
         "step": step_of(state),
@@ -78,10 +81,12 @@ def status_events(request: Request, callnow_id: str, token: str) -> Response:
         if call_request is None:
             return PlainTextResponse("Not found", status_code=404)
         request_id = call_request.id
-        seen = Seen(call_request.state, call_request.reason)
+        seen = Seen(
+            call_request.state, call_request.reason, call_request.profile.extension.busy_until
+        )
         region = profiles.tenant_of(call_request.profile).region
         calling_from = calling_from_display(call_request, region)
-        audience = audience_of(call_request, utcnow())
+        audience = audience_of(call_request)
         # The page passes its language (`?lang=`): the messages stay in the page's language.
         spoken = language.choose(request, call_request.profile).language
     stream = _status_stream(state.status_board, request_id, seen, calling_from, audience, spoken)

@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,10 +25,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Seen:
-    """What a visitor's page shows is drawn from these two columns."""
+    """What a visitor's page shows is drawn from these columns."""
 
     state: str
     reason: str
+    # Until when the owner is held after their phone answered busy: the page then says they are
+    # on another call (read with the state, so a hold that starts after the page opened shows).
+    owner_busy_until: datetime | None = None
 
 
 class _Watched:
@@ -130,4 +134,4 @@ class StatusBoard:
     def _read(self, request_ids: list[int]) -> dict[int, Seen]:
         with self._sessions() as session:  # read only; closed (its transaction ended) at once
             found = request_store.states_of(session, request_ids)
-        return {request_id: Seen(state, reason) for request_id, (state, reason) in found.items()}
+        return {request_id: Seen(*columns) for request_id, columns in found.items()}

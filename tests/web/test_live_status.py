@@ -11,6 +11,7 @@ import pytest
 
 from callnow.domain.request_state import RequestState
 from callnow.domain.scheduling import BOOKED_REFRESH_MAX_S
+from callnow.store import profiles
 from callnow.store import requests as request_store
 from callnow.store.db import transaction
 from callnow.store.models import utcnow
@@ -106,6 +107,28 @@ def test_the_stream_follows_the_request_until_it_ends(world):
         }
         # The server closes the stream at a terminal state.
         assert list(events) == []
+
+
+def hold_owner(world, callnow_id: str, until) -> None:
+    with world.sessions() as session, session.begin():
+        profiles.by_callnow_id(session, callnow_id).extension.busy_until = until
+
+
+def test_the_stream_says_when_the_owner_goes_on_another_call_and_when_they_are_free(world):
+    url = new_request(world)
+    with world.client.stream("GET", url + "/events") as response:
+        events = status_events(sse_messages(response.iter_lines()))
+        assert next(events)["data"]["message"].endswith("in a moment.")
+        # The engine holds the owner after their phone answered busy (for another request).
+        hold_owner(world, "alice", utcnow() + timedelta(seconds=1))
+        held = next(events)["data"]
+        assert (held["state"], held["message"]) == (
+            "queued",
+            "Alice Pty Owner is on another call. Your request is waiting; we will call them as "
+            "soon as they are free.",
+        )
+        # The hold runs out with nothing written: the page says so by itself.
+        assert next(events)["data"]["message"].endswith("in a moment.")
 
 
 def test_a_finished_request_streams_its_outcome_once_and_closes(world):
