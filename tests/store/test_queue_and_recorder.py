@@ -88,13 +88,18 @@ def test_an_owner_with_a_call_under_way_waits_for_it_to_end(world) -> None:
         assert claim(session, max_per_extension=1) is None
 
 
+def add_alice2_to_alices_tenant(session) -> None:
+    """A second owner (page `alice2`, extension 001003) in Alice's tenant."""
+    alice = profiles.by_callnow_id(session, "alice")
+    second = provisioning.create_extension(
+        session, alice.extension.tenant, internal_number="001003", external_number="0290371235"
+    )
+    provisioning.enable_callnow(session, second, "alice2")
+
+
 def test_a_tenant_limit_counts_every_extension_of_the_tenant(world) -> None:
     with world.sessions() as session, session.begin():
-        alice = profiles.by_callnow_id(session, "alice")
-        second = provisioning.create_extension(
-            session, alice.extension.tenant, internal_number="001003", external_number="0290371235"
-        )
-        provisioning.enable_callnow(session, second, "alice2")
+        add_alice2_to_alices_tenant(session)
         queued(session)
         queued(session, "alice2", "+61290375679")
         assert claim(session, max_per_tenant=1) is not None
@@ -177,11 +182,7 @@ def test_owners_in_calls_with_long_backlogs_keep_no_other_owner_waiting(world) -
 
 def test_a_tenant_at_its_limit_with_a_long_backlog_keeps_no_other_tenant_waiting(world) -> None:
     with world.sessions() as session, session.begin():
-        alice = profiles.by_callnow_id(session, "alice")
-        second = provisioning.create_extension(
-            session, alice.extension.tenant, internal_number="001003", external_number="0290371235"
-        )
-        provisioning.enable_callnow(session, second, "alice2")
+        add_alice2_to_alices_tenant(session)
         # Alice's tenant is at its limit (Alice is on a callback); more requests for its other
         # owner, who has room of their own, wait than a claim looks at at once.
         in_call = queued(session)
