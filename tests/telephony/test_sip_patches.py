@@ -293,6 +293,24 @@ async def test_an_answer_crossing_our_cancel_is_acked_before_the_bye(
     assert methods == ["INVITE", "CANCEL", "ACK", "BYE"], methods
 
 
+@pytest.mark.peers
+async def test_an_update_while_the_callee_rings_is_answered(sip_stack: SipStack, sipp_peer) -> None:
+    """RFC 3311 in an early dialog: without a body 200 OK with our Contact, with an offer 491
+    (our INVITE's offer is still unanswered); the call is answered after, as usual."""
+    peer = sipp_peer("update_while_ringing.xml")
+    leg = await sip_stack.dial(
+        peer.uri("1001"), caller=CallerId("Mary", "0290375678"), sdp=OFFER_SDP, ring_timeout=5.0
+    )
+    while not isinstance(event := await leg.next_event(5), Answered):
+        assert not isinstance(event, Failed | Ended), event
+    await leg.hangup()
+
+    assert isinstance(await leg.next_event(5), Ended)
+    assert peer.wait() == 0, peer.diagnostics()  # the scenario checks each answer's code
+    answers = [(m.status, m.body) for m in peer.received() if m.cseq[1] == "UPDATE"]
+    assert answers == [(200, ""), (491, "")], answers
+
+
 @pytest.fixture
 def hourly_ticker() -> Iterator[patches.WakeableTicker]:
     """A ticker whose next tick is an hour away, run by a thread of its own as ED2's is."""
@@ -354,6 +372,8 @@ def test_sippy_event_loop_runs_on_the_wakeable_ticker() -> None:
 def test_every_dialog_state_has_an_answer_for_update() -> None:
     """Unpatched, no state handles UPDATE and the request goes unanswered; the live answer
     (hold and resume by UPDATE) is tested in tests/engine/test_live_reinvite.py."""
+    from sippy.UacStateRinging import UacStateRinging
+    from sippy.UacStateTrying import UacStateTrying
     from sippy.UacStateUpdating import UacStateUpdating
     from sippy.UasStateUpdating import UasStateUpdating
     from sippy.UaStateConnected import UaStateConnected
@@ -361,3 +381,5 @@ def test_every_dialog_state_has_an_answer_for_update() -> None:
     for state in (UaStateConnected, UacStateUpdating, UasStateUpdating):
         assert "UPDATE" in state.recv_request_handlers, state
         assert "INVITE" in state.recv_request_handlers, state  # sippy's own handlers kept
+    for state in (UacStateTrying, UacStateRinging):  # an early dialog: the callee rings
+        assert "UPDATE" in state.recv_request_handlers, state

@@ -74,6 +74,12 @@ on bench/sip_flows_bench.py (figures: docs/decisions/0005-sippy-patches.md):
    application answers it (200 with its answer, or a failure) with `answer_sip_update()`.
    While our own offer is outstanding (a re-INVITE of ours) an UPDATE is refused 491; while
    the peer's re-INVITE waits for our answer, 500 with Retry-After (both RFC 3311 5.2).
+   Before the answer (an early dialog: the callee rings) sippy does not even match the UPDATE
+   to our call: it knows the callee's tag only from the 2xx, so the request was answered 481,
+   which tells the phone the dialog is gone (RFC 3261 12.2.1.2) and may end its ringing. Now
+   an UPDATE addressed to our tag reaches the ringing call: without a body it is answered
+   200 OK; with an offer 491, since our INVITE's offer has no reliable answer yet (we send no
+   `Supported: 100rel`, so only the 2xx answers it).
 
 9. `ack_before_bye`: when our CANCEL crosses the callee's 200 OK, `UacStateCancelling` sends
    the BYE from inside the response callback, and the transaction manager sends the 200's ACK
@@ -388,6 +394,9 @@ def _patch_update_requests() -> None:
         return
     from sippy.CCEvents import CCEventUpdate
     from sippy.Time.Timeout import Timeout
+    from sippy.UA import UA
+    from sippy.UacStateRinging import UacStateRinging
+    from sippy.UacStateTrying import UacStateTrying
     from sippy.UacStateUpdating import UacStateUpdating
     from sippy.UasStateUpdating import UasStateUpdating
     from sippy.UaStateConnected import UaStateConnected
@@ -415,14 +424,38 @@ def _patch_update_requests() -> None:
         req.sendResponse(491, "Request Pending")
         return None
 
+    def early_update(state: Any, req: Any) -> None:
+        if req.getBody() is None:
+            answer_sip_update(state.ua, req, 200, "OK")
+        else:  # our INVITE's offer is still unanswered
+            req.sendResponse(491, "Request Pending")
+        return None
+
     def their_offer_unanswered(state: Any, req: Any) -> None:
         answer_sip_update(state.ua, req, 500, "Server Internal Error")
         return None
+
+    original_is_yours = UA.isYours
+
+    def isYours(self: Any, req: Any = None, **tags: Any) -> Any:
+        ours = original_is_yours(self, req, **tags)
+        if ours is not None or req is None or req.getMethod() != "UPDATE":
+            return ours
+        # An early dialog: the callee's tag is not known yet, ours and the Call-ID must match.
+        if isinstance(self.state, UacStateTrying) and self.rUri.getTag() is None:
+            same_call = str(req.getHFBody("call-id")) == str(self.cId)
+            if same_call and req.getHFBody("to").getTag() == self.lUri.getTag():
+                return self
+        return None
+
+    UA.isYours = isYours
 
     for state_class, handler in (
         (UaStateConnected, connected_update),
         (UacStateUpdating, our_offer_outstanding),
         (UasStateUpdating, their_offer_unanswered),
+        (UacStateTrying, early_update),
+        (UacStateRinging, early_update),
     ):
         state_class.recv_request_handlers = {
             **state_class.recv_request_handlers,
