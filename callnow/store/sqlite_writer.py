@@ -26,6 +26,7 @@ lock file that cannot be opened (a read-only directory) leaves the turn to this 
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import logging
 import os
@@ -116,35 +117,30 @@ def _nobody_urgent_waits(fd: int) -> bool:
 
 class WriterTurns:
     """A lock for one database file that hands itself to urgent waiters before the others;
-    with the file's path, its holder also takes the turn across processes (`FileTurn`)."""
+    with the file's path, its holder also takes the turn across processes (`FileTurn`).
+
+    A release hands the turn straight to the next waiter (urgent ones first, each kind in order
+    of arrival) and wakes only that one: waking every waiter to race for it cost each post a
+    wake-up, and the interpreter lock, per writer waiting behind it."""
 
     def __init__(self, database: str | None = None) -> None:
         self._file = FileTurn(database) if database and database != ":memory:" else None
-        self._changed = threading.Condition(threading.Lock())
+        self._guard = threading.Lock()
         self._held = False
-        self._urgent_waiting = 0
-        self._waiting = 0
+        # Each waiter sleeps on a lock of its own, acquired until the turn is handed to it.
+        self._urgent: collections.deque[threading.Lock] = collections.deque()
+        self._others: collections.deque[threading.Lock] = collections.deque()
 
     @property
     def waiting(self) -> int:
-        return self._waiting
+        return len(self._urgent) + len(self._others)
 
     def acquire(self, *, urgent: bool, timeout: float) -> bool:
         """Take this process's turn, then the file's, within `timeout` in all. False if this
         process's turn did not come; past the timeout on the file, the turn is held here only."""
         deadline = time.monotonic() + timeout
-        with self._changed:
-            self._waiting += 1
-            self._urgent_waiting += urgent
-            try:
-                if not self._changed.wait_for(
-                    lambda: not self._held and (urgent or not self._urgent_waiting), timeout
-                ):
-                    return False
-                self._held = True
-            finally:
-                self._waiting -= 1
-                self._urgent_waiting -= urgent
+        if not self._process_turn(urgent, timeout):
+            return False
         if self._file is not None:
             try:
                 self._file.acquire(urgent=urgent, deadline=deadline)
@@ -153,12 +149,32 @@ class WriterTurns:
                 raise
         return True
 
+    def _process_turn(self, urgent: bool, timeout: float) -> bool:
+        queue = self._urgent if urgent else self._others
+        with self._guard:
+            if not self._held:  # nobody holds it, so nobody waits either
+                self._held = True
+                return True
+            waiter = threading.Lock()
+            waiter.acquire()
+            queue.append(waiter)
+        if waiter.acquire(timeout=timeout):
+            return True
+        with self._guard:
+            if waiter in queue:
+                queue.remove(waiter)
+                return False
+        return True  # handed over just as the wait ran out: the turn is ours
+
     def release(self) -> None:
         if self._file is not None:
             self._file.release()
-        with self._changed:
-            self._held = False
-            self._changed.notify_all()
+        with self._guard:
+            queue = self._urgent or self._others
+            if queue:
+                queue.popleft().release()  # handed over: the turn stays held
+            else:
+                self._held = False
 
 
 _turns: dict[str, WriterTurns] = {}

@@ -152,6 +152,44 @@ def test_an_urgent_writer_goes_before_writers_that_waited_longer() -> None:
     assert sorted(order[1:]) == [f"web-{i}" for i in range(5)]
 
 
+def test_writers_of_one_kind_take_their_turns_in_the_order_they_came() -> None:
+    """A release hands the turn to the longest waiter, not to whichever thread wakes first."""
+    turns = WriterTurns()
+    assert turns.acquire(urgent=False, timeout=1)
+    order: list[int] = []
+
+    def writer(number: int) -> None:
+        assert turns.acquire(urgent=False, timeout=5)
+        order.append(number)
+        turns.release()
+
+    threads = []
+    for number in range(6):  # each one queued before the next starts
+        threads.append(threading.Thread(target=writer, args=(number,)))
+        threads[-1].start()
+        _wait_until(lambda n=number: turns.waiting == n + 1)
+    turns.release()
+    for thread in threads:
+        thread.join(5)
+    assert order == list(range(6))
+
+
+def test_a_handed_over_turn_stays_held_until_its_new_writer_releases_it() -> None:
+    """The release that hands the turn over does not free it: nobody else slips in between."""
+    turns = WriterTurns()
+    assert turns.acquire(urgent=False, timeout=1)
+    got: list[bool] = []
+    waiter = threading.Thread(target=lambda: got.append(turns.acquire(urgent=False, timeout=0.2)))
+    waiter.start()
+    _wait_until(lambda: turns.waiting == 1)
+    turns.release()
+    waiter.join(5)
+    assert got == [True] and turns.waiting == 0
+    assert not turns.acquire(urgent=False, timeout=0.05)  # still held by the waiter
+    turns.release()
+    assert turns.acquire(urgent=False, timeout=0.05)
+
+
 def test_a_writer_that_cannot_get_its_turn_gives_up_after_its_wait() -> None:
     turns = WriterTurns()
     assert turns.acquire(urgent=True, timeout=1)
