@@ -425,10 +425,9 @@ def _patch_update_requests() -> None:
         return None
 
     def early_update(state: Any, req: Any) -> None:
-        if req.getBody() is None:
-            answer_sip_update(state.ua, req, 200, "OK")
-        else:  # our INVITE's offer is still unanswered
-            req.sendResponse(491, "Request Pending")
+        if req.getBody() is not None:  # our INVITE's offer is still unanswered
+            return our_offer_outstanding(state, req)
+        answer_sip_update(state.ua, req, 200, "OK")
         return None
 
     def their_offer_unanswered(state: Any, req: Any) -> None:
