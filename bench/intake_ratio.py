@@ -1,6 +1,7 @@
 """What CallNow's public form post costs next to the least a web app could do with it.
 
     .venv/bin/python bench/intake_ratio.py [--clients 8] [--seconds 10] [--rounds 1] [--engine]
+        [--what-if]
 
 Side by side in one run (so both see the same machine), each served by uvicorn on 127.0.0.1
 in this process, each on a fresh SQLite file:
@@ -26,6 +27,12 @@ phone answers 486 Busy Here at once (bench/_owner_phone.py), twice:
 - `+dialling`: every accepted post dialled at once (the engine's per-owner limits lifted, no
   hold): the engine's own cost per callback competes with the web for the machine.
 
+With `--what-if`, each round also measures CallNow with two shapes it does not have yet, at
+their best: the page loaded once and the same object reused by every later post (a cache of the
+page's settings, here blind to the owner's changes) and the limit counters in process memory (a
+count that costs the same whatever the traffic, here forgotten on restart). Not a way to run
+CallNow: a figure of what those two changes could give at most.
+
 Their server CPU is serve's and its engine child's together (rtpengine's is left out); the
 owner's phone counts the INVITEs it received.
 "ms CPU/post" is the server's CPU per accepted post: where
@@ -49,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._machine import cpu_percent, print_machine, sample
 from bench._owner_phone import OwnerPhone
-from bench._web_apps import bare_app, callnow_app, post_closed_loop
+from bench._web_apps import bare_app, callnow_app, page_held_between_posts, post_closed_loop
 from bench.request_latency_bench import HOST, running_service
 from callnow.config import EngineSettings
 from tests.support.http_server import served
@@ -134,6 +141,11 @@ def main() -> None:
     parser.add_argument(
         "--engine", action="store_true", help="also `callnow serve`, its engine dialling"
     )
+    parser.add_argument(
+        "--what-if",
+        action="store_true",
+        help="also CallNow with its page held between posts and its counters in memory",
+    )
     args = parser.parse_args()
     print_machine(f"intake ratio: {args.clients} closed-loop clients, {args.seconds:g} s each")
     print(
@@ -151,6 +163,12 @@ def main() -> None:
                 directory.mkdir()
             bare = measure(bare_app(bare_dir), args.clients, args.seconds)
             measured = {"CallNow": measure(callnow_app(callnow_dir), args.clients, args.seconds)}
+            if args.what_if:
+                what_if_dir = Path(scratch, "what-if")
+                what_if_dir.mkdir()
+                with page_held_between_posts():
+                    app = callnow_app(what_if_dir, counters="memory://")
+                    measured["what-if"] = measure(app, args.clients, args.seconds)
             if args.engine:
                 measured["+engine"] = measure_with_engine(
                     serve_dir, args.clients, args.seconds, AS_SHIPPED
