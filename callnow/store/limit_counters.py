@@ -1,21 +1,22 @@
 """Rate-limit counters in the database: the embedded default, so a restart forgets nothing.
 
-One row per counted hit of a (rule, key); a moving window is a count of the rows younger than
-it. Rows go once the rule's longest window has passed (`expires_at`): each check deletes its
-own keys' expired rows (on SQLite only the check that opens the transaction), and
-`purge_expired` sweeps the rest a bounded batch at a time. A `take` checks and counts in one
-statement: its hits go in only where every window has room.
+Each window of a counter keeps its hits in time slices a thirtieth of the window long: a row per
+(rule, key, window, slice) holds how many hits fell in that slice. A window's count is the sum
+of the slices it touches, about 31 rows, so a check costs the same whether a key saw ten hits
+or a flood's hundred thousand (a row per hit made every check read them all again).
 
-Every statement of a check stays within its keys' part of the (rule, key, hit_at) index, so a
-check costs the same whether a key holds ten hits or a flood's hundred thousand: the delete asks
-only for hits older than the key's longest window (the only ones that can have expired under
-the rule as configured), and a window's count stops one past the window's limit (past that,
-"over the limit" is all any caller asks; limits in the tens of thousands are counted whole).
+The oldest slice counted lies partly before the window and is counted whole: a count can only
+err high. No window ever lets more than its limit through; a source that was refused may wait up
+to a thirtieth of the window longer than an exact moving window would make it wait. Slices past
+their window are no longer read, and `purge_expired` deletes them a bounded batch at a time.
+
+A hit adds one to the current slice of each window of its counter (an upsert). `take` checks and
+counts in one statement: its hits go in only where every window has room.
 
 Checks and hits of one key are serialised so two requests cannot both take the last place: on
-PostgreSQL by a transaction-level advisory lock per key, on SQLite by the write lock (the first
-statement is a DELETE, so the transaction holds it until commit; a later check in the same
-transaction already holds it and deletes nothing).
+PostgreSQL by a transaction-level advisory lock per key; on SQLite by the write lock, which the
+first statement of every check that counts takes (it is a write) and the transaction holds until
+commit.
 """
 
 from __future__ import annotations
@@ -23,35 +24,36 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
-    Delete,
+    BigInteger,
     Insert,
+    Integer,
     ScalarSelect,
     Select,
     String,
     Table,
-    and_,
     bindparam,
     delete,
     func,
-    insert,
     literal_column,
-    or_,
     select,
     text,
+    true,
+    tuple_,
     union_all,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from callnow.store.models import LimitHit, UtcDateTime
+from callnow.store.models import LimitCount, UtcDateTime
 
 PURGE_BATCH = 500
 KEY_MAX_CHARS = 80
+SLICES_PER_WINDOW = 30
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,9 @@ class Counter:
     key: str
     windows: Sequence[Window]
 
-    @property
-    def longest(self) -> timedelta:
-        return timedelta(seconds=max(w.seconds for w in self.windows))
+    def lengths(self) -> list[int]:
+        """The window lengths whose slices a hit adds to (two windows of one length share)."""
+        return sorted({w.seconds for w in self.windows})
 
 
 def _stored_key(key: str) -> str:
@@ -80,93 +82,115 @@ def _stored_key(key: str) -> str:
     return f"{key[: KEY_MAX_CHARS - 33]}#{digest}"
 
 
-_hits: Table = LimitHit.__table__  # type: ignore[assignment]  # Core: runs on every post
+def _slice_s(window_s: int) -> int:
+    return max(1, window_s // SLICES_PER_WINDOW)
 
 
-def _keys(counters: Sequence[Counter]) -> dict[str, str]:
-    params = {}
+def _slot(window_s: int, at: datetime) -> int:
+    return int(at.timestamp() // _slice_s(window_s))
+
+
+_counts_table: Table = LimitCount.__table__  # type: ignore[assignment]  # Core: every post
+_c = _counts_table.c
+
+# A statement's shape: per counter, how many windows it has and how many distinct lengths.
+Shape = tuple[tuple[int, int], ...]
+
+
+def _shape(counters: Sequence[Counter]) -> Shape:
+    return tuple((len(c.windows), len(c.lengths())) for c in counters)
+
+
+def _params(counters: Sequence[Counter], now: datetime) -> dict[str, object]:
+    """Every statement's parameters: each counter's rule and key (`r`, `k`); per window, its
+    length, first slice and limit (`w`, `f`, `a`); per length, the slice a hit goes to and
+    when that slice expires (`l`, `s`, `e`)."""
+    params: dict[str, object] = {}
     for i, counter in enumerate(counters):
         params[f"r{i}"] = counter.rule
         params[f"k{i}"] = _stored_key(counter.key)
+        for j, window in enumerate(counter.windows):
+            params[f"w{i}_{j}"] = window.seconds
+            # The slice holding the window's start: counted whole (see the module's doc).
+            first = datetime.fromtimestamp(now.timestamp() - window.seconds, UTC)
+            params[f"f{i}_{j}"] = _slot(window.seconds, first)
+            params[f"a{i}_{j}"] = window.amount
+        for j, length in enumerate(counter.lengths()):
+            slot = _slot(length, now)
+            params[f"l{i}_{j}"] = length
+            params[f"s{i}_{j}"] = slot
+            ends = (slot + 1) * _slice_s(length) + length
+            params[f"e{i}_{j}"] = datetime.fromtimestamp(ends, UTC)
     return params
 
 
-def _is_key(i: int) -> ColumnElement[bool]:
-    return and_(_hits.c.rule == bindparam(f"r{i}"), _hits.c.key == bindparam(f"k{i}"))
-
-
-# Statements are built once per shape (how many counters, how many windows each) and reused:
-# building them anew on every post cost more than running them.
-@cache
-def _drop_expired_of(counters: int) -> Delete:
-    # `hit_at` bounds each key's part of the index: without it the database read every hit of
-    # the key to test `expires_at`, and a flooded page's key holds thousands.
-    return delete(_hits).where(
-        _hits.c.expires_at <= bindparam("now"),
-        or_(*(and_(_is_key(i), _hits.c.hit_at <= bindparam(f"c{i}")) for i in range(counters))),
+def _count_of(i: int, j: int) -> ScalarSelect[Any]:
+    in_window = (
+        _c.rule == bindparam(f"r{i}"),
+        _c.key == bindparam(f"k{i}"),
+        _c.window_s == bindparam(f"w{i}_{j}"),
+        _c.slot >= bindparam(f"f{i}_{j}"),
     )
+    return select(func.coalesce(func.sum(_c.hits), 0)).where(*in_window).scalar_subquery()
 
 
-# A window whose limit is above this is counted whole: stopping early makes each row read
-# dearer, and a count that large is seldom passed.
-STOP_COUNT_UP_TO = 10_000
-# A statement's shape: per counter, per window, whether its count stops one past the limit.
-Shape = tuple[tuple[bool, ...], ...]
+def _windows(shape: Shape) -> list[tuple[int, int]]:
+    return [(i, j) for i, (windows, _) in enumerate(shape) for j in range(windows)]
 
 
-def _count_of(i: int, j: int, stop: bool) -> ScalarSelect[Any]:
-    hits = _is_key(i), _hits.c.hit_at > bindparam(f"s{i}_{j}")
-    if not stop:
-        return select(func.count()).select_from(_hits).where(*hits).scalar_subquery()
-    first = select(literal_column("1")).where(*hits).limit(bindparam(f"n{i}_{j}")).subquery()
-    return select(func.count()).select_from(first).scalar_subquery()
-
-
+# Statements are built once per shape and reused: building them anew on every post cost more
+# than running them.
 @cache
 def _count_windows(shape: Shape) -> Select[Any]:
-    """Per counter, per window: whether its count stops past the limit."""
-    return select(
-        *(
-            _count_of(i, j, stop)
-            for i, windows in enumerate(shape)
-            for j, stop in enumerate(windows)
-        )
-    )
+    return select(*(_count_of(i, j) for i, j in _windows(shape)))
 
 
-@cache
-def _add_if_room(shape: Shape) -> Insert:
-    """One hit per counter, inserted only if every window of every counter has room: the check
-    and the hits in one statement (the counts are read once, before any row goes in)."""
-    hits = [
+def _new_hits(shape: Shape) -> Select[Any]:
+    """One row per counter and window length: the slice a hit goes to."""
+    rows = [
         select(
             bindparam(f"r{i}", type_=String).label("rule"),
             bindparam(f"k{i}", type_=String).label("key"),
-            bindparam(f"e{i}", type_=UtcDateTime).label("expires_at"),
+            bindparam(f"l{i}_{j}", type_=Integer).label("window_s"),
+            bindparam(f"s{i}_{j}", type_=BigInteger).label("slot"),
+            bindparam(f"e{i}_{j}", type_=UtcDateTime).label("expires_at"),
         )
-        for i in range(len(shape))
+        for i, (_, lengths) in enumerate(shape)
+        for j in range(lengths)
     ]
-    rows = (union_all(*hits) if len(hits) > 1 else hits[0]).subquery()
-    room = [
-        _count_of(i, j, stop) < bindparam(f"a{i}_{j}")
-        for i, windows in enumerate(shape)
-        for j, stop in enumerate(windows)
-    ]
-    when_room = select(
-        rows.c.rule, rows.c.key, bindparam("now", type_=UtcDateTime), rows.c.expires_at
-    ).where(*room)
-    # The rows it inserted say whether there was room (psycopg gives no row count for an
-    # INSERT from a SELECT).
-    columns = ["rule", "key", "hit_at", "expires_at"]
-    return insert(_hits).from_select(columns, when_room).returning(_hits.c.id)
+    new = (union_all(*rows) if len(rows) > 1 else rows[0]).subquery()
+    one = literal_column("1", Integer)
+    return select(new.c.rule, new.c.key, new.c.window_s, new.c.slot, one, new.c.expires_at)
 
 
-def _lock(session: Session, counters: Sequence[Counter], now: datetime) -> None:
-    """Hold every counter's key until commit, in one lock order; drop their expired hits.
+@cache
+def _upsert(dialect: str, shape: Shape, *, if_room: bool) -> Insert:
+    """A hit on every counter's current slices; with `if_room`, only if every window of every
+    counter has room (the check and the hits in one statement: the counts are read before any
+    row goes in). The rows it wrote say whether there was room (psycopg gives no row count for
+    an INSERT from a SELECT)."""
+    if if_room:
+        rows = _new_hits(shape).where(
+            *(_count_of(i, j) < bindparam(f"a{i}_{j}") for i, j in _windows(shape))
+        )
+    else:  # SQLite needs a WHERE to tell the SELECT's end from the ON CONFLICT clause
+        rows = _new_hits(shape).where(true())
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    columns = ["rule", "key", "window_s", "slot", "hits", "expires_at"]
+    upsert = (
+        insert(_counts_table)
+        .from_select(columns, rows)
+        .on_conflict_do_update(
+            index_elements=[_c.rule, _c.key, _c.window_s, _c.slot],
+            set_={"hits": _c.hits + 1},
+        )
+    )
+    return upsert.returning(_c.hits)
 
-    A hit expires when its rule's longest window has passed (`expires_at`), so only hits at
-    least that old are looked at. (A hit written while the rule had a shorter longest window is
-    left to `purge_expired` until it is that old: meanwhile the longer window counts it.)"""
+
+def _lock(session: Session, counters: Sequence[Counter]) -> None:
+    """Hold every counter's key until commit, in one lock order (PostgreSQL; on SQLite the
+    first statement that counts is a write, which takes the write lock)."""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         for counter in counters:
@@ -174,52 +198,20 @@ def _lock(session: Session, counters: Sequence[Counter], now: datetime) -> None:
                 text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
                 {"k": f"{counter.rule}:{_stored_key(counter.key)}"},
             )
-    elif connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
-        # SQLite opens a transaction only at a write, which took the write lock until commit:
-        # a second check in it (the owner's limits after the source's) is serialised already,
-        # and its expired hits are left to `purge_expired` (counts never read them).
-        return
-    cutoffs = {f"c{i}": now - counter.longest for i, counter in enumerate(counters)}
-    connection.execute(_drop_expired_of(len(counters)), {"now": now, **_keys(counters), **cutoffs})
 
 
 def _counts(session: Session, counters: Sequence[Counter], now: datetime) -> list[list[int]]:
-    """Each counter's hits in each of its windows, read in one statement. A count may stop at
-    one more than the window's limit: every caller only asks whether a count is below, at or
-    over the limit, and a flooded page's counters would otherwise read every hit of the flood."""
-    params, shape = _count_params(counters, now)
-    row = iter(session.connection().execute(_count_windows(shape), params).one())
+    """Each counter's hits in each of its windows, read in one statement."""
+    row = iter(
+        session.connection().execute(_count_windows(_shape(counters)), _params(counters, now)).one()
+    )
     return [[next(row) for _ in counter.windows] for counter in counters]
 
 
-def _count_params(counters: Sequence[Counter], now: datetime) -> tuple[dict[str, object], Shape]:
-    """The parameters of the windows' counts, and the statements' shape (see `_count_windows`)."""
-    params: dict[str, object] = dict(_keys(counters))
-    for i, counter in enumerate(counters):
-        for j, window in enumerate(counter.windows):
-            params[f"s{i}_{j}"] = now - timedelta(seconds=window.seconds)
-            if window.amount <= STOP_COUNT_UP_TO:
-                params[f"n{i}_{j}"] = window.amount + 1
-    shape = tuple(
-        tuple(window.amount <= STOP_COUNT_UP_TO for window in counter.windows)
-        for counter in counters
-    )
-    return params, shape
-
-
-def _add(session: Session, counters: Sequence[Counter], now: datetime) -> None:
-    session.connection().execute(
-        insert(_hits),
-        [
-            {
-                "rule": counter.rule,
-                "key": _stored_key(counter.key),
-                "hit_at": now,
-                "expires_at": now + counter.longest,
-            }
-            for counter in counters
-        ],
-    )
+def _add(session: Session, counters: Sequence[Counter], now: datetime, *, if_room: bool) -> bool:
+    connection = session.connection()
+    statement = _upsert(connection.dialect.name, _shape(counters), if_room=if_room)
+    return bool(connection.execute(statement, _params(counters, now)).all())
 
 
 def _in_lock_order(counters: Sequence[Counter]) -> list[Counter]:
@@ -231,32 +223,19 @@ def take(session: Session, counters: Sequence[Counter], now: datetime) -> bool:
     if not counters:
         return True
     ordered = _in_lock_order(counters)
-    _lock(session, ordered, now)
-    params, shape = _count_params(ordered, now)
-    for i, counter in enumerate(ordered):
-        params[f"e{i}"] = now + counter.longest
-        for j, window in enumerate(counter.windows):
-            params[f"a{i}_{j}"] = window.amount
-    inserted = session.connection().execute(_add_if_room(shape), {"now": now, **params})
-    return bool(inserted.all())
+    _lock(session, ordered)
+    return _add(session, ordered, now, if_room=True)
 
 
 def take_then_hit(
     session: Session, take: Sequence[Counter], hit: Sequence[Counter], now: datetime
 ) -> list[bool] | None:
-    """`take` the first counters and, only if they had room, `hit_each` of the others, in one
-    round of statements: None when `take` refused (nothing counted)."""
-    ordered = _in_lock_order([*take, *hit])
-    _lock(session, ordered, now)
-    counted = dict(zip(map(id, ordered), _counts(session, ordered, now), strict=True))
-    for counter in take:
-        if any(n >= w.amount for n, w in zip(counted[id(counter)], counter.windows, strict=True)):
-            return None
-    _add(session, ordered, now)
-    # Under the lock nothing else counted meanwhile: after this hit each count is one more.
-    return [
-        all(n + 1 <= w.amount for n, w in zip(counted[id(c)], c.windows, strict=True)) for c in hit
-    ]
+    """`take` the first counters and, only if they had room, `hit_each` of the others: None
+    when `take` refused (nothing counted)."""
+    _lock(session, _in_lock_order([*take, *hit]))
+    if take and not _add(session, _in_lock_order(take), now, if_room=True):
+        return None
+    return _hit_counted(session, hit, now)
 
 
 def hit_each(session: Session, counters: Sequence[Counter], now: datetime) -> list[bool]:
@@ -264,13 +243,18 @@ def hit_each(session: Session, counters: Sequence[Counter], now: datetime) -> li
     order given), False when it went over any of its windows."""
     if not counters:
         return []
-    ordered = _in_lock_order(counters)
-    _lock(session, ordered, now)
-    _add(session, ordered, now)
-    counted = dict(zip(map(id, ordered), _counts(session, ordered, now), strict=True))
+    _lock(session, _in_lock_order(counters))
+    return _hit_counted(session, counters, now)
+
+
+def _hit_counted(session: Session, counters: Sequence[Counter], now: datetime) -> list[bool]:
+    if not counters:
+        return []
+    _add(session, counters, now, if_room=False)
+    counted = _counts(session, counters, now)
     return [
-        all(count <= window.amount for count, window in zip(counted[id(c)], c.windows, strict=True))
-        for c in counters
+        all(n <= w.amount for n, w in zip(counts, c.windows, strict=True))
+        for counts, c in zip(counted, counters, strict=True)
     ]
 
 
@@ -286,17 +270,13 @@ def has_room(session: Session, counter: Counter, now: datetime) -> bool:
 
 
 def purge_expired(session: Session, now: datetime, limit: int = PURGE_BATCH) -> int:
-    """Delete up to `limit` hits whose windows have all passed; returns how many went."""
-    oldest = (
-        select(LimitHit.id).where(LimitHit.expires_at <= now).order_by(LimitHit.id).limit(limit)
-    )
-    result = session.execute(
-        delete(LimitHit)
-        .where(LimitHit.id.in_(oldest.scalar_subquery()))
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount or 0  # type: ignore[attr-defined]  # a DELETE gives a CursorResult
+    """Delete up to `limit` slices their windows have passed; returns how many went."""
+    key = tuple_(_c.rule, _c.key, _c.window_s, _c.slot)
+    oldest = select(_c.rule, _c.key, _c.window_s, _c.slot).where(_c.expires_at <= now).limit(limit)
+    result = session.connection().execute(delete(_counts_table).where(key.in_(oldest)))
+    return result.rowcount or 0
 
 
-def count_rows(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(LimitHit)) or 0
+def count_hits(session: Session) -> int:
+    """Every hit still held, all counters and windows together."""
+    return session.scalar(select(func.coalesce(func.sum(_c.hits), 0))) or 0

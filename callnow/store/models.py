@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -368,8 +369,9 @@ class SpentCaptcha(Base):
 
 
 class LimitHit(Base):
-    """One counted hit of a rate limit (rule, key) on the embedded default (no Redis): the
-    counters survive a restart. Deleted once `expires_at` (the rule's longest window) passed."""
+    """Retired with migration 0026 (limit counters in time slices, `LimitCount`): kept only so a
+    process of the version before it keeps counting while a rolling upgrade replaces it. Nothing
+    reads it any more; a later migration drops it."""
 
     __tablename__ = "limit_hits"
 
@@ -380,6 +382,23 @@ class LimitHit(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
     __table_args__ = (Index("ix_limit_hits_rule_key_hit_at", "rule", "key", "hit_at"),)
+
+
+class LimitCount(Base):
+    """The hits of a rate limit (rule, key) in one time slice of one of its windows, on the
+    embedded default (no Redis): the counters survive a restart. A window's count is the sum of
+    its last slices (`store/limit_counters`); a slice goes once its window has passed it
+    (`expires_at`)."""
+
+    __tablename__ = "limit_counts"
+
+    rule: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    window_s: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    # Slices since the epoch, each a thirtieth of the window long.
+    slot: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hits: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
 class PageAlert(Base):

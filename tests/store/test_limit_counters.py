@@ -1,5 +1,5 @@
-"""The database's limit counters, on SQLite and PostgreSQL: exact at and past every limit, and
-each check clearing its own keys' expired hits (on SQLite, the check that opens the transaction)."""
+"""The database's limit counters, on SQLite and PostgreSQL: exact at and past every limit, a
+count that errs only high at a window's start, and a flood held in a bounded number of rows."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from callnow.store import limit_counters
 from callnow.store.db import make_session_factory, transaction
 from callnow.store.limit_counters import Counter, Window
-from callnow.store.models import LimitHit
+from callnow.store.models import LimitCount
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -53,23 +53,35 @@ def test_take_then_hit_says_when_each_hit_counter_went_over(sessions) -> None:
     )
 
 
-def test_a_check_clears_its_own_keys_expired_hits_and_no_others(sessions) -> None:
-    mine = Counter("per_source", "203.0.113.9", [Window(5, 60), Window(50, 3600)])
-    other = Counter("per_source", "203.0.113.10", [Window(5, 60), Window(50, 3600)])
-    hour = timedelta(hours=1)
+def test_the_oldest_slice_counts_whole_so_a_window_frees_at_most_a_slice_late(sessions) -> None:
+    """A minute is counted in slices of 2 s: a hit leaves the count within 2 s after the exact
+    moving window would have let it go, and never before."""
+    minute = Counter("per_source", "203.0.113.9", [Window(1, 60)])
     with transaction(sessions) as session:
-        limit_counters.hit(session, mine, START)
+        assert limit_counters.take(session, [minute], _second(1))
+        assert not limit_counters.has_room(session, minute, _second(60))
+        # Exactly, the window (1 s, 61 s] no longer holds the hit; its slice [0 s, 2 s) counts.
+        assert not limit_counters.has_room(session, minute, _second(61))
+        assert limit_counters.has_room(session, minute, _second(62))
+        assert limit_counters.take(session, [minute], _second(62))
+
+
+def test_a_flood_is_held_in_a_bounded_number_of_rows_and_the_sweep_clears_them(sessions) -> None:
+    page = Counter("captcha_auto_on", "7", [Window(1_000_000, 60), Window(1_000_000, 3600)])
+    other = Counter("per_source", "203.0.113.10", [Window(5, 60)])
+    with transaction(sessions) as session:
         limit_counters.hit(session, other, START)
-        limit_counters.hit(session, mine, START + hour / 2)
-    with transaction(sessions) as session:
-        # The first hit's longest window ends exactly now: it has expired; the second has not.
-        assert limit_counters.take(session, [mine], START + hour)
-        left = session.execute(select(LimitHit.key, LimitHit.hit_at).order_by(LimitHit.id)).all()
-    assert [(key, at.astimezone(UTC)) for key, at in left] == [
-        (other.key, START),  # another key's: left for the sweep
-        (mine.key, START + hour / 2),
-        (mine.key, START + hour),
-    ]
+        for tenth in range(1_000):  # a hit every tenth of a second for 100 s
+            limit_counters.hit(session, page, START + timedelta(seconds=tenth / 10))
+        # The minute (40.5 s, 100.5 s] holds 595 hits; its oldest slice, 40-42 s, counts whole.
+        end = START + timedelta(seconds=100.5)
+        assert limit_counters._counts(session, [page], end) == [[600, 1_000]]
+        rows = session.scalar(select(func.count()).select_from(LimitCount))
+        assert rows == 1 + 50 + 1  # the other key's slice; the page's 50 of 2 s and 1 of 2 min
+        # A minute's slice goes a minute after its end: at 100 s, those that ended by 40 s.
+        assert limit_counters.purge_expired(session, START + timedelta(seconds=100)) == 1 + 20
+        assert limit_counters.purge_expired(session, end + timedelta(hours=2)) == 30 + 1
+        assert limit_counters.count_hits(session) == 0
 
 
 def test_a_check_takes_nothing_when_any_counter_is_full(sessions) -> None:

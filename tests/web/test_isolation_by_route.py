@@ -332,7 +332,8 @@ def _related_rows(session: Session, tenant_id: int) -> dict[str, list[tuple[Any,
     changed = True
     while changed:
         changed = False
-        for table in metadata.sorted_tables:
+        # A table without foreign keys (limit counters) belongs to no tenant.
+        for table in (t for t in metadata.sorted_tables if t.foreign_keys):
             [pk] = table.primary_key.columns
             for fk in table.foreign_keys:
                 owners = ids.get(fk.column.table.name)
