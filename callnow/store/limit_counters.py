@@ -36,6 +36,7 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    TextClause,
     bindparam,
     delete,
     func,
@@ -188,16 +189,21 @@ def _upsert(dialect: str, shape: Shape, *, if_room: bool) -> Insert:
     return upsert.returning(_c.hits)
 
 
+@cache
+def _lock_keys(count: int) -> TextClause:
+    # One round trip for all keys, not one each. PostgreSQL evaluates a select list from left to
+    # right, so the locks are taken in the order given, as one statement per key took them.
+    locks = ", ".join(f"pg_advisory_xact_lock(hashtext(:k{i}))" for i in range(count))
+    return text(f"SELECT {locks}")
+
+
 def _lock(session: Session, counters: Sequence[Counter]) -> None:
     """Hold every counter's key until commit, in one lock order (PostgreSQL; on SQLite the
     first statement that counts is a write, which takes the write lock)."""
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        for counter in counters:
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
-                {"k": f"{counter.rule}:{_stored_key(counter.key)}"},
-            )
+    if connection.dialect.name == "postgresql" and counters:
+        keys = {f"k{i}": f"{c.rule}:{_stored_key(c.key)}" for i, c in enumerate(counters)}
+        connection.execute(_lock_keys(len(counters)), keys)
 
 
 def _counts(session: Session, counters: Sequence[Counter], now: datetime) -> list[list[int]]:

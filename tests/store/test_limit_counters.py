@@ -3,7 +3,9 @@ count that errs only high at a window's start, and a flood held in a bounded num
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -94,3 +96,25 @@ def test_a_check_takes_nothing_when_any_counter_is_full(sessions) -> None:
         assert not limit_counters.take(session, [source, number], _second(2))
         counted = limit_counters._counts(session, [source, number], _second(3))
     assert counted == [[2, 2], [2]]
+
+
+def test_concurrent_checks_never_both_take_the_last_place(sessions) -> None:
+    """Eight threads race for five places on one key (and the page's with it, locked together):
+    exactly five get one, whatever the interleaving."""
+    source = Counter("per_source", "203.0.113.9", [Window(5, 60)])
+    page = Counter("per_profile", "7", [Window(1_000, 60)])
+    start_together = threading.Barrier(8)
+
+    def attempts(thread: int) -> int:
+        start_together.wait()
+        taken = 0
+        for attempt in range(4):
+            with transaction(sessions) as session:
+                counters = [page, source] if thread % 2 else [source, page]
+                taken += limit_counters.take(session, counters, _second(attempt))
+        return taken
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sum(pool.map(attempts, range(8))) == 5
+    with transaction(sessions) as session:
+        assert limit_counters._counts(session, [source, page], _second(4)) == [[5], [5]]
