@@ -83,7 +83,7 @@ def counters_at(storage_url: str) -> Storage:
 
 
 DATABASE_URL = "database://"
-# How often the database counters sweep other keys' expired hits (each check clears its own).
+# How often the database counters sweep out slices their windows have passed.
 PURGE_INTERVAL_S = 30.0
 
 
