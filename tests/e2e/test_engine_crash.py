@@ -62,6 +62,18 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, log: Pa
     pytest.fail(f"timed out waiting for {what}; engine log:\n{log.read_text()[-6000:]}")
 
 
+def wait_until_running(process: subprocess.Popen[bytes], engine_id: str, log: Path) -> None:
+    """Until the engine says it is running: it logs so once its claim loop has started (see
+    `EngineRuntime.start`), so from then on it claims what is queued at its next poll."""
+
+    def running() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"{engine_id} exited ({process.returncode}):\n{log.read_text()[-6000:]}")
+        return f"engine {engine_id} running" in log.read_text(errors="replace")
+
+    wait_for(running, 120, f"{engine_id} to start", log)
+
+
 @pytest.fixture
 def rig(db_url, sipp_peer, tmp_path):
     engine = make_engine(db_url)
@@ -199,7 +211,6 @@ def test_two_engines_share_200_queued_requests_and_dial_each_once(rig, sipp_peer
     owner = sipp_peer("answer_info_dtmf.xml", {"digit": "2"}, "-m", "200")
     trunk = sipp_peer("answer.xml")
     numbers = [f"+6129037{4000 + i:04d}" for i in range(200)]
-    ids = [queue_request(number) for number in numbers]
     # Five calls at a time per engine keeps two cores answering the peers promptly.
     env = {
         **env_for(owner, trunk),
@@ -210,9 +221,15 @@ def test_two_engines_share_200_queued_requests_and_dial_each_once(rig, sipp_peer
     }
     log_a, log_b = tmp_path / "engine-a.log", tmp_path / "engine-b.log"
     with (
-        engine_process({**env, "CALLNOW_ENGINE__ENGINE_ID": "engine-a"}, log_a),
-        engine_process({**env, "CALLNOW_ENGINE__ENGINE_ID": "engine-b"}, log_b),
+        engine_process({**env, "CALLNOW_ENGINE__ENGINE_ID": "engine-a"}, log_a) as engine_a,
+        engine_process({**env, "CALLNOW_ENGINE__ENGINE_ID": "engine-b"}, log_b) as engine_b,
     ):
+        # Queued only once both engines poll the queue: the whole batch takes a few seconds to
+        # drain, and on a loaded machine one engine's start-up can take longer than that, so a
+        # batch queued earlier may all go to the engine that happened to start first.
+        wait_until_running(engine_a, "engine-a", log_a)
+        wait_until_running(engine_b, "engine-b", log_b)
+        ids = [queue_request(number) for number in numbers]
 
         def all_finished() -> bool:
             with sessions() as session:
