@@ -16,7 +16,6 @@ import re
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,6 @@ from callnow import logs
 from callnow.bootstrap import freeze_startup_objects, prepare, tune_thread_switching
 from callnow.compose import create_app
 from callnow.config import Settings, WebSettings
-from callnow.store import profiles
 from tests.support.limits import LIFTED
 
 PROFILE = "john_doe"  # the demo page: image check off, so no CAPTCHA is asked for
@@ -63,26 +61,6 @@ def callnow_app(
     app = create_app(settings)
     freeze_startup_objects()
     return app
-
-
-@contextlib.contextmanager
-def page_held_between_posts() -> Iterator[None]:
-    """What-if only: each page is loaded once and the same object serves every later post, as a
-    cache of the page's settings would, but blind to the owner's changes (never ship this)."""
-    load = profiles.by_callnow_id
-    held: dict[str, Any] = {}
-
-    def held_or_loaded(session: Any, callnow_id: str) -> Any:
-        page = held.get(callnow_id)
-        if page is None:  # two threads may both load it once: harmless here
-            page = held[callnow_id] = load(session, callnow_id)
-        return page
-
-    profiles.by_callnow_id = held_or_loaded
-    try:
-        yield
-    finally:
-        profiles.by_callnow_id = load
 
 
 def bare_app(data_dir: Path) -> Starlette:

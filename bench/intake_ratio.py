@@ -27,11 +27,10 @@ phone answers 486 Busy Here at once (bench/_owner_phone.py), twice:
 - `+dialling`: every accepted post dialled at once (the engine's per-owner limits lifted, no
   hold): the engine's own cost per callback competes with the web for the machine.
 
-With `--what-if`, each round also measures CallNow with two shapes it does not have yet, at
-their best: the page loaded once and the same object reused by every later post (a cache of the
-page's settings, here blind to the owner's changes) and the limit counters in process memory (a
-count that costs the same whatever the traffic, here forgotten on restart). Not a way to run
-CallNow: a figure of what those two changes could give at most.
+With `--what-if`, each round also measures CallNow with its limit counters in process memory
+(`memory://`: a count that costs nothing in the database, forgotten on restart and not shared
+between processes). Not a way to run CallNow on a network: a figure of what the database's
+counters cost a post.
 
 Their server CPU is serve's and its engine child's together (rtpengine's is left out); the
 owner's phone counts the INVITEs it received.
@@ -56,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._machine import cpu_percent, print_machine, sample
 from bench._owner_phone import OwnerPhone
-from bench._web_apps import bare_app, callnow_app, page_held_between_posts, post_closed_loop
+from bench._web_apps import bare_app, callnow_app, post_closed_loop
 from bench.request_latency_bench import HOST, running_service
 from callnow.config import EngineSettings
 from tests.support.http_server import served
@@ -144,7 +143,7 @@ def main() -> None:
     parser.add_argument(
         "--what-if",
         action="store_true",
-        help="also CallNow with its page held between posts and its counters in memory",
+        help="also CallNow with its limit counters in memory",
     )
     args = parser.parse_args()
     print_machine(f"intake ratio: {args.clients} closed-loop clients, {args.seconds:g} s each")
@@ -166,9 +165,8 @@ def main() -> None:
             if args.what_if:
                 what_if_dir = Path(scratch, "what-if")
                 what_if_dir.mkdir()
-                with page_held_between_posts():
-                    app = callnow_app(what_if_dir, counters="memory://")
-                    measured["what-if"] = measure(app, args.clients, args.seconds)
+                app = callnow_app(what_if_dir, counters="memory://")
+                measured["what-if"] = measure(app, args.clients, args.seconds)
             if args.engine:
                 measured["+engine"] = measure_with_engine(
                     serve_dir, args.clients, args.seconds, AS_SHIPPED

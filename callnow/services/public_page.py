@@ -20,18 +20,22 @@ from callnow.domain.page import is_paused
 from callnow.services import scheduling
 from callnow.services.intake import Safeguards, Submission, submit
 from callnow.store import audit, page_alerts, profiles, retired_ids
+from callnow.store.held_pages import HeldPages
 from callnow.store.models import CallRequest, Profile
 
 # Longer than any CallNow ID (32) with room for a typo; anything longer is not looked up.
 MAX_LOOKUP_CHARS = 64
 
 
-def visible_page(session: Session, callnow_id: str, now: datetime) -> Profile | None:
+def visible_page(
+    session: Session, callnow_id: str, now: datetime, pages: HeldPages
+) -> Profile | None:
     """A page an outsider may see. Unknown, disabled, do-not-allow, paused, suspended IDs and
-    tenants without Call API access (or suspended) all look alike, so a prober learns nothing."""
+    tenants without Call API access (or suspended) all look alike, so a prober learns nothing.
+    `pages`: the pages this process keeps between visits (a visit then reads one row)."""
     if not callnow_id or len(callnow_id) > MAX_LOOKUP_CHARS:
         return None
-    profile = profiles.by_callnow_id(session, callnow_id)
+    profile = pages.by_callnow_id(session, callnow_id)
     if profile is None or not profile.enabled or profile.do_not_allow:
         return None
     if is_paused(profile.paused_until, now):
@@ -42,13 +46,13 @@ def visible_page(session: Session, callnow_id: str, now: datetime) -> Profile | 
     return profile
 
 
-def renamed_to(session: Session, callnow_id: str, now: datetime) -> str | None:
+def renamed_to(session: Session, callnow_id: str, now: datetime, pages: HeldPages) -> str | None:
     """The page's current ID when `callnow_id` is one it gave up and it is still visible:
     printed links and QR codes keep working after a rename."""
     if not callnow_id or len(callnow_id) > MAX_LOOKUP_CHARS:
         return None
     current = retired_ids.current_id(session, callnow_id)
-    if current is None or visible_page(session, current, now) is None:
+    if current is None or visible_page(session, current, now, pages) is None:
         return None
     return current
 

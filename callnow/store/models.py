@@ -171,6 +171,11 @@ class Profile(Base):
     scheduling_days_ahead: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
     scheduling_per_slot: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+    # A new random number, given by database triggers, on every change the public page reads
+    # (migration 0027): web processes keep pages they served and compare this on each visit.
+    # Random, not a count, so a page deleted and made again under the same id never matches an
+    # old copy. Never set by our code.
+    revision: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     extension: Mapped[Extension] = relationship(back_populates="profile")
     windows: Mapped[list[AvailabilityWindow]] = relationship(

@@ -101,7 +101,7 @@ async def book_page(request: Request, callnow_id: str) -> Response:
 
 
 def _show(request: Request, session: Session, callnow_id: str) -> Response:
-    profile = public_page.visible_page(session, callnow_id, _now())
+    profile = public_page.visible_page(session, callnow_id, _now(), app_state(request).pages)
     if profile is None:
         return not_available(request)
     return _book_page(request, session, profile)
@@ -118,7 +118,7 @@ _STATUS = {Refusal.CAPTCHA_WRONG: 400, Refusal.CLOSED: 409}
 
 
 def _book(request: Request, session: Session, callnow_id: str, form: FormData) -> Response:
-    profile = public_page.visible_page(session, callnow_id, _now())
+    profile = public_page.visible_page(session, callnow_id, _now(), app_state(request).pages)
     if profile is None:
         return not_available(request)
     choice = language.choose(request, profile, posted=forms.field(form, "lang", 8))

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from callnow.config import Settings
 from callnow.i18n import install_in_jinja
 from callnow.services.intake import Safeguards
+from callnow.store.held_pages import HeldPages
 from callnow.web.status_board import StatusBoard
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -52,6 +53,8 @@ class AppState:
     trunk_registrations: Callable[[], list[TrunkRegistration]] = field(default=list)
     # Set by the composition root while an engine runs beside this web.
     drain: Drain | None = None
+    # The public pages this process served, kept between visits (checked by revision).
+    pages: HeldPages = field(default_factory=HeldPages)
     # What the visitors' status streams follow: one query per poll for all of them.
     status_board: StatusBoard = field(init=False)
     # Threads that only end sessions (commit or roll back); see `_unit_of_work`.

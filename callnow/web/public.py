@@ -42,8 +42,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _visible_profile(session: Session, callnow_id: str) -> Profile | None:
-    return public_page.visible_page(session, callnow_id, _now())
+def _visible_profile(request: Request, session: Session, callnow_id: str) -> Profile | None:
+    return public_page.visible_page(session, callnow_id, _now(), app_state(request).pages)
 
 
 def not_available(request: Request) -> HTMLResponse:
@@ -249,9 +249,9 @@ async def page(
 def _page_or_one_step(
     request: Request, session: Session, callnow_id: str, name: str | None, number: str | None
 ) -> Response:
-    profile = _visible_profile(session, callnow_id)
+    profile = _visible_profile(request, session, callnow_id)
     if profile is None:
-        current_id = public_page.renamed_to(session, callnow_id, _now())
+        current_id = public_page.renamed_to(session, callnow_id, _now(), app_state(request).pages)
         if current_id is not None:
             return _to_current_id(request, current_id)
         return not_available(request)
@@ -312,7 +312,7 @@ def install(app: FastAPI) -> None:
 
 
 def _submit_form(request: Request, session: Session, callnow_id: str, form: FormData) -> Response:
-    profile = _visible_profile(session, callnow_id)
+    profile = _visible_profile(request, session, callnow_id)
     if profile is None:
         return not_available(request)
     values = {"name": forms.field(form, "name", 200), "number": forms.field(form, "number", 100)}
@@ -356,7 +356,7 @@ def form_expired() -> str:
 def _captcha_media(
     request: Request, session: Session, callnow_id: str, token: str, kind: str
 ) -> Response:
-    profile = _visible_profile(session, callnow_id)
+    profile = _visible_profile(request, session, callnow_id)
     book = app_state(request).safeguards.captcha
     render = book.image if kind == "png" else book.audio
     data = render(session, token, profile.id, _now()) if profile else None
@@ -383,7 +383,7 @@ def request_status(request: Request, callnow_id: str, token: str, session: UnitO
     call_request = request_store.by_token(session, token)
     embedded = _embedded(request)
     if call_request is not None and call_request.profile.callnow_id != callnow_id.lower():
-        current_id = public_page.renamed_to(session, callnow_id, _now())
+        current_id = public_page.renamed_to(session, callnow_id, _now(), app_state(request).pages)
         if current_id == call_request.profile.callnow_id:
             url = _status_url(call_request.profile, call_request, embedded)
             return RedirectResponse(url, 301)
@@ -449,7 +449,7 @@ def _events_url(profile: Profile, call_request: CallRequest, choice: language.Ch
 def embed_script(request: Request, callnow_id: str, session: UnitOfWork) -> Response:
     """The button's script for a site's snippet. A hidden page gets an empty script: the
     snippet's link then leads to the page's usual "not available" answer."""
-    profile = _visible_profile(session, callnow_id)
+    profile = _visible_profile(request, session, callnow_id)
     body = ""
     if profile is not None:
         # The site's visitor reads the button in their browser's language, among the page's.

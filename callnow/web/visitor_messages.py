@@ -123,7 +123,7 @@ def leave_closed_message(
 def _leave_closed(request: Request, session: Session, callnow_id: str, form: FormData) -> Response:
     """The out-of-hours page's message: name, number and text, kept on a request of its own."""
     now = datetime.now(UTC)
-    profile = public_page.visible_page(session, callnow_id, now)
+    profile = public_page.visible_page(session, callnow_id, now, app_state(request).pages)
     if profile is None:
         return not_available(request)
     values = {

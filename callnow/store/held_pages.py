@@ -1,0 +1,85 @@
+"""Public pages kept by this process between visits, checked against `profiles.revision`.
+
+Loading a page with its extension, tenant, owner, hours and rules takes three ORM queries,
+on every visit and every form post, for settings that change a few times a year. A process
+keeps each page it served as a detached copy, a graph no session owns, and a visit reads only
+the page's id and revision (one indexed row). When both match, the visit gets the copy merged
+into its own session without a query (`Session.merge(load=False)`); otherwise it loads the page
+again. The copy itself is never attached to a session, so threads only ever read it.
+
+Database triggers move the revision on every change the page reads (migration 0027): its own
+row, its hours, its rules, its extension (but `busy_until`), its tenant and its owner. Whoever
+writes, through whichever path, the next visit sees the change: nothing here has to be told.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import NamedTuple
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from callnow.store import profiles
+from callnow.store.models import Profile
+
+# Pages kept per process; a page past this many others since its last visit is loaded again.
+HELD_PAGES = 1000
+
+_REVISION = select(Profile.id, Profile.revision).where(Profile.callnow_id == bindparam("value"))
+
+
+class _Held(NamedTuple):
+    profile_id: int
+    revision: int
+    page: Profile  # detached: read by any thread, attached to none
+
+
+class HeldPages:
+    """The pages this process served, each as of its revision (least recently visited goes)."""
+
+    def __init__(self, size: int = HELD_PAGES) -> None:
+        self._size = size
+        self._held: OrderedDict[str, _Held] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def by_callnow_id(self, session: Session, callnow_id: str) -> Profile | None:
+        """The page with its extension, tenant, owner, hours and rules, in `session`: as
+        `profiles.by_callnow_id` gives it, without its queries while the page is unchanged."""
+        key = callnow_id.strip().lower()
+        current = session.execute(_REVISION, {"value": key}).first()
+        if current is None:
+            return None
+        with self._lock:
+            held = self._held.get(key)
+            if held is not None:
+                self._held.move_to_end(key)
+        if held is None or (held.profile_id, held.revision) != tuple(current):
+            held = self._load(session, current.id)
+            if held is None:  # deleted since the first read (PostgreSQL reads each statement anew)
+                return None
+            self._keep(key, held)
+        return session.merge(held.page, load=False)
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    @staticmethod
+    def _load(session: Session, profile_id: int) -> _Held | None:
+        # A session of its own on the visit's connection (and transaction): the copy is never
+        # in the visit's session, whose changes it must not see, nor in any later one.
+        with Session(bind=session.connection()) as loader:
+            page = profiles.by_id(loader, profile_id)
+        if page is None:
+            return None
+        # The revision the copy was read with: a change between the two reads only makes the
+        # next visit load the page again.
+        return _Held(page.id, page.revision, page)
+
+    def _keep(self, key: str, held: _Held) -> None:
+        with self._lock:
+            self._held[key] = held
+            self._held.move_to_end(key)
+            while len(self._held) > self._size:
+                self._held.popitem(last=False)
