@@ -3,6 +3,7 @@ and the next visit sees it. On SQLite and PostgreSQL (their triggers differ)."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -39,13 +40,14 @@ def alice_ids(world) -> dict[str, int]:
         }
 
 
+RULE = Rule(RuleAction.REJECT, name_match=NameMatch.CONTAINS, name_value="x")
+
+
 def give_alice_hours_and_a_rule(world) -> None:
     with transaction(world.sessions) as session:
         alice = profiles.by_callnow_id(session, "alice")
         profiles.replace_windows(session, alice, [Window(0, 540, 1020)])
-        profiles.replace_rules(
-            session, alice, [Rule(RuleAction.REJECT, name_match=NameMatch.CONTAINS, name_value="x")]
-        )
+        profiles.replace_rules(session, alice, [RULE])
 
 
 def columns(model) -> list[str]:
@@ -201,3 +203,24 @@ def test_a_rule_changed_through_the_orm_is_seen(world):
         alice.rules.append(RuleRow(position=1, action="reject", name_match="exact", name_value="z"))
     with world.sessions() as session:
         assert [r.name_value for r in pages.by_callnow_id(session, "alice").rules] == ["z"]
+
+
+def test_threads_visiting_one_kept_page_each_get_their_own_copy(world):
+    give_alice_hours_and_a_rule(world)
+    pages = HeldPages()
+    with world.sessions() as session:
+        pages.by_callnow_id(session, "alice")  # kept from here on
+
+    def visit(_: int) -> tuple[object, ...]:
+        with world.sessions() as session:
+            page = pages.by_callnow_id(session, "alice")
+            assert page in session  # the kept copy is in no session
+            return (
+                page.extension.tenant.name,
+                tuple(profiles.windows_of(page)),
+                tuple(profiles.rules_of(page)),
+            )
+
+    with ThreadPoolExecutor(max_workers=8) as threads:
+        seen = list(threads.map(visit, range(400)))
+    assert set(seen) == {("Alice Pty", (Window(0, 540, 1020),), (RULE,))}
