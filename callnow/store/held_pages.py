@@ -33,7 +33,9 @@ _REVISION = select(Profile.id, Profile.revision).where(Profile.callnow_id == bin
 class _Held(NamedTuple):
     profile_id: int
     revision: int
-    page: Profile  # detached: read by any thread, attached to none
+    # Detached: read by any thread, attached to none. A visit's copy shares its values, lists
+    # too (the tenant's countries and prefixes): replace them, never change one in place.
+    page: Profile
 
 
 class HeldPages:
@@ -46,7 +48,10 @@ class HeldPages:
 
     def by_callnow_id(self, session: Session, callnow_id: str) -> Profile | None:
         """The page with its extension, tenant, owner, hours and rules, in `session`: as
-        `profiles.by_callnow_id` gives it, without its queries while the page is unchanged."""
+        `profiles.by_callnow_id` gives it, without its queries while the page is unchanged.
+
+        Call it before changing the page in `session`: merged onto a page the session already
+        holds, the kept values replace that object's unsaved changes."""
         key = callnow_id.strip().lower()
         current = session.execute(_REVISION, {"value": key}).first()
         if current is None:
@@ -67,12 +72,16 @@ class HeldPages:
 
     @staticmethod
     def _load(session: Session, profile_id: int) -> _Held | None:
-        # A session of its own on the visit's connection (and transaction): the copy is never
-        # in the visit's session, whose changes it must not see, nor in any later one.
-        with Session(bind=session.connection()) as loader:
+        # A session of its own on the visit's connection, inside its transaction, which closing
+        # it leaves alone: the copy is never in the visit's session, whose changes it must not
+        # see, nor in any later one.
+        with Session(bind=session.connection(), join_transaction_mode="rollback_only") as loader:
             page = profiles.by_id(loader, profile_id)
-        if page is None:
-            return None
+            if page is None:
+                return None
+            # The revision ignores the engine's busy hold, so a kept value of it would go stale:
+            # left out of the copy, each visit's copy reads it afresh if it reads it at all.
+            loader.expire(page.extension, ["busy_until"])
         # The revision the copy was read with: a change between the two reads only makes the
         # next visit load the page again.
         return _Held(page.id, page.revision, page)

@@ -113,6 +113,32 @@ def test_the_engines_busy_hold_leaves_the_revision_alone(world):
     assert revision_of(world) == before
 
 
+def test_an_update_that_also_sets_the_busy_hold_renews_the_revision(world):
+    before = revision_of(world)
+    run_sql(
+        world,
+        "UPDATE extensions SET display_name = 'Alice at home', busy_until = :until WHERE id = :id",
+        until=datetime.now(UTC) + timedelta(minutes=5),
+        id=alice_ids(world)["extension"],
+    )
+    assert revision_of(world) != before
+
+
+def test_a_kept_page_reads_the_busy_hold_afresh(world):
+    with transaction(world.sessions) as session:
+        request_id = queued_request(session, "alice", "+61290375678").id
+    pages = HeldPages()
+    with world.sessions() as session:
+        assert pages.by_callnow_id(session, "alice").extension.busy_until is None
+    until = datetime.now(UTC) + timedelta(minutes=5)
+    with transaction(world.sessions) as session:
+        queue.mark_owner_busy(session, request_id, until)
+    with world.sessions() as session, statements_sent(session.get_bind()) as sent:
+        page = pages.by_callnow_id(session, "alice")
+        assert len(sent) == 1  # still the kept copy: the hold does not renew the revision
+        assert page.extension.busy_until == until
+
+
 def test_another_page_keeps_its_revision(world):
     bob = revision_of(world, "bob")
     run_sql(world, "UPDATE profiles SET enabled = enabled WHERE callnow_id = 'alice'")
