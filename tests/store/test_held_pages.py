@@ -50,6 +50,16 @@ def give_alice_hours_and_a_rule(world) -> None:
         profiles.replace_rules(session, alice, [RULE])
 
 
+def what_a_visit_reads(page: Profile) -> tuple[object, ...]:
+    """The page's tenant, owner, hours and rules, as values two visits can compare."""
+    return (
+        page.extension.tenant.name,
+        page.extension.owner.email,
+        tuple(profiles.windows_of(page)),
+        tuple(profiles.rules_of(page)),
+    )
+
+
 def columns(model) -> list[str]:
     return [column.name for column in inspect(model).columns]
 
@@ -155,21 +165,10 @@ def test_an_unchanged_page_is_served_again_with_one_statement(world):
     give_alice_hours_and_a_rule(world)
     pages = HeldPages()
     with world.sessions() as session:
-        first = pages.by_callnow_id(session, "alice")
-        expected = (
-            first.extension.tenant.name,
-            first.extension.owner.email,
-            profiles.windows_of(first),
-            profiles.rules_of(first),
-        )
+        expected = what_a_visit_reads(pages.by_callnow_id(session, "alice"))
     with world.sessions() as session, statements_sent(session.get_bind()) as sent:
         again = pages.by_callnow_id(session, " Alice ")
-        seen = (
-            again.extension.tenant.name,
-            again.extension.owner.email,
-            profiles.windows_of(again),
-            profiles.rules_of(again),
-        )
+        seen = what_a_visit_reads(again)
         assert again in session  # the visit's own copy, not the one kept
     assert seen == expected
     assert len(sent) == 1
@@ -241,12 +240,8 @@ def test_threads_visiting_one_kept_page_each_get_their_own_copy(world):
         with world.sessions() as session:
             page = pages.by_callnow_id(session, "alice")
             assert page in session  # the kept copy is in no session
-            return (
-                page.extension.tenant.name,
-                tuple(profiles.windows_of(page)),
-                tuple(profiles.rules_of(page)),
-            )
+            return what_a_visit_reads(page)
 
     with ThreadPoolExecutor(max_workers=8) as threads:
         seen = list(threads.map(visit, range(400)))
-    assert set(seen) == {("Alice Pty", (Window(0, 540, 1020),), (RULE,))}
+    assert set(seen) == {("Alice Pty", "alice@example.com", (Window(0, 540, 1020),), (RULE,))}
