@@ -71,12 +71,23 @@ class LegStopwatch:
             return None
         if isinstance(event, LegRinging) and leg.ringing_at is None:
             leg.ringing_at = at
-        elif isinstance(event, LegAnswered) and leg.answered_at is None:
-            leg.answered_at = at
-            return LegAnsweredAt(role, _not_before(at, leg.started_at) or at)
+        elif isinstance(event, LegAnswered):
+            return self.answered(role, at)
         elif isinstance(event, LegFailed | LegEnded | OwnerDiverted):
             leg.ended_at = at
+            if isinstance(event, OwnerDiverted):
+                # A voicemail box's 200 OK is no answer (see the flow), even if it was noted.
+                leg.answered_at = None
         return None
+
+    def answered(self, role: LegRole, at: datetime) -> LegAnsweredAt | None:
+        """Note the leg's answer (its 200 OK arrived): the first one counts, none once the leg
+        has ended. Returns the answer to store at once, or None if there is nothing new."""
+        leg = self._legs.get(role)
+        if leg is None or leg.ended_at is not None or leg.answered_at is not None:
+            return None
+        leg.answered_at = at
+        return LegAnsweredAt(role, _not_before(at, leg.started_at) or at)
 
     def record(
         self,

@@ -239,8 +239,7 @@ class CallbackRun:
                 event = self._taken.popleft() if self._taken else await self._queue.get()
                 if isinstance(event, LegHangupPrepared):
                     self._keep_hangup(event)
-                    if not event.hangup.ends_an_answered_leg:
-                        await self._write()
+                    await self._write()
                     continue  # the flow need not know
                 answer = self._legs.observe(event, self._clock())
                 if answer is not None:
@@ -261,8 +260,8 @@ class CallbackRun:
     def _take_queued_cancels(self) -> None:
         """A dial's CANCEL is prepared with its INVITE, so it is queued by the time the event
         that dialled ends: it joins that event's unit (one transaction, not two). Only the
-        CANCELs at the head of the queue: a BYE waits for its answer, and nothing overtakes an
-        event the flow has not seen."""
+        CANCELs at the head of the queue: a BYE is a unit of its own, with its answer, and
+        nothing overtakes an event the flow has not seen."""
         while True:
             if not self._taken:
                 try:
@@ -276,10 +275,16 @@ class CallbackRun:
             self._keep_hangup(head)
 
     def _keep_hangup(self, prepared: LegHangupPrepared) -> None:
-        """Store how to end the leg should this engine die: a CANCEL at once (the phone rings
-        now), a BYE with the answer it comes with (the answer is the next event), in one unit."""
+        """Store how to end the leg should this engine die. A BYE is prepared when the leg's
+        200 OK arrives, before the answer's media step: the answer is noted and stored with it,
+        so no crash can leave a BYE without its answer time (nor an answered leg unbilled).
+        The answer event that follows then finds it noted and stores nothing more."""
         if prepared.role in self._recorded:
             return  # the leg is over
+        if prepared.hangup.ends_an_answered_leg:
+            answer = self._legs.answered(prepared.role, self._clock())
+            if answer is not None:
+                self._unwritten.append(answer)
         self._unwritten.append(prepared)
 
     async def _execute(self, command: Command) -> None:

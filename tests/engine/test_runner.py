@@ -33,6 +33,7 @@ from callnow.domain.flow import (
     LegFailed,
     LegRinging,
     Outcome,
+    OwnerDiverted,
     PromptKind,
     RequestFacts,
 )
@@ -468,11 +469,50 @@ async def test_a_ringing_leg_s_cancel_is_stored_at_once_and_its_bye_with_the_ans
 
     assert [kinds(batch) for batch in world.recorder.batches][1:] == [
         ["LegHangupPrepared"],
-        ["LegHangupPrepared", "LegAnsweredAt"],
+        ["LegAnsweredAt", "LegHangupPrepared"],
     ]
     assert "play_prompt" in phones.names()  # the flow heard the answer, not the hangups
     handle.cancel("test_over")
     await outcome_of(handle)
+
+
+async def test_a_bye_is_stored_with_its_answer_before_the_answer_reaches_the_flow() -> None:
+    # A SIP leg prepares its BYE when the 200 OK arrives; the answer event follows only after
+    # the media step. An engine killed in between must leave the answer time with the BYE.
+    world = World()
+    handle, phones = await world.start()
+    await phones.wait_for("dial_owner", "201")
+    world.clock.advance(3)
+
+    phones.emit(prepared("BYE"))
+    await until(lambda: len(world.recorder.batches) == 2, within_s=2)
+    assert world.recorder.batches[1] == [
+        LegAnsweredAt(OWNER, T0.replace(second=3)),
+        prepared("BYE"),
+    ]
+    assert "play_prompt" not in phones.names()  # the flow has not heard of the answer yet
+
+    world.clock.advance(1)  # the media step took a while
+    phones.emit(Digit("5"), LegAnswered(OWNER))  # an early key in between changes nothing
+    await phones.wait_for("play_prompt", PromptKind.CONFIRM)
+    world.clock.advance(4)
+    handle.cancel("test_over")
+    await outcome_of(handle)
+
+    assert world.recorder.answers == [LegAnsweredAt(OWNER, T0.replace(second=3))]
+    assert world.recorder.record_of(OWNER).answered_at == T0.replace(second=3)
+
+
+async def test_a_diverted_owner_whose_box_answered_is_recorded_as_not_answered() -> None:
+    # The voicemail box's 200 OK prepared the BYE (and noted an answer) before the divert showed.
+    world = World()
+    handle, phones = await world.start()
+    await phones.wait_for("dial_owner", "201")
+    phones.emit(prepared("BYE"), OwnerDiverted(sip_code=200))
+
+    assert await outcome_of(handle) == Outcome(RequestState.OWNER_UNREACHABLE, "owner_voicemail")
+    record = world.recorder.record_of(OWNER)
+    assert (record.disposition, record.answered_at) == (Disposition.NO_ANSWER, None)
 
 
 async def test_a_cancel_prepared_while_dialling_joins_the_unit_of_the_dial_s_event() -> None:
@@ -490,14 +530,14 @@ async def test_a_cancel_prepared_while_dialling_joins_the_unit_of_the_dial_s_eve
     ]
 
 
-async def test_a_bye_prepared_while_an_event_is_handled_still_waits_for_its_answer() -> None:
+async def test_a_bye_prepared_while_an_event_is_handled_is_stored_with_its_answer_after_it() -> None:
     world = World(emits={"dial_owner": [prepared("BYE"), LegAnswered(OWNER)]})
     handle, phones = await world.start(written_ahead=LegDialling(OWNER, "201", T0))
     await phones.wait_for("play_prompt", PromptKind.CONFIRM)
 
     assert [kinds(batch) for batch in world.recorder.batches][:2] == [
         ["StateChanged"],
-        ["LegHangupPrepared", "LegAnsweredAt"],
+        ["LegAnsweredAt", "LegHangupPrepared"],
     ]
     handle.cancel("test_over")
     await outcome_of(handle)
