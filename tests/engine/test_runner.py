@@ -530,7 +530,9 @@ async def test_a_cancel_prepared_while_dialling_joins_the_unit_of_the_dial_s_eve
     ]
 
 
-async def test_a_bye_prepared_while_an_event_is_handled_is_stored_with_its_answer_after_it() -> None:
+async def test_a_bye_prepared_while_an_event_is_handled_is_stored_with_its_answer_after_it() -> (
+    None
+):
     world = World(emits={"dial_owner": [prepared("BYE"), LegAnswered(OWNER)]})
     handle, phones = await world.start(written_ahead=LegDialling(OWNER, "201", T0))
     await phones.wait_for("play_prompt", PromptKind.CONFIRM)
