@@ -48,10 +48,10 @@ from callnow.domain.request_state import TERMINAL, RequestState  # noqa: E402
 from callnow.store.db import make_engine, make_session_factory, migrate, transaction  # noqa: E402
 from callnow.store.models import CallRequest  # noqa: E402
 from tests.peers.sipp import start_sipp  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 from tests.support.scale_out import (  # noqa: E402
     ENGINE_HOSTS,
     engines_behind,
-    free_udp_port_on,
     queue_requests,
     start_front_door,
 )
@@ -104,7 +104,7 @@ def step(database_url: str, sessions, engines: int, args, workdir: Path) -> tupl
     calls = ("-m", "1000000", "-timeout", f"{int(args.step_timeout) + 120}s")
     owner = start_sipp("rr_answer_info_dtmf.xml", workdir / "owner", {"digit": "1"}, calls)
     trunk = start_sipp("rr_answer_then_bye.xml", workdir / "trunk", {}, calls)
-    addresses = [(host, free_udp_port_on(host)) for host in ENGINE_HOSTS[:engines]]
+    addresses = [(host, free_port(host)) for host in ENGINE_HOSTS[:engines]]
     door = start_front_door(
         workdir / "front-door", addresses, pbx=owner.address, trunk=trunk.address
     )

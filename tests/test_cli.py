@@ -12,13 +12,8 @@ from typer.testing import CliRunner
 
 from callnow.cli import app
 from callnow.store.db import migrate
+from tests.support.ports import free_port
 from tests.support.world import PG_SERVER
-
-
-def free_port(kind: socket.SocketKind) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager
@@ -39,7 +34,7 @@ def run(tmp_path, monkeypatch):
     monkeypatch.delenv("CALLNOW_CONFIG", raising=False)
     migrate(url)  # as `callnow db upgrade` does; admin commands never migrate
     # `serve` refuses a web port in use; another program on 8000 must not fail these tests.
-    monkeypatch.setenv("CALLNOW_WEB__PORT", str(free_port(socket.SOCK_STREAM)))
+    monkeypatch.setenv("CALLNOW_WEB__PORT", str(free_port()))
     runner = CliRunner()
 
     def invoke(*args: str, env: dict[str, str] | None = None):
@@ -330,10 +325,10 @@ def test_a_port_in_use_stops_the_start_with_one_line_naming_the_setting(
     # The other UDP ports free too, so the one taken is the only one in the way.
     for other in ("sip.listen_port", "rtpengine.ng_port", "rtpengine.dtmf_log_port"):
         variable = "CALLNOW_" + other.upper().replace(".", "__")
-        monkeypatch.setenv(variable, str(free_port(socket.SOCK_DGRAM)))
+        monkeypatch.setenv(variable, str(free_port()))
     for other in ("metrics.port", "metrics.engine_port"):
         variable = "CALLNOW_" + other.upper().replace(".", "__")
-        monkeypatch.setenv(variable, str(free_port(socket.SOCK_STREAM)))
+        monkeypatch.setenv(variable, str(free_port()))
     with port_taken(kind) as port:
         variable = "CALLNOW_" + setting.upper().replace(".", "__")
         result = run(command, env={**env, variable: str(port)})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from callnow.metrics import OTHER, Metrics
-from tests.browser.test_public_form import free_port
+from tests.support.ports import free_port
 
 
 def _label_values(metrics: Metrics) -> set[str]:

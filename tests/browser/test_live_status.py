@@ -19,7 +19,8 @@ from callnow.domain.request_state import RequestState
 from callnow.store import profiles
 from callnow.store import requests as request_store
 from callnow.store.db import make_engine, make_session_factory
-from tests.browser.test_public_form import browser, free_port  # noqa: F401 (a fixture)
+from tests.browser.test_public_form import browser  # noqa: F401 (a fixture)
+from tests.support.ports import free_port
 
 S = RequestState
 

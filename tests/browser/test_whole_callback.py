@@ -15,8 +15,8 @@ from playwright.sync_api import expect
 from callnow.bootstrap import prepare
 from callnow.compose import create_app
 from callnow.config import EngineSettings, Settings, SipSettings, TrunkSettings, WebSettings
-from tests.browser.test_public_form import browser, free_port  # noqa: F401 (a fixture)
-from tests.peers.rtpengine import free_udp_port
+from tests.browser.test_public_form import browser  # noqa: F401 (a fixture)
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.peers]
 
@@ -32,7 +32,7 @@ def service(tmp_path, sipp_peer, rtpengine_settings) -> Iterator[str]:
             data_dir=tmp_path,
             web=WebSettings(port=port, public_base_url=base),
             sip=SipSettings(
-                listen_port=free_udp_port(),
+                listen_port=free_port(),
                 owner_uri_template=f"sip:{{internal}}@127.0.0.1:{owner.port}",
                 max_call_duration_s=4,
             ),

@@ -13,7 +13,8 @@ from callnow.bootstrap import seed_default_deck
 from callnow.config import EngineSettings, Settings, SipSettings, TrunkSettings, WebSettings
 from callnow.store.db import make_engine, make_session_factory, transaction
 from callnow.store.models import CallRequest
-from tests.peers.rtpengine import free_udp_port, reserved_rtp_block
+from tests.peers.rtpengine import reserved_rtp_block
+from tests.support.ports import free_port
 from tests.support.world import seed_alice
 from tests.web.helpers import form_token
 
@@ -24,10 +25,10 @@ def engine_ports_env() -> Iterator[dict[str, str]]:
     rtpengine (control, DTMF log and a block of RTP ports), free while the block is held."""
     with reserved_rtp_block() as (port_min, port_max):
         yield {
-            "CALLNOW_SIP__LISTEN_PORT": str(free_udp_port()),
+            "CALLNOW_SIP__LISTEN_PORT": str(free_port()),
             "CALLNOW_RTPENGINE__MODE": "spawn",
-            "CALLNOW_RTPENGINE__NG_PORT": str(free_udp_port()),
-            "CALLNOW_RTPENGINE__DTMF_LOG_PORT": str(free_udp_port()),
+            "CALLNOW_RTPENGINE__NG_PORT": str(free_port()),
+            "CALLNOW_RTPENGINE__DTMF_LOG_PORT": str(free_port()),
             "CALLNOW_RTPENGINE__PORT_MIN": str(port_min),
             "CALLNOW_RTPENGINE__PORT_MAX": str(port_max),
         }
@@ -70,7 +71,7 @@ def callback_service(db_url, sipp_peer, rtpengine_settings, tmp_path):
             demo_data=False,
             web=WebSettings(secret_key="e2e-" + "k" * 40, public_base_url="http://testserver"),
             sip=SipSettings(
-                listen_port=free_udp_port(),
+                listen_port=free_port(),
                 owner_uri_template=f"sip:{{internal}}@127.0.0.1:{owner.port}",
                 owner_ring_timeout_s=5,
                 visitor_ring_timeout_s=5,

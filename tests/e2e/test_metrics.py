@@ -20,8 +20,8 @@ from callnow.compose import create_app
 from callnow.config import MetricsSettings
 from callnow.metrics import Metrics
 from callnow.store.models import CallRequest
-from tests.browser.test_public_form import free_port
 from tests.e2e.conftest import submit, wait_until_finished
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.peers
 # A label value is a short lower-case word; `le` (a histogram bucket's bound) is the exception.

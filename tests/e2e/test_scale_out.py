@@ -31,10 +31,10 @@ from callnow.store.billing_models import ChargeRow
 from callnow.store.db import make_engine, make_session_factory, transaction
 from callnow.store.models import CallLeg, CallRequest
 from tests.peers.kamailio import parse_trace
+from tests.support.ports import free_port
 from tests.support.scale_out import (
     ENGINE_HOSTS,
     engines_behind,
-    free_udp_port_on,
     queue_requests,
     start_front_door,
     wait_for,
@@ -97,7 +97,7 @@ def test_three_engines_behind_kamailio_survive_the_loss_of_one(postgresql_url, s
     calls = ("-m", str(3 * CALLBACKS), "-timeout", "200s")
     owner = sipp_peer("rr_answer_info_dtmf.xml", {"digit": "1"}, *calls)
     trunk = sipp_peer("rr_answer_talk_then_bye.xml", {}, *calls)
-    addresses = [(host, free_udp_port_on(host)) for host in ENGINE_HOSTS]
+    addresses = [(host, free_port(host)) for host in ENGINE_HOSTS]
     door = start_front_door(
         tmp_path / "front-door", addresses, pbx=owner.address, trunk=trunk.address
     )

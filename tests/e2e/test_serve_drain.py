@@ -20,9 +20,9 @@ from callnow.bootstrap import seed_default_deck
 from callnow.store.billing_models import ChargeRow
 from callnow.store.db import make_engine, make_session_factory, transaction
 from callnow.store.models import CallLeg, CallRequest
-from tests.browser.test_public_form import free_port
 from tests.e2e.conftest import engine_ports_env
 from tests.e2e.test_serve_processes import CALLNOW, healthy, serve_env
+from tests.support.ports import free_port
 from tests.support.world import empty_database, seed_alice
 from tests.web.helpers import form_token
 

@@ -26,9 +26,9 @@ from callnow.bootstrap import seed_default_deck
 from callnow.domain.request_state import TERMINAL, RequestState
 from callnow.store.db import make_engine, make_session_factory, migrate, transaction
 from callnow.store.models import CallRequest
-from tests.browser.test_public_form import free_port
 from tests.e2e.conftest import engine_ports_env
 from tests.peers.sipp import SippPeer
+from tests.support.ports import free_port
 from tests.support.processes import alive
 from tests.support.world import empty_database, seed_alice
 from tests.web.helpers import form_token

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.browser.test_public_form import free_port
 from tests.e2e.test_serve_processes import healthy
+from tests.support.ports import free_port
 from tests.web.helpers import form_token
 
 CALLNOW = Path(sys.executable).with_name("callnow")

@@ -25,10 +25,10 @@ from sqlalchemy import func, select
 from callnow.cli.serve import SHUTDOWN_GRACE_S, STOP_MARGIN_S
 from callnow.store.db import make_engine
 from callnow.store.models import CallRequest
-from tests.browser.test_public_form import free_port
 from tests.e2e.conftest import engine_ports_env
 from tests.e2e.test_serve_processes import healthy
 from tests.support.limits import UNLIMITED
+from tests.support.ports import free_port
 from tests.web.helpers import form_token
 
 pytestmark = pytest.mark.peers

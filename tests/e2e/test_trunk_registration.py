@@ -11,9 +11,9 @@ from starlette.testclient import TestClient
 
 from callnow.compose import create_app
 from callnow.config import MetricsSettings, TrunkSettings
-from tests.browser.test_public_form import free_port
 from tests.e2e.conftest import callback_service  # noqa: F401
 from tests.e2e.test_metrics import scrape
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.peers
 

@@ -31,8 +31,8 @@ from callnow.domain.request_state import RequestState
 from callnow.engine.live import LiveTelephony
 from callnow.engine.runner import CallbackEngine, CallbackHandle
 from tests.engine.fakes import FakeRecorder
-from tests.peers.rtpengine import free_udp_port
 from tests.peers.sipp import SipMessage, SippPeer
+from tests.support.ports import free_port
 
 VISITOR_NUMBER = "+61290375678"
 VISITOR_NAME = "Mary Jones"
@@ -106,7 +106,7 @@ def live_settings(
         demo_data=False,
         sip=SipSettings(
             listen_host="127.0.0.1",
-            listen_port=free_udp_port(),
+            listen_port=free_port(),
             owner_uri_template=owner_uri_template,
             **(sip or {}),
         ),

@@ -17,7 +17,7 @@ from callnow.engine.live.telephony import GC_YOUNG_THRESHOLD, tune_garbage_colle
 from callnow.telephony.rtpengine import RtpengineUnavailable
 from callnow.telephony.sip import SipStack
 from tests.engine.live_helpers import facts, live_rig
-from tests.peers.rtpengine import free_udp_port
+from tests.support.ports import free_port
 
 # -- process settings --------------------------------------------------------------------------
 
@@ -97,7 +97,7 @@ async def test_start_and_stop_spawn_rtpengine_and_free_the_sip_port(
     settings = Settings(
         data_dir=tmp_path,
         demo_data=False,
-        sip=SipSettings(listen_port=free_udp_port()),
+        sip=SipSettings(listen_port=free_port()),
         rtpengine=rtpengine_settings.model_copy(update={"mode": "spawn"}),
     )
     telephony = await LiveTelephony.start(settings)
@@ -124,7 +124,7 @@ async def test_a_failed_start_leaves_nothing_running(
     settings = Settings(
         data_dir=tmp_path,
         demo_data=False,
-        sip=SipSettings(listen_port=free_udp_port()),
+        sip=SipSettings(listen_port=free_port()),
         rtpengine=rtpengine_settings.model_copy(update={"mode": "external", "timeout_s": 0.3}),
     )
     with pytest.raises(RtpengineUnavailable):

@@ -20,7 +20,8 @@ from tests.engine.live_helpers import (
     template_for,
     wait_for_exit,
 )
-from tests.peers.sipp import SippPeer, _free_udp_port
+from tests.peers.sipp import SippPeer
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.peers
 
@@ -90,7 +91,7 @@ async def test_a_trunk_that_never_responds_is_left_after_its_setup_timeout(
 ) -> None:
     owner = sipp_peer("answer_info_dtmf_relay.xml", {"digit": "1"})
     second = sipp_peer("answer_then_bye.xml")
-    nobody = _free_udp_port()  # nothing listens there: no 100 Trying, no answer
+    nobody = free_port()  # nothing listens there: no 100 Trying, no answer
     async with live_rig(
         owner,
         second,

@@ -34,7 +34,7 @@ from callnow.domain.request_state import RequestState
 from callnow.store.db import make_engine, make_session_factory, transaction
 from callnow.store.models import CallRequest
 from callnow.store.requests import move
-from tests.browser.test_public_form import free_port
+from tests.support.ports import free_port
 from tests.support.world import empty_database, seed_alice
 from tests.web.helpers import form_token
 

@@ -14,6 +14,7 @@ or failing baresip FAILS the test; it never skips.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -27,16 +28,13 @@ from typing import Any
 
 import pytest
 
+from tests.peers.rtpengine import reserved_rtp_block
+from tests.support.ports import free_port
+
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 10.0
-# baresip picks its RTP ports from this many, starting at a free port.
+# baresip picks its RTP ports from this many, at the start of a reserved RTP block.
 _RTP_PORTS = 20
-
-
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def _config(sip_port: int, ctrl_port: int, rtp_first: int, tone: Path) -> str:
@@ -70,6 +68,7 @@ class BaresipPhone:
     process: subprocess.Popen[bytes]
     ctrl_port: int
     aor: str
+    rtp_block: contextlib.ExitStack  # holds its RTP ports' block until stop()
     _sock: socket.socket | None = None
     _buffer: bytes = b""
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -149,17 +148,18 @@ class BaresipPhone:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(3)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(3)
+        with self.rtp_block:  # released once the process is gone
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
+            if self.process.poll() is not None:
+                return
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(3)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(3)
 
 
 def start_baresip(workdir: Path, user: str, registrar: tuple[str, int]) -> BaresipPhone:
@@ -170,8 +170,15 @@ def start_baresip(workdir: Path, user: str, registrar: tuple[str, int]) -> Bares
     workdir.mkdir(parents=True, exist_ok=True)
     host, port = registrar
     aor = f"sip:{user}@{host}:{port}"
-    sip_port, ctrl_port = _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)
-    rtp_first = _free_port(socket.SOCK_DGRAM)
+    # baresip also listens for SIP over TLS on sip_port + 1. Picked last, the SIP port lies
+    # above the control port, so that port is not it; baresip binds it before it opens the
+    # control port the start waits for, so later picks pass it over.
+    ctrl_port = free_port(HOST)
+    sip_port = free_port(HOST)
+    # Its RTP range from a locked RTP block: a range starting at a port from free_port would
+    # hold the very ports free_port hands out next.
+    rtp_block = contextlib.ExitStack()
+    rtp_first, _ = rtp_block.enter_context(reserved_rtp_block())
     tone = workdir / "tone.wav"  # 8 kHz: the ausine source of baresip 1.0 only does 48 kHz
     subprocess.run(
         ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(tone), "synth", "60", "sine", "440"],
@@ -189,7 +196,7 @@ def start_baresip(workdir: Path, user: str, registrar: tuple[str, int]) -> Bares
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    phone = BaresipPhone(workdir, process, ctrl_port, aor)
+    phone = BaresipPhone(workdir, process, ctrl_port, aor, rtp_block)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline and process.poll() is None:
         try:

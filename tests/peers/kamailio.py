@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ports import free_port
+
 CONFIG = Path(__file__).resolve().parents[2] / "peers" / "kamailio" / "proxy.cfg"
 HOST = "127.0.0.1"
 # Kamailio forks its workers in well under a second here; 10 s leaves room for a busy machine.
@@ -74,12 +76,6 @@ def parse_trace(text: str) -> list[TraceLine]:
         elif kind == "rpl" and len(fields) >= 5:
             lines.append(TraceLine("rpl", fields[1], fields[2], fields[3], fields[4]))
     return lines
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def _sip_uri(address: Address) -> str:
@@ -246,7 +242,7 @@ def start_kamailio(
         defines.append("WITH_REGISTRAR")
     last_error = ""
     for _attempt in range(5):
-        port = _free_udp_port()
+        port = free_port(HOST)
         log_path = workdir / "kamailio.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(

@@ -4,7 +4,7 @@
         settings, client = rtpengine
         await client.ping()
 
-Every instance gets its own control and DTMF-log ports (free ports picked by the kernel) and its
+Every instance gets its own control and DTMF-log ports (from tests/support/ports.py) and its
 own block of RTP ports. Blocks lie below the kernel's ephemeral range, so they do not collide
 with sockets bound to port 0, and each is held by a lock file for the instance's lifetime, so
 parallel test runs on this machine (other engineers, xdist workers) never share a block.
@@ -17,7 +17,6 @@ import contextlib
 import fcntl
 import os
 import random
-import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -27,17 +26,11 @@ import pytest
 from callnow.config import RtpengineSettings
 from callnow.telephony.rtpengine import RtpengineClient
 from callnow.telephony.rtpengine_process import RtpengineProcess, RtpengineStartError
+from tests.support.ports import free_port
 
 RTP_BLOCK_SIZE = 200
 RTP_AREA = (20_000, 32_000)  # below Linux's default ephemeral range (32768-60999)
 _LOCK_DIR = Path(tempfile.gettempdir()) / "callnow-test-rtp-ports"
-
-
-def free_udp_port(host: str = "127.0.0.1") -> int:
-    """A UDP port nobody holds right now (the kernel picks it; the race window is tiny)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -68,8 +61,8 @@ def rtpengine_settings() -> Iterator[RtpengineSettings]:
         yield RtpengineSettings(
             mode="external",
             ng_host="127.0.0.1",
-            ng_port=free_udp_port(),
-            dtmf_log_port=free_udp_port(),
+            ng_port=free_port(),
+            dtmf_log_port=free_port(),
             port_min=port_min,
             port_max=port_max,
             timeout_s=1.0,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -27,6 +26,7 @@ import pytest
 import pytest_asyncio
 
 from callnow.telephony.sip import SipStack
+from tests.support.ports import free_port
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "peers" / "sipp"
 HOST = "127.0.0.1"
@@ -134,12 +134,6 @@ def _log_time(stamp: str) -> float:
         return 0.0
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def _udp_port_bound(port: int) -> bool:
     """Is something bound to HOST:port? Read from /proc so we never race for the port."""
     needle = f"0100007F:{port:04X}"
@@ -245,8 +239,11 @@ def start_sipp(
     last_error = ""
     fixed_port = port
     for _attempt in range(5):
-        media_port, control_port = _free_udp_port(), _free_udp_port()
-        port = fixed_port or _free_udp_port()
+        # SIPp also binds media_port + 2 (its video echo). Picked last, the media port lies
+        # above the other two, so that port is neither; the start waits until SIPp holds it,
+        # so later picks pass it over.
+        port = fixed_port or free_port(HOST)
+        control_port, media_port = free_port(HOST), free_port(HOST)
         args = [
             binary,
             "-sf",
@@ -292,7 +289,7 @@ def start_sipp(
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 break
-            if _udp_port_bound(port):
+            if _udp_port_bound(port) and _udp_port_bound(media_port + 2):
                 return peer
             time.sleep(0.02)
         peer.stop()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from callnow.store.db import transaction
 from tests.peers.kamailio import KamailioProxy, _answers_options, _die_with_parent, kamailio_command
 from tests.peers.rtpengine import reserved_rtp_block
+from tests.support.ports import free_port
 from tests.support.world import queued_request
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,12 +40,6 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 START_TIMEOUT_S = 120.0
 
 Address = tuple[str, int]
-
-
-def free_udp_port_on(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def start_front_door(
@@ -63,7 +57,7 @@ def start_front_door(
     ]
     last_error = ""
     for _attempt in range(5):
-        port = free_udp_port_on("127.0.0.1")
+        port = free_port("127.0.0.1")
         with open(workdir / "kamailio.log", "wb") as log:
             process = subprocess.Popen(
                 kamailio_command(FRONT_DOOR, workdir, port, defines, workers=4),
@@ -148,8 +142,8 @@ def engine_env(
         "CALLNOW_TRUNK__OUTBOUND_PROXY": door,
         "CALLNOW_RTPENGINE__MODE": "spawn",
         "CALLNOW_RTPENGINE__NG_HOST": host,
-        "CALLNOW_RTPENGINE__NG_PORT": str(free_udp_port_on(host)),
-        "CALLNOW_RTPENGINE__DTMF_LOG_PORT": str(free_udp_port_on(host)),
+        "CALLNOW_RTPENGINE__NG_PORT": str(free_port(host)),
+        "CALLNOW_RTPENGINE__DTMF_LOG_PORT": str(free_port(host)),
         "CALLNOW_RTPENGINE__PORT_MIN": str(rtp_ports[0]),
         "CALLNOW_RTPENGINE__PORT_MAX": str(rtp_ports[1]),
         "CALLNOW_RTPENGINE__NUM_THREADS": "2",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import subprocess
 import sys
 import time
@@ -15,13 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -79,7 +74,7 @@ def start_smtp_server(
     key: Path | None = None,
 ) -> SmtpServer:
     directory.mkdir(parents=True, exist_ok=True)
-    port = free_tcp_port()
+    port = free_port()
     tls_args = ["--tls", tls, "--cert", str(cert or ""), "--key", str(key or "")]
     process = subprocess.Popen(
         [

@@ -22,8 +22,8 @@ from callnow.engine.live import LiveTelephony
 from callnow.engine.runner import CallbackEngine
 from tests.engine.fakes import FakeRecorder
 from tests.peers.kamailio import KamailioProxy, TraceLine
-from tests.peers.rtpengine import free_udp_port
 from tests.peers.sipp import SipMessage, SippPeer
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.peers
 
@@ -75,7 +75,7 @@ async def test_a_callback_through_kamailio_on_both_legs(
         demo_data=False,
         sip=SipSettings(
             listen_host="127.0.0.1",
-            listen_port=free_udp_port(),
+            listen_port=free_port(),
             owner_uri_template=f"sip:{{internal}}@127.0.0.1:{proxy.port}",
         ),
         trunk=TrunkSettings(

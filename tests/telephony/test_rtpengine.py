@@ -22,7 +22,7 @@ from callnow.telephony.rtpengine import (
     placeholder_sdp,
 )
 from tests.peers.rtp import PACKET_INTERVAL_S, PCMU, RtpPeer
-from tests.peers.rtpengine import free_udp_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.peers
 
@@ -246,7 +246,7 @@ async def test_play_media_of_a_missing_file_is_an_rtpengine_error(rtpengine: Eng
 
 async def test_nothing_listening_is_rtpengine_unavailable_within_the_timeout() -> None:
     timeout_s = 0.4
-    async with RtpengineClient("127.0.0.1", free_udp_port(), timeout_s=timeout_s) as client:
+    async with RtpengineClient("127.0.0.1", free_port(), timeout_s=timeout_s) as client:
         with pytest.raises(RtpengineUnavailable):
             # the outer bound only proves it gives up by itself instead of hanging
             await asyncio.wait_for(client.ping(), timeout=timeout_s + 2)

@@ -37,8 +37,8 @@ from callnow.engine.runner import CallbackEngine
 from callnow.telephony.sip import Answered, CallerId, Digit, Ended, Leg, LegState, SipStack
 from callnow.telephony.sip.reactor import reactor
 from tests.engine.fakes import FakeRecorder
-from tests.peers.rtpengine import free_udp_port
 from tests.peers.sipp import OFFER_SDP, SippPeer
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.peers
 
@@ -455,7 +455,7 @@ async def test_the_engine_completes_a_callback_right_after_garbage(
         demo_data=False,
         sip=SipSettings(
             listen_host="127.0.0.1",
-            listen_port=free_udp_port(),
+            listen_port=free_port(),
             owner_uri_template=f"sip:{{internal}}@127.0.0.1:{owner.port}",
         ),
         trunk=TrunkSettings(uri_template=f"sip:{{e164}}@127.0.0.1:{trunk.port}"),

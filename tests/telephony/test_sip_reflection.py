@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 
 import pytest
 
 from callnow.config import SipSettings
 from callnow.telephony.sip import SipStack
 from callnow.telephony.sip.source_limit import SourceRateLimit
+from tests.support.ports import free_port
 from tests.telephony.test_sip_input_policy import Peer, _status_line
 
 # RFC 3261 timer G doubles from 0.5 s: a 403 retransmitted until acknowledged would repeat at
@@ -32,12 +32,6 @@ def _invite(port: int, call_id: str) -> str:
     )
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def _watch(stack: SipStack, send) -> Peer:
     stranger = Peer(stack.address)
     stranger.start_reading()
@@ -51,7 +45,7 @@ async def _watch(stack: SipStack, send) -> Peer:
 
 async def test_an_unsolicited_invite_from_an_unknown_source_gets_at_most_one_reply() -> None:
     # As configured by default: no trusted sources, one reply, a rate per source.
-    async with SipStack.from_settings(SipSettings(listen_port=_free_udp_port())) as stack:
+    async with SipStack.from_settings(SipSettings(listen_port=free_port())) as stack:
 
         def send(peer: Peer) -> None:
             peer.send(_invite(peer.port, "scan-1"))
