@@ -92,6 +92,15 @@ class WebSettings(BaseModel):
         "most one pooled connection, and the web's pool is sized from this so a thread never "
         "waits for a connection.",
     )
+    public_threads: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Threads that run the public pages' work (a visit, a form post) at once, "
+        "apart from `worker_threads`. More only wait for the database's writer and take turns "
+        "at the interpreter lock: two accept the most posts a second, on SQLite and "
+        "PostgreSQL alike (docs/benchmarks.md).",
+    )
     public_max_in_flight: int = Field(
         12,
         ge=1,

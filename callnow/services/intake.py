@@ -13,7 +13,7 @@ from callnow.domain.decision import Outcome, decide
 from callnow.domain.destination_policy import PrefixList, check_visitor_number
 from callnow.domain.names import InvalidName, clean_visitor_name
 from callnow.domain.number_hint import visitor_refusal
-from callnow.domain.phone import InvalidNumber, parse_visitor_number
+from callnow.domain.phone import InvalidNumber, VisitorNumber, parse_visitor_number
 from callnow.domain.request_state import RequestState
 from callnow.i18n import gettext as _
 from callnow.services.captcha import CaptchaBook
@@ -47,6 +47,40 @@ class IntakeResult:
 
 
 @dataclass(frozen=True)
+class CheckedFields:
+    """The visitor's name and number as checked, or what is wrong with them. Checking needs no
+    database, so the public form does it before its first write (see `check_fields`)."""
+
+    name: str | None = None
+    number: VisitorNumber | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def check_fields(profile: Profile, submission: Submission) -> CheckedFields:
+    """Clean the name and classify the number in the page's region.
+
+    The public form calls it before it counts the post: from its first write until its commit
+    a post holds the database's write turn, and classifying a number costs more than the
+    writes around it. Its result is used no earlier than before."""
+    errors: dict[str, str] = {}
+    name: str | None = None
+    try:
+        name = clean_visitor_name(submission.name)
+    except InvalidName as exc:
+        errors["name"] = str(exc)
+    if name is None and "name" not in errors and profile.require_caller_name:
+        errors["name"] = _("Please tell the owner your name.")
+    number: VisitorNumber | None = None
+    try:
+        number = parse_visitor_number(submission.number, profiles.tenant_of(profile).region)
+    except InvalidNumber as exc:
+        errors["number"] = str(exc)
+    if errors:
+        return CheckedFields(errors=errors)
+    return CheckedFields(name, number)
+
+
+@dataclass(frozen=True)
 class Safeguards:
     """The platform-wide protections every intake path goes through.
 
@@ -75,23 +109,16 @@ def submit(
     api_key_id: int | None = None,
     idempotency_key: str | None = None,
     scheduled_for: datetime | None = None,
+    checked: CheckedFields | None = None,
 ) -> IntakeResult:
     """Take a request in; with `scheduled_for` (a slot the caller checked) it is a booking: the
-    owner's hours and rules are asked for that time, and the engine asks them again then."""
-    errors: dict[str, str] = {}
-    name: str | None = None
-    try:
-        name = clean_visitor_name(submission.name)
-    except InvalidName as exc:
-        errors["name"] = str(exc)
-    if name is None and "name" not in errors and profile.require_caller_name:
-        errors["name"] = _("Please tell the owner your name.")
-    try:
-        number = parse_visitor_number(submission.number, profiles.tenant_of(profile).region)
-    except InvalidNumber as exc:
-        errors["number"] = str(exc)
-    if errors:
-        return IntakeResult(errors=errors)
+    owner's hours and rules are asked for that time, and the engine asks them again then.
+    `checked`: the submission's fields, if the caller checked them already."""
+    checked = checked or check_fields(profile, submission)
+    if checked.errors:
+        return IntakeResult(errors=checked.errors)
+    name, number = checked.name, checked.number
+    assert number is not None  # no errors: both fields were checked
     tenant = profiles.tenant_of(profile)
     policy = destination_policy(tenant, safeguards.platform_prefixes)
 

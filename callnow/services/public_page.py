@@ -18,7 +18,7 @@ from callnow.domain.availability import is_available
 from callnow.domain.link_preview import is_look_only
 from callnow.domain.page import is_paused
 from callnow.services import scheduling
-from callnow.services.intake import Safeguards, Submission, submit
+from callnow.services.intake import Safeguards, Submission, check_fields, submit
 from callnow.store import audit, page_alerts, profiles, retired_ids
 from callnow.store.held_pages import HeldPages
 from callnow.store.models import CallRequest, Profile
@@ -151,6 +151,13 @@ def ask_for_callback(
     # `captcha_required` said when the form was shown), so the post that tips the page over
     # the adaptive threshold is not refused for a CAPTCHA its visitor was never shown. A spike
     # is different: from then on every post needs the CAPTCHA, this one included.
+    # What needs no database is worked out first: the count below is the post's first write,
+    # and from there until its commit the post holds the database's write turn. The results
+    # still count in the order they always did (an invalid post is counted, and refused after).
+    checked = check_fields(profile, submission)
+    open_now = slot is not None or is_available(
+        profiles.windows_of(profile), now, profiles.timezone_of(profile)
+    )
     posted = safeguards.throttle.attempt_on_page(submission.source_address, profile.id, session)
     if posted is None:
         return PageOutcome(refusal=Refusal.THROTTLED)
@@ -168,9 +175,11 @@ def ask_for_callback(
         scheduled_for, slot_error = scheduling.check_slot(session, profile, slot, now, owner_name)
         if slot_error is not None:
             return PageOutcome(refusal=Refusal.INVALID, errors={"slot": slot_error})
-    elif not is_available(profiles.windows_of(profile), now, profiles.timezone_of(profile)):
+    elif not open_now:
         return PageOutcome(refusal=Refusal.CLOSED)
-    result = submit(session, profile, submission, now, safeguards, scheduled_for=scheduled_for)
+    result = submit(
+        session, profile, submission, now, safeguards, scheduled_for=scheduled_for, checked=checked
+    )
     if result.throttled:
         return PageOutcome(refusal=Refusal.THROTTLED)
     if result.errors:

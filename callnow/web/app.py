@@ -63,11 +63,11 @@ def build_app(
     """
     if not settings.web.secret_key:
         raise ValueError("web.secret_key must be set (callnow serve generates one)")
-    # Every route thread and every session waiting for its commit can hold a connection at once,
-    # so no thread ever waits for the pool (see `context._unit_of_work`).
+    # Every route thread, public page thread and session waiting for its commit can hold a
+    # connection at once, so no thread ever waits for the pool (see `context._unit_of_work`).
     engine = make_engine(
         settings.effective_database_url,
-        connections=settings.web.worker_threads + SESSION_ENDERS,
+        connections=settings.web.worker_threads + settings.web.public_threads + SESSION_ENDERS,
     )
     sessions = make_session_factory(engine)
 

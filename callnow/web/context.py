@@ -59,6 +59,8 @@ class AppState:
     status_board: StatusBoard = field(init=False)
     # Threads that only end sessions (commit or roll back); see `_unit_of_work`.
     _enders: CapacityLimiter | None = field(default=None, init=False)
+    # Threads the public pages' work runs on; see `in_one_transaction`.
+    _public_threads: CapacityLimiter | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.status_board = StatusBoard(self.sessions)
@@ -73,6 +75,12 @@ class AppState:
         if self._enders is None:  # made on first use: a limiter belongs to the running loop
             self._enders = CapacityLimiter(SESSION_ENDERS)
         return self._enders
+
+    @property
+    def public_threads(self) -> CapacityLimiter:
+        if self._public_threads is None:  # made on first use, as `enders`
+            self._public_threads = CapacityLimiter(self.settings.web.public_threads)
+        return self._public_threads
 
 
 def app_state(request: Request) -> AppState:
@@ -117,14 +125,21 @@ async def in_one_transaction(request: Request, work: Callable[[Session], T]) -> 
     The same guarantee as `UnitOfWork` (committed before the answer leaves, rolled back on
     error) with one thread hand-off instead of two (route, then commit). The public page's
     routes, which a flood hits hardest, use it; `work` builds the whole response, because the
-    session is closed when it returns."""
+    session is closed when it returns.
+
+    It runs on threads of its own, few of them (`web.public_threads`): a post spends most of
+    its time holding the database's write turn, so more threads only queue for that turn
+    while they take the interpreter from the one that holds it, which then holds it longer.
+    A flood also keeps to those threads, away from the portal's and health's."""
     state = app_state(request)
 
     def run() -> T:
         with state.sessions() as session, session.begin():
             return work(session)
 
-    return await anyio.to_thread.run_sync(run, abandon_on_cancel=False)
+    return await anyio.to_thread.run_sync(
+        run, abandon_on_cancel=False, limiter=state.public_threads
+    )
 
 
 def _end(session: Session, how: Callable[[], None]) -> None:

@@ -61,6 +61,20 @@ def test_100_posts_from_one_address_accept_the_configured_number_and_429_the_res
     assert len(all_requests(world)) == 10
 
 
+def test_posts_with_a_bad_name_or_number_count_against_their_source_too(world):
+    # Their fields are checked before the post is counted, and refused only after it counted.
+    token = form_token(world.client.get("/callnow/alice").text)
+    bad = [{"name": "Mary", "number": "12"}, {"name": "Ma\x07ry", "number": "02 9037 5000"}]
+    refusals = [
+        world.client.post("/callnow/alice", data={"form_token": token, **bad[i % 2]}).status_code
+        for i in range(10)
+    ]
+    valid = {"form_token": token, "name": "Mary", "number": "02 9037 5001"}
+    assert world.client.post("/callnow/alice", data=valid).status_code == 429
+    assert set(refusals) == {422}
+    assert all_requests(world) == []
+
+
 def test_the_429_page_does_not_say_which_limit_fired(world):
     guard = safeguards(per_source="1/minute")
     world.client.app.state.callnow.safeguards = guard
