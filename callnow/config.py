@@ -93,13 +93,14 @@ class WebSettings(BaseModel):
         "waits for a connection.",
     )
     public_threads: int = Field(
-        2,
-        ge=1,
+        0,
+        ge=0,
         le=64,
         description="Threads that run the public pages' work (a visit, a form post) at once, "
-        "apart from `worker_threads`. More only wait for the database's writer and take turns "
-        "at the interpreter lock: two accept the most posts a second, on SQLite and "
-        "PostgreSQL alike (docs/benchmarks.md).",
+        "apart from `worker_threads`; 0: 2 on SQLite, 8 on PostgreSQL. On SQLite a post "
+        "holds the one writer's turn for most of its work, and more threads only take the "
+        "interpreter lock from its holder (docs/benchmarks.md); on PostgreSQL more threads "
+        "overlap the database's round trips.",
     )
     public_max_in_flight: int = Field(
         12,
@@ -861,6 +862,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'callnow.sqlite3').resolve()}"
+
+    @property
+    def public_threads(self) -> int:
+        """`web.public_threads`, or its default for the database in use."""
+        if self.web.public_threads:
+            return self.web.public_threads
+        return 2 if self.effective_database_url.startswith("sqlite") else 8
 
     @property
     def engine_in_own_process(self) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from callnow.config import RtpengineSettings, Settings, SipSettings
+from callnow.config import RtpengineSettings, Settings, SipSettings, WebSettings
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -115,3 +115,18 @@ def test_the_same_udp_port_on_different_hosts_is_allowed():
 def test_an_unknown_time_zone_is_refused():
     with pytest.raises(ValidationError, match="Australia/Sidney"):
         Settings(default_timezone="Australia/Sidney")
+
+
+@pytest.mark.parametrize(
+    ("database_url", "configured", "threads"),
+    [
+        ("", 0, 2),  # the embedded SQLite file
+        ("sqlite:///callnow.sqlite3", 0, 2),
+        ("postgresql+psycopg://callnow@db/callnow", 0, 8),
+        ("sqlite:///callnow.sqlite3", 5, 5),
+        ("postgresql+psycopg://callnow@db/callnow", 3, 3),
+    ],
+)
+def test_the_public_pages_threads_default_by_database(database_url, configured, threads):
+    settings = Settings(database_url=database_url, web=WebSettings(public_threads=configured))
+    assert settings.public_threads == threads

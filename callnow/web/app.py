@@ -67,7 +67,7 @@ def build_app(
     # connection at once, so no thread ever waits for the pool (see `context._unit_of_work`).
     engine = make_engine(
         settings.effective_database_url,
-        connections=settings.web.worker_threads + settings.web.public_threads + SESSION_ENDERS,
+        connections=settings.web.worker_threads + settings.public_threads + SESSION_ENDERS,
     )
     sessions = make_session_factory(engine)
 

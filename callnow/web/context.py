@@ -79,7 +79,7 @@ class AppState:
     @property
     def public_threads(self) -> CapacityLimiter:
         if self._public_threads is None:  # made on first use, as `enders`
-            self._public_threads = CapacityLimiter(self.settings.web.public_threads)
+            self._public_threads = CapacityLimiter(self.settings.public_threads)
         return self._public_threads
 
 
