@@ -60,8 +60,8 @@ def check_fields(profile: Profile, submission: Submission) -> CheckedFields:
     """Clean the name and classify the number in the page's region.
 
     The public form calls it before it counts the post: from its first write until its commit
-    a post holds the database's write turn, and classifying a number costs more than the
-    writes around it. Its result is used no earlier than before."""
+    a post holds the database's write turn, and every other post waits for what it does there.
+    Its result is used no earlier than before."""
     errors: dict[str, str] = {}
     name: str | None = None
     try:
