@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import random
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ import pytest
 from callnow.config import RtpengineSettings
 from callnow.telephony.rtpengine import RtpengineClient
 from callnow.telephony.rtpengine_process import RtpengineProcess, RtpengineStartError
-from tests.support.ports import free_port
+from tests.support.ports import free_port, lock_one_block
 
 RTP_BLOCK_SIZE = 200
 RTP_AREA = (20_000, 32_000)  # below Linux's default ephemeral range (32768-60999)
@@ -36,23 +35,16 @@ _LOCK_DIR = Path(tempfile.gettempdir()) / "callnow-test-rtp-ports"
 @contextlib.contextmanager
 def reserved_rtp_block() -> Iterator[tuple[int, int]]:
     """Hold an exclusive lock on a random free block of RTP ports until the context exits."""
-    _LOCK_DIR.mkdir(exist_ok=True)
-    blocks = list(range(RTP_AREA[0], RTP_AREA[1] - RTP_BLOCK_SIZE + 1, RTP_BLOCK_SIZE))
-    random.shuffle(blocks)
-    for first in blocks:
-        fd = os.open(_LOCK_DIR / f"{first}.lock", os.O_CREAT | os.O_RDWR, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        try:
-            yield first, first + RTP_BLOCK_SIZE - 1
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-        return
-    pytest.fail(f"all RTP port blocks in {RTP_AREA} are in use by other test runs")
+    starts = list(range(RTP_AREA[0], RTP_AREA[1] - RTP_BLOCK_SIZE + 1, RTP_BLOCK_SIZE))
+    locked = lock_one_block(_LOCK_DIR, starts)
+    if locked is None:
+        pytest.fail(f"all RTP port blocks in {RTP_AREA} are in use by other test runs")
+    first, fd = locked
+    try:
+        yield first, first + RTP_BLOCK_SIZE - 1
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 @pytest.fixture

@@ -48,21 +48,31 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _reserve_block() -> range:
-    _LOCK_DIR.mkdir(exist_ok=True)
-    starts = list(range(AREA[0], AREA[1], BLOCK_SIZE))
-    # Random order: concurrent runs do not all contend for the first block.
+    locked = lock_one_block(_LOCK_DIR, list(range(AREA[0], AREA[1], BLOCK_SIZE)))
+    if locked is None:
+        _fail(f"all test port blocks in {AREA[0]}-{AREA[1] - 1} are held by other test runs")
+    # Never unlocked: the lock lasts until this process exits. The descriptor is not
+    # inheritable (PEP 446), so a peer left running cannot keep the block locked.
+    first, _descriptor = locked
+    return range(first, first + BLOCK_SIZE)
+
+
+def lock_one_block(lock_dir: Path, starts: list[int]) -> tuple[int, int] | None:
+    """Lock the file of one of the blocks beginning at `starts` (in `lock_dir`), so that no
+    other test run on this machine takes that block: its start and the locked descriptor, or
+    None when other runs hold them all. Tried in random order, so concurrent runs do not all
+    contend for the first block."""
+    lock_dir.mkdir(exist_ok=True)
     random.SystemRandom().shuffle(starts)
     for first in starts:
-        fd = os.open(_LOCK_DIR / f"{first}.lock", os.O_CREAT | os.O_RDWR, 0o666)
+        fd = os.open(lock_dir / f"{first}.lock", os.O_CREAT | os.O_RDWR, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             continue
-        # Never closed: the lock lasts until this process exits. The descriptor is not
-        # inheritable (PEP 446), so a peer left running cannot keep the block locked.
-        return range(first, first + BLOCK_SIZE)
-    _fail(f"all test port blocks in {AREA[0]}-{AREA[1] - 1} are held by other test runs")
+        return first, fd
+    return None
 
 
 def _bindable(host: str, port: int) -> bool:
