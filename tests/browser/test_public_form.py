@@ -14,6 +14,7 @@ from playwright.sync_api import sync_playwright
 from callnow.bootstrap import prepare
 from callnow.compose import create_app
 from callnow.config import Settings, WebSettings
+from tests.browser.watchdog import chromium_watchdog
 from tests.support.ports import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -54,7 +55,7 @@ def live_server(tmp_path) -> Iterator[str]:
 def browser():
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: the setup script installs Debian's chromium")
-    with sync_playwright() as p:
+    with chromium_watchdog(), sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
