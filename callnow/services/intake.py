@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 
 import structlog
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ from callnow.services.captcha import CaptchaBook
 from callnow.services.throttle import Throttle
 from callnow.store import profiles, wakeup
 from callnow.store import requests as request_store
+from callnow.store.db import after_commit
 from callnow.store.models import CallRequest, Profile
 from callnow.store.profiles import destination_policy
 from callnow.store.recorder import request_ref
@@ -177,12 +179,18 @@ def submit(
         wakeup.queued(session)
     # Every later line of this web request names the callback request, as the engine's do.
     structlog.contextvars.bind_contextvars(request_ref=request_ref(request.id))
-    log.info(
-        "request_received",
-        channel=submission.channel,
-        decision=decision.outcome.value,
-        reason=str(decision.reason),
-        scheduled_for=scheduled_for.isoformat() if scheduled_for else None,
+    # Said once it is stored, and written outside the database's write turn.
+    after_commit(
+        session,
+        partial(
+            log.info,
+            "request_received",
+            request_ref=request_ref(request.id),  # the commit may run in another context
+            channel=submission.channel,
+            decision=decision.outcome.value,
+            reason=str(decision.reason),
+            scheduled_for=scheduled_for.isoformat() if scheduled_for else None,
+        ),
     )
     safeguards.counted(submission.channel, decision.outcome.value)
     return IntakeResult(request=request)

@@ -101,7 +101,30 @@ def ping(session: Session) -> None:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    factory = sessionmaker(engine, expire_on_commit=False)
+    event.listen(factory, "after_commit", _run_after_commit)
+    event.listen(factory, "after_rollback", _drop_after_commit)
+    return factory
+
+
+_AFTER_COMMIT = "callnow.after_commit"
+
+
+def after_commit(session: Session, action: Callable[[], None]) -> None:
+    """Run `action` once the session's transaction has committed; drop it if the transaction
+    rolls back. For what must say no more than is stored (a log line that a request came in),
+    and need not run while the transaction holds SQLite's write turn. Sessions of
+    `make_session_factory` only."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+def _run_after_commit(session: Session) -> None:
+    for action in session.info.pop(_AFTER_COMMIT, ()):
+        action()
+
+
+def _drop_after_commit(session: Session) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
 
 
 @contextmanager

@@ -133,3 +133,26 @@ def test_a_placed_request_is_logged_with_its_reference(world, caplog):
     assert {"event": "request_received", "channel": "web", "request_ref": ref}.items() <= next(
         m for m in received if m.get("event") == "request_received"
     ).items()
+
+
+def test_a_request_is_logged_as_received_only_once_it_is_committed(world, caplog):
+    caplog.set_level("INFO")
+
+    def received() -> list[dict]:
+        return [
+            r.msg
+            for r in caplog.records
+            if isinstance(r.msg, dict) and r.msg.get("event") == "request_received"
+        ]
+
+    with world.sessions() as session:
+        with session.begin():
+            profile = profiles.by_callnow_id(session, "alice")
+            ask(session, profile, safeguards())
+            assert received() == []  # not yet: the transaction could still fail
+            session.rollback()
+        assert received() == []  # rolled back: nothing was received
+        with session.begin():
+            profile = profiles.by_callnow_id(session, "alice")
+            outcome = ask(session, profile, safeguards())
+        assert [m["request_ref"] for m in received()] == [f"req-{outcome.request.id}"]
