@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from callnow.store.sqlite_writer import one_writer_connection
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -120,7 +123,10 @@ def after_commit(session: Session, action: Callable[[], None]) -> None:
 
 def _run_after_commit(session: Session) -> None:
     for action in session.info.pop(_AFTER_COMMIT, ()):
-        action()
+        try:
+            action()
+        except Exception:  # what is committed stays so: a failed action is not a failed commit
+            log.exception("an action after a commit failed")
 
 
 def _drop_after_commit(session: Session) -> None:

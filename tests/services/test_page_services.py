@@ -13,6 +13,8 @@ from callnow.services.captcha import CaptchaBook
 from callnow.services.intake import Safeguards, Submission
 from callnow.services.throttle import Throttle
 from callnow.store import accounts, profiles
+from callnow.store.db import after_commit
+from callnow.store.models import CallRequest
 
 # A Monday, 10:00 in Sydney.
 NOW = datetime(2026, 11, 22, 23, 0, tzinfo=UTC)
@@ -156,3 +158,16 @@ def test_a_request_is_logged_as_received_only_once_it_is_committed(world, caplog
             profile = profiles.by_callnow_id(session, "alice")
             outcome = ask(session, profile, safeguards())
         assert [m["request_ref"] for m in received()] == [f"req-{outcome.request.id}"]
+
+
+def test_an_action_after_a_commit_that_fails_does_not_fail_the_commit(world, caplog):
+    def broken() -> None:
+        raise RuntimeError("a broken log handler")
+
+    with world.sessions() as session, session.begin():
+        profile = profiles.by_callnow_id(session, "alice")
+        outcome = ask(session, profile, safeguards())
+        after_commit(session, broken)
+    assert "an action after a commit failed" in caplog.text
+    with world.sessions() as session:
+        assert session.get(CallRequest, outcome.request.id) is not None
