@@ -15,7 +15,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, exc, make_url, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from callnow.store.sqlite_writer import one_writer_connection
@@ -106,7 +106,7 @@ def ping(session: Session) -> None:
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     factory = sessionmaker(engine, expire_on_commit=False)
     event.listen(factory, "after_commit", _run_after_commit)
-    event.listen(factory, "after_rollback", _drop_after_commit)
+    event.listen(factory, "after_transaction_end", _drop_after_commit)
     return factory
 
 
@@ -115,8 +115,9 @@ _AFTER_COMMIT = "callnow.after_commit"
 
 def after_commit(session: Session, action: Callable[[], None]) -> None:
     """Run `action` once the session's transaction has committed; drop it if the transaction
-    rolls back. For what must say no more than is stored (a log line that a request came in),
-    and need not run while the transaction holds SQLite's write turn. Sessions of
+    ends any other way (rolled back, or the session closed). For what must say no more than is
+    stored (a log line that a request came in), and need not run while the transaction holds
+    SQLite's write turn. A savepoint rolled back keeps what was queued inside it. Sessions of
     `make_session_factory` only."""
     session.info.setdefault(_AFTER_COMMIT, []).append(action)
 
@@ -129,8 +130,9 @@ def _run_after_commit(session: Session) -> None:
             log.exception("an action after a commit failed")
 
 
-def _drop_after_commit(session: Session) -> None:
-    session.info.pop(_AFTER_COMMIT, None)
+def _drop_after_commit(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the whole transaction: committed (and run) or not at all
+        session.info.pop(_AFTER_COMMIT, None)
 
 
 @contextmanager

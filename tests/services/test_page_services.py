@@ -154,6 +154,14 @@ def test_a_request_is_logged_as_received_only_once_it_is_committed(world, caplog
             assert received() == []  # not yet: the transaction could still fail
             session.rollback()
         assert received() == []  # rolled back: nothing was received
+    with world.sessions() as session:
+        session.begin()
+        ask(session, profiles.by_callnow_id(session, "alice"), safeguards())
+        session.close()  # ended without a commit: nothing was received
+        with session.begin():
+            pass
+    assert received() == []
+    with world.sessions() as session:
         with session.begin():
             profile = profiles.by_callnow_id(session, "alice")
             outcome = ask(session, profile, safeguards())
