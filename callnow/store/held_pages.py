@@ -18,7 +18,7 @@ import threading
 from collections import OrderedDict
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from callnow.store import profiles
@@ -27,7 +27,10 @@ from callnow.store.models import Profile
 # Pages kept per process; a page past this many others since its last visit is loaded again.
 HELD_PAGES = 1000
 
-_REVISION = select(Profile.id, Profile.revision).where(Profile.callnow_id == bindparam("value"))
+# Core on the table, not the ORM's select of two attributes: the same one-row read, without
+# the ORM's compile state on every visit and form post (a fiftieth of a post's instructions).
+_pages: Table = Profile.__table__  # type: ignore[assignment]
+_REVISION = select(_pages.c.id, _pages.c.revision).where(_pages.c.callnow_id == bindparam("value"))
 
 
 class _Held(NamedTuple):
@@ -53,7 +56,8 @@ class HeldPages:
         Call it before changing the page in `session`: merged onto a page the session already
         holds, the kept values replace that object's unsaved changes."""
         key = callnow_id.strip().lower()
-        current = session.execute(_REVISION, {"value": key}).first()
+        session.flush()  # as the ORM's autoflush would: a pending rename is what the read sees
+        current = session.connection().execute(_REVISION, {"value": key}).first()
         if current is None:
             return None
         with self._lock:
