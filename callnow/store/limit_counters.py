@@ -11,7 +11,8 @@ to a thirtieth of the window longer than an exact moving window would make it wa
 their window are no longer read, and `purge_expired` deletes them a bounded batch at a time.
 
 A hit adds one to the current slice of each window of its counter (an upsert). `take` checks and
-counts in one statement: its hits go in only where every window has room.
+counts in one statement: its hits go in only where every window has room. `take_then_hit`'s other
+hits go in with the same statement, on the same condition.
 
 Checks and hits of one key are serialised so two requests cannot both take the last place: on
 PostgreSQL by a transaction-level advisory lock per key; on SQLite by the write lock, which the
@@ -165,14 +166,14 @@ def _new_hits(shape: Shape) -> Select[Any]:
 
 
 @cache
-def _upsert(dialect: str, shape: Shape, *, if_room: bool) -> Insert:
-    """A hit on every counter's current slices; with `if_room`, only if every window of every
-    counter has room (the check and the hits in one statement: the counts are read before any
+def _upsert(dialect: str, shape: Shape, *, checked: int) -> Insert:
+    """A hit on every counter's current slices, only if every window of the first `checked`
+    counters has room (the check and the hits in one statement: the counts are read before any
     row goes in). The rows it wrote say whether there was room (psycopg gives no row count for
     an INSERT from a SELECT)."""
-    if if_room:
+    if checked:
         rows = _new_hits(shape).where(
-            *(_count_of(i, j) < bindparam(f"a{i}_{j}") for i, j in _windows(shape))
+            *(_count_of(i, j) < bindparam(f"a{i}_{j}") for i, j in _windows(shape[:checked]))
         )
     else:  # SQLite needs a WHERE to tell the SELECT's end from the ON CONFLICT clause
         rows = _new_hits(shape).where(true())
@@ -214,9 +215,10 @@ def _counts(session: Session, counters: Sequence[Counter], now: datetime) -> lis
     return [[next(row) for _ in counter.windows] for counter in counters]
 
 
-def _add(session: Session, counters: Sequence[Counter], now: datetime, *, if_room: bool) -> bool:
+def _add(session: Session, counters: Sequence[Counter], now: datetime, *, checked: int) -> bool:
+    """Count a hit on each of `counters` if the first `checked` of them have room."""
     connection = session.connection()
-    statement = _upsert(connection.dialect.name, _shape(counters), if_room=if_room)
+    statement = _upsert(connection.dialect.name, _shape(counters), checked=checked)
     return bool(connection.execute(statement, _params(counters, now)).all())
 
 
@@ -230,18 +232,24 @@ def take(session: Session, counters: Sequence[Counter], now: datetime) -> bool:
         return True
     ordered = _in_lock_order(counters)
     _lock(session, ordered)
-    return _add(session, ordered, now, if_room=True)
+    return _add(session, ordered, now, checked=len(ordered))
 
 
 def take_then_hit(
     session: Session, take: Sequence[Counter], hit: Sequence[Counter], now: datetime
 ) -> list[bool] | None:
     """`take` the first counters and, only if they had room, `hit_each` of the others: None
-    when `take` refused (nothing counted)."""
+    when `take` refused (nothing counted).
+
+    The take and the hits go in as one statement, conditioned on the take's room, not as two:
+    every public form post passes here, and each statement costs it more to run than to do."""
     _lock(session, _in_lock_order([*take, *hit]))
-    if take and not _add(session, _in_lock_order(take), now, if_room=True):
+    if not take:
+        return _hit_counted(session, hit, now)
+    taken = _in_lock_order(take)
+    if not _add(session, [*taken, *hit], now, checked=len(taken)):
         return None
-    return _hit_counted(session, hit, now)
+    return _within_limits(hit, _counts(session, hit, now)) if hit else []
 
 
 def hit_each(session: Session, counters: Sequence[Counter], now: datetime) -> list[bool]:
@@ -256,8 +264,12 @@ def hit_each(session: Session, counters: Sequence[Counter], now: datetime) -> li
 def _hit_counted(session: Session, counters: Sequence[Counter], now: datetime) -> list[bool]:
     if not counters:
         return []
-    _add(session, counters, now, if_room=False)
-    counted = _counts(session, counters, now)
+    _add(session, counters, now, checked=0)
+    return _within_limits(counters, _counts(session, counters, now))
+
+
+def _within_limits(counters: Sequence[Counter], counted: list[list[int]]) -> list[bool]:
+    """For each counter, False when its hit (counted already) went over any of its windows."""
     return [
         all(n <= w.amount for n, w in zip(counts, c.windows, strict=True))
         for counts, c in zip(counted, counters, strict=True)

@@ -118,3 +118,18 @@ def test_concurrent_checks_never_both_take_the_last_place(sessions) -> None:
         assert sum(pool.map(attempts, range(8))) == 5
     with transaction(sessions) as session:
         assert limit_counters._counts(session, [source, page], _second(4)) == [[5], [5]]
+
+
+def test_take_then_hit_counts_the_hits_only_with_the_take(sessions) -> None:
+    """The take and the hits go in as one statement: the take's own row must not turn the
+    condition for the hits (the counts are read before any row goes in), and a refused take
+    counts no hit."""
+    source = Counter("per_source", "203.0.113.9", [Window(1, 60)])
+    busy = Counter("captcha_auto_on", "7", [Window(2, 600)])
+    with transaction(sessions) as session:
+        assert limit_counters.take_then_hit(session, [source], [busy], START) == [True]
+        assert limit_counters.take_then_hit(session, [source], [busy], _second(1)) is None
+        assert limit_counters.take_then_hit(session, [source], [], _second(2)) is None
+        assert limit_counters._counts(session, [source, busy], _second(3)) == [[1], [1]]
+        assert limit_counters.take_then_hit(session, [], [busy], _second(4)) == [True]
+        assert limit_counters.take_then_hit(session, [], [busy], _second(5)) == [False]
