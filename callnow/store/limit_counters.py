@@ -31,7 +31,6 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Insert,
     Integer,
     ScalarSelect,
     Select,
@@ -52,6 +51,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from callnow.store.models import LimitCount, UtcDateTime
+from callnow.store.prepared import Prepared
 
 PURGE_BATCH = 500
 KEY_MAX_CHARS = 80
@@ -143,8 +143,8 @@ def _windows(shape: Shape) -> list[tuple[int, int]]:
 # Statements are built once per shape and reused: building them anew on every post cost more
 # than running them.
 @cache
-def _count_windows(shape: Shape) -> Select[Any]:
-    return select(*(_count_of(i, j) for i, j in _windows(shape)))
+def _count_windows(shape: Shape) -> Prepared:
+    return Prepared(select(*(_count_of(i, j) for i, j in _windows(shape))))
 
 
 def _new_hits(shape: Shape) -> Select[Any]:
@@ -166,7 +166,7 @@ def _new_hits(shape: Shape) -> Select[Any]:
 
 
 @cache
-def _upsert(dialect: str, shape: Shape, *, checked: int) -> Insert:
+def _upsert(dialect: str, shape: Shape, *, checked: int) -> Prepared:
     """A hit on every counter's current slices, only if every window of the first `checked`
     counters has room (the check and the hits in one statement: the counts are read before any
     row goes in). The rows it wrote say whether there was room (psycopg gives no row count for
@@ -187,7 +187,7 @@ def _upsert(dialect: str, shape: Shape, *, checked: int) -> Insert:
             set_={"hits": _c.hits + 1},
         )
     )
-    return upsert.returning(_c.hits)
+    return Prepared(upsert.returning(_c.hits))
 
 
 @cache
@@ -210,7 +210,7 @@ def _lock(session: Session, counters: Sequence[Counter]) -> None:
 def _counts(session: Session, counters: Sequence[Counter], now: datetime) -> list[list[int]]:
     """Each counter's hits in each of its windows, read in one statement."""
     row = iter(
-        session.connection().execute(_count_windows(_shape(counters)), _params(counters, now)).one()
+        _count_windows(_shape(counters)).run(session.connection(), _params(counters, now)).one()
     )
     return [[next(row) for _ in counter.windows] for counter in counters]
 
@@ -219,7 +219,7 @@ def _add(session: Session, counters: Sequence[Counter], now: datetime, *, checke
     """Count a hit on each of `counters` if the first `checked` of them have room."""
     connection = session.connection()
     statement = _upsert(connection.dialect.name, _shape(counters), checked=checked)
-    return bool(connection.execute(statement, _params(counters, now)).all())
+    return bool(statement.run(connection, _params(counters, now)).all())
 
 
 def _in_lock_order(counters: Sequence[Counter]) -> list[Counter]:

@@ -1,0 +1,82 @@
+"""Prepared statements, on SQLite and PostgreSQL: the same rows as the statement run through
+SQLAlchemy, values converted by their types, and nothing run with a value missing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import Engine, Table, bindparam, create_engine, event, func, insert, select
+from sqlalchemy.orm import Session
+
+from callnow.store.models import LimitCount, UtcDateTime
+from callnow.store.prepared import Prepared
+
+counts: Table = LimitCount.__table__  # type: ignore[assignment]
+AT = datetime(2026, 3, 29, 0, 30, 15, 250_000, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = create_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+_INSERT = insert(counts).values(
+    rule=bindparam("rule"),
+    key=bindparam("key"),
+    window_s=bindparam("window_s"),
+    slot=bindparam("slot"),
+    hits=1,  # a literal of the statement: no value is given for it
+    expires_at=bindparam("expires_at", type_=UtcDateTime),
+)
+# `key` twice, a literal (the 0 of coalesce) and a datetime compared as the database stores it.
+_SUM = select(func.coalesce(func.sum(counts.c.hits), 0), func.count()).where(
+    counts.c.key == bindparam("key"),
+    counts.c.rule != bindparam("key"),
+    counts.c.expires_at > bindparam("after", type_=UtcDateTime),
+)
+
+
+def test_rows_go_in_and_come_out_as_through_sqlalchemy(engine: Engine) -> None:
+    prepared_insert, prepared_sum = Prepared(_INSERT), Prepared(_SUM)
+    # Not in UTC: the type converts it as it would through SQLAlchemy.
+    eastern = AT.astimezone(timezone(timedelta(hours=-5)))
+    with engine.begin() as connection:
+        for slot in range(3):
+            values = {"rule": "r", "key": "k", "window_s": 60, "slot": slot}
+            prepared_insert.run(connection, {**values, "expires_at": eastern})
+        connection.execute(
+            _INSERT, {"rule": "r", "key": "k", "window_s": 60, "slot": 3, "expires_at": AT}
+        )
+        stored = connection.execute(select(counts.c.expires_at)).scalars().all()
+        assert stored == [AT] * 4  # as SQLAlchemy stores it: read back equal, one form for all
+        for after, expected in ((AT - timedelta(seconds=1), (4, 4)), (AT, (0, 0))):
+            given = {"key": "k", "after": after}
+            assert tuple(prepared_sum.run(connection, given).one()) == expected
+            assert tuple(connection.execute(_SUM, given).one()) == expected
+
+
+def test_a_missing_value_is_named_and_nothing_runs(engine: Engine) -> None:
+    ran: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: ran.append(args[2]))
+    with engine.begin() as connection, pytest.raises(KeyError, match="'after'"):
+        Prepared(_SUM).run(connection, {"key": "k"})
+    assert not [sql for sql in ran if "limit_counts" in sql]
+
+
+def test_its_statements_are_seen_by_the_connections_events(engine: Engine) -> None:
+    """Statement counts in tests, and whatever else listens, see prepared statements too."""
+    ran: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: ran.append(args[2]))
+    with Session(engine) as session, session.begin():
+        Prepared(_SUM).run(session.connection(), {"key": "k", "after": AT})
+    assert len([sql for sql in ran if "limit_counts" in sql]) == 1
+
+
+def test_an_expanding_list_is_refused(engine: Engine) -> None:
+    listed = select(counts.c.hits).where(counts.c.key.in_(bindparam("keys", expanding=True)))
+    with engine.begin() as connection, pytest.raises(ValueError, match="IN list"):
+        Prepared(listed).run(connection, {"keys": ["a"]})
