@@ -23,14 +23,17 @@ from sqlalchemy.orm import Session
 
 from callnow.store import profiles
 from callnow.store.models import Profile
+from callnow.store.prepared import Prepared
 
 # Pages kept per process; a page past this many others since its last visit is loaded again.
 HELD_PAGES = 1000
 
-# Core on the table, not the ORM's select of two attributes: the same one-row read, without
-# the ORM's compile state on every visit and form post (a fiftieth of a post's instructions).
+# Every visit and form post reads it: prepared on the table, not the ORM's select of two
+# attributes, which went through the ORM's compile state each time.
 _pages: Table = Profile.__table__  # type: ignore[assignment]
-_REVISION = select(_pages.c.id, _pages.c.revision).where(_pages.c.callnow_id == bindparam("value"))
+_REVISION = Prepared(
+    select(_pages.c.id, _pages.c.revision).where(_pages.c.callnow_id == bindparam("value"))
+)
 
 
 class _Held(NamedTuple):
@@ -57,7 +60,7 @@ class HeldPages:
         holds, the kept values replace that object's unsaved changes."""
         key = callnow_id.strip().lower()
         session.flush()  # as the ORM's autoflush would: a pending rename is what the read sees
-        current = session.connection().execute(_REVISION, {"value": key}).first()
+        current = _REVISION.run(session.connection(), {"value": key}).first()
         if current is None:
             return None
         with self._lock:

@@ -10,7 +10,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, exists, insert, select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from callnow.domain.notices import Kind
@@ -23,6 +23,7 @@ from callnow.store.models import (
     WebhookEndpoint,
     utcnow,
 )
+from callnow.store.prepared import Prepared
 from callnow.store.webhooks import new_delivery_id
 
 FLOOD = "flood"
@@ -30,18 +31,20 @@ EVENT_NAME = "page.captcha_required"
 
 
 @cache  # built once: every form post asks
-def _forced_query() -> Select[tuple[bool]]:
-    return select(
-        exists().where(
-            PageAlert.profile_id == bindparam("profile_id"),
-            PageAlert.until > bindparam("now", type_=UtcDateTime),
+def _forced_query() -> Prepared:
+    return Prepared(
+        select(
+            exists().where(
+                PageAlert.profile_id == bindparam("profile_id"),
+                PageAlert.until > bindparam("now", type_=UtcDateTime),
+            )
         )
     )
 
 
 def captcha_forced(session: Session, profile_id: int, now: datetime) -> bool:
     """True while a flood alert holds the page under CAPTCHA."""
-    found = session.connection().execute(_forced_query(), {"profile_id": profile_id, "now": now})
+    found = _forced_query().run(session.connection(), {"profile_id": profile_id, "now": now})
     return bool(found.scalar())
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
+    literal,
     select,
     update,
 )
@@ -41,6 +42,7 @@ from callnow.store.models import (
     UtcDateTime,
     utcnow,
 )
+from callnow.store.prepared import Prepared
 
 # 32 random bytes: 256 bits, far past guessing, URL-safe.
 TOKEN_BYTES = 32
@@ -103,7 +105,7 @@ def record_new(
         "scheduled_for": scheduled_for,
     }
     session.flush()  # anything pending goes first, as the ORM's own flush would have sent it
-    request_id = session.connection().execute(_request_insert(), values).scalar_one()
+    request_id = _request_insert(tuple(values)).run(session.connection(), values).scalar_one()
     request = CallRequest(id=request_id, **values)
     make_transient_to_detached(request)  # as if loaded: what was given is what is stored
     session.add(request)
@@ -120,9 +122,10 @@ def record_new(
 
 
 @cache
-def _request_insert() -> Insert:
+def _request_insert(columns: tuple[str, ...]) -> Prepared:
     requests = cast(Table, CallRequest.__table__)
-    return insert(requests).returning(requests.c.id)
+    given = {column: bindparam(column, type_=requests.c[column].type) for column in columns}
+    return Prepared(insert(requests).values(given).returning(requests.c.id))
 
 
 def move(
@@ -217,7 +220,11 @@ def _write_history(
     # Each row is told by its state: then the rows go in as one statement, returned in any
     # order (the database's order is kept only row by row, one statement each).
     by_state = len({row["state"] for row in rows}) == len(rows)
-    inserted = connection.execute(_history_insert(sorted_rows=not by_state), rows).all()
+    if by_state:
+        given = {f"{column}_{i}": row[column] for i, row in enumerate(rows) for column in _HISTORY}
+        inserted = _history_rows_insert(len(rows)).run(connection, given).all()
+    else:
+        inserted = connection.execute(_history_insert(), rows).all()
     ids = {state: event_id for event_id, state in inserted} if by_state else {}
     for i, row in enumerate(rows):
         row["id"] = ids[row["state"]] if by_state else inserted[i][0]
@@ -225,11 +232,26 @@ def _write_history(
         mail.enqueue_for_history(connection, row, known=known)
 
 
+_HISTORY = ("request_id", "at", "state", "reason")  # the columns a history row is given
+
+
 @cache
-def _history_insert(*, sorted_rows: bool) -> Insert:
+def _history_rows_insert(count: int) -> Prepared:
+    """`count` history rows as one INSERT of that many rows, returned in any order."""
+    events = cast(Table, RequestEvent.__table__)
+    rows = [
+        {column: bindparam(f"{column}_{i}", type_=events.c[column].type) for column in _HISTORY}
+        for i in range(count)
+    ]
+    return Prepared(insert(events).values(rows).returning(events.c.id, events.c.state))
+
+
+@cache
+def _history_insert() -> Insert:
+    """History rows returned in the order given (SQLAlchemy keeps it, row by row if needed)."""
     events = cast(Table, RequestEvent.__table__)
     columns = events.c.id, events.c.state
-    return insert(events).returning(*columns, sort_by_parameter_order=sorted_rows)
+    return insert(events).returning(*columns, sort_by_parameter_order=True)
 
 
 def append_event(request: CallRequest, event: RequestEvent) -> None:
@@ -269,7 +291,7 @@ class NumberStanding:
 
 
 @cache
-def _standing_query() -> Select[Any]:
+def _standing_query() -> Prepared:
     e164: BindParameter[Any]
     profile_id: BindParameter[Any]
     e164, profile_id = bindparam("e164"), bindparam("profile_id")
@@ -280,7 +302,8 @@ def _standing_query() -> Select[Any]:
         .where(
             CallRequest.profile_id == profile_id,
             CallRequest.number_e164 == e164,
-            CallRequest.state.not_in([state.value for state in TERMINAL]),
+            # The states one by one, not as a list the driver's SQL would expand on each run.
+            CallRequest.state.not_in([literal(state.value) for state in TERMINAL]),
         )
         .scalar_subquery()
     )
@@ -291,8 +314,10 @@ def _standing_query() -> Select[Any]:
         RequestEvent.state == RequestState.OWNER_DECLINED.value,
         RequestEvent.at >= since,
     )
-    return select(
-        listed.label("listed"), open_request.label("open_request"), declined.label("declined")
+    return Prepared(
+        select(
+            listed.label("listed"), open_request.label("open_request"), declined.label("declined")
+        )
     )
 
 
@@ -300,8 +325,8 @@ def standing_of(session: Session, profile_id: int, e164: str, since: datetime) -
     """The do-not-call list, an open request and a recent decline, in one query: each new
     request asks all three, and each query of its own was a round trip to the database."""
     listed, open_request_id, declined = (
-        session.connection()
-        .execute(_standing_query(), {"e164": e164, "profile_id": profile_id, "since": since})
+        _standing_query()
+        .run(session.connection(), {"e164": e164, "profile_id": profile_id, "since": since})
         .one()
     )
     return NumberStanding(bool(listed), open_request_id, bool(declined))
