@@ -11,6 +11,7 @@ DEBIAN_PACKAGES=(
   openssl
   systemd  # systemd-analyze verifies the units in ops/systemd
   nginx-light  # the reverse proxy in front of two web processes (tests/ops/test_behind_nginx.py)
+  valgrind  # bench/intake_instructions.py counts the instructions of a form post
 )
 
 missing=()
