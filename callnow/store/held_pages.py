@@ -68,7 +68,7 @@ class HeldPages:
             if held is not None:
                 self._held.move_to_end(key)
         if held is None or (held.profile_id, held.revision) != tuple(current):
-            held = self._load(session, current.id)
+            held = self._load(session, current[0])
             if held is None:  # deleted since the first read (PostgreSQL reads each statement anew)
                 return None
             self._keep(key, held)

@@ -1,12 +1,19 @@
-"""Hot statements compiled once per database and run as the driver's own SQL.
+"""Hot statements compiled once per database and run on the driver's own cursor.
 
 `Connection.execute` of a Core statement finds the statement in the compiled cache, builds its
 parameters bind by bind and sets up a compiled execution each time: for the limit counters'
 statements, which have dozens of parameters and run on every public form post, that cost about
 as much as the database's own work. A `Prepared` statement is compiled once per dialect; each run
 only puts its values in order, converts those whose type needs it (an aware datetime into
-SQLite's text) and hands them over through `Connection.exec_driver_sql`. So it stays in the
-connection's transaction, and the connection's events see it like any other statement.
+SQLite's text) and runs the SQL on a cursor of the connection's own driver connection, so it
+stays in the connection's transaction. Its rows come back fetched, as plain tuples: SQLAlchemy's
+result object, set up for each statement, cost a form post more than the statements' SQLite work.
+
+Where something watches the connection's statements (a `before_cursor_execute` or
+`after_cursor_execute` listener, as the tests that count statements add, or SQL echo), the
+statement goes through `Connection.exec_driver_sql` instead, so the listeners see it like any
+other. An error of the driver is raised as SQLAlchemy raises it (`IntegrityError` …), and a lost
+connection is handled as SQLAlchemy handles it.
 
 Only for statements whose results are plain numbers and strings: rows come back as the driver
 gives them, with no result types applied. Expanding IN lists are not supported.
@@ -14,11 +21,13 @@ gives them, with no result types applied. Expanding IN lists are not supported.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, CursorResult, Dialect
+from sqlalchemy import Connection, Dialect
+from sqlalchemy.exc import MultipleResultsFound, NoResultFound
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -73,6 +82,33 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
     return _Compiled(compiled.string, False, tuple(by_name.items()))
 
 
+@dataclass(frozen=True)
+class Rows:
+    """A prepared statement's rows, all fetched, each a tuple."""
+
+    rows: list[tuple[Any, ...]]
+
+    def all(self) -> list[tuple[Any, ...]]:
+        return self.rows
+
+    def first(self) -> tuple[Any, ...] | None:
+        return self.rows[0] if self.rows else None
+
+    def one(self) -> tuple[Any, ...]:
+        if not self.rows:
+            raise NoResultFound("the statement returned no row")
+        if len(self.rows) > 1:
+            raise MultipleResultsFound("the statement returned more than one row")
+        return self.rows[0]
+
+    def scalar(self) -> Any:
+        """The first column of the first row; None without a row."""
+        return self.rows[0][0] if self.rows else None
+
+    def scalar_one(self) -> Any:
+        return self.one()[0]
+
+
 class Prepared:
     """A Core statement, compiled for each database the first time it runs there."""
 
@@ -80,11 +116,33 @@ class Prepared:
         self.statement = statement
         self._compiled: dict[str, _Compiled] = {}
 
-    def run(
-        self, connection: Connection, values: Mapping[str, Any]
-    ) -> CursorResult[*tuple[Any, ...]]:
+    def run(self, connection: Connection, values: Mapping[str, Any]) -> Rows:
         dialect = connection.dialect
         compiled = self._compiled.get(dialect.name)
         if compiled is None:  # two threads may both compile it: the same result, kept once
             compiled = self._compiled[dialect.name] = _compile(self.statement, dialect)
-        return connection.exec_driver_sql(compiled.sql, compiled.values(values))
+        parameters = compiled.values(values)
+        if _watched(connection) or not connection.in_transaction():
+            result = connection.exec_driver_sql(compiled.sql, parameters)
+            return Rows([tuple(row) for row in result] if result.returns_rows else [])
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(compiled.sql, parameters)
+            rows = cast(list[tuple[Any, ...]], cursor.fetchall() if cursor.description else [])
+        except Exception as error:
+            # As `exec_driver_sql` would: the driver's error raised as SQLAlchemy's own class, the
+            # cursor closed, and a lost connection invalidated (the pool replaced where the
+            # dialect says so). It always raises.
+            connection._handle_dbapi_exception(error, compiled.sql, parameters, cursor, None)
+        cursor.close()
+        return Rows(rows)
+
+
+def _watched(connection: Connection) -> bool:
+    """Something sees each statement of `connection`: cursor listeners or SQL echo."""
+    dispatch = connection.dispatch
+    return bool(
+        dispatch.before_cursor_execute
+        or dispatch.after_cursor_execute
+        or connection.engine.logger.isEnabledFor(logging.INFO)
+    )

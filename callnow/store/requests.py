@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -220,6 +221,7 @@ def _write_history(
     # Each row is told by its state: then the rows go in as one statement, returned in any
     # order (the database's order is kept only row by row, one statement each).
     by_state = len({row["state"] for row in rows}) == len(rows)
+    inserted: Sequence[tuple[Any, ...]]
     if by_state:
         given = {f"{column}_{i}": row[column] for i, row in enumerate(rows) for column in _HISTORY}
         inserted = _history_rows_insert(len(rows)).run(connection, given).all()

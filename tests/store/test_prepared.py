@@ -1,13 +1,26 @@
 """Prepared statements, on SQLite and PostgreSQL: the same rows as the statement run through
-SQLAlchemy, values converted by their types, and nothing run with a value missing."""
+SQLAlchemy, values converted by their types, nothing run with a value missing, the driver's
+errors raised as SQLAlchemy raises them, and every statement seen where something watches."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import Engine, Table, bindparam, create_engine, event, func, insert, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.exc import IntegrityError, MultipleResultsFound, NoResultFound
 from sqlalchemy.orm import Session
 
 from callnow.store.models import LimitCount, UtcDateTime
@@ -40,11 +53,29 @@ _SUM = select(func.coalesce(func.sum(counts.c.hits), 0), func.count()).where(
 )
 
 
-def test_rows_go_in_and_come_out_as_through_sqlalchemy(engine: Engine) -> None:
+@pytest.fixture
+def unwatched(monkeypatch: pytest.MonkeyPatch) -> Callable[[Connection], Connection]:
+    """With nothing watching, statements run on the driver's cursor: a connection passed through
+    this fails the test if a prepared statement goes through SQLAlchemy's execution instead."""
+
+    def refused(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("ran through exec_driver_sql")
+
+    def unwatched(connection: Connection) -> Connection:
+        monkeypatch.setattr(connection, "exec_driver_sql", refused)
+        return connection
+
+    return unwatched
+
+
+def test_rows_go_in_and_come_out_as_through_sqlalchemy(
+    engine: Engine, unwatched: Callable[[Connection], Connection]
+) -> None:
     prepared_insert, prepared_sum = Prepared(_INSERT), Prepared(_SUM)
     # Not in UTC: the type converts it as it would through SQLAlchemy.
     eastern = AT.astimezone(timezone(timedelta(hours=-5)))
     with engine.begin() as connection:
+        unwatched(connection)
         for slot in range(3):
             values = {"rule": "r", "key": "k", "window_s": 60, "slot": slot}
             prepared_insert.run(connection, {**values, "expires_at": eastern})
@@ -57,6 +88,39 @@ def test_rows_go_in_and_come_out_as_through_sqlalchemy(engine: Engine) -> None:
             given = {"key": "k", "after": after}
             assert tuple(prepared_sum.run(connection, given).one()) == expected
             assert tuple(connection.execute(_SUM, given).one()) == expected
+        rows = Prepared(select(counts.c.slot).order_by(counts.c.slot)).run(connection, {})
+        assert rows.all() == [(0,), (1,), (2,), (3,)]
+        assert rows.first() == (0,) and rows.scalar() == 0
+        with pytest.raises(MultipleResultsFound):
+            rows.one()
+        none = Prepared(select(counts.c.slot).where(counts.c.slot > 9)).run(connection, {})
+        assert none.first() is None and none.scalar() is None
+        with pytest.raises(NoResultFound):
+            none.one()
+
+
+def test_a_drivers_error_is_raised_as_sqlalchemy_raises_it(
+    engine: Engine, unwatched: Callable[[Connection], Connection]
+) -> None:
+    """Callers catch SQLAlchemy's classes (a unique key taken), whichever way the row went in."""
+    row = {"rule": "r", "key": "k", "window_s": 60, "slot": 0, "expires_at": AT}
+    with engine.begin() as connection:
+        unwatched(connection)
+        Prepared(_INSERT).run(connection, row)
+        with pytest.raises(IntegrityError):
+            Prepared(_INSERT).run(connection, row)
+
+
+def test_echoed_sql_shows_prepared_statements_too(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = create_engine(db_url, echo=True)
+    try:
+        with caplog.at_level(logging.INFO, "sqlalchemy.engine"), engine.begin() as connection:
+            Prepared(_SUM).run(connection, {"key": "k", "after": AT})
+    finally:
+        engine.dispose()
+    assert any("limit_counts" in record.getMessage() for record in caplog.records)
 
 
 def test_a_missing_value_is_named_and_nothing_runs(engine: Engine) -> None:
