@@ -15,8 +15,8 @@ statement goes through `Connection.exec_driver_sql` instead, so the listeners se
 other. An error of the driver is raised as SQLAlchemy raises it (`IntegrityError` …), and a lost
 connection is handled as SQLAlchemy handles it.
 
-Only for statements whose results are plain numbers and strings: rows come back as the driver
-gives them, with no result types applied. Expanding IN lists are not supported.
+Each result column's type is applied as SQLAlchemy would (a datetime read back aware); columns
+are told by position, or by name through `Rows.mappings`. Expanding IN lists are not supported.
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ class _Compiled:
     # (psycopg): one per name.
     positional: bool
     parameters: tuple[tuple[str, _Parameter], ...]
+    keys: tuple[str, ...]  # the names of the result's columns
+    # Each result column's conversion for this database (a datetime read back aware); None where
+    # no column has one.
+    results: tuple[Callable[[Any], Any] | None, ...] | None
 
     def values(self, given: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         ordered = []
@@ -61,6 +65,15 @@ class _Compiled:
         if self.positional:
             return tuple(value for _, value in ordered)
         return dict(ordered)
+
+    def rows(self, fetched: list[tuple[Any, ...]]) -> Rows:
+        if self.results is not None:
+            converts = self.results
+            fetched = [
+                tuple(value if convert is None else convert(value) for convert, value in pairs)
+                for pairs in (zip(converts, row, strict=True) for row in fetched)
+            ]
+        return Rows(fetched, self.keys)
 
 
 def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
@@ -76,10 +89,17 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
         by_name[name] = _Parameter(
             bind.key, fixed, bind.type.dialect_impl(dialect).bind_processor(dialect)
         )
+    # A SELECT's columns, or an INSERT's or UPDATE's RETURNING columns (none without it).
+    columns = list(getattr(statement, "exported_columns", ()))
+    converts = tuple(
+        column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+    )
+    keys = tuple(column.key for column in columns)
+    results = converts if any(converts) else None
     if compiled.positiontup is not None:
         order = [(name, by_name[name]) for name in compiled.positiontup]
-        return _Compiled(compiled.string, True, tuple(order))
-    return _Compiled(compiled.string, False, tuple(by_name.items()))
+        return _Compiled(compiled.string, True, tuple(order), keys, results)
+    return _Compiled(compiled.string, False, tuple(by_name.items()), keys, results)
 
 
 @dataclass(frozen=True)
@@ -87,6 +107,11 @@ class Rows:
     """A prepared statement's rows, all fetched, each a tuple."""
 
     rows: list[tuple[Any, ...]]
+    keys: tuple[str, ...] = ()  # the names of the columns
+
+    def mappings(self) -> list[dict[str, Any]]:
+        """Each row as a dict by column name."""
+        return [dict(zip(self.keys, row, strict=True)) for row in self.rows]
 
     def all(self) -> list[tuple[Any, ...]]:
         return self.rows
@@ -124,7 +149,7 @@ class Prepared:
         parameters = compiled.values(values)
         if _watched(connection) or not connection.in_transaction():
             result = connection.exec_driver_sql(compiled.sql, parameters)
-            return Rows([tuple(row) for row in result] if result.returns_rows else [])
+            return compiled.rows([tuple(row) for row in result] if result.returns_rows else [])
         cursor = connection.connection.cursor()
         try:
             cursor.execute(compiled.sql, parameters)
@@ -135,7 +160,7 @@ class Prepared:
             # dialect says so). It always raises.
             connection._handle_dbapi_exception(error, compiled.sql, parameters, cursor, None)
         cursor.close()
-        return Rows(rows)
+        return compiled.rows(rows)
 
 
 def _watched(connection: Connection) -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -25,7 +24,6 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Integer,
-    RowMapping,
     Select,
     and_,
     bindparam,
@@ -51,6 +49,7 @@ from callnow.store.models import (
     WebhookEndpoint,
     utcnow,
 )
+from callnow.store.prepared import Prepared
 
 EVENT_NAME = "request.state_changed"
 MESSAGE_EVENT = "request.message"
@@ -174,10 +173,10 @@ def _payload(delivery_id: str, request: dict[str, Any], event_row: dict[str, Any
 
 
 @cache
-def _endpoints_of_request() -> Select[int, str, str, str | None, datetime | None, str]:
+def _endpoints_of_request() -> Prepared:
     """The request's fields for the payload, once per active endpoint of its owner or tenant.
 
-    Built once with the request id as a parameter: it runs on every state change."""
+    Prepared once with the request id as a parameter: it runs on every state change."""
     owner_matches = and_(
         WebhookEndpoint.owner_user_id.is_not(None),
         WebhookEndpoint.owner_user_id == Extension.owner_user_id,
@@ -185,7 +184,7 @@ def _endpoints_of_request() -> Select[int, str, str, str | None, datetime | None
     tenant_matches = and_(
         WebhookEndpoint.owner_user_id.is_(None), WebhookEndpoint.tenant_id == Extension.tenant_id
     )
-    return (
+    query = (
         select(
             WebhookEndpoint.id.label("endpoint_id"),
             CallRequest.token,
@@ -204,23 +203,24 @@ def _endpoints_of_request() -> Select[int, str, str, str | None, datetime | None
         .where(CallRequest.id == bindparam("request_id"))
         .order_by(WebhookEndpoint.id)
     )
+    return Prepared(query)
 
 
 _FOUND_IN_TRANSACTION = "callnow_webhook_endpoints"
 
 
-def _endpoints_in_transaction(connection: Connection, request_id: int) -> Sequence[RowMapping]:
+def _endpoints_in_transaction(connection: Connection, request_id: int) -> list[dict[str, Any]]:
     """`_endpoints_of_request`, asked once per request and transaction: a new request writes
     two history rows in one flush, and each asked the same question of the database."""
     transaction = connection.get_transaction()
-    known: tuple[object, dict[int, Sequence[RowMapping]]] | None
+    known: tuple[object, dict[int, list[dict[str, Any]]]] | None
     known = connection.info.get(_FOUND_IN_TRANSACTION)
     if known is None or known[0] is not transaction:
         connection.info[_FOUND_IN_TRANSACTION] = known = (transaction, {})
     found = known[1].get(request_id)
     if found is None:
         found = known[1][request_id] = (
-            connection.execute(_endpoints_of_request(), {"request_id": request_id}).mappings().all()
+            _endpoints_of_request().run(connection, {"request_id": request_id}).mappings()
         )
     return found
 

@@ -99,6 +99,19 @@ def test_rows_go_in_and_come_out_as_through_sqlalchemy(
             none.one()
 
 
+def test_columns_are_read_as_their_types_say_and_by_name(
+    engine: Engine, unwatched: Callable[[Connection], Connection]
+) -> None:
+    row = {"rule": "r", "key": "k", "window_s": 60, "slot": 0, "expires_at": AT}
+    query = select(counts.c.slot.label("at_slot"), counts.c.expires_at)
+    with engine.begin() as connection:
+        connection.execute(_INSERT, row)
+        read = Prepared(query).run(unwatched(connection), {})
+        # An aware datetime, as SQLAlchemy reads it (SQLite hands back text).
+        assert read.mappings() == [{"at_slot": 0, "expires_at": AT}]
+        assert read.all() == [tuple(connection.execute(query).one())]
+
+
 def test_a_drivers_error_is_raised_as_sqlalchemy_raises_it(
     engine: Engine, unwatched: Callable[[Connection], Connection]
 ) -> None:
