@@ -35,36 +35,34 @@ _REQUIRED = object()  # a parameter the statement has no value for: each run mus
 
 
 @dataclass(frozen=True)
-class _Parameter:
-    key: str  # the name values are given under (the `bindparam`'s)
-    fixed: Any  # the statement's own value (a literal), or _REQUIRED
-    convert: Callable[[Any], Any] | None  # the type's conversion for this database
-
-
-@dataclass(frozen=True)
 class _Compiled:
     sql: str
-    # Positional drivers (SQLite): one parameter per placeholder, in order. Named drivers
-    # (psycopg): one per name.
+    # Positional drivers (SQLite): values in placeholder order. Named drivers (psycopg): by name.
     positional: bool
-    parameters: tuple[tuple[str, _Parameter], ...]
+    names: tuple[str, ...]  # each parameter's name in the SQL, in order
+    # Each parameter's key (the `bindparam`'s, which values are given under) and its value when
+    # none is given: the statement's own (a literal), or _REQUIRED.
+    given_as: tuple[tuple[str, Any], ...]
+    # The parameters whose type converts their value for this database, by position.
+    converts: tuple[tuple[int, Callable[[Any], Any]], ...]
     keys: tuple[str, ...]  # the names of the result's columns
     # Each result column's conversion for this database (a datetime read back aware); None where
     # no column has one.
     results: tuple[Callable[[Any], Any] | None, ...] | None
 
     def values(self, given: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
-        ordered = []
-        for name, parameter in self.parameters:
-            value = given.get(parameter.key, parameter.fixed)
-            if value is _REQUIRED:
-                raise KeyError(f"no value for the statement's parameter {parameter.key!r}")
-            if parameter.convert is not None and value is not None:
-                value = parameter.convert(value)
-            ordered.append((name, value))
+        ordered = [given.get(key, fixed) for key, fixed in self.given_as]
+        if _REQUIRED in ordered:
+            missing = next(
+                key for (key, _), value in zip(self.given_as, ordered) if value is _REQUIRED
+            )
+            raise KeyError(f"no value for the statement's parameter {missing!r}")
+        for position, convert in self.converts:
+            if ordered[position] is not None:
+                ordered[position] = convert(ordered[position])
         if self.positional:
-            return tuple(value for _, value in ordered)
-        return dict(ordered)
+            return tuple(ordered)
+        return dict(zip(self.names, ordered, strict=True))
 
     def rows(self, fetched: list[tuple[Any, ...]]) -> Rows:
         if self.results is not None:
@@ -81,25 +79,34 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
     assert isinstance(compiled, SQLCompiler)
     if compiled.escaped_bind_names:
         raise ValueError("a prepared statement's parameter names must need no escaping")
-    by_name: dict[str, _Parameter] = {}
+    by_name: dict[str, tuple[str, Any, Callable[[Any], Any] | None]] = {}
     for bind, name in compiled.bind_names.items():
         if bind.expanding:
             raise ValueError("a prepared statement cannot expand an IN list")
         fixed = _REQUIRED if bind.required else bind.effective_value
-        by_name[name] = _Parameter(
-            bind.key, fixed, bind.type.dialect_impl(dialect).bind_processor(dialect)
-        )
+        by_name[name] = (bind.key, fixed, bind.type.dialect_impl(dialect).bind_processor(dialect))
+    positional = compiled.positiontup is not None
+    names = tuple(compiled.positiontup or by_name)
+    parameters = [by_name[name] for name in names]
+    converts = tuple(
+        (position, convert)
+        for position, (_, _, convert) in enumerate(parameters)
+        if convert is not None
+    )
     # A SELECT's columns, or an INSERT's or UPDATE's RETURNING columns (none without it).
     columns = list(getattr(statement, "exported_columns", ()))
-    converts = tuple(
+    results = tuple(
         column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
     )
-    keys = tuple(column.key for column in columns)
-    results = converts if any(converts) else None
-    if compiled.positiontup is not None:
-        order = [(name, by_name[name]) for name in compiled.positiontup]
-        return _Compiled(compiled.string, True, tuple(order), keys, results)
-    return _Compiled(compiled.string, False, tuple(by_name.items()), keys, results)
+    return _Compiled(
+        compiled.string,
+        positional,
+        names,
+        tuple((key, fixed) for key, fixed, _ in parameters),
+        converts,
+        tuple(column.key for column in columns),
+        results if any(results) else None,
+    )
 
 
 @dataclass(frozen=True)
