@@ -566,3 +566,28 @@ def test_history_is_appended_without_reading_it(world) -> None:
             .order_by(RequestEvent.id)
         ).all()
         assert states == ["received", "queued", *[state.value for state, _ in moves]]
+
+
+# -- a new request as returned ----------------------------------------------------------------
+
+
+def test_a_new_request_is_returned_as_stored_and_nothing_is_written_again(world) -> None:
+    """The object `record_new` returns holds what a fresh read of its row holds, the session
+    sends no UPDATE for it, its relations load, and a change made to it is written."""
+    engine = world.sessions.kw["bind"]
+    with world.sessions() as session, session.begin():
+        request = queued_request(session, "alice", "+61290375678", now=NOW, scheduled_for=None)
+        with statements_sent(engine) as sent:
+            session.flush()
+        assert not sent
+        assert request.profile.callnow_id == "alice"
+        assert [event.state for event in request.events] == ["received", "queued"]
+    columns = [column.key for column in CallRequest.__table__.columns]
+    with world.sessions() as session:
+        stored = session.get(CallRequest, request.id)
+        assert {c: getattr(stored, c) for c in columns} == {c: getattr(request, c) for c in columns}
+    with world.sessions() as session, session.begin():
+        again = queued_request(session, "bob", "+61390001234", now=NOW)
+        again.caller_name = "Ann"
+    with world.sessions() as session:
+        assert session.get(CallRequest, again.id).caller_name == "Ann"
