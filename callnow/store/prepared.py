@@ -54,7 +54,9 @@ class _Compiled:
         ordered = [given.get(key, fixed) for key, fixed in self.given_as]
         if _REQUIRED in ordered:
             missing = next(
-                key for (key, _), value in zip(self.given_as, ordered) if value is _REQUIRED
+                key
+                for (key, _), value in zip(self.given_as, ordered, strict=True)
+                if value is _REQUIRED
             )
             raise KeyError(f"no value for the statement's parameter {missing!r}")
         for position, convert in self.converts:
