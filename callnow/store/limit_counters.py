@@ -143,8 +143,9 @@ def _windows(shape: Shape) -> list[tuple[int, int]]:
 # Statements are built once per shape and reused: building them anew on every post cost more
 # than running them.
 @cache
-def _count_windows(shape: Shape) -> Prepared:
-    return Prepared(select(*(_count_of(i, j) for i, j in _windows(shape))))
+def _count_windows(shape: Shape, first: int = 0) -> Prepared:
+    """The counts of counters `first`, `first + 1` … of the parameters (`_params`)."""
+    return Prepared(select(*(_count_of(first + i, j) for i, j in _windows(shape))))
 
 
 def _new_hits(shape: Shape) -> Select[Any]:
@@ -207,19 +208,28 @@ def _lock(session: Session, counters: Sequence[Counter]) -> None:
         connection.execute(_lock_keys(len(counters)), keys)
 
 
-def _counts(session: Session, counters: Sequence[Counter], now: datetime) -> list[list[int]]:
-    """Each counter's hits in each of its windows, read in one statement."""
-    row = iter(
-        _count_windows(_shape(counters)).run(session.connection(), _params(counters, now)).one()
-    )
+def _counts(
+    session: Session,
+    counters: Sequence[Counter],
+    now: datetime,
+    given: tuple[dict[str, object], int] | None = None,
+) -> list[list[int]]:
+    """Each counter's hits in each of its windows, read in one statement. `given`: parameters
+    already worked out (`_params`) for a list of counters that holds these from a position on."""
+    params, first = given or (_params(counters, now), 0)
+    statement = _count_windows(_shape(counters), first)
+    row = iter(statement.run(session.connection(), params).one())
     return [[next(row) for _ in counter.windows] for counter in counters]
 
 
-def _add(session: Session, counters: Sequence[Counter], now: datetime, *, checked: int) -> bool:
-    """Count a hit on each of `counters` if the first `checked` of them have room."""
+def _add(
+    session: Session, counters: Sequence[Counter], params: dict[str, object], *, checked: int
+) -> bool:
+    """Count a hit on each of `counters` (`params`: theirs) if the first `checked` of them
+    have room."""
     connection = session.connection()
     statement = _upsert(connection.dialect.name, _shape(counters), checked=checked)
-    return bool(statement.run(connection, _params(counters, now)).all())
+    return bool(statement.run(connection, params).all())
 
 
 def _in_lock_order(counters: Sequence[Counter]) -> list[Counter]:
@@ -232,7 +242,7 @@ def take(session: Session, counters: Sequence[Counter], now: datetime) -> bool:
         return True
     ordered = _in_lock_order(counters)
     _lock(session, ordered)
-    return _add(session, ordered, now, checked=len(ordered))
+    return _add(session, ordered, _params(ordered, now), checked=len(ordered))
 
 
 def take_then_hit(
@@ -246,10 +256,11 @@ def take_then_hit(
     _lock(session, _in_lock_order([*take, *hit]))
     if not take:
         return _hit_counted(session, hit, now)
-    taken = _in_lock_order(take)
-    if not _add(session, [*taken, *hit], now, checked=len(taken)):
+    counters = [*_in_lock_order(take), *hit]
+    params = _params(counters, now)  # the hits' counts are read with the same parameters
+    if not _add(session, counters, params, checked=len(take)):
         return None
-    return _within_limits(hit, _counts(session, hit, now)) if hit else []
+    return _within_limits(hit, _counts(session, hit, now, (params, len(take)))) if hit else []
 
 
 def hit_each(session: Session, counters: Sequence[Counter], now: datetime) -> list[bool]:
@@ -264,8 +275,9 @@ def hit_each(session: Session, counters: Sequence[Counter], now: datetime) -> li
 def _hit_counted(session: Session, counters: Sequence[Counter], now: datetime) -> list[bool]:
     if not counters:
         return []
-    _add(session, counters, now, checked=0)
-    return _within_limits(counters, _counts(session, counters, now))
+    params = _params(counters, now)
+    _add(session, counters, params, checked=0)
+    return _within_limits(counters, _counts(session, counters, now, (params, 0)))
 
 
 def _within_limits(counters: Sequence[Counter], counted: list[list[int]]) -> list[bool]:
