@@ -158,6 +158,11 @@ def running_service(
         web_port = free_tcp_port()
         env = {
             **os.environ,
+            # The service runs this tree's code, not the one the venv was installed from: a
+            # bench copied into another checkout measures that checkout.
+            "PYTHONPATH": os.pathsep.join(
+                [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+            ),
             "CALLNOW_DATA_DIR": str(workdir),
             "CALLNOW_DATABASE_URL": database_url,
             "CALLNOW_DEMO_DATA": "true",
