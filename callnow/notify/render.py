@@ -1,4 +1,4 @@
-"""The words of each mail: one notice, or a digest of several. Plain text only.
+"""The words of each mail: one notice, or a digest of several, as plain text and as HTML.
 
 A booked request's notices name its slot on the page's clock, with the zone's name, written the
 owner's language's way (`callnow.i18n.formats`).
@@ -7,6 +7,9 @@ A mail is rendered when it is sent, from the notice's stored details; the Messag
 the outbox row, and the links are deterministic, so a retried mail is the same mail. The sender
 renders it in the owner's language (`callnow.i18n.use_language`), so every word below goes
 through gettext and dates follow that language's locale.
+
+Each paragraph is a `html.Line`: the plain-text part writes its link out, the HTML part
+(`notify/html.py`) shows it as a button or a link. Both parts say the same words.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from callnow.domain.decision import RejectReason
 from callnow.domain.notices import Kind
 from callnow.i18n import N_, active_language, formats, ngettext
 from callnow.i18n import gettext as _
-from callnow.notify import links
+from callnow.notify import html, links
+from callnow.notify.html import Line, Section, linked
 from callnow.store.mail import Notice
 
 SUBJECTS = {
@@ -164,7 +168,7 @@ def answer_urls(ctx: MailContext, details: dict[str, object]) -> dict[str, str] 
     }
 
 
-def _lines(ctx: MailContext, notice: Notice, *, intro: bool = True) -> list[str]:
+def _lines(ctx: MailContext, notice: Notice, *, intro: bool = True) -> list[Line]:
     d = notice.details
     who = _who(d)
     page = str(d.get("callnow_id") or "")
@@ -172,69 +176,80 @@ def _lines(ctx: MailContext, notice: Notice, *, intro: bool = True) -> list[str]
     if notice.kind is Kind.PASSWORD_RESET:
         link = f"{base}/portal/reset/" + quote(str(d.get("token") or ""))
         return [
-            _("Someone (we hope you) asked to reset the password of your CallNow account."),
-            _("Choose a new password here (the link works once): %(link)s") % {"link": link},
-            _("If it was not you, ignore this mail: your password stays as it is."),
+            Line(_("Someone (we hope you) asked to reset the password of your CallNow account.")),
+            linked(
+                _("Choose a new password here (the link works once): %(link)s"), link, button=True
+            ),
+            Line(_("If it was not you, ignore this mail: your password stays as it is.")),
         ]
     if notice.kind is Kind.FLOOD:
         return [
-            _(
-                "Your page %(page)s received far more requests than usual, so every visitor is"
-                " asked to solve a CAPTCHA until %(until)s (UTC)."
-            )
-            % {"page": page, "until": _flood_until(d)},
-            _(
-                "The page stays open and nothing else changed. If you would rather close it for"
-                " a while, pause it in the portal: %(link)s"
-            )
-            % {"link": f"{base}/portal"},
+            Line(
+                _(
+                    "Your page %(page)s received far more requests than usual, so every visitor"
+                    " is asked to solve a CAPTCHA until %(until)s (UTC)."
+                )
+                % {"page": page, "until": _flood_until(d)}
+            ),
+            linked(
+                _(
+                    "The page stays open and nothing else changed. If you would rather close it"
+                    " for a while, pause it in the portal: %(link)s"
+                ),
+                f"{base}/portal",
+            ),
         ]
-    lines = []
+    words: list[str] = []
     if page and intro:
-        lines.append(
+        words.append(
             _("%(who)s asked on your page %(page)s to be called back.") % {"who": who, "page": page}
         )
     booked = _booked_for(d)
     if notice.kind is Kind.BOOKING and booked is not None:
-        lines += [
+        words += [
             _("They booked a call for %(when)s (%(zone)s).") % _slot_words(booked),
             _("At that time CallNow rings your extension first, then calls them."),
         ]
     elif booked is not None:
-        lines.append(_("They asked for a call at %(when)s (%(zone)s).") % _slot_words(booked))
+        words.append(_("They asked for a call at %(when)s (%(zone)s).") % _slot_words(booked))
+    answers: list[Line] = []
     if notice.kind is Kind.AWAITING:
         urls = answer_urls(ctx, d)
         if urls is None:
-            lines.append(_("This request no longer waits for you."))
+            words.append(_("This request no longer waits for you."))
         else:
-            lines += [
-                _("Accept (call them back): %(link)s") % {"link": urls["accept"]},
-                _("Decline: %(link)s") % {"link": urls["decline"]},
+            answers = [
+                linked(_("Accept (call them back): %(link)s"), urls["accept"], button=True),
+                linked(_("Decline: %(link)s"), urls["decline"], button=True),
             ]
     elif notice.kind is Kind.MISSED:
         reason = _reason(d, "")
-        lines.append(
+        words.append(
             _("Nobody answered it, so it ended (%(reason)s).") % {"reason": reason}
             if reason
             else _("Nobody answered it, so it ended.")
         )
     elif notice.kind is Kind.DECLINED:
-        lines.append(
+        words.append(
             _("It was declined: %(reason)s") % {"reason": _reason(d, _("no reason given"))}
         )
     elif notice.kind is Kind.BUDGET:
         text = _budget_text(d)
         if text:
-            lines.append(text)
+            words.append(text)
     elif notice.kind is not Kind.BOOKING:
         text = str(d.get("text") or "").strip()
         if text:
-            lines.append(text)
-    lines.append(_("Your requests: %(link)s") % {"link": f"{base}/portal/requests"})
-    return lines
+            words.append(text)
+    requests = linked(_("Your requests: %(link)s"), f"{base}/portal/requests")
+    return [*map(Line, words), *answers, requests]
 
 
-def _message(ctx: MailContext, to: str, subject: str, body: str, local_id: str) -> EmailMessage:
+def _message(
+    ctx: MailContext, to: str, subject: str, text: str, page: str, local_id: str
+) -> EmailMessage:
+    """`text` and `page`: the same mail as plain text and as HTML. HTML goes last: of the parts
+    of `multipart/alternative`, a mail program shows the last one it can."""
     message = EmailMessage()
     message["From"] = ctx.from_address
     message["To"] = to
@@ -242,21 +257,27 @@ def _message(ctx: MailContext, to: str, subject: str, body: str, local_id: str) 
     message["Date"] = format_datetime(ctx.now)
     message["Message-ID"] = ctx.message_id(local_id)
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(body)
+    message.set_content(text)
+    message.add_alternative(page, subtype="html")
     return message
 
 
-def _footer(ctx: MailContext) -> str:
+def _footer(ctx: MailContext) -> Line:
     link = ctx.base_url.rstrip("/") + "/portal/notifications"
-    return (
-        "\n\n-- \n" + _("CallNow. Choose which notices you get: %(link)s") % {"link": link} + "\n"
-    )
+    return linked(_("CallNow. Choose which notices you get: %(link)s"), link)
+
+
+def _text(lines: list[Line]) -> str:
+    return "\n\n".join(line.text for line in lines)
 
 
 def single(ctx: MailContext, notice: Notice) -> EmailMessage:
-    subject = subject_of(notice)
-    body = "\n\n".join(_lines(ctx, notice)) + _footer(ctx)
-    return _message(ctx, notice.email, subject[:200], body, notice.message_id)
+    subject = subject_of(notice)[:200]
+    lines = _lines(ctx, notice)
+    footer = _footer(ctx)
+    text = _text(lines) + "\n\n-- \n" + footer.text + "\n"
+    page = html.document(subject, lines, [], footer)
+    return _message(ctx, notice.email, subject, text, page, notice.message_id)
 
 
 def digest(ctx: MailContext, notices: list[Notice]) -> EmailMessage:
@@ -264,22 +285,32 @@ def digest(ctx: MailContext, notices: list[Notice]) -> EmailMessage:
     `.digest` suffix: a retry of the same group repeats it."""
     first = notices[0]
     count = len(notices)
-    parts = [
+    intro = Line(
         ngettext(
             "%(count)d thing happened on your CallNow pages:",
             "%(count)d things happened on your CallNow pages:",
             count,
         )
         % {"count": count}
+    )
+    sections = [
+        Section(f"{number}. {subject_of(notice)}", _lines(ctx, notice, intro=False))
+        for number, notice in enumerate(notices, start=1)
     ]
-    for number, notice in enumerate(notices, start=1):
-        title = subject_of(notice)
-        parts.append(f"{number}. {title}\n   " + "\n   ".join(_lines(ctx, notice, intro=False)))
-    body = "\n\n".join(parts) + _footer(ctx)
+    footer = _footer(ctx)
+    text = "\n\n".join(
+        [intro.text]
+        + [
+            f"{section.heading}\n   " + "\n   ".join(line.text for line in section.lines)
+            for section in sections
+        ]
+    )
+    text += "\n\n-- \n" + footer.text + "\n"
     subject = ngettext(
         "CallNow digest: %(count)d notice", "CallNow digest: %(count)d notices", count
     ) % {"count": count}
-    return _message(ctx, first.email, subject, body, digest_local_id(notices))
+    page = html.document(subject, [intro], sections, footer)
+    return _message(ctx, first.email, subject, text, page, digest_local_id(notices))
 
 
 def digest_local_id(notices: list[Notice]) -> str:

@@ -1,6 +1,6 @@
-"""The pages of owner notices in a real Chromium: e-mail choices, password reset and the mailed
-answer page fit 390 px and 1280 px with no sideways scroll and pass axe-core; a new request
-raises a browser notification on any open portal page."""
+"""The pages of owner notices in a real Chromium: e-mail choices, password reset, the mailed
+answer page and the mail itself fit 390 px and 1280 px with no sideways scroll and pass
+axe-core; a new request raises a browser notification on any open portal page."""
 
 from __future__ import annotations
 
@@ -10,13 +10,17 @@ from pathlib import Path
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from sqlalchemy import select
 
-from callnow.notify import links
+from callnow.domain.notices import Kind
+from callnow.notify import links, render
+from callnow.store import mail as mail_store
 from callnow.store import password_reset
 from callnow.store.db import make_engine, make_session_factory, transaction
-from callnow.store.models import utcnow
+from callnow.store.models import User, utcnow
 from callnow.store.notify_models import MailOutbox
 from tests.browser.test_public_form import browser, live_server  # noqa: F401  # fixtures
+from tests.support.smtp import html_of
 from tests.support.world import queued_request
 
 DEMO_OWNER = ("john@example.com", "callnow-demo")
@@ -133,4 +137,38 @@ def test_a_new_request_raises_a_browser_notification_on_any_portal_page(
     [notice] = page.evaluate("window.__notices")
     assert notice["title"] == "Callback request waiting"
     assert "(02) 9037 5679" in notice["body"]
+    context.close()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [390, 1280])
+def test_an_awaiting_mail_fits_passes_axe_and_its_button_answers(
+    live_server,  # noqa: F811
+    browser,  # noqa: F811
+    tmp_path,
+    width,
+):
+    """The HTML part of the mail an owner reads on a phone: its Accept button opens the page
+    that calls the visitor back."""
+    held_request(tmp_path, "+61290375679")
+    with transaction(sessions_of(tmp_path)) as session:
+        owner = session.scalars(select(User.id).where(User.email == DEMO_OWNER[0])).one()
+        [notice] = mail_store.due_of(session, owner, utcnow() + timedelta(hours=1))
+    assert notice.kind is Kind.AWAITING
+    ctx = render.MailContext(
+        secret_key=(tmp_path / "secret_key").read_text().strip(),
+        base_url=live_server,
+        from_address="callnow@pbx.example",
+        answer_link=timedelta(hours=1),
+        now=utcnow(),
+    )
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    page = context.new_page()
+    page.set_content(html_of(render.single(ctx, notice)))
+    fits_and_passes_axe(page)
+    page.get_by_role("link", name="Accept (call them back)").click()
+    page.wait_for_url(f"{live_server}/portal/mail-answer/**")
+    assert page.get_by_role("heading", level=1).inner_text().startswith("Call back Mary")
+    page.get_by_role("button", name="Accept and call back").click()
+    assert page.get_by_role("status").inner_text().startswith("Accepted")
     context.close()

@@ -17,6 +17,7 @@ from callnow.store import requests as request_store
 from callnow.store.db import transaction
 from callnow.store.models import User
 from tests.notify.test_mail_outbox import alice_id, mail_settings, outbox, send_pass
+from tests.support.smtp import text_of
 from tests.web.helpers import set_profile
 from tests.web.test_booking import ALL_WEEK, book, next_grid_slot
 
@@ -51,7 +52,7 @@ def test_a_new_booking_mails_the_owner_when_it_will_be_dialled(world, smtp_serve
     when = formats.date_time(slot, TOKYO, "en")
     assert "10:00\u202fAM" in when or "10:00 AM" in when  # CLDR's narrow space, or a plain one
     assert message["Subject"] == f"Mary (+61290375678) booked a call for {when}"
-    body = message.get_content()
+    body = text_of(message)
     assert "Mary (+61290375678) asked on your page alice to be called back." in body
     assert f"They booked a call for {when} (Japan Standard Time)." in body
     assert "At that time CallNow rings your extension first, then calls them." in body
@@ -65,7 +66,7 @@ def test_the_booking_mail_speaks_the_owners_language_and_clock(world, smtp_serve
     when = formats.date_time(slot, TOKYO, "de")
     assert when.endswith("10:00")  # the 24-hour clock of German, on Tokyo's wall clock
     assert message["Subject"] == f"Mary (+61290375678) hat einen Anruf für {when} gebucht"
-    body = message.get_content()
+    body = text_of(message)
     assert f"{when} (Japanische Normalzeit)" in body
     assert "booked" not in body and "Japan Standard Time" not in body
 
@@ -110,7 +111,7 @@ def test_a_booking_refused_at_once_tells_the_time_it_asked_for(world, smtp_serve
     assert send_pass(world, mail_settings(world, smtp_server)) == 1
     [message] = smtp_server.wait_for(1)
     assert message["Subject"] == "Callback request from Mary (+61290375678) was declined"
-    body = message.get_content()
+    body = text_of(message)
     when = formats.date_time(slot, TOKYO, "en")
     assert f"They asked for a call at {when} (Japan Standard Time)." in body
     assert "It was declined: one of your rules rejected it" in body

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from callnow.notify import links
 from callnow.store.models import utcnow
 from tests.notify.test_mail_outbox import mail_settings, send_pass
+from tests.support.smtp import text_of
 from tests.web.helpers import all_requests, post_form, set_profile
 from tests.web.test_web_confirmation import age, last_event
 
@@ -18,7 +19,7 @@ def mailed_links(world, smtp_server) -> dict[str, str]:
     assert post_form(world, "alice", name="Mary", number="0290375678").status_code == 303
     assert send_pass(world, mail_settings(world, smtp_server)) == 1
     [message] = smtp_server.wait_for(1)
-    found = dict(re.findall(r"(Accept|Decline)[^:]*: (http\S+)", message.get_content()))
+    found = dict(re.findall(r"(Accept|Decline)[^:]*: (http\S+)", text_of(message)))
     return {k.lower(): urlsplit(v).path for k, v in found.items()}
 
 

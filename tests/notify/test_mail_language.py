@@ -12,6 +12,7 @@ from callnow.store import page_alerts, profiles
 from callnow.store.db import transaction
 from callnow.store.models import User
 from tests.notify.test_mail_outbox import mail_settings, send_pass
+from tests.support.smtp import text_of
 from tests.support.world import queued_request
 from tests.web.helpers import post_form, set_profile
 
@@ -31,7 +32,7 @@ def test_an_owner_with_language_de_gets_the_notice_in_german(world, smtp_server)
     assert send_pass(world, mail_settings(world, smtp_server)) == 1
     [message] = smtp_server.wait_for(1)
     assert message["Subject"] == "Mary (+61290375678) zurückrufen? Annehmen oder ablehnen"
-    body = message.get_content()
+    body = text_of(message)
     assert "Mary (+61290375678) hat auf Ihrer Seite alice um einen Rückruf gebeten." in body
     assert "Annehmen (zurückrufen): http://testserver/portal/mail-answer/" in body
     assert "Ablehnen: http://testserver/portal/mail-answer/" in body
@@ -60,7 +61,7 @@ def test_a_digest_counts_in_the_owners_plural_forms(world, smtp_server):
     digest = smtp_server.wait_for(2)[-1]
     # Arabic has a form for 3 to 10 of a thing ("إشعارات"), unlike 11 to 99 ("إشعارًا").
     assert digest["Subject"] == "ملخص CallNow: 3 إشعارات"
-    assert "عدد الأحداث على صفحاتك في CallNow: 3" in digest.get_content()
+    assert "عدد الأحداث على صفحاتك في CallNow: 3" in text_of(digest)
 
 
 def test_a_flood_notice_gives_its_end_in_the_owners_locale(world, smtp_server):
@@ -77,4 +78,4 @@ def test_a_flood_notice_gives_its_end_in_the_owners_locale(world, smtp_server):
     assert message["Subject"] == "Ungewöhnlich viele Anfragen auf Ihrer CallNow-Seite"
     # Babel's German medium format: "03.12.2026, 10:00:00".
     shown = f"{until:%d.%m.%Y}, {until:%H:%M}:00"
-    assert f"bis {shown} (UTC) ein CAPTCHA lösen" in message.get_content()
+    assert f"bis {shown} (UTC) ein CAPTCHA lösen" in text_of(message)

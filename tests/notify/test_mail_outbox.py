@@ -23,7 +23,7 @@ from callnow.store import requests as request_store
 from callnow.store.db import transaction
 from callnow.store.models import User, utcnow
 from callnow.store.notify_models import MailOutbox
-from tests.support.smtp import ROOT, SmtpServer, self_signed_certificate, start_smtp_server
+from tests.support.smtp import ROOT, SmtpServer, self_signed_certificate, start_smtp_server, text_of
 from tests.support.world import queued_request
 from tests.web.helpers import post_form, set_profile
 
@@ -69,7 +69,7 @@ def test_a_request_awaiting_the_web_mails_the_owner_once_with_answer_links(world
     assert message["From"] == "callnow@pbx.example"
     assert message["Message-ID"] == f"<{row.message_id}@pbx.example>"
     assert "Mary" in message["Subject"]
-    body = message.get_content()
+    body = text_of(message)
     assert re.search(r"Accept \(call them back\): http://testserver/portal/mail-answer/\S+", body)
     assert "Decline: http://testserver/portal/mail-answer/" in body
     [row] = outbox(world)
@@ -92,7 +92,7 @@ def test_a_burst_of_50_requests_sends_a_digest_not_50_mails(world, smtp_server):
     assert len(messages) == 2
     digest = messages[1]
     assert digest["Subject"] == "CallNow digest: 50 notices"
-    assert digest.get_content().count("/portal/mail-answer/") == 100  # accept and decline each
+    assert text_of(digest).count("/portal/mail-answer/") == 100  # accept and decline each
     rows = outbox(world)
     assert all(r.sent_at is not None for r in rows)
     assert {r.sent_as for r in rows[1:]} == {digest["Message-ID"].strip("<>").split("@")[0]}
@@ -161,7 +161,7 @@ def test_a_message_left_is_enqueued_by_its_own_code_and_mailed(world, smtp_serve
     assert send_pass(world, mail_settings(world, smtp_server)) == 1
     [message] = smtp_server.wait_for(1)
     assert message["Subject"] == "Mary (+61290375678) left you a message"
-    assert "Please call after 5." in message.get_content()
+    assert "Please call after 5." in text_of(message)
 
 
 def test_a_mail_server_that_is_down_is_retried_later_and_nothing_is_lost(world, smtp_server):
@@ -223,7 +223,7 @@ def test_kill_9_of_the_sender_mid_send_neither_loses_nor_doubles_a_mail(world, t
             [message] = server.wait_for(1, timeout_s=30)  # after the dead sender's lease
             time.sleep(1.5)  # several more passes: nothing goes out twice
             assert len(server.messages()) == 1
-            assert "/portal/mail-answer/" in message.get_content()
+            assert "/portal/mail-answer/" in text_of(message)
         finally:
             second.terminate()
             second.wait(timeout=10)
@@ -258,7 +258,7 @@ def test_mail_goes_out_over_starttls_and_implicit_tls(world, tmp_path: Path, sec
         )
         assert send_pass(world, trusted) == 1
         [message] = server.wait_for(1)
-        assert "hello" in message.get_content()
+        assert "hello" in text_of(message)
     finally:
         server.stop()
 

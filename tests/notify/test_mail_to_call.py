@@ -15,6 +15,7 @@ from callnow.config import MailSettings
 from callnow.store.db import transaction
 from callnow.store.models import CallRequest, Profile
 from tests.e2e.conftest import submit, wait_until_finished
+from tests.support.smtp import text_of
 
 pytestmark = pytest.mark.peers
 
@@ -36,7 +37,7 @@ def test_the_mailed_accept_link_starts_the_callback_once(callback_service, smtp_
 
         [message] = smtp_server.wait_for(1)
         assert message["To"] == "alice@example.com"
-        [accept] = re.findall(r"Accept \(call them back\): (http\S+)", message.get_content())
+        [accept] = re.findall(r"Accept \(call them back\): (http\S+)", text_of(message))
         assert owner.received("INVITE") == []  # nothing rings before the owner's click
 
         clicked = client.post(urlsplit(accept).path)

@@ -12,6 +12,7 @@ from callnow.store.db import transaction
 from callnow.store.models import utcnow
 from callnow.store.notify_models import MailOutbox, PasswordReset
 from tests.notify.test_mail_outbox import mail_settings, outbox, send_pass
+from tests.support.smtp import text_of
 from tests.support.world import PASSWORD
 from tests.web.helpers import form_token
 from tests.web.test_portal import log_in
@@ -31,7 +32,7 @@ def mailed_link(world, smtp_server) -> str:
     assert send_pass(world, mail_settings(world, smtp_server)) == 1
     [message] = smtp_server.wait_for(1)
     assert message["Subject"] == "Reset your CallNow password"
-    [link] = re.findall(r"http://testserver(/portal/reset/\S+)", message.get_content())
+    [link] = re.findall(r"http://testserver(/portal/reset/\S+)", text_of(message))
     return urlsplit(link).path
 
 

@@ -103,3 +103,16 @@ def smtp_server(tmp_path: Path) -> Iterator[SmtpServer]:
     server = start_smtp_server(tmp_path / "mailbox")
     yield server
     server.stop()
+
+
+def text_of(message: EmailMessage) -> str:
+    """A mail's plain-text part (owner mails have an HTML part beside it)."""
+    part = message.get_body(("plain",))
+    assert part is not None, "the mail has no plain-text part"
+    return str(part.get_content())  # type: ignore[attr-defined]
+
+
+def html_of(message: EmailMessage) -> str:
+    part = message.get_body(("html",))
+    assert part is not None, "the mail has no HTML part"
+    return str(part.get_content())  # type: ignore[attr-defined]
