@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +15,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, exc, make_url, text
-from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+from sqlalchemy import Engine, create_engine, event, exc, inspect, make_url, text
+from sqlalchemy.orm import Mapper, RelationshipProperty, Session, SessionTransaction, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from callnow.store.sqlite_writer import one_writer_connection
@@ -107,7 +108,71 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     factory = sessionmaker(engine, expire_on_commit=False)
     event.listen(factory, "after_commit", _run_after_commit)
     event.listen(factory, "after_transaction_end", _drop_after_commit)
+    event.listen(factory, "before_attach", _refuse_shared)
     return factory
+
+
+# Set in the `__dict__` of an ORM object that `share` marked.
+_SHARED = "_callnow_shared"
+_guarded: set[type] = set()
+_guarding = threading.Lock()
+
+
+class SharedObjectError(exc.InvalidRequestError):
+    """An object that threads share read-only (`share`) was changed or given to a session."""
+
+
+def guard_shared(*classes: type) -> None:
+    """Make objects of these mapped classes refuse changes once `share` marks them: set them up
+    before any is shared (at start-up), as listeners are not added while threads use them."""
+    with _guarding:
+        for cls in classes:
+            if cls in _guarded:
+                continue
+            mapper: Mapper[Any] = inspect(cls)
+            for prop in mapper.attrs:
+                attribute = getattr(cls, prop.key)
+                event.listen(attribute, "set", _refuse_set)
+                if isinstance(prop, RelationshipProperty) and prop.uselist:
+                    event.listen(attribute, "append", _refuse_add_or_remove)
+                    event.listen(attribute, "remove", _refuse_add_or_remove)
+            _guarded.add(cls)
+
+
+def share(objects: Iterable[object]) -> None:
+    """Mark loaded ORM objects that several threads read at once, in no session (the public
+    pages a process keeps). A change to one raises (for the classes `guard_shared` set up; a
+    value changed in place, such as a list column, is not seen), and a session of
+    `make_session_factory` refuses one, also through a relationship's cascade: copy one into a
+    session with `Session.merge` instead."""
+    for obj in objects:
+        if type(obj) not in _guarded:
+            raise SharedObjectError(f"{type(obj).__name__} is not guarded: call guard_shared")
+        obj.__dict__[_SHARED] = True
+
+
+def _refused(target: object) -> SharedObjectError:
+    return SharedObjectError(
+        f"this {type(target).__name__} is shared between threads and read-only: "
+        "use Session.merge for a copy of its own"
+    )
+
+
+def _refuse_set(target: object, value: object, old: object, initiator: object) -> object:
+    if _SHARED in target.__dict__:
+        raise _refused(target)
+    return value
+
+
+def _refuse_add_or_remove(target: object, value: object, initiator: object) -> object:
+    if _SHARED in target.__dict__:
+        raise _refused(target)
+    return value
+
+
+def _refuse_shared(session: Session, instance: object) -> None:
+    if _SHARED in instance.__dict__:
+        raise _refused(instance)
 
 
 _AFTER_COMMIT = "callnow.after_commit"

@@ -8,13 +8,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import inspect, select, text
+from sqlalchemy.orm.exc import DetachedInstanceError
 
 from callnow.domain.availability import Window
 from callnow.domain.rules import NameMatch, Rule, RuleAction
 from callnow.store import profiles, queue
-from callnow.store.db import transaction
+from callnow.store.db import SharedObjectError, transaction
 from callnow.store.held_pages import HeldPages
-from callnow.store.models import AvailabilityWindow, Extension, Profile, RuleRow, Tenant, User
+from callnow.store.models import (
+    AvailabilityWindow,
+    CallRequest,
+    Extension,
+    Profile,
+    RuleRow,
+    Tenant,
+    User,
+)
 from tests.support.statements import statements_sent
 from tests.support.world import queued_request
 
@@ -134,19 +143,22 @@ def test_an_update_that_also_sets_the_busy_hold_renews_the_revision(world):
     assert revision_of(world) != before
 
 
-def test_a_kept_page_reads_the_busy_hold_afresh(world):
+def test_a_kept_page_never_answers_with_a_stale_busy_hold(world):
     with transaction(world.sessions) as session:
         request_id = queued_request(session, "alice", "+61290375678").id
     pages = HeldPages()
     with world.sessions() as session:
-        assert pages.by_callnow_id(session, "alice").extension.busy_until is None
+        pages.by_callnow_id(session, "alice")
     until = datetime.now(UTC) + timedelta(minutes=5)
     with transaction(world.sessions) as session:
         queue.mark_owner_busy(session, request_id, until)
     with world.sessions() as session, statements_sent(session.get_bind()) as sent:
         page = pages.by_callnow_id(session, "alice")
         assert len(sent) == 1  # still the kept copy: the hold does not renew the revision
-        assert page.extension.busy_until == until
+        # The copy does not keep the hold, so reading it there fails loudly, never stale.
+        with pytest.raises(DetachedInstanceError):
+            _ = page.extension.busy_until
+        assert session.get(Extension, page.extension.id).busy_until == until
 
 
 def test_another_page_keeps_its_revision(world):
@@ -169,7 +181,7 @@ def test_an_unchanged_page_is_served_again_with_one_statement(world):
     with world.sessions() as session, statements_sent(session.get_bind()) as sent:
         again = pages.by_callnow_id(session, " Alice ")
         seen = what_a_visit_reads(again)
-        assert again in session  # the visit's own copy, not the one kept
+        assert again not in session  # the kept copy itself, in no session
     assert seen == expected
     assert len(sent) == 1
 
@@ -189,17 +201,35 @@ def test_a_change_made_in_plain_sql_is_seen_by_the_next_visit(world):
         assert page.extension.tenant.region == "NZ"
 
 
-def test_changes_in_the_visits_session_never_reach_the_kept_copy(world):
+def test_a_kept_page_refuses_changes_and_sessions_and_merges_into_a_copy(world):
+    give_alice_hours_and_a_rule(world)
     pages = HeldPages()
     with world.sessions() as session:
         page = pages.by_callnow_id(session, "alice")
-        page.welcome_message = "not saved"
-        page.windows.append(AvailabilityWindow(weekday=1, start_minute=0, end_minute=60))
-        session.rollback()
+        refused = [
+            lambda: setattr(page, "welcome_message", "not kept"),
+            lambda: setattr(page.extension.tenant, "region", "NZ"),
+            lambda: setattr(page.extension.owner, "language", "de"),
+            lambda: setattr(page.windows[0], "end_minute", 60),
+            lambda: page.windows.append(AvailabilityWindow(weekday=1, start_minute=0)),
+            lambda: page.rules.remove(page.rules[0]),
+            lambda: session.add(page),
+            lambda: session.add(page.extension.owner),
+            # A new row linked to the kept page would take it into the session by cascade.
+            lambda: session.add(CallRequest(profile=page, token="t", number_e164="+61290375678")),
+        ]
+        for change in refused:
+            with pytest.raises(SharedObjectError):
+                change()
+            session.rollback()
+        # A page to change is a copy of its own.
+        mine = session.merge(page, load=False)
+        mine.welcome_message = "mine"
+        assert mine in session and page not in session
     with world.sessions() as session:
         page = pages.by_callnow_id(session, "alice")
-        assert page.welcome_message == ""
-        assert page.windows == []
+        assert (page.welcome_message, page.extension.tenant.region) == ("", "AU")
+        assert what_a_visit_reads(page)[2:] == ((Window(0, 540, 1020),), (RULE,))
 
 
 def test_a_deleted_or_renamed_page_is_gone_and_the_oldest_kept_page_makes_room(world):
@@ -230,7 +260,7 @@ def test_a_rule_changed_through_the_orm_is_seen(world):
         assert [r.name_value for r in pages.by_callnow_id(session, "alice").rules] == ["z"]
 
 
-def test_threads_visiting_one_kept_page_each_get_their_own_copy(world):
+def test_threads_visiting_one_kept_page_all_read_the_same_copy(world):
     give_alice_hours_and_a_rule(world)
     pages = HeldPages()
     with world.sessions() as session:
@@ -239,9 +269,12 @@ def test_threads_visiting_one_kept_page_each_get_their_own_copy(world):
     def visit(_: int) -> tuple[object, ...]:
         with world.sessions() as session:
             page = pages.by_callnow_id(session, "alice")
-            assert page in session  # the kept copy is in no session
-            return what_a_visit_reads(page)
+            assert page not in session  # the kept copy, in no session
+            return (id(page), *what_a_visit_reads(page))
 
     with ThreadPoolExecutor(max_workers=8) as threads:
-        seen = list(threads.map(visit, range(400)))
-    assert set(seen) == {("Alice Pty", "alice@example.com", (Window(0, 540, 1020),), (RULE,))}
+        seen = set(threads.map(visit, range(400)))
+    assert {visit[1:] for visit in seen} == {
+        ("Alice Pty", "alice@example.com", (Window(0, 540, 1020),), (RULE,))
+    }
+    assert len({visit[0] for visit in seen}) == 1
