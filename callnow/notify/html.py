@@ -30,7 +30,9 @@ class Line:
 
 @dataclass(frozen=True)
 class Section:
-    heading: str | None
+    """A part of a digest: one notice under its own heading."""
+
+    heading: str
     lines: Sequence[Line]
 
 
@@ -60,8 +62,9 @@ _FOOTER = (
 )
 
 
-def document(title: str, intro: Sequence[Line], sections: Sequence[Section], footer: Line) -> str:
-    """The whole HTML part, in the active language and its writing direction."""
+def document(title: str, lines: Sequence[Line], sections: Sequence[Section], footer: Line) -> str:
+    """The whole HTML part: `title` as its heading, `lines`, then `sections`, then `footer`; in
+    the active language and its writing direction."""
     language = active_language()
     parts = [
         Markup('<!DOCTYPE html>\n<html lang="{}" dir="{}">').format(
@@ -74,15 +77,14 @@ def document(title: str, intro: Sequence[Line], sections: Sequence[Section], foo
         ).format(title),
         Markup('<body style="{}"><main style="max-width:36rem;margin:0 auto">').format(_BODY),
         Markup('<h1 style="font-size:20px;line-height:1.3;margin:0 0 16px">{}</h1>').format(title),
-        *(_paragraph(line) for line in intro),
+        *(_paragraph(line) for line in lines),
     ]
     for section in sections:
-        if section.heading:
-            parts.append(
-                Markup(
-                    '<h2 style="font-size:18px;line-height:1.3;margin:24px 0 12px">{}</h2>'
-                ).format(section.heading)
+        parts.append(
+            Markup('<h2 style="font-size:18px;line-height:1.3;margin:24px 0 12px">{}</h2>').format(
+                section.heading
             )
+        )
         parts.extend(_paragraph(line) for line in section.lines)
     parts.append(Markup('<footer style="{}">{}</footer>').format(_FOOTER, _inline(footer)))
     parts.append(Markup("</main></body></html>\n"))

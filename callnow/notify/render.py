@@ -14,6 +14,7 @@ Each paragraph is a `html.Line`: the plain-text part writes its link out, the HT
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -267,15 +268,16 @@ def _footer(ctx: MailContext) -> Line:
     return linked(_("CallNow. Choose which notices you get: %(link)s"), link)
 
 
-def _text(lines: list[Line]) -> str:
-    return "\n\n".join(line.text for line in lines)
+def _plain(paragraphs: Iterable[str], footer: Line) -> str:
+    """The plain-text part: the paragraphs, then the footer below a signature separator."""
+    return "\n\n".join(paragraphs) + "\n\n-- \n" + footer.text + "\n"
 
 
 def single(ctx: MailContext, notice: Notice) -> EmailMessage:
     subject = subject_of(notice)[:200]
     lines = _lines(ctx, notice)
     footer = _footer(ctx)
-    text = _text(lines) + "\n\n-- \n" + footer.text + "\n"
+    text = _plain((line.text for line in lines), footer)
     page = html.document(subject, lines, [], footer)
     return _message(ctx, notice.email, subject, text, page, notice.message_id)
 
@@ -298,14 +300,14 @@ def digest(ctx: MailContext, notices: list[Notice]) -> EmailMessage:
         for number, notice in enumerate(notices, start=1)
     ]
     footer = _footer(ctx)
-    text = "\n\n".join(
+    text = _plain(
         [intro.text]
         + [
             f"{section.heading}\n   " + "\n   ".join(line.text for line in section.lines)
             for section in sections
-        ]
+        ],
+        footer,
     )
-    text += "\n\n-- \n" + footer.text + "\n"
     subject = ngettext(
         "CallNow digest: %(count)d notice", "CallNow digest: %(count)d notices", count
     ) % {"count": count}

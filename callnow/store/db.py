@@ -132,10 +132,10 @@ def guard_shared(*classes: type) -> None:
             mapper: Mapper[Any] = inspect(cls)
             for prop in mapper.attrs:
                 attribute = getattr(cls, prop.key)
-                event.listen(attribute, "set", _refuse_set)
+                event.listen(attribute, "set", _refuse_change)
                 if isinstance(prop, RelationshipProperty) and prop.uselist:
-                    event.listen(attribute, "append", _refuse_add_or_remove)
-                    event.listen(attribute, "remove", _refuse_add_or_remove)
+                    event.listen(attribute, "append", _refuse_change)
+                    event.listen(attribute, "remove", _refuse_change)
             _guarded.add(cls)
 
 
@@ -158,21 +158,14 @@ def _refused(target: object) -> SharedObjectError:
     )
 
 
-def _refuse_set(target: object, value: object, old: object, initiator: object) -> object:
+def _refuse_change(target: object, *_: object) -> None:
+    """Listens to an attribute's set, append and remove."""
     if _SHARED in target.__dict__:
         raise _refused(target)
-    return value
-
-
-def _refuse_add_or_remove(target: object, value: object, initiator: object) -> object:
-    if _SHARED in target.__dict__:
-        raise _refused(target)
-    return value
 
 
 def _refuse_shared(session: Session, instance: object) -> None:
-    if _SHARED in instance.__dict__:
-        raise _refused(instance)
+    _refuse_change(instance)
 
 
 _AFTER_COMMIT = "callnow.after_commit"
