@@ -1,6 +1,6 @@
 """What CallNow's public form post costs in machine instructions: counted, so it does not drift.
 
-    .venv/bin/python bench/intake_instructions.py [--posts 200]
+    .venv/bin/python bench/intake_instructions.py [--posts 200] [--together 1]
 
 The timed benches (`intake_ratio.py`) swing by up to half between runs of the same code on the
 shared machines, which hides any change smaller than that. This one runs CallNow's web app under
@@ -14,6 +14,10 @@ httpx's ASGI transport in the same process: the count covers the app, its middle
 hand-over, SQLite and the log line, not uvicorn's HTTP parsing. Each post uses a new number, so
 each does the whole intake. The process runs twice, with 10 and with 10 + `--posts` posts; the
 difference over `--posts` leaves out the start-up (imports, migrations, demo data).
+
+With `--together N`, the posts are sent N at a time and each lot is awaited whole, as a flood's
+posts arrive: they queue behind one another and share commits (`web/shared_commits.py`). With
+the default, 1, each post runs alone.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from bench._web_apps import PROFILE, callnow_app, number
 WARM_UP_POSTS = 10
 
 
-async def _post(posts: int) -> None:
+async def _post(posts: int, together: int) -> None:
     import httpx
 
     app = callnow_app(Path(tempfile.mkdtemp(prefix="callnow-instructions-")))
@@ -48,7 +52,8 @@ async def _post(posts: int) -> None:
         match = re.search(r'name="form_token" value="([^"]+)"', page.text)
         if match is None:
             raise SystemExit(f"the public page gave no form token ({page.status_code})")
-        for n in range(posts):
+
+        async def post(n: int) -> None:
             answer = await client.post(
                 f"/callnow/{PROFILE}",
                 data={"form_token": match.group(1), "name": "Bench Visitor", "number": number(n)},
@@ -56,8 +61,11 @@ async def _post(posts: int) -> None:
             if answer.status_code != 303:
                 raise SystemExit(f"post {n} was answered {answer.status_code}, not 303")
 
+        for first in range(0, posts, together):
+            await asyncio.gather(*(post(n) for n in range(first, min(first + together, posts))))
 
-def _instructions(posts: int) -> int:
+
+def _instructions(posts: int, together: int) -> int:
     """Instructions of a whole process that posts `posts` times."""
     command = [
         "valgrind",
@@ -68,6 +76,8 @@ def _instructions(posts: int) -> int:
         __file__,
         "--child",
         str(posts),
+        "--together",
+        str(together),
     ]
     # The same hash seed each time: dict and set layouts, and so the work, repeat exactly.
     env = {**os.environ, "PYTHONHASHSEED": "0"}
@@ -81,16 +91,19 @@ def _instructions(posts: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--posts", type=int, default=200)
+    parser.add_argument("--together", type=int, default=1)
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        asyncio.run(_post(args.child))
+        asyncio.run(_post(args.child, args.together))
         return
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is missing: ./scripts/setup.sh installs it")
-    print_machine(f"intake instructions: {args.posts} form posts under cachegrind")
-    start_up = _instructions(WARM_UP_POSTS)
-    whole = _instructions(WARM_UP_POSTS + args.posts)
+    print_machine(
+        f"intake instructions: {args.posts} form posts under cachegrind, {args.together} at a time"
+    )
+    start_up = _instructions(WARM_UP_POSTS, args.together)
+    whole = _instructions(WARM_UP_POSTS + args.posts, args.together)
     print(f"instructions per form post: {(whole - start_up) / args.posts / 1e6:.3f} M")
 
 

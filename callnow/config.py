@@ -102,6 +102,16 @@ class WebSettings(BaseModel):
         "interpreter lock from its holder (docs/benchmarks.md); on PostgreSQL more threads "
         "overlap the database's round trips.",
     )
+    public_batch: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Public-page requests that arrive together and share one transaction "
+        "(one commit, answered once it is done); 0: 16 on SQLite, 1 on PostgreSQL. SQLite "
+        "takes writers one at a time anyway, so a shared commit saves each post its own; on "
+        "PostgreSQL posts of different pages sharing a transaction could lock each other's "
+        "rows in opposite orders.",
+    )
     public_max_in_flight: int = Field(
         12,
         ge=1,
@@ -869,6 +879,13 @@ class Settings(BaseSettings):
         if self.web.public_threads:
             return self.web.public_threads
         return 2 if self.effective_database_url.startswith("sqlite") else 8
+
+    @property
+    def public_batch(self) -> int:
+        """`web.public_batch`, or its default for the database in use."""
+        if self.web.public_batch:
+            return self.web.public_batch
+        return 16 if self.effective_database_url.startswith("sqlite") else 1
 
     @property
     def engine_in_own_process(self) -> bool:

@@ -118,15 +118,18 @@ def test_an_unknown_time_zone_is_refused():
 
 
 @pytest.mark.parametrize(
-    ("database_url", "configured", "threads"),
+    ("database_url", "configured", "threads", "batch"),
     [
-        ("", 0, 2),  # the embedded SQLite file
-        ("sqlite:///callnow.sqlite3", 0, 2),
-        ("postgresql+psycopg://callnow@db/callnow", 0, 8),
-        ("sqlite:///callnow.sqlite3", 5, 5),
-        ("postgresql+psycopg://callnow@db/callnow", 3, 3),
+        ("", 0, 2, 16),  # the embedded SQLite file: one writer at a time, one commit for many
+        ("sqlite:///callnow.sqlite3", 0, 2, 16),
+        ("postgresql+psycopg://callnow@db/callnow", 0, 8, 1),
+        ("sqlite:///callnow.sqlite3", 5, 5, 5),
+        ("postgresql+psycopg://callnow@db/callnow", 3, 3, 3),
     ],
 )
-def test_the_public_pages_threads_default_by_database(database_url, configured, threads):
-    settings = Settings(database_url=database_url, web=WebSettings(public_threads=configured))
-    assert settings.public_threads == threads
+def test_the_public_pages_threads_and_shared_transactions_default_by_database(
+    database_url, configured, threads, batch
+):
+    web = WebSettings(public_threads=configured, public_batch=configured)
+    settings = Settings(database_url=database_url, web=web)
+    assert (settings.public_threads, settings.public_batch) == (threads, batch)

@@ -97,7 +97,8 @@ class Safeguards:
     decline_cooldown: timedelta = timedelta(hours=1)
     # How long a page whose requests spiked far above normal stays paused.
     spike_captcha: timedelta = timedelta(minutes=60)  # how long a spike keeps the CAPTCHA on
-    # Told (channel, decision) of each request taken in: the metrics' count, bounded labels.
+    # Told (channel, decision) of each request taken in, once committed: the metrics' count,
+    # bounded labels.
     counted: Callable[[str, str], None] = lambda channel, decision: None
 
 
@@ -139,7 +140,7 @@ def submit(
     # One number, one call: a request still in progress is returned, not repeated.
     if standing.open_request_id is not None:
         pending = session.get(CallRequest, standing.open_request_id)
-        safeguards.counted(submission.channel, "existing")
+        after_commit(session, partial(safeguards.counted, submission.channel, "existing"))
         return IntakeResult(request=pending, existing=True)
 
     decision = decide(
@@ -156,7 +157,7 @@ def submit(
     if final is RequestState.QUEUED and not safeguards.throttle.owner_call(
         profile.id, number.e164, session
     ):
-        safeguards.counted(submission.channel, "throttled")
+        after_commit(session, partial(safeguards.counted, submission.channel, "throttled"))
         return IntakeResult(throttled=True)
     request = request_store.record_new(
         session,
@@ -192,5 +193,5 @@ def submit(
             scheduled_for=scheduled_for.isoformat() if scheduled_for else None,
         ),
     )
-    safeguards.counted(submission.channel, decision.outcome.value)
+    after_commit(session, partial(safeguards.counted, submission.channel, decision.outcome.value))
     return IntakeResult(request=request)

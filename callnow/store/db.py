@@ -7,7 +7,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import copy_context
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -176,8 +178,9 @@ def after_commit(session: Session, action: Callable[[], None]) -> None:
     ends any other way (rolled back, or the session closed). For what must say no more than is
     stored (a log line that a request came in), and need not run while the transaction holds
     SQLite's write turn. A savepoint rolled back keeps what was queued inside it. Sessions of
-    `make_session_factory` only."""
-    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+    `make_session_factory` only. It runs in the context it was queued in (its log fields), also
+    when the commit runs elsewhere."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(partial(copy_context().run, action))
 
 
 def _run_after_commit(session: Session) -> None:

@@ -83,6 +83,7 @@ def build_app(
                 async with engine_lifespan(state):
                     yield
         finally:
+            await state.public_work.drain()
             await state.status_board.close()
 
     app = FastAPI(

@@ -20,6 +20,7 @@ from callnow.config import Settings
 from callnow.i18n import install_in_jinja
 from callnow.services.intake import Safeguards
 from callnow.store.held_pages import HeldPages
+from callnow.web.shared_commits import SharedCommits
 from callnow.web.status_board import StatusBoard
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -59,11 +60,14 @@ class AppState:
     status_board: StatusBoard = field(init=False)
     # Threads that only end sessions (commit or roll back); see `_unit_of_work`.
     _enders: CapacityLimiter | None = field(default=None, init=False)
-    # Threads the public pages' work runs on; see `in_one_transaction`.
-    _public_threads: CapacityLimiter | None = field(default=None, init=False)
+    # Runs the public pages' work, in transactions shared by requests that arrive together.
+    public_work: SharedCommits = field(init=False)
 
     def __post_init__(self) -> None:
         self.status_board = StatusBoard(self.sessions)
+        self.public_work = SharedCommits(
+            self.sessions, self.settings.public_threads, self.settings.public_batch
+        )
 
     def read_only(self) -> Session:
         """A session for long-lived readers (status streams): never committed, so use it only
@@ -75,12 +79,6 @@ class AppState:
         if self._enders is None:  # made on first use: a limiter belongs to the running loop
             self._enders = CapacityLimiter(SESSION_ENDERS)
         return self._enders
-
-    @property
-    def public_threads(self) -> CapacityLimiter:
-        if self._public_threads is None:  # made on first use, as `enders`
-            self._public_threads = CapacityLimiter(self.settings.public_threads)
-        return self._public_threads
 
 
 def app_state(request: Request) -> AppState:
@@ -120,26 +118,19 @@ UnitOfWork = Annotated[Session, Depends(_unit_of_work, scope="function")]
 
 
 async def in_one_transaction(request: Request, work: Callable[[Session], T]) -> T:
-    """Run `work` and its commit in one call on a worker thread, and return what it built.
+    """Run `work` and its commit on a worker thread, and return what it built.
 
     The same guarantee as `UnitOfWork` (committed before the answer leaves, rolled back on
     error) with one thread hand-off instead of two (route, then commit). The public page's
     routes, which a flood hits hardest, use it; `work` builds the whole response, because the
-    session is closed when it returns.
+    session is closed when it returns, and may share its transaction with other requests' work
+    (`shared_commits`): it must not commit, and what it raises rolls back only its own writes.
 
     It runs on threads of its own, few of them (`web.public_threads`): a post spends most of
     its time holding the database's write turn, so more threads only queue for that turn
     while they take the interpreter from the one that holds it, which then holds it longer.
     A flood also keeps to those threads, away from the portal's and health's."""
-    state = app_state(request)
-
-    def run() -> T:
-        with state.sessions() as session, session.begin():
-            return work(session)
-
-    return await anyio.to_thread.run_sync(
-        run, abandon_on_cancel=False, limiter=state.public_threads
-    )
+    return await app_state(request).public_work.run(work)
 
 
 def _end(session: Session, how: Callable[[], None]) -> None:
