@@ -42,8 +42,8 @@ class _Request(Generic[T]):
     result: Any = _NOT_RUN
     error: BaseException | None = None
 
-    def run(self, session: Session) -> None:
-        self.result = self.context.run(self.work, session)
+    def run(self, session: Session) -> Any:
+        return self.context.run(self.work, session)
 
     def settle(self) -> None:
         if self.answer.done():  # its client went away: what it did stays committed
@@ -111,11 +111,14 @@ class SharedCommits:
         return batch
 
     def _commit(self, batch: list[_Request[Any]]) -> None:
+        # A result is kept only once its transaction committed: a request is never answered
+        # with what a rolled-back transaction built.
         if len(batch) > 1:
             try:
                 with self.sessions() as session, session.begin():
-                    for request in batch:
-                        request.run(session)
+                    results = [request.run(session) for request in batch]
+                for request, result in zip(batch, results, strict=True):
+                    request.result = result
                 return
             except Exception as error:
                 log.info(
@@ -125,9 +128,9 @@ class SharedCommits:
                     then="each alone",
                 )
         for request in batch:
-            request.result = _NOT_RUN
             try:
                 with self.sessions() as session, session.begin():
-                    request.run(session)
+                    result = request.run(session)
+                request.result = result
             except Exception as error:
                 request.error = error
