@@ -153,17 +153,13 @@ def share(objects: Iterable[object]) -> None:
         obj.__dict__[_SHARED] = True
 
 
-def _refused(target: object) -> SharedObjectError:
-    return SharedObjectError(
-        f"this {type(target).__name__} is shared between threads and read-only: "
-        "use Session.merge for a copy of its own"
-    )
-
-
 def _refuse_change(target: object, *_: object) -> None:
     """Listens to an attribute's set, append and remove."""
     if _SHARED in target.__dict__:
-        raise _refused(target)
+        raise SharedObjectError(
+            f"this {type(target).__name__} is shared between threads and read-only: "
+            "use Session.merge for a copy of its own"
+        )
 
 
 def _refuse_shared(session: Session, instance: object) -> None:

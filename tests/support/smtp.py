@@ -105,14 +105,16 @@ def smtp_server(tmp_path: Path) -> Iterator[SmtpServer]:
     server.stop()
 
 
+def _part(message: EmailMessage, subtype: str) -> str:
+    part = message.get_body((subtype,))
+    assert part is not None, f"the mail has no {subtype} part"
+    return str(part.get_content())  # type: ignore[attr-defined]
+
+
 def text_of(message: EmailMessage) -> str:
     """A mail's plain-text part (owner mails have an HTML part beside it)."""
-    part = message.get_body(("plain",))
-    assert part is not None, "the mail has no plain-text part"
-    return str(part.get_content())  # type: ignore[attr-defined]
+    return _part(message, "plain")
 
 
 def html_of(message: EmailMessage) -> str:
-    part = message.get_body(("html",))
-    assert part is not None, "the mail has no HTML part"
-    return str(part.get_content())  # type: ignore[attr-defined]
+    return _part(message, "html")
