@@ -255,6 +255,12 @@ def change_page(
     if errors:
         raise InvalidChanges(errors, taken=taken)
 
+    if display_name is not None:
+        # The extension's row before the page's: an edit of the extension alone locks them in
+        # that order (its trigger renews the page's revision), and on PostgreSQL two edits
+        # locking them in opposite orders deadlock, failing one (decision 0015).
+        profile.extension.display_name = display_name
+        session.flush()
     if new_id is not None:
         # The old ID keeps redirecting here and is held from other pages (printed links).
         retired_ids.rename(session, profile, new_id, now)
@@ -262,8 +268,6 @@ def change_page(
         setattr(profile, name, on)
     if welcome is not None:
         profile.welcome_message = welcome
-    if display_name is not None:
-        profile.extension.display_name = display_name
     if timezone is not None:
         profile.timezone = timezone or None
     if windows is not None:

@@ -1,8 +1,12 @@
 """The services behind the public page and the owner's settings, called as the routes call them."""
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import event, update
 
 from callnow.config import AbuseSettings
 from callnow.domain.destination_policy import PrefixList
@@ -14,7 +18,7 @@ from callnow.services.intake import Safeguards, Submission
 from callnow.services.throttle import Throttle
 from callnow.store import accounts, profiles
 from callnow.store.db import after_commit
-from callnow.store.models import CallRequest
+from callnow.store.models import CallRequest, Extension
 
 # A Monday, 10:00 in Sydney.
 NOW = datetime(2026, 11, 22, 23, 0, tzinfo=UTC)
@@ -179,3 +183,63 @@ def test_an_action_after_a_commit_that_fails_does_not_fail_the_commit(world, cap
     assert "an action after a commit failed" in caplog.text
     with world.sessions() as session:
         assert session.get(CallRequest, outcome.request.id) is not None
+
+
+def test_a_page_edit_and_an_edit_of_its_extension_at_once_both_land(world):
+    """An edit of the extension locks its row, then (through the revision trigger) the page's.
+    A page edit that also changes the shown name (the extension's) must lock them in that
+    order too, whatever else it changes first (a new CallNow ID writes the page's row at once):
+    locked the other way round, PostgreSQL ends the pair as a deadlock and fails one edit."""
+    engine = world.sessions.kw["bind"]
+    page_editor: list[threading.Thread] = []
+    paused = threading.Event()
+
+    def pause_after_the_page_row(_conn, _cursor, statement, *_args):
+        first = not paused.is_set() and statement.startswith("UPDATE profiles")
+        if first and threading.current_thread() in page_editor:
+            paused.set()
+            time.sleep(0.5)  # the extension's edit starts now and waits for a row
+
+    def edit_page():
+        with world.sessions() as session, session.begin():
+            profile = profiles.by_callnow_id(session, "alice")
+            changes = page_settings.PageChanges(
+                switches={"show_name": False},
+                display_name="Alice at the front desk",
+                callnow_id="alice_front",
+                windows=[page_settings.WindowFields(0, "09:00", "17:00")],
+                welcome_message="Hello",
+            )
+            page_settings.change_page(
+                session, profile, changes, actor=owner_of(session), via="test", details={}
+            )
+
+    def edit_extension():
+        assert paused.wait(10)
+        with world.sessions() as session, session.begin():
+            extension = profiles.by_callnow_id(session, "alice").extension
+            session.execute(
+                update(Extension)
+                .where(Extension.id == extension.id)
+                .values(external_number="+61290375999")
+            )
+
+    event.listen(engine, "after_cursor_execute", pause_after_the_page_row)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            editing = pool.submit(
+                lambda: (page_editor.append(threading.current_thread()), edit_page())
+            )
+            extending = pool.submit(edit_extension)
+            editing.result(timeout=30)
+            extending.result(timeout=30)
+    finally:
+        event.remove(engine, "after_cursor_execute", pause_after_the_page_row)
+    assert paused.is_set()
+    with world.sessions() as session:
+        profile = profiles.by_callnow_id(session, "alice_front")
+        assert (profile.show_name, profile.extension.display_name) == (
+            False,
+            "Alice at the front desk",
+        )
+        assert profile.extension.external_number == "+61290375999"
