@@ -180,18 +180,18 @@ def submit(
         wakeup.queued(session)
     # Every later line of this web request names the callback request, as the engine's do.
     structlog.contextvars.bind_contextvars(request_ref=request_ref(request.id))
-    # Said once it is stored, and written outside the database's write turn.
-    after_commit(
-        session,
-        partial(
-            log.info,
+
+    def taken_in() -> None:
+        """Said and counted once it is stored, outside the database's write turn, in this
+        request's log context (`after_commit` keeps it) whichever thread commits."""
+        log.info(
             "request_received",
-            request_ref=request_ref(request.id),  # the commit may run in another context
             channel=submission.channel,
             decision=decision.outcome.value,
             reason=str(decision.reason),
             scheduled_for=scheduled_for.isoformat() if scheduled_for else None,
-        ),
-    )
-    after_commit(session, partial(safeguards.counted, submission.channel, decision.outcome.value))
+        )
+        safeguards.counted(submission.channel, decision.outcome.value)
+
+    after_commit(session, taken_in)
     return IntakeResult(request=request)
